@@ -1,0 +1,14 @@
+"""pagetab: simulate Linux page tables and how mremap(2) moves them.
+
+See README.md for the two commands that install and run it, and
+shared/DESIGN.md in the project for the layers and the public contract.
+"""
+
+from .arch import Arch, Level, arch, archs
+from .constants import *  # noqa: F403  (Linux's constants, by their Linux names)
+from .constants import ZERO_FRAME
+from .space import AddressSpace, InvariantError
+
+__version__ = "0.1.0"
+
+__all__ = ["ZERO_FRAME", "AddressSpace", "Arch", "InvariantError", "Level", "arch", "archs"]

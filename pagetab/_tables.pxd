@@ -1,0 +1,83 @@
+# cython: language_level=3
+"""The packed page-table store, shared by the move engine (_move.pyx).
+
+Entry layout (one uint64 per entry, every level; documented once here and in
+docs of pagetab._tables):
+
+    bit 0   E_PRESENT   pte_present()/pmd_present(): something is mapped
+    bit 1   E_WRITE     hardware write permission
+    bit 2   E_READ      accessible (cleared for PROT_NONE, as _PAGE_PROTNONE)
+    bit 3   E_DIRTY     written since mapped
+    bit 4   E_SOFTDIRTY set when mremap moves the entry (move_soft_dirty_pte)
+    bit 5   E_LEAF      above the PTE level: a huge leaf, not a table pointer
+    bit 6   E_ZERO      maps the (huge) zero page; frame field is 0
+    bits 12-63          frame id of a leaf, or the row of the child table
+
+A table pointer is E_PRESENT | row << 12 (and never E_LEAF). Zero is none.
+"""
+
+from libc.stdint cimport int64_t, uint64_t
+
+cdef enum:
+    E_PRESENT = 1
+    E_WRITE = 2
+    E_READ = 4
+    E_DIRTY = 8
+    E_SOFTDIRTY = 16
+    E_LEAF = 32
+    E_ZERO = 64
+    E_FLAGS = 0xfff
+    ADDR_SHIFT = 12
+    MAX_LEVELS = 5
+
+cdef enum:
+    MODE_READ = 0      # private read fault: the zero page (huge zero page for THP)
+    MODE_WRITE = 1     # private write fault: a fresh frame per page (COW of zero)
+    MODE_SHARED = 2    # shared anonymous memory: frames come from the shmem object
+
+
+cdef struct Pool:
+    # Rows of one level. Rows live in fixed-size calloc'd chunks, so growing
+    # never copies or moves an existing row; freed rows go on a stack.
+    int nent                 # entries per table (row width)
+    int chunk_shift          # rows per chunk = 1 << chunk_shift
+    uint64_t **chunks
+    int64_t nchunks
+    int64_t chunks_cap
+    int64_t hw               # rows ever handed out (high water)
+    int64_t live             # rows in use
+    int64_t peak             # highest live
+    int64_t *freelist
+    int64_t nfree
+    int64_t free_cap
+
+
+cdef class PageTables:
+    cdef int nlev
+    cdef int shift[MAX_LEVELS]
+    cdef Pool pools[MAX_LEVELS]
+    cdef uint64_t next_frame
+    cdef int64_t limit_bytes          # 0: unlimited (page_table_limit)
+    cdef int64_t tables_allocated     # counters since creation
+    cdef int64_t tables_freed
+
+    cdef inline uint64_t* row_ptr(self, int lev, int64_t row) noexcept nogil
+    cdef int64_t alloc_row(self, int lev) noexcept nogil
+    cdef void free_row(self, int lev, int64_t row) noexcept nogil
+    cdef int64_t bytes_below_root(self) noexcept nogil
+    cdef inline int index(self, int lev, uint64_t addr) noexcept nogil
+    cdef uint64_t* walk(self, uint64_t addr, int target, bint alloc, int *reached) noexcept nogil
+    cdef int64_t split_leaf(self, int lev, uint64_t *slot) noexcept nogil
+    cdef uint64_t _populate(self, uint64_t start, uint64_t end, int mode, bint prot_read,
+                           bint prot_write, uint64_t thp_lo, uint64_t thp_hi,
+                           int64_t *shm, uint64_t shm_first, int64_t *installed) noexcept nogil
+    cdef int64_t _zap(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
+                      int64_t *pages) noexcept nogil
+    cdef bint _row_empty(self, int lev, int64_t row) noexcept nogil
+    cdef void _free_range(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
+                          uint64_t floor, uint64_t ceiling) noexcept nogil
+    cdef int64_t _change_prot(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
+                              bint readable, bint writable, bint shared) noexcept nogil
+    cdef void _frames(self, uint64_t start, uint64_t end, int64_t *out) noexcept nogil
+    cdef int64_t _count(self, int lev, int64_t row, uint64_t base, uint64_t s,
+                        uint64_t e) noexcept nogil

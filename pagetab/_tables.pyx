@@ -1,0 +1,732 @@
+# cython: language_level=3
+"""The packed page-table store (DESIGN.md layer 3).
+
+Every level of the tree has a :c:type:`Pool` of table pages ("rows") of
+``nent`` uint64 entries each. The entry layout is documented once, in
+``_tables.pxd``. All per-entry work runs in ``nogil`` C loops; Python only
+passes ranges in and gets counts or numpy arrays back.
+"""
+
+cimport numpy as cnp
+from cpython.ref cimport Py_INCREF
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport calloc, free, realloc
+from libc.string cimport memset
+
+import numpy as np
+
+cnp.import_array()
+
+# Exported so Python code and tests name bits the same way the C code does.
+PRESENT = E_PRESENT
+WRITE = E_WRITE
+READ = E_READ
+DIRTY = E_DIRTY
+SOFTDIRTY = E_SOFTDIRTY
+LEAF = E_LEAF
+ZERO = E_ZERO
+FRAME_SHIFT = ADDR_SHIFT
+
+# populate() modes
+POP_READ = MODE_READ
+POP_WRITE = MODE_WRITE
+POP_SHARED = MODE_SHARED
+
+cdef uint64_t FRAME_MASK = ~(<uint64_t>E_FLAGS)
+
+# Target bytes per chunk of rows: large enough that a 256 GiB region needs
+# only a few hundred chunks, small enough to waste little on tiny spaces.
+cdef int64_t CHUNK_BYTES = 4 << 20
+
+
+cdef inline uint64_t efr(uint64_t e) noexcept nogil:
+    """The frame id (leaf) or child row (table pointer) of an entry."""
+    return e >> ADDR_SHIFT
+
+
+cdef class PageTables:
+    """Page tables of one mm: a tree of ``len(shifts)`` levels.
+
+    ``shifts[l]`` is the address shift of level ``l`` (pgd first) and
+    ``nents[l]`` its entries per table. Row 0 of level 0 is the pgd.
+    """
+
+    def __cinit__(self, shifts, nents, int64_t limit_bytes=0):
+        cdef int l, rows_shift
+        cdef int64_t row_bytes
+        if len(shifts) != len(nents) or not 2 <= len(shifts) <= MAX_LEVELS:
+            raise ValueError("shifts and nents: 2 to 5 levels, same length")
+        self.nlev = len(shifts)
+        memset(self.pools, 0, sizeof(self.pools))
+        for l in range(self.nlev):
+            self.shift[l] = shifts[l]
+            self.pools[l].nent = nents[l]
+            row_bytes = <int64_t>nents[l] * 8
+            rows_shift = 0
+            while (row_bytes << (rows_shift + 1)) <= CHUNK_BYTES:
+                rows_shift += 1
+            self.pools[l].chunk_shift = rows_shift
+        self.next_frame = 1          # frame 0 is ZERO_FRAME
+        self.limit_bytes = 0
+        if self.alloc_row(0) != 0:
+            raise MemoryError("cannot allocate the pgd")
+        self.limit_bytes = limit_bytes
+        self.tables_allocated = 0
+
+    def __dealloc__(self):
+        cdef int l
+        cdef int64_t c
+        for l in range(self.nlev):
+            for c in range(self.pools[l].nchunks):
+                free(self.pools[l].chunks[c])
+            free(self.pools[l].chunks)
+            free(self.pools[l].freelist)
+
+    # ------------------------------------------------------------------
+    # rows
+
+    cdef inline uint64_t* row_ptr(self, int lev, int64_t row) noexcept nogil:
+        cdef Pool *p = &self.pools[lev]
+        return p.chunks[row >> p.chunk_shift] + (row & ((1 << p.chunk_shift) - 1)) * p.nent
+
+    cdef int64_t bytes_below_root(self) noexcept nogil:
+        cdef int64_t b = 0
+        cdef int l
+        for l in range(1, self.nlev):
+            b += self.pools[l].live * self.pools[l].nent * 8
+        return b
+
+    cdef int64_t alloc_row(self, int lev) noexcept nogil:
+        """A zeroed row of level ``lev``, or -1 (out of memory or over limit)."""
+        cdef Pool *p = &self.pools[lev]
+        cdef int64_t row, ncap
+        cdef uint64_t **nchunks
+        cdef uint64_t *chunk
+        if self.limit_bytes and self.bytes_below_root() + p.nent * 8 > self.limit_bytes:
+            return -1
+        if p.nfree:
+            p.nfree -= 1
+            row = p.freelist[p.nfree]
+        else:
+            row = p.hw
+            if (row >> p.chunk_shift) >= p.nchunks:
+                if p.nchunks == p.chunks_cap:
+                    ncap = p.chunks_cap * 2 if p.chunks_cap else 16
+                    nchunks = <uint64_t**>realloc(p.chunks, ncap * sizeof(uint64_t*))
+                    if nchunks == NULL:
+                        return -1
+                    p.chunks = nchunks
+                    p.chunks_cap = ncap
+                chunk = <uint64_t*>calloc((<int64_t>1 << p.chunk_shift) * p.nent, 8)
+                if chunk == NULL:
+                    return -1
+                p.chunks[p.nchunks] = chunk
+                p.nchunks += 1
+            p.hw += 1
+        p.live += 1
+        if p.live > p.peak:
+            p.peak = p.live
+        self.tables_allocated += 1
+        return row
+
+    cdef void free_row(self, int lev, int64_t row) noexcept nogil:
+        cdef Pool *p = &self.pools[lev]
+        cdef int64_t ncap
+        cdef int64_t *nf
+        memset(self.row_ptr(lev, row), 0, p.nent * 8)
+        if p.nfree == p.free_cap:
+            ncap = p.free_cap * 2 if p.free_cap else 64
+            nf = <int64_t*>realloc(p.freelist, ncap * sizeof(int64_t))
+            if nf == NULL:
+                # Cannot record it: leave the row allocated (leaks a row,
+                # never corrupts). Only under real malloc failure.
+                return
+            p.freelist = nf
+            p.free_cap = ncap
+        p.freelist[p.nfree] = row
+        p.nfree += 1
+        p.live -= 1
+        self.tables_freed += 1
+
+    cdef inline int index(self, int lev, uint64_t addr) noexcept nogil:
+        return <int>((addr >> self.shift[lev]) & <uint64_t>(self.pools[lev].nent - 1))
+
+    cdef uint64_t* walk(self, uint64_t addr, int target, bint alloc, int *reached) noexcept nogil:
+        """The slot of level ``target`` for ``addr``.
+
+        Stops early, with ``reached`` set to the level it stopped at, at a
+        none entry (when not allocating) or a huge leaf; returns that slot.
+        Returns NULL if allocation fails.
+        """
+        cdef int l = 0
+        cdef int64_t row = 0, child
+        cdef uint64_t *slot
+        while True:
+            slot = self.row_ptr(l, row) + self.index(l, addr)
+            if l == target:
+                reached[0] = l
+                return slot
+            if slot[0] == 0:
+                if not alloc:
+                    reached[0] = l
+                    return slot
+                child = self.alloc_row(l + 1)
+                if child < 0:
+                    return NULL
+                slot[0] = E_PRESENT | (<uint64_t>child << ADDR_SHIFT)
+            elif slot[0] & E_LEAF:
+                reached[0] = l
+                return slot
+            row = <int64_t>efr(slot[0])
+            l += 1
+
+    cdef int64_t split_leaf(self, int lev, uint64_t *slot) noexcept nogil:
+        """__split_huge_pmd: replace a huge leaf by a table of smaller leaves.
+
+        The new table maps the same frames (head + i) with the same flags; a
+        huge zero page becomes zero-page entries. Returns the new row or -1.
+        """
+        cdef uint64_t e = slot[0]
+        cdef int64_t row = self.alloc_row(lev + 1)
+        cdef uint64_t *t
+        cdef uint64_t flags, base, step
+        cdef int i, n
+        if row < 0:
+            return -1
+        t = self.row_ptr(lev + 1, row)
+        n = self.pools[lev + 1].nent
+        flags = e & E_FLAGS
+        base = efr(e)
+        step = 0 if (e & E_ZERO) else (<uint64_t>1 << (self.shift[lev + 1] - self.shift[self.nlev - 1]))
+        if lev + 1 == self.nlev - 1:
+            flags &= ~(<uint64_t>E_LEAF)
+        for i in range(n):
+            t[i] = flags | ((base + i * step) << ADDR_SHIFT)
+        slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
+        return row
+
+    # ------------------------------------------------------------------
+    # populate (the fault path of MADV_POPULATE_*, MAP_POPULATE, access)
+
+    cdef uint64_t _populate(self, uint64_t start, uint64_t end, int mode, bint prot_read,
+                           bint prot_write, uint64_t thp_lo, uint64_t thp_hi,
+                           int64_t *shm, uint64_t shm_first, int64_t *installed) noexcept nogil:
+        """Fault in every page of [start, end); returns the address reached.
+
+        The returned address is ``end`` on success and the first page that
+        could not be populated (out of table memory) otherwise; pages before
+        it stay populated, as with Linux's MADV_POPULATE_*.
+        """
+        cdef int pmd = self.nlev - 2, pte = self.nlev - 1
+        cdef uint64_t pmd_size = <uint64_t>1 << self.shift[pmd]
+        cdef int pshift = self.shift[pte]
+        cdef uint64_t npages_huge = pmd_size >> pshift
+        cdef uint64_t addr = start, next_, haddr, e, f, pgoff, nf, wflags
+        cdef uint64_t *slot
+        cdef uint64_t *t
+        cdef int reached, i, i0, i1
+        cdef int64_t row
+        cdef bint write = mode != MODE_READ
+        cdef uint64_t base_flags = E_PRESENT
+        if prot_read or prot_write:
+            base_flags |= E_READ
+        while addr < end:
+            haddr = addr & ~(pmd_size - 1)
+            next_ = haddr + pmd_size
+            if next_ > end or next_ == 0:
+                next_ = end
+            slot = self.walk(addr, pmd, True, &reached)
+            if slot == NULL:
+                return addr
+            if reached < pmd:
+                # a huge PUD leaf maps it already (never created by faults)
+                addr = next_
+                continue
+            e = slot[0]
+            if e & E_LEAF:
+                if write and (e & E_ZERO) and mode == MODE_WRITE:
+                    # do_huge_zero_wp_pmd: a write to the huge zero page
+                    # gets a fresh THP
+                    slot[0] = (base_flags | E_LEAF | E_DIRTY | (E_WRITE if prot_write else 0)
+                               | (self.next_frame << ADDR_SHIFT))
+                    self.next_frame += npages_huge
+                    installed[0] += npages_huge
+                elif write:
+                    slot[0] = e | E_DIRTY
+                addr = next_
+                continue
+            if e == 0 and mode != MODE_SHARED and haddr >= thp_lo and haddr + pmd_size <= thp_hi \
+                    and thp_hi > thp_lo:
+                # do_huge_pmd_anonymous_page
+                if write:
+                    slot[0] = (base_flags | E_LEAF | E_DIRTY | (E_WRITE if prot_write else 0)
+                               | (self.next_frame << ADDR_SHIFT))
+                    self.next_frame += npages_huge
+                else:
+                    slot[0] = base_flags | E_LEAF | E_ZERO
+                installed[0] += npages_huge
+                addr = next_
+                continue
+            if e == 0:
+                row = self.alloc_row(pte)
+                if row < 0:
+                    return addr
+                slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
+            else:
+                row = <int64_t>efr(e)
+            t = self.row_ptr(pte, row)
+            i0 = self.index(pte, addr)
+            i1 = i0 + <int>((next_ - addr) >> pshift)
+            if mode == MODE_READ:
+                nf = 0
+                for i in range(i0, i1):
+                    if t[i] == 0:
+                        t[i] = base_flags | E_ZERO
+                        nf += 1
+                installed[0] += <int64_t>nf
+            elif mode == MODE_WRITE:
+                # locals, not self->next_frame: stores through t may alias it
+                nf = self.next_frame
+                wflags = base_flags | E_DIRTY | (E_WRITE if prot_write else 0)
+                for i in range(i0, i1):
+                    e = t[i]
+                    if e == 0 or (e & E_ZERO):
+                        t[i] = wflags | (nf << ADDR_SHIFT)
+                        nf += 1
+                    else:
+                        t[i] = e | E_DIRTY
+                installed[0] += <int64_t>(nf - self.next_frame)
+                self.next_frame = nf
+            else:
+                pgoff = shm_first + ((addr - start) >> pshift)
+                for i in range(i0, i1):
+                    e = t[i]
+                    if e == 0:
+                        f = <uint64_t>shm[pgoff]
+                        if shm[pgoff] < 0:
+                            f = self.next_frame
+                            self.next_frame += 1
+                            shm[pgoff] = <int64_t>f
+                        t[i] = base_flags | (f << ADDR_SHIFT)
+                        installed[0] += 1
+                        e = t[i]
+                    if write:
+                        t[i] = e | E_DIRTY | (E_WRITE if prot_write else 0)
+                    pgoff += 1
+            addr = next_
+        return end
+
+    def populate(self, uint64_t start, uint64_t end, int mode, bint prot_read, bint prot_write,
+                 uint64_t thp_lo=0, uint64_t thp_hi=0, shm=None, uint64_t shm_first=0):
+        """Fault in [start, end). Returns (address reached, pages installed).
+
+        ``shm`` (an int64 array of frame ids per page, -1 where none yet) is
+        required for POP_SHARED; ``shm_first`` is the index of ``start`` in it.
+        Huge leaves are installed for PMD-aligned ranges inside
+        [thp_lo, thp_hi) whose PMD entry is empty.
+        """
+        cdef int64_t[::1] shm_view
+        cdef int64_t *shm_ptr = NULL
+        cdef int64_t installed = 0
+        cdef uint64_t reached
+        if mode == MODE_SHARED:
+            shm_view = shm
+            npages = (end - start) >> self.shift[self.nlev - 1]
+            if shm_first + npages > <uint64_t>shm_view.shape[0]:
+                raise ValueError("shm array too short for the range")
+            shm_ptr = &shm_view[0]
+        elif mode != MODE_READ and mode != MODE_WRITE:
+            raise ValueError(f"mode must be POP_READ, POP_WRITE or POP_SHARED, not {mode}")
+        with nogil:
+            reached = self._populate(start, end, mode, prot_read, prot_write, thp_lo, thp_hi,
+                                     shm_ptr, shm_first, &installed)
+        return reached, installed
+
+    # ------------------------------------------------------------------
+    # zap (unmap_page_range) and free_pgtables
+
+    cdef int64_t _zap(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
+                      int64_t *pages) noexcept nogil:
+        """Clear leaves in [s, e) below ``row``; splits partial huge leaves.
+
+        Returns 0, or -1 if a split could not allocate its table.
+        """
+        cdef uint64_t *t = self.row_ptr(lev, row)
+        cdef uint64_t size = <uint64_t>1 << self.shift[lev]
+        cdef uint64_t lo, hi, ent
+        cdef int i, i0, i1
+        cdef int pte = self.nlev - 1
+        i0 = self.index(lev, s)
+        i1 = self.index(lev, e - 1) + 1
+        for i in range(i0, i1):
+            ent = t[i]
+            if ent == 0:
+                continue
+            if lev == pte:
+                t[i] = 0
+                pages[0] += 1
+                continue
+            lo = base + i * size
+            hi = lo + size
+            if ent & E_LEAF:
+                if s <= lo and (hi <= e or hi == 0):
+                    t[i] = 0
+                    pages[0] += size >> self.shift[pte]
+                    continue
+                if self.split_leaf(lev, &t[i]) < 0:
+                    return -1
+                ent = t[i]
+            if self._zap(lev + 1, <int64_t>efr(ent), lo, s if s > lo else lo,
+                         e if (e < hi or hi == 0) else hi, pages) < 0:
+                return -1
+        return 0
+
+    def zap(self, uint64_t start, uint64_t end):
+        """unmap_page_range: clear every leaf in [start, end). Returns pages cleared."""
+        cdef int64_t pages = 0
+        cdef int64_t rc
+        if end <= start:
+            return 0
+        with nogil:
+            rc = self._zap(0, 0, 0, start, end, &pages)
+        if rc < 0:
+            raise MemoryError("page-table limit reached while splitting a huge page")
+        return pages
+
+    cdef bint _row_empty(self, int lev, int64_t row) noexcept nogil:
+        cdef uint64_t *t = self.row_ptr(lev, row)
+        cdef int i
+        for i in range(self.pools[lev].nent):
+            if t[i]:
+                return False
+        return True
+
+    cdef void _free_range(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
+                          uint64_t floor, uint64_t ceiling) noexcept nogil:
+        cdef uint64_t *t = self.row_ptr(lev, row)
+        cdef uint64_t size = <uint64_t>1 << self.shift[lev]
+        cdef uint64_t lo, hi, ent
+        cdef int i, i0, i1
+        cdef int64_t child
+        i0 = self.index(lev, s)
+        i1 = self.index(lev, e - 1) + 1
+        for i in range(i0, i1):
+            ent = t[i]
+            if ent == 0 or (ent & E_LEAF):
+                continue
+            lo = base + i * size
+            hi = lo + size
+            child = <int64_t>efr(ent)
+            if lev + 1 < self.nlev - 1:
+                self._free_range(lev + 1, child, lo, s if s > lo else lo,
+                                 e if (e < hi or hi == 0) else hi, floor, ceiling)
+            # free_pgd_range frees a table when no VMA may use any of its
+            # span: the span lies within [floor, ceiling); ceiling 0 = top
+            if lo >= floor and (ceiling == 0 or (hi != 0 and hi <= ceiling)):
+                if self._row_empty(lev + 1, child):
+                    self.free_row(lev + 1, child)
+                    t[i] = 0
+
+    def free_pgtables(self, uint64_t start, uint64_t end, uint64_t floor, uint64_t ceiling):
+        """free_pgtables: free the tables reachable from [start, end) whose whole
+        span lies in [floor, ceiling) (ceiling 0 means the top of the space)."""
+        if end <= start:
+            return
+        with nogil:
+            self._free_range(0, 0, 0, start, end, floor, ceiling)
+
+    # ------------------------------------------------------------------
+    # protection (change_protection)
+
+    cdef int64_t _change_prot(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
+                              bint readable, bint writable, bint shared) noexcept nogil:
+        cdef uint64_t *t = self.row_ptr(lev, row)
+        cdef uint64_t size = <uint64_t>1 << self.shift[lev]
+        cdef uint64_t lo, hi, ent
+        cdef int i, i0, i1
+        i0 = self.index(lev, s)
+        i1 = self.index(lev, e - 1) + 1
+        for i in range(i0, i1):
+            ent = t[i]
+            if ent == 0:
+                continue
+            lo = base + i * size
+            hi = lo + size
+            if lev != self.nlev - 1 and (ent & E_LEAF) and not (s <= lo and (hi <= e or hi == 0)):
+                if self.split_leaf(lev, &t[i]) < 0:
+                    return -1
+                ent = t[i]
+            if lev == self.nlev - 1 or (ent & E_LEAF):
+                ent &= ~(<uint64_t>(E_READ | E_WRITE))
+                if readable or writable:
+                    ent |= E_READ
+                # the zero page is never writable; shared pages become
+                # writable at once only when already dirty (wp fault later)
+                if writable and not (ent & E_ZERO) and (not shared or (ent & E_DIRTY)):
+                    ent |= E_WRITE
+                t[i] = ent
+                continue
+            if self._change_prot(lev + 1, <int64_t>efr(ent), lo, s if s > lo else lo,
+                                 e if (e < hi or hi == 0) else hi, readable, writable,
+                                 shared) < 0:
+                return -1
+        return 0
+
+    def change_prot(self, uint64_t start, uint64_t end, bint readable, bint writable,
+                    bint shared):
+        """change_protection over [start, end): set the access bits of present
+        leaves for the new protection (huge leaves partly covered are split)."""
+        cdef int64_t rc
+        if end <= start:
+            return
+        with nogil:
+            rc = self._change_prot(0, 0, 0, start, end, readable, writable, shared)
+        if rc < 0:
+            raise MemoryError("page-table limit reached while splitting a huge page")
+
+    def split_at(self, uint64_t addr):
+        """Split any huge leaf that straddles ``addr`` (vma_adjust_trans_huge).
+
+        Returns False if a split could not allocate its table.
+        """
+        cdef int l, reached
+        cdef uint64_t *slot
+        cdef uint64_t size
+        for l in range(self.nlev - 1):
+            slot = self.walk(addr, self.nlev - 1, False, &reached)
+            if reached == self.nlev - 1 or slot[0] == 0 or not (slot[0] & E_LEAF):
+                return True
+            size = <uint64_t>1 << self.shift[reached]
+            if addr & (size - 1) == 0:
+                return True
+            if self.split_leaf(reached, slot) < 0:
+                return False
+        return True
+
+    # ------------------------------------------------------------------
+    # inspection
+
+    cdef void _frames(self, uint64_t start, uint64_t end, int64_t *out) noexcept nogil:
+        cdef int pte = self.nlev - 1
+        cdef int pshift = self.shift[pte]
+        cdef uint64_t addr = start, size, next_, e, f
+        cdef uint64_t *slot
+        cdef int reached
+        cdef int64_t k = 0, n, j
+        while addr < end:
+            slot = self.walk(addr, pte, False, &reached)
+            size = <uint64_t>1 << self.shift[reached]
+            next_ = (addr & ~(size - 1)) + size
+            if next_ > end or next_ == 0:
+                next_ = end
+            n = <int64_t>((next_ - addr) >> pshift)
+            e = slot[0]
+            if reached < pte and not (e & E_LEAF):
+                # hole above the PTE level
+                for j in range(n):
+                    out[k] = -1
+                    k += 1
+            elif reached < pte:
+                f = 0 if (e & E_ZERO) else efr(e) + ((addr & (size - 1)) >> pshift)
+                for j in range(n):
+                    out[k] = <int64_t>f
+                    k += 1
+                    if not (e & E_ZERO):
+                        f += 1
+            else:
+                # a whole PTE-table stretch: read the row directly
+                while addr < next_:
+                    e = slot[0]
+                    out[k] = -1 if e == 0 else <int64_t>efr(e)
+                    k += 1
+                    slot += 1
+                    addr += <uint64_t>1 << pshift
+            addr = next_
+
+    def frames(self, uint64_t start, uint64_t end):
+        """Frame id per base page of [start, end): -1 none, 0 zero page."""
+        n = (end - start) >> self.shift[self.nlev - 1] if end > start else 0
+        out = np.empty(n, dtype=np.int64)
+        cdef int64_t[::1] v = out
+        if n:
+            with nogil:
+                self._frames(start, end, &v[0])
+        return out
+
+    def entry(self, uint64_t addr):
+        """(level, raw entry) of the deepest entry mapping ``addr``."""
+        cdef int reached
+        cdef uint64_t *slot = self.walk(addr, self.nlev - 1, False, &reached)
+        return reached, slot[0]
+
+    def translate(self, uint64_t addr):
+        """Frame id of the base page holding ``addr``: -1 none, 0 zero page."""
+        cdef int reached
+        cdef uint64_t *slot = self.walk(addr, self.nlev - 1, False, &reached)
+        cdef uint64_t e = slot[0]
+        cdef uint64_t size = <uint64_t>1 << self.shift[reached]
+        if e == 0 or (reached < self.nlev - 1 and not (e & E_LEAF)):
+            return -1
+        if e & E_ZERO:
+            return 0
+        return <int64_t>(efr(e) + ((addr & (size - 1)) >> self.shift[self.nlev - 1]))
+
+    def table(self, int level, int64_t row):
+        """A read-only zero-copy numpy view of one table page."""
+        if not 0 <= level < self.nlev:
+            raise ValueError(f"level must be in 0..{self.nlev - 1}, not {level}")
+        if not 0 <= row < self.pools[level].hw:
+            raise ValueError(f"row {row} was never allocated at level {level}")
+        cdef cnp.npy_intp dims[1]
+        dims[0] = self.pools[level].nent
+        arr = cnp.PyArray_SimpleNewFromData(1, dims, cnp.NPY_UINT64,
+                                            <void*>self.row_ptr(level, row))
+        Py_INCREF(self)
+        cnp.PyArray_SetBaseObject(arr, self)
+        arr.flags.writeable = False
+        return arr
+
+    @property
+    def levels(self):
+        return self.nlev
+
+    def live_rows(self):
+        """Rows in use per level (level 0 is the pgd)."""
+        return [self.pools[l].live for l in range(self.nlev)]
+
+    def peak_rows(self):
+        return [self.pools[l].peak for l in range(self.nlev)]
+
+    @property
+    def table_bytes(self):
+        """Bytes of tables below the pgd, as the kernel's mm_pgtables_bytes."""
+        return self.bytes_below_root()
+
+    @property
+    def reserved_bytes(self):
+        """Bytes of row storage allocated (chunks), used or free."""
+        cdef int64_t b = 0
+        for l in range(self.nlev):
+            b += self.pools[l].nchunks * (<int64_t>1 << self.pools[l].chunk_shift) \
+                * self.pools[l].nent * 8
+        return b
+
+    @property
+    def next_frame(self):
+        return self.next_frame
+
+    @property
+    def limit_bytes(self):
+        return self.limit_bytes
+
+    @limit_bytes.setter
+    def limit_bytes(self, int64_t v):
+        if v < 0:
+            raise ValueError("limit_bytes must be >= 0")
+        self.limit_bytes = v
+
+    def alloc_frames(self, int64_t n):
+        """Reserve ``n`` consecutive fresh frame ids; returns the first."""
+        cdef uint64_t f = self.next_frame
+        if n < 0:
+            raise ValueError("n must be >= 0")
+        self.next_frame += n
+        return f
+
+    def counters(self):
+        return {"tables_allocated": self.tables_allocated, "tables_freed": self.tables_freed}
+
+    def reset_counters(self):
+        self.tables_allocated = 0
+        self.tables_freed = 0
+        for l in range(self.nlev):
+            self.pools[l].peak = self.pools[l].live
+
+    cdef int64_t _count(self, int lev, int64_t row, uint64_t base, uint64_t s,
+                        uint64_t e) noexcept nogil:
+        cdef uint64_t *t = self.row_ptr(lev, row)
+        cdef uint64_t size = <uint64_t>1 << self.shift[lev]
+        cdef uint64_t lo, hi, ent
+        cdef int i, i0, i1
+        cdef int pte = self.nlev - 1
+        cdef int64_t n = 0
+        i0 = self.index(lev, s)
+        i1 = self.index(lev, e - 1) + 1
+        for i in range(i0, i1):
+            ent = t[i]
+            if ent == 0:
+                continue
+            if lev == pte:
+                n += 1
+                continue
+            lo = base + i * size
+            hi = lo + size
+            if s > lo:
+                lo = s
+            if e < hi or hi == 0:
+                hi = e
+            if ent & E_LEAF:
+                n += <int64_t>((hi - lo) >> self.shift[pte])
+            else:
+                n += self._count(lev + 1, <int64_t>efr(ent), base + i * size, lo, hi)
+        return n
+
+    def count_mapped(self, uint64_t start, uint64_t end):
+        """Base pages mapped (present leaves) in [start, end)."""
+        cdef int64_t n = 0
+        if end > start:
+            with nogil:
+                n = self._count(0, 0, 0, start, end)
+        return n
+
+    def check(self):
+        """Structural invariants; returns a list of problems (empty if sound).
+
+        Every row below the high-water mark is either on the free list
+        exactly once, or referenced exactly once from a present table entry
+        of the level above (row 0 of level 0 is the pgd); free rows are
+        zero; pointers stay inside the pool.
+        """
+        problems = []
+        cdef int l, i
+        cdef int64_t r, hw
+        cdef uint64_t e
+        cdef uint64_t *t
+        refs = [np.zeros(self.pools[l].hw, dtype=np.int64) for l in range(self.nlev)]
+        cdef int64_t[::1] rv
+        refs[0][0] = 1
+        for l in range(self.nlev - 1):
+            rv = refs[l + 1]
+            hw = self.pools[l + 1].hw
+            for r in range(self.pools[l].hw):
+                if refs[l][r] == 0:
+                    continue
+                t = self.row_ptr(l, r)
+                for i in range(self.pools[l].nent):
+                    e = t[i]
+                    if e == 0 or (e & E_LEAF):
+                        continue
+                    if not (e & E_PRESENT):
+                        problems.append(f"level {l} row {r} entry {i}: non-present {e:#x}")
+                        continue
+                    if <int64_t>efr(e) >= hw:
+                        problems.append(f"level {l} row {r} entry {i}: row {efr(e)} out of pool")
+                        continue
+                    rv[efr(e)] += 1
+        for l in range(self.nlev):
+            free_rows = np.array([self.pools[l].freelist[k] for k in range(self.pools[l].nfree)],
+                                 dtype=np.int64)
+            ref = refs[l]
+            owner = ref.copy()
+            np.add.at(owner, free_rows, 1)
+            bad = np.flatnonzero(owner != 1)
+            if bad.size:
+                problems.append(f"level {l}: rows {bad[:8].tolist()} referenced or freed "
+                                f"{owner[bad[:8]].tolist()} times (must be once)")
+            if int(np.count_nonzero(ref)) != self.pools[l].live:
+                problems.append(f"level {l}: {np.count_nonzero(ref)} rows reachable but "
+                                f"{self.pools[l].live} live")
+            for r in free_rows[:64]:
+                if not self._row_empty(l, r):
+                    problems.append(f"level {l}: free row {r} is not zero")
+        return problems

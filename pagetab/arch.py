@@ -1,0 +1,248 @@
+"""Architecture profiles (DESIGN.md layer 1): page-table geometry and layout.
+
+Each profile is a frozen dataclass; ``arch(name)`` looks one up and
+``Arch.replace(**overrides)`` makes a variant. Geometry follows
+shared/DOMAIN.md section 5 and the kernel headers named in ``source``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Arch", "Level", "arch", "archs"]
+
+LEVEL_NAMES = ("pgd", "p4d", "pud", "pmd", "pte")
+
+
+@dataclass(frozen=True)
+class Level:
+    """One level of the page-table tree.
+
+    ``shift`` is the address shift of the entries at this level (an entry
+    maps ``1 << shift`` bytes); ``entries`` is PTRS_PER_<LEVEL>; ``huge``
+    says whether an entry here may be a huge leaf (a block mapping).
+    """
+
+    name: str
+    shift: int
+    entries: int
+    huge: bool = False
+
+    @property
+    def size(self) -> int:
+        """Bytes mapped by one entry at this level (e.g. PMD_SIZE)."""
+        return 1 << self.shift
+
+    @property
+    def table_bytes(self) -> int:
+        """Bytes of one table page at this level."""
+        return self.entries * 8
+
+
+@dataclass(frozen=True)
+class Arch:
+    """A CPU architecture and kernel configuration as pagetab simulates it.
+
+    ``levels`` run from the top (pgd) to the bottom (pte). Where the kernel
+    folds a level (arm64 with 64K pages folds the pud into the pgd),
+    ``pud_level`` names the level that plays the pud's part in
+    move_page_tables.
+    """
+
+    name: str
+    description: str
+    page_shift: int
+    levels: tuple[Level, ...]
+    task_size: int  # TASK_SIZE_MAX: the highest user address + 1
+    map_window: int  # DEFAULT_MAP_WINDOW: mmap's top without a high hint
+    mmap_min_addr: int = 65536  # vm.mmap_min_addr default
+    stack_gap: int = 128 << 20  # mmap_base = map_window - MIN_GAP (no ASLR)
+    split_pte_lock: bool = True  # USE_SPLIT_PTE_PTLOCKS (NR_CPUS >= 4)
+    split_pmd_lock: bool = True  # ARCH_ENABLE_SPLIT_PMD_PTLOCK
+    source: str = ""
+    extras: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not 2 <= len(self.levels) <= 5:
+            raise ValueError(f"{self.name}: 2 to 5 levels, not {len(self.levels)}")
+        if self.levels[-1].shift != self.page_shift:
+            raise ValueError(f"{self.name}: the pte level's shift must equal page_shift")
+        for upper, lower in zip(self.levels, self.levels[1:], strict=False):
+            if upper.shift <= lower.shift:
+                raise ValueError(f"{self.name}: level shifts must decrease")
+            if lower.entries & (lower.entries - 1) or lower.entries <= 0:
+                raise ValueError(f"{self.name}: {lower.name} entries must be a power of two")
+            if 1 << (upper.shift - lower.shift) != lower.entries:
+                raise ValueError(
+                    f"{self.name}: {lower.name} has {lower.entries} entries but the "
+                    f"{upper.name} entry spans {1 << (upper.shift - lower.shift)}"
+                )
+        if self.task_size > 1 << (self.levels[0].shift + _log2(self.levels[0].entries)):
+            raise ValueError(f"{self.name}: task_size exceeds what the tables can map")
+        if not self.mmap_min_addr <= self.map_window <= self.task_size:
+            raise ValueError(f"{self.name}: need mmap_min_addr <= map_window <= task_size")
+
+    # geometry -----------------------------------------------------------
+    @property
+    def page_size(self) -> int:
+        """PAGE_SIZE in bytes."""
+        return 1 << self.page_shift
+
+    @property
+    def pmd(self) -> Level:
+        """The pmd level (the one whose entries point to PTE tables)."""
+        return self.levels[-2]
+
+    @property
+    def pud_level(self) -> int:
+        """Index in ``levels`` of the level that moves as a pud."""
+        return len(self.levels) - 3
+
+    @property
+    def pud(self) -> Level:
+        """The pud level (the pgd itself where the pud is folded)."""
+        return self.levels[self.pud_level]
+
+    @property
+    def pmd_size(self) -> int:
+        """PMD_SIZE (and HPAGE_PMD_SIZE) in bytes."""
+        return self.pmd.size
+
+    @property
+    def pud_size(self) -> int:
+        """PUD_SIZE in bytes."""
+        return self.pud.size
+
+    @property
+    def mmap_base(self) -> int:
+        """Where top-down mmap placement starts (no randomisation)."""
+        return self.map_window - self.stack_gap
+
+    def level(self, name: str) -> Level:
+        """The level called ``name`` (pgd, p4d, pud, pmd, pte)."""
+        for lv in self.levels:
+            if lv.name == name:
+                return lv
+        raise ValueError(
+            f"{self.name} has no level {name!r}; it has {[lv.name for lv in self.levels]}"
+        )
+
+    def replace(self, **overrides: Any) -> Arch:
+        """A copy with fields replaced, e.g. ``arch('arm64-4k').replace(name='x')``."""
+        valid = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - valid)
+        if unknown:
+            raise ValueError(f"unknown Arch field(s) {unknown}; valid: {sorted(valid)}")
+        return dataclasses.replace(self, **overrides)
+
+
+def _log2(n: int) -> int:
+    return n.bit_length() - 1
+
+
+def _levels(spec: list[tuple[str, int, int, bool]]) -> tuple[Level, ...]:
+    return tuple(Level(n, s, e, h) for n, s, e, h in spec)
+
+
+_X86_LEVELS = [
+    ("pgd", 39, 512, False),
+    ("pud", 30, 512, True),
+    ("pmd", 21, 512, True),
+    ("pte", 12, 512, False),
+]
+
+_REGISTRY: dict[str, Arch] = {
+    a.name: a
+    for a in (
+        Arch(
+            name="x86-64",
+            description="x86-64, 4-level paging, 4K pages",
+            page_shift=12,
+            levels=_levels(_X86_LEVELS),
+            task_size=(1 << 47) - 4096,
+            map_window=(1 << 47) - 4096,
+            source="arch/x86/include/asm/pgtable_64_types.h; arch/x86/include/asm/page_64_types.h",
+        ),
+        Arch(
+            name="x86-64-la57",
+            description="x86-64, 5-level paging (LA57), 4K pages",
+            page_shift=12,
+            levels=_levels([("pgd", 48, 512, False), ("p4d", 39, 512, False), *_X86_LEVELS[1:]]),
+            task_size=(1 << 56) - 4096,
+            map_window=(1 << 47) - 4096,
+            source="arch/x86/include/asm/pgtable_64_types.h (CONFIG_X86_5LEVEL)",
+        ),
+        Arch(
+            name="arm64-4k",
+            description="arm64, 4K granule, VA_BITS=48, 4 levels",
+            page_shift=12,
+            levels=_levels(_X86_LEVELS),
+            task_size=1 << 48,
+            map_window=1 << 48,
+            source="arch/arm64/include/asm/pgtable-hwdef.h; Documentation/arch/arm64/memory.rst",
+        ),
+        Arch(
+            name="arm64-16k",
+            description="arm64, 16K granule, VA_BITS=48, 4 levels (pgd has 2 entries)",
+            page_shift=14,
+            levels=_levels(
+                [
+                    ("pgd", 47, 2, False),
+                    ("pud", 36, 2048, False),
+                    ("pmd", 25, 2048, True),
+                    ("pte", 14, 2048, False),
+                ]
+            ),
+            task_size=1 << 48,
+            map_window=1 << 48,
+            source="arch/arm64/include/asm/pgtable-hwdef.h; Documentation/arch/arm64/memory.rst",
+        ),
+        Arch(
+            name="arm64-64k",
+            description="arm64, 64K granule, VA_BITS=48, 3 levels (pud folded into pgd)",
+            page_shift=16,
+            levels=_levels(
+                [("pgd", 42, 64, False), ("pmd", 29, 8192, True), ("pte", 16, 8192, False)]
+            ),
+            task_size=1 << 48,
+            map_window=1 << 48,
+            source="arch/arm64/include/asm/pgtable-hwdef.h; Documentation/arch/arm64/memory.rst",
+        ),
+        Arch(
+            name="ppc64-radix-64k",
+            description="powerpc64 radix MMU, 64K pages, index bits 13/9/9/5",
+            page_shift=16,
+            levels=_levels(
+                [
+                    ("pgd", 39, 8192, False),
+                    ("pud", 30, 512, True),
+                    ("pmd", 21, 512, True),
+                    ("pte", 16, 32, False),
+                ]
+            ),
+            task_size=1 << 52,
+            map_window=1 << 47,
+            split_pmd_lock=False,
+            source="arch/powerpc/include/asm/book3s/64/radix-64k.h; asm/task_size_64.h",
+        ),
+    )
+}
+
+
+def archs() -> list[str]:
+    """Names of the built-in architecture profiles."""
+    return list(_REGISTRY)
+
+
+def arch(name: str | Arch) -> Arch:
+    """The profile called ``name`` (an ``Arch`` passes through unchanged)."""
+    if isinstance(name, Arch):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"arch must be a name (str) or an Arch, not {type(name).__name__}")
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown arch {name!r}; valid: {', '.join(_REGISTRY)}") from None

@@ -1,0 +1,53 @@
+"""Build the Cython core of pagetab.
+
+The compiler directives live here and only here. ``PAGETAB_DEBUG=1`` builds
+with bounds and wraparound checks on, which the CI runs the test suite under.
+No -march=native: wheels must run on any x86-64 or aarch64 machine.
+"""
+
+import os
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("PAGETAB_DEBUG", "") not in ("", "0")
+
+DIRECTIVES = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": not DEBUG,
+    "nonecheck": DEBUG,
+    "embedsignature": True,
+}
+
+CFLAGS = ["-O0", "-g"] if DEBUG else ["-O3"]
+MACROS = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+if DEBUG:
+    MACROS.append(("PAGETAB_DEBUG", "1"))
+
+
+def ext(name: str, sources: list[str]) -> Extension:
+    return Extension(
+        name,
+        sources,
+        include_dirs=[np.get_include(), "csrc"],
+        define_macros=MACROS,
+        extra_compile_args=CFLAGS,
+    )
+
+
+extensions = [
+    ext("pagetab._tables", ["pagetab/_tables.pyx"]),
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=DIRECTIVES,
+        # a debug build must not reuse C files generated without checks
+        force=DEBUG,
+    ),
+)
