@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from conftest import ALL_ARCHS, snapshot
+from helpers import ALL_ARCHS, snapshot
 
 import pagetab as pt
 
