@@ -19,7 +19,6 @@ DIRECTIVES = {
     "wraparound": DEBUG,
     "initializedcheck": DEBUG,
     "cdivision": not DEBUG,
-    "nonecheck": DEBUG,
     "embedsignature": True,
 }
 
@@ -47,7 +46,7 @@ setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives=DIRECTIVES,
-        # a debug build must not reuse C files generated without checks
-        force=DEBUG,
+        # generated C lives apart per mode, so neither build reuses the other's
+        build_dir="build/cython-debug" if DEBUG else "build/cython",
     ),
 )
