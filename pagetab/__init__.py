@@ -7,8 +7,23 @@ shared/DESIGN.md in the project for the layers and the public contract.
 from .arch import Arch, Level, arch, archs
 from .constants import *  # noqa: F403  (Linux's constants, by their Linux names)
 from .constants import ZERO_FRAME
+from .policy import FLUSH_MODES, Policy, policies, policy
 from .space import AddressSpace, InvariantError
+from .stats import MoveStats
 
 __version__ = "0.1.0"
 
-__all__ = ["ZERO_FRAME", "AddressSpace", "Arch", "InvariantError", "Level", "arch", "archs"]
+__all__ = [
+    "FLUSH_MODES",
+    "ZERO_FRAME",
+    "AddressSpace",
+    "Arch",
+    "InvariantError",
+    "Level",
+    "MoveStats",
+    "Policy",
+    "arch",
+    "archs",
+    "policies",
+    "policy",
+]

@@ -52,6 +52,16 @@ cdef struct Pool:
     int64_t free_cap
 
 
+cdef inline uint64_t* pool_row(Pool *p, int64_t row) noexcept nogil:
+    """The entries of one row (inlined into every module that cimports this)."""
+    return p.chunks[row >> p.chunk_shift] + (row & ((1 << p.chunk_shift) - 1)) * p.nent
+
+
+cdef inline int pool_index(Pool *p, int shift, uint64_t addr) noexcept nogil:
+    """The index of ``addr`` in a table of this pool whose entries map 1 << shift."""
+    return <int>((addr >> shift) & <uint64_t>(p.nent - 1))
+
+
 cdef class PageTables:
     cdef int nlev
     cdef int shift[MAX_LEVELS]
@@ -64,6 +74,7 @@ cdef class PageTables:
     cdef inline uint64_t* row_ptr(self, int lev, int64_t row) noexcept nogil
     cdef int64_t alloc_row(self, int lev) noexcept nogil
     cdef void free_row(self, int lev, int64_t row) noexcept nogil
+    cdef void free_row_clean(self, int lev, int64_t row) noexcept nogil
     cdef int64_t bytes_below_root(self) noexcept nogil
     cdef inline int index(self, int lev, uint64_t addr) noexcept nogil
     cdef uint64_t* walk(self, uint64_t addr, int target, bint alloc, int *reached) noexcept nogil

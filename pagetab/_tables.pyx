@@ -86,8 +86,7 @@ cdef class PageTables:
     # rows
 
     cdef inline uint64_t* row_ptr(self, int lev, int64_t row) noexcept nogil:
-        cdef Pool *p = &self.pools[lev]
-        return p.chunks[row >> p.chunk_shift] + (row & ((1 << p.chunk_shift) - 1)) * p.nent
+        return pool_row(&self.pools[lev], row)
 
     cdef int64_t bytes_below_root(self) noexcept nogil:
         cdef int64_t b = 0
@@ -130,10 +129,14 @@ cdef class PageTables:
         return row
 
     cdef void free_row(self, int lev, int64_t row) noexcept nogil:
+        memset(self.row_ptr(lev, row), 0, self.pools[lev].nent * 8)
+        self.free_row_clean(lev, row)
+
+    cdef void free_row_clean(self, int lev, int64_t row) noexcept nogil:
+        """Free a row the caller has seen to be all zero."""
         cdef Pool *p = &self.pools[lev]
         cdef int64_t ncap
         cdef int64_t *nf
-        memset(self.row_ptr(lev, row), 0, p.nent * 8)
         if p.nfree == p.free_cap:
             ncap = p.free_cap * 2 if p.free_cap else 64
             nf = <int64_t*>realloc(p.freelist, ncap * sizeof(int64_t))
@@ -149,7 +152,7 @@ cdef class PageTables:
         self.tables_freed += 1
 
     cdef inline int index(self, int lev, uint64_t addr) noexcept nogil:
-        return <int>((addr >> self.shift[lev]) & <uint64_t>(self.pools[lev].nent - 1))
+        return pool_index(&self.pools[lev], self.shift[lev], addr)
 
     cdef uint64_t* walk(self, uint64_t addr, int target, bint alloc, int *reached) noexcept nogil:
         """The slot of level ``target`` for ``addr``.
@@ -424,7 +427,7 @@ cdef class PageTables:
             # span: the span lies within [floor, ceiling); ceiling 0 = top
             if lo >= floor and (ceiling == 0 or (hi != 0 and hi <= ceiling)):
                 if self._row_empty(lev + 1, child):
-                    self.free_row(lev + 1, child)
+                    self.free_row_clean(lev + 1, child)
                     t[i] = 0
 
     def free_pgtables(self, uint64_t start, uint64_t end, uint64_t floor, uint64_t ceiling):

@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _tables
+import time
+
+from . import _move, _tables
 from .arch import Arch
 from .arch import arch as _arch
 from .constants import (
@@ -41,12 +43,17 @@ from .constants import (
     MAP_SHARED_VALIDATE,
     MAP_SYNC,
     MAP_TYPE,
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
     PROT_EXEC,
     PROT_NONE,
     PROT_READ,
     PROT_WRITE,
     ZERO_FRAME,
 )
+from .policy import Policy, policy as _policy
+from .stats import MoveStats
 from .vma import VM_HUGEPAGE, VM_NOHUGEPAGE, Shm, Vma, VmaInfo, can_merge, new_anon_vma
 
 __all__ = ["AddressSpace", "InvariantError"]
@@ -118,6 +125,9 @@ class AddressSpace:
         or "never". Shared anonymous memory follows shmem_enabled=never.
     max_map_count:
         vm.max_map_count.
+    policy:
+        How mremap moves page tables: a preset name (``pagetab.policies()``)
+        or a ``Policy``. Can be changed between calls (``mm.policy = ...``).
     """
 
     def __init__(
@@ -126,8 +136,10 @@ class AddressSpace:
         cpus: int = 1,
         thp: str = "madvise",
         max_map_count: int = DEFAULT_MAX_MAP_COUNT,
+        policy: str | Policy = "linux-6.8",
     ) -> None:
         self.arch: Arch = _arch(arch)
+        self.policy: Policy = _policy(policy)
         if isinstance(cpus, bool) or not isinstance(cpus, int):
             raise TypeError(f"cpus must be an int, not {type(cpus).__name__}")
         if not 1 <= cpus <= 4096:
@@ -148,6 +160,7 @@ class AddressSpace:
             [lv.shift for lv in a.levels], [lv.entries for lv in a.levels]
         )
         self._vmas: list[Vma] = []
+        self.last_move: MoveStats | None = None
 
     # ------------------------------------------------------------------
     # helpers
@@ -522,10 +535,262 @@ class AddressSpace:
                     errno.EFAULT, call, f"cannot {'write' if write else 'read'}-fault {reach:#x}"
                 )
             stop = min(v.end, end)
+            if v.shm is not None:
+                # pages past the end of the shmem object: SIGBUS, so EFAULT
+                obj_end = v.start + ((v.shm.frames.size - v.pgoff) << self.page_shift)
+                if reach >= obj_end:
+                    raise _sys_error(errno.EFAULT, call, f"{reach:#x} is past the shared object")
+                stop = min(stop, obj_end)
             got = self._populate_vma(v, reach, stop, write)
             if got < stop:
                 raise _sys_error(errno.ENOMEM, call, f"out of page-table memory at {got:#x}")
             reach = stop
+
+    # ------------------------------------------------------------------
+    # mremap (mm/mremap.c)
+
+    def mremap(
+        self,
+        old_addr: int,
+        old_size: int,
+        new_size: int,
+        flags: int = 0,
+        new_addr: int | None = None,
+    ) -> int:
+        """mremap(2): resize and/or move a mapping; returns the new address.
+
+        Follows do_mremap as of Linux 6.17+: shrink in place; grow in place
+        when the range ends at its VMA's end and the space after is free;
+        otherwise move (needs MREMAP_MAYMOVE). MREMAP_FIXED unmaps whatever
+        is at ``new_addr``; MREMAP_DONTUNMAP leaves the source mapped (empty
+        for private memory). A pure MREMAP_FIXED move (old_size == new_size)
+        may span several VMAs and gaps, which it keeps. ``old_size`` 0 on a
+        shared mapping maps the same pages a second time. Page tables move
+        under ``self.policy``; ``self.last_move`` records what it did.
+        """
+        call = "mremap"
+        addr = as_uint("old_addr", old_addr, call)
+        old_size = as_uint("old_size", old_size, call)
+        new_size = as_uint("new_size", new_size, call)
+        flags = as_uint("flags", flags, call)
+        na = 0 if new_addr is None else as_uint("new_addr", new_addr, call)
+        a = self.arch
+        # check_mremap_params
+        if flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP):
+            raise _sys_error(errno.EINVAL, call, f"unknown flags {flags:#x}")
+        if not self._aligned(addr):
+            raise _sys_error(errno.EINVAL, call, f"old_addr {addr:#x} is not page aligned")
+        old_len = self._page_align(old_size) % U64
+        new_len = self._page_align(new_size) % U64
+        if new_len == 0:
+            raise _sys_error(errno.EINVAL, call, "new_size must be > 0")
+        if new_len > a.task_size:
+            raise _sys_error(errno.EINVAL, call, "new_size exceeds the address space")
+        implies_new = bool(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP))
+        if implies_new:
+            if na > a.task_size - new_len:
+                raise _sys_error(errno.EINVAL, call, "new range is outside the address space")
+            if not self._aligned(na):
+                raise _sys_error(errno.EINVAL, call, f"new_addr {na:#x} is not page aligned")
+            if not flags & MREMAP_MAYMOVE:
+                raise _sys_error(errno.EINVAL, call,
+                                 "MREMAP_FIXED and MREMAP_DONTUNMAP need MREMAP_MAYMOVE")
+            if flags & MREMAP_DONTUNMAP and old_len != new_len:
+                raise _sys_error(errno.EINVAL, call, "MREMAP_DONTUNMAP cannot resize")
+            if addr + old_len > na and na + new_len > addr:
+                raise _sys_error(errno.EINVAL, call, "old and new ranges overlap")
+        # check_map_count_against_split_early (and prep_move_vma's check,
+        # done here so that no error comes after a change)
+        if len(self._vmas) + 4 > self.max_map_count:
+            raise _sys_error(errno.ENOMEM, call, "too close to vm.max_map_count")
+        t0 = time.perf_counter_ns()
+        before = self.page_table_bytes
+        self.tables.reset_counters()
+        st = MoveStats(a.name, self.policy.name, addr, addr, old_len, new_len,
+                       page_table_bytes_before=before)  # fmt: skip
+        if flags & MREMAP_FIXED and old_len == new_len:
+            result = self._remap_move(addr, old_len, na, flags, st)
+        else:
+            vma = self.find_vma(addr)
+            if vma is None:
+                raise _sys_error(errno.EFAULT, call, f"nothing is mapped at {addr:#x}")
+            self._check_prep_vma(vma, addr, old_len, new_len, flags)
+            if implies_new:
+                result = self._mremap_to(addr, old_len, new_len, flags, na, st)
+            else:
+                result = self._mremap_at(vma, addr, old_len, new_len, flags, st)
+        st.new_addr = result
+        st.page_table_bytes_after = self.page_table_bytes
+        # the kernel frees no table during move_page_tables: its peak is the
+        # start plus every table the move allocated
+        st.peak_page_table_bytes = max(before + self._alloc_bytes(st), before,
+                                       st.page_table_bytes_after)  # fmt: skip
+        st.tables_freed = int(self.tables.counters()["tables_freed"])
+        st.wall_ns = time.perf_counter_ns() - t0
+        self.last_move = st
+        return result
+
+    def _alloc_bytes(self, st: MoveStats) -> int:
+        # nearly all tables a move allocates are PTE tables
+        return st.tables_allocated * self.arch.levels[-1].table_bytes
+
+    def _check_prep_vma(self, vma: Vma, addr: int, old_len: int, new_len: int,
+                        flags: int) -> None:  # fmt: skip
+        call = "mremap"
+        expand = new_len > old_len
+        if not expand and not flags & (MREMAP_FIXED | MREMAP_DONTUNMAP):
+            return
+        if old_len == 0 and not vma.shared:
+            raise _sys_error(errno.EINVAL, call, "old_size 0 duplicates only shared mappings")
+        span = new_len if new_len < old_len else old_len
+        if span > vma.end - addr:
+            raise _sys_error(errno.EFAULT, call, "range runs past the end of its mapping")
+
+    def _remap_move(self, start: int, length: int, new_addr: int, flags: int,
+                    st: MoveStats) -> int:  # fmt: skip
+        """remap_move: a pure MREMAP_FIXED move over every VMA in the range,
+        keeping the gaps between them."""
+        end = start + length
+        pieces = [(max(v.start, start), min(v.end, end)) for v in self._overlapping(start, end)]
+        if not pieces or pieces[0][0] > start:
+            raise _sys_error(errno.EFAULT, "mremap", f"nothing is mapped at {start:#x}")
+        target = new_addr
+        last_end = pieces[0][0]
+        result = new_addr
+        for i, (lo, hi) in enumerate(pieces):
+            target += lo - last_end if i else 0
+            last_end = hi
+            got = self._mremap_to(lo, hi - lo, hi - lo, flags, target, st)
+            if i == 0:
+                result = got
+            target = got + (hi - lo)
+        return result
+
+    def _mremap_to(self, addr: int, old_len: int, new_len: int, flags: int, na: int,
+                   st: MoveStats) -> int:  # fmt: skip
+        if flags & MREMAP_FIXED:
+            self._unmap_range(na, na + new_len)
+        if new_len < old_len:
+            self._unmap_range(addr + new_len, addr + old_len)
+            old_len = new_len
+        vma = self.find_vma(addr)
+        assert vma is not None  # validated; the ranges do not overlap
+        if not flags & MREMAP_FIXED:
+            found = self.get_unmapped_area(new_len, na, False)
+            if found is None:
+                raise _sys_error(errno.ENOMEM, "mremap", "no free range for the new mapping")
+            na = found
+        return self._move_vma(vma, addr, old_len, new_len, na, flags, st)
+
+    def _mremap_at(self, vma: Vma, addr: int, old_len: int, new_len: int, flags: int,
+                   st: MoveStats) -> int:  # fmt: skip
+        call = "mremap"
+        if new_len == old_len:
+            return addr
+        if new_len < old_len:
+            self._unmap_range(addr + new_len, addr + old_len)
+            return addr
+        delta = new_len - old_len
+        if vma.end - addr == old_len and vma.end + delta <= self.arch.task_size \
+                and self._is_free(vma.end, vma.end + delta):
+            # expand_vma_in_place (vma_merge_extend)
+            old_end = vma.end
+            vma.end += delta
+            self._merge_around(old_end, vma.end)
+            return addr
+        if not flags & MREMAP_MAYMOVE:
+            raise _sys_error(errno.ENOMEM, call, "cannot grow in place and MREMAP_MAYMOVE is off")
+        thp_align = not vma.shared and new_len % self.arch.pmd_size == 0
+        found = self.get_unmapped_area(new_len, 0, thp_align)
+        if found is None:
+            raise _sys_error(errno.ENOMEM, call, "no free range for the moved mapping")
+        return self._move_vma(vma, addr, old_len, new_len, found, flags, st)
+
+    def _move_vma(self, vma: Vma, addr: int, old_len: int, new_len: int, new_addr: int,
+                  flags: int, st: MoveStats) -> int:  # fmt: skip
+        """move_vma: copy_vma, move_page_tables, then unmap the source."""
+        a = self.arch
+        pol = self.policy
+        new = vma.copy()
+        new.start, new.end = new_addr, new_addr + new_len
+        new.pgoff = vma.pgoff_at(addr, self.page_shift)
+        if not vma.shared and vma.anon_vma is None:
+            new.pgoff = new_addr >> self.page_shift  # copy_vma: unfaulted anon
+        self._insert(new)
+        new_vma = self.find_vma(new_addr)
+        assert new_vma is not None
+        merged = new_vma.start != new_addr or new_vma.end != new_addr + new_len
+        need_rmap_locks = merged and new_vma.pgoff <= vma.pgoff
+        old_start, new_start = addr, new_addr
+        if pol.realign and self._can_realign(vma, addr, new_vma, new_addr, old_len):
+            mask = ~(a.pmd_size - 1)
+            old_start, new_start = addr & mask, new_addr & mask
+            st.realigned = True
+        dontunmap = bool(flags & MREMAP_DONTUNMAP)
+        free_lo = free_hi = 0
+        if not dontunmap:
+            free_lo, free_hi = self._free_window(addr, addr + old_len)
+        moved, counters = _move.move_page_tables(
+            self.tables, old_start, new_start, old_len, addr,
+            split_pte=a.split_pte_lock, split_pmd=a.split_pmd_lock, move_pmd=pol.move_pmd,
+            move_pud=pol.move_pud, flush=pol.flush,
+            dirty_flush_locked=pol.dirty_flush_under_lock, batch=pol.batch_pmd_lock,
+            need_rmap_locks=need_rmap_locks, has_anon=vma.anon_vma is not None,
+            free_lo=free_lo, free_hi=free_hi,
+        )  # fmt: skip
+        st.add(counters)
+        st.moved_bytes += int(moved)
+        if moved < old_len:
+            # copy_vma_and_data's error path: move back, unmap the new range
+            _move.move_page_tables(
+                self.tables, new_addr, addr, int(moved), new_addr,
+                split_pte=a.split_pte_lock, split_pmd=a.split_pmd_lock,
+                move_pmd=pol.move_pmd, move_pud=pol.move_pud, flush=pol.flush,
+                dirty_flush_locked=pol.dirty_flush_under_lock, batch=pol.batch_pmd_lock,
+                need_rmap_locks=True, has_anon=vma.anon_vma is not None,
+            )  # fmt: skip
+            self._unmap_range(new_addr, new_addr + new_len)
+            raise _sys_error(errno.ENOMEM, "mremap", "out of memory for page tables")
+        if dontunmap:
+            src = self.find_vma(addr)
+            if src is not None and src.start == addr and src.end == addr + old_len \
+                    and not src.shared:
+                src.anon_vma = None  # dontunmap_complete: unlink_anon_vmas
+                self._merge_around(src.start, src.end)
+        elif old_len:
+            self._unmap_range(addr, addr + old_len)
+        return new_addr
+
+    def _can_realign(self, vma: Vma, addr: int, new_vma: Vma, new_addr: int,
+                     length: int) -> bool:  # fmt: skip
+        """can_realign_addr(PMD_MASK) of mm/mremap.c."""
+        pmd = self.arch.pmd_size
+        old_align = addr & (pmd - 1)
+        if length < pmd - old_align or old_align == 0:
+            return False
+        if old_align != new_addr & (pmd - 1):
+            return False
+        for v, at in ((vma, addr), (new_vma, new_addr)):
+            if v.start != at or not self._is_free(at & ~(pmd - 1), v.start):
+                return False
+        return True
+
+    def _free_window(self, start: int, end: int) -> tuple[int, int]:
+        """[floor, ceiling) that free_pgtables will use once [start, end) is
+        unmapped: tables wholly inside may be released as soon as emptied."""
+        floor = 0
+        ceiling = U64 - 1
+        for v in self._vmas:
+            if v.end <= start:
+                floor = max(floor, v.end)
+            elif v.start >= end:
+                ceiling = min(ceiling, v.start)
+            else:
+                if v.start < start:
+                    floor = max(floor, start)
+                if v.end > end:
+                    ceiling = min(ceiling, end)
+        return floor, ceiling
 
     # ------------------------------------------------------------------
     # inspection
@@ -593,8 +858,9 @@ class AddressSpace:
             if v.shared:
                 assert v.shm is not None
                 want = v.shm.frames[v.pgoff : v.pgoff + f.size]
-                bad = (f >= 0) & (f != want)
-                if want.size != f.size or bad.any():
+                beyond = f[want.size :]
+                bad = (f[: want.size] >= 0) & (f[: want.size] != want)
+                if bad.any() or (beyond >= 0).any():
                     problems.append(f"shared VMA {v.start:#x}: entries disagree with its object")
             else:
                 private.append(f[f > ZERO_FRAME])

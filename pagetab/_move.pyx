@@ -1,0 +1,691 @@
+# cython: language_level=3
+"""The move engine (DESIGN.md layer 5): move_page_tables as in mm/mremap.c.
+
+Every lock acquisition, entry move and TLB flush is recorded in a C
+``Counters`` struct; the inner loops hold no Python objects and run without
+the GIL. Safety is measured, not assumed: each moved present entry is kept
+in a pending segment, tagged with the page-table locks held when it moved,
+until a flush covering its old address clears it; releasing one of those
+locks first turns the segment into ``unsafe_windows`` (CVE-2018-18281).
+"""
+
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memset
+
+from pagetab._tables cimport (
+    ADDR_SHIFT, E_DIRTY, E_LEAF, E_PRESENT, E_SOFTDIRTY, PageTables, pool_index, pool_row,
+)
+
+cdef extern from *:
+    int __builtin_ctz(unsigned int x) nogil
+
+cdef enum:
+    LK_PTE = 0       # split PTE lock (ptlock of one PTE table)
+    LK_PMD = 1       # split PMD lock (ptlock of one PMD table)
+    LK_MM = 2        # mm->page_table_lock
+    LK_RMAP = 3      # anon_vma / i_mmap rwsem (take_rmap_locks)
+    NLOCK = 4
+    MAX_HELD = 6
+
+cdef enum:
+    FL_EXTENT = 0
+    FL_TABLE = 1
+    FL_END = 2
+
+LOCK_CLASSES = ("ptl_pte", "ptl_pmd", "page_table_lock", "rmap")
+FLUSH_MODE = {"extent": FL_EXTENT, "table": FL_TABLE, "end": FL_END}
+
+cdef uint64_t ID_PTE = (<uint64_t>1) << 62
+cdef uint64_t ID_PMD = (<uint64_t>2) << 62
+cdef uint64_t ID_RMAP = (<uint64_t>3) << 62
+cdef uint64_t ID_MM = 1          # mm->page_table_lock
+
+
+cdef struct Counters:
+    int64_t ptes_moved
+    int64_t move_ptes_calls
+    int64_t normal_pmds_moved
+    int64_t huge_pmds_moved
+    int64_t normal_puds_moved
+    int64_t huge_puds_moved
+    int64_t huge_pmds_split
+    int64_t whole_moves_refused      # destination entry already populated
+    int64_t tables_allocated
+    int64_t tables_freed_early       # emptied old PTE tables released at once
+    int64_t lock_acquired[NLOCK]
+    int64_t lock_max_hold[NLOCK]
+    int64_t flush_calls
+    int64_t flush_pages
+    int64_t flush_unlocked           # flushes issued with no page-table lock held
+    int64_t unsafe_windows
+
+
+cdef struct Held:
+    uint64_t id
+    int cls
+    int64_t entries                  # entries moved during this hold
+
+
+cdef struct Segment:
+    # moved present entries awaiting a flush of [lo, hi)
+    uint64_t lo
+    uint64_t hi
+    int64_t count                    # -1: count lazily from (level, row)
+    int level
+    int64_t row
+    unsigned mask                    # held-lock slots (page-table locks) at move time
+
+
+cdef struct Ctx:
+    int pte
+    int pmd
+    int pud
+    int page_shift
+    uint64_t pmd_size
+    uint64_t pud_size
+    bint split_pte
+    bint split_pmd
+    bint move_pmd
+    bint move_pud
+    int flush_mode
+    bint dirty_flush_locked
+    bint batch
+    bint need_rmap_locks
+    bint has_anon
+    uint64_t free_lo
+    uint64_t free_hi
+    Held held[MAX_HELD]
+    unsigned heldmask                # bit k: held[k] is a held lock
+    unsigned rmapmask                # the bit of the rmap lock, if held
+    Segment *segs
+    int64_t nsegs
+    int64_t segs_cap
+    bint need_flush
+    bint oom
+    Counters c
+
+
+# ----------------------------------------------------------------------
+# locks
+
+cdef inline int lock_class(uint64_t id) noexcept nogil:
+    if id == ID_MM:
+        return LK_MM
+    if id == ID_RMAP:
+        return LK_RMAP
+    return LK_PTE if (id >> 62) == 1 else LK_PMD
+
+
+cdef inline uint64_t pte_lockptr(Ctx *x, int64_t row) noexcept nogil:
+    return (ID_PTE | <uint64_t>row) if x.split_pte else ID_MM
+
+
+cdef inline uint64_t pmd_lockptr(Ctx *x, int64_t row) noexcept nogil:
+    return (ID_PMD | <uint64_t>row) if x.split_pmd else ID_MM
+
+
+cdef inline int held_slot(Ctx *x, uint64_t id) noexcept nogil:
+    cdef unsigned m = x.heldmask
+    cdef int k
+    while m:
+        k = __builtin_ctz(m)
+        if x.held[k].id == id:
+            return k
+        m &= m - 1
+    return -1
+
+
+cdef inline bint spin_lock(Ctx *x, uint64_t id) noexcept nogil:
+    """Take ``id`` unless it is already held (it can be: the PTE lock is
+    mm->page_table_lock without split locks). Returns whether it was taken."""
+    cdef int k
+    if held_slot(x, id) >= 0 or x.heldmask == (1u << MAX_HELD) - 1:
+        return False
+    k = __builtin_ctz(~x.heldmask)
+    x.heldmask |= 1u << k
+    x.held[k].id = id
+    x.held[k].cls = lock_class(id)
+    x.held[k].entries = 0
+    if id == ID_RMAP:
+        x.rmapmask = 1u << k
+    x.c.lock_acquired[x.held[k].cls] += 1
+    return True
+
+
+cdef int64_t count_present(PageTables pt, int lev, int64_t row) noexcept nogil:
+    """Present leaf entries in a table and below (a huge leaf counts once)."""
+    cdef uint64_t *t = pool_row(&pt.pools[lev], row)
+    cdef int i, n = pt.pools[lev].nent
+    cdef int64_t total = 0
+    for i in range(n):
+        if not (t[i] & E_PRESENT):
+            continue
+        if lev == pt.nlev - 1 or (t[i] & E_LEAF):
+            total += 1
+        else:
+            total += count_present(pt, lev + 1, <int64_t>(t[i] >> ADDR_SHIFT))
+    return total
+
+
+cdef inline void spin_unlock(PageTables pt, Ctx *x, uint64_t id) noexcept nogil:
+    """Release ``id``; pending moved entries it protected become unsafe."""
+    cdef int k = held_slot(x, id)
+    cdef int64_t i, j
+    cdef unsigned bit
+    cdef Held *h
+    if k < 0:
+        return
+    h = &x.held[k]
+    if h.entries > x.c.lock_max_hold[h.cls]:
+        x.c.lock_max_hold[h.cls] = h.entries
+    bit = 1u << k
+    x.heldmask &= ~bit
+    if x.rmapmask == bit:
+        x.rmapmask = 0
+        return
+    if x.nsegs == 0:
+        return
+    j = 0
+    for i in range(x.nsegs):
+        if x.segs[i].mask & bit:
+            if x.segs[i].count < 0:
+                x.segs[i].count = count_present(pt, x.segs[i].level, x.segs[i].row)
+            x.c.unsafe_windows += x.segs[i].count
+        else:
+            x.segs[j] = x.segs[i]
+            j += 1
+    x.nsegs = j
+
+
+cdef inline void moved(Ctx *x, int64_t entries, uint64_t lo, uint64_t hi, int64_t present,
+                int level, int64_t row) noexcept nogil:
+    """Record entries moved under the locks held now."""
+    cdef unsigned m = x.heldmask
+    cdef unsigned mask = x.heldmask & ~x.rmapmask
+    cdef Segment *ns
+    while m:
+        x.held[__builtin_ctz(m)].entries += entries
+        m &= m - 1
+    if present == 0:
+        return
+    if x.nsegs == x.segs_cap:
+        ns = <Segment*>realloc(x.segs, (x.segs_cap * 2 + 16) * sizeof(Segment))
+        if ns == NULL:
+            x.oom = True
+            return
+        x.segs = ns
+        x.segs_cap = x.segs_cap * 2 + 16
+    x.segs[x.nsegs].lo = lo
+    x.segs[x.nsegs].hi = hi
+    x.segs[x.nsegs].count = present
+    x.segs[x.nsegs].level = level
+    x.segs[x.nsegs].row = row
+    x.segs[x.nsegs].mask = mask
+    x.nsegs += 1
+
+
+cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end) noexcept nogil:
+    """flush_tlb_range(vma, start, end): clears the pending entries it covers."""
+    cdef int64_t i, j = 0
+    x.c.flush_calls += 1
+    x.c.flush_pages += <int64_t>((end - start) >> x.page_shift)
+    if not (x.heldmask & ~x.rmapmask):
+        x.c.flush_unlocked += 1
+    if x.nsegs == 1 and x.segs[0].lo >= start and x.segs[0].hi <= end:
+        x.nsegs = 0
+        return
+    for i in range(x.nsegs):
+        if not (x.segs[i].lo >= start and x.segs[i].hi <= end):
+            x.segs[j] = x.segs[i]
+            j += 1
+    x.nsegs = j
+
+
+# ----------------------------------------------------------------------
+# walks (get_old_pud, alloc_new_pud, get_old_pmd, alloc_new_pmd)
+
+cdef uint64_t* get_entry(PageTables pt, Ctx *x, uint64_t addr, int target, bint alloc,
+                         int64_t *row_out) noexcept nogil:
+    """The slot at level ``target`` for ``addr`` and the row holding it.
+
+    Without ``alloc``: NULL when the path or the slot itself is none (as
+    get_old_pud/get_old_pmd). With ``alloc``: allocates missing tables (as
+    alloc_new_pud/alloc_new_pmd); NULL when allocation fails.
+    """
+    cdef int l = 0
+    cdef int64_t row = 0, child
+    cdef uint64_t *slot
+    while True:
+        slot = slot_of(pt, l, row, addr)
+        if l == target:
+            if not alloc and slot[0] == 0:
+                return NULL
+            row_out[0] = row
+            return slot
+        if slot[0] == 0:
+            if not alloc:
+                return NULL
+            child = pt.alloc_row(l + 1)
+            if child < 0:
+                x.oom = True
+                return NULL
+            x.c.tables_allocated += 1
+            slot[0] = E_PRESENT | (<uint64_t>child << ADDR_SHIFT)
+        elif slot[0] & E_LEAF:
+            # a huge leaf above target: not reachable for anonymous memory
+            return NULL
+        row = <int64_t>(slot[0] >> ADDR_SHIFT)
+        l += 1
+
+
+cdef inline uint64_t* slot_of(PageTables pt, int lev, int64_t row, uint64_t addr) noexcept nogil:
+    return pool_row(&pt.pools[lev], row) + pool_index(&pt.pools[lev], pt.shift[lev], addr)
+
+
+cdef inline uint64_t get_extent(uint64_t old_addr, uint64_t old_end, uint64_t new_addr,
+                                uint64_t size) noexcept nogil:
+    cdef uint64_t mask = ~(size - 1)
+    cdef uint64_t nxt = (old_addr + size) & mask
+    cdef uint64_t extent = nxt - old_addr
+    if extent > old_end - old_addr:
+        extent = old_end - old_addr
+    nxt = (new_addr + size) & mask
+    if extent > nxt - new_addr:
+        extent = nxt - new_addr
+    return extent
+
+
+# ----------------------------------------------------------------------
+# whole-entry moves (move_pgt_entry)
+
+cdef inline void finish_entry_move(PageTables pt, Ctx *x, uint64_t old_ptl, uint64_t new_ptl,
+                            bint took_old, bint took_new, uint64_t old_addr,
+                            uint64_t size, bint present, bint dirty,
+                            bint leaf) noexcept nogil:
+    """Flush and unlock after one whole-entry move, per the policy.
+
+    Not called for PMD entries under batched-ptl (the batch flushes and
+    unlocks); its PUD moves flush per entry like linux-5.11.
+    """
+    if x.flush_mode != FL_END:
+        if present:
+            flush_tlb_range(x, old_addr, old_addr + size)
+        if took_new:
+            spin_unlock(pt, x, new_ptl)
+        if took_old:
+            spin_unlock(pt, x, old_ptl)
+    else:
+        # pre-4.19 move_huge_pmd: new lock dropped, then a dirty leaf forces
+        # the flush under the old lock; otherwise it waits for the end
+        if took_new and new_ptl != old_ptl:
+            spin_unlock(pt, x, new_ptl)
+        if leaf and dirty and x.dirty_flush_locked:
+            flush_tlb_range(x, old_addr, old_addr + size)
+        elif present:
+            x.need_flush = True
+        if took_old:
+            spin_unlock(pt, x, old_ptl)
+
+
+cdef inline bint move_entry(PageTables pt, Ctx *x, int lev, uint64_t *old_slot, int64_t old_row,
+                     uint64_t *new_slot, int64_t new_row, uint64_t old_addr, bint normal,
+                     bint rmap) noexcept nogil:
+    """move_normal_pmd / move_huge_pmd / move_normal_pud / move_huge_pud."""
+    cdef uint64_t old_ptl, new_ptl, e
+    cdef bint took_old = False, took_new = False, took_rmap = False
+    cdef uint64_t size = <uint64_t>1 << pt.shift[lev]
+    if new_slot[0] != 0:
+        # "The destination pmd shouldn't be established"
+        x.c.whole_moves_refused += 1
+        return False
+    if rmap and x.has_anon:
+        took_rmap = spin_lock(x, ID_RMAP)
+    if lev == x.pmd:
+        old_ptl = pmd_lockptr(x, old_row)
+        new_ptl = pmd_lockptr(x, new_row)
+    else:
+        old_ptl = ID_MM           # pud_lock is mm->page_table_lock
+        new_ptl = ID_MM
+    if not x.batch or lev != x.pmd:
+        took_old = spin_lock(x, old_ptl)
+        took_new = spin_lock(x, new_ptl)
+    e = old_slot[0]
+    old_slot[0] = 0
+    new_slot[0] = e
+    if lev == x.pmd:
+        if normal:
+            x.c.normal_pmds_moved += 1
+        else:
+            x.c.huge_pmds_moved += 1
+    elif normal:
+        x.c.normal_puds_moved += 1
+    else:
+        x.c.huge_puds_moved += 1
+    if normal:
+        moved(x, 1, old_addr, old_addr + size, -1, lev + 1, <int64_t>(e >> ADDR_SHIFT))
+    else:
+        moved(x, 1, old_addr, old_addr + size, 1 if e & E_PRESENT else 0, 0, 0)
+    if not x.batch or lev != x.pmd:
+        finish_entry_move(pt, x, old_ptl, new_ptl, took_old, took_new, old_addr, size,
+                          (e & E_PRESENT) != 0, (e & E_DIRTY) != 0, not normal)
+    if took_rmap:
+        spin_unlock(pt, x, ID_RMAP)
+    return True
+
+
+# ----------------------------------------------------------------------
+# move_ptes
+
+cdef bint table_empty(PageTables pt, int lev, int64_t row) noexcept nogil:
+    cdef uint64_t *t = pool_row(&pt.pools[lev], row)
+    cdef int i
+    for i in range(pt.pools[lev].nent):
+        if t[i]:
+            return False
+    return True
+
+
+cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
+                    uint64_t old_addr, uint64_t new_addr, uint64_t extent) noexcept nogil:
+    cdef int64_t old_row = <int64_t>(old_pmd[0] >> ADDR_SHIFT)
+    cdef int64_t new_row = <int64_t>(new_pmd[0] >> ADDR_SHIFT)
+    cdef uint64_t *o = slot_of(pt, x.pte, old_row, old_addr)
+    cdef uint64_t *n = slot_of(pt, x.pte, new_row, new_addr)
+    cdef int64_t k, npte = <int64_t>(extent >> x.page_shift)
+    cdef int64_t nmoved = 0, npresent = 0, ndirty = 0
+    cdef uint64_t e
+    cdef uint64_t old_ptl = pte_lockptr(x, old_row), new_ptl = pte_lockptr(x, new_row)
+    cdef bint took_old, took_new, took_rmap = False
+    cdef uint64_t tbl_lo
+    x.c.move_ptes_calls += 1
+    if x.need_rmap_locks and x.has_anon:
+        took_rmap = spin_lock(x, ID_RMAP)
+    took_old = spin_lock(x, old_ptl)
+    took_new = spin_lock(x, new_ptl)
+    for k in range(npte):
+        e = o[k]
+        if e == 0:
+            continue
+        if e & E_PRESENT:
+            npresent += 1
+            if e & E_DIRTY:
+                ndirty += 1
+        n[k] = e | E_SOFTDIRTY           # move_soft_dirty_pte
+        o[k] = 0                         # get_and_clear
+        nmoved += 1
+    x.c.ptes_moved += nmoved
+    moved(x, nmoved, old_addr, old_addr + extent, npresent, 0, 0)
+    if x.flush_mode == FL_END:
+        if took_new and new_ptl != old_ptl:
+            spin_unlock(pt, x, new_ptl)
+        if ndirty and x.dirty_flush_locked:
+            flush_tlb_range(x, old_addr, old_addr + extent)
+        elif npresent:
+            x.need_flush = True
+        if took_old:
+            spin_unlock(pt, x, old_ptl)
+    else:
+        # since eb66ae030829: flush while both PTE locks are held (the
+        # batched policy too: its PTE extents flush before the PTE lock drops)
+        if npresent:
+            flush_tlb_range(x, old_addr, old_addr + extent)
+        if took_new:
+            spin_unlock(pt, x, new_ptl)
+        if took_old:
+            spin_unlock(pt, x, old_ptl)
+    if took_rmap:
+        spin_unlock(pt, x, ID_RMAP)
+    # An emptied old table that free_pgtables will free after the move is
+    # released now, so the simulator's memory stays near one copy of the
+    # tables (the kernel's own accounting is reported separately).
+    tbl_lo = old_addr & ~(x.pmd_size - 1)
+    if x.free_hi > x.free_lo and tbl_lo >= x.free_lo and tbl_lo + x.pmd_size <= x.free_hi \
+            and table_empty(pt, x.pte, old_row):
+        old_pmd[0] = 0
+        pt.free_row_clean(x.pte, old_row)
+        x.c.tables_freed_early += 1
+
+
+# ----------------------------------------------------------------------
+# move_page_tables
+
+cdef uint64_t pte_alloc(PageTables pt, Ctx *x, uint64_t *pmd_slot) noexcept nogil:
+    cdef int64_t row
+    if pmd_slot[0] != 0:
+        return 1
+    row = pt.alloc_row(x.pte)
+    if row < 0:
+        x.oom = True
+        return 0
+    x.c.tables_allocated += 1
+    pmd_slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
+    return 1
+
+
+cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
+                  int64_t new_pud_row, uint64_t old_addr, uint64_t new_addr,
+                  uint64_t extent) noexcept nogil:
+    """One PMD extent of the loop (the code after get_extent(NORMAL_PMD)).
+
+    ``old_pud``/``new_pud`` are the pud slots above old_addr/new_addr (the
+    walk down to them is shared by every PMD extent of one PUD extent).
+    Returns 0 to continue, -1 to break (allocation failed).
+    """
+    cdef int64_t old_row, new_row, child
+    cdef uint64_t *old_pmd
+    cdef uint64_t *new_pmd
+    # get_old_pmd
+    if old_pud[0] == 0 or (old_pud[0] & E_LEAF):
+        return 0
+    old_row = <int64_t>(old_pud[0] >> ADDR_SHIFT)
+    old_pmd = slot_of(pt, x.pmd, old_row, old_addr)
+    if old_pmd[0] == 0:
+        return 0
+    # alloc_new_pmd
+    if new_pud[0] == 0:
+        child = pt.alloc_row(x.pmd)
+        if child < 0:
+            x.oom = True
+            return -1
+        x.c.tables_allocated += 1
+        new_pud[0] = E_PRESENT | (<uint64_t>child << ADDR_SHIFT)
+    new_row = <int64_t>(new_pud[0] >> ADDR_SHIFT)
+    new_pmd = slot_of(pt, x.pmd, new_row, new_addr)
+    if old_pmd[0] & E_LEAF:
+        if extent == x.pmd_size and move_entry(pt, x, x.pmd, old_pmd, old_row, new_pmd,
+                                                new_row, old_addr, False, x.need_rmap_locks):
+            return 0
+        if pt.split_leaf(x.pmd, old_pmd) < 0:     # split_huge_pmd
+            x.oom = True
+            return -1
+        x.c.huge_pmds_split += 1
+        x.c.tables_allocated += 1
+    elif x.move_pmd and extent == x.pmd_size:
+        if move_entry(pt, x, x.pmd, old_pmd, old_row, new_pmd, new_row, old_addr, True, True):
+            return 0
+    if old_pmd[0] == 0:
+        return 0
+    if not pte_alloc(pt, x, new_pmd):
+        return -1
+    move_ptes(pt, x, old_pmd, new_pmd, old_addr, new_addr, extent)
+    return 0
+
+
+cdef int pmd_loop(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
+                  int64_t new_pud_row, uint64_t old_addr, uint64_t new_addr,
+                  uint64_t end) noexcept nogil:
+    """The PMD extents inside one PUD extent (one kernel iteration each)."""
+    cdef uint64_t extent
+    while old_addr < end:
+        extent = get_extent(old_addr, end, new_addr, x.pmd_size)
+        if pmd_step(pt, x, old_pud, new_pud, new_pud_row, old_addr, new_addr, extent) < 0:
+            return -1
+        old_addr += extent
+        new_addr += extent
+    return 0
+
+
+cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
+                    int64_t new_pud_row, uint64_t old_addr, uint64_t new_addr,
+                    uint64_t span) noexcept nogil:
+    """batched-ptl: one PUD extent (one old and one new PMD table) under one
+    hold of the PMD locks, one flush for every whole-entry move in it."""
+    cdef int64_t old_row, new_row, child
+    cdef uint64_t old_ptl, new_ptl, end = old_addr + span, extent, lo = 0, hi = 0
+    cdef bint took_old, took_new, took_rmap = False, any_whole = False
+    cdef int64_t before
+    cdef int rc = 0
+    if old_pud[0] == 0 or (old_pud[0] & E_LEAF):
+        return 0
+    old_row = <int64_t>(old_pud[0] >> ADDR_SHIFT)
+    # allocate the new PMD table before taking the lock
+    if new_pud[0] == 0:
+        child = pt.alloc_row(x.pmd)
+        if child < 0:
+            x.oom = True
+            return -1
+        x.c.tables_allocated += 1
+        new_pud[0] = E_PRESENT | (<uint64_t>child << ADDR_SHIFT)
+    new_row = <int64_t>(new_pud[0] >> ADDR_SHIFT)
+    old_ptl = pmd_lockptr(x, old_row)
+    new_ptl = pmd_lockptr(x, new_row)
+    if x.has_anon:
+        took_rmap = spin_lock(x, ID_RMAP)
+    took_old = spin_lock(x, old_ptl)
+    took_new = spin_lock(x, new_ptl)
+    while old_addr < end:
+        extent = get_extent(old_addr, end, new_addr, x.pmd_size)
+        before = x.c.normal_pmds_moved + x.c.huge_pmds_moved
+        if pmd_step(pt, x, old_pud, new_pud, new_pud_row, old_addr, new_addr, extent) < 0:
+            rc = -1
+            break
+        if x.c.normal_pmds_moved + x.c.huge_pmds_moved != before:
+            if not any_whole:
+                lo = old_addr
+            any_whole = True
+            hi = old_addr + extent
+        old_addr += extent
+        new_addr += extent
+    if any_whole:
+        flush_tlb_range(x, lo, hi)
+    if took_new:
+        spin_unlock(pt, x, new_ptl)
+    if took_old:
+        spin_unlock(pt, x, old_ptl)
+    if took_rmap:
+        spin_unlock(pt, x, ID_RMAP)
+    return rc
+
+
+cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64_t new_addr,
+                                uint64_t old_end) noexcept nogil:
+    """The loop of move_page_tables; returns where it stopped (old side)."""
+    cdef uint64_t extent
+    cdef int64_t old_row, new_row
+    cdef uint64_t *old_pud
+    cdef uint64_t *new_pud
+    while old_addr < old_end:
+        extent = get_extent(old_addr, old_end, new_addr, x.pud_size)
+        old_pud = get_entry(pt, x, old_addr, x.pud, False, &old_row)
+        if old_pud != NULL:
+            new_pud = get_entry(pt, x, new_addr, x.pud, True, &new_row)
+            if new_pud == NULL:
+                break
+            if old_pud[0] & E_LEAF:
+                if extent == x.pud_size:
+                    move_entry(pt, x, x.pud, old_pud, old_row, new_pud, new_row, old_addr,
+                               False, x.need_rmap_locks)
+                    old_addr += extent
+                    new_addr += extent
+                    continue
+            elif x.move_pud and extent == x.pud_size:
+                if move_entry(pt, x, x.pud, old_pud, old_row, new_pud, new_row, old_addr,
+                              True, True):
+                    old_addr += extent
+                    new_addr += extent
+                    continue
+            if x.batch:
+                if batch_pmds(pt, x, old_pud, new_pud, new_row, old_addr, new_addr,
+                              extent) < 0:
+                    break
+            elif pmd_loop(pt, x, old_pud, new_pud, new_row, old_addr, new_addr,
+                          old_addr + extent) < 0:
+                break
+        old_addr += extent
+        new_addr += extent
+    return old_addr
+
+
+def move_page_tables(PageTables pt, uint64_t old_addr, uint64_t new_addr, uint64_t length,
+                     uint64_t orig_old_addr, *, bint split_pte, bint split_pmd, bint move_pmd,
+                     bint move_pud, str flush, bint dirty_flush_locked, bint batch,
+                     bint need_rmap_locks, bint has_anon, uint64_t free_lo=0,
+                     uint64_t free_hi=0):
+    """Move the entries of [old_addr, orig_old_addr + length) to new_addr.
+
+    ``old_addr``/``new_addr`` may have been realigned down by the caller
+    (try_realign_addr); ``orig_old_addr`` is the start the caller asked for.
+    Returns (bytes moved as pmc_progress, counters dict).
+    """
+    cdef Ctx x
+    cdef uint64_t old_end = orig_old_addr + length, reached
+    if flush not in FLUSH_MODE:
+        raise ValueError(f"flush must be one of {', '.join(FLUSH_MODE)}, not {flush!r}")
+    if pt.nlev < 3:
+        raise ValueError("move_page_tables needs at least 3 levels")
+    memset(&x, 0, sizeof(Ctx))
+    x.pte = pt.nlev - 1
+    x.pmd = pt.nlev - 2
+    x.pud = pt.nlev - 3
+    x.page_shift = pt.shift[x.pte]
+    x.pmd_size = <uint64_t>1 << pt.shift[x.pmd]
+    x.pud_size = <uint64_t>1 << pt.shift[x.pud]
+    x.split_pte = split_pte
+    x.split_pmd = split_pmd
+    x.move_pmd = move_pmd
+    x.move_pud = move_pud
+    x.flush_mode = FLUSH_MODE[flush]
+    x.dirty_flush_locked = dirty_flush_locked
+    x.batch = batch
+    x.need_rmap_locks = need_rmap_locks
+    x.has_anon = has_anon
+    x.free_lo = free_lo
+    x.free_hi = free_hi
+    x.segs_cap = 64
+    x.segs = <Segment*>malloc(x.segs_cap * sizeof(Segment))
+    if x.segs == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            reached = old_addr
+            if length:
+                reached = _move_page_tables(pt, &x, old_addr, new_addr, old_end)
+                if x.need_flush:
+                    # flush_tlb_range(vma, old_end - len, old_addr) after unlocking
+                    flush_tlb_range(&x, orig_old_addr, reached)
+    finally:
+        free(x.segs)
+    if x.oom and reached >= old_end:
+        raise MemoryError("out of memory while tracking moved entries")
+    c = x.c
+    counters = {
+        "ptes_moved": c.ptes_moved,
+        "move_ptes_calls": c.move_ptes_calls,
+        "normal_pmds_moved": c.normal_pmds_moved,
+        "huge_pmds_moved": c.huge_pmds_moved,
+        "normal_puds_moved": c.normal_puds_moved,
+        "huge_puds_moved": c.huge_puds_moved,
+        "huge_pmds_split": c.huge_pmds_split,
+        "whole_moves_refused": c.whole_moves_refused,
+        "tables_allocated": c.tables_allocated,
+        "tables_freed_early": c.tables_freed_early,
+        "lock_acquired": {LOCK_CLASSES[i]: c.lock_acquired[i] for i in range(NLOCK)},
+        "lock_max_hold": {LOCK_CLASSES[i]: c.lock_max_hold[i] for i in range(NLOCK)},
+        "flush_calls": c.flush_calls,
+        "flush_pages": c.flush_pages,
+        "flush_unlocked": c.flush_unlocked,
+        "unsafe_windows": c.unsafe_windows,
+    }
+    progress = reached - orig_old_addr if reached > orig_old_addr else 0
+    return min(progress, length), counters
