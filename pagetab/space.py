@@ -13,13 +13,12 @@ from __future__ import annotations
 import bisect
 import errno
 import operator
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-
-import time
 
 from . import _move, _tables
 from .arch import Arch
@@ -52,7 +51,8 @@ from .constants import (
     PROT_WRITE,
     ZERO_FRAME,
 )
-from .policy import Policy, policy as _policy
+from .policy import Policy
+from .policy import policy as _policy
 from .stats import MoveStats
 from .vma import VM_HUGEPAGE, VM_NOHUGEPAGE, Shm, Vma, VmaInfo, can_merge, new_anon_vma
 
@@ -593,8 +593,9 @@ class AddressSpace:
             if not self._aligned(na):
                 raise _sys_error(errno.EINVAL, call, f"new_addr {na:#x} is not page aligned")
             if not flags & MREMAP_MAYMOVE:
-                raise _sys_error(errno.EINVAL, call,
-                                 "MREMAP_FIXED and MREMAP_DONTUNMAP need MREMAP_MAYMOVE")
+                raise _sys_error(
+                    errno.EINVAL, call, "MREMAP_FIXED and MREMAP_DONTUNMAP need MREMAP_MAYMOVE"
+                )
             if flags & MREMAP_DONTUNMAP and old_len != new_len:
                 raise _sys_error(errno.EINVAL, call, "MREMAP_DONTUNMAP cannot resize")
             if addr + old_len > na and na + new_len > addr:
@@ -691,8 +692,11 @@ class AddressSpace:
             self._unmap_range(addr + new_len, addr + old_len)
             return addr
         delta = new_len - old_len
-        if vma.end - addr == old_len and vma.end + delta <= self.arch.task_size \
-                and self._is_free(vma.end, vma.end + delta):
+        if (
+            vma.end - addr == old_len
+            and vma.end + delta <= self.arch.task_size
+            and self._is_free(vma.end, vma.end + delta)
+        ):
             # expand_vma_in_place (vma_merge_extend)
             old_end = vma.end
             vma.end += delta
@@ -753,8 +757,12 @@ class AddressSpace:
             raise _sys_error(errno.ENOMEM, "mremap", "out of memory for page tables")
         if dontunmap:
             src = self.find_vma(addr)
-            if src is not None and src.start == addr and src.end == addr + old_len \
-                    and not src.shared:
+            if (
+                src is not None
+                and src.start == addr
+                and src.end == addr + old_len
+                and not src.shared
+            ):
                 src.anon_vma = None  # dontunmap_complete: unlink_anon_vmas
                 self._merge_around(src.start, src.end)
         elif old_len:

@@ -1,0 +1,230 @@
+"""move_page_tables: counts, policies, locks and measured safety."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from helpers import ALL_ARCHS
+
+import pagetab as pt
+
+K, M, G = 1 << 10, 1 << 20, 1 << 30
+MM = Callable[..., pt.AddressSpace]
+FIX = pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
+FIXED = pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED
+SRC, DST = 1 << 44, 1 << 45
+SAFE = [p for p in pt.policies() if pt.policy(p).safe]
+UNSAFE = [p for p in pt.policies() if not pt.policy(p).safe]
+
+
+def move(mm: pt.AddressSpace, size: int, src_off: int = 0, dst_off: int = 0,
+         advice: int = pt.MADV_POPULATE_WRITE) -> pt.MoveStats:  # fmt: skip
+    src, dst = SRC + src_off, DST + dst_off
+    mm.mmap(size, addr=src, flags=FIX)
+    mm.madvise(src, size, advice)
+    f = mm.frames(src, size)
+    assert mm.mremap(src, size, size, FIXED, dst) == dst
+    assert np.array_equal(mm.frames(dst, size), f)
+    assert mm.find_vma(src) is None
+    st = mm.last_move
+    assert st is not None
+    return st
+
+
+# the kernel's arithmetic for 1 GiB on x86-64 (issue 3, item 6)
+def test_pmd_aligned_linux_5_0(make_mm: MM) -> None:
+    st = move(make_mm(policy="linux-5.0"), G, 2 * M, 2 * M)
+    assert (st.normal_pmds_moved, st.ptes_moved, st.flush_calls) == (512, 0, 512)
+    assert st.flush_pages == 512 * 512
+    assert st.lock_acquired["ptl_pmd"] == 2 * 512  # old and new PMD table locks
+    assert st.lock_acquired["rmap"] == 512  # move_pgt_entry takes the anon_vma lock
+    assert st.unsafe_windows == 0 and st.flush_unlocked == 0
+
+
+def test_misaligned_by_4k_moves_every_pte(make_mm: MM) -> None:
+    st = move(make_mm(policy="linux-5.0"), G, 4 * K, 0)
+    assert st.ptes_moved == 262144 and st.normal_pmds_moved == 0
+    # extents alternate 4 KiB and 2 MiB - 4 KiB: one move_ptes and flush each
+    assert st.move_ptes_calls == st.flush_calls == 1024
+    assert st.lock_max_hold["ptl_pte"] == 511
+
+
+def test_pud_aligned_linux_5_11(make_mm: MM) -> None:
+    st = move(make_mm(policy="linux-5.11"), G)
+    assert (st.normal_puds_moved, st.normal_pmds_moved, st.ptes_moved) == (1, 0, 0)
+    assert st.flush_calls == 1 and st.flush_pages == G // 4096
+    assert st.lock_acquired["page_table_lock"] == 1  # pud_lock
+
+
+def test_pud_aligned_linux_5_0_moves_pmds(make_mm: MM) -> None:
+    st = move(make_mm(policy="linux-5.0"), G)
+    assert (st.normal_puds_moved, st.normal_pmds_moved) == (0, 512)
+
+
+def test_pte_only_policies_move_ptes(make_mm: MM) -> None:
+    for name in ("linux-4.18", "linux-4.19"):
+        st = move(make_mm(policy=name), 64 * M, 2 * M, 2 * M)
+        assert st.ptes_moved == 64 * M // 4096 and st.normal_pmds_moved == 0
+
+
+@pytest.mark.parametrize("arch_name", ALL_ARCHS)
+def test_policies_never_change_the_mapping(make_mm: MM, arch_name: str) -> None:
+    a = pt.arch(arch_name)
+    pmd = a.pmd_size
+    size = 6 * pmd
+    layouts = []
+    for name in pt.policies():
+        mm = make_mm(arch_name, policy=name, thp="madvise")
+        src = SRC + pmd // 2  # mutually misaligned by half a PMD: realign helps
+        mm.mmap(size, addr=src, flags=FIX)
+        mm.madvise(src + pmd // 2, 2 * pmd, pt.MADV_HUGEPAGE)
+        mm.madvise(src + pmd // 2, 2 * pmd, pt.MADV_POPULATE_WRITE)  # one THP
+        mm.madvise(src + 3 * pmd, pmd, pt.MADV_POPULATE_READ)
+        mm.madvise(src + 4 * pmd, a.page_size * 3, pt.MADV_POPULATE_WRITE)
+        before = mm.frames(src, size)
+        mm.mremap(src, size, size, FIXED, DST + pmd // 2)
+        after = mm.frames(DST + pmd // 2, size)
+        assert np.array_equal(before, after), name
+        layouts.append((after.tobytes(), tuple(mm.vmas()), mm.page_table_bytes))
+    assert all(x[:2] == layouts[0][:2] for x in layouts)
+
+
+@pytest.mark.parametrize("arch_name", ALL_ARCHS)
+@pytest.mark.parametrize("name", SAFE)
+def test_safe_presets_have_no_unsafe_windows(make_mm: MM, arch_name: str, name: str) -> None:
+    a = pt.arch(arch_name)
+    for off in (0, a.page_size):
+        mm = make_mm(arch_name, policy=name)
+        st = move(mm, 4 * a.pmd_size, 0, off, pt.MADV_POPULATE_READ)
+        assert st.unsafe_windows == 0 and st.flush_unlocked == 0
+
+
+@pytest.mark.parametrize("arch_name", ALL_ARCHS)
+@pytest.mark.parametrize("name", UNSAFE)
+def test_unsafe_presets_report_windows(make_mm: MM, arch_name: str, name: str) -> None:
+    a = pt.arch(arch_name)
+    mm = make_mm(arch_name, policy=name)
+    st = move(mm, 4 * a.pmd_size, 0, 0, pt.MADV_POPULATE_READ)
+    # every moved (clean, zero-page) entry waited for the final flush
+    assert st.unsafe_windows == 4 * a.pmd_size // a.page_size
+    assert st.flush_unlocked == 1
+
+
+def test_linux_4_18_dirty_ptes_flush_under_the_old_lock_only(make_mm: MM) -> None:
+    # dirty entries force a flush under the old PTE lock, but the new one was
+    # already dropped: still a window (the reason eb66ae030829 holds both)
+    st = move(make_mm(policy="linux-4.18"), 4 * M)
+    assert st.flush_unlocked == 0 and st.unsafe_windows == 1024
+    same = make_mm(pt.arch("x86-64").replace(split_pte_lock=False), policy="linux-4.18")
+    st = move(same, 4 * M)  # one lock (mm->page_table_lock) for both tables
+    assert st.unsafe_windows == 0
+    assert st.lock_acquired["page_table_lock"] == 2 and st.lock_acquired["ptl_pte"] == 0
+
+
+def test_split_lock_configuration_decides_the_lock(make_mm: MM) -> None:
+    st = move(make_mm("ppc64-radix-64k", policy="linux-5.0"), 8 * M)  # no split PMD lock
+    assert st.lock_acquired["ptl_pmd"] == 0 and st.lock_acquired["page_table_lock"] == 4
+    st = move(make_mm("arm64-4k", policy="linux-5.0"), 8 * M)
+    assert st.lock_acquired["ptl_pmd"] == 8
+
+
+def test_thp_moves_whole_when_aligned(make_mm: MM) -> None:
+    mm = make_mm(thp="always", policy="linux-4.19")
+    st = move(mm, 8 * M)
+    assert st.huge_pmds_moved == 4 and st.ptes_moved == 0 and st.huge_pmds_split == 0
+
+
+def test_whole_move_refused_when_destination_populated(make_mm: MM) -> None:
+    mm = make_mm(policy="linux-5.0")
+    mm.mmap(4 * M, addr=SRC, flags=FIX)
+    mm.madvise(SRC, 4 * M, pt.MADV_POPULATE_WRITE)
+    # the destination PMD still has a (now empty) PTE table: DONTNEED keeps it
+    mm.mmap(4 * M, addr=DST, flags=FIX)
+    mm.madvise(DST, 4 * M, pt.MADV_POPULATE_WRITE)
+    mm.madvise(DST, 4 * M, pt.MADV_DONTNEED)
+    mm.munmap(DST, 2 * M)  # frees [DST, DST+2M)'s table; [DST+2M, +4M) keeps a VMA
+    mm.mremap(SRC, 2 * M, 2 * M, FIXED, DST)
+    st = mm.last_move
+    assert st is not None and st.normal_pmds_moved == 1
+
+
+def test_realign_moves_whole_pmds(make_mm: MM) -> None:
+    off = 4 * K
+    size = 64 * M - off
+    st_old = move(make_mm(policy="linux-5.11"), size, off, off)
+    st_new = move(make_mm(policy="linux-6.8"), size, off, off)
+    assert st_old.normal_pmds_moved == 31 and st_old.ptes_moved == 511  # [4K, 2M) by PTE
+    assert st_new.realigned and st_new.normal_pmds_moved == 32 and st_new.ptes_moved == 0
+
+
+def test_realign_refused_with_a_mapping_below(make_mm: MM) -> None:
+    mm = make_mm(policy="linux-6.8")
+    mm.mmap(4 * K, addr=SRC, flags=FIX)  # occupies the PMD below the source
+    st = move(mm, 8 * M - 4 * K, 4 * K, 4 * K)
+    assert not st.realigned and st.ptes_moved > 0
+
+
+def test_arm64_64k_pud_move_moves_a_pgd_entry(make_mm: MM) -> None:
+    mm = make_mm("arm64-64k", policy="linux-5.11")
+    tb = 4 << 40
+    mm.mmap(tb, addr=tb, flags=FIX)
+    for off in (0, 3 << 30, tb - (1 << 16)):
+        mm.madvise(tb + off, 1 << 16, pt.MADV_POPULATE_WRITE)
+    f = mm.frames(tb, tb)
+    mm.mremap(tb, tb, tb, FIXED, 3 * tb)
+    st = mm.last_move
+    assert st is not None and st.normal_puds_moved == 1 and st.normal_pmds_moved == 0
+    assert np.array_equal(mm.frames(3 * tb, tb), f)
+    assert mm.tables.live_rows()[0] == 1  # one pgd; the moved entry points to its pmd table
+
+
+def test_batched_ptl_flushes_once_per_table(make_mm: MM) -> None:
+    st = move(make_mm(policy="batched-ptl"), G, 2 * M, 2 * M)
+    assert st.normal_pmds_moved == 512 and st.unsafe_windows == 0
+    assert st.flush_calls == 2  # the range spans two PMD tables
+    assert st.lock_acquired["ptl_pmd"] == 4 and st.lock_max_hold["ptl_pmd"] == 511
+
+
+def test_batched_ptl_mixed_table_drops_to_pte_moves(make_mm: MM) -> None:
+    mm = make_mm(policy="batched-ptl")
+    mm.mmap(8 * M, addr=SRC, flags=FIX)
+    mm.madvise(SRC, 8 * M, pt.MADV_POPULATE_READ)
+    mm.mmap(2 * M, addr=DST + 2 * M, flags=FIX)  # keeps one destination PMD busy
+    mm.madvise(DST + 2 * M, 4 * K, pt.MADV_POPULATE_READ)
+    mm.madvise(DST + 2 * M, 4 * K, pt.MADV_DONTNEED)
+    mm.munmap(DST + 2 * M, 2 * M)  # its table is freed: the PMD is free again
+    f = mm.frames(SRC, 8 * M)
+    mm.mremap(SRC, 8 * M, 8 * M, FIXED, DST + 4 * K)  # misaligned: all PTE moves
+    st = mm.last_move
+    assert st is not None and st.ptes_moved == 2048 and st.unsafe_windows == 0
+    assert np.array_equal(mm.frames(DST + 4 * K, 8 * M), f)
+
+
+def test_custom_policy(make_mm: MM) -> None:
+    p = pt.Policy("pmd-at-end", move_pmd=True, flush="end", flush_under_lock=False)
+    st = move(make_mm(policy=p), 4 * M, 2 * M, 2 * M)
+    assert st.policy == "pmd-at-end" and st.flush_calls == 1 and st.unsafe_windows == 1024
+    with pytest.raises(ValueError, match="flush"):
+        pt.Policy("x", flush="sometimes")
+    with pytest.raises(ValueError, match="batch"):
+        pt.Policy("x", flush="table")
+    with pytest.raises(NotImplementedError):
+        pt.Policy("x", flush_under_lock=False)
+    with pytest.raises(ValueError, match="unknown Policy field"):
+        pt.policy("linux-5.0").replace(bogus=1)
+
+
+def test_estimated_ns_is_absent_until_the_cost_model(make_mm: MM) -> None:
+    st = move(make_mm(), 4 * M)
+    with pytest.raises(NotImplementedError, match="cost model"):
+        _ = st.estimated_ns
+
+
+def test_page_tables_freed_after_move(make_mm: MM) -> None:
+    mm = make_mm(policy="linux-4.19")
+    st = move(mm, 64 * M, 4 * K, 0)
+    # one PMD table and 32 PTE tables at the destination, nothing at the source
+    assert mm.page_table_bytes == (32 + 1 + 1) * 4096
+    assert st.peak_page_table_bytes >= st.page_table_bytes_before + 32 * 4096
