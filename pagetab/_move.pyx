@@ -50,6 +50,7 @@ cdef struct Counters:
     int64_t normal_puds_moved
     int64_t huge_puds_moved
     int64_t huge_pmds_split
+    int64_t huge_puds_split
     int64_t whole_moves_refused      # destination entry already populated
     int64_t tables_allocated
     int64_t tables_freed_early       # emptied old PTE tables released at once
@@ -593,12 +594,19 @@ cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64
             if new_pud == NULL:
                 break
             if old_pud[0] & E_LEAF:
-                if extent == x.pud_size:
-                    move_entry(pt, x, x.pud, old_pud, old_row, new_pud, new_row, old_addr,
-                               False, x.need_rmap_locks)
+                if extent == x.pud_size and move_entry(pt, x, x.pud, old_pud, old_row,
+                                                       new_pud, new_row, old_addr, False,
+                                                       x.need_rmap_locks):
                     old_addr += extent
                     new_addr += extent
                     continue
+                # Linux never gets here (DAX refuses unaligned moves of PUD
+                # leaves); split it as split_huge_pmd would rather than drop it
+                if pt.split_leaf(x.pud, old_pud) < 0:
+                    x.oom = True
+                    break
+                x.c.huge_puds_split += 1
+                x.c.tables_allocated += 1
             elif x.move_pud and extent == x.pud_size:
                 if move_entry(pt, x, x.pud, old_pud, old_row, new_pud, new_row, old_addr,
                               True, True):
@@ -677,6 +685,7 @@ def move_page_tables(PageTables pt, uint64_t old_addr, uint64_t new_addr, uint64
         "normal_puds_moved": c.normal_puds_moved,
         "huge_puds_moved": c.huge_puds_moved,
         "huge_pmds_split": c.huge_pmds_split,
+        "huge_puds_split": c.huge_puds_split,
         "whole_moves_refused": c.whole_moves_refused,
         "tables_allocated": c.tables_allocated,
         "tables_freed_early": c.tables_freed_early,

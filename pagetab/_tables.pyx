@@ -506,6 +506,32 @@ cdef class PageTables:
                 return False
         return True
 
+    def set_leaf(self, int level, uint64_t addr, bint writable=True):
+        """Install a huge leaf of fresh frames at ``level`` for ``addr``.
+
+        For mappings faults never make (a PUD-sized DAX or hugetlb-like
+        leaf): the slot must be empty and ``addr`` aligned to the level.
+        Returns the head frame id.
+        """
+        cdef int reached
+        cdef uint64_t *slot
+        cdef uint64_t size, head
+        if not 0 < level < self.nlev - 1:
+            raise ValueError(f"level must be in 1..{self.nlev - 2} (a level above the PTEs)")
+        size = <uint64_t>1 << self.shift[level]
+        if addr & (size - 1):
+            raise ValueError(f"addr {addr:#x} is not aligned to {size:#x}")
+        slot = self.walk(addr, level, True, &reached)
+        if slot == NULL:
+            raise MemoryError("cannot allocate page tables")
+        if reached != level or slot[0] != 0:
+            raise ValueError(f"the level-{level} entry for {addr:#x} is not empty")
+        head = self.next_frame
+        self.next_frame += size >> self.shift[self.nlev - 1]
+        slot[0] = (E_PRESENT | E_READ | E_LEAF | E_DIRTY | (E_WRITE if writable else 0)
+                   | (head << ADDR_SHIFT))
+        return head
+
     # ------------------------------------------------------------------
     # inspection
 

@@ -9,7 +9,8 @@ __all__ = ["MoveStats"]
 
 _COUNTERS = (
     "ptes_moved", "move_ptes_calls", "normal_pmds_moved", "huge_pmds_moved",
-    "normal_puds_moved", "huge_puds_moved", "huge_pmds_split", "whole_moves_refused",
+    "normal_puds_moved", "huge_puds_moved", "huge_pmds_split", "huge_puds_split",
+    "whole_moves_refused",
     "tables_allocated", "tables_freed_early", "flush_calls", "flush_pages", "flush_unlocked",
     "unsafe_windows",
 )  # fmt: skip
@@ -47,6 +48,7 @@ class MoveStats:
     normal_puds_moved: int = 0
     huge_puds_moved: int = 0
     huge_pmds_split: int = 0
+    huge_puds_split: int = 0
     whole_moves_refused: int = 0
     tables_allocated: int = 0
     tables_freed_early: int = 0

@@ -228,3 +228,31 @@ def test_page_tables_freed_after_move(make_mm: MM) -> None:
     # one PMD table and 32 PTE tables at the destination, nothing at the source
     assert mm.page_table_bytes == (32 + 1 + 1) * 4096
     assert st.peak_page_table_bytes >= st.page_table_bytes_before + 32 * 4096
+
+
+def test_huge_pud_leaf_moves_whole_or_splits(make_mm: MM) -> None:
+    for off, whole in ((0, True), (2 * M, False)):
+        mm = make_mm(policy="linux-5.11")
+        mm.mmap(G, addr=SRC, flags=FIX)
+        head = mm.tables.set_leaf(1, SRC)  # a PUD-sized leaf (DAX-like)
+        mm._vmas[0].anon_vma = 1
+        f = mm.frames(SRC, G)
+        assert f[0] == head and (np.diff(f) == 1).all()
+        mm.mremap(SRC, G, G, FIXED, DST + off)
+        st = mm.last_move
+        assert st is not None
+        assert st.huge_puds_moved == (1 if whole else 0)
+        assert st.huge_puds_split == (0 if whole else 1)
+        assert st.huge_pmds_moved == (0 if whole else 512)  # PMD aligned: the pieces move
+        assert np.array_equal(mm.frames(DST + off, G), f)
+        mm._vmas[0].anon_vma = None
+
+
+def test_demo_compares_every_policy(capsys: pytest.CaptureFixture[str]) -> None:
+    from pagetab.__main__ import main
+
+    assert main(["--gib", "1"]) == 0
+    out = capsys.readouterr().out
+    for name in pt.policies():
+        assert out.count(name) == 2
+    assert "UNSAFE" in out
