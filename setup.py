@@ -40,6 +40,7 @@ def ext(name: str, sources: list[str]) -> Extension:
 
 extensions = [
     ext("pagetab._tables", ["pagetab/_tables.pyx"]),
+    ext("pagetab._tlb", ["pagetab/_tlb.pyx"]),
     ext("pagetab._move", ["pagetab/_move.pyx"]),
 ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 import pagetab as pt
@@ -31,6 +32,9 @@ class PingPong:
         self.mm = pt.AddressSpace("x86-64", cpus=4, policy=policy)
         self.mm.mmap(self.size, addr=self.a, flags=FIX)
         self.mm.madvise(self.a, self.size, pt.MADV_POPULATE_WRITE)
+        rng = np.random.default_rng(1)
+        for cpu in range(4):  # 4 CPUs in mm_cpumask, warm TLBs
+            self.mm.access(self.a + rng.integers(0, self.size, 4096, dtype=np.uint64), cpu=cpu)
         self.at = self.a
 
     def move(self) -> pt.MoveStats:

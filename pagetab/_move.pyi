@@ -3,6 +3,7 @@
 from typing import Any
 
 from ._tables import PageTables
+from ._tlb import Tlbs
 
 LOCK_CLASSES: tuple[str, ...]
 FLUSH_MODE: dict[str, int]
@@ -25,4 +26,6 @@ def move_page_tables(
     has_anon: bool,
     free_lo: int = 0,
     free_hi: int = 0,
+    tlbs: Tlbs | None = None,
+    caller: int = 0,
 ) -> tuple[int, dict[str, Any]]: ...

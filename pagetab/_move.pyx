@@ -16,6 +16,9 @@ from libc.string cimport memset
 from pagetab._tables cimport (
     ADDR_SHIFT, E_DIRTY, E_LEAF, E_PRESENT, E_SOFTDIRTY, PageTables, pool_index, pool_row,
 )
+from pagetab._tlb cimport FlushOps, NOPS, TlbState, Tlbs, tlb_count_range, tlb_flush_range
+
+from pagetab._tlb import OP_NAMES
 
 cdef extern from *:
     int __builtin_ctz(unsigned int x) nogil
@@ -59,7 +62,8 @@ cdef struct Counters:
     int64_t flush_calls
     int64_t flush_pages
     int64_t flush_unlocked           # flushes issued with no page-table lock held
-    int64_t unsafe_windows
+    int64_t unsafe_entries           # moved present entries unflushed at a lock release
+    int64_t unsafe_windows           # stale TLB entries for them at that moment
 
 
 cdef struct Held:
@@ -105,6 +109,9 @@ cdef struct Ctx:
     bint need_flush
     bint oom
     Counters c
+    TlbState *tlb                    # NULL: no TLB model
+    FlushOps ops
+    int caller                       # the CPU running mremap
 
 
 # ----------------------------------------------------------------------
@@ -192,7 +199,12 @@ cdef inline void spin_unlock(PageTables pt, Ctx *x, uint64_t id) noexcept nogil:
         if x.segs[i].mask & bit:
             if x.segs[i].count < 0:
                 x.segs[i].count = count_present(pt, x.segs[i].level, x.segs[i].row)
-            x.c.unsafe_windows += x.segs[i].count
+            x.c.unsafe_entries += x.segs[i].count
+            if x.tlb != NULL:
+                # stale translations actually cached on some CPU right now
+                x.c.unsafe_windows += tlb_count_range(x.tlb, x.segs[i].lo, x.segs[i].hi)
+            else:
+                x.c.unsafe_windows += x.segs[i].count
         else:
             x.segs[j] = x.segs[i]
             j += 1
@@ -226,9 +238,14 @@ cdef inline void moved(Ctx *x, int64_t entries, uint64_t lo, uint64_t hi, int64_
     x.nsegs += 1
 
 
-cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end) noexcept nogil:
-    """flush_tlb_range(vma, start, end): clears the pending entries it covers."""
+cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end,
+                                 int stride_shift) noexcept nogil:
+    """flush_tlb_range(vma, start, end) (flush_pmd/pud_tlb_range with a huge
+    stride): runs the arch's rules on the TLBs and clears the pending entries
+    it covers."""
     cdef int64_t i, j = 0
+    if x.tlb != NULL:
+        tlb_flush_range(x.tlb, &x.ops, x.caller, start, end, stride_shift)
     x.c.flush_calls += 1
     x.c.flush_pages += <int64_t>((end - start) >> x.page_shift)
     if not (x.heldmask & ~x.rmapmask):
@@ -303,7 +320,7 @@ cdef inline uint64_t get_extent(uint64_t old_addr, uint64_t old_end, uint64_t ne
 cdef inline void finish_entry_move(PageTables pt, Ctx *x, uint64_t old_ptl, uint64_t new_ptl,
                             bint took_old, bint took_new, uint64_t old_addr,
                             uint64_t size, bint present, bint dirty,
-                            bint leaf) noexcept nogil:
+                            bint leaf, int stride) noexcept nogil:
     """Flush and unlock after one whole-entry move, per the policy.
 
     Not called for PMD entries under batched-ptl (the batch flushes and
@@ -311,7 +328,7 @@ cdef inline void finish_entry_move(PageTables pt, Ctx *x, uint64_t old_ptl, uint
     """
     if x.flush_mode != FL_END:
         if present:
-            flush_tlb_range(x, old_addr, old_addr + size)
+            flush_tlb_range(x, old_addr, old_addr + size, stride)
         if took_new:
             spin_unlock(pt, x, new_ptl)
         if took_old:
@@ -322,7 +339,7 @@ cdef inline void finish_entry_move(PageTables pt, Ctx *x, uint64_t old_ptl, uint
         if took_new and new_ptl != old_ptl:
             spin_unlock(pt, x, new_ptl)
         if leaf and dirty and x.dirty_flush_locked:
-            flush_tlb_range(x, old_addr, old_addr + size)
+            flush_tlb_range(x, old_addr, old_addr + size, stride)
         elif present:
             x.need_flush = True
         if took_old:
@@ -368,8 +385,11 @@ cdef inline bint move_entry(PageTables pt, Ctx *x, int lev, uint64_t *old_slot, 
     else:
         moved(x, 1, old_addr, old_addr + size, 1 if e & E_PRESENT else 0, 0, 0)
     if not x.batch or lev != x.pmd:
+        # move_normal_* flush with flush_tlb_range; huge leaves with
+        # flush_pmd_tlb_range / flush_pud_tlb_range (a huge stride)
         finish_entry_move(pt, x, old_ptl, new_ptl, took_old, took_new, old_addr, size,
-                          (e & E_PRESENT) != 0, (e & E_DIRTY) != 0, not normal)
+                          (e & E_PRESENT) != 0, (e & E_DIRTY) != 0, not normal,
+                          x.page_shift if normal else pt.shift[lev])
     if took_rmap:
         spin_unlock(pt, x, ID_RMAP)
     return True
@@ -421,7 +441,7 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
         if took_new and new_ptl != old_ptl:
             spin_unlock(pt, x, new_ptl)
         if ndirty and x.dirty_flush_locked:
-            flush_tlb_range(x, old_addr, old_addr + extent)
+            flush_tlb_range(x, old_addr, old_addr + extent, x.page_shift)
         elif npresent:
             x.need_flush = True
         if took_old:
@@ -430,7 +450,7 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
         # since eb66ae030829: flush while both PTE locks are held (the
         # batched policy too: its PTE extents flush before the PTE lock drops)
         if npresent:
-            flush_tlb_range(x, old_addr, old_addr + extent)
+            flush_tlb_range(x, old_addr, old_addr + extent, x.page_shift)
         if took_new:
             spin_unlock(pt, x, new_ptl)
         if took_old:
@@ -502,6 +522,9 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
             return -1
         x.c.huge_pmds_split += 1
         x.c.tables_allocated += 1
+        # __split_huge_pmd_locked: pmdp_invalidate flushes the huge entry
+        flush_tlb_range(x, old_addr & ~(x.pmd_size - 1),
+                        (old_addr & ~(x.pmd_size - 1)) + x.pmd_size, pt.shift[x.pmd])
     elif x.move_pmd and extent == x.pmd_size:
         if move_entry(pt, x, x.pmd, old_pmd, old_row, new_pmd, new_row, old_addr, True, True):
             return 0
@@ -569,7 +592,7 @@ cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         old_addr += extent
         new_addr += extent
     if any_whole:
-        flush_tlb_range(x, lo, hi)
+        flush_tlb_range(x, lo, hi, x.page_shift)
     if took_new:
         spin_unlock(pt, x, new_ptl)
     if took_old:
@@ -607,6 +630,7 @@ cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64
                     break
                 x.c.huge_puds_split += 1
                 x.c.tables_allocated += 1
+                flush_tlb_range(x, old_addr, old_addr + x.pud_size, pt.shift[x.pud])
             elif x.move_pud and extent == x.pud_size:
                 if move_entry(pt, x, x.pud, old_pud, old_row, new_pud, new_row, old_addr,
                               True, True):
@@ -629,7 +653,7 @@ def move_page_tables(PageTables pt, uint64_t old_addr, uint64_t new_addr, uint64
                      uint64_t orig_old_addr, *, bint split_pte, bint split_pmd, bint move_pmd,
                      bint move_pud, str flush, bint dirty_flush_locked, bint batch,
                      bint need_rmap_locks, bint has_anon, uint64_t free_lo=0,
-                     uint64_t free_hi=0):
+                     uint64_t free_hi=0, Tlbs tlbs=None, int caller=0):
     """Move the entries of [old_addr, orig_old_addr + length) to new_addr.
 
     ``old_addr``/``new_addr`` may have been realigned down by the caller
@@ -660,6 +684,11 @@ def move_page_tables(PageTables pt, uint64_t old_addr, uint64_t new_addr, uint64
     x.has_anon = has_anon
     x.free_lo = free_lo
     x.free_hi = free_hi
+    if tlbs is not None:
+        if not 0 <= caller < tlbs.s.ncpu:
+            raise ValueError(f"caller must be in 0..{tlbs.s.ncpu - 1}, not {caller}")
+        x.tlb = &tlbs.s
+        x.caller = caller
     x.segs_cap = 64
     x.segs = <Segment*>malloc(x.segs_cap * sizeof(Segment))
     if x.segs == NULL:
@@ -671,7 +700,7 @@ def move_page_tables(PageTables pt, uint64_t old_addr, uint64_t new_addr, uint64
                 reached = _move_page_tables(pt, &x, old_addr, new_addr, old_end)
                 if x.need_flush:
                     # flush_tlb_range(vma, old_end - len, old_addr) after unlocking
-                    flush_tlb_range(&x, orig_old_addr, reached)
+                    flush_tlb_range(&x, orig_old_addr, reached, x.page_shift)
     finally:
         free(x.segs)
     if x.oom and reached >= old_end:
@@ -694,7 +723,9 @@ def move_page_tables(PageTables pt, uint64_t old_addr, uint64_t new_addr, uint64
         "flush_calls": c.flush_calls,
         "flush_pages": c.flush_pages,
         "flush_unlocked": c.flush_unlocked,
+        "unsafe_entries": c.unsafe_entries,
         "unsafe_windows": c.unsafe_windows,
+        "flush_ops": {OP_NAMES[i]: x.ops.n[i] for i in range(NOPS)},
     }
     progress = reached - orig_old_addr if reached > orig_old_addr else 0
     return min(progress, length), counters

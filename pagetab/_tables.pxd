@@ -76,6 +76,7 @@ cdef class PageTables:
     cdef void free_row(self, int lev, int64_t row) noexcept nogil
     cdef void free_row_clean(self, int lev, int64_t row) noexcept nogil
     cdef int64_t bytes_below_root(self) noexcept nogil
+    cdef size_t chunk_bytes(self, int lev) noexcept nogil
     cdef inline int index(self, int lev, uint64_t addr) noexcept nogil
     cdef uint64_t* walk(self, uint64_t addr, int target, bint alloc, int *reached) noexcept nogil
     cdef int64_t split_leaf(self, int lev, uint64_t *slot) noexcept nogil

@@ -15,6 +15,10 @@ from libc.string cimport memset
 
 import numpy as np
 
+cdef extern from "pt_alloc.h":
+    void *pt_chunk_alloc(size_t nbytes) nogil
+    void pt_chunk_free(void *p, size_t nbytes) nogil
+
 cnp.import_array()
 
 # Exported so Python code and tests name bits the same way the C code does.
@@ -78,7 +82,7 @@ cdef class PageTables:
         cdef int64_t c
         for l in range(self.nlev):
             for c in range(self.pools[l].nchunks):
-                free(self.pools[l].chunks[c])
+                pt_chunk_free(self.pools[l].chunks[c], self.chunk_bytes(l))
             free(self.pools[l].chunks)
             free(self.pools[l].freelist)
 
@@ -87,6 +91,9 @@ cdef class PageTables:
 
     cdef inline uint64_t* row_ptr(self, int lev, int64_t row) noexcept nogil:
         return pool_row(&self.pools[lev], row)
+
+    cdef size_t chunk_bytes(self, int lev) noexcept nogil:
+        return <size_t>((<int64_t>1 << self.pools[lev].chunk_shift) * self.pools[lev].nent * 8)
 
     cdef int64_t bytes_below_root(self) noexcept nogil:
         cdef int64_t b = 0
@@ -116,7 +123,7 @@ cdef class PageTables:
                         return -1
                     p.chunks = nchunks
                     p.chunks_cap = ncap
-                chunk = <uint64_t*>calloc((<int64_t>1 << p.chunk_shift) * p.nent, 8)
+                chunk = <uint64_t*>pt_chunk_alloc(self.chunk_bytes(lev))
                 if chunk == NULL:
                     return -1
                 p.chunks[p.nchunks] = chunk

@@ -11,9 +11,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Arch", "Level", "arch", "archs"]
+from .costs_data import COSTS, TLBS, Cost, FlushRules, TlbArraySpec, TlbSpec
+
+__all__ = ["Arch", "Cost", "FlushRules", "Level", "TlbArraySpec", "TlbSpec", "arch", "archs"]
 
 LEVEL_NAMES = ("pgd", "p4d", "pud", "pmd", "pte")
+_DEFAULT_FLUSH = FlushRules("x86")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class Arch:
     split_pte_lock: bool = True  # USE_SPLIT_PTE_PTLOCKS (NR_CPUS >= 4)
     split_pmd_lock: bool = True  # ARCH_ENABLE_SPLIT_PMD_PTLOCK
     source: str = ""
+    tlb: TlbSpec = TLBS["x86-64"]
+    flush: FlushRules = _DEFAULT_FLUSH
+    costs: dict[str, Cost] = field(default_factory=dict, compare=False, hash=False)
     extras: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -83,6 +89,34 @@ class Arch:
             raise ValueError(f"{self.name}: task_size exceeds what the tables can map")
         if not self.mmap_min_addr <= self.map_window <= self.task_size:
             raise ValueError(f"{self.name}: need mmap_min_addr <= map_window <= task_size")
+        if self.flush.kind not in ("x86", "arm64", "ppc64"):
+            raise ValueError(f"{self.name}: flush.kind must be x86, arm64 or ppc64")
+        names = {lv.name for lv in self.levels} | {"pud"}
+        for arr in self.tlb.arrays:
+            bad = set(arr.holds) - {"pte", "pmd", "pud"}
+            if bad or not set(arr.holds) <= names:
+                raise ValueError(f"{self.name}: TLB array holds unknown sizes {arr.holds}")
+
+    def cost(self, event: str) -> float:
+        """Nanoseconds per ``event`` (see ``costs``); KeyError names the valid ones."""
+        try:
+            return self.costs[event].ns
+        except KeyError:
+            raise KeyError(
+                f"{self.name} has no cost for {event!r}; it has {sorted(self.costs)}"
+            ) from None
+
+    def with_costs(self, **ns: float) -> Arch:
+        """A variant with some event costs replaced (source: "override")."""
+        unknown = sorted(set(ns) - set(self.costs))
+        if unknown:
+            raise ValueError(f"unknown cost event(s) {unknown}; valid: {sorted(self.costs)}")
+        costs = dict(self.costs)
+        for k, v in ns.items():
+            if not isinstance(v, (int, float)) or v < 0:
+                raise ValueError(f"cost {k} must be a number >= 0, not {v!r}")
+            costs[k] = Cost(float(v), "override")
+        return self.replace(costs=costs)
 
     # geometry -----------------------------------------------------------
     @property
@@ -153,6 +187,9 @@ _X86_LEVELS = [
     ("pte", 12, 512, False),
 ]
 
+_X86_FLUSH = FlushRules("x86", source="arch/x86/mm/tlb.c flush_tlb_mm_range")
+_ARM64_FLUSH = FlushRules("arm64", source="arch/arm64/include/asm/tlbflush.h __flush_tlb_range")
+
 _REGISTRY: dict[str, Arch] = {
     a.name: a
     for a in (
@@ -164,6 +201,9 @@ _REGISTRY: dict[str, Arch] = {
             task_size=(1 << 47) - 4096,
             map_window=(1 << 47) - 4096,
             source="arch/x86/include/asm/pgtable_64_types.h; arch/x86/include/asm/page_64_types.h",
+            tlb=TLBS["x86-64"],
+            flush=_X86_FLUSH,
+            costs=COSTS["x86-64"],
         ),
         Arch(
             name="x86-64-la57",
@@ -173,6 +213,9 @@ _REGISTRY: dict[str, Arch] = {
             task_size=(1 << 56) - 4096,
             map_window=(1 << 47) - 4096,
             source="arch/x86/include/asm/pgtable_64_types.h (CONFIG_X86_5LEVEL)",
+            tlb=TLBS["x86-64"],
+            flush=_X86_FLUSH,
+            costs=COSTS["x86-64"],
         ),
         Arch(
             name="arm64-4k",
@@ -182,6 +225,9 @@ _REGISTRY: dict[str, Arch] = {
             task_size=1 << 48,
             map_window=1 << 48,
             source="arch/arm64/include/asm/pgtable-hwdef.h; Documentation/arch/arm64/memory.rst",
+            tlb=TLBS["arm64"],
+            flush=_ARM64_FLUSH,
+            costs=COSTS["arm64"],
         ),
         Arch(
             name="arm64-16k",
@@ -198,6 +244,9 @@ _REGISTRY: dict[str, Arch] = {
             task_size=1 << 48,
             map_window=1 << 48,
             source="arch/arm64/include/asm/pgtable-hwdef.h; Documentation/arch/arm64/memory.rst",
+            tlb=TLBS["arm64"],
+            flush=_ARM64_FLUSH,
+            costs=COSTS["arm64"],
         ),
         Arch(
             name="arm64-64k",
@@ -209,6 +258,9 @@ _REGISTRY: dict[str, Arch] = {
             task_size=1 << 48,
             map_window=1 << 48,
             source="arch/arm64/include/asm/pgtable-hwdef.h; Documentation/arch/arm64/memory.rst",
+            tlb=TLBS["arm64"],
+            flush=_ARM64_FLUSH,
+            costs=COSTS["arm64"],
         ),
         Arch(
             name="ppc64-radix-64k",
@@ -226,9 +278,50 @@ _REGISTRY: dict[str, Arch] = {
             map_window=1 << 47,
             split_pmd_lock=False,
             source="arch/powerpc/include/asm/book3s/64/radix-64k.h; asm/task_size_64.h",
+            tlb=TLBS["ppc64"],
+            flush=FlushRules("ppc64", source="arch/powerpc/mm/book3s64/radix_tlb.c"),
+            costs=COSTS["ppc64"],
         ),
     )
 }
+
+
+def _variants() -> None:
+    """Registered variants of the base profiles (see shared/DOMAIN.md section 4)."""
+    x86, a4k = _REGISTRY["x86-64"], _REGISTRY["arm64-4k"]
+    for v in (
+        x86.replace(
+            name="x86-64-invlpgb",
+            description="x86-64 with AMD INVLPGB broadcast invalidation instead of IPIs",
+            flush=FlushRules("x86", x86_invlpgb=True,
+                             source="arch/x86/mm/tlb.c broadcast_tlb_flush (INVLPGB)"),
+        ),
+        a4k.replace(
+            name="arm64-4k-linux-4.9",
+            description="arm64 4K as on Linux 4.9: per-page TLBI up to MAX_TLB_RANGE (1024 "
+            "pages), no range TLBI",
+            flush=FlushRules("arm64", arm_legacy_limit=1024,
+                             source="v4.9 arch/arm64/include/asm/tlbflush.h MAX_TLB_RANGE"),
+        ),
+        a4k.replace(
+            name="arm64-4k-tlbirange",
+            description="arm64 4K with FEAT_TLBIRANGE (TLBI RVAE1IS range operations)",
+            flush=FlushRules("arm64", arm_range=True,
+                             source="arch/arm64/include/asm/tlbflush.h __flush_tlb_range_op"),
+        ),
+    ):  # fmt: skip
+        _REGISTRY[v.name] = v
+    for name in ("arm64-16k", "arm64-64k"):
+        a = _REGISTRY[name]
+        # MAX_DVM_OPS is PTRS_PER_PTE
+        _REGISTRY[name] = a.replace(
+            flush=FlushRules(
+                "arm64", arm_max_dvm_ops=a.levels[-1].entries, source=_ARM64_FLUSH.source
+            )
+        )
+
+
+_variants()
 
 
 def archs() -> list[str]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _move, _tables
+from . import _move, _tables, _tlb
 from .arch import Arch
 from .arch import arch as _arch
 from .constants import (
@@ -51,9 +51,10 @@ from .constants import (
     PROT_WRITE,
     ZERO_FRAME,
 )
+from .cost import access_cost, collateral_cost, move_cost
 from .policy import Policy
 from .policy import policy as _policy
-from .stats import MoveStats
+from .stats import AccessStats, MoveStats
 from .vma import VM_HUGEPAGE, VM_NOHUGEPAGE, Shm, Vma, VmaInfo, can_merge, new_anon_vma
 
 __all__ = ["AddressSpace", "InvariantError"]
@@ -85,6 +86,41 @@ _UNSUPPORTED_MAP = {
     MAP_HUGETLB: "MAP_HUGETLB (hugetlbfs)",
 }
 U64 = 1 << 64
+
+
+def _make_tlbs(a: Arch, cpus: int) -> _tlb.Tlbs:
+    """The per-CPU TLBs and flush rules of an arch profile."""
+    classes = {"pte": 0, "pmd": 1, "pud": 2}
+    arrays = [(t.level, t.sets, t.ways, sum(1 << classes[h] for h in t.holds))
+              for t in a.tlb.arrays]  # fmt: skip
+    shifts = [a.page_shift, a.pmd.shift, a.pud.shift]
+    f = a.flush
+    return _tlb.Tlbs(cpus, arrays, shifts, a.pmd.shift, a.tlb.pwc_entries, f.kind,
+                     f.x86_ceiling, f.x86_invlpgb, f.arm_max_dvm_ops, f.arm_legacy_limit,
+                     f.arm_range, f.ppc_tlbie_ceiling, f.ppc_tlbiel_ceiling, f.ppc_thp)  # fmt: skip
+
+
+def _address_array(addrs: Any) -> npt.NDArray[np.uint64]:
+    """A contiguous uint64 array of addresses; TypeError/ValueError otherwise."""
+    if isinstance(addrs, (str, bytes)):
+        raise TypeError("access: addrs must be an array of integer addresses")
+    arr = np.asarray(addrs)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValueError(f"access: addrs must be one-dimensional, not {arr.ndim}-D")
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"access: addrs must hold integers, not {arr.dtype}")
+    if arr.dtype.kind == "i" and (arr < 0).any():
+        raise ValueError("access: addresses must be >= 0")
+    return np.ascontiguousarray(arr, dtype=np.uint64)
+
+
+def _accumulate(into: dict[str, int], more: dict[str, int]) -> None:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + int(v)
 
 
 class InvariantError(AssertionError):
@@ -119,7 +155,9 @@ class AddressSpace:
     arch:
         An architecture profile name (see ``pagetab.archs()``) or an Arch.
     cpus:
-        CPUs the process may run on (threads).
+        CPUs of the machine (1..256), each with its own TLBs. A CPU joins
+        mm_cpumask when it runs the process: CPU 0 (which makes the system
+        calls) from the start, others at their first ``access``.
     thp:
         /sys/kernel/mm/transparent_hugepage/enabled: "always", "madvise"
         or "never". Shared anonymous memory follows shmem_enabled=never.
@@ -142,8 +180,8 @@ class AddressSpace:
         self.policy: Policy = _policy(policy)
         if isinstance(cpus, bool) or not isinstance(cpus, int):
             raise TypeError(f"cpus must be an int, not {type(cpus).__name__}")
-        if not 1 <= cpus <= 4096:
-            raise ValueError(f"cpus must be in 1..4096, not {cpus}")
+        if not 1 <= cpus <= 256:
+            raise ValueError(f"cpus must be in 1..256, not {cpus}")
         if thp not in THP_MODES:
             raise ValueError(f"thp must be one of {', '.join(THP_MODES)}, not {thp!r}")
         if isinstance(max_map_count, bool) or not isinstance(max_map_count, int):
@@ -161,6 +199,10 @@ class AddressSpace:
         )
         self._vmas: list[Vma] = []
         self.last_move: MoveStats | None = None
+        self.tlbs = _make_tlbs(a, cpus)
+        #: the CPU that makes system calls (it runs the process: in mm_cpumask)
+        self.cpu = 0
+        self.tlbs.set_cpu(0)
 
     # ------------------------------------------------------------------
     # helpers
@@ -284,7 +326,8 @@ class AddressSpace:
         del self._vmas[i:j]
         floor = self._vmas[i - 1].end if i > 0 else 0
         ceiling = self._vmas[i].start if i < len(self._vmas) else 0
-        self.tables.zap(first, last)
+        if self.tables.zap(first, last):
+            self._flush_tlb(first, last)
         self.tables.free_pgtables(first, last, floor, ceiling)
 
     # ------------------------------------------------------------------
@@ -508,7 +551,8 @@ class AddressSpace:
         if advice == MADV_DONTNEED:
             for v in list(self._overlapping(addr, end)):
                 s, e = max(v.start, addr), min(v.end, end)
-                self.tables.zap(s, e)
+                if self.tables.zap(s, e):
+                    self._flush_tlb(s, e)
                 covered += e - s
         else:
             self._split(addr)
@@ -627,6 +671,8 @@ class AddressSpace:
         st.peak_page_table_bytes = max(before + self._alloc_bytes(st), before,
                                        st.page_table_bytes_after)  # fmt: skip
         st.tables_freed = int(self.tables.counters()["tables_freed"])
+        st.estimated_ns, st.breakdown = move_cost(a, st)
+        st.collateral_ns = collateral_cost(a, st.flush_ops.get("collateral_entries", 0))
         st.wall_ns = time.perf_counter_ns() - t0
         self.last_move = st
         return result
@@ -740,7 +786,7 @@ class AddressSpace:
             move_pud=pol.move_pud, flush=pol.flush,
             dirty_flush_locked=pol.dirty_flush_under_lock, batch=pol.batch_pmd_lock,
             need_rmap_locks=need_rmap_locks, has_anon=vma.anon_vma is not None,
-            free_lo=free_lo, free_hi=free_hi,
+            free_lo=free_lo, free_hi=free_hi, tlbs=self.tlbs, caller=self.cpu,
         )  # fmt: skip
         st.add(counters)
         st.moved_bytes += int(moved)
@@ -752,6 +798,7 @@ class AddressSpace:
                 move_pmd=pol.move_pmd, move_pud=pol.move_pud, flush=pol.flush,
                 dirty_flush_locked=pol.dirty_flush_under_lock, batch=pol.batch_pmd_lock,
                 need_rmap_locks=True, has_anon=vma.anon_vma is not None,
+                tlbs=self.tlbs, caller=self.cpu,
             )  # fmt: skip
             self._unmap_range(new_addr, new_addr + new_len)
             raise _sys_error(errno.ENOMEM, "mremap", "out of memory for page tables")
@@ -799,6 +846,87 @@ class AddressSpace:
                 if v.end > end:
                     ceiling = min(ceiling, end)
         return floor, ceiling
+
+    # ------------------------------------------------------------------
+    # TLBs and accesses
+
+    def _flush_tlb(self, start: int, end: int) -> None:
+        """The flush that follows a zap or a protection change."""
+        self.tables_flush_ops = self.tlbs.flush_range(self.cpu, start, end)
+
+    @property
+    def mm_cpumask(self) -> list[int]:
+        """The CPUs that have run this process."""
+        return list(self.tlbs.cpumask())
+
+    def access(self, addrs: Any, cpu: int = 0, write: bool = False) -> AccessStats:
+        """Access each address of ``addrs`` from ``cpu`` (which joins mm_cpumask).
+
+        Every access looks up that CPU's TLBs (L1, then the second level),
+        walks the page tables on a miss, and takes page faults as the kernel
+        would: the first touch populates (the zero page on reads, a fresh
+        frame on writes, a THP where enabled), a write to the zero page
+        copies it (and flushes the old translation). Accesses to unmapped or
+        inaccessible addresses count as ``segv`` and are skipped.
+        """
+        if isinstance(cpu, bool) or not isinstance(cpu, int):
+            raise TypeError(f"access: cpu must be an int, not {type(cpu).__name__}")
+        if not 0 <= cpu < self.cpus:
+            raise ValueError(f"access: cpu must be in 0..{self.cpus - 1}, not {cpu}")
+        if not isinstance(write, bool):
+            raise TypeError("access: write must be a bool")
+        arr = _address_array(addrs)
+        t0 = time.perf_counter_ns()
+        table = self._vma_table()
+        total: dict[str, int] = {}
+        ops: dict[str, int] = {}
+        i = 0
+        n = int(arr.size)
+        while True:
+            stop, c, o = self.tlbs.access(self.tables, arr, cpu, write, table, i)
+            _accumulate(total, c)
+            _accumulate(ops, o)
+            if stop < 0:
+                raise MemoryError(f"access: out of page-table memory at {int(arr[-1 - stop]):#x}")
+            if stop >= n:
+                break
+            # a fault in shared memory: shmem_fault, here in Python
+            addr = int(arr[stop])
+            v = self.find_vma(addr)
+            assert v is not None and v.shm is not None
+            page = addr & ~(self.page_size - 1)
+            obj_end = v.start + ((v.shm.frames.size - v.pgoff) << self.page_shift)
+            if page >= obj_end:
+                total["segv"] = total.get("segv", 0) + 1  # SIGBUS past the object
+                total["accesses"] = total.get("accesses", 0) + 1
+                i = stop + 1
+                continue
+            self._populate_vma(v, page, page + self.page_size, write)
+            total["faults"] = total.get("faults", 0) + 1
+            total["accesses"] = total.get("accesses", 0) - 1  # it is retried
+            i = stop
+        for idx in np.flatnonzero(table["touched"]):
+            v = self._vmas[int(idx)]
+            if v.anon_vma is None:
+                v.anon_vma = new_anon_vma()
+        ns, breakdown = access_cost(self.arch, total, ops)
+        return AccessStats(cpu=cpu, write=write, flush_ops=ops, estimated_ns=ns,
+                           breakdown=breakdown, wall_ns=time.perf_counter_ns() - t0,
+                           **total)  # fmt: skip
+
+    def _vma_table(self) -> dict[str, npt.NDArray[Any]]:
+        """The VMAs as arrays for the C fault path."""
+        vs = self._vmas
+        windows = [self._thp_window(v) for v in vs]
+        return {
+            "start": np.array([v.start for v in vs], dtype=np.uint64),
+            "end": np.array([v.end for v in vs], dtype=np.uint64),
+            "prot": np.array([v.prot for v in vs], dtype=np.int64),
+            "thp_lo": np.array([w[0] for w in windows], dtype=np.uint64),
+            "thp_hi": np.array([w[1] for w in windows], dtype=np.uint64),
+            "shared": np.array([v.shared for v in vs], dtype=np.int64),
+            "touched": np.zeros(len(vs), dtype=np.uint8),
+        }
 
     # ------------------------------------------------------------------
     # inspection

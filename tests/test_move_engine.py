@@ -20,10 +20,15 @@ UNSAFE = [p for p in pt.policies() if not pt.policy(p).safe]
 
 
 def move(mm: pt.AddressSpace, size: int, src_off: int = 0, dst_off: int = 0,
-         advice: int = pt.MADV_POPULATE_WRITE) -> pt.MoveStats:  # fmt: skip
+         advice: int = pt.MADV_POPULATE_WRITE,
+         touch: tuple[int, ...] = ()) -> pt.MoveStats:  # fmt: skip
+    """Map, populate, optionally access from CPUs ``touch``, and move."""
     src, dst = SRC + src_off, DST + dst_off
     mm.mmap(size, addr=src, flags=FIX)
     mm.madvise(src, size, advice)
+    pages = np.arange(src, src + size, mm.page_size, dtype=np.uint64)
+    for cpu in touch:
+        mm.access(pages, cpu=cpu)
     f = mm.frames(src, size)
     assert mm.mremap(src, size, size, FIXED, dst) == dst
     assert np.array_equal(mm.frames(dst, size), f)
@@ -96,30 +101,39 @@ def test_policies_never_change_the_mapping(make_mm: MM, arch_name: str) -> None:
 def test_safe_presets_have_no_unsafe_windows(make_mm: MM, arch_name: str, name: str) -> None:
     a = pt.arch(arch_name)
     for off in (0, a.page_size):
-        mm = make_mm(arch_name, policy=name)
-        st = move(mm, 4 * a.pmd_size, 0, off, pt.MADV_POPULATE_READ)
-        assert st.unsafe_windows == 0 and st.flush_unlocked == 0
+        mm = make_mm(arch_name, policy=name, cpus=3)
+        st = move(mm, 4 * a.pmd_size, 0, off, pt.MADV_POPULATE_READ, touch=(0, 1, 2))
+        assert st.unsafe_windows == 0 and st.unsafe_entries == 0 and st.flush_unlocked == 0
 
 
 @pytest.mark.parametrize("arch_name", ALL_ARCHS)
 @pytest.mark.parametrize("name", UNSAFE)
 def test_unsafe_presets_report_windows(make_mm: MM, arch_name: str, name: str) -> None:
     a = pt.arch(arch_name)
-    mm = make_mm(arch_name, policy=name)
-    st = move(mm, 4 * a.pmd_size, 0, 0, pt.MADV_POPULATE_READ)
+    mm = make_mm(arch_name, policy=name, cpus=3)
+    st = move(mm, 4 * a.pmd_size, 0, 0, pt.MADV_POPULATE_READ, touch=(0, 1, 2))
     # every moved (clean, zero-page) entry waited for the final flush
-    assert st.unsafe_windows == 4 * a.pmd_size // a.page_size
+    assert st.unsafe_entries == 4 * a.pmd_size // a.page_size
     assert st.flush_unlocked == 1
+    # and the CPUs that touched the region still cached some of them
+    assert 0 < st.unsafe_windows <= 3 * sum(t.entries for t in a.tlb.arrays)
+    # the final flush leaves nothing stale
+    assert mm.tlbs.count_range(SRC, SRC + 4 * a.pmd_size) == 0
+
+
+def test_unsafe_windows_need_cached_translations(make_mm: MM) -> None:
+    st = move(make_mm(policy="linux-4.18"), 4 * M, advice=pt.MADV_POPULATE_READ)
+    assert st.unsafe_entries == 1024 and st.unsafe_windows == 0  # no CPU cached any
 
 
 def test_linux_4_18_dirty_ptes_flush_under_the_old_lock_only(make_mm: MM) -> None:
     # dirty entries force a flush under the old PTE lock, but the new one was
     # already dropped: still a window (the reason eb66ae030829 holds both)
     st = move(make_mm(policy="linux-4.18"), 4 * M)
-    assert st.flush_unlocked == 0 and st.unsafe_windows == 1024
+    assert st.flush_unlocked == 0 and st.unsafe_entries == 1024
     same = make_mm(pt.arch("x86-64").replace(split_pte_lock=False), policy="linux-4.18")
     st = move(same, 4 * M)  # one lock (mm->page_table_lock) for both tables
-    assert st.unsafe_windows == 0
+    assert st.unsafe_entries == 0
     assert st.lock_acquired["page_table_lock"] == 2 and st.lock_acquired["ptl_pte"] == 0
 
 
@@ -205,7 +219,7 @@ def test_batched_ptl_mixed_table_drops_to_pte_moves(make_mm: MM) -> None:
 def test_custom_policy(make_mm: MM) -> None:
     p = pt.Policy("pmd-at-end", move_pmd=True, flush="end", flush_under_lock=False)
     st = move(make_mm(policy=p), 4 * M, 2 * M, 2 * M)
-    assert st.policy == "pmd-at-end" and st.flush_calls == 1 and st.unsafe_windows == 1024
+    assert st.policy == "pmd-at-end" and st.flush_calls == 1 and st.unsafe_entries == 1024
     with pytest.raises(ValueError, match="flush"):
         pt.Policy("x", flush="sometimes")
     with pytest.raises(ValueError, match="batch"):
@@ -216,10 +230,9 @@ def test_custom_policy(make_mm: MM) -> None:
         pt.policy("linux-5.0").replace(bogus=1)
 
 
-def test_estimated_ns_is_absent_until_the_cost_model(make_mm: MM) -> None:
+def test_estimated_ns_sums_its_breakdown(make_mm: MM) -> None:
     st = move(make_mm(), 4 * M)
-    with pytest.raises(NotImplementedError, match="cost model"):
-        _ = st.estimated_ns
+    assert st.estimated_ns == pytest.approx(sum(st.breakdown.values())) and st.estimated_ns > 0
 
 
 def test_page_tables_freed_after_move(make_mm: MM) -> None:

@@ -1,0 +1,841 @@
+# cython: language_level=3
+"""Per-CPU TLBs, page walks, and the architectures' flush rules.
+
+Each CPU has the set-associative arrays of its arch profile (L1 data TLB
+and second-level TLB, each holding some leaf sizes), LRU replacement, and
+an optional page-walk cache. Entries carry the CPU's flush generation, so a
+full (CR3) or ASID/PID flush is one increment, as the kernel's tlb_gen.
+``tlb_flush_range`` applies flush_tlb_range's per-architecture rules
+(arch/x86/mm/tlb.c, arch/arm64/include/asm/tlbflush.h,
+arch/powerpc/mm/book3s64/radix_tlb.c) and counts every operation.
+"""
+
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset
+
+cimport numpy as cnp
+import numpy as np
+
+from pagetab._tables cimport (
+    ADDR_SHIFT, E_DIRTY, E_LEAF, E_PRESENT, E_READ, E_WRITE, E_ZERO, MODE_READ, MODE_WRITE,
+    PageTables, pool_index, pool_row,
+)
+
+cnp.import_array()
+
+cdef extern from *:
+    void __builtin_prefetch(const void *p) nogil
+
+OP_NAMES = (
+    "flush_calls", "flush_pages", "full_flush", "invlpg", "ipi", "remote_full_flush",
+    "remote_invlpg", "invlpgb", "tlbsync", "tlbi_page", "tlbi_range", "tlbi_asid", "dsb",
+    "tlbie", "tlbiel", "pid_flush", "pwc_flush", "tlbie_sync", "collateral_entries",
+    "invalidated_entries",
+)
+KINDS = {"x86": FR_X86, "arm64": FR_ARM64, "ppc64": FR_PPC64}
+
+cdef uint64_t VALID = (<uint64_t>1) << 63
+cdef uint64_t GEN_MASK = 0x7fff
+cdef uint64_t KEY_MASK = ((<uint64_t>1) << 48) - 1
+cdef uint64_t F_WRITABLE = (<uint64_t>1) << 63
+cdef uint64_t F_ZERO = (<uint64_t>1) << 62
+cdef uint64_t F_FRAME = ((<uint64_t>1) << 62) - 1
+
+
+# ----------------------------------------------------------------------
+# entries
+
+cdef inline uint64_t make_tag(TlbState *s, int cpu, uint64_t addr, int cls) noexcept nogil:
+    return VALID | ((s.gen[cpu] & GEN_MASK) << 48) | ((addr >> s.class_shift[cls]) << 2) | cls
+
+
+cdef inline bint tag_valid(TlbState *s, int cpu, uint64_t tag) noexcept nogil:
+    return (tag & VALID) != 0 and ((tag >> 48) & GEN_MASK) == (s.gen[cpu] & GEN_MASK)
+
+
+cdef inline uint64_t tag_base(TlbState *s, uint64_t tag, uint64_t *size) noexcept nogil:
+    cdef int cls = <int>(tag & 3)
+    size[0] = (<uint64_t>1) << s.class_shift[cls]
+    return ((tag & KEY_MASK) >> 2) << s.class_shift[cls]
+
+
+cdef inline int32_t* ccount(TlbState *s, int cpu, int arr, int cls) noexcept nogil:
+    return &s.ccount[(cpu * MAX_ARRAYS + arr) * MAX_CLASSES + cls]
+
+
+cdef inline int64_t array_slot(TlbState *s, TlbArray *a, int cpu, uint64_t addr,
+                               int cls) noexcept nogil:
+    cdef uint64_t vpn = addr >> s.class_shift[cls]
+    cdef int64_t setidx = <int64_t>(vpn & ((<uint64_t>1 << a.sets_shift) - 1))
+    return ((<int64_t>cpu << a.sets_shift) + setidx) * a.ways
+
+
+cdef int tlb_lookup(TlbState *s, int cpu, int level, uint64_t addr, bint write,
+                    uint64_t *frame, bint *writable) noexcept nogil:
+    """Probe the level-``level`` arrays. Returns the size class hit, -1 on a
+    miss, -2 when the entry is read-only and this is a write."""
+    cdef int p, i, c, w, ways
+    cdef TlbArray *a
+    cdef int64_t base
+    cdef uint64_t key, f
+    cdef uint64_t *tags
+    cdef uint64_t genbits = VALID | ((s.gen[cpu] & GEN_MASK) << 48)
+    for p in range(s.nprobe[level]):
+        i = s.probe_arr[level][p]
+        c = s.probe_cls[level][p]
+        if ccount(s, cpu, i, c)[0] == 0:
+            continue
+        a = &s.arrays[i]
+        key = genbits | ((addr >> s.class_shift[c]) << 2) | c
+        base = array_slot(s, a, cpu, addr, c)
+        tags = &a.tag[base]
+        ways = a.ways
+        for w in range(ways):
+            if tags[w] == key:
+                f = a.frame[base + w]
+                if write and not (f & F_WRITABLE):
+                    return -2
+                s.clock[cpu] += 1
+                a.lru[base + w] = s.clock[cpu]
+                writable[0] = (f & F_WRITABLE) != 0
+                if f & F_ZERO:
+                    frame[0] = 0
+                else:
+                    frame[0] = (f & F_FRAME) + ((addr & (((<uint64_t>1) << s.class_shift[c]) - 1))
+                                                >> s.page_shift)
+                return c
+    return -1
+
+
+cdef void insert_array(TlbState *s, int arr, int cpu, uint64_t addr, int cls,
+                       uint64_t fbits) noexcept nogil:
+    cdef TlbArray *a = &s.arrays[arr]
+    cdef int64_t base = array_slot(s, a, cpu, addr, cls)
+    cdef int w, victim = -1, lru_way = 0
+    cdef uint32_t best = 0xffffffff
+    cdef uint64_t t
+    for w in range(a.ways):
+        t = a.tag[base + w]
+        if not tag_valid(s, cpu, t):
+            victim = w
+            break
+        if a.lru[base + w] < best:
+            best = a.lru[base + w]
+            lru_way = w
+    if victim < 0:
+        # evict the least recently used entry
+        victim = lru_way
+        ccount(s, cpu, arr, <int>(a.tag[base + victim] & 3))[0] -= 1
+    else:
+        s.valid[cpu] += 1
+    ccount(s, cpu, arr, cls)[0] += 1
+    s.clock[cpu] += 1
+    a.tag[base + victim] = make_tag(s, cpu, addr, cls)
+    a.frame[base + victim] = fbits
+    a.lru[base + victim] = s.clock[cpu]
+
+
+cdef void tlb_insert_level(TlbState *s, int cpu, int level, uint64_t addr, int cls,
+                           uint64_t frame, bint writable) noexcept nogil:
+    """Fill the first level-``level`` array that holds this leaf size."""
+    cdef int i
+    cdef uint64_t head = addr & ~(((<uint64_t>1) << s.class_shift[cls]) - 1)
+    cdef uint64_t fbits
+    if frame == 0:
+        fbits = F_ZERO | (F_WRITABLE if writable else 0)
+    else:
+        fbits = (frame - ((addr - head) >> s.page_shift)) | (F_WRITABLE if writable else 0)
+    for i in range(s.nprobe[level]):
+        if s.probe_cls[level][i] == cls:
+            insert_array(s, s.probe_arr[level][i], cpu, head, cls, fbits)
+            return
+
+
+cdef void tlb_insert(TlbState *s, int cpu, uint64_t addr, int cls, uint64_t frame,
+                     bint writable) noexcept nogil:
+    """Fill the first array of each TLB level that holds this leaf size."""
+    tlb_insert_level(s, cpu, 1, addr, cls, frame, writable)
+    tlb_insert_level(s, cpu, 2, addr, cls, frame, writable)
+
+
+# ----------------------------------------------------------------------
+# invalidation
+
+cdef int64_t invalidate_va(TlbState *s, int cpu, uint64_t addr) noexcept nogil:
+    """INVLPG / TLBI VAE1IS / tlbie for one address on one CPU: every entry
+    of any size mapping ``addr``, and the walk-cache entry above it."""
+    cdef int i, c, w
+    cdef TlbArray *a
+    cdef int64_t base, n = 0
+    cdef uint64_t key
+    if s.valid[cpu] <= 0:
+        return 0
+    for i in range(s.narrays):
+        a = &s.arrays[i]
+        for c in range(s.nclass):
+            if not (a.classes >> c) & 1 or ccount(s, cpu, i, c)[0] == 0:
+                continue
+            key = make_tag(s, cpu, addr, c)
+            base = array_slot(s, a, cpu, addr, c)
+            for w in range(a.ways):
+                if a.tag[base + w] == key:
+                    a.tag[base + w] = 0
+                    s.valid[cpu] -= 1
+                    ccount(s, cpu, i, c)[0] -= 1
+                    n += 1
+    if s.pwc_ways:
+        key = VALID | ((s.gen[cpu] & GEN_MASK) << 48) | (addr >> s.pmd_shift)
+        for w in range(s.pwc_ways):
+            if s.pwc_tag[cpu * s.pwc_ways + w] == key:
+                s.pwc_tag[cpu * s.pwc_ways + w] = 0
+    return n
+
+
+cdef int64_t scan_cpu(TlbState *s, int cpu, uint64_t lo, uint64_t hi, bint clear,
+                      int64_t *outside) noexcept nogil:
+    """Valid entries of one CPU overlapping [lo, hi); optionally clear them.
+    ``outside`` (if not NULL) gets the valid entries outside the range."""
+    cdef int i
+    cdef int64_t k, n, inside = 0, out = 0
+    cdef TlbArray *a
+    cdef uint64_t t, base, size
+    if s.valid[cpu] <= 0:
+        return 0
+    for i in range(s.narrays):
+        a = &s.arrays[i]
+        n = (<int64_t>1 << a.sets_shift) * a.ways
+        for k in range(<int64_t>cpu * n, <int64_t>cpu * n + n):
+            t = a.tag[k]
+            if not tag_valid(s, cpu, t):
+                continue
+            base = tag_base(s, t, &size)
+            if base < hi and base + size > lo:
+                inside += 1
+                if clear:
+                    a.tag[k] = 0
+                    s.valid[cpu] -= 1
+                    ccount(s, cpu, i, <int>(t & 3))[0] -= 1
+            else:
+                out += 1
+    if outside != NULL:
+        outside[0] += out
+    return inside
+
+
+cdef int64_t invalidate_range_cpu(TlbState *s, int cpu, uint64_t start, uint64_t end,
+                                  int stride_shift) noexcept nogil:
+    """Per-page invalidation of [start, end) by ``stride`` on one CPU; scans
+    the arrays instead when that is cheaper (same result)."""
+    cdef uint64_t addr, npages = (end - start) >> stride_shift
+    cdef int64_t n = 0
+    if s.valid[cpu] <= 0:
+        return 0
+    if npages * <uint64_t>s.probe_cost > <uint64_t>s.entries_per_cpu:
+        # same result, fewer tag compares
+        n = scan_cpu(s, cpu, start, end, True, NULL)
+        if s.pwc_ways:
+            memset(&s.pwc_tag[cpu * s.pwc_ways], 0, s.pwc_ways * sizeof(uint64_t))
+        return n
+    addr = start
+    while addr < end:
+        n += invalidate_va(s, cpu, addr)
+        addr += (<uint64_t>1) << stride_shift
+    return n
+
+
+cdef inline void flush_all_cpu(TlbState *s, FlushOps *ops, int cpu, uint64_t start,
+                        uint64_t end) noexcept nogil:
+    """A full / ASID / PID flush of one CPU: O(1) by generation, after
+    counting what it destroys inside and outside the flushed range."""
+    cdef int64_t outside = 0
+    cdef TlbArray *a
+    cdef int i
+    if s.valid[cpu] <= 0 and s.pwc_ways == 0:
+        return  # nothing cached: nothing to invalidate
+    if s.valid[cpu] > 0 and ops != NULL:
+        ops.n[OP_INVALIDATED] += scan_cpu(s, cpu, start, end, False, &outside)
+        ops.n[OP_COLLATERAL] += outside
+    s.gen[cpu] += 1
+    s.valid[cpu] = 0
+    memset(ccount(s, cpu, 0, 0), 0, MAX_ARRAYS * MAX_CLASSES * sizeof(int32_t))
+    if (s.gen[cpu] & GEN_MASK) == 0:
+        # generation wrapped: old tags would look current again, clear them
+        for i in range(s.narrays):
+            a = &s.arrays[i]
+            memset(&a.tag[(<int64_t>cpu << a.sets_shift) * a.ways], 0,
+                   ((<int64_t>1 << a.sets_shift) * a.ways) * sizeof(uint64_t))
+        if s.pwc_ways:
+            memset(&s.pwc_tag[cpu * s.pwc_ways], 0, s.pwc_ways * sizeof(uint64_t))
+
+
+cdef inline void count_invalidated(FlushOps *ops, int64_t n) noexcept nogil:
+    if ops != NULL:
+        ops.n[OP_INVALIDATED] += n
+
+
+# ----------------------------------------------------------------------
+# flush rules
+
+cdef void flush_x86(TlbState *s, FlushOps *ops, int caller, uint64_t start, uint64_t end,
+                    int stride_shift) noexcept nogil:
+    """flush_tlb_mm_range: INVLPG per stride up to the ceiling, else a full
+    flush; the same on every other CPU of mm_cpumask through an IPI, or
+    INVLPGB broadcasts and one TLBSYNC on the INVLPGB variant."""
+    cdef uint64_t pages = (end - start) >> stride_shift
+    cdef bint full = pages > <uint64_t>s.x86_ceiling
+    cdef int cpu
+    cdef bint first_remote = True
+    if s.x86_invlpgb:
+        if full:
+            ops.n[OP_INVLPGB] += 1
+        else:
+            ops.n[OP_INVLPGB] += <int64_t>pages
+        ops.n[OP_TLBSYNC] += 1
+        for cpu in range(s.ncpu):
+            if s.cpumask[cpu] or cpu == caller:
+                if full:
+                    flush_all_cpu(s, ops, cpu, start, end)
+                else:
+                    count_invalidated(ops, invalidate_range_cpu(s, cpu, start, end, stride_shift))
+        return
+    for cpu in range(s.ncpu):
+        if cpu != caller and not s.cpumask[cpu]:
+            continue
+        if cpu == caller:
+            if full:
+                ops.n[OP_FULL] += 1
+            else:
+                ops.n[OP_INVLPG] += <int64_t>pages
+        else:
+            ops.n[OP_IPI] += 1
+            if first_remote:
+                # remote CPUs flush in parallel: count one CPU's work
+                if full:
+                    ops.n[OP_REMOTE_FULL] += 1
+                else:
+                    ops.n[OP_REMOTE_INVLPG] += <int64_t>pages
+                first_remote = False
+        if full:
+            flush_all_cpu(s, ops, cpu, start, end)
+        else:
+            count_invalidated(ops, invalidate_range_cpu(s, cpu, start, end, stride_shift))
+
+
+cdef void flush_all_cpus(TlbState *s, FlushOps *ops, uint64_t start, uint64_t end) noexcept nogil:
+    cdef int cpu
+    for cpu in range(s.ncpu):
+        flush_all_cpu(s, ops, cpu, start, end)
+
+
+cdef void invalidate_all_cpus(TlbState *s, FlushOps *ops, uint64_t start, uint64_t end,
+                              int stride_shift) noexcept nogil:
+    cdef int cpu
+    for cpu in range(s.ncpu):
+        count_invalidated(ops, invalidate_range_cpu(s, cpu, start, end, stride_shift))
+
+
+cdef void flush_arm64(TlbState *s, FlushOps *ops, uint64_t start, uint64_t end,
+                      int stride_shift) noexcept nogil:
+    """__flush_tlb_range: broadcast TLBIs (no IPIs) between DSB ISHST and
+    DSB ISH; flush_tlb_mm (TLBI ASIDE1IS) past MAX_DVM_OPS without range
+    TLBI; with FEAT_TLBIRANGE, (scale, num) range operations as
+    __flush_tlb_range_op. The Linux 4.9 rule: per-page TLBIs (4K stride)
+    up to MAX_TLB_RANGE pages, else flush_tlb_mm."""
+    cdef uint64_t stride = (<uint64_t>1) << stride_shift
+    cdef uint64_t pages, npages, addr
+    cdef int scale, num
+    cdef int64_t chunk
+    if s.arm_legacy_limit:
+        pages = (end - start) >> s.page_shift
+        if pages > <uint64_t>s.arm_legacy_limit:
+            ops.n[OP_DSB] += 2
+            ops.n[OP_TLBI_ASID] += 1
+            flush_all_cpus(s, ops, start, end)
+            return
+        ops.n[OP_DSB] += 2
+        ops.n[OP_TLBI_PAGE] += <int64_t>pages
+        invalidate_all_cpus(s, ops, start, end, s.page_shift)
+        return
+    start = start & ~(stride - 1)
+    end = (end + stride - 1) & ~(stride - 1)
+    pages = (end - start) >> s.page_shift
+    # __flush_tlb_range_limit_excess
+    if (not s.arm_range and (end - start) >= <uint64_t>s.arm_max_dvm_ops * stride) \
+            or pages > ((<uint64_t>31 + 1) << (5 * 3 + 1)):
+        ops.n[OP_DSB] += 2
+        ops.n[OP_TLBI_ASID] += 1
+        flush_all_cpus(s, ops, start, end)
+        return
+    ops.n[OP_DSB] += 2
+    if not s.arm_range:
+        ops.n[OP_TLBI_PAGE] += <int64_t>((end - start) >> stride_shift)
+    else:
+        # __flush_tlb_range_op: largest scale first
+        npages = pages
+        addr = start
+        scale = 3
+        while npages > 0:
+            if npages == 1 or stride_shift != s.page_shift:
+                ops.n[OP_TLBI_PAGE] += 1
+                npages -= stride >> s.page_shift
+                continue
+            chunk = <int64_t>npages
+            if chunk > ((31 + 1) << (5 * scale + 1)):
+                chunk = (31 + 1) << (5 * scale + 1)
+            num = <int>((chunk >> (5 * scale + 1)) - 1)
+            if num >= 0:
+                ops.n[OP_TLBI_RANGE] += 1
+                npages -= (<uint64_t>(num + 1)) << (5 * scale + 1)
+            scale -= 1
+    invalidate_all_cpus(s, ops, start, end, stride_shift)
+
+
+cdef void flush_ppc64(TlbState *s, FlushOps *ops, int caller, uint64_t start, uint64_t end,
+                      int stride_shift) noexcept nogil:
+    """__radix__flush_tlb_range: local (tlbiel) when only this CPU uses the
+    mm, else global tlbie; whole-PID flush past the ceiling (33 global, 256
+    local); a page-walk-cache flush for ranges of PMD_SIZE or more; THP
+    kernels also flush the 2M size; global tlbies end with eieio; tlbsync;
+    ptesync."""
+    cdef uint64_t nr_pages = (end - start) >> stride_shift
+    cdef bint local = True, flush_pid, flush_pwc = False
+    cdef uint64_t pmd = (<uint64_t>1) << s.pmd_shift, hstart, hend
+    cdef int cpu
+    for cpu in range(s.ncpu):
+        if s.cpumask[cpu] and cpu != caller:
+            local = False
+    flush_pid = nr_pages > <uint64_t>(s.ppc_tlbiel_ceiling if local else s.ppc_tlbie_ceiling)
+    if not flush_pid and (end - start) >= pmd:
+        flush_pwc = True
+    if flush_pid:
+        ops.n[OP_PID_FLUSH] += 1
+        if local:
+            flush_all_cpu(s, ops, caller, start, end)
+        else:
+            flush_all_cpus(s, ops, start, end)
+        return
+    if flush_pwc:
+        ops.n[OP_PWC_FLUSH] += 1
+    ops.n[OP_TLBIEL if local else OP_TLBIE] += <int64_t>nr_pages
+    if s.ppc_thp and stride_shift == s.page_shift:
+        hstart = (start + pmd - 1) & ~(pmd - 1)
+        hend = end & ~(pmd - 1)
+        if hstart < hend:
+            ops.n[OP_TLBIEL if local else OP_TLBIE] += <int64_t>((hend - hstart) >> s.pmd_shift)
+    if not local:
+        ops.n[OP_SYNC] += 1
+    for cpu in range(s.ncpu):
+        if cpu == caller or (not local and s.cpumask[cpu]):
+            count_invalidated(ops, invalidate_range_cpu(s, cpu, start, end, stride_shift))
+            if flush_pwc and s.pwc_ways:
+                memset(&s.pwc_tag[cpu * s.pwc_ways], 0, s.pwc_ways * sizeof(uint64_t))
+
+
+cdef void tlb_flush_range(TlbState *s, FlushOps *ops, int caller, uint64_t start, uint64_t end,
+                          int stride_shift) noexcept nogil:
+    """flush_tlb_range(vma, start, end) issued from CPU ``caller``."""
+    if end <= start:
+        return
+    ops.n[OP_CALLS] += 1
+    ops.n[OP_PAGES] += <int64_t>((end - start) >> s.page_shift)
+    if s.kind == FR_X86:
+        flush_x86(s, ops, caller, start, end, stride_shift)
+    elif s.kind == FR_ARM64:
+        flush_arm64(s, ops, start, end, stride_shift)
+    else:
+        flush_ppc64(s, ops, caller, start, end, stride_shift)
+
+
+cdef int64_t tlb_count_range(TlbState *s, uint64_t lo, uint64_t hi) noexcept nogil:
+    """Valid entries on any CPU translating an address in [lo, hi)."""
+    cdef int cpu
+    cdef int64_t n = 0
+    for cpu in range(s.ncpu):
+        n += scan_cpu(s, cpu, lo, hi, False, NULL)
+    return n
+
+
+cdef dict ops_dict(FlushOps *ops):
+    return {OP_NAMES[i]: ops.n[i] for i in range(NOPS)}
+
+
+# ----------------------------------------------------------------------
+# access simulation
+
+cdef struct AccessCounters:
+    int64_t accesses
+    int64_t l1_hits
+    int64_t l2_hits
+    int64_t walks
+    int64_t walk_steps
+    int64_t pwc_hits
+    int64_t faults
+    int64_t cow_faults
+    int64_t huge_faults
+    int64_t segv
+
+
+cdef struct VmaTable:
+    int64_t n
+    uint64_t *start
+    uint64_t *end
+    int64_t *prot
+    uint64_t *thp_lo
+    uint64_t *thp_hi
+    int64_t *shared
+    uint8_t *touched
+
+
+cdef int64_t find_vma(VmaTable *v, uint64_t addr) noexcept nogil:
+    cdef int64_t lo = 0, hi = v.n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if v.end[mid] <= addr:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < v.n and v.start[lo] <= addr:
+        return lo
+    return -1
+
+
+cdef inline uint64_t* walk_inline(PageTables pt, uint64_t addr, int *reached) noexcept nogil:
+    """pt.walk(addr, pte, alloc=False) without the method call."""
+    return walk_from(pt, addr, 0, 0, pt.nlev - 1, reached)
+
+
+cdef inline uint64_t* walk_from(PageTables pt, uint64_t addr, int l, int64_t row, int last,
+                                int *reached) noexcept nogil:
+    """Walk from table ``row`` of level ``l`` down to level ``last`` at most;
+    stops at a none entry or a huge leaf."""
+    cdef uint64_t *slot
+    while True:
+        slot = pool_row(&pt.pools[l], row) + pool_index(&pt.pools[l], pt.shift[l], addr)
+        if l >= last or slot[0] == 0 or (slot[0] & E_LEAF):
+            reached[0] = l
+            return slot
+        row = <int64_t>(slot[0] >> ADDR_SHIFT)
+        l += 1
+
+
+cdef int walk_leaf(PageTables pt, TlbState *s, int cpu, uint64_t addr, uint64_t *slot,
+                   int reached, uint64_t *entry, int *steps, AccessCounters *c) noexcept nogil:
+    """The hardware page walk; ``slot``/``reached`` are walk_inline's answer
+    for ``addr``. Returns the leaf's size class (-1: none)."""
+    cdef int w, victim = 0, pte = pt.nlev - 1
+    cdef uint64_t key, best = 0xffffffff
+    cdef bint pwc_hit = False
+    if s.pwc_ways:
+        key = VALID | ((s.gen[cpu] & GEN_MASK) << 48) | (addr >> s.pmd_shift)
+        for w in range(s.pwc_ways):
+            if s.pwc_tag[cpu * s.pwc_ways + w] == key:
+                pwc_hit = True
+                s.clock[cpu] += 1
+                s.pwc_lru[cpu * s.pwc_ways + w] = s.clock[cpu]
+                break
+    entry[0] = slot[0]
+    if pwc_hit:
+        steps[0] = 1
+        c.pwc_hits += 1
+    else:
+        steps[0] = reached + 1
+        if s.pwc_ways and reached == pte:
+            # cache the pmd-level pointer to this PTE table
+            for w in range(s.pwc_ways):
+                if not tag_valid(s, cpu, s.pwc_tag[cpu * s.pwc_ways + w]):
+                    victim = w
+                    break
+                if s.pwc_lru[cpu * s.pwc_ways + w] < best:
+                    best = s.pwc_lru[cpu * s.pwc_ways + w]
+                    victim = w
+            s.clock[cpu] += 1
+            s.pwc_tag[cpu * s.pwc_ways + victim] = key
+            s.pwc_lru[cpu * s.pwc_ways + victim] = s.clock[cpu]
+    if slot[0] == 0 or not (slot[0] & E_PRESENT):
+        return -1
+    if reached == pte:
+        return 0
+    if slot[0] & E_LEAF:
+        return pte - reached
+    return -1
+
+
+cdef uint64_t leaf_frame(PageTables pt, uint64_t e, int cls, uint64_t addr) noexcept nogil:
+    cdef int sh = pt.shift[pt.nlev - 1 - cls]
+    if e & E_ZERO:
+        return 0
+    return (e >> ADDR_SHIFT) + ((addr & (((<uint64_t>1) << sh) - 1)) >> pt.shift[pt.nlev - 1])
+
+
+cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint64_t *addrs,
+                         int64_t n, int64_t i0, bint write, AccessCounters *c,
+                         FlushOps *ops) noexcept nogil:
+    """Run accesses from index i0; returns n, or the index of an access
+    whose fault needs Python (a shared mapping) or -1-i on out of memory."""
+    cdef int64_t i, vi
+    cdef uint64_t addr, frame, e, page
+    cdef int cls, steps, tries
+    cdef int64_t installed
+    cdef uint64_t psize = (<uint64_t>1) << s.page_shift
+    cdef uint64_t pmd = (<uint64_t>1) << s.pmd_shift
+    cdef bint wp, writable
+    cdef int reached
+    cdef uint64_t *slot
+    # software pipelining in two stages: access i + 2D walks down to its
+    # pmd entry (prefetched), access i + D continues to its pte (prefetched),
+    # access i finds both in cache. A fault changes the tables, so walks
+    # computed before it are redone.
+    cdef uint64_t *ring_slot[64]
+    cdef int ring_reached[64]
+    cdef int64_t RING = 64, D = 16, j, k, stale_before = i0 + 2 * D
+    cdef int upper = pt.nlev - 2
+    for i in range(i0, n):
+        j = i + 2 * D
+        if j < n:
+            k = j & (RING - 1)
+            ring_slot[k] = walk_from(pt, addrs[j], 0, 0, upper, &ring_reached[k])
+            __builtin_prefetch(ring_slot[k])
+        j = i + D
+        if j < n and j >= i0 + 2 * D:
+            k = j & (RING - 1)
+            if ring_reached[k] == upper and ring_slot[k][0] != 0 \
+                    and not (ring_slot[k][0] & E_LEAF):
+                ring_slot[k] = walk_from(pt, addrs[j], upper + 1,
+                                         <int64_t>(ring_slot[k][0] >> ADDR_SHIFT), upper + 1,
+                                         &ring_reached[k])
+                __builtin_prefetch(ring_slot[k])
+        addr = addrs[i]
+        c.accesses += 1
+        cls = tlb_lookup(s, cpu, 1, addr, write, &frame, &writable)
+        if cls >= 0:
+            c.l1_hits += 1
+            continue
+        wp = cls == -2
+        if not wp:
+            cls = tlb_lookup(s, cpu, 2, addr, write, &frame, &writable)
+            if cls >= 0:
+                c.l2_hits += 1
+                tlb_insert_level(s, cpu, 1, addr, cls, frame, writable)
+                continue
+            wp = cls == -2
+        if wp:
+            # a write through a read-only entry: drop it (spurious fault fix-up)
+            invalidate_va(s, cpu, addr)
+        tries = 0
+        while True:
+            c.walks += 1
+            if tries == 0 and i >= stale_before:
+                slot = ring_slot[i & (RING - 1)]
+                reached = ring_reached[i & (RING - 1)]
+            else:
+                slot = walk_inline(pt, addr, &reached)
+            cls = walk_leaf(pt, s, cpu, addr, slot, reached, &e, &steps, c)
+            c.walk_steps += steps
+            if cls >= 0 and (e & E_READ) and (not write or (e & E_WRITE)):
+                tlb_insert(s, cpu, addr, cls, leaf_frame(pt, e, cls, addr), (e & E_WRITE) != 0)
+                break
+            # page fault: handle_mm_fault
+            vi = find_vma(v, addr)
+            if vi < 0 or v.prot[vi] == 0 or (write and not (v.prot[vi] & 2)) or tries:
+                c.segv += 1
+                break
+            if v.shared[vi]:
+                return i
+            page = addr & ~(psize - 1)
+            if cls >= 0:
+                # write to the zero page or a read-only private page: COW,
+                # ptep_clear_flush (flush_tlb_page) before the new frame
+                c.cow_faults += 1
+                tlb_flush_range(s, ops, cpu, page if cls == 0 else addr & ~(pmd - 1),
+                                page + psize if cls == 0 else (addr & ~(pmd - 1)) + pmd,
+                                s.class_shift[cls])
+            installed = 0
+            if pt._populate(page, page + psize, MODE_WRITE if write else MODE_READ,
+                            (v.prot[vi] & 1) != 0, (v.prot[vi] & 2) != 0, v.thp_lo[vi],
+                            v.thp_hi[vi], NULL, 0, &installed) < page + psize:
+                return -1 - i
+            c.faults += 1
+            stale_before = i + 2 * D + 1
+            if v.thp_hi[vi] > v.thp_lo[vi] and (addr & ~(pmd - 1)) >= v.thp_lo[vi] \
+                    and (addr & ~(pmd - 1)) + pmd <= v.thp_hi[vi]:
+                c.huge_faults += 1
+                v.touched[vi] = 1
+            if write:
+                v.touched[vi] = 1
+            tries += 1
+    return n
+
+
+cdef class Tlbs:
+    """The TLBs of every CPU of one mm, with its flush rules.
+
+    ``arrays`` is a list of (level, sets, ways, classes) with ``classes`` a
+    bitmask of leaf size classes (bit 0 base pages, bit 1 PMD leaves, bit 2
+    PUD leaves); ``class_shifts`` their address shifts.
+    """
+
+    def __cinit__(self, int ncpu, arrays, class_shifts, int pmd_shift, int pwc_ways=0,
+                  str kind="x86", int x86_ceiling=33, bint x86_invlpgb=False,
+                  int arm_max_dvm_ops=512, int arm_legacy_limit=0, bint arm_range=False,
+                  int ppc_tlbie_ceiling=33, int ppc_tlbiel_ceiling=256, bint ppc_thp=True):
+        cdef int i, c, lvl, sets, ways
+        cdef int64_t total
+        memset(&self.s, 0, sizeof(TlbState))
+        if not 1 <= ncpu <= MAX_TLB_CPUS:
+            raise ValueError(f"ncpu must be in 1..{MAX_TLB_CPUS}, not {ncpu}")
+        if not 1 <= len(arrays) <= MAX_ARRAYS:
+            raise ValueError(f"1 to {MAX_ARRAYS} TLB arrays")
+        if not 1 <= len(class_shifts) <= MAX_CLASSES:
+            raise ValueError(f"1 to {MAX_CLASSES} size classes")
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        self.s.ncpu = ncpu
+        self.s.nclass = len(class_shifts)
+        for i in range(self.s.nclass):
+            self.s.class_shift[i] = class_shifts[i]
+        self.s.page_shift = class_shifts[0]
+        self.s.pmd_shift = pmd_shift
+        self.s.narrays = len(arrays)
+        for i, (level, sets, ways, classes) in enumerate(arrays):
+            if level not in (1, 2) or sets < 1 or sets & (sets - 1) or not 1 <= ways <= 64:
+                raise ValueError(f"bad TLB array {(level, sets, ways, classes)}")
+            self.s.arrays[i].level = level
+            self.s.arrays[i].sets_shift = sets.bit_length() - 1
+            self.s.arrays[i].ways = ways
+            self.s.arrays[i].classes = classes
+            self.s.entries_per_cpu += sets * ways
+            self.s.probe_cost += ways * bin(classes & ((1 << len(class_shifts)) - 1)).count("1")
+            total = <int64_t>ncpu * sets * ways
+            self.s.arrays[i].tag = <uint64_t*>calloc(total, sizeof(uint64_t))
+            self.s.arrays[i].frame = <uint64_t*>calloc(total, sizeof(uint64_t))
+            self.s.arrays[i].lru = <uint32_t*>calloc(total, sizeof(uint32_t))
+            if not (self.s.arrays[i].tag and self.s.arrays[i].frame and self.s.arrays[i].lru):
+                raise MemoryError()
+        for i in range(self.s.narrays):
+            for c in range(self.s.nclass):
+                if (self.s.arrays[i].classes >> c) & 1:
+                    lvl = self.s.arrays[i].level
+                    self.s.probe_arr[lvl][self.s.nprobe[lvl]] = i
+                    self.s.probe_cls[lvl][self.s.nprobe[lvl]] = c
+                    self.s.nprobe[lvl] += 1
+        self.s.ccount = <int32_t*>calloc(ncpu * MAX_ARRAYS * MAX_CLASSES, sizeof(int32_t))
+        if not self.s.ccount:
+            raise MemoryError()
+        self.s.pwc_ways = pwc_ways
+        if pwc_ways:
+            self.s.pwc_tag = <uint64_t*>calloc(ncpu * pwc_ways, sizeof(uint64_t))
+            self.s.pwc_lru = <uint32_t*>calloc(ncpu * pwc_ways, sizeof(uint32_t))
+            if not (self.s.pwc_tag and self.s.pwc_lru):
+                raise MemoryError()
+        for i in range(ncpu):
+            self.s.gen[i] = 1
+        self.s.kind = KINDS[kind]
+        self.s.x86_ceiling = x86_ceiling
+        self.s.x86_invlpgb = x86_invlpgb
+        self.s.arm_max_dvm_ops = arm_max_dvm_ops
+        self.s.arm_legacy_limit = arm_legacy_limit
+        self.s.arm_range = arm_range
+        self.s.ppc_tlbie_ceiling = ppc_tlbie_ceiling
+        self.s.ppc_tlbiel_ceiling = ppc_tlbiel_ceiling
+        self.s.ppc_thp = ppc_thp
+
+    def __dealloc__(self):
+        cdef int i
+        for i in range(self.s.narrays):
+            free(self.s.arrays[i].tag)
+            free(self.s.arrays[i].frame)
+            free(self.s.arrays[i].lru)
+        free(self.s.pwc_tag)
+        free(self.s.pwc_lru)
+        free(self.s.ccount)
+
+    @property
+    def ncpu(self):
+        return self.s.ncpu
+
+    def cpumask(self):
+        """mm_cpumask: the CPUs that have run this mm."""
+        return [i for i in range(self.s.ncpu) if self.s.cpumask[i]]
+
+    def set_cpu(self, int cpu, bint on=True):
+        if not 0 <= cpu < self.s.ncpu:
+            raise ValueError(f"cpu must be in 0..{self.s.ncpu - 1}, not {cpu}")
+        self.s.cpumask[cpu] = on
+
+    def flush_range(self, int caller, uint64_t start, uint64_t end, int stride_shift=-1):
+        """flush_tlb_range from ``caller``; returns the operations it took."""
+        cdef FlushOps ops
+        if not 0 <= caller < self.s.ncpu:
+            raise ValueError(f"caller must be in 0..{self.s.ncpu - 1}")
+        if stride_shift < 0:
+            stride_shift = self.s.page_shift
+        memset(&ops, 0, sizeof(FlushOps))
+        tlb_flush_range(&self.s, &ops, caller, start, end, stride_shift)
+        return ops_dict(&ops)
+
+    def flush_all(self, int cpu):
+        """Flush one CPU's TLB (as a context switch to another mm would)."""
+        flush_all_cpu(&self.s, NULL, cpu, 0, 0)
+
+    def count_range(self, uint64_t lo, uint64_t hi):
+        """Valid entries on any CPU for addresses in [lo, hi)."""
+        return tlb_count_range(&self.s, lo, hi)
+
+    def valid_entries(self, int cpu):
+        """Entries of one CPU that can still hit."""
+        return scan_cpu(&self.s, cpu, 0, <uint64_t>0xffffffffffffffff, False, NULL)
+
+    def lookup(self, int cpu, uint64_t addr):
+        """(level hit, frame) for ``addr`` on ``cpu`` without faulting; (0, None) on a miss."""
+        cdef uint64_t frame = 0
+        cdef int lvl, cls
+        cdef bint writable
+        if not 0 <= cpu < self.s.ncpu:
+            raise ValueError(f"cpu must be in 0..{self.s.ncpu - 1}, not {cpu}")
+        for lvl in (1, 2):
+            cls = tlb_lookup(&self.s, cpu, lvl, addr, False, &frame, &writable)
+            if cls >= 0:
+                return lvl, frame
+        return 0, None
+
+    def access(self, PageTables pt, cnp.ndarray addrs, int cpu, bint write, vmas,
+               int64_t start=0):
+        """Run ``addrs`` from ``start``. Returns (stopped_at, counters, ops)."""
+        cdef AccessCounters c
+        cdef FlushOps ops
+        cdef VmaTable v
+        cdef uint64_t[::1] a = addrs
+        cdef uint64_t[::1] vs = vmas["start"]
+        cdef uint64_t[::1] ve = vmas["end"]
+        cdef int64_t[::1] vp = vmas["prot"]
+        cdef uint64_t[::1] vl = vmas["thp_lo"]
+        cdef uint64_t[::1] vh = vmas["thp_hi"]
+        cdef int64_t[::1] vsh = vmas["shared"]
+        cdef uint8_t[::1] vt = vmas["touched"]
+        cdef int64_t n = a.shape[0], r
+        if not 0 <= cpu < self.s.ncpu:
+            raise ValueError(f"cpu must be in 0..{self.s.ncpu - 1}, not {cpu}")
+        memset(&c, 0, sizeof(AccessCounters))
+        memset(&ops, 0, sizeof(FlushOps))
+        v.n = vs.shape[0]
+        if v.n:
+            v.start = &vs[0]
+            v.end = &ve[0]
+            v.prot = &vp[0]
+            v.thp_lo = &vl[0]
+            v.thp_hi = &vh[0]
+            v.shared = &vsh[0]
+            v.touched = &vt[0]
+        self.s.cpumask[cpu] = 1
+        r = n
+        if n > start:
+            with nogil:
+                r = access_loop(pt, &self.s, &v, cpu, &a[0], n, start, write, &c, &ops)
+        counters = {
+            "accesses": c.accesses, "l1_hits": c.l1_hits, "l2_hits": c.l2_hits,
+            "walks": c.walks, "walk_steps": c.walk_steps, "pwc_hits": c.pwc_hits,
+            "faults": c.faults, "cow_faults": c.cow_faults, "huge_faults": c.huge_faults,
+            "segv": c.segv,
+        }
+        return r, counters, ops_dict(&ops)

@@ -1,0 +1,109 @@
+"""The 2018 fast-mremap findings, simulated next to the published numbers.
+
+Each case moves a write-populated 1 GiB region once per policy or
+alignment, single-threaded as the published measurements were, and takes
+the ratio of the estimated kernel times. Costs come from the arch
+profiles' tables (pagetab/costs_data.py), never tuned to these ratios.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .arch import Arch
+from .arch import arch as _arch
+from .constants import (
+    MADV_POPULATE_WRITE,
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+)
+from .space import AddressSpace
+from .stats import MoveStats
+
+__all__ = ["Finding", "move_once", "reproduce_2018"]
+
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One published ratio and its simulated counterpart."""
+
+    case: str
+    arch: str
+    slow: str  # what the ratio divides: slow / fast
+    fast: str
+    simulated: float
+    published: float | None  # None: the source states it qualitatively
+    claim: str
+    source: str
+
+    @property
+    def error(self) -> float | None:
+        """simulated / published - 1 (None where nothing numeric was published)."""
+        return None if self.published is None else self.simulated / self.published - 1
+
+
+def move_once(arch: str | Arch, policy: str, dst_offset: int, size: int = GIB) -> MoveStats:
+    """Move a write-populated region once, single-threaded; its MoveStats.
+
+    The source is PUD aligned; ``dst_offset`` misaligns the destination
+    (0: PUD aligned, PMD_SIZE: PMD aligned, a page: the PTE path).
+    """
+    mm = AddressSpace(arch, cpus=1, policy=policy)
+    src = 1 << 44
+    mm.mmap(size, addr=src, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+    mm.madvise(src, size, MADV_POPULATE_WRITE)
+    mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, (1 << 45) + dst_offset)
+    assert mm.last_move is not None
+    return mm.last_move
+
+
+def _ratio(arch: str, slow: tuple[str, int], fast: tuple[str, int]) -> float:
+    return move_once(arch, *slow).estimated_ns / move_once(arch, *fast).estimated_ns
+
+
+def reproduce_2018() -> list[Finding]:
+    """Simulate every finding of the 2018 thread and of c49dd3401802."""
+    x86 = _arch("x86-64")
+    pmd = x86.pmd_size
+    page = x86.page_size
+    out = [
+        Finding("x86-64 1 GiB, PTE moves vs PMD moves (2018)", "x86-64",
+                "linux-4.19", "linux-5.0",
+                _ratio("x86-64", ("linux-4.19", pmd), ("linux-5.0", pmd)), 3.5e-3 / 152e-6,
+                "about 23x", "2c91bd4a4e2e: 3.45-3.52 ms before, 145-159 us after"),
+        Finding("x86-64 1 GiB, PTE moves vs PMD moves (these machines)", "x86-64",
+                "linux-4.19", "linux-5.0",
+                _ratio("x86-64", ("linux-4.19", pmd), ("linux-5.0", pmd)), 3.8e-3 / 112e-6,
+                "about 34x", "shared/DOMAIN.md section 6: 3.8 ms vs 112 us measured here"),
+        Finding("arm64 Linux 4.9 flush rule: per-PMD flush", "arm64-4k-linux-4.9",
+                "linux-4.19", "linux-5.0",
+                _ratio("arm64-4k-linux-4.9", ("linux-4.19", pmd), ("linux-5.0", pmd)), None,
+                "the per-PMD flush (512 TLBIs) negates most of the benefit (small ratio)",
+                "2018 review thread; HAVE_MOVE_PMD for arm64 only in 5.10"),
+        Finding("arm64 Linux 4.9 flush rule: one flush at the end", "arm64-4k-linux-4.9",
+                "linux-4.19", "fast-mremap-v2",
+                _ratio("arm64-4k-linux-4.9", ("linux-4.19", pmd), ("fast-mremap-v2", pmd)),
+                500.0, "about 500x", "'mm: speed up mremap by 500x on large regions' (2018)"),
+        Finding("arm64 with range TLBI: per-PMD flush", "arm64-4k-tlbirange",
+                "linux-4.19", "linux-5.0",
+                _ratio("arm64-4k-tlbirange", ("linux-4.19", pmd), ("linux-5.0", pmd)), None,
+                "per-PMD flushes are cheap again (large ratio)", "FEAT_TLBIRANGE, Linux 5.7+"),
+        Finding("arm64 linux-5.11 1 GiB: PMD moves vs PTE moves", "arm64-4k",
+                "PTE path", "PMD path",
+                _ratio("arm64-4k", ("linux-5.11", page), ("linux-5.11", pmd)), 8.0,
+                "about 8x", "c49dd3401802"),
+        Finding("arm64 linux-5.11 1 GiB: PUD moves vs PMD moves", "arm64-4k",
+                "PMD path", "PUD path",
+                _ratio("arm64-4k", ("linux-5.11", pmd), ("linux-5.11", 0)), 19.0,
+                "about 19x", "c49dd3401802"),
+        Finding("arm64 linux-5.11 1 GiB: PUD moves vs PTE moves", "arm64-4k",
+                "PTE path", "PUD path",
+                _ratio("arm64-4k", ("linux-5.11", page), ("linux-5.11", 0)), 150.0,
+                "about 150x", "c49dd3401802"),
+    ]  # fmt: skip
+    return out
