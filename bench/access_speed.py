@@ -39,7 +39,7 @@ def main() -> None:
     print(f"median {med:.1f} M accesses/s (min {min(rates) / 1e6:.1f}, "
           f"max {max(rates) / 1e6:.1f}); target >= 20")  # fmt: skip
     print(f"last run: L1 hits {st.l1_hits:,}, L2 hits {st.l2_hits:,}, walks {st.walks:,}, "
-          f"faults {st.faults:,}, estimated {st.estimated_ns / 1e6:.1f} ms simulated time")  # fmt: skip
+          f"faults {st.faults:,}, estimated {st.estimated_ns / 1e6:.1f} ms simulated")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -55,7 +55,9 @@ cdef struct TlbArray:
     unsigned classes         # bit c: holds leaves of size class c
     uint64_t *tag            # [cpu][set][way]; 0 = empty
     uint64_t *frame          # frame id of the base page at the entry's start, bit 63 = writable
-    uint32_t *lru
+    uint32_t *lru                    # ways > 16: LRU stamps per way
+    uint64_t *order                  # ways <= 16: per set, way numbers MRU first (4 bits each)
+    uint64_t recip                   # ceil(2^40 / ways), to divide by ways
 
 
 cdef struct TlbState:

@@ -26,6 +26,7 @@ cnp.import_array()
 
 cdef extern from *:
     void __builtin_prefetch(const void *p) nogil
+    int __builtin_ctzll(unsigned long long x) nogil
 
 OP_NAMES = (
     "flush_calls", "flush_pages", "full_flush", "invlpg", "ipi", "remote_full_flush",
@@ -58,6 +59,63 @@ cdef inline uint64_t tag_base(TlbState *s, uint64_t tag, uint64_t *size) noexcep
     cdef int cls = <int>(tag & 3)
     size[0] = (<uint64_t>1) << s.class_shift[cls]
     return ((tag & KEY_MASK) >> 2) << s.class_shift[cls]
+
+
+# Sets of at most 16 ways keep true LRU order as a packed list of way
+# numbers (MRU in the low nibble): O(1) touch and victim selection.
+cdef uint64_t ONES = 0x1111111111111111
+cdef uint64_t HIGHS = 0x8888888888888888
+
+
+cdef inline int nibble_pos(uint64_t order, int w) noexcept nogil:
+    cdef uint64_t x = order ^ (ONES * <uint64_t>w)
+    cdef uint64_t t = (x - ONES) & ~x & HIGHS
+    return __builtin_ctzll(t) >> 2
+
+
+cdef inline uint64_t low_mask(int nibbles) noexcept nogil:
+    return ((<uint64_t>1) << (4 * nibbles)) - 1 if nibbles < 16 else 0xffffffffffffffff
+
+
+cdef inline uint64_t order_to_front(uint64_t order, int w) noexcept nogil:
+    cdef int p = nibble_pos(order, w)
+    cdef uint64_t low = order & low_mask(p)
+    cdef uint64_t high = order & ~low_mask(p + 1)
+    return high | (low << 4) | <uint64_t>w
+
+
+cdef inline uint64_t order_to_back(uint64_t order, int w, int ways) noexcept nogil:
+    cdef int p = nibble_pos(order, w)
+    cdef uint64_t low = order & low_mask(p)
+    cdef uint64_t rest = (order & low_mask(ways) & ~low_mask(p + 1)) >> 4
+    return low | rest | ((<uint64_t>w) << (4 * (ways - 1)))
+
+
+cdef inline int64_t set_of(TlbArray *a, int64_t base) noexcept nogil:
+    """The set number of the set starting at entry ``base`` (no division:
+    ``mul`` is the precomputed reciprocal of ways, exact for these sizes)."""
+    return <int64_t>((<uint64_t>base * a.recip) >> 40)
+
+
+cdef inline void touch_way(TlbState *s, TlbArray *a, int cpu, int64_t base, int w) noexcept nogil:
+    """Make way ``w`` of the set at ``base`` the most recently used."""
+    cdef int64_t setno
+    if a.order != NULL:
+        setno = set_of(a, base)
+        a.order[setno] = order_to_front(a.order[setno], w)
+    else:
+        s.clock[cpu] += 1
+        a.lru[base + w] = s.clock[cpu]
+
+
+cdef inline void demote_way(TlbArray *a, int64_t base, int w) noexcept nogil:
+    """An invalidated way becomes the next victim."""
+    cdef int64_t setno
+    if a.order != NULL:
+        setno = set_of(a, base)
+        a.order[setno] = order_to_back(a.order[setno], w, a.ways)
+    else:
+        a.lru[base + w] = 0
 
 
 cdef inline int32_t* ccount(TlbState *s, int cpu, int arr, int cls) noexcept nogil:
@@ -96,8 +154,7 @@ cdef int tlb_lookup(TlbState *s, int cpu, int level, uint64_t addr, bint write,
                 f = a.frame[base + w]
                 if write and not (f & F_WRITABLE):
                     return -2
-                s.clock[cpu] += 1
-                a.lru[base + w] = s.clock[cpu]
+                touch_way(s, a, cpu, base, w)
                 writable[0] = (f & F_WRITABLE) != 0
                 if f & F_ZERO:
                     frame[0] = 0
@@ -110,30 +167,37 @@ cdef int tlb_lookup(TlbState *s, int cpu, int level, uint64_t addr, bint write,
 
 cdef void insert_array(TlbState *s, int arr, int cpu, uint64_t addr, int cls,
                        uint64_t fbits) noexcept nogil:
+    """Fill one array: the way holding nothing current, else the LRU way."""
     cdef TlbArray *a = &s.arrays[arr]
     cdef int64_t base = array_slot(s, a, cpu, addr, cls)
-    cdef int w, victim = -1, lru_way = 0
-    cdef uint32_t best = 0xffffffff
-    cdef uint64_t t
-    for w in range(a.ways):
-        t = a.tag[base + w]
-        if not tag_valid(s, cpu, t):
-            victim = w
-            break
-        if a.lru[base + w] < best:
-            best = a.lru[base + w]
-            lru_way = w
-    if victim < 0:
-        # evict the least recently used entry
-        victim = lru_way
-        ccount(s, cpu, arr, <int>(a.tag[base + victim] & 3))[0] -= 1
+    cdef int w, victim = 0, ways = a.ways
+    cdef uint64_t best = 0xffffffffffffffff, score
+    cdef uint64_t cur = (VALID | ((s.gen[cpu] & GEN_MASK) << 48)) >> 48
+    cdef uint64_t *tags = &a.tag[base]
+    cdef uint32_t *lru
+    if a.order != NULL:
+        # the LRU way; invalidated ways were moved there, stale ones are
+        # taken as they come (all ways go stale together at a full flush)
+        victim = <int>((a.order[set_of(a, base)] >> (4 * (ways - 1))) & 15)
+        best = 1 if (tags[victim] >> 48) == cur else 0
+    else:
+        lru = &a.lru[base]
+        for w in range(ways):
+            # a stale or empty way scores 0 and wins at once
+            score = lru[w] + (<uint64_t>1) if (tags[w] >> 48) == cur else 0
+            if score < best:
+                best = score
+                victim = w
+                if score == 0:
+                    break
+    if best != 0:
+        ccount(s, cpu, arr, <int>(tags[victim] & 3))[0] -= 1
     else:
         s.valid[cpu] += 1
     ccount(s, cpu, arr, cls)[0] += 1
-    s.clock[cpu] += 1
-    a.tag[base + victim] = make_tag(s, cpu, addr, cls)
+    tags[victim] = make_tag(s, cpu, addr, cls)
     a.frame[base + victim] = fbits
-    a.lru[base + victim] = s.clock[cpu]
+    touch_way(s, a, cpu, base, victim)
 
 
 cdef void tlb_insert_level(TlbState *s, int cpu, int level, uint64_t addr, int cls,
@@ -181,6 +245,7 @@ cdef int64_t invalidate_va(TlbState *s, int cpu, uint64_t addr) noexcept nogil:
             for w in range(a.ways):
                 if a.tag[base + w] == key:
                     a.tag[base + w] = 0
+                    demote_way(a, base, w)
                     s.valid[cpu] -= 1
                     ccount(s, cpu, i, c)[0] -= 1
                     n += 1
@@ -214,6 +279,7 @@ cdef int64_t scan_cpu(TlbState *s, int cpu, uint64_t lo, uint64_t hi, bint clear
                 inside += 1
                 if clear:
                     a.tag[k] = 0
+                    demote_way(a, k - (k % a.ways), <int>(k % a.ways))
                     s.valid[cpu] -= 1
                     ccount(s, cpu, i, <int>(t & 3))[0] -= 1
             else:
@@ -568,6 +634,15 @@ cdef uint64_t leaf_frame(PageTables pt, uint64_t e, int cls, uint64_t addr) noex
     return (e >> ADDR_SHIFT) + ((addr & (((<uint64_t>1) << sh) - 1)) >> pt.shift[pt.nlev - 1])
 
 
+cdef inline void flush_counters(AccessCounters *c, int64_t accesses, int64_t l1_hits,
+                                int64_t l2_hits, int64_t walks, int64_t walk_steps) noexcept nogil:
+    c.accesses += accesses
+    c.l1_hits += l1_hits
+    c.l2_hits += l2_hits
+    c.walks += walks
+    c.walk_steps += walk_steps
+
+
 cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint64_t *addrs,
                          int64_t n, int64_t i0, bint write, AccessCounters *c,
                          FlushOps *ops) noexcept nogil:
@@ -590,6 +665,8 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint6
     cdef int ring_reached[64]
     cdef int64_t RING = 64, D = 16, j, k, stale_before = i0 + 2 * D
     cdef int upper = pt.nlev - 2
+    # hot counters live in registers; written back at the end
+    cdef int64_t l1_hits = 0, l2_hits = 0, walks = 0, walk_steps = 0
     for i in range(i0, n):
         j = i + 2 * D
         if j < n:
@@ -606,16 +683,15 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint6
                                          &ring_reached[k])
                 __builtin_prefetch(ring_slot[k])
         addr = addrs[i]
-        c.accesses += 1
         cls = tlb_lookup(s, cpu, 1, addr, write, &frame, &writable)
         if cls >= 0:
-            c.l1_hits += 1
+            l1_hits += 1
             continue
         wp = cls == -2
         if not wp:
             cls = tlb_lookup(s, cpu, 2, addr, write, &frame, &writable)
             if cls >= 0:
-                c.l2_hits += 1
+                l2_hits += 1
                 tlb_insert_level(s, cpu, 1, addr, cls, frame, writable)
                 continue
             wp = cls == -2
@@ -624,14 +700,14 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint6
             invalidate_va(s, cpu, addr)
         tries = 0
         while True:
-            c.walks += 1
+            walks += 1
             if tries == 0 and i >= stale_before:
                 slot = ring_slot[i & (RING - 1)]
                 reached = ring_reached[i & (RING - 1)]
             else:
                 slot = walk_inline(pt, addr, &reached)
             cls = walk_leaf(pt, s, cpu, addr, slot, reached, &e, &steps, c)
-            c.walk_steps += steps
+            walk_steps += steps
             if cls >= 0 and (e & E_READ) and (not write or (e & E_WRITE)):
                 tlb_insert(s, cpu, addr, cls, leaf_frame(pt, e, cls, addr), (e & E_WRITE) != 0)
                 break
@@ -641,6 +717,7 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint6
                 c.segv += 1
                 break
             if v.shared[vi]:
+                flush_counters(c, i - i0, l1_hits, l2_hits, walks, walk_steps)
                 return i
             page = addr & ~(psize - 1)
             if cls >= 0:
@@ -654,6 +731,7 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint6
             if pt._populate(page, page + psize, MODE_WRITE if write else MODE_READ,
                             (v.prot[vi] & 1) != 0, (v.prot[vi] & 2) != 0, v.thp_lo[vi],
                             v.thp_hi[vi], NULL, 0, &installed) < page + psize:
+                flush_counters(c, i - i0, l1_hits, l2_hits, walks, walk_steps)
                 return -1 - i
             c.faults += 1
             stale_before = i + 2 * D + 1
@@ -664,6 +742,7 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint6
             if write:
                 v.touched[vi] = 1
             tries += 1
+    flush_counters(c, n - i0, l1_hits, l2_hits, walks, walk_steps)
     return n
 
 
@@ -712,6 +791,17 @@ cdef class Tlbs:
             self.s.arrays[i].lru = <uint32_t*>calloc(total, sizeof(uint32_t))
             if not (self.s.arrays[i].tag and self.s.arrays[i].frame and self.s.arrays[i].lru):
                 raise MemoryError()
+            # ceil(2^40 / ways): exact division of multiples of ways below 2^24
+            self.s.arrays[i].recip = ((1 << 40) + ways - 1) // ways
+            if total >= (1 << 30):
+                raise ValueError("TLB too large")
+            if ways <= 16:
+                self.s.arrays[i].order = <uint64_t*>calloc(<int64_t>ncpu * sets, sizeof(uint64_t))
+                if not self.s.arrays[i].order:
+                    raise MemoryError()
+                ident = sum(w << (4 * w) for w in range(ways))
+                for k in range(<int64_t>ncpu * sets):
+                    self.s.arrays[i].order[k] = ident
         for i in range(self.s.narrays):
             for c in range(self.s.nclass):
                 if (self.s.arrays[i].classes >> c) & 1:
@@ -746,6 +836,7 @@ cdef class Tlbs:
             free(self.s.arrays[i].tag)
             free(self.s.arrays[i].frame)
             free(self.s.arrays[i].lru)
+            free(self.s.arrays[i].order)
         free(self.s.pwc_tag)
         free(self.s.pwc_lru)
         free(self.s.ccount)

@@ -903,7 +903,6 @@ class AddressSpace:
                 continue
             self._populate_vma(v, page, page + self.page_size, write)
             total["faults"] = total.get("faults", 0) + 1
-            total["accesses"] = total.get("accesses", 0) - 1  # it is retried
             i = stop
         for idx in np.flatnonzero(table["touched"]):
             v = self._vmas[int(idx)]
