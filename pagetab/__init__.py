@@ -4,24 +4,29 @@ See README.md for the two commands that install and run it, and
 shared/DESIGN.md in the project for the layers and the public contract.
 """
 
-from .arch import Arch, Level, arch, archs
+from .arch import Arch, Cost, FlushRules, Level, TlbArraySpec, TlbSpec, arch, archs
 from .constants import *  # noqa: F403  (Linux's constants, by their Linux names)
 from .constants import ZERO_FRAME
 from .policy import FLUSH_MODES, Policy, policies, policy
 from .space import AddressSpace, InvariantError
-from .stats import MoveStats
+from .stats import AccessStats, MoveStats
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FLUSH_MODES",
     "ZERO_FRAME",
+    "AccessStats",
     "AddressSpace",
     "Arch",
+    "Cost",
+    "FlushRules",
     "InvariantError",
     "Level",
     "MoveStats",
     "Policy",
+    "TlbArraySpec",
+    "TlbSpec",
     "arch",
     "archs",
     "policies",

@@ -76,6 +76,7 @@ cdef struct TlbState:
     int nprobe[3]                    # per TLB level: the (array, class) pairs to probe
     int probe_arr[3][24]
     int probe_cls[3][24]
+    int fill_arr[3][MAX_CLASSES]     # per TLB level and size class: the array filled, or -1
     int64_t probe_cost               # tags compared to invalidate one address
     int64_t entries_per_cpu
     # page-walk cache: fully associative, caches pmd-level table pointers

@@ -210,10 +210,9 @@ cdef void tlb_insert_level(TlbState *s, int cpu, int level, uint64_t addr, int c
         fbits = F_ZERO | (F_WRITABLE if writable else 0)
     else:
         fbits = (frame - ((addr - head) >> s.page_shift)) | (F_WRITABLE if writable else 0)
-    for i in range(s.nprobe[level]):
-        if s.probe_cls[level][i] == cls:
-            insert_array(s, s.probe_arr[level][i], cpu, head, cls, fbits)
-            return
+    i = s.fill_arr[level][cls]
+    if i >= 0:
+        insert_array(s, i, cpu, head, cls, fbits)
 
 
 cdef void tlb_insert(TlbState *s, int cpu, uint64_t addr, int cls, uint64_t frame,
@@ -802,9 +801,14 @@ cdef class Tlbs:
                 ident = sum(w << (4 * w) for w in range(ways))
                 for k in range(<int64_t>ncpu * sets):
                     self.s.arrays[i].order[k] = ident
+        for lvl in range(3):
+            for c in range(MAX_CLASSES):
+                self.s.fill_arr[lvl][c] = -1
         for i in range(self.s.narrays):
             for c in range(self.s.nclass):
                 if (self.s.arrays[i].classes >> c) & 1:
+                    if self.s.fill_arr[self.s.arrays[i].level][c] < 0:
+                        self.s.fill_arr[self.s.arrays[i].level][c] = i
                     lvl = self.s.arrays[i].level
                     self.s.probe_arr[lvl][self.s.nprobe[lvl]] = i
                     self.s.probe_cls[lvl][self.s.nprobe[lvl]] = c

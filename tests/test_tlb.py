@@ -258,3 +258,16 @@ def test_reproduction_keeps_the_qualitative_findings() -> None:
     pud_pte = f["arm64 linux-5.11 1 GiB: PUD moves vs PTE moves"].simulated
     assert pmd_pte > 5 and pud_pmd > 5 and pud_pte > 100
     assert pud_pte == pytest.approx(pmd_pte * pud_pmd, rel=1e-9)
+
+
+def test_optional_page_walk_cache(make_mm: MM) -> None:
+    base = pt.arch("x86-64")
+    spec = pt.TlbSpec(base.tlb.arrays, base.tlb.source, pwc_entries=16)
+    mm = make_mm(base.replace(name="x86-64-pwc", tlb=spec))
+    pages = region(mm, 8 * M)
+    mm.access(pages)
+    st = mm.access(pages)  # 2048 pages miss the TLBs, but 4 PTE tables stay in the PWC
+    assert st.walks == len(pages) and st.pwc_hits == len(pages)
+    assert st.walk_steps == len(pages)  # one step (the PTE) per walk
+    mm.tlbs.flush_all(0)
+    assert mm.access(pages[:1]).pwc_hits == 0
