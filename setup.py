@@ -6,6 +6,7 @@ No -march=native: wheels must run on any x86-64 or aarch64 machine.
 """
 
 import os
+import sys
 
 import numpy as np
 from Cython.Build import cythonize
@@ -43,6 +44,9 @@ extensions = [
     ext("pagetab._tlb", ["pagetab/_tlb.pyx"]),
     ext("pagetab._move", ["pagetab/_move.pyx"]),
 ]
+if sys.platform.startswith("linux"):
+    # the host probe (csrc/probe.c) measures the real kernel: Linux only
+    extensions.append(ext("pagetab._probe", ["pagetab/_probe.pyx"]))
 
 setup(
     ext_modules=cythonize(

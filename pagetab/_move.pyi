@@ -1,11 +1,10 @@
 """Type stubs for the Cython move engine (see _move.pyx)."""
 
-from typing import Any
-
 from ._tables import PageTables
 from ._tlb import Tlbs
 
 LOCK_CLASSES: tuple[str, ...]
+COUNTER_NAMES: tuple[str, ...]
 FLUSH_MODE: dict[str, int]
 
 def move_page_tables(
@@ -28,4 +27,4 @@ def move_page_tables(
     free_hi: int = 0,
     tlbs: Tlbs | None = None,
     caller: int = 0,
-) -> tuple[int, dict[str, Any]]: ...
+) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]: ...

@@ -37,6 +37,12 @@ cdef enum:
     FL_END = 2
 
 LOCK_CLASSES = ("ptl_pte", "ptl_pmd", "page_table_lock", "rmap")
+COUNTER_NAMES = (
+    "ptes_moved", "move_ptes_calls", "normal_pmds_moved", "huge_pmds_moved",
+    "normal_puds_moved", "huge_puds_moved", "huge_pmds_split", "huge_puds_split",
+    "whole_moves_refused", "tables_allocated", "tables_freed_early", "flush_calls",
+    "flush_pages", "flush_unlocked", "unsafe_entries", "unsafe_windows",
+)
 FLUSH_MODE = {"extent": FL_EXTENT, "table": FL_TABLE, "end": FL_END}
 
 cdef uint64_t ID_PTE = (<uint64_t>1) << 62
@@ -658,7 +664,9 @@ def move_page_tables(PageTables pt, uint64_t old_addr, uint64_t new_addr, uint64
 
     ``old_addr``/``new_addr`` may have been realigned down by the caller
     (try_realign_addr); ``orig_old_addr`` is the start the caller asked for.
-    Returns (bytes moved as pmc_progress, counters dict).
+    Returns (bytes moved as pmc_progress, counters, lock acquisitions, longest
+    lock holds, flush operations): tuples in the order of COUNTER_NAMES,
+    LOCK_CLASSES and _tlb.OP_NAMES.
     """
     cdef Ctx x
     cdef uint64_t old_end = orig_old_addr + length, reached
@@ -706,26 +714,14 @@ def move_page_tables(PageTables pt, uint64_t old_addr, uint64_t new_addr, uint64
     if x.oom and reached >= old_end:
         raise MemoryError("out of memory while tracking moved entries")
     c = x.c
-    counters = {
-        "ptes_moved": c.ptes_moved,
-        "move_ptes_calls": c.move_ptes_calls,
-        "normal_pmds_moved": c.normal_pmds_moved,
-        "huge_pmds_moved": c.huge_pmds_moved,
-        "normal_puds_moved": c.normal_puds_moved,
-        "huge_puds_moved": c.huge_puds_moved,
-        "huge_pmds_split": c.huge_pmds_split,
-        "huge_puds_split": c.huge_puds_split,
-        "whole_moves_refused": c.whole_moves_refused,
-        "tables_allocated": c.tables_allocated,
-        "tables_freed_early": c.tables_freed_early,
-        "lock_acquired": {LOCK_CLASSES[i]: c.lock_acquired[i] for i in range(NLOCK)},
-        "lock_max_hold": {LOCK_CLASSES[i]: c.lock_max_hold[i] for i in range(NLOCK)},
-        "flush_calls": c.flush_calls,
-        "flush_pages": c.flush_pages,
-        "flush_unlocked": c.flush_unlocked,
-        "unsafe_entries": c.unsafe_entries,
-        "unsafe_windows": c.unsafe_windows,
-        "flush_ops": {OP_NAMES[i]: x.ops.n[i] for i in range(NOPS)},
-    }
+    # flat tuples in COUNTER_NAMES / LOCK_CLASSES / OP_NAMES order: cheap to
+    # build, turned into names only when someone reads them (stats.py)
+    counters = (c.ptes_moved, c.move_ptes_calls, c.normal_pmds_moved, c.huge_pmds_moved,
+                c.normal_puds_moved, c.huge_puds_moved, c.huge_pmds_split, c.huge_puds_split,
+                c.whole_moves_refused, c.tables_allocated, c.tables_freed_early, c.flush_calls,
+                c.flush_pages, c.flush_unlocked, c.unsafe_entries, c.unsafe_windows)
+    acquired = (c.lock_acquired[0], c.lock_acquired[1], c.lock_acquired[2], c.lock_acquired[3])
+    held = (c.lock_max_hold[0], c.lock_max_hold[1], c.lock_max_hold[2], c.lock_max_hold[3])
+    ops = tuple([x.ops.n[k] for k in range(NOPS)])
     progress = reached - orig_old_addr if reached > orig_old_addr else 0
-    return min(progress, length), counters
+    return min(progress, length), counters, acquired, held, ops

@@ -672,6 +672,11 @@ cdef class PageTables:
     def counters(self):
         return {"tables_allocated": self.tables_allocated, "tables_freed": self.tables_freed}
 
+    @property
+    def freed_total(self):
+        """Tables freed since creation (or the last reset_counters)."""
+        return self.tables_freed
+
     def reset_counters(self):
         self.tables_allocated = 0
         self.tables_freed = 0

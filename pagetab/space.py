@@ -51,7 +51,7 @@ from .constants import (
     PROT_WRITE,
     ZERO_FRAME,
 )
-from .cost import access_cost, collateral_cost, move_cost
+from .cost import access_cost
 from .policy import Policy
 from .policy import policy as _policy
 from .stats import AccessStats, MoveStats
@@ -116,6 +116,10 @@ def _address_array(addrs: Any) -> npt.NDArray[np.uint64]:
     if arr.dtype.kind == "i" and (arr < 0).any():
         raise ValueError("access: addresses must be >= 0")
     return np.ascontiguousarray(arr, dtype=np.uint64)
+
+
+_VMA_START = operator.attrgetter("start")
+_VMA_END = operator.attrgetter("end")
 
 
 def _accumulate(into: dict[str, int], more: dict[str, int]) -> None:
@@ -215,14 +219,7 @@ class AddressSpace:
 
     def _index_after(self, addr: int) -> int:
         """Index of the first VMA whose end is > addr (find_vma)."""
-        lo, hi = 0, len(self._vmas)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self._vmas[mid].end <= addr:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+        return bisect.bisect_right(self._vmas, addr, key=_VMA_END)
 
     def find_vma(self, addr: int) -> Vma | None:
         """The VMA containing ``addr``, or None."""
@@ -270,7 +267,7 @@ class AddressSpace:
                 i += 1
 
     def _insert(self, v: Vma) -> None:
-        i = bisect.bisect_left([x.start for x in self._vmas], v.start)
+        i = bisect.bisect_left(self._vmas, v.start, key=_VMA_START)
         self._vmas.insert(i, v)
         self._merge_around(v.start, v.end)
 
@@ -650,9 +647,9 @@ class AddressSpace:
             raise _sys_error(errno.ENOMEM, call, "too close to vm.max_map_count")
         t0 = time.perf_counter_ns()
         before = self.page_table_bytes
-        self.tables.reset_counters()
+        freed0 = self.tables.freed_total
         st = MoveStats(a.name, self.policy.name, addr, addr, old_len, new_len,
-                       page_table_bytes_before=before)  # fmt: skip
+                       page_table_bytes_before=before, profile=a)  # fmt: skip
         if flags & MREMAP_FIXED and old_len == new_len:
             result = self._remap_move(addr, old_len, na, flags, st)
         else:
@@ -670,9 +667,7 @@ class AddressSpace:
         # start plus every table the move allocated
         st.peak_page_table_bytes = max(before + self._alloc_bytes(st), before,
                                        st.page_table_bytes_after)  # fmt: skip
-        st.tables_freed = int(self.tables.counters()["tables_freed"])
-        st.estimated_ns, st.breakdown = move_cost(a, st)
-        st.collateral_ns = collateral_cost(a, st.flush_ops.get("collateral_entries", 0))
+        st.tables_freed = self.tables.freed_total - freed0
         st.wall_ns = time.perf_counter_ns() - t0
         self.last_move = st
         return result
@@ -780,7 +775,7 @@ class AddressSpace:
         free_lo = free_hi = 0
         if not dontunmap:
             free_lo, free_hi = self._free_window(addr, addr + old_len)
-        moved, counters = _move.move_page_tables(
+        moved, *counters = _move.move_page_tables(
             self.tables, old_start, new_start, old_len, addr,
             split_pte=a.split_pte_lock, split_pmd=a.split_pmd_lock, move_pmd=pol.move_pmd,
             move_pud=pol.move_pud, flush=pol.flush,
@@ -788,7 +783,7 @@ class AddressSpace:
             need_rmap_locks=need_rmap_locks, has_anon=vma.anon_vma is not None,
             free_lo=free_lo, free_hi=free_hi, tlbs=self.tlbs, caller=self.cpu,
         )  # fmt: skip
-        st.add(counters)
+        st.add(*counters)
         st.moved_bytes += int(moved)
         if moved < old_len:
             # copy_vma_and_data's error path: move back, unmap the new range

@@ -2,22 +2,107 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ._move import COUNTER_NAMES, LOCK_CLASSES
+from ._tlb import OP_NAMES
 
 __all__ = ["AccessStats", "MoveStats"]
 
-_COUNTERS = (
-    "ptes_moved", "move_ptes_calls", "normal_pmds_moved", "huge_pmds_moved",
-    "normal_puds_moved", "huge_puds_moved", "huge_pmds_split", "huge_puds_split",
-    "whole_moves_refused",
-    "tables_allocated", "tables_freed_early", "flush_calls", "flush_pages", "flush_unlocked",
-    "unsafe_entries", "unsafe_windows",
-)  # fmt: skip
+if TYPE_CHECKING:
+    from .arch import Arch
+
+
+class _Counters:
+    """The move_page_tables counters of a MoveStats, by name."""
+
+    _c: Sequence[int]
+
+    @property
+    def ptes_moved(self) -> int:
+        """PTEs moved by move_ptes"""
+        return self._c[0]
+
+    @property
+    def move_ptes_calls(self) -> int:
+        """move_ptes calls (one per PTE extent)"""
+        return self._c[1]
+
+    @property
+    def normal_pmds_moved(self) -> int:
+        """move_normal_pmd: PTE tables moved whole"""
+        return self._c[2]
+
+    @property
+    def huge_pmds_moved(self) -> int:
+        """move_huge_pmd: THP leaves moved"""
+        return self._c[3]
+
+    @property
+    def normal_puds_moved(self) -> int:
+        """move_normal_pud: PMD tables moved whole"""
+        return self._c[4]
+
+    @property
+    def huge_puds_moved(self) -> int:
+        """move_huge_pud: PUD leaves moved"""
+        return self._c[5]
+
+    @property
+    def huge_pmds_split(self) -> int:
+        """split_huge_pmd on the old side"""
+        return self._c[6]
+
+    @property
+    def huge_puds_split(self) -> int:
+        """PUD leaves split (never in Linux; see _move.pyx)"""
+        return self._c[7]
+
+    @property
+    def whole_moves_refused(self) -> int:
+        """whole moves refused: destination entry populated"""
+        return self._c[8]
+
+    @property
+    def tables_allocated(self) -> int:
+        """page-table pages allocated"""
+        return self._c[9]
+
+    @property
+    def tables_freed_early(self) -> int:
+        """emptied old PTE tables released during the move"""
+        return self._c[10]
+
+    @property
+    def flush_calls(self) -> int:
+        """flush_tlb_range calls"""
+        return self._c[11]
+
+    @property
+    def flush_pages(self) -> int:
+        """pages those calls covered"""
+        return self._c[12]
+
+    @property
+    def flush_unlocked(self) -> int:
+        """flushes issued with no page-table lock held"""
+        return self._c[13]
+
+    @property
+    def unsafe_entries(self) -> int:
+        """moved present entries unflushed when a lock dropped"""
+        return self._c[14]
+
+    @property
+    def unsafe_windows(self) -> int:
+        """stale TLB entries for them at that moment"""
+        return self._c[15]
 
 
 @dataclass
-class MoveStats:
+class MoveStats(_Counters):
     """Counters of one mremap call (summed over every VMA it moved).
 
     Names follow mm/mremap.c: ``normal_pmds_moved`` counts move_normal_pmd
@@ -48,44 +133,43 @@ class MoveStats:
     new_len: int
     moved_bytes: int = 0
     realigned: bool = False
-    ptes_moved: int = 0
-    move_ptes_calls: int = 0
-    normal_pmds_moved: int = 0
-    huge_pmds_moved: int = 0
-    normal_puds_moved: int = 0
-    huge_puds_moved: int = 0
-    huge_pmds_split: int = 0
-    huge_puds_split: int = 0
-    whole_moves_refused: int = 0
-    tables_allocated: int = 0
-    tables_freed_early: int = 0
     tables_freed: int = 0
-    flush_calls: int = 0
-    flush_pages: int = 0
-    flush_unlocked: int = 0
-    unsafe_entries: int = 0
-    unsafe_windows: int = 0
-    flush_ops: dict[str, int] = field(default_factory=dict)
-    lock_acquired: dict[str, int] = field(default_factory=dict)
-    lock_max_hold: dict[str, int] = field(default_factory=dict)
     page_table_bytes_before: int = 0
     page_table_bytes_after: int = 0
     peak_page_table_bytes: int = 0
-    estimated_ns: float = 0.0
-    breakdown: dict[str, float] = field(default_factory=dict)
-    collateral_ns: float = 0.0
     wall_ns: int = 0
+    profile: Arch | None = field(default=None, repr=False, compare=False)
+    _moves: int = field(default=0, repr=False)
+    # zeros until the first add (shared, immutable: cheap to create)
+    _c: Sequence[int] = field(default=(0,) * len(COUNTER_NAMES), repr=False)
+    _acq: Sequence[int] = field(default=(0,) * len(LOCK_CLASSES), repr=False)
+    _hold: Sequence[int] = field(default=(0,) * len(LOCK_CLASSES), repr=False)
+    _ops: Sequence[int] = field(default=(0,) * len(OP_NAMES), repr=False)
 
-    def add(self, counters: dict[str, Any]) -> None:
-        """Accumulate the counters one move_page_tables call returned."""
-        for name in _COUNTERS:
-            setattr(self, name, getattr(self, name) + int(counters[name]))
-        for key, val in counters["lock_acquired"].items():
-            self.lock_acquired[key] = self.lock_acquired.get(key, 0) + int(val)
-        for key, val in counters["lock_max_hold"].items():
-            self.lock_max_hold[key] = max(self.lock_max_hold.get(key, 0), int(val))
-        for key, val in counters["flush_ops"].items():
-            self.flush_ops[key] = self.flush_ops.get(key, 0) + int(val)
+    def add(self, counters: tuple[int, ...], acquired: tuple[int, ...],
+            held: tuple[int, ...], ops: tuple[int, ...]) -> None:  # fmt: skip
+        """Accumulate what one move_page_tables call returned."""
+        if not self._moves:  # the common case: one call, nothing to add to
+            self._c, self._acq, self._hold, self._ops = counters, acquired, held, ops
+            self._moves = 1
+            return
+        self._moves += 1
+        self._c = [a + b for a, b in zip(self._c, counters, strict=True)]
+        self._acq = [a + b for a, b in zip(self._acq, acquired, strict=True)]
+        self._hold = [max(a, b) for a, b in zip(self._hold, held, strict=True)]
+        self._ops = [a + b for a, b in zip(self._ops, ops, strict=True)]
+
+    @property
+    def lock_acquired(self) -> dict[str, int]:
+        return dict(zip(LOCK_CLASSES, self._acq, strict=True))
+
+    @property
+    def lock_max_hold(self) -> dict[str, int]:
+        return dict(zip(LOCK_CLASSES, self._hold, strict=True))
+
+    @property
+    def flush_ops(self) -> dict[str, int]:
+        return dict(zip(OP_NAMES, self._ops, strict=True))
 
     @property
     def moved(self) -> bool:
@@ -95,13 +179,44 @@ class MoveStats:
     @property
     def safe(self) -> bool:
         """No moved entry outlived its lock unflushed."""
-        return self.unsafe_windows == 0
+        return self.unsafe_entries == 0
+
+    def _costs(self) -> tuple[float, dict[str, float]]:
+        from .cost import move_cost
+
+        if self.profile is None:
+            raise ValueError("no arch profile to price this move with")
+        return move_cost(self.profile, self)
+
+    @property
+    def estimated_ns(self) -> float:
+        """Estimated kernel time of the call, from the arch's cost table."""
+        return self._costs()[0]
+
+    @property
+    def breakdown(self) -> dict[str, float]:
+        """``estimated_ns`` by category."""
+        return self._costs()[1]
+
+    @property
+    def collateral_ns(self) -> float:
+        """Later refills of other mappings' TLB entries the flushes destroyed."""
+        from .cost import collateral_cost
+
+        if self.profile is None:
+            raise ValueError("no arch profile to price this move with")
+        return collateral_cost(self.profile, self._ops[OP_NAMES.index("collateral_entries")])
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data form (for JSON and tables)."""
-        from dataclasses import asdict
-
-        return asdict(self)
+        d = {k: v for k, v in self.__dict__.items() if not k.startswith("_") and k != "profile"}
+        d.update(zip(COUNTER_NAMES, self._c, strict=True))
+        d.update(lock_acquired=self.lock_acquired, lock_max_hold=self.lock_max_hold,
+                 flush_ops=self.flush_ops)  # fmt: skip
+        if self.profile is not None:
+            d.update(estimated_ns=self.estimated_ns, breakdown=self.breakdown,
+                     collateral_ns=self.collateral_ns)  # fmt: skip
+        return d
 
 
 @dataclass

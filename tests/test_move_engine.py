@@ -269,3 +269,11 @@ def test_demo_compares_every_policy(capsys: pytest.CaptureFixture[str]) -> None:
     for name in pt.policies():
         assert out.count(name) == 2
     assert "UNSAFE" in out
+
+
+def test_counter_names_match_the_engine() -> None:
+    from pagetab import _move
+    from pagetab.stats import _Counters
+
+    props = [n for n, v in vars(_Counters).items() if isinstance(v, property)]
+    assert props == list(_move.COUNTER_NAMES)

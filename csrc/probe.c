@@ -1,0 +1,208 @@
+/*
+ * The host probe: the real kernel's mremap on this machine, measured.
+ *
+ * probe_map() maps an anonymous region at a chosen address inside a window
+ * reserved with PROT_NONE (MAP_FIXED_NOREPLACE, so nothing else is ever
+ * replaced) and populates it; probe_move() times one
+ * mremap(MAYMOVE|FIXED) with CLOCK_MONOTONIC around the syscall alone;
+ * probe_verify() checks every page of the moved region (written tags, or
+ * the zero page via /proc/self/pagemap when readable). Linux only.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MREMAP_FIXED
+#define MREMAP_FIXED 2
+#endif
+
+#define PROBE_TAG 0x7061676574616200ULL /* "pagetab" */
+
+enum { POP_NONE = 0, POP_ZERO = 1, POP_WRITE = 2, POP_THP = 3 };
+
+/* Reserve [*base, *base + len) aligned to align; 0 or -errno. */
+static int probe_reserve(size_t len, size_t align, uintptr_t *base)
+{
+    char *p = mmap(NULL, len + align, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    uintptr_t a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+    /* hand the window back: the caller maps into it with NOREPLACE */
+    munmap(p, len + align);
+    *base = a;
+    return 0;
+}
+
+static uint64_t page_tag(uintptr_t region, size_t page_index)
+{
+    return PROBE_TAG ^ ((uint64_t)region << 1) ^ (uint64_t)page_index;
+}
+
+/* Map and populate [addr, addr + len); 0 or -errno. */
+static int probe_map(uintptr_t addr, size_t len, int populate)
+{
+    long psz = sysconf(_SC_PAGESIZE);
+    void *p = mmap((void *)addr, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    if (p != (void *)addr) {
+        munmap(p, len);
+        return -EEXIST;
+    }
+    if (populate == POP_NONE)
+        return 0;
+    if (madvise(p, len, populate == POP_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
+        return -errno;
+    if (populate == POP_ZERO) {
+        if (madvise(p, len, MADV_POPULATE_READ))
+            return -errno;
+        return 0;
+    }
+    for (size_t i = 0; i < len / (size_t)psz; i++)
+        *(volatile uint64_t *)((char *)p + i * (size_t)psz) = page_tag(addr, i);
+    return 0;
+}
+
+/* One mremap(MAYMOVE|FIXED); the syscall's time in ns, or -errno. */
+static int64_t probe_move(uintptr_t from, uintptr_t to, size_t len)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    void *r = mremap((void *)from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    if (r == MAP_FAILED)
+        return -errno;
+    if (r != (void *)to)
+        return -EFAULT;
+    return (int64_t)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+}
+
+/* Time MADV_POPULATE_READ (zero page) of a mapped region; ns or -errno. */
+static int64_t probe_populate_read(uintptr_t addr, size_t len)
+{
+    struct timespec a, b;
+    if (madvise((void *)addr, len, MADV_NOHUGEPAGE))
+        return -errno;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int rc = madvise((void *)addr, len, MADV_POPULATE_READ);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    if (rc)
+        return -errno;
+    return (int64_t)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+}
+
+/*
+ * Check every page of [addr, addr + len), which was populated at `origin`:
+ * written tags where populate wrote them; for the zero page, every page
+ * present in /proc/self/pagemap with the PFN of page 0 (when PFNs are
+ * visible, i.e. as root) and reading as zero. Returns the number of bad
+ * pages, or -errno; *checked gets the pages checked.
+ */
+static int64_t probe_verify(uintptr_t addr, size_t len, uintptr_t origin, int populate,
+                            int64_t *checked)
+{
+    long psz = sysconf(_SC_PAGESIZE);
+    size_t n = len / (size_t)psz;
+    int64_t bad = 0;
+    *checked = 0;
+    if (populate == POP_WRITE || populate == POP_THP) {
+        for (size_t i = 0; i < n; i++) {
+            if (*(volatile uint64_t *)(addr + i * (size_t)psz) != page_tag(origin, i))
+                bad++;
+        }
+        *checked = (int64_t)n;
+        return bad;
+    }
+    if (populate != POP_ZERO)
+        return 0;
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    if (fd < 0)
+        return -errno;
+    enum { CHUNK = 4096 };
+    uint64_t *buf = malloc(CHUNK * sizeof(uint64_t));
+    if (!buf) {
+        close(fd);
+        return -ENOMEM;
+    }
+    uint64_t zero_pfn = 0;
+    for (size_t i = 0; i < n; i += CHUNK) {
+        size_t m = n - i < CHUNK ? n - i : CHUNK;
+        off_t off = (off_t)((addr / (size_t)psz + i) * sizeof(uint64_t));
+        ssize_t got = pread(fd, buf, m * sizeof(uint64_t), off);
+        if (got != (ssize_t)(m * sizeof(uint64_t))) {
+            bad = -EIO;
+            break;
+        }
+        for (size_t k = 0; k < m; k++) {
+            uint64_t e = buf[k];
+            uint64_t pfn = e & ((1ULL << 55) - 1);
+            if (!(e >> 63)) {       /* not present: the move lost it */
+                bad++;
+                continue;
+            }
+            if (i == 0 && k == 0)
+                zero_pfn = pfn;
+            if (pfn != zero_pfn)    /* 0 when PFNs are hidden: still equal */
+                bad++;
+        }
+    }
+    free(buf);
+    close(fd);
+    *checked = bad < 0 ? 0 : (int64_t)n;
+    return bad;
+}
+
+/* A number from a "Key:   value kB" line of /proc/self/status, or -1. */
+static long probe_status_kb(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t kl = strlen(key);
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, key, kl) && line[kl] == ':') {
+            v = strtol(line + kl + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+/* A counter of /proc/vmstat, or -1. */
+static long probe_vmstat(const char *key)
+{
+    FILE *f = fopen("/proc/vmstat", "r");
+    char name[128];
+    long v;
+    if (!f)
+        return -1;
+    while (fscanf(f, "%127s %ld", name, &v) == 2) {
+        if (!strcmp(name, key)) {
+            fclose(f);
+            return v;
+        }
+    }
+    fclose(f);
+    return -1;
+}

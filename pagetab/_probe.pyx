@@ -1,0 +1,77 @@
+# cython: language_level=3
+"""Thin wrapper over csrc/probe.c: the real kernel's mremap, measured."""
+
+from libc.stdint cimport int64_t, uintptr_t
+
+cdef extern from "probe.c":
+    int POP_NONE, POP_ZERO, POP_WRITE, POP_THP
+    int probe_reserve(size_t length, size_t align, uintptr_t *base) nogil
+    int probe_map(uintptr_t addr, size_t length, int populate) nogil
+    int64_t probe_move(uintptr_t src, uintptr_t dst, size_t length) nogil
+    int64_t probe_populate_read(uintptr_t addr, size_t length) nogil
+    int64_t probe_verify(uintptr_t addr, size_t length, uintptr_t origin, int populate,
+                         int64_t *checked) nogil
+    long probe_status_kb(const char *key)
+    long probe_vmstat(const char *key)
+
+POPULATE = {"none": POP_NONE, "zero": POP_ZERO, "write": POP_WRITE, "thp": POP_THP}
+
+
+def reserve(size_t length, size_t align):
+    """A free, aligned window of ``length`` bytes (its start); OSError on failure."""
+    cdef uintptr_t base = 0
+    cdef int rc = probe_reserve(length, align, &base)
+    if rc < 0:
+        raise OSError(-rc, "probe: cannot reserve a window")
+    return base
+
+
+def map_region(uintptr_t addr, size_t length, str populate):
+    """mmap MAP_FIXED_NOREPLACE at ``addr`` and populate; OSError on failure."""
+    cdef int mode = POPULATE[populate]
+    cdef int rc
+    with nogil:
+        rc = probe_map(addr, length, mode)
+    if rc < 0:
+        raise OSError(-rc, f"probe: mapping {length:#x} bytes at {addr:#x}")
+
+
+def move(uintptr_t src, uintptr_t dst, size_t length):
+    """One mremap(MAYMOVE|FIXED); nanoseconds spent in the syscall."""
+    cdef int64_t ns
+    with nogil:
+        ns = probe_move(src, dst, length)
+    if ns < 0:
+        raise OSError(-ns, "probe: mremap failed")
+    return ns
+
+
+def populate_read(uintptr_t addr, size_t length):
+    """MADV_POPULATE_READ of a mapped region; nanoseconds."""
+    cdef int64_t ns
+    with nogil:
+        ns = probe_populate_read(addr, length)
+    if ns < 0:
+        raise OSError(-ns, "probe: MADV_POPULATE_READ failed")
+    return ns
+
+
+def verify(uintptr_t addr, size_t length, uintptr_t origin, str populate):
+    """(bad pages, pages checked) of a moved region."""
+    cdef int64_t checked = 0, bad
+    cdef int mode = POPULATE[populate]
+    with nogil:
+        bad = probe_verify(addr, length, origin, mode, &checked)
+    if bad < 0:
+        raise OSError(-bad, "probe: cannot verify the moved pages")
+    return bad, checked
+
+
+def status_kb(str key):
+    """A "kB" field of /proc/self/status (VmPTE, VmRSS, ...), or -1."""
+    return probe_status_kb(key.encode())
+
+
+def vmstat(str key):
+    """A /proc/vmstat counter (thp_split_pmd, ...), or -1."""
+    return probe_vmstat(key.encode())

@@ -1,0 +1,166 @@
+"""The real kernel beside the simulator (DESIGN.md layer 9).
+
+``measure_move`` maps an anonymous region in a reserved window of this very
+process, populates it, and times ``mremap(MAYMOVE|FIXED)`` on the host
+kernel with CLOCK_MONOTONIC around the syscall alone (C in csrc/probe.c),
+moving the region back and forth ``repeats`` times and verifying every page
+after each move. Linux only: ``available()`` says why not elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["HostMove", "available", "measure_move", "measure_populate", "offset"]
+
+GIB = 1 << 30
+PMD = 2 << 20
+PUD = 1 << 30
+_ALIGN = {"pud": 0, "pmd": PMD, "1m": 1 << 20, "4k": 4096, "page": 4096}
+_POPULATE = ("none", "zero", "write", "thp")
+
+
+def available() -> tuple[bool, str]:
+    """(True, "") if the host probe can run here, else (False, the reason)."""
+    if not sys.platform.startswith("linux"):
+        return False, f"the host probe needs Linux, not {sys.platform}"
+    if platform.machine() not in ("x86_64", "aarch64", "ppc64le"):
+        return False, f"unknown machine {platform.machine()}"
+    if not os.path.exists("/proc/self/status") or not os.path.exists("/proc/vmstat"):
+        return False, "no /proc (VmPTE and vmstat counters are needed)"
+    try:
+        from . import _probe  # noqa: F401
+    except ImportError as e:  # pragma: no cover - built on Linux
+        return False, f"the probe extension is not built: {e}"
+    return True, ""
+
+
+def offset(align: str | int) -> int:
+    """Byte offset from a PUD boundary for an alignment name or a number."""
+    if isinstance(align, bool):
+        raise TypeError("align must be a name or an int")
+    if isinstance(align, int):
+        if align < 0 or align % 4096:
+            raise ValueError(f"align offset must be a non-negative multiple of 4096, not {align}")
+        return align
+    try:
+        return _ALIGN[align]
+    except (KeyError, TypeError):
+        raise ValueError(f"align must be one of {', '.join(_ALIGN)} or an int, "
+                         f"not {align!r}") from None  # fmt: skip
+
+
+@dataclass
+class HostMove:
+    """Timings of real mremap calls on this machine."""
+
+    size: int
+    populate: str
+    src_offset: int
+    dst_offset: int
+    times_ns: list[int] = field(default_factory=list)
+    vmpte_kb: int = -1  # VmPTE with the region populated
+    thp_split_pmd: int = 0  # /proc/vmstat delta over all the moves
+    pages_checked: int = 0
+    bad_pages: int = 0
+
+    @property
+    def median_ns(self) -> float:
+        return float(statistics.median(self.times_ns))
+
+    @property
+    def min_ns(self) -> int:
+        return min(self.times_ns)
+
+    @property
+    def per_unit(self) -> dict[str, float]:
+        """Median ns per 4K page, per PMD_SIZE and per PUD_SIZE of the region."""
+        m = self.median_ns
+        return {"per_page_ns": m / (self.size / 4096), "per_pmd_ns": m / (self.size / PMD),
+                "per_pud_ns": m / max(self.size / PUD, 1)}  # fmt: skip
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "median_ns": self.median_ns, "min_ns": self.min_ns,
+                **self.per_unit}  # fmt: skip
+
+
+def _check(size: int, populate: str, repeats: int) -> None:
+    ok, why = available()
+    if not ok:
+        raise NotImplementedError(f"host probe unavailable: {why}")
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError("size must be an int")
+    if size <= 0 or size % PMD:
+        raise ValueError(f"size must be a positive multiple of 2 MiB, not {size}")
+    if populate not in _POPULATE:
+        raise ValueError(f"populate must be one of {', '.join(_POPULATE)}, not {populate!r}")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError("repeats must be an int >= 1")
+    if populate in ("write", "thp") and size > 4 * GIB:
+        raise ValueError("populate='write'/'thp' allocates real memory: at most 4 GiB")
+
+
+def measure_move(size: int, populate: str = "zero", src_align: str | int = "pud",
+                 dst_align: str | int = "pud", repeats: int = 5,
+                 verify: bool = True) -> HostMove:  # fmt: skip
+    """Time ``repeats`` real mremap(MAYMOVE|FIXED) calls of one region.
+
+    The region is mapped ``src_align`` past a PUD boundary and moved to
+    ``dst_align`` past another, then back, and so on. ``populate``: "zero"
+    (MADV_NOHUGEPAGE + MADV_POPULATE_READ: the zero page, no memory),
+    "write" (a tag written into every 4K page), "thp" (MADV_HUGEPAGE, then
+    written), "none".
+    """
+    _check(size, populate, repeats)
+    from . import _probe
+
+    so, do = offset(src_align), offset(dst_align)
+    span = size + 2 * PUD
+    base = _probe.reserve(2 * span, PUD)
+    src, dst = base + so, base + span + do
+    _probe.map_region(src, size, populate)
+    out = HostMove(size, populate, so, do, vmpte_kb=_probe.status_kb("VmPTE"))
+    split0 = _probe.vmstat("thp_split_pmd")
+    at, other = src, dst
+    try:
+        for _ in range(repeats):
+            out.times_ns.append(int(_probe.move(at, other, size)))
+            at, other = other, at
+            if verify:
+                bad, checked = _probe.verify(at, size, src, populate)
+                out.bad_pages += int(bad)
+                out.pages_checked += int(checked)
+    finally:
+        _munmap(at, size)
+    out.thp_split_pmd = _probe.vmstat("thp_split_pmd") - split0
+    return out
+
+
+def measure_populate(size: int, repeats: int = 3) -> list[int]:
+    """ns of MADV_POPULATE_READ (the zero page) over fresh ``size`` regions."""
+    _check(size, "zero", repeats)
+    from . import _probe
+
+    times = []
+    for _ in range(repeats):
+        base = _probe.reserve(size + PUD, PUD)
+        _probe.map_region(base, size, "none")
+        try:
+            times.append(int(_probe.populate_read(base, size)))
+        finally:
+            _munmap(base, size)
+    return times
+
+
+def _munmap(addr: int, size: int) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    if libc.munmap(ctypes.c_void_p(addr), ctypes.c_size_t(size)) != 0:
+        raise OSError(ctypes.get_errno(), "munmap failed")

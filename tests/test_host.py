@@ -1,0 +1,58 @@
+"""The host probe: the real kernel's mremap on this machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from pagetab import host
+
+OK, WHY = host.available()
+needs_host = pytest.mark.skipif(not OK, reason=f"host probe unavailable: {WHY}")
+M, G = 1 << 20, 1 << 30
+
+
+def test_available_says_why() -> None:
+    ok, why = host.available()
+    assert isinstance(ok, bool) and (ok or why)
+
+
+@needs_host
+@pytest.mark.parametrize(
+    ("populate", "size", "dst"),
+    [("zero", 64 * M, "pmd"), ("zero", G, "pud"), ("write", 16 * M, "4k"),
+     ("write", 8 * M, "1m"), ("thp", 8 * M, "pmd")],
+)  # fmt: skip
+def test_real_moves_keep_every_page(populate: str, size: int, dst: str) -> None:
+    m = host.measure_move(size, populate, "pud", dst, repeats=3)
+    assert len(m.times_ns) == 3 and m.median_ns > 0 and m.min_ns <= m.median_ns
+    assert m.bad_pages == 0 and m.pages_checked == 3 * size // 4096
+    assert m.vmpte_kb > 0
+    assert set(m.per_unit) == {"per_page_ns", "per_pmd_ns", "per_pud_ns"}
+
+
+@needs_host
+def test_misaligned_thp_move_splits_on_the_host() -> None:
+    m = host.measure_move(8 * M, "thp", "pud", "4k", repeats=1)
+    assert m.bad_pages == 0 and m.thp_split_pmd >= 1
+
+
+@needs_host
+def test_populate_is_timed() -> None:
+    times = host.measure_populate(16 * M, repeats=2)
+    assert len(times) == 2 and min(times) > 0
+
+
+@needs_host
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="2 MiB"):
+        host.measure_move(4096)
+    with pytest.raises(ValueError, match="populate"):
+        host.measure_move(2 * M, populate="sometimes")
+    with pytest.raises(ValueError, match="align"):
+        host.measure_move(2 * M, dst_align="2m")
+    with pytest.raises(ValueError, match="4 GiB"):
+        host.measure_move(8 * G, populate="write")
+    with pytest.raises(TypeError):
+        host.measure_move(2.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="repeats"):
+        host.measure_move(2 * M, repeats=0)
