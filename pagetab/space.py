@@ -572,8 +572,10 @@ class AddressSpace:
             if v is None:
                 raise _sys_error(errno.ENOMEM, call, f"nothing is mapped at {reach:#x}")
             if v.prot == PROT_NONE or (write and not v.prot & PROT_WRITE):
+                # __get_user_pages with FOLL_MADV_POPULATE: check_vma_flags
+                # failing is EINVAL (EFAULT is kept for SIGBUS/SIGSEGV)
                 raise _sys_error(
-                    errno.EFAULT, call, f"cannot {'write' if write else 'read'}-fault {reach:#x}"
+                    errno.EINVAL, call, f"cannot {'write' if write else 'read'}-fault {reach:#x}"
                 )
             stop = min(v.end, end)
             if v.shm is not None:

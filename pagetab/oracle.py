@@ -1,0 +1,165 @@
+"""The real kernel as an oracle: run operations in a child process.
+
+``run_ops(ops)`` executes mmap/munmap/mprotect/mremap/madvise/write
+operations inside a reserved window of a fresh child process on the host
+kernel and returns each operation's result and the final state of every
+page of the window. Offsets are relative to the window, which starts at a
+PUD (1 GiB) boundary, so alignments are the same as in a simulated space.
+A crash or hang of the child raises OracleError; it never hangs the caller.
+
+Operations (tuples):
+  ("mmap", off, length, prot, flags)      flags get MAP_FIXED_NOREPLACE unless
+                                          they hold MAP_FIXED
+  ("munmap", off, length)
+  ("mprotect", off, length, prot)
+  ("mremap", off, old_size, new_size, flags, new_off)
+  ("madvise", off, length, advice)
+  ("write", off, value)                   store a 64-bit value (a tag)
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from . import host
+
+__all__ = ["OracleError", "PageState", "run_ops"]
+
+_CHILD = r"""
+import ctypes, ctypes.util, errno, json, os, sys
+req = json.loads(sys.stdin.read())
+libc = ctypes.CDLL(None, use_errno=True)
+vp, sz, i = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int
+libc.mmap.restype = vp
+libc.mmap.argtypes = (vp, sz, i, i, i, ctypes.c_long)
+libc.munmap.argtypes = (vp, sz)
+libc.mprotect.argtypes = (vp, sz, i)
+libc.madvise.argtypes = (vp, sz, i)
+libc.mremap.restype = vp
+libc.mremap.argtypes = (vp, sz, sz, i, vp)
+FAIL = ctypes.c_void_p(-1).value
+page = os.sysconf("SC_PAGE_SIZE")
+win, align = req["window"], 1 << 30
+# reserve a free, aligned window, then give it back: ops map into it
+p = libc.mmap(None, win + align, 0, 0x22 | 0x4000, -1, 0)
+base = (p + align - 1) & ~(align - 1)
+libc.munmap(p, win + align)
+res = []
+for op in req["ops"]:
+    kind, a = op[0], op[1:]
+    ctypes.set_errno(0)
+    if kind == "mmap":
+        off, length, prot, flags = a
+        if not flags & 0x10:
+            flags |= 0x100000
+        r = libc.mmap(base + off, length, prot, flags, -1, 0)
+        res.append(["err", ctypes.get_errno()] if r == FAIL else ["ok", r - base])
+    elif kind == "munmap":
+        r = libc.munmap(base + a[0], a[1])
+        res.append(["err", ctypes.get_errno()] if r else ["ok", 0])
+    elif kind == "mprotect":
+        r = libc.mprotect(base + a[0], a[1], a[2])
+        res.append(["err", ctypes.get_errno()] if r else ["ok", 0])
+    elif kind == "madvise":
+        r = libc.madvise(base + a[0], a[1], a[2])
+        res.append(["err", ctypes.get_errno()] if r else ["ok", 0])
+    elif kind == "mremap":
+        off, old, new, flags, noff = a
+        r = libc.mremap(base + off, old, new, flags, base + noff)
+        res.append(["err", ctypes.get_errno()] if r == FAIL else ["ok", r - base])
+    elif kind == "write":
+        with open("/proc/self/mem", "r+b", buffering=0) as m:
+            m.seek(base + a[0])
+            try:
+                m.write(int(a[1]).to_bytes(8, "little"))
+                res.append(["ok", 0])
+            except OSError as e:
+                res.append(["err", e.errno])
+    else:
+        res.append(["err", errno.EINVAL])
+# the zero page's PFN, from a fresh read-faulted page
+z = libc.mmap(None, page, 1, 0x22, -1, 0)
+libc.madvise(z, page, 22)
+fd = os.open("/proc/self/pagemap", os.O_RDONLY)
+zero_pfn = int.from_bytes(os.pread(fd, 8, (z // page) * 8), "little") & ((1 << 55) - 1)
+maps = []
+for line in open("/proc/self/maps"):
+    rng, perms = line.split()[:2]
+    lo, hi = (int(x, 16) for x in rng.split("-"))
+    if hi > base and lo < base + win:
+        prot = (perms[0] == "r") | (perms[1] == "w") << 1 | (perms[2] == "x") << 2
+        maps.append([max(lo, base) - base, min(hi, base + win) - base, prot])
+n = win // page
+raw = os.pread(fd, n * 8, (base // page) * 8)
+mem = os.open("/proc/self/mem", os.O_RDONLY)
+pages = []
+for k in range(n):
+    e = int.from_bytes(raw[8 * k:8 * k + 8], "little")
+    if not e >> 63:
+        pages.append(None)
+        continue
+    pfn = e & ((1 << 55) - 1)
+    tag = int.from_bytes(os.pread(mem, 8, base + k * page), "little")
+    pages.append([1 if (pfn == zero_pfn and zero_pfn) else 0, tag])
+print(json.dumps({"results": res, "maps": maps, "pages": pages, "page": page}))
+"""
+
+
+class OracleError(RuntimeError):
+    """The child process running the operations crashed or hung."""
+
+
+@dataclass(frozen=True)
+class PageState:
+    """One page of the window: ``prot`` -1 when unmapped; ``present``;
+    ``zero`` when it maps the zero page; ``tag`` its first 8 bytes."""
+
+    prot: int
+    present: bool
+    zero: bool
+    tag: int
+
+
+def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30,
+            timeout: float = 60.0) -> tuple[list[tuple[str, int]], list[PageState]]:  # fmt: skip
+    """Run ``ops`` on the host kernel; (results, per-page state of the window).
+
+    A result is ("ok", value) with addresses relative to the window, or
+    ("err", errno).
+    """
+    ok, why = host.available()
+    if not ok:
+        raise NotImplementedError(f"host oracle unavailable: {why}")
+    if window <= 0 or window % (1 << 21):
+        raise ValueError("window must be a positive multiple of 2 MiB")
+    for op in ops:
+        if not op or op[0] not in ("mmap", "munmap", "mprotect", "mremap", "madvise", "write"):
+            raise ValueError(f"unknown operation {op!r}")
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in op[1:]):
+            raise TypeError(f"operation arguments must be ints: {op!r}")
+    req = json.dumps({"window": window, "ops": [list(op) for op in ops]})
+    try:
+        proc = subprocess.run([sys.executable, "-c", _CHILD], input=req, text=True,
+                              capture_output=True, timeout=timeout, check=False)  # fmt: skip
+    except subprocess.TimeoutExpired as e:
+        raise OracleError(f"the oracle child hung for {timeout} s") from e
+    if proc.returncode != 0:
+        raise OracleError(f"the oracle child died ({proc.returncode}): {proc.stderr[-500:]}")
+    out = json.loads(proc.stdout)
+    page = out["page"]
+    prot = [-1] * (window // page)
+    for lo, hi, p in out["maps"]:
+        for k in range(lo // page, hi // page):
+            prot[k] = p
+    states = []
+    for k, pg in enumerate(out["pages"]):
+        if pg is None:
+            states.append(PageState(prot[k], False, False, 0))
+        else:
+            states.append(PageState(prot[k], True, bool(pg[0]), int(pg[1])))
+    results = [(r[0], int(r[1])) for r in out["results"]]
+    return results, states

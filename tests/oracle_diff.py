@@ -1,0 +1,151 @@
+"""Run the same operations on the host kernel (pagetab.oracle) and on an
+AddressSpace, and compare results and final page states."""
+
+from __future__ import annotations
+
+import errno
+import random
+from typing import Any
+
+import pagetab as pt
+from pagetab.oracle import PageState, run_ops
+
+BASE = 1 << 40  # the simulated window, PUD aligned like the oracle's
+PAGE = 4096
+
+
+def host_thp_mode() -> str:
+    """The host's transparent_hugepage/enabled setting (the bracketed word)."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            text = f.read()
+    except OSError:
+        return "never"
+    return text[text.index("[") + 1 : text.index("]")]
+
+
+def simulate(ops: list[tuple[Any, ...]], window: int,
+             policy: str = "linux-6.8") -> tuple[list[tuple[str, int]], list[PageState]]:  # fmt: skip
+    """The same operations on AddressSpace("x86-64"), in run_ops' terms."""
+    mm = pt.AddressSpace("x86-64", thp=host_thp_mode(), policy=policy)
+    tags: dict[int, int] = {}
+    results: list[tuple[str, int]] = []
+    for op in ops:
+        kind, a = op[0], op[1:]
+        try:
+            if kind == "mmap":
+                off, length, prot, flags = a
+                if not flags & pt.MAP_FIXED:
+                    flags |= pt.MAP_FIXED_NOREPLACE
+                results.append(("ok", mm.mmap(length, BASE + off, prot, flags) - BASE))
+            elif kind == "munmap":
+                mm.munmap(BASE + a[0], a[1])
+                results.append(("ok", 0))
+            elif kind == "mprotect":
+                mm.mprotect(BASE + a[0], a[1], a[2])
+                results.append(("ok", 0))
+            elif kind == "madvise":
+                mm.madvise(BASE + a[0], a[1], a[2])
+                results.append(("ok", 0))
+            elif kind == "mremap":
+                off, old, new, flags, noff = a
+                results.append(("ok", mm.mremap(BASE + off, old, new, flags, BASE + noff) - BASE))
+            elif kind == "write":
+                addr = BASE + a[0]
+                v = mm.find_vma(addr)
+                # /proc/self/mem writes with FOLL_FORCE: check_vma_flags lets
+                # them COW any private mapping, refuses shared read-only ones
+                beyond = (
+                    v is not None
+                    and v.shm is not None
+                    and (v.pgoff_at(addr, 12) >= v.shm.frames.size)
+                )  # SIGBUS past the object
+                if v is None or beyond or (v.shared and not v.prot & pt.PROT_WRITE):
+                    results.append(("err", errno.EIO))
+                    continue
+                # /proc/self/mem writes with FOLL_FORCE: they fault the page
+                # in for writing even where the mapping is not writable
+                page = addr & ~(PAGE - 1)
+                mm._populate_vma(v, page, page + PAGE, True)
+                f = mm.translate(addr)
+                assert f is not None
+                tags[f] = a[1]
+                results.append(("ok", 0))
+        except OSError as e:
+            results.append(("err", e.errno or 0))
+    mm.check()
+    frames = mm.frames(BASE, window)
+    states = []
+    for k in range(window // PAGE):
+        v = mm.find_vma(BASE + k * PAGE)
+        prot = -1 if v is None else v.prot
+        f = int(frames[k])
+        if f < 0:
+            states.append(PageState(prot, False, False, 0))
+        else:
+            states.append(PageState(prot, True, f == pt.ZERO_FRAME, tags.get(f, 0)))
+    return results, states
+
+
+def random_ops(rng: random.Random, window: int, n: int) -> list[tuple[Any, ...]]:
+    """A random sequence over a small window, biased to interesting cases."""
+    pmd = 2 << 20
+    ops: list[tuple[Any, ...]] = []
+    rw, anon = pt.PROT_READ | pt.PROT_WRITE, pt.MAP_ANONYMOUS
+
+    def off(span: int = 0) -> int:
+        unit = rng.choice([PAGE, PAGE, 16 * PAGE, pmd])
+        return rng.randrange(0, max(window - span, unit), unit) // PAGE * PAGE
+
+    def length() -> int:
+        return rng.choice([PAGE, 2 * PAGE, 16 * PAGE, 256 * PAGE, pmd, 2 * pmd])
+
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.3 or not ops:
+            ln = length()
+            kind = rng.choice([pt.MAP_PRIVATE, pt.MAP_PRIVATE, pt.MAP_SHARED])
+            fixed = pt.MAP_FIXED if rng.random() < 0.3 else 0
+            ops.append(
+                ("mmap", off(ln), ln, rng.choice([rw, rw, pt.PROT_READ]), kind | anon | fixed)
+            )
+        elif r < 0.45:
+            ln = length()
+            ops.append(("madvise", off(ln), ln, rng.choice(
+                [pt.MADV_POPULATE_WRITE, pt.MADV_POPULATE_READ, pt.MADV_DONTNEED,
+                 pt.MADV_HUGEPAGE, pt.MADV_NOHUGEPAGE])))  # fmt: skip
+        elif r < 0.55:
+            ops.append(("write", off(PAGE), rng.getrandbits(63) | 1))
+        elif r < 0.65:
+            ln = length()
+            ops.append(("mprotect", off(ln), ln, rng.choice([pt.PROT_NONE, pt.PROT_READ, rw])))
+        elif r < 0.72:
+            ln = length()
+            ops.append(("munmap", off(ln), ln))
+        else:
+            old = length()
+            new = rng.choice([old, old, length()])
+            flags = rng.choice([pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED] * 3 + [
+                pt.MREMAP_MAYMOVE, 0, pt.MREMAP_MAYMOVE | pt.MREMAP_DONTUNMAP])  # fmt: skip
+            ops.append(("mremap", off(old), old, new, flags, off(new)))
+    return ops
+
+
+def _outside(r: tuple[str, int], window: int) -> tuple[str, int]:
+    """Addresses a kernel chose outside the window differ between processes."""
+    return ("ok", -1) if r[0] == "ok" and not 0 <= r[1] < window else r
+
+
+def compare(ops: list[tuple[Any, ...]], window: int) -> str | None:
+    """None if host and simulation agree, else a description of the first difference."""
+    hres, hstates = run_ops(ops, window=window)
+    sres, sstates = simulate(ops, window)
+    hres = [_outside(r, window) for r in hres]
+    sres = [_outside(r, window) for r in sres]
+    for i, (h, s) in enumerate(zip(hres, sres, strict=True)):
+        if h != s:
+            return f"op {i} {ops[i]}: host {h}, simulated {s}"
+    for k, (h, s) in enumerate(zip(hstates, sstates, strict=True)):
+        if h != s:
+            return f"page {k} ({k * PAGE:#x}): host {h}, simulated {s}"
+    return None

@@ -1,0 +1,58 @@
+"""Differential testing against the real kernel (pagetab.oracle.run_ops).
+
+Seeded random sequences of mmap/munmap/mprotect/mremap/madvise/writes over
+an 8 MiB window run on this machine's kernel in a child process and on
+AddressSpace("x86-64"); every result or errno and the final state of every
+page (mapped and its protection, present, zero page, which written page's
+content is where) must agree. Documented kernel-version differences the
+simulator follows (Linux 6.9+ EINVAL from MADV_POPULATE_* on inaccessible
+VMAs; Linux 6.17+ multi-VMA MREMAP_FIXED moves) are modelled, not skipped.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from oracle_diff import compare, random_ops
+
+from pagetab import host
+from pagetab.oracle import OracleError, run_ops
+
+OK, WHY = host.available()
+pytestmark = pytest.mark.skipif(not OK, reason=f"host probe unavailable: {WHY}")
+WINDOW = 8 << 20
+SEQUENCES = 500
+
+
+@pytest.mark.parametrize("chunk", range(10))
+def test_random_sequences_agree_with_the_kernel(chunk: int) -> None:
+    per = SEQUENCES // 10
+    for seed in range(chunk * per, (chunk + 1) * per):
+        ops = random_ops(random.Random(seed), WINDOW, 14)
+        diff = compare(ops, WINDOW)
+        assert diff is None, f"seed {seed}: {diff}"
+
+
+def test_selftest_style_moves_agree() -> None:
+    pmd, k4 = 2 << 20, 4096
+    anon = 0x22  # MAP_PRIVATE | MAP_ANONYMOUS
+    cases = [
+        [("mmap", 0, pmd, 3, anon), ("madvise", 0, pmd, 23), ("mremap", 0, pmd, pmd, 3, 2 * pmd)],
+        [("mmap", k4, pmd, 3, anon), ("madvise", k4, pmd, 23), ("mremap", k4, pmd, pmd, 3, 3 * pmd)],
+        [("mmap", 0, 4 * k4, 3, anon), ("mremap", 0, 4 * k4, 4 * k4, 3, 2 * k4)],  # overlap
+        [("mmap", 0, 4 * k4, 3, anon), ("mremap", 0, 4 * k4, 8 * k4, 0, 0)],  # expand
+        [("mmap", 0, 4 * k4, 3, 0x21), ("write", 0, 5), ("mremap", 0, 4 * k4, 4 * k4, 7, pmd)],
+    ]  # fmt: skip
+    for ops in cases:
+        assert compare(ops, WINDOW) is None, ops
+
+
+def test_oracle_reports_bad_requests() -> None:
+    with pytest.raises(ValueError, match="unknown operation"):
+        run_ops([("fork",)])
+    with pytest.raises(TypeError):
+        run_ops([("munmap", 0, "x")])
+    with pytest.raises(ValueError, match="window"):
+        run_ops([], window=4096)
+    assert issubclass(OracleError, RuntimeError)
