@@ -24,8 +24,11 @@ def host_thp_mode() -> str:
     return text[text.index("[") + 1 : text.index("]")]
 
 
+Result = tuple[str, int]
+
+
 def simulate(ops: list[tuple[Any, ...]], window: int,
-             policy: str = "linux-6.8") -> tuple[list[tuple[str, int]], list[PageState]]:  # fmt: skip
+             policy: str = "linux-6.8") -> tuple[list[Result], list[PageState]]:  # fmt: skip
     """The same operations on AddressSpace("x86-64"), in run_ops' terms."""
     mm = pt.AddressSpace("x86-64", thp=host_thp_mode(), policy=policy)
     tags: dict[int, int] = {}

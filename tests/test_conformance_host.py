@@ -39,7 +39,8 @@ def test_selftest_style_moves_agree() -> None:
     anon = 0x22  # MAP_PRIVATE | MAP_ANONYMOUS
     cases = [
         [("mmap", 0, pmd, 3, anon), ("madvise", 0, pmd, 23), ("mremap", 0, pmd, pmd, 3, 2 * pmd)],
-        [("mmap", k4, pmd, 3, anon), ("madvise", k4, pmd, 23), ("mremap", k4, pmd, pmd, 3, 3 * pmd)],
+        [("mmap", k4, pmd, 3, anon), ("madvise", k4, pmd, 23),
+         ("mremap", k4, pmd, pmd, 3, 3 * pmd)],
         [("mmap", 0, 4 * k4, 3, anon), ("mremap", 0, 4 * k4, 4 * k4, 3, 2 * k4)],  # overlap
         [("mmap", 0, 4 * k4, 3, anon), ("mremap", 0, 4 * k4, 8 * k4, 0, 0)],  # expand
         [("mmap", 0, 4 * k4, 3, 0x21), ("write", 0, 5), ("mremap", 0, 4 * k4, 4 * k4, 7, pmd)],
