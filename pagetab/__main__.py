@@ -1,11 +1,13 @@
 """``python -m pagetab`` / ``pagetab``: compare kernel policies on one move.
 
-Maps and write-populates a region, reads every page of it from 4 CPUs (so
-their TLBs hold it), moves it with mremap(MAYMOVE|FIXED) under every preset
-policy (PMD-aligned and misaligned by one page), and prints what each did:
-entries moved, TLB flushes, unsafe entries and the stale TLB entries
-behind them, the estimated kernel time, and the simulation's own wall
-time. The full command line is tracked in issue 6.
+Subcommands: ``compare`` (the default) maps and write-populates a region,
+reads every page of it from 4 CPUs (so their TLBs hold it), moves it with
+mremap(MAYMOVE|FIXED) under every preset policy (PMD-aligned and misaligned
+by one page), and prints what each did: entries moved, TLB flushes, unsafe
+entries and the stale TLB entries behind them, the estimated kernel time,
+and the simulation's own wall time. ``calibrate`` fits the x86-64 costs to
+this machine's kernel; ``host`` times the real kernel beside the simulator.
+The full command line is tracked in issue 6.
 """
 
 from __future__ import annotations
@@ -40,14 +42,7 @@ def compare(arch: str, gib: int, misalign: bool) -> list[pt.MoveStats]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the comparison; returns the process exit code."""
-    p = argparse.ArgumentParser(prog="pagetab", description=__doc__)
-    p.add_argument("--arch", default="x86-64", choices=pt.archs())
-    p.add_argument("--gib", type=int, default=1, help="region size in GiB (default 1)")
-    args = p.parse_args(argv)
-    if not 1 <= args.gib <= 1024:
-        p.error("--gib must be in 1..1024")
+def _compare(args: argparse.Namespace) -> int:
     for misalign in (False, True):
         where = "misaligned by one page" if misalign else "PMD aligned"
         print(f"\n{args.arch}, {args.gib} GiB write-populated, destination {where}")
@@ -62,6 +57,63 @@ def main(argv: list[str] | None = None) -> int:
                   f"{st.unsafe_windows:>9} {st.estimated_ns / 1e3:>9.1f} "
                   f"{base / st.estimated_ns:>7.1f}x {st.wall_ns / 1e6:>7.2f}{flag}")  # fmt: skip
     return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from pagetab import calibrate, host
+
+    ok, why = host.available()
+    if not ok:
+        print(f"pagetab calibrate: the host probe is unavailable: {why}", file=sys.stderr)
+        return 1
+    calibrate.calibrate(args.out, repeats=args.repeats)
+    print(f"wrote {args.out}; held-out check:")
+    calibrate.validate(pt.arch("x86-64", calibration=args.out), repeats=args.repeats)
+    return 0
+
+
+def _host(args: argparse.Namespace) -> int:
+    from pagetab import host
+    from pagetab.native import PATHS, compare_move
+
+    ok, why = host.available()
+    if not ok:
+        print(f"pagetab host: unavailable: {why}", file=sys.stderr)
+        return 1
+    print(f"this kernel, {args.gib} GiB zero-page region, mremap(MAYMOVE|FIXED), median:")
+    for group in PATHS:
+        c = compare_move(group, args.gib << 30, args.repeats)
+        assert c.native_ns is not None and c.ratio is not None
+        print(f"  {group:9} native {c.native_ns / 1e3:>10.1f} us   simulated "
+              f"{c.sim_ns / 1e3:>10.1f} us   ({c.ratio:.2f}x)")  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the process exit code (2 on bad usage)."""
+    p = argparse.ArgumentParser(prog="pagetab", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = p.add_subparsers(dest="command")
+    cmp_ = sub.add_parser("compare", help="compare every policy on one move (the default)")
+    for q in (p, cmp_):
+        q.add_argument("--arch", default="x86-64", choices=pt.archs())
+        q.add_argument("--gib", type=int, default=1, help="region size in GiB (default 1)")
+    cal = sub.add_parser("calibrate", help="fit the x86-64 costs to this machine's kernel")
+    cal.add_argument("--out", default="pagetab-calibration.json", help="file to write")
+    cal.add_argument("--repeats", type=int, default=5)
+    h = sub.add_parser("host", help="time the real kernel's moves beside the simulator")
+    h.add_argument("--gib", type=int, default=1)
+    h.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args(argv)
+    if not 1 <= getattr(args, "gib", 1) <= 1024:
+        p.error("--gib must be in 1..1024")
+    if getattr(args, "repeats", 1) < 1:
+        p.error("--repeats must be >= 1")
+    if args.command == "calibrate":
+        return _calibrate(args)
+    if args.command == "host":
+        return _host(args)
+    return _compare(args)
 
 
 if __name__ == "__main__":

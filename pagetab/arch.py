@@ -329,13 +329,23 @@ def archs() -> list[str]:
     return list(_REGISTRY)
 
 
-def arch(name: str | Arch) -> Arch:
-    """The profile called ``name`` (an ``Arch`` passes through unchanged)."""
+def arch(name: str | Arch, calibration: str | None = None) -> Arch:
+    """The profile called ``name`` (an ``Arch`` passes through unchanged).
+
+    ``calibration``: a file written by ``pagetab calibrate`` whose costs
+    replace the profile's (see pagetab.calibrate).
+    """
     if isinstance(name, Arch):
-        return name
-    if not isinstance(name, str):
+        a = name
+    elif not isinstance(name, str):
         raise TypeError(f"arch must be a name (str) or an Arch, not {type(name).__name__}")
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown arch {name!r}; valid: {', '.join(_REGISTRY)}") from None
+    else:
+        try:
+            a = _REGISTRY[name]
+        except KeyError:
+            raise ValueError(f"unknown arch {name!r}; valid: {', '.join(_REGISTRY)}") from None
+    if calibration is not None:
+        from .calibrate import load
+
+        a = load(a, calibration)
+    return a

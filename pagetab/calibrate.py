@@ -1,0 +1,187 @@
+"""Fit the x86-64 cost profile to this machine's kernel (issue 5).
+
+``calibrate()`` times real mremap calls on a small matrix (PTE, PMD and PUD
+paths, 64 MiB to 4 GiB, zero-page regions), simulates each case to get its
+event counts, and fits four per-event costs by least squares: the per-call
+cost (``mremap_call``) and the cost of moving one PTE, one PMD and one PUD
+(``pte_move``, ``pmd_move``, ``pud_move``). Lock and TLB-flush costs keep
+their sourced values and are subtracted first, so the fit only explains
+what they do not. The result is a JSON file that ``pt.arch("x86-64",
+calibration=path)`` loads; ``validate()`` checks it on held-out cases.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import host
+from .arch import Arch
+from .arch import arch as _arch
+from .constants import (
+    MADV_POPULATE_READ,
+    MADV_POPULATE_WRITE,
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+)
+from .cost import move_cost
+from .space import AddressSpace
+from .stats import MoveStats
+
+__all__ = ["FITTED", "Case", "calibrate", "load", "validate"]
+
+MIB, GIB = 1 << 20, 1 << 30
+FITTED = ("mremap_call", "pte_move", "pmd_move", "pud_move")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measured move: size, destination offset from a PUD boundary, population."""
+
+    size: int
+    dst_offset: int
+    populate: str = "zero"
+
+    @property
+    def label(self) -> str:
+        names = {0: "pud", 2 * MIB: "pmd", MIB: "1m", 4096: "4k"}
+        off = names.get(self.dst_offset, hex(self.dst_offset))
+        return f"{self.size // MIB}M {off} {self.populate}"
+
+
+TRAINING = [Case(s, o) for s in (64 * MIB, 256 * MIB, GIB, 4 * GIB) for o in (4096, 2 * MIB)] + [
+    Case(GIB, 0), Case(2 * GIB, 0), Case(4 * GIB, 0)]  # fmt: skip
+HELD_OUT = [Case(128 * MIB, 4096), Case(512 * MIB, MIB), Case(2 * GIB, 2 * MIB),
+            Case(8 * GIB, 2 * MIB), Case(3 * GIB, 0), Case(64 * MIB, 4096, "write"),
+            Case(64 * MIB, 2 * MIB, "write")]  # fmt: skip
+
+
+def simulate(case: Case, profile: Arch) -> MoveStats:
+    """The case in an AddressSpace (one CPU, linux-6.8); its MoveStats."""
+    mm = AddressSpace(profile, cpus=1, policy="linux-6.8")
+    src = 1 << 44
+    mm.mmap(case.size, addr=src, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+    mm.madvise(src, case.size,
+               MADV_POPULATE_WRITE if case.populate == "write" else MADV_POPULATE_READ)  # fmt: skip
+    mm.mremap(src, case.size, case.size, MREMAP_MAYMOVE | MREMAP_FIXED,
+              (1 << 45) + case.dst_offset)  # fmt: skip
+    assert mm.last_move is not None
+    return mm.last_move
+
+
+def measure(case: Case, repeats: int) -> float:
+    """Median ns of the real move (PUD moves take microseconds: more repeats)."""
+    if case.dst_offset == 0:
+        repeats = max(repeats, 21)
+    return host.measure_move(case.size, case.populate, "pud", case.dst_offset, repeats=repeats,
+                             verify=False).median_ns  # fmt: skip
+
+
+def _warm_up() -> None:
+    """A first move pays for cold caches and clock ramp-up: do it unmeasured."""
+    measure(Case(256 * MIB, 4096), 3)
+
+
+def _fit(rows: list[tuple[MoveStats, float]], base: Arch) -> dict[str, float]:
+    """Least squares for FITTED given everything else the model prices."""
+    a, y = [], []
+    for st, measured in rows:
+        _, br = move_cost(base, st)
+        known = br["locks"] + br["tlb flush"] + br["ipi"] + br["table alloc"]
+        a.append([1.0, st.ptes_moved, st.normal_pmds_moved + st.huge_pmds_moved,
+                  st.normal_puds_moved + st.huge_puds_moved])  # fmt: skip
+        y.append(measured - known)
+    # weight by 1/measured: relative error matters, small cases too
+    w = np.array([1.0 / max(m, 1.0) for _, m in rows])
+    coef, *_ = np.linalg.lstsq(np.array(a) * w[:, None], np.array(y) * w, rcond=None)
+    return {k: max(float(v), 0.0) for k, v in zip(FITTED, coef, strict=True)}
+
+
+def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = None,
+              verbose: bool = True) -> dict[str, Any]:  # fmt: skip
+    """Measure, fit and write the calibration file; returns its contents."""
+    ok, why = host.available()
+    if not ok:
+        raise NotImplementedError(f"calibration needs the host probe: {why}")
+    base = _arch("x86-64")
+    _warm_up()
+    rows = []
+    for c in cases or TRAINING:
+        rows.append((simulate(c, base), measure(c, repeats)))
+    costs = _fit(rows, base)
+    fitted = base.with_costs(**costs)
+    report = []
+    for (st, measured), c in zip(rows, cases or TRAINING, strict=True):
+        predicted = move_cost(fitted, st)[0]
+        report.append({"case": c.label, "measured_ns": measured, "predicted_ns": predicted,
+                       "error": predicted / measured - 1})  # fmt: skip
+    data = {
+        "arch": "x86-64",
+        "host": platform.node(),
+        "kernel": platform.release(),
+        "date": datetime.date.today().isoformat(),
+        "costs": costs,
+        "fit": report,
+    }
+    Path(path).write_text(json.dumps(data, indent=1))
+    if verbose:
+        _print(report, "fit")
+    return data
+
+
+def load(base: Arch, path: str | Path) -> Arch:
+    """``base`` with the costs of a calibration file (sources say so)."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("costs"), dict):
+        raise ValueError(f"{path}: not a pagetab calibration file")
+    if data.get("arch") != base.name:
+        raise ValueError(f"{path}: calibrated for {data.get('arch')!r}, not {base.name!r}")
+    costs = data["costs"]
+    unknown = set(costs) - set(FITTED)
+    if unknown:
+        raise ValueError(f"{path}: unknown costs {sorted(unknown)}")
+    from .costs_data import Cost
+
+    new = dict(base.costs)
+    for k, v in costs.items():
+        if not isinstance(v, (int, float)) or v < 0:
+            raise ValueError(f"{path}: cost {k} must be a number >= 0")
+        new[k] = Cost(float(v), f"calibrated on {data.get('host')} ({data.get('kernel')}, "
+                                f"{data.get('date')})")  # fmt: skip
+    return base.replace(name=f"{base.name}@calibrated", costs=new)
+
+
+def validate(profile: Arch, repeats: int = 5, cases: list[Case] | None = None,
+             verbose: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+    """Predicted vs measured on held-out cases (other sizes, alignments,
+    written pages)."""
+    report = []
+    _warm_up()
+    for c in cases or HELD_OUT:
+        measured = measure(c, repeats)
+        predicted = move_cost(profile, simulate(c, profile))[0]
+        report.append({"case": c.label, "measured_ns": measured, "predicted_ns": predicted,
+                       "error": predicted / measured - 1})  # fmt: skip
+    if verbose:
+        _print(report, "held out")
+    return report
+
+
+def _print(report: list[dict[str, Any]], title: str) -> None:
+    print(f"{title}: {'case':18} {'measured':>12} {'predicted':>12} {'error':>8}")
+    for r in report:
+        print(f"{'':{len(title) + 2}}{r['case']:18} {r['measured_ns'] / 1e3:>10.1f}us "
+              f"{r['predicted_ns'] / 1e3:>10.1f}us {r['error']:>+8.1%}")  # fmt: skip
+    errs = [abs(r["error"]) for r in report]
+    print(f"{'':{len(title) + 2}}median |error| {statistics.median(errs):.1%}, "
+          f"max {max(errs):.1%}")  # fmt: skip

@@ -1,0 +1,73 @@
+"""Calibration against the host kernel, and the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pagetab as pt
+from pagetab import calibrate, host
+
+OK, WHY = host.available()
+needs_host = pytest.mark.skipif(not OK, reason=f"host probe unavailable: {WHY}")
+MIB = 1 << 20
+
+
+@needs_host
+def test_calibration_fits_and_predicts(tmp_path: Path) -> None:
+    out = tmp_path / "cal.json"
+    train = [calibrate.Case(s, o) for s in (64 * MIB, 512 * MIB) for o in (4096, 2 * MIB)]
+    train += [calibrate.Case(1 << 30, 0)]
+    data = calibrate.calibrate(out, repeats=3, cases=train, verbose=False)
+    assert set(data["costs"]) == set(calibrate.FITTED)
+    assert all(v >= 0 for v in data["costs"].values())
+    prof = pt.arch("x86-64", calibration=str(out))
+    assert prof.name == "x86-64@calibrated"
+    assert prof.cost("pte_move") == pytest.approx(data["costs"]["pte_move"])
+    assert "calibrated on" in prof.costs["pte_move"].source
+    # the bulk of the fitted cases is explained (the PUD case is microseconds of noise)
+    errs = sorted(abs(r["error"]) for r in data["fit"])
+    assert errs[len(errs) // 2] < 0.25
+    report = calibrate.validate(prof, repeats=3, cases=[calibrate.Case(256 * MIB, 2 * MIB)],
+                                verbose=False)  # fmt: skip
+    assert abs(report[0]["error"]) < 0.5
+
+
+def test_bad_calibration_files(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a pagetab calibration"):
+        pt.arch("x86-64", calibration=str(bad))
+    bad.write_text(json.dumps({"arch": "arm64-4k", "costs": {"pte_move": 1.0}}))
+    with pytest.raises(ValueError, match="calibrated for"):
+        pt.arch("x86-64", calibration=str(bad))
+    bad.write_text(json.dumps({"arch": "x86-64", "costs": {"bogus": 1.0}}))
+    with pytest.raises(ValueError, match="unknown costs"):
+        pt.arch("x86-64", calibration=str(bad))
+    bad.write_text(json.dumps({"arch": "x86-64", "costs": {"pte_move": -1}}))
+    with pytest.raises(ValueError, match=">= 0"):
+        pt.arch("x86-64", calibration=str(bad))
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pagetab", *args], capture_output=True,
+                          text=True, check=False)  # fmt: skip
+
+
+def test_cli_usage_errors_exit_2() -> None:
+    for args in (["--gib", "0"], ["--arch", "vax"], ["frobnicate"], ["host", "--repeats", "0"]):
+        r = run_cli(*args)
+        assert r.returncode == 2 and "usage" in r.stderr, args
+
+
+@needs_host
+def test_cli_host_and_calibrate(tmp_path: Path) -> None:
+    r = run_cli("host", "--repeats", "3")
+    assert r.returncode == 0 and "move-pud" in r.stdout
+    out = tmp_path / "c.json"
+    r = run_cli("calibrate", "--out", str(out), "--repeats", "2")
+    assert r.returncode == 0 and "held out" in r.stdout and out.exists()
