@@ -59,12 +59,20 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibrate(args: argparse.Namespace) -> int:
-    from pagetab import calibrate, host
+def _host_unavailable(command: str) -> bool:
+    """Say so (exit status 1 follows) when the host probe cannot run here."""
+    from pagetab import host
 
     ok, why = host.available()
     if not ok:
-        print(f"pagetab calibrate: the host probe is unavailable: {why}", file=sys.stderr)
+        print(f"pagetab {command}: the host probe is unavailable: {why}", file=sys.stderr)
+    return not ok
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from pagetab import calibrate
+
+    if _host_unavailable("calibrate"):
         return 1
     calibrate.calibrate(args.out, repeats=args.repeats)
     print(f"wrote {args.out}; held-out check:")
@@ -73,12 +81,9 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _host(args: argparse.Namespace) -> int:
-    from pagetab import host
     from pagetab.native import PATHS, compare_move
 
-    ok, why = host.available()
-    if not ok:
-        print(f"pagetab host: unavailable: {why}", file=sys.stderr)
+    if _host_unavailable("host"):
         return 1
     print(f"this kernel, {args.gib} GiB zero-page region, mremap(MAYMOVE|FIXED), median:")
     for group in PATHS:

@@ -477,17 +477,19 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
 # ----------------------------------------------------------------------
 # move_page_tables
 
-cdef uint64_t pte_alloc(PageTables pt, Ctx *x, uint64_t *pmd_slot) noexcept nogil:
+cdef int64_t ensure_table(PageTables pt, Ctx *x, uint64_t *slot, int lev) noexcept nogil:
+    """The row of the level-``lev`` table ``slot`` points to, allocating it
+    if ``slot`` is empty (pmd_alloc / pte_alloc). -1 if allocation fails."""
     cdef int64_t row
-    if pmd_slot[0] != 0:
-        return 1
-    row = pt.alloc_row(x.pte)
+    if slot[0] != 0:
+        return <int64_t>(slot[0] >> ADDR_SHIFT)
+    row = pt.alloc_row(lev)
     if row < 0:
         x.oom = True
-        return 0
+        return -1
     x.c.tables_allocated += 1
-    pmd_slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
-    return 1
+    slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
+    return row
 
 
 cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
@@ -509,15 +511,9 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     old_pmd = slot_of(pt, x.pmd, old_row, old_addr)
     if old_pmd[0] == 0:
         return 0
-    # alloc_new_pmd
-    if new_pud[0] == 0:
-        child = pt.alloc_row(x.pmd)
-        if child < 0:
-            x.oom = True
-            return -1
-        x.c.tables_allocated += 1
-        new_pud[0] = E_PRESENT | (<uint64_t>child << ADDR_SHIFT)
-    new_row = <int64_t>(new_pud[0] >> ADDR_SHIFT)
+    new_row = ensure_table(pt, x, new_pud, x.pmd)  # alloc_new_pmd
+    if new_row < 0:
+        return -1
     new_pmd = slot_of(pt, x.pmd, new_row, new_addr)
     if old_pmd[0] & E_LEAF:
         if extent == x.pmd_size and move_entry(pt, x, x.pmd, old_pmd, old_row, new_pmd,
@@ -536,7 +532,7 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
             return 0
     if old_pmd[0] == 0:
         return 0
-    if not pte_alloc(pt, x, new_pmd):
+    if ensure_table(pt, x, new_pmd, x.pte) < 0:    # pte_alloc
         return -1
     move_ptes(pt, x, old_pmd, new_pmd, old_addr, new_addr, extent)
     return 0
@@ -570,14 +566,9 @@ cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         return 0
     old_row = <int64_t>(old_pud[0] >> ADDR_SHIFT)
     # allocate the new PMD table before taking the lock
-    if new_pud[0] == 0:
-        child = pt.alloc_row(x.pmd)
-        if child < 0:
-            x.oom = True
-            return -1
-        x.c.tables_allocated += 1
-        new_pud[0] = E_PRESENT | (<uint64_t>child << ADDR_SHIFT)
-    new_row = <int64_t>(new_pud[0] >> ADDR_SHIFT)
+    new_row = ensure_table(pt, x, new_pud, x.pmd)
+    if new_row < 0:
+        return -1
     old_ptl = pmd_lockptr(x, old_row)
     new_ptl = pmd_lockptr(x, new_row)
     if x.has_anon:

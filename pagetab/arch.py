@@ -190,6 +190,24 @@ _X86_LEVELS = [
 _X86_FLUSH = FlushRules("x86", source="arch/x86/mm/tlb.c flush_tlb_mm_range")
 _ARM64_FLUSH = FlushRules("arm64", source="arch/arm64/include/asm/tlbflush.h __flush_tlb_range")
 
+
+def _arm64(name: str, description: str, page_shift: int,
+           levels: list[tuple[str, int, int, bool]]) -> Arch:  # fmt: skip
+    """An arm64 VA_BITS=48 profile (Neoverse N1 class TLBs)."""
+    return Arch(
+        name=name,
+        description=description,
+        page_shift=page_shift,
+        levels=_levels(levels),
+        task_size=1 << 48,
+        map_window=1 << 48,
+        source="arch/arm64/include/asm/pgtable-hwdef.h; Documentation/arch/arm64/memory.rst",
+        tlb=TLBS["arm64"],
+        flush=_ARM64_FLUSH,
+        costs=COSTS["arm64"],
+    )
+
+
 _REGISTRY: dict[str, Arch] = {
     a.name: a
     for a in (
@@ -217,50 +235,23 @@ _REGISTRY: dict[str, Arch] = {
             flush=_X86_FLUSH,
             costs=COSTS["x86-64"],
         ),
-        Arch(
-            name="arm64-4k",
-            description="arm64, 4K granule, VA_BITS=48, 4 levels",
-            page_shift=12,
-            levels=_levels(_X86_LEVELS),
-            task_size=1 << 48,
-            map_window=1 << 48,
-            source="arch/arm64/include/asm/pgtable-hwdef.h; Documentation/arch/arm64/memory.rst",
-            tlb=TLBS["arm64"],
-            flush=_ARM64_FLUSH,
-            costs=COSTS["arm64"],
+        _arm64("arm64-4k", "arm64, 4K granule, VA_BITS=48, 4 levels", 12, _X86_LEVELS),
+        _arm64(
+            "arm64-16k",
+            "arm64, 16K granule, VA_BITS=48, 4 levels (pgd has 2 entries)",
+            14,
+            [
+                ("pgd", 47, 2, False),
+                ("pud", 36, 2048, False),
+                ("pmd", 25, 2048, True),
+                ("pte", 14, 2048, False),
+            ],
         ),
-        Arch(
-            name="arm64-16k",
-            description="arm64, 16K granule, VA_BITS=48, 4 levels (pgd has 2 entries)",
-            page_shift=14,
-            levels=_levels(
-                [
-                    ("pgd", 47, 2, False),
-                    ("pud", 36, 2048, False),
-                    ("pmd", 25, 2048, True),
-                    ("pte", 14, 2048, False),
-                ]
-            ),
-            task_size=1 << 48,
-            map_window=1 << 48,
-            source="arch/arm64/include/asm/pgtable-hwdef.h; Documentation/arch/arm64/memory.rst",
-            tlb=TLBS["arm64"],
-            flush=_ARM64_FLUSH,
-            costs=COSTS["arm64"],
-        ),
-        Arch(
-            name="arm64-64k",
-            description="arm64, 64K granule, VA_BITS=48, 3 levels (pud folded into pgd)",
-            page_shift=16,
-            levels=_levels(
-                [("pgd", 42, 64, False), ("pmd", 29, 8192, True), ("pte", 16, 8192, False)]
-            ),
-            task_size=1 << 48,
-            map_window=1 << 48,
-            source="arch/arm64/include/asm/pgtable-hwdef.h; Documentation/arch/arm64/memory.rst",
-            tlb=TLBS["arm64"],
-            flush=_ARM64_FLUSH,
-            costs=COSTS["arm64"],
+        _arm64(
+            "arm64-64k",
+            "arm64, 64K granule, VA_BITS=48, 3 levels (pud folded into pgd)",
+            16,
+            [("pgd", 42, 64, False), ("pmd", 29, 8192, True), ("pte", 16, 8192, False)],
         ),
         Arch(
             name="ppc64-radix-64k",
