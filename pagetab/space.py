@@ -86,6 +86,8 @@ _UNSUPPORTED_MAP = {
     MAP_HUGETLB: "MAP_HUGETLB (hugetlbfs)",
 }
 U64 = 1 << 64
+#: frames() answers at most this many pages at once (a 2 GiB array)
+MAX_FRAMES = 1 << 28
 
 
 def _make_tlbs(a: Arch, cpus: int) -> _tlb.Tlbs:
@@ -937,6 +939,8 @@ class AddressSpace:
             raise ValueError(f"{call}: addr and length must be multiples of {self.page_size}")
         if addr + length > self.arch.task_size:
             raise ValueError(f"{call}: range ends past the address space")
+        if length >> self.page_shift > MAX_FRAMES:
+            raise ValueError(f"{call}: at most {MAX_FRAMES} pages per call; ask in pieces")
         result: npt.NDArray[np.int64] = self.tables.frames(addr, addr + length)
         return result
 
@@ -962,6 +966,17 @@ class AddressSpace:
         """Base pages mapped (present), zero page included."""
         return sum(self.tables.count_mapped(v.start, v.end) for v in self._vmas)
 
+    def _populated_chunks(self, v: Vma) -> Iterator[tuple[int, npt.NDArray[np.int64]]]:
+        """(start, frames) of the PUD-sized pieces of ``v`` that map anything:
+        bounded memory however large the VMA."""
+        step = self.arch.pud_size
+        lo = v.start
+        while lo < v.end:
+            hi = min((lo & ~(step - 1)) + step, v.end)
+            if self.tables.count_mapped(lo, hi):
+                yield lo, self.tables.frames(lo, hi)
+            lo = hi
+
     def check(self) -> None:
         """Verify every invariant; raise InvariantError listing what is wrong."""
         problems: list[str] = list(self.tables.check())
@@ -985,17 +1000,20 @@ class AddressSpace:
         private: list[npt.NDArray[np.int64]] = []
         shm_frames: list[npt.NDArray[np.int64]] = []
         for v in self._vmas:
-            f = self.tables.frames(v.start, v.end)
-            inside += int(np.count_nonzero(f >= 0))
-            if v.shared:
-                assert v.shm is not None
-                want = v.shm.frames[v.pgoff : v.pgoff + f.size]
-                beyond = f[want.size :]
-                bad = (f[: want.size] >= 0) & (f[: want.size] != want)
-                if bad.any() or (beyond >= 0).any():
-                    problems.append(f"shared VMA {v.start:#x}: entries disagree with its object")
-            else:
-                private.append(f[f > ZERO_FRAME])
+            for lo, f in self._populated_chunks(v):
+                inside += int(np.count_nonzero(f >= 0))
+                if v.shared:
+                    assert v.shm is not None
+                    first = v.pgoff_at(lo, self.page_shift)
+                    want = v.shm.frames[first : first + f.size]
+                    beyond = f[want.size :]
+                    bad = (f[: want.size] >= 0) & (f[: want.size] != want)
+                    if bad.any() or (beyond >= 0).any():
+                        problems.append(
+                            f"shared VMA {v.start:#x}: entries disagree with its object"
+                        )
+                else:
+                    private.append(f[f > ZERO_FRAME])
         seen_shm = {id(v.shm): v.shm for v in self._vmas if v.shm is not None}
         for s in seen_shm.values():
             assert s is not None

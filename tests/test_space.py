@@ -337,3 +337,14 @@ def test_max_map_count(make_mm: MM) -> None:
     with pytest.raises(OSError) as e:
         mm.mmap(4 * K, prot=pt.PROT_READ)
     assert e.value.errno == errno.ENOMEM
+
+
+def test_huge_ranges_stay_bounded(mm: pt.AddressSpace) -> None:
+    # found by fuzzing: frames() of 16 TiB would allocate a 32 GiB array
+    with pytest.raises(ValueError, match="at most"):
+        mm.frames(0, 1 << 46)
+    big = mm.mmap(64 << 40)  # 64 TiB, three pages populated: check() stays cheap
+    for off in (0, 1 << 40, (64 << 40) - 4096):
+        mm.madvise(big + off, 4096, pt.MADV_POPULATE_WRITE)
+    mm.check()
+    assert mm.rss_pages == 3
