@@ -13,7 +13,6 @@ def move_page_tables(
     new_addr: int,
     length: int,
     orig_old_addr: int,
-    *,
     split_pte: bool,
     split_pmd: bool,
     move_pmd: bool,

@@ -647,7 +647,7 @@ cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64
 
 
 def move_page_tables(PageTables pt, uint64_t old_addr, uint64_t new_addr, uint64_t length,
-                     uint64_t orig_old_addr, *, bint split_pte, bint split_pmd, bint move_pmd,
+                     uint64_t orig_old_addr, bint split_pte, bint split_pmd, bint move_pmd,
                      bint move_pud, str flush, bint dirty_flush_locked, bint batch,
                      bint need_rmap_locks, bint has_anon, uint64_t free_lo=0,
                      uint64_t free_hi=0, Tlbs tlbs=None, int caller=0):

@@ -313,6 +313,8 @@ class AddressSpace:
 
     def _unmap_range(self, start: int, end: int) -> None:
         """do_vmi_munmap on an aligned, validated range: split, zap, free tables."""
+        if self._is_free(start, end):
+            return
         self._split(start)
         self._split(end)
         i = self._index_after(start)
@@ -779,26 +781,15 @@ class AddressSpace:
         free_lo = free_hi = 0
         if not dontunmap:
             free_lo, free_hi = self._free_window(addr, addr + old_len)
-        moved, *counters = _move.move_page_tables(
-            self.tables, old_start, new_start, old_len, addr,
-            split_pte=a.split_pte_lock, split_pmd=a.split_pmd_lock, move_pmd=pol.move_pmd,
-            move_pud=pol.move_pud, flush=pol.flush,
-            dirty_flush_locked=pol.dirty_flush_under_lock, batch=pol.batch_pmd_lock,
-            need_rmap_locks=need_rmap_locks, has_anon=vma.anon_vma is not None,
-            free_lo=free_lo, free_hi=free_hi, tlbs=self.tlbs, caller=self.cpu,
-        )  # fmt: skip
+        moved, *counters = self._move_tables(old_start, new_start, old_len, addr,
+                                             need_rmap_locks, vma.anon_vma is not None,
+                                             free_lo, free_hi)  # fmt: skip
         st.add(*counters)
         st.moved_bytes += int(moved)
         if moved < old_len:
             # copy_vma_and_data's error path: move back, unmap the new range
-            _move.move_page_tables(
-                self.tables, new_addr, addr, int(moved), new_addr,
-                split_pte=a.split_pte_lock, split_pmd=a.split_pmd_lock,
-                move_pmd=pol.move_pmd, move_pud=pol.move_pud, flush=pol.flush,
-                dirty_flush_locked=pol.dirty_flush_under_lock, batch=pol.batch_pmd_lock,
-                need_rmap_locks=True, has_anon=vma.anon_vma is not None,
-                tlbs=self.tlbs, caller=self.cpu,
-            )  # fmt: skip
+            self._move_tables(new_addr, addr, int(moved), new_addr, True,
+                              vma.anon_vma is not None, 0, 0)  # fmt: skip
             self._unmap_range(new_addr, new_addr + new_len)
             raise _sys_error(errno.ENOMEM, "mremap", "out of memory for page tables")
         if dontunmap:
@@ -814,6 +805,16 @@ class AddressSpace:
         elif old_len:
             self._unmap_range(addr, addr + old_len)
         return new_addr
+
+    def _move_tables(self, old: int, new: int, length: int, orig: int, need_rmap_locks: bool,
+                     has_anon: bool, free_lo: int, free_hi: int) -> tuple[Any, ...]:  # fmt: skip
+        """move_page_tables under this space's arch and policy."""
+        a, pol = self.arch, self.policy
+        return _move.move_page_tables(
+            self.tables, old, new, length, orig, a.split_pte_lock, a.split_pmd_lock,
+            pol.move_pmd, pol.move_pud, pol.flush, pol.dirty_flush_under_lock,
+            pol.batch_pmd_lock, need_rmap_locks, has_anon, free_lo, free_hi, self.tlbs, self.cpu,
+        )  # fmt: skip
 
     def _can_realign(self, vma: Vma, addr: int, new_vma: Vma, new_addr: int,
                      length: int) -> bool:  # fmt: skip
@@ -832,18 +833,17 @@ class AddressSpace:
     def _free_window(self, start: int, end: int) -> tuple[int, int]:
         """[floor, ceiling) that free_pgtables will use once [start, end) is
         unmapped: tables wholly inside may be released as soon as emptied."""
-        floor = 0
-        ceiling = U64 - 1
-        for v in self._vmas:
-            if v.end <= start:
-                floor = max(floor, v.end)
-            elif v.start >= end:
-                ceiling = min(ceiling, v.start)
-            else:
-                if v.start < start:
-                    floor = max(floor, start)
-                if v.end > end:
-                    ceiling = min(ceiling, end)
+        vs = self._vmas
+        i = self._index_after(start)  # the first VMA ending after start
+        if i < len(vs) and vs[i].start < start:
+            floor = start  # a VMA keeps the part below start
+        else:
+            floor = vs[i - 1].end if i > 0 else 0
+        k = bisect.bisect_left(vs, end, key=_VMA_START)  # the first VMA starting at or after end
+        if k > 0 and vs[k - 1].end > end:
+            ceiling = end  # a VMA keeps the part above end
+        else:
+            ceiling = vs[k].start if k < len(vs) else U64 - 1
         return floor, ceiling
 
     # ------------------------------------------------------------------
