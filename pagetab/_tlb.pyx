@@ -131,6 +131,12 @@ cdef inline int64_t array_slot(TlbState *s, TlbArray *a, int cpu, uint64_t addr,
 
 cdef int tlb_lookup(TlbState *s, int cpu, int level, uint64_t addr, bint write,
                     uint64_t *frame, bint *writable) noexcept nogil:
+    """Probe the level-``level`` arrays (see lookup_inline)."""
+    return lookup_inline(s, cpu, level, addr, write, frame, writable)
+
+
+cdef inline int lookup_inline(TlbState *s, int cpu, int level, uint64_t addr, bint write,
+                              uint64_t *frame, bint *writable) noexcept nogil:
     """Probe the level-``level`` arrays. Returns the size class hit, -1 on a
     miss, -2 when the entry is read-only and this is a write."""
     cdef int p, i, c, w, ways
@@ -165,7 +171,7 @@ cdef int tlb_lookup(TlbState *s, int cpu, int level, uint64_t addr, bint write,
     return -1
 
 
-cdef void insert_array(TlbState *s, int arr, int cpu, uint64_t addr, int cls,
+cdef inline void insert_array(TlbState *s, int arr, int cpu, uint64_t addr, int cls,
                        uint64_t fbits) noexcept nogil:
     """Fill one array: the way holding nothing current, else the LRU way."""
     cdef TlbArray *a = &s.arrays[arr]
@@ -200,7 +206,7 @@ cdef void insert_array(TlbState *s, int arr, int cpu, uint64_t addr, int cls,
     touch_way(s, a, cpu, base, victim)
 
 
-cdef void tlb_insert_level(TlbState *s, int cpu, int level, uint64_t addr, int cls,
+cdef inline void tlb_insert_level(TlbState *s, int cpu, int level, uint64_t addr, int cls,
                            uint64_t frame, bint writable) noexcept nogil:
     """Fill the first level-``level`` array that holds this leaf size."""
     cdef int i
@@ -218,6 +224,11 @@ cdef void tlb_insert_level(TlbState *s, int cpu, int level, uint64_t addr, int c
 cdef void tlb_insert(TlbState *s, int cpu, uint64_t addr, int cls, uint64_t frame,
                      bint writable) noexcept nogil:
     """Fill the first array of each TLB level that holds this leaf size."""
+    insert_inline(s, cpu, addr, cls, frame, writable)
+
+
+cdef inline void insert_inline(TlbState *s, int cpu, uint64_t addr, int cls, uint64_t frame,
+                               bint writable) noexcept nogil:
     tlb_insert_level(s, cpu, 1, addr, cls, frame, writable)
     tlb_insert_level(s, cpu, 2, addr, cls, frame, writable)
 
@@ -584,7 +595,7 @@ cdef inline uint64_t* walk_from(PageTables pt, uint64_t addr, int l, int64_t row
         l += 1
 
 
-cdef int walk_leaf(PageTables pt, TlbState *s, int cpu, uint64_t addr, uint64_t *slot,
+cdef inline int walk_leaf(PageTables pt, TlbState *s, int cpu, uint64_t addr, uint64_t *slot,
                    int reached, uint64_t *entry, int *steps, AccessCounters *c) noexcept nogil:
     """The hardware page walk; ``slot``/``reached`` are walk_inline's answer
     for ``addr``. Returns the leaf's size class (-1: none)."""
@@ -626,7 +637,7 @@ cdef int walk_leaf(PageTables pt, TlbState *s, int cpu, uint64_t addr, uint64_t 
     return -1
 
 
-cdef uint64_t leaf_frame(PageTables pt, uint64_t e, int cls, uint64_t addr) noexcept nogil:
+cdef inline uint64_t leaf_frame(PageTables pt, uint64_t e, int cls, uint64_t addr) noexcept nogil:
     cdef int sh = pt.shift[pt.nlev - 1 - cls]
     if e & E_ZERO:
         return 0
@@ -682,13 +693,13 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint6
                                          &ring_reached[k])
                 __builtin_prefetch(ring_slot[k])
         addr = addrs[i]
-        cls = tlb_lookup(s, cpu, 1, addr, write, &frame, &writable)
+        cls = lookup_inline(s, cpu, 1, addr, write, &frame, &writable)
         if cls >= 0:
             l1_hits += 1
             continue
         wp = cls == -2
         if not wp:
-            cls = tlb_lookup(s, cpu, 2, addr, write, &frame, &writable)
+            cls = lookup_inline(s, cpu, 2, addr, write, &frame, &writable)
             if cls >= 0:
                 l2_hits += 1
                 tlb_insert_level(s, cpu, 1, addr, cls, frame, writable)
@@ -708,7 +719,7 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint6
             cls = walk_leaf(pt, s, cpu, addr, slot, reached, &e, &steps, c)
             walk_steps += steps
             if cls >= 0 and (e & E_READ) and (not write or (e & E_WRITE)):
-                tlb_insert(s, cpu, addr, cls, leaf_frame(pt, e, cls, addr), (e & E_WRITE) != 0)
+                insert_inline(s, cpu, addr, cls, leaf_frame(pt, e, cls, addr), (e & E_WRITE) != 0)
                 break
             # page fault: handle_mm_fault
             vi = find_vma(v, addr)
