@@ -1,6 +1,7 @@
 """``python -m pagetab`` / ``pagetab``: compare kernel policies on one move.
 
-Subcommands: ``compare`` (the default) maps and write-populates a region,
+Subcommands: ``archs``, ``policies``, ``move``, ``reproduce``, and
+``compare`` (the default), which maps and write-populates a region,
 reads every page of it from 4 CPUs (so their TLBs hold it), moves it with
 mremap(MAYMOVE|FIXED) under every preset policy (PMD-aligned and misaligned
 by one page), and prints what each did: entries moved, TLB flushes, unsafe
@@ -94,8 +95,89 @@ def _host(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_size(text: str) -> int:
+    """Bytes from "4K", "2M", "1G", "1T" or a plain number (argparse type)."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().removesuffix("b")
+    mult = units.get(t[-1:], 1)
+    if mult != 1:
+        t = t[:-1]
+    try:
+        n = int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: use e.g. 4K, 2M, 1G, 1T") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"size must be > 0, not {text!r}")
+    return n * mult
+
+
+def _archs(args: argparse.Namespace) -> int:
+    for name in pt.archs():
+        a = pt.arch(name)
+        print(f"{name:20} {a.description}")
+    return 0
+
+
+def _policies(args: argparse.Namespace) -> int:
+    for name in pt.policies():
+        p = pt.policy(name)
+        print(f"{name:16} {p.description}\n{'':16} source: {p.source}")
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from pagetab.reproduce import reproduce_2018
+
+    print(f"{'case':58} {'simulated':>10} {'published':>10} {'error':>8}")
+    for f in reproduce_2018():
+        pub = "-" if f.published is None else f"{f.published:.0f}x"
+        err = "-" if f.error is None else f"{f.error:+.0%}"
+        print(f"{f.case:58} {f.simulated:>9.1f}x {pub:>10} {err:>8}  ({f.claim})")
+    return 0
+
+
+def _move(args: argparse.Namespace) -> int:
+    import json
+
+    a = pt.arch(args.arch)
+    offset = {"pud": 0, "pmd": a.pmd_size, "page": a.page_size}[args.align]
+    mm = pt.AddressSpace(a, cpus=args.cpus, policy=args.policy,
+                         thp="always" if args.populate == "thp" else "madvise")  # fmt: skip
+    src = 1 << 44
+    if args.size % a.page_size:
+        print(f"pagetab move: --size must be a multiple of {a.page_size}", file=sys.stderr)
+        return 2
+    mm.mmap(args.size, addr=src, flags=FIX)
+    advice = pt.MADV_POPULATE_READ if args.populate == "read" else pt.MADV_POPULATE_WRITE
+    mm.madvise(src, args.size, advice)
+    mm.mremap(src, args.size, args.size, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, (1 << 45) + offset)
+    st = mm.last_move
+    assert st is not None
+    if args.json:
+        print(json.dumps(st.as_dict(), indent=1, default=str))
+        return 0
+    print(f"{a.name}, {st.policy}, {args.size:#x} bytes, {args.populate}-populated, "
+          f"destination {args.align} aligned")  # fmt: skip
+    for k in ("ptes_moved", "normal_pmds_moved", "huge_pmds_moved", "normal_puds_moved",
+              "huge_pmds_split", "flush_calls", "unsafe_entries", "unsafe_windows"):  # fmt: skip
+        print(f"  {k:18} {getattr(st, k)}")
+    print(f"  {'locks':18} {st.lock_acquired}")
+    print(f"  {'flush ops':18} { {k: v for k, v in st.flush_ops.items() if v} }")
+    print(f"  {'estimated':18} {st.estimated_ns / 1e3:.1f} us {st.breakdown}")
+    print(f"  {'simulated in':18} {st.wall_ns / 1e6:.2f} ms")
+    return 1 if st.unsafe_entries and args.fail_unsafe else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the process exit code (2 on bad usage)."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `pagetab archs | head`
+        sys.stderr.close()
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(prog="pagetab", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     sub = p.add_subparsers(dest="command")
@@ -109,6 +191,19 @@ def main(argv: list[str] | None = None) -> int:
     h = sub.add_parser("host", help="time the real kernel's moves beside the simulator")
     h.add_argument("--gib", type=int, default=1)
     h.add_argument("--repeats", type=int, default=5)
+    sub.add_parser("archs", help="list the architecture profiles")
+    sub.add_parser("policies", help="list the kernel policies with their sources")
+    sub.add_parser("reproduce", help="the 2018 findings beside the published numbers")
+    mv = sub.add_parser("move", help="one move: counts, locks, flushes, estimated time")
+    mv.add_argument("--arch", default="x86-64", choices=pt.archs())
+    mv.add_argument("--policy", default="linux-6.8", choices=pt.policies())
+    mv.add_argument("--size", type=parse_size, default=1 << 30, help="e.g. 4K, 2M, 1G, 64G")
+    mv.add_argument("--align", default="pmd", choices=("pud", "pmd", "page"),
+                    help="destination alignment (the source is PUD aligned)")  # fmt: skip
+    mv.add_argument("--populate", default="write", choices=("write", "read", "thp"))
+    mv.add_argument("--cpus", type=int, default=1, choices=range(1, 257), metavar="1..256")
+    mv.add_argument("--json", action="store_true", help="print the MoveStats as JSON")
+    mv.add_argument("--fail-unsafe", action="store_true", help="exit 1 if the move is unsafe")
     args = p.parse_args(argv)
     if not 1 <= getattr(args, "gib", 1) <= 1024:
         p.error("--gib must be in 1..1024")
@@ -118,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         return _calibrate(args)
     if args.command == "host":
         return _host(args)
+    commands = {"archs": _archs, "policies": _policies, "reproduce": _reproduce, "move": _move}
+    if args.command in commands:
+        return commands[args.command](args)
     return _compare(args)
 
 
