@@ -323,6 +323,15 @@ cdef inline uint64_t get_extent(uint64_t old_addr, uint64_t old_end, uint64_t ne
 # ----------------------------------------------------------------------
 # whole-entry moves (move_pgt_entry)
 
+cdef inline void unlock_pair(PageTables pt, Ctx *x, bint took_new, uint64_t new_ptl,
+                             bint took_old, uint64_t old_ptl) noexcept nogil:
+    """Drop the new page-table lock, then the old one (those this step took)."""
+    if took_new:
+        spin_unlock(pt, x, new_ptl)
+    if took_old:
+        spin_unlock(pt, x, old_ptl)
+
+
 cdef inline void finish_entry_move(PageTables pt, Ctx *x, uint64_t old_ptl, uint64_t new_ptl,
                             bint took_old, bint took_new, uint64_t old_addr,
                             uint64_t size, bint present, bint dirty,
@@ -335,10 +344,7 @@ cdef inline void finish_entry_move(PageTables pt, Ctx *x, uint64_t old_ptl, uint
     if x.flush_mode != FL_END:
         if present:
             flush_tlb_range(x, old_addr, old_addr + size, stride)
-        if took_new:
-            spin_unlock(pt, x, new_ptl)
-        if took_old:
-            spin_unlock(pt, x, old_ptl)
+        unlock_pair(pt, x, took_new, new_ptl, took_old, old_ptl)
     else:
         # pre-4.19 move_huge_pmd: new lock dropped, then a dirty leaf forces
         # the flush under the old lock; otherwise it waits for the end
@@ -457,10 +463,7 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
         # batched policy too: its PTE extents flush before the PTE lock drops)
         if npresent:
             flush_tlb_range(x, old_addr, old_addr + extent, x.page_shift)
-        if took_new:
-            spin_unlock(pt, x, new_ptl)
-        if took_old:
-            spin_unlock(pt, x, old_ptl)
+        unlock_pair(pt, x, took_new, new_ptl, took_old, old_ptl)
     if took_rmap:
         spin_unlock(pt, x, ID_RMAP)
     # An emptied old table that free_pgtables will free after the move is
@@ -590,10 +593,7 @@ cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         new_addr += extent
     if any_whole:
         flush_tlb_range(x, lo, hi, x.page_shift)
-    if took_new:
-        spin_unlock(pt, x, new_ptl)
-    if took_old:
-        spin_unlock(pt, x, old_ptl)
+    unlock_pair(pt, x, took_new, new_ptl, took_old, old_ptl)
     if took_rmap:
         spin_unlock(pt, x, ID_RMAP)
     return rc

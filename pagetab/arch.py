@@ -68,7 +68,6 @@ class Arch:
     tlb: TlbSpec = TLBS["x86-64"]
     flush: FlushRules = _DEFAULT_FLUSH
     costs: dict[str, Cost] = field(default_factory=dict, compare=False, hash=False)
-    extras: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not 2 <= len(self.levels) <= 5:

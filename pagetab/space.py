@@ -851,7 +851,7 @@ class AddressSpace:
 
     def _flush_tlb(self, start: int, end: int) -> None:
         """The flush that follows a zap or a protection change."""
-        self.tables_flush_ops = self.tlbs.flush_range(self.cpu, start, end)
+        self.tlbs.flush_range(self.cpu, start, end)
 
     @property
     def mm_cpumask(self) -> list[int]:
