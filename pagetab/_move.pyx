@@ -543,8 +543,9 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
 
 cdef int pmd_loop(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
                   int64_t new_pud_row, uint64_t old_addr, uint64_t new_addr,
-                  uint64_t end) noexcept nogil:
-    """The PMD extents inside one PUD extent (one kernel iteration each)."""
+                  uint64_t end, uint64_t *done) noexcept nogil:
+    """The PMD extents inside one PUD extent (one kernel iteration each);
+    ``done`` follows the old address moved up to (pmc_progress)."""
     cdef uint64_t extent
     while old_addr < end:
         extent = get_extent(old_addr, end, new_addr, x.pmd_size)
@@ -552,12 +553,13 @@ cdef int pmd_loop(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
             return -1
         old_addr += extent
         new_addr += extent
+        done[0] = old_addr
     return 0
 
 
 cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
                     int64_t new_pud_row, uint64_t old_addr, uint64_t new_addr,
-                    uint64_t span) noexcept nogil:
+                    uint64_t span, uint64_t *done) noexcept nogil:
     """batched-ptl: one PUD extent (one old and one new PMD table) under one
     hold of the PMD locks, one flush for every whole-entry move in it."""
     cdef int64_t old_row, new_row, child
@@ -584,6 +586,7 @@ cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         if pmd_step(pt, x, old_pud, new_pud, new_pud_row, old_addr, new_addr, extent) < 0:
             rc = -1
             break
+        done[0] = old_addr + extent
         if x.c.normal_pmds_moved + x.c.huge_pmds_moved != before:
             if not any_whole:
                 lo = old_addr
@@ -602,7 +605,7 @@ cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
 cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64_t new_addr,
                                 uint64_t old_end) noexcept nogil:
     """The loop of move_page_tables; returns where it stopped (old side)."""
-    cdef uint64_t extent
+    cdef uint64_t extent, done
     cdef int64_t old_row, new_row
     cdef uint64_t *old_pud
     cdef uint64_t *new_pud
@@ -634,13 +637,14 @@ cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64
                     old_addr += extent
                     new_addr += extent
                     continue
+            done = old_addr
             if x.batch:
                 if batch_pmds(pt, x, old_pud, new_pud, new_row, old_addr, new_addr,
-                              extent) < 0:
-                    break
+                              extent, &done) < 0:
+                    return done
             elif pmd_loop(pt, x, old_pud, new_pud, new_row, old_addr, new_addr,
-                          old_addr + extent) < 0:
-                break
+                          old_addr + extent, &done) < 0:
+                return done
         old_addr += extent
         new_addr += extent
     return old_addr

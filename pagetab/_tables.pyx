@@ -11,7 +11,7 @@ cimport numpy as cnp
 from cpython.ref cimport Py_INCREF
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport calloc, free, realloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
 import numpy as np
 
@@ -538,6 +538,83 @@ cdef class PageTables:
         slot[0] = (E_PRESENT | E_READ | E_LEAF | E_DIRTY | (E_WRITE if writable else 0)
                    | (head << ADDR_SHIFT))
         return head
+
+    # ------------------------------------------------------------------
+    # save and load
+
+    def dump(self):
+        """The store as plain arrays: per level ``rows<l>`` (every row ever
+        handed out, hw x nent) and ``free<l>`` (the free list); ``next_frame``."""
+        cdef int l
+        cdef int64_t r
+        cdef uint64_t[:, ::1] v
+        out = {"next_frame": np.array([self.next_frame], dtype=np.uint64),
+               "nent": np.array([self.pools[l].nent for l in range(self.nlev)], dtype=np.int64),
+               "shift": np.array([self.shift[l] for l in range(self.nlev)], dtype=np.int64)}
+        for l in range(self.nlev):
+            rows = np.empty((self.pools[l].hw, self.pools[l].nent), dtype=np.uint64)
+            v = rows
+            for r in range(self.pools[l].hw):
+                memcpy(&v[r, 0], self.row_ptr(l, r), self.pools[l].nent * 8)
+            out[f"rows{l}"] = rows
+            out[f"free{l}"] = np.array([self.pools[l].freelist[k]
+                                        for k in range(self.pools[l].nfree)], dtype=np.int64)
+        return out
+
+    def restore(self, data):
+        """Load what dump() returned into this fresh store (same geometry).
+
+        Raises ValueError naming what does not fit; the result is checked
+        structurally (check()).
+        """
+        cdef int l
+        cdef int64_t r, hw, k, ncap
+        cdef uint64_t[:, ::1] v
+        cdef int64_t *nf
+        if self.pools[0].hw != 1 or any(self.pools[l].live for l in range(1, self.nlev)):
+            raise ValueError("restore needs a fresh store")
+        nent = np.asarray(data["nent"])
+        shift = np.asarray(data["shift"])
+        if nent.tolist() != [self.pools[l].nent for l in range(self.nlev)] or \
+                shift.tolist() != [self.shift[l] for l in range(self.nlev)]:
+            raise ValueError("saved tables have another geometry")
+        limit = self.limit_bytes
+        self.limit_bytes = 0
+        try:
+            for l in range(self.nlev):
+                rows = np.ascontiguousarray(data[f"rows{l}"], dtype=np.uint64)
+                free_rows = np.asarray(data[f"free{l}"], dtype=np.int64)
+                if rows.ndim != 2 or rows.shape[1] != self.pools[l].nent or rows.shape[0] < (l == 0):
+                    raise ValueError(f"level {l}: rows have the wrong shape {rows.shape}")
+                hw = rows.shape[0]
+                if free_rows.ndim != 1 or ((free_rows < 0) | (free_rows >= hw)).any() or \
+                        np.unique(free_rows).size != free_rows.size or (l == 0 and 0 in free_rows):
+                    raise ValueError(f"level {l}: bad free list")
+                while self.pools[l].hw < hw:
+                    if self.alloc_row(l) < 0:
+                        raise MemoryError("cannot allocate the saved tables")
+                v = rows
+                for r in range(hw):
+                    memcpy(self.row_ptr(l, r), &v[r, 0], self.pools[l].nent * 8)
+                ncap = max(64, free_rows.size)
+                nf = <int64_t*>realloc(self.pools[l].freelist, ncap * sizeof(int64_t))
+                if nf == NULL:
+                    raise MemoryError()
+                self.pools[l].freelist = nf
+                self.pools[l].free_cap = ncap
+                for k in range(free_rows.size):
+                    nf[k] = free_rows[k]
+                self.pools[l].nfree = free_rows.size
+                self.pools[l].live = hw - free_rows.size
+                self.pools[l].peak = self.pools[l].live
+            self.next_frame = int(np.asarray(data["next_frame"])[0])
+        finally:
+            self.limit_bytes = limit
+        self.tables_allocated = 0
+        self.tables_freed = 0
+        problems = self.check()
+        if problems:
+            raise ValueError("saved page tables are inconsistent: " + "; ".join(problems[:3]))
 
     # ------------------------------------------------------------------
     # inspection

@@ -120,6 +120,12 @@ def _address_array(addrs: Any) -> npt.NDArray[np.uint64]:
     return np.ascontiguousarray(arr, dtype=np.uint64)
 
 
+def _registered_archs() -> list[str]:
+    from .arch import archs
+
+    return archs()
+
+
 _VMA_START = operator.attrgetter("start")
 _VMA_END = operator.attrgetter("end")
 
@@ -172,6 +178,10 @@ class AddressSpace:
     policy:
         How mremap moves page tables: a preset name (``pagetab.policies()``)
         or a ``Policy``. Can be changed between calls (``mm.policy = ...``).
+    page_table_limit:
+        Bytes of page tables (below the pgd) the space may use; an operation
+        that needs more fails with OSError(ENOMEM) as the kernel's would,
+        and a failed move puts back the entries it had moved.
     """
 
     def __init__(
@@ -181,6 +191,7 @@ class AddressSpace:
         thp: str = "madvise",
         max_map_count: int = DEFAULT_MAX_MAP_COUNT,
         policy: str | Policy = "linux-6.8",
+        page_table_limit: int | None = None,
     ) -> None:
         self.arch: Arch = _arch(arch)
         self.policy: Policy = _policy(policy)
@@ -203,6 +214,13 @@ class AddressSpace:
         self.tables = _tables.PageTables(
             [lv.shift for lv in a.levels], [lv.entries for lv in a.levels]
         )
+        if page_table_limit is not None:
+            if isinstance(page_table_limit, bool) or not isinstance(page_table_limit, int):
+                raise TypeError("page_table_limit must be an int or None")
+            if page_table_limit <= 0:
+                raise ValueError(f"page_table_limit must be > 0, not {page_table_limit}")
+            self.tables.limit_bytes = page_table_limit
+        self.page_table_limit = page_table_limit
         self._vmas: list[Vma] = []
         self.last_move: MoveStats | None = None
         self.tlbs = _make_tlbs(a, cpus)
@@ -248,7 +266,8 @@ class AddressSpace:
         if not v.start < addr < v.end:
             return
         if not self.tables.split_at(addr):
-            raise MemoryError("cannot split a huge page: page-table memory exhausted")
+            self._merge_around(addr, addr)  # undo a split made just before
+            raise _sys_error(errno.ENOMEM, "split", "no page-table memory to split a huge page")
         hi = v.copy()
         hi.pgoff = v.pgoff_at(addr, self.page_shift)
         hi.start = addr
@@ -779,7 +798,9 @@ class AddressSpace:
             st.realigned = True
         dontunmap = bool(flags & MREMAP_DONTUNMAP)
         free_lo = free_hi = 0
-        if not dontunmap:
+        if not dontunmap and self.page_table_limit is None:
+            # under a limit the old tables stay until the end, so that a
+            # failed move can always move its entries back (as the kernel)
             free_lo, free_hi = self._free_window(addr, addr + old_len)
         moved, *counters = self._move_tables(old_start, new_start, old_len, addr,
                                              need_rmap_locks, vma.anon_vma is not None,
@@ -1031,6 +1052,90 @@ class AddressSpace:
                     problems.append("a private mapping maps a shared object's frame")
         if problems:
             raise InvariantError("; ".join(problems))
+
+    # ------------------------------------------------------------------
+    # save and load
+
+    SAVE_VERSION = 1
+
+    def save(self, path: Any) -> None:
+        """Write the whole simulated state to a numpy ``.npz`` file.
+
+        Page tables, VMAs, shared-memory objects and frame numbering are
+        saved exactly; TLBs are not (a loaded space starts with cold TLBs
+        and CPU 0 in mm_cpumask). Only registered arch profiles and policy
+        presets can be saved by name.
+        """
+        registered = _arch(self.arch.name) if self.arch.name in _registered_archs() else None
+        if registered is None or registered != self.arch or registered.costs != self.arch.costs:
+            raise NotImplementedError(f"save: arch {self.arch.name!r} is not a registered "
+                                      "profile (custom profiles cannot be saved yet)")  # fmt: skip
+        from .policy import policies as _policies
+        from .policy import policy as _lookup
+
+        if self.policy.name not in _policies() or _lookup(self.policy.name) != self.policy:
+            raise NotImplementedError(f"save: policy {self.policy.name!r} is not a preset")
+        shms = list({id(v.shm): v.shm for v in self._vmas if v.shm is not None}.values())
+        index = {id(x): i for i, x in enumerate(shms)}
+        vs = self._vmas
+        meta = {"format": "pagetab", "version": self.SAVE_VERSION, "arch": self.arch.name,
+                "policy": self.policy.name, "thp": self.thp, "cpus": self.cpus,
+                "max_map_count": self.max_map_count, "page_table_limit": self.page_table_limit,
+                "cpu": self.cpu}  # fmt: skip
+        import json
+
+        arrays: dict[str, Any] = {f"tables_{k}": v for k, v in self.tables.dump().items()}
+        arrays["vma"] = np.array(
+            [[v.start, v.end, v.prot, v.shared, v.flags, v.pgoff,
+              -1 if v.anon_vma is None else v.anon_vma,
+              -1 if v.shm is None else index[id(v.shm)]] for v in vs],
+            dtype=np.int64).reshape(-1, 8)  # fmt: skip
+        for i, x in enumerate(shms):
+            arrays[f"shm{i}"] = x.frames
+        arrays["meta"] = np.array(json.dumps(meta))
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: Any) -> AddressSpace:
+        """An AddressSpace from a file written by ``save``; ValueError if the
+        file is not one, or is inconsistent."""
+        import json
+        import zipfile
+
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                data = {k: z[k] for k in z.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise ValueError(f"load: {path} is not a pagetab save file ({e})") from None
+        try:
+            meta = json.loads(str(data["meta"]))
+            if meta.get("format") != "pagetab":
+                raise ValueError("not a pagetab save file")
+            if meta.get("version") != cls.SAVE_VERSION:
+                raise ValueError(f"save format version {meta.get('version')} is not supported")
+            mm = cls(meta["arch"], cpus=meta["cpus"], thp=meta["thp"],
+                     max_map_count=meta["max_map_count"], policy=meta["policy"],
+                     page_table_limit=meta["page_table_limit"])  # fmt: skip
+            mm.tables.restore({k[len("tables_"):]: v for k, v in data.items()
+                               if k.startswith("tables_")})  # fmt: skip
+            shms: dict[int, Shm] = {}
+            for row in np.asarray(data["vma"], dtype=np.int64).reshape(-1, 8).tolist():
+                start, end, prot, shared, flags, pgoff, anon, shm = row
+                obj = None
+                if shm != -1:
+                    if shm not in shms:
+                        frames = np.asarray(data[f"shm{shm}"], dtype=np.int64)
+                        shms[shm] = Shm(frames.size)
+                        shms[shm].frames[:] = frames
+                    obj = shms[shm]
+                mm._vmas.append(Vma(start, end, prot, bool(shared), flags, pgoff,
+                                    None if anon == -1 else anon, obj))  # fmt: skip
+            mm.cpu = int(meta.get("cpu", 0))
+            mm.tlbs.set_cpu(mm.cpu)
+            mm.check()
+        except (KeyError, TypeError, InvariantError, ValueError, IndexError) as e:
+            raise ValueError(f"load: {path} is corrupted or foreign: {e}") from None
+        return mm
 
     def __repr__(self) -> str:
         return (

@@ -1,0 +1,105 @@
+"""page_table_limit (ENOMEM and the kernel's move-back) and save/load."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pagetab as pt
+
+M, G = 1 << 20, 1 << 30
+MM = Callable[..., pt.AddressSpace]
+FIX = pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
+BASE = 1 << 40
+
+
+def test_populate_stops_at_the_limit(make_mm: MM) -> None:
+    mm = make_mm("x86-64", page_table_limit=64 * 1024)
+    mm.mmap(64 * M, addr=BASE, flags=FIX)
+    with pytest.raises(OSError) as e:
+        mm.madvise(BASE, 64 * M, pt.MADV_POPULATE_WRITE)
+    assert e.value.errno == errno.ENOMEM
+    assert mm.page_table_bytes <= 64 * 1024
+    f = mm.frames(BASE, 64 * M)
+    assert (f[: 14 * 512] > 0).all() and (f[-512:] == -1).all()  # it stopped part way
+
+
+@pytest.mark.parametrize("policy", ["linux-4.19", "linux-5.0", "linux-6.8", "batched-ptl"])
+def test_failed_move_puts_the_entries_back(make_mm: MM, policy: str) -> None:
+    mm = make_mm("x86-64", policy=policy)
+    mm.mmap(32 * M, addr=BASE, flags=FIX)
+    mm.madvise(BASE, 32 * M, pt.MADV_POPULATE_WRITE)
+    f = mm.frames(BASE, 32 * M)
+    used = mm.page_table_bytes
+    mm.tables.limit_bytes = used + 8 * 4096  # room for 8 new tables, the move needs 17+
+    mm.page_table_limit = mm.tables.limit_bytes
+    with pytest.raises(OSError) as e:
+        mm.mremap(BASE, 32 * M, 32 * M, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, BASE + G + 4096)
+    assert e.value.errno == errno.ENOMEM
+    assert np.array_equal(mm.frames(BASE, 32 * M), f)  # moved back, as the kernel does
+    assert mm.find_vma(BASE + G + 4096) is None and mm.page_table_bytes == used
+    st = mm.last_move
+    assert st is None or st.moved_bytes  # the failed call left no record, or a partial one
+
+
+def test_limit_arguments() -> None:
+    with pytest.raises(ValueError):
+        pt.AddressSpace(page_table_limit=0)
+    with pytest.raises(TypeError):
+        pt.AddressSpace(page_table_limit=1.5)  # type: ignore[arg-type]
+
+
+def test_save_and_load_round_trip(make_mm: MM, tmp_path: Path) -> None:
+    mm = make_mm("arm64-16k", thp="always", cpus=2, policy="batched-ptl")
+    a = mm.mmap(256 * M)
+    mm.madvise(a, 256 * M, pt.MADV_POPULATE_WRITE)
+    s = mm.mmap(4 * M, flags=pt.MAP_SHARED | pt.MAP_ANONYMOUS)
+    mm.madvise(s, 2 * M, pt.MADV_POPULATE_READ)
+    mm.mprotect(a + 64 * M, 32 * M, pt.PROT_READ)
+    path = tmp_path / "mm.npz"
+    mm.save(path)
+    m2 = pt.AddressSpace.load(path)
+    assert m2.vmas() == mm.vmas() and m2.page_table_bytes == mm.page_table_bytes
+    assert m2.arch == mm.arch and m2.policy == mm.policy and m2.thp == "always"
+    for v in mm.vmas():
+        assert np.array_equal(m2.frames(v.start, v.length), mm.frames(v.start, v.length))
+    # both go on identically: the same next frames, the same moves
+    for x in (mm, m2):
+        x.madvise(s + 2 * M, 2 * M, pt.MADV_POPULATE_WRITE)
+        x.mremap(a, 256 * M, 256 * M, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, 1 << 45)
+    assert np.array_equal(m2.frames(1 << 45, 256 * M), mm.frames(1 << 45, 256 * M))
+    assert np.array_equal(m2.frames(s, 4 * M), mm.frames(s, 4 * M))
+    m2.check()
+
+
+def test_loading_bad_files(tmp_path: Path, make_mm: MM) -> None:
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not a zip")
+    with pytest.raises(ValueError, match="not a pagetab save file"):
+        pt.AddressSpace.load(bad)
+    np.savez(bad, x=np.zeros(3))
+    with pytest.raises(ValueError, match="corrupted or foreign"):
+        pt.AddressSpace.load(bad)
+    mm = make_mm("x86-64")
+    mm.mmap(4 * M, addr=BASE, flags=FIX | pt.MAP_POPULATE)
+    good = tmp_path / "good.npz"
+    mm.save(good)
+    with np.load(good) as z:
+        data = {k: z[k] for k in z.files}
+    data["tables_rows3"][0, 5] ^= 1 << 40  # corrupt one PTE: a frame mapped twice? no: a pointer
+    data["tables_rows2"][0, 0] = (
+        (1 << 12) | 1 | (99 << 12)
+    )  # a PMD entry to a row that is not there
+    np.savez(bad, **data)
+    with pytest.raises(ValueError, match="corrupted or foreign"):
+        pt.AddressSpace.load(bad)
+
+
+def test_custom_profiles_cannot_be_saved(make_mm: MM, tmp_path: Path) -> None:
+    mm = make_mm(pt.arch("x86-64").with_costs(pte_move=1.0))
+    with pytest.raises(NotImplementedError, match="registered"):
+        mm.save(tmp_path / "x.npz")
