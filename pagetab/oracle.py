@@ -30,7 +30,7 @@ from . import host
 __all__ = ["OracleError", "PageState", "run_ops"]
 
 _CHILD = r"""
-import ctypes, ctypes.util, errno, json, os, sys
+import array, ctypes, ctypes.util, errno, json, os, sys
 req = json.loads(sys.stdin.read())
 libc = ctypes.CDLL(None, use_errno=True)
 vp, sz, i = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int
@@ -94,18 +94,14 @@ for line in open("/proc/self/maps"):
         prot = (perms[0] == "r") | (perms[1] == "w") << 1 | (perms[2] == "x") << 2
         maps.append([max(lo, base) - base, min(hi, base + win) - base, prot])
 n = win // page
-raw = os.pread(fd, n * 8, (base // page) * 8)
+e = array.array("Q")
+e.frombytes(os.pread(fd, n * 8, (base // page) * 8))
+present = [k for k, v in enumerate(e) if v >> 63]
 mem = os.open("/proc/self/mem", os.O_RDONLY)
-pages = []
-for k in range(n):
-    e = int.from_bytes(raw[8 * k:8 * k + 8], "little")
-    if not e >> 63:
-        pages.append(None)
-        continue
-    pfn = e & ((1 << 55) - 1)
-    tag = int.from_bytes(os.pread(mem, 8, base + k * page), "little")
-    pages.append([1 if (pfn == zero_pfn and zero_pfn) else 0, tag])
-print(json.dumps({"results": res, "maps": maps, "pages": pages, "page": page}))
+tags = [int.from_bytes(os.pread(mem, 8, base + k * page), "little") for k in present]
+zero = [int(zero_pfn != 0 and e[k] & ((1 << 55) - 1) == zero_pfn) for k in present]
+print(json.dumps({"results": res, "maps": maps, "present": present, "zero": zero,
+                  "tags": tags, "page": page}))
 """
 
 
@@ -155,11 +151,8 @@ def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30,
     for lo, hi, p in out["maps"]:
         for k in range(lo // page, hi // page):
             prot[k] = p
-    states = []
-    for k, pg in enumerate(out["pages"]):
-        if pg is None:
-            states.append(PageState(prot[k], False, False, 0))
-        else:
-            states.append(PageState(prot[k], True, bool(pg[0]), int(pg[1])))
+    states = [PageState(p, False, False, 0) for p in prot]
+    for k, z, tag in zip(out["present"], out["zero"], out["tags"], strict=True):
+        states[k] = PageState(prot[k], True, bool(z), int(tag))
     results = [(r[0], int(r[1])) for r in out["results"]]
     return results, states
