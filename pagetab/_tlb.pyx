@@ -673,15 +673,33 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint6
     # computed before it are redone.
     cdef uint64_t *ring_slot[64]
     cdef int ring_reached[64]
+    # RING: a power of two above 2 * D (an entry lives from stage A to use)
     cdef int64_t RING = 64, D = 16, j, k, stale_before = i0 + 2 * D
     cdef int upper = pt.nlev - 2
+    cdef uint64_t *pmd_row[64]
+    cdef uint64_t pmd_key[64]
+    cdef uint64_t ckey, ci
+    memset(pmd_key, 0, sizeof(pmd_key))
     # hot counters live in registers; written back at the end
     cdef int64_t l1_hits = 0, l2_hits = 0, walks = 0, walk_steps = 0
     for i in range(i0, n):
         j = i + 2 * D
         if j < n:
             k = j & (RING - 1)
-            ring_slot[k] = walk_from(pt, addrs[j], 0, 0, upper, &ring_reached[k])
+            # the PMD table of this address, remembered per PUD entry (the
+            # simulator's own walk cache; rows never move or get freed here)
+            ckey = (addrs[j] >> pt.shift[upper - 1]) + 1
+            ci = ckey & 63
+            if pmd_key[ci] == ckey:
+                ring_slot[k] = pmd_row[ci] + pool_index(&pt.pools[upper], pt.shift[upper],
+                                                        addrs[j])
+                ring_reached[k] = upper
+            else:
+                ring_slot[k] = walk_from(pt, addrs[j], 0, 0, upper, &ring_reached[k])
+                if ring_reached[k] == upper:
+                    pmd_key[ci] = ckey
+                    pmd_row[ci] = ring_slot[k] - pool_index(&pt.pools[upper], pt.shift[upper],
+                                                            addrs[j])
             __builtin_prefetch(ring_slot[k])
         j = i + D
         if j < n and j >= i0 + 2 * D:

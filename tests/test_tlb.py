@@ -271,3 +271,19 @@ def test_optional_page_walk_cache(make_mm: MM) -> None:
     assert st.walk_steps == len(pages)  # one step (the PTE) per walk
     mm.tlbs.flush_all(0)
     assert mm.access(pages[:1]).pwc_hits == 0
+
+
+def test_walk_cache_keys_do_not_alias(make_mm: MM) -> None:
+    # two regions 64 PUD entries apart share a slot of the access loop's
+    # PMD-table cache: every access must still find its own frame
+    mm = make_mm("x86-64", thp="never")
+    a, b = BASE, BASE + 64 * G
+    region(mm, 4 * M, pt.MADV_POPULATE_WRITE, addr=a)
+    region(mm, 4 * M, pt.MADV_POPULATE_WRITE, addr=b)
+    rng = np.random.default_rng(3)
+    addrs = np.where(rng.random(4000) < 0.5, a, b) + rng.integers(0, 1024, 4000) * 4096
+    st = mm.access(addrs.astype(np.uint64))
+    assert st.faults == 0 and st.segv == 0
+    for x in addrs[:200]:
+        lvl, frame = mm.tlbs.lookup(0, int(x))
+        assert lvl and frame == mm.translate(int(x))
