@@ -17,28 +17,15 @@ import subprocess
 import sys
 
 CHILD = r"""
-import json, resource, statistics, sys, time
-import numpy as np
-import pagetab as pt
+import json, resource, statistics, sys
+from pagetab.native import PingPong
 gib, policy, off, repeats = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-size = gib << 30
-FIX = pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
-a, b = (1 << 45) + off, 1 << 46
-mm = pt.AddressSpace("x86-64", cpus=4, policy=policy)
-mm.mmap(size, addr=a, flags=FIX)
-mm.madvise(a, size, pt.MADV_POPULATE_WRITE)
-# 4 CPUs run the process (mm_cpumask), each with a warm TLB
-rng = np.random.default_rng(1)
-for cpu in range(4):
-    mm.access(a + rng.integers(0, size, 4096, dtype=np.uint64), cpu=cpu)
+# write-populated; 4 CPUs run the process (mm_cpumask), each with a warm TLB
+pp = PingPong(gib << 30, off, policy, cpus=4, write=True, touch=4)
+mm = pp.mm
 tables = mm.page_table_bytes
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-times = []
-for i in range(repeats):
-    src, dst = (a, b) if i % 2 == 0 else (b, a)
-    t0 = time.perf_counter_ns()
-    mm.mremap(src, size, size, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, dst)
-    times.append(time.perf_counter_ns() - t0)
+times = pp.times(repeats)
 st = mm.last_move
 rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"median_ns": statistics.median(times), "min_ns": min(times),

@@ -1,15 +1,9 @@
-"""Print the 2018 findings: simulated ratio next to the published one."""
+"""Print the 2018 findings: simulated ratio next to the published one
+(the same table as ``pagetab reproduce``)."""
 
-from pagetab.reproduce import reproduce_2018
+import sys
 
-
-def main() -> None:
-    print(f"{'case':58} {'simulated':>10} {'published':>10} {'error':>8}  claim")
-    for f in reproduce_2018():
-        pub = "-" if f.published is None else f"{f.published:.0f}x"
-        err = "-" if f.error is None else f"{f.error:+.0%}"
-        print(f"{f.case:58} {f.simulated:>9.1f}x {pub:>10} {err:>8}  {f.claim} [{f.source}]")
-
+from pagetab.__main__ import main
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(["reproduce"]))

@@ -68,7 +68,6 @@ cdef class PageTables:
     cdef Pool pools[MAX_LEVELS]
     cdef uint64_t next_frame
     cdef int64_t limit_bytes          # 0: unlimited (page_table_limit)
-    cdef int64_t tables_allocated     # counters since creation
     cdef int64_t tables_freed
 
     cdef inline uint64_t* row_ptr(self, int lev, int64_t row) noexcept nogil

@@ -75,7 +75,6 @@ cdef class PageTables:
         if self.alloc_row(0) != 0:
             raise MemoryError("cannot allocate the pgd")
         self.limit_bytes = limit_bytes
-        self.tables_allocated = 0
 
     def __dealloc__(self):
         cdef int l
@@ -132,7 +131,6 @@ cdef class PageTables:
         p.live += 1
         if p.live > p.peak:
             p.peak = p.live
-        self.tables_allocated += 1
         return row
 
     cdef void free_row(self, int lev, int64_t row) noexcept nogil:
@@ -610,7 +608,6 @@ cdef class PageTables:
             self.next_frame = int(np.asarray(data["next_frame"])[0])
         finally:
             self.limit_bytes = limit
-        self.tables_allocated = 0
         self.tables_freed = 0
         problems = self.check()
         if problems:
@@ -738,27 +735,10 @@ cdef class PageTables:
             raise ValueError("limit_bytes must be >= 0")
         self.limit_bytes = v
 
-    def alloc_frames(self, int64_t n):
-        """Reserve ``n`` consecutive fresh frame ids; returns the first."""
-        cdef uint64_t f = self.next_frame
-        if n < 0:
-            raise ValueError("n must be >= 0")
-        self.next_frame += n
-        return f
-
-    def counters(self):
-        return {"tables_allocated": self.tables_allocated, "tables_freed": self.tables_freed}
-
     @property
     def freed_total(self):
-        """Tables freed since creation (or the last reset_counters)."""
+        """Tables freed since creation (or since restore())."""
         return self.tables_freed
-
-    def reset_counters(self):
-        self.tables_allocated = 0
-        self.tables_freed = 0
-        for l in range(self.nlev):
-            self.pools[l].peak = self.pools[l].live
 
     cdef int64_t _count(self, int lev, int64_t row, uint64_t base, uint64_t s,
                         uint64_t e) noexcept nogil:

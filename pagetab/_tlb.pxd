@@ -98,10 +98,6 @@ cdef struct TlbState:
 cdef void tlb_flush_range(TlbState *s, FlushOps *ops, int caller, uint64_t start, uint64_t end,
                           int stride_shift) noexcept nogil
 cdef int64_t tlb_count_range(TlbState *s, uint64_t lo, uint64_t hi) noexcept nogil
-cdef void tlb_insert(TlbState *s, int cpu, uint64_t addr, int cls, uint64_t frame,
-                     bint writable) noexcept nogil
-cdef int tlb_lookup(TlbState *s, int cpu, int level, uint64_t addr, bint write,
-                    uint64_t *frame, bint *writable) noexcept nogil
 
 
 cdef class Tlbs:

@@ -129,12 +129,6 @@ cdef inline int64_t array_slot(TlbState *s, TlbArray *a, int cpu, uint64_t addr,
     return ((<int64_t>cpu << a.sets_shift) + setidx) * a.ways
 
 
-cdef int tlb_lookup(TlbState *s, int cpu, int level, uint64_t addr, bint write,
-                    uint64_t *frame, bint *writable) noexcept nogil:
-    """Probe the level-``level`` arrays (see lookup_inline)."""
-    return lookup_inline(s, cpu, level, addr, write, frame, writable)
-
-
 cdef inline int lookup_inline(TlbState *s, int cpu, int level, uint64_t addr, bint write,
                               uint64_t *frame, bint *writable) noexcept nogil:
     """Probe the level-``level`` arrays. Returns the size class hit, -1 on a
@@ -221,14 +215,9 @@ cdef inline void tlb_insert_level(TlbState *s, int cpu, int level, uint64_t addr
         insert_array(s, i, cpu, head, cls, fbits)
 
 
-cdef void tlb_insert(TlbState *s, int cpu, uint64_t addr, int cls, uint64_t frame,
-                     bint writable) noexcept nogil:
-    """Fill the first array of each TLB level that holds this leaf size."""
-    insert_inline(s, cpu, addr, cls, frame, writable)
-
-
 cdef inline void insert_inline(TlbState *s, int cpu, uint64_t addr, int cls, uint64_t frame,
                                bint writable) noexcept nogil:
+    """Fill the first array of each TLB level that holds this leaf size."""
     tlb_insert_level(s, cpu, 1, addr, cls, frame, writable)
     tlb_insert_level(s, cpu, 2, addr, cls, frame, writable)
 
@@ -918,7 +907,7 @@ cdef class Tlbs:
         if not 0 <= cpu < self.s.ncpu:
             raise ValueError(f"cpu must be in 0..{self.s.ncpu - 1}, not {cpu}")
         for lvl in (1, 2):
-            cls = tlb_lookup(&self.s, cpu, lvl, addr, False, &frame, &writable)
+            cls = lookup_inline(&self.s, cpu, lvl, addr, False, &frame, &writable)
             if cls >= 0:
                 return lvl, frame
         return 0, None

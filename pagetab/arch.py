@@ -8,6 +8,7 @@ shared/DOMAIN.md section 5 and the kernel headers named in ``source``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,14 +108,18 @@ class Arch:
 
     def with_costs(self, **ns: float) -> Arch:
         """A variant with some event costs replaced (source: "override")."""
+        return self.replace_costs(ns, "override")
+
+    def replace_costs(self, ns: Mapping[str, Any], source: str) -> Arch:
+        """A variant with the costs in ``ns`` replaced, credited to ``source``."""
         unknown = sorted(set(ns) - set(self.costs))
         if unknown:
             raise ValueError(f"unknown cost event(s) {unknown}; valid: {sorted(self.costs)}")
         costs = dict(self.costs)
         for k, v in ns.items():
-            if not isinstance(v, (int, float)) or v < 0:
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
                 raise ValueError(f"cost {k} must be a number >= 0, not {v!r}")
-            costs[k] = Cost(float(v), "override")
+            costs[k] = Cost(float(v), source)
         return self.replace(costs=costs)
 
     # geometry -----------------------------------------------------------

@@ -25,17 +25,8 @@ import numpy as np
 from . import host
 from .arch import Arch
 from .arch import arch as _arch
-from .constants import (
-    MADV_POPULATE_READ,
-    MADV_POPULATE_WRITE,
-    MAP_ANONYMOUS,
-    MAP_FIXED,
-    MAP_PRIVATE,
-    MREMAP_FIXED,
-    MREMAP_MAYMOVE,
-)
 from .cost import move_cost
-from .space import AddressSpace
+from .reproduce import move_once
 from .stats import MoveStats
 
 __all__ = ["FITTED", "Case", "calibrate", "load", "validate"]
@@ -68,15 +59,7 @@ HELD_OUT = [Case(128 * MIB, 4096), Case(512 * MIB, MIB), Case(2 * GIB, 2 * MIB),
 
 def simulate(case: Case, profile: Arch) -> MoveStats:
     """The case in an AddressSpace (one CPU, linux-6.8); its MoveStats."""
-    mm = AddressSpace(profile, cpus=1, policy="linux-6.8")
-    src = 1 << 44
-    mm.mmap(case.size, addr=src, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
-    mm.madvise(src, case.size,
-               MADV_POPULATE_WRITE if case.populate == "write" else MADV_POPULATE_READ)  # fmt: skip
-    mm.mremap(src, case.size, case.size, MREMAP_MAYMOVE | MREMAP_FIXED,
-              (1 << 45) + case.dst_offset)  # fmt: skip
-    assert mm.last_move is not None
-    return mm.last_move
+    return move_once(profile, "linux-6.8", case.dst_offset, case.size, case.populate == "write")
 
 
 def measure(case: Case, repeats: int) -> float:
@@ -150,15 +133,13 @@ def load(base: Arch, path: str | Path) -> Arch:
     unknown = set(costs) - set(FITTED)
     if unknown:
         raise ValueError(f"{path}: unknown costs {sorted(unknown)}")
-    from .costs_data import Cost
-
-    new = dict(base.costs)
-    for k, v in costs.items():
-        if not isinstance(v, (int, float)) or v < 0:
-            raise ValueError(f"{path}: cost {k} must be a number >= 0")
-        new[k] = Cost(float(v), f"calibrated on {data.get('host')} ({data.get('kernel')}, "
-                                f"{data.get('date')})")  # fmt: skip
-    return base.replace(name=f"{base.name}@calibrated", costs=new)
+    try:
+        fitted = base.replace_costs(
+            costs, f"calibrated on {data.get('host')} ({data.get('kernel')}, {data.get('date')})"
+        )
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return fitted.replace(name=f"{base.name}@calibrated")
 
 
 def validate(profile: Arch, repeats: int = 5, cases: list[Case] | None = None,

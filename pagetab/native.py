@@ -17,6 +17,7 @@ import numpy as np
 from . import host
 from .constants import (
     MADV_POPULATE_READ,
+    MADV_POPULATE_WRITE,
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_PRIVATE,
@@ -24,8 +25,9 @@ from .constants import (
     MREMAP_MAYMOVE,
 )
 from .space import AddressSpace
+from .stats import MoveStats
 
-__all__ = ["PATHS", "Comparison", "compare_move", "compare_populate", "sim_move_times"]
+__all__ = ["PATHS", "Comparison", "PingPong", "compare_move", "compare_populate", "sim_move_times"]
 
 #: path name -> destination offset from a PUD boundary (the source is PUD aligned)
 PATHS = {"move-pte": 4096, "move-pmd": 2 << 20, "move-pud": 0}
@@ -46,21 +48,47 @@ class Comparison:
         return None if self.native_ns is None else self.sim_ns / self.native_ns
 
 
+class PingPong:
+    """A populated region moved back and forth with mremap(MAYMOVE|FIXED).
+
+    The source is PUD aligned, the destination ``dst_offset`` past a PUD
+    boundary. ``write``: written pages, else the zero page. ``touch``: that
+    many CPUs first read 4096 random pages each (mm_cpumask, warm TLBs).
+    """
+
+    def __init__(self, size: int, dst_offset: int, policy: str = "linux-6.8",
+                 arch: str = "x86-64", cpus: int = 1, write: bool = False,
+                 touch: int = 0) -> None:  # fmt: skip
+        self.size = size
+        self.mm = AddressSpace(arch, cpus=cpus, policy=policy)
+        self.at, self.other = 1 << 44, (1 << 45) + dst_offset
+        self.mm.mmap(size, addr=self.at, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+        self.mm.madvise(self.at, size, MADV_POPULATE_WRITE if write else MADV_POPULATE_READ)
+        rng = np.random.default_rng(1)
+        for cpu in range(touch):
+            self.mm.access(self.at + rng.integers(0, size, 4096, dtype=np.uint64), cpu=cpu)
+
+    def move(self) -> MoveStats:
+        """One move to the other address; its MoveStats."""
+        self.mm.mremap(self.at, self.size, self.size, MREMAP_MAYMOVE | MREMAP_FIXED, self.other)
+        self.at, self.other = self.other, self.at
+        assert self.mm.last_move is not None
+        return self.mm.last_move
+
+    def times(self, repeats: int) -> list[int]:
+        """Wall ns of ``repeats`` moves."""
+        out = []
+        for _ in range(repeats):
+            t0 = time.perf_counter_ns()
+            self.move()
+            out.append(time.perf_counter_ns() - t0)
+        return out
+
+
 def sim_move_times(size: int, dst_offset: int, repeats: int, policy: str = "linux-6.8",
                    arch: str = "x86-64") -> list[int]:  # fmt: skip
     """Wall ns of ``repeats`` simulated back-and-forth moves of a zero-page region."""
-    mm = AddressSpace(arch, cpus=1, policy=policy)
-    src, dst = 1 << 44, (1 << 45) + dst_offset
-    mm.mmap(size, addr=src, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
-    mm.madvise(src, size, MADV_POPULATE_READ)
-    times = []
-    at, other = src, dst
-    for _ in range(repeats):
-        t0 = time.perf_counter_ns()
-        mm.mremap(at, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, other)
-        times.append(time.perf_counter_ns() - t0)
-        at, other = other, at
-    return times
+    return PingPong(size, dst_offset, policy, arch).times(repeats)
 
 
 def compare_move(group: str, size: int, repeats: int = 5) -> Comparison:

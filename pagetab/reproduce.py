@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from .arch import Arch
 from .arch import arch as _arch
 from .constants import (
+    MADV_POPULATE_READ,
     MADV_POPULATE_WRITE,
     MAP_ANONYMOUS,
     MAP_FIXED,
@@ -47,16 +48,18 @@ class Finding:
         return None if self.published is None else self.simulated / self.published - 1
 
 
-def move_once(arch: str | Arch, policy: str, dst_offset: int, size: int = GIB) -> MoveStats:
-    """Move a write-populated region once, single-threaded; its MoveStats.
+def move_once(arch: str | Arch, policy: str, dst_offset: int, size: int = GIB,
+              write: bool = True) -> MoveStats:  # fmt: skip
+    """Move a populated region once, single-threaded; its MoveStats.
 
     The source is PUD aligned; ``dst_offset`` misaligns the destination
     (0: PUD aligned, PMD_SIZE: PMD aligned, a page: the PTE path).
+    ``write``: written pages, else the zero page (MADV_POPULATE_READ).
     """
     mm = AddressSpace(arch, cpus=1, policy=policy)
     src = 1 << 44
     mm.mmap(size, addr=src, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
-    mm.madvise(src, size, MADV_POPULATE_WRITE)
+    mm.madvise(src, size, MADV_POPULATE_WRITE if write else MADV_POPULATE_READ)
     mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, (1 << 45) + dst_offset)
     assert mm.last_move is not None
     return mm.last_move

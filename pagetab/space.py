@@ -603,7 +603,7 @@ class AddressSpace:
             stop = min(v.end, end)
             if v.shm is not None:
                 # pages past the end of the shmem object: SIGBUS, so EFAULT
-                obj_end = v.start + ((v.shm.frames.size - v.pgoff) << self.page_shift)
+                obj_end = v.object_end(self.page_shift)
                 if reach >= obj_end:
                     raise _sys_error(errno.EFAULT, call, f"{reach:#x} is past the shared object")
                 stop = min(stop, obj_end)
@@ -915,8 +915,7 @@ class AddressSpace:
             v = self.find_vma(addr)
             assert v is not None and v.shm is not None
             page = addr & ~(self.page_size - 1)
-            obj_end = v.start + ((v.shm.frames.size - v.pgoff) << self.page_shift)
-            if page >= obj_end:
+            if page >= v.object_end(self.page_shift):
                 total["segv"] = total.get("segv", 0) + 1  # SIGBUS past the object
                 total["accesses"] = total.get("accesses", 0) + 1
                 i = stop + 1

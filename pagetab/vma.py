@@ -73,6 +73,12 @@ class Vma:
         """vm_pgoff of ``addr`` inside this VMA (linear_page_index)."""
         return self.pgoff + ((addr - self.start) >> page_shift)
 
+    def object_end(self, page_shift: int) -> int:
+        """The address past the last page of its shmem object (shared VMAs):
+        faults beyond it are SIGBUS."""
+        assert self.shm is not None
+        return self.start + ((self.shm.frames.size - self.pgoff) << page_shift)
+
     def info(self) -> VmaInfo:
         return VmaInfo(
             self.start,

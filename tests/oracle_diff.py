@@ -58,11 +58,8 @@ def simulate(ops: list[tuple[Any, ...]], window: int,
                 v = mm.find_vma(addr)
                 # /proc/self/mem writes with FOLL_FORCE: check_vma_flags lets
                 # them COW any private mapping, refuses shared read-only ones
-                beyond = (
-                    v is not None
-                    and v.shm is not None
-                    and (v.pgoff_at(addr, 12) >= v.shm.frames.size)
-                )  # SIGBUS past the object
+                # (and past a shmem object's end: SIGBUS)
+                beyond = v is not None and v.shm is not None and addr >= v.object_end(12)
                 if v is None or beyond or (v.shared and not v.prot & pt.PROT_WRITE):
                     results.append(("err", errno.EIO))
                     continue
