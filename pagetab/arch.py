@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .costs_data import COSTS, TLBS, Cost, FlushRules, TlbArraySpec, TlbSpec
@@ -143,12 +144,12 @@ class Arch:
         """The pud level (the pgd itself where the pud is folded)."""
         return self.levels[self.pud_level]
 
-    @property
+    @cached_property
     def pmd_size(self) -> int:
         """PMD_SIZE (and HPAGE_PMD_SIZE) in bytes."""
         return self.pmd.size
 
-    @property
+    @cached_property
     def pud_size(self) -> int:
         """PUD_SIZE in bytes."""
         return self.pud.size

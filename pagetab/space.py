@@ -146,6 +146,8 @@ def _sys_error(code: int, call: str, what: str) -> OSError:
 def as_uint(name: str, value: Any, call: str) -> int:
     """An unsigned long argument: TypeError for non-integers, ValueError if
     negative or wider than 64 bits."""
+    if type(value) is int and 0 <= value < U64:
+        return value  # the common case, checked first because mremap is hot
     if isinstance(value, bool):
         raise TypeError(f"{call}: {name} must be an int, not bool")
     try:
@@ -223,6 +225,8 @@ class AddressSpace:
         self.page_table_limit = page_table_limit
         self._vmas: list[Vma] = []
         self.last_move: MoveStats | None = None
+        # tests turn this off to check the fast paths against the general ones
+        self._fast_paths = True
         self.tlbs = _make_tlbs(a, cpus)
         #: the CPU that makes system calls (it runs the process: in mm_cpumask)
         self.cpu = 0
@@ -644,10 +648,11 @@ class AddressSpace:
         # check_mremap_params
         if flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP):
             raise _sys_error(errno.EINVAL, call, f"unknown flags {flags:#x}")
-        if not self._aligned(addr):
+        mask = self.page_size - 1
+        if addr & mask:
             raise _sys_error(errno.EINVAL, call, f"old_addr {addr:#x} is not page aligned")
-        old_len = self._page_align(old_size) % U64
-        new_len = self._page_align(new_size) % U64
+        old_len = ((old_size + mask) & ~mask) % U64
+        new_len = ((new_size + mask) & ~mask) % U64
         if new_len == 0:
             raise _sys_error(errno.EINVAL, call, "new_size must be > 0")
         if new_len > a.task_size:
@@ -656,7 +661,7 @@ class AddressSpace:
         if implies_new:
             if na > a.task_size - new_len:
                 raise _sys_error(errno.EINVAL, call, "new range is outside the address space")
-            if not self._aligned(na):
+            if na & mask:
                 raise _sys_error(errno.EINVAL, call, f"new_addr {na:#x} is not page aligned")
             if not flags & MREMAP_MAYMOVE:
                 raise _sys_error(
@@ -671,11 +676,18 @@ class AddressSpace:
         if len(self._vmas) + 4 > self.max_map_count:
             raise _sys_error(errno.ENOMEM, call, "too close to vm.max_map_count")
         t0 = time.perf_counter_ns()
-        before = self.page_table_bytes
-        freed0 = self.tables.freed_total
+        tables = self.tables
+        before = tables.table_bytes
+        freed0 = tables.freed_total
         st = MoveStats(a.name, self.policy.name, addr, addr, old_len, new_len,
                        page_table_bytes_before=before, profile=a)  # fmt: skip
-        if flags & MREMAP_FIXED and old_len == new_len:
+        if (
+            flags == MREMAP_MAYMOVE | MREMAP_FIXED
+            and old_len == new_len
+            and self._whole_vma_into_hole(addr, old_len, na)
+        ):
+            result = self._move_whole_vma(addr, old_len, na, st)
+        elif flags & MREMAP_FIXED and old_len == new_len:
             result = self._remap_move(addr, old_len, na, flags, st)
         else:
             vma = self.find_vma(addr)
@@ -687,12 +699,11 @@ class AddressSpace:
             else:
                 result = self._mremap_at(vma, addr, old_len, new_len, flags, st)
         st.new_addr = result
-        st.page_table_bytes_after = self.page_table_bytes
+        st.page_table_bytes_after = after = tables.table_bytes
         # the kernel frees no table during move_page_tables: its peak is the
         # start plus every table the move allocated
-        st.peak_page_table_bytes = max(before + self._alloc_bytes(st), before,
-                                       st.page_table_bytes_after)  # fmt: skip
-        st.tables_freed = self.tables.freed_total - freed0
+        st.peak_page_table_bytes = max(before + self._alloc_bytes(st), after)
+        st.tables_freed = tables.freed_total - freed0
         st.wall_ns = time.perf_counter_ns() - t0
         self.last_move = st
         return result
@@ -712,6 +723,69 @@ class AddressSpace:
         span = new_len if new_len < old_len else old_len
         if span > vma.end - addr:
             raise _sys_error(errno.EFAULT, call, "range runs past the end of its mapping")
+
+    def _whole_vma_into_hole(self, addr: int, length: int, new_addr: int) -> bool:
+        """Whether [addr, addr + length) is exactly one VMA and the target
+        range is free with no VMA touching it, so that nothing splits or
+        merges: the common case _move_whole_vma takes without the general
+        path's bookkeeping (same result; tests compare the two)."""
+        if not self._fast_paths:
+            return False
+        vs = self._vmas
+        i = self._index_after(addr)
+        if i == len(vs) or vs[i].start != addr or vs[i].end != addr + length:
+            return False
+        j = self._index_after(new_addr)
+        end = new_addr + length
+        return (j == len(vs) or vs[j].start > end) and (j == 0 or vs[j - 1].end < new_addr)
+
+    def _move_whole_vma(self, addr: int, length: int, new_addr: int, st: MoveStats) -> int:
+        """move_vma of a whole VMA into a hole (see _whole_vma_into_hole):
+        copy_vma cannot merge, so no rmap locks; then the source is unmapped.
+        The Vma object itself moves, as nothing else refers to it."""
+        vs = self._vmas
+        i = self._index_after(addr)
+        vma = vs[i]
+        end, new_end = addr + length, new_addr + length
+        # free_pgtables' floor and ceiling for the source once the new VMA
+        # exists: the nearest VMA ends around it, the new one included
+        floor = vs[i - 1].end if i > 0 else 0
+        ceiling = vs[i + 1].start if i + 1 < len(vs) else 0
+        if floor < new_end <= addr:
+            floor = new_end
+        if end <= new_addr and (ceiling == 0 or new_addr < ceiling):
+            ceiling = new_addr
+        old_start, new_start = addr, new_addr
+        if self.policy.realign and self._can_realign(addr, new_addr, length):
+            mask = ~(self.arch.pmd_size - 1)
+            old_start, new_start = addr & mask, new_addr & mask
+            st.realigned = True
+        free_lo = free_hi = 0
+        if self.page_table_limit is None:
+            free_lo, free_hi = floor, ceiling or U64 - 1
+        has_anon = vma.anon_vma is not None
+        moved, *counters = self._move_tables(old_start, new_start, length, addr, False,
+                                             has_anon, free_lo, free_hi)  # fmt: skip
+        st.add(*counters)
+        st.moved_bytes += int(moved)
+        if moved < length:
+            # copy_vma_and_data's error path: move back, free the new range's tables
+            self._move_tables(new_addr, addr, int(moved), new_addr, True, has_anon, 0, 0)
+            j = self._index_after(new_addr)
+            self.tables.zap(new_addr, new_end)
+            self.tables.free_pgtables(new_addr, new_end, vs[j - 1].end if j > 0 else 0,
+                                      vs[j].start if j < len(vs) else 0)  # fmt: skip
+            raise _sys_error(errno.ENOMEM, "mremap", "out of memory for page tables")
+        del vs[i]
+        vma.start, vma.end = new_addr, new_end
+        if not vma.shared and vma.anon_vma is None:
+            vma.pgoff = new_addr >> self.page_shift  # copy_vma: unfaulted anon
+        vs.insert(self._index_after(new_addr), vma)
+        # do_vmi_munmap of the source
+        if self.tables.zap(addr, end):
+            self._flush_tlb(addr, end)
+        self.tables.free_pgtables(addr, end, floor, ceiling)
+        return new_addr
 
     def _remap_move(self, start: int, length: int, new_addr: int, flags: int,
                     st: MoveStats) -> int:  # fmt: skip
@@ -792,7 +866,12 @@ class AddressSpace:
         merged = new_vma.start != new_addr or new_vma.end != new_addr + new_len
         need_rmap_locks = merged and new_vma.pgoff <= vma.pgoff
         old_start, new_start = addr, new_addr
-        if pol.realign and self._can_realign(vma, addr, new_vma, new_addr, old_len):
+        if (
+            pol.realign
+            and vma.start == addr
+            and new_vma.start == new_addr
+            and self._can_realign(addr, new_addr, old_len)
+        ):
             mask = ~(a.pmd_size - 1)
             old_start, new_start = addr & mask, new_addr & mask
             st.realigned = True
@@ -837,19 +916,16 @@ class AddressSpace:
             pol.batch_pmd_lock, need_rmap_locks, has_anon, free_lo, free_hi, self.tlbs, self.cpu,
         )  # fmt: skip
 
-    def _can_realign(self, vma: Vma, addr: int, new_vma: Vma, new_addr: int,
-                     length: int) -> bool:  # fmt: skip
-        """can_realign_addr(PMD_MASK) of mm/mremap.c."""
+    def _can_realign(self, addr: int, new_addr: int, length: int) -> bool:
+        """can_realign_addr(PMD_MASK) of mm/mremap.c, for a move whose old
+        and new VMAs start at ``addr`` and ``new_addr``."""
         pmd = self.arch.pmd_size
         old_align = addr & (pmd - 1)
         if length < pmd - old_align or old_align == 0:
             return False
         if old_align != new_addr & (pmd - 1):
             return False
-        for v, at in ((vma, addr), (new_vma, new_addr)):
-            if v.start != at or not self._is_free(at & ~(pmd - 1), v.start):
-                return False
-        return True
+        return all(self._is_free(at & ~(pmd - 1), at) for at in (addr, new_addr))
 
     def _free_window(self, start: int, end: int) -> tuple[int, int]:
         """[floor, ceiling) that free_pgtables will use once [start, end) is
@@ -920,7 +996,8 @@ class AddressSpace:
                 total["accesses"] = total.get("accesses", 0) + 1
                 i = stop + 1
                 continue
-            self._populate_vma(v, page, page + self.page_size, write)
+            if self._populate_vma(v, page, page + self.page_size, write) <= page:
+                raise MemoryError(f"access: out of page-table memory at {addr:#x}")
             total["faults"] = total.get("faults", 0) + 1
             i = stop
         for idx in np.flatnonzero(table["touched"]):

@@ -28,6 +28,18 @@ def test_populate_stops_at_the_limit(make_mm: MM) -> None:
     assert (f[: 14 * 512] > 0).all() and (f[-512:] == -1).all()  # it stopped part way
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_access_stops_at_the_limit(make_mm: MM, shared: bool) -> None:
+    # a fault that cannot get page-table memory raises (the kernel would
+    # OOM-kill); it must not retry forever
+    mm = make_mm("x86-64", page_table_limit=16 * 1024)
+    flags = (pt.MAP_SHARED if shared else pt.MAP_PRIVATE) | pt.MAP_ANONYMOUS | pt.MAP_FIXED
+    mm.mmap(64 * M, addr=BASE, flags=flags)
+    with pytest.raises(MemoryError):
+        mm.access(BASE + np.arange(0, 64 * M, 2 * M, dtype=np.uint64), write=True)
+    assert mm.page_table_bytes <= 16 * 1024
+
+
 @pytest.mark.parametrize("policy", ["linux-4.19", "linux-5.0", "linux-6.8", "batched-ptl"])
 def test_failed_move_puts_the_entries_back(make_mm: MM, policy: str) -> None:
     mm = make_mm("x86-64", policy=policy)
