@@ -8,7 +8,9 @@
  * probe_verify() checks every page of the moved region (written tags, or
  * the zero page via /proc/self/pagemap when readable). Linux only.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -106,6 +108,25 @@ static int64_t probe_populate_read(uintptr_t addr, size_t len)
     clock_gettime(CLOCK_MONOTONIC, &b);
     if (rc)
         return -errno;
+    return (int64_t)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+}
+
+/*
+ * Time n loads, one byte at addr + off[i] each (random offsets make every
+ * load a TLB miss and a page walk in a large region); ns or -errno. The
+ * sum goes to a volatile so the loads are not optimised away.
+ */
+static int64_t probe_access(uintptr_t addr, const uint64_t *off, int64_t n)
+{
+    struct timespec a, b;
+    volatile uint64_t sink;
+    uint64_t sum = 0;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int64_t i = 0; i < n; i++)
+        sum += *(volatile const uint8_t *)(addr + off[i]);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    sink = sum;
+    (void)sink;
     return (int64_t)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
 }
 

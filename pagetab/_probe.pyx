@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Thin wrapper over csrc/probe.c: the real kernel's mremap, measured."""
 
-from libc.stdint cimport int64_t, uintptr_t
+from libc.stdint cimport int64_t, uint64_t, uintptr_t
 
 cdef extern from "probe.c":
     int POP_NONE, POP_ZERO, POP_WRITE, POP_THP
@@ -9,6 +9,7 @@ cdef extern from "probe.c":
     int probe_map(uintptr_t addr, size_t length, int populate) nogil
     int64_t probe_move(uintptr_t src, uintptr_t dst, size_t length) nogil
     int64_t probe_populate_read(uintptr_t addr, size_t length) nogil
+    int64_t probe_access(uintptr_t addr, const uint64_t *off, int64_t n) nogil
     int64_t probe_verify(uintptr_t addr, size_t length, uintptr_t origin, int populate,
                          int64_t *checked) nogil
     long probe_status_kb(const char *key)
@@ -53,6 +54,20 @@ def populate_read(uintptr_t addr, size_t length):
         ns = probe_populate_read(addr, length)
     if ns < 0:
         raise OSError(-ns, "probe: MADV_POPULATE_READ failed")
+    return ns
+
+
+def access(uintptr_t addr, size_t length, const uint64_t[::1] offsets):
+    """Read one byte at ``addr + offsets[i]`` for every i; nanoseconds.
+    ValueError if an offset falls outside [0, length)."""
+    cdef int64_t ns, n = offsets.shape[0], i
+    for i in range(n):
+        if offsets[i] >= length:
+            raise ValueError(f"offsets[{i}] = {offsets[i]:#x} is outside the region")
+    if n == 0:
+        return 0
+    with nogil:
+        ns = probe_access(addr, &offsets[0], n)
     return ns
 
 

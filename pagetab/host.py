@@ -16,7 +16,14 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["HostMove", "available", "measure_move", "measure_populate", "offset"]
+__all__ = [
+    "HostMove",
+    "available",
+    "measure_access",
+    "measure_move",
+    "measure_populate",
+    "offset",
+]
 
 GIB = 1 << 30
 PMD = 2 << 20
@@ -155,6 +162,25 @@ def measure_populate(size: int, repeats: int = 3) -> list[int]:
         finally:
             _munmap(base, size)
     return times
+
+
+def measure_access(size: int, offsets: Any, repeats: int = 3) -> list[int]:
+    """ns of one pass of byte reads at ``offsets`` (a sequence of ints in
+    [0, size)) over a zero-page region of ``size`` bytes, PUD aligned and
+    populated with MADV_POPULATE_READ first (so no read faults): the host
+    TLBs and page walks, as ``AddressSpace.access`` simulates them."""
+    _check(size, "zero", repeats)
+    import numpy as np
+
+    from . import _probe
+
+    offs = np.ascontiguousarray(offsets, dtype=np.uint64)
+    base = _probe.reserve(size + PUD, PUD)
+    _probe.map_region(base, size, "zero")
+    try:
+        return [int(_probe.access(base, size, offs)) for _ in range(repeats)]
+    finally:
+        _munmap(base, size)
 
 
 def _munmap(addr: int, size: int) -> None:

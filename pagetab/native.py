@@ -27,7 +27,15 @@ from .constants import (
 from .space import AddressSpace
 from .stats import MoveStats
 
-__all__ = ["PATHS", "Comparison", "PingPong", "compare_move", "compare_populate", "sim_move_times"]
+__all__ = [
+    "PATHS",
+    "Comparison",
+    "PingPong",
+    "compare_access",
+    "compare_move",
+    "compare_populate",
+    "sim_move_times",
+]
 
 #: path name -> destination offset from a PUD boundary (the source is PUD aligned)
 PATHS = {"move-pte": 4096, "move-pmd": 2 << 20, "move-pud": 0}
@@ -115,3 +123,23 @@ def compare_populate(size: int, repeats: int = 3) -> Comparison:
     if host.available()[0]:
         native = float(np.median(host.measure_populate(size, repeats)))
     return Comparison("populate", size, float(statistics.median(times)), native)
+
+
+def compare_access(size: int, n: int = 1_000_000, repeats: int = 3) -> Comparison:
+    """``n`` random reads over a zero-page region of ``size`` bytes: simulated
+    (``AddressSpace.access`` on one CPU, TLBs and walks) and native (byte
+    loads at the same offsets on the host), median wall times of one pass."""
+    offs = np.random.default_rng(2).integers(0, size, n, dtype=np.uint64)
+    mm = AddressSpace("x86-64", cpus=1)
+    a = mm.mmap(size, addr=1 << 44, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+    mm.madvise(a, size, MADV_POPULATE_READ)
+    addrs = offs + np.uint64(a)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter_ns()
+        mm.access(addrs)
+        times.append(time.perf_counter_ns() - t0)
+    native = None
+    if host.available()[0]:
+        native = float(np.median(host.measure_access(size, offs, repeats)))
+    return Comparison("access", size, float(statistics.median(times)), native)

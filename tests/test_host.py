@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from pagetab import host
+from pagetab.native import compare_access
 
 OK, WHY = host.available()
 needs_host = pytest.mark.skipif(not OK, reason=f"host probe unavailable: {WHY}")
@@ -40,6 +42,21 @@ def test_misaligned_thp_move_splits_on_the_host() -> None:
 def test_populate_is_timed() -> None:
     times = host.measure_populate(16 * M, repeats=2)
     assert len(times) == 2 and min(times) > 0
+
+
+@needs_host
+def test_access_is_timed_and_checks_offsets() -> None:
+    offs = np.arange(0, 16 * M, 4096, dtype=np.uint64)
+    times = host.measure_access(16 * M, offs, repeats=2)
+    assert len(times) == 2 and min(times) > 0
+    with pytest.raises(ValueError, match="outside"):
+        host.measure_access(16 * M, np.array([16 * M], dtype=np.uint64))
+
+
+@needs_host
+def test_compare_access_runs_both() -> None:
+    c = compare_access(16 * M, n=10_000, repeats=1)
+    assert c.group == "access" and c.sim_ns > 0 and c.ratio is not None and c.ratio > 0
 
 
 @needs_host
