@@ -10,9 +10,9 @@ import random
 from typing import Any
 
 import pytest
+from oracle_diff import BASE, random_ops
 
 import pagetab as pt
-from tests.oracle_diff import BASE, random_ops
 
 
 def _apply(mm: pt.AddressSpace, op: tuple[Any, ...]) -> Any:

@@ -1,0 +1,525 @@
+"""Experiments: one move, a policy comparison, and sweeps (DESIGN.md layer 8).
+
+``run_move`` maps a region, populates it, lets ``cpus`` CPUs touch it (so
+they are in mm_cpumask with its translations in their TLBs), moves it with
+mremap(MAYMOVE|FIXED) and returns a ``MoveResult``. ``compare`` runs that
+over sizes x archs x policies in this process; ``sweep`` runs the same grid
+on any ``concurrent.futures.Executor`` (a process pool by default, or e.g.
+``dask.distributed.Client(...).get_executor()`` for a cluster). Both return
+``Results``: a plain-text table, CSV, JSON, a pandas DataFrame, a plot.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .arch import Arch, arch, archs
+from .constants import (
+    MADV_HUGEPAGE,
+    MADV_POPULATE_READ,
+    MADV_POPULATE_WRITE,
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+)
+from .policy import policies
+from .space import AddressSpace
+from .stats import MoveStats
+
+__all__ = [
+    "ALIGNS",
+    "POPULATE_KINDS",
+    "MoveResult",
+    "Results",
+    "compare",
+    "parse_populate",
+    "run_move",
+    "sweep",
+]
+
+#: how a region is populated before the move: written 4K pages, the zero
+#: page (read faults), THPs (MADV_HUGEPAGE, then written), or one written
+#: page in every 16 (tables exist, mostly empty)
+POPULATE_KINDS = ("write", "read", "thp", "sparse")
+#: named alignments: the offset past a PUD boundary
+ALIGNS = ("pud", "pmd", "page")
+SPARSE_STRIDE = 16
+SRC_BASE, DST_BASE = 1 << 44, 1 << 45
+
+
+def parse_populate(populate: str | Mapping[str, float]) -> dict[str, float]:
+    """``"write"`` or a mix such as ``{"write": 0.5, "thp": 0.25}`` (fractions
+    of the region, in that order from its start; the rest stays unpopulated)
+    as a dict of fractions. A string "write:0.5,thp:0.25" is accepted too."""
+    if isinstance(populate, str):
+        if ":" not in populate:
+            mix: dict[str, float] = {populate: 1.0}
+        else:
+            mix = {}
+            for part in populate.split(","):
+                name, _, text = part.partition(":")
+                try:
+                    mix[name.strip()] = float(text)
+                except ValueError:
+                    raise ValueError(f"populate: bad fraction in {part!r}") from None
+    elif isinstance(populate, Mapping):
+        mix = dict(populate)
+    else:
+        raise TypeError(f"populate must be a str or a mapping, not {type(populate).__name__}")
+    for kind, frac in mix.items():
+        if kind not in POPULATE_KINDS:
+            raise ValueError(
+                f"populate kind must be one of {', '.join(POPULATE_KINDS)}, not {kind!r}"
+            )
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac <= 1:
+            raise ValueError(f"populate fraction of {kind!r} must be in (0, 1], not {frac!r}")
+    if not mix or sum(mix.values()) > 1 + 1e-9:
+        raise ValueError(f"populate fractions must sum to at most 1, not {mix}")
+    return mix
+
+
+def _offset(a: Arch, align: str | int, name: str) -> int:
+    if isinstance(align, str):
+        table = {"pud": 0, "pmd": a.pmd_size, "page": a.page_size}
+        if align not in table:
+            raise ValueError(f"{name} must be one of {', '.join(ALIGNS)} or bytes, not {align!r}")
+        return table[align]
+    if isinstance(align, bool) or not isinstance(align, int):
+        raise TypeError(f"{name} must be a str or an int, not {type(align).__name__}")
+    if align < 0 or align % a.page_size or align >= a.pud_size:
+        raise ValueError(
+            f"{name} must be a multiple of {a.page_size} in [0, PUD_SIZE), not {align}"
+        )
+    return align
+
+
+def _profile(name: str | Arch, overrides: Mapping[str, Any]) -> Arch:
+    """The arch with Arch fields and/or event costs overridden."""
+    a = arch(name)
+    fields = {k: v for k, v in overrides.items() if k not in a.costs}
+    costs = {k: v for k, v in overrides.items() if k in a.costs}
+    if fields:
+        try:
+            a = a.replace(**fields)
+        except ValueError as e:
+            raise ValueError(f"{e}; or a cost event: {sorted(a.costs)}") from None
+    return a.replace_costs(costs, "override") if costs else a
+
+
+@dataclass
+class MoveResult:
+    """One simulated move: what it did, what it would cost, whether it is safe."""
+
+    arch: str
+    policy: str
+    size: int
+    populate: str
+    src_align: str
+    dst_align: str
+    cpus: int
+    #: wall time of the simulated mremap call, and of the setup before it
+    sim_wall_ns: int
+    setup_wall_ns: int
+    estimated_ns: float
+    breakdown: dict[str, float]
+    counters: dict[str, int]
+    flush_ops: dict[str, int]
+    lock_acquired: dict[str, int]
+    unsafe_entries: int
+    unsafe_windows: int
+    peak_page_table_bytes: int
+    page_table_bytes_before: int
+    #: estimated time of the baseline policy / this one (set by Results)
+    ratio: float | None = field(default=None)
+
+    @property
+    def safe(self) -> bool:
+        """No moved entry outlived its page-table lock unflushed."""
+        return self.unsafe_entries == 0
+
+    def row(self) -> dict[str, Any]:
+        """A flat dict of scalars (one CSV row)."""
+        d: dict[str, Any] = {}
+        for k, v in asdict(self).items():
+            if isinstance(v, dict):
+                prefix = {"breakdown": "ns_", "flush_ops": "op_", "lock_acquired": "lock_"}
+                d.update({prefix.get(k, "") + kk.replace(" ", "_"): vv for kk, vv in v.items()})
+            else:
+                d[k] = v
+        d["safe"] = self.safe
+        return d
+
+
+def run_move(
+    size: int,
+    arch: str | Arch = "x86-64",
+    policy: str = "linux-6.8",
+    populate: str | Mapping[str, float] = "write",
+    src_align: str | int = "pud",
+    dst_align: str | int = "pmd",
+    cpus: int = 4,
+    touch: int = 4096,
+    seed: int = 0,
+    **arch_overrides: Any,
+) -> MoveResult:
+    """Populate a ``size``-byte region, touch it from ``cpus`` CPUs
+    (``touch`` random pages each), and move it with mremap(MAYMOVE|FIXED).
+
+    ``src_align``/``dst_align``: "pud", "pmd", "page" or a byte offset past a
+    PUD boundary. ``arch_overrides``: Arch fields (``Arch.replace``) or
+    event costs in ns (``Arch.with_costs``), e.g. ``ipi_send=2000``.
+    """
+    a = _profile(arch, arch_overrides)
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"size must be an int, not {type(size).__name__}")
+    if size <= 0 or size % a.page_size:
+        raise ValueError(f"size must be a positive multiple of {a.page_size}, not {size}")
+    if isinstance(touch, bool) or not isinstance(touch, int) or touch < 0:
+        raise ValueError(f"touch must be an int >= 0, not {touch!r}")
+    mix = parse_populate(populate)
+    src = SRC_BASE + _offset(a, src_align, "src_align")
+    dst = DST_BASE + _offset(a, dst_align, "dst_align")
+    t0 = time.perf_counter_ns()
+    mm = AddressSpace(a, cpus=cpus, policy=policy, thp="madvise")
+    mm.mmap(size, addr=src, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+    parts = _populate(mm, src, size, mix)
+    rng = np.random.default_rng(seed)
+    for cpu in range(cpus):
+        if touch and parts:
+            mm.access(_touch_addresses(mm, parts, rng, touch), cpu=cpu)
+    setup = time.perf_counter_ns() - t0
+    mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, dst)
+    st = mm.last_move
+    assert st is not None
+    return _result(st, a, size, mix, src_align, dst_align, cpus, setup)
+
+
+def _populate(
+    mm: AddressSpace, start: int, size: int, mix: Mapping[str, float]
+) -> list[tuple[int, int, str]]:
+    """Populate consecutive parts of the region, PMD rounded, in mix order;
+    returns the parts as (start, length, kind)."""
+    pmd = mm.arch.pmd_size
+    at, end = start, start + size
+    parts = []
+    for kind, frac in mix.items():
+        length = min(-(-int(size * frac) // pmd) * pmd, end - at)
+        if length <= 0:
+            break
+        if kind == "thp":
+            mm.madvise(at, length, MADV_HUGEPAGE)
+        if kind == "sparse":
+            stride = SPARSE_STRIDE * mm.page_size
+            mm.access(np.arange(at, at + length, stride, dtype=np.uint64), write=True)
+        else:
+            mm.madvise(at, length, MADV_POPULATE_READ if kind == "read" else MADV_POPULATE_WRITE)
+        parts.append((at, length, kind))
+        at += length
+    return parts
+
+
+def _touch_addresses(
+    mm: AddressSpace, parts: Sequence[tuple[int, int, str]], rng: np.random.Generator, n: int
+) -> np.ndarray[Any, Any]:
+    """``n`` random addresses of populated pages only (a touch must not
+    fault pages in and change what the experiment moves)."""
+    lengths = np.array([p[1] for p in parts], dtype=np.float64)
+    which = rng.choice(len(parts), size=n, p=lengths / lengths.sum())
+    starts = np.array([p[0] for p in parts], dtype=np.uint64)[which]
+    lens = np.array([p[1] for p in parts], dtype=np.uint64)[which]
+    offs = (rng.random(n) * lens).astype(np.uint64)
+    sparse = np.array([p[2] == "sparse" for p in parts])[which]
+    stride = np.uint64(SPARSE_STRIDE * mm.page_size)
+    offs[sparse] -= offs[sparse] % stride
+    return starts + offs
+
+
+def _result(
+    st: MoveStats,
+    a: Arch,
+    size: int,
+    mix: Mapping[str, float],
+    src_align: str | int,
+    dst_align: str | int,
+    cpus: int,
+    setup: int,
+) -> MoveResult:
+    d = st.as_dict()
+    from ._move import COUNTER_NAMES
+
+    label = ",".join(k if v == 1 else f"{k}:{v:g}" for k, v in mix.items())
+    return MoveResult(
+        arch=a.name,
+        policy=st.policy,
+        size=size,
+        populate=label,
+        src_align=str(src_align),
+        dst_align=str(dst_align),
+        cpus=cpus,
+        sim_wall_ns=st.wall_ns,
+        setup_wall_ns=setup,
+        estimated_ns=st.estimated_ns,
+        breakdown=st.breakdown,
+        counters={k: int(d[k]) for k in COUNTER_NAMES},
+        flush_ops=st.flush_ops,
+        lock_acquired=st.lock_acquired,
+        unsafe_entries=st.unsafe_entries,
+        unsafe_windows=st.unsafe_windows,
+        peak_page_table_bytes=st.peak_page_table_bytes,
+        page_table_bytes_before=st.page_table_bytes_before,
+    )
+
+
+# ----------------------------------------------------------------------
+# many moves
+
+
+class Results(Sequence[MoveResult]):
+    """MoveResults with each one's ratio to a baseline policy (the baseline's
+    estimated time over its own, same arch, size and setup: above 1 is
+    faster than the baseline)."""
+
+    def __init__(self, items: Iterable[MoveResult], baseline: str | None = "linux-4.19") -> None:
+        self._items = sorted(items, key=_order)
+        self.baseline = baseline
+        base: dict[tuple[Any, ...], float] = {}
+        for r in self._items:
+            if r.policy == baseline:
+                base[_setup_key(r)] = r.estimated_ns
+        for r in self._items:
+            b = base.get(_setup_key(r))
+            r.ratio = None if b is None or not r.estimated_ns else b / r.estimated_ns
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._items[i]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per move (the CSV and JSON records)."""
+        return [r.row() for r in self._items]
+
+    def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
+        """CSV text (also written to ``path`` if given)."""
+        rows = self.rows()
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        return _write(buf.getvalue(), path)
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """JSON text, a list of records (also written to ``path`` if given)."""
+        return _write(json.dumps(self.rows(), indent=1) + "\n", path)
+
+    def to_pandas(self) -> Any:
+        """A pandas DataFrame (pandas is optional: ImportError says how to get it)."""
+        try:
+            import pandas as pd
+        except ImportError as e:
+            raise ImportError("to_pandas needs pandas: pip install pandas") from e
+        return pd.DataFrame(self.rows())
+
+    def table(self) -> str:
+        """A plain-text table; unsafe rows say UNSAFE in the last column."""
+        head = (
+            "arch",
+            "size",
+            "policy",
+            "ptes",
+            "pmds",
+            "puds",
+            "flushes",
+            "unsafe",
+            "stale TLB",
+            "est. us",
+            f"vs {self.baseline}",
+            "sim ms",
+            "",
+        )
+        lines = [head]
+        for r in self._items:
+            lines.append(
+                (
+                    r.arch,
+                    format_size(r.size),
+                    r.policy,
+                    str(r.counters["ptes_moved"]),
+                    str(r.counters["normal_pmds_moved"] + r.counters["huge_pmds_moved"]),
+                    str(r.counters["normal_puds_moved"]),
+                    str(r.counters["flush_calls"]),
+                    str(r.unsafe_entries),
+                    str(r.unsafe_windows),
+                    f"{r.estimated_ns / 1e3:.1f}",
+                    "-" if r.ratio is None else f"{r.ratio:.1f}x",
+                    f"{r.sim_wall_ns / 1e6:.2f}",
+                    "" if r.safe else "UNSAFE",
+                )
+            )
+        widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+        out = []
+        for line in lines:
+            cells = [
+                c.ljust(w) if i < 3 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(line, widths, strict=True))
+            ]
+            out.append("  ".join(cells).rstrip())
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def plot(self, path: str | os.PathLike[str], title: str | None = None) -> None:
+        """Log-log estimated kernel time against region size, one line per
+        arch and policy, written to ``path`` (PNG). Needs matplotlib."""
+        from .plot import plot_results
+
+        plot_results(self, path, title)
+
+
+def _order(r: MoveResult) -> tuple[Any, ...]:
+    pols = policies()
+    pi = pols.index(r.policy) if r.policy in pols else len(pols)
+    return (r.arch, r.size, r.populate, r.src_align, r.dst_align, r.cpus, pi, r.policy)
+
+
+def _setup_key(r: MoveResult) -> tuple[Any, ...]:
+    return (r.arch, r.size, r.populate, r.src_align, r.dst_align, r.cpus)
+
+
+def _write(text: str, path: str | os.PathLike[str] | None) -> str:
+    if path is not None:
+        with open(path, "w") as f:
+            f.write(text)
+    return text
+
+
+def format_size(n: int) -> str:
+    """1073741824 -> "1G", 4096 -> "4K", 3 << 29 -> "1536M"."""
+    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return str(n)
+
+
+def _grid(
+    sizes: Iterable[int] | int, archs_: Iterable[str] | str, policies_: Iterable[str] | str
+) -> list[tuple[int, str, str]]:
+    sz = [sizes] if isinstance(sizes, int) else list(sizes)
+    ar = archs() if archs_ == "all" else [archs_] if isinstance(archs_, str) else list(archs_)
+    po = (
+        policies()
+        if policies_ == "all"
+        else [policies_]
+        if isinstance(policies_, str)
+        else list(policies_)
+    )
+    for name, got in (("sizes", sz), ("archs", ar), ("policies", po)):
+        if not got:
+            raise ValueError(f"{name} must not be empty")
+    return list(itertools.product(sz, ar, po))
+
+
+def compare(
+    sizes: Iterable[int] | int = (1 << 30, 64 << 30),
+    archs: Iterable[str] | str = ("x86-64", "arm64-4k"),
+    policies: Iterable[str] | str = "all",
+    baseline: str | None = "linux-4.19",
+    progress: Callable[[int, int], None] | None = None,
+    **kwargs: Any,
+) -> Results:
+    """``run_move`` for every size x arch x policy, one after another in
+    this process; ``kwargs`` go to every run_move. ``progress(done, total)``
+    is called after each."""
+    grid = _grid(sizes, archs, policies)
+    out = []
+    for i, (size, a, p) in enumerate(grid):
+        out.append(run_move(size, arch=a, policy=p, **kwargs))
+        if progress is not None:
+            progress(i + 1, len(grid))
+    return Results(out, baseline)
+
+
+def _run_one(job: tuple[int, str, str, dict[str, Any]]) -> MoveResult:
+    size, a, p, kwargs = job
+    return run_move(size, arch=a, policy=p, **kwargs)
+
+
+def sweep(
+    sizes: Iterable[int] | int,
+    archs: Iterable[str] | str = "x86-64",
+    policies: Iterable[str] | str = "all",
+    executor: Executor | None = None,
+    baseline: str | None = "linux-4.19",
+    progress: Callable[[int, int], None] | None = None,
+    **kwargs: Any,
+) -> Results:
+    """``run_move`` for every size x arch x policy in parallel.
+
+    ``executor``: any ``concurrent.futures.Executor``; None makes a process
+    pool with one worker per CPU (closed afterwards). For a cluster, pass
+    ``dask.distributed.Client(address).get_executor()``. Arguments are
+    validated here, before anything is submitted; the first failing run's
+    exception is raised.
+    """
+    grid = _grid(sizes, archs, policies)
+    jobs = [(s, a, p, dict(kwargs)) for s, a, p in grid]
+    _validate(jobs)
+    own = executor is None
+    ex = executor if executor is not None else ProcessPoolExecutor(os.cpu_count() or 1)
+    try:
+        futures: list[Future[MoveResult]] = [ex.submit(_run_one, j) for j in jobs]
+        done = 0
+        for _ in as_completed(futures):
+            done += 1
+            if progress is not None:
+                progress(done, len(jobs))
+        results = [f.result() for f in futures]
+    finally:
+        if own:
+            ex.shutdown(cancel_futures=True)
+    return Results(results, baseline)
+
+
+def _validate(jobs: Sequence[tuple[int, str, str, dict[str, Any]]]) -> None:
+    """Check every configuration cheaply (no populate) so that a typo fails
+    at once instead of in a worker."""
+    from .policy import policy as _policy
+
+    profiles: dict[str, Arch] = {}
+    for size, a, p, kw in jobs:
+        _policy(p)
+        if a not in profiles:
+            profiles[a] = _profile(a, {k: v for k, v in kw.items() if k not in _RUN_KWARGS})
+            parse_populate(kw.get("populate", "write"))
+            _offset(profiles[a], kw.get("src_align", "pud"), "src_align")
+            _offset(profiles[a], kw.get("dst_align", "pmd"), "dst_align")
+        page = profiles[a].page_size
+        if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % page:
+            raise ValueError(f"size must be a positive multiple of {page}, not {size!r}")
+
+
+_RUN_KWARGS = {"populate", "src_align", "dst_align", "cpus", "touch", "seed"}
+
+
+def iter_sizes(lo: int, hi: int) -> Iterator[int]:
+    """lo, 2*lo, 4*lo, ... up to hi (inclusive): a size range."""
+    n = lo
+    while n <= hi:
+        yield n
+        n *= 2

@@ -1,0 +1,96 @@
+"""Plots of experiment results (matplotlib, an optional dependency)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .experiment import Results
+
+__all__ = ["plot_results"]
+
+
+def _size_label(n: float, _pos: Any = None) -> str:
+    from .experiment import format_size
+
+    return format_size(int(n))
+
+
+def _policy_order(name: str) -> int:
+    from .policy import policies
+
+    names = policies()
+    return names.index(name) if name in names else len(names)
+
+
+def plot_results(results: Results, path: str | os.PathLike[str], title: str | None = None) -> None:
+    """Log-log estimated kernel time against region size: one line per arch
+    and policy (unsafe points marked with a red x), written as a PNG."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import FuncFormatter
+    except ImportError as e:
+        raise ImportError("plots need matplotlib: pip install 'pagetab[plot]'") from e
+    series: dict[tuple[str, str], list[tuple[int, float, bool]]] = {}
+    for r in results:
+        series.setdefault((r.arch, r.policy), []).append((r.size, r.estimated_ns, r.safe))
+    archs = sorted({a for a, _ in series})
+    pols = list(dict.fromkeys(p for _, p in sorted(series, key=lambda k: _policy_order(k[1]))))
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
+    # colour and marker name the policy, the line style the arch: policies
+    # with equal costs draw on top of each other but stay distinguishable
+    styles = ["-", "--", ":", "-."]
+    markers = ["o", "s", "^", "v", "D", "P", "X", "*", "h"]
+    cmap = plt.get_cmap("tab10")
+    bad_x: list[int] = []
+    bad_y: list[float] = []
+    for (a, pol), pts in sorted(series.items(), key=lambda kv: (kv[0][0], pols.index(kv[0][1]))):
+        pts.sort()
+        xs = [p[0] for p in pts]
+        ys = [p[1] / 1e3 for p in pts]
+        k = pols.index(pol)
+        ax.plot(
+            xs,
+            ys,
+            styles[archs.index(a) % len(styles)],
+            marker=markers[k % len(markers)],
+            markersize=5,
+            color=cmap(k % 10),
+            alpha=0.85,
+            label=pol if len(archs) == 1 else f"{a} {pol}",
+        )
+        bad_x += [x for (x, _, safe) in pts if not safe]
+        bad_y += [y for (_, _, safe), y in zip(pts, ys, strict=True) if not safe]
+    if bad_x:
+        ax.plot(
+            bad_x,
+            bad_y,
+            "x",
+            color="red",
+            markersize=11,
+            mew=2,
+            label="unsafe: stale TLB entries outlive the lock",
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(_size_label))
+    ax.set_xlabel("region size (bytes, log scale)")
+    ax.set_ylabel("estimated kernel time of the mremap call (µs, log scale)")
+    sizes = sorted({r.size for r in results})
+    from .experiment import format_size
+
+    span = (
+        format_size(sizes[0])
+        if len(sizes) == 1
+        else f"{format_size(sizes[0])} to {format_size(sizes[-1])}"
+    )
+    ax.set_title(title or f"mremap cost by policy: {', '.join(archs)}, {span}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2 if len(series) > 8 else 1)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)

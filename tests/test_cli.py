@@ -1,0 +1,248 @@
+"""The pagetab command: every subcommand, its exit status and outputs,
+and fuzzed command lines (always exit 0, 1 or 2, never a traceback)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import pagetab as pt
+from pagetab.__main__ import main, parse_size, parse_sizes
+
+M, G = 1 << 20, 1 << 30
+SUBCOMMANDS = ["compare", "sweep", "move", "archs", "policies", "reproduce", "host", "calibrate"]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pagetab", *args], capture_output=True, text=True, check=False
+    )
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """main() in this process; SystemExit (argparse) becomes the status."""
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = int(e.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("sub", SUBCOMMANDS)
+def test_help_on_every_subcommand(sub: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([sub, "--help"], capsys)
+    assert code == 0 and out.startswith(f"usage: pagetab {sub}")
+
+
+def test_top_level_help_and_module_entry() -> None:
+    r = run_cli("--help")
+    assert r.returncode == 0 and all(s in r.stdout for s in SUBCOMMANDS)
+
+
+def test_compare_table_json_and_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "compare",
+        "--size",
+        "8M,16M",
+        "--arch",
+        "x86-64,arm64-4k",
+        "--policy",
+        "all",
+        "--cpus",
+        "2",
+    ]
+    code, out, _ = run([*argv, "--csv", str(tmp_path / "c.csv")], capsys)
+    assert code == 0
+    assert out.count("UNSAFE") == 2 * 2 * 2  # linux-4.18 and fast-mremap-v2, 2 sizes, 2 archs
+    assert "vs linux-4.19" in out and all(p in out for p in pt.policies())
+    rows = list(csv.DictReader((tmp_path / "c.csv").open()))
+    assert len(rows) == 2 * 2 * len(pt.policies())
+    code, out, _ = run([*argv, "--json", "--baseline", "linux-5.0"], capsys)
+    data = json.loads(out)
+    assert code == 0 and len(data) == len(rows)
+    assert all(r["ratio"] == 1.0 for r in data if r["policy"] == "linux-5.0")
+    code, _, _ = run([*argv, "--fail-unsafe"], capsys)
+    assert code == 1
+    code, _, _ = run(["compare", "--size", "8M", "--policy", "linux-5.0", "--fail-unsafe"], capsys)
+    assert code == 0
+
+
+def test_default_command_is_compare(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--size", "4M", "--arch", "ppc64-radix-64k", "--json"], capsys)
+    assert code == 0 and {r["arch"] for r in json.loads(out)} == {"ppc64-radix-64k"}
+
+
+def test_sweep_writes_csv_json_and_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    csv_, js, png = tmp_path / "s.csv", tmp_path / "s.json", tmp_path / "s.png"
+    r = run_cli(
+        "sweep",
+        "--size",
+        "4M..16M",
+        "--arch",
+        "x86-64",
+        "--policy",
+        "linux-4.19,linux-5.0",
+        "--csv",
+        str(csv_),
+        "--json-out",
+        str(js),
+        "--plot",
+        str(png),
+        "--jobs",
+        "2",
+        "--progress",
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(list(csv.DictReader(csv_.open()))) == 3 * 2
+    assert {d["size"] for d in json.loads(js.read_text())} == {4 * M, 8 * M, 16 * M}
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert "sweep: 6 moves" in r.stdout
+
+
+def test_move_details(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        ["move", "--size", "64M", "--align", "page", "--policy", "linux-4.19", "--json"], capsys
+    )
+    assert code == 0
+    d = json.loads(out)
+    assert d["ptes_moved"] == 64 * M // 4096 and d["estimated_ns"] > 0
+    code, out, _ = run(
+        ["move", "--size", "8M", "--policy", "fast-mremap-v2", "--fail-unsafe"], capsys
+    )
+    assert code == 1 and "UNSAFE" in out and "normal_pmds_moved" in out
+    code, out, _ = run(
+        [
+            "move",
+            "--arch",
+            "arm64-64k",
+            "--size",
+            "1G",
+            "--align",
+            "pud",
+            "--populate",
+            "read",
+            "--policy",
+            "linux-5.11",
+        ],
+        capsys,
+    )
+    assert code == 0 and "normal_puds_moved" in out
+
+
+@pytest.mark.parametrize("sub", ["archs", "policies", "reproduce"])
+def test_listings(sub: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run([sub], capsys)
+    assert code == 0 and out.strip()
+    code, out, _ = run([sub, "--json"], capsys)
+    data = json.loads(out)
+    assert code == 0 and data
+    if sub == "archs":
+        assert [d["name"] for d in data] == pt.archs() and all(d["source"] for d in data)
+    if sub == "policies":
+        assert [d["name"] for d in data] == pt.policies()
+        assert any("eb66ae030829" in d["source"] for d in data)
+    if sub == "reproduce":
+        assert any(round(d["published"] or 0) == 34 for d in data)
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["compare", "--size", "1Q"], "--size"),
+        (["compare", "--size", "8G..1G"], "--size"),
+        (["compare", "--size", "-4K"], "--size"),
+        (["compare", "--arch", "vax"], "--arch"),
+        (["compare", "--policy", "linux-9"], "--policy"),
+        (["move", "--cpus", "0"], "--cpus"),
+        (["move", "--populate", "lots"], "--populate"),
+        (["sweep", "--jobs", "x"], "--jobs"),
+        (["move", "--align", "2m"], "--align"),
+        (["frobnicate"], "frobnicate"),
+        (["host", "--repeats", "0"], "--repeats"),
+        (["move", "--size", "6K", "--arch", "arm64-16k"], "16384"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(
+    argv: list[str], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(argv, capsys)
+    assert code == 2 and option in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_unwritable_output_fails_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        [
+            "compare",
+            "--size",
+            "4M",
+            "--policy",
+            "linux-5.0",
+            "--csv",
+            str(tmp_path / "no" / "such" / "dir.csv"),
+        ],
+        capsys,
+    )
+    assert code == 1 and "failed" in err
+
+
+def test_parse_sizes() -> None:
+    assert parse_size("4K") == 4096 and parse_size("1g") == G and parse_size("2MB") == 2 * M
+    assert parse_size("8192") == 8192 and parse_size("1T") == 1 << 40
+    assert parse_sizes("1G..8G") == [G, 2 * G, 4 * G, 8 * G]
+    assert parse_sizes("4K,1G..2G,4K") == [4096, G, 2 * G]
+
+
+_TEXT = st.text(alphabet="0123456789KMGTkmgt.,-x ", max_size=8)
+_OPTION_VALUES = {
+    # valid sizes stay small; the rest cannot parse (no digits)
+    "--size": st.sampled_from(["4K", "2M", "8M", "16M", "4M..16M", "0", "1Q"])
+    | st.text(alphabet="KMGT.,-x ", max_size=6),
+    "--arch": st.sampled_from([*pt.archs(), "all", "vax", ""]),
+    "--policy": st.sampled_from([*pt.policies(), "linux-4.19,linux-5.0", "nope"]),
+    "--populate": st.sampled_from(
+        ["write", "read", "thp", "sparse", "write:0.5,thp:0.5", "write:2", "x:1"]
+    )
+    | _TEXT,
+    "--align": st.sampled_from(["pud", "pmd", "page", "1m"]),
+    "--src-align": st.sampled_from(["pud", "pmd", "page", "huge"]),
+    "--cpus": st.sampled_from(["1", "4", "256", "257", "0", "-1", "two"]),
+    "--baseline": st.sampled_from(["linux-4.19", "linux-6.8", "bogus"]),
+}
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(sub=st.sampled_from(["compare", "move"]), data=st.data())
+def test_fuzzed_command_lines_exit_cleanly(
+    sub: str, data: st.DataObject, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opts = data.draw(st.lists(st.sampled_from(sorted(_OPTION_VALUES)), max_size=5, unique=True))
+    argv = [sub, "--size", "4M", "--json"]  # small unless the fuzzer replaces it
+    for o in opts:
+        if sub == "move" and o in ("--baseline",):
+            continue
+        value = data.draw(_OPTION_VALUES[o])
+        if sub == "move" and o in ("--arch", "--policy") and "," in value:
+            value = value.split(",")[0]
+        argv += [o, value]
+    code, out, err = run(argv, capsys)
+    assert code in (0, 1, 2), (argv, err)
+    assert "Traceback" not in err, (argv, err)
+    if code == 2:
+        assert len(err.strip().splitlines()) == 1, (argv, err)
+    if code == 0:
+        json.loads(out)
