@@ -169,17 +169,25 @@ cdef inline void insert_array(TlbState *s, int arr, int cpu, uint64_t addr, int 
                        uint64_t fbits) noexcept nogil:
     """Fill one array: the way holding nothing current, else the LRU way."""
     cdef TlbArray *a = &s.arrays[arr]
-    cdef int64_t base = array_slot(s, a, cpu, addr, cls)
-    cdef int w, victim = 0, ways = a.ways
-    cdef uint64_t best = 0xffffffffffffffff, score
-    cdef uint64_t cur = (VALID | ((s.gen[cpu] & GEN_MASK) << 48)) >> 48
+    cdef uint64_t vpn = addr >> s.class_shift[cls]
+    cdef int64_t setno = (<int64_t>cpu << a.sets_shift) + <int64_t>(
+        vpn & ((<uint64_t>1 << a.sets_shift) - 1))
+    cdef int ways = a.ways
+    cdef int64_t base = setno * ways
+    cdef int w, victim = 0
+    cdef uint64_t best = 0xffffffffffffffff, score, order
+    cdef uint64_t genbits = VALID | ((s.gen[cpu] & GEN_MASK) << 48)
+    cdef uint64_t cur = genbits >> 48
     cdef uint64_t *tags = &a.tag[base]
     cdef uint32_t *lru
     if a.order != NULL:
-        # the LRU way; invalidated ways were moved there, stale ones are
-        # taken as they come (all ways go stale together at a full flush)
-        victim = <int>((a.order[set_of(a, base)] >> (4 * (ways - 1))) & 15)
+        # the LRU way (invalidated ways were moved there, stale ones are
+        # taken as they come: all ways go stale together at a full flush)
+        # becomes the MRU: the packed order rotates by one nibble
+        order = a.order[setno]
+        victim = <int>((order >> (4 * (ways - 1))) & 15)
         best = 1 if (tags[victim] >> 48) == cur else 0
+        a.order[setno] = ((order << 4) & low_mask(ways)) | <uint64_t>victim
     else:
         lru = &a.lru[base]
         for w in range(ways):
@@ -190,14 +198,15 @@ cdef inline void insert_array(TlbState *s, int arr, int cpu, uint64_t addr, int 
                 victim = w
                 if score == 0:
                     break
+        s.clock[cpu] += 1
+        lru[victim] = s.clock[cpu]
     if best != 0:
         ccount(s, cpu, arr, <int>(tags[victim] & 3))[0] -= 1
     else:
         s.valid[cpu] += 1
     ccount(s, cpu, arr, cls)[0] += 1
-    tags[victim] = make_tag(s, cpu, addr, cls)
+    tags[victim] = genbits | (vpn << 2) | <uint64_t>cls
     a.frame[base + victim] = fbits
-    touch_way(s, a, cpu, base, victim)
 
 
 cdef inline void tlb_insert_level(TlbState *s, int cpu, int level, uint64_t addr, int cls,
