@@ -815,7 +815,10 @@ class AddressSpace:
             self._unmap_range(addr + new_len, addr + old_len)
             old_len = new_len
         vma = self.find_vma(addr)
-        assert vma is not None  # validated; the ranges do not overlap
+        if vma is None:
+            # mremap_to: unmapping the target removed the source (old_size 0
+            # with new_addr == old_addr); the kernel fails here, target unmapped
+            raise _sys_error(errno.EFAULT, "mremap", f"{addr:#x} was unmapped as the target")
         if not flags & MREMAP_FIXED:
             found = self.get_unmapped_area(new_len, na, False)
             if found is None:

@@ -228,3 +228,14 @@ def test_move_keeps_frames_for_every_populate_kind(make_mm: MM) -> None:
     assert np.array_equal(mm.frames(b, 8 * M), f)
     st = mm.last_move
     assert st is not None and st.huge_pmds_split == 2 and st.huge_pmds_moved == 0
+
+
+def test_old_size_zero_onto_itself_unmaps_and_faults(make_mm: MM) -> None:
+    # old_size 0 does not overlap, so MREMAP_FIXED first unmaps the target,
+    # which is the source: the kernel then fails with EFAULT (checked on
+    # Linux 6.18 with pagetab.oracle.run_ops; the reference model found it)
+    mm = make_mm("x86-64")
+    a = mm.mmap(4096, addr=BASE, flags=pt.MAP_SHARED | pt.MAP_ANONYMOUS | pt.MAP_FIXED)
+    with pytest.raises(OSError) as e:
+        mm.mremap(a, 0, 4096, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, a)
+    assert e.value.errno == errno.EFAULT and mm.vmas() == []

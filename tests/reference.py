@@ -1,0 +1,402 @@
+"""A pure-Python reference model of an address space: a dict per page.
+
+Slow and plain on purpose: every mapped page is a dict entry holding its
+VMA's attributes (protection, sharing, hugepage advice, vm_pgoff, anon_vma
+and a VMA identity) and its contents (not present, the zero page, or a
+token naming one page of data). A VMA is a maximal run of consecutive pages
+with the same identity. System calls follow the kernel's rules as written
+in mm/mmap.c, mm/mprotect.c, mm/madvise.c and mm/mremap.c (Linux 6.17+),
+without page tables: it says what the address space looks like, not how
+the tables got there.
+
+Transparent huge pages are outside the model (the reference runs with
+thp="never"): whether a fault installs a THP depends on page-table state
+the model does not keep. THP behaviour is checked against the real kernel
+instead (tests/test_conformance_host.py).
+
+Address placement (mremap with MREMAP_MAYMOVE but no MREMAP_FIXED) is
+taken from the simulator and checked for validity (aligned, free, in
+range), not recomputed.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+from dataclasses import dataclass, replace
+
+import pagetab as pt
+
+MAYMOVE, FIXED, DONTUNMAP = pt.MREMAP_MAYMOVE, pt.MREMAP_FIXED, pt.MREMAP_DONTUNMAP
+HUGE, NOHUGE = 1, 2  # VM_HUGEPAGE, VM_NOHUGEPAGE
+
+
+class Errno(Exception):
+    """A system call's error (the reference's own, to keep it apart from OSError)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(errno.errorcode.get(code, code))
+        self.code = code
+
+
+ZERO = "zero"
+
+
+@dataclass(frozen=True)
+class Page:
+    """One mapped page: its VMA's attributes and what it holds."""
+
+    vid: int  # VMA identity
+    prot: int
+    shm: int | None  # the shmem object (MAP_SHARED), None for private memory
+    flags: int  # HUGE / NOHUGE
+    pgoff: int  # vm_pgoff of this very page (the VMA's pgoff + its index)
+    anon: int | None  # anon_vma identity
+    content: object = None  # None: not present; ZERO; or a token (private data)
+
+
+class Reference:
+    """The address space as a page dict. Methods mirror AddressSpace's."""
+
+    def __init__(self, page_size: int, task_size: int) -> None:
+        self.ps = page_size
+        self.shift = page_size.bit_length() - 1
+        self.task_size = task_size
+        self.pages: dict[int, Page] = {}  # page number -> Page
+        self.objects: dict[int, dict[int, int]] = {}  # shm -> {object page: token}
+        self.object_pages: dict[int, int] = {}  # shm -> size in pages
+        self._ids = itertools.count(1)
+
+    # helpers ---------------------------------------------------------
+
+    def _new(self) -> int:
+        return next(self._ids)
+
+    def _align(self, n: int) -> int:
+        return (n + self.ps - 1) & ~(self.ps - 1)
+
+    def _range(self, start: int, end: int) -> range:
+        return range(start >> self.shift, end >> self.shift)
+
+    def vmas(self) -> list[tuple[int, int, Page]]:
+        """(start page, end page, first page) of every VMA, in order."""
+        out: list[tuple[int, int, Page]] = []
+        for n in sorted(self.pages):
+            p = self.pages[n]
+            if out and out[-1][1] == n and out[-1][2].vid == p.vid:
+                out[-1] = (out[-1][0], n + 1, out[-1][2])
+            else:
+                out.append((n, n + 1, p))
+        return out
+
+    def _vma_at(self, n: int) -> tuple[int, int] | None:
+        """[first, end) page numbers of the VMA holding page n."""
+        if n not in self.pages:
+            return None
+        vid = self.pages[n].vid
+        lo = n
+        while lo - 1 in self.pages and self.pages[lo - 1].vid == vid:
+            lo -= 1
+        hi = n + 1
+        while hi in self.pages and self.pages[hi].vid == vid:
+            hi += 1
+        return lo, hi
+
+    def _mergeable(self, a: Page, b: Page) -> bool:
+        """is_mergeable_vma + is_mergeable_anon_vma + pgoff contiguity, for
+        b's VMA starting right after a's."""
+        return (
+            a.vid != b.vid
+            and a.prot == b.prot
+            and a.shm == b.shm
+            and a.flags == b.flags
+            and a.pgoff + 1 == b.pgoff
+            and (a.anon is None or b.anon is None or a.anon == b.anon)
+        )
+
+    def _merge_at(self, n: int) -> None:
+        """Merge the VMA ending at page n - 1 with the one starting at n."""
+        a, b = self.pages.get(n - 1), self.pages.get(n)
+        if a is None or b is None or not self._mergeable(a, b):
+            return
+        lo, _ = self._vma_at(n - 1)  # type: ignore[misc]
+        _, hi = self._vma_at(n)  # type: ignore[misc]
+        anon = a.anon if a.anon is not None else b.anon
+        for k in range(lo, hi):
+            self.pages[k] = replace(self.pages[k], vid=a.vid, anon=anon)
+
+    def _merge_around(self, lo: int, hi: int) -> None:
+        """Try to merge every pair of neighbouring VMAs meeting in [lo, hi]
+        (page numbers), left to right."""
+        for n in range(lo, hi + 1):
+            if n in self.pages and n - 1 in self.pages and self.pages[n].vid != self.pages[n - 1].vid:
+                self._merge_at(n)
+
+    def _relabel(self, lo: int, hi: int, **changes: object) -> None:
+        """Split [lo, hi) off as its own VMA with some attributes changed."""
+        vid = self._new()
+        for k in range(lo, hi):
+            self.pages[k] = replace(self.pages[k], vid=vid, **changes)  # type: ignore[arg-type]
+
+    def _unmap(self, start: int, end: int) -> None:
+        for n in self._range(start, end):
+            self.pages.pop(n, None)
+
+    def _free(self, start: int, end: int) -> bool:
+        return all(n not in self.pages for n in self._range(start, end))
+
+    def _token(self) -> int:
+        return self._new()
+
+    # system calls ----------------------------------------------------
+
+    def mmap(self, length: int, addr: int, prot: int, flags: int) -> int:
+        """MAP_FIXED anonymous mappings only (placement is the simulator's
+        job; the state machine always fixes the address)."""
+        assert flags & pt.MAP_FIXED and flags & pt.MAP_ANONYMOUS
+        if length == 0 or addr & (self.ps - 1):
+            raise Errno(errno.EINVAL)
+        length = self._align(length)
+        if addr > self.task_size - length:
+            raise Errno(errno.ENOMEM)
+        self._unmap(addr, addr + length)
+        vid = self._new()
+        if flags & pt.MAP_SHARED:
+            shm = self._new()
+            self.objects[shm] = {}
+            self.object_pages[shm] = length >> self.shift
+            base = 0
+        else:
+            shm, base = None, addr >> self.shift
+        for i, n in enumerate(self._range(addr, addr + length)):
+            self.pages[n] = Page(vid, prot, shm, 0, base + i, None)
+        first, last = addr >> self.shift, (addr + length) >> self.shift
+        self._merge_at(first)
+        self._merge_at(last)
+        return addr
+
+    def munmap(self, addr: int, length: int) -> None:
+        if addr & (self.ps - 1) or length == 0:
+            raise Errno(errno.EINVAL)
+        length = self._align(length)
+        if length > self.task_size or addr > self.task_size - length:
+            raise Errno(errno.EINVAL)
+        self._unmap(addr, addr + length)
+
+    def _modify(self, start: int, end: int, change: dict[str, int]) -> None:
+        """mprotect_fixup / madvise_update_vma on every VMA piece in
+        [start, end) whose attributes change: split it off, change it,
+        merge it with its neighbours."""
+        pieces = []
+        n = start >> self.shift
+        while n < end >> self.shift:
+            if n not in self.pages:
+                n += 1
+                continue
+            lo, hi = self._vma_at(n)  # type: ignore[misc]
+            lo, hi = max(lo, n), min(hi, end >> self.shift)
+            p = self.pages[lo]
+            new = {k: v for k, v in change.items() if getattr(p, k) != v}
+            if new:
+                self._relabel(lo, hi, **new)
+                pieces.append((lo, hi))
+            n = hi
+        for lo, hi in pieces:
+            self._merge_at(lo)
+            self._merge_at(hi)
+
+    def mprotect(self, addr: int, length: int, prot: int) -> None:
+        if addr & (self.ps - 1):
+            raise Errno(errno.EINVAL)
+        if length == 0:
+            return
+        end = addr + self._align(length)
+        if end > self.task_size:
+            raise Errno(errno.ENOMEM)
+        n = addr >> self.shift
+        if n not in self.pages:
+            raise Errno(errno.ENOMEM)
+        # up to the first hole; VMAs before it keep the change
+        stop = n
+        while stop < end >> self.shift and stop in self.pages:
+            stop += 1
+        self._modify(addr, stop << self.shift, {"prot": prot})
+        if stop < end >> self.shift:
+            raise Errno(errno.ENOMEM)
+
+    def madvise(self, addr: int, length: int, advice: int) -> None:
+        if addr & (self.ps - 1):
+            raise Errno(errno.EINVAL)
+        if length == 0:
+            return
+        end = addr + self._align(length)
+        if advice in (pt.MADV_POPULATE_READ, pt.MADV_POPULATE_WRITE):
+            self._populate(addr, end, advice == pt.MADV_POPULATE_WRITE)
+            return
+        hole = any(n not in self.pages for n in self._range(addr, end))
+        if advice == pt.MADV_DONTNEED:
+            for n in self._range(addr, end):
+                if n in self.pages:
+                    self.pages[n] = replace(self.pages[n], content=None)
+        else:
+            n = addr >> self.shift
+            while n < end >> self.shift:
+                if n not in self.pages:
+                    n += 1
+                    continue
+                _, hi = self._vma_at(n)  # type: ignore[misc]
+                hi = min(hi, end >> self.shift)
+                old = self.pages[n].flags
+                new = (old | HUGE) & ~NOHUGE if advice == pt.MADV_HUGEPAGE else (old | NOHUGE) & ~HUGE
+                self._modify(n << self.shift, hi << self.shift, {"flags": new})
+                n = hi
+        if hole:
+            raise Errno(errno.ENOMEM)
+
+    def _populate(self, addr: int, end: int, write: bool) -> None:
+        """MADV_POPULATE_READ/WRITE: fault page by page; stop at the first
+        failure with the kernel's errno (work before it stays)."""
+        for n in self._range(addr, end):
+            p = self.pages.get(n)
+            if p is None:
+                raise Errno(errno.ENOMEM)
+            if p.prot == pt.PROT_NONE or (write and not p.prot & pt.PROT_WRITE):
+                raise Errno(errno.EINVAL)
+            if p.shm is not None:
+                if p.pgoff >= self.object_pages[p.shm]:
+                    raise Errno(errno.EFAULT)  # SIGBUS past the object
+                obj = self.objects[p.shm]
+                if p.pgoff not in obj:
+                    obj[p.pgoff] = self._token()
+                self.pages[n] = replace(p, content=obj[p.pgoff])
+                continue
+            if p.content is None and not write:
+                self.pages[n] = replace(p, content=ZERO)  # the zero page
+            elif write and p.content in (None, ZERO):
+                if p.anon is None:
+                    self._set_anon(n)  # anon_vma_prepare: the whole VMA
+                self.pages[n] = replace(self.pages[n], content=self._token())
+
+    def _set_anon(self, n: int) -> None:
+        lo, hi = self._vma_at(n)  # type: ignore[misc]
+        anon = self._new()
+        for k in range(lo, hi):
+            self.pages[k] = replace(self.pages[k], anon=anon)
+
+    def write(self, addr: int) -> None:
+        """A write fault on one page (the state machine's access)."""
+        self._populate(addr, addr + self.ps, True)
+
+    # mremap ----------------------------------------------------------
+
+    def mremap(self, old: int, old_size: int, new_size: int, flags: int,
+               new_addr: int, placed: int | None) -> int:  # fmt: skip
+        """``placed``: where the simulator put a MAYMOVE move it had to
+        place itself (checked here, not recomputed)."""
+        if flags & ~(MAYMOVE | FIXED | DONTUNMAP) or old & (self.ps - 1):
+            raise Errno(errno.EINVAL)
+        old_len, new_len = self._align(old_size), self._align(new_size)
+        if new_len == 0 or new_len > self.task_size:
+            raise Errno(errno.EINVAL)
+        if flags & (FIXED | DONTUNMAP):
+            if new_addr > self.task_size - new_len or new_addr & (self.ps - 1):
+                raise Errno(errno.EINVAL)
+            if not flags & MAYMOVE:
+                raise Errno(errno.EINVAL)
+            if flags & DONTUNMAP and old_len != new_len:
+                raise Errno(errno.EINVAL)
+            if old + old_len > new_addr and new_addr + new_len > old:
+                raise Errno(errno.EINVAL)
+        if flags & FIXED and old_len == new_len:
+            return self._remap_move(old, old_len, new_addr, flags)
+        p = self.pages.get(old >> self.shift)
+        if p is None:
+            raise Errno(errno.EFAULT)
+        lo, hi = self._vma_at(old >> self.shift)  # type: ignore[misc]
+        vma_end = hi << self.shift
+        if new_len > old_len or flags & (FIXED | DONTUNMAP):
+            if old_len == 0 and p.shm is None:
+                raise Errno(errno.EINVAL)
+            if min(old_len, new_len) > vma_end - old:
+                raise Errno(errno.EFAULT)
+        if flags & (FIXED | DONTUNMAP):
+            if flags & FIXED:
+                self._unmap(new_addr, new_addr + new_len)
+                if old >> self.shift not in self.pages:
+                    raise Errno(errno.EFAULT)  # the target held the source
+            if new_len < old_len:
+                self._unmap(old + new_len, old + old_len)
+                old_len = new_len
+            if not flags & FIXED:
+                new_addr = self._check_placed(placed, new_len)
+            return self._move(old, old_len, new_len, new_addr, flags)
+        if new_len <= old_len:
+            self._unmap(old + new_len, old + old_len)
+            return old
+        delta = new_len - old_len
+        if vma_end - old == old_len and vma_end + delta <= self.task_size and self._free(
+            vma_end, vma_end + delta
+        ):
+            # expand in place: the VMA grows, then may merge with the next
+            for i, n in enumerate(self._range(vma_end, vma_end + delta)):
+                last = self.pages[hi - 1]
+                self.pages[n] = replace(last, pgoff=last.pgoff + i + 1, content=None)
+            self._merge_at((vma_end + delta) >> self.shift)
+            return old
+        if not flags & MAYMOVE:
+            raise Errno(errno.ENOMEM)
+        return self._move(old, old_len, new_len, self._check_placed(placed, new_len), flags)
+
+    def _check_placed(self, placed: int | None, length: int) -> int:
+        assert placed is not None, "the simulator failed where the reference placed nothing"
+        assert placed & (self.ps - 1) == 0 and placed + length <= self.task_size, hex(placed)
+        assert self._free(placed, placed + length), f"placed over a mapping at {placed:#x}"
+        return placed
+
+    def _remap_move(self, start: int, length: int, new_addr: int, flags: int) -> int:
+        """A pure MREMAP_FIXED move of every VMA piece in the range, gaps kept."""
+        pieces = []
+        n, end = start >> self.shift, (start + length) >> self.shift
+        while n < end:
+            if n not in self.pages:
+                n += 1
+                continue
+            _, hi = self._vma_at(n)  # type: ignore[misc]
+            pieces.append((n << self.shift, min(hi, end) << self.shift))
+            n = min(hi, end)
+        if not pieces or pieces[0][0] > start:
+            raise Errno(errno.EFAULT)
+        for lo, hi in pieces:
+            target = new_addr + (lo - start)
+            self._unmap(target, target + (hi - lo))
+            self._move(lo, hi - lo, hi - lo, target, flags)
+        return new_addr
+
+    def _move(self, old: int, old_len: int, new_len: int, new_addr: int, flags: int) -> int:
+        """move_vma: the new VMA (copy_vma), the pages, then the source."""
+        src = self.pages[old >> self.shift]
+        pgoff = src.pgoff
+        if src.shm is None and src.anon is None:
+            pgoff = new_addr >> self.shift  # copy_vma of an unfaulted anon VMA
+        vid = self._new()
+        nfirst = new_addr >> self.shift
+        for i in range(new_len >> self.shift):
+            content = None
+            if i < old_len >> self.shift:
+                content = self.pages[(old >> self.shift) + i].content
+            self.pages[nfirst + i] = replace(src, vid=vid, pgoff=pgoff + i, content=content)
+        self._merge_at(nfirst)
+        self._merge_at(nfirst + (new_len >> self.shift))
+        if flags & DONTUNMAP:
+            for n in self._range(old, old + old_len):
+                self.pages[n] = replace(self.pages[n], content=None)
+            rng = self._vma_at(old >> self.shift)
+            if src.shm is None and rng == (old >> self.shift, (old + old_len) >> self.shift):
+                # dontunmap_complete: the source loses its anon_vma
+                for n in self._range(old, old + old_len):
+                    self.pages[n] = replace(self.pages[n], anon=None)
+                self._merge_at(old >> self.shift)
+                self._merge_at((old + old_len) >> self.shift)
+        elif old_len:
+            self._unmap(old, old + old_len)
+        return new_addr
