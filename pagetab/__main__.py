@@ -20,6 +20,7 @@ Sizes take 4K/2M/1G/1T suffixes, lists (1G,64G) and doubling ranges
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -123,31 +124,37 @@ def _cpus(text: str) -> int:
 # output
 
 
-def _console() -> Any:
-    from rich.console import Console
-
-    c = Console(highlight=False)
-    if not c.is_terminal:
-        c = Console(highlight=False, width=240, no_color=True)
-    return c
-
-
 def _table(
     title: str | None,
     head: Sequence[str],
     rows: Sequence[Sequence[Any]],
     right_from: int = 1,
     bad: Sequence[bool] = (),
+    left: Sequence[int] = (),
 ) -> None:
+    """A rich table: coloured on a terminal; plain, unwrapped and without
+    trailing blanks when piped or redirected (so that it diffs and greps)."""
     from rich import box
+    from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for i, h in enumerate(head):
-        t.add_column(h, justify="right" if i >= right_from else "left", overflow="fold")
+        t.add_column(escape(h), justify="right" if i >= right_from and i not in left else "left")
     for i, r in enumerate(rows):
-        t.add_row(*[str(c) for c in r], style="bold red" if i < len(bad) and bad[i] else None)
-    _console().print(t)
+        t.add_row(
+            *[escape(str(c)) for c in r], style="bold red" if i < len(bad) and bad[i] else None
+        )
+    console = Console(highlight=False)
+    if console.is_terminal:
+        console.print(t)
+        return
+    plain = Console(highlight=False, width=1000, no_color=True, file=io.StringIO())
+    with plain.capture() as cap:
+        plain.print(t)
+    text = "\n".join(line.rstrip() for line in cap.get().splitlines())
+    print(text.strip("\n"))
 
 
 def _json(data: Any) -> None:
@@ -388,7 +395,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         ]
         for f in found
     ]
-    _table(None, ["case", "simulated", "published", "error", "claim [source]"], rows, right_from=1)
+    _table(None, ["case", "simulated", "published", "error", "claim [source]"], rows, left=[4])
     return 0
 
 

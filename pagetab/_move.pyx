@@ -16,7 +16,18 @@ from libc.string cimport memset
 from pagetab._tables cimport (
     ADDR_SHIFT, E_DIRTY, E_LEAF, E_PRESENT, E_SOFTDIRTY, PageTables, pool_index, pool_row,
 )
-from pagetab._tlb cimport FlushOps, NOPS, TlbState, Tlbs, tlb_count_range, tlb_flush_range
+from pagetab._tlb cimport (
+    NOPS,
+    FlushOps,
+    TlbSnapshot,
+    TlbState,
+    Tlbs,
+    tlb_count_range,
+    tlb_flush_range,
+    tlb_snapshot_build,
+    tlb_snapshot_count,
+    tlb_snapshot_free,
+)
 
 from pagetab._tlb import OP_NAMES
 
@@ -116,6 +127,8 @@ cdef struct Ctx:
     bint oom
     Counters c
     TlbState *tlb                    # NULL: no TLB model
+    TlbSnapshot snap                 # the TLBs since the last flush, once counted twice
+    int counts_since_flush
     FlushOps ops
     int caller                       # the CPU running mremap
 
@@ -208,7 +221,7 @@ cdef inline void spin_unlock(PageTables pt, Ctx *x, uint64_t id) noexcept nogil:
             x.c.unsafe_entries += x.segs[i].count
             if x.tlb != NULL:
                 # stale translations actually cached on some CPU right now
-                x.c.unsafe_windows += tlb_count_range(x.tlb, x.segs[i].lo, x.segs[i].hi)
+                x.c.unsafe_windows += count_stale(x, x.segs[i].lo, x.segs[i].hi)
             else:
                 x.c.unsafe_windows += x.segs[i].count
         else:
@@ -244,6 +257,19 @@ cdef inline void moved(Ctx *x, int64_t entries, uint64_t lo, uint64_t hi, int64_
     x.nsegs += 1
 
 
+cdef inline int64_t count_stale(Ctx *x, uint64_t lo, uint64_t hi) noexcept nogil:
+    """tlb_count_range: a scan of every CPU's TLBs, or, from the second count
+    since the last flush on (nothing changes the TLBs in between), binary
+    searches in a snapshot (policies that flush once at the end count once
+    per PMD: thousands of scans otherwise)."""
+    x.counts_since_flush += 1
+    if not x.snap.ready and x.counts_since_flush >= 2:
+        tlb_snapshot_build(x.tlb, &x.snap)  # on failure: scan
+    if x.snap.ready:
+        return tlb_snapshot_count(x.tlb, &x.snap, lo, hi)
+    return tlb_count_range(x.tlb, lo, hi)
+
+
 cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end,
                                  int stride_shift) noexcept nogil:
     """flush_tlb_range(vma, start, end) (flush_pmd/pud_tlb_range with a huge
@@ -252,6 +278,8 @@ cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end,
     cdef int64_t i, j = 0
     if x.tlb != NULL:
         tlb_flush_range(x.tlb, &x.ops, x.caller, start, end, stride_shift)
+        tlb_snapshot_free(&x.snap)
+        x.counts_since_flush = 0
     x.c.flush_calls += 1
     x.c.flush_pages += <int64_t>((end - start) >> x.page_shift)
     if not (x.heldmask & ~x.rmapmask):
@@ -706,6 +734,7 @@ def move_page_tables(PageTables pt, uint64_t old_addr, uint64_t new_addr, uint64
                     flush_tlb_range(&x, orig_old_addr, reached, x.page_shift)
     finally:
         free(x.segs)
+        tlb_snapshot_free(&x.snap)
     if x.oom and reached >= old_end:
         raise MemoryError("out of memory while tracking moved entries")
     c = x.c

@@ -11,7 +11,7 @@ arch/powerpc/mm/book3s64/radix_tlb.c) and counts every operation.
 """
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
+from libc.stdlib cimport calloc, free, malloc, qsort
 from libc.string cimport memset
 
 cimport numpy as cnp
@@ -528,6 +528,81 @@ cdef int64_t tlb_count_range(TlbState *s, uint64_t lo, uint64_t hi) noexcept nog
     for cpu in range(s.ncpu):
         n += scan_cpu(s, cpu, lo, hi, False, NULL)
     return n
+
+
+cdef int cmp_u64(const void *a, const void *b) noexcept nogil:
+    cdef uint64_t x = (<const uint64_t*>a)[0], y = (<const uint64_t*>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef int tlb_snapshot_build(TlbState *s, TlbSnapshot *snap) noexcept nogil:
+    """Fill ``snap`` from the TLBs as they are now; -1 if out of memory
+    (then the caller scans instead)."""
+    cdef int cpu, i, c
+    cdef int64_t k, n, cap = 0
+    cdef TlbArray *a
+    cdef uint64_t t, size
+    tlb_snapshot_free(snap)
+    for i in range(s.narrays):
+        cap += (<int64_t>1 << s.arrays[i].sets_shift) * s.arrays[i].ways
+    cap *= s.ncpu
+    for c in range(s.nclass):
+        snap.base[c] = <uint64_t*>malloc(max(cap, 1) * sizeof(uint64_t))
+        if snap.base[c] == NULL:
+            tlb_snapshot_free(snap)
+            return -1
+    for cpu in range(s.ncpu):
+        if s.valid[cpu] <= 0:
+            continue
+        for i in range(s.narrays):
+            a = &s.arrays[i]
+            n = (<int64_t>1 << a.sets_shift) * a.ways
+            for k in range(<int64_t>cpu * n, <int64_t>cpu * n + n):
+                t = a.tag[k]
+                if tag_valid(s, cpu, t):
+                    c = <int>(t & 3)
+                    snap.base[c][snap.n[c]] = tag_base(s, t, &size)
+                    snap.n[c] += 1
+    for c in range(s.nclass):
+        qsort(snap.base[c], snap.n[c], sizeof(uint64_t), cmp_u64)
+    snap.ready = True
+    return 0
+
+
+cdef inline int64_t lower_bound(uint64_t *v, int64_t n, uint64_t x) noexcept nogil:
+    cdef int64_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if v[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef int64_t tlb_snapshot_count(TlbState *s, TlbSnapshot *snap, uint64_t lo,
+                                uint64_t hi) noexcept nogil:
+    """What tlb_count_range(s, lo, hi) returned when ``snap`` was built: an
+    entry of size S (its start S-aligned) overlaps [lo, hi) iff its start is
+    in [lo rounded down to S, hi)."""
+    cdef int c
+    cdef int64_t total = 0
+    cdef uint64_t first
+    for c in range(s.nclass):
+        if snap.n[c]:
+            first = lo & ~(((<uint64_t>1) << s.class_shift[c]) - 1)
+            total += lower_bound(snap.base[c], snap.n[c], hi) - \
+                lower_bound(snap.base[c], snap.n[c], first)
+    return total
+
+
+cdef void tlb_snapshot_free(TlbSnapshot *snap) noexcept nogil:
+    cdef int c
+    for c in range(MAX_CLASSES):
+        free(snap.base[c])
+        snap.base[c] = NULL
+        snap.n[c] = 0
+    snap.ready = False
 
 
 cdef dict ops_dict(FlushOps *ops):

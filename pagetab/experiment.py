@@ -57,6 +57,7 @@ POPULATE_KINDS = ("write", "read", "thp", "sparse")
 #: named alignments: the offset past a PUD boundary
 ALIGNS = ("pud", "pmd", "page")
 SPARSE_STRIDE = 16
+MAX_TOUCH = 1 << 26  # accesses per CPU before the move
 SRC_BASE, DST_BASE = 1 << 44, 1 << 45
 
 
@@ -187,8 +188,10 @@ def run_move(
         raise TypeError(f"size must be an int, not {type(size).__name__}")
     if size <= 0 or size % a.page_size:
         raise ValueError(f"size must be a positive multiple of {a.page_size}, not {size}")
-    if isinstance(touch, bool) or not isinstance(touch, int) or touch < 0:
-        raise ValueError(f"touch must be an int >= 0, not {touch!r}")
+    if isinstance(touch, bool) or not isinstance(touch, int) or not 0 <= touch <= MAX_TOUCH:
+        raise ValueError(f"touch must be an int in 0..{MAX_TOUCH}, not {touch!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, not {seed!r}")
     mix = parse_populate(populate)
     src = SRC_BASE + _offset(a, src_align, "src_align")
     dst = DST_BASE + _offset(a, dst_align, "dst_align")

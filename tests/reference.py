@@ -129,7 +129,11 @@ class Reference:
         """Try to merge every pair of neighbouring VMAs meeting in [lo, hi]
         (page numbers), left to right."""
         for n in range(lo, hi + 1):
-            if n in self.pages and n - 1 in self.pages and self.pages[n].vid != self.pages[n - 1].vid:
+            if (
+                n in self.pages
+                and n - 1 in self.pages
+                and self.pages[n].vid != self.pages[n - 1].vid
+            ):
                 self._merge_at(n)
 
     def _relabel(self, lo: int, hi: int, **changes: object) -> None:
@@ -247,7 +251,9 @@ class Reference:
                 _, hi = self._vma_at(n)  # type: ignore[misc]
                 hi = min(hi, end >> self.shift)
                 old = self.pages[n].flags
-                new = (old | HUGE) & ~NOHUGE if advice == pt.MADV_HUGEPAGE else (old | NOHUGE) & ~HUGE
+                new = (
+                    (old | HUGE) & ~NOHUGE if advice == pt.MADV_HUGEPAGE else (old | NOHUGE) & ~HUGE
+                )
                 self._modify(n << self.shift, hi << self.shift, {"flags": new})
                 n = hi
         if hole:
@@ -312,7 +318,7 @@ class Reference:
         p = self.pages.get(old >> self.shift)
         if p is None:
             raise Errno(errno.EFAULT)
-        lo, hi = self._vma_at(old >> self.shift)  # type: ignore[misc]
+        _, hi = self._vma_at(old >> self.shift)  # type: ignore[misc]
         vma_end = hi << self.shift
         if new_len > old_len or flags & (FIXED | DONTUNMAP):
             if old_len == 0 and p.shm is None:
@@ -334,8 +340,10 @@ class Reference:
             self._unmap(old + new_len, old + old_len)
             return old
         delta = new_len - old_len
-        if vma_end - old == old_len and vma_end + delta <= self.task_size and self._free(
-            vma_end, vma_end + delta
+        if (
+            vma_end - old == old_len
+            and vma_end + delta <= self.task_size
+            and self._free(vma_end, vma_end + delta)
         ):
             # expand in place: the VMA grows, then may merge with the next
             for i, n in enumerate(self._range(vma_end, vma_end + delta)):

@@ -122,6 +122,25 @@ def test_unsafe_presets_report_windows(make_mm: MM, arch_name: str, name: str) -
     assert mm.tlbs.count_range(SRC, SRC + 4 * a.pmd_size) == 0
 
 
+@pytest.mark.parametrize("arch_name", ["x86-64", "arm64-4k", "arm64-64k", "ppc64-radix-64k"])
+def test_unsafe_windows_count_exactly_the_cached_entries(make_mm: MM, arch_name: str) -> None:
+    # fast-mremap-v2 flushes once, at the end: nothing touches the TLBs while
+    # it moves, so the stale entries its lock releases find (counted from a
+    # snapshot after the first scan) are all the cached entries of the range
+    a = pt.arch(arch_name)
+    mm = make_mm(arch_name, policy="fast-mremap-v2", cpus=3, thp="never")
+    size = 16 * a.pmd_size
+    mm.mmap(size, addr=SRC, flags=FIX)
+    mm.madvise(SRC, size, pt.MADV_POPULATE_WRITE)
+    rng = np.random.default_rng(5)
+    for cpu in range(3):
+        mm.access(SRC + rng.integers(0, size, 3000, dtype=np.uint64), cpu=cpu)
+    cached = mm.tlbs.count_range(SRC, SRC + size)
+    mm.mremap(SRC, size, size, FIXED, DST)
+    assert mm.last_move is not None and cached > 0
+    assert mm.last_move.unsafe_windows == cached
+
+
 def test_unsafe_windows_need_cached_translations(make_mm: MM) -> None:
     st = move(make_mm(policy="linux-4.18"), 4 * M, advice=pt.MADV_POPULATE_READ)
     assert st.unsafe_entries == 1024 and st.unsafe_windows == 0  # no CPU cached any
