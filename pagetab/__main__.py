@@ -24,6 +24,7 @@ import io
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any, NoReturn
 
 import pagetab as pt
@@ -162,41 +163,7 @@ def _json(data: Any) -> None:
 
 
 def _results_table(res: Results, title: str) -> None:
-    head = [
-        "arch",
-        "size",
-        "policy",
-        "ptes",
-        "pmds",
-        "puds",
-        "flushes",
-        "unsafe",
-        "stale TLB",
-        "est. us",
-        f"vs {res.baseline}",
-        "sim ms",
-        "safe",
-    ]
-    rows = []
-    for r in res:
-        c = r.counters
-        rows.append(
-            [
-                r.arch,
-                format_size(r.size),
-                r.policy,
-                c["ptes_moved"],
-                c["normal_pmds_moved"] + c["huge_pmds_moved"],
-                c["normal_puds_moved"],
-                c["flush_calls"],
-                r.unsafe_entries,
-                r.unsafe_windows,
-                f"{r.estimated_ns / 1e3:.1f}",
-                "-" if r.ratio is None else f"{r.ratio:.1f}x",
-                f"{r.sim_wall_ns / 1e6:.2f}",
-                "ok" if r.safe else "UNSAFE",
-            ]
-        )
+    head, rows = res.cells()
     _table(title, head, rows, right_from=3, bad=[not r.safe for r in res])
 
 
@@ -371,19 +338,7 @@ def _reproduce(args: argparse.Namespace) -> int:
 
     found = reproduce_2018()
     if args.json:
-        _json(
-            [
-                {
-                    "case": f.case,
-                    "simulated": f.simulated,
-                    "published": f.published,
-                    "error": f.error,
-                    "claim": f.claim,
-                    "source": f.source,
-                }
-                for f in found
-            ]
-        )
+        _json([{**asdict(f), "error": f.error} for f in found])
         return 0
     rows = [
         [
@@ -427,18 +382,7 @@ def _host(args: argparse.Namespace) -> int:
         return 1
     res = [compare_move(group, args.size, args.repeats) for group in PATHS]
     if args.json:
-        _json(
-            [
-                {
-                    "group": c.group,
-                    "size": c.size,
-                    "native_ns": c.native_ns,
-                    "sim_ns": c.sim_ns,
-                    "ratio": c.ratio,
-                }
-                for c in res
-            ]
-        )
+        _json([{**asdict(c), "ratio": c.ratio} for c in res])
         return 0
     rows = [
         [

@@ -338,51 +338,34 @@ class Results(Sequence[MoveResult]):
             raise ImportError("to_pandas needs pandas: pip install pandas") from e
         return pd.DataFrame(self.rows())
 
-    def table(self) -> str:
-        """A plain-text table; unsafe rows say UNSAFE in the last column."""
-        head = (
-            "arch",
-            "size",
-            "policy",
-            "ptes",
-            "pmds",
-            "puds",
-            "flushes",
-            "unsafe",
-            "stale TLB",
-            "est. us",
-            f"vs {self.baseline}",
-            "sim ms",
-            "",
-        )
-        lines = [head]
+    def cells(self) -> tuple[list[str], list[list[str]]]:
+        """The summary table as text cells: (header, one row per move);
+        the last column says "ok" or "UNSAFE"."""
+        head = ["arch", "size", "policy", "ptes", "pmds", "puds", "flushes", "unsafe",
+                "stale TLB", "est. us", f"vs {self.baseline}", "sim ms", "safe"]  # fmt: skip
+        rows = []
         for r in self._items:
-            lines.append(
-                (
-                    r.arch,
-                    format_size(r.size),
-                    r.policy,
-                    str(r.counters["ptes_moved"]),
-                    str(r.counters["normal_pmds_moved"] + r.counters["huge_pmds_moved"]),
-                    str(r.counters["normal_puds_moved"]),
-                    str(r.counters["flush_calls"]),
-                    str(r.unsafe_entries),
-                    str(r.unsafe_windows),
-                    f"{r.estimated_ns / 1e3:.1f}",
-                    "-" if r.ratio is None else f"{r.ratio:.1f}x",
-                    f"{r.sim_wall_ns / 1e6:.2f}",
-                    "" if r.safe else "UNSAFE",
-                )
-            )
+            c = r.counters
+            rows.append([
+                r.arch, format_size(r.size), r.policy, str(c["ptes_moved"]),
+                str(c["normal_pmds_moved"] + c["huge_pmds_moved"]),
+                str(c["normal_puds_moved"]), str(c["flush_calls"]), str(r.unsafe_entries),
+                str(r.unsafe_windows), f"{r.estimated_ns / 1e3:.1f}",
+                "-" if r.ratio is None else f"{r.ratio:.1f}x", f"{r.sim_wall_ns / 1e6:.2f}",
+                "ok" if r.safe else "UNSAFE",
+            ])  # fmt: skip
+        return head, rows
+
+    def table(self) -> str:
+        """The summary table as plain text (name columns left, numbers right)."""
+        head, rows = self.cells()
+        lines = [head, *rows]
         widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-        out = []
-        for line in lines:
-            cells = [
-                c.ljust(w) if i < 3 else c.rjust(w)
-                for i, (c, w) in enumerate(zip(line, widths, strict=True))
-            ]
-            out.append("  ".join(cells).rstrip())
-        return "\n".join(out)
+        return "\n".join(
+            "  ".join(c.ljust(w) if i < 3 else c.rjust(w)
+                      for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+            for line in lines
+        )  # fmt: skip
 
     def __str__(self) -> str:
         return self.table()

@@ -102,6 +102,20 @@ class Reference:
             hi += 1
         return lo, hi
 
+    def _pieces(self, start: int, end: int) -> list[tuple[int, int]]:
+        """[lo, hi) page numbers of each VMA's part inside [start, end), in
+        order (taken before anything changes them)."""
+        out = []
+        n, stop = start >> self.shift, end >> self.shift
+        while n < stop:
+            if n not in self.pages:
+                n += 1
+                continue
+            _, hi = self._vma_at(n)  # type: ignore[misc]
+            out.append((n, min(hi, stop)))
+            n = min(hi, stop)
+        return out
+
     def _mergeable(self, a: Page, b: Page) -> bool:
         """is_mergeable_vma + is_mergeable_anon_vma + pgoff contiguity, for
         b's VMA starting right after a's."""
@@ -192,19 +206,12 @@ class Reference:
         [start, end) whose attributes change: split it off, change it,
         merge it with its neighbours."""
         pieces = []
-        n = start >> self.shift
-        while n < end >> self.shift:
-            if n not in self.pages:
-                n += 1
-                continue
-            lo, hi = self._vma_at(n)  # type: ignore[misc]
-            lo, hi = max(lo, n), min(hi, end >> self.shift)
+        for lo, hi in self._pieces(start, end):
             p = self.pages[lo]
             new = {k: v for k, v in change.items() if getattr(p, k) != v}
             if new:
                 self._relabel(lo, hi, **new)
                 pieces.append((lo, hi))
-            n = hi
         for lo, hi in pieces:
             self._merge_at(lo)
             self._merge_at(hi)
@@ -243,19 +250,13 @@ class Reference:
                 if n in self.pages:
                     self.pages[n] = replace(self.pages[n], content=None)
         else:
-            n = addr >> self.shift
-            while n < end >> self.shift:
-                if n not in self.pages:
-                    n += 1
-                    continue
-                _, hi = self._vma_at(n)  # type: ignore[misc]
-                hi = min(hi, end >> self.shift)
-                old = self.pages[n].flags
-                new = (
-                    (old | HUGE) & ~NOHUGE if advice == pt.MADV_HUGEPAGE else (old | NOHUGE) & ~HUGE
-                )
-                self._modify(n << self.shift, hi << self.shift, {"flags": new})
-                n = hi
+            for lo, hi in self._pieces(addr, end):
+                old = self.pages[lo].flags
+                if advice == pt.MADV_HUGEPAGE:
+                    new = (old | HUGE) & ~NOHUGE
+                else:
+                    new = (old | NOHUGE) & ~HUGE
+                self._modify(lo << self.shift, hi << self.shift, {"flags": new})
         if hole:
             raise Errno(errno.ENOMEM)
 
@@ -363,15 +364,8 @@ class Reference:
 
     def _remap_move(self, start: int, length: int, new_addr: int, flags: int) -> int:
         """A pure MREMAP_FIXED move of every VMA piece in the range, gaps kept."""
-        pieces = []
-        n, end = start >> self.shift, (start + length) >> self.shift
-        while n < end:
-            if n not in self.pages:
-                n += 1
-                continue
-            _, hi = self._vma_at(n)  # type: ignore[misc]
-            pieces.append((n << self.shift, min(hi, end) << self.shift))
-            n = min(hi, end)
+        pieces = [(lo << self.shift, hi << self.shift)
+                  for lo, hi in self._pieces(start, start + length)]  # fmt: skip
         if not pieces or pieces[0][0] > start:
             raise Errno(errno.EFAULT)
         for lo, hi in pieces:
