@@ -227,6 +227,9 @@ class AddressSpace:
         self.last_move: MoveStats | None = None
         # tests turn this off to check the fast paths against the general ones
         self._fast_paths = True
+        self._pmd_mask = a.pmd_size - 1
+        # nearly all tables a move allocates are PTE tables
+        self._pte_table_bytes = a.levels[-1].table_bytes
         self.tlbs = _make_tlbs(a, cpus)
         #: the CPU that makes system calls (it runs the process: in mm_cpumask)
         self.cpu = 0
@@ -702,15 +705,11 @@ class AddressSpace:
         st.page_table_bytes_after = after = tables.table_bytes
         # the kernel frees no table during move_page_tables: its peak is the
         # start plus every table the move allocated
-        st.peak_page_table_bytes = max(before + self._alloc_bytes(st), after)
+        st.peak_page_table_bytes = max(before + st.tables_allocated * self._pte_table_bytes, after)
         st.tables_freed = tables.freed_total - freed0
         st.wall_ns = time.perf_counter_ns() - t0
         self.last_move = st
         return result
-
-    def _alloc_bytes(self, st: MoveStats) -> int:
-        # nearly all tables a move allocates are PTE tables
-        return st.tables_allocated * self.arch.levels[-1].table_bytes
 
     def _check_prep_vma(self, vma: Vma, addr: int, old_len: int, new_len: int,
                         flags: int) -> None:  # fmt: skip
@@ -756,18 +755,24 @@ class AddressSpace:
         if end <= new_addr and (ceiling == 0 or new_addr < ceiling):
             ceiling = new_addr
         old_start, new_start = addr, new_addr
-        if self.policy.realign and self._can_realign(addr, new_addr, length):
-            mask = ~(self.arch.pmd_size - 1)
+        # (a PMD-aligned source never realigns: skip the call)
+        if (
+            addr & self._pmd_mask
+            and self.policy.realign
+            and self._can_realign(addr, new_addr, length)
+        ):
+            mask = ~self._pmd_mask
             old_start, new_start = addr & mask, new_addr & mask
             st.realigned = True
         free_lo = free_hi = 0
         if self.page_table_limit is None:
             free_lo, free_hi = floor, ceiling or U64 - 1
         has_anon = vma.anon_vma is not None
-        moved, *counters = self._move_tables(old_start, new_start, length, addr, False,
-                                             has_anon, free_lo, free_hi)  # fmt: skip
-        st.add(*counters)
-        st.moved_bytes += int(moved)
+        moved, counters, acquired, held, ops = self._move_tables(
+            old_start, new_start, length, addr, False, has_anon, free_lo, free_hi
+        )
+        st.add(counters, acquired, held, ops)
+        st.moved_bytes += moved
         if moved < length:
             # copy_vma_and_data's error path: move back, free the new range's tables
             self._move_tables(new_addr, addr, int(moved), new_addr, True, has_anon, 0, 0)
