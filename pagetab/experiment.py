@@ -296,6 +296,8 @@ class Results(Sequence[MoveResult]):
     faster than the baseline)."""
 
     def __init__(self, items: Iterable[MoveResult], baseline: str | None = "linux-4.19") -> None:
+        if baseline is not None and not isinstance(baseline, str):
+            raise TypeError(f"baseline must be a policy name or None, not {baseline!r}")
         self._items = sorted(items, key=_order)
         self.baseline = baseline
         base: dict[tuple[Any, ...], float] = {}
@@ -463,6 +465,8 @@ def sweep(
     validated here, before anything is submitted; the first failing run's
     exception is raised.
     """
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise TypeError(f"executor must be a concurrent.futures.Executor, not {executor!r}")
     grid = _grid(sizes, archs, policies)
     jobs = [(s, a, p, dict(kwargs)) for s, a, p in grid]
     _validate(jobs)

@@ -145,6 +145,10 @@ def test_sweep_any_executor_and_validation() -> None:
         sweep([4 * M + 4096], "ppc64-radix-64k", "linux-6.8")
     with pytest.raises(ValueError, match="must not be empty"):
         sweep([], "x86-64", "all")
+    with pytest.raises(TypeError, match="Executor"):
+        sweep([4 * M], "x86-64", "all", executor=4)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="baseline"):
+        compare([4 * M], "x86-64", "linux-5.0", baseline=3)  # type: ignore[arg-type]
 
 
 def test_sweep_on_a_dask_cluster() -> None:
