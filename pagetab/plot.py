@@ -40,7 +40,7 @@ def plot_results(results: Results, path: str | os.PathLike[str], title: str | No
         series.setdefault((r.arch, r.policy), []).append((r.size, r.estimated_ns, r.safe))
     archs = sorted({a for a, _ in series})
     pols = list(dict.fromkeys(p for _, p in sorted(series, key=lambda k: _policy_order(k[1]))))
-    fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
+    fig, ax = plt.subplots(figsize=(11.5, 6), dpi=110)
     # colour and marker name the policy, the line style the arch: policies
     # with equal costs draw on top of each other but stay distinguishable
     styles = ["-", "--", ":", "-."]
@@ -90,7 +90,15 @@ def plot_results(results: Results, path: str | os.PathLike[str], title: str | No
     )
     ax.set_title(title or f"mremap cost by policy: {', '.join(archs)}, {span}")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2 if len(series) > 8 else 1)
+    # beside the axes, not over the lines; policies with equal costs share a line
+    ax.legend(
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        borderaxespad=0.0,
+        title="lines that coincide cost the same",
+        title_fontsize=8,
+    )
     fig.tight_layout()
     fig.savefig(path, format="png")
     plt.close(fig)
