@@ -296,3 +296,20 @@ def test_counter_names_match_the_engine() -> None:
 
     props = [n for n, v in vars(_Counters).items() if isinstance(v, property)]
     assert props == list(_move.COUNTER_NAMES)
+
+
+@pytest.mark.parametrize("name", ["linux-4.19", "linux-5.0"])
+def test_dontunmap_source_faults_follow_the_table_left(make_mm: MM, name: str) -> None:
+    # the named policy difference tests/test_state_machine.py allows: moving
+    # PTEs one by one leaves the emptied PTE table under the still-mapped
+    # source, so a fault there is a 4K fault; moving the table leaves the
+    # PMD none, and the fault installs a THP (MADV_HUGEPAGE given after the
+    # 4K pages were populated)
+    mm = make_mm("x86-64", thp="madvise", policy=name)
+    mm.mmap(4 * M, addr=SRC, flags=FIX)
+    mm.madvise(SRC, 4 * M, pt.MADV_POPULATE_WRITE)
+    mm.madvise(SRC, 4 * M, pt.MADV_HUGEPAGE)
+    mm.mremap(SRC, 4 * M, 4 * M, FIXED | pt.MREMAP_DONTUNMAP, DST)
+    mm.access([SRC + 4096], write=True)
+    present = int((mm.frames(SRC, 2 * M) >= 0).sum())
+    assert present == (512 if pt.policy(name).move_pmd else 1)
