@@ -129,40 +129,68 @@ cdef inline int64_t array_slot(TlbState *s, TlbArray *a, int cpu, uint64_t addr,
     return ((<int64_t>cpu << a.sets_shift) + setidx) * a.ways
 
 
+cdef inline int probe_array(TlbState *s, int cpu, int i, int c, uint64_t addr, bint write,
+                            uint64_t genbits, uint64_t *frame, bint *writable) noexcept nogil:
+    """Probe array ``i`` for a size-class ``c`` entry of ``addr``: the class
+    on a hit, -1 on a miss, -2 when it is read-only and this is a write."""
+    cdef TlbArray *a = &s.arrays[i]
+    cdef uint64_t key = genbits | ((addr >> s.class_shift[c]) << 2) | c
+    cdef int64_t base = array_slot(s, a, cpu, addr, c)
+    cdef uint64_t *tags = &a.tag[base]
+    cdef uint64_t f
+    cdef int w
+    for w in range(a.ways):
+        if tags[w] == key:
+            f = a.frame[base + w]
+            if write and not (f & F_WRITABLE):
+                return -2
+            touch_way(s, a, cpu, base, w)
+            writable[0] = (f & F_WRITABLE) != 0
+            if f & F_ZERO:
+                frame[0] = 0
+            else:
+                frame[0] = (f & F_FRAME) + ((addr & (((<uint64_t>1) << s.class_shift[c]) - 1))
+                                            >> s.page_shift)
+            return c
+    return -1
+
+
 cdef inline int lookup_inline(TlbState *s, int cpu, int level, uint64_t addr, bint write,
                               uint64_t *frame, bint *writable) noexcept nogil:
     """Probe the level-``level`` arrays. Returns the size class hit, -1 on a
     miss, -2 when the entry is read-only and this is a write."""
-    cdef int p, i, c, w, ways
-    cdef TlbArray *a
-    cdef int64_t base
-    cdef uint64_t key, f
-    cdef uint64_t *tags
+    cdef int p, i, c, r
     cdef uint64_t genbits = VALID | ((s.gen[cpu] & GEN_MASK) << 48)
     for p in range(s.nprobe[level]):
         i = s.probe_arr[level][p]
         c = s.probe_cls[level][p]
         if ccount(s, cpu, i, c)[0] == 0:
             continue
-        a = &s.arrays[i]
-        key = genbits | ((addr >> s.class_shift[c]) << 2) | c
-        base = array_slot(s, a, cpu, addr, c)
-        tags = &a.tag[base]
-        ways = a.ways
-        for w in range(ways):
-            if tags[w] == key:
-                f = a.frame[base + w]
-                if write and not (f & F_WRITABLE):
-                    return -2
-                touch_way(s, a, cpu, base, w)
-                writable[0] = (f & F_WRITABLE) != 0
-                if f & F_ZERO:
-                    frame[0] = 0
-                else:
-                    frame[0] = (f & F_FRAME) + ((addr & (((<uint64_t>1) << s.class_shift[c]) - 1))
-                                                >> s.page_shift)
-                return c
+        r = probe_array(s, cpu, i, c, addr, write, genbits, frame, writable)
+        if r != -1:
+            return r
     return -1
+
+
+cdef inline int lookup_base(TlbState *s, int cpu, int level, uint64_t addr, bint write,
+                            uint64_t *frame, bint *writable) noexcept nogil:
+    """lookup_inline when the CPU caches no huge-page entry: base-page
+    entries live only in the level's base-page fill array."""
+    cdef int i = s.fill_arr[level][0]
+    if i < 0:
+        return -1
+    return probe_array(s, cpu, i, 0, addr, write, VALID | ((s.gen[cpu] & GEN_MASK) << 48),
+                       frame, writable)
+
+
+cdef inline bint caches_huge(TlbState *s, int cpu) noexcept nogil:
+    """Whether any array of ``cpu`` holds an entry of a huge size class."""
+    cdef int i, c
+    for i in range(s.narrays):
+        for c in range(1, s.nclass):
+            if ccount(s, cpu, i, c)[0]:
+                return True
+    return False
 
 
 cdef inline void insert_array(TlbState *s, int arr, int cpu, uint64_t addr, int cls,
@@ -755,6 +783,9 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint6
     memset(pmd_key, 0, sizeof(pmd_key))
     # hot counters live in registers; written back at the end
     cdef int64_t l1_hits = 0, l2_hits = 0, walks = 0, walk_steps = 0
+    # while this CPU caches base pages only (the common case), lookups probe
+    # one array per level; the first huge entry filled ends it
+    cdef bint base_only = not caches_huge(s, cpu)
     for i in range(i0, n):
         j = i + 2 * D
         if j < n:
@@ -784,13 +815,19 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint6
                                          &ring_reached[k])
                 __builtin_prefetch(ring_slot[k])
         addr = addrs[i]
-        cls = lookup_inline(s, cpu, 1, addr, write, &frame, &writable)
+        if base_only:
+            cls = lookup_base(s, cpu, 1, addr, write, &frame, &writable)
+        else:
+            cls = lookup_inline(s, cpu, 1, addr, write, &frame, &writable)
         if cls >= 0:
             l1_hits += 1
             continue
         wp = cls == -2
         if not wp:
-            cls = lookup_inline(s, cpu, 2, addr, write, &frame, &writable)
+            if base_only:
+                cls = lookup_base(s, cpu, 2, addr, write, &frame, &writable)
+            else:
+                cls = lookup_inline(s, cpu, 2, addr, write, &frame, &writable)
             if cls >= 0:
                 l2_hits += 1
                 tlb_insert_level(s, cpu, 1, addr, cls, frame, writable)
@@ -811,6 +848,8 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint6
             walk_steps += steps
             if cls >= 0 and (e & E_READ) and (not write or (e & E_WRITE)):
                 insert_inline(s, cpu, addr, cls, leaf_frame(pt, e, cls, addr), (e & E_WRITE) != 0)
+                if cls > 0:
+                    base_only = False
                 break
             # page fault: handle_mm_fault
             vi = find_vma(v, addr)
