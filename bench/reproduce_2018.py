@@ -3,7 +3,7 @@
 
 import sys
 
-from pagetab.__main__ import main
+from pagetab.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["reproduce"]))

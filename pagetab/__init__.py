@@ -7,6 +7,7 @@ shared/DESIGN.md in the project for the layers and the public contract.
 from .arch import Arch, Cost, FlushRules, Level, TlbArraySpec, TlbSpec, arch, archs
 from .constants import *  # noqa: F403  (Linux's constants, by their Linux names)
 from .constants import ZERO_FRAME
+from .experiment import MoveResult, Results, compare, run_move, sweep
 from .policy import FLUSH_MODES, Policy, policies, policy
 from .space import AddressSpace, InvariantError
 from .stats import AccessStats, MoveStats
@@ -23,12 +24,17 @@ __all__ = [
     "FlushRules",
     "InvariantError",
     "Level",
+    "MoveResult",
     "MoveStats",
     "Policy",
+    "Results",
     "TlbArraySpec",
     "TlbSpec",
     "arch",
     "archs",
+    "compare",
     "policies",
     "policy",
+    "run_move",
+    "sweep",
 ]

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import pagetab as pt
-from pagetab.__main__ import main, parse_size, parse_sizes
+from pagetab.cli import main, parse_size, parse_sizes
 
 M, G = 1 << 20, 1 << 30
 SUBCOMMANDS = ["compare", "sweep", "move", "archs", "policies", "reproduce", "host", "calibrate"]

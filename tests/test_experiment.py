@@ -174,3 +174,8 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
     out = tmp_path / "p.png"
     res.plot(out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_the_package_exports_the_experiment_api() -> None:
+    assert pt.run_move is run_move and pt.compare is compare and pt.sweep is sweep
+    assert pt.Results is Results

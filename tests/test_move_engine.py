@@ -282,7 +282,7 @@ def test_huge_pud_leaf_moves_whole_or_splits(make_mm: MM) -> None:
 
 
 def test_demo_compares_every_policy(capsys: pytest.CaptureFixture[str]) -> None:
-    from pagetab.__main__ import main
+    from pagetab.cli import main
 
     assert main(["--size", "1G", "--arch", "x86-64", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

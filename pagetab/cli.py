@@ -1,0 +1,587 @@
+"""The ``pagetab`` command (also ``python -m pagetab``): what does this
+move cost, on which arch, under which policy, and is it safe?
+
+Subcommands (``pagetab SUBCOMMAND --help`` for each):
+
+  compare     every policy on a few sizes and archs (the default)
+  sweep       a size range x archs x policies in parallel; CSV, JSON, a plot
+  move        one move in detail: counts, locks, flush instructions, cost
+  archs       the architecture profiles
+  policies    the kernel policies with their commits
+  reproduce   the 2018 review thread's findings beside the published numbers
+  host        the real kernel's moves on this machine beside the simulator
+  calibrate   fit the x86-64 costs to this machine's kernel
+
+Sizes take 4K/2M/1G/1T suffixes, lists (1G,64G) and doubling ranges
+(1G..256G). Exit status: 0 success, 1 failure (an unsafe move with
+--fail-unsafe, no host probe, a missing optional library), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from typing import Any, NoReturn
+
+import pagetab as pt
+
+from .experiment import ALIGNS, Results, format_size, iter_sizes, parse_populate
+
+DEFAULT_SIZES = "1G,64G"
+DEFAULT_ARCHS = "x86-64,arm64-4k"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+# ----------------------------------------------------------------------
+# argument types
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "4K", "2M", "1G", "1T" or a plain number (argparse type)."""
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    t = text.strip().lower().removesuffix("b")
+    mult = units.get(t[-1:], 1)
+    if mult != 1:
+        t = t[:-1]
+    try:
+        n = int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: use e.g. 4K, 2M, 1G, 1T") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"size must be > 0, not {text!r}")
+    if n * mult > 1 << 50:
+        raise argparse.ArgumentTypeError(f"size {text!r} is larger than 1P")
+    return n * mult
+
+
+def parse_sizes(text: str) -> list[int]:
+    """A comma list of sizes and doubling ranges: "1G,64G", "1G..256G"."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, dots, hi = part.partition("..")
+        if not dots:
+            out.append(parse_size(part))
+            continue
+        a, b = parse_size(lo), parse_size(hi)
+        if b < a:
+            raise argparse.ArgumentTypeError(f"range {part!r} runs backwards")
+        out.extend(iter_sizes(a, b))
+    return list(dict.fromkeys(out))
+
+
+def _names(valid: Callable[[], list[str]], what: str) -> Callable[[str], list[str]]:
+    """A comma list of names (or "all"), each checked against ``valid()``."""
+
+    def parse(text: str) -> list[str]:
+        if text == "all":
+            return valid()
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in valid()]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(bad) or repr(text)}; valid: all, {', '.join(valid())}"
+            )
+        return names
+
+    return parse
+
+
+def _populate(text: str) -> str:
+    try:
+        parse_populate(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {n}")
+    return n
+
+
+def _cpus(text: str) -> int:
+    n = _positive(text)
+    if n > 256:
+        raise argparse.ArgumentTypeError(f"must be in 1..256, not {n}")
+    return n
+
+
+# ----------------------------------------------------------------------
+# output
+
+
+def _table(
+    title: str | None,
+    head: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    right_from: int = 1,
+    bad: Sequence[bool] = (),
+    left: Sequence[int] = (),
+) -> None:
+    """A rich table: coloured on a terminal; plain, unwrapped and without
+    trailing blanks when piped or redirected (so that it diffs and greps)."""
+    from rich import box
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for i, h in enumerate(head):
+        t.add_column(escape(h), justify="right" if i >= right_from and i not in left else "left")
+    for i, r in enumerate(rows):
+        t.add_row(
+            *[escape(str(c)) for c in r], style="bold red" if i < len(bad) and bad[i] else None
+        )
+    console = Console(highlight=False)
+    if console.is_terminal:
+        console.print(t)
+        return
+    plain = Console(highlight=False, width=1000, no_color=True, file=io.StringIO())
+    with plain.capture() as cap:
+        plain.print(t)
+    text = "\n".join(line.rstrip() for line in cap.get().splitlines())
+    print(text.strip("\n"))
+
+
+def _json(data: Any) -> None:
+    print(json.dumps(data, indent=1, default=str))
+
+
+def _results_table(res: Results, title: str) -> None:
+    head, rows = res.cells()
+    _table(title, head, rows, right_from=3, bad=[not r.safe for r in res])
+
+
+class _Progress:
+    """A rich progress bar (on a terminal, or when asked), as a callback."""
+
+    def __init__(self, enabled: bool, label: str) -> None:
+        self.bar: Any = None
+        if enabled:
+            from rich.progress import Progress
+
+            self.bar = Progress(console=_stderr_console(), transient=True)
+            self.task = self.bar.add_task(label, total=None)
+            self.bar.start()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _write_outputs(res: Results, args: argparse.Namespace) -> int:
+    if args.csv:
+        res.to_csv(args.csv)
+    if getattr(args, "json_out", None):
+        res.to_json(args.json_out)
+    if getattr(args, "plot", None):
+        try:
+            res.plot(args.plot)
+        except ImportError as e:
+            print(f"pagetab: {e}", file=sys.stderr)
+            return 1
+    return 0
+
+
+# ----------------------------------------------------------------------
+# subcommands
+
+
+def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "populate": args.populate,
+        "src_align": args.src_align,
+        "dst_align": args.align,
+        "cpus": args.cpus,
+    }
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .experiment import compare
+
+    prog = _Progress(args.progress, "moving")
+    try:
+        res = compare(
+            args.size,
+            args.arch,
+            args.policy,
+            baseline=args.baseline,
+            progress=prog,
+            **_run_kwargs(args),
+        )
+    finally:
+        prog.close()
+    if args.json:
+        _json(res.rows())
+    else:
+        _results_table(
+            res,
+            f"{args.populate}-populated, source {args.src_align} aligned, "
+            f"destination {args.align} aligned, {args.cpus} CPUs in "
+            "mm_cpumask",
+        )
+    status = _write_outputs(res, args)
+    return status or (1 if args.fail_unsafe and any(not r.safe for r in res) else 0)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .experiment import sweep
+
+    executor = None
+    if args.jobs:
+        from concurrent.futures import ProcessPoolExecutor
+
+        executor = ProcessPoolExecutor(max_workers=args.jobs)
+    prog = _Progress(
+        args.progress, f"sweep of {len(args.size) * len(args.arch) * len(args.policy)}"
+    )
+    try:
+        res = sweep(
+            args.size,
+            args.arch,
+            args.policy,
+            executor=executor,
+            baseline=args.baseline,
+            progress=prog,
+            **_run_kwargs(args),
+        )
+    finally:
+        prog.close()
+        if executor is not None:
+            executor.shutdown()
+    if args.json:
+        _json(res.rows())
+    elif not args.quiet:
+        _results_table(res, f"sweep: {len(res)} moves")
+    status = _write_outputs(res, args)
+    return status or (1 if args.fail_unsafe and any(not r.safe for r in res) else 0)
+
+
+def _move(args: argparse.Namespace) -> int:
+    from .experiment import run_move
+
+    r = run_move(
+        args.size,
+        arch=args.arch,
+        policy=args.policy,
+        populate=args.populate,
+        src_align=args.src_align,
+        dst_align=args.align,
+        cpus=args.cpus,
+    )
+    if args.json:
+        _json(r.row())
+    else:
+        print(
+            f"{r.arch}, {r.policy}, {format_size(r.size)}, {r.populate}-populated, source "
+            f"{r.src_align} aligned, destination {r.dst_align} aligned, {r.cpus} CPUs"
+        )
+        rows = [[k, v] for k, v in r.counters.items()]
+        rows += [
+            ["locks acquired", r.lock_acquired],
+            ["flush ops", {k: v for k, v in r.flush_ops.items() if v}],
+            ["estimated", f"{r.estimated_ns / 1e3:.1f} us"],
+            ["breakdown (ns)", {k: round(v) for k, v in r.breakdown.items() if v}],
+            ["peak page tables", f"{r.peak_page_table_bytes} bytes"],
+            ["simulated in", f"{r.sim_wall_ns / 1e6:.2f} ms"],
+            ["safe", "yes" if r.safe else "NO: UNSAFE"],
+        ]
+        _table(None, ["", ""], rows, right_from=2)
+    return 1 if args.fail_unsafe and not r.safe else 0
+
+
+def _archs(args: argparse.Namespace) -> int:
+    rows = [[n, pt.arch(n).description, pt.arch(n).source] for n in pt.archs()]
+    if args.json:
+        _json([{"name": a, "description": d, "source": s} for a, d, s in rows])
+    else:
+        _table(None, ["arch", "description", "source"], rows, right_from=3)
+    return 0
+
+
+def _policies(args: argparse.Namespace) -> int:
+    rows = [[n, pt.policy(n).description, pt.policy(n).source] for n in pt.policies()]
+    if args.json:
+        _json([{"name": p, "description": d, "source": s} for p, d, s in rows])
+    else:
+        _table(None, ["policy", "description", "source"], rows, right_from=3)
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce_2018
+
+    found = reproduce_2018()
+    if args.json:
+        _json([{**asdict(f), "error": f.error} for f in found])
+        return 0
+    rows = [
+        [
+            f.case,
+            f"{f.simulated:.1f}x",
+            "-" if f.published is None else f"{f.published:.0f}x",
+            "-" if f.error is None else f"{f.error:+.0%}",
+            f"{f.claim} [{f.source}]",
+        ]
+        for f in found
+    ]
+    _table(None, ["case", "simulated", "published", "error", "claim [source]"], rows, left=[4])
+    return 0
+
+
+def _host_unavailable(command: str) -> bool:
+    """Say so (exit status 1 follows) when the host probe cannot run here."""
+    from . import host
+
+    ok, why = host.available()
+    if not ok:
+        print(f"pagetab {command}: the host probe is unavailable: {why}", file=sys.stderr)
+    return not ok
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from . import calibrate
+
+    if _host_unavailable("calibrate"):
+        return 1
+    calibrate.calibrate(args.out, repeats=args.repeats)
+    print(f"wrote {args.out}; held-out check:")
+    calibrate.validate(pt.arch("x86-64", calibration=args.out), repeats=args.repeats)
+    return 0
+
+
+def _host(args: argparse.Namespace) -> int:
+    from .native import PATHS, compare_move
+
+    if _host_unavailable("host"):
+        return 1
+    res = [compare_move(group, args.size, args.repeats) for group in PATHS]
+    if args.json:
+        _json([{**asdict(c), "ratio": c.ratio} for c in res])
+        return 0
+    rows = [
+        [
+            c.group,
+            f"{(c.native_ns or 0) / 1e3:.1f}",
+            f"{c.sim_ns / 1e3:.1f}",
+            f"{c.ratio or 0:.2f}x",
+        ]
+        for c in res
+    ]
+    _table(
+        f"this kernel, {format_size(args.size)} zero-page region, mremap(MAYMOVE|FIXED), "
+        f"median of {args.repeats}",
+        ["path", "native us", "simulated us", "sim/native"],
+        rows,
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------
+# the parser
+
+
+def _move_options(q: argparse.ArgumentParser, sizes: bool) -> None:
+    """Options shared by compare, sweep and move."""
+    if sizes:
+        q.add_argument(
+            "--arch",
+            type=_names(pt.archs, "arch"),
+            default=DEFAULT_ARCHS.split(","),
+            help=f"comma list or 'all' (default {DEFAULT_ARCHS})",
+        )
+        q.add_argument(
+            "--policy",
+            type=_names(pt.policies, "policy"),
+            default=pt.policies(),
+            help="comma list or 'all' (the default)",
+        )
+        q.add_argument(
+            "--baseline",
+            default="linux-4.19",
+            choices=pt.policies(),
+            help="the policy ratios are taken against (default linux-4.19)",
+        )
+    q.add_argument(
+        "--populate",
+        type=_populate,
+        default="write",
+        help="write, read (zero page), thp, sparse (1 page in 16 written), or a mix "
+        "such as write:0.5,thp:0.5 (default write)",
+    )
+    q.add_argument(
+        "--align",
+        default="pmd",
+        choices=ALIGNS,
+        help="destination alignment (default pmd; pud for PUD moves)",
+    )
+    q.add_argument(
+        "--src-align", default="pud", choices=ALIGNS, help="source alignment (default pud)"
+    )
+    q.add_argument(
+        "--cpus",
+        type=_cpus,
+        default=4,
+        metavar="1..256",
+        help="CPUs that ran the process and hold its translations (default 4)",
+    )
+    q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    q.add_argument("--fail-unsafe", action="store_true", help="exit 1 if any move is unsafe")
+
+
+def _outputs(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
+    q.add_argument("--json-out", metavar="FILE", help="also write the results as JSON")
+    q.add_argument("--plot", metavar="PNG", help="also plot estimated time against size")
+    q.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The pagetab command line."""
+    p = _Parser(
+        prog="pagetab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="SUBCOMMAND")
+    c = sub.add_parser(
+        "compare",
+        help="every policy on a few sizes and archs (the default)",
+        description="Move the same region under each policy on each arch and "
+        "size: counts, flushes, unsafe windows, estimated kernel "
+        "time and its ratio to a baseline policy.",
+    )
+    c.add_argument(
+        "--size",
+        type=parse_sizes,
+        default=parse_sizes(DEFAULT_SIZES),
+        help=f"sizes, e.g. 1G,64G or 1G..256G (default {DEFAULT_SIZES})",
+    )
+    _move_options(c, sizes=True)
+    _outputs(c)
+    s = sub.add_parser(
+        "sweep",
+        help="a size range x archs x policies in parallel",
+        description="Run every configuration in worker processes and write "
+        "the results (CSV, JSON) and a log-log plot of estimated "
+        "time against size.",
+    )
+    s.add_argument(
+        "--size",
+        type=parse_sizes,
+        default=parse_sizes("1G..256G"),
+        help="sizes, e.g. 1G..256G (the default) or 4K,2M,1G",
+    )
+    _move_options(s, sizes=True)
+    _outputs(s)
+    s.add_argument("--jobs", type=_positive, help="worker processes (default: one per CPU)")
+    s.add_argument("--quiet", action="store_true", help="no table on stdout")
+    m = sub.add_parser(
+        "move",
+        help="one move in detail",
+        description="One mremap(MAYMOVE|FIXED) of a populated region: entries "
+        "moved per level, locks, flush instructions, estimated "
+        "time by category, safety.",
+    )
+    m.add_argument("--arch", default="x86-64", choices=pt.archs())
+    m.add_argument("--policy", default="linux-6.8", choices=pt.policies())
+    m.add_argument("--size", type=parse_size, default=1 << 30, help="e.g. 4K, 2M, 1G, 64G")
+    _move_options(m, sizes=False)
+    for name, text in (
+        ("archs", "the architecture profiles"),
+        ("policies", "the kernel policies with their sources"),
+        ("reproduce", "the 2018 findings beside the published numbers"),
+    ):
+        q = sub.add_parser(name, help=text, description=f"List {text}.")
+        q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    h = sub.add_parser(
+        "host",
+        help="the real kernel's moves beside the simulator",
+        description="Time mremap on this machine's kernel (PTE, PMD and PUD "
+        "paths) beside the simulated move.",
+    )
+    h.add_argument("--size", type=parse_size, default=1 << 30, help="region size (default 1G)")
+    h.add_argument("--repeats", type=_positive, default=5)
+    h.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    cal = sub.add_parser(
+        "calibrate",
+        help="fit the x86-64 costs to this machine's kernel",
+        description="Measure the host kernel on a small matrix, fit the "
+        "x86-64 costs, write a calibration file, check it on "
+        "held-out cases.",
+    )
+    cal.add_argument("--out", default="pagetab-calibration.json", help="file to write")
+    cal.add_argument("--repeats", type=_positive, default=5)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line; returns the process exit code (2 on bad usage)."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `pagetab archs | head`
+        sys.stderr.close()
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    p = build_parser()
+    commands = {"compare", "sweep", "move", "archs", "policies", "reproduce", "host", "calibrate"}
+    if not any(a in commands or a in ("-h", "--help") for a in args_list[:1]):
+        args_list.insert(0, "compare")  # the default subcommand
+    args = p.parse_args(args_list)
+    if getattr(args, "progress", False) is None:
+        args.progress = sys.stderr.isatty()
+    run: dict[str, Callable[[argparse.Namespace], int]] = {
+        "compare": _compare,
+        "sweep": _sweep,
+        "move": _move,
+        "archs": _archs,
+        "policies": _policies,
+        "reproduce": _reproduce,
+        "host": _host,
+        "calibrate": _calibrate,
+    }
+    try:
+        return run[args.command](args)
+    except (ValueError, TypeError) as e:
+        # what argparse cannot check alone (e.g. a size that is not a
+        # multiple of the arch's page size)
+        print(f"pagetab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        raise  # main() ends quietly: `pagetab archs | head`
+    except (OSError, MemoryError) as e:
+        # a simulated call failed (e.g. more memory than the simulator's
+        # frame limit) or an output file could not be written
+        print(f"pagetab {args.command}: failed: {e}", file=sys.stderr)
+        return 1
