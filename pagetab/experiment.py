@@ -406,10 +406,18 @@ def format_size(n: int) -> str:
 
 
 def _grid(
-    sizes: Iterable[int] | int, archs_: Iterable[str] | str, policies_: Iterable[str] | str
-) -> list[tuple[int, str, str]]:
+    sizes: Iterable[int] | int,
+    archs_: Iterable[str | Arch] | str | Arch,
+    policies_: Iterable[str] | str,
+) -> list[tuple[int, str | Arch, str]]:
     sz = [sizes] if isinstance(sizes, int) else list(sizes)
-    ar = archs() if archs_ == "all" else [archs_] if isinstance(archs_, str) else list(archs_)
+    ar: list[str | Arch] = (
+        list(archs())
+        if archs_ == "all"
+        else [archs_]
+        if isinstance(archs_, (str, Arch))
+        else list(archs_)
+    )
     po = (
         policies()
         if policies_ == "all"
@@ -425,7 +433,7 @@ def _grid(
 
 def compare(
     sizes: Iterable[int] | int = (1 << 30, 64 << 30),
-    archs: Iterable[str] | str = ("x86-64", "arm64-4k"),
+    archs: Iterable[str | Arch] | str | Arch = ("x86-64", "arm64-4k"),
     policies: Iterable[str] | str = "all",
     baseline: str | None = "linux-4.19",
     progress: Callable[[int, int], None] | None = None,
@@ -443,14 +451,14 @@ def compare(
     return Results(out, baseline)
 
 
-def _run_one(job: tuple[int, str, str, dict[str, Any]]) -> MoveResult:
+def _run_one(job: tuple[int, str | Arch, str, dict[str, Any]]) -> MoveResult:
     size, a, p, kwargs = job
     return run_move(size, arch=a, policy=p, **kwargs)
 
 
 def sweep(
     sizes: Iterable[int] | int,
-    archs: Iterable[str] | str = "x86-64",
+    archs: Iterable[str | Arch] | str | Arch = "x86-64",
     policies: Iterable[str] | str = "all",
     executor: Executor | None = None,
     baseline: str | None = "linux-4.19",
@@ -486,20 +494,21 @@ def sweep(
     return Results(results, baseline)
 
 
-def _validate(jobs: Sequence[tuple[int, str, str, dict[str, Any]]]) -> None:
+def _validate(jobs: Sequence[tuple[int, str | Arch, str, dict[str, Any]]]) -> None:
     """Check every configuration cheaply (no populate) so that a typo fails
     at once instead of in a worker."""
     from .policy import policy as _policy
 
-    profiles: dict[str, Arch] = {}
+    profiles: dict[object, Arch] = {}
     for size, a, p, kw in jobs:
         _policy(p)
-        if a not in profiles:
-            profiles[a] = _profile(a, {k: v for k, v in kw.items() if k not in _RUN_KWARGS})
+        key = a if isinstance(a, str) else id(a)  # an Arch is not hashable
+        if key not in profiles:
+            profiles[key] = _profile(a, {k: v for k, v in kw.items() if k not in _RUN_KWARGS})
             parse_populate(kw.get("populate", "write"))
-            _offset(profiles[a], kw.get("src_align", "pud"), "src_align")
-            _offset(profiles[a], kw.get("dst_align", "pmd"), "dst_align")
-        page = profiles[a].page_size
+            _offset(profiles[key], kw.get("src_align", "pud"), "src_align")
+            _offset(profiles[key], kw.get("dst_align", "pmd"), "dst_align")
+        page = profiles[key].page_size
         if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % page:
             raise ValueError(f"size must be a positive multiple of {page}, not {size!r}")
 

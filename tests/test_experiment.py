@@ -179,3 +179,10 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
 def test_the_package_exports_the_experiment_api() -> None:
     assert pt.run_move is run_move and pt.compare is compare and pt.sweep is sweep
     assert pt.Results is Results
+
+
+def test_sweep_takes_arch_variants() -> None:
+    fast_ipi = pt.arch("x86-64").with_costs(ipi=1.0).replace(name="x86-64-cheap-ipi")
+    res = sweep([4 * M], ["x86-64", fast_ipi], "linux-5.0", cpus=4)
+    by_arch = {r.arch: r.estimated_ns for r in res}
+    assert by_arch["x86-64-cheap-ipi"] < by_arch["x86-64"]
