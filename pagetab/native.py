@@ -99,17 +99,17 @@ def sim_move_times(size: int, dst_offset: int, repeats: int, policy: str = "linu
     return PingPong(size, dst_offset, policy, arch).times(repeats)
 
 
-#: PUD-path moves take microseconds on both sides, where a shared machine's
-#: jitter is as large as the move: both sides repeat at least this often
-MIN_PUD_REPEATS = 51
+#: PUD- and PMD-path moves take microseconds to milliseconds on both sides,
+#: where a shared machine's jitter is as large as the move: both sides
+#: repeat at least this often (cheap at these durations)
+MIN_REPEATS = {"move-pud": 51, "move-pmd": 21}
 
 
 def compare_move(group: str, size: int, repeats: int = 5) -> Comparison:
     """One path at one size: simulated and (where possible) native medians
-    (the PUD path at least MIN_PUD_REPEATS times on each side)."""
+    (the PUD and PMD paths at least MIN_REPEATS times on each side)."""
     off = PATHS[group]
-    if group == "move-pud":
-        repeats = max(repeats, MIN_PUD_REPEATS)
+    repeats = max(repeats, MIN_REPEATS.get(group, 1))
     sim = statistics.median(sim_move_times(size, off, repeats))
     native = None
     if host.available()[0]:
