@@ -315,22 +315,23 @@ def _move(args: argparse.Namespace) -> int:
     return 1 if args.fail_unsafe and not r.safe else 0
 
 
-def _archs(args: argparse.Namespace) -> int:
-    rows = [[n, pt.arch(n).description, pt.arch(n).source] for n in pt.archs()]
+def _listing(what: str, names: list[str], get: Callable[[str], Any],
+             args: argparse.Namespace) -> int:  # fmt: skip
+    """pagetab archs / policies: name, description and source of each."""
+    rows = [[n, get(n).description, get(n).source] for n in names]
     if args.json:
-        _json([{"name": a, "description": d, "source": s} for a, d, s in rows])
+        _json([{"name": n, "description": d, "source": s} for n, d, s in rows])
     else:
-        _table(None, ["arch", "description", "source"], rows, right_from=3)
+        _table(None, [what, "description", "source"], rows, right_from=3)
     return 0
+
+
+def _archs(args: argparse.Namespace) -> int:
+    return _listing("arch", pt.archs(), pt.arch, args)
 
 
 def _policies(args: argparse.Namespace) -> int:
-    rows = [[n, pt.policy(n).description, pt.policy(n).source] for n in pt.policies()]
-    if args.json:
-        _json([{"name": p, "description": d, "source": s} for p, d, s in rows])
-    else:
-        _table(None, ["policy", "description", "source"], rows, right_from=3)
-    return 0
+    return _listing("policy", pt.policies(), pt.policy, args)
 
 
 def _reproduce(args: argparse.Namespace) -> int:
