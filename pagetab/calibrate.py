@@ -26,7 +26,7 @@ from . import host
 from .arch import Arch
 from .arch import arch as _arch
 from .cost import move_cost
-from .reproduce import move_once
+from .experiment import move_stats
 from .stats import MoveStats
 
 __all__ = ["FITTED", "Case", "calibrate", "load", "validate"]
@@ -59,7 +59,9 @@ HELD_OUT = [Case(128 * MIB, 4096), Case(512 * MIB, MIB), Case(2 * GIB, 2 * MIB),
 
 def simulate(case: Case, profile: Arch) -> MoveStats:
     """The case in an AddressSpace (one CPU, linux-6.8); its MoveStats."""
-    return move_once(profile, "linux-6.8", case.dst_offset, case.size, case.populate == "write")
+    populate = "write" if case.populate == "write" else "read"
+    return move_stats(case.size, profile, "linux-6.8", populate, dst_align=case.dst_offset,
+                      cpus=1, touch=0)  # fmt: skip
 
 
 def measure(case: Case, repeats: int) -> float:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ._move import COUNTER_NAMES
 from .arch import Arch, arch, archs
 from .constants import (
     MADV_HUGEPAGE,
@@ -35,6 +36,7 @@ from .constants import (
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
 )
+from .cost import move_cost
 from .policy import policies
 from .space import AddressSpace
 from .stats import MoveStats
@@ -45,6 +47,7 @@ __all__ = [
     "MoveResult",
     "Results",
     "compare",
+    "move_stats",
     "parse_populate",
     "run_move",
     "sweep",
@@ -181,9 +184,47 @@ def run_move(
 
     ``src_align``/``dst_align``: "pud", "pmd", "page" or a byte offset past a
     PUD boundary. ``arch_overrides``: Arch fields (``Arch.replace``) or
-    event costs in ns (``Arch.with_costs``), e.g. ``ipi_send=2000``.
+    event costs in ns (``Arch.with_costs``), e.g. ``ipi=2000``.
     """
-    a = _profile(arch, arch_overrides)
+    st, a, mix, setup = _simulate(
+        size, arch, policy, populate, src_align, dst_align, cpus, touch, seed, arch_overrides
+    )
+    return _result(st, a, size, mix, src_align, dst_align, cpus, setup)
+
+
+def move_stats(
+    size: int,
+    arch: str | Arch = "x86-64",
+    policy: str = "linux-6.8",
+    populate: str | Mapping[str, float] = "write",
+    src_align: str | int = "pud",
+    dst_align: str | int = "pmd",
+    cpus: int = 4,
+    touch: int = 4096,
+    seed: int = 0,
+    **arch_overrides: Any,
+) -> MoveStats:
+    """The same move as ``run_move``; its MoveStats (to price one move
+    under several cost tables, as calibration does)."""
+    return _simulate(
+        size, arch, policy, populate, src_align, dst_align, cpus, touch, seed, arch_overrides
+    )[0]
+
+
+def _simulate(
+    size: int,
+    arch: str | Arch,
+    policy: str,
+    populate: str | Mapping[str, float],
+    src_align: str | int,
+    dst_align: str | int,
+    cpus: int,
+    touch: int,
+    seed: int,
+    overrides: Mapping[str, Any],
+) -> tuple[MoveStats, Arch, dict[str, float], int]:
+    """Validate, build, populate, touch and move: (stats, profile, mix, setup ns)."""
+    a = _profile(arch, overrides)
     if isinstance(size, bool) or not isinstance(size, int):
         raise TypeError(f"size must be an int, not {type(size).__name__}")
     if size <= 0 or size % a.page_size:
@@ -205,9 +246,8 @@ def run_move(
             mm.access(_touch_addresses(mm, parts, rng, touch), cpu=cpu)
     setup = time.perf_counter_ns() - t0
     mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, dst)
-    st = mm.last_move
-    assert st is not None
-    return _result(st, a, size, mix, src_align, dst_align, cpus, setup)
+    assert mm.last_move is not None
+    return mm.last_move, a, mix, setup
 
 
 def _populate(
@@ -260,9 +300,7 @@ def _result(
     cpus: int,
     setup: int,
 ) -> MoveResult:
-    d = st.as_dict()
-    from ._move import COUNTER_NAMES
-
+    ns, breakdown = move_cost(a, st)  # once: the properties would price it each time
     label = ",".join(k if v == 1 else f"{k}:{v:g}" for k, v in mix.items())
     return MoveResult(
         arch=a.name,
@@ -274,9 +312,9 @@ def _result(
         cpus=cpus,
         sim_wall_ns=st.wall_ns,
         setup_wall_ns=setup,
-        estimated_ns=st.estimated_ns,
-        breakdown=st.breakdown,
-        counters={k: int(d[k]) for k in COUNTER_NAMES},
+        estimated_ns=ns,
+        breakdown=breakdown,
+        counters={k: int(getattr(st, k)) for k in COUNTER_NAMES},
         flush_ops=st.flush_ops,
         lock_acquired=st.lock_acquired,
         unsafe_entries=st.unsafe_entries,

@@ -10,21 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .arch import Arch
 from .arch import arch as _arch
-from .constants import (
-    MADV_POPULATE_READ,
-    MADV_POPULATE_WRITE,
-    MAP_ANONYMOUS,
-    MAP_FIXED,
-    MAP_PRIVATE,
-    MREMAP_FIXED,
-    MREMAP_MAYMOVE,
-)
-from .space import AddressSpace
-from .stats import MoveStats
+from .experiment import move_stats
 
-__all__ = ["Finding", "move_once", "reproduce_2018"]
+__all__ = ["Finding", "reproduce_2018"]
 
 GIB = 1 << 30
 
@@ -48,25 +37,14 @@ class Finding:
         return None if self.published is None else self.simulated / self.published - 1
 
 
-def move_once(arch: str | Arch, policy: str, dst_offset: int, size: int = GIB,
-              write: bool = True) -> MoveStats:  # fmt: skip
-    """Move a populated region once, single-threaded; its MoveStats.
-
-    The source is PUD aligned; ``dst_offset`` misaligns the destination
-    (0: PUD aligned, PMD_SIZE: PMD aligned, a page: the PTE path).
-    ``write``: written pages, else the zero page (MADV_POPULATE_READ).
-    """
-    mm = AddressSpace(arch, cpus=1, policy=policy)
-    src = 1 << 44
-    mm.mmap(size, addr=src, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
-    mm.madvise(src, size, MADV_POPULATE_WRITE if write else MADV_POPULATE_READ)
-    mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, (1 << 45) + dst_offset)
-    assert mm.last_move is not None
-    return mm.last_move
+def _move_ns(arch: str, policy: str, dst_offset: int) -> float:
+    """Estimated ns of one single-CPU move of 1 GiB of written pages from a
+    PUD boundary to ``dst_offset`` past another."""
+    return move_stats(GIB, arch, policy, dst_align=dst_offset, cpus=1, touch=0).estimated_ns
 
 
 def _ratio(arch: str, slow: tuple[str, int], fast: tuple[str, int]) -> float:
-    return move_once(arch, *slow).estimated_ns / move_once(arch, *fast).estimated_ns
+    return _move_ns(arch, *slow) / _move_ns(arch, *fast)
 
 
 def reproduce_2018() -> list[Finding]:
