@@ -353,9 +353,14 @@ class AddressSpace:
         del self._vmas[i:j]
         floor = self._vmas[i - 1].end if i > 0 else 0
         ceiling = self._vmas[i].start if i < len(self._vmas) else 0
-        if self.tables.zap(first, last):
-            self._flush_tlb(first, last)
-        self.tables.free_pgtables(first, last, floor, ceiling)
+        self._zap_and_free(first, last, floor, ceiling)
+
+    def _zap_and_free(self, start: int, end: int, floor: int, ceiling: int) -> None:
+        """unmap_region on a range no VMA maps any more: zap it (flushing
+        what was present), then free_pgtables within [floor, ceiling)."""
+        if self.tables.zap(start, end):
+            self._flush_tlb(start, end)
+        self.tables.free_pgtables(start, end, floor, ceiling)
 
     # ------------------------------------------------------------------
     # address selection (mm/mmap.c, arch_get_unmapped_area_topdown)
@@ -754,42 +759,26 @@ class AddressSpace:
             floor = new_end
         if end <= new_addr and (ceiling == 0 or new_addr < ceiling):
             ceiling = new_addr
-        old_start, new_start = addr, new_addr
-        # (a PMD-aligned source never realigns: skip the call)
-        if (
-            addr & self._pmd_mask
-            and self.policy.realign
-            and self._can_realign(addr, new_addr, length)
-        ):
-            mask = ~self._pmd_mask
-            old_start, new_start = addr & mask, new_addr & mask
-            st.realigned = True
+        old_start, new_start = self._realign(st, addr, new_addr, length)
         free_lo = free_hi = 0
         if self.page_table_limit is None:
             free_lo, free_hi = floor, ceiling or U64 - 1
         has_anon = vma.anon_vma is not None
-        moved, counters, acquired, held, ops = self._move_tables(
-            old_start, new_start, length, addr, False, has_anon, free_lo, free_hi
-        )
-        st.add(counters, acquired, held, ops)
-        st.moved_bytes += moved
+        moved = self._move_counted(st, old_start, new_start, length, addr, False, has_anon,
+                                   free_lo, free_hi)  # fmt: skip
         if moved < length:
             # copy_vma_and_data's error path: move back, free the new range's tables
-            self._move_tables(new_addr, addr, int(moved), new_addr, True, has_anon, 0, 0)
+            self._move_tables(new_addr, addr, moved, new_addr, True, has_anon, 0, 0)
             j = self._index_after(new_addr)
-            self.tables.zap(new_addr, new_end)
-            self.tables.free_pgtables(new_addr, new_end, vs[j - 1].end if j > 0 else 0,
-                                      vs[j].start if j < len(vs) else 0)  # fmt: skip
+            self._zap_and_free(new_addr, new_end, vs[j - 1].end if j > 0 else 0,
+                               vs[j].start if j < len(vs) else 0)  # fmt: skip
             raise _sys_error(errno.ENOMEM, "mremap", "out of memory for page tables")
         del vs[i]
         vma.start, vma.end = new_addr, new_end
         if not vma.shared and vma.anon_vma is None:
             vma.pgoff = new_addr >> self.page_shift  # copy_vma: unfaulted anon
         vs.insert(self._index_after(new_addr), vma)
-        # do_vmi_munmap of the source
-        if self.tables.zap(addr, end):
-            self._flush_tlb(addr, end)
-        self.tables.free_pgtables(addr, end, floor, ceiling)
+        self._zap_and_free(addr, end, floor, ceiling)  # do_vmi_munmap of the source
         return new_addr
 
     def _remap_move(self, start: int, length: int, new_addr: int, flags: int,
@@ -861,8 +850,6 @@ class AddressSpace:
     def _move_vma(self, vma: Vma, addr: int, old_len: int, new_len: int, new_addr: int,
                   flags: int, st: MoveStats) -> int:  # fmt: skip
         """move_vma: copy_vma, move_page_tables, then unmap the source."""
-        a = self.arch
-        pol = self.policy
         new = vma.copy()
         new.start, new.end = new_addr, new_addr + new_len
         new.pgoff = vma.pgoff_at(addr, self.page_shift)
@@ -874,29 +861,19 @@ class AddressSpace:
         merged = new_vma.start != new_addr or new_vma.end != new_addr + new_len
         need_rmap_locks = merged and new_vma.pgoff <= vma.pgoff
         old_start, new_start = addr, new_addr
-        if (
-            pol.realign
-            and vma.start == addr
-            and new_vma.start == new_addr
-            and self._can_realign(addr, new_addr, old_len)
-        ):
-            mask = ~(a.pmd_size - 1)
-            old_start, new_start = addr & mask, new_addr & mask
-            st.realigned = True
+        if vma.start == addr and new_vma.start == new_addr:
+            old_start, new_start = self._realign(st, addr, new_addr, old_len)
         dontunmap = bool(flags & MREMAP_DONTUNMAP)
         free_lo = free_hi = 0
         if not dontunmap and self.page_table_limit is None:
             # under a limit the old tables stay until the end, so that a
             # failed move can always move its entries back (as the kernel)
             free_lo, free_hi = self._free_window(addr, addr + old_len)
-        moved, *counters = self._move_tables(old_start, new_start, old_len, addr,
-                                             need_rmap_locks, vma.anon_vma is not None,
-                                             free_lo, free_hi)  # fmt: skip
-        st.add(*counters)
-        st.moved_bytes += int(moved)
+        moved = self._move_counted(st, old_start, new_start, old_len, addr, need_rmap_locks,
+                                   vma.anon_vma is not None, free_lo, free_hi)  # fmt: skip
         if moved < old_len:
             # copy_vma_and_data's error path: move back, unmap the new range
-            self._move_tables(new_addr, addr, int(moved), new_addr, True,
+            self._move_tables(new_addr, addr, moved, new_addr, True,
                               vma.anon_vma is not None, 0, 0)  # fmt: skip
             self._unmap_range(new_addr, new_addr + new_len)
             raise _sys_error(errno.ENOMEM, "mremap", "out of memory for page tables")
@@ -924,16 +901,33 @@ class AddressSpace:
             pol.batch_pmd_lock, need_rmap_locks, has_anon, free_lo, free_hi, self.tlbs, self.cpu,
         )  # fmt: skip
 
-    def _can_realign(self, addr: int, new_addr: int, length: int) -> bool:
-        """can_realign_addr(PMD_MASK) of mm/mremap.c, for a move whose old
-        and new VMAs start at ``addr`` and ``new_addr``."""
-        pmd = self.arch.pmd_size
-        old_align = addr & (pmd - 1)
-        if length < pmd - old_align or old_align == 0:
-            return False
-        if old_align != new_addr & (pmd - 1):
-            return False
-        return all(self._is_free(at & ~(pmd - 1), at) for at in (addr, new_addr))
+    def _move_counted(self, st: MoveStats, old: int, new: int, length: int, orig: int,
+                      need_rmap_locks: bool, has_anon: bool, free_lo: int,
+                      free_hi: int) -> int:  # fmt: skip
+        """_move_tables, its counters added to ``st``; the bytes it moved."""
+        moved, counters, acquired, held, ops = self._move_tables(
+            old, new, length, orig, need_rmap_locks, has_anon, free_lo, free_hi
+        )
+        st.add(counters, acquired, held, ops)
+        st.moved_bytes += moved
+        return int(moved)
+
+    def _realign(self, st: MoveStats, addr: int, new_addr: int, length: int) -> tuple[int, int]:
+        """try_realign_addr: the start addresses move_page_tables gets, the
+        PMD below each when the policy realigns and can_realign_addr(PMD_MASK)
+        holds for a move whose old and new VMAs start at the two addresses."""
+        mask = self._pmd_mask
+        old_align = addr & mask
+        if (
+            not old_align  # checked first: mremap is hot and most moves are aligned
+            or not self.policy.realign
+            or length < mask + 1 - old_align
+            or old_align != new_addr & mask
+            or not all(self._is_free(at & ~mask, at) for at in (addr, new_addr))
+        ):
+            return addr, new_addr
+        st.realigned = True
+        return addr & ~mask, new_addr & ~mask
 
     def _free_window(self, start: int, end: int) -> tuple[int, int]:
         """[floor, ceiling) that free_pgtables will use once [start, end) is
