@@ -183,6 +183,14 @@ cdef inline int lookup_base(TlbState *s, int cpu, int level, uint64_t addr, bint
                        frame, writable)
 
 
+cdef inline int lookup_level(TlbState *s, int cpu, int level, uint64_t addr, bint write,
+                             bint base_only, uint64_t *frame, bint *writable) noexcept nogil:
+    """lookup_base while the CPU caches base pages only, else lookup_inline."""
+    if base_only:
+        return lookup_base(s, cpu, level, addr, write, frame, writable)
+    return lookup_inline(s, cpu, level, addr, write, frame, writable)
+
+
 cdef inline bint caches_huge(TlbState *s, int cpu) noexcept nogil:
     """Whether any array of ``cpu`` holds an entry of a huge size class."""
     cdef int i, c
@@ -226,8 +234,7 @@ cdef inline void insert_array(TlbState *s, int arr, int cpu, uint64_t addr, int 
                 victim = w
                 if score == 0:
                     break
-        s.clock[cpu] += 1
-        lru[victim] = s.clock[cpu]
+        touch_way(s, a, cpu, base, victim)
     if best != 0:
         ccount(s, cpu, arr, <int>(tags[victim] & 3))[0] -= 1
     else:
@@ -815,19 +822,13 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, VmaTable *v, int cpu, uint6
                                          &ring_reached[k])
                 __builtin_prefetch(ring_slot[k])
         addr = addrs[i]
-        if base_only:
-            cls = lookup_base(s, cpu, 1, addr, write, &frame, &writable)
-        else:
-            cls = lookup_inline(s, cpu, 1, addr, write, &frame, &writable)
+        cls = lookup_level(s, cpu, 1, addr, write, base_only, &frame, &writable)
         if cls >= 0:
             l1_hits += 1
             continue
         wp = cls == -2
         if not wp:
-            if base_only:
-                cls = lookup_base(s, cpu, 2, addr, write, &frame, &writable)
-            else:
-                cls = lookup_inline(s, cpu, 2, addr, write, &frame, &writable)
+            cls = lookup_level(s, cpu, 2, addr, write, base_only, &frame, &writable)
             if cls >= 0:
                 l2_hits += 1
                 tlb_insert_level(s, cpu, 1, addr, cls, frame, writable)
