@@ -42,6 +42,8 @@ def ext(name: str, sources: list[str]) -> Extension:
 extensions = [
     ext("pagetab._tables", ["pagetab/_tables.pyx"]),
     ext("pagetab._tlb", ["pagetab/_tlb.pyx"]),
+    ext("pagetab._flush", ["pagetab/_flush.pyx"]),
+    ext("pagetab._access", ["pagetab/_access.pyx"]),
     ext("pagetab._move", ["pagetab/_move.pyx"]),
 ]
 if sys.platform.startswith("linux"):

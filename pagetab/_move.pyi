@@ -1,29 +1,34 @@
-"""Type stubs for the Cython move engine (see _move.pyx)."""
+"""Type stubs for the move engine (see _move.pyx and _move.pxd)."""
 
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._flush import Tlbs
 from ._tables import PageTables
-from ._tlb import Tlbs
 
-LOCK_CLASSES: tuple[str, ...]
-COUNTER_NAMES: tuple[str, ...]
 FLUSH_MODE: dict[str, int]
+MOVE_DTYPE: np.dtype[np.void]
+
+class PagetableMoveControl:
+    old_addr: int
+    new_addr: int
+    old_end: int
+    len_in: int
+    need_rmap_locks: bool
+    has_anon: bool
+    free_lo: int
+    free_hi: int
+    caller: int
+    def __init__(self, config: dict[str, Any]) -> None: ...
+    @property
+    def config(self) -> dict[str, Any]: ...
+    def start(self, old_addr: int, new_addr: int, len_in: int) -> None: ...
+    def try_realign_addr(
+        self, old_vma_start: int, old_prev_end: int, new_vma_start: int, new_prev_end: int
+    ) -> bool: ...
 
 def move_page_tables(
-    pt: PageTables,
-    old_addr: int,
-    new_addr: int,
-    length: int,
-    orig_old_addr: int,
-    split_pte: bool,
-    split_pmd: bool,
-    move_pmd: bool,
-    move_pud: bool,
-    flush: str,
-    dirty_flush_locked: bool,
-    batch: bool,
-    need_rmap_locks: bool,
-    has_anon: bool,
-    free_lo: int = 0,
-    free_hi: int = 0,
-    tlbs: Tlbs | None = None,
-    caller: int = 0,
-) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]: ...
+    pt: PageTables, tlbs: Tlbs, pmc: PagetableMoveControl
+) -> tuple[int, npt.NDArray[np.void]]: ...

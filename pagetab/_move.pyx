@@ -1,9 +1,9 @@
 # cython: language_level=3
-"""The move engine (DESIGN.md layer 5): move_page_tables as in mm/mremap.c.
+"""The move engine: move_page_tables as in mm/mremap.c.
 
-Every lock acquisition, entry move and TLB flush is recorded in a C
-``Counters`` struct; the inner loops hold no Python objects and run without
-the GIL. Safety is measured, not assumed: each moved present entry is kept
+Every lock acquisition, entry move and TLB flush is recorded in the C
+``move_stats`` struct (_move.pxd); the inner loops hold no Python objects
+and run without the GIL. Safety is measured, not assumed: each moved present entry is kept
 in a pending segment, tagged with the page-table locks held when it moved,
 until a flush covering its old address clears it; releasing one of those
 locks first turns the segment into ``unsafe_windows`` (CVE-2018-18281).
@@ -11,76 +11,47 @@ locks first turns the segment into ``unsafe_windows`` (CVE-2018-18281).
 
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 
+cimport numpy as cnp
+
+import numpy as np
+
+from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
 from pagetab._tables cimport (
     ADDR_SHIFT, E_DIRTY, E_LEAF, E_PRESENT, E_SOFTDIRTY, PageTables, pool_index, pool_row,
+    pt_walk, row_empty,
 )
 from pagetab._tlb cimport (
-    NOPS,
-    FlushOps,
-    TlbSnapshot,
-    TlbState,
-    Tlbs,
-    tlb_count_range,
-    tlb_flush_range,
-    tlb_snapshot_build,
-    tlb_snapshot_count,
+    TlbSnapshot, TlbState, tlb_count_range, tlb_snapshot_build, tlb_snapshot_count,
     tlb_snapshot_free,
 )
 
-from pagetab._tlb import OP_NAMES
+cnp.import_array()
 
 cdef extern from *:
     int __builtin_ctz(unsigned int x) nogil
 
+# lock classes: indices into a lock_classes struct, in its field order
 cdef enum:
-    LK_PTE = 0       # split PTE lock (ptlock of one PTE table)
-    LK_PMD = 1       # split PMD lock (ptlock of one PMD table)
-    LK_MM = 2        # mm->page_table_lock
-    LK_RMAP = 3      # anon_vma / i_mmap rwsem (take_rmap_locks)
-    NLOCK = 4
+    LK_PTE = 0
+    LK_PMD = 1
+    LK_MM = 2
+    LK_RMAP = 3
     MAX_HELD = 6
 
-cdef enum:
-    FL_EXTENT = 0
-    FL_TABLE = 1
-    FL_END = 2
-
-LOCK_CLASSES = ("ptl_pte", "ptl_pmd", "page_table_lock", "rmap")
-COUNTER_NAMES = (
-    "ptes_moved", "move_ptes_calls", "normal_pmds_moved", "huge_pmds_moved",
-    "normal_puds_moved", "huge_puds_moved", "huge_pmds_split", "huge_puds_split",
-    "whole_moves_refused", "tables_allocated", "tables_freed_early", "flush_calls",
-    "flush_pages", "flush_unlocked", "unsafe_entries", "unsafe_windows",
-)
+#: Policy.flush -> flush_mode
 FLUSH_MODE = {"extent": FL_EXTENT, "table": FL_TABLE, "end": FL_END}
+
+cdef move_stats _layout
+#: the record of one move: its numpy dtype is the C struct move_stats itself
+MOVE_DTYPE = np.asarray(<move_stats[:1]>(&_layout)).dtype
+_EMPTY = np.zeros(1, dtype=MOVE_DTYPE)
 
 cdef uint64_t ID_PTE = (<uint64_t>1) << 62
 cdef uint64_t ID_PMD = (<uint64_t>2) << 62
 cdef uint64_t ID_RMAP = (<uint64_t>3) << 62
 cdef uint64_t ID_MM = 1          # mm->page_table_lock
-
-
-cdef struct Counters:
-    int64_t ptes_moved
-    int64_t move_ptes_calls
-    int64_t normal_pmds_moved
-    int64_t huge_pmds_moved
-    int64_t normal_puds_moved
-    int64_t huge_puds_moved
-    int64_t huge_pmds_split
-    int64_t huge_puds_split
-    int64_t whole_moves_refused      # destination entry already populated
-    int64_t tables_allocated
-    int64_t tables_freed_early       # emptied old PTE tables released at once
-    int64_t lock_acquired[NLOCK]
-    int64_t lock_max_hold[NLOCK]
-    int64_t flush_calls
-    int64_t flush_pages
-    int64_t flush_unlocked           # flushes issued with no page-table lock held
-    int64_t unsafe_entries           # moved present entries unflushed at a lock release
-    int64_t unsafe_windows           # stale TLB entries for them at that moment
 
 
 cdef struct Held:
@@ -100,6 +71,7 @@ cdef struct Segment:
 
 
 cdef struct Ctx:
+    # from mremap_config
     int pte
     int pmd
     int pud
@@ -113,6 +85,7 @@ cdef struct Ctx:
     int flush_mode
     bint dirty_flush_locked
     bint batch
+    # from pagetable_move_control
     bint need_rmap_locks
     bint has_anon
     uint64_t free_lo
@@ -125,11 +98,11 @@ cdef struct Ctx:
     int64_t segs_cap
     bint need_flush
     bint oom
-    Counters c
+    move_stats c
     TlbState *tlb                    # NULL: no TLB model
+    const flush_rule *rule
     TlbSnapshot snap                 # the TLBs since the last flush, once counted twice
     int counts_since_flush
-    FlushOps ops
     int caller                       # the CPU running mremap
 
 
@@ -176,7 +149,7 @@ cdef inline bint spin_lock(Ctx *x, uint64_t id) noexcept nogil:
     x.held[k].entries = 0
     if id == ID_RMAP:
         x.rmapmask = 1u << k
-    x.c.lock_acquired[x.held[k].cls] += 1
+    (<int64_t*>&x.c.lock_acquired)[x.held[k].cls] += 1
     return True
 
 
@@ -201,11 +174,12 @@ cdef inline void spin_unlock(PageTables pt, Ctx *x, uint64_t id) noexcept nogil:
     cdef int64_t i, j
     cdef unsigned bit
     cdef Held *h
+    cdef int64_t *max_hold = <int64_t*>&x.c.lock_max_hold
     if k < 0:
         return
     h = &x.held[k]
-    if h.entries > x.c.lock_max_hold[h.cls]:
-        x.c.lock_max_hold[h.cls] = h.entries
+    if h.entries > max_hold[h.cls]:
+        max_hold[h.cls] = h.entries
     bit = 1u << k
     x.heldmask &= ~bit
     if x.rmapmask == bit:
@@ -277,7 +251,7 @@ cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end,
     it covers."""
     cdef int64_t i, j = 0
     if x.tlb != NULL:
-        tlb_flush_range(x.tlb, &x.ops, x.caller, start, end, stride_shift)
+        tlb_flush_range(x.rule, x.tlb, &x.c.flush_ops, x.caller, start, end, stride_shift)
         tlb_snapshot_free(&x.snap)
         x.counts_since_flush = 0
     x.c.flush_calls += 1
@@ -303,32 +277,18 @@ cdef uint64_t* get_entry(PageTables pt, Ctx *x, uint64_t addr, int target, bint 
 
     Without ``alloc``: NULL when the path or the slot itself is none (as
     get_old_pud/get_old_pmd). With ``alloc``: allocates missing tables (as
-    alloc_new_pud/alloc_new_pmd); NULL when allocation fails.
+    alloc_new_pud/alloc_new_pmd); NULL when allocation fails. NULL also for
+    a huge leaf above ``target`` (not reachable for anonymous memory).
     """
-    cdef int l = 0
-    cdef int64_t row = 0, child
-    cdef uint64_t *slot
-    while True:
-        slot = slot_of(pt, l, row, addr)
-        if l == target:
-            if not alloc and slot[0] == 0:
-                return NULL
-            row_out[0] = row
-            return slot
-        if slot[0] == 0:
-            if not alloc:
-                return NULL
-            child = pt.alloc_row(l + 1)
-            if child < 0:
-                x.oom = True
-                return NULL
-            x.c.tables_allocated += 1
-            slot[0] = E_PRESENT | (<uint64_t>child << ADDR_SHIFT)
-        elif slot[0] & E_LEAF:
-            # a huge leaf above target: not reachable for anonymous memory
-            return NULL
-        row = <int64_t>(slot[0] >> ADDR_SHIFT)
-        l += 1
+    cdef int reached
+    cdef uint64_t *slot = pt_walk(pt, addr, 0, 0, target, alloc, &reached, row_out,
+                                  &x.c.tables_allocated)
+    if slot == NULL:
+        x.oom = True
+        return NULL
+    if reached != target or (not alloc and slot[0] == 0):
+        return NULL
+    return slot
 
 
 cdef inline uint64_t* slot_of(PageTables pt, int lev, int64_t row, uint64_t addr) noexcept nogil:
@@ -386,18 +346,28 @@ cdef inline void finish_entry_move(PageTables pt, Ctx *x, uint64_t old_ptl, uint
             spin_unlock(pt, x, old_ptl)
 
 
-cdef inline bint move_entry(PageTables pt, Ctx *x, int lev, uint64_t *old_slot, int64_t old_row,
-                     uint64_t *new_slot, int64_t new_row, uint64_t old_addr, bint normal,
-                     bint rmap) noexcept nogil:
+cdef inline bint should_take_rmap_locks(Ctx *x, pgt_entry entry) noexcept nogil:
+    """Whole page tables always take the rmap locks; huge leaves only when
+    the move needs them (mm/mremap.c should_take_rmap_locks)."""
+    if entry == NORMAL_PMD or entry == NORMAL_PUD:
+        return True
+    return x.need_rmap_locks
+
+
+cdef inline bint move_pgt_entry(PageTables pt, Ctx *x, pgt_entry entry, uint64_t *old_slot,
+                                int64_t old_row, uint64_t *new_slot, int64_t new_row,
+                                uint64_t old_addr) noexcept nogil:
     """move_normal_pmd / move_huge_pmd / move_normal_pud / move_huge_pud."""
     cdef uint64_t old_ptl, new_ptl, e
     cdef bint took_old = False, took_new = False, took_rmap = False
+    cdef bint normal = entry == NORMAL_PMD or entry == NORMAL_PUD
+    cdef int lev = x.pmd if entry == NORMAL_PMD or entry == HPAGE_PMD else x.pud
     cdef uint64_t size = <uint64_t>1 << pt.shift[lev]
     if new_slot[0] != 0:
         # "The destination pmd shouldn't be established"
         x.c.whole_moves_refused += 1
         return False
-    if rmap and x.has_anon:
+    if should_take_rmap_locks(x, entry) and x.has_anon:
         took_rmap = spin_lock(x, ID_RMAP)
     if lev == x.pmd:
         old_ptl = pmd_lockptr(x, old_row)
@@ -437,15 +407,6 @@ cdef inline bint move_entry(PageTables pt, Ctx *x, int lev, uint64_t *old_slot, 
 
 # ----------------------------------------------------------------------
 # move_ptes
-
-cdef bint table_empty(PageTables pt, int lev, int64_t row) noexcept nogil:
-    cdef uint64_t *t = pool_row(&pt.pools[lev], row)
-    cdef int i
-    for i in range(pt.pools[lev].nent):
-        if t[i]:
-            return False
-    return True
-
 
 cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
                     uint64_t old_addr, uint64_t new_addr, uint64_t extent) noexcept nogil:
@@ -499,7 +460,7 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
     # tables (the kernel's own accounting is reported separately).
     tbl_lo = old_addr & ~(x.pmd_size - 1)
     if x.free_hi > x.free_lo and tbl_lo >= x.free_lo and tbl_lo + x.pmd_size <= x.free_hi \
-            and table_empty(pt, x.pte, old_row):
+            and row_empty(pt, x.pte, old_row):
         old_pmd[0] = 0
         pt.free_row_clean(x.pte, old_row)
         x.c.tables_freed_early += 1
@@ -547,8 +508,8 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         return -1
     new_pmd = slot_of(pt, x.pmd, new_row, new_addr)
     if old_pmd[0] & E_LEAF:
-        if extent == x.pmd_size and move_entry(pt, x, x.pmd, old_pmd, old_row, new_pmd,
-                                                new_row, old_addr, False, x.need_rmap_locks):
+        if extent == x.pmd_size and move_pgt_entry(pt, x, HPAGE_PMD, old_pmd, old_row, new_pmd,
+                                                    new_row, old_addr):
             return 0
         if pt.split_leaf(x.pmd, old_pmd) < 0:     # split_huge_pmd
             x.oom = True
@@ -559,7 +520,7 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         flush_tlb_range(x, old_addr & ~(x.pmd_size - 1),
                         (old_addr & ~(x.pmd_size - 1)) + x.pmd_size, pt.shift[x.pmd])
     elif x.move_pmd and extent == x.pmd_size:
-        if move_entry(pt, x, x.pmd, old_pmd, old_row, new_pmd, new_row, old_addr, True, True):
+        if move_pgt_entry(pt, x, NORMAL_PMD, old_pmd, old_row, new_pmd, new_row, old_addr):
             return 0
     if old_pmd[0] == 0:
         return 0
@@ -645,9 +606,8 @@ cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64
             if new_pud == NULL:
                 break
             if old_pud[0] & E_LEAF:
-                if extent == x.pud_size and move_entry(pt, x, x.pud, old_pud, old_row,
-                                                       new_pud, new_row, old_addr, False,
-                                                       x.need_rmap_locks):
+                if extent == x.pud_size and move_pgt_entry(pt, x, HPAGE_PUD, old_pud, old_row,
+                                                           new_pud, new_row, old_addr):
                     old_addr += extent
                     new_addr += extent
                     continue
@@ -660,8 +620,8 @@ cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64
                 x.c.tables_allocated += 1
                 flush_tlb_range(x, old_addr, old_addr + x.pud_size, pt.shift[x.pud])
             elif x.move_pud and extent == x.pud_size:
-                if move_entry(pt, x, x.pud, old_pud, old_row, new_pud, new_row, old_addr,
-                              True, True):
+                if move_pgt_entry(pt, x, NORMAL_PUD, old_pud, old_row, new_pud, new_row,
+                                  old_addr):
                     old_addr += extent
                     new_addr += extent
                     continue
@@ -678,48 +638,111 @@ cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64
     return old_addr
 
 
-def move_page_tables(PageTables pt, uint64_t old_addr, uint64_t new_addr, uint64_t length,
-                     uint64_t orig_old_addr, bint split_pte, bint split_pmd, bint move_pmd,
-                     bint move_pud, str flush, bint dirty_flush_locked, bint batch,
-                     bint need_rmap_locks, bint has_anon, uint64_t free_lo=0,
-                     uint64_t free_hi=0, Tlbs tlbs=None, int caller=0):
-    """Move the entries of [old_addr, orig_old_addr + length) to new_addr.
+# ----------------------------------------------------------------------
+# the Python boundary
 
-    ``old_addr``/``new_addr`` may have been realigned down by the caller
-    (try_realign_addr); ``orig_old_addr`` is the start the caller asked for.
-    Returns (bytes moved as pmc_progress, counters, lock acquisitions, longest
-    lock holds, flush operations): tuples in the order of COUNTER_NAMES,
-    LOCK_CLASSES and _tlb.OP_NAMES.
+cdef class PagetableMoveControl:
+    """One move, as the kernel's struct pagetable_move_control, and the
+    space's ``mremap_config`` (arch geometry and policy), fixed at
+    construction: ``PagetableMoveControl(config)`` with ``config`` a dict of
+    mremap_config's fields (see _move.pxd), converted to the struct once.
+
+    Per move, set ``old_addr``, ``new_addr``, ``len_in`` (``old_end`` is set
+    from them by ``start``), ``need_rmap_locks``, ``has_anon``, ``free_lo``
+    and ``free_hi`` (a window where emptied old PTE tables may be freed at
+    once) and ``caller`` (the CPU running mremap).
+    """
+
+    def __init__(self, config):
+        cdef mremap_config cfg = config
+        if not 0 <= cfg.pud < cfg.pmd < cfg.pte < 5:
+            raise ValueError("mremap_config: need pud < pmd < pte level indices within 5 levels")
+        if cfg.flush not in (FL_EXTENT, FL_TABLE, FL_END):
+            raise ValueError(f"mremap_config: flush must be one of {sorted(FLUSH_MODE.values())}")
+        if cfg.pmd_size == 0 or cfg.pmd_size & (cfg.pmd_size - 1) or \
+                cfg.pud_size & (cfg.pud_size - 1) or cfg.pud_size <= cfg.pmd_size:
+            raise ValueError("mremap_config: pmd_size and pud_size must be powers of two, pud larger")
+        self.cfg = cfg
+
+    @property
+    def config(self):
+        """The mremap_config this control was built with."""
+        return self.cfg
+
+    def start(self, uint64_t old_addr, uint64_t new_addr, uint64_t len_in):
+        """Begin a move of ``len_in`` bytes from ``old_addr`` to ``new_addr``
+        (PAGETABLE_MOVE_CONTROL); the other fields keep their values."""
+        self.old_addr = old_addr
+        self.new_addr = new_addr
+        self.len_in = len_in
+        self.old_end = old_addr + len_in
+
+    def try_realign_addr(self, uint64_t old_vma_start, uint64_t old_prev_end,
+                         uint64_t new_vma_start, uint64_t new_prev_end):
+        """try_realign_addr(pmc, PMD_MASK) (af8ca1c14906): align old_addr
+        and new_addr down to their PMD when they are mutually misaligned by
+        the same offset, the move spans past the next PMD boundary, both
+        VMAs start at them, and no mapping lies between each PMD boundary
+        and its VMA (``*_prev_end``: the end of the VMA below, 0 if none).
+        Returns whether it realigned."""
+        cdef uint64_t mask = self.cfg.pmd_size - 1
+        cdef uint64_t old_align = self.old_addr & mask
+        if not self.cfg.realign or not old_align:
+            return False
+        # can_realign_addr
+        if self.len_in < mask + 1 - old_align or old_align != (self.new_addr & mask):
+            return False
+        # can_align_down, for the old and the new VMA
+        if old_vma_start != self.old_addr or new_vma_start != self.new_addr:
+            return False
+        if old_prev_end > (self.old_addr & ~mask) or new_prev_end > (self.new_addr & ~mask):
+            return False
+        self.old_addr &= ~mask
+        self.new_addr &= ~mask
+        return True
+
+
+def move_page_tables(PageTables pt not None, Tlbs tlbs not None,
+                     PagetableMoveControl pmc not None):
+    """Move the entries of [pmc.old_addr, pmc.old_end) to pmc.new_addr.
+
+    Returns (bytes moved, as pmc_progress, and the move's record): a
+    one-element numpy array of MOVE_DTYPE (the C struct move_stats).
     """
     cdef Ctx x
-    cdef uint64_t old_end = orig_old_addr + length, reached
-    if flush not in FLUSH_MODE:
-        raise ValueError(f"flush must be one of {', '.join(FLUSH_MODE)}, not {flush!r}")
-    if pt.nlev < 3:
-        raise ValueError("move_page_tables needs at least 3 levels")
+    cdef mremap_config *cfg = &pmc.cfg
+    cdef uint64_t old_end = pmc.old_end, reached, old_addr = pmc.old_addr
+    cdef uint64_t length = pmc.len_in
+    cdef uint64_t orig_old_addr = old_end - length
+    if pt.nlev != cfg.pte + 1 or pt.shift[cfg.pte] != cfg.page_shift \
+            or (<uint64_t>1) << pt.shift[cfg.pmd] != cfg.pmd_size:
+        raise ValueError("move_page_tables: the page tables do not match the control's geometry")
+    if not 0 <= pmc.caller < tlbs.s.ncpu:
+        raise ValueError(f"caller must be in 0..{tlbs.s.ncpu - 1}, not {pmc.caller}")
+    if old_addr > orig_old_addr or orig_old_addr - old_addr >= cfg.pmd_size \
+            or old_end < orig_old_addr:
+        raise ValueError("move_page_tables: old_addr must lie in the PMD below the move's start")
     memset(&x, 0, sizeof(Ctx))
-    x.pte = pt.nlev - 1
-    x.pmd = pt.nlev - 2
-    x.pud = pt.nlev - 3
-    x.page_shift = pt.shift[x.pte]
-    x.pmd_size = <uint64_t>1 << pt.shift[x.pmd]
-    x.pud_size = <uint64_t>1 << pt.shift[x.pud]
-    x.split_pte = split_pte
-    x.split_pmd = split_pmd
-    x.move_pmd = move_pmd
-    x.move_pud = move_pud
-    x.flush_mode = FLUSH_MODE[flush]
-    x.dirty_flush_locked = dirty_flush_locked
-    x.batch = batch
-    x.need_rmap_locks = need_rmap_locks
-    x.has_anon = has_anon
-    x.free_lo = free_lo
-    x.free_hi = free_hi
-    if tlbs is not None:
-        if not 0 <= caller < tlbs.s.ncpu:
-            raise ValueError(f"caller must be in 0..{tlbs.s.ncpu - 1}, not {caller}")
-        x.tlb = &tlbs.s
-        x.caller = caller
+    x.pte = cfg.pte
+    x.pmd = cfg.pmd
+    x.pud = cfg.pud
+    x.page_shift = cfg.page_shift
+    x.pmd_size = cfg.pmd_size
+    x.pud_size = cfg.pud_size
+    x.split_pte = cfg.split_pte
+    x.split_pmd = cfg.split_pmd
+    x.move_pmd = cfg.move_pmd
+    x.move_pud = cfg.move_pud
+    x.flush_mode = cfg.flush
+    x.dirty_flush_locked = cfg.dirty_flush_locked
+    x.batch = cfg.flush == FL_TABLE
+    x.need_rmap_locks = pmc.need_rmap_locks
+    x.has_anon = pmc.has_anon
+    x.free_lo = pmc.free_lo
+    x.free_hi = pmc.free_hi
+    x.tlb = &tlbs.s
+    x.rule = &tlbs.rule
+    x.caller = pmc.caller
     x.segs_cap = 64
     x.segs = <Segment*>malloc(x.segs_cap * sizeof(Segment))
     if x.segs == NULL:
@@ -728,7 +751,7 @@ def move_page_tables(PageTables pt, uint64_t old_addr, uint64_t new_addr, uint64
         with nogil:
             reached = old_addr
             if length:
-                reached = _move_page_tables(pt, &x, old_addr, new_addr, old_end)
+                reached = _move_page_tables(pt, &x, old_addr, pmc.new_addr, old_end)
                 if x.need_flush:
                     # flush_tlb_range(vma, old_end - len, old_addr) after unlocking
                     flush_tlb_range(&x, orig_old_addr, reached, x.page_shift)
@@ -737,15 +760,7 @@ def move_page_tables(PageTables pt, uint64_t old_addr, uint64_t new_addr, uint64
         tlb_snapshot_free(&x.snap)
     if x.oom and reached >= old_end:
         raise MemoryError("out of memory while tracking moved entries")
-    c = x.c
-    # flat tuples in COUNTER_NAMES / LOCK_CLASSES / OP_NAMES order: cheap to
-    # build, turned into names only when someone reads them (stats.py)
-    counters = (c.ptes_moved, c.move_ptes_calls, c.normal_pmds_moved, c.huge_pmds_moved,
-                c.normal_puds_moved, c.huge_puds_moved, c.huge_pmds_split, c.huge_puds_split,
-                c.whole_moves_refused, c.tables_allocated, c.tables_freed_early, c.flush_calls,
-                c.flush_pages, c.flush_unlocked, c.unsafe_entries, c.unsafe_windows)
-    acquired = (c.lock_acquired[0], c.lock_acquired[1], c.lock_acquired[2], c.lock_acquired[3])
-    held = (c.lock_max_hold[0], c.lock_max_hold[1], c.lock_max_hold[2], c.lock_max_hold[3])
-    ops = tuple([x.ops.n[k] for k in range(NOPS)])
+    rec = _EMPTY.copy()
+    memcpy(cnp.PyArray_DATA(rec), &x.c, sizeof(move_stats))
     progress = reached - orig_old_addr if reached > orig_old_addr else 0
-    return min(progress, length), counters, acquired, held, ops
+    return min(progress, length), rec

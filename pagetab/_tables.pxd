@@ -77,14 +77,12 @@ cdef class PageTables:
     cdef int64_t bytes_below_root(self) noexcept nogil
     cdef size_t chunk_bytes(self, int lev) noexcept nogil
     cdef inline int index(self, int lev, uint64_t addr) noexcept nogil
-    cdef uint64_t* walk(self, uint64_t addr, int target, bint alloc, int *reached) noexcept nogil
     cdef int64_t split_leaf(self, int lev, uint64_t *slot) noexcept nogil
     cdef uint64_t _populate(self, uint64_t start, uint64_t end, int mode, bint prot_read,
                            bint prot_write, uint64_t thp_lo, uint64_t thp_hi,
                            int64_t *shm, uint64_t shm_first, int64_t *installed) noexcept nogil
     cdef int64_t _zap(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
                       int64_t *pages) noexcept nogil
-    cdef bint _row_empty(self, int lev, int64_t row) noexcept nogil
     cdef void _free_range(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
                           uint64_t floor, uint64_t ceiling) noexcept nogil
     cdef int64_t _change_prot(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
@@ -92,3 +90,56 @@ cdef class PageTables:
     cdef void _frames(self, uint64_t start, uint64_t end, int64_t *out) noexcept nogil
     cdef int64_t _count(self, int lev, int64_t row, uint64_t base, uint64_t s,
                         uint64_t e) noexcept nogil
+
+
+cdef inline uint64_t* pt_walk(PageTables pt, uint64_t addr, int lev, int64_t row, int target,
+                              bint alloc, int *reached, int64_t *row_out,
+                              int64_t *allocated) noexcept nogil:
+    """The page-table walker every module uses (pgd_offset .. pte_offset).
+
+    Walks from table ``row`` of level ``lev`` towards level ``target`` for
+    ``addr`` and returns the slot it stopped at, ``reached`` set to that
+    slot's level: ``target``, or earlier at a none entry (when not
+    allocating) or a huge leaf, and ``row_out`` (if not NULL) to the row
+    holding that slot. With ``alloc`` missing tables are allocated
+    on the way (pud_alloc/pmd_alloc/pte_alloc), each counted in
+    ``allocated`` if it is not NULL; NULL if an allocation fails.
+    """
+    cdef uint64_t *slot
+    cdef int64_t child
+    while True:
+        slot = pool_row(&pt.pools[lev], row) + pool_index(&pt.pools[lev], pt.shift[lev], addr)
+        if lev >= target:
+            reached[0] = lev
+            if row_out != NULL:
+                row_out[0] = row
+            return slot
+        if slot[0] == 0:
+            if not alloc:
+                reached[0] = lev
+                if row_out != NULL:
+                    row_out[0] = row
+                return slot
+            child = pt.alloc_row(lev + 1)
+            if child < 0:
+                return NULL
+            if allocated != NULL:
+                allocated[0] += 1
+            slot[0] = E_PRESENT | (<uint64_t>child << ADDR_SHIFT)
+        elif slot[0] & E_LEAF:
+            reached[0] = lev
+            if row_out != NULL:
+                row_out[0] = row
+            return slot
+        row = <int64_t>(slot[0] >> ADDR_SHIFT)
+        lev += 1
+
+
+cdef inline bint row_empty(PageTables pt, int lev, int64_t row) noexcept nogil:
+    """Whether table ``row`` of level ``lev`` has no entry at all."""
+    cdef uint64_t *t = pool_row(&pt.pools[lev], row)
+    cdef int i
+    for i in range(pt.pools[lev].nent):
+        if t[i]:
+            return False
+    return True

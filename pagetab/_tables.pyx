@@ -159,35 +159,6 @@ cdef class PageTables:
     cdef inline int index(self, int lev, uint64_t addr) noexcept nogil:
         return pool_index(&self.pools[lev], self.shift[lev], addr)
 
-    cdef uint64_t* walk(self, uint64_t addr, int target, bint alloc, int *reached) noexcept nogil:
-        """The slot of level ``target`` for ``addr``.
-
-        Stops early, with ``reached`` set to the level it stopped at, at a
-        none entry (when not allocating) or a huge leaf; returns that slot.
-        Returns NULL if allocation fails.
-        """
-        cdef int l = 0
-        cdef int64_t row = 0, child
-        cdef uint64_t *slot
-        while True:
-            slot = self.row_ptr(l, row) + self.index(l, addr)
-            if l == target:
-                reached[0] = l
-                return slot
-            if slot[0] == 0:
-                if not alloc:
-                    reached[0] = l
-                    return slot
-                child = self.alloc_row(l + 1)
-                if child < 0:
-                    return NULL
-                slot[0] = E_PRESENT | (<uint64_t>child << ADDR_SHIFT)
-            elif slot[0] & E_LEAF:
-                reached[0] = l
-                return slot
-            row = <int64_t>efr(slot[0])
-            l += 1
-
     cdef int64_t split_leaf(self, int lev, uint64_t *slot) noexcept nogil:
         """__split_huge_pmd: replace a huge leaf by a table of smaller leaves.
 
@@ -243,7 +214,7 @@ cdef class PageTables:
             next_ = haddr + pmd_size
             if next_ > end or next_ == 0:
                 next_ = end
-            slot = self.walk(addr, pmd, True, &reached)
+            slot = pt_walk(self, addr, 0, 0, pmd, True, &reached, NULL, NULL)
             if slot == NULL:
                 return addr
             if reached < pmd:
@@ -401,14 +372,6 @@ cdef class PageTables:
             raise MemoryError("page-table limit reached while splitting a huge page")
         return pages
 
-    cdef bint _row_empty(self, int lev, int64_t row) noexcept nogil:
-        cdef uint64_t *t = self.row_ptr(lev, row)
-        cdef int i
-        for i in range(self.pools[lev].nent):
-            if t[i]:
-                return False
-        return True
-
     cdef void _free_range(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
                           uint64_t floor, uint64_t ceiling) noexcept nogil:
         cdef uint64_t *t = self.row_ptr(lev, row)
@@ -431,7 +394,7 @@ cdef class PageTables:
             # free_pgd_range frees a table when no VMA may use any of its
             # span: the span lies within [floor, ceiling); ceiling 0 = top
             if lo >= floor and (ceiling == 0 or (hi != 0 and hi <= ceiling)):
-                if self._row_empty(lev + 1, child):
+                if row_empty(self, lev + 1, child):
                     self.free_row_clean(lev + 1, child)
                     t[i] = 0
 
@@ -501,7 +464,7 @@ cdef class PageTables:
         cdef uint64_t *slot
         cdef uint64_t size
         for l in range(self.nlev - 1):
-            slot = self.walk(addr, self.nlev - 1, False, &reached)
+            slot = pt_walk(self, addr, 0, 0, self.nlev - 1, False, &reached, NULL, NULL)
             if reached == self.nlev - 1 or slot[0] == 0 or not (slot[0] & E_LEAF):
                 return True
             size = <uint64_t>1 << self.shift[reached]
@@ -526,7 +489,7 @@ cdef class PageTables:
         size = <uint64_t>1 << self.shift[level]
         if addr & (size - 1):
             raise ValueError(f"addr {addr:#x} is not aligned to {size:#x}")
-        slot = self.walk(addr, level, True, &reached)
+        slot = pt_walk(self, addr, 0, 0, level, True, &reached, NULL, NULL)
         if slot == NULL:
             raise MemoryError("cannot allocate page tables")
         if reached != level or slot[0] != 0:
@@ -624,7 +587,7 @@ cdef class PageTables:
         cdef int reached
         cdef int64_t k = 0, n, j
         while addr < end:
-            slot = self.walk(addr, pte, False, &reached)
+            slot = pt_walk(self, addr, 0, 0, pte, False, &reached, NULL, NULL)
             size = <uint64_t>1 << self.shift[reached]
             next_ = (addr & ~(size - 1)) + size
             if next_ > end or next_ == 0:
@@ -666,13 +629,13 @@ cdef class PageTables:
     def entry(self, uint64_t addr):
         """(level, raw entry) of the deepest entry mapping ``addr``."""
         cdef int reached
-        cdef uint64_t *slot = self.walk(addr, self.nlev - 1, False, &reached)
+        cdef uint64_t *slot = pt_walk(self, addr, 0, 0, self.nlev - 1, False, &reached, NULL, NULL)
         return reached, slot[0]
 
     def translate(self, uint64_t addr):
         """Frame id of the base page holding ``addr``: -1 none, 0 zero page."""
         cdef int reached
-        cdef uint64_t *slot = self.walk(addr, self.nlev - 1, False, &reached)
+        cdef uint64_t *slot = pt_walk(self, addr, 0, 0, self.nlev - 1, False, &reached, NULL, NULL)
         cdef uint64_t e = slot[0]
         cdef uint64_t size = <uint64_t>1 << self.shift[reached]
         if e == 0 or (reached < self.nlev - 1 and not (e & E_LEAF)):
@@ -825,6 +788,6 @@ cdef class PageTables:
                 problems.append(f"level {l}: {np.count_nonzero(ref)} rows reachable but "
                                 f"{self.pools[l].live} live")
             for r in free_rows[:64]:
-                if not self._row_empty(l, r):
+                if not row_empty(self, l, r):
                     problems.append(f"level {l}: free row {r} is not zero")
         return problems

@@ -13,12 +13,25 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .costs_data import COSTS, TLBS, Cost, FlushRules, TlbArraySpec, TlbSpec
+from .costs_data import COSTS, TLBS, Cost, TlbArraySpec, TlbSpec
+from .flush import Arm64Flush, FlushRules, Ppc64RadixFlush, X86Flush, flush_families
 
-__all__ = ["Arch", "Cost", "FlushRules", "Level", "TlbArraySpec", "TlbSpec", "arch", "archs"]
+__all__ = [
+    "Arch",
+    "Arm64Flush",
+    "Cost",
+    "FlushRules",
+    "Level",
+    "Ppc64RadixFlush",
+    "TlbArraySpec",
+    "TlbSpec",
+    "X86Flush",
+    "arch",
+    "archs",
+]
 
 LEVEL_NAMES = ("pgd", "p4d", "pud", "pmd", "pte")
-_DEFAULT_FLUSH = FlushRules("x86")
+_X86_DEFAULT = X86Flush()
 
 
 @dataclass(frozen=True)
@@ -68,7 +81,7 @@ class Arch:
     split_pmd_lock: bool = True  # ARCH_ENABLE_SPLIT_PMD_PTLOCK
     source: str = ""
     tlb: TlbSpec = TLBS["x86-64"]
-    flush: FlushRules = _DEFAULT_FLUSH
+    flush: FlushRules = _X86_DEFAULT
     costs: dict[str, Cost] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -90,8 +103,13 @@ class Arch:
             raise ValueError(f"{self.name}: task_size exceeds what the tables can map")
         if not self.mmap_min_addr <= self.map_window <= self.task_size:
             raise ValueError(f"{self.name}: need mmap_min_addr <= map_window <= task_size")
-        if self.flush.kind not in ("x86", "arm64", "ppc64"):
-            raise ValueError(f"{self.name}: flush.kind must be x86, arm64 or ppc64")
+        if not isinstance(self.flush, FlushRules) or self.flush.family not in flush_families():
+            raise ValueError(f"{self.name}: flush must be one of "
+                             f"{', '.join(c.__name__ for c in flush_families().values())}, "
+                             f"not {self.flush!r}")  # fmt: skip
+        missing = sorted({e for e in self.flush.op_costs.values() if e not in self.costs})
+        if self.costs and missing:
+            raise ValueError(f"{self.name}: no cost for flush event(s) {missing}")
         names = {lv.name for lv in self.levels} | {"pud"}
         for arr in self.tlb.arrays:
             bad = set(arr.holds) - {"pte", "pmd", "pud"}
@@ -192,8 +210,8 @@ _X86_LEVELS = [
     ("pte", 12, 512, False),
 ]
 
-_X86_FLUSH = FlushRules("x86", source="arch/x86/mm/tlb.c flush_tlb_mm_range")
-_ARM64_FLUSH = FlushRules("arm64", source="arch/arm64/include/asm/tlbflush.h __flush_tlb_range")
+_X86_FLUSH = X86Flush(source="arch/x86/mm/tlb.c flush_tlb_mm_range")
+_ARM64_FLUSH = Arm64Flush(source="arch/arm64/include/asm/tlbflush.h __flush_tlb_range")
 
 
 def _arm64(name: str, description: str, page_shift: int,
@@ -275,7 +293,7 @@ _REGISTRY: dict[str, Arch] = {
             split_pmd_lock=False,
             source="arch/powerpc/include/asm/book3s/64/radix-64k.h; asm/task_size_64.h",
             tlb=TLBS["ppc64"],
-            flush=FlushRules("ppc64", source="arch/powerpc/mm/book3s64/radix_tlb.c"),
+            flush=Ppc64RadixFlush(source="arch/powerpc/mm/book3s64/radix_tlb.c"),
             costs=COSTS["ppc64"],
         ),
     )
@@ -289,20 +307,20 @@ def _variants() -> None:
         x86.replace(
             name="x86-64-invlpgb",
             description="x86-64 with AMD INVLPGB broadcast invalidation instead of IPIs",
-            flush=FlushRules("x86", x86_invlpgb=True,
-                             source="arch/x86/mm/tlb.c broadcast_tlb_flush (INVLPGB)"),
+            flush=X86Flush(invlpgb=True,
+                           source="arch/x86/mm/tlb.c broadcast_tlb_flush (INVLPGB)"),
         ),
         a4k.replace(
             name="arm64-4k-linux-4.9",
             description="arm64 4K as on Linux 4.9: per-page TLBI up to MAX_TLB_RANGE (1024 "
             "pages), no range TLBI",
-            flush=FlushRules("arm64", arm_legacy_limit=1024,
+            flush=Arm64Flush(legacy_limit=1024,
                              source="v4.9 arch/arm64/include/asm/tlbflush.h MAX_TLB_RANGE"),
         ),
         a4k.replace(
             name="arm64-4k-tlbirange",
             description="arm64 4K with FEAT_TLBIRANGE (TLBI RVAE1IS range operations)",
-            flush=FlushRules("arm64", arm_range=True,
+            flush=Arm64Flush(range=True,
                              source="arch/arm64/include/asm/tlbflush.h __flush_tlb_range_op"),
         ),
     ):  # fmt: skip
@@ -311,9 +329,7 @@ def _variants() -> None:
         a = _REGISTRY[name]
         # MAX_DVM_OPS is PTRS_PER_PTE
         _REGISTRY[name] = a.replace(
-            flush=FlushRules(
-                "arm64", arm_max_dvm_ops=a.levels[-1].entries, source=_ARM64_FLUSH.source
-            )
+            flush=Arm64Flush(max_dvm_ops=a.levels[-1].entries, source=_ARM64_FLUSH.source)
         )
 
 

@@ -1,4 +1,4 @@
-"""Counters to estimated nanoseconds (DESIGN.md layer 7).
+"""Counters to estimated nanoseconds.
 
 Every event a move or an access records is priced with its arch profile's
 cost table (``Arch.costs``; each figure names its source in
@@ -15,31 +15,16 @@ from .arch import Arch
 
 __all__ = ["access_cost", "collateral_cost", "flush_cost", "move_cost"]
 
-# flush operation -> cost event; remote work runs in parallel on every
-# remote CPU, so one CPU's share is priced
-_FLUSH_EVENTS = {
-    "full_flush": "full_flush",
-    "invlpg": "invlpg",
-    "remote_full_flush": "full_flush",
-    "remote_invlpg": "invlpg",
-    "invlpgb": "invlpgb",
-    "tlbsync": "tlbsync",
-    "tlbi_page": "tlbi_page",
-    "tlbi_range": "tlbi_range",
-    "tlbi_asid": "tlbi_asid",
-    "dsb": "dsb",
-    "tlbie": "tlbie",
-    "tlbiel": "tlbiel",
-    "pid_flush": "pid_flush",
-    "pwc_flush": "pwc_flush",
-    "tlbie_sync": "tlbie_sync",
-}
-
 
 def flush_cost(arch: Arch, ops: Mapping[str, int]) -> dict[str, float]:
-    """Nanoseconds of flush operations: {"tlb flush": ..., "ipi": ...}."""
+    """Nanoseconds of flush operations: {"tlb flush": ..., "ipi": ...}.
+
+    Each operation is priced by the event its family names in
+    ``arch.flush.op_costs`` (remote work runs in parallel on every remote
+    CPU, so one CPU's share is counted and priced).
+    """
     flush = ops.get("flush_calls", 0) * arch.cost("flush_call")
-    for op, event in _FLUSH_EVENTS.items():
+    for op, event in arch.flush.op_costs.items():
         n = ops.get(op, 0)
         if n:
             flush += n * arch.cost(event)

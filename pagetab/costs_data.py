@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["COSTS", "TLBS", "Cost", "FlushRules", "TlbArraySpec", "TlbSpec"]
+__all__ = ["COSTS", "TLBS", "Cost", "TlbArraySpec", "TlbSpec"]
 
 
 @dataclass(frozen=True)
@@ -43,33 +43,6 @@ class TlbSpec:
     arrays: tuple[TlbArraySpec, ...]
     source: str
     pwc_entries: int = 0
-
-
-@dataclass(frozen=True)
-class FlushRules:
-    """How flush_tlb_range becomes instructions (shared/DOMAIN.md section 4).
-
-    kind "x86": INVLPG per page up to ``x86_ceiling`` pages
-    (tlb_single_page_flush_ceiling), else a full flush; IPIs to the other
-    CPUs of mm_cpumask, or INVLPGB broadcasts with ``x86_invlpgb``.
-    kind "arm64": broadcast TLBIs; flush_tlb_mm at ``arm_max_dvm_ops``
-    pages (MAX_DVM_OPS = PTRS_PER_PTE) unless ``arm_range``
-    (FEAT_TLBIRANGE); ``arm_legacy_limit`` > 0 is Linux 4.9's rule
-    (MAX_TLB_RANGE pages, per-page TLBIs up to it).
-    kind "ppc64": radix tlbie (global) / tlbiel (local) per page up to the
-    ceilings, else a whole-PID flush; page-walk-cache flush from PMD_SIZE.
-    """
-
-    kind: str
-    x86_ceiling: int = 33
-    x86_invlpgb: bool = False
-    arm_max_dvm_ops: int = 512
-    arm_legacy_limit: int = 0
-    arm_range: bool = False
-    ppc_tlbie_ceiling: int = 33
-    ppc_tlbiel_ceiling: int = 256
-    ppc_thp: bool = True
-    source: str = ""
 
 
 _ALL = ("pte", "pmd", "pud")

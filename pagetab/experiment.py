@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from ._move import COUNTER_NAMES
 from .arch import Arch, arch, archs
 from .constants import (
     MADV_HUGEPAGE,
@@ -39,7 +38,7 @@ from .constants import (
 from .cost import move_cost
 from .policy import policies
 from .space import AddressSpace
-from .stats import MoveStats
+from .stats import COUNTER_NAMES, MoveStats
 
 __all__ = [
     "ALIGNS",

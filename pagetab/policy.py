@@ -1,30 +1,45 @@
-"""Kernel policies for move_page_tables (DESIGN.md layer 2).
+"""Kernel policies for move_page_tables.
 
 A policy names how mremap moves page tables: which whole-entry moves exist,
-when TLB flushes happen relative to the page-table locks, and whether the
-PMD lock is batched per table page. Presets reproduce kernel versions and
-the proposals of the 2018 "fast mremap" review thread (shared/DOMAIN.md
-section 1). Policies change costs and safety, never the resulting mapping.
+whether misaligned moves are realigned, and when TLB flushes happen
+relative to the page-table locks. Presets reproduce kernel versions and the
+proposals of the October 2018 linux-mm review of Joel Fernandes' "fast
+mremap" patch. Policies change costs and safety, never the resulting
+mapping, except for the page-table shape a PTE-by-PTE policy leaves under a
+MREMAP_DONTUNMAP source (an emptied PTE table where table-moving policies
+leave none).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from .argcheck import check_bool
+
 __all__ = ["FLUSH_MODES", "Policy", "policies", "policy"]
 
-#: When moved entries are flushed:
-#: "extent": per move_ptes extent and per whole-entry move (flush_tlb_range
-#: for each, as Linux since 4.19/5.0); "table": once per PMD table page
-#: (batched-ptl); "end": once at the end of move_page_tables.
+#: When moved entries are flushed, and so what the PMD lock covers:
+#: "extent": per move_ptes extent and per whole-entry move, under the
+#: page-table locks (flush_tlb_range for each, as Linux since 4.19/5.0);
+#: "table": the PMD lock taken once per PMD table page, every movable
+#: entry in it moved, one flush, then the unlock (the review thread's
+#: batched proposal); "end": once at the end of move_page_tables, after
+#: the locks are released (Linux before 4.19, unsafe: CVE-2018-18281).
 FLUSH_MODES = ("extent", "table", "end")
 
+# keyword arguments of earlier versions, now implied by ``flush``
+_LEGACY = {
+    "flush_under_lock": lambda flush: flush != "end",
+    "batch_pmd_lock": lambda flush: flush == "table",
+}
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, init=False)
 class Policy:
-    """How move_page_tables behaves.
+    """How move_page_tables behaves: one field per choice the kernel made.
 
     Attributes
     ----------
@@ -36,15 +51,13 @@ class Policy:
         try_realign_addr(PMD_MASK) (af8ca1c14906).
     flush:
         one of FLUSH_MODES.
-    flush_under_lock:
-        whether the flush happens before the page-table locks are released.
-        With flush="end" it is False: the single flush comes after.
     dirty_flush_under_lock:
-        pre-4.19 rule (5d1904204c99): a moved *dirty* present entry forces a
-        flush under the old lock even when the policy defers flushes.
-    batch_pmd_lock:
-        the review thread's proposal: take the PMD lock once per PMD table
-        page, move every movable entry in it, flush once, then unlock.
+        with flush="end" only: the pre-4.19 rule (5d1904204c99) that a
+        moved *dirty* present entry is flushed under the old lock.
+
+    ``flush_under_lock`` and ``batch_pmd_lock`` are read-only properties
+    implied by ``flush``; as keyword arguments they are accepted when they
+    agree with it, with a DeprecationWarning.
     """
 
     name: str
@@ -54,32 +67,69 @@ class Policy:
     move_pud: bool = False
     realign: bool = False
     flush: str = "extent"
-    flush_under_lock: bool = True
     dirty_flush_under_lock: bool = False
-    batch_pmd_lock: bool = False
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
+    def __init__(
+        self,
+        name: str,
+        description: str = "",
+        source: str = "",
+        move_pmd: bool = False,
+        move_pud: bool = False,
+        realign: bool = False,
+        flush: str = "extent",
+        dirty_flush_under_lock: bool = False,
+        **legacy: Any,
+    ) -> None:
+        if not isinstance(name, str) or not name:
             raise ValueError("Policy.name must be a non-empty str")
-        for f in ("move_pmd", "move_pud", "realign", "flush_under_lock",
-                  "dirty_flush_under_lock", "batch_pmd_lock"):  # fmt: skip
-            if not isinstance(getattr(self, f), bool):
-                raise TypeError(f"Policy.{f} must be a bool, not {getattr(self, f)!r}")
-        if self.flush not in FLUSH_MODES:
+        for what, text in (("description", description), ("source", source)):
+            if not isinstance(text, str):
+                raise TypeError(f"Policy.{what} must be a str, not {type(text).__name__}")
+        for what, flag in (("move_pmd", move_pmd), ("move_pud", move_pud), ("realign", realign),
+                           ("dirty_flush_under_lock", dirty_flush_under_lock)):  # fmt: skip
+            check_bool(f"Policy.{what}", flag)
+        if flush not in FLUSH_MODES:
             raise ValueError(f"Policy.flush must be one of {', '.join(FLUSH_MODES)}, "
-                             f"not {self.flush!r}")  # fmt: skip
-        if (self.flush == "table") != self.batch_pmd_lock:
-            raise ValueError('Policy: flush="table" goes with batch_pmd_lock=True and only then')
-        if self.flush == "end" and self.flush_under_lock:
-            raise ValueError('Policy: flush="end" happens after the locks are released; '
-                             "set flush_under_lock=False")  # fmt: skip
-        if self.flush != "end" and not self.flush_under_lock:
-            raise NotImplementedError(
-                "Policy: per-extent or per-table flushes after the lock release are not "
-                'modelled; use flush="end" for a deferred flush'
-            )
-        if self.batch_pmd_lock and not self.move_pmd:
-            raise ValueError("Policy: batch_pmd_lock batches whole-PMD moves; needs move_pmd")
+                             f"not {flush!r}")  # fmt: skip
+        unknown = sorted(set(legacy) - set(_LEGACY))
+        if unknown:
+            raise TypeError(f"Policy got unknown keyword argument(s) {unknown}")
+        for f, v in legacy.items():
+            check_bool(f"Policy.{f}", v)
+            if v != _LEGACY[f](flush):
+                if f == "flush_under_lock" and not v:
+                    raise NotImplementedError(
+                        "Policy: per-extent or per-table flushes after the lock release are "
+                        'not modelled; use flush="end" for a deferred flush'
+                    )
+                raise ValueError(f'Policy: {f}={v} contradicts flush="{flush}" (flush="end" '
+                                 'flushes after the locks, flush="table" batches the PMD '
+                                 "lock, flush=\"extent\" does neither)")  # fmt: skip
+            warnings.warn(f"Policy({f}=...) is implied by flush={flush!r}; drop the argument",
+                          DeprecationWarning, stacklevel=2)  # fmt: skip
+        if dirty_flush_under_lock and flush != "end":
+            raise ValueError('Policy: dirty_flush_under_lock applies to flush="end" only '
+                             "(other modes flush every moved entry under the lock)")  # fmt: skip
+        if flush == "table" and not move_pmd:
+            raise ValueError('Policy: flush="table" batches whole-PMD moves; needs move_pmd')
+        values: dict[str, object] = {
+            "name": name, "description": description, "source": source, "move_pmd": move_pmd,
+            "move_pud": move_pud, "realign": realign, "flush": flush,
+            "dirty_flush_under_lock": dirty_flush_under_lock,
+        }  # fmt: skip
+        for field_name, value in values.items():
+            object.__setattr__(self, field_name, value)
+
+    @property
+    def flush_under_lock(self) -> bool:
+        """Whether flushes happen before the page-table locks are released."""
+        return self.flush != "end"
+
+    @property
+    def batch_pmd_lock(self) -> bool:
+        """Whether the PMD lock is held once per PMD table page (flush="table")."""
+        return self.flush == "table"
 
     @property
     def safe(self) -> bool:
@@ -88,11 +138,13 @@ class Policy:
 
     def replace(self, **overrides: Any) -> Policy:
         """A copy with fields replaced (validated again)."""
-        valid = {f.name for f in dataclasses.fields(self)}
+        valid = {f.name for f in dataclasses.fields(self)} | set(_LEGACY)
         unknown = sorted(set(overrides) - valid)
         if unknown:
             raise ValueError(f"unknown Policy field(s) {unknown}; valid: {sorted(valid)}")
-        return dataclasses.replace(self, **overrides)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields.update(overrides)
+        return Policy(**fields)
 
 
 _PRESETS = (
@@ -101,7 +153,7 @@ _PRESETS = (
         "PTE moves only (THP leaves move whole); dirty entries flushed under the old "
         "lock, the rest once at the end after the locks are released",
         "mm/mremap.c as of v4.18; 5d1904204c99 (dirty flush); before CVE-2018-18281",
-        flush="end", flush_under_lock=False, dirty_flush_under_lock=True,
+        flush="end", dirty_flush_under_lock=True,
     ),
     Policy(
         "linux-4.19",
@@ -114,7 +166,7 @@ _PRESETS = (
         "locks are released (PTE moves keep the pre-4.19 rule)",
         "Joel Fernandes, 'mm: speed up mremap by 500x on large regions' v2, linux-mm, "
         "Oct 2018",
-        move_pmd=True, flush="end", flush_under_lock=False, dirty_flush_under_lock=True,
+        move_pmd=True, flush="end", dirty_flush_under_lock=True,
     ),
     Policy(
         "linux-5.0",
@@ -140,7 +192,7 @@ _PRESETS = (
         "all movable entries moved, one flush, then unlock; PTE extents inside take "
         "the PTE lock nested and flush before dropping it",
         "linux-mm review of 'mm: speed up mremap by 500x on large regions', Oct 2018",
-        move_pmd=True, move_pud=True, realign=True, flush="table", batch_pmd_lock=True,
+        move_pmd=True, move_pud=True, realign=True, flush="table",
     ),
 )  # fmt: skip
 _REGISTRY = {p.name: p for p in _PRESETS}

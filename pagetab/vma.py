@@ -1,20 +1,47 @@
-"""VMAs and the shared-memory objects behind MAP_SHARED mappings.
+"""VMAs, the shared-memory objects behind MAP_SHARED mappings, and the VMA
+list of an mm (mm/vma.c and mm/mmap.c).
 
 A VMA here carries what Linux's merge rules look at (vm_flags, the backing
 object, vm_pgoff, the anon_vma) so that ``can_merge`` is is_mergeable_vma
-plus is_mergeable_anon_vma plus pgoff contiguity, as in mm/vma.c.
+plus is_mergeable_anon_vma plus pgoff contiguity, as in mm/vma.c. The list
+operations are module functions taking the mm, as the kernel's do.
 """
 
 from __future__ import annotations
 
+import bisect
+import errno
 import itertools
+import operator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .argcheck import U64
 from .constants import PROT_EXEC, PROT_READ, PROT_WRITE
 
-__all__ = ["VM_HUGEPAGE", "VM_NOHUGEPAGE", "Shm", "Vma", "VmaInfo"]
+if TYPE_CHECKING:
+    from .space import AddressSpace
+
+__all__ = [
+    "VM_HUGEPAGE",
+    "VM_NOHUGEPAGE",
+    "Shm",
+    "Vma",
+    "VmaInfo",
+    "can_merge",
+    "do_vmi_munmap",
+    "find_vma",
+    "get_unmapped_area",
+    "insert_vma",
+    "is_free",
+    "merge_around",
+    "overlapping",
+    "split_vma",
+    "unmap_region",
+]
 
 #: vm_flags bits pagetab keeps besides the protection (include/linux/mm.h)
 VM_HUGEPAGE = 0x20000000
@@ -131,3 +158,194 @@ class VmaInfo:
         )
         perms += "s" if self.shared else "p"
         return f"{self.start:012x}-{self.end:012x} {perms} {self.pgoff:08x}"
+
+
+# ----------------------------------------------------------------------
+# The VMA list of an mm (mm/vma.c, mm/mmap.c). VMAs are kept in Python, in
+# a list sorted by address (a process has few); page-table work is
+# delegated to the Cython store.
+
+_VMA_START = operator.attrgetter("start")
+_VMA_END = operator.attrgetter("end")
+
+
+def index_after(mm: AddressSpace, addr: int) -> int:
+    """Index of the first VMA whose end is > addr (the find_vma walk)."""
+    return bisect.bisect_right(mm._vmas, addr, key=_VMA_END)
+
+
+def find_vma(mm: AddressSpace, addr: int) -> Vma | None:
+    """The VMA containing ``addr``, or None."""
+    vs = mm._vmas
+    i = bisect.bisect_right(vs, addr, key=_VMA_END)
+    if i < len(vs) and vs[i].start <= addr:
+        return vs[i]
+    return None
+
+
+def prev_end(mm: AddressSpace, addr: int) -> int:
+    """The end of the last VMA ending at or below ``addr`` (0 if none): where
+    the gap below ``addr`` starts."""
+    i = index_after(mm, addr)
+    return mm._vmas[i - 1].end if i > 0 else 0
+
+
+def overlapping(mm: AddressSpace, start: int, end: int) -> Iterator[Vma]:
+    """The VMAs intersecting [start, end), in order (for_each_vma_range)."""
+    vs = mm._vmas
+    i = index_after(mm, start)
+    while i < len(vs) and vs[i].start < end:
+        yield vs[i]
+        i += 1
+
+
+def is_free(mm: AddressSpace, start: int, end: int) -> bool:
+    """Whether no VMA intersects [start, end) (!find_vma_intersection)."""
+    return next(overlapping(mm, start, end), None) is None
+
+
+def split_vma(mm: AddressSpace, addr: int) -> None:
+    """__split_vma at ``addr`` if a VMA straddles it (splits a THP there too).
+
+    OSError(ENOMEM) if the huge page there cannot be split for lack of
+    page-table memory (the VMA list is left as it was).
+    """
+    vs = mm._vmas
+    i = index_after(mm, addr)
+    if i == len(vs):
+        return
+    v = vs[i]
+    if not v.start < addr < v.end:
+        return
+    if not mm.tables.split_at(addr):
+        merge_around(mm, addr, addr)  # undo a split made just before
+        raise OSError(errno.ENOMEM, "split: no page-table memory to split a huge page")
+    hi = v.copy()
+    hi.pgoff = v.pgoff_at(addr, mm.page_shift)
+    hi.start = addr
+    v.end = addr
+    vs.insert(i + 1, hi)
+
+
+def merge_around(mm: AddressSpace, start: int, end: int) -> None:
+    """Merge mergeable neighbours among the VMAs touching [start, end]."""
+    vs = mm._vmas
+    i = max(index_after(mm, start) - 1, 0)
+    while i + 1 < len(vs) and vs[i].start <= end:
+        a, b = vs[i], vs[i + 1]
+        if can_merge(a, b, mm.page_shift):
+            a.end = b.end
+            if a.anon_vma is None:
+                a.anon_vma = b.anon_vma
+            del vs[i + 1]
+        else:
+            i += 1
+
+
+def insert_vma(mm: AddressSpace, v: Vma) -> None:
+    """Link ``v`` into the list and merge it with its neighbours (vma_link + vma_merge)."""
+    vs = mm._vmas
+    vs.insert(bisect.bisect_left(vs, v.start, key=_VMA_START), v)
+    merge_around(mm, v.start, v.end)
+
+
+def unmap_region(mm: AddressSpace, start: int, end: int, floor: int, ceiling: int) -> None:
+    """unmap_region on a range no VMA maps any more: zap it (flushing what
+    was present), then free_pgtables within [floor, ceiling)."""
+    if mm.tables.zap(start, end):
+        mm.tlbs.flush_range(mm.cpu, start, end)
+    mm.tables.free_pgtables(start, end, floor, ceiling)
+
+
+def do_vmi_munmap(mm: AddressSpace, start: int, end: int) -> None:
+    """Unmap an aligned, validated range: split, unlink, zap, free tables."""
+    if is_free(mm, start, end):
+        return
+    split_vma(mm, start)
+    split_vma(mm, end)
+    vs = mm._vmas
+    i = index_after(mm, start)
+    j = i
+    while j < len(vs) and vs[j].start < end:
+        j += 1
+    if i == j:
+        return
+    first, last = vs[i].start, vs[j - 1].end
+    del vs[i:j]
+    floor = vs[i - 1].end if i > 0 else 0
+    ceiling = vs[i].start if i < len(vs) else 0
+    unmap_region(mm, first, last, floor, ceiling)
+
+
+def free_window(mm: AddressSpace, start: int, end: int) -> tuple[int, int]:
+    """[floor, ceiling) that free_pgtables will use once [start, end) is
+    unmapped: tables wholly inside may be released as soon as emptied."""
+    vs = mm._vmas
+    i = index_after(mm, start)  # the first VMA ending after start
+    if i < len(vs) and vs[i].start < start:
+        floor = start  # a VMA keeps the part below start
+    else:
+        floor = vs[i - 1].end if i > 0 else 0
+    k = bisect.bisect_left(vs, end, key=_VMA_START)  # the first VMA starting at or after end
+    if k > 0 and vs[k - 1].end > end:
+        ceiling = end  # a VMA keeps the part above end
+    else:
+        ceiling = vs[k].start if k < len(vs) else U64 - 1
+    return floor, ceiling
+
+
+# ----------------------------------------------------------------------
+# address selection (mm/mmap.c, arch_get_unmapped_area_topdown)
+
+
+def _topdown(mm: AddressSpace, length: int, high: int) -> int | None:
+    """unmapped_area_topdown: the highest gap below ``high`` fitting
+    ``length``; returns its top - length, or None."""
+    low = max(mm.arch.mmap_min_addr, mm.page_size)
+    gap_end = high
+    for v in reversed(mm._vmas):
+        if v.start >= high:
+            gap_end = min(gap_end, high)
+            continue
+        gap_start = max(v.end, low)
+        if gap_end >= gap_start + length:
+            return gap_end - length
+        gap_end = v.start
+    if gap_end >= low + length:
+        return gap_end - length
+    return None
+
+
+def _bottomup(mm: AddressSpace, length: int, high: int) -> int | None:
+    """unmapped_area: the lowest gap fitting ``length`` below ``high``."""
+    addr = max(mm.arch.mmap_min_addr, mm.page_size)
+    for v in mm._vmas:
+        if v.start >= addr + length:
+            break
+        addr = max(addr, v.end)
+    return addr if addr + length <= high else None
+
+
+def get_unmapped_area(mm: AddressSpace, length: int, hint: int, thp_align: bool) -> int | None:
+    """Where a non-fixed mapping of ``length`` goes (None: no room)."""
+    a = mm.arch
+    mmap_end = a.task_size if hint > a.map_window else a.map_window
+    if hint:
+        if (
+            hint + length <= mmap_end
+            and hint >= a.mmap_min_addr
+            and is_free(mm, hint, hint + length)
+        ):
+            return hint
+    base = a.mmap_base if mmap_end == a.map_window else mmap_end - a.stack_gap
+    if thp_align:
+        # __thp_get_unmapped_area: search for len + PMD_SIZE, then align
+        pmd = a.pmd_size
+        ret = _topdown(mm, length + pmd, base) or _bottomup(mm, length + pmd, mmap_end)
+        if ret is not None:
+            off_sub = (-ret) & (pmd - 1)
+            return ret + pmd if off_sub == 0 else ret + off_sub
+    ret = _topdown(mm, length, base)
+    if ret is None:
+        ret = _bottomup(mm, length, mmap_end)
+    return ret

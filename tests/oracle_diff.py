@@ -8,6 +8,7 @@ import random
 from typing import Any
 
 import pagetab as pt
+from pagetab.memory import populate_vma
 from pagetab.oracle import PageState, run_ops
 
 BASE = 1 << 40  # the simulated window, PUD aligned like the oracle's
@@ -66,7 +67,7 @@ def simulate(ops: list[tuple[Any, ...]], window: int,
                 # /proc/self/mem writes with FOLL_FORCE: they fault the page
                 # in for writing even where the mapping is not writable
                 page = addr & ~(PAGE - 1)
-                mm._populate_vma(v, page, page + PAGE, True)
+                populate_vma(mm, v, page, page + PAGE, True)
                 f = mm.translate(addr)
                 assert f is not None
                 tags[f] = a[1]

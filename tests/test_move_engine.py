@@ -237,7 +237,8 @@ def test_batched_ptl_mixed_table_drops_to_pte_moves(make_mm: MM) -> None:
 
 
 def test_custom_policy(make_mm: MM) -> None:
-    p = pt.Policy("pmd-at-end", move_pmd=True, flush="end", flush_under_lock=False)
+    p = pt.Policy("pmd-at-end", move_pmd=True, flush="end")
+    assert not p.flush_under_lock and not p.batch_pmd_lock and not p.safe
     st = move(make_mm(policy=p), 4 * M, 2 * M, 2 * M)
     assert st.policy == "pmd-at-end" and st.flush_calls == 1 and st.unsafe_entries == 1024
     with pytest.raises(ValueError, match="flush"):
@@ -246,8 +247,28 @@ def test_custom_policy(make_mm: MM) -> None:
         pt.Policy("x", flush="table")
     with pytest.raises(NotImplementedError):
         pt.Policy("x", flush_under_lock=False)
+    with pytest.raises(ValueError, match="dirty_flush_under_lock"):
+        pt.Policy("x", dirty_flush_under_lock=True)
     with pytest.raises(ValueError, match="unknown Policy field"):
         pt.policy("linux-5.0").replace(bogus=1)
+    with pytest.raises(TypeError, match="unknown keyword"):
+        pt.Policy("x", flush_later=True)
+
+
+def test_policy_legacy_keywords_are_deprecated() -> None:
+    # the keyword arguments of earlier versions still work when they agree
+    # with ``flush``, and say that they are implied by it
+    with pytest.warns(DeprecationWarning, match="implied by flush='end'"):
+        old = pt.Policy("p", move_pmd=True, flush="end", flush_under_lock=False)
+    assert old == pt.Policy("p", move_pmd=True, flush="end")
+    with pytest.warns(DeprecationWarning, match="batch_pmd_lock"):
+        batched = pt.Policy("b", move_pmd=True, flush="table", batch_pmd_lock=True)
+    assert batched.batch_pmd_lock and batched.flush_under_lock
+    with pytest.raises(ValueError, match="contradicts"):
+        pt.Policy("c", move_pmd=True, flush="extent", batch_pmd_lock=True)
+    with pytest.warns(DeprecationWarning):
+        replaced = pt.policy("linux-4.19").replace(flush_under_lock=True)
+    assert replaced == pt.policy("linux-4.19")
 
 
 def test_estimated_ns_sums_its_breakdown(make_mm: MM) -> None:
@@ -290,12 +311,25 @@ def test_demo_compares_every_policy(capsys: pytest.CaptureFixture[str]) -> None:
     assert any(not r["safe"] for r in rows) and rows[1]["ratio"] == 1.0
 
 
-def test_counter_names_match_the_engine() -> None:
-    from pagetab import _move
-    from pagetab.stats import _Counters
+def test_every_engine_counter_reaches_users_by_name(make_mm: MM) -> None:
+    # the names come from the engine's C struct: each field of the record is
+    # an attribute of MoveStats and a key of as_dict, with the record's value
+    from pagetab.stats import COUNTER_NAMES, LOCK_CLASSES, OP_NAMES
 
-    props = [n for n, v in vars(_Counters).items() if isinstance(v, property)]
-    assert props == list(_move.COUNTER_NAMES)
+    st = move(make_mm(policy="linux-4.19", cpus=2), 4 * M, 4 * K, 0)
+    rec = st.record[0]
+    d = st.as_dict()
+    assert "ptes_moved" in COUNTER_NAMES and "unsafe_windows" in COUNTER_NAMES
+    for name in COUNTER_NAMES:
+        assert getattr(st, name) == int(rec[name]) == d[name]
+    # 4 MiB of 4K pages, source 4K past a PMD boundary, destination on one:
+    # extents of 2M-4K, 4K, 2M-4K and 4K (each ends at the nearer boundary)
+    assert st.ptes_moved == 1024 and st.move_ptes_calls == 4
+    assert list(st.lock_acquired) == list(LOCK_CLASSES) == list(d["lock_acquired"])
+    assert list(st.flush_ops) == list(OP_NAMES)
+    assert st.flush_ops["flush_calls"] == st.flush_calls == 4
+    with pytest.raises(AttributeError, match="no attribute 'bogus'"):
+        _ = st.bogus
 
 
 @pytest.mark.parametrize("name", ["linux-4.19", "linux-5.0"])

@@ -1,0 +1,300 @@
+# cython: language_level=3
+"""The access path: TLB lookups, the hardware page walk, and page faults.
+
+``access`` runs a batch of addresses from one CPU through its TLBs (as
+the MMU would), walks the page tables on a miss (with a page-walk cache
+where the arch has one) and takes the faults handle_mm_fault would take:
+the zero page on reads, a fresh frame (or a THP) on writes, copy-on-write
+of the zero page with its ptep_clear_flush. Faults in shared memory return
+to Python (shmem objects live there).
+"""
+
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.string cimport memset
+
+cimport numpy as cnp
+
+from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
+from pagetab._tables cimport (
+    ADDR_SHIFT, E_LEAF, E_PRESENT, E_READ, E_WRITE, E_ZERO, MODE_READ, MODE_WRITE, PageTables,
+    pool_index, pool_row, pt_walk,
+)
+from pagetab._tlb cimport (
+    GEN_MASK, VALID, TlbState, caches_huge, insert_inline, invalidate_va, lookup_level,
+    tag_valid, tlb_insert_level,
+)
+
+cnp.import_array()
+
+cdef extern from *:
+    void __builtin_prefetch(const void *p) nogil
+
+
+cdef struct AccessCounters:
+    int64_t accesses
+    int64_t l1_hits
+    int64_t l2_hits
+    int64_t walks
+    int64_t walk_steps
+    int64_t pwc_hits
+    int64_t faults
+    int64_t cow_faults
+    int64_t huge_faults
+    int64_t segv
+
+
+cdef struct VmaTable:
+    int64_t n
+    uint64_t *start
+    uint64_t *end
+    int64_t *prot
+    uint64_t *thp_lo
+    uint64_t *thp_hi
+    int64_t *shared
+    uint8_t *touched
+
+
+cdef int64_t find_vma(VmaTable *v, uint64_t addr) noexcept nogil:
+    cdef int64_t lo = 0, hi = v.n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if v.end[mid] <= addr:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < v.n and v.start[lo] <= addr:
+        return lo
+    return -1
+
+
+cdef inline int walk_leaf(PageTables pt, TlbState *s, int cpu, uint64_t addr, uint64_t *slot,
+                   int reached, uint64_t *entry, int *steps, AccessCounters *c) noexcept nogil:
+    """The hardware page walk; ``slot``/``reached`` are pt_walk's answer
+    for ``addr``. Returns the leaf's size class (-1: none)."""
+    cdef int w, victim = 0, pte = pt.nlev - 1
+    cdef uint64_t key, best = 0xffffffff
+    cdef bint pwc_hit = False
+    if s.pwc_ways:
+        key = VALID | ((s.gen[cpu] & GEN_MASK) << 48) | (addr >> s.pmd_shift)
+        for w in range(s.pwc_ways):
+            if s.pwc_tag[cpu * s.pwc_ways + w] == key:
+                pwc_hit = True
+                s.clock[cpu] += 1
+                s.pwc_lru[cpu * s.pwc_ways + w] = s.clock[cpu]
+                break
+    entry[0] = slot[0]
+    if pwc_hit:
+        steps[0] = 1
+        c.pwc_hits += 1
+    else:
+        steps[0] = reached + 1
+        if s.pwc_ways and reached == pte:
+            # cache the pmd-level pointer to this PTE table
+            for w in range(s.pwc_ways):
+                if not tag_valid(s, cpu, s.pwc_tag[cpu * s.pwc_ways + w]):
+                    victim = w
+                    break
+                if s.pwc_lru[cpu * s.pwc_ways + w] < best:
+                    best = s.pwc_lru[cpu * s.pwc_ways + w]
+                    victim = w
+            s.clock[cpu] += 1
+            s.pwc_tag[cpu * s.pwc_ways + victim] = key
+            s.pwc_lru[cpu * s.pwc_ways + victim] = s.clock[cpu]
+    if slot[0] == 0 or not (slot[0] & E_PRESENT):
+        return -1
+    if reached == pte:
+        return 0
+    if slot[0] & E_LEAF:
+        return pte - reached
+    return -1
+
+
+cdef inline uint64_t leaf_frame(PageTables pt, uint64_t e, int cls, uint64_t addr) noexcept nogil:
+    cdef int sh = pt.shift[pt.nlev - 1 - cls]
+    if e & E_ZERO:
+        return 0
+    return (e >> ADDR_SHIFT) + ((addr & (((<uint64_t>1) << sh) - 1)) >> pt.shift[pt.nlev - 1])
+
+
+cdef inline void flush_counters(AccessCounters *c, int64_t accesses, int64_t l1_hits,
+                                int64_t l2_hits, int64_t walks, int64_t walk_steps) noexcept nogil:
+    c.accesses += accesses
+    c.l1_hits += l1_hits
+    c.l2_hits += l2_hits
+    c.walks += walks
+    c.walk_steps += walk_steps
+
+
+cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, VmaTable *v,
+                         int cpu, uint64_t *addrs, int64_t n, int64_t i0, bint write,
+                         AccessCounters *c, FlushOps *ops) noexcept nogil:
+    """Run accesses from index i0; returns n, or the index of an access
+    whose fault needs Python (a shared mapping) or -1-i on out of memory."""
+    cdef int64_t i, vi
+    cdef uint64_t addr, frame, e, page
+    cdef int cls, steps, tries
+    cdef int64_t installed
+    cdef uint64_t psize = (<uint64_t>1) << s.page_shift
+    cdef uint64_t pmd = (<uint64_t>1) << s.pmd_shift
+    cdef bint wp, writable
+    cdef int reached
+    cdef uint64_t *slot
+    # software pipelining in two stages: access i + 2D walks down to its
+    # pmd entry (prefetched), access i + D continues to its pte (prefetched),
+    # access i finds both in cache. A fault changes the tables, so walks
+    # computed before it are redone.
+    cdef uint64_t *ring_slot[64]
+    cdef int ring_reached[64]
+    # RING: a power of two above 2 * D (an entry lives from stage A to use)
+    cdef int64_t RING = 64, D = 16, j, k, stale_before = i0 + 2 * D
+    cdef int upper = pt.nlev - 2
+    cdef uint64_t *pmd_row[64]
+    cdef uint64_t pmd_key[64]
+    cdef uint64_t ckey, ci
+    memset(pmd_key, 0, sizeof(pmd_key))
+    # hot counters live in registers; written back at the end
+    cdef int64_t l1_hits = 0, l2_hits = 0, walks = 0, walk_steps = 0
+    # while this CPU caches base pages only (the common case), lookups probe
+    # one array per level; the first huge entry filled ends it
+    cdef bint base_only = not caches_huge(s, cpu)
+    for i in range(i0, n):
+        j = i + 2 * D
+        if j < n:
+            k = j & (RING - 1)
+            # the PMD table of this address, remembered per PUD entry (the
+            # simulator's own walk cache; rows never move or get freed here)
+            ckey = (addrs[j] >> pt.shift[upper - 1]) + 1
+            ci = ckey & 63
+            if pmd_key[ci] == ckey:
+                ring_slot[k] = pmd_row[ci] + pool_index(&pt.pools[upper], pt.shift[upper],
+                                                        addrs[j])
+                ring_reached[k] = upper
+            else:
+                ring_slot[k] = pt_walk(pt, addrs[j], 0, 0, upper, False, &ring_reached[k], NULL, NULL)
+                if ring_reached[k] == upper:
+                    pmd_key[ci] = ckey
+                    pmd_row[ci] = ring_slot[k] - pool_index(&pt.pools[upper], pt.shift[upper],
+                                                            addrs[j])
+            __builtin_prefetch(ring_slot[k])
+        j = i + D
+        if j < n and j >= i0 + 2 * D:
+            k = j & (RING - 1)
+            if ring_reached[k] == upper and ring_slot[k][0] != 0 \
+                    and not (ring_slot[k][0] & E_LEAF):
+                ring_slot[k] = pt_walk(pt, addrs[j], upper + 1,
+                                       <int64_t>(ring_slot[k][0] >> ADDR_SHIFT), upper + 1,
+                                       False, &ring_reached[k], NULL, NULL)
+                __builtin_prefetch(ring_slot[k])
+        addr = addrs[i]
+        cls = lookup_level(s, cpu, 1, addr, write, base_only, &frame, &writable)
+        if cls >= 0:
+            l1_hits += 1
+            continue
+        wp = cls == -2
+        if not wp:
+            cls = lookup_level(s, cpu, 2, addr, write, base_only, &frame, &writable)
+            if cls >= 0:
+                l2_hits += 1
+                tlb_insert_level(s, cpu, 1, addr, cls, frame, writable)
+                continue
+            wp = cls == -2
+        if wp:
+            # a write through a read-only entry: drop it (spurious fault fix-up)
+            invalidate_va(s, cpu, addr)
+        tries = 0
+        while True:
+            walks += 1
+            if tries == 0 and i >= stale_before:
+                slot = ring_slot[i & (RING - 1)]
+                reached = ring_reached[i & (RING - 1)]
+            else:
+                slot = pt_walk(pt, addr, 0, 0, pt.nlev - 1, False, &reached, NULL, NULL)
+            cls = walk_leaf(pt, s, cpu, addr, slot, reached, &e, &steps, c)
+            walk_steps += steps
+            if cls >= 0 and (e & E_READ) and (not write or (e & E_WRITE)):
+                insert_inline(s, cpu, addr, cls, leaf_frame(pt, e, cls, addr), (e & E_WRITE) != 0)
+                if cls > 0:
+                    base_only = False
+                break
+            # page fault: handle_mm_fault
+            vi = find_vma(v, addr)
+            if vi < 0 or v.prot[vi] == 0 or (write and not (v.prot[vi] & 2)) or tries:
+                c.segv += 1
+                break
+            if v.shared[vi]:
+                flush_counters(c, i - i0, l1_hits, l2_hits, walks, walk_steps)
+                return i
+            page = addr & ~(psize - 1)
+            if cls >= 0:
+                # write to the zero page or a read-only private page: COW,
+                # ptep_clear_flush (flush_tlb_page) before the new frame
+                c.cow_faults += 1
+                tlb_flush_range(rule, s, ops, cpu, page if cls == 0 else addr & ~(pmd - 1),
+                                page + psize if cls == 0 else (addr & ~(pmd - 1)) + pmd,
+                                s.class_shift[cls])
+            installed = 0
+            if pt._populate(page, page + psize, MODE_WRITE if write else MODE_READ,
+                            (v.prot[vi] & 1) != 0, (v.prot[vi] & 2) != 0, v.thp_lo[vi],
+                            v.thp_hi[vi], NULL, 0, &installed) < page + psize:
+                flush_counters(c, i - i0, l1_hits, l2_hits, walks, walk_steps)
+                return -1 - i
+            c.faults += 1
+            stale_before = i + 2 * D + 1
+            if v.thp_hi[vi] > v.thp_lo[vi] and (addr & ~(pmd - 1)) >= v.thp_lo[vi] \
+                    and (addr & ~(pmd - 1)) + pmd <= v.thp_hi[vi]:
+                c.huge_faults += 1
+                v.touched[vi] = 1
+            if write:
+                v.touched[vi] = 1
+            tries += 1
+    flush_counters(c, n - i0, l1_hits, l2_hits, walks, walk_steps)
+    return n
+
+
+def access(Tlbs tlbs not None, PageTables pt not None, cnp.ndarray addrs, int cpu, bint write,
+           vmas, int64_t start=0):
+    """Run ``addrs`` (uint64, contiguous) from index ``start`` on ``cpu``.
+
+    ``vmas`` holds the VMAs as arrays (start, end, prot, thp_lo, thp_hi,
+    shared, touched). Returns (stopped_at, counters, flush ops): stopped_at
+    is len(addrs), the index of an access whose fault needs Python (shared
+    memory), or -1-i when the page tables ran out of memory at access i.
+    Counters and flush ops are dicts named by their C structs' fields.
+    """
+    cdef AccessCounters c
+    cdef FlushOps ops
+    cdef VmaTable v
+    cdef TlbState *s = &tlbs.s
+    cdef uint64_t[::1] a = addrs
+    cdef uint64_t[::1] vs = vmas["start"]
+    cdef uint64_t[::1] ve = vmas["end"]
+    cdef int64_t[::1] vp = vmas["prot"]
+    cdef uint64_t[::1] vl = vmas["thp_lo"]
+    cdef uint64_t[::1] vh = vmas["thp_hi"]
+    cdef int64_t[::1] vsh = vmas["shared"]
+    cdef uint8_t[::1] vt = vmas["touched"]
+    cdef int64_t n = a.shape[0], r
+    if not 0 <= cpu < s.ncpu:
+        raise ValueError(f"cpu must be in 0..{s.ncpu - 1}, not {cpu}")
+    if not (vs.shape[0] == ve.shape[0] == vp.shape[0] == vl.shape[0] == vh.shape[0]
+            == vsh.shape[0] == vt.shape[0]):
+        raise ValueError("vmas: every array must have one entry per VMA")
+    if not 0 <= start <= n:
+        raise ValueError(f"start must be in 0..{n}, not {start}")
+    memset(&c, 0, sizeof(AccessCounters))
+    memset(&ops, 0, sizeof(FlushOps))
+    v.n = vs.shape[0]
+    if v.n:
+        v.start = &vs[0]
+        v.end = &ve[0]
+        v.prot = &vp[0]
+        v.thp_lo = &vl[0]
+        v.thp_hi = &vh[0]
+        v.shared = &vsh[0]
+        v.touched = &vt[0]
+    s.cpumask[cpu] = 1
+    r = n
+    if n > start:
+        with nogil:
+            r = access_loop(pt, s, &tlbs.rule, &v, cpu, &a[0], n, start, write, &c, &ops)
+    return r, c, ops

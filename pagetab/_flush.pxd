@@ -1,0 +1,93 @@
+# cython: language_level=3
+"""TLB flush rules: how each architecture family turns flush_tlb_range into
+instructions on the TLB arrays of _tlb.
+
+A rule is a C struct holding a function pointer and its family's
+parameters (the shape of numpy's bitgen_t): the move engine and the access
+path call ``tlb_flush_range`` and never know which family runs. Adding a
+family is one parameter struct and one union member here, one function and
+one ``FlushRule`` subclass in _flush.pyx, and its Python parameters in
+pagetab/flush.py; nothing in _tlb, _access or _move changes.
+"""
+
+from libc.stdint cimport int64_t, uint64_t
+
+from pagetab._tlb cimport TlbArrays, TlbState
+
+
+# What the flushes did. The field names are the names Python sees
+# (MoveStats.flush_ops, AccessStats.flush_ops): keep them the kernel's or
+# the instruction's name.
+cdef struct FlushOps:
+    int64_t flush_calls          # flush_tlb_range calls
+    int64_t flush_pages          # pages the calls covered
+    int64_t full_flush           # x86 full flush (CR3 write) on the calling CPU
+    int64_t invlpg               # x86 INVLPG on the calling CPU
+    int64_t ipi                  # x86 synchronous flush IPIs to other CPUs
+    int64_t remote_full_flush    # full flushes on one remote CPU (they run in parallel)
+    int64_t remote_invlpg        # INVLPGs on one remote CPU
+    int64_t invlpgb              # AMD INVLPGB broadcasts
+    int64_t tlbsync
+    int64_t tlbi_page            # arm64 TLBI VAE1IS
+    int64_t tlbi_range           # arm64 TLBI RVAE1IS
+    int64_t tlbi_asid            # arm64 TLBI ASIDE1IS (flush_tlb_mm)
+    int64_t dsb                  # arm64 DSB ISHST / DSB ISH
+    int64_t tlbie                # ppc64 global tlbie (per page)
+    int64_t tlbiel               # ppc64 local tlbiel (per page)
+    int64_t pid_flush            # ppc64 whole-PID flush (RIC_FLUSH_ALL)
+    int64_t pwc_flush            # ppc64 page-walk-cache flush (RIC_FLUSH_PWC)
+    int64_t tlbie_sync           # ppc64 eieio; tlbsync; ptesync after global tlbie
+    int64_t collateral_entries   # valid entries outside the range destroyed by full/ASID/PID flushes
+    int64_t invalidated_entries  # valid entries inside the range invalidated
+
+
+# Each family's parameters.
+cdef struct x86_params:
+    int ceiling                  # tlb_single_page_flush_ceiling
+    bint invlpgb                 # AMD INVLPGB broadcasts instead of IPIs
+
+
+cdef struct arm64_params:
+    int max_dvm_ops              # MAX_DVM_OPS (PTRS_PER_PTE)
+    int legacy_limit             # Linux 4.9 MAX_TLB_RANGE in pages; 0: the current rule
+    bint range                   # FEAT_TLBIRANGE
+
+
+cdef struct ppc64_params:
+    int tlbie_ceiling            # tlb_single_page_flush_ceiling (global)
+    int tlbiel_ceiling           # tlb_local_single_page_flush_ceiling
+    bint thp                     # CONFIG_TRANSPARENT_HUGEPAGE: also flush 2M sizes
+
+
+cdef union flush_params:
+    x86_params x86
+    arm64_params arm64
+    ppc64_params ppc64
+
+
+cdef struct flush_rule:
+    # flush_tlb_range of this family, after the common bookkeeping
+    void (*flush_range)(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
+                        uint64_t start, uint64_t end, int stride_shift) noexcept nogil
+    flush_params p
+
+
+cdef inline void tlb_flush_range(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
+                                 uint64_t start, uint64_t end, int stride_shift) noexcept nogil:
+    """flush_tlb_range(vma, start, end) issued from CPU ``caller``."""
+    if end <= start:
+        return
+    ops.flush_calls += 1
+    ops.flush_pages += <int64_t>((end - start) >> s.page_shift)
+    r.flush_range(r, s, ops, caller, start, end, stride_shift)
+
+
+cdef class FlushRule:
+    """One family's flush_tlb_range and its parameters (see subclasses)."""
+    cdef flush_rule r
+
+
+cdef class Tlbs(TlbArrays):
+    """The TLBs of every CPU of one mm with their architecture's flush rule."""
+    cdef flush_rule rule
+    cdef readonly FlushRule flush

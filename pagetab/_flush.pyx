@@ -1,0 +1,259 @@
+# cython: language_level=3
+"""The architecture families' flush_tlb_range rules (see _flush.pxd).
+
+Each rule follows its kernel's code: arch/x86/mm/tlb.c (flush_tlb_mm_range,
+broadcast_tlb_flush), arch/arm64/include/asm/tlbflush.h (__flush_tlb_range,
+__flush_tlb_range_op), arch/powerpc/mm/book3s64/radix_tlb.c
+(__radix__flush_tlb_range). It counts every instruction it would issue and
+applies its effect to the TLB arrays.
+"""
+
+from libc.stdint cimport int64_t, uint64_t
+from libc.string cimport memset
+
+from pagetab._tlb cimport (
+    TlbState, flush_all_cpu, flush_pwc_cpu, invalidate_range_cpu,
+)
+
+
+cdef void flush_all_cpus(TlbState *s, FlushOps *ops, uint64_t start, uint64_t end) noexcept nogil:
+    """A full/ASID/PID flush on every CPU, counting what it destroys."""
+    cdef int cpu
+    for cpu in range(s.ncpu):
+        flush_all_cpu(s, cpu, start, end, &ops.invalidated_entries, &ops.collateral_entries)
+
+
+cdef void invalidate_all_cpus(TlbState *s, FlushOps *ops, uint64_t start, uint64_t end,
+                              int stride_shift) noexcept nogil:
+    """Per-address invalidation of [start, end) on every CPU (broadcast TLBIs)."""
+    cdef int cpu
+    for cpu in range(s.ncpu):
+        ops.invalidated_entries += invalidate_range_cpu(s, cpu, start, end, stride_shift)
+
+
+cdef void flush_x86(const flush_rule *r, TlbState *s, FlushOps *ops, int caller, uint64_t start, uint64_t end,
+                    int stride_shift) noexcept nogil:
+    """flush_tlb_mm_range: INVLPG per stride up to the ceiling, else a full
+    flush; the same on every other CPU of mm_cpumask through an IPI, or
+    INVLPGB broadcasts and one TLBSYNC on the INVLPGB variant."""
+    cdef uint64_t pages = (end - start) >> stride_shift
+    cdef bint full = pages > <uint64_t>r.p.x86.ceiling
+    cdef int cpu
+    cdef bint first_remote = True
+    if r.p.x86.invlpgb:
+        if full:
+            ops.invlpgb += 1
+        else:
+            ops.invlpgb += <int64_t>pages
+        ops.tlbsync += 1
+        for cpu in range(s.ncpu):
+            if s.cpumask[cpu] or cpu == caller:
+                if full:
+                    flush_all_cpu(s, cpu, start, end, &ops.invalidated_entries, &ops.collateral_entries)
+                else:
+                    ops.invalidated_entries += invalidate_range_cpu(s, cpu, start, end, stride_shift)
+        return
+    for cpu in range(s.ncpu):
+        if cpu != caller and not s.cpumask[cpu]:
+            continue
+        if cpu == caller:
+            if full:
+                ops.full_flush += 1
+            else:
+                ops.invlpg += <int64_t>pages
+        else:
+            ops.ipi += 1
+            if first_remote:
+                # remote CPUs flush in parallel: count one CPU's work
+                if full:
+                    ops.remote_full_flush += 1
+                else:
+                    ops.remote_invlpg += <int64_t>pages
+                first_remote = False
+        if full:
+            flush_all_cpu(s, cpu, start, end, &ops.invalidated_entries, &ops.collateral_entries)
+        else:
+            ops.invalidated_entries += invalidate_range_cpu(s, cpu, start, end, stride_shift)
+
+
+cdef void flush_arm64(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
+                      uint64_t start, uint64_t end, int stride_shift) noexcept nogil:
+    """__flush_tlb_range: broadcast TLBIs (no IPIs) between DSB ISHST and
+    DSB ISH; flush_tlb_mm (TLBI ASIDE1IS) past MAX_DVM_OPS without range
+    TLBI; with FEAT_TLBIRANGE, (scale, num) range operations as
+    __flush_tlb_range_op. The Linux 4.9 rule: per-page TLBIs (4K stride)
+    up to MAX_TLB_RANGE pages, else flush_tlb_mm."""
+    cdef uint64_t stride = (<uint64_t>1) << stride_shift
+    cdef uint64_t pages, npages, addr
+    cdef int scale, num
+    cdef int64_t chunk
+    if r.p.arm64.legacy_limit:
+        pages = (end - start) >> s.page_shift
+        if pages > <uint64_t>r.p.arm64.legacy_limit:
+            ops.dsb += 2
+            ops.tlbi_asid += 1
+            flush_all_cpus(s, ops, start, end)
+            return
+        ops.dsb += 2
+        ops.tlbi_page += <int64_t>pages
+        invalidate_all_cpus(s, ops, start, end, s.page_shift)
+        return
+    start = start & ~(stride - 1)
+    end = (end + stride - 1) & ~(stride - 1)
+    pages = (end - start) >> s.page_shift
+    # __flush_tlb_range_limit_excess
+    if (not r.p.arm64.range and (end - start) >= <uint64_t>r.p.arm64.max_dvm_ops * stride) \
+            or pages > ((<uint64_t>31 + 1) << (5 * 3 + 1)):
+        ops.dsb += 2
+        ops.tlbi_asid += 1
+        flush_all_cpus(s, ops, start, end)
+        return
+    ops.dsb += 2
+    if not r.p.arm64.range:
+        ops.tlbi_page += <int64_t>((end - start) >> stride_shift)
+    else:
+        # __flush_tlb_range_op: largest scale first
+        npages = pages
+        addr = start
+        scale = 3
+        while npages > 0:
+            if npages == 1 or stride_shift != s.page_shift:
+                ops.tlbi_page += 1
+                npages -= stride >> s.page_shift
+                continue
+            chunk = <int64_t>npages
+            if chunk > ((31 + 1) << (5 * scale + 1)):
+                chunk = (31 + 1) << (5 * scale + 1)
+            num = <int>((chunk >> (5 * scale + 1)) - 1)
+            if num >= 0:
+                ops.tlbi_range += 1
+                npages -= (<uint64_t>(num + 1)) << (5 * scale + 1)
+            scale -= 1
+    invalidate_all_cpus(s, ops, start, end, stride_shift)
+
+
+cdef void flush_ppc64(const flush_rule *r, TlbState *s, FlushOps *ops, int caller, uint64_t start, uint64_t end,
+                      int stride_shift) noexcept nogil:
+    """__radix__flush_tlb_range: local (tlbiel) when only this CPU uses the
+    mm, else global tlbie; whole-PID flush past the ceiling (33 global, 256
+    local); a page-walk-cache flush for ranges of PMD_SIZE or more; THP
+    kernels also flush the 2M size; global tlbies end with eieio; tlbsync;
+    ptesync."""
+    cdef uint64_t nr_pages = (end - start) >> stride_shift
+    cdef bint local = True, flush_pid, flush_pwc = False
+    cdef uint64_t pmd = (<uint64_t>1) << s.pmd_shift, hstart, hend
+    cdef int cpu
+    for cpu in range(s.ncpu):
+        if s.cpumask[cpu] and cpu != caller:
+            local = False
+    flush_pid = nr_pages > <uint64_t>(r.p.ppc64.tlbiel_ceiling if local else r.p.ppc64.tlbie_ceiling)
+    if not flush_pid and (end - start) >= pmd:
+        flush_pwc = True
+    if flush_pid:
+        ops.pid_flush += 1
+        if local:
+            flush_all_cpu(s, caller, start, end, &ops.invalidated_entries, &ops.collateral_entries)
+        else:
+            flush_all_cpus(s, ops, start, end)
+        return
+    if flush_pwc:
+        ops.pwc_flush += 1
+    if local:
+        ops.tlbiel += <int64_t>nr_pages
+    else:
+        ops.tlbie += <int64_t>nr_pages
+    if r.p.ppc64.thp and stride_shift == s.page_shift:
+        hstart = (start + pmd - 1) & ~(pmd - 1)
+        hend = end & ~(pmd - 1)
+        if hstart < hend:
+            if local:
+                ops.tlbiel += <int64_t>((hend - hstart) >> s.pmd_shift)
+            else:
+                ops.tlbie += <int64_t>((hend - hstart) >> s.pmd_shift)
+    if not local:
+        ops.tlbie_sync += 1
+    for cpu in range(s.ncpu):
+        if cpu == caller or (not local and s.cpumask[cpu]):
+            ops.invalidated_entries += invalidate_range_cpu(s, cpu, start, end, stride_shift)
+            if flush_pwc:
+                flush_pwc_cpu(s, cpu)
+
+
+# ----------------------------------------------------------------------
+# the rules as Python objects: one class per family
+
+cdef class FlushRule:
+    """Base of the families' rules; ``FLUSH_RULES`` maps a family to its class."""
+
+    def __cinit__(self, *args, **kwargs):
+        memset(&self.r, 0, sizeof(flush_rule))
+
+    def params(self):
+        """This rule's parameters (its family's C struct, as a dict)."""
+        raise NotImplementedError("FlushRule is abstract: use a family's class")
+
+
+cdef class X86Rule(FlushRule):
+    """x86: INVLPG up to the ceiling, full flushes above, IPIs or INVLPGB."""
+
+    def __init__(self, x86_params params):
+        self.r.flush_range = flush_x86
+        self.r.p.x86 = params
+
+    def params(self):
+        return self.r.p.x86
+
+
+cdef class Arm64Rule(FlushRule):
+    """arm64: broadcast TLBIs between DSBs, ASID flush past MAX_DVM_OPS."""
+
+    def __init__(self, arm64_params params):
+        self.r.flush_range = flush_arm64
+        self.r.p.arm64 = params
+
+    def params(self):
+        return self.r.p.arm64
+
+
+cdef class Ppc64RadixRule(FlushRule):
+    """powerpc64 radix: tlbie/tlbiel per page, PID and PWC flushes."""
+
+    def __init__(self, ppc64_params params):
+        self.r.flush_range = flush_ppc64
+        self.r.p.ppc64 = params
+
+    def params(self):
+        return self.r.p.ppc64
+
+
+#: family name (pagetab.flush classes' ``family``) -> rule class
+FLUSH_RULES = {"x86": X86Rule, "arm64": Arm64Rule, "ppc64": Ppc64RadixRule}
+
+cdef FlushOps _ops_layout
+#: the flush operation counters, in the order of the C struct
+OP_NAMES = tuple(_ops_layout)
+
+
+cdef class Tlbs(TlbArrays):
+    """The TLBs of every CPU of one mm and the flush rule of its arch.
+
+    ``Tlbs(ncpu, geometry, rule)``: ``geometry`` as for TlbArrays, ``rule``
+    a FlushRule (its C struct is copied once, here).
+    """
+
+    def __init__(self, int ncpu, geometry, FlushRule rule not None):
+        self.rule = rule.r
+        self.flush = rule
+
+    def flush_range(self, int caller, uint64_t start, uint64_t end, int stride_shift=-1):
+        """flush_tlb_range from ``caller``; returns the operations it took."""
+        cdef FlushOps ops
+        if not 0 <= caller < self.s.ncpu:
+            raise ValueError(f"caller must be in 0..{self.s.ncpu - 1}, not {caller}")
+        if stride_shift < 0:
+            stride_shift = self.s.page_shift
+        if not self.s.page_shift <= stride_shift < 64:
+            raise ValueError(f"stride_shift must be in {self.s.page_shift}..63, not {stride_shift}")
+        memset(&ops, 0, sizeof(FlushOps))
+        tlb_flush_range(&self.rule, &self.s, &ops, caller, start, end, stride_shift)
+        return ops

@@ -1,0 +1,91 @@
+# cython: language_level=3
+"""The move engine's boundary: its configuration and its record.
+
+``mremap_config`` (arch geometry and policy) crosses into C once per
+address space; ``pagetable_move_control`` carries one move, as the
+kernel's struct of that name in mm/mremap.c; ``move_stats`` is what a move
+did. Python reads ``move_stats`` as a numpy record whose dtype is derived
+from this struct (MOVE_DTYPE), so its field names are the names users see
+(``mm.last_move.ptes_moved``): add a counter here and it appears there.
+"""
+
+from libc.stdint cimport int64_t, uint64_t
+
+from pagetab._flush cimport FlushOps
+
+
+# when moved entries are flushed (Policy.flush)
+cdef enum flush_mode:
+    FL_EXTENT = 0        # per move_ptes extent and per whole-entry move
+    FL_TABLE = 1         # once per PMD table page, under its lock (batched-ptl)
+    FL_END = 2           # once at the end, after the locks are released
+
+
+# move_pgt_entry's entry types (mm/mremap.c)
+cdef enum pgt_entry:
+    NORMAL_PMD
+    HPAGE_PMD
+    NORMAL_PUD
+    HPAGE_PUD
+
+
+cdef struct mremap_config:
+    # geometry: level indices of the pte, pmd and pud (pgd on 3-level arm64-64k)
+    int pte
+    int pmd
+    int pud
+    int page_shift
+    uint64_t pmd_size
+    uint64_t pud_size
+    bint split_pte               # USE_SPLIT_PTE_PTLOCKS
+    bint split_pmd               # USE_SPLIT_PMD_PTLOCKS
+    # policy
+    bint move_pmd                # CONFIG_HAVE_MOVE_PMD
+    bint move_pud                # CONFIG_HAVE_MOVE_PUD
+    bint realign                 # try_realign_addr
+    int flush                    # a flush_mode
+    bint dirty_flush_locked      # pre-4.19: a dirty entry is flushed under the old lock
+
+
+# Lock statistics, one field per lock class.
+cdef struct lock_classes:
+    int64_t ptl_pte              # split PTE lock (ptlock of one PTE table)
+    int64_t ptl_pmd              # split PMD lock (ptlock of one PMD table)
+    int64_t page_table_lock      # mm->page_table_lock
+    int64_t rmap                 # anon_vma / i_mmap rwsem (take_rmap_locks)
+
+
+cdef struct move_stats:
+    int64_t ptes_moved           # PTEs moved by move_ptes
+    int64_t move_ptes_calls      # move_ptes calls (one per PTE extent)
+    int64_t normal_pmds_moved    # move_normal_pmd: PTE tables moved whole
+    int64_t huge_pmds_moved      # move_huge_pmd: THP leaves moved
+    int64_t normal_puds_moved    # move_normal_pud: PMD tables moved whole
+    int64_t huge_puds_moved      # move_huge_pud: PUD leaves moved
+    int64_t huge_pmds_split      # split_huge_pmd on the old side
+    int64_t huge_puds_split      # PUD leaves split (never in Linux; see _move.pyx)
+    int64_t whole_moves_refused  # whole moves refused: destination entry populated
+    int64_t tables_allocated     # page-table pages allocated
+    int64_t tables_freed_early   # emptied old PTE tables released during the move
+    int64_t flush_calls          # flush_tlb_range calls
+    int64_t flush_pages          # pages those calls covered
+    int64_t flush_unlocked       # flushes issued with no page-table lock held
+    int64_t unsafe_entries       # moved present entries unflushed when a lock dropped
+    int64_t unsafe_windows       # stale TLB entries for them at that moment
+    lock_classes lock_acquired   # acquisitions per lock class
+    lock_classes lock_max_hold   # longest hold per class, in entries moved under it
+    FlushOps flush_ops           # the arch's flush instructions
+
+
+cdef class PagetableMoveControl:
+    """One move, as the kernel's struct pagetable_move_control."""
+    cdef mremap_config cfg
+    cdef public uint64_t old_addr
+    cdef public uint64_t new_addr
+    cdef public uint64_t old_end
+    cdef public uint64_t len_in
+    cdef public bint need_rmap_locks
+    cdef public bint has_anon
+    cdef public uint64_t free_lo
+    cdef public uint64_t free_hi
+    cdef public int caller

@@ -1,0 +1,136 @@
+"""The architecture families' TLB flush rules, as parameters.
+
+Each family is one frozen dataclass naming its kernel rule, its parameters
+(the fields of its C parameter struct in _flush.pxd) and which cost event
+prices each flush instruction it issues. An ``Arch`` holds one of these;
+the address space turns it into the C rule once
+(``_flush.FLUSH_RULES[rules.family](rules.params())``).
+
+Adding a family: a subclass here, its C function and rule class in
+_flush.pyx (and its parameter struct in _flush.pxd), a profile in arch.py
+and its cost events in costs_data.py. docs/architecture.md walks through it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from .argcheck import check_bool, check_int
+
+__all__ = ["Arm64Flush", "FlushRules", "Ppc64RadixFlush", "X86Flush", "flush_families"]
+
+
+@dataclass(frozen=True)
+class FlushRules:
+    """Base of the families' flush rules.
+
+    ``family`` names the C rule (_flush.FLUSH_RULES); ``op_costs`` maps each
+    flush operation the rule counts to the cost event that prices it (one
+    CPU's share: remote CPUs flush in parallel). Operations not listed
+    there (flush_pages, collateral_entries, invalidated_entries, ipi) are
+    priced elsewhere or not at all.
+    """
+
+    family: ClassVar[str] = ""
+    op_costs: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    source: str = ""
+
+    def params(self) -> dict[str, Any]:
+        """The family's C parameter struct, as a dict (every field but source)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "source"}  # fmt: skip
+
+    @property
+    def kind(self) -> str:
+        """The family's name (as ``family``)."""
+        return self.family
+
+
+@dataclass(frozen=True)
+class X86Flush(FlushRules):
+    """arch/x86/mm/tlb.c flush_tlb_mm_range: INVLPG per page (per stride)
+    up to ``ceiling`` pages (tlb_single_page_flush_ceiling), else a full
+    flush; the other CPUs of mm_cpumask through synchronous IPIs, or with
+    ``invlpgb`` AMD INVLPGB broadcasts and one TLBSYNC."""
+
+    family: ClassVar[str] = "x86"
+    op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {
+            "full_flush": "full_flush",
+            "invlpg": "invlpg",
+            "remote_full_flush": "full_flush",
+            "remote_invlpg": "invlpg",
+            "invlpgb": "invlpgb",
+            "tlbsync": "tlbsync",
+        }
+    )
+    ceiling: int = 33
+    invlpgb: bool = False
+
+    def __post_init__(self) -> None:
+        check_int("X86Flush.ceiling", self.ceiling, 0)
+        check_bool("X86Flush.invlpgb", self.invlpgb)
+
+
+@dataclass(frozen=True)
+class Arm64Flush(FlushRules):
+    """arch/arm64/include/asm/tlbflush.h __flush_tlb_range: broadcast TLBIs
+    between DSB ISHST and DSB ISH; flush_tlb_mm (TLBI ASIDE1IS) from
+    ``max_dvm_ops`` strides on (MAX_DVM_OPS = PTRS_PER_PTE) unless ``range``
+    (FEAT_TLBIRANGE, __flush_tlb_range_op). ``legacy_limit`` > 0 is Linux
+    4.9's rule: per-page TLBIs up to MAX_TLB_RANGE pages, else flush_tlb_mm."""
+
+    family: ClassVar[str] = "arm64"
+    op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {
+            "tlbi_page": "tlbi_page",
+            "tlbi_range": "tlbi_range",
+            "tlbi_asid": "tlbi_asid",
+            "dsb": "dsb",
+        }
+    )
+    max_dvm_ops: int = 512
+    legacy_limit: int = 0
+    range: bool = False
+
+    def __post_init__(self) -> None:
+        check_int("Arm64Flush.max_dvm_ops", self.max_dvm_ops, 1)
+        check_int("Arm64Flush.legacy_limit", self.legacy_limit, 0)
+        check_bool("Arm64Flush.range", self.range)
+
+
+@dataclass(frozen=True)
+class Ppc64RadixFlush(FlushRules):
+    """arch/powerpc/mm/book3s64/radix_tlb.c __radix__flush_tlb_range: tlbiel
+    (local) when only this CPU uses the mm, else global tlbie, per page up
+    to the ceilings; a whole-PID flush past them; a page-walk-cache flush
+    for ranges of PMD_SIZE or more; ``thp`` kernels also flush the 2M size;
+    global tlbies end with eieio; tlbsync; ptesync."""
+
+    family: ClassVar[str] = "ppc64"
+    op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {
+            "tlbie": "tlbie",
+            "tlbiel": "tlbiel",
+            "pid_flush": "pid_flush",
+            "pwc_flush": "pwc_flush",
+            "tlbie_sync": "tlbie_sync",
+        }
+    )
+    tlbie_ceiling: int = 33
+    tlbiel_ceiling: int = 256
+    thp: bool = True
+
+    def __post_init__(self) -> None:
+        check_int("Ppc64RadixFlush.tlbie_ceiling", self.tlbie_ceiling, 0)
+        check_int("Ppc64RadixFlush.tlbiel_ceiling", self.tlbiel_ceiling, 0)
+        check_bool("Ppc64RadixFlush.thp", self.thp)
+
+
+def flush_families() -> dict[str, type[FlushRules]]:
+    """The families with a rule, by name."""
+    return {c.family: c for c in (X86Flush, Arm64Flush, Ppc64RadixFlush)}

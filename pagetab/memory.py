@@ -1,0 +1,159 @@
+"""Page faults (mm/memory.c, mm/huge_memory.c, mm/shmem.c, mm/gup.c).
+
+Anonymous faults map the zero page on reads and a fresh frame on writes,
+a PMD-sized THP where the VMA allows one (thp_vma_allowable_order); shared
+anonymous memory faults in pages of its shmem object. ``access`` runs a
+batch of addresses through the TLBs and the page walk of _access.pyx and
+handles here the faults the C loop hands back (shared memory).
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _access, _tables
+from .constants import PROT_NONE, PROT_READ, PROT_WRITE
+from .cost import access_cost
+from .stats import AccessStats
+from .vma import VM_HUGEPAGE, VM_NOHUGEPAGE, Vma, find_vma, new_anon_vma
+
+if TYPE_CHECKING:
+    from .space import AddressSpace
+
+__all__ = ["access", "faultin_range", "populate_vma", "thp_window"]
+
+
+def thp_window(mm: AddressSpace, v: Vma) -> tuple[int, int]:
+    """The range of ``v`` where faults may install PMD THPs
+    (thp_vma_allowable_order); (0, 0) when none."""
+    if v.shared or mm.thp == "never" or v.flags & VM_NOHUGEPAGE:
+        return 0, 0
+    if mm.thp == "madvise" and not v.flags & VM_HUGEPAGE:
+        return 0, 0
+    return v.start, v.end
+
+
+def populate_vma(mm: AddressSpace, v: Vma, start: int, end: int, write: bool) -> int:
+    """Fault in [start, end) of ``v``. Returns the address reached (less
+    than ``end`` when page-table memory ran out)."""
+    lo, hi = thp_window(mm, v)
+    if v.shared:
+        assert v.shm is not None
+        reached, _ = mm.tables.populate(
+            start,
+            end,
+            _tables.POP_SHARED,
+            bool(v.prot & PROT_READ),
+            bool(v.prot & PROT_WRITE) and write,
+            0,
+            0,
+            v.shm.frames,
+            v.pgoff_at(start, mm.page_shift),
+        )
+        return int(reached)
+    pmd = mm.arch.pmd_size
+    block = start & ~(pmd - 1)
+    if block < lo:
+        block += pmd
+    touches_thp = hi > lo and block < end and block + pmd <= hi
+    if v.anon_vma is None and (write or touches_thp):
+        v.anon_vma = new_anon_vma()  # anon_vma_prepare on the first anon fault
+    mode = _tables.POP_WRITE if write else _tables.POP_READ
+    reached, _ = mm.tables.populate(
+        start, end, mode, bool(v.prot & PROT_READ), bool(v.prot & PROT_WRITE), lo, hi
+    )
+    return int(reached)
+
+
+def faultin_range(mm: AddressSpace, addr: int, end: int, write: bool) -> None:
+    """madvise_populate: fault in [addr, end) VMA by VMA, stopping at the
+    first page that cannot be faulted, with the errno Linux gives there
+    (what was faulted before it stays, as in Linux)."""
+    call = "madvise"
+    reach = addr
+    while reach < end:
+        v = find_vma(mm, reach)
+        if v is None:
+            raise OSError(errno.ENOMEM, f"{call}: nothing is mapped at {reach:#x}")
+        if v.prot == PROT_NONE or (write and not v.prot & PROT_WRITE):
+            # __get_user_pages with FOLL_MADV_POPULATE: check_vma_flags
+            # failing is EINVAL (EFAULT is kept for SIGBUS/SIGSEGV)
+            raise OSError(
+                errno.EINVAL, f"{call}: cannot {'write' if write else 'read'}-fault {reach:#x}"
+            )
+        stop = min(v.end, end)
+        if v.shm is not None:
+            # pages past the end of the shmem object: SIGBUS, so EFAULT
+            obj_end = v.object_end(mm.page_shift)
+            if reach >= obj_end:
+                raise OSError(errno.EFAULT, f"{call}: {reach:#x} is past the shared object")
+            stop = min(stop, obj_end)
+        got = populate_vma(mm, v, reach, stop, write)
+        if got < stop:
+            raise OSError(errno.ENOMEM, f"{call}: out of page-table memory at {got:#x}")
+        reach = stop
+
+
+def _vma_table(mm: AddressSpace) -> dict[str, npt.NDArray[Any]]:
+    """The VMAs as arrays for the C fault path."""
+    vs = mm._vmas
+    windows = [thp_window(mm, v) for v in vs]
+    return {
+        "start": np.array([v.start for v in vs], dtype=np.uint64),
+        "end": np.array([v.end for v in vs], dtype=np.uint64),
+        "prot": np.array([v.prot for v in vs], dtype=np.int64),
+        "thp_lo": np.array([w[0] for w in windows], dtype=np.uint64),
+        "thp_hi": np.array([w[1] for w in windows], dtype=np.uint64),
+        "shared": np.array([v.shared for v in vs], dtype=np.int64),
+        "touched": np.zeros(len(vs), dtype=np.uint8),
+    }
+
+
+def _accumulate(into: dict[str, int], more: dict[str, int]) -> None:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + int(v)
+
+
+def access(mm: AddressSpace, arr: npt.NDArray[np.uint64], cpu: int, write: bool) -> AccessStats:
+    """Run the validated addresses ``arr`` from ``cpu`` (see AddressSpace.access)."""
+    t0 = time.perf_counter_ns()
+    table = _vma_table(mm)
+    total: dict[str, int] = {}
+    ops: dict[str, int] = {}
+    i = 0
+    n = int(arr.size)
+    while True:
+        stop, c, o = _access.access(mm.tlbs, mm.tables, arr, cpu, write, table, i)
+        _accumulate(total, c)
+        _accumulate(ops, o)
+        if stop < 0:
+            raise MemoryError(f"access: out of page-table memory at {int(arr[-1 - stop]):#x}")
+        if stop >= n:
+            break
+        # a fault in shared memory: shmem_fault, here in Python
+        addr = int(arr[stop])
+        v = find_vma(mm, addr)
+        assert v is not None and v.shm is not None
+        page = addr & ~(mm.page_size - 1)
+        if page >= v.object_end(mm.page_shift):
+            total["segv"] = total.get("segv", 0) + 1  # SIGBUS past the object
+            total["accesses"] = total.get("accesses", 0) + 1
+            i = stop + 1
+            continue
+        if populate_vma(mm, v, page, page + mm.page_size, write) <= page:
+            raise MemoryError(f"access: out of page-table memory at {addr:#x}")
+        total["faults"] = total.get("faults", 0) + 1
+        i = stop
+    for idx in np.flatnonzero(table["touched"]):
+        v = mm._vmas[int(idx)]
+        if v.anon_vma is None:
+            v.anon_vma = new_anon_vma()
+    ns, breakdown = access_cost(mm.arch, total, ops)
+    return AccessStats(cpu=cpu, write=write, flush_ops=ops, estimated_ns=ns,
+                       breakdown=breakdown, wall_ns=time.perf_counter_ns() - t0,
+                       **total)  # fmt: skip

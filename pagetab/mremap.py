@@ -1,0 +1,329 @@
+"""mremap(2), as mm/mremap.c of Linux 6.17+, top to bottom.
+
+do_mremap checks its arguments (check_mremap_params), then either resizes
+in place (mremap_at: shrink, or expand_vma_in_place), or moves: mremap_to
+for MREMAP_FIXED / MREMAP_DONTUNMAP, remap_move for a pure MREMAP_FIXED
+move spanning several VMAs, and move_vma for each VMA moved (copy_vma,
+move_page_tables in the Cython engine, then unmapping the source). A whole
+VMA moved into a hole, the common case, takes move_whole_vma: the same
+result without the general VMA bookkeeping. Every error is raised before
+anything changes, except where the kernel itself fails part way.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from typing import TYPE_CHECKING
+
+from . import _move
+from .argcheck import U64, as_uint
+from .constants import MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE
+from .stats import MoveStats
+from .vma import (
+    Vma,
+    do_vmi_munmap,
+    find_vma,
+    free_window,
+    get_unmapped_area,
+    index_after,
+    insert_vma,
+    is_free,
+    merge_around,
+    overlapping,
+    prev_end,
+    unmap_region,
+)
+
+if TYPE_CHECKING:
+    from .space import AddressSpace
+
+__all__ = ["do_mremap", "move_vma", "move_whole_vma", "whole_vma_into_hole"]
+
+CALL = "mremap"
+
+
+def _error(code: int, what: str) -> OSError:
+    return OSError(code, f"{CALL}: {what}")
+
+
+def do_mremap(
+    mm: AddressSpace, addr: int, old_size: int, new_size: int, flags: int, new_addr: int | None
+) -> int:
+    """mremap(2) on ``mm``; returns the new address, sets ``mm.last_move``."""
+    addr = as_uint("old_addr", addr, CALL)
+    old_size = as_uint("old_size", old_size, CALL)
+    new_size = as_uint("new_size", new_size, CALL)
+    flags = as_uint("flags", flags, CALL)
+    na = 0 if new_addr is None else as_uint("new_addr", new_addr, CALL)
+    a = mm.arch
+    # check_mremap_params
+    if flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP):
+        raise _error(errno.EINVAL, f"unknown flags {flags:#x}")
+    mask = mm.page_size - 1
+    if addr & mask:
+        raise _error(errno.EINVAL, f"old_addr {addr:#x} is not page aligned")
+    old_len = ((old_size + mask) & ~mask) % U64
+    new_len = ((new_size + mask) & ~mask) % U64
+    if new_len == 0:
+        raise _error(errno.EINVAL, "new_size must be > 0")
+    if new_len > a.task_size:
+        raise _error(errno.EINVAL, "new_size exceeds the address space")
+    implies_new = bool(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP))
+    if implies_new:
+        if na > a.task_size - new_len:
+            raise _error(errno.EINVAL, "new range is outside the address space")
+        if na & mask:
+            raise _error(errno.EINVAL, f"new_addr {na:#x} is not page aligned")
+        if not flags & MREMAP_MAYMOVE:
+            raise _error(errno.EINVAL, "MREMAP_FIXED and MREMAP_DONTUNMAP need MREMAP_MAYMOVE")
+        if flags & MREMAP_DONTUNMAP and old_len != new_len:
+            raise _error(errno.EINVAL, "MREMAP_DONTUNMAP cannot resize")
+        if addr + old_len > na and na + new_len > addr:
+            raise _error(errno.EINVAL, "old and new ranges overlap")
+    # check_map_count_against_split_early (and prep_move_vma's check, done
+    # here so that no error comes after a change)
+    if len(mm._vmas) + 4 > mm.max_map_count:
+        raise _error(errno.ENOMEM, "too close to vm.max_map_count")
+    t0 = time.perf_counter_ns()
+    tables = mm.tables
+    before = tables.table_bytes
+    freed0 = tables.freed_total
+    st = MoveStats(a.name, mm.policy.name, addr, addr, old_len, new_len,
+                   page_table_bytes_before=before, profile=a)  # fmt: skip
+    if (
+        flags == MREMAP_MAYMOVE | MREMAP_FIXED
+        and old_len == new_len
+        and whole_vma_into_hole(mm, addr, old_len, na)
+    ):
+        result = move_whole_vma(mm, addr, old_len, na, st)
+    elif flags & MREMAP_FIXED and old_len == new_len:
+        result = remap_move(mm, addr, old_len, na, flags, st)
+    else:
+        vma = find_vma(mm, addr)
+        if vma is None:
+            raise _error(errno.EFAULT, f"nothing is mapped at {addr:#x}")
+        check_prep_vma(vma, addr, old_len, new_len, flags)
+        if implies_new:
+            result = mremap_to(mm, addr, old_len, new_len, flags, na, st)
+        else:
+            result = mremap_at(mm, vma, addr, old_len, new_len, flags, st)
+    st.new_addr = result
+    st.page_table_bytes_after = after = tables.table_bytes
+    # the kernel frees no table during move_page_tables: its peak is the
+    # start plus every table the move allocated
+    st.peak_page_table_bytes = max(before + st.tables_allocated * mm._pte_table_bytes, after)
+    st.tables_freed = tables.freed_total - freed0
+    st.wall_ns = time.perf_counter_ns() - t0
+    mm.last_move = st
+    return result
+
+
+def check_prep_vma(vma: Vma, addr: int, old_len: int, new_len: int, flags: int) -> None:
+    """The checks of vma_to_resize / mremap_to on the source VMA."""
+    expand = new_len > old_len
+    if not expand and not flags & (MREMAP_FIXED | MREMAP_DONTUNMAP):
+        return
+    if old_len == 0 and not vma.shared:
+        raise _error(errno.EINVAL, "old_size 0 duplicates only shared mappings")
+    span = new_len if new_len < old_len else old_len
+    if span > vma.end - addr:
+        raise _error(errno.EFAULT, "range runs past the end of its mapping")
+
+
+def remap_move(mm: AddressSpace, start: int, length: int, new_addr: int, flags: int,
+               st: MoveStats) -> int:  # fmt: skip
+    """remap_move: a pure MREMAP_FIXED move over every VMA in the range,
+    keeping the gaps between them."""
+    end = start + length
+    pieces = [(max(v.start, start), min(v.end, end)) for v in overlapping(mm, start, end)]
+    if not pieces or pieces[0][0] > start:
+        raise _error(errno.EFAULT, f"nothing is mapped at {start:#x}")
+    target = new_addr
+    last_end = pieces[0][0]
+    result = new_addr
+    for i, (lo, hi) in enumerate(pieces):
+        target += lo - last_end if i else 0
+        last_end = hi
+        got = mremap_to(mm, lo, hi - lo, hi - lo, flags, target, st)
+        if i == 0:
+            result = got
+        target = got + (hi - lo)
+    return result
+
+
+def mremap_to(mm: AddressSpace, addr: int, old_len: int, new_len: int, flags: int, na: int,
+              st: MoveStats) -> int:  # fmt: skip
+    """mremap_to: move to ``na`` (MREMAP_FIXED unmaps it first) or, with
+    MREMAP_DONTUNMAP alone, to wherever get_unmapped_area puts it."""
+    if flags & MREMAP_FIXED:
+        do_vmi_munmap(mm, na, na + new_len)
+    if new_len < old_len:
+        do_vmi_munmap(mm, addr + new_len, addr + old_len)
+        old_len = new_len
+    vma = find_vma(mm, addr)
+    if vma is None:
+        # unmapping the target removed the source (old_size 0 with
+        # new_addr == old_addr): the kernel fails here, target unmapped
+        raise _error(errno.EFAULT, f"{addr:#x} was unmapped as the target")
+    if not flags & MREMAP_FIXED:
+        found = get_unmapped_area(mm, new_len, na, False)
+        if found is None:
+            raise _error(errno.ENOMEM, "no free range for the new mapping")
+        na = found
+    return move_vma(mm, vma, addr, old_len, new_len, na, flags, st)
+
+
+def mremap_at(mm: AddressSpace, vma: Vma, addr: int, old_len: int, new_len: int, flags: int,
+              st: MoveStats) -> int:  # fmt: skip
+    """mremap_at: shrink or grow in place, else move (MREMAP_MAYMOVE)."""
+    if new_len == old_len:
+        return addr
+    if new_len < old_len:
+        do_vmi_munmap(mm, addr + new_len, addr + old_len)
+        return addr
+    delta = new_len - old_len
+    if (
+        vma.end - addr == old_len
+        and vma.end + delta <= mm.arch.task_size
+        and is_free(mm, vma.end, vma.end + delta)
+    ):
+        # expand_vma_in_place (vma_merge_extend)
+        old_end = vma.end
+        vma.end += delta
+        merge_around(mm, old_end, vma.end)
+        return addr
+    if not flags & MREMAP_MAYMOVE:
+        raise _error(errno.ENOMEM, "cannot grow in place and MREMAP_MAYMOVE is off")
+    thp_align = not vma.shared and new_len % mm.arch.pmd_size == 0
+    found = get_unmapped_area(mm, new_len, 0, thp_align)
+    if found is None:
+        raise _error(errno.ENOMEM, "no free range for the moved mapping")
+    return move_vma(mm, vma, addr, old_len, new_len, found, flags, st)
+
+
+def move_vma(mm: AddressSpace, vma: Vma, addr: int, old_len: int, new_len: int, new_addr: int,
+             flags: int, st: MoveStats) -> int:  # fmt: skip
+    """move_vma: copy_vma, move_page_tables, then unmap the source."""
+    new = vma.copy()
+    new.start, new.end = new_addr, new_addr + new_len
+    new.pgoff = vma.pgoff_at(addr, mm.page_shift)
+    if not vma.shared and vma.anon_vma is None:
+        new.pgoff = new_addr >> mm.page_shift  # copy_vma: unfaulted anon
+    insert_vma(mm, new)
+    new_vma = find_vma(mm, new_addr)
+    assert new_vma is not None
+    merged = new_vma.start != new_addr or new_vma.end != new_addr + new_len
+    dontunmap = bool(flags & MREMAP_DONTUNMAP)
+    pmc = mm._pmc
+    pmc.start(addr, new_addr, old_len)
+    pmc.need_rmap_locks = merged and new_vma.pgoff <= vma.pgoff
+    pmc.has_anon = vma.anon_vma is not None
+    pmc.free_lo = pmc.free_hi = 0
+    if not dontunmap and mm.page_table_limit is None:
+        # under a limit the old tables stay until the end, so that a
+        # failed move can always move its entries back (as the kernel)
+        pmc.free_lo, pmc.free_hi = free_window(mm, addr, addr + old_len)
+    if vma.start == addr and new_vma.start == new_addr:
+        _try_realign(mm, st)
+    moved = _move_page_tables(mm, st)
+    if moved < old_len:
+        # copy_vma_and_data's error path: move back, unmap the new range
+        _move_back(mm, new_addr, addr, moved, vma.anon_vma is not None)
+        do_vmi_munmap(mm, new_addr, new_addr + new_len)
+        raise _error(errno.ENOMEM, "out of memory for page tables")
+    if dontunmap:
+        src = find_vma(mm, addr)
+        if src is not None and src.start == addr and src.end == addr + old_len and not src.shared:
+            src.anon_vma = None  # dontunmap_complete: unlink_anon_vmas
+            merge_around(mm, src.start, src.end)
+    elif old_len:
+        do_vmi_munmap(mm, addr, addr + old_len)
+    return new_addr
+
+
+def whole_vma_into_hole(mm: AddressSpace, addr: int, length: int, new_addr: int) -> bool:
+    """Whether [addr, addr + length) is exactly one VMA and the target
+    range is free with no VMA touching it, so that nothing splits or
+    merges: the case move_whole_vma takes without the general path's
+    bookkeeping (same result; tests/test_fast_paths.py compares the two)."""
+    vs = mm._vmas
+    i = index_after(mm, addr)
+    if i == len(vs) or vs[i].start != addr or vs[i].end != addr + length:
+        return False
+    j = index_after(mm, new_addr)
+    end = new_addr + length
+    return (j == len(vs) or vs[j].start > end) and (j == 0 or vs[j - 1].end < new_addr)
+
+
+def move_whole_vma(mm: AddressSpace, addr: int, length: int, new_addr: int,
+                   st: MoveStats) -> int:  # fmt: skip
+    """move_vma of a whole VMA into a hole (see whole_vma_into_hole):
+    copy_vma cannot merge, so no rmap locks; then the source is unmapped.
+    The Vma object itself moves, as nothing else refers to it."""
+    vs = mm._vmas
+    i = index_after(mm, addr)
+    vma = vs[i]
+    end, new_end = addr + length, new_addr + length
+    # free_pgtables' floor and ceiling for the source once the new VMA
+    # exists: the nearest VMA ends around it, the new one included
+    floor = vs[i - 1].end if i > 0 else 0
+    ceiling = vs[i + 1].start if i + 1 < len(vs) else 0
+    if floor < new_end <= addr:
+        floor = new_end
+    if end <= new_addr and (ceiling == 0 or new_addr < ceiling):
+        ceiling = new_addr
+    has_anon = vma.anon_vma is not None
+    pmc = mm._pmc
+    pmc.start(addr, new_addr, length)
+    pmc.need_rmap_locks = False
+    pmc.has_anon = has_anon
+    pmc.free_lo = pmc.free_hi = 0
+    if mm.page_table_limit is None:
+        pmc.free_lo, pmc.free_hi = floor, ceiling or U64 - 1
+    _try_realign(mm, st)
+    moved = _move_page_tables(mm, st)
+    if moved < length:
+        # copy_vma_and_data's error path: move back, free the new range's tables
+        _move_back(mm, new_addr, addr, moved, has_anon)
+        j = index_after(mm, new_addr)
+        unmap_region(mm, new_addr, new_end, vs[j - 1].end if j > 0 else 0,
+                     vs[j].start if j < len(vs) else 0)  # fmt: skip
+        raise _error(errno.ENOMEM, "out of memory for page tables")
+    del vs[i]
+    vma.start, vma.end = new_addr, new_end
+    if not vma.shared and vma.anon_vma is None:
+        vma.pgoff = new_addr >> mm.page_shift  # copy_vma: unfaulted anon
+    vs.insert(index_after(mm, new_addr), vma)
+    unmap_region(mm, addr, end, floor, ceiling)  # do_vmi_munmap of the source
+    return new_addr
+
+
+def _try_realign(mm: AddressSpace, st: MoveStats) -> None:
+    """try_realign_addr for a move whose old and new VMAs start at the
+    control's addresses (the engine applies the rule)."""
+    pmc = mm._pmc
+    old, new = pmc.old_addr, pmc.new_addr
+    if old & mm._pmd_mask:  # aligned moves, most of them, need no VMA lookup
+        if pmc.try_realign_addr(old, prev_end(mm, old), new, prev_end(mm, new)):
+            st.realigned = True
+
+
+def _move_page_tables(mm: AddressSpace, st: MoveStats) -> int:
+    """move_page_tables with ``mm._pmc`` set up; adds its record to ``st``
+    and returns the bytes it moved."""
+    moved, rec = _move.move_page_tables(mm.tables, mm.tlbs, mm._pmc)
+    st.add(rec)
+    st.moved_bytes += moved
+    return int(moved)
+
+
+def _move_back(mm: AddressSpace, old: int, new: int, length: int, has_anon: bool) -> None:
+    """The reverse move_page_tables of a failed move (need_rmap_locks, no
+    early freeing); its counters are not the call's."""
+    pmc = mm._pmc
+    pmc.start(old, new, length)
+    pmc.need_rmap_locks = True
+    pmc.has_anon = has_anon
+    pmc.free_lo = pmc.free_hi = 0
+    _move.move_page_tables(mm.tables, mm.tlbs, pmc)
