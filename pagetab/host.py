@@ -34,6 +34,7 @@ __all__ = [
     "measure_move",
     "measure_populate",
     "offset",
+    "populate_tables",
 ]
 
 GIB = 1 << 30
@@ -158,15 +159,24 @@ def measure_move(size: int, populate: str = "zero", src_align: str | int = "pud"
 def measure_populate(size: int, repeats: int = 3) -> list[int]:
     """ns of MADV_POPULATE_READ (the zero page) over fresh ``size`` regions."""
     _check(size, "zero", repeats)
-    times = []
-    for _ in range(repeats):
-        base = _probe.reserve(size + PUD, PUD)
-        _probe.map_region(base, size, "none")
-        try:
-            times.append(int(_probe.populate_read(base, size)))
-        finally:
-            _munmap(base, size)
-    return times
+    return [populate_tables(size)[0] for _ in range(repeats)]
+
+
+def populate_tables(size: int) -> tuple[int, int]:
+    """(ns, bytes) of one MADV_POPULATE_READ (the zero page, no THP) of a
+    fresh PUD-aligned ``size``-byte region: its time, and the page tables
+    it made the kernel allocate (the growth of VmPTE, which counts every
+    level's tables)."""
+    _check(size, "zero", 1)
+    before = _probe.status_kb("VmPTE")
+    base = _probe.reserve(size + PUD, PUD)
+    _probe.map_region(base, size, "none")
+    try:
+        ns = int(_probe.populate_read(base, size))
+        grown = _probe.status_kb("VmPTE") - before
+    finally:
+        _munmap(base, size)
+    return ns, grown * 1024
 
 
 def measure_access(size: int, offsets: Any, repeats: int = 3) -> list[int]:
