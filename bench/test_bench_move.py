@@ -2,7 +2,7 @@
 
 CI runs these once (--benchmark-disable) as correctness checks; run with
 ``--benchmark-enable`` (and ``--huge`` for 256 GiB) to time them.
-``python bench/move_speed.py`` prints the issue-3 figures with the kernel's.
+``python bench/move_speed.py`` prints the figures beside the kernel's.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ shared/DOMAIN.md section 5 and the kernel headers named in ``source``.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -345,7 +347,7 @@ def arch(name: str | Arch, calibration: str | None = None) -> Arch:
     """The profile called ``name`` (an ``Arch`` passes through unchanged).
 
     ``calibration``: a file written by ``pagetab calibrate`` whose costs
-    replace the profile's (see pagetab.calibrate).
+    replace the profile's (``load_calibration``).
     """
     if isinstance(name, Arch):
         a = name
@@ -357,7 +359,31 @@ def arch(name: str | Arch, calibration: str | None = None) -> Arch:
         except KeyError:
             raise ValueError(f"unknown arch {name!r}; valid: {', '.join(_REGISTRY)}") from None
     if calibration is not None:
-        from .calibrate import load
-
-        a = load(a, calibration)
+        a = load_calibration(a, calibration)
     return a
+
+
+#: the costs a calibration file may set (the ones ``pagetab calibrate`` fits)
+CALIBRATED_COSTS = ("mremap_call", "pte_move", "pmd_move", "pud_move")
+
+
+def load_calibration(base: Arch, path: str | os.PathLike[str]) -> Arch:
+    """``base`` with the costs of a file written by ``pagetab calibrate``
+    (their sources name the host, kernel and date it was fitted on)."""
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, dict) or not isinstance(data.get("costs"), dict):
+        raise ValueError(f"{path}: not a pagetab calibration file")
+    if data.get("arch") != base.name:
+        raise ValueError(f"{path}: calibrated for {data.get('arch')!r}, not {base.name!r}")
+    costs = data["costs"]
+    unknown = set(costs) - set(CALIBRATED_COSTS)
+    if unknown:
+        raise ValueError(f"{path}: unknown costs {sorted(unknown)}")
+    try:
+        fitted = base.replace_costs(
+            costs, f"calibrated on {data.get('host')} ({data.get('kernel')}, {data.get('date')})"
+        )
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return fitted.replace(name=f"{base.name}@calibrated")

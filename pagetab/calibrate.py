@@ -1,4 +1,4 @@
-"""Fit the x86-64 cost profile to this machine's kernel (issue 5).
+"""Fit the x86-64 cost profile to this machine's kernel.
 
 ``calibrate()`` times real mremap calls on a small matrix (PTE, PMD and PUD
 paths, 64 MiB to 4 GiB, zero-page regions), simulates each case to get its
@@ -7,7 +7,8 @@ cost (``mremap_call``) and the cost of moving one PTE, one PMD and one PUD
 (``pte_move``, ``pmd_move``, ``pud_move``). Lock and TLB-flush costs keep
 their sourced values and are subtracted first, so the fit only explains
 what they do not. The result is a JSON file that ``pt.arch("x86-64",
-calibration=path)`` loads; ``validate()`` checks it on held-out cases.
+calibration=path)`` loads (``arch.load_calibration``, also here as
+``load``); ``validate()`` checks it on held-out cases.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from . import host
-from .arch import Arch
+from .arch import CALIBRATED_COSTS, Arch
 from .arch import arch as _arch
+from .arch import load_calibration as load
 from .cost import move_cost
 from .experiment import move_stats
 from .stats import MoveStats
@@ -32,7 +34,8 @@ from .stats import MoveStats
 __all__ = ["FITTED", "Case", "calibrate", "load", "validate"]
 
 MIB, GIB = 1 << 20, 1 << 30
-FITTED = ("mremap_call", "pte_move", "pmd_move", "pud_move")
+#: what the fit sets: what a calibration file may hold (arch's loader checks it)
+FITTED = CALIBRATED_COSTS
 
 
 @dataclass(frozen=True)
@@ -122,26 +125,6 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
     if verbose:
         _print(report, "fit")
     return data
-
-
-def load(base: Arch, path: str | Path) -> Arch:
-    """``base`` with the costs of a calibration file (sources say so)."""
-    data = json.loads(Path(path).read_text())
-    if not isinstance(data, dict) or not isinstance(data.get("costs"), dict):
-        raise ValueError(f"{path}: not a pagetab calibration file")
-    if data.get("arch") != base.name:
-        raise ValueError(f"{path}: calibrated for {data.get('arch')!r}, not {base.name!r}")
-    costs = data["costs"]
-    unknown = set(costs) - set(FITTED)
-    if unknown:
-        raise ValueError(f"{path}: unknown costs {sorted(unknown)}")
-    try:
-        fitted = base.replace_costs(
-            costs, f"calibrated on {data.get('host')} ({data.get('kernel')}, {data.get('date')})"
-        )
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-    return fitted.replace(name=f"{base.name}@calibrated")
 
 
 def validate(profile: Arch, repeats: int = 5, cases: list[Case] | None = None,

@@ -24,12 +24,23 @@ import io
 import json
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
-import pagetab as pt
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress
+from rich.table import Table
 
-from .experiment import ALIGNS, Results, format_size, iter_sizes, parse_populate
+from . import calibrate, host
+from .arch import arch, archs
+from .experiment import ALIGNS, Results, compare, parse_populate, run_move, sweep
+from .native import PATHS, compare_move
+from .policy import policies, policy
+from .reproduce import reproduce_2018
+from .units import format_size, parse_size, parse_sizes
 
 DEFAULT_SIZES = "1G,64G"
 DEFAULT_ARCHS = "x86-64,arm64-4k"
@@ -46,37 +57,23 @@ class _Parser(argparse.ArgumentParser):
 # argument types
 
 
-def parse_size(text: str) -> int:
-    """Bytes from "4K", "2M", "1G", "1T" or a plain number (argparse type)."""
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    t = text.strip().lower().removesuffix("b")
-    mult = units.get(t[-1:], 1)
-    if mult != 1:
-        t = t[:-1]
-    try:
-        n = int(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad size {text!r}: use e.g. 4K, 2M, 1G, 1T") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"size must be > 0, not {text!r}")
-    if n * mult > 1 << 50:
-        raise argparse.ArgumentTypeError(f"size {text!r} is larger than 1P")
-    return n * mult
+T = TypeVar("T")
 
 
-def parse_sizes(text: str) -> list[int]:
-    """A comma list of sizes and doubling ranges: "1G,64G", "1G..256G"."""
-    out: list[int] = []
-    for part in text.split(","):
-        lo, dots, hi = part.partition("..")
-        if not dots:
-            out.append(parse_size(part))
-            continue
-        a, b = parse_size(lo), parse_size(hi)
-        if b < a:
-            raise argparse.ArgumentTypeError(f"range {part!r} runs backwards")
-        out.extend(iter_sizes(a, b))
-    return list(dict.fromkeys(out))
+def _arg(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """``parse`` as an argparse type: its ValueError becomes the usage error."""
+
+    def typed(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    typed.__name__ = parse.__name__
+    return typed
+
+
+_size, _sizes = _arg(parse_size), _arg(parse_sizes)
 
 
 def _names(valid: Callable[[], list[str]], what: str) -> Callable[[str], list[str]]:
@@ -135,11 +132,6 @@ def _table(
 ) -> None:
     """A rich table: coloured on a terminal; plain, unwrapped and without
     trailing blanks when piped or redirected (so that it diffs and greps)."""
-    from rich import box
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
     t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for i, h in enumerate(head):
         t.add_column(escape(h), justify="right" if i >= right_from and i not in left else "left")
@@ -173,8 +165,6 @@ class _Progress:
     def __init__(self, enabled: bool, label: str) -> None:
         self.bar: Any = None
         if enabled:
-            from rich.progress import Progress
-
             self.bar = Progress(console=_stderr_console(), transient=True)
             self.task = self.bar.add_task(label, total=None)
             self.bar.start()
@@ -189,8 +179,6 @@ class _Progress:
 
 
 def _stderr_console() -> Any:
-    from rich.console import Console
-
     return Console(stderr=True)
 
 
@@ -222,8 +210,6 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .experiment import compare
-
     prog = _Progress(args.progress, "moving")
     try:
         res = compare(
@@ -250,12 +236,8 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .experiment import sweep
-
     executor = None
     if args.jobs:
-        from concurrent.futures import ProcessPoolExecutor
-
         executor = ProcessPoolExecutor(max_workers=args.jobs)
     prog = _Progress(
         args.progress, f"sweep of {len(args.size) * len(args.arch) * len(args.policy)}"
@@ -283,8 +265,6 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _move(args: argparse.Namespace) -> int:
-    from .experiment import run_move
-
     r = run_move(
         args.size,
         arch=args.arch,
@@ -327,16 +307,14 @@ def _listing(what: str, names: list[str], get: Callable[[str], Any],
 
 
 def _archs(args: argparse.Namespace) -> int:
-    return _listing("arch", pt.archs(), pt.arch, args)
+    return _listing("arch", archs(), arch, args)
 
 
 def _policies(args: argparse.Namespace) -> int:
-    return _listing("policy", pt.policies(), pt.policy, args)
+    return _listing("policy", policies(), policy, args)
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import reproduce_2018
-
     found = reproduce_2018()
     if args.json:
         _json([{**asdict(f), "error": f.error} for f in found])
@@ -357,8 +335,6 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 def _host_unavailable(command: str) -> bool:
     """Say so (exit status 1 follows) when the host probe cannot run here."""
-    from . import host
-
     ok, why = host.available()
     if not ok:
         print(f"pagetab {command}: the host probe is unavailable: {why}", file=sys.stderr)
@@ -366,19 +342,15 @@ def _host_unavailable(command: str) -> bool:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from . import calibrate
-
     if _host_unavailable("calibrate"):
         return 1
     calibrate.calibrate(args.out, repeats=args.repeats)
     print(f"wrote {args.out}; held-out check:")
-    calibrate.validate(pt.arch("x86-64", calibration=args.out), repeats=args.repeats)
+    calibrate.validate(arch("x86-64", calibration=args.out), repeats=args.repeats)
     return 0
 
 
 def _host(args: argparse.Namespace) -> int:
-    from .native import PATHS, compare_move
-
     if _host_unavailable("host"):
         return 1
     res = [compare_move(group, args.size, args.repeats) for group in PATHS]
@@ -412,20 +384,20 @@ def _move_options(q: argparse.ArgumentParser, sizes: bool) -> None:
     if sizes:
         q.add_argument(
             "--arch",
-            type=_names(pt.archs, "arch"),
+            type=_names(archs, "arch"),
             default=DEFAULT_ARCHS.split(","),
             help=f"comma list or 'all' (default {DEFAULT_ARCHS})",
         )
         q.add_argument(
             "--policy",
-            type=_names(pt.policies, "policy"),
-            default=pt.policies(),
+            type=_names(policies, "policy"),
+            default=policies(),
             help="comma list or 'all' (the default)",
         )
         q.add_argument(
             "--baseline",
             default="linux-4.19",
-            choices=pt.policies(),
+            choices=policies(),
             help="the policy ratios are taken against (default linux-4.19)",
         )
     q.add_argument(
@@ -482,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument(
         "--size",
-        type=parse_sizes,
+        type=_sizes,
         default=parse_sizes(DEFAULT_SIZES),
         help=f"sizes, e.g. 1G,64G or 1G..256G (default {DEFAULT_SIZES})",
     )
@@ -497,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--size",
-        type=parse_sizes,
+        type=_sizes,
         default=parse_sizes("1G..256G"),
         help="sizes, e.g. 1G..256G (the default) or 4K,2M,1G",
     )
@@ -512,9 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
         "moved per level, locks, flush instructions, estimated "
         "time by category, safety.",
     )
-    m.add_argument("--arch", default="x86-64", choices=pt.archs())
-    m.add_argument("--policy", default="linux-6.8", choices=pt.policies())
-    m.add_argument("--size", type=parse_size, default=1 << 30, help="e.g. 4K, 2M, 1G, 64G")
+    m.add_argument("--arch", default="x86-64", choices=archs())
+    m.add_argument("--policy", default="linux-6.8", choices=policies())
+    m.add_argument("--size", type=_size, default=1 << 30, help="e.g. 4K, 2M, 1G, 64G")
     _move_options(m, sizes=False)
     for name, text in (
         ("archs", "the architecture profiles"),
@@ -529,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time mremap on this machine's kernel (PTE, PMD and PUD "
         "paths) beside the simulated move.",
     )
-    h.add_argument("--size", type=parse_size, default=1 << 30, help="region size (default 1G)")
+    h.add_argument("--size", type=_size, default=1 << 30, help="region size (default 1G)")
     h.add_argument("--repeats", type=_positive, default=5)
     h.add_argument("--json", action="store_true", help="print JSON instead of a table")
     cal = sub.add_parser(

@@ -1,4 +1,4 @@
-"""Experiments: one move, a policy comparison, and sweeps (DESIGN.md layer 8).
+"""Experiments: one move, a policy comparison, and sweeps.
 
 ``run_move`` maps a region, populates it, lets ``cpus`` CPUs touch it (so
 they are in mm_cpumask with its translations in their TLBs), moves it with
@@ -17,7 +17,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,9 +36,12 @@ from .constants import (
     MREMAP_MAYMOVE,
 )
 from .cost import move_cost
+from .plot import plot_results
 from .policy import policies
+from .policy import policy as _policy
 from .space import AddressSpace
 from .stats import COUNTER_NAMES, MoveStats
+from .units import format_size
 
 __all__ = [
     "ALIGNS",
@@ -372,7 +375,7 @@ class Results(Sequence[MoveResult]):
     def to_pandas(self) -> Any:
         """A pandas DataFrame (pandas is optional: ImportError says how to get it)."""
         try:
-            import pandas as pd
+            import pandas as pd  # lazy: pandas is an optional extra
         except ImportError as e:
             raise ImportError("to_pandas needs pandas: pip install pandas") from e
         return pd.DataFrame(self.rows())
@@ -412,8 +415,6 @@ class Results(Sequence[MoveResult]):
     def plot(self, path: str | os.PathLike[str], title: str | None = None) -> None:
         """Log-log estimated kernel time against region size, one line per
         arch and policy, written to ``path`` (PNG). Needs matplotlib."""
-        from .plot import plot_results
-
         plot_results(self, path, title)
 
 
@@ -432,14 +433,6 @@ def _write(text: str, path: str | os.PathLike[str] | None) -> str:
         with open(path, "w") as f:
             f.write(text)
     return text
-
-
-def format_size(n: int) -> str:
-    """1073741824 -> "1G", 4096 -> "4K", 3 << 29 -> "1536M"."""
-    for unit, shift in (("T", 40), ("G", 30), ("M", 20), ("K", 10)):
-        if n >= 1 << shift and n % (1 << shift) == 0:
-            return f"{n >> shift}{unit}"
-    return str(n)
 
 
 def _grid(
@@ -534,8 +527,6 @@ def sweep(
 def _validate(jobs: Sequence[tuple[int, str | Arch, str, dict[str, Any]]]) -> None:
     """Check every configuration cheaply (no populate) so that a typo fails
     at once instead of in a worker."""
-    from .policy import policy as _policy
-
     profiles: dict[object, Arch] = {}
     for size, a, p, kw in jobs:
         _policy(p)
@@ -551,11 +542,3 @@ def _validate(jobs: Sequence[tuple[int, str | Arch, str, dict[str, Any]]]) -> No
 
 
 _RUN_KWARGS = {"populate", "src_align", "dst_align", "cpus", "touch", "seed"}
-
-
-def iter_sizes(lo: int, hi: int) -> Iterator[int]:
-    """lo, 2*lo, 4*lo, ... up to hi (inclusive): a size range."""
-    n = lo
-    while n <= hi:
-        yield n
-        n *= 2

@@ -1,4 +1,4 @@
-"""The real kernel beside the simulator (DESIGN.md layer 9).
+"""The real kernel beside the simulator.
 
 ``measure_move`` maps an anonymous region in a reserved window of this very
 process, populates it, and times ``mremap(MAYMOVE|FIXED)`` on the host
@@ -9,12 +9,23 @@ after each move. Linux only: ``available()`` says why not elsewhere.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import platform
 import statistics
 import sys
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+
+# setup.py builds the probe on Linux only: elsewhere the import fails and
+# available() says why (every function that uses _probe checks it first)
+_PROBE_ERROR = ""
+try:
+    from . import _probe
+except ImportError as e:  # pragma: no cover - built on Linux
+    _PROBE_ERROR = str(e)
 
 __all__ = [
     "HostMove",
@@ -23,6 +34,7 @@ __all__ = [
     "measure_move",
     "measure_populate",
     "offset",
+    "populate_tables",
 ]
 
 GIB = 1 << 30
@@ -40,10 +52,8 @@ def available() -> tuple[bool, str]:
         return False, f"unknown machine {platform.machine()}"
     if not os.path.exists("/proc/self/status") or not os.path.exists("/proc/vmstat"):
         return False, "no /proc (VmPTE and vmstat counters are needed)"
-    try:
-        from . import _probe  # noqa: F401
-    except ImportError as e:  # pragma: no cover - built on Linux
-        return False, f"the probe extension is not built: {e}"
+    if _PROBE_ERROR:  # pragma: no cover - built on Linux
+        return False, f"the probe extension is not built: {_PROBE_ERROR}"
     return True, ""
 
 
@@ -124,8 +134,6 @@ def measure_move(size: int, populate: str = "zero", src_align: str | int = "pud"
     written), "none".
     """
     _check(size, populate, repeats)
-    from . import _probe
-
     so, do = offset(src_align), offset(dst_align)
     span = size + 2 * PUD
     base = _probe.reserve(2 * span, PUD)
@@ -151,17 +159,24 @@ def measure_move(size: int, populate: str = "zero", src_align: str | int = "pud"
 def measure_populate(size: int, repeats: int = 3) -> list[int]:
     """ns of MADV_POPULATE_READ (the zero page) over fresh ``size`` regions."""
     _check(size, "zero", repeats)
-    from . import _probe
+    return [populate_tables(size)[0] for _ in range(repeats)]
 
-    times = []
-    for _ in range(repeats):
-        base = _probe.reserve(size + PUD, PUD)
-        _probe.map_region(base, size, "none")
-        try:
-            times.append(int(_probe.populate_read(base, size)))
-        finally:
-            _munmap(base, size)
-    return times
+
+def populate_tables(size: int) -> tuple[int, int]:
+    """(ns, bytes) of one MADV_POPULATE_READ (the zero page, no THP) of a
+    fresh PUD-aligned ``size``-byte region: its time, and the page tables
+    it made the kernel allocate (the growth of VmPTE, which counts every
+    level's tables)."""
+    _check(size, "zero", 1)
+    before = _probe.status_kb("VmPTE")
+    base = _probe.reserve(size + PUD, PUD)
+    _probe.map_region(base, size, "none")
+    try:
+        ns = int(_probe.populate_read(base, size))
+        grown = _probe.status_kb("VmPTE") - before
+    finally:
+        _munmap(base, size)
+    return ns, grown * 1024
 
 
 def measure_access(size: int, offsets: Any, repeats: int = 3) -> list[int]:
@@ -170,10 +185,6 @@ def measure_access(size: int, offsets: Any, repeats: int = 3) -> list[int]:
     populated with MADV_POPULATE_READ first (so no read faults): the host
     TLBs and page walks, as ``AddressSpace.access`` simulates them."""
     _check(size, "zero", repeats)
-    import numpy as np
-
-    from . import _probe
-
     offs = np.ascontiguousarray(offsets, dtype=np.uint64)
     base = _probe.reserve(size + PUD, PUD)
     _probe.map_region(base, size, "zero")
@@ -184,8 +195,6 @@ def measure_access(size: int, offsets: Any, repeats: int = 3) -> list[int]:
 
 
 def _munmap(addr: int, size: int) -> None:
-    import ctypes
-
     libc = ctypes.CDLL(None, use_errno=True)
     libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
     if libc.munmap(ctypes.c_void_p(addr), ctypes.c_size_t(size)) != 0:

@@ -5,21 +5,21 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from .policy import policies
+from .units import format_size
+
 if TYPE_CHECKING:
+    # for the annotation only: experiment imports this module
     from .experiment import Results
 
 __all__ = ["plot_results"]
 
 
 def _size_label(n: float, _pos: Any = None) -> str:
-    from .experiment import format_size
-
     return format_size(int(n))
 
 
 def _policy_order(name: str) -> int:
-    from .policy import policies
-
     names = policies()
     return names.index(name) if name in names else len(names)
 
@@ -27,7 +27,7 @@ def _policy_order(name: str) -> int:
 def plot_results(results: Results, path: str | os.PathLike[str], title: str | None = None) -> None:
     """Log-log estimated kernel time against region size: one line per arch
     and policy (unsafe points marked with a red x), written as a PNG."""
-    try:
+    try:  # lazy: matplotlib is an optional extra
         import matplotlib
 
         matplotlib.use("Agg")
@@ -81,8 +81,6 @@ def plot_results(results: Results, path: str | os.PathLike[str], title: str | No
     ax.set_xlabel("region size (bytes, log scale)")
     ax.set_ylabel("estimated kernel time of the mremap call (µs, log scale)")
     sizes = sorted({r.size for r in results})
-    from .experiment import format_size
-
     span = (
         format_size(sizes[0])
         if len(sizes) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -42,6 +44,11 @@ def test_misaligned_thp_move_splits_on_the_host() -> None:
 def test_populate_is_timed() -> None:
     times = host.measure_populate(16 * M, repeats=2)
     assert len(times) == 2 and min(times) > 0
+    ns, tables = host.populate_tables(16 * M)
+    assert ns > 0 and tables > 0
+    if os.sysconf("SC_PAGE_SIZE") == 4096:
+        # a PTE table per 2 MiB, plus a new table or two above them at most
+        assert 8 * 4096 < tables <= 11 * 4096
 
 
 @needs_host

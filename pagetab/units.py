@@ -1,0 +1,69 @@
+"""Region sizes as people write them: 4K, 2M, 1G, 1T.
+
+``parse_size`` reads one size, ``parse_sizes`` a comma list with doubling
+ranges ("1G,64G", "1G..256G"), ``format_size`` writes one back. The command
+line, the experiment tables and the plots all use these, so a size reads
+the same everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+__all__ = ["MAX_SIZE", "format_size", "iter_sizes", "parse_size", "parse_sizes"]
+
+#: suffix -> shift, largest first (format_size picks the largest exact one)
+UNITS = (("T", 40), ("G", 30), ("M", 20), ("K", 10))
+#: far beyond any address space simulated (x86-64 LA57 maps 2^56 bytes)
+#: but small enough to catch a typo such as "1000000T"
+MAX_SIZE = 1 << 50
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "4K", "2M", "1G", "1T" (a trailing B and any case are
+    accepted) or a plain number; ValueError otherwise."""
+    t = text.strip().lower().removesuffix("b")
+    shift = {u.lower(): s for u, s in UNITS}.get(t[-1:], 0)
+    if shift:
+        t = t[:-1]
+    try:
+        n = int(t)
+    except ValueError:
+        raise ValueError(f"bad size {text!r}: use e.g. 4K, 2M, 1G, 1T") from None
+    if n <= 0:
+        raise ValueError(f"size must be > 0, not {text!r}")
+    if n << shift > MAX_SIZE:
+        raise ValueError(f"size {text!r} is larger than 1P")
+    return n << shift
+
+
+def parse_sizes(text: str) -> list[int]:
+    """A comma list of sizes and doubling ranges: "1G,64G", "1G..256G";
+    duplicates dropped, first occurrence kept."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, dots, hi = part.partition("..")
+        if not dots:
+            out.append(parse_size(part))
+            continue
+        a, b = parse_size(lo), parse_size(hi)
+        if b < a:
+            raise ValueError(f"range {part!r} runs backwards")
+        out.extend(iter_sizes(a, b))
+    return list(dict.fromkeys(out))
+
+
+def iter_sizes(lo: int, hi: int) -> Iterator[int]:
+    """lo, 2*lo, 4*lo, ... up to hi (inclusive): a size range."""
+    n = lo
+    while n <= hi:
+        yield n
+        n *= 2
+
+
+def format_size(n: int) -> str:
+    """1073741824 -> "1G", 4096 -> "4K", 3 << 29 -> "1536M"."""
+    for unit, shift in UNITS:
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift}{unit}"
+    return str(n)

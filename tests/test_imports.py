@@ -1,0 +1,266 @@
+"""The package's modules import each other in layers, without a cycle.
+
+The import graph is read from the sources (``ast`` for .py, a regex for
+the ``import``/``cimport`` lines of .pyx and .pxd), so the check needs
+nothing built. Every import that can run counts, including one inside a
+function; an import under ``if TYPE_CHECKING:`` never runs and does not.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+PACKAGE = "pagetab"
+SOURCE = Path(__file__).resolve().parent.parent / PACKAGE
+
+#: lowest first: a module may import only from its own layer or those
+#: below. Every module of the package must be listed (a new one has to be
+#: placed); a listed one may be missing (the layout is a target).
+LAYERS = [
+    ["constants", "argcheck", "units"],
+    ["costs_data", "flush", "policy"],
+    ["arch"],  # with calibration loading
+    ["_tables"],
+    ["_tlb"],
+    ["_flush"],
+    ["_access"],
+    ["_move"],
+    ["cost", "stats"],
+    ["vma"],
+    ["memory"],
+    ["mremap"],
+    ["persist"],
+    ["space"],
+    ["plot"],
+    ["experiment"],
+    ["reproduce"],
+    ["host", "_probe", "oracle"],
+    ["native"],
+    ["calibrate"],
+    ["cli"],
+    ["__main__", "__init__"],
+]
+LAYER = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+
+Edge = tuple[str, str, str]  # (importer, imported, "file:line")
+
+
+def modules(source: Path = SOURCE) -> dict[str, list[Path]]:
+    """Module name -> its source files (a .pyx and its .pxd are one module)."""
+    out: dict[str, list[Path]] = {}
+    for p in sorted(source.iterdir()):
+        if p.suffix in (".py", ".pyx", ".pxd"):
+            out.setdefault(p.stem, []).append(p)
+    return out
+
+
+def _target(dotted: str, level: int, names: list[str], known: set[str]) -> Iterator[str]:
+    """The package modules an import statement loads, or nothing if it is
+    not of this package. ``dotted`` is the module after ``from`` (or after
+    ``import``), ``level`` its leading dots, ``names`` what it imports."""
+    if level == 0:
+        if dotted != PACKAGE and not dotted.startswith(PACKAGE + "."):
+            return
+        dotted = dotted[len(PACKAGE) + 1 :]
+    elif level > 1:
+        raise AssertionError(f"relative import beyond the package: {'.' * level}{dotted}")
+    if dotted:
+        yield dotted.split(".")[0]
+        return
+    # `from . import x` / `from pagetab import x`: x is a module, or a name
+    # of the package itself; `import pagetab` is the package
+    for n in names or ["__init__"]:
+        yield n if n in known else "__init__"
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _py_imports(path: Path, known: set[str]) -> Iterator[tuple[str, int]]:
+    def visit(node: ast.AST) -> Iterator[tuple[str, int]]:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:  # the body never runs
+                yield from visit(child)
+            return
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                for t in _target(alias.name, 0, [], known):
+                    yield t, node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            names = [a.name for a in node.names]
+            for t in _target(node.module or "", node.level, names, known):
+                yield t, node.lineno
+        for child in ast.iter_child_nodes(node):
+            yield from visit(child)
+
+    yield from visit(ast.parse(path.read_text(), str(path)))
+
+
+_CYTHON_IMPORT = re.compile(
+    r"^[ \t]*(?:from[ \t]+(?P<mod>\.*[\w.]*)[ \t]+c?import[ \t]+(?P<names>\([^)]*\)|[^\n#]*)"
+    r"|c?import[ \t]+(?P<plain>[^\n#]+))",
+    re.M,
+)
+
+
+def _cython_imports(path: Path, known: set[str]) -> Iterator[tuple[str, int]]:
+    text = path.read_text()
+    for m in _CYTHON_IMPORT.finditer(text):
+        line = text.count("\n", 0, m.start()) + 1
+        if m["plain"] is not None:
+            for part in m["plain"].split(","):
+                for t in _target(part.split()[0], 0, [], known):
+                    yield t, line
+            continue
+        mod = m["mod"]
+        level = len(mod) - len(mod.lstrip("."))
+        parts = m["names"].strip().strip("()").split(",")
+        names = [p.split()[0] for p in parts if p.strip()]  # "x as y" -> x
+        for t in _target(mod.lstrip("."), level, names, known):
+            yield t, line
+
+
+def edges(source: Path = SOURCE) -> list[Edge]:
+    """Every (importer, imported, where) inside the package."""
+    mods = modules(source)
+    known = set(mods)
+    out = []
+    for name, paths in mods.items():
+        for p in paths:
+            read = _py_imports if p.suffix == ".py" else _cython_imports
+            for target, line in read(p, known):
+                if target != name:
+                    out.append((name, target, f"{PACKAGE}/{p.name}:{line}"))
+    return out
+
+
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for m in graph.get(todo.pop(), ()):
+            if m not in seen:
+                seen.add(m)
+                todo.append(m)
+    return seen
+
+
+def cycles(graph: dict[str, set[str]]) -> list[tuple[list[str], list[str]]]:
+    """Each group of modules that import each other round a cycle (a
+    strongly connected component), sorted, with one cycle through its
+    first module as [a, b, ..., a]; empty if the graph has no cycle."""
+    reach = {n: _reach(graph, n) for n in graph}
+    out, placed = [], set()
+    for n in sorted(graph):
+        if n in placed or n not in reach[n]:
+            continue
+        group = sorted(m for m in reach[n] if n in reach.get(m, ()))
+        placed.update(group)
+        # shortest way round: breadth first from n back to n inside the group
+        prev: dict[str, str] = {}
+        frontier = [n]
+        while n not in prev:
+            nxt = []
+            for a in frontier:
+                for b in sorted(graph[a]):
+                    if b in group and b not in prev:
+                        prev[b] = a
+                        nxt.append(b)
+            frontier = nxt
+        path = [n]
+        while len(path) == 1 or path[-1] != n:
+            path.append(prev[path[-1]])
+        out.append((group, path[::-1]))
+    return out
+
+
+def test_every_module_has_a_layer() -> None:
+    listed = [n for layer in LAYERS for n in layer]
+    assert len(listed) == len(set(listed)), "a module is listed twice in LAYERS"
+    unplaced = sorted(set(modules()) - set(listed))
+    assert not unplaced, f"modules not placed in LAYERS: {unplaced}"
+
+
+def test_imports_name_real_modules() -> None:
+    known = set(modules())
+    bad = [f"{where}: {a} imports {b}, which is not a module here" for a, b, where in edges()
+           if b not in known]  # fmt: skip
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_of_a_higher_layer() -> None:
+    bad = [
+        f"{where}: {a} (layer {LAYER[a]}) imports {b} (layer {LAYER[b]})"
+        for a, b, where in edges()
+        if a in LAYER and b in LAYER and LAYER[b] > LAYER[a]
+    ]
+    assert not bad, "imports of a higher layer:\n" + "\n".join(bad)
+
+
+def test_no_import_cycle() -> None:
+    graph: dict[str, set[str]] = {}
+    where: dict[tuple[str, str], str] = {}
+    for a, b, w in edges():
+        graph.setdefault(a, set()).add(b)
+        graph.setdefault(b, set())
+        where.setdefault((a, b), w)
+    report = []
+    for group, cycle in cycles(graph):
+        report.append(f"modules in a cycle: {', '.join(group)}; for instance:")
+        report += [f"  {where[a, b]}: {a} imports {b}" for a, b in itertools.pairwise(cycle)]
+    assert not report, "\n".join(report)
+
+
+def test_the_reader_sees_what_it_must(tmp_path: Path) -> None:
+    """The graph reader and the cycle finder on a made-up package."""
+    files = {
+        "a.py": "from __future__ import annotations\n"
+        "from typing import TYPE_CHECKING\n"
+        "import os\n"
+        "from . import b, VERSION\n"
+        "if TYPE_CHECKING:\n"
+        "    from .c import C\n"
+        "else:\n"
+        "    from .d import D\n"
+        "def f():\n"
+        "    import pagetab.e\n"
+        "    import pagetab as pt\n",
+        "b.py": "",
+        "c.py": "from pagetab import a\n",
+        "d.py": "",
+        "e.pyx": "cimport numpy as cnp\n"
+        "from libc.stdint cimport int64_t\n"
+        "from pagetab.f cimport (\n    x,\n    y,\n)\n"
+        "from pagetab.g import z\n",
+        "f.pxd": "from pagetab.b cimport q\n",
+        "f.pyx": "",
+        "g.py": "",
+        "__init__.py": "from .a import f\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    got = sorted((a, b) for a, b, _ in edges(tmp_path))
+    assert got == [
+        ("__init__", "a"),
+        ("a", "__init__"),  # VERSION is a name of the package; `import pagetab`
+        ("a", "__init__"),
+        ("a", "b"),
+        ("a", "d"),  # the else branch runs
+        ("a", "e"),  # inside a function: it runs when called
+        ("c", "a"),
+        ("e", "f"),
+        ("e", "g"),
+        ("f", "b"),
+    ]
+    graph = {"a": {"b"}, "b": {"c", "d"}, "c": {"a"}, "d": {"d2"}, "d2": {"d"}, "e": set()}
+    assert cycles(graph) == [
+        (["a", "b", "c"], ["a", "b", "c", "a"]),
+        (["d", "d2"], ["d", "d2", "d"]),
+    ]
+    assert cycles({"a": {"b"}, "b": set()}) == []
