@@ -46,7 +46,10 @@ FLUSH_MODE = {"extent": FL_EXTENT, "table": FL_TABLE, "end": FL_END}
 cdef move_stats _layout
 #: the record of one move: its numpy dtype is the C struct move_stats itself
 MOVE_DTYPE = np.asarray(<move_stats[:1]>(&_layout)).dtype
-_EMPTY = np.zeros(1, dtype=MOVE_DTYPE)
+# every field is an int64, so a record travels as int64 words (copying a
+# nested structured array is slow; its int64 view is not)
+assert sizeof(move_stats) % sizeof(int64_t) == 0
+cdef cnp.npy_intp MOVE_WORDS = sizeof(move_stats) // sizeof(int64_t)
 
 cdef uint64_t ID_PTE = (<uint64_t>1) << 62
 cdef uint64_t ID_PMD = (<uint64_t>2) << 62
@@ -706,8 +709,8 @@ def move_page_tables(PageTables pt not None, Tlbs tlbs not None,
                      PagetableMoveControl pmc not None):
     """Move the entries of [pmc.old_addr, pmc.old_end) to pmc.new_addr.
 
-    Returns (bytes moved, as pmc_progress, and the move's record): a
-    one-element numpy array of MOVE_DTYPE (the C struct move_stats).
+    Returns (bytes moved, as pmc_progress, and the move's record): the C
+    struct move_stats as an int64 array (``.view(MOVE_DTYPE)`` names it).
     """
     cdef Ctx x
     cdef mremap_config *cfg = &pmc.cfg
@@ -760,7 +763,7 @@ def move_page_tables(PageTables pt not None, Tlbs tlbs not None,
         tlb_snapshot_free(&x.snap)
     if x.oom and reached >= old_end:
         raise MemoryError("out of memory while tracking moved entries")
-    rec = _EMPTY.copy()
+    rec = cnp.PyArray_EMPTY(1, &MOVE_WORDS, cnp.NPY_INT64, 0)
     memcpy(cnp.PyArray_DATA(rec), &x.c, sizeof(move_stats))
     progress = reached - orig_old_addr if reached > orig_old_addr else 0
     return min(progress, length), rec

@@ -112,7 +112,9 @@ def do_mremap(
     st.page_table_bytes_after = after = tables.table_bytes
     # the kernel frees no table during move_page_tables: its peak is the
     # start plus every table the move allocated
-    st.peak_page_table_bytes = max(before + st.tables_allocated * mm._pte_table_bytes, after)
+    st.peak_page_table_bytes = max(
+        before + st.counter("tables_allocated") * mm._pte_table_bytes, after
+    )
     st.tables_freed = tables.freed_total - freed0
     st.wall_ns = time.perf_counter_ns() - t0
     mm.last_move = st

@@ -28,10 +28,15 @@ COUNTER_NAMES = tuple(n for n in _names(MOVE_DTYPE) if MOVE_DTYPE[n].names is No
 LOCK_CLASSES = _names(MOVE_DTYPE["lock_acquired"])
 #: the flush operations (fields of FlushOps)
 OP_NAMES = _names(MOVE_DTYPE["flush_ops"])
-_ZERO = np.zeros(1, dtype=MOVE_DTYPE)
+# The engine hands a record over as int64 words (every field is an int64):
+# where each field lies in them comes from the dtype, i.e. from the struct.
+_WORDS = MOVE_DTYPE.itemsize // 8
+_FIELDS: dict[str, Any] = dict(MOVE_DTYPE.fields or {})
+_AT = {n: _FIELDS[n][1] // 8 for n in COUNTER_NAMES}
+_ZERO = np.zeros(_WORDS, dtype=np.int64)
 _ZERO.flags.writeable = False
-# the int64 words of lock_max_hold: combined by max when moves add up
-_HOLD_AT = MOVE_DTYPE.fields["lock_max_hold"][1] // 8  # type: ignore[index]
+# the words of lock_max_hold: combined by max when moves add up
+_HOLD_AT = _FIELDS["lock_max_hold"][1] // 8
 _HOLD = slice(_HOLD_AT, _HOLD_AT + len(LOCK_CLASSES))
 
 
@@ -75,45 +80,40 @@ class MoveStats:
     peak_page_table_bytes: int = 0
     wall_ns: int = 0
     profile: Arch | None = field(default=None, repr=False)
-    _rec: npt.NDArray[np.void] = field(default_factory=lambda: _ZERO, repr=False)
+    _words: npt.NDArray[np.int64] = field(default_factory=lambda: _ZERO, repr=False)
     _moves: int = field(default=0, repr=False)
-    _values: dict[str, int] | None = field(default=None, repr=False)
 
-    def add(self, rec: npt.NDArray[np.void]) -> None:
-        """Accumulate one move_page_tables record (a MOVE_DTYPE array)."""
-        self._values = None
+    def add(self, words: npt.NDArray[np.int64]) -> None:
+        """Accumulate one move_page_tables record (its int64 words)."""
         if not self._moves:  # the common case: one call, nothing to add to
-            self._rec = rec
+            self._words = words
             self._moves = 1
             return
         self._moves += 1
-        total = self._rec.copy()
-        words = total.view(np.int64)
-        more = rec.view(np.int64)
-        hold = np.maximum(words[_HOLD], more[_HOLD])
-        words += more
-        words[_HOLD] = hold
-        self._rec = total
+        total = self._words + words
+        total[_HOLD] = np.maximum(self._words[_HOLD], words[_HOLD])
+        self._words = total
 
     @property
     def record(self) -> npt.NDArray[np.void]:
-        """The counters as one numpy record of the engine's struct (read-only copy)."""
-        r: npt.NDArray[np.void] = self._rec.copy()
-        r.flags.writeable = False
+        """The counters as a numpy record of the engine's struct (a copy)."""
+        r: npt.NDArray[np.void] = self._words.copy().view(MOVE_DTYPE)
         return r
 
     def _counters(self) -> dict[str, int]:
-        if self._values is None:
-            row = self._rec[0]
-            self._values = {n: int(row[n]) for n in COUNTER_NAMES}
-        return self._values
+        words = self._words.tolist()
+        return {n: words[i] for n, i in _AT.items()}
+
+    def counter(self, name: str) -> int:
+        """The counter called ``name`` (as the attribute of that name)."""
+        return int(self._words[_AT[name]])
 
     def __getattr__(self, name: str) -> int:
         # the scalar counters, by their struct field names
         if name.startswith("_"):
             raise AttributeError(name)
         try:
-            return self._counters()[name]
+            return int(self._words[_AT[name]])
         except KeyError:
             raise AttributeError(f"MoveStats has no attribute {name!r}") from None
 
@@ -121,8 +121,11 @@ class MoveStats:
         return sorted(set(super().__dir__()) | set(COUNTER_NAMES))
 
     def _nested(self, name: str) -> dict[str, int]:
-        sub = self._rec[0][name]
-        return {k: int(sub[k]) for k in sub.dtype.names}
+        sub = MOVE_DTYPE[name]
+        at = _FIELDS[name][1] // 8
+        return dict(
+            zip(_names(sub), self._words[at : at + sub.itemsize // 8].tolist(), strict=True)
+        )
 
     @property
     def lock_acquired(self) -> dict[str, int]:
