@@ -32,7 +32,6 @@ __all__ = [
     "archs",
 ]
 
-LEVEL_NAMES = ("pgd", "p4d", "pud", "pmd", "pte")
 _X86_DEFAULT = X86Flush()
 
 
@@ -187,6 +186,26 @@ class Arch:
         raise ValueError(
             f"{self.name} has no level {name!r}; it has {[lv.name for lv in self.levels]}"
         )
+
+    def tlb_geometry(self) -> dict[str, Any]:
+        """This profile's TLBs as the C struct tlb_geometry (_tlb.pxd) takes them."""
+        classes = {"pte": 0, "pmd": 1, "pud": 2}
+        arrays = [
+            {"level": t.level, "sets": t.sets, "ways": t.ways,
+             "classes": sum(1 << classes[h] for h in t.holds)}
+            for t in self.tlb.arrays
+        ]  # fmt: skip
+        if len(arrays) > 8:
+            raise ValueError(f"{self.name}: at most 8 TLB arrays, not {len(arrays)}")
+        pad = {"level": 0, "sets": 0, "ways": 0, "classes": 0}
+        return {
+            "narrays": len(arrays),
+            "arrays": arrays + [pad] * (8 - len(arrays)),
+            "nclass": 3,
+            "class_shift": [self.page_shift, self.pmd.shift, self.pud.shift],
+            "pmd_shift": self.pmd.shift,
+            "pwc_ways": self.tlb.pwc_entries,
+        }
 
     def replace(self, **overrides: Any) -> Arch:
         """A copy with fields replaced, e.g. ``arch('arm64-4k').replace(name='x')``."""

@@ -63,3 +63,25 @@ NO_FRAME = -1
 
 #: vm.max_map_count's default (include/linux/mm.h DEFAULT_MAX_MAP_COUNT).
 DEFAULT_MAX_MAP_COUNT = 65530
+
+#: the names of madvise advice values Linux knows (for messages)
+MADV_NAMES = {
+    0: "MADV_NORMAL",
+    1: "MADV_RANDOM",
+    2: "MADV_SEQUENTIAL",
+    3: "MADV_WILLNEED",
+    8: "MADV_FREE",
+    9: "MADV_REMOVE",
+    10: "MADV_DONTFORK",
+    11: "MADV_DOFORK",
+    12: "MADV_MERGEABLE",
+    13: "MADV_UNMERGEABLE",
+    16: "MADV_DONTDUMP",
+    17: "MADV_DODUMP",
+    18: "MADV_WIPEONFORK",
+    19: "MADV_KEEPONFORK",
+    20: "MADV_COLD",
+    21: "MADV_PAGEOUT",
+    24: "MADV_DONTNEED_LOCKED",
+    25: "MADV_COLLAPSE",
+}

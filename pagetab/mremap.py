@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import errno
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import _move
+from .arch import Arch
 from .argcheck import U64, as_uint
 from .constants import MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE
+from .policy import Policy
 from .stats import MoveStats
 from .vma import (
     Vma,
@@ -38,9 +40,35 @@ from .vma import (
 if TYPE_CHECKING:
     from .space import AddressSpace
 
-__all__ = ["do_mremap", "move_vma", "move_whole_vma", "whole_vma_into_hole"]
+__all__ = [
+    "do_mremap",
+    "move_vma",
+    "move_whole_vma",
+    "mremap_config",
+    "whole_vma_into_hole",
+]
 
 CALL = "mremap"
+
+
+def mremap_config(a: Arch, p: Policy) -> dict[str, Any]:
+    """The move engine's mremap_config struct for an arch and a policy."""
+    pte = len(a.levels) - 1
+    return {
+        "pte": pte,
+        "pmd": pte - 1,
+        "pud": a.pud_level,
+        "page_shift": a.page_shift,
+        "pmd_size": a.pmd_size,
+        "pud_size": a.pud_size,
+        "split_pte": a.split_pte_lock,
+        "split_pmd": a.split_pmd_lock,
+        "move_pmd": p.move_pmd,
+        "move_pud": p.move_pud,
+        "realign": p.realign,
+        "flush": _move.FLUSH_MODE[p.flush],
+        "dirty_flush_locked": p.dirty_flush_under_lock,
+    }
 
 
 def _error(code: int, what: str) -> OSError:

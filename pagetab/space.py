@@ -31,6 +31,7 @@ from .constants import (
     DEFAULT_MAX_MAP_COUNT,
     MADV_DONTNEED,
     MADV_HUGEPAGE,
+    MADV_NAMES,
     MADV_NOHUGEPAGE,
     MADV_POPULATE_READ,
     MADV_POPULATE_WRITE,
@@ -73,29 +74,9 @@ from .vma import (
     split_vma,
 )
 
-__all__ = ["AddressSpace", "InvariantError", "as_uint"]
+__all__ = ["AddressSpace", "InvariantError"]
 
 THP_MODES = ("always", "madvise", "never")
-_KNOWN_MADV = {
-    0: "MADV_NORMAL",
-    1: "MADV_RANDOM",
-    2: "MADV_SEQUENTIAL",
-    3: "MADV_WILLNEED",
-    8: "MADV_FREE",
-    9: "MADV_REMOVE",
-    10: "MADV_DONTFORK",
-    11: "MADV_DOFORK",
-    12: "MADV_MERGEABLE",
-    13: "MADV_UNMERGEABLE",
-    16: "MADV_DONTDUMP",
-    17: "MADV_DODUMP",
-    18: "MADV_WIPEONFORK",
-    19: "MADV_KEEPONFORK",
-    20: "MADV_COLD",
-    21: "MADV_PAGEOUT",
-    24: "MADV_DONTNEED_LOCKED",
-    25: "MADV_COLLAPSE",
-}
 _UNSUPPORTED_MAP = {
     MAP_GROWSDOWN: "MAP_GROWSDOWN (stack VMAs)",
     MAP_LOCKED: "MAP_LOCKED (mlock)",
@@ -103,44 +84,6 @@ _UNSUPPORTED_MAP = {
 }
 #: frames() answers at most this many pages at once (a 2 GiB array)
 MAX_FRAMES = 1 << 28
-
-
-def tlb_geometry(a: Arch) -> dict[str, Any]:
-    """The TLB geometry of an arch profile, as _tlb's tlb_geometry struct."""
-    classes = {"pte": 0, "pmd": 1, "pud": 2}
-    arrays = [{"level": t.level, "sets": t.sets, "ways": t.ways,
-               "classes": sum(1 << classes[h] for h in t.holds)} for t in a.tlb.arrays]  # fmt: skip
-    if len(arrays) > 8:
-        raise ValueError(f"{a.name}: at most 8 TLB arrays, not {len(arrays)}")
-    pad = {"level": 0, "sets": 0, "ways": 0, "classes": 0}
-    return {
-        "narrays": len(arrays),
-        "arrays": arrays + [pad] * (8 - len(arrays)),
-        "nclass": 3,
-        "class_shift": [a.page_shift, a.pmd.shift, a.pud.shift],
-        "pmd_shift": a.pmd.shift,
-        "pwc_ways": a.tlb.pwc_entries,
-    }
-
-
-def mremap_config(a: Arch, p: Policy) -> dict[str, Any]:
-    """The move engine's mremap_config struct for an arch and a policy."""
-    pte = len(a.levels) - 1
-    return {
-        "pte": pte,
-        "pmd": pte - 1,
-        "pud": a.pud_level,
-        "page_shift": a.page_shift,
-        "pmd_size": a.pmd_size,
-        "pud_size": a.pud_size,
-        "split_pte": a.split_pte_lock,
-        "split_pmd": a.split_pmd_lock,
-        "move_pmd": p.move_pmd,
-        "move_pud": p.move_pud,
-        "realign": p.realign,
-        "flush": _move.FLUSH_MODE[p.flush],
-        "dirty_flush_locked": p.dirty_flush_under_lock,
-    }
 
 
 def _address_array(addrs: Any) -> npt.NDArray[np.uint64]:
@@ -229,7 +172,7 @@ class AddressSpace:
         # nearly all tables a move allocates are PTE tables
         self._pte_table_bytes = a.levels[-1].table_bytes
         rule = _flush.FLUSH_RULES[a.flush.family](a.flush.params())
-        self.tlbs = _flush.Tlbs(cpus, tlb_geometry(a), rule)
+        self.tlbs = _flush.Tlbs(cpus, a.tlb_geometry(), rule)
         self.policy = pol  # builds the move control (see the setter)
         #: the CPU that makes system calls (it runs the process: in mm_cpumask)
         self.cpu = 0
@@ -244,7 +187,7 @@ class AddressSpace:
     def policy(self, value: str | Policy) -> None:
         p = _policy(value)
         # the engine's configuration crosses into C once per policy
-        self._pmc = _move.PagetableMoveControl(mremap_config(self.arch, p))
+        self._pmc = _move.PagetableMoveControl(mremap.mremap_config(self.arch, p))
         self._policy = p
 
     # ------------------------------------------------------------------
@@ -416,8 +359,8 @@ class AddressSpace:
             MADV_POPULATE_WRITE,
         )
         if advice not in supported:
-            if advice in _KNOWN_MADV:
-                raise NotImplementedError(f"{call}: {_KNOWN_MADV[advice]} is not simulated")
+            if advice in MADV_NAMES:
+                raise NotImplementedError(f"{call}: {MADV_NAMES[advice]} is not simulated")
             raise _sys_error(errno.EINVAL, call, f"unknown advice {advice}")
         if not self._aligned(addr):
             raise _sys_error(errno.EINVAL, call, f"addr {addr:#x} is not page aligned")

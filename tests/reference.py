@@ -139,17 +139,6 @@ class Reference:
         for k in range(lo, hi):
             self.pages[k] = replace(self.pages[k], vid=a.vid, anon=anon)
 
-    def _merge_around(self, lo: int, hi: int) -> None:
-        """Try to merge every pair of neighbouring VMAs meeting in [lo, hi]
-        (page numbers), left to right."""
-        for n in range(lo, hi + 1):
-            if (
-                n in self.pages
-                and n - 1 in self.pages
-                and self.pages[n].vid != self.pages[n - 1].vid
-            ):
-                self._merge_at(n)
-
     def _relabel(self, lo: int, hi: int, **changes: object) -> None:
         """Split [lo, hi) off as its own VMA with some attributes changed."""
         vid = self._new()
