@@ -24,6 +24,9 @@ from .argcheck import check_bool, check_int
 __all__ = ["Arm64Flush", "FlushRules", "Ppc64RadixFlush", "X86Flush", "flush_families"]
 
 
+_FAMILIES: dict[str, type[FlushRules]] = {}
+
+
 @dataclass(frozen=True)
 class FlushRules:
     """Base of the families' flush rules.
@@ -38,6 +41,12 @@ class FlushRules:
     family: ClassVar[str] = ""
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType({})
     source: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.family in _FAMILIES:
+            raise TypeError(f"flush family {cls.family!r} is already {_FAMILIES[cls.family]}")
+        _FAMILIES[cls.family] = cls
 
     def params(self) -> dict[str, Any]:
         """The family's C parameter struct, as a dict (every field but source)."""
@@ -132,5 +141,5 @@ class Ppc64RadixFlush(FlushRules):
 
 
 def flush_families() -> dict[str, type[FlushRules]]:
-    """The families with a rule, by name."""
-    return {c.family: c for c in (X86Flush, Arm64Flush, Ppc64RadixFlush)}
+    """The families with a rule, by name (every subclass registers itself)."""
+    return dict(_FAMILIES)
