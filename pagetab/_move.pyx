@@ -488,7 +488,7 @@ cdef int64_t ensure_table(PageTables pt, Ctx *x, uint64_t *slot, int lev) noexce
 
 
 cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
-                  int64_t new_pud_row, uint64_t old_addr, uint64_t new_addr,
+                  uint64_t old_addr, uint64_t new_addr,
                   uint64_t extent) noexcept nogil:
     """One PMD extent of the loop (the code after get_extent(NORMAL_PMD)).
 
@@ -496,7 +496,7 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     walk down to them is shared by every PMD extent of one PUD extent).
     Returns 0 to continue, -1 to break (allocation failed).
     """
-    cdef int64_t old_row, new_row, child
+    cdef int64_t old_row, new_row
     cdef uint64_t *old_pmd
     cdef uint64_t *new_pmd
     # get_old_pmd
@@ -534,14 +534,14 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
 
 
 cdef int pmd_loop(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
-                  int64_t new_pud_row, uint64_t old_addr, uint64_t new_addr,
+                  uint64_t old_addr, uint64_t new_addr,
                   uint64_t end, uint64_t *done) noexcept nogil:
     """The PMD extents inside one PUD extent (one kernel iteration each);
     ``done`` follows the old address moved up to (pmc_progress)."""
     cdef uint64_t extent
     while old_addr < end:
         extent = get_extent(old_addr, end, new_addr, x.pmd_size)
-        if pmd_step(pt, x, old_pud, new_pud, new_pud_row, old_addr, new_addr, extent) < 0:
+        if pmd_step(pt, x, old_pud, new_pud, old_addr, new_addr, extent) < 0:
             return -1
         old_addr += extent
         new_addr += extent
@@ -550,11 +550,11 @@ cdef int pmd_loop(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
 
 
 cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
-                    int64_t new_pud_row, uint64_t old_addr, uint64_t new_addr,
+                    uint64_t old_addr, uint64_t new_addr,
                     uint64_t span, uint64_t *done) noexcept nogil:
     """batched-ptl: one PUD extent (one old and one new PMD table) under one
     hold of the PMD locks, one flush for every whole-entry move in it."""
-    cdef int64_t old_row, new_row, child
+    cdef int64_t old_row, new_row
     cdef uint64_t old_ptl, new_ptl, end = old_addr + span, extent, lo = 0, hi = 0
     cdef bint took_old, took_new, took_rmap = False, any_whole = False
     cdef int64_t before
@@ -575,7 +575,7 @@ cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     while old_addr < end:
         extent = get_extent(old_addr, end, new_addr, x.pmd_size)
         before = x.c.normal_pmds_moved + x.c.huge_pmds_moved
-        if pmd_step(pt, x, old_pud, new_pud, new_pud_row, old_addr, new_addr, extent) < 0:
+        if pmd_step(pt, x, old_pud, new_pud, old_addr, new_addr, extent) < 0:
             rc = -1
             break
         done[0] = old_addr + extent
@@ -630,10 +630,10 @@ cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64
                     continue
             done = old_addr
             if x.batch:
-                if batch_pmds(pt, x, old_pud, new_pud, new_row, old_addr, new_addr,
+                if batch_pmds(pt, x, old_pud, new_pud, old_addr, new_addr,
                               extent, &done) < 0:
                     return done
-            elif pmd_loop(pt, x, old_pud, new_pud, new_row, old_addr, new_addr,
+            elif pmd_loop(pt, x, old_pud, new_pud, old_addr, new_addr,
                           old_addr + extent, &done) < 0:
                 return done
         old_addr += extent
