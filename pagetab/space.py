@@ -17,8 +17,10 @@ pagetab does the same.
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
-from typing import Any
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -112,8 +114,49 @@ def _sys_error(code: int, call: str, what: str) -> OSError:
     return OSError(code, f"{call}: {what}")
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+_C = TypeVar("_C", bound=type)
+
+
+def _locked(fn: _F) -> _F:
+    @functools.wraps(fn)
+    def call(self: AddressSpace, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return fn(self, *args, **kwargs)
+
+    return call  # type: ignore[return-value]
+
+
+def _serialized(cls: _C) -> _C:
+    """Make every public method and property of ``cls`` hold the space's
+    lock: one operation at a time on one space, whichever thread calls it
+    (the Cython loops release the GIL, so without it two calls could change
+    the same tables at once). Calls on different spaces still run in
+    parallel."""
+    for name, attr in list(vars(cls).items()):
+        if name.startswith("_") or isinstance(attr, (classmethod, staticmethod)):
+            continue
+        if isinstance(attr, property):
+            setattr(cls, name, property(
+                _locked(attr.fget) if attr.fget else None,
+                _locked(attr.fset) if attr.fset else None,
+                None,
+                attr.__doc__,
+            ))  # fmt: skip
+        elif callable(attr):
+            setattr(cls, name, _locked(attr))
+    return cls
+
+
+@_serialized
 class AddressSpace:
     """A simulated process address space (an mm_struct).
+
+    Thread-safe per space: each public operation holds ``lock`` (an
+    RLock), so calls from several Python threads on one space run one at a
+    time; hold ``with mm.lock:`` to make several calls one atomic step.
+    Simulated CPUs are the ``cpu`` argument of ``access``, not Python
+    threads.
 
     Parameters
     ----------
@@ -146,6 +189,8 @@ class AddressSpace:
         policy: str | Policy = "linux-6.8",
         page_table_limit: int | None = None,
     ) -> None:
+        #: held by every public operation (see the class docstring)
+        self.lock = threading.RLock()
         self.arch: Arch = _arch(arch)
         pol = _policy(policy)
         check_int("cpus", cpus, 1, 256)

@@ -88,6 +88,21 @@ def simulate(ops: list[tuple[Any, ...]], window: int,
     return results, states
 
 
+def apply_op(mm: pt.AddressSpace, op: tuple[Any, ...], fixed: bool = False) -> Any:
+    """Run one op of ``random_ops`` on ``mm`` (writes through ``access``);
+    ``fixed`` makes every mmap MAP_FIXED."""
+    kind, a = op[0], op[1:]
+    if kind == "mmap":
+        off, length, prot, flags = a
+        return mm.mmap(length, BASE + off, prot, flags | (pt.MAP_FIXED if fixed else 0))
+    if kind == "write":
+        return mm.access([BASE + a[0]], write=True).faults
+    if kind == "mremap":
+        off, old, new, flags, noff = a
+        return mm.mremap(BASE + off, old, new, flags, BASE + noff)
+    return getattr(mm, kind)(BASE + a[0], *a[1:])
+
+
 def random_ops(rng: random.Random, window: int, n: int) -> list[tuple[Any, ...]]:
     """A random sequence over a small window, biased to interesting cases."""
     pmd = 2 << 20

@@ -15,7 +15,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from oracle_diff import BASE, random_ops
+from oracle_diff import BASE, apply_op, random_ops
 
 import pagetab as pt
 from pagetab import mremap
@@ -33,19 +33,6 @@ def fast_path_counted() -> Iterator[mock.MagicMock]:
     """mremap as it is, counting the moves that take the fast path."""
     with mock.patch.object(mremap, "move_whole_vma", wraps=mremap.move_whole_vma) as spy:
         yield spy
-
-
-def _apply(mm: pt.AddressSpace, op: tuple[Any, ...]) -> Any:
-    kind, a = op[0], op[1:]
-    if kind == "mmap":
-        off, length, prot, flags = a
-        return mm.mmap(length, BASE + off, prot, flags | pt.MAP_FIXED)
-    if kind == "write":
-        return mm.access([BASE + a[0]], write=True).faults
-    if kind == "mremap":
-        off, old, new, flags, noff = a
-        return mm.mremap(BASE + off, old, new, flags, BASE + noff)
-    return getattr(mm, kind)(BASE + a[0], *a[1:])
 
 
 def _moves(mm: pt.AddressSpace) -> dict[str, Any] | None:
@@ -86,7 +73,7 @@ def test_fast_path_matches_general_path(seed: int) -> None:
             path = fast_path_counted() if mm is fast else general_path()
             with path as spy:
                 try:
-                    outcomes.append(("ok", _apply(mm, op)))
+                    outcomes.append(("ok", apply_op(mm, op, fixed=True)))
                 except OSError as e:
                     outcomes.append(("err", e.errno))
                 except MemoryError:
