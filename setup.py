@@ -2,7 +2,15 @@
 
 The compiler directives live here and only here. ``PAGETAB_DEBUG=1`` builds
 with bounds and wraparound checks on, which the CI runs the test suite under.
-No -march=native: wheels must run on any x86-64 or aarch64 machine.
+``PAGETAB_SANITIZE=1`` builds with AddressSanitizer and
+UndefinedBehaviorSanitizer; Python itself is not instrumented, so the ASan
+runtime must be loaded first:
+
+    LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0 \
+        python -m pytest tests/...
+
+(leak detection is off: the interpreter keeps memory alive at exit on
+purpose). No -march=native: wheels must run on any x86-64 or aarch64 machine.
 """
 
 import os
@@ -13,6 +21,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("PAGETAB_DEBUG", "") not in ("", "0")
+SANITIZE = os.environ.get("PAGETAB_SANITIZE", "") not in ("", "0")
 
 DIRECTIVES = {
     "language_level": 3,
@@ -24,9 +33,15 @@ DIRECTIVES = {
 }
 
 CFLAGS = ["-O0", "-g"] if DEBUG else ["-O3"]
+LDFLAGS: list[str] = []
 MACROS = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
 if DEBUG:
     MACROS.append(("PAGETAB_DEBUG", "1"))
+if SANITIZE:
+    # -fno-sanitize-recover: any undefined behaviour fails the run
+    SAN = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"]
+    CFLAGS = ["-O1", "-g", "-fno-omit-frame-pointer", *SAN]
+    LDFLAGS = SAN
 
 
 def ext(name: str, sources: list[str]) -> Extension:
@@ -36,6 +51,7 @@ def ext(name: str, sources: list[str]) -> Extension:
         include_dirs=[np.get_include(), "csrc"],
         define_macros=MACROS,
         extra_compile_args=CFLAGS,
+        extra_link_args=LDFLAGS,
     )
 
 
@@ -50,11 +66,15 @@ if sys.platform.startswith("linux"):
     # the host probe (csrc/probe.c) measures the real kernel: Linux only
     extensions.append(ext("pagetab._probe", ["pagetab/_probe.pyx"]))
 
+# Each mode builds in its own tree (generated C, objects and linked
+# modules), so that no build links or copies another mode's output.
+BUILD = "build/sanitize" if SANITIZE else "build/debug" if DEBUG else "build/release"
+
 setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives=DIRECTIVES,
-        # generated C lives apart per mode, so neither build reuses the other's
-        build_dir="build/cython-debug" if DEBUG else "build/cython",
+        build_dir=f"{BUILD}/cython",
     ),
+    options={"build": {"build_base": BUILD}},
 )

@@ -415,6 +415,7 @@ cdef class PageTables:
         cdef uint64_t size = <uint64_t>1 << self.shift[lev]
         cdef uint64_t lo, hi, ent
         cdef int i, i0, i1
+        cdef int64_t pages = 0, sub
         i0 = self.index(lev, s)
         i1 = self.index(lev, e - 1) + 1
         for i in range(i0, i1):
@@ -436,24 +437,29 @@ cdef class PageTables:
                 if writable and not (ent & E_ZERO) and (not shared or (ent & E_DIRTY)):
                     ent |= E_WRITE
                 t[i] = ent
+                pages += 1
                 continue
-            if self._change_prot(lev + 1, <int64_t>efr(ent), lo, s if s > lo else lo,
-                                 e if (e < hi or hi == 0) else hi, readable, writable,
-                                 shared) < 0:
+            sub = self._change_prot(lev + 1, <int64_t>efr(ent), lo, s if s > lo else lo,
+                                    e if (e < hi or hi == 0) else hi, readable, writable, shared)
+            if sub < 0:
                 return -1
-        return 0
+            pages += sub
+        return pages
 
     def change_prot(self, uint64_t start, uint64_t end, bint readable, bint writable,
                     bint shared):
         """change_protection over [start, end): set the access bits of present
-        leaves for the new protection (huge leaves partly covered are split)."""
+        leaves for the new protection (huge leaves partly covered are split).
+        Returns the present leaves it changed (the caller flushes the TLBs
+        when there are any, as change_protection does)."""
         cdef int64_t rc
         if end <= start:
-            return
+            return 0
         with nogil:
             rc = self._change_prot(0, 0, 0, start, end, readable, writable, shared)
         if rc < 0:
             raise MemoryError("page-table limit reached while splitting a huge page")
+        return rc
 
     def split_at(self, uint64_t addr):
         """Split any huge leaf that straddles ``addr`` (vma_adjust_trans_huge).

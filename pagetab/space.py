@@ -382,9 +382,11 @@ class AddressSpace:
         split_vma(self, stop)
         for v in list(overlapping(self, addr, stop)):
             v.prot = prot
-            self.tables.change_prot(
+            if self.tables.change_prot(
                 v.start, v.end, prot != PROT_NONE, bool(prot & PROT_WRITE), v.shared
-            )
+            ):
+                # change_protection flushes the range when it changed entries
+                self.tlbs.flush_range(self.cpu, v.start, v.end)
         merge_around(self, addr, stop)
         if stop < end:
             raise _sys_error(errno.ENOMEM, call, f"range has a hole at {stop:#x}")

@@ -291,3 +291,28 @@ def test_walk_cache_keys_do_not_alias(make_mm: MM) -> None:
             cached += 1
             assert frame == mm.translate(int(x))
     assert cached > 500
+
+
+@pytest.mark.parametrize("arch", ["x86-64", "arm64-4k", "ppc64-radix-64k"])
+def test_mprotect_flushes_what_it_changed(arch: str) -> None:
+    # change_protection flushes the range when it changed present entries,
+    # so an access after mprotect sees the new protection, not a stale TLB
+    mm = pt.AddressSpace(arch, cpus=2)
+    page = mm.page_size
+    x = mm.mmap(4 * page)
+    mm.access([x, x + page], write=True)
+    mm.access([x], cpu=1)
+    assert mm.tlbs.count_range(x, x + page) == 4  # L1 and L2 TLB of CPU 0 and CPU 1
+    mm.mprotect(x, 4 * page, pt.PROT_READ)
+    assert mm.tlbs.count_range(x, x + 4 * page) == 0
+    assert mm.access([x], write=True).segv == 1
+    assert mm.access([x]).segv == 0
+    mm.mprotect(x, 4 * page, pt.PROT_NONE)
+    assert mm.access([x + page]).segv == 1
+    # nothing present in the range: nothing to flush, the TLBs are untouched
+    y, z = mm.mmap(page), mm.mmap(page)
+    mm.access([z], write=True)
+    before = mm.tlbs.valid_entries(0)
+    assert before == 2  # z's entry in both TLB levels
+    mm.mprotect(y, page, pt.PROT_READ)
+    assert mm.tlbs.valid_entries(0) == before
