@@ -14,25 +14,41 @@ Subcommands (``pagetab SUBCOMMAND --help`` for each):
 
 Sizes take 4K/2M/1G/1T suffixes, lists (1G,64G) and doubling ranges
 (1G..256G). Exit status: 0 success, 1 failure (an unsafe move with
---fail-unsafe, no host probe, a missing optional library), 2 bad usage.
+--fail-unsafe, no host probe, a missing optional library, an output file
+that cannot be written; or an internal error, a bug: --debug prints its
+traceback), 2 bad usage.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, NoReturn
 
 import pagetab as pt
 
-from .experiment import ALIGNS, Results, format_size, iter_sizes, parse_populate
+from .experiment import (
+    ALIGNS,
+    Results,
+    _validate,
+    format_size,
+    iter_sizes,
+    parse_populate,
+)
 
 DEFAULT_SIZES = "1G,64G"
 DEFAULT_ARCHS = "x86-64,arm64-4k"
+HOST_UNIT = 2 << 20  # the host probe moves whole PMDs
+
+
+class UsageError(Exception):
+    """A command-line value that argparse cannot check alone (exit status 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,6 +127,13 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, not {n}")
+    return n
+
+
+def _host_size(text: str) -> int:
+    n = parse_size(text)
+    if n % HOST_UNIT:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 2M, not {text!r}")
     return n
 
 
@@ -529,7 +552,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time mremap on this machine's kernel (PTE, PMD and PUD "
         "paths) beside the simulated move.",
     )
-    h.add_argument("--size", type=parse_size, default=1 << 30, help="region size (default 1G)")
+    h.add_argument(
+        "--size",
+        type=_host_size,
+        default=1 << 30,
+        help="region size, a multiple of 2M (default 1G)",
+    )
     h.add_argument("--repeats", type=_positive, default=5)
     h.add_argument("--json", action="store_true", help="print JSON instead of a table")
     cal = sub.add_parser(
@@ -541,7 +569,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cal.add_argument("--out", default="pagetab-calibration.json", help="file to write")
     cal.add_argument("--repeats", type=_positive, default=5)
+    for q in sub.choices.values():
+        q.add_argument(
+            "--debug", action="store_true", help="print the traceback of an internal error"
+        )
     return p
+
+
+def _check_usage(args: argparse.Namespace) -> None:
+    """What argparse cannot check alone, before any work: each size against
+    each chosen arch's page size (the same checks sweep makes). An error
+    after this is not the user's: it is reported as an internal error."""
+    if args.command not in ("compare", "sweep", "move"):
+        return
+    listed = [v if isinstance(v, list) else [v] for v in (args.size, args.arch, args.policy)]
+    jobs = [(s, a, p, _run_kwargs(args)) for s, a, p in itertools.product(*listed)]
+    try:
+        _validate(jobs)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -556,9 +602,10 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     p = build_parser()
-    commands = {"compare", "sweep", "move", "archs", "policies", "reproduce", "host", "calibrate"}
-    if not any(a in commands or a in ("-h", "--help") for a in args_list[:1]):
-        args_list.insert(0, "compare")  # the default subcommand
+    # options first (or nothing) means the default subcommand; any other
+    # first word must be a subcommand (argparse names the valid ones)
+    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
+        args_list.insert(0, "compare")
     args = p.parse_args(args_list)
     if getattr(args, "progress", False) is None:
         args.progress = sys.stderr.isatty()
@@ -573,10 +620,9 @@ def _main(argv: list[str] | None) -> int:
         "calibrate": _calibrate,
     }
     try:
+        _check_usage(args)
         return run[args.command](args)
-    except (ValueError, TypeError) as e:
-        # what argparse cannot check alone (e.g. a size that is not a
-        # multiple of the arch's page size)
+    except UsageError as e:
         print(f"pagetab {args.command}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
@@ -585,4 +631,13 @@ def _main(argv: list[str] | None) -> int:
         # a simulated call failed (e.g. more memory than the simulator's
         # frame limit) or an output file could not be written
         print(f"pagetab {args.command}: failed: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        # the arguments were valid: this is a bug, never a usage error
+        if args.debug:
+            traceback.print_exc()
+        else:
+            what = " ".join(str(e).split())
+            print(f"pagetab {args.command}: internal error: {type(e).__name__}: {what} "
+                  "(a bug; --debug prints the traceback)", file=sys.stderr)  # fmt: skip
         return 1
