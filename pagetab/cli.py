@@ -14,15 +14,19 @@ Subcommands (``pagetab SUBCOMMAND --help`` for each):
 
 Sizes take 4K/2M/1G/1T suffixes, lists (1G,64G) and doubling ranges
 (1G..256G). Exit status: 0 success, 1 failure (an unsafe move with
---fail-unsafe, no host probe, a missing optional library), 2 bad usage.
+--fail-unsafe, no host probe, a missing optional library, an output file
+that cannot be written; or an internal error, a bug: --debug prints its
+traceback), 2 bad usage.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -34,9 +38,9 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from . import calibrate, host
+from . import calibrate, experiment, host
 from .arch import arch, archs
-from .experiment import ALIGNS, Results, compare, parse_populate, run_move, sweep
+from .experiment import ALIGNS, Results, _validate, parse_populate
 from .native import PATHS, compare_move
 from .policy import policies, policy
 from .reproduce import reproduce_2018
@@ -44,6 +48,11 @@ from .units import format_size, parse_size, parse_sizes
 
 DEFAULT_SIZES = "1G,64G"
 DEFAULT_ARCHS = "x86-64,arm64-4k"
+HOST_UNIT = 2 << 20  # the host probe moves whole PMDs
+
+
+class UsageError(Exception):
+    """A command-line value that argparse cannot check alone (exit status 2)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,6 +117,13 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, not {n}")
+    return n
+
+
+def _host_size(text: str) -> int:
+    n = parse_size(text)
+    if n % HOST_UNIT:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 2M, not {text!r}")
     return n
 
 
@@ -212,7 +228,7 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def _compare(args: argparse.Namespace) -> int:
     prog = _Progress(args.progress, "moving")
     try:
-        res = compare(
+        res = experiment.compare(
             args.size,
             args.arch,
             args.policy,
@@ -243,7 +259,7 @@ def _sweep(args: argparse.Namespace) -> int:
         args.progress, f"sweep of {len(args.size) * len(args.arch) * len(args.policy)}"
     )
     try:
-        res = sweep(
+        res = experiment.sweep(
             args.size,
             args.arch,
             args.policy,
@@ -265,7 +281,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _move(args: argparse.Namespace) -> int:
-    r = run_move(
+    r = experiment.run_move(
         args.size,
         arch=args.arch,
         policy=args.policy,
@@ -501,7 +517,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time mremap on this machine's kernel (PTE, PMD and PUD "
         "paths) beside the simulated move.",
     )
-    h.add_argument("--size", type=_size, default=1 << 30, help="region size (default 1G)")
+    h.add_argument(
+        "--size",
+        type=_host_size,
+        default=1 << 30,
+        help="region size, a multiple of 2M (default 1G)",
+    )
     h.add_argument("--repeats", type=_positive, default=5)
     h.add_argument("--json", action="store_true", help="print JSON instead of a table")
     cal = sub.add_parser(
@@ -513,7 +534,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cal.add_argument("--out", default="pagetab-calibration.json", help="file to write")
     cal.add_argument("--repeats", type=_positive, default=5)
+    for q in sub.choices.values():
+        q.add_argument(
+            "--debug", action="store_true", help="print the traceback of an internal error"
+        )
     return p
+
+
+def _check_usage(args: argparse.Namespace) -> None:
+    """What argparse cannot check alone, before any work: each size against
+    each chosen arch's page size (the same checks sweep makes). An error
+    after this is not the user's: it is reported as an internal error."""
+    if args.command not in ("compare", "sweep", "move"):
+        return
+    listed = [v if isinstance(v, list) else [v] for v in (args.size, args.arch, args.policy)]
+    jobs = [(s, a, p, _run_kwargs(args)) for s, a, p in itertools.product(*listed)]
+    try:
+        _validate(jobs)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -528,9 +567,10 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     p = build_parser()
-    commands = {"compare", "sweep", "move", "archs", "policies", "reproduce", "host", "calibrate"}
-    if not any(a in commands or a in ("-h", "--help") for a in args_list[:1]):
-        args_list.insert(0, "compare")  # the default subcommand
+    # options first (or nothing) means the default subcommand; any other
+    # first word must be a subcommand (argparse names the valid ones)
+    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
+        args_list.insert(0, "compare")
     args = p.parse_args(args_list)
     if getattr(args, "progress", False) is None:
         args.progress = sys.stderr.isatty()
@@ -545,10 +585,9 @@ def _main(argv: list[str] | None) -> int:
         "calibrate": _calibrate,
     }
     try:
+        _check_usage(args)
         return run[args.command](args)
-    except (ValueError, TypeError) as e:
-        # what argparse cannot check alone (e.g. a size that is not a
-        # multiple of the arch's page size)
+    except UsageError as e:
         print(f"pagetab {args.command}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:
@@ -557,4 +596,13 @@ def _main(argv: list[str] | None) -> int:
         # a simulated call failed (e.g. more memory than the simulator's
         # frame limit) or an output file could not be written
         print(f"pagetab {args.command}: failed: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        # the arguments were valid: this is a bug, never a usage error
+        if args.debug:
+            traceback.print_exc()
+        else:
+            what = " ".join(str(e).split())
+            print(f"pagetab {args.command}: internal error: {type(e).__name__}: {what} "
+                  "(a bug; --debug prints the traceback)", file=sys.stderr)  # fmt: skip
         return 1

@@ -576,6 +576,12 @@ class AddressSpace:
             shm_frames.append(s.frames[s.frames >= 0])
         if total != inside:
             problems.append(f"{total - inside} mapped pages lie outside every VMA")
+        # the allocator hands out frames from next_frame on: one already
+        # mapped there would be mapped twice by a later fault
+        top = max((int(f.max()) for f in (*private, *shm_frames) if f.size), default=-1)
+        if top >= self.tables.next_frame:
+            problems.append(f"frame {top} is mapped but not below the next frame to allocate "
+                            f"({self.tables.next_frame})")  # fmt: skip
         if private:
             allp = np.concatenate(private)
             uniq = np.unique(allp)

@@ -1,5 +1,6 @@
 """The pagetab command: every subcommand, its exit status and outputs,
-and fuzzed command lines (always exit 0, 1 or 2, never a traceback)."""
+and fuzzed command lines (exit 0, or 2 with one usage line; never an
+internal error)."""
 
 from __future__ import annotations
 
@@ -154,6 +155,17 @@ def test_listings(sub: str, capsys: pytest.CaptureFixture[str]) -> None:
         assert any(round(d["published"] or 0) == 34 for d in data)
 
 
+def test_unknown_subcommand_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    # not taken for the default subcommand: `pagetab gc --help` printed
+    # compare's help and exited 0
+    for argv in (["gc", "--help"], ["gc"], ["4M"]):
+        code, out, err = run(argv, capsys)
+        assert code == 2 and not out and len(err.strip().splitlines()) == 1, (argv, err)
+        assert f"invalid choice: '{argv[0]}'" in err and all(s in err for s in SUBCOMMANDS)
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0 and out.startswith("usage: pagetab [-h] SUBCOMMAND")
+
+
 @pytest.mark.parametrize(
     ("argv", "option"),
     [
@@ -169,6 +181,9 @@ def test_listings(sub: str, capsys: pytest.CaptureFixture[str]) -> None:
         (["frobnicate"], "frobnicate"),
         (["host", "--repeats", "0"], "--repeats"),
         (["move", "--size", "6K", "--arch", "arm64-16k"], "16384"),
+        (["sweep", "--size", "4K..64K", "--arch", "x86-64,arm64-64k"], "65536"),
+        (["host", "--size", "3M"], "--size"),
+        (["move", "--size", "6K", "--arch", "arm64-16k", "--debug"], "16384"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(
@@ -176,6 +191,37 @@ def test_bad_usage_is_one_line_and_exit_2(
 ) -> None:
     code, _, err = run(argv, capsys)
     assert code == 2 and option in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "target"),
+    [
+        (["move", "--size", "4M"], "pagetab.experiment.run_move"),
+        (["compare", "--size", "4M", "--policy", "linux-5.0"], "pagetab.experiment.compare"),
+        (["sweep", "--size", "4M", "--policy", "linux-5.0"], "pagetab.experiment.sweep"),
+        (["archs"], "pagetab.cli.arch"),
+    ],
+)
+@pytest.mark.parametrize("error", [ValueError, TypeError])
+def test_internal_error_is_exit_1_not_bad_usage(
+    argv: list[str],
+    target: str,
+    error: type[Exception],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # valid arguments: a ValueError or TypeError from inside is a bug
+    def broken(*args: object, **kwargs: object) -> None:
+        raise error("simulated\nbug")
+
+    monkeypatch.setattr(target, broken)
+    code, _, err = run(argv, capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert f"internal error: {error.__name__}: simulated bug" in err and "--debug" in err
+    assert "Traceback" not in err
+    code, _, err = run([*argv, "--debug"], capsys)
+    assert code == 1 and err.startswith("Traceback (most recent call last):"), err
+    assert "in broken" in err and err.strip().endswith(f"{error.__name__}: simulated\nbug")
 
 
 def test_unwritable_output_fails_cleanly(
@@ -231,7 +277,8 @@ def test_fuzzed_command_lines_exit_cleanly(
     sub: str, data: st.DataObject, capsys: pytest.CaptureFixture[str]
 ) -> None:
     opts = data.draw(st.lists(st.sampled_from(sorted(_OPTION_VALUES)), max_size=5, unique=True))
-    argv = [sub, "--size", "4M", "--json"]  # small unless the fuzzer replaces it
+    # small unless the fuzzer replaces it; --debug: an internal error prints its traceback
+    argv = [sub, "--size", "4M", "--json", "--debug"]
     for o in opts:
         if sub == "move" and o in ("--baseline",):
             continue
@@ -240,9 +287,12 @@ def test_fuzzed_command_lines_exit_cleanly(
             value = value.split(",")[0]
         argv += [o, value]
     code, out, err = run(argv, capsys)
-    assert code in (0, 1, 2), (argv, err)
-    assert "Traceback" not in err, (argv, err)
+    # a valid command line moves (exit 0), anything else is bad usage (exit
+    # 2, one line); an internal error (exit 1, a traceback) is a bug
+    assert code in (0, 2), (argv, code, err)
     if code == 2:
         assert len(err.strip().splitlines()) == 1, (argv, err)
-    if code == 0:
+        assert err.startswith(f"pagetab {sub}: error: "), (argv, err)
+    else:
+        assert not err, (argv, err)
         json.loads(out)

@@ -271,9 +271,48 @@ def test_policy_legacy_keywords_are_deprecated() -> None:
     assert replaced == pt.policy("linux-4.19")
 
 
-def test_estimated_ns_sums_its_breakdown(make_mm: MM) -> None:
-    st = move(make_mm(), 4 * M)
-    assert st.estimated_ns == pytest.approx(sum(st.breakdown.values())) and st.estimated_ns > 0
+# 1 GiB of written 4K pages on x86-64, one CPU, moved along each path; the
+# event counts below are derived from the kernel's rules, not read back:
+# - PTE path (source 4K past a PMD boundary): move_ptes extents alternate
+#   511 and 1 pages, 1024 calls, each under the old and new PTE locks and
+#   flushed alone: 512 one-page flushes (INVLPG) and 512 of 511 pages
+#   (above the 33-page ceiling: a full flush). The destination needs a PUD
+#   table (a new PGD entry), a PMD table and 512 PTE tables.
+# - PMD path (both 2 MiB past a PUD boundary): 512 PTE tables move by their
+#   PMD entries, each under two PMD locks and the anon_vma lock, each with
+#   a 512-page flush (a full flush); a PUD table and two PMD tables (the
+#   range crosses a 1 GiB boundary).
+# - PUD path (both PUD aligned, linux-5.11): one PMD table moves by its PUD
+#   entry under page_table_lock and the anon_vma lock, one full flush; a
+#   PUD table.
+# No other CPU is in mm_cpumask: no IPI.
+PATHS = {
+    "pte": ("linux-5.0", 4 * K, 0, {"ptes": 262144, "tables": 514, "ptl": 2048, "rmap": 0,
+                                    "flushes": 1024, "invlpg": 512, "full": 512}),
+    "pmd": ("linux-5.0", 2 * M, 2 * M, {"pmds": 512, "tables": 3, "ptl": 1024, "rmap": 512,
+                                        "flushes": 512, "full": 512}),
+    "pud": ("linux-5.11", 0, 0, {"puds": 1, "tables": 1, "ptl": 1, "rmap": 1, "flushes": 1,
+                                 "full": 1}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_breakdown_prices_the_events_of_each_path(make_mm: MM, path: str) -> None:
+    name, src_off, dst_off, n = PATHS[path]
+    c = pt.arch("x86-64").cost
+    st = move(make_mm(policy=name), G, src_off, dst_off)
+    expected = {
+        "syscall": c("mremap_call"),
+        "entry moves": n.get("ptes", 0) * c("pte_move") + n.get("pmds", 0) * c("pmd_move")
+        + n.get("puds", 0) * c("pud_move"),
+        "table alloc": n["tables"] * c("table_alloc"),
+        "locks": n["ptl"] * c("ptl_lock") + n["rmap"] * c("rmap_lock"),
+        "tlb flush": n["flushes"] * c("flush_call") + n.get("invlpg", 0) * c("invlpg")
+        + n["full"] * c("full_flush"),
+        "ipi": 0.0,
+    }  # fmt: skip
+    assert st.breakdown == pytest.approx(expected)
+    assert st.estimated_ns == pytest.approx(sum(expected.values()))
 
 
 def test_page_tables_freed_after_move(make_mm: MM) -> None:

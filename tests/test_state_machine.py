@@ -7,9 +7,13 @@ One named exception, as in the kernel: a policy that moves PTEs one by one
 (linux-4.18, linux-4.19) leaves the emptied PTE table behind where the
 source stays mapped (MREMAP_DONTUNMAP), so a later fault there maps a 4K
 page; a policy that moves the whole table leaves the PMD empty, and the
-fault may install a THP. Once the frames of the two groups differ that way
-(checked: a PMD block fully present in one, not in the other), frames are
-compared within each group only (frame numbers diverge from then on).
+fault may install a THP. The machine records those PMD blocks (and follows
+them when later moves carry their pages elsewhere); there, and only there,
+the table-moving policies may map pages the PTE-by-PTE ones do not. Every
+other page must agree across all policies at every step. Frame numbers
+themselves diverge once a THP was allocated on one side and a 4K page on
+the other, so frames are compared by identity (which pages share a frame,
+which map the zero page) across the two groups, and exactly within each.
 See test_move_engine.py::test_dontunmap_source_faults_follow_the_table_left.
 """
 
@@ -17,12 +21,25 @@ from __future__ import annotations
 
 import hypothesis.strategies as st
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import pagetab as pt
 
 BASE = 1 << 40
+FIX = pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
+
+
+def _identities(f: np.ndarray) -> np.ndarray:
+    """Frames as identities: each real frame becomes 1 + the index of the
+    first page mapping it; absent (-1) and the zero page (0) stay."""
+    out = f.copy()
+    real = np.flatnonzero(f > pt.ZERO_FRAME)
+    if real.size:
+        _, first, inverse = np.unique(f[real], return_index=True, return_inverse=True)
+        out[real] = real[first][inverse] + 1
+    return out
 
 
 class PoliciesAgree(RuleBasedStateMachine):
@@ -35,7 +52,10 @@ class PoliciesAgree(RuleBasedStateMachine):
         self.page = self.arch.page_size
         self.pmd = self.arch.pmd_size
         self.window = 8 * self.pmd
-        self.diverged = False  # the named exception above has happened
+        # [start, end) ranges where the table shapes of the two groups may
+        # differ: PMD blocks under a MREMAP_DONTUNMAP source, and wherever
+        # later moves carried their pages
+        self.excused: list[tuple[int, int]] = []
 
     def _addr(self, data: st.DataObject, span: int = 0) -> int:
         unit = data.draw(st.sampled_from([self.page, self.pmd]))
@@ -46,14 +66,30 @@ class PoliciesAgree(RuleBasedStateMachine):
         return data.draw(st.sampled_from([1, 2, 16]).map(lambda k: k * self.page)
                          | st.sampled_from([1, 2]).map(lambda k: k * self.pmd))  # fmt: skip
 
-    def _all(self, call: str, *args: int) -> None:
-        outcomes = []
+    def _all(self, call: str, *args: int) -> tuple[str, object]:
+        """The call on every space; all outcomes must agree. Returns it."""
+        outcomes: list[tuple[str, object]] = []
         for mm in self.spaces:
             try:
                 outcomes.append(("ok", getattr(mm, call)(*args)))
             except OSError as e:
                 outcomes.append(("err", e.errno))
         assert all(o == outcomes[0] for o in outcomes), (call, args, outcomes)
+        return outcomes[0]
+
+    def _mremap(self, src: int, old: int, new: int, flags: int, dst: int) -> None:
+        result, at = self._all("mremap", src, old, new, flags, dst)
+        if result != "ok":
+            return
+        assert isinstance(at, int)
+        moved = min(old, new)
+        if at != src and moved:  # the pages moved: what they were excused for moves along
+            shift = at - src
+            self.excused += [(max(s, src) + shift, min(e, src + moved) + shift)
+                             for s, e in self.excused if s < src + moved and src < e]  # fmt: skip
+        if flags & pt.MREMAP_DONTUNMAP:
+            mask = self.pmd - 1
+            self.excused.append((src & ~mask, (src + old + mask) & ~mask))
 
     @rule(data=st.data(), shared=st.booleans(), prot=st.sampled_from([1, 3]))
     def mmap(self, data: st.DataObject, shared: bool, prot: int) -> None:
@@ -67,6 +103,34 @@ class PoliciesAgree(RuleBasedStateMachine):
         length = self._len(data)
         self._all("madvise", self._addr(data, length), length, advice)
 
+    @rule(data=st.data())
+    def written_then_hugepage(self, data: st.DataObject) -> None:
+        # a private region written in 4K pages, then given MADV_HUGEPAGE: the
+        # set-up under which a later MREMAP_DONTUNMAP and a fault at its
+        # source reach the named divergence (rare from the single rules)
+        length = data.draw(st.sampled_from([self.pmd, 2 * self.pmd]))
+        addr = BASE + data.draw(st.integers(0, 8 - length // self.pmd)) * self.pmd
+        self._all("mmap", length, addr, pt.PROT_READ | pt.PROT_WRITE, FIX)
+        self._all("madvise", addr, length, pt.MADV_NOHUGEPAGE)  # 4K pages under thp=always too
+        self._all("madvise", addr, length, pt.MADV_POPULATE_WRITE)
+        self._all("madvise", addr, length, pt.MADV_HUGEPAGE)
+
+    @rule(data=st.data())
+    def dontunmap_then_fault(self, data: st.DataObject) -> None:
+        # a PMD block of a mapping moved with MREMAP_DONTUNMAP, then a write
+        # fault at the source: where the named divergence arises
+        pmd = self.pmd
+        blocks = [b for v in self.spaces[0].vmas()
+                  for b in range(-(-v.start // pmd) * pmd, v.end - pmd + 1, pmd)]  # fmt: skip
+        if not blocks:
+            return
+        src = data.draw(st.sampled_from(blocks))
+        dst = BASE + (64 + data.draw(st.integers(0, 7))) * pmd
+        flags = pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED | pt.MREMAP_DONTUNMAP
+        self._mremap(src, pmd, pmd, flags, dst)
+        at = src + data.draw(st.integers(0, pmd // self.page - 1)) * self.page
+        self._all("madvise", at, self.page, pt.MADV_POPULATE_WRITE)
+
     @rule(data=st.data(), prot=st.sampled_from([0, 1, 3]))
     def mprotect(self, data: st.DataObject, prot: int) -> None:
         length = self._len(data)
@@ -77,12 +141,12 @@ class PoliciesAgree(RuleBasedStateMachine):
         length = self._len(data)
         self._all("munmap", self._addr(data, length), length)
 
-    @rule(data=st.data(), flags=st.sampled_from([3, 3, 1, 0, 5]))
+    @rule(data=st.data(), flags=st.sampled_from([3, 3, 1, 0, 5, 7]))
     def mremap(self, data: st.DataObject, flags: int) -> None:
         old = self._len(data)
         new = old if flags & 4 else self._len(data)
         src = self._addr(data, old)
-        self._all("mremap", src, old, new, flags, self._addr(data, new) + 64 * self.pmd)
+        self._mremap(src, old, new, flags, self._addr(data, new) + 64 * self.pmd)
 
     @invariant()
     def agree_and_sound(self) -> None:
@@ -92,27 +156,82 @@ class PoliciesAgree(RuleBasedStateMachine):
         for mm in self.spaces:
             mm.check()
             assert mm.vmas() == first.vmas()
+        vmas = first.vmas()
+        if not vmas:
+            return
         groups = [[mm for mm in self.spaces if mm.policy.move_pmd == g] for g in (False, True)]
-        for v in first.vmas():
-            frames = [[mm.frames(v.start, v.length) for mm in g] for g in groups]
-            for fs in frames:
-                assert all((f == fs[0]).all() for f in fs)
-            if not self.diverged and not (frames[0][0] == frames[1][0]).all():
-                self.diverged = True
-                assert self._thp_versus_ptes(v.start, frames[0][0], frames[1][0]), v
-
-    def _thp_versus_ptes(self, start: int, a: np.ndarray, b: np.ndarray) -> bool:
-        """Some PMD block is fully present in one group's frames and not in
-        the other's (a THP where the other faulted 4K pages)."""
-        per = self.pmd // self.page
-        first = (-(start // self.page)) % per
-        for k in range(first, a.size - per + 1, per):
-            pa, pb = (a[k : k + per] >= 0).all(), (b[k : k + per] >= 0).all()
-            if pa != pb:
-                return True
-        return False
+        frames = [
+            [np.concatenate([mm.frames(v.start, v.length) for v in vmas]) for mm in g]
+            for g in groups
+        ]
+        for fs in frames:  # the same frame numbers within a group
+            assert all((f == fs[0]).all() for f in fs)
+        addrs = np.concatenate([np.arange(v.start, v.end, self.page, dtype=np.int64) for v in vmas])
+        excused = np.zeros(addrs.size, dtype=bool)
+        for s, e in self.excused:
+            excused |= (addrs >= s) & (addrs < e)
+        ptes, tables = frames[0][0], frames[1][0]
+        differ = _identities(ptes) != _identities(tables)
+        assert not (differ & ~excused).any(), (
+            "policies disagree at",
+            [hex(a) for a in addrs[differ & ~excused][:4]],
+        )
+        # where excused, the table-moving side maps at least what the other does
+        # (a THP where the other faulted 4K pages)
+        lost = excused & (ptes >= 0) & (tables < 0)
+        assert not lost.any(), ("unexplained divergence at", [hex(a) for a in addrs[lost][:4]])
 
 
 TestPoliciesAgree = PoliciesAgree.TestCase
 TestPoliciesAgree.settings = settings(max_examples=200, stateful_step_count=12, deadline=None,
                                       suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+
+
+def _diverged_machine() -> PoliciesAgree:
+    """The named divergence, step by step: 4K pages written, MADV_HUGEPAGE,
+    a MREMAP_DONTUNMAP move, a fault at the source (a THP where the tables
+    moved, one 4K page where the PTEs did), then a plain move of the moved
+    pages."""
+    m = PoliciesAgree()
+    m.setup(arch="x86-64", thp="madvise")
+    size = 4 << 20
+    m._all("mmap", size, BASE, pt.PROT_READ | pt.PROT_WRITE, FIX)
+    m._all("madvise", BASE, size, pt.MADV_POPULATE_WRITE)
+    m._all("madvise", BASE, size, pt.MADV_HUGEPAGE)
+    flags = pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED
+    m._mremap(BASE, size, size, flags | pt.MREMAP_DONTUNMAP, BASE + (1 << 30))
+    m._all("madvise", BASE, 4096, pt.MADV_POPULATE_WRITE)
+    present = [int((mm.frames(BASE, 2 << 20) >= 0).sum()) for mm in m.spaces]
+    assert present == [1 if not mm.policy.move_pmd else 512 for mm in m.spaces]
+    m.agree_and_sound()
+    m._mremap(BASE + (1 << 30), size, size, flags, BASE + (2 << 30))
+    m.agree_and_sound()
+    return m
+
+
+def test_named_divergence_is_excused_where_it_happened() -> None:
+    m = _diverged_machine()
+    assert m.excused == [(BASE, BASE + (4 << 20))]
+    # a fault elsewhere after the divergence is still compared, and agrees
+    m._all("madvise", BASE + (2 << 30), 4096, pt.MADV_DONTNEED)
+    m._all("madvise", BASE + (2 << 30), 4096, pt.MADV_POPULATE_WRITE)
+    m.agree_and_sound()
+
+
+@pytest.mark.parametrize(
+    ("where", "which"),
+    [
+        (BASE + (2 << 30), True),  # outside the excused block, table-moving side
+        (BASE + (2 << 30) + (3 << 20), False),  # outside, PTE-by-PTE side
+        (BASE, True),  # inside, but the table-moving side lost the 4K page's twin
+    ],
+)
+def test_later_divergences_are_still_caught(where: int, which: bool) -> None:
+    # comparisons go on after the named divergence: a page dropped by one
+    # group only is reported (simulating a policy bug)
+    m = _diverged_machine()
+    for mm in m.spaces:
+        if mm.policy.move_pmd == which:
+            mm.madvise(where, 4096, pt.MADV_DONTNEED)
+    with pytest.raises(AssertionError, match=r"disagree|unexplained"):
+        m.agree_and_sound()

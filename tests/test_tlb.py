@@ -257,7 +257,67 @@ def test_reproduction_keeps_the_qualitative_findings() -> None:
     pud_pmd = f["arm64 linux-5.11 1 GiB: PUD moves vs PMD moves"].simulated
     pud_pte = f["arm64 linux-5.11 1 GiB: PUD moves vs PTE moves"].simulated
     assert pmd_pte > 5 and pud_pmd > 5 and pud_pte > 100
-    assert pud_pte == pytest.approx(pmd_pte * pud_pmd, rel=1e-9)
+    # each ratio is that of the moves priced from the hand-derived counts
+    ns = {off: _priced("arm64-4k", n) for off, n in ARM64_PATHS.items()}
+    assert pmd_pte == pytest.approx(ns[4096] / ns[2 * M], rel=1e-9)
+    assert pud_pmd == pytest.approx(ns[2 * M] / ns[0], rel=1e-9)
+    assert pud_pte == pytest.approx(ns[4096] / ns[0], rel=1e-9)
+
+
+# 1 GiB of written 4K pages on arm64-4k under linux-5.11, one CPU, the source
+# PUD aligned, by the destination's offset past a PUD boundary; the counts
+# follow from the kernel's rules. A flush of fewer than MAX_DVM_OPS (512)
+# pages is one TLBI per page, a larger one flush_tlb_mm (one TLBI ASIDE1IS);
+# either is bracketed by DSB ISHST and DSB ISH.
+ARM64_PATHS = {
+    # PTE path: move_ptes extents of 511 and 1 pages alternate, 1024 calls
+    # under the old and new PTE locks, each flushed page by page; the
+    # destination needs a PUD table (a new PGD entry), two PMD tables (the
+    # range crosses a 1 GiB boundary) and 513 PTE tables
+    4096: {"ptes": 262144, "tables": 1 + 2 + 513, "ptl": 2 * 1024, "rmap": 0, "flushes": 1024,
+           "tlbi_page": 262144, "tlbi_asid": 0},
+    # PMD path: 512 PTE tables move by their PMD entries (two PMD locks and
+    # the anon_vma lock each), each flushed as 512 pages: flush_tlb_mm
+    2 * M: {"pmds": 512, "tables": 1 + 2, "ptl": 2 * 512, "rmap": 512, "flushes": 512,
+            "tlbi_page": 0, "tlbi_asid": 512},
+    # PUD path: one PMD table moves by its PUD entry (page_table_lock and the
+    # anon_vma lock), one flush of the whole range
+    0: {"puds": 1, "tables": 1, "ptl": 1, "rmap": 1, "flushes": 1, "tlbi_page": 0,
+        "tlbi_asid": 1},
+}  # fmt: skip
+
+
+def _priced(arch_name: str, n: dict[str, int]) -> float:
+    """Estimated ns of a move with the counts ``n`` (no IPIs: arm64 broadcasts)."""
+    c = pt.arch(arch_name).cost
+    return (
+        c("mremap_call")
+        + n.get("ptes", 0) * c("pte_move")
+        + n.get("pmds", 0) * c("pmd_move")
+        + n.get("puds", 0) * c("pud_move")
+        + n["tables"] * c("table_alloc")
+        + n["ptl"] * c("ptl_lock")
+        + n["rmap"] * c("rmap_lock")
+        + n["flushes"] * (c("flush_call") + 2 * c("dsb"))
+        + n["tlbi_page"] * c("tlbi_page")
+        + n["tlbi_asid"] * c("tlbi_asid")
+    )
+
+
+@pytest.mark.parametrize("offset", sorted(ARM64_PATHS))
+def test_arm64_move_paths_flush_as_the_rules_say(offset: int) -> None:
+    from pagetab.experiment import move_stats
+
+    n = ARM64_PATHS[offset]
+    st = move_stats(G, "arm64-4k", "linux-5.11", dst_align=offset, cpus=1, touch=0)
+    moved = (st.ptes_moved, st.normal_pmds_moved, st.normal_puds_moved)
+    assert moved == (n.get("ptes", 0), n.get("pmds", 0), n.get("puds", 0))
+    ops = st.flush_ops
+    assert (ops["flush_calls"], ops["tlbi_page"], ops["tlbi_asid"], ops["dsb"]) == (
+        n["flushes"], n["tlbi_page"], n["tlbi_asid"], 2 * n["flushes"])  # fmt: skip
+    assert ops["tlbi_range"] == ops["ipi"] == 0
+    assert st.tables_allocated == n["tables"]
+    assert st.estimated_ns == pytest.approx(_priced("arm64-4k", n))
 
 
 def test_optional_page_walk_cache(make_mm: MM) -> None:
