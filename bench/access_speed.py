@@ -1,4 +1,4 @@
-"""Print issue 4's access figure: random accesses over a populated 64 GiB
+"""Print the access-speed figure: random accesses over a populated 64 GiB
 region on x86-64, one CPU. Target: at least 20 million accesses/s.
 
 Usage: python bench/access_speed.py [--gib 64] [--n 20000000] [--repeats 5]

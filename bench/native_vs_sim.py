@@ -1,6 +1,6 @@
-"""Print the simulated/native ratio table of issue 5 from one run.
+"""Print the simulated/native ratio table (populate, moves, access) from one run.
 
-Zero-page regions (as shared/DOMAIN.md section 6 measured), x86-64, one
+Zero-page regions (MADV_POPULATE_READ, as pagetab.host measures), x86-64, one
 CPU, linux-6.8 policy against this machine's kernel; medians of
 ``--repeats`` back-and-forth moves. Targets: at most 0.25x native on the
 PTE and PMD paths and on populate, at most 2x on the PUD path; the access

@@ -1,7 +1,7 @@
 """pagetab: simulate Linux page tables and how mremap(2) moves them.
 
-See README.md for the two commands that install and run it, and
-shared/DESIGN.md in the project for the layers and the public contract.
+See README.md for the two commands that install and run it, the public API
+("Use") and how the simulator is checked against the real kernel.
 """
 
 from .arch import Arch, Cost, FlushRules, Level, TlbArraySpec, TlbSpec, arch, archs

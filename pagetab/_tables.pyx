@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""The packed page-table store (DESIGN.md layer 3).
+"""The packed page-table store.
 
 Every level of the tree has a :c:type:`Pool` of table pages ("rows") of
 ``nent`` uint64 entries each. The entry layout is documented once, in

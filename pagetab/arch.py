@@ -1,8 +1,8 @@
-"""Architecture profiles (DESIGN.md layer 1): page-table geometry and layout.
+"""Architecture profiles: page-table geometry and layout, TLBs, flush rules, costs.
 
 Each profile is a frozen dataclass; ``arch(name)`` looks one up and
-``Arch.replace(**overrides)`` makes a variant. Geometry follows
-shared/DOMAIN.md section 5 and the kernel headers named in ``source``.
+``Arch.replace(**overrides)`` makes a variant. Geometry follows the kernel
+headers named in each profile's ``source``.
 """
 
 from __future__ import annotations
@@ -322,21 +322,26 @@ _REGISTRY: dict[str, Arch] = {
 
 
 def _variants() -> None:
-    """Registered variants of the base profiles (see shared/DOMAIN.md section 4)."""
+    """Registered variants of the base profiles: x86-64 with INVLPGB, arm64 with
+    Linux 4.9's flush rule, arm64 with FEAT_TLBIRANGE, and arm64 16K/64K with
+    their MAX_DVM_OPS (each flush rule's ``source`` names its kernel code)."""
     x86, a4k = _REGISTRY["x86-64"], _REGISTRY["arm64-4k"]
     for v in (
         x86.replace(
             name="x86-64-invlpgb",
             description="x86-64 with AMD INVLPGB broadcast invalidation instead of IPIs",
             flush=X86Flush(invlpgb=True,
-                           source="arch/x86/mm/tlb.c broadcast_tlb_flush (INVLPGB)"),
+                           source="arch/x86/mm/tlb.c broadcast_tlb_flush (INVLPGB); "
+                           "the kernel uses it only for an mm with a global ASID, "
+                           "this variant for every flush"),
         ),
         a4k.replace(
             name="arm64-4k-linux-4.9",
             description="arm64 4K as on Linux 4.9: per-page TLBI up to MAX_TLB_RANGE (1024 "
             "pages), no range TLBI",
             flush=Arm64Flush(legacy_limit=1024,
-                             source="v4.9 arch/arm64/include/asm/tlbflush.h MAX_TLB_RANGE"),
+                             source="v4.9 arch/arm64/include/asm/tlbflush.h __flush_tlb_range: "
+                             "MAX_TLB_RANGE = 1024 pages"),
         ),
         a4k.replace(
             name="arm64-4k-tlbirange",
@@ -348,7 +353,8 @@ def _variants() -> None:
         _REGISTRY[v.name] = v
     for name in ("arm64-16k", "arm64-64k"):
         a = _REGISTRY[name]
-        # MAX_DVM_OPS is PTRS_PER_PTE
+        # MAX_DVM_OPS is PTRS_PER_PTE (Will Deacon, "arm64: tlbi: Set MAX_TLBI_OPS to
+        # PTRS_PER_PTE"; renamed MAX_DVM_OPS by ec1c3b9ff160)
         _REGISTRY[name] = a.replace(
             flush=Arm64Flush(max_dvm_ops=a.levels[-1].entries, source=_ARM64_FLUSH.source)
         )

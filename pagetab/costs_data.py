@@ -1,9 +1,15 @@
 """Per-architecture TLB sizes, flush rules and event costs, with sources.
 
-Every number carries its source next to it. "measured here" means the
-real kernel on these machines (shared/DOMAIN.md section 6); "assumption"
-marks a figure no public measurement was found for: it is stated once,
-never tuned to reproduce a published ratio.
+Every number carries its source next to it. "test host" figures are
+single runs of the real kernel on the project's Linux 6.18 x86-64 test
+host (a shared 2-core virtual machine) over zero-page regions; pagetab.host
+re-measures them: ``pagetab host --size 1G`` (also 16G, 256G) for mremap,
+``python bench/scale.py 256`` (kernel column) for MADV_POPULATE_READ. The
+host is shared and a later run differed (README's native table, 1 GiB: PTE
+path 2.5 ms, PMD path 130 us, PUD path 3 us; populate about 440 ns per
+page), so re-measure before leaning on one figure. "assumption" marks a
+figure no public measurement was found for: it is stated once, never
+tuned to reproduce a published ratio.
 """
 
 from __future__ import annotations
@@ -72,17 +78,21 @@ TLBS = {
     ),
 }
 
-_X86_MEASURED = "measured here (shared/DOMAIN.md section 6)"
-_AS_X86 = "assumption: as measured on x86-64 here; no measurement of this arch available"
+_X86_MEASURED = "measured on the project's Linux 6.18 x86-64 test host, one run"
+_AS_X86 = "assumption: the x86-64 test-host figure; no per-event measurement of this arch"
 
 _COMMON = {
-    "mremap_call": Cost(4800, f"{_X86_MEASURED}: 1 GiB PUD-aligned move 5 us, less one PUD move"),
-    "pte_move": Cost(13.5, f"{_X86_MEASURED}: 3.8 ms for 262144 PTEs, less the per-extent "
-                     "flushes and locks"),
-    "pmd_move": Cost(15, f"{_X86_MEASURED}: ~210 ns per PMD with its flush, less the flush, "
-                     "two PMD locks and the rmap lock"),
-    "pud_move": Cost(15, f"{_X86_MEASURED}: ~200 ns per PUD with its flush, less the flush, "
-                     "page_table_lock and the rmap lock"),
+    "mremap_call": Cost(4800, f"{_X86_MEASURED}: 1 GiB zero-page PUD-aligned move 5 us, less "
+                        "one PUD move; re-measure: pagetab host --size 1G (move-pud)"),
+    "pte_move": Cost(13.5, f"{_X86_MEASURED}: 1 GiB zero-page region misaligned by 4 KiB, "
+                     "3.8 ms for 262144 PTEs, less the per-extent flushes and locks; "
+                     "re-measure: pagetab host --size 1G (move-pte)"),
+    "pmd_move": Cost(15, f"{_X86_MEASURED}: 1 GiB zero-page PMD-aligned 112 us, ~210 ns per "
+                     "PMD with its flush, less the flush, two PMD locks and the rmap lock; "
+                     "re-measure: pagetab host --size 1G (move-pmd)"),
+    "pud_move": Cost(15, f"{_X86_MEASURED}: 256 GiB zero-page PUD-aligned 49 us, ~200 ns per "
+                     "PUD with its flush, less the flush, page_table_lock and the rmap lock; "
+                     "re-measure: pagetab host --size 256G (move-pud)"),
     "table_alloc": Cost(100, "assumption: page allocation plus clear_page of one table page"),
     "split_huge_pmd": Cost(350, "assumption: table_alloc plus 512 PTE writes (~0.5 ns each)"),
     "ptl_lock": Cost(10, "assumption: uncontended spin_lock + spin_unlock, two atomics"),
@@ -91,19 +101,25 @@ _COMMON = {
     "tlb_l1_hit": Cost(0, "part of the load-to-use latency"),
     "tlb_l2_hit": Cost(3, "assumption: ~9 cycles second-level TLB hit at 3 GHz"),
     "walk_step": Cost(10, "assumption: one page-table load that hits the data caches"),
-    "fault": Cost(300, f"{_X86_MEASURED}: 256 GiB read-faulted in 20 s, 300 ns per page"),
+    "fault": Cost(300, f"{_X86_MEASURED}: MADV_POPULATE_READ of 256 GiB in 20 s, 300 ns per "
+                  "page; re-measure: python bench/scale.py 256 (kernel s)"),
     "cow_fault": Cost(400, "assumption: a fresh page, clear_page and the PTE update"),
 }  # fmt: skip
 
 COSTS = {
     "x86-64": {
         **_COMMON,
-        "full_flush": Cost(120, "366 cycles at 3 GHz: full flush, Ingo Molnar on linux-mm 2015 "
-                           "(shared/DOMAIN.md section 4)"),
-        "invlpg": Cost(100, "INVLPG ~100 ns (237-883 cycles), arch/x86/mm/tlb.c comment and "
-                       "Ingo Molnar 2015 (shared/DOMAIN.md section 4)"),
+        "full_flush": Cost(120, "__flush_tlb() (CR3 write) 251 hot / 366 cold cycles: Ingo "
+                           "Molnar, 'Re: [PATCH 0/3] TLB flush multiple pages per IPI v5', "
+                           "linux-mm 8 Jun 2015, <20150608200308.GA16978@gmail.com>; "
+                           "assumption: 366 cycles at 3 GHz"),
+        "invlpg": Cost(100, "arch/x86/mm/tlb.c, above tlb_single_page_flush_ceiling: 'Each "
+                       "single flush is about 100 ns' (a5102476a24b); Ingo Molnar: "
+                       "__flush_tlb_one() 237 hot / 883 cold cycles, "
+                       "<20150608200308.GA16978@gmail.com>"),
         "ipi": Cost(1500, "assumption: synchronous flush IPI to one CPU with its ack; published "
-                    "shootdowns take microseconds (Amit, USENIX ATC 2017)"),
+                    "shootdowns take microseconds (N. Amit, 'Optimizing the TLB Shootdown "
+                    "Algorithm with Page Access Tracking', USENIX ATC 2017)"),
         "invlpgb": Cost(100, "assumption: as INVLPG; no public per-instruction figure"),
         "tlbsync": Cost(500, "assumption: TLBSYNC waits for every broadcast to complete"),
     },
@@ -113,8 +129,10 @@ COSTS = {
         "tlbi_page": Cost(25, "assumption: issue cost of one TLBI; completion is paid in DSB ISH"),
         "tlbi_range": Cost(25, "assumption: as tlbi_page"),
         "tlbi_asid": Cost(25, "assumption: as tlbi_page"),
-        "dsb": Cost(160, "c320dbb7c80d (arm64/mm: elide TLB flush ...): dropping a one-page flush "
-                    "(DSB ISHST; TLBI; DSB ISH) saved ~350 ns; split over the two DSBs"),
+        "dsb": Cost(160, "c320dbb7c80d arm64/mm: Elide TLB flush in certain pte protection "
+                    "transitions: mprotect PROT_NONE->RW 3.2 -> 2.85 us without the flush; "
+                    "assumption: one page (DSB ISHST; TLBI; DSB ISH), ~350 ns split over "
+                    "the two DSBs"),
     },
     "ppc64": {
         **{k: Cost(v.ns, _AS_X86) if k in ("mremap_call", "pte_move", "pmd_move", "pud_move",

@@ -164,8 +164,8 @@ _PRESETS = (
         "fast-mremap-v2",
         "the 2018 patch as posted: move_normal_pmd, one flush at the end after the "
         "locks are released (PTE moves keep the pre-4.19 rule)",
-        "Joel Fernandes, 'mm: speed up mremap by 500x on large regions' v2, linux-mm, "
-        "Oct 2018",
+        "Joel Fernandes, '[PATCH 2/4] mm: speed up mremap by 500x on large regions (v2)', "
+        "linux-mm 12 Oct 2018, <20181013013200.206928-3-joel@joelfernandes.org>",
         move_pmd=True, flush="end", dirty_flush_under_lock=True,
     ),
     Policy(
@@ -191,7 +191,9 @@ _PRESETS = (
         "review-thread proposal on top of linux-6.8: one PMD lock per PMD table page, "
         "all movable entries moved, one flush, then unlock; PTE extents inside take "
         "the PTE lock nested and flush before dropping it",
-        "linux-mm review of 'mm: speed up mremap by 500x on large regions', Oct 2018",
+        "proposed by Joel Fernandes <20181025020907.GA13560@joelaf.mtv.corp.google.com>, "
+        "reviewed by Kirill Shutemov <20181025101900.phqnqpoju5t2gar5@kshutemo-mobl1> "
+        "(linux-mm, Oct 2018); never merged",
         move_pmd=True, move_pud=True, realign=True, flush="table",
     ),
 )  # fmt: skip

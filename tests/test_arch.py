@@ -1,4 +1,4 @@
-"""Architecture profiles: geometry of shared/DOMAIN.md section 5."""
+"""Architecture profiles: geometry as in the kernel headers named in each source."""
 
 import dataclasses
 

@@ -39,7 +39,8 @@ def move(mm: pt.AddressSpace, size: int, src_off: int = 0, dst_off: int = 0,
     return st
 
 
-# the kernel's arithmetic for 1 GiB on x86-64 (issue 3, item 6)
+# the kernel's arithmetic for 1 GiB on x86-64 since 2c91bd4a4e2e: 512 move_normal_pmd
+# calls, each flushing its PMD_SIZE range under the old and new PMD locks
 def test_pmd_aligned_linux_5_0(make_mm: MM) -> None:
     st = move(make_mm(policy="linux-5.0"), G, 2 * M, 2 * M)
     assert (st.normal_pmds_moved, st.ptes_moved, st.flush_calls) == (512, 0, 512)

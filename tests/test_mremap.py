@@ -1,4 +1,5 @@
-"""mremap(2): semantics and errno rules (shared/DOMAIN.md section 3)."""
+"""mremap(2): semantics and errno rules, as in man-pages mremap(2) and mm/mremap.c
+(check_mremap_params, check_prep_vma, remap_move)."""
 
 from __future__ import annotations
 
