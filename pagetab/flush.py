@@ -8,7 +8,7 @@ the address space turns it into the C rule once
 
 Adding a family: a subclass here, its C function and rule class in
 _flush.pyx (and its parameter struct in _flush.pxd), a profile in arch.py
-and its cost events in costs_data.py.
+and its cost events in costs_data.py; docs/architecture.md walks through it.
 """
 
 from __future__ import annotations
