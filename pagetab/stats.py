@@ -106,14 +106,14 @@ class MoveStats:
 
     def counter(self, name: str) -> int:
         """The counter called ``name`` (as the attribute of that name)."""
-        return int(self._words[_AT[name]])
+        return int(self._words.item(_AT[name]))
 
     def __getattr__(self, name: str) -> int:
         # the scalar counters, by their struct field names
         if name.startswith("_"):
             raise AttributeError(name)
         try:
-            return int(self._words[_AT[name]])
+            return int(self._words.item(_AT[name]))
         except KeyError:
             raise AttributeError(f"MoveStats has no attribute {name!r}") from None
 
