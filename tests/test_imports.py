@@ -14,8 +14,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import pagetab
+
 PACKAGE = "pagetab"
-SOURCE = Path(__file__).resolve().parent.parent / PACKAGE
+# the package being tested: the source tree or an installed wheel (which
+# ships the .pyx and .pxd sources beside the modules)
+SOURCE = Path(pagetab.__file__).resolve().parent
 
 #: lowest first: a module may import only from its own layer or those
 #: below. Every module of the package must be listed (a new one has to be
