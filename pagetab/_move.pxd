@@ -45,6 +45,7 @@ cdef struct mremap_config:
     bint realign                 # try_realign_addr
     int flush                    # a flush_mode
     bint dirty_flush_locked      # pre-4.19: a dirty entry is flushed under the old lock
+    uint64_t latency_limit       # LATENCY_LIMIT (before 4.18): bytes per move_ptes; 0: none
 
 
 # Lock statistics, one field per lock class.

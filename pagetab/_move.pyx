@@ -87,6 +87,7 @@ cdef struct Ctx:
     bint move_pud
     int flush_mode
     bint dirty_flush_locked
+    uint64_t latency_limit
     bint batch
     # from pagetable_move_control
     bint need_rmap_locks
@@ -499,6 +500,7 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     cdef int64_t old_row, new_row
     cdef uint64_t *old_pmd
     cdef uint64_t *new_pmd
+    cdef uint64_t done, step
     # get_old_pmd
     if old_pud[0] == 0 or (old_pud[0] & E_LEAF):
         return 0
@@ -529,7 +531,19 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         return 0
     if ensure_table(pt, x, new_pmd, x.pte) < 0:    # pte_alloc
         return -1
-    move_ptes(pt, x, old_pmd, new_pmd, old_addr, new_addr, extent)
+    if x.latency_limit == 0 or extent <= x.latency_limit:
+        move_ptes(pt, x, old_pmd, new_pmd, old_addr, new_addr, extent)
+        return 0
+    # before 4.18 (LATENCY_LIMIT, removed by Mel Gorman's "mremap: Remove
+    # LATENCY_LIMIT from mremap to reduce the number of TLB shootdowns"):
+    # at most latency_limit bytes per move_ptes, each a loop iteration
+    done = 0
+    while done < extent:
+        if old_pmd[0] == 0:
+            break  # the old table was emptied and freed: get_old_pmd finds none
+        step = extent - done if extent - done < x.latency_limit else x.latency_limit
+        move_ptes(pt, x, old_pmd, new_pmd, old_addr + done, new_addr + done, step)
+        done += step
     return 0
 
 
@@ -738,6 +752,7 @@ def move_page_tables(PageTables pt not None, Tlbs tlbs not None,
     x.move_pud = cfg.move_pud
     x.flush_mode = cfg.flush
     x.dirty_flush_locked = cfg.dirty_flush_locked
+    x.latency_limit = cfg.latency_limit
     x.batch = cfg.flush == FL_TABLE
     x.need_rmap_locks = pmc.need_rmap_locks
     x.has_anon = pmc.has_anon

@@ -68,6 +68,7 @@ def mremap_config(a: Arch, p: Policy) -> dict[str, Any]:
         "realign": p.realign,
         "flush": _move.FLUSH_MODE[p.flush],
         "dirty_flush_locked": p.dirty_flush_under_lock,
+        "latency_limit": p.pte_extent_limit << a.page_shift,
     }
 
 

@@ -17,7 +17,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from .argcheck import check_bool
+from .argcheck import check_bool, check_int
 
 __all__ = ["FLUSH_MODES", "Policy", "policies", "policy"]
 
@@ -54,6 +54,10 @@ class Policy:
     dirty_flush_under_lock:
         with flush="end" only: the pre-4.19 rule (5d1904204c99) that a
         moved *dirty* present entry is flushed under the old lock.
+    pte_extent_limit:
+        LATENCY_LIMIT in pages: move_ptes moves at most this many entries
+        per call (64 until Mel Gorman's 2018 "mremap: Remove LATENCY_LIMIT
+        from mremap to reduce the number of TLB shootdowns"); 0, none.
 
     ``flush_under_lock`` and ``batch_pmd_lock`` are read-only properties
     implied by ``flush``; as keyword arguments they are accepted when they
@@ -68,6 +72,7 @@ class Policy:
     realign: bool = False
     flush: str = "extent"
     dirty_flush_under_lock: bool = False
+    pte_extent_limit: int = 0
 
     def __init__(
         self,
@@ -79,6 +84,7 @@ class Policy:
         realign: bool = False,
         flush: str = "extent",
         dirty_flush_under_lock: bool = False,
+        pte_extent_limit: int = 0,
         **legacy: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -111,12 +117,14 @@ class Policy:
         if dirty_flush_under_lock and flush != "end":
             raise ValueError('Policy: dirty_flush_under_lock applies to flush="end" only '
                              "(other modes flush every moved entry under the lock)")  # fmt: skip
+        check_int("Policy.pte_extent_limit", pte_extent_limit, 0)
         if flush == "table" and not move_pmd:
             raise ValueError('Policy: flush="table" batches whole-PMD moves; needs move_pmd')
         values: dict[str, object] = {
             "name": name, "description": description, "source": source, "move_pmd": move_pmd,
             "move_pud": move_pud, "realign": realign, "flush": flush,
             "dirty_flush_under_lock": dirty_flush_under_lock,
+            "pte_extent_limit": pte_extent_limit,
         }  # fmt: skip
         for field_name, value in values.items():
             object.__setattr__(self, field_name, value)
@@ -148,6 +156,15 @@ class Policy:
 
 
 _PRESETS = (
+    Policy(
+        "linux-4.9",
+        "PTE moves only, at most LATENCY_LIMIT (64 pages) per move_ptes call; one "
+        "flush_tlb_range of the whole range at the end, after the locks are released",
+        "mm/mremap.c as of v4.9: move_page_tables with LATENCY_LIMIT (64 * PAGE_SIZE) and "
+        "need_flush; the baseline of Joel Fernandes' 2018 'fast mremap' measurements (arm64, "
+        "Linux 4.9 by his later mails)",
+        flush="end", pte_extent_limit=64,
+    ),
     Policy(
         "linux-4.18",
         "PTE moves only (THP leaves move whole); dirty entries flushed under the old "

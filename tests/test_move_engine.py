@@ -387,3 +387,26 @@ def test_dontunmap_source_faults_follow_the_table_left(make_mm: MM, name: str) -
     mm.access([SRC + 4096], write=True)
     present = int((mm.frames(SRC, 2 * M) >= 0).sum())
     assert present == (512 if pt.policy(name).move_pmd else 1)
+
+
+def test_linux_4_9_moves_latency_limit_extents_and_flushes_once(make_mm: MM) -> None:
+    # v4.9 move_page_tables: at most LATENCY_LIMIT (64 pages) per move_ptes,
+    # each under its two PTE locks, no flush inside, one flush_tlb_range of
+    # the whole range after the loop (no lock held): 1 GiB of 4K pages is
+    # 4096 calls, 8192 PTE-lock acquisitions and one flush, and every moved
+    # present entry outlives its lock unflushed
+    st = move(make_mm(policy="linux-4.9"), G)
+    assert st.ptes_moved == 262144 and st.move_ptes_calls == 4096
+    assert st.normal_pmds_moved == 0 and st.normal_puds_moved == 0
+    assert st.lock_acquired == {"ptl_pte": 8192, "ptl_pmd": 0, "page_table_lock": 0, "rmap": 0}
+    assert st.lock_max_hold["ptl_pte"] == 64
+    assert st.flush_calls == 1 and st.flush_unlocked == 1 and st.flush_pages == 262144
+    assert st.unsafe_entries == 262144 and not st.safe
+    # a misaligned move: the limit applies inside each extent, and an emptied
+    # old table freed early ends its extent (get_old_pmd finds none)
+    st = move(make_mm(policy="linux-4.9"), 4 * M, 4 * K, 0)
+    assert st.ptes_moved == 1024
+    # extents of 2M-4K, 4K, 2M-4K, 4K, each cut into 64-page calls: 8+1+8+1
+    assert st.move_ptes_calls == 18
+    with pytest.raises(ValueError, match="pte_extent_limit"):
+        pt.Policy("x", pte_extent_limit=-1)
