@@ -43,7 +43,7 @@ from .arch import arch, archs
 from .experiment import ALIGNS, Results, _validate, parse_populate
 from .native import PATHS, compare_move
 from .policy import policies, policy
-from .reproduce import reproduce_2018
+from .reproduce import reproduce_2018, reproduce_published
 from .units import format_size, parse_size, parse_sizes
 
 DEFAULT_SIZES = "1G,64G"
@@ -332,8 +332,10 @@ def _policies(args: argparse.Namespace) -> int:
 
 def _reproduce(args: argparse.Namespace) -> int:
     found = reproduce_2018()
+    published = reproduce_published()
     if args.json:
-        _json([{**asdict(f), "error": f.error} for f in found])
+        _json({"findings": [{**asdict(f), "error": f.error} for f in found],
+               "published": [{**asdict(p), "error": p.error} for p in published]})  # fmt: skip
         return 0
     rows = [
         [
@@ -346,6 +348,40 @@ def _reproduce(args: argparse.Namespace) -> int:
         for f in found
     ]
     _table(None, ["case", "simulated", "published", "error", "claim [source]"], rows, left=[4])
+
+    def us(x: float | None) -> str:
+        return "-" if x is None else f"{x:,.1f}"
+
+    rows = [
+        [
+            p.id,
+            f"{p.arch}, {p.kernel}"[:40],
+            p.path,
+            us(p.published_us),
+            "-" if p.low_us is None else f"{p.low_us:,.0f}-{p.high_us:,.0f}",
+            us(p.simulated_us),
+            "-" if p.error is None else f"{p.error:+.0%}",
+            "yes" if p.fitted else "no",
+            p.simulated_as,
+        ]
+        for p in published
+    ]
+    _table(
+        "published timings (us; simulated single-CPU, costs as profiled, fitted to none of them)",
+        [
+            "id",
+            "measured on",
+            "path",
+            "published",
+            "range",
+            "simulated",
+            "error",
+            "fitted",
+            "simulated as",
+        ],
+        rows,
+        left=[1, 2, 8],
+    )
     return 0
 
 

@@ -1,19 +1,27 @@
-"""The 2018 fast-mremap findings, simulated next to the published numbers.
+"""Published mremap measurements, simulated next to the published numbers.
 
-Each case moves a write-populated 1 GiB region once per policy or
-alignment, single-threaded as the published measurements were, and takes
-the ratio of the estimated kernel times. Costs come from the arch
-profiles' tables (pagetab/costs_data.py), never tuned to these ratios.
+``reproduce_2018``: the findings of the 2018 fast-mremap thread and of
+c49dd3401802 as ratios. Each case moves a write-populated 1 GiB region once
+per policy or alignment, single-threaded as the published measurements
+were, and takes the ratio of the estimated kernel times.
+``reproduce_published``: every published timing in pagetab/data/published.json
+(with its source, hardware, kernel and samples), as absolute times. Costs
+come from the arch profiles' tables (pagetab/costs_data.py), never tuned
+to these figures.
 """
 
 from __future__ import annotations
 
+import json
+import statistics
 from dataclasses import dataclass
+from importlib import resources
+from typing import Any
 
 from .arch import arch as _arch
 from .experiment import move_stats
 
-__all__ = ["Finding", "reproduce_2018"]
+__all__ = ["Finding", "Published", "published_entries", "reproduce_2018", "reproduce_published"]
 
 GIB = 1 << 30
 
@@ -92,4 +100,73 @@ def reproduce_2018() -> list[Finding]:
                 _ratio("arm64-4k", ("linux-5.11", page), ("linux-5.11", 0)), 150.0,
                 "about 150x", "c49dd3401802"),
     ]  # fmt: skip
+    return out
+
+
+@dataclass(frozen=True)
+class Published:
+    """One published timing and, where pagetab can simulate it, its
+    simulated counterpart (a single-CPU move, source PUD aligned)."""
+
+    id: str
+    arch: str  # as the source states it
+    kernel: str
+    path: str
+    operation: str
+    published_us: float | None  # the mean, or the mean of the samples
+    low_us: float | None
+    high_us: float | None
+    runs: int | None
+    simulated_us: float | None
+    simulated_as: str  # "arch / policy / destination alignment", or why not
+    fitted: bool  # whether this source was used to fit the costs it is simulated with
+    source: str
+
+    @property
+    def error(self) -> float | None:
+        """simulated / published - 1, where both exist."""
+        if self.simulated_us is None or not self.published_us:
+            return None
+        return self.simulated_us / self.published_us - 1
+
+
+def published_entries() -> list[dict[str, Any]]:
+    """The entries of the shipped data file pagetab/data/published.json."""
+    text = resources.files("pagetab").joinpath("data/published.json").read_text("utf-8")
+    data = json.loads(text)
+    if data.get("format") != "pagetab-published" or data.get("version") != 1:
+        raise ValueError("pagetab/data/published.json: not a version 1 pagetab-published file")
+    entries: list[dict[str, Any]] = data["entries"]
+    return entries
+
+
+def _source(e: dict[str, Any]) -> str:
+    s = e["source"]
+    ref = s.get("commit") or s.get("message_id") or ""
+    return f"{s.get('subject', '')}; {ref}".strip("; ")
+
+
+def reproduce_published() -> list[Published]:
+    """Every entry of the data file, with its simulated time where pagetab
+    simulates that move (no device calibration is fitted to any of them
+    yet, so none is ``fitted``)."""
+    out = []
+    for e in published_entries():
+        samples = e.get("samples_us") or []
+        value = e.get("value_us")
+        if value is None and samples:
+            value = statistics.fmean(samples)
+        low = e.get("low_us", min(samples) if samples else None)
+        high = e.get("high_us", max(samples) if samples else None)
+        sim = e.get("simulate")
+        if sim is not None:
+            st = move_stats(e["size_bytes"], sim["arch"], sim["policy"],
+                            dst_align=sim["dst_align"], cpus=1, touch=0)  # fmt: skip
+            simulated: float | None = st.estimated_ns / 1e3
+            how = f"{sim['arch']} / {sim['policy']} / destination {sim['dst_align']} aligned"
+        else:
+            simulated, how = None, f"not simulated: {e['not_simulated']}"
+        out.append(Published(e["id"], e["arch"], e["kernel"], e["path"], e["operation"],
+                             value, low, high, e.get("runs"), simulated, how, False,
+                             _source(e)))  # fmt: skip
     return out

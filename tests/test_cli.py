@@ -154,7 +154,9 @@ def test_listings(sub: str, capsys: pytest.CaptureFixture[str]) -> None:
         assert [d["name"] for d in data] == pt.policies()
         assert any("eb66ae030829" in d["source"] for d in data)
     if sub == "reproduce":
-        assert any(round(d["published"] or 0) == 34 for d in data)
+        assert any(round(d["published"] or 0) == 34 for d in data["findings"])
+        kalesh = {d["id"]: d for d in data["published"]}["kalesh2020-arm64-1g-pud"]
+        assert kalesh["published_us"] == pytest.approx(59.3957) and kalesh["simulated_us"] > 0
 
 
 def test_unknown_subcommand_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
