@@ -74,21 +74,8 @@ cdef struct Segment:
 
 
 cdef struct Ctx:
-    # from mremap_config
-    int pte
-    int pmd
-    int pud
-    int page_shift
-    uint64_t pmd_size
-    uint64_t pud_size
-    bint split_pte
-    bint split_pmd
-    bint move_pmd
-    bint move_pud
-    int flush_mode
-    bint dirty_flush_locked
-    uint64_t latency_limit
-    bint batch
+    mremap_config cfg                # the space's geometry and policy
+    bint batch                       # cfg.flush == FL_TABLE
     # from pagetable_move_control
     bint need_rmap_locks
     bint has_anon
@@ -122,11 +109,11 @@ cdef inline int lock_class(uint64_t id) noexcept nogil:
 
 
 cdef inline uint64_t pte_lockptr(Ctx *x, int64_t row) noexcept nogil:
-    return (ID_PTE | <uint64_t>row) if x.split_pte else ID_MM
+    return (ID_PTE | <uint64_t>row) if x.cfg.split_pte else ID_MM
 
 
 cdef inline uint64_t pmd_lockptr(Ctx *x, int64_t row) noexcept nogil:
-    return (ID_PMD | <uint64_t>row) if x.split_pmd else ID_MM
+    return (ID_PMD | <uint64_t>row) if x.cfg.split_pmd else ID_MM
 
 
 cdef inline int held_slot(Ctx *x, uint64_t id) noexcept nogil:
@@ -259,7 +246,7 @@ cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end,
         tlb_snapshot_free(&x.snap)
         x.counts_since_flush = 0
     x.c.flush_calls += 1
-    x.c.flush_pages += <int64_t>((end - start) >> x.page_shift)
+    x.c.flush_pages += <int64_t>((end - start) >> x.cfg.page_shift)
     if not (x.heldmask & ~x.rmapmask):
         x.c.flush_unlocked += 1
     if x.nsegs == 1 and x.segs[0].lo >= start and x.segs[0].hi <= end:
@@ -333,7 +320,7 @@ cdef inline void finish_entry_move(PageTables pt, Ctx *x, uint64_t old_ptl, uint
     Not called for PMD entries under batched-ptl (the batch flushes and
     unlocks); its PUD moves flush per entry like linux-5.11.
     """
-    if x.flush_mode != FL_END:
+    if x.cfg.flush != FL_END:
         if present:
             flush_tlb_range(x, old_addr, old_addr + size, stride)
         unlock_pair(pt, x, took_new, new_ptl, took_old, old_ptl)
@@ -342,7 +329,7 @@ cdef inline void finish_entry_move(PageTables pt, Ctx *x, uint64_t old_ptl, uint
         # the flush under the old lock; otherwise it waits for the end
         if took_new and new_ptl != old_ptl:
             spin_unlock(pt, x, new_ptl)
-        if leaf and dirty and x.dirty_flush_locked:
+        if leaf and dirty and x.cfg.dirty_flush_locked:
             flush_tlb_range(x, old_addr, old_addr + size, stride)
         elif present:
             x.need_flush = True
@@ -365,7 +352,7 @@ cdef inline bint move_pgt_entry(PageTables pt, Ctx *x, pgt_entry entry, uint64_t
     cdef uint64_t old_ptl, new_ptl, e
     cdef bint took_old = False, took_new = False, took_rmap = False
     cdef bint normal = entry == NORMAL_PMD or entry == NORMAL_PUD
-    cdef int lev = x.pmd if entry == NORMAL_PMD or entry == HPAGE_PMD else x.pud
+    cdef int lev = x.cfg.pmd if entry == NORMAL_PMD or entry == HPAGE_PMD else x.cfg.pud
     cdef uint64_t size = <uint64_t>1 << pt.shift[lev]
     if new_slot[0] != 0:
         # "The destination pmd shouldn't be established"
@@ -373,19 +360,19 @@ cdef inline bint move_pgt_entry(PageTables pt, Ctx *x, pgt_entry entry, uint64_t
         return False
     if should_take_rmap_locks(x, entry) and x.has_anon:
         took_rmap = spin_lock(x, ID_RMAP)
-    if lev == x.pmd:
+    if lev == x.cfg.pmd:
         old_ptl = pmd_lockptr(x, old_row)
         new_ptl = pmd_lockptr(x, new_row)
     else:
         old_ptl = ID_MM           # pud_lock is mm->page_table_lock
         new_ptl = ID_MM
-    if not x.batch or lev != x.pmd:
+    if not x.batch or lev != x.cfg.pmd:
         took_old = spin_lock(x, old_ptl)
         took_new = spin_lock(x, new_ptl)
     e = old_slot[0]
     old_slot[0] = 0
     new_slot[0] = e
-    if lev == x.pmd:
+    if lev == x.cfg.pmd:
         if normal:
             x.c.normal_pmds_moved += 1
         else:
@@ -398,12 +385,12 @@ cdef inline bint move_pgt_entry(PageTables pt, Ctx *x, pgt_entry entry, uint64_t
         moved(x, 1, old_addr, old_addr + size, -1, lev + 1, <int64_t>(e >> ADDR_SHIFT))
     else:
         moved(x, 1, old_addr, old_addr + size, 1 if e & E_PRESENT else 0, 0, 0)
-    if not x.batch or lev != x.pmd:
+    if not x.batch or lev != x.cfg.pmd:
         # move_normal_* flush with flush_tlb_range; huge leaves with
         # flush_pmd_tlb_range / flush_pud_tlb_range (a huge stride)
         finish_entry_move(pt, x, old_ptl, new_ptl, took_old, took_new, old_addr, size,
                           (e & E_PRESENT) != 0, (e & E_DIRTY) != 0, not normal,
-                          x.page_shift if normal else pt.shift[lev])
+                          x.cfg.page_shift if normal else pt.shift[lev])
     if took_rmap:
         spin_unlock(pt, x, ID_RMAP)
     return True
@@ -416,9 +403,9 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
                     uint64_t old_addr, uint64_t new_addr, uint64_t extent) noexcept nogil:
     cdef int64_t old_row = <int64_t>(old_pmd[0] >> ADDR_SHIFT)
     cdef int64_t new_row = <int64_t>(new_pmd[0] >> ADDR_SHIFT)
-    cdef uint64_t *o = slot_of(pt, x.pte, old_row, old_addr)
-    cdef uint64_t *n = slot_of(pt, x.pte, new_row, new_addr)
-    cdef int64_t k, npte = <int64_t>(extent >> x.page_shift)
+    cdef uint64_t *o = slot_of(pt, x.cfg.pte, old_row, old_addr)
+    cdef uint64_t *n = slot_of(pt, x.cfg.pte, new_row, new_addr)
+    cdef int64_t k, npte = <int64_t>(extent >> x.cfg.page_shift)
     cdef int64_t nmoved = 0, npresent = 0, ndirty = 0
     cdef uint64_t e
     cdef uint64_t old_ptl = pte_lockptr(x, old_row), new_ptl = pte_lockptr(x, new_row)
@@ -442,11 +429,11 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
         nmoved += 1
     x.c.ptes_moved += nmoved
     moved(x, nmoved, old_addr, old_addr + extent, npresent, 0, 0)
-    if x.flush_mode == FL_END:
+    if x.cfg.flush == FL_END:
         if took_new and new_ptl != old_ptl:
             spin_unlock(pt, x, new_ptl)
-        if ndirty and x.dirty_flush_locked:
-            flush_tlb_range(x, old_addr, old_addr + extent, x.page_shift)
+        if ndirty and x.cfg.dirty_flush_locked:
+            flush_tlb_range(x, old_addr, old_addr + extent, x.cfg.page_shift)
         elif npresent:
             x.need_flush = True
         if took_old:
@@ -455,18 +442,18 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
         # since eb66ae030829: flush while both PTE locks are held (the
         # batched policy too: its PTE extents flush before the PTE lock drops)
         if npresent:
-            flush_tlb_range(x, old_addr, old_addr + extent, x.page_shift)
+            flush_tlb_range(x, old_addr, old_addr + extent, x.cfg.page_shift)
         unlock_pair(pt, x, took_new, new_ptl, took_old, old_ptl)
     if took_rmap:
         spin_unlock(pt, x, ID_RMAP)
     # An emptied old table that free_pgtables will free after the move is
     # released now, so the simulator's memory stays near one copy of the
     # tables (the kernel's own accounting is reported separately).
-    tbl_lo = old_addr & ~(x.pmd_size - 1)
-    if x.free_hi > x.free_lo and tbl_lo >= x.free_lo and tbl_lo + x.pmd_size <= x.free_hi \
-            and row_empty(pt, x.pte, old_row):
+    tbl_lo = old_addr & ~(x.cfg.pmd_size - 1)
+    if x.free_hi > x.free_lo and tbl_lo >= x.free_lo and tbl_lo + x.cfg.pmd_size <= x.free_hi \
+            and row_empty(pt, x.cfg.pte, old_row):
         old_pmd[0] = 0
-        pt.free_row_clean(x.pte, old_row)
+        pt.free_row_clean(x.cfg.pte, old_row)
         x.c.tables_freed_early += 1
 
 
@@ -505,33 +492,33 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     if old_pud[0] == 0 or (old_pud[0] & E_LEAF):
         return 0
     old_row = <int64_t>(old_pud[0] >> ADDR_SHIFT)
-    old_pmd = slot_of(pt, x.pmd, old_row, old_addr)
+    old_pmd = slot_of(pt, x.cfg.pmd, old_row, old_addr)
     if old_pmd[0] == 0:
         return 0
-    new_row = ensure_table(pt, x, new_pud, x.pmd)  # alloc_new_pmd
+    new_row = ensure_table(pt, x, new_pud, x.cfg.pmd)  # alloc_new_pmd
     if new_row < 0:
         return -1
-    new_pmd = slot_of(pt, x.pmd, new_row, new_addr)
+    new_pmd = slot_of(pt, x.cfg.pmd, new_row, new_addr)
     if old_pmd[0] & E_LEAF:
-        if extent == x.pmd_size and move_pgt_entry(pt, x, HPAGE_PMD, old_pmd, old_row, new_pmd,
+        if extent == x.cfg.pmd_size and move_pgt_entry(pt, x, HPAGE_PMD, old_pmd, old_row, new_pmd,
                                                     new_row, old_addr):
             return 0
-        if pt.split_leaf(x.pmd, old_pmd) < 0:     # split_huge_pmd
+        if pt.split_leaf(x.cfg.pmd, old_pmd) < 0:     # split_huge_pmd
             x.oom = True
             return -1
         x.c.huge_pmds_split += 1
         x.c.tables_allocated += 1
         # __split_huge_pmd_locked: pmdp_invalidate flushes the huge entry
-        flush_tlb_range(x, old_addr & ~(x.pmd_size - 1),
-                        (old_addr & ~(x.pmd_size - 1)) + x.pmd_size, pt.shift[x.pmd])
-    elif x.move_pmd and extent == x.pmd_size:
+        flush_tlb_range(x, old_addr & ~(x.cfg.pmd_size - 1),
+                        (old_addr & ~(x.cfg.pmd_size - 1)) + x.cfg.pmd_size, pt.shift[x.cfg.pmd])
+    elif x.cfg.move_pmd and extent == x.cfg.pmd_size:
         if move_pgt_entry(pt, x, NORMAL_PMD, old_pmd, old_row, new_pmd, new_row, old_addr):
             return 0
     if old_pmd[0] == 0:
         return 0
-    if ensure_table(pt, x, new_pmd, x.pte) < 0:    # pte_alloc
+    if ensure_table(pt, x, new_pmd, x.cfg.pte) < 0:    # pte_alloc
         return -1
-    if x.latency_limit == 0 or extent <= x.latency_limit:
+    if x.cfg.latency_limit == 0 or extent <= x.cfg.latency_limit:
         move_ptes(pt, x, old_pmd, new_pmd, old_addr, new_addr, extent)
         return 0
     # before 4.18 (LATENCY_LIMIT, removed by Mel Gorman's "mremap: Remove
@@ -541,7 +528,7 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     while done < extent:
         if old_pmd[0] == 0:
             break  # the old table was emptied and freed: get_old_pmd finds none
-        step = extent - done if extent - done < x.latency_limit else x.latency_limit
+        step = extent - done if extent - done < x.cfg.latency_limit else x.cfg.latency_limit
         move_ptes(pt, x, old_pmd, new_pmd, old_addr + done, new_addr + done, step)
         done += step
     return 0
@@ -554,7 +541,7 @@ cdef int pmd_loop(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     ``done`` follows the old address moved up to (pmc_progress)."""
     cdef uint64_t extent
     while old_addr < end:
-        extent = get_extent(old_addr, end, new_addr, x.pmd_size)
+        extent = get_extent(old_addr, end, new_addr, x.cfg.pmd_size)
         if pmd_step(pt, x, old_pud, new_pud, old_addr, new_addr, extent) < 0:
             return -1
         old_addr += extent
@@ -577,7 +564,7 @@ cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         return 0
     old_row = <int64_t>(old_pud[0] >> ADDR_SHIFT)
     # allocate the new PMD table before taking the lock
-    new_row = ensure_table(pt, x, new_pud, x.pmd)
+    new_row = ensure_table(pt, x, new_pud, x.cfg.pmd)
     if new_row < 0:
         return -1
     old_ptl = pmd_lockptr(x, old_row)
@@ -587,7 +574,7 @@ cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     took_old = spin_lock(x, old_ptl)
     took_new = spin_lock(x, new_ptl)
     while old_addr < end:
-        extent = get_extent(old_addr, end, new_addr, x.pmd_size)
+        extent = get_extent(old_addr, end, new_addr, x.cfg.pmd_size)
         before = x.c.normal_pmds_moved + x.c.huge_pmds_moved
         if pmd_step(pt, x, old_pud, new_pud, old_addr, new_addr, extent) < 0:
             rc = -1
@@ -601,7 +588,7 @@ cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         old_addr += extent
         new_addr += extent
     if any_whole:
-        flush_tlb_range(x, lo, hi, x.page_shift)
+        flush_tlb_range(x, lo, hi, x.cfg.page_shift)
     unlock_pair(pt, x, took_new, new_ptl, took_old, old_ptl)
     if took_rmap:
         spin_unlock(pt, x, ID_RMAP)
@@ -616,27 +603,27 @@ cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64
     cdef uint64_t *old_pud
     cdef uint64_t *new_pud
     while old_addr < old_end:
-        extent = get_extent(old_addr, old_end, new_addr, x.pud_size)
-        old_pud = get_entry(pt, x, old_addr, x.pud, False, &old_row)
+        extent = get_extent(old_addr, old_end, new_addr, x.cfg.pud_size)
+        old_pud = get_entry(pt, x, old_addr, x.cfg.pud, False, &old_row)
         if old_pud != NULL:
-            new_pud = get_entry(pt, x, new_addr, x.pud, True, &new_row)
+            new_pud = get_entry(pt, x, new_addr, x.cfg.pud, True, &new_row)
             if new_pud == NULL:
                 break
             if old_pud[0] & E_LEAF:
-                if extent == x.pud_size and move_pgt_entry(pt, x, HPAGE_PUD, old_pud, old_row,
+                if extent == x.cfg.pud_size and move_pgt_entry(pt, x, HPAGE_PUD, old_pud, old_row,
                                                            new_pud, new_row, old_addr):
                     old_addr += extent
                     new_addr += extent
                     continue
                 # Linux never gets here (DAX refuses unaligned moves of PUD
                 # leaves); split it as split_huge_pmd would rather than drop it
-                if pt.split_leaf(x.pud, old_pud) < 0:
+                if pt.split_leaf(x.cfg.pud, old_pud) < 0:
                     x.oom = True
                     break
                 x.c.huge_puds_split += 1
                 x.c.tables_allocated += 1
-                flush_tlb_range(x, old_addr, old_addr + x.pud_size, pt.shift[x.pud])
-            elif x.move_pud and extent == x.pud_size:
+                flush_tlb_range(x, old_addr, old_addr + x.cfg.pud_size, pt.shift[x.cfg.pud])
+            elif x.cfg.move_pud and extent == x.cfg.pud_size:
                 if move_pgt_entry(pt, x, NORMAL_PUD, old_pud, old_row, new_pud, new_row,
                                   old_addr):
                     old_addr += extent
@@ -740,19 +727,7 @@ def move_page_tables(PageTables pt not None, Tlbs tlbs not None,
             or old_end < orig_old_addr:
         raise ValueError("move_page_tables: old_addr must lie in the PMD below the move's start")
     memset(&x, 0, sizeof(Ctx))
-    x.pte = cfg.pte
-    x.pmd = cfg.pmd
-    x.pud = cfg.pud
-    x.page_shift = cfg.page_shift
-    x.pmd_size = cfg.pmd_size
-    x.pud_size = cfg.pud_size
-    x.split_pte = cfg.split_pte
-    x.split_pmd = cfg.split_pmd
-    x.move_pmd = cfg.move_pmd
-    x.move_pud = cfg.move_pud
-    x.flush_mode = cfg.flush
-    x.dirty_flush_locked = cfg.dirty_flush_locked
-    x.latency_limit = cfg.latency_limit
+    x.cfg = cfg[0]
     x.batch = cfg.flush == FL_TABLE
     x.need_rmap_locks = pmc.need_rmap_locks
     x.has_anon = pmc.has_anon
@@ -772,7 +747,7 @@ def move_page_tables(PageTables pt not None, Tlbs tlbs not None,
                 reached = _move_page_tables(pt, &x, old_addr, pmc.new_addr, old_end)
                 if x.need_flush:
                     # flush_tlb_range(vma, old_end - len, old_addr) after unlocking
-                    flush_tlb_range(&x, orig_old_addr, reached, x.page_shift)
+                    flush_tlb_range(&x, orig_old_addr, reached, x.cfg.page_shift)
     finally:
         free(x.segs)
         tlb_snapshot_free(&x.snap)
