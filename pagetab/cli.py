@@ -170,8 +170,16 @@ def _json(data: Any) -> None:
     print(json.dumps(data, indent=1, default=str))
 
 
-def _results_table(res: Results, title: str) -> None:
+def _results_table(res: Results, title: str, single: Results | None = None) -> None:
     head, rows = res.cells()
+    if single is not None:
+        # the same moves with one CPU in mm_cpumask, as published
+        # measurements were made, beside the multi-CPU estimate
+        one = {(r.arch, r.size, r.policy): r.estimated_ns for r in single}
+        at = head.index("est. us") + 1
+        head.insert(at, "1 CPU us")
+        for row, r in zip(rows, res, strict=True):
+            row.insert(at, f"{one[(r.arch, r.size, r.policy)] / 1e3:.1f}")
     _table(title, head, rows, right_from=3, bad=[not r.safe for r in res])
 
 
@@ -227,6 +235,7 @@ def _run_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def _compare(args: argparse.Namespace) -> int:
     prog = _Progress(args.progress, "moving")
+    single = None
     try:
         res = experiment.compare(
             args.size,
@@ -236,16 +245,26 @@ def _compare(args: argparse.Namespace) -> int:
             progress=prog,
             **_run_kwargs(args),
         )
+        if args.cpus > 1:
+            single = experiment.compare(
+                args.size, args.arch, args.policy, baseline=args.baseline,
+                **{**_run_kwargs(args), "cpus": 1},
+            )  # fmt: skip
     finally:
         prog.close()
     if args.json:
-        _json(res.rows())
+        rows = res.rows()
+        if single is not None:
+            for row, r in zip(rows, single, strict=True):
+                row["estimated_ns_1cpu"] = r.estimated_ns
+        _json(rows)
     else:
         _results_table(
             res,
             f"{args.populate}-populated, source {args.src_align} aligned, "
             f"destination {args.align} aligned, {args.cpus} CPUs in "
-            "mm_cpumask",
+            "mm_cpumask (1 CPU us: the same move with one)",
+            single,
         )
     status = _write_outputs(res, args)
     return status or (1 if args.fail_unsafe and any(not r.safe for r in res) else 0)

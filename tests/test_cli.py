@@ -300,3 +300,18 @@ def test_fuzzed_command_lines_exit_cleanly(
     else:
         assert not err, (argv, err)
         json.loads(out)
+
+
+def test_compare_shows_the_single_cpu_move_beside(capsys: pytest.CaptureFixture[str]) -> None:
+    # published measurements are single-threaded: the default comparison
+    # prices the same moves with one CPU in mm_cpumask too
+    argv = ["compare", "--size", "64M", "--arch", "x86-64", "--policy", "linux-5.0"]
+    code, out, _ = run([*argv, "--cpus", "4"], capsys)
+    assert code == 0 and "1 CPU us" in out
+    code, out, _ = run([*argv, "--cpus", "4", "--json"], capsys)
+    (row,) = json.loads(out)
+    one = pt.run_move(64 << 20, "x86-64", "linux-5.0", cpus=1)
+    assert row["estimated_ns_1cpu"] == pytest.approx(one.estimated_ns)
+    assert row["estimated_ns"] > row["estimated_ns_1cpu"]  # the flush IPIs to 3 other CPUs
+    code, out, _ = run([*argv, "--cpus", "1", "--json"], capsys)
+    assert "estimated_ns_1cpu" not in json.loads(out)[0]
