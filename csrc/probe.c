@@ -6,13 +6,17 @@
  * replaced) and populates it; probe_move() times one
  * mremap(MAYMOVE|FIXED) with CLOCK_MONOTONIC around the syscall alone;
  * probe_verify() checks every page of the moved region (written tags, or
- * the zero page via /proc/self/pagemap when readable). Linux only.
+ * the zero page via /proc/self/pagemap when readable). probe_spin_start()
+ * runs threads of this process spinning on other CPUs, so the mm is live
+ * there and every flush of a move must reach them. Linux only.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,3 +231,74 @@ static long probe_vmstat(const char *key)
     fclose(f);
     return -1;
 }
+
+/*
+ * Other threads of this process, each pinned to one CPU and spinning in
+ * user space until probe_spin_stop(): the mm runs on those CPUs (not lazy),
+ * as an application's threads would while the mover works.
+ */
+enum { PROBE_MAX_SPIN = 64 };
+static pthread_t probe_spin_tid[PROBE_MAX_SPIN];
+static int probe_spin_n;
+static volatile int probe_spin_go;
+static volatile int probe_spin_ready;
+
+static void *probe_spin_main(void *arg)
+{
+    (void)arg;
+    __atomic_add_fetch(&probe_spin_ready, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&probe_spin_go, __ATOMIC_ACQUIRE))
+        ;
+    return NULL;
+}
+
+/* Pin the calling thread to `cpu`; 0 or -errno. */
+static int probe_pin_self(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    int rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    return -rc;
+}
+
+/* Start n spinning threads pinned to cpus[0..n); returns once all run.
+ * 0 or -errno (then none is left running). */
+static int probe_spin_start(int n, const int *cpus)
+{
+    if (n < 0 || n > PROBE_MAX_SPIN || probe_spin_n)
+        return -EINVAL;
+    probe_spin_go = 1;
+    probe_spin_ready = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_attr_t attr;
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpus[i], &set);
+        pthread_attr_init(&attr);
+        int rc = pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+        if (!rc)
+            rc = pthread_create(&probe_spin_tid[i], &attr, probe_spin_main, NULL);
+        pthread_attr_destroy(&attr);
+        if (rc) {
+            __atomic_store_n(&probe_spin_go, 0, __ATOMIC_RELEASE);
+            for (int j = 0; j < i; j++)
+                pthread_join(probe_spin_tid[j], NULL);
+            return -rc;
+        }
+        probe_spin_n = i + 1;
+    }
+    while (__atomic_load_n(&probe_spin_ready, __ATOMIC_SEQ_CST) < n)
+        sched_yield();
+    return 0;
+}
+
+/* Stop and join the spinning threads. */
+static void probe_spin_stop(void)
+{
+    __atomic_store_n(&probe_spin_go, 0, __ATOMIC_RELEASE);
+    for (int i = 0; i < probe_spin_n; i++)
+        pthread_join(probe_spin_tid[i], NULL);
+    probe_spin_n = 0;
+}
+

@@ -2,6 +2,7 @@
 """Thin wrapper over csrc/probe.c: the real kernel's mremap, measured."""
 
 from libc.stdint cimport int64_t, uint64_t, uintptr_t
+from libc.stdlib cimport free, malloc
 
 cdef extern from "probe.c":
     int POP_NONE, POP_ZERO, POP_WRITE, POP_THP
@@ -14,6 +15,9 @@ cdef extern from "probe.c":
                          int64_t *checked) nogil
     long probe_status_kb(const char *key)
     long probe_vmstat(const char *key)
+    int probe_pin_self(int cpu) nogil
+    int probe_spin_start(int n, const int *cpus) nogil
+    void probe_spin_stop() nogil
 
 POPULATE = {"none": POP_NONE, "zero": POP_ZERO, "write": POP_WRITE, "thp": POP_THP}
 
@@ -90,3 +94,35 @@ def status_kb(str key):
 def vmstat(str key):
     """A /proc/vmstat counter (thp_split_pmd, ...), or -1."""
     return probe_vmstat(key.encode())
+
+
+def pin_self(int cpu):
+    """Pin the calling thread to ``cpu``; OSError if the kernel refuses."""
+    cdef int rc = probe_pin_self(cpu)
+    if rc < 0:
+        raise OSError(-rc, f"probe: cannot pin this thread to CPU {cpu}")
+
+
+def spin_start(cpus):
+    """Start one thread of this process spinning on each CPU of ``cpus``
+    (pinned); returns once all run. OSError if one cannot be started."""
+    cdef int n = len(cpus), i, rc
+    cdef int *c = <int*>malloc(max(n, 1) * sizeof(int))
+    if c == NULL:
+        raise MemoryError()
+    try:
+        for i in range(n):
+            c[i] = cpus[i]
+        with nogil:
+            rc = probe_spin_start(n, c)
+    finally:
+        free(c)
+    if rc < 0:
+        raise OSError(-rc, f"probe: cannot start spinning threads on CPUs {list(cpus)}")
+
+
+def spin_stop():
+    """Stop and join the spinning threads."""
+    with nogil:
+        probe_spin_stop()
+

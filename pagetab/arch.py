@@ -389,7 +389,8 @@ def arch(name: str | Arch, calibration: str | None = None) -> Arch:
 
 
 #: the costs a calibration file may set (the ones ``pagetab calibrate`` fits)
-CALIBRATED_COSTS = ("mremap_call", "pte_move", "pmd_move", "pud_move")
+#: the costs a calibration file may set (``ipi`` only by a fit with other CPUs running)
+CALIBRATED_COSTS = ("mremap_call", "pte_move", "pmd_move", "pud_move", "ipi")
 
 
 def load_calibration(base: Arch, path: str | os.PathLike[str]) -> Arch:

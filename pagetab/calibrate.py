@@ -6,9 +6,14 @@ event counts, and fits four per-event costs by least squares: the per-call
 cost (``mremap_call``) and the cost of moving one PTE, one PMD and one PUD
 (``pte_move``, ``pmd_move``, ``pud_move``). Lock and TLB-flush costs keep
 their sourced values and are subtracted first, so the fit only explains
-what they do not. The result is a JSON file that ``pt.arch("x86-64",
-calibration=path)`` loads (``arch.load_calibration``, also here as
-``load``); ``validate()`` checks it on held-out cases.
+what they do not. With ``cpus`` > 1 it then times moves with ``cpus - 1``
+other threads of the process spinning on the other CPUs (so every flush
+must reach them by IPI), simulates them with ``cpus`` CPUs in mm_cpumask,
+and fits the cost of one flush IPI (``ipi``: the sender's wait for one
+remote CPU's flush, as pagetab counts IPIs per remote CPU per flush). The
+result is a JSON file that ``pt.arch("x86-64", calibration=path)`` loads
+(``arch.load_calibration``, also here as ``load``); ``validate()`` checks
+it on held-out cases, single-CPU and (with ``cpus``) multi-CPU.
 """
 
 from __future__ import annotations
@@ -34,8 +39,11 @@ from .stats import MoveStats
 __all__ = ["FITTED", "Case", "calibrate", "load", "validate"]
 
 MIB, GIB = 1 << 20, 1 << 30
-#: what the fit sets: what a calibration file may hold (arch's loader checks it)
-FITTED = CALIBRATED_COSTS
+#: what the single-CPU fit sets
+FITTED = CALIBRATED_COSTS[:4]
+#: what the fit with other CPUs running the mm sets
+REMOTE_FITTED = ("ipi",)
+assert set(FITTED) | set(REMOTE_FITTED) == set(CALIBRATED_COSTS)
 
 
 @dataclass(frozen=True)
@@ -58,21 +66,28 @@ TRAINING = [Case(s, o) for s in (64 * MIB, 256 * MIB, GIB, 4 * GIB) for o in (40
 HELD_OUT = [Case(128 * MIB, 4096), Case(512 * MIB, MIB), Case(2 * GIB, 2 * MIB),
             Case(8 * GIB, 2 * MIB), Case(3 * GIB, 0), Case(64 * MIB, 4096, "write"),
             Case(64 * MIB, 2 * MIB, "write")]  # fmt: skip
+#: with other CPUs running the mm: the PTE path (a flush per extent) trains
+#: the IPI cost; PMD and PUD paths and other sizes check it
+REMOTE_TRAINING = [Case(256 * MIB, 4096), Case(GIB, 4096)]
+REMOTE_HELD_OUT = [Case(512 * MIB, MIB), Case(GIB, 2 * MIB), Case(2 * GIB, 2 * MIB),
+                   Case(GIB, 0), Case(4 * GIB, 0)]  # fmt: skip
 
 
-def simulate(case: Case, profile: Arch) -> MoveStats:
-    """The case in an AddressSpace (one CPU, linux-6.8); its MoveStats."""
+def simulate(case: Case, profile: Arch, cpus: int = 1) -> MoveStats:
+    """The case in an AddressSpace (linux-6.8, ``cpus`` CPUs running the
+    process, none touching the region); its MoveStats."""
     populate = "write" if case.populate == "write" else "read"
     return move_stats(case.size, profile, "linux-6.8", populate, dst_align=case.dst_offset,
-                      cpus=1, touch=0)  # fmt: skip
+                      cpus=cpus, touch=0)  # fmt: skip
 
 
-def measure(case: Case, repeats: int) -> float:
-    """Median ns of the real move (PUD moves take microseconds: more repeats)."""
-    if case.dst_offset == 0:
+def measure(case: Case, repeats: int, threads: int = 1) -> float:
+    """Median ns of the real move (PUD and PMD moves take microseconds and
+    vary more: more repeats), with ``threads - 1`` other threads spinning."""
+    if case.dst_offset % (2 * MIB) == 0:
         repeats = max(repeats, 21)
     return host.measure_move(case.size, case.populate, "pud", case.dst_offset, repeats=repeats,
-                             verify=False).median_ns  # fmt: skip
+                             verify=False, threads=threads).median_ns  # fmt: skip
 
 
 def _warm_up() -> None:
@@ -95,12 +110,34 @@ def _fit(rows: list[tuple[MoveStats, float]], base: Arch) -> dict[str, float]:
     return {k: max(float(v), 0.0) for k, v in zip(FITTED, coef, strict=True)}
 
 
+def _fit_ipi(rows: list[tuple[MoveStats, float]], profile: Arch) -> float:
+    """Least squares (weighted by 1/measured) for the cost of one flush IPI,
+    everything else priced by ``profile``."""
+    num = den = 0.0
+    for st, measured in rows:
+        ipis = st.flush_ops["ipi"]
+        _, br = move_cost(profile, st)
+        rest = sum(v for k, v in br.items() if k != "ipi")
+        w = 1.0 / max(measured, 1.0) ** 2
+        num += w * ipis * (measured - rest)
+        den += w * ipis * ipis
+    if den == 0:
+        raise ValueError("the remote cases sent no IPI: nothing to fit")
+    return max(num / den, 0.0)
+
+
 def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = None,
-              verbose: bool = True) -> dict[str, Any]:  # fmt: skip
-    """Measure, fit and write the calibration file; returns its contents."""
+              verbose: bool = True, cpus: int = 1) -> dict[str, Any]:  # fmt: skip
+    """Measure, fit and write the calibration file; returns its contents.
+
+    ``cpus`` > 1 also fits ``ipi`` from moves with other threads running
+    (where this machine cannot pin that many threads, it says why and
+    calibrates the single-CPU costs only)."""
     ok, why = host.available()
     if not ok:
         raise NotImplementedError(f"calibration needs the host probe: {why}")
+    if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
+        raise ValueError(f"cpus must be an int >= 1, not {cpus!r}")
     base = _arch("x86-64")
     _warm_up()
     rows = []
@@ -113,6 +150,28 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
         predicted = move_cost(fitted, st)[0]
         report.append({"case": c.label, "measured_ns": measured, "predicted_ns": predicted,
                        "error": predicted / measured - 1})  # fmt: skip
+    remote: dict[str, Any] = {"cpus": cpus}
+    if cpus > 1:
+        try:
+            host.measure_move(2 * MIB, "none", repeats=1, verify=False, threads=cpus)
+        except (ValueError, OSError) as e:
+            remote["skipped"] = f"cannot run {cpus} pinned threads here: {e}"
+            if verbose:
+                print(f"remote flushes not calibrated: {remote['skipped']}")
+        else:
+            rrows = [(simulate(c, fitted, cpus), measure(c, repeats, cpus))
+                     for c in REMOTE_TRAINING]  # fmt: skip
+            costs["ipi"] = _fit_ipi(rrows, fitted)
+            fitted = fitted.with_costs(ipi=costs["ipi"])
+            rreport = []
+            for (st, measured), c in zip(rrows, REMOTE_TRAINING, strict=True):
+                predicted = move_cost(fitted, st)[0]
+                rreport.append({"case": f"{c.label} {cpus}cpu", "measured_ns": measured,
+                                "predicted_ns": predicted,
+                                "error": predicted / measured - 1})  # fmt: skip
+            remote["fit"] = rreport
+            if verbose:
+                _print(rreport, f"fit, {cpus} CPUs")
     data = {
         "arch": "x86-64",
         "host": platform.node(),
@@ -120,6 +179,7 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
         "date": datetime.date.today().isoformat(),
         "costs": costs,
         "fit": report,
+        "remote": remote,
     }
     Path(path).write_text(json.dumps(data, indent=1))
     if verbose:
@@ -128,18 +188,20 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
 
 
 def validate(profile: Arch, repeats: int = 5, cases: list[Case] | None = None,
-             verbose: bool = True) -> list[dict[str, Any]]:  # fmt: skip
+             verbose: bool = True, cpus: int = 1) -> list[dict[str, Any]]:  # fmt: skip
     """Predicted vs measured on held-out cases (other sizes, alignments,
-    written pages)."""
+    written pages); with ``cpus`` > 1, moves with ``cpus - 1`` other
+    threads running (PTE, PMD and PUD paths)."""
     report = []
     _warm_up()
-    for c in cases or HELD_OUT:
-        measured = measure(c, repeats)
-        predicted = move_cost(profile, simulate(c, profile))[0]
-        report.append({"case": c.label, "measured_ns": measured, "predicted_ns": predicted,
+    for c in cases or (HELD_OUT if cpus == 1 else REMOTE_HELD_OUT):
+        measured = measure(c, repeats, cpus)
+        predicted = move_cost(profile, simulate(c, profile, cpus))[0]
+        label = c.label if cpus == 1 else f"{c.label} {cpus}cpu"
+        report.append({"case": label, "measured_ns": measured, "predicted_ns": predicted,
                        "error": predicted / measured - 1})  # fmt: skip
     if verbose:
-        _print(report, "held out")
+        _print(report, "held out" if cpus == 1 else f"held out, {cpus} CPUs")
     return report
 
 

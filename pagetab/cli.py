@@ -415,9 +415,12 @@ def _host_unavailable(command: str) -> bool:
 def _calibrate(args: argparse.Namespace) -> int:
     if _host_unavailable("calibrate"):
         return 1
-    calibrate.calibrate(args.out, repeats=args.repeats)
+    data = calibrate.calibrate(args.out, repeats=args.repeats, cpus=args.cpus)
     print(f"wrote {args.out}; held-out check:")
-    calibrate.validate(arch("x86-64", calibration=args.out), repeats=args.repeats)
+    fitted = arch("x86-64", calibration=args.out)
+    calibrate.validate(fitted, repeats=args.repeats)
+    if args.cpus > 1 and "skipped" not in data["remote"]:
+        calibrate.validate(fitted, repeats=args.repeats, cpus=args.cpus)
     return 0
 
 
@@ -589,6 +592,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cal.add_argument("--out", default="pagetab-calibration.json", help="file to write")
     cal.add_argument("--repeats", type=_positive, default=5)
+    cal.add_argument(
+        "--cpus",
+        type=_positive,
+        default=1,
+        help="also fit the flush IPI cost with this many CPUs running the process "
+        "(the mover and cpus-1 spinning threads, each pinned)",
+    )
     for q in sub.choices.values():
         q.add_argument(
             "--debug", action="store_true", help="print the traceback of an internal error"

@@ -184,6 +184,13 @@ def run_move(
     """Populate a ``size``-byte region, touch it from ``cpus`` CPUs
     (``touch`` random pages each), and move it with mremap(MAYMOVE|FIXED).
 
+    ``cpus``: the CPUs running the process while it moves (CPU 0 makes the
+    call), all in mm_cpumask whether or not they touch the region, as the
+    other threads of a process are; in Linux 6.18 x86 sends mremap's flush
+    IPIs to every CPU of mm_cpumask, lazy ones included (flush_tlb_range
+    passes freed_tables since 3ef938c35035), so a CPU that ran the process
+    recently costs the same as one running it now.
+
     ``src_align``/``dst_align``: "pud", "pmd", "page" or a byte offset past a
     PUD boundary. ``arch_overrides``: Arch fields (``Arch.replace``) or
     event costs in ns (``Arch.with_costs``), e.g. ``ipi=2000``.
@@ -244,6 +251,7 @@ def _simulate(
     parts = _populate(mm, src, size, mix)
     rng = np.random.default_rng(seed)
     for cpu in range(cpus):
+        mm.tlbs.set_cpu(cpu)  # it runs the process: in mm_cpumask
         if touch and parts:
             mm.access(_touch_addresses(mm, parts, rng, touch), cpu=cpu)
     setup = time.perf_counter_ns() - t0

@@ -34,6 +34,7 @@ __all__ = [
     "measure_move",
     "measure_populate",
     "offset",
+    "pinnable_cpus",
     "populate_tables",
 ]
 
@@ -85,6 +86,7 @@ class HostMove:
     thp_split_pmd: int = 0  # /proc/vmstat delta over all the moves
     pages_checked: int = 0
     bad_pages: int = 0
+    threads: int = 1  # the mover and threads - 1 spinning on other CPUs
 
     @property
     def median_ns(self) -> float:
@@ -122,18 +124,59 @@ def _check(size: int, populate: str, repeats: int) -> None:
         raise ValueError("populate='write'/'thp' allocates real memory: at most 4 GiB")
 
 
+def pinnable_cpus() -> list[int]:
+    """The CPUs this process may run on (and so pin threads to)."""
+    return sorted(os.sched_getaffinity(0))
+
+
+def _check_threads(threads: int) -> list[int]:
+    """The CPUs for a mover and ``threads - 1`` spinners; ValueError saying
+    why when this machine cannot give each its own CPU."""
+    if isinstance(threads, bool) or not isinstance(threads, int):
+        raise TypeError(f"threads must be an int, not {type(threads).__name__}")
+    cpus = pinnable_cpus()
+    if not 1 <= threads <= len(cpus):
+        raise ValueError(
+            f"threads must be in 1..{len(cpus)}: this process may run on "
+            f"{len(cpus)} CPU(s) ({cpus}), one thread each, not {threads}"
+        )
+    return cpus[:threads]
+
+
 def measure_move(size: int, populate: str = "zero", src_align: str | int = "pud",
                  dst_align: str | int = "pud", repeats: int = 5,
-                 verify: bool = True) -> HostMove:  # fmt: skip
+                 verify: bool = True, threads: int = 1) -> HostMove:  # fmt: skip
     """Time ``repeats`` real mremap(MAYMOVE|FIXED) calls of one region.
 
     The region is mapped ``src_align`` past a PUD boundary and moved to
     ``dst_align`` past another, then back, and so on. ``populate``: "zero"
     (MADV_NOHUGEPAGE + MADV_POPULATE_READ: the zero page, no memory),
     "write" (a tag written into every 4K page), "thp" (MADV_HUGEPAGE, then
-    written), "none".
+    written), "none". ``threads`` > 1 pins the mover to one CPU and runs
+    ``threads - 1`` other threads of this process spinning on other CPUs,
+    so the mm is live there and every flush of the move must reach them
+    (ValueError when there are not that many CPUs to pin to).
     """
     _check(size, populate, repeats)
+    cpus = _check_threads(threads)
+    if threads == 1:
+        return _measure_move(size, populate, src_align, dst_align, repeats, verify)
+    saved = os.sched_getaffinity(0)
+    _probe.pin_self(cpus[0])
+    try:
+        _probe.spin_start(cpus[1:])
+        try:
+            out = _measure_move(size, populate, src_align, dst_align, repeats, verify)
+        finally:
+            _probe.spin_stop()
+    finally:
+        os.sched_setaffinity(0, saved)
+    out.threads = threads
+    return out
+
+
+def _measure_move(size: int, populate: str, src_align: str | int, dst_align: str | int,
+                  repeats: int, verify: bool) -> HostMove:  # fmt: skip
     so, do = offset(src_align), offset(dst_align)
     span = size + 2 * PUD
     base = _probe.reserve(2 * span, PUD)

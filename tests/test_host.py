@@ -80,3 +80,18 @@ def test_bad_arguments() -> None:
         host.measure_move(2.0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="repeats"):
         host.measure_move(2 * M, repeats=0)
+
+
+@needs_host
+@pytest.mark.skipif(len(host.pinnable_cpus()) < 2, reason="needs two CPUs to pin threads to")
+def test_moves_with_other_threads_running() -> None:
+    # the mover pinned to one CPU, another thread of the process spinning on
+    # the next: the move still keeps every page, and the affinity comes back
+    before = os.sched_getaffinity(0)
+    m = host.measure_move(64 << 20, "write", "pud", "pmd", repeats=3, threads=2)
+    assert m.threads == 2 and m.bad_pages == 0 and m.pages_checked == 3 * (64 << 20) // 4096
+    assert os.sched_getaffinity(0) == before
+    with pytest.raises(ValueError, match="may run on"):
+        host.measure_move(64 << 20, threads=len(host.pinnable_cpus()) + 1)
+    with pytest.raises(TypeError, match="threads"):
+        host.measure_move(64 << 20, threads=True)
