@@ -118,7 +118,7 @@ def do_mremap(
     tables = mm.tables
     before = tables.table_bytes
     freed0 = tables.freed_total
-    st = MoveStats(a.name, mm.policy.name, addr, addr, old_len, new_len,
+    st = MoveStats(a.name, mm._policy.name, addr, addr, old_len, new_len,
                    page_table_bytes_before=before, profile=a)  # fmt: skip
     if (
         flags == MREMAP_MAYMOVE | MREMAP_FIXED
