@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from importlib import resources
 from typing import Any
 
 from .costs_data import COSTS, TLBS, Cost, TlbArraySpec, TlbSpec
@@ -30,6 +31,8 @@ __all__ = [
     "X86Flush",
     "arch",
     "archs",
+    "devices",
+    "load_device",
 ]
 
 _X86_DEFAULT = X86Flush()
@@ -368,11 +371,12 @@ def archs() -> list[str]:
     return list(_REGISTRY)
 
 
-def arch(name: str | Arch, calibration: str | None = None) -> Arch:
+def arch(name: str | Arch, calibration: str | None = None, device: str | None = None) -> Arch:
     """The profile called ``name`` (an ``Arch`` passes through unchanged).
 
     ``calibration``: a file written by ``pagetab calibrate`` whose costs
-    replace the profile's (``load_calibration``).
+    replace the profile's (``load_calibration``). ``device``: a shipped
+    device calibration fitted to published measurements (``devices()``).
     """
     if isinstance(name, Arch):
         a = name
@@ -383,33 +387,83 @@ def arch(name: str | Arch, calibration: str | None = None) -> Arch:
             a = _REGISTRY[name]
         except KeyError:
             raise ValueError(f"unknown arch {name!r}; valid: {', '.join(_REGISTRY)}") from None
+    if calibration is not None and device is not None:
+        raise ValueError("arch: give a calibration file or a device, not both")
     if calibration is not None:
         a = load_calibration(a, calibration)
+    if device is not None:
+        if not isinstance(device, str):
+            raise TypeError(f"device must be a str, not {type(device).__name__}")
+        a = load_device(a, device)
     return a
 
 
-#: the costs a calibration file may set (the ones ``pagetab calibrate`` fits)
 #: the costs a calibration file may set (``ipi`` only by a fit with other CPUs running)
 CALIBRATED_COSTS = ("mremap_call", "pte_move", "pmd_move", "pud_move", "ipi")
+
+
+def _apply_calibration(base: Arch, data: Any, where: str, source: str, fits: str) -> Arch:
+    """``base`` with the costs of a calibration document (checked)."""
+    if not isinstance(data, dict) or not isinstance(data.get("costs"), dict):
+        raise ValueError(f"{where}: not a pagetab calibration file")
+    if data.get("arch") != fits:
+        raise ValueError(f"{where}: calibrated for {data.get('arch')!r}, not {base.name!r}")
+    costs = data["costs"]
+    unknown = set(costs) - set(CALIBRATED_COSTS)
+    if unknown:
+        raise ValueError(f"{where}: unknown costs {sorted(unknown)}")
+    try:
+        return base.replace_costs(costs, source)
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
 
 
 def load_calibration(base: Arch, path: str | os.PathLike[str]) -> Arch:
     """``base`` with the costs of a file written by ``pagetab calibrate``
     (their sources name the host, kernel and date it was fitted on)."""
     with open(path) as f:
-        data = json.load(f)
-    if not isinstance(data, dict) or not isinstance(data.get("costs"), dict):
-        raise ValueError(f"{path}: not a pagetab calibration file")
-    if data.get("arch") != base.name:
-        raise ValueError(f"{path}: calibrated for {data.get('arch')!r}, not {base.name!r}")
-    costs = data["costs"]
-    unknown = set(costs) - set(CALIBRATED_COSTS)
-    if unknown:
-        raise ValueError(f"{path}: unknown costs {sorted(unknown)}")
-    try:
-        fitted = base.replace_costs(
-            costs, f"calibrated on {data.get('host')} ({data.get('kernel')}, {data.get('date')})"
-        )
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not a pagetab calibration file ({e})") from None
+    source = (
+        f"calibrated on {data.get('host')} ({data.get('kernel')}, {data.get('date')})"
+        if isinstance(data, dict)
+        else ""
+    )
+    fitted = _apply_calibration(base, data, str(path), source, base.name)
     return fitted.replace(name=f"{base.name}@calibrated")
+
+
+def _device_files() -> dict[str, Any]:
+    root = resources.files("pagetab").joinpath("data/devices")
+    return {p.name[: -len(".json")]: p for p in root.iterdir() if p.name.endswith(".json")}
+
+
+def devices(of: str | None = None) -> dict[str, str]:
+    """The shipped device calibrations, name -> description: costs fitted
+    to published measurements of one device (``pagetab/data/devices``),
+    for the arch profile ``of`` (and its variants) or all."""
+    out = {}
+    for name, path in sorted(_device_files().items()):
+        data = json.loads(path.read_text("utf-8"))
+        if of is None or of == data["arch"] or of.startswith(data["arch"] + "-"):
+            out[name] = f"{data['arch']}: {data['device']['description']}"
+    return out
+
+
+def load_device(base: Arch, device: str) -> Arch:
+    """``base`` with the costs of the shipped device calibration ``device``
+    (for base's profile or a variant of it, e.g. arm64-4k-linux-4.9 with an
+    arm64-4k device); ValueError listing the valid devices otherwise."""
+    files = _device_files()
+    if device not in files:
+        raise ValueError(f"unknown device {device!r}; valid: {', '.join(sorted(files))}")
+    data = json.loads(files[device].read_text("utf-8"))
+    family = data.get("arch", "")
+    # a device of a profile serves its variants (same core, another kernel rule)
+    fits = family if base.name == family or base.name.startswith(family + "-") else base.name
+    dev = data.get("device", {})
+    source = f"fitted to {', '.join(dev.get('fitted_to', []))} ({dev.get('description', device)})"
+    fitted = _apply_calibration(base, data, f"device {device}", source, fits)
+    return fitted.replace(name=f"{base.name}@{device}")

@@ -34,9 +34,10 @@ from .arch import arch as _arch
 from .arch import load_calibration as load
 from .cost import move_cost
 from .experiment import move_stats
+from .reproduce import published_entries
 from .stats import MoveStats
 
-__all__ = ["FITTED", "Case", "calibrate", "load", "validate"]
+__all__ = ["FITTED", "Case", "calibrate", "fit_device", "load", "validate"]
 
 MIB, GIB = 1 << 20, 1 << 30
 #: what the single-CPU fit sets
@@ -95,19 +96,77 @@ def _warm_up() -> None:
     measure(Case(256 * MIB, 4096), 3)
 
 
-def _fit(rows: list[tuple[MoveStats, float]], base: Arch) -> dict[str, float]:
-    """Least squares for FITTED given everything else the model prices."""
+def _events(st: MoveStats) -> dict[str, float]:
+    """How many times a move paid each fitted cost."""
+    return {"mremap_call": 1.0, "pte_move": st.ptes_moved,
+            "pmd_move": st.normal_pmds_moved + st.huge_pmds_moved,
+            "pud_move": st.normal_puds_moved + st.huge_puds_moved}  # fmt: skip
+
+
+def _fit(rows: list[tuple[MoveStats, float]], base: Arch,
+         keys: tuple[str, ...] = FITTED) -> dict[str, float]:  # fmt: skip
+    """Least squares for the costs ``keys`` given everything else the model
+    prices (the other fitted events at ``base``'s costs)."""
     a, y = [], []
     for st, measured in rows:
-        _, br = move_cost(base, st)
-        known = br["locks"] + br["tlb flush"] + br["ipi"] + br["table alloc"]
-        a.append([1.0, st.ptes_moved, st.normal_pmds_moved + st.huge_pmds_moved,
-                  st.normal_puds_moved + st.huge_puds_moved])  # fmt: skip
-        y.append(measured - known)
+        total, _ = move_cost(base, st)
+        ev = _events(st)
+        fitted_now = sum(ev[k] * base.cost(k) for k in keys)
+        a.append([ev[k] for k in keys])
+        y.append(measured - (total - fitted_now))
     # weight by 1/measured: relative error matters, small cases too
     w = np.array([1.0 / max(m, 1.0) for _, m in rows])
     coef, *_ = np.linalg.lstsq(np.array(a) * w[:, None], np.array(y) * w, rcond=None)
-    return {k: max(float(v), 0.0) for k, v in zip(FITTED, coef, strict=True)}
+    return {k: max(float(v), 0.0) for k, v in zip(keys, coef, strict=True)}
+
+
+def fit_device(name: str, arch_name: str, entry_ids: list[str], keys: tuple[str, ...],
+               description: str) -> dict[str, Any]:  # fmt: skip
+    """A device calibration fitted to published measurements (entries of
+    pagetab/data/published.json, each simulated as it says): the costs
+    ``keys`` by least squares, every other cost kept at its sourced value
+    (named in ``not_identifiable``). Returns the document that
+    pagetab/data/devices/NAME.json holds."""
+    base = _arch(arch_name)
+    by_id = {e["id"]: e for e in published_entries()}
+    rows = []
+    for i in entry_ids:
+        e = by_id[i]
+        sim = e["simulate"]
+        prof = load_device_costs(_arch(sim["arch"]), base)
+        st = move_stats(e["size_bytes"], prof, sim["policy"], dst_align=sim["dst_align"],
+                        cpus=1, touch=0)  # fmt: skip
+        rows.append((st, _published_ns(e)))
+    costs = _fit(rows, base, keys)
+    report = []
+    for (st, measured), i in zip(rows, entry_ids, strict=True):
+        predicted = move_cost(st.profile.replace_costs(costs, "fit") if st.profile else base,
+                              st)[0]  # fmt: skip
+        report.append({"case": i, "measured_ns": measured, "predicted_ns": predicted,
+                       "error": predicted / measured - 1})  # fmt: skip
+    kept = [k for k in FITTED if k not in keys]
+    return {
+        "arch": arch_name,
+        "host": name,
+        "kernel": ", ".join(sorted({by_id[i]["kernel"] for i in entry_ids})),
+        "date": "published",
+        "costs": costs,
+        "fit": report,
+        "device": {"name": name, "description": description, "fitted_to": entry_ids,
+                   "not_identifiable": {k: f"kept at its sourced value: "
+                                           f"{base.costs[k].source}" for k in kept}},
+    }  # fmt: skip
+
+
+def _published_ns(e: dict[str, Any]) -> float:
+    samples = e.get("samples_us") or []
+    value = e.get("value_us")
+    return 1e3 * (value if value is not None else statistics.fmean(samples))
+
+
+def load_device_costs(profile: Arch, base: Arch) -> Arch:
+    """``profile`` (a variant of ``base``'s profile) with ``base``'s costs."""
+    return profile.replace(costs=dict(base.costs))
 
 
 def _fit_ipi(rows: list[tuple[MoveStats, float]], profile: Arch) -> float:

@@ -39,7 +39,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from . import calibrate, experiment, host
-from .arch import arch, archs
+from .arch import arch, archs, devices
 from .experiment import ALIGNS, Results, _validate, parse_populate
 from .native import PATHS, compare_move
 from .policy import policies, policy
@@ -342,7 +342,12 @@ def _listing(what: str, names: list[str], get: Callable[[str], Any],
 
 
 def _archs(args: argparse.Namespace) -> int:
-    return _listing("arch", archs(), arch, args)
+    code = _listing("arch", archs(), arch, args)
+    if not args.json:
+        rows = [[name, text] for name, text in devices().items()]
+        _table("device calibrations (--device; fitted to published measurements)",
+               ["device", "arch: description"], rows, right_from=2)  # fmt: skip
+    return code
 
 
 def _policies(args: argparse.Namespace) -> int:
@@ -374,28 +379,30 @@ def _reproduce(args: argparse.Namespace) -> int:
     rows = [
         [
             p.id,
-            f"{p.arch}, {p.kernel}"[:40],
+            p.profile,
             p.path,
             us(p.published_us),
             "-" if p.low_us is None else f"{p.low_us:,.0f}-{p.high_us:,.0f}",
             us(p.simulated_us),
             "-" if p.error is None else f"{p.error:+.0%}",
-            "yes" if p.fitted else "no",
+            "fitted" if p.fitted else ("predicted" if p.simulated_us is not None else "-"),
             p.simulated_as,
         ]
         for p in published
     ]
     _table(
-        "published timings (us; simulated single-CPU, costs as profiled, fitted to none of them)",
+        "published timings (us): each simulated single-CPU with the arch profile as shipped "
+        "and with each device calibration of it; 'fitted': the device was fitted to this "
+        "figure, 'predicted': it was not (a cross-source prediction)",
         [
             "id",
-            "measured on",
+            "priced with",
             "path",
             "published",
             "range",
             "simulated",
             "error",
-            "fitted",
+            "use",
             "simulated as",
         ],
         rows,
@@ -455,6 +462,12 @@ def _host(args: argparse.Namespace) -> int:
 
 def _move_options(q: argparse.ArgumentParser, sizes: bool) -> None:
     """Options shared by compare, sweep and move."""
+    q.add_argument(
+        "--device",
+        choices=sorted(devices()),
+        help="price with a device calibration fitted to published measurements "
+        "(pagetab archs lists them; applies to the archs it was fitted for and their variants)",
+    )
     if sizes:
         q.add_argument(
             "--arch",
@@ -612,6 +625,14 @@ def _check_usage(args: argparse.Namespace) -> None:
     after this is not the user's: it is reported as an internal error."""
     if args.command not in ("compare", "sweep", "move"):
         return
+    if args.device is not None:
+        # the chosen archs priced with the device's costs
+        names = args.arch if isinstance(args.arch, list) else [args.arch]
+        try:
+            priced = [arch(n, device=args.device) for n in names]
+        except ValueError as e:
+            raise UsageError(f"--device {args.device}: {e}") from None
+        args.arch = priced if isinstance(args.arch, list) else priced[0]
     listed = [v if isinstance(v, list) else [v] for v in (args.size, args.arch, args.policy)]
     jobs = [(s, a, p, _run_kwargs(args)) for s, a, p in itertools.product(*listed)]
     try:

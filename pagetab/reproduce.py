@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any
 
 from .arch import arch as _arch
+from .arch import devices
 from .experiment import move_stats
 
 __all__ = ["Finding", "Published", "published_entries", "reproduce_2018", "reproduce_published"]
@@ -106,9 +107,13 @@ def reproduce_2018() -> list[Finding]:
 @dataclass(frozen=True)
 class Published:
     """One published timing and, where pagetab can simulate it, its
-    simulated counterpart (a single-CPU move, source PUD aligned)."""
+    simulated counterpart (a single-CPU move, source PUD aligned) under one
+    cost profile: the arch profile as shipped, or a device calibration
+    (fitted to this very source when ``fitted``, else a cross-source
+    prediction)."""
 
     id: str
+    profile: str  # the arch profile the simulation priced with (name@device)
     arch: str  # as the source states it
     kernel: str
     path: str
@@ -146,10 +151,17 @@ def _source(e: dict[str, Any]) -> str:
     return f"{s.get('subject', '')}; {ref}".strip("; ")
 
 
+def _device_doc(device: str) -> dict[str, Any]:
+    path = resources.files("pagetab").joinpath(f"data/devices/{device}.json")
+    doc: dict[str, Any] = json.loads(path.read_text("utf-8"))["device"]
+    return doc
+
+
 def reproduce_published() -> list[Published]:
     """Every entry of the data file, with its simulated time where pagetab
-    simulates that move (no device calibration is fitted to any of them
-    yet, so none is ``fitted``)."""
+    simulates that move: once with the arch profile as shipped and once per
+    shipped device calibration of that profile (``fitted`` where the device
+    was fitted to this entry, a cross-source prediction otherwise)."""
     out = []
     for e in published_entries():
         samples = e.get("samples_us") or []
@@ -159,14 +171,19 @@ def reproduce_published() -> list[Published]:
         low = e.get("low_us", min(samples) if samples else None)
         high = e.get("high_us", max(samples) if samples else None)
         sim = e.get("simulate")
-        if sim is not None:
-            st = move_stats(e["size_bytes"], sim["arch"], sim["policy"],
-                            dst_align=sim["dst_align"], cpus=1, touch=0)  # fmt: skip
-            simulated: float | None = st.estimated_ns / 1e3
-            how = f"{sim['arch']} / {sim['policy']} / destination {sim['dst_align']} aligned"
-        else:
-            simulated, how = None, f"not simulated: {e['not_simulated']}"
-        out.append(Published(e["id"], e["arch"], e["kernel"], e["path"], e["operation"],
-                             value, low, high, e.get("runs"), simulated, how, False,
-                             _source(e)))  # fmt: skip
+        common = (e["arch"], e["kernel"], e["path"], e["operation"], value, low, high,
+                  e.get("runs"))  # fmt: skip
+        if sim is None:
+            out.append(Published(e["id"], "-", *common, None,
+                                 f"not simulated: {e['not_simulated']}", False,
+                                 _source(e)))  # fmt: skip
+            continue
+        how = f"{sim['policy']} / destination {sim['dst_align']} aligned"
+        for device in [None, *devices(sim["arch"])]:
+            prof = _arch(sim["arch"], device=device)
+            st = move_stats(e["size_bytes"], prof, sim["policy"], dst_align=sim["dst_align"],
+                            cpus=1, touch=0)  # fmt: skip
+            fitted = device is not None and e["id"] in _device_doc(device)["fitted_to"]
+            out.append(Published(e["id"], prof.name, *common, st.estimated_ns / 1e3, how,
+                                 fitted, _source(e)))  # fmt: skip
     return out
