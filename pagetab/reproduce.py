@@ -121,6 +121,9 @@ class Published:
     simulated_as: str  # "arch / policy / destination alignment", or why not
     fitted: bool  # whether this source was used to fit the costs it is simulated with
     source: str
+    #: the simulated time's interval: every event at each end of its cost's range
+    simulated_low_us: float | None = None
+    simulated_high_us: float | None = None
 
     @property
     def error(self) -> float | None:
@@ -163,10 +166,15 @@ def reproduce_published() -> list[Published]:
             st = move_stats(e["size_bytes"], sim["arch"], sim["policy"],
                             dst_align=sim["dst_align"], cpus=1, touch=0)  # fmt: skip
             simulated: float | None = st.estimated_ns / 1e3
+            sim_range: tuple[float | None, float | None] = (
+                st.estimated_ns_range[0] / 1e3,
+                st.estimated_ns_range[1] / 1e3,
+            )
             how = f"{sim['arch']} / {sim['policy']} / destination {sim['dst_align']} aligned"
         else:
             simulated, how = None, f"not simulated: {e['not_simulated']}"
+            sim_range = (None, None)
         out.append(Published(e["id"], e["arch"], e["kernel"], e["path"], e["operation"],
                              value, low, high, e.get("runs"), simulated, how, False,
-                             _source(e)))  # fmt: skip
+                             _source(e), *sim_range))  # fmt: skip
     return out
