@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -111,6 +113,9 @@ class Arch:
             raise ValueError(f"{self.name}: flush must be one of "
                              f"{', '.join(c.__name__ for c in flush_families().values())}, "
                              f"not {self.flush!r}")  # fmt: skip
+        for event, c in self.costs.items():
+            if not isinstance(c, Cost):
+                raise ValueError(f"{self.name}: cost {event} must be a Cost, not {c!r}")
         missing = sorted({e for e in self.flush.op_costs.values() if e not in self.costs})
         if self.costs and missing:
             raise ValueError(f"{self.name}: no cost for flush event(s) {missing}")
@@ -122,27 +127,36 @@ class Arch:
 
     def cost(self, event: str) -> float:
         """Nanoseconds per ``event`` (see ``costs``); KeyError names the valid ones."""
+        return self._cost(event).ns
+
+    def cost_range(self, event: str) -> tuple[float, float]:
+        """(low, high) nanoseconds per ``event``: the range its source states."""
+        return self._cost(event).range
+
+    def _cost(self, event: str) -> Cost:
         try:
-            return self.costs[event].ns
+            return self.costs[event]
         except KeyError:
             raise KeyError(
                 f"{self.name} has no cost for {event!r}; it has {sorted(self.costs)}"
             ) from None
 
-    def with_costs(self, **ns: float) -> Arch:
-        """A variant with some event costs replaced (source: "override")."""
+    def with_costs(self, **ns: float | tuple[float, float, float]) -> Arch:
+        """A variant with some event costs replaced (source: "override"); a
+        plain number is exact (low == high == ns), a (low, ns, high) tuple
+        gives its range."""
         return self.replace_costs(ns, "override")
 
     def replace_costs(self, ns: Mapping[str, Any], source: str) -> Arch:
-        """A variant with the costs in ``ns`` replaced, credited to ``source``."""
+        """A variant with the costs in ``ns`` replaced, credited to ``source``:
+        each a number of ns (its range is that number alone) or a
+        (low, ns, high) tuple; ValueError names the event of a bad one."""
         unknown = sorted(set(ns) - set(self.costs))
         if unknown:
             raise ValueError(f"unknown cost event(s) {unknown}; valid: {sorted(self.costs)}")
         costs = dict(self.costs)
         for k, v in ns.items():
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
-                raise ValueError(f"cost {k} must be a number >= 0, not {v!r}")
-            costs[k] = Cost(float(v), source)
+            costs[k] = _override(k, v, source)
         return self.replace(costs=costs)
 
     # geometry -----------------------------------------------------------
@@ -221,6 +235,27 @@ class Arch:
 
 def _log2(n: int) -> int:
     return n.bit_length() - 1
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _override(event: str, v: Any, source: str) -> Cost:
+    """The Cost of ``event`` given as ns or as a (low, ns, high) tuple."""
+    if _number(v):
+        low = ns = high = float(v)
+        if ns < 0:
+            raise ValueError(f"cost {event} must be a number >= 0, not {v!r}")
+    elif isinstance(v, tuple) and len(v) == 3 and all(_number(x) for x in v):
+        low, ns, high = (float(x) for x in v)
+    else:
+        raise ValueError(f"cost {event} must be a number >= 0 or a (low, ns, high) tuple, "
+                         f"not {v!r}")  # fmt: skip
+    try:
+        return Cost(ns, source, low, high)
+    except ValueError as e:
+        raise ValueError(f"cost {event}: {e}") from None
 
 
 def _levels(spec: list[tuple[str, int, int, bool]]) -> tuple[Level, ...]:
@@ -402,8 +437,16 @@ def arch(name: str | Arch, calibration: str | None = None, device: str | None = 
 CALIBRATED_COSTS = ("mremap_call", "pte_move", "pmd_move", "pud_move", "ipi")
 
 
+#: the range of a calibrated cost when its file records no fit residuals
+CALIBRATION_BAND = 0.15
+
+
 def _apply_calibration(base: Arch, data: Any, where: str, source: str, fits: str) -> Arch:
-    """``base`` with the costs of a calibration document (checked)."""
+    """``base`` with the costs of a calibration document (checked). Each
+    cost's range is +-(median |error|) of the fit that set it (the
+    document's "fit" cases for the single-CPU costs, "remote" "fit" for
+    ``ipi``), or +-15% (``CALIBRATION_BAND``) where it records no residual
+    (no fit cases, or a fit with as many figures as costs)."""
     if not isinstance(data, dict) or not isinstance(data.get("costs"), dict):
         raise ValueError(f"{where}: not a pagetab calibration file")
     if data.get("arch") != fits:
@@ -412,15 +455,29 @@ def _apply_calibration(base: Arch, data: Any, where: str, source: str, fits: str
     unknown = set(costs) - set(CALIBRATED_COSTS)
     if unknown:
         raise ValueError(f"{where}: unknown costs {sorted(unknown)}")
+    remote = data.get("remote")
+    fit_of = {"ipi": remote.get("fit") if isinstance(remote, dict) else None}
+    fitted = base
     try:
-        return base.replace_costs(costs, source)
+        for group in (sorted(set(costs) - {"ipi"}), sorted(set(costs) & {"ipi"})):
+            if not group:
+                continue
+            band, why = _fit_band(fit_of.get(group[0], data.get("fit")))
+            fitted = fitted.replace_costs(
+                {k: _banded(costs[k], band) for k in group}, f"{source}; range {why}"
+            )
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
+    return fitted
 
 
 def load_calibration(base: Arch, path: str | os.PathLike[str]) -> Arch:
     """``base`` with the costs of a file written by ``pagetab calibrate``
-    (their sources name the host, kernel and date it was fitted on)."""
+    (their sources name the host, kernel and date it was fitted on).
+
+    Each cost's range is +-(median |error|) of the fit that set it (the
+    file's "fit" cases for the single-CPU costs, "remote" "fit" for
+    ``ipi``), or +-15% (``CALIBRATION_BAND``) where the file has none."""
     with open(path) as f:
         try:
             data = json.load(f)
@@ -467,3 +524,25 @@ def load_device(base: Arch, device: str) -> Arch:
     source = f"fitted to {', '.join(dev.get('fitted_to', []))} ({dev.get('description', device)})"
     fitted = _apply_calibration(base, data, f"device {device}", source, fits)
     return fitted.replace(name=f"{base.name}@{device}")
+
+
+def _fit_band(fit: Any) -> tuple[float, str]:
+    """(relative half-width, what it is) from a calibration fit's cases."""
+    errors = []
+    if isinstance(fit, list):
+        errors = [abs(r["error"]) for r in fit
+                  if isinstance(r, dict) and _number(r.get("error"))
+                  and math.isfinite(r["error"])]  # fmt: skip
+    m = statistics.median(errors) if errors else 0.0
+    if m <= 1e-9:
+        # no residual to measure the fit by (none recorded, or exactly determined)
+        return CALIBRATION_BAND, f"+-{CALIBRATION_BAND:.0%}: the fit records no residual"
+    return m, f"+-{m:.1%}: the median |error| of the fit's {len(errors)} cases"
+
+
+def _banded(ns: Any, band: float) -> Any:
+    """``ns`` as (low, ns, high) +-``band`` (low at least 0); anything but
+    a number as it is, for replace_costs to refuse by name."""
+    if not _number(ns) or not math.isfinite(ns) or ns < 0:
+        return ns
+    return (max(ns * (1 - band), 0.0), ns, ns * (1 + band))

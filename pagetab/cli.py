@@ -170,13 +170,18 @@ def _json(data: Any) -> None:
     print(json.dumps(data, indent=1, default=str))
 
 
+def _interval(low: float | None, high: float | None, fmt: str = ".1f") -> str:
+    """The interval as "low-high" in ``fmt``, or "-" where there is none."""
+    return "-" if low is None or high is None else f"{low:{fmt}}-{high:{fmt}}"
+
+
 def _results_table(res: Results, title: str, single: Results | None = None) -> None:
     head, rows = res.cells()
     if single is not None:
         # the same moves with one CPU in mm_cpumask, as published
-        # measurements were made, beside the multi-CPU estimate
+        # measurements were made, beside the multi-CPU estimate and its range
         one = {(r.arch, r.size, r.policy): r.estimated_ns for r in single}
-        at = head.index("est. us") + 1
+        at = head.index("est. range us") + 1
         head.insert(at, "1 CPU us")
         for row, r in zip(rows, res, strict=True):
             row.insert(at, f"{one[(r.arch, r.size, r.policy)] / 1e3:.1f}")
@@ -316,11 +321,13 @@ def _move(args: argparse.Namespace) -> int:
             f"{r.arch}, {r.policy}, {format_size(r.size)}, {r.populate}-populated, source "
             f"{r.src_align} aligned, destination {r.dst_align} aligned, {r.cpus} CPUs"
         )
+        low, high = r.estimated_ns_range
         rows = [[k, v] for k, v in r.counters.items()]
         rows += [
             ["locks acquired", r.lock_acquired],
             ["flush ops", {k: v for k, v in r.flush_ops.items() if v}],
             ["estimated", f"{r.estimated_ns / 1e3:.1f} us"],
+            ["estimated range", f"{_interval(low / 1e3, high / 1e3)} us"],
             ["breakdown (ns)", {k: round(v) for k, v in r.breakdown.items() if v}],
             ["peak page tables", f"{r.peak_page_table_bytes} bytes"],
             ["simulated in", f"{r.sim_wall_ns / 1e6:.2f} ms"],
@@ -384,6 +391,7 @@ def _reproduce(args: argparse.Namespace) -> int:
             us(p.published_us),
             "-" if p.low_us is None else f"{p.low_us:,.0f}-{p.high_us:,.0f}",
             us(p.simulated_us),
+            _interval(p.simulated_low_us, p.simulated_high_us, ",.1f"),
             "-" if p.error is None else f"{p.error:+.0%}",
             "fitted" if p.fitted else ("predicted" if p.simulated_us is not None else "-"),
             p.simulated_as,
@@ -401,12 +409,13 @@ def _reproduce(args: argparse.Namespace) -> int:
             "published",
             "range",
             "simulated",
+            "sim. range",
             "error",
             "use",
             "simulated as",
         ],
         rows,
-        left=[1, 2, 8],
+        left=[1, 2, 9],
     )
     return 0
 

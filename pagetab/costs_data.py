@@ -10,10 +10,23 @@ path 2.5 ms, PMD path 130 us, PUD path 3 us; populate about 440 ns per
 page), so re-measure before leaning on one figure. "assumption" marks a
 figure no public measurement was found for: it is stated once, never
 tuned to reproduce a published ratio.
+
+Every figure also carries a range, ``low`` to ``high``, stated in its
+source: a test-host figure spans the other runs of the same measurement
+recorded in this repository (the later run above, the README's tables)
+put through the same derivation, and at least +-20% (the run-to-run
+spread on the shared host); a published figure spans the published range
+(hot to cold cycles, at the clock the source assumes); an "assumption"
+spans x0.5 to x2 of its figure ("assumption band x0.5-x2"), and a
+test-host figure borrowed by another arch spans x0.5 of its x86-64 low to
+x2 of its high. The ranges price each estimate's interval
+(``pagetab.cost.move_cost_range``); they leave ``ns`` and every estimate
+as they were.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["COSTS", "TLBS", "Cost", "TlbArraySpec", "TlbSpec"]
@@ -21,10 +34,40 @@ __all__ = ["COSTS", "TLBS", "Cost", "TlbArraySpec", "TlbSpec"]
 
 @dataclass(frozen=True)
 class Cost:
-    """Nanoseconds per event, and where the figure comes from."""
+    """Nanoseconds per event, where the figure comes from, and its range:
+    ``low <= ns <= high`` (ns), how far the figure may be off; ``source``
+    says what the range rests on. Without ``low``/``high`` the range is the
+    figure alone."""
 
     ns: float
     source: str
+    low: float = math.nan  # not given: the figure itself (a range of one point)
+    high: float = math.nan
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high"):
+            v = getattr(self, name)
+            if isinstance(v, float) and math.isnan(v) and not isinstance(self.ns, bool):
+                object.__setattr__(self, name, self.ns)
+        for name in ("ns", "low", "high"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"cost {name} must be a finite number >= 0, not {v!r}")
+        if not 0 <= self.low <= self.ns <= self.high:
+            raise ValueError(
+                f"cost range must be 0 <= low <= ns <= high (and so each >= 0), not "
+                f"low={self.low!r}, ns={self.ns!r}, high={self.high!r}"
+            )
+
+    @property
+    def range(self) -> tuple[float, float]:
+        """(low, high) in ns."""
+        return (self.low, self.high)
+
+    @property
+    def relative_width(self) -> float:
+        """(high - low) / ns: how wide the range is for its figure (0 for a 0 ns figure)."""
+        return (self.high - self.low) / self.ns if self.ns else 0.0
 
 
 @dataclass(frozen=True)
@@ -80,31 +123,67 @@ TLBS = {
 
 _X86_MEASURED = "measured on the project's Linux 6.18 x86-64 test host, one run"
 _AS_X86 = "assumption: the x86-64 test-host figure; no per-event measurement of this arch"
+_SPREAD = "at least +-20%, the run-to-run spread on the shared host"
 
+
+def _assumed(ns: float, source: str) -> Cost:
+    """A figure resting on an assumption: x0.5 to x2, said in its source."""
+    return Cost(ns, f"{source}; assumption band x0.5-x2", ns * 0.5, ns * 2)
+
+
+def _as_x86(c: Cost) -> Cost:
+    """An x86-64 test-host figure borrowed by another arch: its x86-64 range
+    widened by the assumption band (half its low, twice its high)."""
+    return Cost(c.ns, f"{_AS_X86}; assumption band x0.5-x2 of its x86-64 range "
+                f"{c.low:g}-{c.high:g} ns", c.low * 0.5, c.high * 2)  # fmt: skip
+
+
+# The ranges of the test-host figures put each other recorded run of the same
+# path through the figure's own derivation (the other events priced alike):
+# per-call, pte, pmd = figure + (run - figure's run) / events in the run.
 _COMMON = {
     "mremap_call": Cost(4800, f"{_X86_MEASURED}: 1 GiB zero-page PUD-aligned move 5 us, less "
-                        "one PUD move; re-measure: pagetab host --size 1G (move-pud)"),
+                        "one PUD move; re-measure: pagetab host --size 1G (move-pud); range "
+                        "2800-6800 ns: the other 1 GiB PUD-path runs recorded (3 us in the "
+                        "README's native table, 4-7 us in its calibration runs), "
+                        f"{_SPREAD}", 2800, 6800),
     "pte_move": Cost(13.5, f"{_X86_MEASURED}: 1 GiB zero-page region misaligned by 4 KiB, "
                      "3.8 ms for 262144 PTEs, less the per-extent flushes and locks; "
-                     "re-measure: pagetab host --size 1G (move-pte)"),
+                     "re-measure: pagetab host --size 1G (move-pte); range 8.5-16.2 ns: "
+                     "the later runs recorded, 2.5 ms above and 2.5-3.0 ms per GiB in the "
+                     "README's native table (8.5-10.4 ns), "
+                     f"{_SPREAD}", 8.5, 16.2),
     "pmd_move": Cost(15, f"{_X86_MEASURED}: 1 GiB zero-page PMD-aligned 112 us, ~210 ns per "
                      "PMD with its flush, less the flush, two PMD locks and the rmap lock; "
-                     "re-measure: pagetab host --size 1G (move-pmd)"),
+                     "re-measure: pagetab host --size 1G (move-pmd); range 12-50.2 ns: the "
+                     "later runs recorded, 130 us above and 127.5-130 us per GiB in the "
+                     f"README's native table (45.3-50.2 ns), {_SPREAD}", 12, 50.2),
     "pud_move": Cost(15, f"{_X86_MEASURED}: 256 GiB zero-page PUD-aligned 49 us, ~200 ns per "
                      "PUD with its flush, less the flush, page_table_lock and the rmap lock; "
-                     "re-measure: pagetab host --size 256G (move-pud)"),
-    "table_alloc": Cost(100, "assumption: page allocation plus clear_page of one table page"),
-    "split_huge_pmd": Cost(350, "assumption: table_alloc plus 512 PTE writes (~0.5 ns each)"),
-    "ptl_lock": Cost(10, "assumption: uncontended spin_lock + spin_unlock, two atomics"),
-    "rmap_lock": Cost(25, "assumption: uncontended anon_vma down_write + up_write"),
-    "flush_call": Cost(30, "assumption: flush_tlb_range bookkeeping (tlb_gen, mm_cpumask)"),
-    "tlb_l1_hit": Cost(0, "part of the load-to-use latency"),
-    "tlb_l2_hit": Cost(3, "assumption: ~9 cycles second-level TLB hit at 3 GHz"),
-    "walk_step": Cost(10, "assumption: one page-table load that hits the data caches"),
+                     "re-measure: pagetab host --size 256G (move-pud); range 0-18 ns: "
+                     "the slopes between PUD-path runs recorded (1, 16 and 64 GiB: 3, 6 and 15 "
+                     "us in the README's native table; 1 GiB 5 us to 256 GiB 49 us) put a PUD "
+                     "with its flush at 172.5-200 ns, -12.5 to 15 ns after the same "
+                     f"subtractions (0 at least), {_SPREAD}", 0, 18),
+    "table_alloc": _assumed(100, "assumption: page allocation plus clear_page of one table "
+                            "page"),
+    "split_huge_pmd": _assumed(350, "assumption: table_alloc plus 512 PTE writes (~0.5 ns "
+                               "each)"),
+    "ptl_lock": _assumed(10, "assumption: uncontended spin_lock + spin_unlock, two atomics"),
+    "rmap_lock": _assumed(25, "assumption: uncontended anon_vma down_write + up_write"),
+    "flush_call": _assumed(30, "assumption: flush_tlb_range bookkeeping (tlb_gen, "
+                           "mm_cpumask)"),
+    "tlb_l1_hit": Cost(0, "part of the load-to-use latency; range 0-0 ns: nothing beyond the "
+                       "load itself", 0, 0),
+    "tlb_l2_hit": _assumed(3, "assumption: ~9 cycles second-level TLB hit at 3 GHz"),
+    "walk_step": _assumed(10, "assumption: one page-table load that hits the data caches"),
     "fault": Cost(300, f"{_X86_MEASURED}: MADV_POPULATE_READ of 256 GiB in 20 s, 300 ns per "
-                  "page; re-measure: python bench/scale.py 256 (kernel s)"),
-    "cow_fault": Cost(400, "assumption: a fresh page, clear_page and the PTE update"),
+                  "page; re-measure: python bench/scale.py 256 (kernel s); range 240-450 ns: "
+                  "the README's native-table populate runs, 434-449 ns per page, "
+                  f"{_SPREAD}", 240, 450),
+    "cow_fault": _assumed(400, "assumption: a fresh page, clear_page and the PTE update"),
 }  # fmt: skip
+_BORROWED = ("mremap_call", "pte_move", "pmd_move", "pud_move", "fault")
 
 COSTS = {
     "x86-64": {
@@ -112,35 +191,39 @@ COSTS = {
         "full_flush": Cost(120, "__flush_tlb() (CR3 write) 251 hot / 366 cold cycles: Ingo "
                            "Molnar, 'Re: [PATCH 0/3] TLB flush multiple pages per IPI v5', "
                            "linux-mm 8 Jun 2015, <20150608200308.GA16978@gmail.com>; "
-                           "assumption: 366 cycles at 3 GHz"),
+                           "assumption: 366 cycles at 3 GHz; range 84-122 ns: the published "
+                           "251-366 cycles at 3 GHz", 84, 122),
         "invlpg": Cost(100, "arch/x86/mm/tlb.c, above tlb_single_page_flush_ceiling: 'Each "
                        "single flush is about 100 ns' (a5102476a24b); Ingo Molnar: "
                        "__flush_tlb_one() 237 hot / 883 cold cycles, "
-                       "<20150608200308.GA16978@gmail.com>"),
-        "ipi": Cost(1500, "assumption: synchronous flush IPI to one CPU with its ack; published "
-                    "shootdowns take microseconds (N. Amit, 'Optimizing the TLB Shootdown "
-                    "Algorithm with Page Access Tracking', USENIX ATC 2017)"),
-        "invlpgb": Cost(100, "assumption: as INVLPG; no public per-instruction figure"),
-        "tlbsync": Cost(500, "assumption: TLBSYNC waits for every broadcast to complete"),
+                       "<20150608200308.GA16978@gmail.com>; range 79-294 ns: the published "
+                       "237-883 cycles at 3 GHz", 79, 294),
+        "ipi": _assumed(1500, "assumption: synchronous flush IPI to one CPU with its ack; "
+                        "published shootdowns take microseconds (N. Amit, 'Optimizing the "
+                        "TLB Shootdown Algorithm with Page Access Tracking', USENIX ATC "
+                        "2017)"),
+        "invlpgb": _assumed(100, "assumption: as INVLPG; no public per-instruction figure"),
+        "tlbsync": _assumed(500, "assumption: TLBSYNC waits for every broadcast to complete"),
     },
     "arm64": {
-        **{k: Cost(v.ns, _AS_X86) if k in ("mremap_call", "pte_move", "pmd_move", "pud_move",
-                                            "fault") else v for k, v in _COMMON.items()},
-        "tlbi_page": Cost(25, "assumption: issue cost of one TLBI; completion is paid in DSB ISH"),
-        "tlbi_range": Cost(25, "assumption: as tlbi_page"),
-        "tlbi_asid": Cost(25, "assumption: as tlbi_page"),
-        "dsb": Cost(160, "c320dbb7c80d arm64/mm: Elide TLB flush in certain pte protection "
-                    "transitions: mprotect PROT_NONE->RW 3.2 -> 2.85 us without the flush; "
-                    "assumption: one page (DSB ISHST; TLBI; DSB ISH), ~350 ns split over "
-                    "the two DSBs"),
+        **{k: _as_x86(v) if k in _BORROWED else v for k, v in _COMMON.items()},
+        "tlbi_page": _assumed(25, "assumption: issue cost of one TLBI; completion is paid in "
+                              "DSB ISH"),
+        "tlbi_range": _assumed(25, "assumption: as tlbi_page"),
+        "tlbi_asid": _assumed(25, "assumption: as tlbi_page"),
+        "dsb": _assumed(160, "c320dbb7c80d arm64/mm: Elide TLB flush in certain pte "
+                        "protection transitions: mprotect PROT_NONE->RW 3.2 -> 2.85 us without "
+                        "the flush; assumption: one page (DSB ISHST; TLBI; DSB ISH), ~350 ns "
+                        "split over the two DSBs (one difference of two means, no spread "
+                        "published)"),
     },
     "ppc64": {
-        **{k: Cost(v.ns, _AS_X86) if k in ("mremap_call", "pte_move", "pmd_move", "pud_move",
-                                            "fault") else v for k, v in _COMMON.items()},
-        "tlbie": Cost(100, "assumption: one global tlbie broadcast"),
-        "tlbiel": Cost(20, "assumption: local tlbiel, no fabric broadcast"),
-        "pid_flush": Cost(300, "assumption: RIC_FLUSH_ALL for the PID"),
-        "pwc_flush": Cost(100, "assumption: RIC_FLUSH_PWC"),
-        "tlbie_sync": Cost(500, "assumption: eieio; tlbsync; ptesync waits for the fabric"),
+        **{k: _as_x86(v) if k in _BORROWED else v for k, v in _COMMON.items()},
+        "tlbie": _assumed(100, "assumption: one global tlbie broadcast"),
+        "tlbiel": _assumed(20, "assumption: local tlbiel, no fabric broadcast"),
+        "pid_flush": _assumed(300, "assumption: RIC_FLUSH_ALL for the PID"),
+        "pwc_flush": _assumed(100, "assumption: RIC_FLUSH_PWC"),
+        "tlbie_sync": _assumed(500, "assumption: eieio; tlbsync; ptesync waits for the "
+                               "fabric"),
     },
 }  # fmt: skip

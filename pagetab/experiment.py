@@ -35,7 +35,7 @@ from .constants import (
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
 )
-from .cost import move_cost
+from .cost import move_cost, move_cost_range
 from .plot import plot_results
 from .policy import policies
 from .policy import policy as _policy
@@ -140,6 +140,8 @@ class MoveResult:
     sim_wall_ns: int
     setup_wall_ns: int
     estimated_ns: float
+    #: (low, high) of estimated_ns: every event at each end of its cost's range
+    estimated_ns_range: tuple[float, float]
     breakdown: dict[str, float]
     counters: dict[str, int]
     flush_ops: dict[str, int]
@@ -157,10 +159,13 @@ class MoveResult:
         return self.unsafe_entries == 0
 
     def row(self) -> dict[str, Any]:
-        """A flat dict of scalars (one CSV row)."""
+        """A flat dict of scalars (one CSV row); the range as
+        ``estimated_ns_low`` and ``estimated_ns_high``."""
         d: dict[str, Any] = {}
         for k, v in asdict(self).items():
-            if isinstance(v, dict):
+            if k == "estimated_ns_range":
+                d["estimated_ns_low"], d["estimated_ns_high"] = v
+            elif isinstance(v, dict):
                 prefix = {"breakdown": "ns_", "flush_ops": "op_", "lock_acquired": "lock_"}
                 d.update({prefix.get(k, "") + kk.replace(" ", "_"): vv for kk, vv in v.items()})
             else:
@@ -311,6 +316,7 @@ def _result(
     setup: int,
 ) -> MoveResult:
     ns, breakdown = move_cost(a, st)  # once: the properties would price it each time
+    low, high = move_cost_range(a, st)
     label = ",".join(k if v == 1 else f"{k}:{v:g}" for k, v in mix.items())
     return MoveResult(
         arch=a.name,
@@ -323,6 +329,7 @@ def _result(
         sim_wall_ns=st.wall_ns,
         setup_wall_ns=setup,
         estimated_ns=ns,
+        estimated_ns_range=(low, high),
         breakdown=breakdown,
         counters={k: int(getattr(st, k)) for k in COUNTER_NAMES},
         flush_ops=st.flush_ops,
@@ -390,17 +397,21 @@ class Results(Sequence[MoveResult]):
 
     def cells(self) -> tuple[list[str], list[list[str]]]:
         """The summary table as text cells: (header, one row per move);
-        the last column says "ok" or "UNSAFE"."""
+        "est. range us" is the estimate's interval (low-high); the last
+        column says "ok" or "UNSAFE"."""
         head = ["arch", "size", "policy", "ptes", "pmds", "puds", "flushes", "unsafe",
-                "stale TLB", "est. us", f"vs {self.baseline}", "sim ms", "safe"]  # fmt: skip
+                "stale TLB", "est. us", "est. range us", f"vs {self.baseline}", "sim ms",
+                "safe"]  # fmt: skip
         rows = []
         for r in self._items:
             c = r.counters
+            low, high = r.estimated_ns_range
             rows.append([
                 r.arch, format_size(r.size), r.policy, str(c["ptes_moved"]),
                 str(c["normal_pmds_moved"] + c["huge_pmds_moved"]),
                 str(c["normal_puds_moved"]), str(c["flush_calls"]), str(r.unsafe_entries),
                 str(r.unsafe_windows), f"{r.estimated_ns / 1e3:.1f}",
+                f"{low / 1e3:.1f}-{high / 1e3:.1f}",
                 "-" if r.ratio is None else f"{r.ratio:.1f}x", f"{r.sim_wall_ns / 1e6:.2f}",
                 "ok" if r.safe else "UNSAFE",
             ])  # fmt: skip

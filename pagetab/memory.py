@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from . import _access, _tables
 from .constants import PROT_NONE, PROT_READ, PROT_WRITE
-from .cost import access_cost
+from .cost import access_cost, access_cost_range
 from .stats import AccessStats
 from .vma import VM_HUGEPAGE, VM_NOHUGEPAGE, Vma, find_vma, new_anon_vma
 
@@ -156,4 +156,5 @@ def access(mm: AddressSpace, arr: npt.NDArray[np.uint64], cpu: int, write: bool)
     ns, breakdown = access_cost(mm.arch, total, ops)
     return AccessStats(cpu=cpu, write=write, flush_ops=ops, estimated_ns=ns,
                        breakdown=breakdown, wall_ns=time.perf_counter_ns() - t0,
+                       estimated_ns_range=access_cost_range(mm.arch, total, ops),
                        **total)  # fmt: skip

@@ -126,6 +126,9 @@ class Published:
     simulated_as: str  # "arch / policy / destination alignment", or why not
     fitted: bool  # whether this source was used to fit the costs it is simulated with
     source: str
+    #: the simulated time's interval: every event at each end of its cost's range
+    simulated_low_us: float | None = None
+    simulated_high_us: float | None = None
 
     @property
     def error(self) -> float | None:
@@ -184,6 +187,7 @@ def reproduce_published() -> list[Published]:
             st = move_stats(e["size_bytes"], prof, sim["policy"], dst_align=sim["dst_align"],
                             cpus=1, touch=0)  # fmt: skip
             fitted = device is not None and e["id"] in _device_doc(device)["fitted_to"]
+            lo_ns, hi_ns = st.estimated_ns_range
             out.append(Published(e["id"], prof.name, *common, st.estimated_ns / 1e3, how,
-                                 fitted, _source(e)))  # fmt: skip
+                                 fitted, _source(e), lo_ns / 1e3, hi_ns / 1e3))  # fmt: skip
     return out

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._move import MOVE_DTYPE
-from .cost import collateral_cost, move_cost
+from .cost import collateral_cost, collateral_cost_range, move_cost, move_cost_range
 
 __all__ = ["COUNTER_NAMES", "LOCK_CLASSES", "OP_NAMES", "AccessStats", "MoveStats"]
 
@@ -58,8 +58,10 @@ class MoveStats:
     was released. ``flush_ops`` are the architecture's instructions behind
     the flushes (INVLPG, full flushes, IPIs; TLBI, DSB; tlbie, ...),
     ``estimated_ns`` their price with the rest of the move, by category in
-    ``breakdown``; ``collateral_ns`` the later refills of other mappings'
-    TLB entries that full or ASID flushes destroyed
+    ``breakdown``, and ``estimated_ns_range`` its interval (every event
+    priced at the low, then the high end of its cost's range);
+    ``collateral_ns`` (and ``collateral_ns_range``) the later refills of
+    other mappings' TLB entries that full or ASID flushes destroyed
     (``flush_ops["collateral_entries"]``). ``lock_acquired`` and
     ``lock_max_hold`` (entries moved under one hold) are keyed by lock
     class. The counters are the fields of the engine's C struct
@@ -152,15 +154,24 @@ class MoveStats:
         """No moved entry outlived its lock unflushed."""
         return self.unsafe_entries == 0
 
-    def _costs(self) -> tuple[float, dict[str, float]]:
+    def _arch(self) -> Arch:
         if self.profile is None:
             raise ValueError("no arch profile to price this move with")
-        return move_cost(self.profile, self)
+        return self.profile
+
+    def _costs(self) -> tuple[float, dict[str, float]]:
+        return move_cost(self._arch(), self)
 
     @property
     def estimated_ns(self) -> float:
         """Estimated kernel time of the call, from the arch's cost table."""
         return self._costs()[0]
+
+    @property
+    def estimated_ns_range(self) -> tuple[float, float]:
+        """(low, high) of ``estimated_ns``: every event priced at the low end
+        of its cost's range, then at the high end."""
+        return move_cost_range(self._arch(), self)
 
     @property
     def breakdown(self) -> dict[str, float]:
@@ -170,9 +181,12 @@ class MoveStats:
     @property
     def collateral_ns(self) -> float:
         """Later refills of other mappings' TLB entries the flushes destroyed."""
-        if self.profile is None:
-            raise ValueError("no arch profile to price this move with")
-        return collateral_cost(self.profile, self.flush_ops["collateral_entries"])
+        return collateral_cost(self._arch(), self.flush_ops["collateral_entries"])
+
+    @property
+    def collateral_ns_range(self) -> tuple[float, float]:
+        """(low, high) of ``collateral_ns``."""
+        return collateral_cost_range(self._arch(), self.flush_ops["collateral_entries"])
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data form (for JSON and tables)."""
@@ -182,7 +196,11 @@ class MoveStats:
                  flush_ops=self.flush_ops)  # fmt: skip
         if self.profile is not None:
             total, breakdown = self._costs()
-            d.update(estimated_ns=total, breakdown=breakdown, collateral_ns=self.collateral_ns)
+            low, high = self.estimated_ns_range
+            clow, chigh = self.collateral_ns_range
+            d.update(estimated_ns=total, estimated_ns_low=low, estimated_ns_high=high,
+                     breakdown=breakdown, collateral_ns=self.collateral_ns,
+                     collateral_ns_low=clow, collateral_ns_high=chigh)  # fmt: skip
         return d
 
     def __eq__(self, other: object) -> bool:
@@ -213,6 +231,8 @@ class AccessStats:
     estimated_ns: float = 0.0
     breakdown: dict[str, float] = field(default_factory=dict)
     wall_ns: int = 0
+    #: (low, high) of ``estimated_ns``: every event at each end of its cost's range
+    estimated_ns_range: tuple[float, float] = (0.0, 0.0)
 
     @property
     def misses(self) -> int:

@@ -80,6 +80,36 @@ def test_bad_calibration_files(tmp_path: Path) -> None:
         pt.arch("x86-64", calibration=str(bad))
 
 
+def test_calibrated_costs_take_their_range_from_the_fit(tmp_path: Path) -> None:
+    # the fit's residuals give the range: +-(median |error|) of its cases
+    # ("fit" for the single-CPU costs, "remote" "fit" for the IPI), or +-15%
+    # where the file records none
+    path = tmp_path / "cal.json"
+    fit = [{"case": str(i), "measured_ns": 1.0, "predicted_ns": 1.0, "error": e}
+           for i, e in enumerate((0.02, -0.10, 0.06, -0.5))]  # fmt: skip
+    data = {"arch": "x86-64", "host": "h", "kernel": "k", "date": "d",
+            "costs": {"pte_move": 10.0, "mremap_call": 2000.0, "ipi": 1000.0}, "fit": fit,
+            "remote": {"cpus": 2, "fit": [{"error": 0.3}, {"error": -0.1}]}}  # fmt: skip
+    path.write_text(json.dumps(data))
+    prof = pt.arch("x86-64", calibration=str(path))
+    assert prof.cost("pte_move") == 10.0  # the figure itself as fitted
+    assert prof.cost_range("pte_move") == pytest.approx((9.2, 10.8))  # median of 2,6,10,50%
+    assert prof.cost_range("mremap_call") == pytest.approx((1840, 2160))
+    assert prof.cost_range("ipi") == pytest.approx((800, 1200))  # median of 10, 30%
+    assert "8.0%" in prof.costs["pte_move"].source and "20.0%" in prof.costs["ipi"].source
+    assert prof.cost_range("pmd_move") == pt.arch("x86-64").cost_range("pmd_move")
+    del data["fit"], data["remote"]
+    path.write_text(json.dumps(data))
+    prof = pt.arch("x86-64", calibration=str(path))
+    assert prof.cost_range("pte_move") == pytest.approx((8.5, 11.5))
+    assert prof.cost_range("ipi") == pytest.approx((850, 1150))
+    assert "records no residual" in prof.costs["ipi"].source
+    data["costs"]["pte_move"] = float("nan")
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="pte_move"):
+        pt.arch("x86-64", calibration=str(path))
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pagetab", *args], capture_output=True,
                           text=True, check=False)  # fmt: skip

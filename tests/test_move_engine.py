@@ -316,6 +316,33 @@ def test_breakdown_prices_the_events_of_each_path(make_mm: MM, path: str) -> Non
     assert st.estimated_ns == pytest.approx(sum(expected.values()))
 
 
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_interval_prices_the_events_at_each_end_of_their_ranges(make_mm: MM, path: str) -> None:
+    # the same counts derived by hand, every event priced at the low end of
+    # its cost's range, then at the high end
+    name, src_off, dst_off, n = PATHS[path]
+    costs = pt.arch("x86-64").costs
+    st = move(make_mm(policy=name), G, src_off, dst_off)
+
+    def priced(end: str) -> float:
+        def c(event: str) -> float:
+            value: float = getattr(costs[event], end)
+            return value
+
+        return (c("mremap_call") + n.get("ptes", 0) * c("pte_move")
+                + n.get("pmds", 0) * c("pmd_move") + n.get("puds", 0) * c("pud_move")
+                + n["tables"] * c("table_alloc") + n["ptl"] * c("ptl_lock")
+                + n["rmap"] * c("rmap_lock") + n["flushes"] * c("flush_call")
+                + n.get("invlpg", 0) * c("invlpg") + n["full"] * c("full_flush"))  # fmt: skip
+
+    low, high = st.estimated_ns_range
+    assert (low, high) == pytest.approx((priced("low"), priced("high")))
+    assert priced("ns") == pytest.approx(st.estimated_ns)
+    assert low < st.estimated_ns < high
+    d = st.as_dict()
+    assert (d["estimated_ns_low"], d["estimated_ns_high"]) == (low, high)
+
+
 def test_page_tables_freed_after_move(make_mm: MM) -> None:
     mm = make_mm(policy="linux-4.19")
     st = move(mm, 64 * M, 4 * K, 0)
