@@ -96,3 +96,15 @@ def test_devices_are_checked() -> None:
         pt.arch("x86-64", device="kalesh2020-arm64-5.4")
     with pytest.raises(ValueError, match="not both"):
         pt.arch("arm64-4k", calibration="x.json", device="kalesh2020-arm64-5.4")
+
+
+def test_device_ratios_hold_and_cross_source_ones_are_printed_as_predictions() -> None:
+    from pagetab.reproduce import reproduce_2018
+
+    found = {f.case: f for f in reproduce_2018()}
+    fitted = [f for c, f in found.items() if c.endswith("(fitted)")]
+    assert len(fitted) == 5
+    for f in fitted:  # the claims hold under the devices' costs
+        assert f.error is not None and abs(f.error) < 0.15, f.case
+    (cross,) = [f for c, f in found.items() if "predict" in c]
+    assert "not fitted" in cross.source and cross.error is not None
