@@ -39,6 +39,11 @@ cdef struct FlushOps:
     int64_t tlbie_sync           # ppc64 eieio; tlbsync; ptesync after global tlbie
     int64_t collateral_entries   # valid entries outside the range destroyed by full/ASID/PID flushes
     int64_t invalidated_entries  # valid entries inside the range invalidated
+    int64_t sfence_vma           # riscv sfence.vma addr, asid (one page) on the calling hart
+    int64_t sfence_vma_asid      # riscv sfence.vma x0, asid (the whole ASID) on the calling hart
+    int64_t remote_sfence_vma    # the same on one remote hart (they run in parallel)
+    int64_t remote_sfence_vma_asid
+    int64_t sbi_rfence           # riscv SBI remote fence calls (sbi_remote_sfence_vma_asid)
 
 
 # Each family's parameters.
@@ -59,10 +64,17 @@ cdef struct ppc64_params:
     bint thp                     # CONFIG_TRANSPARENT_HUGEPAGE: also flush 2M sizes
 
 
+cdef struct riscv_params:
+    int threshold                # tlb_flush_all_threshold
+    bint sbi                     # remote harts through SBI remote fences, not IPIs
+    int sbi_flush_limit          # the SBI firmware's range-flush limit in bytes
+
+
 cdef union flush_params:
     x86_params x86
     arm64_params arm64
     ppc64_params ppc64
+    riscv_params riscv
 
 
 cdef struct flush_rule:

@@ -27,3 +27,6 @@ class Tlbs(TlbArrays):
     def flush_range(
         self, caller: int, start: int, end: int, stride_shift: int = -1
     ) -> dict[str, int]: ...
+
+class RiscvRule(FlushRule):
+    def __init__(self, params: dict[str, Any]) -> None: ...

@@ -179,6 +179,71 @@ cdef void flush_ppc64(const flush_rule *r, TlbState *s, FlushOps *ops, int calle
                 flush_pwc_cpu(s, cpu)
 
 
+cdef inline void riscv_local(const flush_rule *r, TlbState *s, FlushOps *ops, int cpu,
+                             bint remote, uint64_t start, uint64_t end,
+                             int stride_shift) noexcept nogil:
+    """local_flush_tlb_range_asid on one hart: sfence.vma per stride up to
+    tlb_flush_all_threshold strides, else for the whole ASID."""
+    cdef uint64_t stride = (<uint64_t>1) << stride_shift
+    cdef uint64_t n = (end - start + stride - 1) >> stride_shift
+    if n > <uint64_t>r.p.riscv.threshold:
+        if remote:
+            ops.remote_sfence_vma_asid += 1
+        else:
+            ops.sfence_vma_asid += 1
+        flush_all_cpu(s, cpu, start, end, &ops.invalidated_entries, &ops.collateral_entries)
+        return
+    if remote:
+        ops.remote_sfence_vma += <int64_t>n
+    else:
+        ops.sfence_vma += <int64_t>n
+    ops.invalidated_entries += invalidate_range_cpu(s, cpu, start, end, stride_shift)
+
+
+cdef void flush_riscv(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
+                      uint64_t start, uint64_t end, int stride_shift) noexcept nogil:
+    """arch/riscv/mm/tlbflush.c __flush_tlb_range: the local flush alone when
+    no other hart of mm_cpumask; else one SBI remote fence for all of them
+    (riscv_use_sbi_for_rfence; the firmware flushes the whole ASID on each
+    hart above its range-flush limit), or IPIs running the local flush on
+    each hart (on_each_cpu_mask, the caller included)."""
+    cdef int cpu
+    cdef bint others = False, first_remote = True
+    cdef FlushOps scratch                # other remote harts' instructions, not counted
+    for cpu in range(s.ncpu):
+        if s.cpumask[cpu] and cpu != caller:
+            others = True
+            break
+    if not others:
+        riscv_local(r, s, ops, caller, False, start, end, stride_shift)
+        return
+    if r.p.riscv.sbi:
+        ops.sbi_rfence += 1
+        for cpu in range(s.ncpu):
+            if s.cpumask[cpu] or cpu == caller:
+                if end - start > <uint64_t>r.p.riscv.sbi_flush_limit:
+                    flush_all_cpu(s, cpu, start, end, &ops.invalidated_entries,
+                                  &ops.collateral_entries)
+                else:
+                    ops.invalidated_entries += invalidate_range_cpu(s, cpu, start, end,
+                                                                    stride_shift)
+        return
+    for cpu in range(s.ncpu):
+        if cpu == caller:
+            riscv_local(r, s, ops, cpu, False, start, end, stride_shift)
+        elif s.cpumask[cpu]:
+            ops.ipi += 1
+            if first_remote:
+                # remote harts flush in parallel: count one hart's work
+                riscv_local(r, s, ops, cpu, True, start, end, stride_shift)
+                first_remote = False
+            else:
+                memset(&scratch, 0, sizeof(FlushOps))
+                riscv_local(r, s, &scratch, cpu, True, start, end, stride_shift)
+                ops.invalidated_entries += scratch.invalidated_entries
+                ops.collateral_entries += scratch.collateral_entries
+
+
 # ----------------------------------------------------------------------
 # the rules as Python objects: one class per family
 
@@ -226,8 +291,19 @@ cdef class Ppc64RadixRule(FlushRule):
         return self.r.p.ppc64
 
 
+cdef class RiscvRule(FlushRule):
+    """riscv: sfence.vma per page up to a threshold, SBI remote fences or IPIs."""
+
+    def __init__(self, riscv_params params):
+        self.r.flush_range = flush_riscv
+        self.r.p.riscv = params
+
+    def params(self):
+        return self.r.p.riscv
+
+
 #: family name (pagetab.flush classes' ``family``) -> rule class
-FLUSH_RULES = {"x86": X86Rule, "arm64": Arm64Rule, "ppc64": Ppc64RadixRule}
+FLUSH_RULES = {"x86": X86Rule, "arm64": Arm64Rule, "ppc64": Ppc64RadixRule, "riscv": RiscvRule}
 
 cdef FlushOps _ops_layout
 #: the flush operation counters, in the order of the C struct

@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any
 
 from .costs_data import COSTS, TLBS, Cost, TlbArraySpec, TlbSpec
-from .flush import Arm64Flush, FlushRules, Ppc64RadixFlush, X86Flush, flush_families
+from .flush import Arm64Flush, FlushRules, Ppc64RadixFlush, RiscvFlush, X86Flush, flush_families
 
 __all__ = [
     "Arch",
@@ -270,6 +270,7 @@ _X86_LEVELS = [
 ]
 
 _X86_FLUSH = X86Flush(source="arch/x86/mm/tlb.c flush_tlb_mm_range")
+_RISCV_FLUSH = RiscvFlush(source="arch/riscv/mm/tlbflush.c __flush_tlb_range")
 _ARM64_FLUSH = Arm64Flush(source="arch/arm64/include/asm/tlbflush.h __flush_tlb_range")
 
 
@@ -287,6 +288,24 @@ def _arm64(name: str, description: str, page_shift: int,
         tlb=TLBS["arm64"],
         flush=_ARM64_FLUSH,
         costs=COSTS["arm64"],
+    )
+
+
+def _riscv(name: str, description: str, levels: list[tuple[str, int, int, bool]],
+           task_size: int, map_window: int) -> Arch:  # fmt: skip
+    """A riscv64 profile (4K pages; pud, pmd and pgd entries may be leaves)."""
+    return Arch(
+        name=name,
+        description=description,
+        page_shift=12,
+        levels=_levels([(n, sh, e, sh in (21, 30)) for n, sh, e, _ in levels]),
+        task_size=task_size,
+        map_window=map_window,
+        source="RISC-V privileged specification (Sv39/Sv48/Sv57); "
+        "arch/riscv/include/asm/pgtable.h (TASK_SIZE, DEFAULT_MAP_WINDOW)",
+        tlb=TLBS["riscv64"],
+        flush=_RISCV_FLUSH,
+        costs=COSTS["riscv64"],
     )
 
 
@@ -355,8 +374,20 @@ _REGISTRY: dict[str, Arch] = {
             flush=Ppc64RadixFlush(source="arch/powerpc/mm/book3s64/radix_tlb.c"),
             costs=COSTS["ppc64"],
         ),
+        *(
+            _riscv(name, description, levels, task, window)
+            for name, description, levels, task, window in (
+                ("riscv64-sv39", "riscv64 Sv39, 3 levels, 4K pages (the pud folded into the pgd)",
+                 [("pgd", 30, 512, True), *_X86_LEVELS[2:]], 1 << 38, 1 << 38),
+                ("riscv64-sv48", "riscv64 Sv48, 4 levels, 4K pages", _X86_LEVELS, 1 << 47,
+                 1 << 47),
+                ("riscv64-sv57", "riscv64 Sv57, 5 levels, 4K pages",
+                 [("pgd", 48, 512, False), ("p4d", 39, 512, False), *_X86_LEVELS[1:]],
+                 1 << 56, 1 << 47),
+            )
+        ),
     )
-}
+}  # fmt: skip
 
 
 def _variants() -> None:
@@ -389,6 +420,14 @@ def _variants() -> None:
         ),
     ):  # fmt: skip
         _REGISTRY[v.name] = v
+    sv48 = _REGISTRY["riscv64-sv48"]
+    _REGISTRY["riscv64-sv48-ipi"] = sv48.replace(
+        name="riscv64-sv48-ipi",
+        description="riscv64 Sv48 whose kernel sends flush IPIs to the other harts instead "
+        "of SBI remote fences (riscv_use_sbi_for_rfence false: an IMSIC/ACLINT platform)",
+        flush=RiscvFlush(sbi=False, source="arch/riscv/mm/tlbflush.c __flush_tlb_range "
+                         "(on_each_cpu_mask)"),
+    )  # fmt: skip
     for name in ("arm64-16k", "arm64-64k"):
         a = _REGISTRY[name]
         # MAX_DVM_OPS is PTRS_PER_PTE (Will Deacon, "arm64: tlbi: Set MAX_TLBI_OPS to

@@ -119,6 +119,13 @@ TLBS = {
         "POWER9 Processor User's Manual (IBM): 64-entry fully associative D-ERAT, 1024-entry "
         "4-way TLB (sizes as recalled from the manual; not re-checked in this repository)",
     ),
+    "riscv64": TlbSpec(
+        (TlbArraySpec(1, 1, 32, _ALL),),
+        "SiFive U54 (Microchip PolarFire SoC MSS documentation, MMU section): data "
+        "address-translation cache fully associative, 32 entries, 4K pages, 2M megapages "
+        "and 1G gigapages; no second-level TLB. Used for Sv48/Sv57 too: no TLB sizes of "
+        "an Sv48/Sv57 core were found (an assumption there)",
+    ),
 }
 
 _X86_MEASURED = "measured on the project's Linux 6.18 x86-64 test host, one run"
@@ -216,6 +223,14 @@ COSTS = {
                         "the flush; assumption: one page (DSB ISHST; TLBI; DSB ISH), ~350 ns "
                         "split over the two DSBs (one difference of two means, no spread "
                         "published)"),
+    },
+    "riscv64": {
+        **{k: _as_x86(v) if k in _BORROWED else v for k, v in _COMMON.items()},
+        "sfence_vma": _assumed(20, "assumption: one sfence.vma of one page and ASID"),
+        "sfence_vma_asid": _assumed(50, "assumption: sfence.vma of a whole ASID"),
+        "sbi_rfence": _assumed(5000, "assumption: an SBI ecall into M-mode firmware that "
+                               "IPIs the other harts and waits for their fences"),
+        "ipi": _assumed(1500, "assumption: as x86's synchronous flush IPI"),
     },
     "ppc64": {
         **{k: _as_x86(v) if k in _BORROWED else v for k, v in _COMMON.items()},

@@ -66,6 +66,15 @@ MAX_TOUCH = 1 << 26  # accesses per CPU before the move
 SRC_BASE, DST_BASE = 1 << 44, 1 << 45
 
 
+def _bases(a: Arch) -> tuple[int, int]:
+    """Where a run's source and destination regions start (PUD aligned):
+    16 and 32 TiB, or, in a smaller address space (riscv64 Sv39's 256 GiB),
+    its first PUD and its middle."""
+    if a.task_size >= 2 * DST_BASE:
+        return SRC_BASE, DST_BASE
+    return a.pud_size, (a.task_size // 2) & ~(a.pud_size - 1)
+
+
 def parse_populate(populate: str | Mapping[str, float]) -> dict[str, float]:
     """``"write"`` or a mix such as ``{"write": 0.5, "thp": 0.25}`` (fractions
     of the region, in that order from its start; the rest stays unpopulated)
@@ -248,8 +257,12 @@ def _simulate(
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, not {seed!r}")
     mix = parse_populate(populate)
-    src = SRC_BASE + _offset(a, src_align, "src_align")
-    dst = DST_BASE + _offset(a, dst_align, "dst_align")
+    src_base, dst_base = _bases(a)
+    if size + a.pud_size > dst_base - src_base:
+        raise ValueError(f"size {format_size(size)} does not fit twice in {a.name}'s "
+                         f"{format_size(a.task_size)} address space")  # fmt: skip
+    src = src_base + _offset(a, src_align, "src_align")
+    dst = dst_base + _offset(a, dst_align, "dst_align")
     t0 = time.perf_counter_ns()
     mm = AddressSpace(a, cpus=cpus, policy=policy, thp="madvise")
     mm.mmap(size, addr=src, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)

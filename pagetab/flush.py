@@ -21,7 +21,14 @@ from typing import Any, ClassVar
 
 from .argcheck import check_bool, check_int
 
-__all__ = ["Arm64Flush", "FlushRules", "Ppc64RadixFlush", "X86Flush", "flush_families"]
+__all__ = [
+    "Arm64Flush",
+    "FlushRules",
+    "Ppc64RadixFlush",
+    "RiscvFlush",
+    "X86Flush",
+    "flush_families",
+]
 
 
 _FAMILIES: dict[str, type[FlushRules]] = {}
@@ -138,6 +145,36 @@ class Ppc64RadixFlush(FlushRules):
         check_int("Ppc64RadixFlush.tlbie_ceiling", self.tlbie_ceiling, 0)
         check_int("Ppc64RadixFlush.tlbiel_ceiling", self.tlbiel_ceiling, 0)
         check_bool("Ppc64RadixFlush.thp", self.thp)
+
+
+@dataclass(frozen=True)
+class RiscvFlush(FlushRules):
+    """arch/riscv/mm/tlbflush.c __flush_tlb_range: sfence.vma per stride up
+    to ``threshold`` strides (tlb_flush_all_threshold), else for the whole
+    ASID; when other harts of mm_cpumask run the mm, one SBI remote fence
+    (``sbi``, riscv_use_sbi_for_rfence: the firmware flushes the whole ASID
+    on each hart above ``sbi_flush_limit`` bytes, OpenSBI's
+    tlb_range_flush_limit default of one 4K page) or IPIs running the local
+    flush on every hart."""
+
+    family: ClassVar[str] = "riscv"
+    op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {
+            "sfence_vma": "sfence_vma",
+            "sfence_vma_asid": "sfence_vma_asid",
+            "remote_sfence_vma": "sfence_vma",
+            "remote_sfence_vma_asid": "sfence_vma_asid",
+            "sbi_rfence": "sbi_rfence",
+        }
+    )
+    threshold: int = 64
+    sbi: bool = True
+    sbi_flush_limit: int = 4096
+
+    def __post_init__(self) -> None:
+        check_int("RiscvFlush.threshold", self.threshold, 0)
+        check_bool("RiscvFlush.sbi", self.sbi)
+        check_int("RiscvFlush.sbi_flush_limit", self.sbi_flush_limit, 0, (1 << 31) - 1)
 
 
 def flush_families() -> dict[str, type[FlushRules]]:

@@ -11,7 +11,7 @@ import pagetab as pt
 from pagetab.memory import populate_vma
 from pagetab.oracle import PageState, run_ops
 
-BASE = 1 << 40  # the simulated window, PUD aligned like the oracle's
+BASE = 1 << 36  # the simulated window: PUD aligned, inside every arch (Sv39: 256 GiB)
 PAGE = 4096
 
 

@@ -42,13 +42,20 @@ GEOMETRY = {
         2 << 20,
         1 << 30,
     ),
-}
+    # the RISC-V privileged specification: Sv39 (3 levels, the pgd's entries
+    # map 1 GiB and act as the pud), Sv48, Sv57; 9 bits per level, 4K pages
+    "riscv64-sv39": (4096, ("pgd", "pmd", "pte"), (30, 21, 12), (512,) * 3, 2 << 20, 1 << 30),
+    "riscv64-sv48": (4096, ("pgd", "pud", "pmd", "pte"), (39, 30, 21, 12), (512,) * 4,
+                     2 << 20, 1 << 30),
+    "riscv64-sv57": (4096, ("pgd", "p4d", "pud", "pmd", "pte"), (48, 39, 30, 21, 12),
+                     (512,) * 5, 2 << 20, 1 << 30),
+}  # fmt: skip
 
 
 def test_registry_lists_every_profile() -> None:
     assert pt.archs()[: len(GEOMETRY)] == list(GEOMETRY)
     variants = {"x86-64-invlpgb": "x86-64", "arm64-4k-linux-4.9": "arm64-4k",
-                "arm64-4k-tlbirange": "arm64-4k"}  # fmt: skip
+                "arm64-4k-tlbirange": "arm64-4k", "riscv64-sv48-ipi": "riscv64-sv48"}  # fmt: skip
     assert pt.archs()[len(GEOMETRY) :] == list(variants)
     for name, base in variants.items():
         assert pt.arch(name).levels == pt.arch(base).levels

@@ -12,7 +12,7 @@ from pagetab.flush import Arm64Flush, FlushRules, X86Flush, flush_families
 
 def test_every_family_has_a_c_rule_with_the_same_parameters() -> None:
     families = flush_families()
-    assert set(families) == set(_flush.FLUSH_RULES) == {"x86", "arm64", "ppc64"}
+    assert set(families) == set(_flush.FLUSH_RULES) == {"x86", "arm64", "ppc64", "riscv"}
     for name, cls in families.items():
         rules = cls()
         c_rule = _flush.FLUSH_RULES[name](rules.params())

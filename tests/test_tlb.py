@@ -199,22 +199,24 @@ def test_full_flush_is_o1_and_counts_collateral(make_mm: MM) -> None:
 def test_no_cpu_keeps_the_old_range_after_a_safe_move(make_mm: MM, arch_name: str,
                                                       name: str) -> None:  # fmt: skip
     a = pt.arch(arch_name)
+    # inside every address space (riscv64 Sv39 has 256 GiB)
+    src, dst = (1 << 44, 1 << 45) if a.task_size > 1 << 46 else (1 << 36, 1 << 37)
     for off in (0, a.page_size):
         mm = make_mm(arch_name, cpus=3, policy=name, thp="always")
         size = 3 * a.pmd_size
-        pages = region(mm, size, pt.MADV_POPULATE_WRITE, addr=1 << 44)
-        mm.madvise(1 << 44, a.pmd_size, pt.MADV_DONTNEED)  # 4K pages there
-        mm.madvise(1 << 44, a.pmd_size, pt.MADV_NOHUGEPAGE)
-        mm.madvise(1 << 44, a.pmd_size, pt.MADV_POPULATE_WRITE)
+        pages = region(mm, size, pt.MADV_POPULATE_WRITE, addr=src)
+        mm.madvise(src, a.pmd_size, pt.MADV_DONTNEED)  # 4K pages there
+        mm.madvise(src, a.pmd_size, pt.MADV_NOHUGEPAGE)
+        mm.madvise(src, a.pmd_size, pt.MADV_POPULATE_WRITE)
         for cpu in range(3):
             mm.access(pages, cpu=cpu)
-        assert mm.tlbs.count_range(1 << 44, (1 << 44) + size) > 0
-        f = mm.frames(1 << 44, size)
-        mm.mremap(1 << 44, size, size, FIXED, (1 << 45) + off)
-        assert mm.tlbs.count_range(1 << 44, (1 << 44) + size) == 0
-        st = mm.access(pages - np.uint64(1 << 44) + np.uint64((1 << 45) + off), cpu=1)
+        assert mm.tlbs.count_range(src, src + size) > 0
+        f = mm.frames(src, size)
+        mm.mremap(src, size, size, FIXED, dst + off)
+        assert mm.tlbs.count_range(src, src + size) == 0
+        st = mm.access(pages - np.uint64(src) + np.uint64(dst + off), cpu=1)
         assert st.faults == 0 and st.segv == 0
-        assert np.array_equal(mm.frames((1 << 45) + off, size), f)
+        assert np.array_equal(mm.frames(dst + off, size), f)
 
 
 def test_collateral_of_a_move_is_measurable(make_mm: MM) -> None:
@@ -377,3 +379,37 @@ def test_mprotect_flushes_what_it_changed(arch: str) -> None:
     assert before == 2  # z's entry in both TLB levels
     mm.mprotect(y, page, pt.PROT_READ)
     assert mm.tlbs.valid_entries(0) == before
+
+
+def test_riscv_flush_rule() -> None:
+    # arch/riscv/mm/tlbflush.c: sfence.vma per page up to 64 pages
+    # (tlb_flush_all_threshold), then one for the whole ASID
+    one = pt.AddressSpace("riscv64-sv48", cpus=2)
+    ops = one.tlbs.flush_range(0, BASE, BASE + 64 * 4096)
+    assert ops["sfence_vma"] == 64 and ops["sfence_vma_asid"] == 0 and ops["sbi_rfence"] == 0
+    ops = one.tlbs.flush_range(0, BASE, BASE + 65 * 4096)
+    assert ops["sfence_vma"] == 0 and ops["sfence_vma_asid"] == 1
+    # another hart in mm_cpumask: one SBI remote fence covers both harts
+    one.tlbs.set_cpu(1)
+    ops = one.tlbs.flush_range(0, BASE, BASE + 8 * 4096)
+    assert ops["sbi_rfence"] == 1 and ops["ipi"] == 0 and ops["sfence_vma"] == 0
+    # the IPI variant runs the local flush on every hart of the mask
+    ipi = pt.AddressSpace("riscv64-sv48-ipi", cpus=3)
+    for cpu in (1, 2):
+        ipi.tlbs.set_cpu(cpu)
+    ops = ipi.tlbs.flush_range(0, BASE, BASE + 8 * 4096)
+    assert ops["ipi"] == 2 and ops["sbi_rfence"] == 0
+    assert ops["sfence_vma"] == 8 and ops["remote_sfence_vma"] == 8  # one remote hart's share
+
+
+@pytest.mark.parametrize("arch_name", ["riscv64-sv39", "riscv64-sv48", "riscv64-sv57"])
+def test_riscv_pmd_path_flushes_the_whole_asid_per_pmd(arch_name: str) -> None:
+    # a whole-PMD move flushes 512 pages: above the threshold of 64, so every
+    # one of the 512 flushes of a 1 GiB PMD-path move is an ASID flush
+    r = pt.run_move(G, arch_name, "linux-6.8", dst_align="pmd", cpus=1)
+    assert r.counters["normal_pmds_moved"] == 512
+    assert r.flush_ops["sfence_vma_asid"] == 512 and r.flush_ops["sfence_vma"] == 0
+    a = pt.arch(arch_name)
+    assert r.breakdown["tlb flush"] == pytest.approx(
+        512 * (a.cost("flush_call") + a.cost("sfence_vma_asid"))
+    )
