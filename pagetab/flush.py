@@ -153,9 +153,10 @@ class RiscvFlush(FlushRules):
     to ``threshold`` strides (tlb_flush_all_threshold), else for the whole
     ASID; when other harts of mm_cpumask run the mm, one SBI remote fence
     (``sbi``, riscv_use_sbi_for_rfence: the firmware flushes the whole ASID
-    on each hart above ``sbi_flush_limit`` bytes, OpenSBI's
-    tlb_range_flush_limit default of one 4K page) or IPIs running the local
-    flush on every hart."""
+    on each hart above ``sbi_flush_limit`` bytes: OpenSBI's
+    tlb_range_flush_limit, one 4K page by default as recalled, not verified
+    against OpenSBI's source here) or IPIs running the local flush on every
+    hart."""
 
     family: ClassVar[str] = "riscv"
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(
