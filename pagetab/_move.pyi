@@ -24,7 +24,18 @@ class PagetableMoveControl:
     def __init__(self, config: dict[str, Any]) -> None: ...
     @property
     def config(self) -> dict[str, Any]: ...
-    def start(self, old_addr: int, new_addr: int, len_in: int) -> None: ...
+    def start(
+        self,
+        old_addr: int,
+        new_addr: int,
+        len_in: int,
+        *,
+        need_rmap_locks: bool,
+        has_anon: bool,
+        caller: int,
+        free_lo: int = 0,
+        free_hi: int = 0,
+    ) -> None: ...
     def try_realign_addr(
         self, old_vma_start: int, old_prev_end: int, new_vma_start: int, new_prev_end: int
     ) -> bool: ...

@@ -651,10 +651,10 @@ cdef class PagetableMoveControl:
     construction: ``PagetableMoveControl(config)`` with ``config`` a dict of
     mremap_config's fields (see _move.pxd), converted to the struct once.
 
-    Per move, set ``old_addr``, ``new_addr``, ``len_in`` (``old_end`` is set
-    from them by ``start``), ``need_rmap_locks``, ``has_anon``, ``free_lo``
-    and ``free_hi`` (a window where emptied old PTE tables may be freed at
-    once) and ``caller`` (the CPU running mremap).
+    Per move, ``start`` sets ``old_addr``, ``new_addr``, ``len_in`` (and
+    ``old_end`` from them), ``need_rmap_locks``, ``has_anon``, ``caller``
+    (the CPU running mremap), ``free_lo`` and ``free_hi`` (a window where
+    emptied old PTE tables may be freed at once).
     """
 
     def __init__(self, config):
@@ -673,13 +673,20 @@ cdef class PagetableMoveControl:
         """The mremap_config this control was built with."""
         return self.cfg
 
-    def start(self, uint64_t old_addr, uint64_t new_addr, uint64_t len_in):
+    def start(self, uint64_t old_addr, uint64_t new_addr, uint64_t len_in, *,
+              bint need_rmap_locks, bint has_anon, int caller, uint64_t free_lo=0,
+              uint64_t free_hi=0):
         """Begin a move of ``len_in`` bytes from ``old_addr`` to ``new_addr``
-        (PAGETABLE_MOVE_CONTROL); the other fields keep their values."""
+        (PAGETABLE_MOVE_CONTROL), setting every per-move field at once."""
         self.old_addr = old_addr
         self.new_addr = new_addr
         self.len_in = len_in
         self.old_end = old_addr + len_in
+        self.need_rmap_locks = need_rmap_locks
+        self.has_anon = has_anon
+        self.caller = caller
+        self.free_lo = free_lo
+        self.free_hi = free_hi
 
     def try_realign_addr(self, uint64_t old_vma_start, uint64_t old_prev_end,
                          uint64_t new_vma_start, uint64_t new_prev_end):

@@ -8,6 +8,7 @@ headers named in each profile's ``source``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -33,6 +34,7 @@ __all__ = [
     "X86Flush",
     "arch",
     "archs",
+    "device_doc",
     "devices",
     "load_device",
 ]
@@ -531,9 +533,22 @@ def load_calibration(base: Arch, path: str | os.PathLike[str]) -> Arch:
     return fitted.replace(name=f"{base.name}@calibrated")
 
 
-def _device_files() -> dict[str, Any]:
+@functools.cache
+def _device_texts() -> dict[str, str]:
+    """The shipped device files' text, read once (they never change)."""
     root = resources.files("pagetab").joinpath("data/devices")
-    return {p.name[: -len(".json")]: p for p in root.iterdir() if p.name.endswith(".json")}
+    return {p.name[: -len(".json")]: p.read_text("utf-8") for p in sorted(root.iterdir(),
+            key=lambda p: p.name) if p.name.endswith(".json")}  # fmt: skip
+
+
+def device_doc(device: str) -> dict[str, Any]:
+    """The shipped device calibration ``device`` (a fresh copy); ValueError
+    listing the valid devices if there is none of that name."""
+    texts = _device_texts()
+    if device not in texts:
+        raise ValueError(f"unknown device {device!r}; valid: {', '.join(sorted(texts))}")
+    doc: dict[str, Any] = json.loads(texts[device])
+    return doc
 
 
 def devices(of: str | None = None) -> dict[str, str]:
@@ -541,8 +556,8 @@ def devices(of: str | None = None) -> dict[str, str]:
     to published measurements of one device (``pagetab/data/devices``),
     for the arch profile ``of`` (and its variants) or all."""
     out = {}
-    for name, path in sorted(_device_files().items()):
-        data = json.loads(path.read_text("utf-8"))
+    for name in sorted(_device_texts()):
+        data = device_doc(name)
         if of is None or of == data["arch"] or of.startswith(data["arch"] + "-"):
             out[name] = f"{data['arch']}: {data['device']['description']}"
     return out
@@ -552,10 +567,7 @@ def load_device(base: Arch, device: str) -> Arch:
     """``base`` with the costs of the shipped device calibration ``device``
     (for base's profile or a variant of it, e.g. arm64-4k-linux-4.9 with an
     arm64-4k device); ValueError listing the valid devices otherwise."""
-    files = _device_files()
-    if device not in files:
-        raise ValueError(f"unknown device {device!r}; valid: {', '.join(sorted(files))}")
-    data = json.loads(files[device].read_text("utf-8"))
+    data = device_doc(device)
     family = data.get("arch", "")
     # a device of a profile serves its variants (same core, another kernel rule)
     fits = family if base.name == family or base.name.startswith(family + "-") else base.name

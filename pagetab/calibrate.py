@@ -34,7 +34,7 @@ from .arch import arch as _arch
 from .arch import load_calibration as load
 from .cost import move_cost
 from .experiment import move_stats
-from .reproduce import published_entries
+from .reproduce import published_entries, published_us
 from .stats import MoveStats
 
 __all__ = ["FITTED", "Case", "calibrate", "fit_device", "load", "validate"]
@@ -133,10 +133,13 @@ def fit_device(name: str, arch_name: str, entry_ids: list[str], keys: tuple[str,
     for i in entry_ids:
         e = by_id[i]
         sim = e["simulate"]
-        prof = load_device_costs(_arch(sim["arch"]), base)
+        # the simulated profile (base's or a variant of it) with base's costs
+        prof = _arch(sim["arch"]).replace(costs=dict(base.costs))
         st = move_stats(e["size_bytes"], prof, sim["policy"], dst_align=sim["dst_align"],
                         cpus=1, touch=0)  # fmt: skip
-        rows.append((st, _published_ns(e)))
+        published = published_us(e)
+        assert published is not None, f"{i} is not a time"
+        rows.append((st, 1e3 * published))
     costs = _fit(rows, base, keys)
     report = []
     for (st, measured), i in zip(rows, entry_ids, strict=True):
@@ -156,17 +159,6 @@ def fit_device(name: str, arch_name: str, entry_ids: list[str], keys: tuple[str,
                    "not_identifiable": {k: f"kept at its sourced value: "
                                            f"{base.costs[k].source}" for k in kept}},
     }  # fmt: skip
-
-
-def _published_ns(e: dict[str, Any]) -> float:
-    samples = e.get("samples_us") or []
-    value = e.get("value_us")
-    return 1e3 * (value if value is not None else statistics.fmean(samples))
-
-
-def load_device_costs(profile: Arch, base: Arch) -> Arch:
-    """``profile`` (a variant of ``base``'s profile) with ``base``'s costs."""
-    return profile.replace(costs=dict(base.costs))
 
 
 def _fit_ipi(rows: list[tuple[MoveStats, float]], profile: Arch) -> float:

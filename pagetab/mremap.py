@@ -246,15 +246,14 @@ def move_vma(mm: AddressSpace, vma: Vma, addr: int, old_len: int, new_len: int, 
     assert new_vma is not None
     merged = new_vma.start != new_addr or new_vma.end != new_addr + new_len
     dontunmap = bool(flags & MREMAP_DONTUNMAP)
-    pmc = mm._pmc
-    pmc.start(addr, new_addr, old_len)
-    pmc.need_rmap_locks = merged and new_vma.pgoff <= vma.pgoff
-    pmc.has_anon = vma.anon_vma is not None
-    pmc.free_lo = pmc.free_hi = 0
+    free_lo = free_hi = 0
     if not dontunmap and mm.page_table_limit is None:
         # under a limit the old tables stay until the end, so that a
         # failed move can always move its entries back (as the kernel)
-        pmc.free_lo, pmc.free_hi = free_window(mm, addr, addr + old_len)
+        free_lo, free_hi = free_window(mm, addr, addr + old_len)
+    mm._pmc.start(addr, new_addr, old_len, need_rmap_locks=merged and new_vma.pgoff <= vma.pgoff,
+                  has_anon=vma.anon_vma is not None, caller=mm.cpu, free_lo=free_lo,
+                  free_hi=free_hi)  # fmt: skip
     if vma.start == addr and new_vma.start == new_addr:
         _try_realign(mm, st)
     moved = _move_page_tables(mm, st)
@@ -305,13 +304,11 @@ def move_whole_vma(mm: AddressSpace, addr: int, length: int, new_addr: int,
     if end <= new_addr and (ceiling == 0 or new_addr < ceiling):
         ceiling = new_addr
     has_anon = vma.anon_vma is not None
-    pmc = mm._pmc
-    pmc.start(addr, new_addr, length)
-    pmc.need_rmap_locks = False
-    pmc.has_anon = has_anon
-    pmc.free_lo = pmc.free_hi = 0
+    free_lo = free_hi = 0
     if mm.page_table_limit is None:
-        pmc.free_lo, pmc.free_hi = floor, ceiling or U64 - 1
+        free_lo, free_hi = floor, ceiling or U64 - 1
+    mm._pmc.start(addr, new_addr, length, need_rmap_locks=False, has_anon=has_anon,
+                  caller=mm.cpu, free_lo=free_lo, free_hi=free_hi)  # fmt: skip
     _try_realign(mm, st)
     moved = _move_page_tables(mm, st)
     if moved < length:
@@ -352,9 +349,5 @@ def _move_page_tables(mm: AddressSpace, st: MoveStats) -> int:
 def _move_back(mm: AddressSpace, old: int, new: int, length: int, has_anon: bool) -> None:
     """The reverse move_page_tables of a failed move (need_rmap_locks, no
     early freeing); its counters are not the call's."""
-    pmc = mm._pmc
-    pmc.start(old, new, length)
-    pmc.need_rmap_locks = True
-    pmc.has_anon = has_anon
-    pmc.free_lo = pmc.free_hi = 0
-    _move.move_page_tables(mm.tables, mm.tlbs, pmc)
+    mm._pmc.start(old, new, length, need_rmap_locks=True, has_anon=has_anon, caller=mm.cpu)
+    _move.move_page_tables(mm.tables, mm.tlbs, mm._pmc)

@@ -18,11 +18,18 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from .arch import Arch, devices
+from .arch import Arch, device_doc, devices
 from .arch import arch as _arch
 from .experiment import move_stats
 
-__all__ = ["Finding", "Published", "published_entries", "reproduce_2018", "reproduce_published"]
+__all__ = [
+    "Finding",
+    "Published",
+    "published_entries",
+    "published_us",
+    "reproduce_2018",
+    "reproduce_published",
+]
 
 GIB = 1 << 30
 
@@ -194,10 +201,14 @@ def _source(e: dict[str, Any]) -> str:
     return f"{s.get('subject', '')}; {ref}".strip("; ")
 
 
-def _device_doc(device: str) -> dict[str, Any]:
-    path = resources.files("pagetab").joinpath(f"data/devices/{device}.json")
-    doc: dict[str, Any] = json.loads(path.read_text("utf-8"))["device"]
-    return doc
+def published_us(e: dict[str, Any]) -> float | None:
+    """An entry's published time in us: its stated value, else the mean of
+    its samples (None for a figure that is not a time)."""
+    samples = e.get("samples_us") or []
+    value = e.get("value_us")
+    if value is None and samples:
+        value = statistics.fmean(samples)
+    return None if value is None else float(value)
 
 
 def reproduce_published() -> list[Published]:
@@ -208,9 +219,7 @@ def reproduce_published() -> list[Published]:
     out = []
     for e in published_entries():
         samples = e.get("samples_us") or []
-        value = e.get("value_us")
-        if value is None and samples:
-            value = statistics.fmean(samples)
+        value = published_us(e)
         low = e.get("low_us", min(samples) if samples else None)
         high = e.get("high_us", max(samples) if samples else None)
         sim = e.get("simulate")
@@ -226,7 +235,7 @@ def reproduce_published() -> list[Published]:
             prof = _arch(sim["arch"], device=device)
             st = move_stats(e["size_bytes"], prof, sim["policy"], dst_align=sim["dst_align"],
                             cpus=1, touch=0)  # fmt: skip
-            fitted = device is not None and e["id"] in _device_doc(device)["fitted_to"]
+            fitted = device is not None and e["id"] in device_doc(device)["device"]["fitted_to"]
             lo_ns, hi_ns = st.estimated_ns_range
             out.append(Published(e["id"], prof.name, *common, st.estimated_ns / 1e3, how,
                                  fitted, _source(e), lo_ns / 1e3, hi_ns / 1e3))  # fmt: skip
