@@ -68,6 +68,7 @@ def test_shipped_devices_are_what_the_fit_gives() -> None:
         refit = calibrate.fit_device(name, doc["arch"], dev["fitted_to"], tuple(doc["costs"]),
                                      dev["description"])  # fmt: skip
         assert refit["costs"] == pytest.approx(doc["costs"]), name
+        assert refit["device"] == dev, name  # its notes quote the current cost sources
         # what the data cannot tell apart keeps its sourced value, and says so
         assert set(dev["not_identifiable"]) | set(doc["costs"]) == set(calibrate.FITTED)
 
