@@ -23,6 +23,7 @@ cdef struct FlushOps:
     int64_t flush_pages          # pages the calls covered
     int64_t full_flush           # x86 full flush (CR3 write) on the calling CPU
     int64_t invlpg               # x86 INVLPG on the calling CPU
+    int64_t invlpg_flush         # x86 calls that took the INVLPG loop on the calling CPU
     int64_t ipi                  # x86 synchronous flush IPIs to other CPUs
     int64_t remote_full_flush    # full flushes on one remote CPU (they run in parallel)
     int64_t remote_invlpg        # INVLPGs on one remote CPU

@@ -61,6 +61,7 @@ cdef void flush_x86(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
                 ops.full_flush += 1
             else:
                 ops.invlpg += <int64_t>pages
+                ops.invlpg_flush += 1
         else:
             ops.ipi += 1
             if first_remote:

@@ -474,8 +474,10 @@ def arch(name: str | Arch, calibration: str | None = None, device: str | None = 
     return a
 
 
-#: the costs a calibration file may set (``ipi`` only by a fit with other CPUs running)
-CALIBRATED_COSTS = ("mremap_call", "pte_move", "pmd_move", "pud_move", "ipi")
+#: the costs a calibration file may set (``ipi`` only by a fit with other CPUs
+#: running; ``invlpg_flush`` and ``invlpg`` only on x86)
+CALIBRATED_COSTS = ("mremap_call", "pte_move", "pmd_move", "pud_move", "invlpg_flush", "invlpg",
+                    "ipi")  # fmt: skip
 
 
 #: the range of a calibrated cost when its file records no fit residuals

@@ -10,10 +10,14 @@ what they do not. With ``cpus`` > 1 it then times moves with ``cpus - 1``
 other threads of the process spinning on the other CPUs (so every flush
 must reach them by IPI), simulates them with ``cpus`` CPUs in mm_cpumask,
 and fits the cost of one flush IPI (``ipi``: the sender's wait for one
-remote CPU's flush, as pagetab counts IPIs per remote CPU per flush). The
-result is a JSON file that ``pt.arch("x86-64", calibration=path)`` loads
-(``arch.load_calibration``, also here as ``load``); ``validate()`` checks
-it on held-out cases, single-CPU and (with ``cpus``) multi-CPU.
+remote CPU's flush, as pagetab counts IPIs per remote CPU per flush), with
+the single-CPU costs just fitted. Training and held-out cases are measured
+together in rounds (``ROUNDS``), round-robin, so host drift during a run
+(this shared VM's speed wanders by tens of percent over seconds) biases
+neither the fit against the check nor one case against another; only the
+training cases enter the fit. The result is a JSON file that
+``pt.arch("x86-64", calibration=path)`` loads (``arch.load_calibration``,
+also here as ``load``); ``validate()`` re-checks a file later.
 """
 
 from __future__ import annotations
@@ -37,11 +41,17 @@ from .experiment import move_stats
 from .reproduce import published_entries, published_us
 from .stats import MoveStats
 
-__all__ = ["FITTED", "Case", "calibrate", "fit_device", "load", "validate"]
+__all__ = ["FITTED", "MOVE_COSTS", "Case", "calibrate", "fit_device", "load", "validate"]
 
 MIB, GIB = 1 << 20, 1 << 30
-#: what the single-CPU fit sets
-FITTED = CALIBRATED_COSTS[:4]
+#: the move's own costs: what a device fit may set
+MOVE_COSTS = CALIBRATED_COSTS[:4]
+#: what the single-CPU host fit sets: the move's costs and, from the PTE-path
+#: cases whose destination splits each extent in two (one INVLPG-path flush
+#: per PMD of 1 page at a 4K offset, of 16 pages at 64K, none at 1M), the
+#: per-call cost of an INVLPG-path flush (large where the MMU is
+#: paravirtualized, as on the test host) and of one INVLPG
+FITTED = (*MOVE_COSTS, "invlpg_flush", "invlpg")
 #: what the fit with other CPUs running the mm sets
 REMOTE_FITTED = ("ipi",)
 assert set(FITTED) | set(REMOTE_FITTED) == set(CALIBRATED_COSTS)
@@ -57,21 +67,26 @@ class Case:
 
     @property
     def label(self) -> str:
-        names = {0: "pud", 2 * MIB: "pmd", MIB: "1m", 4096: "4k"}
+        names = {0: "pud", 2 * MIB: "pmd", MIB: "1m", 64 * 1024: "64k", 4096: "4k"}
         off = names.get(self.dst_offset, hex(self.dst_offset))
         return f"{self.size // MIB}M {off} {self.populate}"
 
 
 TRAINING = [Case(s, o) for s in (64 * MIB, 256 * MIB, GIB, 4 * GIB) for o in (4096, 2 * MIB)] + [
+    Case(256 * MIB, MIB), Case(GIB, MIB), Case(256 * MIB, 64 * 1024), Case(GIB, 64 * 1024),
     Case(GIB, 0), Case(2 * GIB, 0), Case(4 * GIB, 0)]  # fmt: skip
-HELD_OUT = [Case(128 * MIB, 4096), Case(512 * MIB, MIB), Case(2 * GIB, 2 * MIB),
-            Case(8 * GIB, 2 * MIB), Case(3 * GIB, 0), Case(64 * MIB, 4096, "write"),
-            Case(64 * MIB, 2 * MIB, "write")]  # fmt: skip
-#: with other CPUs running the mm: the PTE path (a flush per extent) trains
-#: the IPI cost; PMD and PUD paths and other sizes check it
-REMOTE_TRAINING = [Case(256 * MIB, 4096), Case(GIB, 4096)]
-REMOTE_HELD_OUT = [Case(512 * MIB, MIB), Case(GIB, 2 * MIB), Case(2 * GIB, 2 * MIB),
-                   Case(GIB, 0), Case(4 * GIB, 0)]  # fmt: skip
+HELD_OUT = [Case(128 * MIB, 4096), Case(512 * MIB, MIB), Case(512 * MIB, 64 * 1024),
+            Case(2 * GIB, 2 * MIB), Case(8 * GIB, 2 * MIB), Case(3 * GIB, 0),
+            Case(64 * MIB, 4096, "write"), Case(64 * MIB, 2 * MIB, "write")]  # fmt: skip
+#: with other CPUs running the mm: one PTE-path and one PMD-path size
+#: (a flush per extent, one per PMD) train the IPI cost; other sizes,
+#: alignments and populations of both, and the PUD path (never trained),
+#: check it
+REMOTE_TRAINING = [Case(256 * MIB, 4096), Case(GIB, 2 * MIB)]
+REMOTE_HELD_OUT = [Case(GIB, 4096), Case(512 * MIB, MIB), Case(512 * MIB, 64 * 1024),
+                   Case(64 * MIB, 4096, "write"),
+                   Case(2 * GIB, 2 * MIB), Case(64 * MIB, 2 * MIB, "write"), Case(GIB, 0),
+                   Case(4 * GIB, 0)]  # fmt: skip
 
 
 def simulate(case: Case, profile: Arch, cpus: int = 1) -> MoveStats:
@@ -91,6 +106,24 @@ def measure(case: Case, repeats: int, threads: int = 1) -> float:
                              verify=False, threads=threads).median_ns  # fmt: skip
 
 
+#: rounds of measurements: each round times every case once (``repeats``
+#: moves), and a case's figure is the median of its rounds' medians, so slow
+#: drift of the host (clock, neighbours) spreads over all cases alike
+#: instead of biasing whichever ran last
+ROUNDS = 5
+
+
+def measure_rounds(keys: list[tuple[Case, int]], repeats: int,
+                   rounds: int = ROUNDS) -> dict[tuple[Case, int], float]:  # fmt: skip
+    """Median ns of each (case, threads) in ``keys``, measured round-robin:
+    ``rounds`` times over all of them in turn."""
+    samples: dict[tuple[Case, int], list[float]] = {k: [] for k in keys}
+    for _ in range(rounds):
+        for c, t in samples:
+            samples[c, t].append(measure(c, repeats, t))
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
 def _warm_up() -> None:
     """A first move pays for cold caches and clock ramp-up: do it unmeasured."""
     measure(Case(256 * MIB, 4096), 3)
@@ -100,7 +133,9 @@ def _events(st: MoveStats) -> dict[str, float]:
     """How many times a move paid each fitted cost."""
     return {"mremap_call": 1.0, "pte_move": st.ptes_moved,
             "pmd_move": st.normal_pmds_moved + st.huge_pmds_moved,
-            "pud_move": st.normal_puds_moved + st.huge_puds_moved}  # fmt: skip
+            "pud_move": st.normal_puds_moved + st.huge_puds_moved,
+            "invlpg_flush": st.flush_ops["invlpg_flush"],
+            "invlpg": st.flush_ops["invlpg"] + st.flush_ops["remote_invlpg"]}  # fmt: skip
 
 
 def _fit(rows: list[tuple[MoveStats, float]], base: Arch,
@@ -147,7 +182,7 @@ def fit_device(name: str, arch_name: str, entry_ids: list[str], keys: tuple[str,
                               st)[0]  # fmt: skip
         report.append({"case": i, "measured_ns": measured, "predicted_ns": predicted,
                        "error": predicted / measured - 1})  # fmt: skip
-    kept = [k for k in FITTED if k not in keys]
+    kept = [k for k in MOVE_COSTS if k not in keys]
     return {
         "arch": arch_name,
         "host": name,
@@ -177,31 +212,42 @@ def _fit_ipi(rows: list[tuple[MoveStats, float]], profile: Arch) -> float:
     return max(num / den, 0.0)
 
 
+def _report(profile: Arch, cases: list[Case], times: dict[tuple[Case, int], float],
+            cpus: int) -> list[dict[str, Any]]:  # fmt: skip
+    """Predicted (by ``profile``) vs measured for each case with ``cpus``."""
+    out = []
+    for c in cases:
+        measured = times[c, cpus]
+        predicted = move_cost(profile, simulate(c, profile, cpus))[0]
+        label = c.label if cpus == 1 else f"{c.label} {cpus}cpu"
+        out.append({"case": label, "measured_ns": measured, "predicted_ns": predicted,
+                    "error": predicted / measured - 1})  # fmt: skip
+    return out
+
+
 def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = None,
-              verbose: bool = True, cpus: int = 1) -> dict[str, Any]:  # fmt: skip
+              verbose: bool = True, cpus: int = 1,
+              held_out: list[Case] | None = None) -> dict[str, Any]:  # fmt: skip
     """Measure, fit and write the calibration file; returns its contents.
 
-    ``cpus`` > 1 also fits ``ipi`` from moves with other threads running
-    (where this machine cannot pin that many threads, it says why and
-    calibrates the single-CPU costs only)."""
+    The training cases (``cases``, default ``TRAINING``) and the held-out
+    ones (``held_out``, default ``HELD_OUT``; ``[]`` for none) are measured
+    together, round-robin, so the held-out check sees the machine the fit
+    saw; only the training cases enter the fit. ``cpus`` > 1 also fits
+    ``ipi`` from moves with other threads running (``REMOTE_TRAINING``) and
+    checks it on ``REMOTE_HELD_OUT`` in the same rounds (where this machine
+    cannot pin that many threads, it says why and calibrates the
+    single-CPU costs only). The file records every case: "fit" and
+    "held_out", and under "remote" the same with ``cpus`` CPUs."""
     ok, why = host.available()
     if not ok:
         raise NotImplementedError(f"calibration needs the host probe: {why}")
     if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
         raise ValueError(f"cpus must be an int >= 1, not {cpus!r}")
-    base = _arch("x86-64")
-    _warm_up()
-    rows = []
-    for c in cases or TRAINING:
-        rows.append((simulate(c, base), measure(c, repeats)))
-    costs = _fit(rows, base)
-    fitted = base.with_costs(**costs)
-    report = []
-    for (st, measured), c in zip(rows, cases or TRAINING, strict=True):
-        predicted = move_cost(fitted, st)[0]
-        report.append({"case": c.label, "measured_ns": measured, "predicted_ns": predicted,
-                       "error": predicted / measured - 1})  # fmt: skip
+    training = cases or TRAINING
+    check = HELD_OUT if held_out is None else held_out
     remote: dict[str, Any] = {"cpus": cpus}
+    keys = [(c, 1) for c in training + check]
     if cpus > 1:
         try:
             host.measure_move(2 * MIB, "none", repeats=1, verify=False, threads=cpus)
@@ -210,31 +256,39 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
             if verbose:
                 print(f"remote flushes not calibrated: {remote['skipped']}")
         else:
-            rrows = [(simulate(c, fitted, cpus), measure(c, repeats, cpus))
-                     for c in REMOTE_TRAINING]  # fmt: skip
-            costs["ipi"] = _fit_ipi(rrows, fitted)
-            fitted = fitted.with_costs(ipi=costs["ipi"])
-            rreport = []
-            for (st, measured), c in zip(rrows, REMOTE_TRAINING, strict=True):
-                predicted = move_cost(fitted, st)[0]
-                rreport.append({"case": f"{c.label} {cpus}cpu", "measured_ns": measured,
-                                "predicted_ns": predicted,
-                                "error": predicted / measured - 1})  # fmt: skip
-            remote["fit"] = rreport
-            if verbose:
-                _print(rreport, f"fit, {cpus} CPUs")
+            keys += [(c, cpus) for c in REMOTE_TRAINING + REMOTE_HELD_OUT]
+    base = _arch("x86-64")
+    _warm_up()
+    times = measure_rounds(keys, repeats)
+    costs = _fit([(simulate(c, base), times[c, 1]) for c in training], base)
+    fitted = base.with_costs(**costs)
+    report = _report(fitted, training, times, 1)
+    checked = _report(fitted, check, times, 1)
+    if "skipped" not in remote and cpus > 1:
+        rrows = [(simulate(c, fitted, cpus), times[c, cpus]) for c in REMOTE_TRAINING]
+        costs["ipi"] = _fit_ipi(rrows, fitted)
+        fitted = fitted.with_costs(ipi=costs["ipi"])
+        remote["fit"] = _report(fitted, REMOTE_TRAINING, times, cpus)
+        remote["held_out"] = _report(fitted, REMOTE_HELD_OUT, times, cpus)
     data = {
         "arch": "x86-64",
         "host": platform.node(),
         "kernel": platform.release(),
         "date": datetime.date.today().isoformat(),
+        "rounds": ROUNDS,
         "costs": costs,
         "fit": report,
+        "held_out": checked,
         "remote": remote,
     }
     Path(path).write_text(json.dumps(data, indent=1))
     if verbose:
         _print(report, "fit")
+        if checked:
+            _print(checked, "held out")
+        if "fit" in remote:
+            _print(remote["fit"], f"fit, {cpus} CPUs")
+            _print(remote["held_out"], f"held out, {cpus} CPUs")
     return data
 
 
@@ -242,15 +296,13 @@ def validate(profile: Arch, repeats: int = 5, cases: list[Case] | None = None,
              verbose: bool = True, cpus: int = 1) -> list[dict[str, Any]]:  # fmt: skip
     """Predicted vs measured on held-out cases (other sizes, alignments,
     written pages); with ``cpus`` > 1, moves with ``cpus - 1`` other
-    threads running (PTE, PMD and PUD paths)."""
-    report = []
+    threads running (PTE, PMD and PUD paths). For checking a calibration
+    file later (``calibrate`` checks its own fit on the held-out cases in
+    the same rounds)."""
     _warm_up()
-    for c in cases or (HELD_OUT if cpus == 1 else REMOTE_HELD_OUT):
-        measured = measure(c, repeats, cpus)
-        predicted = move_cost(profile, simulate(c, profile, cpus))[0]
-        label = c.label if cpus == 1 else f"{c.label} {cpus}cpu"
-        report.append({"case": label, "measured_ns": measured, "predicted_ns": predicted,
-                       "error": predicted / measured - 1})  # fmt: skip
+    held_out = cases or (HELD_OUT if cpus == 1 else REMOTE_HELD_OUT)
+    report = _report(profile, held_out, measure_rounds([(c, cpus) for c in held_out], repeats),
+                     cpus)  # fmt: skip
     if verbose:
         _print(report, "held out" if cpus == 1 else f"held out, {cpus} CPUs")
     return report

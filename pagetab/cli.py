@@ -431,12 +431,11 @@ def _host_unavailable(command: str) -> bool:
 def _calibrate(args: argparse.Namespace) -> int:
     if _host_unavailable("calibrate"):
         return 1
-    data = calibrate.calibrate(args.out, repeats=args.repeats, cpus=args.cpus)
-    print(f"wrote {args.out}; held-out check:")
-    fitted = arch("x86-64", calibration=args.out)
-    calibrate.validate(fitted, repeats=args.repeats)
-    if args.cpus > 1 and "skipped" not in data["remote"]:
-        calibrate.validate(fitted, repeats=args.repeats, cpus=args.cpus)
+    calibrate.calibrate(args.out, repeats=args.repeats, cpus=args.cpus)
+    print(
+        f"wrote {args.out} (training and held-out cases measured in the same "
+        f"{calibrate.ROUNDS} rounds; only the training cases fitted)"
+    )
     return 0
 
 

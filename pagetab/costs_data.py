@@ -205,6 +205,11 @@ COSTS = {
                        "__flush_tlb_one() 237 hot / 883 cold cycles, "
                        "<20150608200308.GA16978@gmail.com>; range 79-294 ns: the published "
                        "237-883 cycles at 3 GHz", 79, 294),
+        "invlpg_flush": Cost(0, "assumption: on bare metal an INVLPG-path flush costs its "
+                             "flush_call and its INVLPGs, nothing per call beyond them; range "
+                             "0-2000 ns: where the MMU is paravirtualized each such flush "
+                             "traps to the hypervisor (the project's 6.18 test host, a PVM "
+                             "guest, measures about 2 us: pagetab calibrate fits it)", 0, 2000),
         "ipi": _assumed(1500, "assumption: synchronous flush IPI to one CPU with its ack; "
                         "published shootdowns take microseconds (N. Amit, 'Optimizing the "
                         "TLB Shootdown Algorithm with Page Access Tracking', USENIX ATC "

@@ -78,6 +78,7 @@ class X86Flush(FlushRules):
         {
             "full_flush": "full_flush",
             "invlpg": "invlpg",
+            "invlpg_flush": "invlpg_flush",
             "remote_full_flush": "full_flush",
             "remote_invlpg": "invlpg",
             "invlpgb": "invlpgb",

@@ -30,8 +30,11 @@ def test_every_cost_has_a_range_its_source_explains(family: str) -> None:
             # exact; every other is uncertain and says on what the range rests
             assert c.low < c.high, (family, event)
         assert "range" in c.source or "assumption band" in c.source, (family, event)
-        if c.source.startswith("assumption"):
+        if c.source.startswith("assumption") and c.ns:
             assert "assumption band x0.5-x2" in c.source, (family, event)
+        elif c.source.startswith("assumption"):
+            # an assumed zero has no multiplicative band: its range says why
+            assert c.high > 0 and "range 0-" in c.source, (family, event)
         if c.source.startswith("measured"):
             assert "+-20%" in c.source, (family, event)
 

@@ -298,7 +298,8 @@ def test_policy_legacy_keywords_are_deprecated() -> None:
 # No other CPU is in mm_cpumask: no IPI.
 PATHS = {
     "pte": ("linux-5.0", 4 * K, 0, {"ptes": 262144, "tables": 514, "ptl": 2048, "rmap": 0,
-                                    "flushes": 1024, "invlpg": 512, "full": 512}),
+                                    "flushes": 1024, "invlpg": 512, "invlpg_flush": 512,
+                                    "full": 512}),
     "pmd": ("linux-5.0", 2 * M, 2 * M, {"pmds": 512, "tables": 3, "ptl": 1024, "rmap": 512,
                                         "flushes": 512, "full": 512}),
     "pud": ("linux-5.11", 0, 0, {"puds": 1, "tables": 1, "ptl": 1, "rmap": 1, "flushes": 1,
@@ -318,7 +319,7 @@ def test_breakdown_prices_the_events_of_each_path(make_mm: MM, path: str) -> Non
         "table alloc": n["tables"] * c("table_alloc"),
         "locks": n["ptl"] * c("ptl_lock") + n["rmap"] * c("rmap_lock"),
         "tlb flush": n["flushes"] * c("flush_call") + n.get("invlpg", 0) * c("invlpg")
-        + n["full"] * c("full_flush"),
+        + n.get("invlpg_flush", 0) * c("invlpg_flush") + n["full"] * c("full_flush"),
         "ipi": 0.0,
     }  # fmt: skip
     assert st.breakdown == pytest.approx(expected)
@@ -342,7 +343,8 @@ def test_interval_prices_the_events_at_each_end_of_their_ranges(make_mm: MM, pat
                 + n.get("pmds", 0) * c("pmd_move") + n.get("puds", 0) * c("pud_move")
                 + n["tables"] * c("table_alloc") + n["ptl"] * c("ptl_lock")
                 + n["rmap"] * c("rmap_lock") + n["flushes"] * c("flush_call")
-                + n.get("invlpg", 0) * c("invlpg") + n["full"] * c("full_flush"))  # fmt: skip
+                + n.get("invlpg", 0) * c("invlpg") + n["full"] * c("full_flush")
+                + n.get("invlpg_flush", 0) * c("invlpg_flush"))  # fmt: skip
 
     low, high = st.estimated_ns_range
     assert (low, high) == pytest.approx((priced("low"), priced("high")))

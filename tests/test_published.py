@@ -70,7 +70,7 @@ def test_shipped_devices_are_what_the_fit_gives() -> None:
         assert refit["costs"] == pytest.approx(doc["costs"]), name
         assert refit["device"] == dev, name  # its notes quote the current cost sources
         # what the data cannot tell apart keeps its sourced value, and says so
-        assert set(dev["not_identifiable"]) | set(doc["costs"]) == set(calibrate.FITTED)
+        assert set(dev["not_identifiable"]) | set(doc["costs"]) == set(calibrate.MOVE_COSTS)
 
 
 def test_fitted_figures_are_reproduced_and_cross_source_ones_predicted() -> None:
