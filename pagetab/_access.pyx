@@ -17,6 +17,7 @@ cimport numpy as cnp
 from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
 from pagetab._tables cimport (
     ADDR_SHIFT, E_LEAF, E_PRESENT, E_READ, E_WRITE, E_ZERO, MODE_READ, MODE_WRITE, PageTables,
+    fault_ctx,
     pool_index, pool_row, pt_walk,
 )
 from pagetab._tlb cimport (
@@ -50,6 +51,7 @@ cdef struct VmaTable:
     int64_t *prot
     uint64_t *thp_lo
     uint64_t *thp_hi
+    uint64_t *orders
     int64_t *shared
     uint8_t *touched
 
@@ -134,6 +136,7 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, Vma
     cdef uint64_t addr, frame, e, page
     cdef int cls, steps, tries
     cdef int64_t installed
+    cdef fault_ctx ctx
     cdef uint64_t psize = (<uint64_t>1) << s.page_shift
     cdef uint64_t pmd = (<uint64_t>1) << s.pmd_shift
     cdef bint wp, writable
@@ -233,9 +236,16 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, Vma
                                 page + psize if cls == 0 else (addr & ~(pmd - 1)) + pmd,
                                 s.class_shift[cls])
             installed = 0
-            if pt._populate(page, page + psize, MODE_WRITE if write else MODE_READ,
-                            (v.prot[vi] & 1) != 0, (v.prot[vi] & 2) != 0, v.thp_lo[vi],
-                            v.thp_hi[vi], NULL, 0, &installed) < page + psize:
+            memset(&ctx, 0, sizeof(ctx))
+            ctx.mode = MODE_WRITE if write else MODE_READ
+            ctx.prot_read = (v.prot[vi] & 1) != 0
+            ctx.prot_write = (v.prot[vi] & 2) != 0
+            ctx.thp_lo = v.thp_lo[vi]
+            ctx.thp_hi = v.thp_hi[vi]
+            ctx.vm_start = v.start[vi]
+            ctx.vm_end = v.end[vi]
+            ctx.orders = v.orders[vi]
+            if pt._populate(page, page + psize, &ctx, &installed) < page + psize:
                 flush_counters(c, i - i0, l1_hits, l2_hits, walks, walk_steps)
                 return -1 - i
             c.faults += 1
@@ -256,7 +266,7 @@ def access(Tlbs tlbs not None, PageTables pt not None, cnp.ndarray addrs, int cp
     """Run ``addrs`` (uint64, contiguous) from index ``start`` on ``cpu``.
 
     ``vmas`` holds the VMAs as arrays (start, end, prot, thp_lo, thp_hi,
-    shared, touched). Returns (stopped_at, counters, flush ops): stopped_at
+    orders, shared, touched). Returns (stopped_at, counters, flush ops): stopped_at
     is len(addrs), the index of an access whose fault needs Python (shared
     memory), or -1-i when the page tables ran out of memory at access i.
     Counters and flush ops are dicts named by their C structs' fields.
@@ -271,13 +281,14 @@ def access(Tlbs tlbs not None, PageTables pt not None, cnp.ndarray addrs, int cp
     cdef int64_t[::1] vp = vmas["prot"]
     cdef uint64_t[::1] vl = vmas["thp_lo"]
     cdef uint64_t[::1] vh = vmas["thp_hi"]
+    cdef uint64_t[::1] vo = vmas["orders"]
     cdef int64_t[::1] vsh = vmas["shared"]
     cdef uint8_t[::1] vt = vmas["touched"]
     cdef int64_t n = a.shape[0], r
     if not 0 <= cpu < s.ncpu:
         raise ValueError(f"cpu must be in 0..{s.ncpu - 1}, not {cpu}")
     if not (vs.shape[0] == ve.shape[0] == vp.shape[0] == vl.shape[0] == vh.shape[0]
-            == vsh.shape[0] == vt.shape[0]):
+            == vo.shape[0] == vsh.shape[0] == vt.shape[0]):
         raise ValueError("vmas: every array must have one entry per VMA")
     if not 0 <= start <= n:
         raise ValueError(f"start must be in 0..{n}, not {start}")
@@ -290,6 +301,7 @@ def access(Tlbs tlbs not None, PageTables pt not None, cnp.ndarray addrs, int cp
         v.prot = &vp[0]
         v.thp_lo = &vl[0]
         v.thp_hi = &vh[0]
+        v.orders = &vo[0]
         v.shared = &vsh[0]
         v.touched = &vt[0]
     s.cpumask[cpu] = 1

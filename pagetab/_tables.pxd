@@ -11,12 +11,17 @@ docs of pagetab._tables):
     bit 4   E_SOFTDIRTY set when mremap moves the entry (move_soft_dirty_pte)
     bit 5   E_LEAF      above the PTE level: a huge leaf, not a table pointer
     bit 6   E_ZERO      maps the (huge) zero page; frame field is 0
+    bit 7   E_CONT      arm64 PTE_CONT: one of a contiguous block of PTEs
+    bits 8-11 E_ORDER   a PTE-level leaf's folio order (0: a small folio; a
+                        large folio of order o has 1 << o frames from a
+                        multiple of 1 << o on, so its head is the frame id
+                        rounded down)
     bits 12-63          frame id of a leaf, or the row of the child table
 
 A table pointer is E_PRESENT | row << 12 (and never E_LEAF). Zero is none.
 """
 
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int8_t, int64_t, uint64_t
 
 cdef enum:
     E_PRESENT = 1
@@ -26,6 +31,9 @@ cdef enum:
     E_SOFTDIRTY = 16
     E_LEAF = 32
     E_ZERO = 64
+    E_CONT = 128
+    E_ORDER_SHIFT = 8
+    E_ORDER = 0xf00
     E_FLAGS = 0xfff
     ADDR_SHIFT = 12
     MAX_LEVELS = 5
@@ -34,6 +42,21 @@ cdef enum:
     MODE_READ = 0      # private read fault: the zero page (huge zero page for THP)
     MODE_WRITE = 1     # private write fault: a fresh frame per page (COW of zero)
     MODE_SHARED = 2    # shared anonymous memory: frames come from the shmem object
+
+
+cdef struct fault_ctx:
+    # One fault's context (the VMA's part of struct vm_fault), built once per
+    # VMA by the caller.
+    int mode                 # MODE_*
+    bint prot_read
+    bint prot_write
+    uint64_t thp_lo          # PMD THPs may be installed in [thp_lo, thp_hi)
+    uint64_t thp_hi
+    uint64_t vm_start        # the VMA: alloc_anon_folio's folio must fit in it
+    uint64_t vm_end
+    uint64_t orders          # bit o set: PTE-mapped anonymous folios of order o allowed (mTHP)
+    int64_t *shm             # MODE_SHARED: frame id per page of the shmem object
+    uint64_t shm_first       # the index of the range's first page in shm
 
 
 cdef struct Pool:
@@ -77,17 +100,18 @@ cdef class PageTables:
     cdef int64_t bytes_below_root(self) noexcept nogil
     cdef size_t chunk_bytes(self, int lev) noexcept nogil
     cdef inline int index(self, int lev, uint64_t addr) noexcept nogil
+    cdef inline uint64_t alloc_frames(self, uint64_t n) noexcept nogil
     cdef int64_t split_leaf(self, int lev, uint64_t *slot) noexcept nogil
-    cdef uint64_t _populate(self, uint64_t start, uint64_t end, int mode, bint prot_read,
-                           bint prot_write, uint64_t thp_lo, uint64_t thp_hi,
-                           int64_t *shm, uint64_t shm_first, int64_t *installed) noexcept nogil
+    cdef uint64_t _populate(self, uint64_t start, uint64_t end, const fault_ctx *ctx,
+                           int64_t *installed) noexcept nogil
     cdef int64_t _zap(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
                       int64_t *pages) noexcept nogil
     cdef void _free_range(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
                           uint64_t floor, uint64_t ceiling) noexcept nogil
     cdef int64_t _change_prot(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
                               bint readable, bint writable, bint shared) noexcept nogil
-    cdef void _frames(self, uint64_t start, uint64_t end, int64_t *out) noexcept nogil
+    cdef void _frames(self, uint64_t start, uint64_t end, int64_t *out,
+                      int8_t *orders) noexcept nogil
     cdef int64_t _count(self, int lev, int64_t row, uint64_t base, uint64_t s,
                         uint64_t e) noexcept nogil
 

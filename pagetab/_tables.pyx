@@ -9,7 +9,7 @@ passes ranges in and gets counts or numpy arrays back.
 
 cimport numpy as cnp
 from cpython.ref cimport Py_INCREF
-from libc.stdint cimport int64_t, uint64_t
+from libc.stdint cimport int8_t, int64_t, uint64_t
 from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcpy, memset
 
@@ -29,6 +29,9 @@ DIRTY = E_DIRTY
 SOFTDIRTY = E_SOFTDIRTY
 LEAF = E_LEAF
 ZERO = E_ZERO
+CONT = E_CONT
+ORDER_SHIFT = E_ORDER_SHIFT
+ORDER = E_ORDER
 FRAME_SHIFT = ADDR_SHIFT
 
 # populate() modes
@@ -41,6 +44,31 @@ cdef uint64_t FRAME_MASK = ~(<uint64_t>E_FLAGS)
 # Target bytes per chunk of rows: large enough that a 256 GiB region needs
 # only a few hundred chunks, small enough to waste little on tiny spaces.
 cdef int64_t CHUNK_BYTES = 4 << 20
+
+
+cdef inline int anon_folio_order(const uint64_t *t, int i, uint64_t addr, int pshift,
+                                 const fault_ctx *ctx) noexcept nogil:
+    """alloc_anon_folio's order for a write fault on the none PTE ``t[i]``
+    mapping ``addr``: the highest order of ``ctx.orders`` whose naturally
+    aligned block lies inside the VMA (thp_vma_suitable_orders) and has
+    only none PTEs (pte_range_none); 0 for a small folio."""
+    cdef int o, j, b, n
+    cdef uint64_t size, block
+    o = 63
+    while o >= 2:
+        if ctx.orders & (<uint64_t>1 << o):
+            size = <uint64_t>1 << (o + pshift)
+            block = addr & ~(size - 1)
+            if block >= ctx.vm_start and block + size <= ctx.vm_end:
+                n = 1 << o
+                b = i & ~(n - 1)
+                for j in range(b, b + n):
+                    if t[j] != 0:
+                        break
+                else:
+                    return o
+        o -= 1
+    return 0
 
 
 cdef inline uint64_t efr(uint64_t e) noexcept nogil:
@@ -156,6 +184,14 @@ cdef class PageTables:
         p.live -= 1
         self.tables_freed += 1
 
+    cdef inline uint64_t alloc_frames(self, uint64_t n) noexcept nogil:
+        """The head of ``n`` (a power of two) fresh frames from a multiple of
+        ``n`` on, as the buddy allocator aligns a folio: the folio of a
+        frame is then the frame id rounded down to its size."""
+        cdef uint64_t head = (self.next_frame + n - 1) & ~(n - 1)
+        self.next_frame = head + n
+        return head
+
     cdef inline int index(self, int lev, uint64_t addr) noexcept nogil:
         return pool_index(&self.pools[lev], self.shift[lev], addr)
 
@@ -179,6 +215,9 @@ cdef class PageTables:
         step = 0 if (e & E_ZERO) else (<uint64_t>1 << (self.shift[lev + 1] - self.shift[self.nlev - 1]))
         if lev + 1 == self.nlev - 1:
             flags &= ~(<uint64_t>E_LEAF)
+            if not (e & E_ZERO):
+                # __split_huge_pmd: the PTEs map the same (still large) folio
+                flags |= <uint64_t>(self.shift[lev] - self.shift[lev + 1]) << E_ORDER_SHIFT
         for i in range(n):
             t[i] = flags | ((base + i * step) << ADDR_SHIFT)
         slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
@@ -187,9 +226,8 @@ cdef class PageTables:
     # ------------------------------------------------------------------
     # populate (the fault path of MADV_POPULATE_*, MAP_POPULATE, access)
 
-    cdef uint64_t _populate(self, uint64_t start, uint64_t end, int mode, bint prot_read,
-                           bint prot_write, uint64_t thp_lo, uint64_t thp_hi,
-                           int64_t *shm, uint64_t shm_first, int64_t *installed) noexcept nogil:
+    cdef uint64_t _populate(self, uint64_t start, uint64_t end, const fault_ctx *ctx,
+                           int64_t *installed) noexcept nogil:
         """Fault in every page of [start, end); returns the address reached.
 
         The returned address is ``end`` on success and the first page that
@@ -200,14 +238,16 @@ cdef class PageTables:
         cdef uint64_t pmd_size = <uint64_t>1 << self.shift[pmd]
         cdef int pshift = self.shift[pte]
         cdef uint64_t npages_huge = pmd_size >> pshift
-        cdef uint64_t addr = start, next_, haddr, e, f, pgoff, nf, wflags
+        cdef uint64_t addr = start, next_, haddr, e, f, pgoff, nf, wflags, n
         cdef uint64_t *slot
         cdef uint64_t *t
-        cdef int reached, i, i0, i1
+        cdef int reached, i, i0, i1, j, b, o
         cdef int64_t row
+        cdef int mode = ctx.mode
         cdef bint write = mode != MODE_READ
+        cdef bint prot_write = ctx.prot_write
         cdef uint64_t base_flags = E_PRESENT
-        if prot_read or prot_write:
+        if ctx.prot_read or prot_write:
             base_flags |= E_READ
         while addr < end:
             haddr = addr & ~(pmd_size - 1)
@@ -227,20 +267,18 @@ cdef class PageTables:
                     # do_huge_zero_wp_pmd: a write to the huge zero page
                     # gets a fresh THP
                     slot[0] = (base_flags | E_LEAF | E_DIRTY | (E_WRITE if prot_write else 0)
-                               | (self.next_frame << ADDR_SHIFT))
-                    self.next_frame += npages_huge
+                               | (self.alloc_frames(npages_huge) << ADDR_SHIFT))
                     installed[0] += npages_huge
                 elif write:
                     slot[0] = e | E_DIRTY
                 addr = next_
                 continue
-            if e == 0 and mode != MODE_SHARED and haddr >= thp_lo and haddr + pmd_size <= thp_hi \
-                    and thp_hi > thp_lo:
+            if e == 0 and mode != MODE_SHARED and haddr >= ctx.thp_lo \
+                    and haddr + pmd_size <= ctx.thp_hi and ctx.thp_hi > ctx.thp_lo:
                 # do_huge_pmd_anonymous_page
                 if write:
                     slot[0] = (base_flags | E_LEAF | E_DIRTY | (E_WRITE if prot_write else 0)
-                               | (self.next_frame << ADDR_SHIFT))
-                    self.next_frame += npages_huge
+                               | (self.alloc_frames(npages_huge) << ADDR_SHIFT))
                 else:
                     slot[0] = base_flags | E_LEAF | E_ZERO
                 installed[0] += npages_huge
@@ -267,25 +305,44 @@ cdef class PageTables:
                 # locals, not self->next_frame: stores through t may alias it
                 nf = self.next_frame
                 wflags = base_flags | E_DIRTY | (E_WRITE if prot_write else 0)
-                for i in range(i0, i1):
+                i = i0
+                while i < i1:
                     e = t[i]
+                    o = 0
+                    if e == 0 and ctx.orders:
+                        o = anon_folio_order(t, i, haddr + (<uint64_t>i << pshift), pshift, ctx)
+                    if o:
+                        # alloc_anon_folio: one folio of 1 << o frames (from
+                        # a multiple of 1 << o) mapped by set_ptes over its
+                        # naturally aligned block, pages before i included
+                        n = <uint64_t>1 << o
+                        b = i & ~<int>(n - 1)
+                        nf = (nf + n - 1) & ~(n - 1)
+                        for j in range(<int>n):
+                            t[b + j] = wflags | (<uint64_t>o << E_ORDER_SHIFT) \
+                                | ((nf + <uint64_t>j) << ADDR_SHIFT)
+                        nf += n
+                        installed[0] += <int64_t>n
+                        i = b + <int>n
+                        continue
                     if e == 0 or (e & E_ZERO):
                         t[i] = wflags | (nf << ADDR_SHIFT)
                         nf += 1
+                        installed[0] += 1
                     else:
                         t[i] = e | E_DIRTY
-                installed[0] += <int64_t>(nf - self.next_frame)
+                    i += 1
                 self.next_frame = nf
             else:
-                pgoff = shm_first + ((addr - start) >> pshift)
+                pgoff = ctx.shm_first + ((addr - start) >> pshift)
                 for i in range(i0, i1):
                     e = t[i]
                     if e == 0:
-                        f = <uint64_t>shm[pgoff]
-                        if shm[pgoff] < 0:
+                        f = <uint64_t>ctx.shm[pgoff]
+                        if ctx.shm[pgoff] < 0:
                             f = self.next_frame
                             self.next_frame += 1
-                            shm[pgoff] = <int64_t>f
+                            ctx.shm[pgoff] = <int64_t>f
                         t[i] = base_flags | (f << ADDR_SHIFT)
                         installed[0] += 1
                         e = t[i]
@@ -296,29 +353,44 @@ cdef class PageTables:
         return end
 
     def populate(self, uint64_t start, uint64_t end, int mode, bint prot_read, bint prot_write,
-                 uint64_t thp_lo=0, uint64_t thp_hi=0, shm=None, uint64_t shm_first=0):
+                 uint64_t thp_lo=0, uint64_t thp_hi=0, shm=None, uint64_t shm_first=0, *,
+                 uint64_t orders=0, uint64_t vm_start=0, uint64_t vm_end=0):
         """Fault in [start, end). Returns (address reached, pages installed).
 
         ``shm`` (an int64 array of frame ids per page, -1 where none yet) is
         required for POP_SHARED; ``shm_first`` is the index of ``start`` in it.
         Huge leaves are installed for PMD-aligned ranges inside
-        [thp_lo, thp_hi) whose PMD entry is empty.
+        [thp_lo, thp_hi) whose PMD entry is empty. A write fault on a none
+        PTE maps a large folio of the highest order of ``orders`` (bit o:
+        order o) whose aligned block lies in [vm_start, vm_end) and is all
+        none, as alloc_anon_folio.
         """
         cdef int64_t[::1] shm_view
-        cdef int64_t *shm_ptr = NULL
+        cdef fault_ctx ctx
         cdef int64_t installed = 0
         cdef uint64_t reached
+        memset(&ctx, 0, sizeof(ctx))
         if mode == MODE_SHARED:
             shm_view = shm
             npages = (end - start) >> self.shift[self.nlev - 1]
             if shm_first + npages > <uint64_t>shm_view.shape[0]:
                 raise ValueError("shm array too short for the range")
-            shm_ptr = &shm_view[0]
+            ctx.shm = &shm_view[0]
         elif mode != MODE_READ and mode != MODE_WRITE:
             raise ValueError(f"mode must be POP_READ, POP_WRITE or POP_SHARED, not {mode}")
+        if orders >> (self.shift[self.nlev - 2] - self.shift[self.nlev - 1]):
+            raise ValueError(f"orders {orders:#x} has orders at or above the PMD's")
+        ctx.mode = mode
+        ctx.prot_read = prot_read
+        ctx.prot_write = prot_write
+        ctx.thp_lo = thp_lo
+        ctx.thp_hi = thp_hi
+        ctx.shm_first = shm_first
+        ctx.orders = orders
+        ctx.vm_start = vm_start
+        ctx.vm_end = vm_end
         with nogil:
-            reached = self._populate(start, end, mode, prot_read, prot_write, thp_lo, thp_hi,
-                                     shm_ptr, shm_first, &installed)
+            reached = self._populate(start, end, &ctx, &installed)
         return reached, installed
 
     # ------------------------------------------------------------------
@@ -500,8 +572,7 @@ cdef class PageTables:
             raise MemoryError("cannot allocate page tables")
         if reached != level or slot[0] != 0:
             raise ValueError(f"the level-{level} entry for {addr:#x} is not empty")
-        head = self.next_frame
-        self.next_frame += size >> self.shift[self.nlev - 1]
+        head = self.alloc_frames(size >> self.shift[self.nlev - 1])
         slot[0] = (E_PRESENT | E_READ | E_LEAF | E_DIRTY | (E_WRITE if writable else 0)
                    | (head << ADDR_SHIFT))
         return head
@@ -585,12 +656,16 @@ cdef class PageTables:
     # ------------------------------------------------------------------
     # inspection
 
-    cdef void _frames(self, uint64_t start, uint64_t end, int64_t *out) noexcept nogil:
+    cdef void _frames(self, uint64_t start, uint64_t end, int64_t *out,
+                      int8_t *orders) noexcept nogil:
+        """Frame id per page into ``out`` and, if ``orders`` is not NULL,
+        the order of the folio mapping it (-1 none; the zero page 0)."""
         cdef int pte = self.nlev - 1
         cdef int pshift = self.shift[pte]
         cdef uint64_t addr = start, size, next_, e, f
         cdef uint64_t *slot
         cdef int reached
+        cdef int8_t o
         cdef int64_t k = 0, n, j
         while addr < end:
             slot = pt_walk(self, addr, 0, 0, pte, False, &reached, NULL, NULL)
@@ -604,11 +679,16 @@ cdef class PageTables:
                 # hole above the PTE level
                 for j in range(n):
                     out[k] = -1
+                    if orders != NULL:
+                        orders[k] = -1
                     k += 1
             elif reached < pte:
                 f = 0 if (e & E_ZERO) else efr(e) + ((addr & (size - 1)) >> pshift)
+                o = <int8_t>(self.shift[reached] - pshift)
                 for j in range(n):
                     out[k] = <int64_t>f
+                    if orders != NULL:
+                        orders[k] = o
                     k += 1
                     if not (e & E_ZERO):
                         f += 1
@@ -617,6 +697,8 @@ cdef class PageTables:
                 while addr < next_:
                     e = slot[0]
                     out[k] = -1 if e == 0 else <int64_t>efr(e)
+                    if orders != NULL:
+                        orders[k] = -1 if e == 0 else <int8_t>((e & E_ORDER) >> E_ORDER_SHIFT)
                     k += 1
                     slot += 1
                     addr += <uint64_t>1 << pshift
@@ -629,8 +711,22 @@ cdef class PageTables:
         cdef int64_t[::1] v = out
         if n:
             with nogil:
-                self._frames(start, end, &v[0])
+                self._frames(start, end, &v[0], NULL)
         return out
+
+    def folio_orders(self, uint64_t start, uint64_t end):
+        """(frame id, folio order) per base page of [start, end): frames as
+        ``frames``; the order of the folio mapping the page, -1 where none
+        (a huge leaf's order is its level's; the zero page's 0)."""
+        n = (end - start) >> self.shift[self.nlev - 1] if end > start else 0
+        out = np.empty(n, dtype=np.int64)
+        orders = np.empty(n, dtype=np.int8)
+        cdef int64_t[::1] v = out
+        cdef int8_t[::1] ov = orders
+        if n:
+            with nogil:
+                self._frames(start, end, &v[0], &ov[0])
+        return out, orders
 
     def entry(self, uint64_t addr):
         """(level, raw entry) of the deepest entry mapping ``addr``."""

@@ -25,17 +25,41 @@ from .vma import VM_HUGEPAGE, VM_NOHUGEPAGE, Vma, find_vma, new_anon_vma
 if TYPE_CHECKING:
     from .space import AddressSpace
 
-__all__ = ["access", "faultin_range", "populate_vma", "thp_window"]
+__all__ = ["access", "faultin_range", "populate_vma", "pte_orders", "thp_orders", "thp_window"]
+
+
+def thp_orders(mm: AddressSpace, v: Vma) -> int:
+    """__thp_vma_allowable_orders for an anonymous fault in ``v``: bit o set
+    where folios of order o may be allocated. A size's "always" allows it,
+    "madvise" in a MADV_HUGEPAGE VMA, "inherit" where the top-level
+    ``enabled`` would (always, or madvise in a MADV_HUGEPAGE VMA);
+    VM_NOHUGEPAGE and shared memory (shmem_enabled=never) allow none."""
+    if v.shared or v.flags & VM_NOHUGEPAGE:
+        return 0
+    advised = bool(v.flags & VM_HUGEPAGE)
+    inherit = mm.thp == "always" or (advised and mm.thp != "never")
+    orders = 0
+    for size, mode in mm.thp_sizes.items():
+        if mode == "always" or (mode == "madvise" and advised) or (mode == "inherit" and inherit):
+            orders |= 1 << (size.bit_length() - 1 - mm.page_shift)
+    return orders
+
+
+def _pmd_order(mm: AddressSpace) -> int:
+    return mm.arch.pmd_size.bit_length() - 1 - mm.page_shift
 
 
 def thp_window(mm: AddressSpace, v: Vma) -> tuple[int, int]:
-    """The range of ``v`` where faults may install PMD THPs
-    (thp_vma_allowable_order); (0, 0) when none."""
-    if v.shared or mm.thp == "never" or v.flags & VM_NOHUGEPAGE:
-        return 0, 0
-    if mm.thp == "madvise" and not v.flags & VM_HUGEPAGE:
+    """The range of ``v`` where faults may install PMD THPs (the PMD order
+    allowed by thp_orders); (0, 0) when none."""
+    if not thp_orders(mm, v) >> _pmd_order(mm) & 1:
         return 0, 0
     return v.start, v.end
+
+
+def pte_orders(mm: AddressSpace, v: Vma) -> int:
+    """The orders alloc_anon_folio may use in ``v``: thp_orders below the PMD's."""
+    return thp_orders(mm, v) & ((1 << _pmd_order(mm)) - 1)
 
 
 def populate_vma(mm: AddressSpace, v: Vma, start: int, end: int, write: bool) -> int:
@@ -65,8 +89,9 @@ def populate_vma(mm: AddressSpace, v: Vma, start: int, end: int, write: bool) ->
         v.anon_vma = new_anon_vma()  # anon_vma_prepare on the first anon fault
     mode = _tables.POP_WRITE if write else _tables.POP_READ
     reached, _ = mm.tables.populate(
-        start, end, mode, bool(v.prot & PROT_READ), bool(v.prot & PROT_WRITE), lo, hi
-    )
+        start, end, mode, bool(v.prot & PROT_READ), bool(v.prot & PROT_WRITE), lo, hi,
+        orders=pte_orders(mm, v), vm_start=v.start, vm_end=v.end,
+    )  # fmt: skip
     return int(reached)
 
 
@@ -109,6 +134,7 @@ def _vma_table(mm: AddressSpace) -> dict[str, npt.NDArray[Any]]:
         "prot": np.array([v.prot for v in vs], dtype=np.int64),
         "thp_lo": np.array([w[0] for w in windows], dtype=np.uint64),
         "thp_hi": np.array([w[1] for w in windows], dtype=np.uint64),
+        "orders": np.array([pte_orders(mm, v) for v in vs], dtype=np.uint64),
         "shared": np.array([v.shared for v in vs], dtype=np.int64),
         "touched": np.zeros(len(vs), dtype=np.uint8),
     }

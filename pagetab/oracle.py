@@ -100,8 +100,27 @@ present = [k for k, v in enumerate(e) if v >> 63]
 mem = os.open("/proc/self/mem", os.O_RDONLY)
 tags = [int.from_bytes(os.pread(mem, 8, base + k * page), "little") for k in present]
 zero = [int(zero_pfn != 0 and e[k] & ((1 << 55) - 1) == zero_pfn) for k in present]
+orders = []
+if req.get("folios"):
+    # /proc/kpageflags: KPF_COMPOUND_HEAD (15), KPF_COMPOUND_TAIL (16); a
+    # compound page (folio) is naturally aligned in physical memory
+    kf = os.open("/proc/kpageflags", os.O_RDONLY)
+    def kflags(pfn):
+        return int.from_bytes(os.pread(kf, 8, pfn * 8), "little")
+    for k in present:
+        pfn = e[k] & ((1 << 55) - 1)
+        f, order = kflags(pfn), 0
+        if f & (3 << 15):
+            head = pfn
+            while not kflags(head) >> 15 & 1:
+                head -= 1
+            n = 1
+            while kflags(head + n) >> 16 & 1:
+                n += 1
+            order = n.bit_length() - 1
+        orders.append(order)
 print(json.dumps({"results": res, "maps": maps, "present": present, "zero": zero,
-                  "tags": tags, "page": page}))
+                  "tags": tags, "page": page, "orders": orders}))
 """
 
 
@@ -112,20 +131,24 @@ class OracleError(RuntimeError):
 @dataclass(frozen=True)
 class PageState:
     """One page of the window: ``prot`` -1 when unmapped; ``present``;
-    ``zero`` when it maps the zero page; ``tag`` its first 8 bytes."""
+    ``zero`` when it maps the zero page; ``tag`` its first 8 bytes;
+    ``folio_order`` the order of the folio it maps (from /proc/kpageflags;
+    -1 when not asked for or not present)."""
 
     prot: int
     present: bool
     zero: bool
     tag: int
+    folio_order: int = -1
 
 
-def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30,
-            timeout: float = 60.0) -> tuple[list[tuple[str, int]], list[PageState]]:  # fmt: skip
+def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30, timeout: float = 60.0,
+            folios: bool = False) -> tuple[list[tuple[str, int]], list[PageState]]:  # fmt: skip
     """Run ``ops`` on the host kernel; (results, per-page state of the window).
 
     A result is ("ok", value) with addresses relative to the window, or
-    ("err", errno).
+    ("err", errno). ``folios`` also reads each present page's folio order
+    (root: /proc/kpageflags).
     """
     ok, why = host.available()
     if not ok:
@@ -137,7 +160,7 @@ def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30,
             raise ValueError(f"unknown operation {op!r}")
         if not all(isinstance(x, int) and not isinstance(x, bool) for x in op[1:]):
             raise TypeError(f"operation arguments must be ints: {op!r}")
-    req = json.dumps({"window": window, "ops": [list(op) for op in ops]})
+    req = json.dumps({"window": window, "ops": [list(op) for op in ops], "folios": folios})
     try:
         proc = subprocess.run([sys.executable, "-c", _CHILD], input=req, text=True,
                               capture_output=True, timeout=timeout, check=False)  # fmt: skip
@@ -152,7 +175,8 @@ def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30,
         for k in range(lo // page, hi // page):
             prot[k] = p
     states = [PageState(p, False, False, 0) for p in prot]
-    for k, z, tag in zip(out["present"], out["zero"], out["tags"], strict=True):
-        states[k] = PageState(prot[k], True, bool(z), int(tag))
+    orders = out["orders"] or [-1] * len(out["present"])
+    for k, z, tag, o in zip(out["present"], out["zero"], out["tags"], orders, strict=True):
+        states[k] = PageState(prot[k], True, bool(z), int(tag), int(o))
     results = [(r[0], int(r[1])) for r in out["results"]]
     return results, states

@@ -43,7 +43,8 @@ def save(mm: AddressSpace, path: Any) -> None:
     meta = {"format": "pagetab", "version": SAVE_VERSION, "arch": a.name,
             "policy": mm.policy.name, "thp": mm.thp, "cpus": mm.cpus,
             "max_map_count": mm.max_map_count, "page_table_limit": mm.page_table_limit,
-            "cpu": mm.cpu}  # fmt: skip
+            "cpu": mm.cpu,
+            "thp_sizes": {str(k): v for k, v in mm.thp_sizes.items()}}  # fmt: skip
     arrays: dict[str, Any] = {f"tables_{k}": v for k, v in mm.tables.dump().items()}
     arrays["vma"] = np.array(
         [[v.start, v.end, v.prot, v.shared, v.flags, v.pgoff,
@@ -72,7 +73,8 @@ def load(cls: type[AddressSpace], path: Any) -> AddressSpace:
             raise ValueError(f"save format version {meta.get('version')} is not supported")
         mm = cls(meta["arch"], cpus=meta["cpus"], thp=meta["thp"],
                  max_map_count=meta["max_map_count"], policy=meta["policy"],
-                 page_table_limit=meta["page_table_limit"])  # fmt: skip
+                 page_table_limit=meta["page_table_limit"],
+                 thp_sizes={int(k): v for k, v in meta.get("thp_sizes", {}).items()})  # fmt: skip
         mm.tables.restore({k[len("tables_"):]: v for k, v in data.items()
                            if k.startswith("tables_")})  # fmt: skip
         shms: dict[int, Shm] = {}

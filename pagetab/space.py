@@ -19,8 +19,8 @@ from __future__ import annotations
 import errno
 import functools
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -76,9 +76,21 @@ from .vma import (
     split_vma,
 )
 
-__all__ = ["AddressSpace", "InvariantError"]
+__all__ = ["AddressSpace", "FolioMapping", "InvariantError"]
+
+
+class FolioMapping(NamedTuple):
+    """Pages of a range mapped by one folio (``AddressSpace.folios``)."""
+
+    addr: int  #: the first address
+    length: int  #: bytes mapped here (consecutive pages of the folio)
+    size: int  #: the folio's size in bytes
+    head: int  #: the folio's first frame id
+
 
 THP_MODES = ("always", "madvise", "never")
+#: a size's hugepages-<size>kB/enabled (mm/huge_memory.c anon_enabled_store)
+THP_SIZE_MODES = ("always", "inherit", "madvise", "never")
 _UNSUPPORTED_MAP = {
     MAP_GROWSDOWN: "MAP_GROWSDOWN (stack VMAs)",
     MAP_LOCKED: "MAP_LOCKED (mlock)",
@@ -169,6 +181,14 @@ class AddressSpace:
     thp:
         /sys/kernel/mm/transparent_hugepage/enabled: "always", "madvise"
         or "never". Shared anonymous memory follows shmem_enabled=never.
+    thp_sizes:
+        Multi-size THP (Linux 6.8+): {folio size in bytes:
+        hugepages-<size>kB/enabled}, "always", "inherit" (follow ``thp``),
+        "madvise" or "never", for the sizes ``thp_sizes`` lists (orders 2
+        up to the PMD's: 16K-2M on 4K pages). Sizes not given keep the
+        kernel's defaults: the PMD size "inherit", the others "never".
+        Anonymous write faults then map the largest allowed folio that
+        fits (alloc_anon_folio); ``folios`` shows them.
     max_map_count:
         vm.max_map_count.
     policy:
@@ -188,6 +208,7 @@ class AddressSpace:
         max_map_count: int = DEFAULT_MAX_MAP_COUNT,
         policy: str | Policy = "linux-6.8",
         page_table_limit: int | None = None,
+        thp_sizes: Mapping[int, str] | None = None,
     ) -> None:
         #: held by every public operation (see the class docstring)
         self.lock = threading.RLock()
@@ -201,6 +222,14 @@ class AddressSpace:
             check_int("page_table_limit", page_table_limit, 1)
         self.cpus = cpus
         self.thp = thp
+        pmd_order = self.arch.pmd_size.bit_length() - 1 - self.arch.page_shift
+        # THP_ORDERS_ALL_ANON: orders 2 up to the PMD's
+        sizes = [self.arch.page_size << o for o in range(2, pmd_order + 1)]
+        self._thp_sizes = {sz: "inherit" if sz == self.arch.pmd_size else "never" for sz in sizes}
+        for sz, mode in (thp_sizes or {}).items():
+            self._check_thp_size(sz, mode)
+        for sz, mode in (thp_sizes or {}).items():
+            self._thp_sizes[sz] = mode
         self.max_map_count = max_map_count
         a = self.arch
         self.page_shift = a.page_shift
@@ -234,6 +263,25 @@ class AddressSpace:
         # the engine's configuration crosses into C once per policy
         self._pmc = _move.PagetableMoveControl(mremap.mremap_config(self.arch, p))
         self._policy = p
+
+    @property
+    def thp_sizes(self) -> dict[int, str]:
+        """hugepages-<size>kB/enabled for every anonymous THP size (a copy)."""
+        return dict(self._thp_sizes)
+
+    def set_thp_size(self, size: int, mode: str) -> None:
+        """Write ``mode`` to hugepages-<size>kB/enabled (``size`` in bytes)."""
+        self._check_thp_size(size, mode)
+        self._thp_sizes[size] = mode
+
+    def _check_thp_size(self, size: Any, mode: Any) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size not in self._thp_sizes:
+            valid = ", ".join(f"{s >> 10}K" for s in self._thp_sizes)
+            raise ValueError(f"thp_sizes: no anonymous THP size {size!r} on {self.arch.name} "
+                             f"(sizes in bytes: {valid})")  # fmt: skip
+        if mode not in THP_SIZE_MODES:
+            raise ValueError(f"thp_sizes: {size >> 10}K must be one of "
+                             f"{', '.join(THP_SIZE_MODES)}, not {mode!r}")  # fmt: skip
 
     # ------------------------------------------------------------------
     # helpers
@@ -499,6 +547,35 @@ class AddressSpace:
             raise ValueError(f"{call}: at most {MAX_FRAMES} pages per call; ask in pieces")
         result: npt.NDArray[np.int64] = self.tables.frames(addr, addr + length)
         return result
+
+    def folios(self, addr: int, length: int) -> list[FolioMapping]:
+        """The folios mapping [addr, addr + length), in address order: one
+        ``FolioMapping`` per run of pages that map consecutive pages of
+        one folio (a PMD THP, a PTE-mapped large folio from mTHP or a split
+        THP, or a small folio). The zero page is not reported."""
+        call = "folios"
+        addr = as_uint("addr", addr, call)
+        length = as_uint("length", length, call)
+        if not self._aligned(addr) or not self._aligned(length):
+            raise ValueError(f"{call}: addr and length must be multiples of {self.page_size}")
+        if addr + length > self.arch.task_size:
+            raise ValueError(f"{call}: range ends past the address space")
+        if length >> self.page_shift > MAX_FRAMES:
+            raise ValueError(f"{call}: at most {MAX_FRAMES} pages per call; ask in pieces")
+        frames, orders = self.tables.folio_orders(addr, addr + length)
+        mapped = (orders >= 0) & (frames != ZERO_FRAME)
+        head = frames & ~((np.int64(1) << orders.astype(np.int64).clip(0)) - 1)
+        # a run starts where the previous page is unmapped or of another
+        # folio, or maps a page of it that is not the one before
+        start = mapped.copy()
+        start[1:] &= ~(mapped[:-1] & (head[1:] == head[:-1]) & (frames[1:] == frames[:-1] + 1))
+        starts = np.flatnonzero(start)
+        # a run ends at the next run's start or the next unmapped page
+        bounds = np.append(np.union1d(starts, np.flatnonzero(~mapped)), len(frames))
+        ends = bounds[np.searchsorted(bounds, starts, side="right")]
+        ps = self.page_size
+        return [FolioMapping(addr + int(i) * ps, int(j - i) * ps, ps << int(orders[i]),
+                             int(head[i])) for i, j in zip(starts, ends, strict=True)]  # fmt: skip
 
     def translate(self, addr: int) -> int | None:
         """Frame id mapping ``addr`` (ZERO_FRAME for the zero page), or None."""

@@ -12,7 +12,8 @@ ALL_ARCHS = pt.archs()
 def snapshot(mm: pt.AddressSpace) -> tuple[Any, ...]:
     """Everything observable about a space, to prove an error changed nothing."""
     vmas = mm.vmas()
-    frames = [mm.frames(v.start, v.length).tobytes() for v in vmas]
+    frames = [b"".join(a.tobytes() for a in mm.tables.folio_orders(v.start, v.end))
+              for v in vmas]  # fmt: skip
     anon = tuple(v.anon_vma for v in mm._vmas)
     return (
         tuple(vmas),
@@ -21,4 +22,5 @@ def snapshot(mm: pt.AddressSpace) -> tuple[Any, ...]:
         tuple(mm.tables.live_rows()),
         anon,
         mm.tables.next_frame,
+        tuple(sorted(mm.thp_sizes.items())),
     )

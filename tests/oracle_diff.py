@@ -25,13 +25,28 @@ def host_thp_mode() -> str:
     return text[text.index("[") + 1 : text.index("]")]
 
 
+def host_thp_sizes() -> dict[int, str]:
+    """The host's hugepages-<size>kB/enabled settings for anonymous memory."""
+    out = {}
+    for o in range(2, 10):
+        try:
+            with open(f"/sys/kernel/mm/transparent_hugepage/hugepages-{4 << o}kB/enabled") as f:
+                text = f.read()
+        except OSError:
+            continue
+        out[PAGE << o] = text[text.index("[") + 1 : text.index("]")]
+    return out
+
+
 Result = tuple[str, int]
 
 
-def simulate(ops: list[tuple[Any, ...]], window: int,
-             policy: str = "linux-6.8") -> tuple[list[Result], list[PageState]]:  # fmt: skip
-    """The same operations on AddressSpace("x86-64"), in run_ops' terms."""
-    mm = pt.AddressSpace("x86-64", thp=host_thp_mode(), policy=policy)
+def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.8",
+             folios: bool = False) -> tuple[list[Result], list[PageState]]:  # fmt: skip
+    """The same operations on AddressSpace("x86-64"), in run_ops' terms,
+    with the host's THP settings (``folios``: with each page's folio order)."""
+    mm = pt.AddressSpace("x86-64", thp=host_thp_mode(), policy=policy,
+                         thp_sizes=host_thp_sizes())  # fmt: skip
     tags: dict[int, int] = {}
     results: list[tuple[str, int]] = []
     for op in ops:
@@ -75,7 +90,7 @@ def simulate(ops: list[tuple[Any, ...]], window: int,
         except OSError as e:
             results.append(("err", e.errno or 0))
     mm.check()
-    frames = mm.frames(BASE, window)
+    frames, orders = mm.tables.folio_orders(BASE, BASE + window)
     states = []
     for k in range(window // PAGE):
         v = mm.find_vma(BASE + k * PAGE)
@@ -84,7 +99,8 @@ def simulate(ops: list[tuple[Any, ...]], window: int,
         if f < 0:
             states.append(PageState(prot, False, False, 0))
         else:
-            states.append(PageState(prot, True, f == pt.ZERO_FRAME, tags.get(f, 0)))
+            states.append(PageState(prot, True, f == pt.ZERO_FRAME, tags.get(f, 0),
+                                    int(orders[k]) if folios else -1))  # fmt: skip
     return results, states
 
 
@@ -152,10 +168,11 @@ def _outside(r: tuple[str, int], window: int) -> tuple[str, int]:
     return ("ok", -1) if r[0] == "ok" and not 0 <= r[1] < window else r
 
 
-def compare(ops: list[tuple[Any, ...]], window: int) -> str | None:
-    """None if host and simulation agree, else a description of the first difference."""
-    hres, hstates = run_ops(ops, window=window)
-    sres, sstates = simulate(ops, window)
+def compare(ops: list[tuple[Any, ...]], window: int, folios: bool = False) -> str | None:
+    """None if host and simulation agree, else a description of the first
+    difference (``folios``: each present page's folio order too)."""
+    hres, hstates = run_ops(ops, window=window, folios=folios)
+    sres, sstates = simulate(ops, window, folios=folios)
     hres = [_outside(r, window) for r in hres]
     sres = [_outside(r, window) for r in sres]
     for i, (h, s) in enumerate(zip(hres, sres, strict=True)):

@@ -9,10 +9,16 @@ in mm/mmap.c, mm/mprotect.c, mm/madvise.c and mm/mremap.c (Linux 6.17+),
 without page tables: it says what the address space looks like, not how
 the tables got there.
 
-Transparent huge pages are outside the model (the reference runs with
-thp="never"): whether a fault installs a THP depends on page-table state
-the model does not keep. THP behaviour is checked against the real kernel
-instead (tests/test_conformance_host.py).
+PMD-sized transparent huge pages are outside the model (the reference runs
+with the PMD size never enabled): whether a fault installs a THP depends on
+page-table state the model does not keep. PMD THP behaviour is checked
+against the real kernel instead (tests/test_conformance_host.py).
+Multi-size THP (PTE-mapped large folios, Linux 6.8+) is in: a write fault
+on a page that is not present allocates the largest allowed folio whose
+naturally aligned block lies inside the VMA and has no page present
+(alloc_anon_folio), and each of its pages holds (token, folio id, order)
+as its content, so the folio travels with its pages through mremap and
+stays (partially mapped) through munmap and MADV_DONTNEED.
 
 Address placement (mremap with MREMAP_MAYMOVE but no MREMAP_FIXED) is
 taken from the simulator and checked for validity (aligned, free, in
@@ -58,7 +64,13 @@ class Page:
 class Reference:
     """The address space as a page dict. Methods mirror AddressSpace's."""
 
-    def __init__(self, page_size: int, task_size: int) -> None:
+    def __init__(self, page_size: int, task_size: int, thp: str = "never",
+                 thp_orders: dict[int, str] | None = None) -> None:  # fmt: skip
+        """``thp``: the top-level THP mode; ``thp_orders``: {order:
+        hugepages-<size>kB/enabled} for PTE-mapped orders (below the PMD's,
+        which the reference never enables)."""
+        self.thp = thp
+        self.thp_orders = dict(thp_orders or {})
         self.ps = page_size
         self.shift = page_size.bit_length() - 1
         self.task_size = task_size
@@ -271,7 +283,32 @@ class Reference:
             elif write and p.content in (None, ZERO):
                 if p.anon is None:
                     self._set_anon(n)  # anon_vma_prepare: the whole VMA
-                self.pages[n] = replace(self.pages[n], content=self._token())
+                o = self._folio_order(n) if p.content is None else 0
+                if o:
+                    fid, first = self._new(), n & ~((1 << o) - 1)
+                    for k in range(first, first + (1 << o)):
+                        self.pages[k] = replace(self.pages[k], content=(self._token(), fid, o))
+                else:
+                    self.pages[n] = replace(self.pages[n], content=self._token())
+
+    def _folio_order(self, n: int) -> int:
+        """alloc_anon_folio's order for a write fault on page n (not
+        present): the highest allowed order whose aligned block is all in
+        n's VMA and not present; 0 for a small folio."""
+        p = self.pages[n]
+        if p.shm is not None or p.flags & NOHUGE:
+            return 0
+        advised = bool(p.flags & HUGE)
+        inherit = self.thp == "always" or (advised and self.thp != "never")
+        allowed = [o for o, mode in self.thp_orders.items()
+                   if mode == "always" or (mode == "madvise" and advised)
+                   or (mode == "inherit" and inherit)]  # fmt: skip
+        for o in sorted(allowed, reverse=True):
+            first = n & ~((1 << o) - 1)
+            block = [self.pages.get(k) for k in range(first, first + (1 << o))]
+            if all(q is not None and q.vid == p.vid and q.content is None for q in block):
+                return o
+        return 0
 
     def _set_anon(self, n: int) -> None:
         lo, hi = self._vma_at(n)  # type: ignore[misc]

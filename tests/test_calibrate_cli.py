@@ -122,3 +122,38 @@ def test_cli_host_and_calibrate(tmp_path: Path) -> None:
     out = tmp_path / "c.json"
     r = run_cli("calibrate", "--out", str(out), "--repeats", "2")
     assert r.returncode == 0 and "held out" in r.stdout and out.exists()
+
+
+def test_calibration_recovers_known_costs_and_interleaves_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a synthetic host whose moves cost exactly what a known table says:
+    # the fit must recover the table's fitted costs (they are identifiable
+    # from the training matrix), and training and held-out cases must be
+    # measured in the same rounds, round-robin
+    truth = pt.arch("x86-64").with_costs(mremap_call=1700.0, pte_move=9.0, pmd_move=40.0,
+                                         pud_move=80.0, invlpg_flush=1900.0, invlpg=60.0,
+                                         ipi=2200.0)  # fmt: skip
+    calls: list[tuple[calibrate.Case, int]] = []
+
+    def fake_measure(case: calibrate.Case, repeats: int, threads: int = 1) -> float:
+        calls.append((case, threads))
+        return pt.cost.move_cost(truth, calibrate.simulate(case, truth, threads))[0]
+
+    monkeypatch.setattr(calibrate, "measure", fake_measure)
+    monkeypatch.setattr(host, "available", lambda: (True, ""))
+    monkeypatch.setattr(host, "measure_move", lambda *a, **k: None)
+    data = calibrate.calibrate(tmp_path / "cal.json", repeats=1, verbose=False, cpus=2)
+    for k in (*calibrate.FITTED, "ipi"):
+        assert data["costs"][k] == pytest.approx(truth.cost(k), rel=1e-6), k
+    assert all(abs(r["error"]) < 1e-9 for r in data["held_out"] + data["remote"]["held_out"])
+    per_round = len(calibrate.TRAINING + calibrate.HELD_OUT) + len(
+        calibrate.REMOTE_TRAINING + calibrate.REMOTE_HELD_OUT
+    )
+    warm_up = len(calls) - calibrate.ROUNDS * per_round
+    assert warm_up == 1
+    rounds = [calls[warm_up + i * per_round: warm_up + (i + 1) * per_round]
+              for i in range(calibrate.ROUNDS)]  # fmt: skip
+    assert all(r == rounds[0] for r in rounds)  # every round measures every case once
+    held = {(c, 1) for c in calibrate.HELD_OUT}
+    assert held <= set(rounds[0])

@@ -11,10 +11,11 @@ VMAs; Linux 6.17+ multi-VMA MREMAP_FIXED moves) are modelled, not skipped.
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
-from oracle_diff import compare, random_ops
+from oracle_diff import compare, random_ops, simulate
 
 from pagetab import host
 from pagetab.oracle import OracleError, run_ops
@@ -57,3 +58,41 @@ def test_oracle_reports_bad_requests() -> None:
     with pytest.raises(ValueError, match="window"):
         run_ops([], window=4096)
     assert issubclass(OracleError, RuntimeError)
+
+
+#: hugepages-<size>kB/enabled set for the opt-in multi-size THP run
+MTHP_SIZES = {16: "always", 32: "madvise", 64: "always", 128: "inherit"}
+MTHP_SEQUENCES = 300
+
+
+@pytest.mark.skipif(os.environ.get("PAGETAB_MTHP_HOST") != "1",
+                    reason="changes the machine's THP settings while it runs: opt in with "
+                    "PAGETAB_MTHP_HOST=1 (root)")  # fmt: skip
+def test_random_sequences_with_multi_size_thp_agree_with_the_kernel() -> None:
+    # sysfs is machine-wide: set the sizes, run, put every size back
+    root = "/sys/kernel/mm/transparent_hugepage"
+    saved = {kb: open(f"{root}/hugepages-{kb}kB/enabled").read() for kb in MTHP_SIZES}
+    try:
+        for kb, mode in MTHP_SIZES.items():
+            with open(f"{root}/hugepages-{kb}kB/enabled", "w") as f:
+                f.write(mode)
+        orders: set[int] = set()
+        for seed in range(MTHP_SEQUENCES):
+            rng = random.Random(10_000 + seed)
+            ops = random_ops(rng, WINDOW, 14)
+            # more of what decides a folio's size: MADV_HUGEPAGE (the
+            # "madvise" and "inherit" sizes) and write faults
+            for _ in range(4):
+                at = rng.randrange(len(ops) + 1)
+                off = rng.randrange(0, WINDOW, 4096)
+                ops.insert(at, ("write", off, rng.getrandbits(63) | 1) if rng.random() < 0.6
+                           else ("madvise", off & ~0xFFFF, 0x40000, 14))  # fmt: skip
+            diff = compare(ops, WINDOW, folios=True)
+            assert diff is None, f"seed {seed}: {diff}"
+            _, states = simulate(ops, WINDOW, folios=True)
+            orders |= {s.folio_order for s in states if s.present and not s.zero}
+        assert {0, 2, 4} <= orders  # small, 16K and 64K folios were mapped
+    finally:
+        for kb, text in saved.items():
+            with open(f"{root}/hugepages-{kb}kB/enabled", "w") as f:
+                f.write(text[text.index("[") + 1 : text.index("]")])

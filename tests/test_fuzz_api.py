@@ -33,15 +33,19 @@ junk = st.one_of(ints, st.none(), st.floats(allow_nan=True), st.text(max_size=3)
                  st.booleans(), st.lists(st.integers(), max_size=2))  # fmt: skip
 CALLS = {
     "mmap": 4, "munmap": 2, "mprotect": 3, "madvise": 3, "mremap": 5,
-    "frames": 2, "translate": 1,
+    "frames": 2, "translate": 1, "folios": 2, "set_thp_size": 2,
 }  # fmt: skip
 
 
 def fresh() -> pt.AddressSpace:
-    mm = pt.AddressSpace("x86-64", cpus=2, thp="always")
+    mm = pt.AddressSpace("x86-64", cpus=2, thp="always",
+                         thp_sizes={64 << 10: "always", 16 << 10: "always"})  # fmt: skip
     flags = pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
     mm.mmap(4 << 20, addr=BASE, flags=flags)
     mm.madvise(BASE, 4 << 20, pt.MADV_POPULATE_WRITE)
+    # 1 MiB of 64K and 16K folios (no PMD fits), from 4 KiB past a 64K boundary
+    mm.mmap(1 << 20, addr=BASE + (6 << 20) + 4096, flags=flags)
+    mm.madvise(BASE + (6 << 20) + 4096, 1 << 20, pt.MADV_POPULATE_WRITE)
     mm.mmap(64 << 10, addr=BASE + (8 << 20), flags=pt.MAP_SHARED | pt.MAP_ANONYMOUS | pt.MAP_FIXED)
     return mm
 

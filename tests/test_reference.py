@@ -6,7 +6,10 @@ never semantics) and the reference, and after every step compares results
 and errnos, the VMA lists (start, end, protection, sharing, hugepage
 advice, vm_pgoff) and every mapped page's contents (not present, the zero
 page, or which page of data, up to a renaming of frame numbers), and calls
-mm.check(). The reference runs with thp="never" (see its docstring).
+mm.check(). The reference runs with the PMD THP size never enabled (see
+its docstring) and one of several multi-size THP configurations, so large
+folios are compared too: each page's folio order, and which pages share a
+folio.
 """
 
 from __future__ import annotations
@@ -25,16 +28,30 @@ import pagetab as pt
 BASE = 1 << 42
 M, F, D = pt.MREMAP_MAYMOVE, pt.MREMAP_FIXED, pt.MREMAP_DONTUNMAP
 EXAMPLES = int(os.environ.get("PAGETAB_REFERENCE_EXAMPLES", "40"))
+#: (top-level THP mode, {folio order: hugepages-<size>kB/enabled}); the PMD
+#: size is never enabled
+MTHP = [
+    ("never", {}),
+    ("never", {2: "always"}),
+    ("never", {4: "always", 2: "madvise"}),
+    ("madvise", {3: "inherit", 2: "always"}),
+    ("always", {4: "inherit", 3: "madvise"}),
+]
 
 
 class AgainstReference(RuleBasedStateMachine):
     arch_name = "x86-64"
 
-    @initialize(policy=st.sampled_from(pt.policies()))
-    def setup(self, policy: str) -> None:
+    @initialize(policy=st.sampled_from(pt.policies()), mthp=st.sampled_from(MTHP))
+    def setup(self, policy: str, mthp: tuple[str, dict[int, str]]) -> None:
         a = pt.arch(self.arch_name)
-        self.mm = pt.AddressSpace(a, cpus=2, thp="never", policy=policy)
-        self.ref = Reference(a.page_size, a.task_size)
+        top, orders = mthp
+        pmd_order = a.pmd_size.bit_length() - 1 - a.page_shift
+        orders = {o: m for o, m in orders.items() if o < pmd_order}
+        sizes = {a.page_size << o: m for o, m in orders.items()}
+        self.mm = pt.AddressSpace(a, cpus=2, thp=top, policy=policy,
+                                  thp_sizes={**sizes, a.pmd_size: "never"})  # fmt: skip
+        self.ref = Reference(a.page_size, a.task_size, top, orders)
         self.page, self.pmd = a.page_size, a.pmd_size
         # four PMDs (two where a PMD maps 8192 pages): PMD-aligned and
         # misaligned moves, populated tables, and still a small dict
@@ -142,11 +159,19 @@ class AgainstReference(RuleBasedStateMachine):
         got = [(v.start, v.end, v.prot, v.shared, v.hugepage, v.nohugepage, v.pgoff)
                for v in self.mm.vmas()]  # fmt: skip
         assert got == want
-        seen: dict[int, int] = {}  # simulated frame -> token, this step
+        seen: dict[int, object] = {}  # simulated frame -> token, this step
+        heads: dict[int, int] = {}  # reference folio -> simulated head frame, this step
         for lo, hi, _ in ref_vmas:
-            frames = self.mm.frames(lo << shift, (hi - lo) << shift)
+            frames, orders = self.mm.tables.folio_orders(lo << shift, hi << shift)
             for k, n in enumerate(range(lo, hi)):
                 content, f = self.ref.pages[n].content, int(frames[k])
+                if isinstance(content, tuple):  # a page of a large folio
+                    _, fid, order = content
+                    assert int(orders[k]) == order, (hex(n << shift), int(orders[k]), order)
+                    head = f & ~((1 << order) - 1)
+                    assert heads.setdefault(fid, head) == head, hex(n << shift)
+                elif content not in (None, ZERO):
+                    assert int(orders[k]) == 0, (hex(n << shift), int(orders[k]))
                 if content is None:
                     assert f == -1, hex(n << shift)
                 elif content == ZERO:

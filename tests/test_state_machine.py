@@ -45,10 +45,18 @@ def _identities(f: np.ndarray) -> np.ndarray:
 class PoliciesAgree(RuleBasedStateMachine):
     """Every preset policy sees the same operations; all must agree."""
 
-    @initialize(arch=st.sampled_from(pt.archs()), thp=st.sampled_from(["always", "madvise"]))
-    def setup(self, arch: str, thp: str) -> None:
+    @initialize(
+        arch=st.sampled_from(pt.archs()),
+        thp=st.sampled_from(["always", "madvise"]),
+        mthp=st.sampled_from([{}, {2: "always"}, {4: "always", 3: "madvise"}]),
+    )
+    def setup(self, arch: str, thp: str, mthp: dict[int, str]) -> None:
         self.arch = pt.arch(arch)
-        self.spaces = [pt.AddressSpace(arch, cpus=2, thp=thp, policy=p) for p in pt.policies()]
+        # large folios too (orders from 16K on 4K pages), as the space allows
+        sizes = {self.arch.page_size << o: m for o, m in mthp.items()
+                 if self.arch.page_size << o < self.arch.pmd_size}  # fmt: skip
+        self.spaces = [pt.AddressSpace(arch, cpus=2, thp=thp, policy=p, thp_sizes=sizes)
+                       for p in pt.policies()]  # fmt: skip
         self.page = self.arch.page_size
         self.pmd = self.arch.pmd_size
         self.window = 8 * self.pmd
@@ -166,12 +174,18 @@ class PoliciesAgree(RuleBasedStateMachine):
         ]
         for fs in frames:  # the same frame numbers within a group
             assert all((f == fs[0]).all() for f in fs)
+        orders = [
+            [np.concatenate([mm.tables.folio_orders(v.start, v.end)[1] for v in vmas]) for mm in g]
+            for g in groups
+        ]
+        for os_ in orders:  # and the same folios
+            assert all((o == os_[0]).all() for o in os_)
         addrs = np.concatenate([np.arange(v.start, v.end, self.page, dtype=np.int64) for v in vmas])
         excused = np.zeros(addrs.size, dtype=bool)
         for s, e in self.excused:
             excused |= (addrs >= s) & (addrs < e)
         ptes, tables = frames[0][0], frames[1][0]
-        differ = _identities(ptes) != _identities(tables)
+        differ = (_identities(ptes) != _identities(tables)) | (orders[0][0] != orders[1][0])
         assert not (differ & ~excused).any(), (
             "policies disagree at",
             [hex(a) for a in addrs[differ & ~excused][:4]],
@@ -193,7 +207,7 @@ def _diverged_machine() -> PoliciesAgree:
     moved, one 4K page where the PTEs did), then a plain move of the moved
     pages."""
     m = PoliciesAgree()
-    m.setup(arch="x86-64", thp="madvise")
+    m.setup(arch="x86-64", thp="madvise", mthp={})
     size = 4 << 20
     m._all("mmap", size, BASE, pt.PROT_READ | pt.PROT_WRITE, FIX)
     m._all("madvise", BASE, size, pt.MADV_POPULATE_WRITE)
