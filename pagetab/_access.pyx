@@ -305,6 +305,7 @@ def access(Tlbs tlbs not None, PageTables pt not None, cnp.ndarray addrs, int cp
         v.shared = &vsh[0]
         v.touched = &vt[0]
     s.cpumask[cpu] = 1
+    s.lazy[cpu] = 0  # it runs the mm again
     r = n
     if n > start:
         with nogil:

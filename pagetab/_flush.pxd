@@ -25,6 +25,7 @@ cdef struct FlushOps:
     int64_t invlpg               # x86 INVLPG on the calling CPU
     int64_t invlpg_flush         # x86 calls that took the INVLPG loop on the calling CPU
     int64_t ipi                  # x86 synchronous flush IPIs to other CPUs
+    int64_t lazy_skipped         # x86 flushes not sent to a lazy CPU of mm_cpumask
     int64_t remote_full_flush    # full flushes on one remote CPU (they run in parallel)
     int64_t remote_invlpg        # INVLPGs on one remote CPU
     int64_t invlpgb              # AMD INVLPGB broadcasts

@@ -62,6 +62,11 @@ cdef void flush_x86(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
             else:
                 ops.invlpg += <int64_t>pages
                 ops.invlpg_flush += 1
+        elif s.lazy[cpu] and not s.ipi_lazy:
+            # native_flush_tlb_multi: should_flush_tlb skips a lazy CPU
+            # (145f573b89a6, 4.20); it flushes when it next loads the mm
+            # (switch_mm_irqs_off sees the newer tlb_gen)
+            ops.lazy_skipped += 1
         else:
             ops.ipi += 1
             if first_remote:

@@ -46,6 +46,8 @@ cdef struct mremap_config:
     int flush                    # a flush_mode
     bint dirty_flush_locked      # pre-4.19: a dirty entry is flushed under the old lock
     uint64_t latency_limit       # LATENCY_LIMIT (before 4.18): bytes per move_ptes; 0: none
+    int cont_ptes                # arm64 contpte: PTEs per contiguous block; 0: not folded
+    bint pte_batch               # mremap_folio_pte_batch (6.17)
 
 
 # Lock statistics, one field per lock class.
@@ -65,6 +67,10 @@ cdef struct move_stats:
     int64_t huge_puds_moved      # move_huge_pud: PUD leaves moved
     int64_t huge_pmds_split      # split_huge_pmd on the old side
     int64_t huge_puds_split      # PUD leaves split (never in Linux; see _move.pyx)
+    int64_t pte_batches          # mremap_folio_pte_batch batches of more than one PTE
+    int64_t ptes_batched         # PTEs those batches moved
+    int64_t contpte_unfolds      # arm64 contiguous blocks unfolded (contpte_convert)
+    int64_t contpte_folds        # arm64 contiguous blocks folded (contpte_convert)
     int64_t whole_moves_refused  # whole moves refused: destination entry populated
     int64_t tables_allocated     # page-table pages allocated
     int64_t tables_freed_early   # emptied old PTE tables released during the move

@@ -19,7 +19,8 @@ import numpy as np
 
 from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
 from pagetab._tables cimport (
-    ADDR_SHIFT, E_DIRTY, E_LEAF, E_PRESENT, E_SOFTDIRTY, PageTables, pool_index, pool_row,
+    ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_SOFTDIRTY,
+    E_ZERO, PageTables, pool_index, pool_row,
     pt_walk, row_empty,
 )
 from pagetab._tlb cimport (
@@ -399,6 +400,58 @@ cdef inline bint move_pgt_entry(PageTables pt, Ctx *x, pgt_entry entry, uint64_t
 # ----------------------------------------------------------------------
 # move_ptes
 
+cdef inline void contpte_convert(Ctx *x, uint64_t *t, int64_t b, uint64_t addr, bint fold,
+                                 bint set_cont) noexcept nogil:
+    """arm64 contpte_convert on the block of ``t`` from index ``b`` mapping
+    ``addr``: clear its entries, flush the block (__flush_tlb_range, one
+    TLBI per page), repaint them with PTE_CONT set or cleared."""
+    cdef int64_t j, n = x.cfg.cont_ptes
+    cdef uint64_t size = <uint64_t>n << x.cfg.page_shift
+    if fold:
+        x.c.contpte_folds += 1
+    else:
+        x.c.contpte_unfolds += 1
+    if x.tlb != NULL:
+        tlb_flush_range(x.rule, x.tlb, &x.c.flush_ops, x.caller, addr, addr + size,
+                        x.cfg.page_shift)
+        tlb_snapshot_free(&x.snap)
+        x.counts_since_flush = 0
+    for j in range(b, b + n):
+        if t[j]:
+            t[j] = (t[j] | E_CONT) if set_cont else (t[j] & ~(<uint64_t>E_CONT))
+
+
+cdef inline bint same_folio_next(uint64_t a, uint64_t b) noexcept nogil:
+    """Whether ``b`` maps the page after ``a``'s in the same large folio with
+    the same bits but accessed/dirty/soft-dirty/cont (folio_pte_batch)."""
+    cdef uint64_t ign = E_DIRTY | E_SOFTDIRTY | E_CONT
+    cdef uint64_t o = (a & E_ORDER) >> E_ORDER_SHIFT
+    return (b & E_PRESENT) and ((a ^ b) & (<uint64_t>0xfff) & ~ign) == 0 \
+        and (b >> ADDR_SHIFT) == (a >> ADDR_SHIFT) + 1 \
+        and ((b >> ADDR_SHIFT) >> o) == ((a >> ADDR_SHIFT) >> o)
+
+
+cdef inline void try_fold(Ctx *x, uint64_t *n, int64_t k, int64_t nidx0,
+                          uint64_t new_addr) noexcept nogil:
+    """contpte_try_fold after a single set_pte_at of ``n[k]``: the block folds
+    when this is its last entry by address and by frame, and all its
+    entries map one folio's consecutive pages with the same bits."""
+    cdef int64_t c = x.cfg.cont_ptes, b, j
+    cdef uint64_t e = n[k], o
+    if (nidx0 + k) % c != c - 1 or (e >> ADDR_SHIFT) % <uint64_t>c != <uint64_t>(c - 1):
+        return
+    if not (e & E_PRESENT) or (e & (E_CONT | E_ZERO)):
+        return
+    o = (e & E_ORDER) >> E_ORDER_SHIFT
+    if (<uint64_t>1 << o) < <uint64_t>c:
+        return  # the folio does not cover the block
+    b = k - (c - 1)  # may be < 0: the block starts before the extent, in the same table
+    for j in range(b, k):
+        if not same_folio_next(n[j], n[j + 1]):
+            return
+    contpte_convert(x, n, b, new_addr + (<uint64_t>b << x.cfg.page_shift), True, True)
+
+
 cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
                     uint64_t old_addr, uint64_t new_addr, uint64_t extent) noexcept nogil:
     cdef int64_t old_row = <int64_t>(old_pmd[0] >> ADDR_SHIFT)
@@ -407,19 +460,66 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
     cdef uint64_t *n = slot_of(pt, x.cfg.pte, new_row, new_addr)
     cdef int64_t k, npte = <int64_t>(extent >> x.cfg.page_shift)
     cdef int64_t nmoved = 0, npresent = 0, ndirty = 0
-    cdef uint64_t e
+    cdef int64_t c = x.cfg.cont_ptes, nr, j, b, oidx0, nidx0
+    cdef uint64_t e, f
     cdef uint64_t old_ptl = pte_lockptr(x, old_row), new_ptl = pte_lockptr(x, new_row)
     cdef bint took_old, took_new, took_rmap = False
     cdef uint64_t tbl_lo
+    # the extent's first entries' indexes in their tables (contpte blocks
+    # are aligned in the table, and may start before the extent)
+    oidx0 = pool_index(&pt.pools[x.cfg.pte], pt.shift[x.cfg.pte], old_addr)
+    nidx0 = pool_index(&pt.pools[x.cfg.pte], pt.shift[x.cfg.pte], new_addr)
     x.c.move_ptes_calls += 1
     if x.need_rmap_locks and x.has_anon:
         took_rmap = spin_lock(x, ID_RMAP)
     took_old = spin_lock(x, old_ptl)
     took_new = spin_lock(x, new_ptl)
-    for k in range(npte):
+    k = 0
+    while k < npte:
         e = o[k]
         if e == 0:
+            k += 1
             continue
+        if c and (e & E_CONT) and x.cfg.pte_batch:
+            # mremap_folio_pte_batch: the folio's PTEs from here, within the extent
+            nr = 1
+            while k + nr < npte and same_folio_next(o[k + nr - 1], o[k + nr]):
+                nr += 1
+            # get_and_clear_full_ptes unfolds only the blocks it covers partly
+            b = (oidx0 + k) - (oidx0 + k) % c - oidx0
+            if (oidx0 + k) % c and (o[k] & E_CONT):
+                contpte_convert(x, o, b, old_addr + (<uint64_t>(b) << x.cfg.page_shift),
+                                False, False)
+            b = (oidx0 + k + nr - 1) - (oidx0 + k + nr - 1) % c - oidx0
+            if (oidx0 + k + nr) % c and (o[k + nr - 1] & E_CONT):
+                contpte_convert(x, o, b, old_addr + (<uint64_t>(b) << x.cfg.page_shift),
+                                False, False)
+            if nr > 1:
+                x.c.pte_batches += 1
+                x.c.ptes_batched += nr
+            for j in range(k, k + nr):
+                f = o[j]
+                npresent += 1
+                if f & E_DIRTY:
+                    ndirty += 1
+                # set_ptes (contpte_set_ptes): PTE_CONT on each block whose
+                # address and frames are both aligned and fully written
+                n[j] = (f & ~(<uint64_t>E_CONT)) | E_SOFTDIRTY
+                o[j] = 0
+            for j in range(k, k + nr):
+                if (nidx0 + j) % c == 0 and j + c <= k + nr \
+                        and (n[j] >> ADDR_SHIFT) % <uint64_t>c == 0:
+                    for b in range(j, j + c):
+                        n[b] |= E_CONT
+            nmoved += nr
+            k += nr
+            continue
+        if c and (e & E_CONT):
+            # ptep_get_and_clear on one entry of a block: contpte_try_unfold
+            b = (oidx0 + k) - (oidx0 + k) % c - oidx0
+            contpte_convert(x, o, b, old_addr + (<uint64_t>(b) << x.cfg.page_shift),
+                            False, False)
+            e = o[k]
         if e & E_PRESENT:
             npresent += 1
             if e & E_DIRTY:
@@ -427,6 +527,9 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
         n[k] = e | E_SOFTDIRTY           # move_soft_dirty_pte
         o[k] = 0                         # get_and_clear
         nmoved += 1
+        if c:
+            try_fold(x, n, k, nidx0, new_addr)  # set_pte_at: contpte_try_fold
+        k += 1
     x.c.ptes_moved += nmoved
     moved(x, nmoved, old_addr, old_addr + extent, npresent, 0, 0)
     if x.cfg.flush == FL_END:

@@ -92,6 +92,8 @@ cdef class PageTables:
     cdef uint64_t next_frame
     cdef int64_t limit_bytes          # 0: unlimited (page_table_limit)
     cdef int64_t tables_freed
+    cdef public int cont_ptes          # arm64 contpte: PTEs per block folded by faults; 0 none
+    cdef public int64_t contpte_unfolds  # blocks unfolded by zap and change_prot
 
     cdef inline uint64_t* row_ptr(self, int lev, int64_t row) noexcept nogil
     cdef int64_t alloc_row(self, int lev) noexcept nogil
@@ -102,6 +104,7 @@ cdef class PageTables:
     cdef inline int index(self, int lev, uint64_t addr) noexcept nogil
     cdef inline uint64_t alloc_frames(self, uint64_t n) noexcept nogil
     cdef int64_t split_leaf(self, int lev, uint64_t *slot) noexcept nogil
+    cdef void unfold_edges(self, uint64_t *t, int i0, int i1) noexcept nogil
     cdef uint64_t _populate(self, uint64_t start, uint64_t end, const fault_ctx *ctx,
                            int64_t *installed) noexcept nogil
     cdef int64_t _zap(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,

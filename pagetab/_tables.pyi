@@ -21,6 +21,8 @@ POP_WRITE: int
 POP_SHARED: int
 
 class PageTables:
+    cont_ptes: int
+    contpte_unfolds: int
     def __init__(self, shifts: list[int], nents: list[int], limit_bytes: int = 0) -> None: ...
     def populate(
         self,

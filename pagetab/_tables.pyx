@@ -184,6 +184,24 @@ cdef class PageTables:
         p.live -= 1
         self.tables_freed += 1
 
+    cdef void unfold_edges(self, uint64_t *t, int i0, int i1) noexcept nogil:
+        """A change to entries [i0, i1) of PTE table ``t``: each contiguous
+        block it covers only partly is unfolded first (PTE_CONT cleared on
+        all its entries: contpte_try_unfold, and the batched operations'
+        first and last blocks); blocks covered whole keep the bit."""
+        cdef int c = self.cont_ptes, b, j, k
+        cdef int edges[2]
+        if c == 0:
+            return
+        edges[0] = i0
+        edges[1] = i1 - 1
+        for k in range(2):
+            b = edges[k] & ~(c - 1)
+            if (b < i0 or b + c > i1) and (t[edges[k]] & E_CONT):
+                self.contpte_unfolds += 1
+                for j in range(b, b + c):
+                    t[j] &= ~(<uint64_t>E_CONT)
+
     cdef inline uint64_t alloc_frames(self, uint64_t n) noexcept nogil:
         """The head of ``n`` (a power of two) fresh frames from a multiple of
         ``n`` on, as the buddy allocator aligns a folio: the folio of a
@@ -216,8 +234,11 @@ cdef class PageTables:
         if lev + 1 == self.nlev - 1:
             flags &= ~(<uint64_t>E_LEAF)
             if not (e & E_ZERO):
-                # __split_huge_pmd: the PTEs map the same (still large) folio
+                # __split_huge_pmd: the PTEs map the same (still large) folio,
+                # written by one set_ptes (contiguous blocks where folded)
                 flags |= <uint64_t>(self.shift[lev] - self.shift[lev + 1]) << E_ORDER_SHIFT
+                if self.cont_ptes:
+                    flags |= E_CONT
         for i in range(n):
             t[i] = flags | ((base + i * step) << ADDR_SHIFT)
         slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
@@ -318,8 +339,11 @@ cdef class PageTables:
                         n = <uint64_t>1 << o
                         b = i & ~<int>(n - 1)
                         nf = (nf + n - 1) & ~(n - 1)
+                        # set_ptes (contpte_set_ptes): whole aligned blocks
+                        # of one folio get PTE_CONT directly
+                        f = E_CONT if (self.cont_ptes and n >= <uint64_t>self.cont_ptes) else 0
                         for j in range(<int>n):
-                            t[b + j] = wflags | (<uint64_t>o << E_ORDER_SHIFT) \
+                            t[b + j] = wflags | f | (<uint64_t>o << E_ORDER_SHIFT) \
                                 | ((nf + <uint64_t>j) << ADDR_SHIFT)
                         nf += n
                         installed[0] += <int64_t>n
@@ -409,6 +433,8 @@ cdef class PageTables:
         cdef int pte = self.nlev - 1
         i0 = self.index(lev, s)
         i1 = self.index(lev, e - 1) + 1
+        if lev == pte:
+            self.unfold_edges(t, i0, i1)
         for i in range(i0, i1):
             ent = t[i]
             if ent == 0:
@@ -490,6 +516,8 @@ cdef class PageTables:
         cdef int64_t pages = 0, sub
         i0 = self.index(lev, s)
         i1 = self.index(lev, e - 1) + 1
+        if lev == self.nlev - 1:
+            self.unfold_edges(t, i0, i1)
         for i in range(i0, i1):
             ent = t[i]
             if ent == 0:

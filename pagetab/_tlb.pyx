@@ -323,11 +323,27 @@ cdef class TlbArrays:
         """mm_cpumask: the CPUs that have run this mm."""
         return [i for i in range(self.s.ncpu) if self.s.cpumask[i]]
 
-    def set_cpu(self, int cpu, bint on=True):
-        """Add ``cpu`` to mm_cpumask (or remove it with ``on=False``)."""
+    def set_cpu(self, int cpu, bint on=True, bint lazy=False):
+        """Add ``cpu`` to mm_cpumask, running the mm (``lazy``: in lazy TLB
+        mode, the mm still loaded under a kernel thread or idle), or remove
+        it with ``on=False``."""
         if not 0 <= cpu < self.s.ncpu:
             raise ValueError(f"cpu must be in 0..{self.s.ncpu - 1}, not {cpu}")
         self.s.cpumask[cpu] = on
+        self.s.lazy[cpu] = on and lazy
+
+    def lazy_cpus(self):
+        """The CPUs of mm_cpumask in lazy TLB mode."""
+        return [i for i in range(self.s.ncpu) if self.s.cpumask[i] and self.s.lazy[i]]
+
+    @property
+    def ipi_lazy(self):
+        """Whether flushes IPI lazy CPUs too (set from the policy)."""
+        return bool(self.s.ipi_lazy)
+
+    @ipi_lazy.setter
+    def ipi_lazy(self, bint value):
+        self.s.ipi_lazy = value
 
     def flush_all(self, int cpu):
         """Flush one CPU's TLB (as a context switch to another mm would)."""

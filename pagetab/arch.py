@@ -87,6 +87,9 @@ class Arch:
     stack_gap: int = 128 << 20  # mmap_base = map_window - MIN_GAP (no ASLR)
     split_pte_lock: bool = True  # USE_SPLIT_PTE_PTLOCKS (NR_CPUS >= 4)
     split_pmd_lock: bool = True  # ARCH_ENABLE_SPLIT_PMD_PTLOCK
+    #: arm64 CONT_PTES: PTEs per contiguous block (PTE_CONT) where the kernel
+    #: folds user mappings (CONFIG_ARM64_CONTPTE, Linux 6.9+); 0: none
+    cont_ptes: int = 0
     source: str = ""
     tlb: TlbSpec = TLBS["x86-64"]
     flush: FlushRules = _X86_DEFAULT
@@ -286,7 +289,10 @@ def _arm64(name: str, description: str, page_shift: int,
         levels=_levels(levels),
         task_size=1 << 48,
         map_window=1 << 48,
-        source="arch/arm64/include/asm/pgtable-hwdef.h; Documentation/arch/arm64/memory.rst",
+        # CONT_PTE_SHIFT: 4 + PAGE_SHIFT (4K), 7 + PAGE_SHIFT (16K), 5 + PAGE_SHIFT (64K)
+        cont_ptes={12: 16, 14: 128, 16: 32}[page_shift],
+        source="arch/arm64/include/asm/pgtable-hwdef.h (CONT_PTES); "
+        "Documentation/arch/arm64/memory.rst",
         tlb=TLBS["arm64"],
         flush=_ARM64_FLUSH,
         costs=COSTS["arm64"],

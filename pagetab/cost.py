@@ -62,6 +62,14 @@ def flush_cost_range(arch: Arch, ops: Mapping[str, int]) -> tuple[float, float]:
     return sum(_flush(arch, low, ops).values()), sum(_flush(arch, high, ops).values())
 
 
+def _converts(st: Any, price: Price) -> float:
+    """arm64 contpte_convert: the entries cleared and repainted (its TLBIs
+    are among the flush operations); priced only where it happened, as
+    only arm64 profiles have the cost."""
+    n = st.contpte_folds + st.contpte_unfolds
+    return n * price("contpte_convert") if n else 0.0
+
+
 def _move(arch: Arch, price: Price, st: Any, calls: int) -> dict[str, float]:
     locks = st.lock_acquired
     return {
@@ -71,6 +79,7 @@ def _move(arch: Arch, price: Price, st: Any, calls: int) -> dict[str, float]:
             + (st.normal_pmds_moved + st.huge_pmds_moved) * price("pmd_move")
             + (st.normal_puds_moved + st.huge_puds_moved) * price("pud_move")
             + (st.huge_pmds_split + st.huge_puds_split) * price("split_huge_pmd")
+            + _converts(st, price)
         ),
         "table alloc": st.tables_allocated * price("table_alloc"),
         "locks": (

@@ -228,6 +228,10 @@ COSTS = {
                         "the flush; assumption: one page (DSB ISHST; TLBI; DSB ISH), ~350 ns "
                         "split over the two DSBs (one difference of two means, no spread "
                         "published)"),
+        "contpte_convert": _assumed(40, "assumption: arch/arm64/mm/contpte.c contpte_convert "
+                                    "clears and repaints CONT_PTES (16) entries, gathering "
+                                    "their access/dirty bits, ~1 ns per entry write; its TLBIs "
+                                    "are priced as flush operations"),
     },
     "riscv64": {
         **{k: _as_x86(v) if k in _BORROWED else v for k, v in _COMMON.items()},

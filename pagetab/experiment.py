@@ -145,6 +145,8 @@ class MoveResult:
     src_align: str
     dst_align: str
     cpus: int
+    #: of ``cpus``, how many were in lazy TLB mode during the move
+    lazy_cpus: int
     #: wall time of the simulated mremap call, and of the setup before it
     sim_wall_ns: int
     setup_wall_ns: int
@@ -193,26 +195,33 @@ def run_move(
     cpus: int = 4,
     touch: int = 4096,
     seed: int = 0,
+    lazy_cpus: int = 0,
     **arch_overrides: Any,
 ) -> MoveResult:
     """Populate a ``size``-byte region, touch it from ``cpus`` CPUs
     (``touch`` random pages each), and move it with mremap(MAYMOVE|FIXED).
 
-    ``cpus``: the CPUs running the process while it moves (CPU 0 makes the
-    call), all in mm_cpumask whether or not they touch the region, as the
-    other threads of a process are; in Linux 6.18 x86 sends mremap's flush
-    IPIs to every CPU of mm_cpumask, lazy ones included (flush_tlb_range
-    passes freed_tables since 3ef938c35035), so a CPU that ran the process
-    recently costs the same as one running it now.
+    ``cpus``: the CPUs of mm_cpumask (CPU 0 makes the call), each having
+    run the process, whether or not it touches the region, as the other
+    threads of a process do. By default all of them are running it while
+    it moves; ``lazy_cpus`` of them (the last ones) are in lazy TLB mode
+    instead (a kernel thread or idle, the mm still loaded;
+    ``AddressSpace.switch_out``). On x86 a lazy CPU gets mremap's flush
+    IPIs only under a policy with ``flush_lazy`` (flush_tlb_range passes
+    freed_tables since 3ef938c35035, Linux 6.15); before it,
+    should_flush_tlb skipped lazy CPUs (145f573b89a6, 4.20). A CPU that
+    ran the process and switched to another one has left mm_cpumask and
+    is not counted in ``cpus``.
 
     ``src_align``/``dst_align``: "pud", "pmd", "page" or a byte offset past a
     PUD boundary. ``arch_overrides``: Arch fields (``Arch.replace``) or
     event costs in ns (``Arch.with_costs``), e.g. ``ipi=2000``.
     """
     st, a, mix, setup = _simulate(
-        size, arch, policy, populate, src_align, dst_align, cpus, touch, seed, arch_overrides
-    )
-    return _result(st, a, size, mix, src_align, dst_align, cpus, setup)
+        size, arch, policy, populate, src_align, dst_align, cpus, touch, seed, arch_overrides,
+        lazy_cpus,
+    )  # fmt: skip
+    return _result(st, a, size, mix, src_align, dst_align, cpus, setup, lazy_cpus)
 
 
 def move_stats(
@@ -225,13 +234,15 @@ def move_stats(
     cpus: int = 4,
     touch: int = 4096,
     seed: int = 0,
+    lazy_cpus: int = 0,
     **arch_overrides: Any,
 ) -> MoveStats:
     """The same move as ``run_move``; its MoveStats (to price one move
     under several cost tables, as calibration does)."""
     return _simulate(
-        size, arch, policy, populate, src_align, dst_align, cpus, touch, seed, arch_overrides
-    )[0]
+        size, arch, policy, populate, src_align, dst_align, cpus, touch, seed, arch_overrides,
+        lazy_cpus,
+    )[0]  # fmt: skip
 
 
 def _simulate(
@@ -245,6 +256,7 @@ def _simulate(
     touch: int,
     seed: int,
     overrides: Mapping[str, Any],
+    lazy_cpus: int = 0,
 ) -> tuple[MoveStats, Arch, dict[str, float], int]:
     """Validate, build, populate, touch and move: (stats, profile, mix, setup ns)."""
     a = _profile(arch, overrides)
@@ -256,6 +268,10 @@ def _simulate(
         raise ValueError(f"touch must be an int in 0..{MAX_TOUCH}, not {touch!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, not {seed!r}")
+    if isinstance(lazy_cpus, bool) or not isinstance(lazy_cpus, int) \
+            or not 0 <= lazy_cpus < cpus:  # fmt: skip
+        raise ValueError(f"lazy_cpus must be an int in 0..cpus-1 ({cpus - 1}): CPU 0 makes "
+                         f"the call, not {lazy_cpus!r}")  # fmt: skip
     mix = parse_populate(populate)
     src_base, dst_base = _bases(a)
     if size + a.pud_size > dst_base - src_base:
@@ -272,6 +288,8 @@ def _simulate(
         mm.tlbs.set_cpu(cpu)  # it runs the process: in mm_cpumask
         if touch and parts:
             mm.access(_touch_addresses(mm, parts, rng, touch), cpu=cpu)
+    for cpu in range(cpus - lazy_cpus, cpus):
+        mm.switch_out(cpu, lazy=True)
     setup = time.perf_counter_ns() - t0
     mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, dst)
     assert mm.last_move is not None
@@ -327,6 +345,7 @@ def _result(
     dst_align: str | int,
     cpus: int,
     setup: int,
+    lazy_cpus: int = 0,
 ) -> MoveResult:
     ns, breakdown = move_cost(a, st)  # once: the properties would price it each time
     low, high = move_cost_range(a, st)
@@ -339,6 +358,7 @@ def _result(
         src_align=str(src_align),
         dst_align=str(dst_align),
         cpus=cpus,
+        lazy_cpus=lazy_cpus,
         sim_wall_ns=st.wall_ns,
         setup_wall_ns=setup,
         estimated_ns=ns,

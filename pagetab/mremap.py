@@ -69,6 +69,8 @@ def mremap_config(a: Arch, p: Policy) -> dict[str, Any]:
         "flush": _move.FLUSH_MODE[p.flush],
         "dirty_flush_locked": p.dirty_flush_under_lock,
         "latency_limit": p.pte_extent_limit << a.page_shift,
+        "cont_ptes": a.cont_ptes if p.contpte else 0,
+        "pte_batch": p.pte_batch,
     }
 
 

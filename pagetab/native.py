@@ -62,13 +62,14 @@ class PingPong:
     The source is PUD aligned, the destination ``dst_offset`` past a PUD
     boundary. ``write``: written pages, else the zero page. ``touch``: that
     many CPUs first read 4096 random pages each (mm_cpumask, warm TLBs).
+    ``thp_sizes``: as AddressSpace's (large folios where written).
     """
 
     def __init__(self, size: int, dst_offset: int, policy: str = "linux-6.8",
                  arch: str = "x86-64", cpus: int = 1, write: bool = False,
-                 touch: int = 0) -> None:  # fmt: skip
+                 touch: int = 0, thp_sizes: dict[int, str] | None = None) -> None:  # fmt: skip
         self.size = size
-        self.mm = AddressSpace(arch, cpus=cpus, policy=policy)
+        self.mm = AddressSpace(arch, cpus=cpus, policy=policy, thp_sizes=thp_sizes)
         self.at, self.other = 1 << 44, (1 << 45) + dst_offset
         self.mm.mmap(size, addr=self.at, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
         self.mm.madvise(self.at, size, MADV_POPULATE_WRITE if write else MADV_POPULATE_READ)

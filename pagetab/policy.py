@@ -58,6 +58,30 @@ class Policy:
         LATENCY_LIMIT in pages: move_ptes moves at most this many entries
         per call (64 until Mel Gorman's 2018 "mremap: Remove LATENCY_LIMIT
         from mremap to reduce the number of TLB shootdowns"); 0, none.
+    flush_lazy:
+        x86: the flushes reach CPUs of mm_cpumask in lazy TLB mode too.
+        flush_tlb_range passes freed_tables since 3ef938c35035 (Linux 6.15,
+        also in stable trees), so native_flush_tlb_multi IPIs every CPU
+        of the mask; before it should_flush_tlb skipped lazy CPUs
+        (145f573b89a6, 4.20), which catch up when they next load the mm.
+        (Linux 4.19 with PCID sends lazy CPUs to init_mm at once, so they
+        get no IPI either; 4.9's lazy CPUs took one IPI and left the mm:
+        modelled as none.)
+    contpte:
+        arm64: user mappings get the contiguous bit (PTE_CONT) on every
+        naturally aligned block of CONT_PTES entries mapping one folio
+        ("arm64/mm: wire up PTE_CONT for user mappings", Linux 6.9,
+        arch/arm64/mm/contpte.c): faults and set_ptes write it directly, a
+        single-entry change of a block first unfolds it (contpte_convert:
+        clear, TLBI of the block, repaint), a single write completing a
+        block folds it. No effect on other arches.
+    pte_batch:
+        move_ptes moves the PTEs of one large folio as a batch
+        (mremap_folio_pte_batch, f822a9a81a31, Linux 6.17): one
+        get_and_clear_full_ptes and one set_ptes, so a contiguous block is
+        neither unfolded at the source nor folded entry by entry at the
+        destination. From 0b5be138ce00 (6.17) only where pte_batch_hint
+        says so: a PTE_CONT entry on arm64, never on x86.
 
     ``flush_under_lock`` and ``batch_pmd_lock`` are read-only properties
     implied by ``flush``; as keyword arguments they are accepted when they
@@ -73,6 +97,9 @@ class Policy:
     flush: str = "extent"
     dirty_flush_under_lock: bool = False
     pte_extent_limit: int = 0
+    flush_lazy: bool = False
+    contpte: bool = False
+    pte_batch: bool = False
 
     def __init__(
         self,
@@ -85,6 +112,9 @@ class Policy:
         flush: str = "extent",
         dirty_flush_under_lock: bool = False,
         pte_extent_limit: int = 0,
+        flush_lazy: bool = False,
+        contpte: bool = False,
+        pte_batch: bool = False,
         **legacy: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -93,7 +123,9 @@ class Policy:
             if not isinstance(text, str):
                 raise TypeError(f"Policy.{what} must be a str, not {type(text).__name__}")
         for what, flag in (("move_pmd", move_pmd), ("move_pud", move_pud), ("realign", realign),
-                           ("dirty_flush_under_lock", dirty_flush_under_lock)):  # fmt: skip
+                           ("dirty_flush_under_lock", dirty_flush_under_lock),
+                           ("flush_lazy", flush_lazy), ("contpte", contpte),
+                           ("pte_batch", pte_batch)):  # fmt: skip
             check_bool(f"Policy.{what}", flag)
         if flush not in FLUSH_MODES:
             raise ValueError(f"Policy.flush must be one of {', '.join(FLUSH_MODES)}, "
@@ -124,7 +156,8 @@ class Policy:
             "name": name, "description": description, "source": source, "move_pmd": move_pmd,
             "move_pud": move_pud, "realign": realign, "flush": flush,
             "dirty_flush_under_lock": dirty_flush_under_lock,
-            "pte_extent_limit": pte_extent_limit,
+            "pte_extent_limit": pte_extent_limit, "flush_lazy": flush_lazy,
+            "contpte": contpte, "pte_batch": pte_batch,
         }  # fmt: skip
         for field_name, value in values.items():
             object.__setattr__(self, field_name, value)
@@ -202,6 +235,26 @@ _PRESETS = (
         "plus try_realign_addr: mutually misaligned addresses aligned down to PMD",
         "af8ca1c14906 mm/mremap: optimize the start addresses in move_page_tables()",
         move_pmd=True, move_pud=True, realign=True,
+    ),
+    Policy(
+        "linux-6.16",
+        "plus arm64 contiguous PTEs for user mappings (6.9) and flushes that reach "
+        "lazy CPUs (x86, 6.15); move_ptes still moves and clears entry by entry, "
+        "unfolding each contiguous source block and refolding each destination block",
+        "arch/arm64/mm/contpte.c ('arm64/mm: wire up PTE_CONT for user mappings', 6.9); "
+        "3ef938c35035 x86/mm: flush_tlb_range passes freed_tables (6.15)",
+        move_pmd=True, move_pud=True, realign=True, flush_lazy=True, contpte=True,
+    ),
+    Policy(
+        "linux-6.17",
+        "plus mremap_folio_pte_batch: the PTEs of a large folio move as one batch "
+        "(get_and_clear_full_ptes, set_ptes), contiguous blocks move without unfolding",
+        "f822a9a81a31 mm: optimize mremap() by PTE batching (Dev Jain, "
+        "<20250610035043.75448-1-dev.jain@arm.com>); 0b5be138ce00 (batch only where "
+        "pte_batch_hint > 1); unchanged in this path in 6.18 but for 04d1c9d60c6e (a "
+        "batch stops where the write bit differs, which it never does inside one VMA here)",
+        move_pmd=True, move_pud=True, realign=True, flush_lazy=True, contpte=True,
+        pte_batch=True,
     ),
     Policy(
         "batched-ptl",

@@ -18,13 +18,19 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import numpy as np
+
 from .arch import Arch, device_doc, devices
 from .arch import arch as _arch
+from .constants import MAP_ANONYMOUS, MAP_PRIVATE, MREMAP_FIXED, MREMAP_MAYMOVE
 from .experiment import move_stats
+from .space import AddressSpace
 
 __all__ = [
     "Finding",
+    "LoopIteration",
     "Published",
+    "mremap_folio_loop",
     "published_entries",
     "published_us",
     "reproduce_2018",
@@ -240,3 +246,48 @@ def reproduce_published() -> list[Published]:
             out.append(Published(e["id"], prof.name, *common, st.estimated_ns / 1e3, how,
                                  fitted, _source(e), lo_ns / 1e3, hi_ns / 1e3))  # fmt: skip
     return out
+
+
+@dataclass(frozen=True)
+class LoopIteration:
+    """One iteration of Dev Jain's mremap test loop (f822a9a81a31's cover
+    letter, <20250610035043.75448-1-dev.jain@arm.com>), as simulated."""
+
+    policy: str
+    fault_ns: float  # the write faults of the memset (one folio each)
+    mremap_ns: float  # the mremap call
+    faults: int
+    pte_batches: int
+    contpte_unfolds: int
+    contpte_folds: int
+    tlbi: int  # TLBIs the mremap issued
+
+    @property
+    def priced_ns(self) -> float:
+        """What pagetab prices of the iteration: the faults and the mremap
+        (mmap, munmap and memset's stores have no cost in its tables)."""
+        return self.fault_ns + self.mremap_ns
+
+
+def mremap_folio_loop(policy: str, arch: str | Arch = "arm64-4k", size: int = 1 << 20,
+                      folio: int = 64 << 10) -> LoopIteration:  # fmt: skip
+    """One iteration of the loop: mmap ``size`` of anonymous memory at 1 GiB,
+    write every page (its ``folio``-sized folios fault in whole), mremap it
+    (MAYMOVE|FIXED) to its end, munmap it."""
+    mm = AddressSpace(arch, policy=policy, thp_sizes={folio: "always"})
+    a = mm.mmap(size, 1 << 30, flags=MAP_PRIVATE | MAP_ANONYMOUS)
+    st = mm.access(np.arange(a, a + size, mm.page_size, dtype=np.uint64), write=True)
+    mm.mremap(a, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, a + size)
+    mv = mm.last_move
+    assert mv is not None
+    mm.munmap(a + size, size)
+    return LoopIteration(
+        policy,
+        st.breakdown.get("faults", 0.0),
+        mv.estimated_ns,
+        st.faults,
+        mv.pte_batches,
+        mv.contpte_unfolds,
+        mv.contpte_folds,
+        mv.flush_ops.get("tlbi_page", 0) + mv.flush_ops.get("tlbi_range", 0),
+    )

@@ -262,6 +262,10 @@ class AddressSpace:
         p = _policy(value)
         # the engine's configuration crosses into C once per policy
         self._pmc = _move.PagetableMoveControl(mremap.mremap_config(self.arch, p))
+        self.tlbs.ipi_lazy = p.flush_lazy
+        # faults and splits fold contiguous blocks from now on (entries
+        # already written keep their bit)
+        self.tables.cont_ptes = self.arch.cont_ptes if p.contpte else 0
         self._policy = p
 
     @property
@@ -515,6 +519,35 @@ class AddressSpace:
     def mm_cpumask(self) -> list[int]:
         """The CPUs that have run this process."""
         return list(self.tlbs.cpumask())
+
+    @property
+    def lazy_cpus(self) -> list[int]:
+        """The CPUs of mm_cpumask in lazy TLB mode (see ``switch_out``)."""
+        return list(self.tlbs.lazy_cpus())
+
+    def switch_out(self, cpu: int, lazy: bool = True) -> None:
+        """CPU ``cpu`` stops running this process until its next ``access``.
+
+        ``lazy``: it runs a kernel thread or idles with the mm still loaded
+        (lazy TLB mode): it stays in mm_cpumask, and whether a flush IPIs
+        it is the policy's ``flush_lazy`` (x86; a skipped CPU flushes when
+        it loads the mm again, here at once, without an IPI). Otherwise it
+        switches to another process and leaves mm_cpumask: Linux up to 6.13
+        clears its bit then; 6.14+ (209954cbc7d0) keeps a stale bit until a
+        flush IPI or the once-a-second trim (6db2526c1d69) clears it, which
+        pagetab does at once. Its TLB entries for this mm are flushed when
+        it returns (here at once). The CPU making the system calls
+        (``mm.cpu``) cannot be switched out.
+        """
+        check_int("switch_out: cpu", cpu, 0, self.cpus - 1)
+        check_bool("switch_out: lazy", lazy)
+        if cpu == self.cpu:
+            raise ValueError(f"switch_out: cpu {cpu} makes the system calls (mm.cpu)")
+        if lazy:
+            self.tlbs.set_cpu(cpu, True, lazy=True)
+        else:
+            self.tlbs.set_cpu(cpu, False)
+            self.tlbs.flush_all(cpu)
 
     def access(self, addrs: Any, cpu: int = 0, write: bool = False) -> AccessStats:
         """Access each address of ``addrs`` from ``cpu`` (which joins mm_cpumask).

@@ -175,6 +175,7 @@ def test_run_move_with_any_arguments(data: st.DataObject) -> None:
         "dst_align": data.draw(st.sampled_from(["pud", "pmd", "page"]) | junk),
         "cpus": data.draw(st.sampled_from([1, 2]) | junk),
         "touch": data.draw(st.sampled_from([0, 16]) | junk),
+        "lazy_cpus": data.draw(st.sampled_from([0, 1]) | junk),
     }  # fmt: skip
     if isinstance(kwargs["size"], int) and kwargs["size"] > 1 << 22:
         kwargs["size"] = 1 << 22  # valid sizes stay small: this is about errors
@@ -194,6 +195,7 @@ def valid_run(draw: st.DrawFn) -> dict[str, Any]:
     align = st.sampled_from(["pud", "pmd", "page"]) | st.integers(0, 64).map(
         lambda k: k * a.page_size
     )
+    cpus = draw(st.integers(1, 3))
     return {
         "size": draw(st.integers(1, (4 << 20) // a.page_size)) * a.page_size,
         "arch": arch,
@@ -205,7 +207,8 @@ def valid_run(draw: st.DrawFn) -> dict[str, Any]:
         ),
         "src_align": draw(align),
         "dst_align": draw(align),
-        "cpus": draw(st.integers(1, 3)),
+        "cpus": cpus,
+        "lazy_cpus": draw(st.integers(0, cpus - 1)),
         "touch": draw(st.integers(0, 64)),
         "seed": draw(st.integers(0, 3)),
     }

@@ -1,0 +1,98 @@
+"""arm64 contiguous PTEs (Linux 6.9+) and mremap's PTE batching (6.17):
+where PTE_CONT is set and cleared, and what a move of large folios costs
+in unfolds, folds and batches under linux-6.16 and linux-6.17."""
+
+from __future__ import annotations
+
+import pytest
+
+import pagetab as pt
+from pagetab._tables import CONT
+
+K, M = 1 << 10, 1 << 20
+FIXED = pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
+BASE = 1 << 40
+
+
+def cont_pages(mm: pt.AddressSpace, addr: int, length: int) -> list[int]:
+    """Page indexes of [addr, addr + length) whose PTE has PTE_CONT."""
+    return [i for i in range(length // mm.page_size)
+            if mm.tables.entry(addr + i * mm.page_size)[1] & CONT]  # fmt: skip
+
+
+def folios_of(arch: str, policy: str, size: int = 64 * K, length: int = M) -> pt.AddressSpace:
+    mm = pt.AddressSpace(arch, policy=policy, thp_sizes={size: "always"})
+    mm.mmap(length, BASE, flags=FIXED)
+    mm.madvise(BASE, length, pt.MADV_POPULATE_WRITE)
+    return mm
+
+
+@pytest.mark.parametrize(("arch", "policy", "size", "folded"), [
+    ("arm64-4k", "linux-6.16", 64 * K, True), ("arm64-4k", "linux-6.17", 128 * K, True),
+    ("arm64-4k", "linux-6.17", 32 * K, False),  # smaller than a block (16 x 4K)
+    ("arm64-4k", "linux-6.8", 64 * K, False),  # before 6.9
+    ("x86-64", "linux-6.17", 64 * K, False),  # no contiguous bit
+])  # fmt: skip
+def test_faults_fold_whole_blocks(arch: str, policy: str, size: int, folded: bool) -> None:
+    mm = folios_of(arch, policy, size)
+    assert len(cont_pages(mm, BASE, M)) == (256 if folded else 0)
+
+
+def test_partial_changes_unfold_only_the_blocks_they_cut() -> None:
+    mm = folios_of("arm64-4k", "linux-6.17")
+    mm.munmap(BASE + 4 * K, 4 * K)  # cuts block 0
+    mm.mprotect(BASE + 64 * K, 64 * K, pt.PROT_READ)  # block 1 whole: stays folded
+    mm.mprotect(BASE + 136 * K, 8 * K, pt.PROT_READ)  # cuts block 2
+    cont = set(cont_pages(mm, BASE, M))
+    assert not cont & set(range(0, 16)) and not cont & set(range(32, 48))
+    assert set(range(16, 32)) <= cont and set(range(48, 256)) <= cont
+    assert mm.tables.contpte_unfolds == 2
+    mm.check()
+
+
+def test_split_thp_is_folded() -> None:
+    mm = pt.AddressSpace("arm64-4k", thp="always", policy="linux-6.17")
+    mm.mmap(2 * M, BASE, flags=FIXED)
+    mm.madvise(BASE, 2 * M, pt.MADV_POPULATE_WRITE)
+    mm.munmap(BASE, 64 * K)  # __split_huge_pmd: set_ptes of 512 entries
+    assert len(cont_pages(mm, BASE + 64 * K, 2 * M - 64 * K)) == 512 - 16
+
+
+@pytest.mark.parametrize(
+    ("policy", "dst_off", "unfolds", "folds", "batches", "batched", "dst_cont"), [
+        ("linux-6.16", M, 16, 16, 0, 0, 256),  # each block unfolded, moved, refolded
+        ("linux-6.16", M + 4 * K, 16, 0, 0, 0, 0),  # misaligned: nothing refolds
+        ("linux-6.17", M, 0, 0, 16, 256, 256),  # a batch per folio, no unfold
+        # misaligned: the destination's PMD boundary ends the first extent one
+        # page before the last folio ends, so that batch (15 PTEs) cuts its
+        # block, which get_and_clear_full_ptes unfolds; the last PTE moves alone
+        ("linux-6.17", M + 4 * K, 1, 0, 16, 255, 0),
+        ("linux-6.8", M, 0, 0, 0, 0, 0),
+    ])  # fmt: skip
+def test_move_of_64k_folios(policy: str, dst_off: int, unfolds: int, folds: int, batches: int,
+                            batched: int, dst_cont: int) -> None:  # fmt: skip
+    mm = folios_of("arm64-4k", policy)
+    frames = mm.frames(BASE, M)
+    mm.mremap(BASE, M, M, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, BASE + dst_off)
+    st = mm.last_move
+    assert st is not None
+    assert (st.contpte_unfolds, st.contpte_folds, st.pte_batches) == (unfolds, folds, batches)
+    assert st.ptes_batched == batched and st.ptes_moved == 256
+    assert len(cont_pages(mm, BASE + dst_off, M)) == dst_cont
+    assert (mm.frames(BASE + dst_off, M) == frames).all()  # policies change costs only
+    # each convert flushes its block: 16 more TLBIs
+    assert st.flush_ops["tlbi_page"] == 256 + 16 * (unfolds + folds)
+    mm.check()
+
+
+def test_batching_saves_what_the_converts_cost() -> None:
+    # Dev Jain's loop's mremap (1 MiB of 64K folios to src + 1 MiB): the
+    # 6.16 move pays 32 converts and their TLBIs; 6.17 pays none
+    ns = {}
+    for policy in ("linux-6.16", "linux-6.17"):
+        mm = folios_of("arm64-4k", policy)
+        mm.mremap(BASE, M, M, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, BASE + M)
+        assert mm.last_move is not None
+        ns[policy] = mm.last_move.estimated_ns
+        assert mm.last_move.breakdown["entry moves"] > 0
+    assert ns["linux-6.16"] > 2 * ns["linux-6.17"]
