@@ -474,7 +474,22 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
         took_rmap = spin_lock(x, ID_RMAP)
     took_old = spin_lock(x, old_ptl)
     took_new = spin_lock(x, new_ptl)
-    k = 0
+    if c == 0:
+        # no contiguous blocks: the plain loop (kept apart: it is the hot one)
+        for k in range(npte):
+            e = o[k]
+            if e == 0:
+                continue
+            if e & E_PRESENT:
+                npresent += 1
+                if e & E_DIRTY:
+                    ndirty += 1
+            n[k] = e | E_SOFTDIRTY           # move_soft_dirty_pte
+            o[k] = 0                         # get_and_clear
+            nmoved += 1
+        k = npte
+    else:
+        k = 0
     while k < npte:
         e = o[k]
         if e == 0:
