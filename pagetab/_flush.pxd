@@ -46,6 +46,10 @@ cdef struct FlushOps:
     int64_t remote_sfence_vma    # the same on one remote hart (they run in parallel)
     int64_t remote_sfence_vma_asid
     int64_t sbi_rfence           # riscv SBI remote fence calls (sbi_remote_sfence_vma_asid)
+    int64_t sinval_vma           # riscv Svinval sinval.vma (one page) on the calling hart
+    int64_t svinval_fences       # riscv sfence.w.inval + sfence.inval.ir pairs around them
+    int64_t remote_sinval_vma    # the same on one remote hart (they run in parallel)
+    int64_t remote_svinval_fences
 
 
 # Each family's parameters.
@@ -70,6 +74,7 @@ cdef struct riscv_params:
     int threshold                # tlb_flush_all_threshold
     bint sbi                     # remote harts through SBI remote fences, not IPIs
     int sbi_flush_limit          # the SBI firmware's range-flush limit in bytes
+    bint svinval                 # Svinval: sinval.vma between sfence.w.inval and sfence.inval.ir
 
 
 cdef union flush_params:

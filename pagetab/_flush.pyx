@@ -199,7 +199,16 @@ cdef inline void riscv_local(const flush_rule *r, TlbState *s, FlushOps *ops, in
             ops.sfence_vma_asid += 1
         flush_all_cpu(s, cpu, start, end, &ops.invalidated_entries, &ops.collateral_entries)
         return
-    if remote:
+    if r.p.riscv.svinval:
+        # the proposed Svinval path: sfence.w.inval, sinval.vma per stride,
+        # sfence.inval.ir
+        if remote:
+            ops.remote_sinval_vma += <int64_t>n
+            ops.remote_svinval_fences += 1
+        else:
+            ops.sinval_vma += <int64_t>n
+            ops.svinval_fences += 1
+    elif remote:
         ops.remote_sfence_vma += <int64_t>n
     else:
         ops.sfence_vma += <int64_t>n

@@ -436,6 +436,14 @@ def _variants() -> None:
         flush=RiscvFlush(sbi=False, source="arch/riscv/mm/tlbflush.c __flush_tlb_range "
                          "(on_each_cpu_mask)"),
     )  # fmt: skip
+    _REGISTRY["riscv64-sv48-svinval"] = sv48.replace(
+        name="riscv64-sv48-svinval",
+        description="riscv64 Sv48 with the proposed Svinval flush path: sinval.vma per page "
+        "between sfence.w.inval and sfence.inval.ir (a posted patch, not in mainline)",
+        flush=RiscvFlush(svinval=True, source="Mayuresh Chitale, '[PATCH v6 1/1] riscv: mm: "
+                         "Add support for Svinval extension', "
+                         "<20240609112103.285190-2-mchitale@ventanamicro.com>"),
+    )  # fmt: skip
     for name in ("arm64-16k", "arm64-64k"):
         a = _REGISTRY[name]
         # MAX_DVM_OPS is PTRS_PER_PTE (Will Deacon, "arm64: tlbi: Set MAX_TLBI_OPS to

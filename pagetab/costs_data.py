@@ -240,6 +240,10 @@ COSTS = {
         "sbi_rfence": _assumed(5000, "assumption: an SBI ecall into M-mode firmware that "
                                "IPIs the other harts and waits for their fences"),
         "ipi": _assumed(1500, "assumption: as x86's synchronous flush IPI"),
+        "sinval_vma": _assumed(5, "assumption: Svinval's sinval.vma only invalidates; "
+                               "ordering is paid once in the fences around a run of them"),
+        "svinval_fences": _assumed(40, "assumption: sfence.w.inval and sfence.inval.ir, as two "
+                                   "sfence.vma"),
     },
     "ppc64": {
         **{k: _as_x86(v) if k in _BORROWED else v for k, v in _COMMON.items()},

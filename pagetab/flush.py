@@ -157,7 +157,11 @@ class RiscvFlush(FlushRules):
     on each hart above ``sbi_flush_limit`` bytes: OpenSBI's
     tlb_range_flush_limit, one 4K page by default as recalled, not verified
     against OpenSBI's source here) or IPIs running the local flush on every
-    hart."""
+    hart. ``svinval``: the proposed Svinval path (Mayuresh Chitale, "[PATCH
+    v6 1/1] riscv: mm: Add support for Svinval extension",
+    <20240609112103.285190-2-mchitale@ventanamicro.com>; not in mainline
+    tlbflush.c as read at 038ac18a): below the threshold, sinval.vma per
+    stride between one sfence.w.inval and one sfence.inval.ir."""
 
     family: ClassVar[str] = "riscv"
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(
@@ -167,16 +171,22 @@ class RiscvFlush(FlushRules):
             "remote_sfence_vma": "sfence_vma",
             "remote_sfence_vma_asid": "sfence_vma_asid",
             "sbi_rfence": "sbi_rfence",
+            "sinval_vma": "sinval_vma",
+            "svinval_fences": "svinval_fences",
+            "remote_sinval_vma": "sinval_vma",
+            "remote_svinval_fences": "svinval_fences",
         }
     )
     threshold: int = 64
     sbi: bool = True
     sbi_flush_limit: int = 4096
+    svinval: bool = False
 
     def __post_init__(self) -> None:
         check_int("RiscvFlush.threshold", self.threshold, 0)
         check_bool("RiscvFlush.sbi", self.sbi)
         check_int("RiscvFlush.sbi_flush_limit", self.sbi_flush_limit, 0, (1 << 31) - 1)
+        check_bool("RiscvFlush.svinval", self.svinval)
 
 
 def flush_families() -> dict[str, type[FlushRules]]:

@@ -402,6 +402,24 @@ def test_riscv_flush_rule() -> None:
     assert ops["sfence_vma"] == 8 and ops["remote_sfence_vma"] == 8  # one remote hart's share
 
 
+def test_riscv_svinval_variant() -> None:
+    # the proposed Svinval path: sinval.vma per page between one
+    # sfence.w.inval/sfence.inval.ir pair, up to the same threshold
+    sv = pt.AddressSpace("riscv64-sv48-svinval", cpus=2)
+    ops = sv.tlbs.flush_range(0, BASE, BASE + 64 * 4096)
+    assert (ops["sinval_vma"], ops["svinval_fences"], ops["sfence_vma"]) == (64, 1, 0)
+    ops = sv.tlbs.flush_range(0, BASE, BASE + 65 * 4096)
+    assert (ops["sinval_vma"], ops["svinval_fences"], ops["sfence_vma_asid"]) == (0, 0, 1)
+    # other harts: the SBI firmware's fence, not Svinval
+    sv.tlbs.set_cpu(1)
+    ops = sv.tlbs.flush_range(0, BASE, BASE + 8 * 4096)
+    assert ops["sbi_rfence"] == 1 and ops["sinval_vma"] == 0
+    # a range of many pages costs less than as many sfence.vma
+    a, b = pt.arch("riscv64-sv48"), pt.arch("riscv64-sv48-svinval")
+    many = 32 * a.cost("sfence_vma")
+    assert 32 * b.cost("sinval_vma") + b.cost("svinval_fences") < many
+
+
 @pytest.mark.parametrize("arch_name", ["riscv64-sv39", "riscv64-sv48", "riscv64-sv57"])
 def test_riscv_pmd_path_flushes_the_whole_asid_per_pmd(arch_name: str) -> None:
     # a whole-PMD move flushes 512 pages: above the threshold of 64, so every
