@@ -16,12 +16,13 @@ cimport numpy as cnp
 
 from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
 from pagetab._tables cimport (
-    ADDR_SHIFT, E_LEAF, E_PRESENT, E_READ, E_WRITE, E_ZERO, MODE_READ, MODE_WRITE, PageTables,
+    ADDR_SHIFT, E_CONT, E_LEAF, E_PRESENT, E_READ, E_WRITE, E_ZERO, MODE_READ, MODE_WRITE,
+    PageTables,
     fault_ctx,
     pool_index, pool_row, pt_walk,
 )
 from pagetab._tlb cimport (
-    GEN_MASK, VALID, TlbState, caches_huge, insert_inline, invalidate_va, lookup_level,
+    CLS_CONT, GEN_MASK, VALID, TlbState, caches_huge, insert_inline, invalidate_va, lookup_level,
     tag_valid, tlb_insert_level,
 )
 
@@ -105,16 +106,20 @@ cdef inline int walk_leaf(PageTables pt, TlbState *s, int cpu, uint64_t addr, ui
     if slot[0] == 0 or not (slot[0] & E_PRESENT):
         return -1
     if reached == pte:
-        return 0
+        # a PTE of a contiguous block: the block is one TLB entry
+        return CLS_CONT if (slot[0] & E_CONT) and s.nclass > CLS_CONT else 0
     if slot[0] & E_LEAF:
         return pte - reached
     return -1
 
 
 cdef inline uint64_t leaf_frame(PageTables pt, uint64_t e, int cls, uint64_t addr) noexcept nogil:
-    cdef int sh = pt.shift[pt.nlev - 1 - cls]
+    cdef int sh
     if e & E_ZERO:
         return 0
+    if cls == CLS_CONT:
+        return e >> ADDR_SHIFT  # the PTE maps this very page
+    sh = pt.shift[pt.nlev - 1 - cls]
     return (e >> ADDR_SHIFT) + ((addr & (((<uint64_t>1) << sh) - 1)) >> pt.shift[pt.nlev - 1])
 
 
@@ -232,9 +237,11 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, Vma
                 # write to the zero page or a read-only private page: COW,
                 # ptep_clear_flush (flush_tlb_page) before the new frame
                 c.cow_faults += 1
-                tlb_flush_range(rule, s, ops, cpu, page if cls == 0 else addr & ~(pmd - 1),
-                                page + psize if cls == 0 else (addr & ~(pmd - 1)) + pmd,
-                                s.class_shift[cls])
+                if cls == 0 or cls == CLS_CONT:
+                    tlb_flush_range(rule, s, ops, cpu, page, page + psize, s.page_shift)
+                else:
+                    tlb_flush_range(rule, s, ops, cpu, addr & ~(pmd - 1),
+                                    (addr & ~(pmd - 1)) + pmd, s.class_shift[cls])
             installed = 0
             memset(&ctx, 0, sizeof(ctx))
             ctx.mode = MODE_WRITE if write else MODE_READ

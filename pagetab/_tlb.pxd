@@ -36,7 +36,8 @@ cdef extern from *:
 
 cdef enum:
     MAX_ARRAYS = 8
-    MAX_CLASSES = 3          # base page, PMD leaf, PUD leaf
+    MAX_CLASSES = 4          # base page, PMD leaf, PUD leaf, contiguous PTE block
+    CLS_CONT = 3             # the contiguous-block class (arm64 PTE_CONT)
     MAX_TLB_CPUS = 256
 
 

@@ -124,9 +124,9 @@ class Arch:
         missing = sorted({e for e in self.flush.op_costs.values() if e not in self.costs})
         if self.costs and missing:
             raise ValueError(f"{self.name}: no cost for flush event(s) {missing}")
-        names = {lv.name for lv in self.levels} | {"pud"}
+        names = {lv.name for lv in self.levels} | {"pud", "cont"}
         for arr in self.tlb.arrays:
-            bad = set(arr.holds) - {"pte", "pmd", "pud"}
+            bad = set(arr.holds) - {"pte", "pmd", "pud", "cont"}
             if bad or not set(arr.holds) <= names:
                 raise ValueError(f"{self.name}: TLB array holds unknown sizes {arr.holds}")
 
@@ -211,10 +211,12 @@ class Arch:
 
     def tlb_geometry(self) -> dict[str, Any]:
         """This profile's TLBs as the C struct tlb_geometry (_tlb.pxd) takes them."""
-        classes = {"pte": 0, "pmd": 1, "pud": 2}
+        # class 3: a contiguous block of cont_ptes PTEs as one entry (arm64)
+        classes = {"pte": 0, "pmd": 1, "pud": 2, "cont": 3}
+        nclass = 4 if self.cont_ptes else 3
         arrays = [
             {"level": t.level, "sets": t.sets, "ways": t.ways,
-             "classes": sum(1 << classes[h] for h in t.holds)}
+             "classes": sum(1 << classes[h] for h in t.holds if classes[h] < nclass)}
             for t in self.tlb.arrays
         ]  # fmt: skip
         if len(arrays) > 8:
@@ -223,8 +225,13 @@ class Arch:
         return {
             "narrays": len(arrays),
             "arrays": arrays + [pad] * (8 - len(arrays)),
-            "nclass": 3,
-            "class_shift": [self.page_shift, self.pmd.shift, self.pud.shift],
+            "nclass": nclass,
+            "class_shift": [
+                self.page_shift,
+                self.pmd.shift,
+                self.pud.shift,
+                self.page_shift + _log2(max(self.cont_ptes, 1)),
+            ],
             "pmd_shift": self.pmd.shift,
             "pwc_ways": self.tlb.pwc_entries,
         }

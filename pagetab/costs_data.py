@@ -73,7 +73,8 @@ class Cost:
 @dataclass(frozen=True)
 class TlbArraySpec:
     """One set-associative TLB array: level 1 or 2, sets x ways, and the
-    leaf sizes it holds (names of levels: "pte", "pmd", "pud")."""
+    leaf sizes it holds (names of levels: "pte", "pmd", "pud"; "cont": an
+    arm64 contiguous block of PTEs cached as one entry)."""
 
     level: int
     sets: int
@@ -110,9 +111,11 @@ TLBS = {
         "4K/2M 12-way, 16x1G 4-way",
     ),
     "arm64": TlbSpec(
-        (TlbArraySpec(1, 1, 48, _ALL), TlbArraySpec(2, 256, 5, _ALL)),
+        (TlbArraySpec(1, 1, 48, (*_ALL, "cont")), TlbArraySpec(2, 256, 5, (*_ALL, "cont"))),
         "Arm Neoverse N1 Core Technical Reference Manual (Cortex-A76 class): L1 data TLB 48 "
-        "entries fully associative, L2 TLB 1280 entries 5-way, all page sizes",
+        "entries fully associative, L2 TLB 1280 entries 5-way, all page sizes; a block of "
+        "PTEs with the contiguous bit is cached as one entry of the block's size (Arm ARM, "
+        "'the Contiguous bit')",
     ),
     "ppc64": TlbSpec(
         (TlbArraySpec(1, 1, 64, _ALL), TlbArraySpec(2, 256, 4, _ALL)),
