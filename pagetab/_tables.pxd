@@ -105,6 +105,7 @@ cdef class PageTables:
     cdef inline uint64_t alloc_frames(self, uint64_t n) noexcept nogil
     cdef int64_t split_leaf(self, int lev, uint64_t *slot) noexcept nogil
     cdef void unfold_edges(self, uint64_t *t, int i0, int i1) noexcept nogil
+    cdef void fold_blocks(self, uint64_t *t, int i0, int i1) noexcept nogil
     cdef uint64_t _populate(self, uint64_t start, uint64_t end, const fault_ctx *ctx,
                            int64_t *installed) noexcept nogil
     cdef int64_t _zap(self, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,

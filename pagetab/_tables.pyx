@@ -202,6 +202,34 @@ cdef class PageTables:
                 for j in range(b, b + c):
                     t[j] &= ~(<uint64_t>E_CONT)
 
+    cdef void fold_blocks(self, uint64_t *t, int i0, int i1) noexcept nogil:
+        """After entries [i0, i1) of PTE table ``t`` were rewritten one by
+        one: where one of them is the last entry of its block, the whole
+        block (entries before i0 included) folds if it maps one folio's
+        consecutive pages with the same bits (contpte_try_fold at a
+        single set_pte_at, Linux 6.9+)."""
+        cdef int c = self.cont_ptes, b, j
+        cdef uint64_t e, f, o
+        if c == 0:
+            return
+        b = (i0 & ~(c - 1))
+        while b < i1:
+            if b + c > i1:
+                break  # the range does not write this block's last entry
+            e = t[b]
+            o = (e & E_ORDER) >> E_ORDER_SHIFT
+            if (e & E_PRESENT) and not (e & (E_CONT | E_ZERO)) and (<uint64_t>1 << o) >= \
+                    <uint64_t>c and efr(e) % <uint64_t>c == 0:
+                for j in range(b + 1, b + c):
+                    f = t[j]
+                    if efr(f) != efr(e) + <uint64_t>(j - b) or \
+                            ((e ^ f) & <uint64_t>E_FLAGS & ~(<uint64_t>(E_DIRTY | E_SOFTDIRTY))):
+                        break
+                else:
+                    for j in range(b, b + c):
+                        t[j] |= E_CONT
+            b += c
+
     cdef inline uint64_t alloc_frames(self, uint64_t n) noexcept nogil:
         """The head of ``n`` (a power of two) fresh frames from a multiple of
         ``n`` on, as the buddy allocator aligns a folio: the folio of a
@@ -544,6 +572,8 @@ cdef class PageTables:
             if sub < 0:
                 return -1
             pages += sub
+        if lev == self.nlev - 1:
+            self.fold_blocks(t, i0, i1)
         return pages
 
     def change_prot(self, uint64_t start, uint64_t end, bint readable, bint writable,

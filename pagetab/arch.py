@@ -383,8 +383,11 @@ _REGISTRY: dict[str, Arch] = {
             ),
             task_size=1 << 52,
             map_window=1 << 47,
-            split_pmd_lock=False,
-            source="arch/powerpc/include/asm/book3s/64/radix-64k.h; asm/task_size_64.h",
+            # PPC_BOOK3S_64 selects ARCH_ENABLE_SPLIT_PMD_PTLOCK
+            # (arch/powerpc/platforms/Kconfig.cputype): split PMD locks
+            split_pmd_lock=True,
+            source="arch/powerpc/include/asm/book3s/64/radix-64k.h; asm/task_size_64.h; "
+            "arch/powerpc/platforms/Kconfig.cputype (ARCH_ENABLE_SPLIT_PMD_PTLOCK)",
             tlb=TLBS["ppc64"],
             flush=Ppc64RadixFlush(source="arch/powerpc/mm/book3s64/radix_tlb.c"),
             costs=COSTS["ppc64"],

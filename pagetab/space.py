@@ -98,6 +98,9 @@ _UNSUPPORTED_MAP = {
 }
 #: frames() answers at most this many pages at once (a 2 GiB array)
 MAX_FRAMES = 1 << 28
+#: folios() looks at most this many pages at once (its numpy work takes
+#: some ten temporaries of 8 bytes per page)
+MAX_FOLIO_PAGES = 1 << 22
 
 
 def _address_array(addrs: Any) -> npt.NDArray[np.uint64]:
@@ -593,8 +596,8 @@ class AddressSpace:
             raise ValueError(f"{call}: addr and length must be multiples of {self.page_size}")
         if addr + length > self.arch.task_size:
             raise ValueError(f"{call}: range ends past the address space")
-        if length >> self.page_shift > MAX_FRAMES:
-            raise ValueError(f"{call}: at most {MAX_FRAMES} pages per call; ask in pieces")
+        if length >> self.page_shift > MAX_FOLIO_PAGES:
+            raise ValueError(f"{call}: at most {MAX_FOLIO_PAGES} pages per call; ask in pieces")
         frames, orders = self.tables.folio_orders(addr, addr + length)
         mapped = (orders >= 0) & (frames != ZERO_FRAME)
         head = frames & ~((np.int64(1) << orders.astype(np.int64).clip(0)) - 1)

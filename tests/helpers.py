@@ -23,4 +23,6 @@ def snapshot(mm: pt.AddressSpace) -> tuple[Any, ...]:
         anon,
         mm.tables.next_frame,
         tuple(sorted(mm.thp_sizes.items())),
+        tuple(mm.mm_cpumask),
+        tuple(mm.lazy_cpus),
     )

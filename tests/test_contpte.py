@@ -47,6 +47,9 @@ def test_partial_changes_unfold_only_the_blocks_they_cut() -> None:
     assert not cont & set(range(0, 16)) and not cont & set(range(32, 48))
     assert set(range(16, 32)) <= cont and set(range(48, 256)) <= cont
     assert mm.tables.contpte_unfolds == 2
+    # the cut block's protections made uniform again: it folds again
+    mm.mprotect(BASE + 128 * K, 64 * K, pt.PROT_READ)
+    assert set(range(32, 48)) <= set(cont_pages(mm, BASE, M))
     mm.check()
 
 
@@ -96,3 +99,23 @@ def test_batching_saves_what_the_converts_cost() -> None:
         ns[policy] = mm.last_move.estimated_ns
         assert mm.last_move.breakdown["entry moves"] > 0
     assert ns["linux-6.16"] > 2 * ns["linux-6.17"]
+
+
+def test_tlb_caches_a_contiguous_block_as_one_entry() -> None:
+    import numpy as np
+
+    pages = np.arange(BASE, BASE + M, 4096, dtype=np.uint64)
+    walks = {}
+    for policy in ("linux-6.8", "linux-6.17"):
+        mm = folios_of("arm64-4k", policy)
+        st = mm.access(pages)
+        walks[policy] = (st.walks, mm.tlbs.valid_entries(0))
+    # 256 pages: one walk and entry each without contpte (the L2 holds them
+    # all; the L1's 48 entries the last ones), one per 64K block with it
+    assert walks["linux-6.8"][0] == 256 and walks["linux-6.17"] == (16, 32)
+    # cutting a block unfolds it: its entry goes, its pages are walked one by one
+    mm.munmap(BASE, 4096)
+    st = mm.access(pages[1:16])
+    assert st.walks == 15
+    st = mm.access(pages[16:32])  # the next block is still one entry
+    assert st.walks == 0 and st.l1_hits == 16

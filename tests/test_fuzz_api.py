@@ -33,7 +33,7 @@ junk = st.one_of(ints, st.none(), st.floats(allow_nan=True), st.text(max_size=3)
                  st.booleans(), st.lists(st.integers(), max_size=2))  # fmt: skip
 CALLS = {
     "mmap": 4, "munmap": 2, "mprotect": 3, "madvise": 3, "mremap": 5,
-    "frames": 2, "translate": 1, "folios": 2, "set_thp_size": 2,
+    "frames": 2, "translate": 1, "folios": 2, "set_thp_size": 2, "switch_out": 2,
 }  # fmt: skip
 
 

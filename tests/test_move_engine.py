@@ -168,10 +168,14 @@ def test_linux_4_18_dirty_ptes_flush_under_the_old_lock_only(make_mm: MM) -> Non
 
 
 def test_split_lock_configuration_decides_the_lock(make_mm: MM) -> None:
-    st = move(make_mm("ppc64-radix-64k", policy="linux-5.0"), 8 * M)  # no split PMD lock
+    nosplit = pt.arch("arm64-4k").replace(split_pmd_lock=False)
+    st = move(make_mm(nosplit, policy="linux-5.0"), 8 * M)  # pmd_lockptr: mm->page_table_lock
     assert st.lock_acquired["ptl_pmd"] == 0 and st.lock_acquired["page_table_lock"] == 4
     st = move(make_mm("arm64-4k", policy="linux-5.0"), 8 * M)
     assert st.lock_acquired["ptl_pmd"] == 8
+    # PPC_BOOK3S_64 selects ARCH_ENABLE_SPLIT_PMD_PTLOCK
+    st = move(make_mm("ppc64-radix-64k", policy="linux-5.0"), 8 * M)
+    assert st.lock_acquired["ptl_pmd"] == 8 and st.lock_acquired["page_table_lock"] == 0
 
 
 def test_thp_moves_whole_when_aligned(make_mm: MM) -> None:

@@ -121,3 +121,11 @@ def test_bad_settings_name_the_valid_ones() -> None:
     assert mm.thp_sizes[64 * K] == "never"
     mm.set_thp_size(64 * K, "always")
     assert mm.thp_sizes[64 * K] == "always"
+
+
+def test_folios_asks_for_pieces() -> None:
+    mm = pt.AddressSpace("x86-64")
+    with pytest.raises(ValueError, match="ask in pieces"):
+        mm.folios(0, (pt.space.MAX_FOLIO_PAGES + 1) * 4096)
+    with pytest.raises(ValueError, match="multiples"):
+        mm.folios(1, 4096)
