@@ -56,6 +56,7 @@ cdef struct FlushOps:
 cdef struct x86_params:
     int ceiling                  # tlb_single_page_flush_ceiling
     bint invlpgb                 # AMD INVLPGB broadcasts instead of IPIs
+    int global_asid_cpus         # ... for an mm running on at least this many CPUs
 
 
 cdef struct arm64_params:

@@ -34,13 +34,20 @@ cdef void invalidate_all_cpus(TlbState *s, FlushOps *ops, uint64_t start, uint64
 cdef void flush_x86(const flush_rule *r, TlbState *s, FlushOps *ops, int caller, uint64_t start, uint64_t end,
                     int stride_shift) noexcept nogil:
     """flush_tlb_mm_range: INVLPG per stride up to the ceiling, else a full
-    flush; the same on every other CPU of mm_cpumask through an IPI, or
-    INVLPGB broadcasts and one TLBSYNC on the INVLPGB variant."""
+    flush; the same on every other CPU of mm_cpumask through an IPI, or,
+    on the INVLPGB variant for an mm with a global ASID (one running on
+    ``global_asid_cpus`` CPUs or more), INVLPGB broadcasts and one TLBSYNC."""
     cdef uint64_t pages = (end - start) >> stride_shift
     cdef bint full = pages > <uint64_t>r.p.x86.ceiling
-    cdef int cpu
+    cdef int cpu, running = 0
     cdef bint first_remote = True
     if r.p.x86.invlpgb:
+        # consider_global_asid: mm_active_cpus_exceeds(mm, 3) counts the
+        # CPUs of mm_cpumask running the mm, lazy ones not
+        for cpu in range(s.ncpu):
+            if cpu == caller or (s.cpumask[cpu] and not s.lazy[cpu]):
+                running += 1
+    if r.p.x86.invlpgb and running >= r.p.x86.global_asid_cpus:
         if full:
             ops.invlpgb += 1
         else:

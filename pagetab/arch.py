@@ -416,11 +416,11 @@ def _variants() -> None:
     for v in (
         x86.replace(
             name="x86-64-invlpgb",
-            description="x86-64 with AMD INVLPGB broadcast invalidation instead of IPIs",
+            description="x86-64 with AMD INVLPGB broadcast invalidation instead of IPIs "
+            "for a process running on 4 or more CPUs (a global ASID)",
             flush=X86Flush(invlpgb=True,
-                           source="arch/x86/mm/tlb.c broadcast_tlb_flush (INVLPGB); "
-                           "the kernel uses it only for an mm with a global ASID, "
-                           "this variant for every flush"),
+                           source="arch/x86/mm/tlb.c broadcast_tlb_flush (INVLPGB) for an mm "
+                           "with a global ASID (consider_global_asid: running on 4+ CPUs)"),
         ),
         a4k.replace(
             name="arm64-4k-linux-4.9",

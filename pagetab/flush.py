@@ -71,7 +71,12 @@ class X86Flush(FlushRules):
     """arch/x86/mm/tlb.c flush_tlb_mm_range: INVLPG per page (per stride)
     up to ``ceiling`` pages (tlb_single_page_flush_ceiling), else a full
     flush; the other CPUs of mm_cpumask through synchronous IPIs, or with
-    ``invlpgb`` AMD INVLPGB broadcasts and one TLBSYNC."""
+    ``invlpgb`` AMD INVLPGB broadcasts and one TLBSYNC for an mm with a
+    global ASID: one running on ``global_asid_cpus`` CPUs or more
+    (consider_global_asid: mm_active_cpus_exceeds(mm, 3), Rik van Riel's
+    INVLPGB series, Linux 6.15, <20250211210823.242681-1-riel@surriel.com>;
+    the kernel samples this now and then and keeps the ASID, pagetab
+    decides at each flush)."""
 
     family: ClassVar[str] = "x86"
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(
@@ -87,10 +92,12 @@ class X86Flush(FlushRules):
     )
     ceiling: int = 33
     invlpgb: bool = False
+    global_asid_cpus: int = 4
 
     def __post_init__(self) -> None:
         check_int("X86Flush.ceiling", self.ceiling, 0)
         check_bool("X86Flush.invlpgb", self.invlpgb)
+        check_int("X86Flush.global_asid_cpus", self.global_asid_cpus, 1, 256)
 
 
 @dataclass(frozen=True)

@@ -150,10 +150,21 @@ def test_x86_ceiling_and_ipis() -> None:
 
 
 def test_x86_invlpgb_broadcasts_instead_of_ipis() -> None:
-    ops = flush("x86-64-invlpgb", 16, cpus=(0, 1, 2))
+    # a global ASID (INVLPGB broadcasts) once the mm runs on 4 CPUs
+    # (consider_global_asid: mm_active_cpus_exceeds(mm, 3))
+    ops = flush("x86-64-invlpgb", 16, cpus=(0, 1, 2, 3))
     assert ops["invlpgb"] == 16 and ops["tlbsync"] == 1 and ops["ipi"] == 0
-    ops = flush("x86-64-invlpgb", 512, cpus=(0, 1, 2))
+    ops = flush("x86-64-invlpgb", 512, cpus=(0, 1, 2, 3))
     assert ops["invlpgb"] == 1
+    # on 3 CPUs: IPIs, as without INVLPGB
+    ops = flush("x86-64-invlpgb", 512, cpus=(0, 1, 2))
+    assert ops["invlpgb"] == 0 and ops["ipi"] == 2 and ops["full_flush"] == 1
+    # lazy CPUs do not count (nor get the IPI, before flush_lazy)
+    mm = pt.AddressSpace("x86-64-invlpgb", cpus=4)
+    for c in (1, 2, 3):
+        mm.tlbs.set_cpu(c, lazy=c == 3)
+    ops = mm.tlbs.flush_range(0, BASE, BASE + 512 * 4096)
+    assert ops["invlpgb"] == 0 and ops["ipi"] == 2 and ops["lazy_skipped"] == 1
 
 
 def test_arm64_rules() -> None:
