@@ -61,6 +61,7 @@ extensions = [
     ext("pagetab._flush", ["pagetab/_flush.pyx"]),
     ext("pagetab._access", ["pagetab/_access.pyx"]),
     ext("pagetab._move", ["pagetab/_move.pyx"]),
+    ext("pagetab._uffd", ["pagetab/_uffd.pyx"]),
 ]
 if sys.platform.startswith("linux"):
     # the host probe (csrc/probe.c) measures the real kernel: Linux only

@@ -69,13 +69,21 @@ cdef void flush_x86(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
             else:
                 ops.invlpg += <int64_t>pages
                 ops.invlpg_flush += 1
-        elif s.lazy[cpu] and not s.ipi_lazy:
+        elif s.lazy[cpu] == 1 and not s.ipi_lazy:
             # native_flush_tlb_multi: should_flush_tlb skips a lazy CPU
             # (145f573b89a6, 4.20); it flushes when it next loads the mm
             # (switch_mm_irqs_off sees the newer tlb_gen)
             ops.lazy_skipped += 1
         else:
             ops.ipi += 1
+            if s.lazy[cpu] == 1:
+                # flush_tlb_func on a lazy CPU leaves lazy mode for init_mm;
+                # its mm_cpumask bit stays (6.14+, 209954cbc7d0) until the
+                # next IPI finds another mm loaded and clears it
+                s.lazy[cpu] = 2
+            elif s.lazy[cpu] == 2:
+                s.lazy[cpu] = 0
+                s.cpumask[cpu] = 0
             if first_remote:
                 # remote CPUs flush in parallel: count one CPU's work
                 if full:

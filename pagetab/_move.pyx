@@ -495,10 +495,14 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
         if e == 0:
             k += 1
             continue
-        if c and (e & E_CONT) and x.cfg.pte_batch:
-            # mremap_folio_pte_batch: the folio's PTEs from here, within the extent
+        if c and (e & E_CONT) and x.cfg.pte_batch and (oidx0 + k) % c != c - 1:
+            # mremap_folio_pte_batch where pte_batch_hint > 1 (not a block's
+            # last entry): the folio's PTEs from here, within the extent;
+            # folio_pte_batch does not ignore PTE_CONT, so the batch also
+            # ends where the contiguous run does
             nr = 1
-            while k + nr < npte and same_folio_next(o[k + nr - 1], o[k + nr]):
+            while k + nr < npte and same_folio_next(o[k + nr - 1], o[k + nr]) \
+                    and not ((o[k + nr - 1] ^ o[k + nr]) & E_CONT):
                 nr += 1
             # get_and_clear_full_ptes unfolds only the blocks it covers partly
             b = (oidx0 + k) - (oidx0 + k) % c - oidx0

@@ -775,7 +775,8 @@ cdef class PageTables:
     def folio_orders(self, uint64_t start, uint64_t end):
         """(frame id, folio order) per base page of [start, end): frames as
         ``frames``; the order of the folio mapping the page, -1 where none
-        (a huge leaf's order is its level's; the zero page's 0)."""
+        (a huge leaf's order is its level's, the huge zero page's too; the
+        zero page's 0)."""
         n = (end - start) >> self.shift[self.nlev - 1] if end > start else 0
         out = np.empty(n, dtype=np.int64)
         orders = np.empty(n, dtype=np.int8)
@@ -785,6 +786,18 @@ cdef class PageTables:
             with nogil:
                 self._frames(start, end, &v[0], &ov[0])
         return out, orders
+
+    def clear_cont(self):
+        """Clear PTE_CONT on every PTE (no contiguous block stays folded)."""
+        cdef int pte = self.nlev - 1
+        cdef int64_t row, n = self.pools[pte].hw
+        cdef int i, nent = self.pools[pte].nent
+        cdef uint64_t *t
+        with nogil:
+            for row in range(n):
+                t = self.row_ptr(pte, row)
+                for i in range(nent):
+                    t[i] &= ~(<uint64_t>E_CONT)
 
     def entry(self, uint64_t addr):
         """(level, raw entry) of the deepest entry mapping ``addr``."""

@@ -82,12 +82,12 @@ cdef struct TlbState:
     uint32_t clock[MAX_TLB_CPUS]     # LRU clock per CPU
     int64_t valid[MAX_TLB_CPUS]      # valid entries per CPU (upper bound)
     uint8_t cpumask[MAX_TLB_CPUS]    # mm_cpumask
-    uint8_t lazy[MAX_TLB_CPUS]       # in mm_cpumask, in lazy TLB mode (a kernel thread or idle)
+    uint8_t lazy[MAX_TLB_CPUS]       # in mm_cpumask: 1 lazy TLB mode, 2 left it for init_mm
     bint ipi_lazy                    # flushes IPI lazy CPUs too (x86 freed_tables flushes)
     int32_t *ccount                  # [cpu][array][class] valid entries, to skip empty probes
     int nprobe[3]                    # per TLB level: the (array, class) pairs to probe
-    int probe_arr[3][24]
-    int probe_cls[3][24]
+    int probe_arr[3][MAX_ARRAYS * MAX_CLASSES]
+    int probe_cls[3][MAX_ARRAYS * MAX_CLASSES]
     int fill_arr[3][MAX_CLASSES]     # per TLB level and size class: the array filled, or -1
     int64_t probe_cost               # tags compared to invalidate one address
     int64_t entries_per_cpu

@@ -224,8 +224,9 @@ cdef class TlbArrays:
 
     ``geometry`` is a ``tlb_geometry`` (see _tlb.pxd) as a dict: the arrays
     (level, sets, ways, size-class bitmask: bit 0 base pages, bit 1 PMD
-    leaves, bit 2 PUD leaves), the size classes' address shifts, the PMD
-    shift and the page-walk-cache size. It crosses into C once, here.
+    leaves, bit 2 PUD leaves, bit 3 arm64 contiguous PTE blocks), the size
+    classes' address shifts, the PMD shift and the page-walk-cache size. It
+    crosses into C once, here.
     """
 
     def __cinit__(self, int ncpu, geometry, *args, **kwargs):
@@ -334,7 +335,7 @@ cdef class TlbArrays:
 
     def lazy_cpus(self):
         """The CPUs of mm_cpumask in lazy TLB mode."""
-        return [i for i in range(self.s.ncpu) if self.s.cpumask[i] and self.s.lazy[i]]
+        return [i for i in range(self.s.ncpu) if self.s.cpumask[i] and self.s.lazy[i] == 1]
 
     @property
     def ipi_lazy(self):

@@ -124,6 +124,10 @@ class Arch:
         missing = sorted({e for e in self.flush.op_costs.values() if e not in self.costs})
         if self.costs and missing:
             raise ValueError(f"{self.name}: no cost for flush event(s) {missing}")
+        if self.levels[-2].shift - self.page_shift > 15:
+            # a PTE's folio order has 4 bits (_tables.pxd E_ORDER)
+            raise ValueError(f"{self.name}: PMD order {self.levels[-2].shift - self.page_shift} "
+                             "above 15 is not supported")  # fmt: skip
         names = {lv.name for lv in self.levels} | {"pud", "cont"}
         for arr in self.tlb.arrays:
             bad = set(arr.holds) - {"pte", "pmd", "pud", "cont"}
@@ -213,7 +217,9 @@ class Arch:
         """This profile's TLBs as the C struct tlb_geometry (_tlb.pxd) takes them."""
         # class 3: a contiguous block of cont_ptes PTEs as one entry (arm64)
         classes = {"pte": 0, "pmd": 1, "pud": 2, "cont": 3}
-        nclass = 4 if self.cont_ptes else 3
+        # without an array that holds it, a contiguous block is cached page by page
+        held = any("cont" in t.holds for t in self.tlb.arrays)
+        nclass = 4 if self.cont_ptes and held else 3
         arrays = [
             {"level": t.level, "sets": t.sets, "ways": t.ways,
              "classes": sum(1 << classes[h] for h in t.holds if classes[h] < nclass)}

@@ -65,6 +65,16 @@ NO_FRAME = -1
 DEFAULT_MAX_MAP_COUNT = 65530
 
 #: the names of madvise advice values Linux knows (for messages)
+# include/uapi/linux/userfaultfd.h
+UFFD_API = 0xAA
+UFFD_FEATURE_EVENT_REMAP = 1 << 1
+UFFD_FEATURE_MOVE = 1 << 16
+UFFDIO_REGISTER_MODE_MISSING = 1 << 0
+UFFDIO_REGISTER_MODE_WP = 1 << 1
+UFFDIO_REGISTER_MODE_MINOR = 1 << 2
+UFFDIO_MOVE_MODE_DONTWAKE = 1 << 0
+UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES = 1 << 1
+
 MADV_NAMES = {
     0: "MADV_NORMAL",
     1: "MADV_RANDOM",

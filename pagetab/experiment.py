@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .arch import Arch, arch, archs
+from .argcheck import check_int
 from .constants import (
     MADV_HUGEPAGE,
     MADV_POPULATE_READ,
@@ -268,6 +269,7 @@ def _simulate(
         raise ValueError(f"touch must be an int in 0..{MAX_TOUCH}, not {touch!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, not {seed!r}")
+    check_int("cpus", cpus, 1, 256)
     if isinstance(lazy_cpus, bool) or not isinstance(lazy_cpus, int) \
             or not 0 <= lazy_cpus < cpus:  # fmt: skip
         raise ValueError(f"lazy_cpus must be an int in 0..cpus-1 ({cpus - 1}): CPU 0 makes "

@@ -20,7 +20,7 @@ from . import _access, _tables
 from .constants import PROT_NONE, PROT_READ, PROT_WRITE
 from .cost import access_cost, access_cost_range
 from .stats import AccessStats
-from .vma import VM_HUGEPAGE, VM_NOHUGEPAGE, Vma, find_vma, new_anon_vma
+from .vma import VM_HUGEPAGE, VM_NOHUGEPAGE, VM_UFFD_MISSING, Vma, find_vma, new_anon_vma
 
 if TYPE_CHECKING:
     from .space import AddressSpace
@@ -62,9 +62,17 @@ def pte_orders(mm: AddressSpace, v: Vma) -> int:
     return thp_orders(mm, v) & ((1 << _pmd_order(mm)) - 1)
 
 
+_UFFD_MISSING = (
+    "a fault in a userfaultfd MISSING-mode range is delivered to its handler "
+    "thread, which pagetab does not simulate (WP-mode ranges fault as usual)"
+)
+
+
 def populate_vma(mm: AddressSpace, v: Vma, start: int, end: int, write: bool) -> int:
     """Fault in [start, end) of ``v``. Returns the address reached (less
     than ``end`` when page-table memory ran out)."""
+    if v.flags & VM_UFFD_MISSING:
+        raise NotImplementedError(_UFFD_MISSING)
     lo, hi = thp_window(mm, v)
     if v.shared:
         assert v.shm is not None
@@ -135,7 +143,10 @@ def _vma_table(mm: AddressSpace) -> dict[str, npt.NDArray[Any]]:
         "thp_lo": np.array([w[0] for w in windows], dtype=np.uint64),
         "thp_hi": np.array([w[1] for w in windows], dtype=np.uint64),
         "orders": np.array([pte_orders(mm, v) for v in vs], dtype=np.uint64),
-        "shared": np.array([v.shared for v in vs], dtype=np.int64),
+        # faults the C loop hands back to Python: shmem, and userfaultfd MISSING ranges
+        "shared": np.array(
+            [v.shared or bool(v.flags & VM_UFFD_MISSING) for v in vs], dtype=np.int64
+        ),
         "touched": np.zeros(len(vs), dtype=np.uint8),
     }
 
@@ -164,7 +175,10 @@ def access(mm: AddressSpace, arr: npt.NDArray[np.uint64], cpu: int, write: bool)
         # a fault in shared memory: shmem_fault, here in Python
         addr = int(arr[stop])
         v = find_vma(mm, addr)
-        assert v is not None and v.shm is not None
+        assert v is not None
+        if v.flags & VM_UFFD_MISSING:
+            raise NotImplementedError(_UFFD_MISSING)
+        assert v.shm is not None
         page = addr & ~(mm.page_size - 1)
         if page >= v.object_end(mm.page_shift):
             total["segv"] = total.get("segv", 0) + 1  # SIGBUS past the object

@@ -22,6 +22,7 @@ from .argcheck import U64, as_uint
 from .constants import MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE
 from .policy import Policy
 from .stats import MoveStats
+from .userfaultfd import mremap_userfaultfd_prep
 from .vma import (
     Vma,
     do_vmi_munmap,
@@ -264,6 +265,9 @@ def move_vma(mm: AddressSpace, vma: Vma, addr: int, old_len: int, new_len: int, 
         _move_back(mm, new_addr, addr, moved, vma.anon_vma is not None)
         do_vmi_munmap(mm, new_addr, new_addr + new_len)
         raise _error(errno.ENOMEM, "out of memory for page tables")
+    if new_vma.uffd:
+        mremap_userfaultfd_prep(mm, new_vma, addr, new_addr, old_len)
+        merge_around(mm, new_vma.start, new_vma.end)
     if dontunmap:
         src = find_vma(mm, addr)
         if src is not None and src.start == addr and src.end == addr + old_len and not src.shared:
@@ -326,6 +330,8 @@ def move_whole_vma(mm: AddressSpace, addr: int, length: int, new_addr: int,
         vma.pgoff = new_addr >> mm.page_shift  # copy_vma: unfaulted anon
     vs.insert(index_after(mm, new_addr), vma)
     unmap_region(mm, addr, end, floor, ceiling)  # do_vmi_munmap of the source
+    if vma.uffd:
+        mremap_userfaultfd_prep(mm, vma, addr, new_addr, length)
     return new_addr
 
 

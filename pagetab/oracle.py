@@ -15,6 +15,12 @@ Operations (tuples):
   ("mremap", off, old_size, new_size, flags, new_off)
   ("madvise", off, length, advice)
   ("write", off, value)                   store a 64-bit value (a tag)
+  ("uffd_register", off, length, mode)    UFFDIO_REGISTER on the process's
+                                          userfaultfd (made on first use,
+                                          UFFDIO_API with UFFD_FEATURE_MOVE)
+  ("uffd_move", dst_off, src_off, length, mode)
+                                          UFFDIO_MOVE; an error's result is
+                                          ("err", errno, move field)
 """
 
 from __future__ import annotations
@@ -30,9 +36,23 @@ from . import host
 __all__ = ["OracleError", "PageState", "run_ops"]
 
 _CHILD = r"""
-import array, ctypes, ctypes.util, errno, json, os, sys
+import array, ctypes, ctypes.util, errno, json, os, struct, sys
 req = json.loads(sys.stdin.read())
 libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+libc.ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
+uffd = []
+def get_uffd():
+    # userfaultfd(O_CLOEXEC | O_NONBLOCK), then UFFDIO_API asking for UFFD_FEATURE_MOVE
+    if not uffd:
+        fd = libc.syscall(323, os.O_CLOEXEC | os.O_NONBLOCK)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "userfaultfd")
+        api = ctypes.create_string_buffer(struct.pack("QQQ", 0xAA, 1 << 16, 0))
+        if libc.ioctl(fd, 0xC018AA3F, api):
+            raise OSError(ctypes.get_errno(), "UFFDIO_API")
+        uffd.append(fd)
+    return uffd[0]
 vp, sz, i = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int
 libc.mmap.restype = vp
 libc.mmap.argtypes = (vp, sz, i, i, i, ctypes.c_long)
@@ -71,6 +91,16 @@ for op in req["ops"]:
         off, old, new, flags, noff = a
         r = libc.mremap(base + off, old, new, flags, base + noff)
         res.append(["err", ctypes.get_errno()] if r == FAIL else ["ok", r - base])
+    elif kind == "uffd_register":
+        buf = ctypes.create_string_buffer(struct.pack("QQQQ", base + a[0], a[1], a[2], 0))
+        r = libc.ioctl(get_uffd(), 0xC020AA00, buf)
+        res.append(["err", ctypes.get_errno()] if r else ["ok", 0])
+    elif kind == "uffd_move":
+        buf = ctypes.create_string_buffer(struct.pack("QQQQq", base + a[0], base + a[1], a[2],
+                                                      a[3], 0))
+        r = libc.ioctl(get_uffd(), 0xC028AA05, buf)
+        moved = struct.unpack("QQQQq", buf.raw[:40])[4]
+        res.append(["err", ctypes.get_errno(), moved] if r else ["ok", moved])
     elif kind == "write":
         with open("/proc/self/mem", "r+b", buffering=0) as m:
             m.seek(base + a[0])
@@ -86,6 +116,15 @@ z = libc.mmap(None, page, 1, 0x22, -1, 0)
 libc.madvise(z, page, 22)
 fd = os.open("/proc/self/pagemap", os.O_RDONLY)
 zero_pfn = int.from_bytes(os.pread(fd, 8, (z // page) * 8), "little") & ((1 << 55) - 1)
+# the huge zero page's PFNs, from a read-faulted MADV_HUGEPAGE PMD (the 4K
+# zero page again where THP is off)
+h = libc.mmap(None, 4 << 20, 1, 0x22, -1, 0)
+ha = (h + (2 << 20) - 1) & ~((2 << 20) - 1)
+libc.madvise(ha, 2 << 20, 14)
+libc.madvise(ha, 2 << 20, 22)
+huge_zero = int.from_bytes(os.pread(fd, 8, (ha // page) * 8), "little") & ((1 << 55) - 1)
+if huge_zero == zero_pfn:
+    huge_zero = -1 << 60
 maps = []
 for line in open("/proc/self/maps"):
     rng, perms = line.split()[:2]
@@ -99,7 +138,10 @@ e.frombytes(os.pread(fd, n * 8, (base // page) * 8))
 present = [k for k, v in enumerate(e) if v >> 63]
 mem = os.open("/proc/self/mem", os.O_RDONLY)
 tags = [int.from_bytes(os.pread(mem, 8, base + k * page), "little") for k in present]
-zero = [int(zero_pfn != 0 and e[k] & ((1 << 55) - 1) == zero_pfn) for k in present]
+def is_zero(v):
+    pfn = v & ((1 << 55) - 1)
+    return zero_pfn != 0 and (pfn == zero_pfn or huge_zero <= pfn < huge_zero + (2 << 20) // page)
+zero = [int(is_zero(e[k])) for k in present]
 orders = []
 if req.get("folios"):
     # /proc/kpageflags: KPF_COMPOUND_HEAD (15), KPF_COMPOUND_TAIL (16); a
@@ -143,7 +185,7 @@ class PageState:
 
 
 def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30, timeout: float = 60.0,
-            folios: bool = False) -> tuple[list[tuple[str, int]], list[PageState]]:  # fmt: skip
+            folios: bool = False) -> tuple[list[tuple[Any, ...]], list[PageState]]:  # fmt: skip
     """Run ``ops`` on the host kernel; (results, per-page state of the window).
 
     A result is ("ok", value) with addresses relative to the window, or
@@ -156,7 +198,8 @@ def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30, timeout: float = 
     if window <= 0 or window % (1 << 21):
         raise ValueError("window must be a positive multiple of 2 MiB")
     for op in ops:
-        if not op or op[0] not in ("mmap", "munmap", "mprotect", "mremap", "madvise", "write"):
+        if not op or op[0] not in ("mmap", "munmap", "mprotect", "mremap", "madvise", "write",
+                                   "uffd_register", "uffd_move"):  # fmt: skip
             raise ValueError(f"unknown operation {op!r}")
         if not all(isinstance(x, int) and not isinstance(x, bool) for x in op[1:]):
             raise TypeError(f"operation arguments must be ints: {op!r}")
@@ -178,5 +221,5 @@ def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30, timeout: float = 
     orders = out["orders"] or [-1] * len(out["present"])
     for k, z, tag, o in zip(out["present"], out["zero"], out["tags"], orders, strict=True):
         states[k] = PageState(prot[k], True, bool(z), int(tag), int(o))
-    results = [(r[0], int(r[1])) for r in out["results"]]
+    results = [(r[0], *(int(x) for x in r[1:])) for r in out["results"]]
     return results, states

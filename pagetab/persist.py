@@ -38,6 +38,8 @@ def save(mm: AddressSpace, path: Any) -> None:
     if mm.policy.name not in policies() or lookup_policy(mm.policy.name) != mm.policy:
         raise NotImplementedError(f"save: policy {mm.policy.name!r} is not a preset")
     vs = mm._vmas
+    if any(v.uffd for v in vs):
+        raise NotImplementedError("save: userfaultfd registrations cannot be saved yet")
     shms = list({id(v.shm): v.shm for v in vs if v.shm is not None}.values())
     index = {id(x): i for i, x in enumerate(shms)}
     meta = {"format": "pagetab", "version": SAVE_VERSION, "arch": a.name,

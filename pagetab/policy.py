@@ -75,6 +75,11 @@ class Policy:
         single-entry change of a block first unfolds it (contpte_convert:
         clear, TLBI of the block, repaint), a single write completing a
         block folds it. No effect on other arches.
+    uffd_move_batch:
+        UFFDIO_MOVE flushes once per run of present pages in one page
+        table (Lokesh Gidra, "userfaultfd: opportunistic TLB-flush batching
+        for present pages in MOVE", <20250816191123.3601561-1-lokeshgidra@google.com>,
+        queued for Linux 6.18), instead of one ptep_clear_flush per page.
     pte_batch:
         move_ptes moves the PTEs of one large folio as a batch
         (mremap_folio_pte_batch, f822a9a81a31, Linux 6.17): one
@@ -100,6 +105,7 @@ class Policy:
     flush_lazy: bool = False
     contpte: bool = False
     pte_batch: bool = False
+    uffd_move_batch: bool = False
 
     def __init__(
         self,
@@ -115,6 +121,7 @@ class Policy:
         flush_lazy: bool = False,
         contpte: bool = False,
         pte_batch: bool = False,
+        uffd_move_batch: bool = False,
         **legacy: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -125,7 +132,8 @@ class Policy:
         for what, flag in (("move_pmd", move_pmd), ("move_pud", move_pud), ("realign", realign),
                            ("dirty_flush_under_lock", dirty_flush_under_lock),
                            ("flush_lazy", flush_lazy), ("contpte", contpte),
-                           ("pte_batch", pte_batch)):  # fmt: skip
+                           ("pte_batch", pte_batch),
+                           ("uffd_move_batch", uffd_move_batch)):  # fmt: skip
             check_bool(f"Policy.{what}", flag)
         if flush not in FLUSH_MODES:
             raise ValueError(f"Policy.flush must be one of {', '.join(FLUSH_MODES)}, "
@@ -157,7 +165,7 @@ class Policy:
             "move_pud": move_pud, "realign": realign, "flush": flush,
             "dirty_flush_under_lock": dirty_flush_under_lock,
             "pte_extent_limit": pte_extent_limit, "flush_lazy": flush_lazy,
-            "contpte": contpte, "pte_batch": pte_batch,
+            "contpte": contpte, "pte_batch": pte_batch, "uffd_move_batch": uffd_move_batch,
         }  # fmt: skip
         for field_name, value in values.items():
             object.__setattr__(self, field_name, value)
@@ -255,6 +263,16 @@ _PRESETS = (
         "batch stops where the write bit differs, which it never does inside one VMA here)",
         move_pmd=True, move_pud=True, realign=True, flush_lazy=True, contpte=True,
         pte_batch=True,
+    ),
+    Policy(
+        "uffd-move-batched",
+        "linux-6.17 plus UFFDIO_MOVE's flush batching: one flush per run of present "
+        "pages in a page table instead of one ptep_clear_flush per page",
+        "Lokesh Gidra, '[PATCH v6] userfaultfd: opportunistic TLB-flush batching for "
+        "present pages in MOVE', <20250816191123.3601561-1-lokeshgidra@google.com> (named "
+        "by the patch: the release that carries it is not verified here)",
+        move_pmd=True, move_pud=True, realign=True, flush_lazy=True, contpte=True,
+        pte_batch=True, uffd_move_batch=True,
     ),
     Policy(
         "batched-ptl",

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from . import _flush, _move, _tables, memory, mremap, persist
+from . import _flush, _move, _tables, memory, mremap, persist, userfaultfd
 from .arch import Arch
 from .arch import arch as _arch
 from .argcheck import U64, as_uint, check_bool, check_int
@@ -59,6 +59,7 @@ from .memory import faultin_range, populate_vma
 from .policy import Policy
 from .policy import policy as _policy
 from .stats import AccessStats, MoveStats
+from .userfaultfd import Userfaultfd
 from .vma import (
     VM_HUGEPAGE,
     VM_NOHUGEPAGE,
@@ -244,6 +245,7 @@ class AddressSpace:
             self.tables.limit_bytes = page_table_limit
         self.page_table_limit = page_table_limit
         self._vmas: list[Vma] = []
+        self._userfaultfds: dict[int, Userfaultfd] = {}
         self.last_move: MoveStats | None = None
         self._pmd_mask = a.pmd_size - 1
         # nearly all tables a move allocates are PTE tables
@@ -268,6 +270,10 @@ class AddressSpace:
         self.tlbs.ipi_lazy = p.flush_lazy
         # faults and splits fold contiguous blocks from now on (entries
         # already written keep their bit)
+        if not p.contpte and self.tables.cont_ptes:
+            self.tables.clear_cont()  # no block stays folded under a kernel without contpte
+            for cpu in self.tlbs.cpumask():
+                self.tlbs.flush_all(cpu)
         self.tables.cont_ptes = self.arch.cont_ptes if p.contpte else 0
         self._policy = p
 
@@ -285,7 +291,7 @@ class AddressSpace:
         if isinstance(size, bool) or not isinstance(size, int) or size not in self._thp_sizes:
             valid = ", ".join(f"{s >> 10}K" for s in self._thp_sizes)
             raise ValueError(f"thp_sizes: no anonymous THP size {size!r} on {self.arch.name} "
-                             f"(sizes in bytes: {valid})")  # fmt: skip
+                             f"(give the size in bytes, one of {valid})")  # fmt: skip
         if mode not in THP_SIZE_MODES:
             raise ValueError(f"thp_sizes: {size >> 10}K must be one of "
                              f"{', '.join(THP_SIZE_MODES)}, not {mode!r}")  # fmt: skip
@@ -523,6 +529,21 @@ class AddressSpace:
         """The CPUs that have run this process."""
         return list(self.tlbs.cpumask())
 
+    def userfaultfd(self, features: int = 0) -> Userfaultfd:
+        """userfaultfd(2) and UFFDIO_API: a userfaultfd of this process with
+        ``features`` (UFFD_FEATURE_MOVE, UFFD_FEATURE_EVENT_REMAP; others
+        are not simulated); register ranges and move pages through it."""
+        check_int("userfaultfd: features", features, 0)
+        if features & ~userfaultfd.FEATURES:
+            raise NotImplementedError(
+                f"userfaultfd: features {features & ~userfaultfd.FEATURES:#x} are not "
+                "simulated (UFFD_FEATURE_MOVE and UFFD_FEATURE_EVENT_REMAP are)"
+            )
+        ident = len(self._userfaultfds) + 1
+        ctx = Userfaultfd(self, ident, features)
+        self._userfaultfds[ident] = ctx
+        return ctx
+
     @property
     def lazy_cpus(self) -> list[int]:
         """The CPUs of mm_cpumask in lazy TLB mode (see ``switch_out``)."""
@@ -546,6 +567,9 @@ class AddressSpace:
         check_bool("switch_out: lazy", lazy)
         if cpu == self.cpu:
             raise ValueError(f"switch_out: cpu {cpu} makes the system calls (mm.cpu)")
+        if cpu not in self.tlbs.cpumask():
+            raise ValueError(f"switch_out: cpu {cpu} is not running this process "
+                             f"(mm_cpumask {self.tlbs.cpumask()})")  # fmt: skip
         if lazy:
             self.tlbs.set_cpu(cpu, True, lazy=True)
         else:

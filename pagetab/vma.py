@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 __all__ = [
     "VM_HUGEPAGE",
     "VM_NOHUGEPAGE",
+    "VM_UFFD_FLAGS",
+    "VM_UFFD_MISSING",
+    "VM_UFFD_WP",
     "Shm",
     "Vma",
     "VmaInfo",
@@ -44,8 +47,11 @@ __all__ = [
 ]
 
 #: vm_flags bits pagetab keeps besides the protection (include/linux/mm.h)
+VM_UFFD_MISSING = 0x00000200
+VM_UFFD_WP = 0x00001000
 VM_HUGEPAGE = 0x20000000
 VM_NOHUGEPAGE = 0x40000000
+VM_UFFD_FLAGS = VM_UFFD_MISSING | VM_UFFD_WP
 
 _ids = itertools.count(1)
 
@@ -76,10 +82,11 @@ class Vma:
     end: int
     prot: int
     shared: bool
-    flags: int = 0  # VM_HUGEPAGE / VM_NOHUGEPAGE
+    flags: int = 0  # VM_HUGEPAGE / VM_NOHUGEPAGE / VM_UFFD_*
     pgoff: int = 0  # vm_pgoff, in pages
     anon_vma: int | None = None  # anon_vma identity, set at the first anon fault
     shm: Shm | None = None
+    uffd: int = 0  # vm_userfaultfd_ctx: the registered userfaultfd's id, 0 none
 
     def copy(self) -> Vma:
         return Vma(
@@ -91,6 +98,7 @@ class Vma:
             self.pgoff,
             self.anon_vma,
             self.shm,
+            self.uffd,
         )
 
     def pages(self, page_shift: int) -> int:
@@ -115,6 +123,7 @@ class Vma:
             bool(self.flags & VM_HUGEPAGE),
             bool(self.flags & VM_NOHUGEPAGE),
             self.pgoff,
+            self.uffd,
         )
 
 
@@ -122,7 +131,7 @@ def can_merge(a: Vma, b: Vma, page_shift: int) -> bool:
     """Whether b, starting where a ends, merges into a (mm/vma.c rules)."""
     if a.end != b.start or a.prot != b.prot or a.shared != b.shared or a.flags != b.flags:
         return False
-    if a.shm is not b.shm:
+    if a.shm is not b.shm or a.uffd != b.uffd:  # is_mergeable_vm_userfaultfd_ctx
         return False
     if a.pgoff + a.pages(page_shift) != b.pgoff:
         return False
@@ -146,6 +155,7 @@ class VmaInfo:
     hugepage: bool
     nohugepage: bool
     pgoff: int
+    uffd: int = 0  # the userfaultfd the VMA is registered with, 0 none
 
     @property
     def length(self) -> int:

@@ -38,7 +38,7 @@ def host_thp_sizes() -> dict[int, str]:
     return out
 
 
-Result = tuple[str, int]
+Result = tuple[Any, ...]
 
 
 def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.8",
@@ -48,10 +48,23 @@ def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.8",
     mm = pt.AddressSpace("x86-64", thp=host_thp_mode(), policy=policy,
                          thp_sizes=host_thp_sizes())  # fmt: skip
     tags: dict[int, int] = {}
-    results: list[tuple[str, int]] = []
+    results: list[tuple[Any, ...]] = []
+    uffd: list[Any] = []
     for op in ops:
         kind, a = op[0], op[1:]
         try:
+            if kind.startswith("uffd") and not uffd:
+                uffd.append(mm.userfaultfd(pt.UFFD_FEATURE_MOVE))
+            if kind == "uffd_register":
+                uffd[0].register(BASE + a[0], a[1], a[2])
+                results.append(("ok", 0))
+                continue
+            if kind == "uffd_move":
+                try:
+                    results.append(("ok", uffd[0].move(BASE + a[0], BASE + a[1], a[2], a[3])))
+                except OSError as e:
+                    results.append(("err", e.errno or 0, getattr(e, "move", 0)))
+                continue
             if kind == "mmap":
                 off, length, prot, flags = a
                 if not flags & pt.MAP_FIXED:
@@ -119,8 +132,11 @@ def apply_op(mm: pt.AddressSpace, op: tuple[Any, ...], fixed: bool = False) -> A
     return getattr(mm, kind)(BASE + a[0], *a[1:])
 
 
-def random_ops(rng: random.Random, window: int, n: int) -> list[tuple[Any, ...]]:
-    """A random sequence over a small window, biased to interesting cases."""
+def random_ops(rng: random.Random, window: int, n: int,
+               uffd: bool = False) -> list[tuple[Any, ...]]:  # fmt: skip
+    """A random sequence over a small window, biased to interesting cases
+    (``uffd``: userfaultfd registrations, WP mode so that faults stay
+    ordinary, and UFFDIO_MOVE calls too)."""
     pmd = 2 << 20
     ops: list[tuple[Any, ...]] = []
     rw, anon = pt.PROT_READ | pt.PROT_WRITE, pt.MAP_ANONYMOUS
@@ -134,6 +150,14 @@ def random_ops(rng: random.Random, window: int, n: int) -> list[tuple[Any, ...]]
 
     for _ in range(n):
         r = rng.random()
+        if uffd and rng.random() < 0.3:
+            ln = length()
+            if rng.random() < 0.35:
+                ops.append(("uffd_register", off(ln), ln, pt.UFFDIO_REGISTER_MODE_WP))
+            else:
+                mode = rng.choice([0, 0, pt.UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES])
+                ops.append(("uffd_move", off(ln), off(ln), ln, mode))
+            continue
         if r < 0.3 or not ops:
             ln = length()
             kind = rng.choice([pt.MAP_PRIVATE, pt.MAP_PRIVATE, pt.MAP_SHARED])
@@ -163,7 +187,7 @@ def random_ops(rng: random.Random, window: int, n: int) -> list[tuple[Any, ...]]
     return ops
 
 
-def _outside(r: tuple[str, int], window: int) -> tuple[str, int]:
+def _outside(r: tuple[Any, ...], window: int) -> tuple[Any, ...]:
     """Addresses a kernel chose outside the window differ between processes."""
     return ("ok", -1) if r[0] == "ok" and not 0 <= r[1] < window else r
 
@@ -182,3 +206,44 @@ def compare(ops: list[tuple[Any, ...]], window: int, folios: bool = False) -> st
         if h != s:
             return f"page {k} ({k * PAGE:#x}): host {h}, simulated {s}"
     return None
+
+
+def random_uffd_ops(rng: random.Random, window: int) -> list[tuple[Any, ...]]:
+    """A UFFDIO_MOVE scenario: a source mapping, populated in part (written
+    pages, the zero page, THPs), a destination registered (WP mode) in
+    whole or in part and sometimes populated, then moves of whole ranges,
+    sub-ranges, unaligned ranges and ranges with holes, mixed with random
+    operations."""
+    pmd = 2 << 20
+    rw, anon = pt.PROT_READ | pt.PROT_WRITE, pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
+    half = window // 2
+    size = rng.choice([16 * PAGE, 256 * PAGE, pmd, 2 * pmd - 2 * PAGE])
+    src = rng.choice([0, PAGE, 16 * PAGE, pmd])
+    dst = half + rng.choice([0, PAGE, 16 * PAGE, pmd])
+    ops: list[tuple[Any, ...]] = [("mmap", src, size, rw, anon)]
+    how = rng.choice(["write", "read", "some", "none"])
+    # THPs only as the huge zero page: when UFFDIO_MOVE splits a written
+    # THP, the kernel (6.12+) maps its all-zero subpages to the shared zero
+    # page, and pagetab keeps no page contents to know which are all-zero
+    if how in ("read", "none") and rng.random() < 0.4:
+        ops.append(("madvise", src, size, pt.MADV_HUGEPAGE))
+    if how in ("write", "read"):
+        adv = pt.MADV_POPULATE_WRITE if how == "write" else pt.MADV_POPULATE_READ
+        ops.append(("madvise", src, size, adv))
+    elif how == "some":
+        for _ in range(rng.randrange(1, 6)):
+            ops.append(("write", src + rng.randrange(0, size, PAGE), rng.getrandbits(63) | 1))
+    ops.append(("mmap", dst, size, rng.choice([rw, rw, rw, pt.PROT_READ]), anon))
+    reg = size if rng.random() < 0.8 else size // 2 // PAGE * PAGE or PAGE
+    ops.append(("uffd_register", dst, reg, pt.UFFDIO_REGISTER_MODE_WP))
+    if rng.random() < 0.2:
+        ops.append(("write", dst + rng.randrange(0, size, PAGE), rng.getrandbits(63) | 1))
+    for _ in range(rng.randrange(1, 4)):
+        if rng.random() < 0.25:
+            ops += [op for op in random_ops(rng, window, 1)
+                    if not (op[0] == "madvise" and op[3] == pt.MADV_HUGEPAGE)]  # fmt: skip
+        lo = rng.choice([0, 0, PAGE, 16 * PAGE]) % size
+        ln = rng.choice([size - lo, size - lo, PAGE, 16 * PAGE, pmd])
+        mode = rng.choice([0, 0, pt.UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES])
+        ops.append(("uffd_move", dst + lo, src + lo, ln, mode))
+    return ops

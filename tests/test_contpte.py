@@ -119,3 +119,17 @@ def test_tlb_caches_a_contiguous_block_as_one_entry() -> None:
     assert st.walks == 15
     st = mm.access(pages[16:32])  # the next block is still one entry
     assert st.walks == 0 and st.l1_hits == 16
+
+
+def test_a_kernel_without_contpte_keeps_no_block_folded() -> None:
+    # switching the policy to one without contiguous PTEs unfolds every
+    # block: an unmapped page of a former block must fault, not hit the
+    # block's TLB entry
+    import numpy as np
+
+    mm = folios_of("arm64-4k", "linux-6.17")
+    mm.access(np.arange(BASE, BASE + 64 * K, 4096, dtype=np.uint64))
+    mm.policy = "linux-6.8"
+    assert cont_pages(mm, BASE, M) == []
+    mm.munmap(BASE + 4096, 4096)
+    assert mm.access([BASE + 4096]).segv == 1

@@ -1,0 +1,234 @@
+"""userfaultfd registration and UFFDIO_MOVE (pagetab.userfaultfd), against
+the kernel's rules and, where it runs, this machine's kernel."""
+
+from __future__ import annotations
+
+import errno
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+from oracle_diff import compare, random_uffd_ops, simulate
+
+import pagetab as pt
+from pagetab import host
+from pagetab.userfaultfd import UffdMoveError
+
+K, M = 4096, 1 << 20
+PMD = 2 * M
+FIXED = pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
+SRC, DST = 1 << 40, (1 << 40) + (1 << 30)
+WP = pt.UFFDIO_REGISTER_MODE_WP
+HOLES = pt.UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES
+OK, WHY = host.available()
+
+
+def pair(length: int = 16 * K, policy: str = "linux-6.17", populate: int | None = None,
+         thp: str = "never") -> tuple[pt.AddressSpace, pt.userfaultfd.Userfaultfd]:  # fmt: skip
+    mm = pt.AddressSpace("x86-64", policy=policy, thp=thp)
+    u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
+    mm.mmap(length, SRC, flags=FIXED)
+    mm.mmap(length, DST, flags=FIXED)
+    if populate is not None:
+        mm.madvise(SRC, length, populate)
+    u.register(DST, length, WP)
+    return mm, u
+
+
+def test_move_carries_the_pages() -> None:
+    mm, u = pair(populate=pt.MADV_POPULATE_WRITE)
+    frames = mm.frames(SRC, 16 * K)
+    assert u.move(DST, SRC, 16 * K) == 16 * K
+    assert (mm.frames(DST, 16 * K) == frames).all() and (mm.frames(SRC, 16 * K) == -1).all()
+    st = u.last_move
+    assert st is not None and st.counters["ptes_moved"] == 16
+    # the moved PTEs are dirty and writable, and no stale translation is left
+    assert mm.tables.entry(DST)[1] & pt._tables.WRITE
+    assert mm.tlbs.count_range(SRC, SRC + 16 * K) == 0
+    mm.check()
+
+
+def test_zero_page_moves_and_holes() -> None:
+    mm, u = pair(populate=pt.MADV_POPULATE_READ)
+    assert u.move(DST, SRC, 8 * K) == 8 * K
+    assert u.last_move is not None and u.last_move.counters["zero_ptes_moved"] == 8
+    # src holes: ENOENT before anything moved, or counted with ALLOW_SRC_HOLES
+    mm.munmap(SRC + 8 * K, 8 * K)
+    mm.mmap(8 * K, SRC + 8 * K, flags=FIXED)
+    with pytest.raises(UffdMoveError) as e:
+        u.move(DST + 8 * K, SRC + 8 * K, 8 * K)
+    assert e.value.errno == errno.ENOENT and e.value.move == -errno.ENOENT
+    assert u.move(DST + 8 * K, SRC + 8 * K, 8 * K, HOLES) == 8 * K
+
+
+def test_partial_move_is_eagain_with_the_bytes_moved() -> None:
+    mm, u = pair(populate=pt.MADV_POPULATE_WRITE)
+    mm.access([DST + 3 * K], write=True)  # the destination's fourth page is populated
+    with pytest.raises(UffdMoveError) as e:
+        u.move(DST, SRC, 16 * K)
+    assert e.value.errno == errno.EAGAIN and e.value.move == 3 * K
+    with pytest.raises(UffdMoveError) as e:
+        u.move(DST + 3 * K, SRC + 3 * K, K)
+    assert e.value.errno == errno.EEXIST and e.value.move == -errno.EEXIST
+
+
+@pytest.mark.parametrize(("why", "call", "code"), [
+    ("unaligned", lambda mm, u: u.move(DST + 1, SRC, K), errno.EINVAL),
+    ("empty", lambda mm, u: u.move(DST, SRC, 0), errno.EINVAL),
+    ("bad mode", lambda mm, u: u.move(DST, SRC, K, 4), errno.EINVAL),
+    ("no dst VMA", lambda mm, u: u.move(DST + M, SRC, K), errno.ENOENT),
+    ("no src VMA", lambda mm, u: u.move(DST, SRC + M, K), errno.ENOENT),
+    ("past the src VMA", lambda mm, u: u.move(DST, SRC + 8 * K, 16 * K), errno.EINVAL),
+    ("dst unregistered", lambda mm, u: u.move(SRC, DST, K), errno.EINVAL),
+])  # fmt: skip
+def test_errors(why: str, call: object, code: int) -> None:
+    mm, u = pair(populate=pt.MADV_POPULATE_WRITE)
+    before = mm.frames(SRC, 16 * K)
+    with pytest.raises(UffdMoveError) as e:
+        call(mm, u)  # type: ignore[operator]
+    assert e.value.errno == code, why
+    assert (mm.frames(SRC, 16 * K) == before).all()
+
+
+def test_registration_splits_and_merges_vmas() -> None:
+    mm = pt.AddressSpace("x86-64")
+    u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
+    mm.mmap(16 * K, SRC, flags=FIXED)
+    u.register(SRC + 4 * K, 4 * K, WP)
+    assert [(v.start - SRC, v.uffd) for v in mm.vmas()] == [(0, 0), (4 * K, 1), (8 * K, 0)]
+    u.unregister(SRC, 16 * K)
+    assert [(v.start - SRC, v.uffd) for v in mm.vmas()] == [(0, 0)]
+    with pytest.raises(OSError) as e:
+        u.register(SRC, 4 * K, 0)
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as e:
+        u.register(SRC + M, 4 * K, WP)  # nothing mapped
+    assert e.value.errno == errno.EINVAL
+    u.register(SRC, 4 * K, WP)
+    other = mm.userfaultfd()
+    with pytest.raises(OSError) as e:
+        other.register(SRC, 4 * K, WP)
+    assert e.value.errno == errno.EBUSY
+    with pytest.raises(NotImplementedError):
+        mm.userfaultfd(1 << 0)  # UFFD_FEATURE_PAGEFAULT_FLAG_WP: not simulated
+
+
+def test_missing_mode_faults_are_not_simulated() -> None:
+    mm = pt.AddressSpace("x86-64")
+    u = mm.userfaultfd()
+    mm.mmap(16 * K, SRC, flags=FIXED)
+    u.register(SRC, 16 * K, pt.UFFDIO_REGISTER_MODE_MISSING)
+    with pytest.raises(NotImplementedError, match="handler"):
+        mm.access([SRC], write=True)
+    with pytest.raises(NotImplementedError, match="handler"):
+        mm.madvise(SRC, 4 * K, pt.MADV_POPULATE_WRITE)
+
+
+def test_thp_moves_whole_when_aligned_else_splits() -> None:
+    for dst_off, pmds, splits in ((0, 1, 0), (4 * K, 0, 1)):
+        mm = pt.AddressSpace("x86-64", thp="always")
+        u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
+        mm.mmap(PMD, SRC, flags=FIXED)
+        mm.mmap(PMD + 8 * K, DST, flags=FIXED)
+        mm.madvise(SRC, PMD, pt.MADV_POPULATE_WRITE)
+        u.register(DST, PMD + 8 * K, WP)
+        frames = mm.frames(SRC, PMD)
+        assert u.move(DST + dst_off, SRC, PMD) == PMD
+        st = u.last_move
+        assert st is not None
+        assert (st.counters["huge_pmds_moved"], st.counters.get("huge_pmds_split", 0)) == (
+            pmds,
+            splits,
+        )
+        assert (mm.frames(DST + dst_off, PMD) == frames).all()
+        mm.check()
+
+
+def test_mremap_keeps_the_registration_only_with_remap_events() -> None:
+    for features, kept in ((pt.UFFD_FEATURE_MOVE, 0),
+                           (pt.UFFD_FEATURE_MOVE | pt.UFFD_FEATURE_EVENT_REMAP, 1)):  # fmt: skip
+        mm, u = pair(populate=pt.MADV_POPULATE_WRITE)
+        u.features = features
+        mm.mremap(DST, 16 * K, 16 * K, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, DST + M)
+        assert mm.find_vma(DST + M).uffd == kept  # type: ignore[union-attr]
+        if kept:
+            # until the handler reads the remap event, UFFDIO_MOVE fails
+            with pytest.raises(UffdMoveError) as e:
+                u.move(DST + M, SRC, 4 * K)
+            assert e.value.errno == errno.EAGAIN
+            assert u.read_events() == [(DST, DST + M, 16 * K)]
+            assert u.move(DST + M, SRC, 4 * K) == 4 * K
+
+
+@pytest.mark.parametrize(("policy", "flushes"), [("linux-6.17", 15), ("uffd-move-batched", 2)])
+def test_flush_per_page_or_per_run(policy: str, flushes: int) -> None:
+    mm, u = pair(policy=policy, populate=pt.MADV_POPULATE_WRITE)
+    mm.madvise(SRC + 8 * K, K, pt.MADV_DONTNEED)  # a hole splits the run in two
+    assert u.move(DST, SRC, 16 * K, HOLES) == 16 * K
+    st = u.last_move
+    assert st is not None
+    assert st.counters["flush_calls"] == flushes and st.counters["ptes_moved"] == 15
+
+
+@pytest.mark.skipif(not OK, reason=f"host probe unavailable: {WHY}")
+@pytest.mark.parametrize("chunk", range(6))
+def test_random_uffd_sequences_agree_with_the_kernel(chunk: int) -> None:
+    # userfaultfd works for root (CAP_SYS_PTRACE): every result, errno, move
+    # field and page state must agree; 300 sequences in all
+    outcomes: Counter[tuple[str, int]] = Counter()
+    for seed in range(chunk * 50, chunk * 50 + 50):
+        ops = random_uffd_ops(random.Random(seed), 8 << 20)
+        diff = compare(ops, 8 << 20)
+        assert diff is None, f"seed {seed}: {diff}"
+        res, _ = simulate(ops, 8 << 20)
+        for op, r in zip(ops, res, strict=True):
+            if op[0] == "uffd_move":
+                outcomes[(r[0], r[1] if r[0] == "err" else 0)] += 1
+    # the sequences moved pages, and stopped part way, on every error kind
+    assert outcomes[("ok", 0)] > 0 and outcomes[("err", errno.EINVAL)] > 0
+    assert outcomes[("err", errno.ENOENT)] + outcomes[("err", errno.EEXIST)] > 0
+
+
+def test_access_after_move_sees_the_moved_page() -> None:
+    mm, u = pair(populate=pt.MADV_POPULATE_WRITE)
+    mm.access(np.array([SRC], dtype=np.uint64), cpu=0)  # a cached translation
+    u.move(DST, SRC, 16 * K)
+    assert mm.access([SRC]).segv == 0  # the source is still mapped (a hole): it faults in
+    assert mm.translate(SRC) not in (None, -1)
+
+
+def test_saving_a_registered_space_says_it_cannot(tmp_path: object) -> None:
+    mm, _ = pair()
+    with pytest.raises(NotImplementedError, match="userfaultfd"):
+        mm.save(f"{tmp_path}/s.npz")
+
+
+from helpers import snapshot  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_junk = st.one_of(st.integers(-2, 1 << 65), st.none(), st.text(max_size=2), st.booleans(),
+                  st.sampled_from([DST, SRC, DST + K, SRC + K, 16 * K, K, 0, 2, 3]))  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(call=st.sampled_from(["move", "register", "unregister"]), data=st.data())
+def test_any_arguments_give_a_clean_error_or_work(call: str, data: st.DataObject) -> None:
+    mm, u = pair(populate=pt.MADV_POPULATE_WRITE)
+    # the destination's anon_vma exists already: a move that fails after
+    # anon_vma_prepare(dst_vma) keeps it, as the kernel does
+    mm.access([DST], write=True)
+    mm.madvise(DST, K, pt.MADV_DONTNEED)
+    n = {"move": 4, "register": 3, "unregister": 2}[call]
+    args = data.draw(st.lists(_junk, min_size=n, max_size=n))
+    before = snapshot(mm)
+    try:
+        getattr(u, call)(*args)
+    except UffdMoveError as e:
+        # a move that stopped part way keeps what it moved, as the kernel
+        if e.errno != errno.EAGAIN:
+            assert snapshot(mm) == before
+    except (OSError, TypeError, ValueError):
+        assert snapshot(mm) == before
+    mm.check()
