@@ -13,6 +13,7 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memset
 
 from pagetab._flush cimport FlushOps, Tlbs, tlb_flush_range
+from pagetab._tlb cimport tlb_count_range
 from pagetab._tables cimport (
     ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_PRESENT, E_READ, E_SOFTDIRTY, E_WRITE,
     E_ZERO, PageTables, pt_walk,
@@ -31,6 +32,7 @@ cdef struct uffd_move_stats:
     int64_t folio_locks          # folio_lock per moved page (one per folio for a batch)
     int64_t anon_vma_locks       # anon_vma_lock_write per moved folio
     int64_t flush_calls          # ptep_clear_flush / flush_tlb_range calls
+    int64_t unsafe_windows       # translations of moved pages still cached when the PTE locks dropped
     FlushOps flush_ops           # the arch's flush instructions
 
 
@@ -38,6 +40,13 @@ cdef inline void flush(Tlbs tlbs, int caller, uint64_t start, uint64_t end, int 
                        uffd_move_stats *st) noexcept nogil:
     st.flush_calls += 1
     tlb_flush_range(&tlbs.rule, &tlbs.s, &st.flush_ops, caller, start, end, shift)
+
+
+cdef inline void flush_run(Tlbs tlbs, int caller, uint64_t lo, uint64_t hi, int shift,
+                           uffd_move_stats *st) noexcept nogil:
+    """The batch's one flush under the locks, then the locks drop."""
+    flush(tlbs, caller, lo, hi, shift, st)
+    st.unsafe_windows += tlb_count_range(&tlbs.s, lo, hi)
 
 
 cdef inline void split_folio_ptes(uint64_t *t, int64_t nent, int64_t k) noexcept nogil:
@@ -98,8 +107,8 @@ def move_pages_pte(PageTables pt not None, Tlbs tlbs not None, int caller, uint6
                     break
                 st.holes += 1
                 if run_start >= 0:
-                    flush(tlbs, caller, src + (<uint64_t>run_start << shift),
-                          src + (<uint64_t>k << shift), shift, &st)
+                    flush_run(tlbs, caller, src + (<uint64_t>run_start << shift),
+                              src + (<uint64_t>k << shift), shift, &st)
                     run_start = -1
                 k += 1
                 continue
@@ -110,14 +119,14 @@ def move_pages_pte(PageTables pt not None, Tlbs tlbs not None, int caller, uint6
                 # move_zeropage_pte: a zero-page PTE with the destination's
                 # protection, and the source cleared and flushed
                 if run_start >= 0:
-                    flush(tlbs, caller, src + (<uint64_t>run_start << shift),
-                          src + (<uint64_t>k << shift), shift, &st)
+                    flush_run(tlbs, caller, src + (<uint64_t>run_start << shift),
+                              src + (<uint64_t>k << shift), shift, &st)
                     run_start = -1
                 st.pte_locks += 2
                 d[k] = E_PRESENT | E_READ | E_ZERO
                 s[k] = 0
-                flush(tlbs, caller, src + (<uint64_t>k << shift),
-                      src + (<uint64_t>(k + 1) << shift), shift, &st)
+                flush_run(tlbs, caller, src + (<uint64_t>k << shift),
+                          src + (<uint64_t>(k + 1) << shift), shift, &st)
                 st.zero_ptes_moved += 1
                 k += 1
                 continue
@@ -138,10 +147,13 @@ def move_pages_pte(PageTables pt not None, Tlbs tlbs not None, int caller, uint6
             else:
                 flush(tlbs, caller, src + (<uint64_t>k << shift),
                       src + (<uint64_t>(k + 1) << shift), shift, &st)
+                # double_pt_unlock: any CPU still caching the old translation?
+                st.unsafe_windows += tlb_count_range(&tlbs.s, src + (<uint64_t>k << shift),
+                                                     src + (<uint64_t>(k + 1) << shift))
             k += 1
         if run_start >= 0:
-            flush(tlbs, caller, src + (<uint64_t>run_start << shift),
-                  src + (<uint64_t>k << shift), shift, &st)
+            flush_run(tlbs, caller, src + (<uint64_t>run_start << shift),
+                      src + (<uint64_t>k << shift), shift, &st)
     return k, err, st
 
 
@@ -173,7 +185,7 @@ def move_pages_huge_pmd(PageTables pt not None, Tlbs tlbs not None, int caller, 
         st.folio_locks += 1
         st.anon_vma_locks += 1
     with nogil:
-        flush(tlbs, caller, src, src + (<uint64_t>1 << pt.shift[pmd]), pt.shift[pmd], &st)
+        flush_run(tlbs, caller, src, src + (<uint64_t>1 << pt.shift[pmd]), pt.shift[pmd], &st)
     return st
 
 

@@ -25,6 +25,8 @@ __all__ = [
     "flush_cost_range",
     "move_cost",
     "move_cost_range",
+    "uffd_move_cost",
+    "uffd_move_cost_range",
 ]
 
 #: ns per event: ``Arch.cost`` or one end of ``Arch.cost_range``
@@ -141,3 +143,32 @@ def access_cost_range(arch: Arch, c: Mapping[str, int],
     """(low, high) ns of ``access_cost``'s total."""
     low, high = _ends(arch)
     return sum(_access(arch, low, c, ops).values()), sum(_access(arch, high, c, ops).values())
+
+
+def _uffd(arch: Arch, price: Price, c: Mapping[str, int],
+          ops: Mapping[str, int]) -> dict[str, float]:  # fmt: skip
+    # the ioctl's entry and VMA checks priced as an mremap call's, the folio
+    # lock as an uncontended sleeping lock (rmap_lock's figure): assumptions
+    return {
+        "syscall": price("mremap_call"),
+        "entry moves": (c.get("ptes_moved", 0) + c.get("zero_ptes_moved", 0)) * price("pte_move")
+        + c.get("huge_pmds_moved", 0) * price("pmd_move")
+        + (c.get("folios_split", 0) + c.get("huge_pmds_split", 0)) * price("split_huge_pmd"),
+        "locks": c.get("pte_locks", 0) * price("ptl_lock")
+        + (c.get("folio_locks", 0) + c.get("anon_vma_locks", 0)) * price("rmap_lock"),
+        **_flush(arch, price, ops),
+    }
+
+
+def uffd_move_cost(arch: Arch, c: Mapping[str, int],
+                   ops: Mapping[str, int]) -> tuple[float, dict[str, float]]:  # fmt: skip
+    """(total ns, breakdown) of one UFFDIO_MOVE's counters and flush operations."""
+    breakdown = _uffd(arch, arch.cost, c, ops)
+    return sum(breakdown.values()), breakdown
+
+
+def uffd_move_cost_range(arch: Arch, c: Mapping[str, int],
+                         ops: Mapping[str, int]) -> tuple[float, float]:  # fmt: skip
+    """(low, high) ns of ``uffd_move_cost``'s total."""
+    low, high = _ends(arch)
+    return sum(_uffd(arch, low, c, ops).values()), sum(_uffd(arch, high, c, ops).values())

@@ -31,6 +31,7 @@ from .constants import (
     UFFDIO_REGISTER_MODE_MISSING,
     UFFDIO_REGISTER_MODE_WP,
 )
+from .cost import uffd_move_cost, uffd_move_cost_range
 from .vma import (
     VM_UFFD_FLAGS,
     VM_UFFD_MISSING,
@@ -70,6 +71,10 @@ class UffdMoveStats:
     bytes_moved: int = 0
     counters: dict[str, int] = field(default_factory=dict)
     flush_ops: dict[str, int] = field(default_factory=dict)
+    #: the kernel's time for it by the arch's costs, its breakdown and interval
+    estimated_ns: float = 0.0
+    breakdown: dict[str, float] = field(default_factory=dict)
+    estimated_ns_range: tuple[float, float] = (0.0, 0.0)
 
     def add(self, st: dict[str, Any]) -> None:
         for k, v in st.items():
@@ -274,6 +279,8 @@ class Userfaultfd:
             if err:
                 break
         stats.bytes_moved = moved
+        stats.estimated_ns, stats.breakdown = uffd_move_cost(a, stats.counters, stats.flush_ops)
+        stats.estimated_ns_range = uffd_move_cost_range(a, stats.counters, stats.flush_ops)
         self.last_move = stats
         if moved == length:
             return length

@@ -35,6 +35,7 @@ import pagetab as pt
 
 MAYMOVE, FIXED, DONTUNMAP = pt.MREMAP_MAYMOVE, pt.MREMAP_FIXED, pt.MREMAP_DONTUNMAP
 HUGE, NOHUGE = 1, 2  # VM_HUGEPAGE, VM_NOHUGEPAGE
+UFFD_WP, UFFD_MISSING = 4, 8  # VM_UFFD_WP, VM_UFFD_MISSING
 
 
 class Errno(Exception):
@@ -59,6 +60,7 @@ class Page:
     pgoff: int  # vm_pgoff of this very page (the VMA's pgoff + its index)
     anon: int | None  # anon_vma identity
     content: object = None  # None: not present; ZERO; or a token (private data)
+    uffd: int = 0  # the userfaultfd it is registered with (one per reference: 1)
 
 
 class Reference:
@@ -138,6 +140,7 @@ class Reference:
             and a.flags == b.flags
             and a.pgoff + 1 == b.pgoff
             and (a.anon is None or b.anon is None or a.anon == b.anon)
+            and a.uffd == b.uffd
         )
 
     def _merge_at(self, n: int) -> None:
@@ -415,6 +418,15 @@ class Reference:
             self.pages[nfirst + i] = replace(src, vid=vid, pgoff=pgoff + i, content=content)
         self._merge_at(nfirst)
         self._merge_at(nfirst + (new_len >> self.shift))
+        if src.uffd:
+            # mremap_userfaultfd_prep without UFFD_FEATURE_EVENT_REMAP: the new
+            # VMA (as merged by copy_vma) loses the registration
+            lo, hi = self._vma_at(nfirst)  # type: ignore[misc]
+            for k in range(lo, hi):
+                q = self.pages[k]
+                self.pages[k] = replace(q, uffd=0, flags=q.flags & (HUGE | NOHUGE))
+            self._merge_at(lo)
+            self._merge_at(hi)
         if flags & DONTUNMAP:
             for n in self._range(old, old + old_len):
                 self.pages[n] = replace(self.pages[n], content=None)
@@ -428,3 +440,86 @@ class Reference:
         elif old_len:
             self._unmap(old, old + old_len)
         return new_addr
+
+    # userfaultfd (one userfaultfd with UFFD_FEATURE_MOVE) ----------------
+
+    def _uffd_range(self, start: int, length: int) -> None:
+        """validate_range."""
+        if start & (self.ps - 1) or length & (self.ps - 1) or length == 0:
+            raise Errno(errno.EINVAL)
+        if start < 65536 or start >= self.task_size or length > self.task_size - start:
+            raise Errno(errno.EINVAL)
+
+    def uffd_register(self, start: int, length: int, mode: int) -> None:
+        """UFFDIO_REGISTER of [start, start + length) with ``mode``."""
+        if mode == 0 or mode & ~7:
+            raise Errno(errno.EINVAL)
+        self._uffd_range(start, length)
+        pieces = self._pieces(start, start + length)
+        if not pieces or mode & 4:  # nothing mapped; MINOR needs shmem
+            raise Errno(errno.EINVAL)
+        bits = (UFFD_MISSING if mode & 1 else 0) | (UFFD_WP if mode & 2 else 0)
+        for lo, hi in pieces:
+            p = self.pages[lo]
+            self._modify(lo << self.shift, hi << self.shift,
+                         {"uffd": 1, "flags": (p.flags & (HUGE | NOHUGE)) | bits})  # fmt: skip
+
+    def uffd_move(self, dst: int, src: int, length: int, mode: int) -> int:
+        """UFFDIO_MOVE (Linux 6.9+ rules); raises MoveErrno(code, move)."""
+        for at in (dst, src):
+            try:
+                self._uffd_range(at, length)
+            except Errno:
+                raise MoveErrno(errno.EINVAL, -errno.EINVAL) from None
+        if mode & ~3:
+            raise MoveErrno(errno.EINVAL, -errno.EINVAL)
+        d0, s0, n = dst >> self.shift, src >> self.shift, length >> self.shift
+        if d0 not in self.pages:
+            raise MoveErrno(errno.ENOENT, -errno.ENOENT)
+        dv = self.pages[d0]
+        if dv.shm is None and dv.anon is None:
+            self._set_anon(d0)  # anon_vma_prepare(dst_vma)
+        if s0 not in self.pages:
+            raise MoveErrno(errno.ENOENT, -errno.ENOENT)
+        sv, dv = self.pages[s0], self.pages[d0]
+        svma, dvma = self._vma_at(s0), self._vma_at(d0)
+        assert svma is not None and dvma is not None
+        if sv.shm is not None or s0 + n > svma[1] or dv.shm is not None or d0 + n > dvma[1]:
+            raise MoveErrno(errno.EINVAL, -errno.EINVAL)
+        if sv.prot != dv.prot or not sv.prot & pt.PROT_WRITE or dv.uffd != 1:
+            raise MoveErrno(errno.EINVAL, -errno.EINVAL)
+        moved, err = 0, 0
+        for i in range(n):
+            d, s = self.pages[d0 + i], self.pages[s0 + i]
+            if d.content is not None:
+                err = errno.EEXIST
+                break
+            if s.content is None:
+                if not mode & 2:  # UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES
+                    err = errno.ENOENT
+                    break
+                moved += 1
+                continue
+            content = s.content
+            if isinstance(content, tuple):  # split_folio: every page becomes small
+                fid = content[1]
+                for k, q in self.pages.items():
+                    if isinstance(q.content, tuple) and q.content[1] == fid:
+                        self.pages[k] = replace(q, content=q.content[0])
+                content = content[0]
+            self.pages[d0 + i] = replace(d, content=content)
+            self.pages[s0 + i] = replace(self.pages[s0 + i], content=None)
+            moved += 1
+        if moved == n:
+            return length
+        if moved:
+            raise MoveErrno(errno.EAGAIN, moved << self.shift)
+        raise MoveErrno(err, -err)
+
+
+class MoveErrno(Errno):
+    """UFFDIO_MOVE's error and its ``move`` field."""
+
+    def __init__(self, code: int, move: int) -> None:
+        super().__init__(code)
+        self.move = move

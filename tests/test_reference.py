@@ -21,7 +21,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from reference import ZERO, Errno, Reference
+from reference import ZERO, Errno, MoveErrno, Reference
 
 import pagetab as pt
 
@@ -52,6 +52,7 @@ class AgainstReference(RuleBasedStateMachine):
         self.mm = pt.AddressSpace(a, cpus=2, thp=top, policy=policy,
                                   thp_sizes={**sizes, a.pmd_size: "never"})  # fmt: skip
         self.ref = Reference(a.page_size, a.task_size, top, orders)
+        self.uffd = self.mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
         self.page, self.pmd = a.page_size, a.pmd_size
         # four PMDs (two where a PMD maps 8192 pages): PMD-aligned and
         # misaligned moves, populated tables, and still a small dict
@@ -145,6 +146,34 @@ class AgainstReference(RuleBasedStateMachine):
         dst = self._addr(data, max(new, self.page), beyond=True)
         self._both("mremap", src, old, new, flags, dst, placed=True)
 
+    @rule(data=st.data(), mode=st.sampled_from([pt.UFFDIO_REGISTER_MODE_WP] * 4 + [0, 4, 9]))
+    def uffd_register(self, data: st.DataObject, mode: int) -> None:
+        addr, length = self._target(data)
+        try:
+            got: tuple[str, Any] = ("ok", self.uffd.register(addr, length, mode))
+        except OSError as e:
+            got = ("err", e.errno)
+        try:
+            want: tuple[str, Any] = ("ok", self.ref.uffd_register(addr, length, mode))
+        except Errno as e:
+            want = ("err", e.code)
+        assert got == want, ("uffd_register", hex(addr), length, mode, got, want)
+
+    @rule(data=st.data(), mode=st.sampled_from([0, 0, 2, 2, 1, 4]))
+    def uffd_move(self, data: st.DataObject, mode: int) -> None:
+        dst, length = self._target(data)
+        src = self._target(data)[0] if data.draw(st.booleans(), label="src vma") else \
+            self._addr(data, length)  # fmt: skip
+        try:
+            got: tuple[Any, ...] = ("ok", self.uffd.move(dst, src, length, mode))
+        except OSError as e:
+            got = ("err", e.errno, getattr(e, "move", None))
+        try:
+            want: tuple[Any, ...] = ("ok", self.ref.uffd_move(dst, src, length, mode))
+        except MoveErrno as e:
+            want = ("err", e.code, e.move)
+        assert got == want, ("uffd_move", hex(dst), hex(src), length, mode, got, want)
+
     # the comparison ---------------------------------------------------
 
     @invariant()
@@ -155,8 +184,8 @@ class AgainstReference(RuleBasedStateMachine):
         ref_vmas = self.ref.vmas()
         shift = self.ref.shift
         want = [(lo << shift, hi << shift, p.prot, p.shm is not None, bool(p.flags & 1),
-                 bool(p.flags & 2), p.pgoff) for lo, hi, p in ref_vmas]  # fmt: skip
-        got = [(v.start, v.end, v.prot, v.shared, v.hugepage, v.nohugepage, v.pgoff)
+                 bool(p.flags & 2), p.pgoff, p.uffd) for lo, hi, p in ref_vmas]  # fmt: skip
+        got = [(v.start, v.end, v.prot, v.shared, v.hugepage, v.nohugepage, v.pgoff, v.uffd)
                for v in self.mm.vmas()]  # fmt: skip
         assert got == want
         seen: dict[int, object] = {}  # simulated frame -> token, this step
