@@ -452,6 +452,18 @@ cdef inline void try_fold(Ctx *x, uint64_t *n, int64_t k, int64_t nidx0,
     contpte_convert(x, n, b, new_addr + (<uint64_t>b << x.cfg.page_shift), True, True)
 
 
+cdef inline void move_pte(uint64_t *o, uint64_t *n, int64_t k, int64_t *npresent,
+                          int64_t *ndirty) noexcept nogil:
+    """One entry of move_ptes: get_and_clear the old, set the new."""
+    cdef uint64_t e = o[k]
+    if e & E_PRESENT:
+        npresent[0] += 1
+        if e & E_DIRTY:
+            ndirty[0] += 1
+    n[k] = e | E_SOFTDIRTY           # move_soft_dirty_pte
+    o[k] = 0                         # get_and_clear
+
+
 cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
                     uint64_t old_addr, uint64_t new_addr, uint64_t extent) noexcept nogil:
     cdef int64_t old_row = <int64_t>(old_pmd[0] >> ADDR_SHIFT)
@@ -477,16 +489,9 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
     if c == 0:
         # no contiguous blocks: the plain loop (kept apart: it is the hot one)
         for k in range(npte):
-            e = o[k]
-            if e == 0:
-                continue
-            if e & E_PRESENT:
-                npresent += 1
-                if e & E_DIRTY:
-                    ndirty += 1
-            n[k] = e | E_SOFTDIRTY           # move_soft_dirty_pte
-            o[k] = 0                         # get_and_clear
-            nmoved += 1
+            if o[k]:
+                move_pte(o, n, k, &npresent, &ndirty)
+                nmoved += 1
         k = npte
     else:
         k = 0
@@ -538,13 +543,7 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
             b = (oidx0 + k) - (oidx0 + k) % c - oidx0
             contpte_convert(x, o, b, old_addr + (<uint64_t>(b) << x.cfg.page_shift),
                             False, False)
-            e = o[k]
-        if e & E_PRESENT:
-            npresent += 1
-            if e & E_DIRTY:
-                ndirty += 1
-        n[k] = e | E_SOFTDIRTY           # move_soft_dirty_pte
-        o[k] = 0                         # get_and_clear
+        move_pte(o, n, k, &npresent, &ndirty)
         nmoved += 1
         if c:
             try_fold(x, n, k, nidx0, new_addr)  # set_pte_at: contpte_try_fold

@@ -593,18 +593,22 @@ class AddressSpace:
     # ------------------------------------------------------------------
     # inspection
 
-    def frames(self, addr: int, length: int) -> npt.NDArray[np.int64]:
-        """Frame id per base page of [addr, addr + length): -1 not present,
-        ZERO_FRAME for the zero page, else the frame id."""
-        call = "frames"
+    def _inspected(self, call: str, addr: Any, length: Any, most: int) -> tuple[int, int]:
+        """(addr, length) checked for an inspection call of at most ``most`` pages."""
         addr = as_uint("addr", addr, call)
         length = as_uint("length", length, call)
         if not self._aligned(addr) or not self._aligned(length):
             raise ValueError(f"{call}: addr and length must be multiples of {self.page_size}")
         if addr + length > self.arch.task_size:
             raise ValueError(f"{call}: range ends past the address space")
-        if length >> self.page_shift > MAX_FRAMES:
-            raise ValueError(f"{call}: at most {MAX_FRAMES} pages per call; ask in pieces")
+        if length >> self.page_shift > most:
+            raise ValueError(f"{call}: at most {most} pages per call; ask in pieces")
+        return addr, length
+
+    def frames(self, addr: int, length: int) -> npt.NDArray[np.int64]:
+        """Frame id per base page of [addr, addr + length): -1 not present,
+        ZERO_FRAME for the zero page, else the frame id."""
+        addr, length = self._inspected("frames", addr, length, MAX_FRAMES)
         result: npt.NDArray[np.int64] = self.tables.frames(addr, addr + length)
         return result
 
@@ -613,15 +617,7 @@ class AddressSpace:
         ``FolioMapping`` per run of pages that map consecutive pages of
         one folio (a PMD THP, a PTE-mapped large folio from mTHP or a split
         THP, or a small folio). The zero page is not reported."""
-        call = "folios"
-        addr = as_uint("addr", addr, call)
-        length = as_uint("length", length, call)
-        if not self._aligned(addr) or not self._aligned(length):
-            raise ValueError(f"{call}: addr and length must be multiples of {self.page_size}")
-        if addr + length > self.arch.task_size:
-            raise ValueError(f"{call}: range ends past the address space")
-        if length >> self.page_shift > MAX_FOLIO_PAGES:
-            raise ValueError(f"{call}: at most {MAX_FOLIO_PAGES} pages per call; ask in pieces")
+        addr, length = self._inspected("folios", addr, length, MAX_FOLIO_PAGES)
         frames, orders = self.tables.folio_orders(addr, addr + length)
         mapped = (orders >= 0) & (frames != ZERO_FRAME)
         head = frames & ~((np.int64(1) << orders.astype(np.int64).clip(0)) - 1)
