@@ -96,3 +96,4 @@ cdef class PagetableMoveControl:
     cdef public uint64_t free_lo
     cdef public uint64_t free_hi
     cdef public int caller
+    cdef public bint uffd_no_table_moves

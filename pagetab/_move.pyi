@@ -35,6 +35,7 @@ class PagetableMoveControl:
         caller: int,
         free_lo: int = 0,
         free_hi: int = 0,
+        uffd_no_table_moves: bool = False,
     ) -> None: ...
     def try_realign_addr(
         self, old_vma_start: int, old_prev_end: int, new_vma_start: int, new_prev_end: int

@@ -96,6 +96,7 @@ cdef struct Ctx:
     TlbSnapshot snap                 # the TLBs since the last flush, once counted twice
     int counts_since_flush
     int caller                       # the CPU running mremap
+    bint no_table_moves              # uffd without EVENT_REMAP: no move_normal_pmd/pud
 
 
 # ----------------------------------------------------------------------
@@ -632,7 +633,7 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         # __split_huge_pmd_locked: pmdp_invalidate flushes the huge entry
         flush_tlb_range(x, old_addr & ~(x.cfg.pmd_size - 1),
                         (old_addr & ~(x.cfg.pmd_size - 1)) + x.cfg.pmd_size, pt.shift[x.cfg.pmd])
-    elif x.cfg.move_pmd and extent == x.cfg.pmd_size:
+    elif x.cfg.move_pmd and not x.no_table_moves and extent == x.cfg.pmd_size:
         if move_pgt_entry(pt, x, NORMAL_PMD, old_pmd, old_row, new_pmd, new_row, old_addr):
             return 0
     if old_pmd[0] == 0:
@@ -744,7 +745,7 @@ cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64
                 x.c.huge_puds_split += 1
                 x.c.tables_allocated += 1
                 flush_tlb_range(x, old_addr, old_addr + x.cfg.pud_size, pt.shift[x.cfg.pud])
-            elif x.cfg.move_pud and extent == x.cfg.pud_size:
+            elif x.cfg.move_pud and not x.no_table_moves and extent == x.cfg.pud_size:
                 if move_pgt_entry(pt, x, NORMAL_PUD, old_pud, old_row, new_pud, new_row,
                                   old_addr):
                     old_addr += extent
@@ -796,9 +797,13 @@ cdef class PagetableMoveControl:
 
     def start(self, uint64_t old_addr, uint64_t new_addr, uint64_t len_in, *,
               bint need_rmap_locks, bint has_anon, int caller, uint64_t free_lo=0,
-              uint64_t free_hi=0):
+              uint64_t free_hi=0, bint uffd_no_table_moves=False):
         """Begin a move of ``len_in`` bytes from ``old_addr`` to ``new_addr``
-        (PAGETABLE_MOVE_CONTROL), setting every per-move field at once."""
+        (PAGETABLE_MOVE_CONTROL), setting every per-move field at once.
+        ``uffd_no_table_moves``: uffd_supports_page_table_move() is false
+        (a VMA registered with a userfaultfd without UFFD_FEATURE_EVENT_REMAP,
+        0cef0bb836e3): move_normal_pmd/pud refuse, entries move one by one."""
+        self.uffd_no_table_moves = uffd_no_table_moves
         self.old_addr = old_addr
         self.new_addr = new_addr
         self.len_in = len_in
@@ -858,6 +863,7 @@ def move_page_tables(PageTables pt not None, Tlbs tlbs not None,
     x.cfg = cfg[0]
     x.batch = cfg.flush == FL_TABLE
     x.need_rmap_locks = pmc.need_rmap_locks
+    x.no_table_moves = pmc.uffd_no_table_moves
     x.has_anon = pmc.has_anon
     x.free_lo = pmc.free_lo
     x.free_hi = pmc.free_hi

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import _move
 from .arch import Arch
 from .argcheck import U64, as_uint
-from .constants import MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE
+from .constants import MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, UFFD_FEATURE_EVENT_REMAP
 from .policy import Policy
 from .stats import MoveStats
 from .userfaultfd import mremap_userfaultfd_prep
@@ -256,7 +256,8 @@ def move_vma(mm: AddressSpace, vma: Vma, addr: int, old_len: int, new_len: int, 
         free_lo, free_hi = free_window(mm, addr, addr + old_len)
     mm._pmc.start(addr, new_addr, old_len, need_rmap_locks=merged and new_vma.pgoff <= vma.pgoff,
                   has_anon=vma.anon_vma is not None, caller=mm.cpu, free_lo=free_lo,
-                  free_hi=free_hi)  # fmt: skip
+                  free_hi=free_hi,
+                  uffd_no_table_moves=_uffd_without_remap(mm, vma, new_vma))  # fmt: skip
     if vma.start == addr and new_vma.start == new_addr:
         _try_realign(mm, st)
     moved = _move_page_tables(mm, st)
@@ -314,7 +315,8 @@ def move_whole_vma(mm: AddressSpace, addr: int, length: int, new_addr: int,
     if mm.page_table_limit is None:
         free_lo, free_hi = floor, ceiling or U64 - 1
     mm._pmc.start(addr, new_addr, length, need_rmap_locks=False, has_anon=has_anon,
-                  caller=mm.cpu, free_lo=free_lo, free_hi=free_hi)  # fmt: skip
+                  caller=mm.cpu, free_lo=free_lo, free_hi=free_hi,
+                  uffd_no_table_moves=_uffd_without_remap(mm, vma, vma))  # fmt: skip
     _try_realign(mm, st)
     moved = _move_page_tables(mm, st)
     if moved < length:
@@ -333,6 +335,19 @@ def move_whole_vma(mm: AddressSpace, addr: int, length: int, new_addr: int,
     if vma.uffd:
         mremap_userfaultfd_prep(mm, vma, addr, new_addr, length)
     return new_addr
+
+
+def _uffd_without_remap(mm: AddressSpace, old: Vma, new: Vma) -> bool:
+    """uffd_supports_page_table_move() is false: the policy checks it and
+    either VMA has a userfaultfd without UFFD_FEATURE_EVENT_REMAP
+    (vma_has_uffd_without_event_remap)."""
+    if not mm.policy.uffd_table_move_check:
+        return False
+    for v in (old, new):
+        ctx = mm._userfaultfds.get(v.uffd) if v.uffd else None
+        if ctx is not None and not ctx.features & UFFD_FEATURE_EVENT_REMAP:
+            return True
+    return False
 
 
 def _try_realign(mm: AddressSpace, st: MoveStats) -> None:

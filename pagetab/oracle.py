@@ -64,8 +64,10 @@ libc.mremap.argtypes = (vp, sz, sz, i, vp)
 FAIL = ctypes.c_void_p(-1).value
 page = os.sysconf("SC_PAGE_SIZE")
 win, align = req["window"], 1 << 30
-# reserve a free, aligned window, then give it back: ops map into it
-p = libc.mmap(None, win + align, 0, 0x22 | 0x4000, -1, 0)
+# reserve a free, aligned window, then give it back: ops map into it. The
+# hint puts it far below mmap_base, where the runtime's own later mappings
+# (top-down from mmap_base) do not land in it while the ops run
+p = libc.mmap(1 << 44, win + align, 0, 0x22 | 0x4000, -1, 0)
 base = (p + align - 1) & ~(align - 1)
 libc.munmap(p, win + align)
 res = []

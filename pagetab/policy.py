@@ -19,7 +19,7 @@ from typing import Any
 
 from .argcheck import check_bool, check_int
 
-__all__ = ["FLUSH_MODES", "Policy", "policies", "policy"]
+__all__ = ["FLUSH_MODES", "UFFD_MOVE_RULES", "Policy", "policies", "policy"]
 
 #: When moved entries are flushed, and so what the PMD lock covers:
 #: "extent": per move_ptes extent and per whole-entry move, under the
@@ -29,6 +29,8 @@ __all__ = ["FLUSH_MODES", "Policy", "policies", "policy"]
 #: batched proposal); "end": once at the end of move_page_tables, after
 #: the locks are released (Linux before 4.19, unsafe: CVE-2018-18281).
 FLUSH_MODES = ("extent", "table", "end")
+#: Policy.uffd_move: none, Linux 6.8's rules, 6.9 and later's
+UFFD_MOVE_RULES = ("", "6.8", "6.9")
 
 # keyword arguments of earlier versions, now implied by ``flush``
 _LEGACY = {
@@ -75,6 +77,18 @@ class Policy:
         single-entry change of a block first unfolds it (contpte_convert:
         clear, TLBI of the block, repaint), a single write completing a
         block folds it. No effect on other arches.
+    uffd_move:
+        which UFFDIO_MOVE the kernel has: "" none (before Linux 6.8:
+        UFFDIO_API refuses UFFD_FEATURE_MOVE); "6.8" (adef440691ba, under
+        mmap_lock: a missing or shared VMA is EINVAL, a zero-page PTE or
+        the huge zero page EBUSY, 5d4747a6cc8e); "6.9" (per-VMA locks: a
+        missing VMA is ENOENT; zero-page PTEs move, eb1521dad8f3).
+    uffd_table_move_check:
+        mremap moves no whole PTE or PMD table (move_normal_pmd/pud refuse)
+        of a VMA registered with a userfaultfd that lacks
+        UFFD_FEATURE_EVENT_REMAP, so that move_ptes can clear uffd-wp bits
+        (0cef0bb836e3 "mm: clear uffd-wp PTE/PMD state on mremap()", January
+        2025, Cc stable; both VMAs checked since its 2025 follow-up).
     uffd_move_batch:
         UFFDIO_MOVE flushes once per run of present pages in one page
         table (Lokesh Gidra, "userfaultfd: opportunistic TLB-flush batching
@@ -106,6 +120,8 @@ class Policy:
     contpte: bool = False
     pte_batch: bool = False
     uffd_move_batch: bool = False
+    uffd_table_move_check: bool = False
+    uffd_move: str = ""
 
     def __init__(
         self,
@@ -122,6 +138,8 @@ class Policy:
         contpte: bool = False,
         pte_batch: bool = False,
         uffd_move_batch: bool = False,
+        uffd_table_move_check: bool = False,
+        uffd_move: str = "",
         **legacy: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -133,8 +151,14 @@ class Policy:
                            ("dirty_flush_under_lock", dirty_flush_under_lock),
                            ("flush_lazy", flush_lazy), ("contpte", contpte),
                            ("pte_batch", pte_batch),
-                           ("uffd_move_batch", uffd_move_batch)):  # fmt: skip
+                           ("uffd_move_batch", uffd_move_batch),
+                           ("uffd_table_move_check", uffd_table_move_check)):  # fmt: skip
             check_bool(f"Policy.{what}", flag)
+        if uffd_move not in UFFD_MOVE_RULES:
+            raise ValueError(f"Policy.uffd_move must be one of {UFFD_MOVE_RULES}, "
+                             f"not {uffd_move!r}")  # fmt: skip
+        if uffd_move_batch and uffd_move != "6.9":
+            raise ValueError('Policy: uffd_move_batch needs uffd_move="6.9"')
         if flush not in FLUSH_MODES:
             raise ValueError(f"Policy.flush must be one of {', '.join(FLUSH_MODES)}, "
                              f"not {flush!r}")  # fmt: skip
@@ -166,6 +190,7 @@ class Policy:
             "dirty_flush_under_lock": dirty_flush_under_lock,
             "pte_extent_limit": pte_extent_limit, "flush_lazy": flush_lazy,
             "contpte": contpte, "pte_batch": pte_batch, "uffd_move_batch": uffd_move_batch,
+            "uffd_table_move_check": uffd_table_move_check, "uffd_move": uffd_move,
         }  # fmt: skip
         for field_name, value in values.items():
             object.__setattr__(self, field_name, value)
@@ -242,7 +267,7 @@ _PRESETS = (
         "linux-6.8",
         "plus try_realign_addr: mutually misaligned addresses aligned down to PMD",
         "af8ca1c14906 mm/mremap: optimize the start addresses in move_page_tables()",
-        move_pmd=True, move_pud=True, realign=True,
+        move_pmd=True, move_pud=True, realign=True, uffd_move="6.8",
     ),
     Policy(
         "linux-6.16",
@@ -250,8 +275,10 @@ _PRESETS = (
         "lazy CPUs (x86, 6.15); move_ptes still moves and clears entry by entry, "
         "unfolding each contiguous source block and refolding each destination block",
         "arch/arm64/mm/contpte.c ('arm64/mm: wire up PTE_CONT for user mappings', 6.9); "
-        "3ef938c35035 x86/mm: flush_tlb_range passes freed_tables (6.15)",
+        "3ef938c35035 x86/mm: flush_tlb_range passes freed_tables (6.15); 0cef0bb836e3 "
+        "(no whole-table moves for userfaultfd VMAs without EVENT_REMAP)",
         move_pmd=True, move_pud=True, realign=True, flush_lazy=True, contpte=True,
+        uffd_table_move_check=True, uffd_move="6.9",
     ),
     Policy(
         "linux-6.17",
@@ -262,7 +289,7 @@ _PRESETS = (
         "pte_batch_hint > 1); unchanged in this path in 6.18 but for 04d1c9d60c6e (a "
         "batch stops where the write bit differs, which it never does inside one VMA here)",
         move_pmd=True, move_pud=True, realign=True, flush_lazy=True, contpte=True,
-        pte_batch=True,
+        pte_batch=True, uffd_table_move_check=True, uffd_move="6.9",
     ),
     Policy(
         "uffd-move-batched",
@@ -272,7 +299,7 @@ _PRESETS = (
         "present pages in MOVE', <20250816191123.3601561-1-lokeshgidra@google.com> (named "
         "by the patch: the release that carries it is not verified here)",
         move_pmd=True, move_pud=True, realign=True, flush_lazy=True, contpte=True,
-        pte_batch=True, uffd_move_batch=True,
+        pte_batch=True, uffd_move_batch=True, uffd_table_move_check=True, uffd_move="6.9",
     ),
     Policy(
         "batched-ptl",
@@ -282,7 +309,7 @@ _PRESETS = (
         "proposed by Joel Fernandes <20181025020907.GA13560@joelaf.mtv.corp.google.com>, "
         "reviewed by Kirill Shutemov <20181025101900.phqnqpoju5t2gar5@kshutemo-mobl1> "
         "(linux-mm, Oct 2018); never merged",
-        move_pmd=True, move_pud=True, realign=True, flush="table",
+        move_pmd=True, move_pud=True, realign=True, flush="table", uffd_move="6.8",
     ),
 )  # fmt: skip
 _REGISTRY = {p.name: p for p in _PRESETS}

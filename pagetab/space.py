@@ -53,6 +53,7 @@ from .constants import (
     PROT_NONE,
     PROT_READ,
     PROT_WRITE,
+    UFFD_FEATURE_MOVE,
     ZERO_FRAME,
 )
 from .memory import faultin_range, populate_vma
@@ -539,6 +540,9 @@ class AddressSpace:
                 f"userfaultfd: features {features & ~userfaultfd.FEATURES:#x} are not "
                 "simulated (UFFD_FEATURE_MOVE and UFFD_FEATURE_EVENT_REMAP are)"
             )
+        if features & UFFD_FEATURE_MOVE and not self.policy.uffd_move:
+            raise OSError(errno.EINVAL, f"UFFDIO_API: no UFFD_FEATURE_MOVE under "
+                          f"{self.policy.name} (UFFDIO_MOVE is Linux 6.8+)")  # fmt: skip
         ident = len(self._userfaultfds) + 1
         ctx = Userfaultfd(self, ident, features)
         self._userfaultfds[ident] = ctx

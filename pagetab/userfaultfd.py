@@ -181,6 +181,11 @@ class Userfaultfd:
 
     def _move(self, dst: Any, src: Any, length: Any, mode: Any) -> int:
         mm = self.mm
+        rules = mm.policy.uffd_move
+        if not rules or not self.features & UFFD_FEATURE_MOVE:
+            # no UFFDIO_MOVE in this kernel, or not asked for at UFFDIO_API
+            raise UffdMoveError(errno.EINVAL, 0, f"no UFFDIO_MOVE under {mm.policy.name} "
+                                "or without UFFD_FEATURE_MOVE")  # fmt: skip
         if self.pending_events:
             raise self._fail(errno.EAGAIN, "a remap event has not been read yet")
         dst = as_uint("dst", dst, CALL)
@@ -194,21 +199,33 @@ class Userfaultfd:
                 raise self._fail(errno.EINVAL, f"{what}: {e.strerror}") from None
         if mode & ~(UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES | UFFDIO_MOVE_MODE_DONTWAKE):
             raise self._fail(errno.EINVAL, f"unknown mode bits {mode:#x}")
-        # move_pages() with per-VMA locks (uffd_move_lock, 6.9+)
-        dv = find_vma(mm, dst)
-        if dv is None:
-            raise self._fail(errno.ENOENT, f"no VMA at dst {dst:#x}")
-        if not dv.shared and dv.anon_vma is None:
-            dv.anon_vma = new_anon_vma()  # anon_vma_prepare(dst_vma)
-        sv = find_vma(mm, src)
-        if sv is None:
-            raise self._fail(errno.ENOENT, f"no VMA at src {src:#x}")
-        if sv.shared or src + length > sv.end:
-            raise self._fail(errno.EINVAL, "src is shared or its VMA ends before src + len")
-        if dv.shared or dst + length > dv.end:
-            raise self._fail(errno.EINVAL, "dst is shared or its VMA ends before dst + len")
-        self._validate_move_areas(sv, dv)
-        return self._move_pages(dst, src, length, bool(mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES))
+        if rules == "6.8":
+            # move_pages() under mmap_lock (adef440691ba): a missing VMA is EINVAL
+            sv, dv = find_vma(mm, src), find_vma(mm, dst)
+            for what, v, at in (("src", sv, src), ("dst", dv, dst)):
+                if v is None or v.shared or at + length > v.end:
+                    raise self._fail(errno.EINVAL, f"no private VMA holds {what} + len")
+            assert sv is not None and dv is not None
+            self._validate_move_areas(sv, dv)
+            if dv.anon_vma is None:
+                dv.anon_vma = new_anon_vma()  # anon_vma_prepare(dst_vma), last in 6.8
+        else:
+            # move_pages() with per-VMA locks (uffd_move_lock, 6.9+)
+            dv = find_vma(mm, dst)
+            if dv is None:
+                raise self._fail(errno.ENOENT, f"no VMA at dst {dst:#x}")
+            if not dv.shared and dv.anon_vma is None:
+                dv.anon_vma = new_anon_vma()  # anon_vma_prepare(dst_vma)
+            sv = find_vma(mm, src)
+            if sv is None:
+                raise self._fail(errno.ENOENT, f"no VMA at src {src:#x}")
+            if sv.shared or src + length > sv.end:
+                raise self._fail(errno.EINVAL, "src is shared or its VMA ends before src + len")
+            if dv.shared or dst + length > dv.end:
+                raise self._fail(errno.EINVAL, "dst is shared or its VMA ends before dst + len")
+            self._validate_move_areas(sv, dv)
+        return self._move_pages(dst, src, length, bool(mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES),
+                                rules == "6.9")  # fmt: skip
 
     def _validate_move_areas(self, sv: Vma, dv: Vma) -> None:
         if sv.prot != dv.prot:
@@ -218,8 +235,10 @@ class Userfaultfd:
         if dv.uffd != self.id:
             raise self._fail(errno.EINVAL, "dst is not registered with this userfaultfd")
 
-    def _move_pages(self, dst: int, src: int, length: int, holes: bool) -> int:
-        """move_pages()' loop, PMD extent by PMD extent; bytes moved."""
+    def _move_pages(self, dst: int, src: int, length: int, holes: bool, zero: bool) -> int:
+        """move_pages()' loop, PMD extent by PMD extent; bytes moved.
+        ``zero``: zero-page PTEs and the huge zero page move (6.9+); before,
+        they are EBUSY (5d4747a6cc8e)."""
         mm = self.mm
         pt, a = mm.tables, mm.arch
         pmd_level = len(a.levels) - 2
@@ -249,6 +268,9 @@ class Userfaultfd:
             dst_pmd_none = dlevel == pmd_level and dentry == 0
             level, entry = pt.entry(src)
             if level == pmd_level and entry & leaf:  # a THP (or the huge zero page)
+                if not zero and entry & _tables.ZERO:
+                    err = errno.EBUSY
+                    break
                 if src % pmd or dst % pmd or end - src < pmd or not dst_pmd_none:
                     # split_huge_pmd, then this address again
                     if not _uffd.split_huge_pmd(pt, mm.tlbs, mm.cpu, src):
@@ -271,7 +293,7 @@ class Userfaultfd:
                 break
             n = min(pmd - src % pmd, pmd - dst % pmd, end - src) >> mm.page_shift
             done, err, st = _uffd.move_pages_pte(pt, mm.tlbs, mm.cpu, dst, src, n, holes, batch,
-                                                 True)  # fmt: skip
+                                                 zero)  # fmt: skip
             stats.add(st)
             src += done << mm.page_shift
             dst += done << mm.page_shift

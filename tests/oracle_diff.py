@@ -41,10 +41,11 @@ def host_thp_sizes() -> dict[int, str]:
 Result = tuple[Any, ...]
 
 
-def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.8",
+def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.17",
              folios: bool = False) -> tuple[list[Result], list[PageState]]:  # fmt: skip
     """The same operations on AddressSpace("x86-64"), in run_ops' terms,
-    with the host's THP settings (``folios``: with each page's folio order)."""
+    with the host's THP settings (``folios``: with each page's folio order),
+    under a policy with the host's (6.9+) UFFDIO_MOVE rules."""
     mm = pt.AddressSpace("x86-64", thp=host_thp_mode(), policy=policy,
                          thp_sizes=host_thp_sizes())  # fmt: skip
     tags: dict[int, int] = {}

@@ -272,3 +272,60 @@ def test_no_stale_translation_when_the_locks_drop(policy: str) -> None:
     st = u.last_move
     assert st is not None and st.counters["unsafe_windows"] == 0
     assert st.flush_ops["ipi"] == (64 if policy == "linux-6.17" else 1)
+
+
+@pytest.mark.parametrize(("features", "policy", "pmds"), [
+    (pt.UFFD_FEATURE_MOVE, "linux-6.17", 0),  # 0cef0bb836e3: PTE by PTE
+    (pt.UFFD_FEATURE_MOVE | pt.UFFD_FEATURE_EVENT_REMAP, "linux-6.17", 2),
+    (pt.UFFD_FEATURE_MOVE, "linux-6.8", 2),  # before the rule
+])  # fmt: skip
+def test_mremap_of_a_registered_vma_moves_no_table_without_remap_events(
+    features: int, policy: str, pmds: int
+) -> None:
+    mm = pt.AddressSpace("x86-64", policy=policy, thp="never")
+    u = mm.userfaultfd(features)
+    mm.mmap(2 * PMD, SRC, flags=FIXED)
+    mm.madvise(SRC, 2 * PMD, pt.MADV_POPULATE_WRITE)
+    u.register(SRC, 2 * PMD, WP)
+    mm.mremap(SRC, 2 * PMD, 2 * PMD, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, DST)
+    st = mm.last_move
+    assert st is not None
+    assert (st.normal_pmds_moved, st.ptes_moved) == (pmds, 0 if pmds else 1024)
+
+
+def test_kernels_before_6_8_have_no_uffdio_move() -> None:
+    mm = pt.AddressSpace("x86-64", policy="linux-5.11")
+    with pytest.raises(OSError) as e:
+        mm.userfaultfd(pt.UFFD_FEATURE_MOVE)  # UFFDIO_API refuses the feature
+    assert e.value.errno == errno.EINVAL
+    u = mm.userfaultfd()
+    mm.mmap(16 * K, SRC, flags=FIXED)
+    with pytest.raises(UffdMoveError) as e:
+        u.move(SRC, SRC, K)
+    assert e.value.errno == errno.EINVAL
+
+
+def test_linux_6_8_rules_differ_from_6_9() -> None:
+    # 6.8 (adef440691ba, 5d4747a6cc8e): a missing VMA is EINVAL, and the
+    # zero page (a PTE, or the huge zero page) is EBUSY; 6.9 moves them
+    for policy, missing, zero_ok in (("linux-6.8", errno.EINVAL, False),
+                                     ("linux-6.17", errno.ENOENT, True)):  # fmt: skip
+        mm, u = pair(policy=policy, populate=pt.MADV_POPULATE_READ)
+        with pytest.raises(UffdMoveError) as e:
+            u.move(DST + M, SRC, K)
+        assert e.value.errno == missing, policy
+        if zero_ok:
+            assert u.move(DST, SRC, 16 * K) == 16 * K
+        else:
+            with pytest.raises(UffdMoveError) as e:
+                u.move(DST, SRC, 16 * K)
+            assert e.value.errno == errno.EBUSY and e.value.move == -errno.EBUSY
+    mm = pt.AddressSpace("x86-64", policy="linux-6.8", thp="always")
+    u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
+    mm.mmap(PMD, SRC, flags=FIXED)
+    mm.mmap(PMD, DST, flags=FIXED)
+    mm.madvise(SRC, PMD, pt.MADV_POPULATE_READ)  # the huge zero page
+    u.register(DST, PMD, WP)
+    with pytest.raises(UffdMoveError) as e:
+        u.move(DST, SRC, PMD)
+    assert e.value.errno == errno.EBUSY
