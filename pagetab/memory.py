@@ -25,7 +25,7 @@ from .vma import VM_HUGEPAGE, VM_NOHUGEPAGE, VM_UFFD_MISSING, Vma, find_vma, new
 if TYPE_CHECKING:
     from .space import AddressSpace
 
-__all__ = ["access", "faultin_range", "populate_vma", "pte_orders", "thp_orders", "thp_window"]
+__all__ = ["access", "fault_orders", "faultin_range", "populate_vma", "thp_orders"]
 
 
 def thp_orders(mm: AddressSpace, v: Vma) -> int:
@@ -49,17 +49,14 @@ def _pmd_order(mm: AddressSpace) -> int:
     return mm.arch.pmd_size.bit_length() - 1 - mm.page_shift
 
 
-def thp_window(mm: AddressSpace, v: Vma) -> tuple[int, int]:
-    """The range of ``v`` where faults may install PMD THPs (the PMD order
-    allowed by thp_orders); (0, 0) when none."""
-    if not thp_orders(mm, v) >> _pmd_order(mm) & 1:
-        return 0, 0
-    return v.start, v.end
-
-
-def pte_orders(mm: AddressSpace, v: Vma) -> int:
-    """The orders alloc_anon_folio may use in ``v``: thp_orders below the PMD's."""
-    return thp_orders(mm, v) & ((1 << _pmd_order(mm)) - 1)
+def fault_orders(mm: AddressSpace, v: Vma) -> tuple[int, int, int]:
+    """What thp_orders allows a fault in ``v``, split as the fault path uses
+    it: (thp_lo, thp_hi), the range where PMD THPs may be installed ((0, 0)
+    when the PMD order is not allowed), and the orders below the PMD's that
+    alloc_anon_folio may use."""
+    orders, pmd = thp_orders(mm, v), _pmd_order(mm)
+    lo, hi = (v.start, v.end) if orders >> pmd & 1 else (0, 0)
+    return lo, hi, orders & ((1 << pmd) - 1)
 
 
 _UFFD_MISSING = (
@@ -73,7 +70,7 @@ def populate_vma(mm: AddressSpace, v: Vma, start: int, end: int, write: bool) ->
     than ``end`` when page-table memory ran out)."""
     if v.flags & VM_UFFD_MISSING:
         raise NotImplementedError(_UFFD_MISSING)
-    lo, hi = thp_window(mm, v)
+    lo, hi, pte_orders = fault_orders(mm, v)
     if v.shared:
         assert v.shm is not None
         reached, _ = mm.tables.populate(
@@ -98,7 +95,7 @@ def populate_vma(mm: AddressSpace, v: Vma, start: int, end: int, write: bool) ->
     mode = _tables.POP_WRITE if write else _tables.POP_READ
     reached, _ = mm.tables.populate(
         start, end, mode, bool(v.prot & PROT_READ), bool(v.prot & PROT_WRITE), lo, hi,
-        orders=pte_orders(mm, v), vm_start=v.start, vm_end=v.end,
+        orders=pte_orders, vm_start=v.start, vm_end=v.end,
     )  # fmt: skip
     return int(reached)
 
@@ -135,14 +132,14 @@ def faultin_range(mm: AddressSpace, addr: int, end: int, write: bool) -> None:
 def _vma_table(mm: AddressSpace) -> dict[str, npt.NDArray[Any]]:
     """The VMAs as arrays for the C fault path."""
     vs = mm._vmas
-    windows = [thp_window(mm, v) for v in vs]
+    faults = [fault_orders(mm, v) for v in vs]
     return {
         "start": np.array([v.start for v in vs], dtype=np.uint64),
         "end": np.array([v.end for v in vs], dtype=np.uint64),
         "prot": np.array([v.prot for v in vs], dtype=np.int64),
-        "thp_lo": np.array([w[0] for w in windows], dtype=np.uint64),
-        "thp_hi": np.array([w[1] for w in windows], dtype=np.uint64),
-        "orders": np.array([pte_orders(mm, v) for v in vs], dtype=np.uint64),
+        "thp_lo": np.array([f[0] for f in faults], dtype=np.uint64),
+        "thp_hi": np.array([f[1] for f in faults], dtype=np.uint64),
+        "orders": np.array([f[2] for f in faults], dtype=np.uint64),
         # faults the C loop hands back to Python: shmem, and userfaultfd MISSING ranges
         "shared": np.array(
             [v.shared or bool(v.flags & VM_UFFD_MISSING) for v in vs], dtype=np.int64
