@@ -20,7 +20,7 @@ import numpy as np
 from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
 from pagetab._tables cimport (
     ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_SOFTDIRTY,
-    E_ZERO, PageTables, pool_index, pool_row,
+    E_ZERO, PageTables, block_foldable, pool_index, pool_row, same_folio_next,
     pt_walk, row_empty,
 )
 from pagetab._tlb cimport (
@@ -422,35 +422,14 @@ cdef inline void contpte_convert(Ctx *x, uint64_t *t, int64_t b, uint64_t addr, 
             t[j] = (t[j] | E_CONT) if set_cont else (t[j] & ~(<uint64_t>E_CONT))
 
 
-cdef inline bint same_folio_next(uint64_t a, uint64_t b) noexcept nogil:
-    """Whether ``b`` maps the page after ``a``'s in the same large folio with
-    the same bits but accessed/dirty/soft-dirty/cont (folio_pte_batch)."""
-    cdef uint64_t ign = E_DIRTY | E_SOFTDIRTY | E_CONT
-    cdef uint64_t o = (a & E_ORDER) >> E_ORDER_SHIFT
-    return (b & E_PRESENT) and ((a ^ b) & (<uint64_t>0xfff) & ~ign) == 0 \
-        and (b >> ADDR_SHIFT) == (a >> ADDR_SHIFT) + 1 \
-        and ((b >> ADDR_SHIFT) >> o) == ((a >> ADDR_SHIFT) >> o)
-
-
 cdef inline void try_fold(Ctx *x, uint64_t *n, int64_t k, int64_t nidx0,
                           uint64_t new_addr) noexcept nogil:
-    """contpte_try_fold after a single set_pte_at of ``n[k]``: the block folds
-    when this is its last entry by address and by frame, and all its
-    entries map one folio's consecutive pages with the same bits."""
-    cdef int64_t c = x.cfg.cont_ptes, b, j
-    cdef uint64_t e = n[k], o
-    if (nidx0 + k) % c != c - 1 or (e >> ADDR_SHIFT) % <uint64_t>c != <uint64_t>(c - 1):
-        return
-    if not (e & E_PRESENT) or (e & (E_CONT | E_ZERO)):
-        return
-    o = (e & E_ORDER) >> E_ORDER_SHIFT
-    if (<uint64_t>1 << o) < <uint64_t>c:
-        return  # the folio does not cover the block
-    b = k - (c - 1)  # may be < 0: the block starts before the extent, in the same table
-    for j in range(b, k):
-        if not same_folio_next(n[j], n[j + 1]):
-            return
-    contpte_convert(x, n, b, new_addr + (<uint64_t>b << x.cfg.page_shift), True, True)
+    """contpte_try_fold after a single set_pte_at of ``n[k]``: when it is the
+    last entry of its block, the block folds if block_foldable."""
+    cdef int64_t c = x.cfg.cont_ptes
+    cdef int64_t b = k - (c - 1)  # may be < 0: the block starts before the extent, in the same table
+    if (nidx0 + k) % c == c - 1 and block_foldable(n, b, <int>c):
+        contpte_convert(x, n, b, new_addr + (<uint64_t>b << x.cfg.page_shift), True, True)
 
 
 cdef inline void move_pte(uint64_t *o, uint64_t *n, int64_t k, int64_t *npresent,

@@ -163,6 +163,34 @@ cdef inline uint64_t* pt_walk(PageTables pt, uint64_t addr, int lev, int64_t row
         lev += 1
 
 
+cdef inline bint same_folio_next(uint64_t a, uint64_t b) noexcept nogil:
+    """Whether PTE ``b`` maps the page after ``a``'s in the same large folio
+    with the same bits but accessed/dirty/soft-dirty/cont (folio_pte_batch)."""
+    cdef uint64_t ign = E_DIRTY | E_SOFTDIRTY | E_CONT
+    cdef uint64_t o = (a & E_ORDER) >> E_ORDER_SHIFT
+    return (b & E_PRESENT) and ((a ^ b) & (<uint64_t>E_FLAGS) & ~ign) == 0 \
+        and (b >> ADDR_SHIFT) == (a >> ADDR_SHIFT) + 1 \
+        and ((b >> ADDR_SHIFT) >> o) == ((a >> ADDR_SHIFT) >> o)
+
+
+cdef inline bint block_foldable(const uint64_t *t, int64_t b, int c) noexcept nogil:
+    """__contpte_try_fold's test for the ``c`` PTEs from ``t[b]`` (a naturally
+    aligned block): not folded yet, and mapping one folio that covers the
+    block, page after page from a block-aligned frame, with the same bits
+    (accessed/dirty/soft-dirty aside)."""
+    cdef uint64_t e = t[b]
+    cdef int64_t j
+    if not (e & E_PRESENT) or (e & (E_CONT | E_ZERO)):
+        return False
+    if (<uint64_t>1 << ((e & E_ORDER) >> E_ORDER_SHIFT)) < <uint64_t>c \
+            or (e >> ADDR_SHIFT) % <uint64_t>c:
+        return False
+    for j in range(b, b + c - 1):
+        if not same_folio_next(t[j], t[j + 1]) or ((t[j] ^ t[j + 1]) & E_CONT):
+            return False
+    return True
+
+
 cdef inline bint row_empty(PageTables pt, int lev, int64_t row) noexcept nogil:
     """Whether table ``row`` of level ``lev`` has no entry at all."""
     cdef uint64_t *t = pool_row(&pt.pools[lev], row)

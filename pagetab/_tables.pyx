@@ -209,25 +209,13 @@ cdef class PageTables:
         consecutive pages with the same bits (contpte_try_fold at a
         single set_pte_at, Linux 6.9+)."""
         cdef int c = self.cont_ptes, b, j
-        cdef uint64_t e, f, o
         if c == 0:
             return
         b = (i0 & ~(c - 1))
-        while b < i1:
-            if b + c > i1:
-                break  # the range does not write this block's last entry
-            e = t[b]
-            o = (e & E_ORDER) >> E_ORDER_SHIFT
-            if (e & E_PRESENT) and not (e & (E_CONT | E_ZERO)) and (<uint64_t>1 << o) >= \
-                    <uint64_t>c and efr(e) % <uint64_t>c == 0:
-                for j in range(b + 1, b + c):
-                    f = t[j]
-                    if efr(f) != efr(e) + <uint64_t>(j - b) or \
-                            ((e ^ f) & <uint64_t>E_FLAGS & ~(<uint64_t>(E_DIRTY | E_SOFTDIRTY))):
-                        break
-                else:
-                    for j in range(b, b + c):
-                        t[j] |= E_CONT
+        while b + c <= i1:  # a block whose last entry the range wrote
+            if block_foldable(t, b, c):
+                for j in range(b, b + c):
+                    t[j] |= E_CONT
             b += c
 
     cdef inline uint64_t alloc_frames(self, uint64_t n) noexcept nogil:
