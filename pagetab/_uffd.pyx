@@ -15,8 +15,8 @@ from libc.string cimport memset
 from pagetab._flush cimport FlushOps, Tlbs, tlb_flush_range
 from pagetab._tlb cimport tlb_count_range
 from pagetab._tables cimport (
-    ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_PRESENT, E_READ, E_SOFTDIRTY, E_WRITE,
-    E_ZERO, PageTables, pt_walk,
+    ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_READ,
+    E_SOFTDIRTY, E_WRITE, E_ZERO, PageTables, pt_walk,
 )
 
 import errno as _errno
@@ -27,6 +27,7 @@ cdef struct uffd_move_stats:
     int64_t zero_ptes_moved      # zero-page PTEs moved (move_zeropage_pte, 6.9+)
     int64_t holes                # src holes counted as moved (UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES)
     int64_t huge_pmds_moved      # move_pages_huge_pmd
+    int64_t huge_pmds_split      # split_huge_pmd of a THP the move could not take whole
     int64_t folios_split         # large folios split (split_folio) before their PTEs moved
     int64_t pte_locks            # double_pt_lock: both PTE locks per moved entry
     int64_t folio_locks          # folio_lock per moved page (one per folio for a batch)
@@ -54,7 +55,7 @@ cdef inline void split_folio_ptes(uint64_t *t, int64_t nent, int64_t k) noexcept
     table that maps one of its pages becomes a small folio's (the folio's
     other pages, if mapped elsewhere, are not searched for)."""
     cdef uint64_t e = t[k]
-    cdef uint64_t o = (e & E_ORDER) >> 8
+    cdef uint64_t o = (e & E_ORDER) >> E_ORDER_SHIFT
     cdef uint64_t head = (e >> ADDR_SHIFT) >> o
     cdef int64_t j
     for j in range(nent):
@@ -191,21 +192,23 @@ def move_pages_huge_pmd(PageTables pt not None, Tlbs tlbs not None, int caller, 
 
 def split_huge_pmd(PageTables pt not None, Tlbs tlbs not None, int caller, uint64_t addr):
     """split_huge_pmd of the PMD leaf mapping ``addr`` (its PTEs map the same
-    folio; the huge entry is flushed, as pmdp_invalidate does). False when
-    table memory runs out; True if there is no PMD leaf there."""
+    folio; the huge entry is flushed, as pmdp_invalidate does). Returns the
+    stats, or None when table memory runs out; no split where there is no
+    PMD leaf."""
     cdef int reached
     cdef int pmd = pt.nlev - 2
     cdef uffd_move_stats st
     cdef uint64_t *slot = pt_walk(pt, addr, 0, 0, pmd, False, &reached, NULL, NULL)
     cdef uint64_t size = <uint64_t>1 << pt.shift[pmd]
-    if reached != pmd or not (slot[0] & E_LEAF):
-        return True
-    if pt.split_leaf(pmd, slot) < 0:
-        return False
     memset(&st, 0, sizeof(st))
+    if reached != pmd or not (slot[0] & E_LEAF):
+        return st
+    if pt.split_leaf(pmd, slot) < 0:
+        return None
+    st.huge_pmds_split = 1
     with nogil:
         flush(tlbs, caller, addr & ~(size - 1), (addr & ~(size - 1)) + size, pt.shift[pmd], &st)
-    return True
+    return st
 
 
 def alloc_table(PageTables pt not None, uint64_t addr, int level):

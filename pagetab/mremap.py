@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 from . import _move
 from .arch import Arch
 from .argcheck import U64, as_uint
-from .constants import MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE, UFFD_FEATURE_EVENT_REMAP
+from .constants import MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE
 from .policy import Policy
 from .stats import MoveStats
-from .userfaultfd import mremap_userfaultfd_prep
+from .userfaultfd import mremap_userfaultfd_prep, vma_has_uffd_without_event_remap
 from .vma import (
     Vma,
     do_vmi_munmap,
@@ -338,16 +338,11 @@ def move_whole_vma(mm: AddressSpace, addr: int, length: int, new_addr: int,
 
 
 def _uffd_without_remap(mm: AddressSpace, old: Vma, new: Vma) -> bool:
-    """uffd_supports_page_table_move() is false: the policy checks it and
-    either VMA has a userfaultfd without UFFD_FEATURE_EVENT_REMAP
-    (vma_has_uffd_without_event_remap)."""
-    if not mm.policy.uffd_table_move_check:
-        return False
-    for v in (old, new):
-        ctx = mm._userfaultfds.get(v.uffd) if v.uffd else None
-        if ctx is not None and not ctx.features & UFFD_FEATURE_EVENT_REMAP:
-            return True
-    return False
+    """!uffd_supports_page_table_move(): the policy checks it and either VMA
+    has a userfaultfd without UFFD_FEATURE_EVENT_REMAP."""
+    return mm.policy.uffd_table_move_check and (
+        vma_has_uffd_without_event_remap(mm, old) or vma_has_uffd_without_event_remap(mm, new)
+    )
 
 
 def _try_realign(mm: AddressSpace, st: MoveStats) -> None:

@@ -147,8 +147,8 @@ class Userfaultfd:
     def _relabel(self, start: int, end: int, ident: int, flags: int) -> None:
         """vma_modify_flags_uffd over the VMAs of [start, end)."""
         mm = self.mm
-        first = max(start, next(overlapping(mm, start, end)).start)
-        last = min(end, list(overlapping(mm, start, end))[-1].end)
+        vmas = list(overlapping(mm, start, end))
+        first, last = max(start, vmas[0].start), min(end, vmas[-1].end)
         split_vma(mm, first)
         split_vma(mm, last)
         for v in overlapping(mm, first, last):
@@ -273,11 +273,11 @@ class Userfaultfd:
                     break
                 if src % pmd or dst % pmd or end - src < pmd or not dst_pmd_none:
                     # split_huge_pmd, then this address again
-                    if not _uffd.split_huge_pmd(pt, mm.tlbs, mm.cpu, src):
+                    split = _uffd.split_huge_pmd(pt, mm.tlbs, mm.cpu, src)
+                    if split is None:
                         err = errno.ENOMEM
                         break
-                    stats.counters["huge_pmds_split"] = stats.counters.get("huge_pmds_split",
-                                                                           0) + 1  # fmt: skip
+                    stats.add(split)
                     continue
                 stats.add(_uffd.move_pages_huge_pmd(pt, mm.tlbs, mm.cpu, dst, src))
                 src, dst, moved = src + pmd, dst + pmd, moved + pmd
@@ -320,9 +320,14 @@ def mremap_userfaultfd_prep(mm: AddressSpace, new: Vma, old_start: int, new_star
     registration (userfaultfd_reset_ctx)."""
     if not new.uffd:
         return
-    ctx = mm._userfaultfds.get(new.uffd)
-    if ctx is not None and ctx.features & UFFD_FEATURE_EVENT_REMAP:
-        ctx.pending_events.append((old_start, new_start, length))
+    if not vma_has_uffd_without_event_remap(mm, new):
+        mm._userfaultfds[new.uffd].pending_events.append((old_start, new_start, length))
         return
-    new.uffd = 0
+    new.uffd = 0  # userfaultfd_reset_ctx
     new.flags &= ~VM_UFFD_FLAGS
+
+
+def vma_has_uffd_without_event_remap(mm: AddressSpace, v: Vma) -> bool:
+    """Whether ``v`` is registered with a userfaultfd that lacks
+    UFFD_FEATURE_EVENT_REMAP (include/linux/userfaultfd_k.h)."""
+    return bool(v.uffd) and not mm._userfaultfds[v.uffd].features & UFFD_FEATURE_EVENT_REMAP
