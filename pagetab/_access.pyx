@@ -113,13 +113,13 @@ cdef inline int walk_leaf(PageTables pt, TlbState *s, int cpu, uint64_t addr, ui
     return -1
 
 
-cdef inline uint64_t leaf_frame(PageTables pt, uint64_t e, int cls, uint64_t addr) noexcept nogil:
-    cdef int sh
+cdef inline uint64_t leaf_frame(PageTables pt, uint64_t e, int level, uint64_t addr) noexcept nogil:
+    """The frame of ``addr``'s page in the leaf ``e`` at ``level``: a PTE
+    (of a contiguous block too) maps exactly its page, a huge leaf its
+    head frame and the pages after it."""
+    cdef int sh = pt.shift[level]
     if e & E_ZERO:
         return 0
-    if cls == CLS_CONT:
-        return e >> ADDR_SHIFT  # the PTE maps this very page
-    sh = pt.shift[pt.nlev - 1 - cls]
     return (e >> ADDR_SHIFT) + ((addr & (((<uint64_t>1) << sh) - 1)) >> pt.shift[pt.nlev - 1])
 
 
@@ -220,7 +220,7 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, Vma
             cls = walk_leaf(pt, s, cpu, addr, slot, reached, &e, &steps, c)
             walk_steps += steps
             if cls >= 0 and (e & E_READ) and (not write or (e & E_WRITE)):
-                insert_inline(s, cpu, addr, cls, leaf_frame(pt, e, cls, addr), (e & E_WRITE) != 0)
+                insert_inline(s, cpu, addr, cls, leaf_frame(pt, e, reached, addr), (e & E_WRITE) != 0)
                 if cls > 0:
                     base_only = False
                 break
