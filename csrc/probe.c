@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +38,9 @@
 #endif
 #ifndef MREMAP_FIXED
 #define MREMAP_FIXED 2
+#endif
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
 #endif
 
 #define PROBE_TAG 0x7061676574616200ULL /* "pagetab" */
@@ -302,3 +307,106 @@ static void probe_spin_stop(void)
     probe_spin_n = 0;
 }
 
+
+/*
+ * userfaultfd's ABI (include/uapi/linux/userfaultfd.h), spelled out so the
+ * probe builds with headers older than UFFDIO_MOVE (6.8).
+ */
+struct probe_uffdio_api { uint64_t api, features, ioctls; };
+struct probe_uffdio_register { uint64_t start, len, mode, ioctls; };
+struct probe_uffdio_move { uint64_t dst, src, len, mode; int64_t move; };
+#define PROBE_UFFD_API 0xAAULL
+#define PROBE_UFFD_USER_MODE_ONLY 1
+#define PROBE_UFFD_FEATURE_MOVE (1ULL << 10)
+#define PROBE_UFFDIO_API 0xC018AA3FUL      /* _IOWR(0xAA, 0x3F, 24 bytes) */
+#define PROBE_UFFDIO_REGISTER 0xC020AA00UL /* _IOWR(0xAA, 0x00, 32 bytes) */
+#define PROBE_UFFDIO_MOVE 0xC028AA05UL     /* _IOWR(0xAA, 0x05, 40 bytes) */
+#define PROBE_UFFDIO_REGISTER_MODE_MISSING 1ULL
+
+/*
+ * A userfaultfd with UFFD_FEATURE_MOVE: the fd or -errno. Without
+ * CAP_SYS_PTRACE and vm.unprivileged_userfaultfd=0 only a user-mode-only
+ * one is allowed, which is enough: the probe's moves never fault.
+ */
+static int probe_uffd_open(void)
+{
+#ifdef __NR_userfaultfd
+    int fd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0 && (errno == EPERM || errno == EACCES))
+        fd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK | PROBE_UFFD_USER_MODE_ONLY);
+    if (fd < 0)
+        return -errno;
+    struct probe_uffdio_api api = { PROBE_UFFD_API, PROBE_UFFD_FEATURE_MOVE, 0 };
+    if (ioctl(fd, PROBE_UFFDIO_API, &api)) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+#else
+    return -ENOSYS;
+#endif
+}
+
+/*
+ * One compaction cycle as a userfaultfd GC does it, on the region `moving`
+ * (mapped and written by probe_map(moving, len, POP_WRITE)):
+ * mremap(MAYMOVE|FIXED|DONTUNMAP) of it to `from`, UFFDIO_REGISTER (MISSING)
+ * of the emptied `moving`, then UFFDIO_MOVE of each run: runs[3i] pages
+ * into `from`, runs[3i + 1] into `moving`, runs[3i + 2] pages long.
+ * ns[0] = the mremap, ns[1] = every UFFDIO_MOVE (one clock around the
+ * loop, so n calls add no 2n clock reads), ns[2] = pages moved whose tag
+ * is not the one written at their source (must be 0). 0 or -errno.
+ */
+static int probe_gc_cycle(uintptr_t moving, uintptr_t from, size_t len, const int64_t *runs,
+                          int64_t n, int64_t *ns)
+{
+    long psz = sysconf(_SC_PAGESIZE);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    void *r = mremap((void *)moving, len, len,
+                     MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, (void *)from);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    if (r == MAP_FAILED)
+        return -errno;
+    ns[0] = (int64_t)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+    int fd = probe_uffd_open();
+    if (fd < 0)
+        return fd;
+    struct probe_uffdio_register reg = { moving, len, PROBE_UFFDIO_REGISTER_MODE_MISSING, 0 };
+    if (ioctl(fd, PROBE_UFFDIO_REGISTER, &reg)) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    int rc = 0;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int64_t i = 0; i < n; i++) {
+        struct probe_uffdio_move m = {
+            moving + (uint64_t)runs[3 * i + 1] * (uint64_t)psz,
+            from + (uint64_t)runs[3 * i] * (uint64_t)psz,
+            (uint64_t)runs[3 * i + 2] * (uint64_t)psz, 0, 0 };
+        if (ioctl(fd, PROBE_UFFDIO_MOVE, &m)) {
+            rc = -errno;
+            break;
+        }
+        if (m.move != (int64_t)m.len) {
+            rc = -EIO;
+            break;
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    close(fd);
+    if (rc)
+        return rc;
+    ns[1] = (int64_t)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t k = 0; k < runs[3 * i + 2]; k++) {
+            uintptr_t at = moving + (uint64_t)(runs[3 * i + 1] + k) * (uint64_t)psz;
+            if (*(volatile uint64_t *)at != page_tag(moving, (size_t)(runs[3 * i] + k)))
+                bad++;
+        }
+    ns[2] = bad;
+    return 0;
+}

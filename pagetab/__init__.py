@@ -5,6 +5,7 @@ See README.md for the two commands that install and run it, the public API
 """
 
 from .arch import Arch, Cost, FlushRules, Level, TlbArraySpec, TlbSpec, arch, archs
+from .compaction import GcResult, GcResults, compare_gc, gc_moves, run_gc
 from .constants import *  # noqa: F403  (Linux's constants, by their Linux names)
 from .constants import ZERO_FRAME
 from .experiment import MoveResult, Results, compare, run_move, sweep
@@ -22,6 +23,8 @@ __all__ = [
     "Arch",
     "Cost",
     "FlushRules",
+    "GcResult",
+    "GcResults",
     "InvariantError",
     "Level",
     "MoveResult",
@@ -33,8 +36,11 @@ __all__ = [
     "arch",
     "archs",
     "compare",
+    "compare_gc",
+    "gc_moves",
     "policies",
     "policy",
+    "run_gc",
     "run_move",
     "sweep",
 ]

@@ -197,6 +197,8 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, Vma
         cls = lookup_level(s, cpu, 1, addr, write, base_only, &frame, &writable)
         if cls >= 0:
             l1_hits += 1
+            if write:
+                pt.mark_written(frame)
             continue
         wp = cls == -2
         if not wp:
@@ -204,6 +206,8 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, Vma
             if cls >= 0:
                 l2_hits += 1
                 tlb_insert_level(s, cpu, 1, addr, cls, frame, writable)
+                if write:
+                    pt.mark_written(frame)
                 continue
             wp = cls == -2
         if wp:
@@ -220,7 +224,10 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, Vma
             cls = walk_leaf(pt, s, cpu, addr, slot, reached, &e, &steps, c)
             walk_steps += steps
             if cls >= 0 and (e & E_READ) and (not write or (e & E_WRITE)):
-                insert_inline(s, cpu, addr, cls, leaf_frame(pt, e, reached, addr), (e & E_WRITE) != 0)
+                frame = leaf_frame(pt, e, reached, addr)
+                insert_inline(s, cpu, addr, cls, frame, (e & E_WRITE) != 0)
+                if write:
+                    pt.mark_written(frame)
                 if cls > 0:
                     base_only = False
                 break

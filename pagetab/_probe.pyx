@@ -3,6 +3,7 @@
 
 from libc.stdint cimport int64_t, uint64_t, uintptr_t
 from libc.stdlib cimport free, malloc
+from posix.unistd cimport close
 
 cdef extern from "probe.c":
     int POP_NONE, POP_ZERO, POP_WRITE, POP_THP
@@ -18,6 +19,9 @@ cdef extern from "probe.c":
     int probe_pin_self(int cpu) nogil
     int probe_spin_start(int n, const int *cpus) nogil
     void probe_spin_stop() nogil
+    int probe_uffd_open() nogil
+    int probe_gc_cycle(uintptr_t moving, uintptr_t src, size_t length, const int64_t *runs,
+                       int64_t n, int64_t *ns) nogil
 
 POPULATE = {"none": POP_NONE, "zero": POP_ZERO, "write": POP_WRITE, "thp": POP_THP}
 
@@ -126,3 +130,32 @@ def spin_stop():
     with nogil:
         probe_spin_stop()
 
+
+
+def uffd_check():
+    """0 if a userfaultfd with UFFD_FEATURE_MOVE can be opened here, else
+    the errno that refused it."""
+    cdef int fd = probe_uffd_open()
+    if fd < 0:
+        return -fd
+    close(fd)
+    return 0
+
+
+def gc_cycle(uintptr_t moving, uintptr_t src, size_t length, const int64_t[:, ::1] runs):
+    """mremap(DONTUNMAP) of ``moving`` to ``src``, then UFFDIO_MOVE of each
+    run (src page, dst page, pages) back: (mremap ns, moves ns, bad pages)."""
+    cdef int64_t ns[3]
+    cdef int rc
+    cdef int64_t n = runs.shape[0]
+    cdef const int64_t *p = NULL
+    if runs.shape[1] != 3:
+        raise ValueError("runs must have 3 columns (src page, dst page, pages)")
+    if n:
+        p = &runs[0, 0]
+    ns[0] = ns[1] = ns[2] = 0
+    with nogil:
+        rc = probe_gc_cycle(moving, src, length, p, n, ns)
+    if rc < 0:
+        raise OSError(-rc, "probe: the compaction cycle failed")
+    return ns[0], ns[1], ns[2]

@@ -21,7 +21,7 @@ docs of pagetab._tables):
 A table pointer is E_PRESENT | row << 12 (and never E_LEAF). Zero is none.
 """
 
-from libc.stdint cimport int8_t, int64_t, uint64_t
+from libc.stdint cimport int8_t, int64_t, uint8_t, uint64_t
 
 cdef enum:
     E_PRESENT = 1
@@ -94,6 +94,14 @@ cdef class PageTables:
     cdef int64_t tables_freed
     cdef public int cont_ptes          # arm64 contpte: PTEs per block folded by faults; 0 none
     cdef public int64_t contpte_unfolds  # blocks unfolded by zap and change_prot
+    # Page contents as far as the kernel looks at them: bit f set once a
+    # store wrote frame f (a fault alone leaves a page zero-filled). A
+    # folio split maps never-written subpages to the shared zero page
+    # (b1f202060afe, 6.12). written_lost: the bitmap could not grow, every
+    # frame counts as written.
+    cdef uint8_t *written
+    cdef uint64_t written_bytes
+    cdef bint written_lost
 
     cdef inline uint64_t* row_ptr(self, int lev, int64_t row) noexcept nogil
     cdef int64_t alloc_row(self, int lev) noexcept nogil
@@ -104,6 +112,8 @@ cdef class PageTables:
     cdef inline int index(self, int lev, uint64_t addr) noexcept nogil
     cdef inline uint64_t alloc_frames(self, uint64_t n) noexcept nogil
     cdef int64_t split_leaf(self, int lev, uint64_t *slot) noexcept nogil
+    cdef void mark_written(self, uint64_t frame) noexcept nogil
+    cdef bint is_written(self, uint64_t frame) noexcept nogil
     cdef void unfold_edges(self, uint64_t *t, int i0, int i1) noexcept nogil
     cdef void fold_blocks(self, uint64_t *t, int i0, int i1) noexcept nogil
     cdef uint64_t _populate(self, uint64_t start, uint64_t end, const fault_ctx *ctx,

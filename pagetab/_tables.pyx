@@ -9,7 +9,7 @@ passes ranges in and gets counts or numpy arrays back.
 
 cimport numpy as cnp
 from cpython.ref cimport Py_INCREF
-from libc.stdint cimport int8_t, int64_t, uint64_t
+from libc.stdint cimport int8_t, int64_t, uint8_t, uint64_t
 from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memcpy, memset
 
@@ -112,6 +112,7 @@ cdef class PageTables:
                 pt_chunk_free(self.pools[l].chunks[c], self.chunk_bytes(l))
             free(self.pools[l].chunks)
             free(self.pools[l].freelist)
+        free(self.written)
 
     # ------------------------------------------------------------------
     # rows
@@ -259,6 +260,58 @@ cdef class PageTables:
             t[i] = flags | ((base + i * step) << ADDR_SHIFT)
         slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
         return row
+
+    # ------------------------------------------------------------------
+    # page contents: written or still zero-filled
+
+    cdef void mark_written(self, uint64_t frame) noexcept nogil:
+        """A store wrote ``frame`` (grows the bitmap; if it cannot, every
+        frame counts as written from then on)."""
+        cdef uint64_t need = (frame >> 3) + 1, n
+        cdef uint8_t *w
+        if need > self.written_bytes:
+            n = self.written_bytes * 2
+            if n < need:
+                n = need
+            if n < 4096:
+                n = 4096
+            w = <uint8_t*>realloc(self.written, n)
+            if w == NULL:
+                self.written_lost = True
+                return
+            memset(w + self.written_bytes, 0, n - self.written_bytes)
+            self.written = w
+            self.written_bytes = n
+        self.written[frame >> 3] |= <uint8_t>(1 << (frame & 7))
+
+    cdef bint is_written(self, uint64_t frame) noexcept nogil:
+        if self.written_lost:
+            return True
+        if (frame >> 3) >= self.written_bytes:
+            return False
+        return (self.written[frame >> 3] >> (frame & 7)) & 1
+
+    def written_frames(self):
+        """The frames a store has written, ascending (a numpy int64 array)."""
+        cdef cnp.npy_intp n = <cnp.npy_intp>self.written_bytes
+        if self.written_lost:
+            raise MemoryError("the written-page bitmap could not grow")
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        bits = np.unpackbits(np.frombuffer((<char*>self.written)[:n], dtype=np.uint8),
+                             bitorder="little")
+        return np.flatnonzero(bits).astype(np.int64)
+
+    def write_frames(self, frames):
+        """Mark ``frames`` written, as stores to them would."""
+        cdef int64_t f
+        for f in np.asarray(frames, dtype=np.int64).tolist():
+            if f <= 0 or <uint64_t>f >= self.next_frame:
+                raise ValueError(f"frame {f} was never allocated (1..{self.next_frame - 1})")
+        for f in np.asarray(frames, dtype=np.int64).tolist():
+            self.mark_written(<uint64_t>f)
+        if self.written_lost:
+            raise MemoryError("the written-page bitmap could not grow")
 
     # ------------------------------------------------------------------
     # populate (the fault path of MADV_POPULATE_*, MAP_POPULATE, access)
@@ -633,6 +686,7 @@ cdef class PageTables:
         cdef int64_t r
         cdef uint64_t[:, ::1] v
         out = {"next_frame": np.array([self.next_frame], dtype=np.uint64),
+               "written": self.written_frames(),
                "nent": np.array([self.pools[l].nent for l in range(self.nlev)], dtype=np.int64),
                "shift": np.array([self.shift[l] for l in range(self.nlev)], dtype=np.int64)}
         for l in range(self.nlev):
@@ -692,6 +746,8 @@ cdef class PageTables:
                 self.pools[l].live = hw - free_rows.size
                 self.pools[l].peak = self.pools[l].live
             self.next_frame = int(np.asarray(data["next_frame"])[0])
+            # saves before page contents were tracked have no "written"
+            self.write_frames(data["written"] if "written" in data else ())
         finally:
             self.limit_bytes = limit
         self.tables_freed = 0

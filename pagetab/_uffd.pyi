@@ -1,21 +1,31 @@
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from pagetab._flush import Tlbs
 from pagetab._tables import PageTables
 
-def move_pages_pte(
+NEED_SPLIT: int
+
+def move_calls(
     pt: PageTables,
     tlbs: Tlbs,
     caller: int,
-    dst: int,
-    src: int,
-    npages: int,
+    calls: npt.NDArray[np.uint64],
+    first: int,
+    offset: int,
+    stop: int,
     allow_holes: bool,
     batch: bool,
     move_zero: bool,
-) -> tuple[int, int, dict[str, Any]]: ...
-def move_pages_huge_pmd(
-    pt: PageTables, tlbs: Tlbs, caller: int, dst: int, src: int
+) -> tuple[int, int, int, dict[str, Any]]: ...
+def split_folio(
+    pt: PageTables,
+    tlbs: Tlbs,
+    caller: int,
+    addrs: npt.NDArray[np.uint64],
+    head: int,
+    order: int,
+    zero_unused: bool,
 ) -> dict[str, Any]: ...
-def split_huge_pmd(pt: PageTables, tlbs: Tlbs, caller: int, addr: int) -> dict[str, Any] | None: ...
-def alloc_table(pt: PageTables, addr: int, level: int) -> bool: ...

@@ -1,12 +1,17 @@
 # cython: language_level=3
-"""UFFDIO_MOVE's per-entry work (mm/userfaultfd.c move_pages_pte,
-move_present_pte, move_zeropage_pte; mm/huge_memory.c move_pages_huge_pmd).
+"""UFFDIO_MOVE below the VMA checks (mm/userfaultfd.c move_pages's loop,
+move_pages_pte, move_present_pte(s), move_zeropage_pte; mm/huge_memory.c
+move_pages_huge_pmd, split_huge_pmd; split_folio's remap).
 
-``userfaultfd.py`` walks the range PMD by PMD as move_pages() does and calls
-these for the entries; they move entries without Python objects, with the
-GIL released, and flush as the policy says: one ptep_clear_flush per moved
-page (Linux 6.8), or one flush_tlb_range per run of present pages within a
-page table (the 2025 batching, <20250816191123.3601561-1-lokeshgidra@google.com>).
+``move_pages`` walks the range PMD by PMD as the kernel's move_pages() does,
+allocating tables, moving whole THPs or splitting them, and moving PTEs,
+without Python objects and with the GIL released. It flushes as the policy
+says: one ptep_clear_flush per moved page (6.8-6.17), or one
+flush_tlb_range per batch of present small folios within a page table
+(50944692052b "userfaultfd: opportunistic TLB-flush batching for present
+pages in MOVE", Linux 6.18; <20250816191123.3601561-1-lokeshgidra@google.com>).
+A large folio stops it: ``userfaultfd.py`` finds the folio's pages through
+the VMAs (the rmap walk) and ``split_folio`` splits it, then the move goes on.
 """
 
 from libc.stdint cimport int64_t, uint64_t
@@ -29,9 +34,10 @@ cdef struct uffd_move_stats:
     int64_t huge_pmds_moved      # move_pages_huge_pmd
     int64_t huge_pmds_split      # split_huge_pmd of a THP the move could not take whole
     int64_t folios_split         # large folios split (split_folio) before their PTEs moved
-    int64_t pte_locks            # double_pt_lock: both PTE locks per moved entry
-    int64_t folio_locks          # folio_lock per moved page (one per folio for a batch)
-    int64_t anon_vma_locks       # anon_vma_lock_write per moved folio
+    int64_t zero_remaps          # split_folio: never-written subpages mapped to the zero page
+    int64_t pte_locks            # double_pt_lock: both PTE locks per moved entry, or per batch
+    int64_t folio_locks          # folio_lock (trylock in a batch) per moved page
+    int64_t anon_vma_locks       # anon_vma_lock_write per moved page, or per batch
     int64_t flush_calls          # ptep_clear_flush / flush_tlb_range calls
     int64_t unsafe_windows       # translations of moved pages still cached when the PTE locks dropped
     FlushOps flush_ops           # the arch's flush instructions
@@ -50,177 +56,258 @@ cdef inline void flush_run(Tlbs tlbs, int caller, uint64_t lo, uint64_t hi, int 
     st.unsafe_windows += tlb_count_range(&tlbs.s, lo, hi)
 
 
-cdef inline void split_folio_ptes(uint64_t *t, int64_t nent, int64_t k) noexcept nogil:
-    """split_folio of the large folio mapped at ``t[k]``: every PTE of this
-    table that maps one of its pages becomes a small folio's (the folio's
-    other pages, if mapped elsewhere, are not searched for)."""
-    cdef uint64_t e = t[k]
-    cdef uint64_t o = (e & E_ORDER) >> E_ORDER_SHIFT
-    cdef uint64_t head = (e >> ADDR_SHIFT) >> o
-    cdef int64_t j
-    for j in range(nent):
-        if (t[j] & E_PRESENT) and not (t[j] & E_ZERO) and (t[j] & E_ORDER) == (e & E_ORDER) \
-                and ((t[j] >> ADDR_SHIFT) >> o) == head:
-            t[j] &= ~(<uint64_t>(E_ORDER | E_CONT))
+cdef enum:
+    # move_pages_pte's result when the source page belongs to a large folio:
+    # split_folio first (the kernel splits and retries)
+    _NEED_SPLIT = -1
+
+NEED_SPLIT = _NEED_SPLIT
 
 
-def move_pages_pte(PageTables pt not None, Tlbs tlbs not None, int caller, uint64_t dst,
-                   uint64_t src, int64_t npages, bint allow_holes, bint batch, bint move_zero):
-    """Move ``npages`` PTEs from ``src`` to ``dst``, both inside one PTE table
-    each (the caller's extent), in order, stopping at the first error.
+cdef int move_pages_pte(PageTables pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t src,
+                        int64_t npages, bint allow_holes, bint batch, bint move_zero,
+                        uffd_move_stats *st, int64_t *done) noexcept nogil:
+    """Move up to ``npages`` PTEs from ``src`` to ``dst`` (each inside one
+    PTE table, which exists), in order; ``done`` gets the pages done.
 
-    Returns (pages done, errno or 0, stats): EEXIST where the destination
-    PTE is not none (checked first), ENOENT at a source hole without
+    Returns 0, or the reason it stopped: EEXIST where the destination PTE
+    is not none (checked first), ENOENT at a source hole without
     ``allow_holes`` (with it the hole counts as moved), EBUSY at a
-    zero-page PTE before 6.9 (``move_zero`` false). Moved present PTEs
-    become dirty and writable (pte_mkdirty(pte_mkwrite(mk_pte(page,
-    dst_vma->vm_page_prot)))); a large folio is split first."""
-    cdef uffd_move_stats st
-    cdef int reached
+    zero-page PTE before 6.9 (``move_zero`` false), NEED_SPLIT at a page
+    of a large folio. Moved present PTEs become dirty and writable
+    (pte_mkdirty(pte_mkwrite(mk_pte(page, dst_vma->vm_page_prot)))).
+
+    Per page (``batch`` false): both PTE locks, the folio lock, the
+    anon_vma lock and a ptep_clear_flush for each. Batched (6.18
+    move_present_ptes): the locks of the first page held for the batch, a
+    folio_trylock per page, one flush_tlb_range before the PTE locks drop;
+    a hole, a zero-page PTE, a large folio or the table's end ends it."""
     cdef int pte = pt.nlev - 1
     cdef int shift = pt.shift[pte]
-    cdef int64_t nent = pt.pools[pte].nent
-    cdef uint64_t *d
-    cdef uint64_t *s
-    cdef int64_t k = 0, run_start = -1, i0
+    cdef int reached
+    cdef uint64_t *d = pt_walk(pt, dst, 0, 0, pte, False, &reached, NULL, NULL)
+    cdef uint64_t *s = pt_walk(pt, src, 0, 0, pte, False, &reached, NULL, NULL)
+    cdef int64_t k = 0, run_start = -1
     cdef uint64_t e
     cdef int err = 0
-    memset(&st, 0, sizeof(st))
-    d = pt_walk(pt, dst, 0, 0, pte, False, &reached, NULL, NULL)
-    if reached != pte:
-        raise ValueError("move_pages_pte: no destination PTE table")
-    s = pt_walk(pt, src, 0, 0, pte, False, &reached, NULL, NULL)
-    if reached != pte:
-        raise ValueError("move_pages_pte: no source PTE table")
-    i0 = <int64_t>((src >> shift) & <uint64_t>(nent - 1))
-    if npages < 0 or i0 + npages > nent \
-            or <int64_t>((dst >> shift) & <uint64_t>(nent - 1)) + npages > nent:
-        raise ValueError("move_pages_pte: the range leaves a page table")
-    with nogil:
-        while k < npages:
-            if d[k] != 0:
-                err = _EEXIST
+    while k < npages:
+        if d[k] != 0:
+            err = _EEXIST
+            break
+        e = s[k]
+        if e == 0 or (e & E_ZERO) or (e & E_ORDER):
+            # each ends a batch
+            if run_start >= 0:
+                flush_run(tlbs, caller, src + (<uint64_t>run_start << shift),
+                          src + (<uint64_t>k << shift), shift, st)
+                run_start = -1
+        if e == 0:
+            if not allow_holes:
+                err = _ENOENT
                 break
-            e = s[k]
-            if e == 0:
-                if not allow_holes:
-                    err = _ENOENT
-                    break
-                st.holes += 1
-                if run_start >= 0:
-                    flush_run(tlbs, caller, src + (<uint64_t>run_start << shift),
-                              src + (<uint64_t>k << shift), shift, &st)
-                    run_start = -1
-                k += 1
-                continue
-            if e & E_ZERO:
-                if not move_zero:
-                    err = _EBUSY
-                    break
-                # move_zeropage_pte: a zero-page PTE with the destination's
-                # protection, and the source cleared and flushed
-                if run_start >= 0:
-                    flush_run(tlbs, caller, src + (<uint64_t>run_start << shift),
-                              src + (<uint64_t>k << shift), shift, &st)
-                    run_start = -1
-                st.pte_locks += 2
-                d[k] = E_PRESENT | E_READ | E_ZERO
-                s[k] = 0
-                flush_run(tlbs, caller, src + (<uint64_t>k << shift),
-                          src + (<uint64_t>(k + 1) << shift), shift, &st)
-                st.zero_ptes_moved += 1
-                k += 1
-                continue
-            if e & E_ORDER:
-                split_folio_ptes(s - i0, nent, i0 + k)
-                st.folios_split += 1
-                e = s[k]
-            # move_present_pte under both PTE locks, the folio and anon_vma locked
-            st.pte_locks += 2
-            st.folio_locks += 1
-            st.anon_vma_locks += 1
-            d[k] = (e & ~(<uint64_t>(E_CONT | E_SOFTDIRTY))) | E_READ | E_WRITE | E_DIRTY
-            s[k] = 0
-            st.ptes_moved += 1
-            if batch:
-                if run_start < 0:
-                    run_start = k
-            else:
-                flush(tlbs, caller, src + (<uint64_t>k << shift),
-                      src + (<uint64_t>(k + 1) << shift), shift, &st)
-                # double_pt_unlock: any CPU still caching the old translation?
-                st.unsafe_windows += tlb_count_range(&tlbs.s, src + (<uint64_t>k << shift),
-                                                     src + (<uint64_t>(k + 1) << shift))
+            st.holes += 1
             k += 1
-        if run_start >= 0:
-            flush_run(tlbs, caller, src + (<uint64_t>run_start << shift),
-                      src + (<uint64_t>k << shift), shift, &st)
-    return k, err, st
-
-
-def move_pages_huge_pmd(PageTables pt not None, Tlbs tlbs not None, int caller, uint64_t dst,
-                        uint64_t src):
-    """Move the PMD leaf (a THP or the huge zero page) at ``src`` to the empty
-    PMD slot at ``dst`` (both PMD aligned): the THP becomes dirty and
-    writable there, the source is cleared and flushed
-    (pmdp_huge_clear_flush). Returns the stats."""
-    cdef uffd_move_stats st
-    cdef int reached
-    cdef int pmd = pt.nlev - 2
-    cdef uint64_t *s
-    cdef uint64_t *d
-    cdef uint64_t e
-    memset(&st, 0, sizeof(st))
-    s = pt_walk(pt, src, 0, 0, pmd, False, &reached, NULL, NULL)
-    if reached != pmd or not (s[0] & E_LEAF):
-        raise ValueError("move_pages_huge_pmd: no PMD leaf at the source")
-    d = pt_walk(pt, dst, 0, 0, pmd, False, &reached, NULL, NULL)
-    if reached != pmd or d[0] != 0:
-        raise ValueError("move_pages_huge_pmd: the destination PMD slot is not empty")
-    e = s[0]
-    d[0] = e if (e & E_ZERO) else (e | E_READ | E_WRITE | E_DIRTY)
-    s[0] = 0
-    st.huge_pmds_moved += 1
-    st.pte_locks += 2
-    if not (e & E_ZERO):
+            continue
+        if e & E_ZERO:
+            if not move_zero:
+                err = _EBUSY
+                break
+            # move_zeropage_pte: a zero-page PTE with the destination's
+            # protection, the source cleared by ptep_clear_flush
+            st.pte_locks += 2
+            d[k] = E_PRESENT | E_READ | E_ZERO
+            s[k] = 0
+            flush_run(tlbs, caller, src + (<uint64_t>k << shift),
+                      src + (<uint64_t>(k + 1) << shift), shift, st)
+            st.zero_ptes_moved += 1
+            k += 1
+            continue
+        if e & E_ORDER:
+            err = _NEED_SPLIT
+            break
+        # move_present_pte under both PTE locks, the folio and anon_vma locked
         st.folio_locks += 1
-        st.anon_vma_locks += 1
-    with nogil:
-        flush_run(tlbs, caller, src, src + (<uint64_t>1 << pt.shift[pmd]), pt.shift[pmd], &st)
-    return st
+        if not batch or run_start < 0:
+            st.pte_locks += 2
+            st.anon_vma_locks += 1
+        d[k] = (e & ~(<uint64_t>(E_CONT | E_SOFTDIRTY))) | E_READ | E_WRITE | E_DIRTY
+        s[k] = 0
+        st.ptes_moved += 1
+        if batch:
+            if run_start < 0:
+                run_start = k
+        else:
+            # ptep_clear_flush, then double_pt_unlock
+            flush_run(tlbs, caller, src + (<uint64_t>k << shift),
+                      src + (<uint64_t>(k + 1) << shift), shift, st)
+        k += 1
+    if run_start >= 0:
+        flush_run(tlbs, caller, src + (<uint64_t>run_start << shift),
+                  src + (<uint64_t>k << shift), shift, st)
+    done[0] = k
+    return err
 
 
-def split_huge_pmd(PageTables pt not None, Tlbs tlbs not None, int caller, uint64_t addr):
-    """split_huge_pmd of the PMD leaf mapping ``addr`` (its PTEs map the same
-    folio; the huge entry is flushed, as pmdp_invalidate does). Returns the
-    stats, or None when table memory runs out; no split where there is no
-    PMD leaf."""
-    cdef int reached
-    cdef int pmd = pt.nlev - 2
+cdef int move_range(PageTables pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t src,
+                    uint64_t length, bint allow_holes, bint batch, bint move_zero,
+                    uffd_move_stats *st, uint64_t *moved) noexcept nogil:
+    """move_pages()' loop from the PMD lookups down, over [src, src + length)
+    (VMAs already checked); ``moved`` gets the bytes moved. Returns 0 when
+    everything moved, an errno, or NEED_SPLIT at a page of a large folio
+    (at ``src`` + moved).
+
+    Per PMD extent, as the kernel: a missing source PMD table is ENOENT
+    (allocated with ALLOW_SRC_HOLES), the destination's is allocated
+    (ENOMEM when table memory runs out), a THP at the destination is
+    EEXIST; a source THP moves whole (move_pages_huge_pmd) when both
+    addresses are PMD aligned, a whole PMD remains and the destination
+    PMD is none, and is split (split_huge_pmd) otherwise; the huge zero
+    page is EBUSY before 6.9."""
+    cdef int pmd = pt.nlev - 2, pte = pt.nlev - 1
+    cdef int pshift = pt.shift[pte]
+    cdef uint64_t pmd_size = <uint64_t>1 << pt.shift[pmd]
+    cdef uint64_t end = src + length, e, base, n
+    cdef uint64_t *sl
+    cdef uint64_t *dl
+    cdef int reached, dreached, err = 0
+    cdef int64_t done
+    moved[0] = 0
+    while src < end:
+        pt_walk(pt, src, 0, 0, pmd, False, &reached, NULL, NULL)
+        if reached < pmd:  # mm_find_pmd: no PMD table
+            if not allow_holes:
+                return _ENOENT
+            if pt_walk(pt, src, 0, 0, pmd, True, &reached, NULL, NULL) == NULL:
+                return _ENOMEM
+        dl = pt_walk(pt, dst, 0, 0, pmd, True, &dreached, NULL, NULL)  # mm_alloc_pmd
+        if dl == NULL:
+            return _ENOMEM
+        if dreached != pmd or (dl[0] & E_LEAF):  # a THP at the destination
+            return _EEXIST
+        sl = pt_walk(pt, src, 0, 0, pmd, False, &reached, NULL, NULL)
+        e = sl[0]
+        if reached == pmd and (e & E_LEAF):  # a THP, or the huge zero page
+            if not move_zero and (e & E_ZERO):
+                return _EBUSY
+            if (src | dst) & (pmd_size - 1) or end - src < pmd_size or dl[0] != 0:
+                # split_huge_pmd, then this address again (its folio is
+                # split by move_pages_pte)
+                if pt.split_leaf(pmd, sl) < 0:
+                    return _ENOMEM
+                st.huge_pmds_split += 1
+                base = src & ~(pmd_size - 1)
+                flush(tlbs, caller, base, base + pmd_size, pt.shift[pmd], st)
+                continue
+            # move_pages_huge_pmd: pmdp_huge_clear_flush under both PMD
+            # locks; the THP becomes dirty and writable at dst
+            dl[0] = e if (e & E_ZERO) else (e | E_READ | E_WRITE | E_DIRTY)
+            sl[0] = 0
+            st.huge_pmds_moved += 1
+            st.pte_locks += 2
+            if not (e & E_ZERO):
+                st.folio_locks += 1
+                st.anon_vma_locks += 1
+            flush_run(tlbs, caller, src, src + pmd_size, pt.shift[pmd], st)
+            src += pmd_size
+            dst += pmd_size
+            moved[0] += pmd_size
+            continue
+        if reached == pmd and e == 0 and not allow_holes:  # no PTE table
+            return _ENOENT
+        if pt_walk(pt, src, 0, 0, pte, True, &reached, NULL, NULL) == NULL \
+                or pt_walk(pt, dst, 0, 0, pte, True, &dreached, NULL, NULL) == NULL:
+            return _ENOMEM
+        n = pmd_size - (src & (pmd_size - 1))
+        if pmd_size - (dst & (pmd_size - 1)) < n:
+            n = pmd_size - (dst & (pmd_size - 1))
+        if end - src < n:
+            n = end - src
+        err = move_pages_pte(pt, tlbs, caller, dst, src, <int64_t>(n >> pshift), allow_holes,
+                             batch, move_zero, st, &done)
+        src += <uint64_t>done << pshift
+        dst += <uint64_t>done << pshift
+        moved[0] += <uint64_t>done << pshift
+        if err:
+            return err
+    return 0
+
+
+def move_calls(PageTables pt not None, Tlbs tlbs not None, int caller,
+               const uint64_t[:, ::1] calls, int64_t first, uint64_t offset, int64_t stop,
+               bint allow_holes, bint batch, bint move_zero):
+    """UFFDIO_MOVE calls ``first`` .. ``stop - 1`` of ``calls`` (rows of dst,
+    src, len; VMAs checked by the caller), the first from ``offset`` bytes
+    into it. Returns (call index, bytes of it done, reason, stats): the
+    index is ``stop`` and the reason 0 when every call moved everything;
+    otherwise the call that stopped, with an errno or NEED_SPLIT (a large
+    folio at its src + bytes done: split it and call again from there)."""
     cdef uffd_move_stats st
-    cdef uint64_t *slot = pt_walk(pt, addr, 0, 0, pmd, False, &reached, NULL, NULL)
-    cdef uint64_t size = <uint64_t>1 << pt.shift[pmd]
+    cdef int64_t i = first
+    cdef uint64_t moved = 0
+    cdef int err = 0
     memset(&st, 0, sizeof(st))
-    if reached != pmd or not (slot[0] & E_LEAF):
-        return st
-    if pt.split_leaf(pmd, slot) < 0:
-        return None
-    st.huge_pmds_split = 1
+    if calls.shape[1] != 3 or not 0 <= first <= stop <= calls.shape[0]:
+        raise ValueError("move_calls: calls must be rows of (dst, src, len), first <= stop")
+    for i in range(first, stop):
+        if calls[i, 2] > (<uint64_t>1 << 63) or calls[i, 0] + calls[i, 2] < calls[i, 0] \
+                or calls[i, 1] + calls[i, 2] < calls[i, 1] or (i == first and offset > calls[i, 2]):
+            raise ValueError(f"move_calls: call {i} wraps around")
+    i = first
     with nogil:
-        flush(tlbs, caller, addr & ~(size - 1), (addr & ~(size - 1)) + size, pt.shift[pmd], &st)
+        while i < stop:
+            err = move_range(pt, tlbs, caller, calls[i, 0] + offset, calls[i, 1] + offset,
+                             calls[i, 2] - offset, allow_holes, batch, move_zero, &st, &moved)
+            if err:
+                offset += moved
+                break
+            offset = 0
+            i += 1
+    return i, offset, err, st
+
+
+def split_folio(PageTables pt not None, Tlbs tlbs not None, int caller,
+                const uint64_t[::1] addrs, uint64_t head, int order, bint zero_unused):
+    """split_folio of the large folio of ``1 << order`` frames from ``head``,
+    whose pages may be mapped at ``addrs`` (the rmap walk's candidates):
+    each PTE there mapping one of them becomes a small folio's (its
+    contiguous bit cleared), or, with ``zero_unused`` (b1f202060afe, 6.12),
+    the shared zero page where no store ever wrote the page. The folio's
+    mappings are unmapped and flushed before the remap (unmap_folio), one
+    flush over the range the pages span. Returns the stats."""
+    cdef uffd_move_stats st
+    cdef int pte = pt.nlev - 1, reached
+    cdef int64_t i, n = addrs.shape[0]
+    cdef uint64_t *slot
+    cdef uint64_t e, f, lo = <uint64_t>-1, hi = 0, last = <uint64_t>1 << order
+    memset(&st, 0, sizeof(st))
+    if not 0 < order < 16 or head & (last - 1):
+        raise ValueError(f"split_folio: no folio of order {order} at frame {head}")
+    with nogil:
+        for i in range(n):
+            slot = pt_walk(pt, addrs[i], 0, 0, pte, False, &reached, NULL, NULL)
+            if reached != pte:
+                continue
+            e = slot[0]
+            f = e >> ADDR_SHIFT
+            if not (e & E_PRESENT) or (e & E_ZERO) or f < head or f >= head + last \
+                    or ((e & E_ORDER) >> E_ORDER_SHIFT) != <uint64_t>order:
+                continue
+            if zero_unused and not pt.is_written(f):
+                slot[0] = E_PRESENT | E_ZERO | (e & (E_READ | E_SOFTDIRTY))
+                st.zero_remaps += 1
+            else:
+                slot[0] = e & ~(<uint64_t>(E_ORDER | E_CONT))
+            if addrs[i] < lo:
+                lo = addrs[i]
+            if addrs[i] > hi:
+                hi = addrs[i]
+        if hi >= lo:
+            st.folios_split = 1
+            flush(tlbs, caller, lo, hi + (<uint64_t>1 << pt.shift[pte]), pt.shift[pte], &st)
     return st
-
-
-def alloc_table(PageTables pt not None, uint64_t addr, int level):
-    """Allocate the tables down to ``level`` for ``addr`` (mm_alloc_pmd,
-    __pte_alloc) where missing; False when table memory runs out. Stops,
-    True, at a huge leaf above ``level``."""
-    cdef int reached
-    if not 0 < level < pt.nlev:
-        raise ValueError(f"level must be in 1..{pt.nlev - 1}, not {level}")
-    return pt_walk(pt, addr, 0, 0, level, True, &reached, NULL, NULL) != NULL
 
 
 cdef int _EEXIST = _errno.EEXIST
 cdef int _ENOENT = _errno.ENOENT
 cdef int _EBUSY = _errno.EBUSY
+cdef int _ENOMEM = _errno.ENOMEM

@@ -22,9 +22,11 @@ traceback), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import itertools
 import json
+import platform
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -38,10 +40,10 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from . import calibrate, experiment, host
+from . import calibrate, compaction, experiment, host
 from .arch import arch, archs, devices
 from .experiment import ALIGNS, Results, _validate, parse_populate
-from .native import PATHS, compare_move
+from .native import PATHS, compare_gc_cycle, compare_move
 from .policy import policies, policy
 from .reproduce import reproduce_2018, reproduce_published
 from .units import format_size, parse_size, parse_sizes
@@ -442,6 +444,8 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _host(args: argparse.Namespace) -> int:
     if _host_unavailable("host"):
         return 1
+    if args.gc:
+        return _host_gc(args)
     res = [compare_move(group, args.size, args.repeats) for group in PATHS]
     if args.json:
         _json([{**asdict(c), "ratio": c.ratio} for c in res])
@@ -461,6 +465,105 @@ def _host(args: argparse.Namespace) -> int:
         ["path", "native us", "simulated us", "sim/native"],
         rows,
     )
+    return 0
+
+
+def _fraction(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < x <= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], not {x}")
+    return x
+
+
+def _at_least_one(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not x >= 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {x}")
+    return x
+
+
+def _gc(args: argparse.Namespace) -> int:
+    prog = _Progress(args.progress, "compacting")
+    try:
+        res = compaction.compare_gc(
+            args.size, args.arch, args.policy, baseline=args.baseline, progress=prog,
+            live=args.live, run_pages=args.run_pages, order=args.order,
+            ioctl_pages=args.ioctl_pages, cpus=args.cpus,
+        )  # fmt: skip
+    finally:
+        prog.close()
+    rows = res.rows()
+    if args.csv or args.json_out:
+        _write_rows(rows, args)
+    if args.json:
+        _json(rows)
+        return 0
+    head, cells = res.cells()
+    one = res[0]
+    calls = "one UFFDIO_MOVE per run" if args.ioctl_pages is None else (
+        f"UFFDIO_MOVE calls of at most {args.ioctl_pages} pages")  # fmt: skip
+    _table(
+        f"one compaction cycle: {format_size(args.size)} heap of 4K pages, "
+        f"{args.live:.0%} live in runs of {args.run_pages:g} pages on average, "
+        f"{one.pages_moved} pages moved back in {args.order} order, {calls}, "
+        f"{args.cpus} CPUs running the process (flush us: UFFDIO_MOVE's flushes and IPIs; "
+        "est. us adds the mremap(MREMAP_DONTUNMAP) before)",
+        head, cells, right_from=2,
+    )  # fmt: skip
+    return 0
+
+
+def _write_rows(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    if args.csv:
+        keys = list(dict.fromkeys(k for r in rows for k in r))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        with open(args.csv, "w") as f:
+            f.write(buf.getvalue())
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            f.write(json.dumps(rows, indent=1, default=str) + "\n")
+
+
+def _host_gc(args: argparse.Namespace) -> int:
+    ok, why = host.uffd_available()
+    if not ok:
+        print(f"pagetab host: the GC cycle needs userfaultfd: {why}", file=sys.stderr)
+        return 1
+    res = {what: compare_gc_cycle(args.size, ioctl_pages=ip, repeats=args.repeats)
+           for what, ip in (("one call per run", None), ("one call per page", 1))}  # fmt: skip
+    if args.json:
+        _json([{"calls": k, **asdict(c), "error": c.error, "ratio": c.ratio}
+               for k, c in res.items()])  # fmt: skip
+        return 0
+    batched = host.uffd_move_batched()
+    rows = []
+    for what, c in res.items():
+        rows.append([
+            what, str(c.ioctls), f"{(c.native_moves_ns or 0) / 1e3:.0f}",
+            f"{c.est_moves_ns / 1e3:.0f}", _interval(c.est_moves_range[0] / 1e3,
+                                                      c.est_moves_range[1] / 1e3, ".0f"),
+            f"{(c.error or 0) * 100:+.0f}%", f"{(c.native_mremap_ns or 0) / 1e3:.0f}",
+            f"{c.est_mremap_ns / 1e3:.0f}", f"{c.sim_ns / 1e3:.0f}", f"{c.ratio or 0:.2f}x",
+        ])  # fmt: skip
+    _table(
+        f"this kernel ({platform.release()}: UFFDIO_MOVE "
+        f"{'batches flushes, 6.18+' if batched else 'flushes every page, before 6.18'}), "
+        f"one compaction cycle of a {format_size(args.size)} heap, 50% live in runs of 16 "
+        f"pages, beside x86-64 under {next(iter(res.values())).policy}, "
+        f"median of {args.repeats}",
+        ["calls", "ioctls", "native us", "estimated us", "est. range us", "error",
+         "native mremap us", "est. mremap us", "simulated us", "sim/native"],
+        rows,
+    )  # fmt: skip
     return 0
 
 
@@ -583,6 +686,59 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--policy", default="linux-6.8", choices=policies())
     m.add_argument("--size", type=_size, default=1 << 30, help="e.g. 4K, 2M, 1G, 64G")
     _move_options(m, sizes=False)
+    g = sub.add_parser(
+        "gc",
+        help="a userfaultfd GC's compaction cycle under each policy",
+        description="One compaction cycle as Android's ART runs it: the heap "
+        "moved aside with mremap(MREMAP_DONTUNMAP), its live pages moved back "
+        "with UFFDIO_MOVE in the GC's order; the kernel's estimated time, "
+        "flushes and time per MiB moved under each policy and arch.",
+    )
+    g.add_argument("--size", type=_size, default=256 << 20, help="heap size (default 256M)")
+    g.add_argument(
+        "--arch",
+        type=_names(archs, "arch"),
+        default=["x86-64", "arm64-4k"],
+        help="comma list or 'all' (default x86-64,arm64-4k)",
+    )
+    g.add_argument(
+        "--policy",
+        type=_names(lambda: [p for p in policies() if policy(p).uffd_move], "policy"),
+        default=["linux-6.8", "linux-6.17", "linux-6.18"],
+        help="comma list or 'all' of the policies with UFFDIO_MOVE "
+        "(default linux-6.8,linux-6.17,linux-6.18)",
+    )
+    g.add_argument(
+        "--baseline",
+        default="linux-6.17",
+        choices=policies(),
+        help="the policy ratios are taken against (default linux-6.17)",
+    )
+    g.add_argument("--live", type=_fraction, default=0.5, help="live fraction (default 0.5)")
+    g.add_argument(
+        "--run-pages",
+        type=_at_least_one,
+        default=16.0,
+        help="mean pages per run of live pages (default 16)",
+    )
+    g.add_argument("--order", choices=compaction.ORDERS, default="reverse",
+                   help="the GC's order (default reverse, as ART)")  # fmt: skip
+    g.add_argument(
+        "--ioctl-pages",
+        type=_positive,
+        help="at most this many pages per UFFDIO_MOVE (default: one call per run)",
+    )
+    g.add_argument("--cpus", type=_cpus, default=4,
+                   help="CPUs running the process (default 4)")  # fmt: skip
+    g.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    g.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
+    g.add_argument("--json-out", metavar="FILE", help="also write the results as JSON")
+    g.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal)",
+    )
     for name, text in (
         ("archs", "the architecture profiles"),
         ("policies", "the kernel policies with their sources"),
@@ -603,6 +759,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="region size, a multiple of 2M (default 1G)",
     )
     h.add_argument("--repeats", type=_positive, default=5)
+    h.add_argument(
+        "--gc",
+        action="store_true",
+        help="a userfaultfd GC's compaction cycle (mremap DONTUNMAP, then UFFDIO_MOVE) "
+        "instead of the mremap paths",
+    )
     h.add_argument("--json", action="store_true", help="print JSON instead of a table")
     cal = sub.add_parser(
         "calibrate",
@@ -676,6 +838,7 @@ def _main(argv: list[str] | None) -> int:
         "policies": _policies,
         "reproduce": _reproduce,
         "host": _host,
+        "gc": _gc,
         "calibrate": _calibrate,
     }
     try:

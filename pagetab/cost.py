@@ -145,12 +145,12 @@ def access_cost_range(arch: Arch, c: Mapping[str, int],
     return sum(_access(arch, low, c, ops).values()), sum(_access(arch, high, c, ops).values())
 
 
-def _uffd(arch: Arch, price: Price, c: Mapping[str, int],
-          ops: Mapping[str, int]) -> dict[str, float]:  # fmt: skip
-    # the ioctl's entry and VMA checks priced as an mremap call's, the folio
-    # lock as an uncontended sleeping lock (rmap_lock's figure): assumptions
+def _uffd(arch: Arch, price: Price, c: Mapping[str, int], ops: Mapping[str, int],
+          calls: int) -> dict[str, float]:  # fmt: skip
+    # the folio lock priced as an uncontended sleeping lock (rmap_lock's
+    # figure, an assumption)
     return {
-        "syscall": price("mremap_call"),
+        "syscall": calls * price("uffd_move_call"),
         "entry moves": (c.get("ptes_moved", 0) + c.get("zero_ptes_moved", 0)) * price("pte_move")
         + c.get("huge_pmds_moved", 0) * price("pmd_move")
         + (c.get("folios_split", 0) + c.get("huge_pmds_split", 0)) * price("split_huge_pmd"),
@@ -160,15 +160,17 @@ def _uffd(arch: Arch, price: Price, c: Mapping[str, int],
     }
 
 
-def uffd_move_cost(arch: Arch, c: Mapping[str, int],
-                   ops: Mapping[str, int]) -> tuple[float, dict[str, float]]:  # fmt: skip
-    """(total ns, breakdown) of one UFFDIO_MOVE's counters and flush operations."""
-    breakdown = _uffd(arch, arch.cost, c, ops)
+def uffd_move_cost(arch: Arch, c: Mapping[str, int], ops: Mapping[str, int],
+                   calls: int = 1) -> tuple[float, dict[str, float]]:  # fmt: skip
+    """(total ns, breakdown) of the counters and flush operations of
+    ``calls`` UFFDIO_MOVE calls."""
+    breakdown = _uffd(arch, arch.cost, c, ops, calls)
     return sum(breakdown.values()), breakdown
 
 
-def uffd_move_cost_range(arch: Arch, c: Mapping[str, int],
-                         ops: Mapping[str, int]) -> tuple[float, float]:  # fmt: skip
+def uffd_move_cost_range(arch: Arch, c: Mapping[str, int], ops: Mapping[str, int],
+                         calls: int = 1) -> tuple[float, float]:  # fmt: skip
     """(low, high) ns of ``uffd_move_cost``'s total."""
     low, high = _ends(arch)
-    return sum(_uffd(arch, low, c, ops).values()), sum(_uffd(arch, high, c, ops).values())
+    return (sum(_uffd(arch, low, c, ops, calls).values()),
+            sum(_uffd(arch, high, c, ops, calls).values()))  # fmt: skip

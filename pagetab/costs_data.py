@@ -175,6 +175,11 @@ _COMMON = {
                      "us in the README's native table; 1 GiB 5 us to 256 GiB 49 us) put a PUD "
                      "with its flush at 172.5-200 ns, -12.5 to 15 ns after the same "
                      f"subtractions (0 at least), {_SPREAD}", 0, 18),
+    "uffd_move_call": Cost(1000, f"{_X86_MEASURED}: 65536 UFFDIO_MOVE calls of one written "
+                           "4K page each, 82.8 ms (1264 ns a call), less the page's move, "
+                           "locks and flush as priced here (about 260 ns); re-measure: "
+                           "pagetab host --gc (per-page calls); range 600-1500 ns, "
+                           f"{_SPREAD}", 600, 1500),
     "table_alloc": _assumed(100, "assumption: page allocation plus clear_page of one table "
                             "page"),
     "split_huge_pmd": _assumed(350, "assumption: table_alloc plus 512 PTE writes (~0.5 ns "
@@ -193,7 +198,7 @@ _COMMON = {
                   f"{_SPREAD}", 240, 450),
     "cow_fault": _assumed(400, "assumption: a fresh page, clear_page and the PTE update"),
 }  # fmt: skip
-_BORROWED = ("mremap_call", "pte_move", "pmd_move", "pud_move", "fault")
+_BORROWED = ("mremap_call", "uffd_move_call", "pte_move", "pmd_move", "pud_move", "fault")
 
 COSTS = {
     "x86-64": {

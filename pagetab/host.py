@@ -28,14 +28,18 @@ except ImportError as e:  # pragma: no cover - built on Linux
     _PROBE_ERROR = str(e)
 
 __all__ = [
+    "HostGc",
     "HostMove",
     "available",
     "measure_access",
+    "measure_gc_cycle",
     "measure_move",
     "measure_populate",
     "offset",
     "pinnable_cpus",
     "populate_tables",
+    "uffd_available",
+    "uffd_move_batched",
 ]
 
 GIB = 1 << 30
@@ -242,3 +246,95 @@ def _munmap(addr: int, size: int) -> None:
     libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
     if libc.munmap(ctypes.c_void_p(addr), ctypes.c_size_t(size)) != 0:
         raise OSError(ctypes.get_errno(), "munmap failed")
+
+
+def uffd_available() -> tuple[bool, str]:
+    """(True, "") if this process can use userfaultfd with UFFDIO_MOVE here:
+    Linux 6.8+, and userfaultfd(2) allowed (as root, CAP_SYS_PTRACE, or
+    user-mode-only where vm.unprivileged_userfaultfd is 0), else (False,
+    the reason)."""
+    ok, why = available()
+    if not ok:
+        return False, why
+    code = _probe.uffd_check()
+    if code:
+        why = f"{os.strerror(code)} (Linux {platform.release()}; MOVE needs 6.8+)"
+        return False, f"userfaultfd with UFFD_FEATURE_MOVE refused: {why}"
+    return True, ""
+
+
+def uffd_move_batched(release: str | None = None) -> bool:
+    """Whether this kernel (or ``release``, e.g. "6.18.1") batches UFFDIO_MOVE's
+    flushes: 6.18 and later (50944692052b), by the version alone (a vendor
+    kernel may carry a backport: NVIDIA's 6.17 does)."""
+    parts = (release or platform.release()).split(".")
+    try:
+        return (int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()))) >= (6, 18)
+    except (IndexError, ValueError):
+        return False
+
+
+@dataclass
+class HostGc:
+    """Timings of real compaction cycles (pagetab.compaction) on this machine."""
+
+    size: int
+    pages_moved: int
+    ioctls: int
+    mremap_ns: list[int] = field(default_factory=list)
+    moves_ns: list[int] = field(default_factory=list)
+    #: moved pages whose contents were not the ones written at their source
+    bad_pages: int = 0
+    release: str = field(default_factory=platform.release)
+
+    @property
+    def median_moves_ns(self) -> float:
+        """Median time of all UFFDIO_MOVE calls of one cycle."""
+        return float(statistics.median(self.moves_ns))
+
+    @property
+    def median_mremap_ns(self) -> float:
+        """Median time of the cycle's mremap(MREMAP_DONTUNMAP)."""
+        return float(statistics.median(self.mremap_ns))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "median_moves_ns": self.median_moves_ns,
+                "median_mremap_ns": self.median_mremap_ns,
+                "batched": uffd_move_batched(self.release)}  # fmt: skip
+
+
+def measure_gc_cycle(size: int, moves: Any, repeats: int = 3) -> HostGc:
+    """Run ``repeats`` compaction cycles on this kernel: a fresh heap of
+    ``size`` bytes of written 4K pages, mremap(MAYMOVE|FIXED|DONTUNMAP) of it
+    to a from-space, UFFDIO_REGISTER (MISSING) of the emptied heap, then one
+    UFFDIO_MOVE per row of ``moves`` (from-space page, heap page, pages:
+    ``compaction.gc_moves``), every moved page checked afterwards."""
+    _check(size, "write", repeats)
+    ok, why = uffd_available()
+    if not ok:
+        raise NotImplementedError(f"host userfaultfd unavailable: {why}")
+    runs = np.ascontiguousarray(moves, dtype=np.int64)
+    pages = size // 4096
+    if runs.ndim != 2 or runs.shape[1] != 3:
+        raise ValueError(f"moves must be rows of (from page, heap page, pages), not {runs.shape}")
+    if runs.size and (
+        runs.min() < 0
+        or (runs[:, 0] + runs[:, 2]).max() > pages
+        or (runs[:, 1] + runs[:, 2]).max() > pages
+        or runs[:, 2].min() < 1
+    ):
+        raise ValueError(f"moves must stay inside the {pages}-page heap")  # fmt: skip
+    out = HostGc(size, int(runs[:, 2].sum()), len(runs))
+    for _ in range(repeats):
+        base = _probe.reserve(2 * (size + PUD), PUD)
+        heap, space = base, base + size + PUD
+        _probe.map_region(heap, size, "write")
+        try:
+            remap, moved, bad = _probe.gc_cycle(heap, space, size, runs)
+        finally:
+            _munmap(space, size)
+            _munmap(heap, size)
+        out.mremap_ns.append(int(remap))
+        out.moves_ns.append(int(moved))
+        out.bad_pages += int(bad)
+    return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import host
+from .compaction import gc_moves, run_gc
 from .constants import (
     MADV_POPULATE_READ,
     MADV_POPULATE_WRITE,
@@ -30,8 +31,10 @@ from .stats import MoveStats
 __all__ = [
     "PATHS",
     "Comparison",
+    "GcComparison",
     "PingPong",
     "compare_access",
+    "compare_gc_cycle",
     "compare_move",
     "compare_populate",
     "sim_move_times",
@@ -152,3 +155,63 @@ def compare_access(size: int, n: int = 1_000_000, repeats: int = 3) -> Compariso
     if host.available()[0]:
         native = float(np.median(host.measure_access(size, offs, repeats)))
     return Comparison("access", size, float(statistics.median(times)), native)
+
+
+@dataclass
+class GcComparison:
+    """One compaction cycle on this kernel and in the simulator (x86-64,
+    under the policy of this kernel's version): the kernel's measured time
+    beside the simulator's estimate of it, and the simulator's own speed."""
+
+    size: int
+    ioctls: int
+    pages_moved: int
+    policy: str
+    #: measured medians on this kernel (None: it cannot run userfaultfd)
+    native_mremap_ns: float | None
+    native_moves_ns: float | None
+    #: the simulator's estimates of the same
+    est_mremap_ns: float
+    est_moves_ns: float
+    est_moves_range: tuple[float, float]
+    #: median wall time of a simulated cycle
+    sim_ns: float
+
+    @property
+    def error(self) -> float | None:
+        """(estimated - measured) / measured for the UFFDIO_MOVE calls."""
+        if not self.native_moves_ns:
+            return None
+        return (self.est_moves_ns - self.native_moves_ns) / self.native_moves_ns
+
+    @property
+    def ratio(self) -> float | None:
+        """Simulated wall time / the kernel's time for the cycle."""
+        if self.native_moves_ns is None or self.native_mremap_ns is None:
+            return None
+        return self.sim_ns / (self.native_moves_ns + self.native_mremap_ns)
+
+
+def compare_gc_cycle(size: int, live: float = 0.5, run_pages: float = 16.0,
+                     ioctl_pages: int | None = None, repeats: int = 3,
+                     seed: int = 0) -> GcComparison:  # fmt: skip
+    """The same compaction cycle (``compaction.gc_moves``) measured on this
+    kernel and simulated on x86-64 with one CPU, as the probe runs it,
+    under linux-6.18 where this kernel batches UFFDIO_MOVE's flushes
+    (``host.uffd_move_batched``), linux-6.17 where it does not."""
+    policy = "linux-6.18" if host.uffd_move_batched() else "linux-6.17"
+    moves = gc_moves(size // 4096, live, run_pages, ioctl_pages, "reverse", seed)
+    sims = [run_gc(size, "x86-64", policy, live, run_pages, "reverse", ioctl_pages, cpus=1,
+                   touch=0, seed=seed) for _ in range(repeats)]  # fmt: skip
+    sim = sims[0]
+    native_mremap = native_moves = None
+    if host.uffd_available()[0]:
+        h = host.measure_gc_cycle(size, moves, repeats)
+        if h.bad_pages:
+            raise RuntimeError(f"the kernel's cycle moved {h.bad_pages} pages wrong")
+        native_mremap, native_moves = h.median_mremap_ns, h.median_moves_ns
+    return GcComparison(size, sim.ioctls, sim.pages_moved, policy, native_mremap, native_moves,
+                        sim.mremap_ns, sim.uffd_move_ns,
+                        (sim.estimated_ns_range[0] - sim.mremap_ns,
+                         sim.estimated_ns_range[1] - sim.mremap_ns),
+                        float(statistics.median(s.sim_wall_ns for s in sims)))  # fmt: skip

@@ -90,10 +90,18 @@ class Policy:
         (0cef0bb836e3 "mm: clear uffd-wp PTE/PMD state on mremap()", January
         2025, Cc stable; both VMAs checked since its 2025 follow-up).
     uffd_move_batch:
-        UFFDIO_MOVE flushes once per run of present pages in one page
-        table (Lokesh Gidra, "userfaultfd: opportunistic TLB-flush batching
-        for present pages in MOVE", <20250816191123.3601561-1-lokeshgidra@google.com>,
-        queued for Linux 6.18), instead of one ptep_clear_flush per page.
+        UFFDIO_MOVE moves a batch of present small folios under one take
+        of the PTE locks and the anon_vma lock and flushes it once, up to
+        a PMD boundary, a hole, a zero-page PTE or a large folio, instead
+        of one ptep_clear_flush per page (50944692052b "userfaultfd:
+        opportunistic TLB-flush batching for present pages in MOVE", Lokesh
+        Gidra, <20250816191123.3601561-1-lokeshgidra@google.com>, Linux 6.18).
+    split_zeropage:
+        splitting an anonymous large folio maps each subpage no store ever
+        wrote to the shared zero page (RMP_USE_SHARED_ZEROPAGE,
+        b1f202060afe "mm: remap unused subpages to shared zeropage when
+        splitting isolated thp", Linux 6.12). In pagetab only UFFDIO_MOVE
+        splits folios.
     pte_batch:
         move_ptes moves the PTEs of one large folio as a batch
         (mremap_folio_pte_batch, f822a9a81a31, Linux 6.17): one
@@ -122,6 +130,7 @@ class Policy:
     uffd_move_batch: bool = False
     uffd_table_move_check: bool = False
     uffd_move: str = ""
+    split_zeropage: bool = False
 
     def __init__(
         self,
@@ -140,6 +149,7 @@ class Policy:
         uffd_move_batch: bool = False,
         uffd_table_move_check: bool = False,
         uffd_move: str = "",
+        split_zeropage: bool = False,
         **legacy: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -152,7 +162,8 @@ class Policy:
                            ("flush_lazy", flush_lazy), ("contpte", contpte),
                            ("pte_batch", pte_batch),
                            ("uffd_move_batch", uffd_move_batch),
-                           ("uffd_table_move_check", uffd_table_move_check)):  # fmt: skip
+                           ("uffd_table_move_check", uffd_table_move_check),
+                           ("split_zeropage", split_zeropage)):  # fmt: skip
             check_bool(f"Policy.{what}", flag)
         if uffd_move not in UFFD_MOVE_RULES:
             raise ValueError(f"Policy.uffd_move must be one of {UFFD_MOVE_RULES}, "
@@ -191,6 +202,7 @@ class Policy:
             "pte_extent_limit": pte_extent_limit, "flush_lazy": flush_lazy,
             "contpte": contpte, "pte_batch": pte_batch, "uffd_move_batch": uffd_move_batch,
             "uffd_table_move_check": uffd_table_move_check, "uffd_move": uffd_move,
+            "split_zeropage": split_zeropage,
         }  # fmt: skip
         for field_name, value in values.items():
             object.__setattr__(self, field_name, value)
@@ -276,9 +288,10 @@ _PRESETS = (
         "unfolding each contiguous source block and refolding each destination block",
         "arch/arm64/mm/contpte.c ('arm64/mm: wire up PTE_CONT for user mappings', 6.9); "
         "3ef938c35035 x86/mm: flush_tlb_range passes freed_tables (6.15); 0cef0bb836e3 "
-        "(no whole-table moves for userfaultfd VMAs without EVENT_REMAP)",
+        "(no whole-table moves for userfaultfd VMAs without EVENT_REMAP); b1f202060afe "
+        "(a folio split maps never-written subpages to the zero page, 6.12)",
         move_pmd=True, move_pud=True, realign=True, flush_lazy=True, contpte=True,
-        uffd_table_move_check=True, uffd_move="6.9",
+        uffd_table_move_check=True, uffd_move="6.9", split_zeropage=True,
     ),
     Policy(
         "linux-6.17",
@@ -289,17 +302,20 @@ _PRESETS = (
         "pte_batch_hint > 1); unchanged in this path in 6.18 but for 04d1c9d60c6e (a "
         "batch stops where the write bit differs, which it never does inside one VMA here)",
         move_pmd=True, move_pud=True, realign=True, flush_lazy=True, contpte=True,
-        pte_batch=True, uffd_table_move_check=True, uffd_move="6.9",
+        pte_batch=True, uffd_table_move_check=True, uffd_move="6.9", split_zeropage=True,
     ),
     Policy(
-        "uffd-move-batched",
-        "linux-6.17 plus UFFDIO_MOVE's flush batching: one flush per run of present "
-        "pages in a page table instead of one ptep_clear_flush per page",
-        "Lokesh Gidra, '[PATCH v6] userfaultfd: opportunistic TLB-flush batching for "
-        "present pages in MOVE', <20250816191123.3601561-1-lokeshgidra@google.com> (named "
-        "by the patch: the release that carries it is not verified here)",
+        "linux-6.18",
+        "plus UFFDIO_MOVE's flush batching: a batch of present small folios in one page "
+        "table moved under one take of the locks and flushed once, instead of one "
+        "ptep_clear_flush per page",
+        "50944692052b userfaultfd: opportunistic TLB-flush batching for present pages in "
+        "MOVE (Lokesh Gidra, <20250816191123.3601561-1-lokeshgidra@google.com>, in 6.18: "
+        "not in 6.17, which NVIDIA's 6.17 tree backports it to; mm-stable before the 6.18 "
+        "merge window)",
         move_pmd=True, move_pud=True, realign=True, flush_lazy=True, contpte=True,
         pte_batch=True, uffd_move_batch=True, uffd_table_move_check=True, uffd_move="6.9",
+        split_zeropage=True,
     ),
     Policy(
         "batched-ptl",

@@ -19,6 +19,8 @@ import errno
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from . import _tables, _uffd
 from .argcheck import as_uint
 from .constants import (
@@ -62,6 +64,10 @@ class UffdMoveError(OSError):
     def __init__(self, code: int, move: int, what: str) -> None:
         super().__init__(code, f"{CALL}: {what}")
         self.move = move
+        #: Userfaultfd.move_many: the calls before this one (all complete)
+        #: and the bytes they moved
+        self.calls_done = 0
+        self.bytes_before = 0
 
 
 @dataclass
@@ -69,12 +75,16 @@ class UffdMoveStats:
     """What one UFFDIO_MOVE did (counters named by the C struct in _uffd.pyx)."""
 
     bytes_moved: int = 0
+    #: UFFDIO_MOVE calls made (``move_many`` makes many)
+    calls: int = 0
     counters: dict[str, int] = field(default_factory=dict)
     flush_ops: dict[str, int] = field(default_factory=dict)
     #: the kernel's time for it by the arch's costs, its breakdown and interval
     estimated_ns: float = 0.0
     breakdown: dict[str, float] = field(default_factory=dict)
     estimated_ns_range: tuple[float, float] = (0.0, 0.0)
+    #: the error of the call that stopped, if one did
+    error: UffdMoveError | None = None
 
     def add(self, st: dict[str, Any]) -> None:
         for k, v in st.items():
@@ -224,8 +234,90 @@ class Userfaultfd:
             if dv.shared or dst + length > dv.end:
                 raise self._fail(errno.EINVAL, "dst is shared or its VMA ends before dst + len")
             self._validate_move_areas(sv, dv)
-        return self._move_pages(dst, src, length, bool(mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES),
-                                rules == "6.9")  # fmt: skip
+        calls = np.array([[dst, src, length]], dtype=np.uint64)
+        stats = self._run(calls, 1, bool(mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES))
+        if stats.error is not None:
+            raise stats.error
+        return int(length)
+
+    def move_many(self, calls: Any, mode: int = 0) -> int:
+        """UFFDIO_MOVE calls in a row, as a GC thread makes them: ``calls``
+        is rows of (dst, src, len), all with ``mode``. Each call does what
+        ``move`` does; the VMA checks run over all of them at once (no call
+        changes a VMA), the moves in one C loop. Returns the bytes moved.
+
+        The first call that fails raises its UffdMoveError, as ``move``
+        would, with ``calls_done`` (the calls before it, all complete) and
+        ``bytes_before`` (what they moved) set. ``last_move`` records the
+        counters of every call made, priced with one ioctl each."""
+        with self.mm.lock:
+            arr = np.asarray(calls)
+            if arr.ndim != 2 or arr.shape[1] != 3 or not (
+                    arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):  # fmt: skip
+                raise ValueError(f"calls must be rows of (dst, src, len) ints, not an array "
+                                 f"of shape {arr.shape} and dtype {arr.dtype}")  # fmt: skip
+            if arr.size and (arr.min() < 0 or arr.max() > 0xFFFFFFFFFFFFFFFF):
+                raise ValueError("calls: dst, src and len must be in 0..2**64-1")
+            arr = np.ascontiguousarray(arr, dtype=np.uint64)
+            n = len(arr)
+            good = self._checked_prefix(arr, as_uint("mode", mode, CALL))
+            holes = bool(mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES)
+            stats = self._run(arr, good, holes) if good else None
+            err = stats.error if stats is not None else None
+            done = stats.calls - (err is not None) if stats is not None else 0
+            if err is None and good < n:
+                try:
+                    d, sr, ln = arr[good].tolist()
+                    self._move(d, sr, ln, mode)  # raises the call's error
+                except UffdMoveError as e:
+                    err = e
+                if stats is not None:
+                    self.last_move = stats
+            total = int(arr[:done, 2].sum()) if done else 0
+            if err is not None:
+                err.calls_done, err.bytes_before = done, total
+                raise err
+            return total
+
+    def _checked_prefix(self, calls: np.ndarray[Any, Any], mode: int) -> int:
+        """How many calls from the first pass every check ``_move`` makes
+        before it moves anything (the VMAs do not change between them);
+        anon_vma_prepare for their destination VMAs."""
+        mm = self.mm
+        rules = mm.policy.uffd_move
+        if (
+            not rules
+            or not self.features & UFFD_FEATURE_MOVE
+            or self.pending_events
+            or mode & ~(UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES | UFFDIO_MOVE_MODE_DONTWAKE)
+        ):
+            return 0  # fmt: skip
+        dst, src, ln = calls[:, 0], calls[:, 1], calls[:, 2]
+        ps, a = np.uint64(mm.page_size), mm.arch
+        lo, top = np.uint64(a.mmap_min_addr), np.uint64(a.task_size)
+        ok = ((dst | src | ln) % ps == 0) & (ln > 0) & (ln <= top)
+        for at in (dst, src):
+            ok &= (at >= lo) & (at < top) & (ln <= top - np.minimum(at, top))
+        vs = mm._vmas
+        if not vs:
+            return int(np.argmin(ok)) if not ok.all() else 0
+        starts = np.array([v.start for v in vs], dtype=np.uint64)
+        ends = np.array([v.end for v in vs], dtype=np.uint64)
+        bad_vma = np.array([v.shared or not v.prot & PROT_WRITE for v in vs], dtype=bool)
+        prot = np.array([v.prot for v in vs], dtype=np.int64)
+        mine = np.array([v.uffd == self.id for v in vs], dtype=bool)
+        last = len(vs) - 1
+        di = np.minimum(np.searchsorted(ends, dst, side="right"), last)
+        si = np.minimum(np.searchsorted(ends, src, side="right"), last)
+        ok &= (starts[di] <= dst) & (dst < ends[di]) & (starts[si] <= src) & (src < ends[si])
+        ok &= ~bad_vma[di] & ~bad_vma[si] & (prot[di] == prot[si]) & mine[di]
+        for at, vi in ((dst, di), (src, si)):
+            ok &= ln <= ends[vi] - np.minimum(at, ends[vi])
+        good = len(ok) if ok.all() else int(np.argmin(ok))
+        for i in np.unique(di[:good]).tolist():
+            if vs[i].anon_vma is None:
+                vs[i].anon_vma = new_anon_vma()  # anon_vma_prepare(dst_vma)
+        return good
 
     def _validate_move_areas(self, sv: Vma, dv: Vma) -> None:
         if sv.prot != dv.prot:
@@ -235,81 +327,67 @@ class Userfaultfd:
         if dv.uffd != self.id:
             raise self._fail(errno.EINVAL, "dst is not registered with this userfaultfd")
 
-    def _move_pages(self, dst: int, src: int, length: int, holes: bool, zero: bool) -> int:
-        """move_pages()' loop, PMD extent by PMD extent; bytes moved.
-        ``zero``: zero-page PTEs and the huge zero page move (6.9+); before,
-        they are EBUSY (5d4747a6cc8e)."""
+    def _run(self, calls: np.ndarray[Any, Any], stop: int, holes: bool) -> UffdMoveStats:
+        """Calls 0 .. stop - 1 of ``calls`` (checked) in C (``_uffd.move_calls``),
+        each large folio met split (``_split_folio``) and the call resumed;
+        their record, priced with one ioctl per call made, becomes
+        ``last_move``. Its ``error`` is the error of the call that stopped."""
         mm = self.mm
-        pt, a = mm.tables, mm.arch
-        pmd_level = len(a.levels) - 2
-        pmd = a.pmd_size
         policy = mm.policy
-        batch = policy.uffd_move_batch
         stats = UffdMoveStats()
-        moved, err = 0, 0
-        end = src + length
-        leaf = _tables.LEAF
-        while src < end:
-            level, entry = pt.entry(src)
-            if level < pmd_level:  # no PMD table (mm_find_pmd)
-                if not holes:
-                    err = errno.ENOENT
-                    break
-                if not _uffd.alloc_table(pt, src, pmd_level):
-                    err = errno.ENOMEM
-                    break
-            if not _uffd.alloc_table(pt, dst, pmd_level):
-                err = errno.ENOMEM
-                break
-            dlevel, dentry = pt.entry(dst)
-            if dlevel == pmd_level and dentry & leaf:  # a THP at the destination
-                err = errno.EEXIST
-                break
-            dst_pmd_none = dlevel == pmd_level and dentry == 0
-            level, entry = pt.entry(src)
-            if level == pmd_level and entry & leaf:  # a THP (or the huge zero page)
-                if not zero and entry & _tables.ZERO:
-                    err = errno.EBUSY
-                    break
-                if src % pmd or dst % pmd or end - src < pmd or not dst_pmd_none:
-                    # split_huge_pmd, then this address again
-                    split = _uffd.split_huge_pmd(pt, mm.tlbs, mm.cpu, src)
-                    if split is None:
-                        err = errno.ENOMEM
-                        break
-                    stats.add(split)
-                    continue
-                stats.add(_uffd.move_pages_huge_pmd(pt, mm.tlbs, mm.cpu, dst, src))
-                src, dst, moved = src + pmd, dst + pmd, moved + pmd
-                continue
-            if level == pmd_level and entry == 0:  # no PTE table
-                if not holes:
-                    err = errno.ENOENT
-                    break
-            if not _uffd.alloc_table(pt, src, pmd_level + 1) or not _uffd.alloc_table(
-                pt, dst, pmd_level + 1
-            ):
-                err = errno.ENOMEM
-                break
-            n = min(pmd - src % pmd, pmd - dst % pmd, end - src) >> mm.page_shift
-            done, err, st = _uffd.move_pages_pte(pt, mm.tlbs, mm.cpu, dst, src, n, holes, batch,
-                                                 zero)  # fmt: skip
+        i, off = 0, 0
+        while True:
+            i, off, err, st = _uffd.move_calls(mm.tables, mm.tlbs, mm.cpu, calls, i, off, stop,
+                                               holes, policy.uffd_move_batch,
+                                               policy.uffd_move == "6.9")  # fmt: skip
             stats.add(st)
-            src += done << mm.page_shift
-            dst += done << mm.page_shift
-            moved += done << mm.page_shift
-            if err:
+            if err != _uffd.NEED_SPLIT:
                 break
-        stats.bytes_moved = moved
-        stats.estimated_ns, stats.breakdown = uffd_move_cost(a, stats.counters, stats.flush_ops)
-        stats.estimated_ns_range = uffd_move_cost_range(a, stats.counters, stats.flush_ops)
+            stats.add(self._split_folio(int(calls[i, 1]) + off))
+        stats.calls = i + (err != 0)
+        stats.bytes_moved = int(calls[:i, 2].sum()) + off
+        if err:
+            code = errno.errorcode.get(err, str(err))
+            length = int(calls[i, 2])
+            stats.error = (UffdMoveError(errno.EAGAIN, off, f"moved {off} of {length} bytes, "
+                                         f"then {code}") if off
+                           else self._fail(err, f"{code} before any page moved"))  # fmt: skip
+        a = mm.arch
+        stats.estimated_ns, stats.breakdown = uffd_move_cost(a, stats.counters, stats.flush_ops,
+                                                             stats.calls)  # fmt: skip
+        stats.estimated_ns_range = uffd_move_cost_range(a, stats.counters, stats.flush_ops,
+                                                        stats.calls)  # fmt: skip
         self.last_move = stats
-        if moved == length:
-            return length
-        if moved:
-            raise UffdMoveError(errno.EAGAIN, moved, f"moved {moved} of {length} bytes, then "
-                                f"{errno.errorcode.get(err, err)}")  # fmt: skip
-        raise self._fail(err, f"{errno.errorcode.get(err, err)} before any page moved")
+        return stats
+
+    def _split_folio(self, addr: int) -> dict[str, Any]:
+        """split_folio of the large folio mapped at ``addr``: its pages are
+        found as the rmap walk finds them, in every VMA of the same anon_vma
+        at the address their page index gives there (linear_page_index), so
+        pages that mremap carried elsewhere split too. No EBUSY: a folio
+        mapped by another process or pinned (folio_maybe_mapped_shared,
+        folio_maybe_dma_pinned) cannot arise without fork and GUP, which
+        pagetab does not simulate."""
+        mm = self.mm
+        pt, shift = mm.tables, mm.page_shift
+        level, entry = pt.entry(addr)
+        order = (entry & _tables.ORDER) >> _tables.ORDER_SHIFT
+        frame = pt.translate(addr)
+        head = frame & ~((1 << order) - 1)
+        v = find_vma(mm, addr)
+        assert v is not None and order and level == len(mm.arch.levels) - 1
+        first = v.pgoff_at(addr, shift) - (frame - head)  # the folio's page index
+        cands = []
+        for w in mm._vmas:
+            if w.anon_vma != v.anon_vma or w.shared:
+                continue
+            lo = max(w.start, w.start + ((first - w.pgoff) << shift))
+            hi = min(w.end, w.start + ((first + (1 << order) - w.pgoff) << shift))
+            if lo < hi:
+                cands.append(np.arange(lo, hi, 1 << shift, dtype=np.uint64))
+        addrs = np.concatenate(cands) if cands else np.zeros(0, dtype=np.uint64)
+        return _uffd.split_folio(pt, mm.tlbs, mm.cpu, addrs, head, order,
+                                 mm.policy.split_zeropage)  # fmt: skip
 
 
 def mremap_userfaultfd_prep(mm: AddressSpace, new: Vma, old_start: int, new_start: int,

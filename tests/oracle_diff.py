@@ -41,7 +41,7 @@ def host_thp_sizes() -> dict[int, str]:
 Result = tuple[Any, ...]
 
 
-def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.17",
+def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.18",
              folios: bool = False) -> tuple[list[Result], list[PageState]]:  # fmt: skip
     """The same operations on AddressSpace("x86-64"), in run_ops' terms,
     with the host's THP settings (``folios``: with each page's folio order),
@@ -99,6 +99,7 @@ def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.17"
                 populate_vma(mm, v, page, page + PAGE, True)
                 f = mm.translate(addr)
                 assert f is not None
+                mm.tables.write_frames([f])  # the store itself
                 tags[f] = a[1]
                 results.append(("ok", 0))
         except OSError as e:
@@ -223,10 +224,9 @@ def random_uffd_ops(rng: random.Random, window: int) -> list[tuple[Any, ...]]:
     dst = half + rng.choice([0, PAGE, 16 * PAGE, pmd])
     ops: list[tuple[Any, ...]] = [("mmap", src, size, rw, anon)]
     how = rng.choice(["write", "read", "some", "none"])
-    # THPs only as the huge zero page: when UFFDIO_MOVE splits a written
-    # THP, the kernel (6.12+) maps its all-zero subpages to the shared zero
-    # page, and pagetab keeps no page contents to know which are all-zero
-    if how in ("read", "none") and rng.random() < 0.4:
+    # THPs of every kind: when UFFDIO_MOVE splits one, the kernel (6.12+)
+    # maps its never-written subpages to the shared zero page
+    if rng.random() < 0.4:
         ops.append(("madvise", src, size, pt.MADV_HUGEPAGE))
     if how in ("write", "read"):
         adv = pt.MADV_POPULATE_WRITE if how == "write" else pt.MADV_POPULATE_READ
@@ -241,8 +241,7 @@ def random_uffd_ops(rng: random.Random, window: int) -> list[tuple[Any, ...]]:
         ops.append(("write", dst + rng.randrange(0, size, PAGE), rng.getrandbits(63) | 1))
     for _ in range(rng.randrange(1, 4)):
         if rng.random() < 0.25:
-            ops += [op for op in random_ops(rng, window, 1)
-                    if not (op[0] == "madvise" and op[3] == pt.MADV_HUGEPAGE)]  # fmt: skip
+            ops += random_ops(rng, window, 1)
         lo = rng.choice([0, 0, PAGE, 16 * PAGE]) % size
         ln = rng.choice([size - lo, size - lo, PAGE, 16 * PAGE, pmd])
         mode = rng.choice([0, 0, pt.UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES])

@@ -67,10 +67,12 @@ class Reference:
     """The address space as a page dict. Methods mirror AddressSpace's."""
 
     def __init__(self, page_size: int, task_size: int, thp: str = "never",
-                 thp_orders: dict[int, str] | None = None) -> None:  # fmt: skip
+                 thp_orders: dict[int, str] | None = None,
+                 split_zeropage: bool = False) -> None:  # fmt: skip
         """``thp``: the top-level THP mode; ``thp_orders``: {order:
         hugepages-<size>kB/enabled} for PTE-mapped orders (below the PMD's,
-        which the reference never enables)."""
+        which the reference never enables); ``split_zeropage``: a folio
+        split maps the pages no store wrote to the zero page (6.12+)."""
         self.thp = thp
         self.thp_orders = dict(thp_orders or {})
         self.ps = page_size
@@ -80,6 +82,8 @@ class Reference:
         self.objects: dict[int, dict[int, int]] = {}  # shm -> {object page: token}
         self.object_pages: dict[int, int] = {}  # shm -> size in pages
         self._ids = itertools.count(1)
+        self.split_zeropage = split_zeropage
+        self.written: set[object] = set()  # tokens of pages a store wrote
 
     # helpers ---------------------------------------------------------
 
@@ -320,8 +324,11 @@ class Reference:
             self.pages[k] = replace(self.pages[k], anon=anon)
 
     def write(self, addr: int) -> None:
-        """A write fault on one page (the state machine's access)."""
+        """A store to one page (the state machine's access): a write fault
+        if needed, then the page holds data."""
         self._populate(addr, addr + self.ps, True)
+        content = self.pages[addr >> self.shift].content
+        self.written.add(content[0] if isinstance(content, tuple) else content)
 
     # mremap ----------------------------------------------------------
 
@@ -505,8 +512,11 @@ class Reference:
                 fid = content[1]
                 for k, q in self.pages.items():
                     if isinstance(q.content, tuple) and q.content[1] == fid:
-                        self.pages[k] = replace(q, content=q.content[0])
-                content = content[0]
+                        token = q.content[0]
+                        if self.split_zeropage and token not in self.written:
+                            token = ZERO  # never written: the shared zero page
+                        self.pages[k] = replace(q, content=token)
+                content = self.pages[s0 + i].content
             self.pages[d0 + i] = replace(d, content=content)
             self.pages[s0 + i] = replace(self.pages[s0 + i], content=None)
             moved += 1

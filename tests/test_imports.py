@@ -42,7 +42,7 @@ LAYERS = [
     ["space"],
     ["plot"],
     ["experiment"],
-    ["reproduce"],
+    ["reproduce", "compaction"],
     ["host", "_probe", "oracle"],
     ["native"],
     ["calibrate"],

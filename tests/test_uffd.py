@@ -161,7 +161,7 @@ def test_mremap_keeps_the_registration_only_with_remap_events() -> None:
             assert u.move(DST + M, SRC, 4 * K) == 4 * K
 
 
-@pytest.mark.parametrize(("policy", "flushes"), [("linux-6.17", 15), ("uffd-move-batched", 2)])
+@pytest.mark.parametrize(("policy", "flushes"), [("linux-6.17", 15), ("linux-6.18", 2)])
 def test_flush_per_page_or_per_run(policy: str, flushes: int) -> None:
     mm, u = pair(policy=policy, populate=pt.MADV_POPULATE_WRITE)
     mm.madvise(SRC + 8 * K, K, pt.MADV_DONTNEED)  # a hole splits the run in two
@@ -177,7 +177,7 @@ def test_batching_makes_a_large_move_cheaper_on_x86_and_arm64() -> None:
     # 2 MiB of written 4K pages, misaligned so the PTE path runs
     for arch in ("x86-64", "arm64-4k"):
         ns = {}
-        for policy in ("linux-6.17", "uffd-move-batched"):
+        for policy in ("linux-6.17", "linux-6.18"):
             mm = pt.AddressSpace(arch, policy=policy, thp="never")
             u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
             mm.mmap(PMD, SRC, flags=FIXED)
@@ -188,7 +188,85 @@ def test_batching_makes_a_large_move_cheaper_on_x86_and_arm64() -> None:
             assert u.last_move is not None
             ns[policy] = u.last_move.breakdown["tlb flush"]
         # one flush per page (512) against one per run in each page table (2)
-        assert ns["uffd-move-batched"] < ns["linux-6.17"] / 10, arch
+        assert ns["linux-6.18"] < ns["linux-6.17"] / 10, arch
+
+
+def test_a_batch_takes_the_locks_once() -> None:
+    # 6.18's move_present_ptes: both PTE locks and the anon_vma lock once
+    # per batch, a folio_trylock per page; 6.17: all of them per page
+    for policy, pte_locks, anon_vma_locks in (("linux-6.17", 32, 16), ("linux-6.18", 2, 1)):
+        _, u = pair(policy=policy, populate=pt.MADV_POPULATE_WRITE)
+        u.move(DST, SRC, 16 * K)
+        assert u.last_move is not None
+        c = u.last_move.counters
+        assert (c["pte_locks"], c["anon_vma_locks"], c["folio_locks"]) == (
+            pte_locks,
+            anon_vma_locks,
+            16,
+        ), policy
+
+
+def written_thp(policy: str) -> tuple[pt.AddressSpace, pt.userfaultfd.Userfaultfd]:
+    """A THP with three pages written by stores, the rest zero-filled."""
+    mm = pt.AddressSpace("x86-64", policy=policy, thp="always")
+    u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
+    mm.mmap(PMD, SRC, flags=FIXED)
+    mm.mmap(PMD, DST, flags=FIXED)
+    mm.access(np.array([SRC, SRC + 5 * K, SRC + PMD - K], dtype=np.uint64), write=True)
+    assert mm.folios(SRC, PMD)[0].size == PMD
+    u.register(DST, PMD, WP)
+    return mm, u
+
+
+def test_splitting_a_written_thp_maps_its_unwritten_pages_to_the_zero_page() -> None:
+    # b1f202060afe (6.12): a misaligned move splits the PMD, then the folio;
+    # the 509 pages no store wrote become zero-page PTEs, moved one by one
+    mm, u = written_thp("linux-6.18")
+    frames = mm.frames(SRC, PMD)
+    assert u.move(DST + K, SRC, PMD - K) == PMD - K
+    c = u.last_move.counters if u.last_move else {}
+    assert (c["huge_pmds_split"], c["folios_split"], c["zero_remaps"]) == (1, 1, 509)
+    assert (c["ptes_moved"], c["zero_ptes_moved"]) == (2, 509)
+    moved = mm.frames(DST + K, PMD - K)
+    assert moved[0] == frames[0] and moved[5] == frames[5]
+    assert (np.delete(moved, [0, 5]) == pt.ZERO_FRAME).all()
+    last = SRC + PMD - K  # not moved: a small folio now
+    assert mm.frames(last, K)[0] == frames[-1] and [f.size for f in mm.folios(last, K)] == [K]
+    # before 6.12 the split keeps every page
+    mm, u = written_thp("linux-6.8")
+    u.move(DST + K, SRC, PMD - K)
+    c = u.last_move.counters if u.last_move else {}
+    assert (c["zero_remaps"], c["ptes_moved"], c["zero_ptes_moved"]) == (0, 511, 0)
+
+
+def test_a_folio_split_reaches_its_pages_in_other_vmas() -> None:
+    # a 64K folio whose second half mremap carried elsewhere: the rmap walk
+    # finds both halves, so both become small folios
+    mm = pt.AddressSpace("x86-64", policy="linux-6.18", thp="never", thp_sizes={64 * K: "always"})
+    u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
+    mm.mmap(64 * K, SRC, flags=FIXED)
+    mm.access(np.arange(SRC, SRC + 64 * K, K, dtype=np.uint64), write=True)
+    away = SRC + 256 * M
+    mm.mremap(SRC + 32 * K, 32 * K, 32 * K, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, away)
+    assert [f.size for f in mm.folios(away, 32 * K)] == [64 * K]
+    mm.mmap(16 * K, DST, flags=FIXED)
+    u.register(DST, 16 * K, WP)
+    assert u.move(DST, SRC, 16 * K) == 16 * K
+    assert u.last_move is not None and u.last_move.counters["folios_split"] == 1
+    assert {f.size for f in mm.folios(away, 32 * K)} == {K}
+    assert {f.size for f in mm.folios(SRC + 16 * K, 16 * K)} == {K}
+    mm.check()
+
+
+@pytest.mark.skipif(not OK, reason=f"host probe unavailable: {WHY}")
+@pytest.mark.parametrize("dst_off", [0, K, 16 * K])
+def test_a_written_thp_split_agrees_with_the_kernel(dst_off: int) -> None:
+    rw, anon = pt.PROT_READ | pt.PROT_WRITE, pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
+    ops = [("mmap", 0, PMD, rw, anon), ("madvise", 0, PMD, pt.MADV_HUGEPAGE),
+           ("write", 0, 7), ("write", 77 * K, 9), ("write", PMD - K, 11),
+           ("mmap", 2 * PMD, 2 * PMD, rw, anon), ("uffd_register", 2 * PMD, 2 * PMD, WP),
+           ("uffd_move", 2 * PMD + dst_off, 4 * K, PMD - 4 * K, 0)]  # fmt: skip
+    assert compare(ops, 8 << 20) is None
 
 
 @pytest.mark.skipif(not OK, reason=f"host probe unavailable: {WHY}")
@@ -254,7 +332,7 @@ def test_any_arguments_give_a_clean_error_or_work(call: str, data: st.DataObject
     mm.check()
 
 
-@pytest.mark.parametrize("policy", ["linux-6.17", "uffd-move-batched"])
+@pytest.mark.parametrize("policy", ["linux-6.17", "linux-6.18"])
 def test_no_stale_translation_when_the_locks_drop(policy: str) -> None:
     # both flush under the PTE locks: the unsafe-window count is measured on
     # the TLBs (two CPUs cache every source page first) and must be zero
@@ -329,3 +407,74 @@ def test_linux_6_8_rules_differ_from_6_9() -> None:
     with pytest.raises(UffdMoveError) as e:
         u.move(DST, SRC, PMD)
     assert e.value.errno == errno.EBUSY
+
+
+def two_spaces(seed: int) -> list[tuple[pt.AddressSpace, pt.userfaultfd.Userfaultfd]]:
+    """Two identical spaces: a source with written pages, the zero page,
+    holes and a THP, a destination registered in part."""
+    out = []
+    for _ in range(2):
+        rng = random.Random(seed)
+        mm = pt.AddressSpace("x86-64", policy="linux-6.18", thp="madvise")
+        u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
+        mm.mmap(2 * PMD, SRC, flags=FIXED)
+        mm.madvise(SRC, 2 * PMD, pt.MADV_HUGEPAGE if rng.random() < 0.5 else pt.MADV_NOHUGEPAGE)
+        mm.madvise(SRC, 2 * PMD, rng.choice([pt.MADV_POPULATE_WRITE, pt.MADV_POPULATE_READ]))
+        mm.madvise(SRC + PMD + 64 * K, 64 * K, pt.MADV_DONTNEED)
+        mm.mmap(2 * PMD, DST, flags=FIXED)
+        u.register(DST, 2 * PMD if rng.random() < 0.8 else PMD, WP)
+        if rng.random() < 0.3:
+            mm.access([DST + rng.randrange(0, 2 * PMD, K)], write=True)
+        out.append((mm, u))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_move_many_is_the_calls_one_by_one(seed: int) -> None:
+    # the same calls through move_many and through move: the same pages,
+    # counters and first error, with the calls before it complete
+    (m1, u1), (m2, u2) = two_spaces(seed)
+    rng = random.Random(seed + 1000)
+    calls = []
+    for _ in range(rng.randrange(1, 12)):
+        ln = rng.choice([K, 16 * K, 64 * K, PMD])
+        off = rng.randrange(0, 2 * PMD - ln + 1, K)
+        calls.append((DST + rng.choice([off, off, rng.randrange(0, 2 * PMD - ln + 1, K)]),
+                      SRC + off, ln))  # fmt: skip
+    mode = rng.choice([0, HOLES])
+    counters: Counter[str] = Counter()
+    one_by_one: tuple[int, int] | None = None
+    for i, (d, s, ln) in enumerate(calls):
+        try:
+            u1.move(d, s, ln, mode)
+        except UffdMoveError as e:
+            one_by_one = (i, e.errno or 0)
+            break
+        finally:
+            if u1.last_move is not None:
+                counters.update(u1.last_move.counters)
+            u1.last_move = None
+    try:
+        moved = u2.move_many(np.array(calls, dtype=np.uint64), mode)
+        assert one_by_one is None and moved == sum(c[2] for c in calls)
+    except UffdMoveError as e:
+        assert one_by_one == (e.calls_done, e.errno)
+        assert e.bytes_before == sum(c[2] for c in calls[: e.calls_done])
+    assert (m1.frames(SRC, 2 * PMD) == m2.frames(SRC, 2 * PMD)).all()
+    assert (m1.frames(DST, 2 * PMD) == m2.frames(DST, 2 * PMD)).all()
+    if u2.last_move is not None:
+        assert {k: v for k, v in counters.items() if v} == {
+            k: v for k, v in u2.last_move.counters.items() if v
+        }
+    m2.check()
+
+
+def test_move_many_checks_its_argument() -> None:
+    _, u = pair(populate=pt.MADV_POPULATE_WRITE)
+    with pytest.raises(ValueError, match="rows of"):
+        u.move_many([DST, SRC, K])
+    with pytest.raises(ValueError, match="rows of"):
+        u.move_many([[DST, SRC, 1.5]])
+    with pytest.raises(ValueError, match=r"0\.\.2"):
+        u.move_many([[DST, SRC, -1]])
+    assert u.move_many(np.zeros((0, 3), dtype=np.uint64)) == 0

@@ -1,0 +1,287 @@
+"""One compaction cycle of a userfaultfd garbage collector, as Android's ART
+runs it (runtime/gc/collector/mark_compact.cc), simulated and priced.
+
+The cycle, at the kernel's level:
+
+1. ``mremap(moving, size, size, MREMAP_MAYMOVE | MREMAP_FIXED |
+   MREMAP_DONTUNMAP, from)``: the heap's pages go to the from-space; the
+   moving space stays mapped, empty (KernelPrepareRangeForUffd);
+2. UFFDIO_REGISTER of the moving space (MISSING mode: a mutator touching a
+   page not yet compacted faults to the GC, not simulated here);
+3. the live pages go back into the moving space with UFFDIO_MOVE, slid
+   down over the dead ones (sliding compaction), in the GC's order (ART's
+   CompactMovingSpace walks from the highest address down), one ioctl per
+   run of pages contiguous in both spaces (MapMovingSpacePages: "a
+   contiguous range that can be mapped with single ioctl").
+
+The heap's layout is two numbers: the live fraction and the mean length of
+a run of live pages (objects that live together sit together); runs and
+gaps are geometric, drawn from ``seed``, so the same layout can be replayed
+on this machine's kernel (``host.measure_gc_cycle``). ART builds each
+compacted page in a from-space page before it moves it; that copy is user
+time and not priced, and neither is releasing the from-space afterwards
+(MADV_DONTNEED): what is priced is the kernel's part of steps 1 and 3.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .arch import Arch
+from .argcheck import check_int
+from .constants import (
+    MADV_NOHUGEPAGE,
+    MADV_POPULATE_WRITE,
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    UFFD_FEATURE_MOVE,
+    UFFDIO_REGISTER_MODE_MISSING,
+)
+from .experiment import _bases, _profile
+from .policy import Policy, policies
+from .policy import policy as _policy
+from .space import AddressSpace
+from .units import format_size
+
+__all__ = ["ORDERS", "GcResult", "GcResults", "compare_gc", "gc_moves", "run_gc"]
+
+#: the order the GC moves runs in: ART's (highest address first), or ascending
+ORDERS = ("reverse", "forward")
+MIB = 1 << 20
+
+
+def gc_moves(pages: int, live: float = 0.5, run_pages: float = 16.0,
+             ioctl_pages: int | None = None, order: str = "reverse",
+             seed: int = 0) -> np.ndarray[Any, np.dtype[np.int64]]:  # fmt: skip
+    """The UFFDIO_MOVE calls of one cycle over a heap of ``pages`` pages:
+    rows of (from-space page, moving-space page, pages), in call order.
+
+    Live runs are drawn with mean length ``run_pages`` and dead gaps with
+    mean ``run_pages * (1 - live) / live`` (both geometric, a gap may be
+    empty), so about ``live`` of the pages are live; each live page slides
+    down to the number of live pages below it. A run (drawn runs with no
+    gap between them are one) is one call, cut into calls of at most
+    ``ioctl_pages`` pages if given (1: one call per page)."""
+    check_int("pages", pages, 1)
+    if isinstance(live, bool) or not isinstance(live, int | float) or not 0 < live <= 1:
+        raise ValueError(f"live must be a fraction in (0, 1], not {live!r}")
+    if isinstance(run_pages, bool) or not isinstance(run_pages, int | float) or run_pages < 1:
+        raise ValueError(f"run_pages must be a number >= 1, not {run_pages!r}")
+    if ioctl_pages is not None:
+        check_int("ioctl_pages", ioctl_pages, 1)
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
+    check_int("seed", seed, 0)
+    rng = np.random.default_rng(seed)
+    gap_mean = run_pages * (1 - live) / live
+    n = int(pages / (run_pages + gap_mean)) * 2 + 16
+    runs = rng.geometric(1 / run_pages, n).astype(np.int64)
+    gaps = (rng.geometric(1 / (gap_mean + 1), n) - 1).astype(np.int64) if live < 1 else \
+        np.zeros(n, dtype=np.int64)  # fmt: skip
+    # a gap, then a run, and so on, until the heap ends
+    ends = np.cumsum(gaps + runs)
+    starts = ends - runs
+    keep = starts < pages
+    starts, runs = starts[keep], np.minimum(runs[keep], pages - starts[keep])
+    # runs a gap of 0 pages apart are one run: one call moves them
+    first = np.flatnonzero(np.r_[True, starts[1:] != starts[:-1] + runs[:-1]])
+    starts, runs = starts[first], np.add.reduceat(runs, first)
+    dst = np.cumsum(runs) - runs
+    if ioctl_pages is not None:
+        # cut each run into calls of at most ioctl_pages
+        parts = -(-runs // ioctl_pages)
+        first = np.repeat(np.cumsum(parts) - parts, parts)
+        k = np.arange(parts.sum()) - first
+        starts = np.repeat(starts, parts) + k * ioctl_pages
+        dst = np.repeat(dst, parts) + k * ioctl_pages
+        runs = np.minimum(ioctl_pages, np.repeat(runs, parts) - k * ioctl_pages)
+    out = np.stack([starts, dst, runs], axis=1).astype(np.int64)
+    return np.ascontiguousarray(out[::-1] if order == "reverse" else out)
+
+
+@dataclass
+class GcResult:
+    """One simulated compaction cycle: what the kernel did and its price."""
+
+    arch: str
+    policy: str
+    size: int
+    live: float
+    run_pages: float
+    order: str
+    cpus: int
+    heap_pages: int
+    pages_moved: int
+    ioctls: int
+    #: estimated kernel time of the mremap(DONTUNMAP) and of all UFFDIO_MOVE calls
+    mremap_ns: float
+    uffd_move_ns: float
+    estimated_ns: float
+    estimated_ns_range: tuple[float, float]
+    #: UFFDIO_MOVE's time by category ("syscall", "entry moves", "locks",
+    #: and the arch's flush categories)
+    breakdown: dict[str, float]
+    counters: dict[str, int]
+    flush_ops: dict[str, int]
+    #: wall time of the simulated cycle (mremap, registration and moves)
+    sim_wall_ns: int
+    #: estimated time of the baseline policy / this one (set by GcResults)
+    ratio: float | None = field(default=None)
+
+    @property
+    def ns_per_mb(self) -> float:
+        """Estimated kernel time per MiB moved."""
+        return self.estimated_ns * MIB / (self.pages_moved * (self.size // self.heap_pages))
+
+    @property
+    def flush_ns(self) -> float:
+        """UFFDIO_MOVE's flush time: the flush instructions and the IPIs."""
+        return sum(v for k, v in self.breakdown.items() if k not in _NOT_FLUSH)
+
+    def row(self) -> dict[str, Any]:
+        """A flat dict of scalars (one CSV row)."""
+        d: dict[str, Any] = {}
+        for k, v in asdict(self).items():
+            if k == "estimated_ns_range":
+                d["estimated_ns_low"], d["estimated_ns_high"] = v
+            elif isinstance(v, dict):
+                prefix = {"breakdown": "ns_", "flush_ops": "op_"}.get(k, "")
+                d.update({prefix + kk.replace(" ", "_"): vv for kk, vv in v.items()})
+            else:
+                d[k] = v
+        d["ns_per_mb"] = self.ns_per_mb
+        d["flush_ns"] = self.flush_ns
+        return d
+
+
+_NOT_FLUSH = ("syscall", "entry moves", "locks")
+
+
+def run_gc(size: int = 256 * MIB, arch: str | Arch = "x86-64", policy: str | Policy = "linux-6.18",
+           live: float = 0.5, run_pages: float = 16.0, order: str = "reverse",
+           ioctl_pages: int | None = None, cpus: int = 4, touch: int = 4096, seed: int = 0,
+           **arch_overrides: Any) -> GcResult:  # fmt: skip
+    """Simulate one compaction cycle of a ``size``-byte heap of written 4K
+    pages (``gc_moves`` gives the calls) on ``cpus`` CPUs running the
+    process, each having touched ``touch`` random heap pages (their TLBs
+    hold them, so flushes reach them). ``arch_overrides`` as in
+    ``run_move``."""
+    a = _profile(arch, arch_overrides)
+    check_int("size", size, a.page_size)
+    if size % a.page_size:
+        raise ValueError(f"size must be a multiple of {a.page_size}, not {size}")
+    check_int("cpus", cpus, 1, 256)
+    check_int("touch", touch, 0, 1 << 26)
+    moving, space = _bases(a)
+    if size + a.pud_size > space - moving:
+        raise ValueError(f"size {format_size(size)} does not fit twice in {a.name}'s "
+                         f"{format_size(a.task_size)} address space")  # fmt: skip
+    if not _policy(policy).uffd_move:
+        with_move = [p for p in policies() if _policy(p).uffd_move]
+        raise ValueError(f"policy {_policy(policy).name!r} has no UFFDIO_MOVE (Linux 6.8+); "
+                         f"valid: {', '.join(with_move)} or a Policy with uffd_move")  # fmt: skip
+    pages = size >> a.page_shift
+    moves = gc_moves(pages, live, run_pages, ioctl_pages, order, seed)
+    mm = AddressSpace(a, cpus=cpus, policy=policy, thp="madvise")
+    mm.mmap(size, addr=moving, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+    mm.madvise(moving, size, MADV_NOHUGEPAGE)
+    mm.madvise(moving, size, MADV_POPULATE_WRITE)
+    rng = np.random.default_rng(seed)
+    for cpu in range(cpus):
+        mm.tlbs.set_cpu(cpu)  # a mutator thread ran there: in mm_cpumask
+        if touch:
+            offs = rng.integers(0, pages, touch, dtype=np.uint64) << np.uint64(a.page_shift)
+            mm.access(np.uint64(moving) + offs, cpu=cpu)
+    mm.tlbs.set_cpu(0)  # the GC thread makes the calls
+    t0 = time.perf_counter_ns()
+    mm.mremap(moving, size, size, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, space)
+    assert mm.last_move is not None
+    remap = mm.last_move
+    u = mm.userfaultfd(UFFD_FEATURE_MOVE)
+    u.register(moving, size, UFFDIO_REGISTER_MODE_MISSING)
+    shift = np.uint64(a.page_shift)
+    calls = np.stack([np.uint64(moving) + (moves[:, 1].astype(np.uint64) << shift),
+                      np.uint64(space) + (moves[:, 0].astype(np.uint64) << shift),
+                      moves[:, 2].astype(np.uint64) << shift], axis=1)  # fmt: skip
+    u.move_many(calls)
+    st = u.last_move
+    assert st is not None
+    wall = time.perf_counter_ns() - t0
+    r_low, r_high = remap.estimated_ns_range
+    return GcResult(
+        arch=a.name, policy=mm.policy.name, size=size, live=float(live),
+        run_pages=float(run_pages), order=order, cpus=cpus, heap_pages=pages,
+        pages_moved=int(moves[:, 2].sum()), ioctls=len(moves),
+        mremap_ns=remap.estimated_ns, uffd_move_ns=st.estimated_ns,
+        estimated_ns=remap.estimated_ns + st.estimated_ns,
+        estimated_ns_range=(r_low + st.estimated_ns_range[0], r_high + st.estimated_ns_range[1]),
+        breakdown=st.breakdown, counters=st.counters, flush_ops=st.flush_ops, sim_wall_ns=wall,
+    )  # fmt: skip
+
+
+class GcResults(Sequence[GcResult]):
+    """GcResults with each one's ratio to a baseline policy (the baseline's
+    estimated time over its own, same arch and heap: above 1 is faster)."""
+
+    def __init__(self, items: Iterable[GcResult], baseline: str | None = "linux-6.17") -> None:
+        self._items = list(items)
+        self.baseline = baseline
+        base = {(r.arch, r.size, r.live, r.run_pages, r.order, r.cpus): r.estimated_ns
+                for r in self._items if r.policy == baseline}  # fmt: skip
+        for r in self._items:
+            b = base.get((r.arch, r.size, r.live, r.run_pages, r.order, r.cpus))
+            r.ratio = None if b is None or not r.estimated_ns else b / r.estimated_ns
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._items[i]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per cycle (CSV and JSON records)."""
+        return [r.row() for r in self._items]
+
+    def cells(self) -> tuple[list[str], list[list[str]]]:
+        """The summary table as text cells: (header, one row per cycle)."""
+        head = ["arch", "policy", "ioctls", "pages", "flushes", "moves us", "locks us",
+                "flush us", "mremap us", "est. us", "est. range us", "us/MiB",
+                f"vs {self.baseline}", "sim ms"]  # fmt: skip
+        rows = []
+        for r in self._items:
+            low, high = r.estimated_ns_range
+            rows.append([
+                r.arch, r.policy, str(r.ioctls), str(r.pages_moved),
+                str(r.counters.get("flush_calls", 0)),
+                f"{r.breakdown.get('entry moves', 0) / 1e3:.1f}",
+                f"{r.breakdown.get('locks', 0) / 1e3:.1f}", f"{r.flush_ns / 1e3:.1f}",
+                f"{r.mremap_ns / 1e3:.1f}", f"{r.estimated_ns / 1e3:.1f}",
+                f"{low / 1e3:.1f}-{high / 1e3:.1f}", f"{r.ns_per_mb / 1e3:.2f}",
+                "-" if r.ratio is None else f"{r.ratio:.2f}x", f"{r.sim_wall_ns / 1e6:.1f}",
+            ])  # fmt: skip
+        return head, rows
+
+
+def compare_gc(size: int = 256 * MIB, archs: Sequence[str | Arch] = ("x86-64", "arm64-4k"),
+               policies: Sequence[str] = ("linux-6.8", "linux-6.17", "linux-6.18"),
+               baseline: str | None = "linux-6.17",
+               progress: Callable[[int, int], None] | None = None,
+               **kwargs: Any) -> GcResults:  # fmt: skip
+    """``run_gc`` for every arch and policy on the same heap (``kwargs``:
+    run_gc's other arguments); ``progress(done, total)`` after each."""
+    jobs = [(a, p) for a in archs for p in policies]
+    out = []
+    for i, (a, p) in enumerate(jobs):
+        out.append(run_gc(size, a, p, **kwargs))
+        if progress is not None:
+            progress(i + 1, len(jobs))
+    return GcResults(out, baseline)
