@@ -226,3 +226,49 @@ def test_run_move_with_valid_arguments_works(kwargs: dict[str, Any]) -> None:
     page = pt.arch(kwargs["arch"]).page_size
     c = r.counters
     assert c["ptes_moved"] <= kwargs["size"] // page and r.estimated_ns > 0
+
+
+UFFD_CALLS = {"register": 3, "unregister": 2, "move": 4, "move_many": 2}
+MOVE_ERRNOS = (errno.EINVAL, errno.ENOENT, errno.EEXIST, errno.EBUSY, errno.EAGAIN, errno.ENOMEM)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(call=st.sampled_from(sorted(UFFD_CALLS)), data=st.data())
+def test_userfaultfd_calls_with_any_arguments(call: str, data: st.DataObject) -> None:
+    # fresh()'s written pages (and folios) moved into a registered mapping
+    mm = fresh()
+    mm.policy = "linux-6.18"
+    dst = BASE + (9 << 20)  # reachable by ints' pages
+    mm.mmap(1 << 20, addr=dst, flags=pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED)
+    u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
+    u.register(dst, 1 << 20, pt.UFFDIO_REGISTER_MODE_WP)
+    n = UFFD_CALLS[call]
+    args = data.draw(
+        st.lists(junk, min_size=n, max_size=n) | st.lists(ints, min_size=n, max_size=n)
+    )
+    # plausible moves too, so that they reach the pages: into the registered
+    # megabyte, out of fresh()'s written pages and folios
+    src = st.integers(0, 1000).map(lambda k: BASE + k * 4096) | st.integers(0, 240).map(
+        lambda k: BASE + (6 << 20) + 4096 + k * 4096)  # fmt: skip
+    near = st.tuples(st.integers(0, 190).map(lambda k: dst + k * 4096), src,
+                     st.sampled_from([1, 2, 16, 64]).map(lambda k: k * 4096))  # fmt: skip
+    if call == "move" and data.draw(st.booleans(), label="plausible"):
+        args = [*data.draw(near), data.draw(st.sampled_from([0, 1, 2, 3, 4]))]
+    if call == "move_many":
+        args[0] = data.draw(st.lists(st.tuples(ints, ints, ints) | near, max_size=4) | junk,
+                            label="calls")  # fmt: skip
+        args[1] = data.draw(st.sampled_from([0, 2]) | junk, label="mode")
+    before = snapshot(mm)
+    try:
+        getattr(u, call)(*args)
+    except pt.userfaultfd.UffdMoveError as e:
+        assert e.errno in MOVE_ERRNOS
+        if e.errno != errno.EAGAIN and e.calls_done == 0:
+            # nothing moved (the destination's anon_vma and tables may be new)
+            assert snapshot(mm)[:2] == before[:2], (call, args, e)
+    except OSError as e:
+        assert e.errno in (errno.EINVAL, errno.EBUSY, errno.ENOMEM)
+        assert snapshot(mm) == before, (call, args, e)
+    except (TypeError, ValueError, NotImplementedError):
+        assert snapshot(mm) == before
+    mm.check()
