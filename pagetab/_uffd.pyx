@@ -3,9 +3,11 @@
 move_pages_pte, move_present_pte(s), move_zeropage_pte; mm/huge_memory.c
 move_pages_huge_pmd, split_huge_pmd; split_folio's remap).
 
-``move_pages`` walks the range PMD by PMD as the kernel's move_pages() does,
-allocating tables, moving whole THPs or splitting them, and moving PTEs,
-without Python objects and with the GIL released. It flushes as the policy
+``move_calls`` makes one or many UFFDIO_MOVE calls (their VMAs checked by
+``userfaultfd.py``); each walks its range PMD by PMD as the kernel's
+move_pages() does (``move_range``), allocating tables, moving whole THPs or
+splitting them, and moving PTEs, without Python objects and with the GIL
+released. It flushes as the policy
 says: one ptep_clear_flush per moved page (6.8-6.17), or one
 flush_tlb_range per batch of present small folios within a page table
 (50944692052b "userfaultfd: opportunistic TLB-flush batching for present

@@ -271,6 +271,8 @@ class Userfaultfd:
                     self._move(d, sr, ln, mode)  # raises the call's error
                 except UffdMoveError as e:
                     err = e
+                else:  # pragma: no cover - the checks above are _move's
+                    raise AssertionError(f"move_many: call {good} passed _move's checks")
                 if stats is not None:
                     self.last_move = stats
             total = int(arr[:done, 2].sum()) if done else 0
@@ -300,7 +302,7 @@ class Userfaultfd:
             ok &= (at >= lo) & (at < top) & (ln <= top - np.minimum(at, top))
         vs = mm._vmas
         if not vs:
-            return int(np.argmin(ok)) if not ok.all() else 0
+            return 0  # no VMA holds any of them
         starts = np.array([v.start for v in vs], dtype=np.uint64)
         ends = np.array([v.end for v in vs], dtype=np.uint64)
         bad_vma = np.array([v.shared or not v.prot & PROT_WRITE for v in vs], dtype=bool)
