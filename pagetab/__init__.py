@@ -1,9 +1,11 @@
-"""pagetab: simulate Linux page tables and how mremap(2) moves them.
+"""pagetab: simulate Linux page tables and how mremap(2) and UFFDIO_MOVE move them.
 
-See README.md for the two commands that install and run it, the public API
-("Use") and how the simulator is checked against the real kernel.
+See README.md for the two commands that install and run it, and the
+documentation site in docs/ (``mkdocs serve``) for the user guide, the API
+reference and how the simulator is checked against the real kernel.
 """
 
+from ._version import __version__
 from .arch import Arch, Cost, FlushRules, Level, TlbArraySpec, TlbSpec, arch, archs
 from .compaction import GcResult, GcResults, compare_gc, gc_moves, run_gc
 from .constants import *  # noqa: F403  (Linux's constants, by their Linux names)
@@ -12,8 +14,6 @@ from .experiment import MoveResult, Results, compare, run_move, sweep
 from .policy import FLUSH_MODES, Policy, policies, policy
 from .space import AddressSpace, InvariantError
 from .stats import AccessStats, MoveStats
-
-__version__ = "0.1.0"
 
 __all__ = [
     "FLUSH_MODES",
@@ -33,6 +33,7 @@ __all__ = [
     "Results",
     "TlbArraySpec",
     "TlbSpec",
+    "__version__",
     "arch",
     "archs",
     "compare",

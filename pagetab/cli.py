@@ -41,6 +41,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from . import calibrate, compaction, experiment, host
+from ._version import __version__
 from .arch import arch, archs, devices
 from .experiment import ALIGNS, Results, _validate, parse_populate
 from .native import PATHS, compare_gc_cycle, compare_move
@@ -642,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="pagetab", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--version", action="version", version=f"pagetab {__version__}")
     sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="SUBCOMMAND")
     c = sub.add_parser(
         "compare",
@@ -825,7 +827,9 @@ def _main(argv: list[str] | None) -> int:
     p = build_parser()
     # options first (or nothing) means the default subcommand; any other
     # first word must be a subcommand (argparse names the valid ones)
-    if not args_list or (args_list[0].startswith("-") and args_list[0] not in ("-h", "--help")):
+    if not args_list or (
+        args_list[0].startswith("-") and args_list[0] not in ("-h", "--help", "--version")
+    ):
         args_list.insert(0, "compare")
     args = p.parse_args(args_list)
     if getattr(args, "progress", False) is None:

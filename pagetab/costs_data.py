@@ -5,7 +5,7 @@ single runs of the real kernel on the project's Linux 6.18 x86-64 test
 host (a shared 2-core virtual machine) over zero-page regions; pagetab.host
 re-measures them: ``pagetab host --size 1G`` (also 16G, 256G) for mremap,
 ``python bench/scale.py 256`` (kernel column) for MADV_POPULATE_READ. The
-host is shared and a later run differed (README's native table, 1 GiB: PTE
+host is shared and a later run differed (docs' native table, 1 GiB: PTE
 path 2.5 ms, PMD path 130 us, PUD path 3 us; populate about 440 ns per
 page), so re-measure before leaning on one figure. "assumption" marks a
 figure no public measurement was found for: it is stated once, never
@@ -13,7 +13,7 @@ tuned to reproduce a published ratio.
 
 Every figure also carries a range, ``low`` to ``high``, stated in its
 source: a test-host figure spans the other runs of the same measurement
-recorded in this repository (the later run above, the README's tables)
+recorded in this repository (the later run above, the docs' tables (guide/host-kernel.md))
 put through the same derivation, and at least +-20% (the run-to-run
 spread on the shared host); a published figure spans the published range
 (hot to cold cycles, at the clock the source assumes); an "assumption"
@@ -83,6 +83,7 @@ class TlbArraySpec:
 
     @property
     def entries(self) -> int:
+        """Entries the array holds: sets times ways."""
         return self.sets * self.ways
 
 
@@ -155,24 +156,24 @@ _COMMON = {
     "mremap_call": Cost(4800, f"{_X86_MEASURED}: 1 GiB zero-page PUD-aligned move 5 us, less "
                         "one PUD move; re-measure: pagetab host --size 1G (move-pud); range "
                         "2800-6800 ns: the other 1 GiB PUD-path runs recorded (3 us in the "
-                        "README's native table, 4-7 us in its calibration runs), "
+                        "docs' native table, 4-7 us in its calibration runs), "
                         f"{_SPREAD}", 2800, 6800),
     "pte_move": Cost(13.5, f"{_X86_MEASURED}: 1 GiB zero-page region misaligned by 4 KiB, "
                      "3.8 ms for 262144 PTEs, less the per-extent flushes and locks; "
                      "re-measure: pagetab host --size 1G (move-pte); range 8.5-16.2 ns: "
                      "the later runs recorded, 2.5 ms above and 2.5-3.0 ms per GiB in the "
-                     "README's native table (8.5-10.4 ns), "
+                     "docs' native table (8.5-10.4 ns), "
                      f"{_SPREAD}", 8.5, 16.2),
     "pmd_move": Cost(15, f"{_X86_MEASURED}: 1 GiB zero-page PMD-aligned 112 us, ~210 ns per "
                      "PMD with its flush, less the flush, two PMD locks and the rmap lock; "
                      "re-measure: pagetab host --size 1G (move-pmd); range 12-50.2 ns: the "
                      "later runs recorded, 130 us above and 127.5-130 us per GiB in the "
-                     f"README's native table (45.3-50.2 ns), {_SPREAD}", 12, 50.2),
+                     f"docs' native table (45.3-50.2 ns), {_SPREAD}", 12, 50.2),
     "pud_move": Cost(15, f"{_X86_MEASURED}: 256 GiB zero-page PUD-aligned 49 us, ~200 ns per "
                      "PUD with its flush, less the flush, page_table_lock and the rmap lock; "
                      "re-measure: pagetab host --size 256G (move-pud); range 0-18 ns: "
                      "the slopes between PUD-path runs recorded (1, 16 and 64 GiB: 3, 6 and 15 "
-                     "us in the README's native table; 1 GiB 5 us to 256 GiB 49 us) put a PUD "
+                     "us in the docs' native table; 1 GiB 5 us to 256 GiB 49 us) put a PUD "
                      "with its flush at 172.5-200 ns, -12.5 to 15 ns after the same "
                      f"subtractions (0 at least), {_SPREAD}", 0, 18),
     "uffd_move_call": Cost(1000, f"{_X86_MEASURED}: 65536 UFFDIO_MOVE calls of one written "
@@ -194,7 +195,7 @@ _COMMON = {
     "walk_step": _assumed(10, "assumption: one page-table load that hits the data caches"),
     "fault": Cost(300, f"{_X86_MEASURED}: MADV_POPULATE_READ of 256 GiB in 20 s, 300 ns per "
                   "page; re-measure: python bench/scale.py 256 (kernel s); range 240-450 ns: "
-                  "the README's native-table populate runs, 434-449 ns per page, "
+                  "the docs' native-table populate runs, 434-449 ns per page, "
                   f"{_SPREAD}", 240, 450),
     "cow_fault": _assumed(400, "assumption: a fresh page, clear_page and the PTE update"),
 }  # fmt: skip

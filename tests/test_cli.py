@@ -325,3 +325,14 @@ def test_compare_shows_the_single_cpu_move_beside(capsys: pytest.CaptureFixture[
     assert row["estimated_ns"] > row["estimated_ns_1cpu"]  # the flush IPIs to 3 other CPUs
     code, out, _ = run([*argv, "--cpus", "1", "--json"], capsys)
     assert "estimated_ns_1cpu" not in json.loads(out)[0]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"pagetab {pt.__version__}"
+    # the one place it is written is what the installed metadata says
+    from importlib.metadata import version
+
+    assert version("pagetab") == pt.__version__

@@ -25,7 +25,7 @@ SOURCE = Path(pagetab.__file__).resolve().parent
 #: below. Every module of the package must be listed (a new one has to be
 #: placed); a listed one may be missing (the layout is a target).
 LAYERS = [
-    ["constants", "argcheck", "units"],
+    ["constants", "argcheck", "units", "_version"],
     ["costs_data", "flush", "policy"],
     ["arch"],  # with calibration loading
     ["_tables"],
@@ -47,7 +47,7 @@ LAYERS = [
     ["native"],
     ["calibrate"],
     ["cli"],
-    ["__main__", "__init__"],
+    ["__main__", "__init__", "docs_check"],
 ]
 LAYER = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 

@@ -1,0 +1,95 @@
+"""The documentation: every Python example in README.md and docs/ runs as
+written, the API reference lists every public name, every public name has
+a docstring, and the example notebook executes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import pagetab as pt
+from pagetab.docs_check import missing_docstrings
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+BLOCKS = [
+    (page, i, code)
+    for page in PAGES
+    if page.exists()
+    for i, code in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.S))
+]
+
+
+@pytest.mark.skipif(not BLOCKS, reason="README.md and docs/ are not beside the tests")
+@pytest.mark.parametrize(
+    ("page", "index", "code"),
+    BLOCKS or [(ROOT, 0, "")],
+    ids=[f"{p.relative_to(ROOT)}:{i}" for p, i, _ in BLOCKS] or ["none"],
+)
+def test_examples_run(
+    page: Path, index: int, code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no skip when matplotlib, pandas or dask is missing: the test extra
+    # installs them, so a missing one is a failure
+    monkeypatch.chdir(tmp_path)  # the examples write files
+    exec(compile(code, f"{page}:{index}", "exec"), {})
+
+
+def test_the_examples_are_found() -> None:
+    if not (ROOT / "docs").exists():
+        pytest.skip("docs/ is not beside the tests")
+    assert len(BLOCKS) >= 6, [f"{p.name}:{i}" for p, i, _ in BLOCKS]
+    assert COMMANDS
+
+
+COMMANDS = [
+    (page, line[2:].split())
+    for page in PAGES
+    if page.exists()
+    for line in page.read_text().splitlines()
+    if line.startswith("$ pagetab ")
+]
+
+
+@pytest.mark.parametrize(
+    ("page", "argv"), COMMANDS or [(ROOT, [])], ids=[" ".join(a) for _, a in COMMANDS] or ["none"]
+)
+def test_commands_shown_run(
+    page: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the pagetab commands whose output a page shows run as shown
+    if not argv:
+        pytest.skip("docs/ is not beside the tests")
+    from pagetab.cli import main
+
+    assert main(argv[1:]) == 0, (page, argv)
+    assert capsys.readouterr().out
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    assert missing_docstrings() == []
+
+
+def test_the_api_reference_lists_every_public_name() -> None:
+    api = ROOT / "docs" / "reference" / "api.md"
+    if not api.exists():
+        pytest.skip("docs/ is not beside the tests")
+    listed = set(re.findall(r"^\s+- (\w+)$", api.read_text(), re.M))
+    assert set(pt.__all__) - {"__version__"} <= listed
+
+
+def test_the_notebook_executes() -> None:
+    nb_path = ROOT / "docs" / "examples" / "story-2018.ipynb"
+    if not nb_path.exists():
+        pytest.skip("docs/ is not beside the tests")
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(nb_path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3").execute()
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    # the story's points, as the notebook prints them
+    assert "fast-mremap-v2  unsafe entries  262144" in text
+    assert "linux-5.0       unsafe entries       0" in text
