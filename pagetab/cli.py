@@ -113,14 +113,25 @@ def _populate(text: str) -> str:
     return text
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {n}")
-    return n
+def _bounded(convert: Callable[[str], T], ok: Callable[[T], bool], what: str,
+             kind: str) -> Callable[[str], T]:  # fmt: skip
+    """An argparse type: ``convert`` the text, then require ``ok``."""
+
+    def parse(text: str) -> T:
+        try:
+            x = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
+        if not ok(x):
+            raise argparse.ArgumentTypeError(f"must be {what}, not {x}")
+        return x
+
+    return parse
+
+
+_positive = _bounded(int, lambda n: n >= 1, ">= 1", "an integer")
+_fraction = _bounded(float, lambda x: 0 < x <= 1, "a fraction in (0, 1]", "a number")
+_at_least_one = _bounded(float, lambda x: x >= 1, ">= 1", "a number")
 
 
 def _host_size(text: str) -> int:
@@ -469,26 +480,6 @@ def _host(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fraction(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < x <= 1:
-        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1], not {x}")
-    return x
-
-
-def _at_least_one(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not x >= 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, not {x}")
-    return x
-
-
 def _gc(args: argparse.Namespace) -> int:
     prog = _Progress(args.progress, "compacting")
     try:
@@ -626,10 +617,11 @@ def _move_options(q: argparse.ArgumentParser, sizes: bool) -> None:
     q.add_argument("--fail-unsafe", action="store_true", help="exit 1 if any move is unsafe")
 
 
-def _outputs(q: argparse.ArgumentParser) -> None:
+def _outputs(q: argparse.ArgumentParser, plot: bool = True) -> None:
     q.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
     q.add_argument("--json-out", metavar="FILE", help="also write the results as JSON")
-    q.add_argument("--plot", metavar="PNG", help="also plot estimated time against size")
+    if plot:
+        q.add_argument("--plot", metavar="PNG", help="also plot estimated time against size")
     q.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -733,14 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cpus", type=_cpus, default=4,
                    help="CPUs running the process (default 4)")  # fmt: skip
     g.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    g.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
-    g.add_argument("--json-out", metavar="FILE", help="also write the results as JSON")
-    g.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress bar (default: on a terminal)",
-    )
+    _outputs(g, plot=False)
     for name, text in (
         ("archs", "the architecture profiles"),
         ("policies", "the kernel policies with their sources"),

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,7 +46,7 @@ from .constants import (
     UFFD_FEATURE_MOVE,
     UFFDIO_REGISTER_MODE_MISSING,
 )
-from .experiment import _bases, _profile
+from .experiment import _bases, _profile, flat_row
 from .policy import Policy, policies
 from .policy import policy as _policy
 from .space import AddressSpace
@@ -148,19 +148,8 @@ class GcResult:
         return sum(v for k, v in self.breakdown.items() if k not in _NOT_FLUSH)
 
     def row(self) -> dict[str, Any]:
-        """A flat dict of scalars (one CSV row)."""
-        d: dict[str, Any] = {}
-        for k, v in asdict(self).items():
-            if k == "estimated_ns_range":
-                d["estimated_ns_low"], d["estimated_ns_high"] = v
-            elif isinstance(v, dict):
-                prefix = {"breakdown": "ns_", "flush_ops": "op_"}.get(k, "")
-                d.update({prefix + kk.replace(" ", "_"): vv for kk, vv in v.items()})
-            else:
-                d[k] = v
-        d["ns_per_mb"] = self.ns_per_mb
-        d["flush_ns"] = self.flush_ns
-        return d
+        """A flat dict of scalars (one CSV row), as ``MoveResult.row``."""
+        return {**flat_row(self), "ns_per_mb": self.ns_per_mb, "flush_ns": self.flush_ns}
 
 
 _NOT_FLUSH = ("syscall", "entry moves", "locks")

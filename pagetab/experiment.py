@@ -173,17 +173,27 @@ class MoveResult:
     def row(self) -> dict[str, Any]:
         """A flat dict of scalars (one CSV row); the range as
         ``estimated_ns_low`` and ``estimated_ns_high``."""
-        d: dict[str, Any] = {}
-        for k, v in asdict(self).items():
-            if k == "estimated_ns_range":
-                d["estimated_ns_low"], d["estimated_ns_high"] = v
-            elif isinstance(v, dict):
-                prefix = {"breakdown": "ns_", "flush_ops": "op_", "lock_acquired": "lock_"}
-                d.update({prefix.get(k, "") + kk.replace(" ", "_"): vv for kk, vv in v.items()})
-            else:
-                d[k] = v
-        d["safe"] = self.safe
-        return d
+        return {**flat_row(self), "safe": self.safe}
+
+
+#: the prefixes of a flat row's columns from each dict field
+ROW_PREFIX = {"breakdown": "ns_", "flush_ops": "op_", "lock_acquired": "lock_"}
+
+
+def flat_row(result: Any) -> dict[str, Any]:
+    """A result dataclass as a flat dict of scalars: an ``estimated_ns_range``
+    as ``estimated_ns_low`` and ``estimated_ns_high``, each dict field's
+    items as columns (prefixed per ROW_PREFIX, spaces as underscores)."""
+    d: dict[str, Any] = {}
+    for k, v in asdict(result).items():
+        if k == "estimated_ns_range":
+            d["estimated_ns_low"], d["estimated_ns_high"] = v
+        elif isinstance(v, dict):
+            prefix = ROW_PREFIX.get(k, "")
+            d.update({prefix + kk.replace(" ", "_"): vv for kk, vv in v.items()})
+        else:
+            d[k] = v
+    return d
 
 
 def run_move(

@@ -177,7 +177,7 @@ def test_unknown_subcommand_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> 
         assert code == 2 and not out and len(err.strip().splitlines()) == 1, (argv, err)
         assert f"invalid choice: '{argv[0]}'" in err and all(s in err for s in SUBCOMMANDS)
     code, out, _ = run(["--help"], capsys)
-    assert code == 0 and out.startswith("usage: pagetab [-h] SUBCOMMAND")
+    assert code == 0 and out.startswith("usage: pagetab [-h] [--version] SUBCOMMAND")
 
 
 @pytest.mark.parametrize(

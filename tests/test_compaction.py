@@ -114,6 +114,20 @@ def test_a_policy_without_uffdio_move_says_so() -> None:
         pt.run_gc(4 * M, policy="linux-5.0")
 
 
+def test_gc_command_writes_csv_and_json(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = f"{tmp_path}/gc"
+    argv = ["gc", "--size", "8M", "--arch", "x86-64", "--policy", "linux-6.17,linux-6.18",
+            "--csv", f"{out}.csv", "--json-out", f"{out}.json"]  # fmt: skip
+    assert main(argv) == 0
+    rows = json.loads(open(f"{out}.json").read())
+    header = open(f"{out}.csv").readline().strip().split(",")
+    assert [r["policy"] for r in rows] == ["linux-6.17", "linux-6.18"]
+    assert "ns_per_mb" in header and "op_flush_calls" in header
+    assert "vs linux-6.17" in capsys.readouterr().out
+
+
 def test_gc_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gc", "--size", "8M", "--arch", "x86-64", "--json", "--cpus", "1"]) == 0
     rows = json.loads(capsys.readouterr().out)
