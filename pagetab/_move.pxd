@@ -84,6 +84,17 @@ cdef struct move_stats:
     FlushOps flush_ops           # the arch's flush instructions
 
 
+# One event of a traced move, in the order the engine made them
+# (move_page_tables(..., trace=True)); Python reads them as a numpy record
+# array whose dtype is this struct (EVENT_DTYPE).
+cdef struct move_event:
+    int64_t kind                 # an EV_* of _move.pyx (EVENT_KINDS names them)
+    int64_t what                 # lock class (lock, unlock); pgt_entry (entry); flush record (flush, convert)
+    int64_t entries              # entries moved (ptes, entry); entries moved during the hold (unlock)
+    uint64_t lo                  # old-address range (ptes, entry, flush, convert); the lock's id (lock, unlock)
+    uint64_t hi
+
+
 cdef class PagetableMoveControl:
     """One move, as the kernel's struct pagetable_move_control."""
     cdef mremap_config cfg

@@ -10,6 +10,9 @@ from ._tables import PageTables
 
 FLUSH_MODE: dict[str, int]
 MOVE_DTYPE: np.dtype[np.void]
+EVENT_DTYPE: np.dtype[np.void]
+EVENT_KINDS: tuple[str, ...]
+PGT_ENTRIES: tuple[str, ...]
 
 class PagetableMoveControl:
     old_addr: int
@@ -42,5 +45,9 @@ class PagetableMoveControl:
     ) -> bool: ...
 
 def move_page_tables(
-    pt: PageTables, tlbs: Tlbs, pmc: PagetableMoveControl
-) -> tuple[int, npt.NDArray[np.int64]]: ...
+    pt: PageTables, tlbs: Tlbs, pmc: PagetableMoveControl, trace: bool = False
+) -> tuple[
+    int,
+    npt.NDArray[np.int64],
+    tuple[npt.NDArray[np.void], npt.NDArray[np.int64]] | None,
+]: ...

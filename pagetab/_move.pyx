@@ -41,6 +41,20 @@ cdef enum:
     LK_RMAP = 3
     MAX_HELD = 6
 
+# move_event kinds, in EVENT_KINDS' order
+cdef enum:
+    EV_LOCK = 0
+    EV_UNLOCK = 1
+    EV_PTES = 2
+    EV_ENTRY = 3
+    EV_FLUSH = 4
+    EV_CONVERT = 5
+
+#: the names of move_event.kind's values
+EVENT_KINDS = ("lock", "unlock", "ptes", "entry", "flush", "convert")
+#: move_event.what of an "entry" event: the pgt_entry moved
+PGT_ENTRIES = ("NORMAL_PMD", "HPAGE_PMD", "NORMAL_PUD", "HPAGE_PUD")
+
 #: Policy.flush -> flush_mode
 FLUSH_MODE = {"extent": FL_EXTENT, "table": FL_TABLE, "end": FL_END}
 
@@ -51,6 +65,10 @@ MOVE_DTYPE = np.asarray(<move_stats[:1]>(&_layout)).dtype
 # nested structured array is slow; its int64 view is not)
 assert sizeof(move_stats) % sizeof(int64_t) == 0
 cdef cnp.npy_intp MOVE_WORDS = sizeof(move_stats) // sizeof(int64_t)
+cdef move_event _ev_layout
+#: a traced move's events: the C struct move_event
+EVENT_DTYPE = np.asarray(<move_event[:1]>(&_ev_layout)).dtype
+cdef cnp.npy_intp OPS_WORDS = sizeof(FlushOps) // sizeof(int64_t)
 
 cdef uint64_t ID_PTE = (<uint64_t>1) << 62
 cdef uint64_t ID_PMD = (<uint64_t>2) << 62
@@ -97,6 +115,69 @@ cdef struct Ctx:
     int counts_since_flush
     int caller                       # the CPU running mremap
     bint no_table_moves              # uffd without EVENT_REMAP: no move_normal_pmd/pud
+    # the trace (move_page_tables(..., trace=True)): events, and the flush
+    # operations of each flush and contpte_convert
+    bint tracing
+    move_event *ev
+    int64_t nev
+    int64_t ev_cap
+    FlushOps *fops
+    int64_t nfops
+    int64_t fops_cap
+
+
+# ----------------------------------------------------------------------
+# the trace
+
+cdef inline move_event* trace(Ctx *x, int64_t kind, int64_t what, int64_t entries,
+                              uint64_t lo, uint64_t hi) noexcept nogil:
+    """Append an event (when tracing); NULL when not, or out of memory
+    (the move goes on; the trace is then reported lost)."""
+    cdef move_event *ne
+    cdef move_event *e
+    if not x.tracing:
+        return NULL
+    if x.nev == x.ev_cap:
+        ne = <move_event*>realloc(x.ev, (x.ev_cap * 2 + 64) * sizeof(move_event))
+        if ne == NULL:
+            x.tracing = False
+            x.oom = True
+            return NULL
+        x.ev = ne
+        x.ev_cap = x.ev_cap * 2 + 64
+    e = &x.ev[x.nev]
+    x.nev += 1
+    e.kind = kind
+    e.what = what
+    e.entries = entries
+    e.lo = lo
+    e.hi = hi
+    return e
+
+
+cdef inline void trace_flush(Ctx *x, int64_t kind, uint64_t lo, uint64_t hi,
+                             const FlushOps *before) noexcept nogil:
+    """A flush event with the operations it issued (the counters' growth
+    since ``before``)."""
+    cdef FlushOps *nf
+    cdef int64_t i
+    cdef move_event *e
+    if not x.tracing:
+        return
+    if x.nfops == x.fops_cap:
+        nf = <FlushOps*>realloc(x.fops, (x.fops_cap * 2 + 16) * sizeof(FlushOps))
+        if nf == NULL:
+            x.tracing = False
+            x.oom = True
+            return
+        x.fops = nf
+        x.fops_cap = x.fops_cap * 2 + 16
+    for i in range(OPS_WORDS):
+        (<int64_t*>&x.fops[x.nfops])[i] = (<const int64_t*>&x.c.flush_ops)[i] - \
+            (<const int64_t*>before)[i]
+    e = trace(x, kind, x.nfops, 0, lo, hi)
+    if e != NULL:
+        x.nfops += 1
 
 
 # ----------------------------------------------------------------------
@@ -143,6 +224,7 @@ cdef inline bint spin_lock(Ctx *x, uint64_t id) noexcept nogil:
     if id == ID_RMAP:
         x.rmapmask = 1u << k
     (<int64_t*>&x.c.lock_acquired)[x.held[k].cls] += 1
+    trace(x, EV_LOCK, x.held[k].cls, 0, id, 0)
     return True
 
 
@@ -171,6 +253,7 @@ cdef inline void spin_unlock(PageTables pt, Ctx *x, uint64_t id) noexcept nogil:
     if k < 0:
         return
     h = &x.held[k]
+    trace(x, EV_UNLOCK, h.cls, h.entries, id, 0)
     if h.entries > max_hold[h.cls]:
         max_hold[h.cls] = h.entries
     bit = 1u << k
@@ -243,10 +326,14 @@ cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end,
     stride): runs the arch's rules on the TLBs and clears the pending entries
     it covers."""
     cdef int64_t i, j = 0
+    cdef FlushOps before
+    if x.tracing:
+        before = x.c.flush_ops
     if x.tlb != NULL:
         tlb_flush_range(x.rule, x.tlb, &x.c.flush_ops, x.caller, start, end, stride_shift)
         tlb_snapshot_free(&x.snap)
         x.counts_since_flush = 0
+    trace_flush(x, EV_FLUSH, start, end, &before)
     x.c.flush_calls += 1
     x.c.flush_pages += <int64_t>((end - start) >> x.cfg.page_shift)
     if not (x.heldmask & ~x.rmapmask):
@@ -383,6 +470,7 @@ cdef inline bint move_pgt_entry(PageTables pt, Ctx *x, pgt_entry entry, uint64_t
         x.c.normal_puds_moved += 1
     else:
         x.c.huge_puds_moved += 1
+    trace(x, EV_ENTRY, <int64_t>entry, 1, old_addr, old_addr + size)
     if normal:
         moved(x, 1, old_addr, old_addr + size, -1, lev + 1, <int64_t>(e >> ADDR_SHIFT))
     else:
@@ -408,6 +496,9 @@ cdef inline void contpte_convert(Ctx *x, uint64_t *t, int64_t b, uint64_t addr, 
     TLBI per page), repaint them with PTE_CONT set or cleared."""
     cdef int64_t j, n = x.cfg.cont_ptes
     cdef uint64_t size = <uint64_t>n << x.cfg.page_shift
+    cdef FlushOps before
+    if x.tracing:
+        before = x.c.flush_ops
     if fold:
         x.c.contpte_folds += 1
     else:
@@ -417,6 +508,7 @@ cdef inline void contpte_convert(Ctx *x, uint64_t *t, int64_t b, uint64_t addr, 
                         x.cfg.page_shift)
         tlb_snapshot_free(&x.snap)
         x.counts_since_flush = 0
+    trace_flush(x, EV_CONVERT, addr, addr + size, &before)
     for j in range(b, b + n):
         if t[j]:
             t[j] = (t[j] | E_CONT) if set_cont else (t[j] & ~(<uint64_t>E_CONT))
@@ -529,6 +621,7 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
             try_fold(x, n, k, nidx0, new_addr)  # set_pte_at: contpte_try_fold
         k += 1
     x.c.ptes_moved += nmoved
+    trace(x, EV_PTES, 0, nmoved, old_addr, old_addr + extent)
     moved(x, nmoved, old_addr, old_addr + extent, npresent, 0, 0)
     if x.cfg.flush == FL_END:
         if took_new and new_ptl != old_ptl:
@@ -819,17 +912,22 @@ cdef class PagetableMoveControl:
 
 
 def move_page_tables(PageTables pt not None, Tlbs tlbs not None,
-                     PagetableMoveControl pmc not None):
+                     PagetableMoveControl pmc not None, bint trace=False):
     """Move the entries of [pmc.old_addr, pmc.old_end) to pmc.new_addr.
 
-    Returns (bytes moved, as pmc_progress, and the move's record): the C
-    struct move_stats as an int64 array (``.view(MOVE_DTYPE)`` names it).
+    Returns (bytes moved, as pmc_progress, the move's record, the trace):
+    the record is the C struct move_stats as an int64 array
+    (``.view(MOVE_DTYPE)`` names it); the trace is None, or with ``trace``
+    the events in order (an EVENT_DTYPE array) and the flush operations of
+    each flush and contpte_convert event (an int64 array, one row each,
+    columns in FlushOps' order).
     """
     cdef Ctx x
     cdef mremap_config *cfg = &pmc.cfg
     cdef uint64_t old_end = pmc.old_end, reached, old_addr = pmc.old_addr
     cdef uint64_t length = pmc.len_in
     cdef uint64_t orig_old_addr = old_end - length
+    cdef cnp.npy_intp dims[2]
     if pt.nlev != cfg.pte + 1 or pt.shift[cfg.pte] != cfg.page_shift \
             or (<uint64_t>1) << pt.shift[cfg.pmd] != cfg.pmd_size:
         raise ValueError("move_page_tables: the page tables do not match the control's geometry")
@@ -849,10 +947,12 @@ def move_page_tables(PageTables pt not None, Tlbs tlbs not None,
     x.tlb = &tlbs.s
     x.rule = &tlbs.rule
     x.caller = pmc.caller
+    x.tracing = trace
     x.segs_cap = 64
     x.segs = <Segment*>malloc(x.segs_cap * sizeof(Segment))
     if x.segs == NULL:
         raise MemoryError()
+    events = ops = None
     try:
         with nogil:
             reached = old_addr
@@ -861,12 +961,23 @@ def move_page_tables(PageTables pt not None, Tlbs tlbs not None,
                 if x.need_flush:
                     # flush_tlb_range(vma, old_end - len, old_addr) after unlocking
                     flush_tlb_range(&x, orig_old_addr, reached, x.cfg.page_shift)
+        if trace and x.tracing:
+            events = np.empty(x.nev, dtype=EVENT_DTYPE)
+            if x.nev:
+                memcpy(cnp.PyArray_DATA(events), x.ev, x.nev * sizeof(move_event))
+            dims[0] = x.nfops
+            dims[1] = OPS_WORDS
+            ops = cnp.PyArray_EMPTY(2, dims, cnp.NPY_INT64, 0)
+            if x.nfops:
+                memcpy(cnp.PyArray_DATA(ops), x.fops, x.nfops * sizeof(FlushOps))
     finally:
         free(x.segs)
+        free(x.ev)
+        free(x.fops)
         tlb_snapshot_free(&x.snap)
     if x.oom and reached >= old_end:
         raise MemoryError("out of memory while tracking moved entries")
     rec = cnp.PyArray_EMPTY(1, &MOVE_WORDS, cnp.NPY_INT64, 0)
     memcpy(cnp.PyArray_DATA(rec), &x.c, sizeof(move_stats))
     progress = reached - orig_old_addr if reached > orig_old_addr else 0
-    return min(progress, length), rec
+    return min(progress, length), rec, None if events is None else (events, ops)

@@ -358,8 +358,8 @@ def _try_realign(mm: AddressSpace, st: MoveStats) -> None:
 def _move_page_tables(mm: AddressSpace, st: MoveStats) -> int:
     """move_page_tables with ``mm._pmc`` set up; adds its record to ``st``
     and returns the bytes it moved."""
-    moved, rec = _move.move_page_tables(mm.tables, mm.tlbs, mm._pmc)
-    st.add(rec)
+    moved, rec, trace = _move.move_page_tables(mm.tables, mm.tlbs, mm._pmc, mm.trace_moves)
+    st.add(rec, trace)
     st.moved_bytes += moved
     return int(moved)
 

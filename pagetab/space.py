@@ -248,6 +248,10 @@ class AddressSpace:
         self._vmas: list[Vma] = []
         self._userfaultfds: dict[int, Userfaultfd] = {}
         self.last_move: MoveStats | None = None
+        #: record every mremap step by step (``last_move.trace``: each lock
+        #: hold, each run of entries moved, each flush, priced in order); off
+        #: by default, as a 256 GiB PTE-path move makes about 800,000 events
+        self.trace_moves = False
         self._pmd_mask = a.pmd_size - 1
         # nearly all tables a move allocates are PTE tables
         self._pte_table_bytes = a.levels[-1].table_bytes

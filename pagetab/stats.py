@@ -10,6 +10,7 @@ import numpy.typing as npt
 
 from ._move import MOVE_DTYPE
 from .cost import collateral_cost, collateral_cost_range, move_cost, move_cost_range
+from .timeline import MoveTrace, concat
 
 __all__ = ["COUNTER_NAMES", "LOCK_CLASSES", "OP_NAMES", "AccessStats", "MoveStats"]
 
@@ -84,9 +85,13 @@ class MoveStats:
     profile: Arch | None = field(default=None, repr=False)
     _words: npt.NDArray[np.int64] = field(default_factory=lambda: _ZERO, repr=False)
     _moves: int = field(default=0, repr=False)
+    _traces: list[Any] = field(default_factory=list, repr=False)
 
-    def add(self, words: npt.NDArray[np.int64]) -> None:
-        """Accumulate one move_page_tables record (its int64 words)."""
+    def add(self, words: npt.NDArray[np.int64], trace: Any = None) -> None:
+        """Accumulate one move_page_tables record (its int64 words) and,
+        if the move was traced, its trace (events, flush operations)."""
+        if trace is not None:
+            self._traces.append(trace)
         if not self._moves:  # the common case: one call, nothing to add to
             self._words = words
             self._moves = 1
@@ -95,6 +100,14 @@ class MoveStats:
         total = self._words + words
         total[_HOLD] = np.maximum(self._words[_HOLD], words[_HOLD])
         self._words = total
+
+    @property
+    def trace(self) -> MoveTrace | None:
+        """The move step by step, priced (``timeline.MoveTrace``), when the
+        space traced it (``AddressSpace.trace_moves``); else None."""
+        if not self._traces or self.profile is None:
+            return None
+        return concat(self._traces, self.profile)
 
     @property
     def record(self) -> npt.NDArray[np.void]:

@@ -33,7 +33,7 @@ LAYERS = [
     ["_flush"],
     ["_access"],
     ["_move", "_uffd"],
-    ["cost", "stats"],
+    ["cost", "timeline", "stats"],
     ["vma"],
     ["memory"],
     ["userfaultfd"],
