@@ -1,9 +1,11 @@
 """Saving and loading an address space (numpy ``.npz`` files).
 
 Page tables, VMAs, shared-memory objects and frame numbering are saved
-exactly; TLBs are not (a loaded space starts with cold TLBs and its
-system-call CPU in mm_cpumask). Only registered arch profiles and policy
-presets can be saved by name.
+exactly, and so are userfaultfds (their features, their queued remap
+events, the VMAs registered with each: ``AddressSpace.userfaultfds`` hands
+them back after a load); TLBs are not (a loaded space starts with cold
+TLBs and its system-call CPU in mm_cpumask). Only registered arch profiles
+and policy presets can be saved by name.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .arch import arch as lookup_arch
 from .arch import archs
 from .policy import policies
 from .policy import policy as lookup_policy
+from .userfaultfd import Userfaultfd
 from .vma import Shm, Vma
 
 if TYPE_CHECKING:
@@ -25,7 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SAVE_VERSION", "load", "save"]
 
-SAVE_VERSION = 1
+#: 2: VMAs carry their userfaultfd (a ninth column), userfaultfds are saved;
+#: version 1 files (eight columns, no userfaultfd) still load
+SAVE_VERSION = 2
 
 
 def save(mm: AddressSpace, path: Any) -> None:
@@ -38,21 +43,21 @@ def save(mm: AddressSpace, path: Any) -> None:
     if mm.policy.name not in policies() or lookup_policy(mm.policy.name) != mm.policy:
         raise NotImplementedError(f"save: policy {mm.policy.name!r} is not a preset")
     vs = mm._vmas
-    if any(v.uffd for v in vs):
-        raise NotImplementedError("save: userfaultfd registrations cannot be saved yet")
     shms = list({id(v.shm): v.shm for v in vs if v.shm is not None}.values())
     index = {id(x): i for i, x in enumerate(shms)}
     meta = {"format": "pagetab", "version": SAVE_VERSION, "arch": a.name,
             "policy": mm.policy.name, "thp": mm.thp, "cpus": mm.cpus,
             "max_map_count": mm.max_map_count, "page_table_limit": mm.page_table_limit,
             "cpu": mm.cpu,
-            "thp_sizes": {str(k): v for k, v in mm.thp_sizes.items()}}  # fmt: skip
+            "thp_sizes": {str(k): v for k, v in mm.thp_sizes.items()},
+            "userfaultfds": [[u.id, u.features, [list(e) for e in u.pending_events]]
+                             for u in mm._userfaultfds.values()]}  # fmt: skip
     arrays: dict[str, Any] = {f"tables_{k}": v for k, v in mm.tables.dump().items()}
     arrays["vma"] = np.array(
         [[v.start, v.end, v.prot, v.shared, v.flags, v.pgoff,
           -1 if v.anon_vma is None else v.anon_vma,
-          -1 if v.shm is None else index[id(v.shm)]] for v in vs],
-        dtype=np.int64).reshape(-1, 8)  # fmt: skip
+          -1 if v.shm is None else index[id(v.shm)], v.uffd] for v in vs],
+        dtype=np.int64).reshape(-1, 9)  # fmt: skip
     for i, x in enumerate(shms):
         arrays[f"shm{i}"] = x.frames
     arrays["meta"] = np.array(json.dumps(meta))
@@ -71,7 +76,7 @@ def load(cls: type[AddressSpace], path: Any) -> AddressSpace:
         meta = json.loads(str(data["meta"]))
         if meta.get("format") != "pagetab":
             raise ValueError("not a pagetab save file")
-        if meta.get("version") != SAVE_VERSION:
+        if meta.get("version") not in (1, SAVE_VERSION):
             raise ValueError(f"save format version {meta.get('version')} is not supported")
         mm = cls(meta["arch"], cpus=meta["cpus"], thp=meta["thp"],
                  max_map_count=meta["max_map_count"], policy=meta["policy"],
@@ -79,9 +84,17 @@ def load(cls: type[AddressSpace], path: Any) -> AddressSpace:
                  thp_sizes={int(k): v for k, v in meta.get("thp_sizes", {}).items()})  # fmt: skip
         mm.tables.restore({k[len("tables_"):]: v for k, v in data.items()
                            if k.startswith("tables_")})  # fmt: skip
+        for ident, features, events in meta.get("userfaultfds", []):
+            u = Userfaultfd(mm, int(ident), int(features))
+            u.pending_events = [(int(a), int(b), int(n)) for a, b, n in events]
+            mm._userfaultfds[u.id] = u
         shms: dict[int, Shm] = {}
-        for row in np.asarray(data["vma"], dtype=np.int64).reshape(-1, 8).tolist():
-            start, end, prot, shared, flags, pgoff, anon, shm = row
+        columns = 8 if meta["version"] == 1 else 9
+        for row in np.asarray(data["vma"], dtype=np.int64).reshape(-1, columns).tolist():
+            start, end, prot, shared, flags, pgoff, anon, shm, *uffd = row
+            if uffd and uffd[0] and uffd[0] not in mm._userfaultfds:
+                raise ValueError(f"VMA {start:#x} is registered with userfaultfd {uffd[0]}, "
+                                 "which the file does not hold")  # fmt: skip
             obj = None
             if shm != -1:
                 if shm not in shms:
@@ -89,8 +102,10 @@ def load(cls: type[AddressSpace], path: Any) -> AddressSpace:
                     shms[shm] = Shm(frames.size)
                     shms[shm].frames[:] = frames
                 obj = shms[shm]
-            mm._vmas.append(Vma(start, end, prot, bool(shared), flags, pgoff,
-                                None if anon == -1 else anon, obj))  # fmt: skip
+            v = Vma(start, end, prot, bool(shared), flags, pgoff,
+                    None if anon == -1 else anon, obj)  # fmt: skip
+            v.uffd = uffd[0] if uffd else 0
+            mm._vmas.append(v)
         mm.cpu = int(meta.get("cpu", 0))
         mm.tlbs.set_cpu(mm.cpu)
         mm.check()

@@ -547,10 +547,16 @@ class AddressSpace:
         if features & UFFD_FEATURE_MOVE and not self.policy.uffd_move:
             raise OSError(errno.EINVAL, f"UFFDIO_API: no UFFD_FEATURE_MOVE under "
                           f"{self.policy.name} (UFFDIO_MOVE is Linux 6.8+)")  # fmt: skip
-        ident = len(self._userfaultfds) + 1
+        ident = max(self._userfaultfds, default=0) + 1
         ctx = Userfaultfd(self, ident, features)
         self._userfaultfds[ident] = ctx
         return ctx
+
+    @property
+    def userfaultfds(self) -> list[Userfaultfd]:
+        """This space's userfaultfds, oldest first (after ``load``, the
+        saved ones)."""
+        return list(self._userfaultfds.values())
 
     @property
     def lazy_cpus(self) -> list[int]:
