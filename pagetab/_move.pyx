@@ -49,9 +49,10 @@ cdef enum:
     EV_ENTRY = 3
     EV_FLUSH = 4
     EV_CONVERT = 5
+    EV_SPLIT = 6
 
 #: the names of move_event.kind's values
-EVENT_KINDS = ("lock", "unlock", "ptes", "entry", "flush", "convert")
+EVENT_KINDS = ("lock", "unlock", "ptes", "entry", "flush", "convert", "split")
 #: move_event.what of an "entry" event: the pgt_entry moved
 PGT_ENTRIES = ("NORMAL_PMD", "HPAGE_PMD", "NORMAL_PUD", "HPAGE_PUD")
 
@@ -118,6 +119,7 @@ cdef struct Ctx:
     # the trace (move_page_tables(..., trace=True)): events, and the flush
     # operations of each flush and contpte_convert
     bint tracing
+    bint trace_lost                  # out of memory for the trace: none is returned
     move_event *ev
     int64_t nev
     int64_t ev_cap
@@ -132,7 +134,7 @@ cdef struct Ctx:
 cdef inline move_event* trace(Ctx *x, int64_t kind, int64_t what, int64_t entries,
                               uint64_t lo, uint64_t hi) noexcept nogil:
     """Append an event (when tracing); NULL when not, or out of memory
-    (the move goes on; the trace is then reported lost)."""
+    (the move goes on; no trace is returned)."""
     cdef move_event *ne
     cdef move_event *e
     if not x.tracing:
@@ -141,7 +143,7 @@ cdef inline move_event* trace(Ctx *x, int64_t kind, int64_t what, int64_t entrie
         ne = <move_event*>realloc(x.ev, (x.ev_cap * 2 + 64) * sizeof(move_event))
         if ne == NULL:
             x.tracing = False
-            x.oom = True
+            x.trace_lost = True
             return NULL
         x.ev = ne
         x.ev_cap = x.ev_cap * 2 + 64
@@ -168,7 +170,7 @@ cdef inline void trace_flush(Ctx *x, int64_t kind, uint64_t lo, uint64_t hi,
         nf = <FlushOps*>realloc(x.fops, (x.fops_cap * 2 + 16) * sizeof(FlushOps))
         if nf == NULL:
             x.tracing = False
-            x.oom = True
+            x.trace_lost = True
             return
         x.fops = nf
         x.fops_cap = x.fops_cap * 2 + 16
@@ -702,6 +704,8 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
             return -1
         x.c.huge_pmds_split += 1
         x.c.tables_allocated += 1
+        trace(x, EV_SPLIT, x.cfg.pmd, 1, old_addr & ~(x.cfg.pmd_size - 1),
+              (old_addr & ~(x.cfg.pmd_size - 1)) + x.cfg.pmd_size)
         # __split_huge_pmd_locked: pmdp_invalidate flushes the huge entry
         flush_tlb_range(x, old_addr & ~(x.cfg.pmd_size - 1),
                         (old_addr & ~(x.cfg.pmd_size - 1)) + x.cfg.pmd_size, pt.shift[x.cfg.pmd])
@@ -816,6 +820,7 @@ cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64
                     break
                 x.c.huge_puds_split += 1
                 x.c.tables_allocated += 1
+                trace(x, EV_SPLIT, x.cfg.pud, 1, old_addr, old_addr + x.cfg.pud_size)
                 flush_tlb_range(x, old_addr, old_addr + x.cfg.pud_size, pt.shift[x.cfg.pud])
             elif x.cfg.move_pud and not x.no_table_moves and extent == x.cfg.pud_size:
                 if move_pgt_entry(pt, x, NORMAL_PUD, old_pud, old_row, new_pud, new_row,
@@ -920,7 +925,8 @@ def move_page_tables(PageTables pt not None, Tlbs tlbs not None,
     (``.view(MOVE_DTYPE)`` names it); the trace is None, or with ``trace``
     the events in order (an EVENT_DTYPE array) and the flush operations of
     each flush and contpte_convert event (an int64 array, one row each,
-    columns in FlushOps' order).
+    columns in FlushOps' order); None too when the trace ran out of memory
+    (the move itself goes on).
     """
     cdef Ctx x
     cdef mremap_config *cfg = &pmc.cfg

@@ -97,8 +97,8 @@ cdef class PageTables:
     # Page contents as far as the kernel looks at them: bit f set once a
     # store wrote frame f (a fault alone leaves a page zero-filled). A
     # folio split maps never-written subpages to the shared zero page
-    # (b1f202060afe, 6.12). written_lost: the bitmap could not grow, every
-    # frame counts as written.
+    # (b1f202060afe, 6.12). written_lost: the bitmap could not grow, or a
+    # save without it was loaded: every frame counts as written.
     cdef uint8_t *written
     cdef uint64_t written_bytes
     cdef bint written_lost

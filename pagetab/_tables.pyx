@@ -292,10 +292,12 @@ cdef class PageTables:
         return (self.written[frame >> 3] >> (frame & 7)) & 1
 
     def written_frames(self):
-        """The frames a store has written, ascending (a numpy int64 array)."""
+        """The frames a store has written, ascending (a numpy int64 array):
+        every frame ever allocated when the bitmap is lost (it could not
+        grow, or a save without it was loaded)."""
         cdef cnp.npy_intp n = <cnp.npy_intp>self.written_bytes
         if self.written_lost:
-            raise MemoryError("the written-page bitmap could not grow")
+            return np.arange(1, self.next_frame, dtype=np.int64)
         if n == 0:
             return np.zeros(0, dtype=np.int64)
         bits = np.unpackbits(np.frombuffer((<char*>self.written)[:n], dtype=np.uint8),
@@ -310,8 +312,6 @@ cdef class PageTables:
                 raise ValueError(f"frame {f} was never allocated (1..{self.next_frame - 1})")
         for f in np.asarray(frames, dtype=np.int64).tolist():
             self.mark_written(<uint64_t>f)
-        if self.written_lost:
-            raise MemoryError("the written-page bitmap could not grow")
 
     # ------------------------------------------------------------------
     # populate (the fault path of MADV_POPULATE_*, MAP_POPULATE, access)
@@ -746,8 +746,12 @@ cdef class PageTables:
                 self.pools[l].live = hw - free_rows.size
                 self.pools[l].peak = self.pools[l].live
             self.next_frame = int(np.asarray(data["next_frame"])[0])
-            # saves before page contents were tracked have no "written"
-            self.write_frames(data["written"] if "written" in data else ())
+            if "written" in data:
+                self.write_frames(data["written"])
+            else:
+                # a save from before page contents were tracked: nothing says
+                # which pages are zero-filled, so every one counts as written
+                self.written_lost = True
         finally:
             self.limit_bytes = limit
         self.tables_freed = 0

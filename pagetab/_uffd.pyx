@@ -86,12 +86,15 @@ cdef int move_pages_pte(PageTables pt, Tlbs tlbs, int caller, uint64_t dst, uint
     a hole, a zero-page PTE, a large folio or the table's end ends it."""
     cdef int pte = pt.nlev - 1
     cdef int shift = pt.shift[pte]
-    cdef int reached
+    cdef int reached, sreached
     cdef uint64_t *d = pt_walk(pt, dst, 0, 0, pte, False, &reached, NULL, NULL)
-    cdef uint64_t *s = pt_walk(pt, src, 0, 0, pte, False, &reached, NULL, NULL)
+    cdef uint64_t *s = pt_walk(pt, src, 0, 0, pte, False, &sreached, NULL, NULL)
     cdef int64_t k = 0, run_start = -1
     cdef uint64_t e
     cdef int err = 0
+    done[0] = 0
+    if reached != pte or sreached != pte:  # no PTE table (the caller made both)
+        return _EINVAL
     while k < npages:
         if d[k] != 0:
             err = _EEXIST
@@ -175,7 +178,10 @@ cdef int move_range(PageTables pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t
     cdef int64_t done
     moved[0] = 0
     while src < end:
-        pt_walk(pt, src, 0, 0, pmd, False, &reached, NULL, NULL)
+        sl = pt_walk(pt, src, 0, 0, pmd, False, &reached, NULL, NULL)
+        if reached < pmd and (sl[0] & E_LEAF):
+            # a PUD leaf: hugetlb or DAX, never an anonymous VMA's
+            return _EINVAL
         if reached < pmd:  # mm_find_pmd: no PMD table
             if not allow_holes:
                 return _ENOENT
@@ -247,6 +253,7 @@ def move_calls(PageTables pt not None, Tlbs tlbs not None, int caller,
     cdef int64_t i = first
     cdef uint64_t moved = 0
     cdef int err = 0
+    cdef int pshift = pt.shift[pt.nlev - 1]
     memset(&st, 0, sizeof(st))
     if calls.shape[1] != 3 or not 0 <= first <= stop <= calls.shape[0]:
         raise ValueError("move_calls: calls must be rows of (dst, src, len), first <= stop")
@@ -254,6 +261,8 @@ def move_calls(PageTables pt not None, Tlbs tlbs not None, int caller,
         if calls[i, 2] > (<uint64_t>1 << 63) or calls[i, 0] + calls[i, 2] < calls[i, 0] \
                 or calls[i, 1] + calls[i, 2] < calls[i, 1] or (i == first and offset > calls[i, 2]):
             raise ValueError(f"move_calls: call {i} wraps around")
+        if (calls[i, 0] | calls[i, 1] | calls[i, 2] | offset) & ((<uint64_t>1 << pshift) - 1):
+            raise ValueError(f"move_calls: call {i} is not page aligned")
     i = first
     with nogil:
         while i < stop:
@@ -313,3 +322,4 @@ cdef int _EEXIST = _errno.EEXIST
 cdef int _ENOENT = _errno.ENOENT
 cdef int _EBUSY = _errno.EBUSY
 cdef int _ENOMEM = _errno.ENOMEM
+cdef int _EINVAL = _errno.EINVAL

@@ -51,6 +51,7 @@ from .policy import Policy, policies
 from .policy import policy as _policy
 from .space import AddressSpace
 from .units import format_size
+from .userfaultfd import UffdMoveStats
 
 __all__ = ["ORDERS", "GcResult", "GcResults", "compare_gc", "gc_moves", "run_gc"]
 
@@ -92,6 +93,8 @@ def gc_moves(pages: int, live: float = 0.5, run_pages: float = 16.0,
     starts = ends - runs
     keep = starts < pages
     starts, runs = starts[keep], np.minimum(runs[keep], pages - starts[keep])
+    if not len(starts):  # a small heap, all of it dead
+        return np.zeros((0, 3), dtype=np.int64)
     # runs a gap of 0 pages apart are one run: one call moves them
     first = np.flatnonzero(np.r_[True, starts[1:] != starts[:-1] + runs[:-1]])
     starts, runs = starts[first], np.add.reduceat(runs, first)
@@ -125,6 +128,7 @@ class GcResult:
     #: estimated kernel time of the mremap(DONTUNMAP) and of all UFFDIO_MOVE calls
     mremap_ns: float
     uffd_move_ns: float
+    uffd_move_ns_range: tuple[float, float]
     estimated_ns: float
     estimated_ns_range: tuple[float, float]
     #: UFFDIO_MOVE's time by category ("syscall", "entry moves", "locks",
@@ -139,7 +143,9 @@ class GcResult:
 
     @property
     def ns_per_mb(self) -> float:
-        """Estimated kernel time per MiB moved."""
+        """Estimated kernel time per MiB moved (nan when nothing moved)."""
+        if not self.pages_moved:
+            return float("nan")
         return self.estimated_ns * MIB / (self.pages_moved * (self.size // self.heap_pages))
 
     @property
@@ -202,8 +208,7 @@ def run_gc(size: int = 256 * MIB, arch: str | Arch = "x86-64", policy: str | Pol
                       np.uint64(space) + (moves[:, 0].astype(np.uint64) << shift),
                       moves[:, 2].astype(np.uint64) << shift], axis=1)  # fmt: skip
     u.move_many(calls)
-    st = u.last_move
-    assert st is not None
+    st = u.last_move or UffdMoveStats()  # none when no page is live
     wall = time.perf_counter_ns() - t0
     r_low, r_high = remap.estimated_ns_range
     return GcResult(
@@ -211,10 +216,17 @@ def run_gc(size: int = 256 * MIB, arch: str | Arch = "x86-64", policy: str | Pol
         run_pages=float(run_pages), order=order, cpus=cpus, heap_pages=pages,
         pages_moved=int(moves[:, 2].sum()), ioctls=len(moves),
         mremap_ns=remap.estimated_ns, uffd_move_ns=st.estimated_ns,
+        uffd_move_ns_range=st.estimated_ns_range,
         estimated_ns=remap.estimated_ns + st.estimated_ns,
         estimated_ns_range=(r_low + st.estimated_ns_range[0], r_high + st.estimated_ns_range[1]),
         breakdown=st.breakdown, counters=st.counters, flush_ops=st.flush_ops, sim_wall_ns=wall,
     )  # fmt: skip
+
+
+def _heap_key(r: GcResult) -> tuple[Any, ...]:
+    """What makes two cycles the same but for the policy: the arch and the
+    calls made (the heap, its layout and the call size decide them)."""
+    return (r.arch, r.size, r.live, r.run_pages, r.order, r.cpus, r.ioctls, r.pages_moved)
 
 
 class GcResults(Sequence[GcResult]):
@@ -224,10 +236,9 @@ class GcResults(Sequence[GcResult]):
     def __init__(self, items: Iterable[GcResult], baseline: str | None = "linux-6.17") -> None:
         self._items = list(items)
         self.baseline = baseline
-        base = {(r.arch, r.size, r.live, r.run_pages, r.order, r.cpus): r.estimated_ns
-                for r in self._items if r.policy == baseline}  # fmt: skip
+        base = {_heap_key(r): r.estimated_ns for r in self._items if r.policy == baseline}
         for r in self._items:
-            b = base.get((r.arch, r.size, r.live, r.run_pages, r.order, r.cpus))
+            b = base.get(_heap_key(r))
             r.ratio = None if b is None or not r.estimated_ns else b / r.estimated_ns
 
     def __getitem__(self, i: Any) -> Any:

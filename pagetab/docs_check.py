@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import inspect
+import re
 
 __all__ = ["missing_docstrings"]
+
+
+def _own_doc(obj: object, name: str) -> str:
+    """``obj``'s own docstring, without what tools write when there is none:
+    dataclasses and NamedTuples make "Name(field, ...)", Cython's
+    embedsignature puts "name(args)" first; a class does not inherit one."""
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    first, _, rest = doc.partition("\n")
+    if re.fullmatch(rf"{re.escape(name)}\(.*\)(\s*->.*)?", first.strip()):
+        doc = rest.strip()  # only a signature on the first line
+    return doc
 
 
 def missing_docstrings() -> list[str]:
@@ -18,7 +30,7 @@ def missing_docstrings() -> list[str]:
         obj = getattr(pagetab, name)
         if not (inspect.isclass(obj) or callable(obj)):
             continue
-        if not inspect.getdoc(obj):
+        if not _own_doc(obj, name):
             out.append(f"pagetab.{name}")
         if not inspect.isclass(obj):
             continue
@@ -29,6 +41,6 @@ def missing_docstrings() -> list[str]:
                 member
             ):
                 fn = member.fget if isinstance(member, property) else member
-                if not (getattr(fn, "__doc__", None) or "").strip():
+                if not _own_doc(fn, attr):
                     out.append(f"pagetab.{name}.{attr}")
     return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import re
 import statistics
 import sys
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ __all__ = [
 ]
 
 GIB = 1 << 30
+#: this machine's base page (the probe's unit: gc_cycle's moves are in pages)
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 PMD = 2 << 20
 PUD = 1 << 30
 _ALIGN = {"pud": 0, "pmd": PMD, "1m": 1 << 20, "4k": 4096, "page": 4096}
@@ -267,11 +270,12 @@ def uffd_move_batched(release: str | None = None) -> bool:
     """Whether this kernel (or ``release``, e.g. "6.18.1") batches UFFDIO_MOVE's
     flushes: 6.18 and later (50944692052b), by the version alone (a vendor
     kernel may carry a backport: NVIDIA's 6.17 does)."""
-    parts = (release or platform.release()).split(".")
-    try:
-        return (int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()))) >= (6, 18)
-    except (IndexError, ValueError):
+    m = re.match(r"(\d+)\.(\d+)(\D|$)", release or platform.release())
+    if m is None:
         return False
+    major, minor = int(m.group(1)), int(m.group(2))
+    # a release candidate of 6.18 carries it too (merged in its merge window)
+    return (major, minor) >= (6, 18)
 
 
 @dataclass
@@ -305,16 +309,17 @@ class HostGc:
 
 def measure_gc_cycle(size: int, moves: Any, repeats: int = 3) -> HostGc:
     """Run ``repeats`` compaction cycles on this kernel: a fresh heap of
-    ``size`` bytes of written 4K pages, mremap(MAYMOVE|FIXED|DONTUNMAP) of it
-    to a from-space, UFFDIO_REGISTER (MISSING) of the emptied heap, then one
-    UFFDIO_MOVE per row of ``moves`` (from-space page, heap page, pages:
-    ``compaction.gc_moves``), every moved page checked afterwards."""
+    ``size`` bytes of written pages (``PAGE``, this machine's base page),
+    mremap(MAYMOVE|FIXED|DONTUNMAP) of it to a from-space, UFFDIO_REGISTER
+    (MISSING) of the emptied heap, then one UFFDIO_MOVE per row of
+    ``moves`` (from-space page, heap page, pages: ``compaction.gc_moves``),
+    every moved page checked afterwards."""
     _check(size, "write", repeats)
     ok, why = uffd_available()
     if not ok:
         raise NotImplementedError(f"host userfaultfd unavailable: {why}")
     runs = np.ascontiguousarray(moves, dtype=np.int64)
-    pages = size // 4096
+    pages = size // PAGE
     if runs.ndim != 2 or runs.shape[1] != 3:
         raise ValueError(f"moves must be rows of (from page, heap page, pages), not {runs.shape}")
     if runs.size and (

@@ -200,7 +200,7 @@ def compare_gc_cycle(size: int, live: float = 0.5, run_pages: float = 16.0,
     under linux-6.18 where this kernel batches UFFDIO_MOVE's flushes
     (``host.uffd_move_batched``), linux-6.17 where it does not."""
     policy = "linux-6.18" if host.uffd_move_batched() else "linux-6.17"
-    moves = gc_moves(size // 4096, live, run_pages, ioctl_pages, "reverse", seed)
+    moves = gc_moves(size // host.PAGE, live, run_pages, ioctl_pages, "reverse", seed)
     sims = [run_gc(size, "x86-64", policy, live, run_pages, "reverse", ioctl_pages, cpus=1,
                    touch=0, seed=seed) for _ in range(repeats)]  # fmt: skip
     sim = sims[0]
@@ -211,7 +211,5 @@ def compare_gc_cycle(size: int, live: float = 0.5, run_pages: float = 16.0,
             raise RuntimeError(f"the kernel's cycle moved {h.bad_pages} pages wrong")
         native_mremap, native_moves = h.median_mremap_ns, h.median_moves_ns
     return GcComparison(size, sim.ioctls, sim.pages_moved, policy, native_mremap, native_moves,
-                        sim.mremap_ns, sim.uffd_move_ns,
-                        (sim.estimated_ns_range[0] - sim.mremap_ns,
-                         sim.estimated_ns_range[1] - sim.mremap_ns),
+                        sim.mremap_ns, sim.uffd_move_ns, sim.uffd_move_ns_range,
                         float(statistics.median(s.sim_wall_ns for s in sims)))  # fmt: skip

@@ -5,8 +5,8 @@ With ``AddressSpace.trace_moves`` set, every mremap records what
 move_page_tables did step by step (``_move.EVENT_DTYPE``): each page-table
 lock taken and released (with the entries moved during the hold), each run
 of PTEs moved by move_ptes, each whole entry moved by move_pgt_entry, each
-flush_tlb_range and arm64 contpte_convert with the flush instructions it
-issued. ``MoveTrace`` prices them one by one, as ``cost.move_cost`` prices
+split_huge_pmd, each flush_tlb_range and arm64 contpte_convert with the
+flush instructions it issued. ``MoveTrace`` prices them one by one, as ``cost.move_cost`` prices
 the totals, and lays them end to end on the mover's CPU: when each lock
 was held, when each flush was issued and what it sent to the other CPUs.
 The mover's own time only; what the other CPUs pay is the concurrent
@@ -97,6 +97,7 @@ class MoveTrace:
         m = kind == _KIND["convert"]
         if m.any():
             d[m] += price("contpte_convert")
+        d[kind == _KIND["split"]] = price("split_huge_pmd")  # its flush is the next event
         self.durations_ns = d
         self.end_ns = np.cumsum(d)
 

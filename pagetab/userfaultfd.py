@@ -260,9 +260,15 @@ class Userfaultfd:
                 raise ValueError("calls: dst, src and len must be in 0..2**64-1")
             arr = np.ascontiguousarray(arr, dtype=np.uint64)
             n = len(arr)
-            good = self._checked_prefix(arr, as_uint("mode", mode, CALL))
+            good, dst_vmas = self._checked_prefix(arr, as_uint("mode", mode, CALL))
             holes = bool(mode & UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES)
             stats = self._run(arr, good, holes) if good else None
+            if stats is not None:
+                # anon_vma_prepare(dst_vma) of each call made (nothing in the
+                # moves themselves reads it)
+                for v in {id(v): v for v in dst_vmas[: stats.calls]}.values():
+                    if v.anon_vma is None:
+                        v.anon_vma = new_anon_vma()
             err = stats.error if stats is not None else None
             done = stats.calls - (err is not None) if stats is not None else 0
             if err is None and good < n:
@@ -281,10 +287,10 @@ class Userfaultfd:
                 raise err
             return total
 
-    def _checked_prefix(self, calls: np.ndarray[Any, Any], mode: int) -> int:
+    def _checked_prefix(self, calls: np.ndarray[Any, Any], mode: int) -> tuple[int, list[Vma]]:
         """How many calls from the first pass every check ``_move`` makes
-        before it moves anything (the VMAs do not change between them);
-        anon_vma_prepare for their destination VMAs."""
+        before it moves anything (the VMAs do not change between them), and
+        their destination VMAs."""
         mm = self.mm
         rules = mm.policy.uffd_move
         if (
@@ -293,7 +299,7 @@ class Userfaultfd:
             or self.pending_events
             or mode & ~(UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES | UFFDIO_MOVE_MODE_DONTWAKE)
         ):
-            return 0  # fmt: skip
+            return 0, []  # fmt: skip
         dst, src, ln = calls[:, 0], calls[:, 1], calls[:, 2]
         ps, a = np.uint64(mm.page_size), mm.arch
         lo, top = np.uint64(a.mmap_min_addr), np.uint64(a.task_size)
@@ -302,7 +308,7 @@ class Userfaultfd:
             ok &= (at >= lo) & (at < top) & (ln <= top - np.minimum(at, top))
         vs = mm._vmas
         if not vs:
-            return 0  # no VMA holds any of them
+            return 0, []  # no VMA holds any of them
         starts = np.array([v.start for v in vs], dtype=np.uint64)
         ends = np.array([v.end for v in vs], dtype=np.uint64)
         bad_vma = np.array([v.shared or not v.prot & PROT_WRITE for v in vs], dtype=bool)
@@ -316,10 +322,7 @@ class Userfaultfd:
         for at, vi in ((dst, di), (src, si)):
             ok &= ln <= ends[vi] - np.minimum(at, ends[vi])
         good = len(ok) if ok.all() else int(np.argmin(ok))
-        for i in np.unique(di[:good]).tolist():
-            if vs[i].anon_vma is None:
-                vs[i].anon_vma = new_anon_vma()  # anon_vma_prepare(dst_vma)
-        return good
+        return good, [vs[i] for i in di[:good].tolist()]
 
     def _validate_move_areas(self, sv: Vma, dv: Vma) -> None:
         if sv.prot != dv.prot:

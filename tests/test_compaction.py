@@ -76,7 +76,7 @@ def test_one_cycle_per_page_and_batched() -> None:
     pages = int(moves[:, 2].sum())
     for r in (per_page, batched):
         assert (r.pages_moved, r.ioctls, r.counters["ptes_moved"]) == (pages, len(moves), pages)
-        assert r.mremap_ns > 0 and r.estimated_ns == pytest.approx(r.mremap_ns + r.uffd_move_ns)
+        assert r.mremap_ns > 0 and r.uffd_move_ns > 0
         low, high = r.estimated_ns_range
         assert low < r.estimated_ns < high
     assert per_page.counters["flush_calls"] == pages
@@ -86,18 +86,26 @@ def test_one_cycle_per_page_and_batched() -> None:
     # both CPUs hold translations: per-page flushes each IPI the other one
     assert per_page.flush_ops["ipi"] == pages and batched.flush_ops["ipi"] == pieces(moves)
     assert batched.uffd_move_ns < per_page.uffd_move_ns / 3
-    assert per_page.ns_per_mb == pytest.approx(per_page.estimated_ns / (pages * K / M))
+    assert batched.ns_per_mb < per_page.ns_per_mb
 
 
 def test_compare_gc_ratios_against_the_baseline() -> None:
     res = pt.compare_gc(16 * M, ["arm64-4k"], ["linux-6.17", "linux-6.18"], cpus=1, touch=0)
     assert [r.policy for r in res] == ["linux-6.17", "linux-6.18"]
     assert res[0].ratio == pytest.approx(1.0)
-    assert res[1].ratio == pytest.approx(res[0].estimated_ns / res[1].estimated_ns)
-    assert res[1].ratio > 1
+    assert res[1].ratio is not None and res[1].ratio > 1
     head, rows = res.cells()
     assert len(rows) == 2 and len(rows[0]) == len(head)
     assert res.rows()[1]["policy"] == "linux-6.18"
+
+
+def test_a_heap_with_nothing_live() -> None:
+    # a one-page heap whose one page is dead more often than not
+    empty = [pt.gc_moves(1, live=0.5, seed=seed) for seed in range(20)]
+    assert any(m.shape == (0, 3) for m in empty) and all(m[:, 2].sum() <= 1 for m in empty)
+    r = next(pt.run_gc(K, "x86-64", seed=seed) for seed in range(20)
+             if pt.gc_moves(1, live=0.5, seed=seed).size == 0)  # fmt: skip
+    assert (r.ioctls, r.pages_moved, r.uffd_move_ns) == (0, 0, 0.0) and np.isnan(r.ns_per_mb)
 
 
 def test_run_gc_refuses_bad_input() -> None:
@@ -144,7 +152,9 @@ def test_gc_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_uffd_move_batched_by_version() -> None:
     assert host.uffd_move_batched("6.18.0") and host.uffd_move_batched("7.1.2-rc1")
+    assert host.uffd_move_batched("6.18-rc1") and host.uffd_move_batched("6.18.44-fc-v657")
     assert not host.uffd_move_batched("6.17.9") and not host.uffd_move_batched("foo")
+    assert not host.uffd_move_batched("6.17-rc1") and not host.uffd_move_batched("5.180")
 
 
 @pytest.mark.skipif(not UFFD_OK, reason=f"no userfaultfd here: {UFFD_WHY}")

@@ -93,3 +93,22 @@ def test_the_notebook_executes() -> None:
     # the story's points, as the notebook prints them
     assert "fast-mremap-v2  unsafe entries  262144" in text
     assert "linux-5.0       unsafe entries       0" in text
+
+
+def test_the_docstring_check_sees_through_generated_docstrings() -> None:
+    # dataclasses and NamedTuples write a signature where a class has no
+    # docstring; the check must not take that for one
+    from dataclasses import dataclass
+    from typing import NamedTuple
+
+    from pagetab.docs_check import _own_doc
+
+    @dataclass
+    class Bare:
+        a: int
+
+    class Row(NamedTuple):
+        a: int
+
+    assert _own_doc(Bare, "Bare") == "" and _own_doc(Row, "Row") == ""
+    assert _own_doc(pt.AddressSpace.munmap, "munmap").startswith("munmap(2)")

@@ -13,7 +13,7 @@ import pytest
 import pagetab as pt
 from pagetab import _tables
 
-M, G = 1 << 20, 1 << 30
+K, M, G = 1 << 12, 1 << 20, 1 << 30
 MM = Callable[..., pt.AddressSpace]
 FIX = pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
 BASE = 1 << 40
@@ -90,6 +90,29 @@ def test_save_and_load_round_trip(make_mm: MM, tmp_path: Path) -> None:
     assert np.array_equal(m2.frames(1 << 45, 256 * M), mm.frames(1 << 45, 256 * M))
     assert np.array_equal(m2.frames(s, 4 * M), mm.frames(s, 4 * M))
     m2.check()
+
+
+def test_written_pages_survive_a_save_and_a_format_1_file_counts_all(tmp_path: Path) -> None:
+    mm = pt.AddressSpace("x86-64", thp="never")
+    a = mm.mmap(64 * K)
+    mm.madvise(a, 64 * K, pt.MADV_POPULATE_WRITE)  # faulted, still zero-filled
+    mm.access([a + 4 * K, a + 9 * K], write=True)  # two pages written
+    written = mm.tables.written_frames()
+    assert written.tolist() == [mm.translate(a + 4 * K), mm.translate(a + 9 * K)]
+    mm.save(tmp_path / "v2.npz")
+    assert pt.AddressSpace.load(tmp_path / "v2.npz").tables.written_frames().tolist() == (
+        written.tolist())  # fmt: skip
+    # a version 1 file (no bitmap, VMAs without a userfaultfd column):
+    # nothing says which pages are zero-filled, so all count as written
+    with np.load(tmp_path / "v2.npz") as z:
+        data = {k: z[k] for k in z.files if k != "tables_written"}
+    meta = json.loads(str(data["meta"]))
+    data["meta"] = np.array(json.dumps({**meta, "version": 1}))
+    data["vma"] = data["vma"][:, :8]
+    np.savez(tmp_path / "v1.npz", **data)
+    old = pt.AddressSpace.load(tmp_path / "v1.npz")
+    assert old.vmas() == mm.vmas()
+    assert old.tables.written_frames().tolist() == list(range(1, mm.tables.next_frame))
 
 
 def test_loading_foreign_files(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ and lays the move out in time as the estimate prices it."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,11 +24,13 @@ CASES = [
     ("arm64-4k", "batched-ptl", PMD + K, {}),  # one PMD lock per table page
     ("arm64-4k", "linux-6.16", PMD + K, {64 << 10: "always"}),  # contpte unfolds and folds
     ("ppc64-radix-64k", "linux-5.11", 2 << 20, {}),
+    ("x86-64", "linux-6.8", PMD + K, {"thp": True}),  # THPs split on the way
 ]
 
 
-def traced(arch: str, policy: str, dst_off: int, thp_sizes: dict[int, str]) -> pt.MoveStats:
-    mm = pt.AddressSpace(arch, cpus=3, policy=policy, thp="never", thp_sizes=thp_sizes)
+def traced(arch: str, policy: str, dst_off: int, thp_sizes: dict[int, Any]) -> pt.MoveStats:
+    thp = "always" if thp_sizes.pop("thp", False) else "never"
+    mm = pt.AddressSpace(arch, cpus=3, policy=policy, thp=thp, thp_sizes=thp_sizes)
     mm.trace_moves = True
     size = 64 << 20
     a = mm.mmap(size, 1 << 40, flags=pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED)
@@ -40,9 +43,9 @@ def traced(arch: str, policy: str, dst_off: int, thp_sizes: dict[int, str]) -> p
 
 @pytest.mark.parametrize(("arch", "policy", "dst_off", "thp_sizes"), CASES)
 def test_the_events_add_up_to_the_counters(
-    arch: str, policy: str, dst_off: int, thp_sizes: dict[int, str]
+    arch: str, policy: str, dst_off: int, thp_sizes: dict[int, Any]
 ) -> None:
-    st = traced(arch, policy, dst_off, thp_sizes)
+    st = traced(arch, policy, dst_off, dict(thp_sizes))
     tr = st.trace
     assert tr is not None and len(tr) > 0
     kinds = tr.kinds()
@@ -62,6 +65,7 @@ def test_the_events_add_up_to_the_counters(
     entries = Counter(w for k, w in pairs if k == "entry")
     assert entries[0] == st.normal_pmds_moved and entries[1] == st.huge_pmds_moved
     assert entries[2] == st.normal_puds_moved
+    assert kinds.count("split") == st.huge_pmds_split + st.huge_puds_split
     # flushes: as many, the same instructions, the unlocked ones
     flushes = tr.flushes()
     assert sum(f.kind == "flush" for f in flushes) == st.flush_calls

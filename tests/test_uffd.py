@@ -296,6 +296,17 @@ def test_access_after_move_sees_the_moved_page() -> None:
     assert mm.translate(SRC) not in (None, -1)
 
 
+def test_a_pud_leaf_at_the_source_is_refused() -> None:
+    # hugetlb or DAX, never an anonymous VMA's: the move stops, nothing
+    # outside the leaf's level is touched
+    mm, u = pair(length=1 << 30)
+    mm.tables.set_leaf(len(mm.arch.levels) - 3, SRC)
+    before = mm.tables.entry(SRC)
+    with pytest.raises(UffdMoveError) as e:
+        u.move(DST, SRC, 16 * K, HOLES)
+    assert e.value.errno == errno.EINVAL and mm.tables.entry(SRC) == before
+
+
 def test_a_registered_space_saves_and_loads(tmp_path: object) -> None:
     # registrations, features and a queued remap event come back; the
     # loaded space's userfaultfd moves pages as the saved one would
