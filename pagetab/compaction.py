@@ -46,7 +46,7 @@ from .constants import (
     UFFD_FEATURE_MOVE,
     UFFDIO_REGISTER_MODE_MISSING,
 )
-from .experiment import _bases, _profile, flat_row
+from .experiment import Compared, _bases, _profile, flat_row
 from .policy import Policy, policies
 from .policy import policy as _policy
 from .space import AddressSpace
@@ -229,27 +229,12 @@ def _heap_key(r: GcResult) -> tuple[Any, ...]:
     return (r.arch, r.size, r.live, r.run_pages, r.order, r.cpus, r.ioctls, r.pages_moved)
 
 
-class GcResults(Sequence[GcResult]):
+class GcResults(Compared[GcResult]):
     """GcResults with each one's ratio to a baseline policy (the baseline's
     estimated time over its own, same arch and heap: above 1 is faster)."""
 
     def __init__(self, items: Iterable[GcResult], baseline: str | None = "linux-6.17") -> None:
-        self._items = list(items)
-        self.baseline = baseline
-        base = {_heap_key(r): r.estimated_ns for r in self._items if r.policy == baseline}
-        for r in self._items:
-            b = base.get(_heap_key(r))
-            r.ratio = None if b is None or not r.estimated_ns else b / r.estimated_ns
-
-    def __getitem__(self, i: Any) -> Any:
-        return self._items[i]
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One flat dict per cycle (CSV and JSON records)."""
-        return [r.row() for r in self._items]
+        super().__init__(items, baseline, _heap_key)
 
     def cells(self) -> tuple[list[str], list[list[str]]]:
         """The summary table as text cells: (header, one row per cycle)."""

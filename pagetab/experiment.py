@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -55,6 +55,17 @@ __all__ = [
     "run_move",
     "sweep",
 ]
+
+
+class _Result(Protocol):
+    policy: str
+    estimated_ns: float
+    ratio: float | None
+
+    def row(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=_Result)
 
 #: how a region is populated before the move: written 4K pages, the zero
 #: page (read faults), THPs (MADV_HUGEPAGE, then written), or one written
@@ -390,22 +401,21 @@ def _result(
 # many moves
 
 
-class Results(Sequence[MoveResult]):
-    """MoveResults with each one's ratio to a baseline policy (the baseline's
-    estimated time over its own, same arch, size and setup: above 1 is
-    faster than the baseline)."""
+class Compared(Sequence[R]):
+    """Results of one experiment under several policies, each with its ratio
+    to a baseline policy: the baseline's estimated time over its own, for
+    the same ``key`` (the same setup but for the policy); above 1 is
+    faster than the baseline. ``Results`` and ``compaction.GcResults``."""
 
-    def __init__(self, items: Iterable[MoveResult], baseline: str | None = "linux-4.19") -> None:
+    def __init__(self, items: Iterable[R], baseline: str | None,
+                 key: Callable[[R], tuple[Any, ...]]) -> None:  # fmt: skip
         if baseline is not None and not isinstance(baseline, str):
             raise TypeError(f"baseline must be a policy name or None, not {baseline!r}")
-        self._items = sorted(items, key=_order)
+        self._items = list(items)
         self.baseline = baseline
-        base: dict[tuple[Any, ...], float] = {}
+        base = {key(r): r.estimated_ns for r in self._items if r.policy == baseline}
         for r in self._items:
-            if r.policy == baseline:
-                base[_setup_key(r)] = r.estimated_ns
-        for r in self._items:
-            b = base.get(_setup_key(r))
+            b = base.get(key(r))
             r.ratio = None if b is None or not r.estimated_ns else b / r.estimated_ns
 
     def __getitem__(self, i: Any) -> Any:
@@ -415,8 +425,17 @@ class Results(Sequence[MoveResult]):
         return len(self._items)
 
     def rows(self) -> list[dict[str, Any]]:
-        """One flat dict per move (the CSV and JSON records)."""
+        """One flat dict per result (the CSV and JSON records)."""
         return [r.row() for r in self._items]
+
+
+class Results(Compared[MoveResult]):
+    """MoveResults with each one's ratio to a baseline policy (the baseline's
+    estimated time over its own, same arch, size and setup: above 1 is
+    faster than the baseline)."""
+
+    def __init__(self, items: Iterable[MoveResult], baseline: str | None = "linux-4.19") -> None:
+        super().__init__(sorted(items, key=_order), baseline, _setup_key)
 
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
         """CSV text (also written to ``path`` if given)."""
