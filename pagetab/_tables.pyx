@@ -306,12 +306,35 @@ cdef class PageTables:
 
     def write_frames(self, frames):
         """Mark ``frames`` written, as stores to them would."""
-        cdef int64_t f
-        for f in np.asarray(frames, dtype=np.int64).tolist():
-            if f <= 0 or <uint64_t>f >= self.next_frame:
-                raise ValueError(f"frame {f} was never allocated (1..{self.next_frame - 1})")
-        for f in np.asarray(frames, dtype=np.int64).tolist():
-            self.mark_written(<uint64_t>f)
+        cdef int64_t[::1] fs = np.ascontiguousarray(frames, dtype=np.int64)
+        cdef int64_t i
+        for i in range(fs.shape[0]):
+            if fs[i] <= 0 or <uint64_t>fs[i] >= self.next_frame:
+                raise ValueError(f"frame {fs[i]} was never allocated (1..{self.next_frame - 1})")
+        for i in range(fs.shape[0]):
+            self.mark_written(<uint64_t>fs[i])
+
+    def _written_bitmap(self):
+        """The bitmap itself (a copy, uint8), for dump: one bit per frame."""
+        return np.frombuffer((<char*>self.written)[:self.written_bytes], dtype=np.uint8).copy() \
+            if self.written_bytes else np.zeros(0, dtype=np.uint8)
+
+    def _restore_written(self, bitmap, bint lost):
+        """Load what ``_written_bitmap`` gave (ValueError if a bit names a
+        frame never allocated, or the zero page)."""
+        cdef const uint8_t[::1] b = np.ascontiguousarray(bitmap, dtype=np.uint8)
+        cdef uint8_t *w
+        set_ = np.flatnonzero(np.unpackbits(np.asarray(b), bitorder="little"))
+        if set_.size and (set_.min() == 0 or <uint64_t>set_.max() >= self.next_frame):
+            raise ValueError("the written-page bitmap names frames never allocated")
+        if b.shape[0]:
+            w = <uint8_t*>realloc(self.written, b.shape[0])
+            if w == NULL:
+                raise MemoryError()
+            memcpy(w, &b[0], b.shape[0])
+            self.written = w
+            self.written_bytes = b.shape[0]
+        self.written_lost = lost
 
     # ------------------------------------------------------------------
     # populate (the fault path of MADV_POPULATE_*, MAP_POPULATE, access)
@@ -681,12 +704,14 @@ cdef class PageTables:
 
     def dump(self):
         """The store as plain arrays: per level ``rows<l>`` (every row ever
-        handed out, hw x nent) and ``free<l>`` (the free list); ``next_frame``."""
+        handed out, hw x nent) and ``free<l>`` (the free list); ``next_frame``;
+        ``written`` (one bit per frame a store wrote) and ``written_lost``."""
         cdef int l
         cdef int64_t r
         cdef uint64_t[:, ::1] v
         out = {"next_frame": np.array([self.next_frame], dtype=np.uint64),
-               "written": self.written_frames(),
+               "written": self._written_bitmap(),
+               "written_lost": np.array([self.written_lost]),
                "nent": np.array([self.pools[l].nent for l in range(self.nlev)], dtype=np.int64),
                "shift": np.array([self.shift[l] for l in range(self.nlev)], dtype=np.int64)}
         for l in range(self.nlev):
@@ -747,7 +772,7 @@ cdef class PageTables:
                 self.pools[l].peak = self.pools[l].live
             self.next_frame = int(np.asarray(data["next_frame"])[0])
             if "written" in data:
-                self.write_frames(data["written"])
+                self._restore_written(data["written"], bool(np.asarray(data["written_lost"])[0]))
             else:
                 # a save from before page contents were tracked: nothing says
                 # which pages are zero-filled, so every one counts as written

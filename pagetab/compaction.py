@@ -165,7 +165,7 @@ def run_gc(size: int = 256 * MIB, arch: str | Arch = "x86-64", policy: str | Pol
            live: float = 0.5, run_pages: float = 16.0, order: str = "reverse",
            ioctl_pages: int | None = None, cpus: int = 4, touch: int = 4096, seed: int = 0,
            **arch_overrides: Any) -> GcResult:  # fmt: skip
-    """Simulate one compaction cycle of a ``size``-byte heap of written 4K
+    """Simulate one compaction cycle of a ``size``-byte heap of written base
     pages (``gc_moves`` gives the calls) on ``cpus`` CPUs running the
     process, each having touched ``touch`` random heap pages (their TLBs
     hold them, so flushes reach them). ``arch_overrides`` as in
@@ -180,13 +180,14 @@ def run_gc(size: int = 256 * MIB, arch: str | Arch = "x86-64", policy: str | Pol
     if size + a.pud_size > space - moving:
         raise ValueError(f"size {format_size(size)} does not fit twice in {a.name}'s "
                          f"{format_size(a.task_size)} address space")  # fmt: skip
-    if not _policy(policy).uffd_move:
+    pol = _policy(policy)
+    if not pol.uffd_move:
         with_move = [p for p in policies() if _policy(p).uffd_move]
-        raise ValueError(f"policy {_policy(policy).name!r} has no UFFDIO_MOVE (Linux 6.8+); "
+        raise ValueError(f"policy {pol.name!r} has no UFFDIO_MOVE (Linux 6.8+); "
                          f"valid: {', '.join(with_move)} or a Policy with uffd_move")  # fmt: skip
     pages = size >> a.page_shift
     moves = gc_moves(pages, live, run_pages, ioctl_pages, order, seed)
-    mm = AddressSpace(a, cpus=cpus, policy=policy, thp="madvise")
+    mm = AddressSpace(a, cpus=cpus, policy=pol, thp="madvise")
     mm.mmap(size, addr=moving, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
     mm.madvise(moving, size, MADV_NOHUGEPAGE)
     mm.madvise(moving, size, MADV_POPULATE_WRITE)
@@ -212,7 +213,7 @@ def run_gc(size: int = 256 * MIB, arch: str | Arch = "x86-64", policy: str | Pol
     wall = time.perf_counter_ns() - t0
     r_low, r_high = remap.estimated_ns_range
     return GcResult(
-        arch=a.name, policy=mm.policy.name, size=size, live=float(live),
+        arch=a.name, policy=pol.name, size=size, live=float(live),
         run_pages=float(run_pages), order=order, cpus=cpus, heap_pages=pages,
         pages_moved=int(moves[:, 2].sum()), ioctls=len(moves),
         mremap_ns=remap.estimated_ns, uffd_move_ns=st.estimated_ns,

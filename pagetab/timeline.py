@@ -116,16 +116,16 @@ class MoveTrace:
     def lock_holds(self) -> list[LockHold]:
         """Every lock hold, in the order they were taken."""
         out: list[LockHold] = []
-        open_: dict[int, tuple[int, float]] = {}  # lock id -> (its hold's index, start)
+        open_: dict[int, int] = {}  # lock id -> its hold's index in out
         ev, end = self.events, self.end_ns
         for i, (k, w, n, lo) in enumerate(zip(ev["kind"].tolist(), ev["what"].tolist(),
                                               ev["entries"].tolist(), ev["lo"].tolist(),
                                               strict=True)):  # fmt: skip
             if k == _KIND["lock"]:
-                open_[lo] = (len(out), float(end[i]))
+                open_[lo] = len(out)
                 out.append(LockHold(LOCK_CLASSES[w], lo, float(end[i]), float("nan"), 0))
             elif k == _KIND["unlock"] and lo in open_:
-                j, _ = open_.pop(lo)
+                j = open_.pop(lo)
                 out[j] = out[j]._replace(end_ns=float(end[i]), entries=n)
         return out
 

@@ -54,6 +54,7 @@ __all__ = ["UffdMoveError", "UffdMoveStats", "Userfaultfd", "mremap_userfaultfd_
 CALL = "UFFDIO_MOVE"
 FEATURES = UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_MOVE
 _MODES = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR
+_MOVE_MODES = UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES | UFFDIO_MOVE_MODE_DONTWAKE
 
 
 class UffdMoveError(OSError):
@@ -207,7 +208,7 @@ class Userfaultfd:
                 self._range(CALL, at, length)
             except OSError as e:
                 raise self._fail(errno.EINVAL, f"{what}: {e.strerror}") from None
-        if mode & ~(UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES | UFFDIO_MOVE_MODE_DONTWAKE):
+        if mode & ~_MOVE_MODES:
             raise self._fail(errno.EINVAL, f"unknown mode bits {mode:#x}")
         if rules == "6.8":
             # move_pages() under mmap_lock (adef440691ba): a missing VMA is EINVAL
@@ -279,8 +280,6 @@ class Userfaultfd:
                     err = e
                 else:  # pragma: no cover - the checks above are _move's
                     raise AssertionError(f"move_many: call {good} passed _move's checks")
-                if stats is not None:
-                    self.last_move = stats
             total = int(arr[:done, 2].sum()) if done else 0
             if err is not None:
                 err.calls_done, err.bytes_before = done, total
@@ -297,7 +296,7 @@ class Userfaultfd:
             not rules
             or not self.features & UFFD_FEATURE_MOVE
             or self.pending_events
-            or mode & ~(UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES | UFFDIO_MOVE_MODE_DONTWAKE)
+            or mode & ~_MOVE_MODES
         ):
             return 0, []  # fmt: skip
         dst, src, ln = calls[:, 0], calls[:, 1], calls[:, 2]

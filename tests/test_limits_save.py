@@ -105,7 +105,7 @@ def test_written_pages_survive_a_save_and_a_format_1_file_counts_all(tmp_path: P
     # a version 1 file (no bitmap, VMAs without a userfaultfd column):
     # nothing says which pages are zero-filled, so all count as written
     with np.load(tmp_path / "v2.npz") as z:
-        data = {k: z[k] for k in z.files if k != "tables_written"}
+        data = {k: z[k] for k in z.files if k not in ("tables_written", "tables_written_lost")}
     meta = json.loads(str(data["meta"]))
     data["meta"] = np.array(json.dumps({**meta, "version": 1}))
     data["vma"] = data["vma"][:, :8]
@@ -149,6 +149,12 @@ def _pages_outside_every_vma(d: dict[str, np.ndarray]) -> None:
     d["vma"][0, 1] -= 4096  # the VMA ends a page early; its last page stays mapped
 
 
+def _written_frame_never_allocated(d: dict[str, np.ndarray]) -> None:
+    bits = np.zeros(int(d["tables_next_frame"][0]) // 8 + 2, dtype=np.uint8)
+    bits[-1] = 1  # a frame past the allocator
+    d["tables_written"] = bits
+
+
 def _unknown_version(d: dict[str, np.ndarray]) -> None:
     meta = json.loads(str(d["meta"]))
     d["meta"] = np.array(json.dumps({**meta, "version": 99}))
@@ -158,7 +164,7 @@ def _unknown_version(d: dict[str, np.ndarray]) -> None:
     "corrupt",
     [_pte_frame_past_the_allocator, _allocator_rewound, _frame_mapped_twice,
      _pmd_entry_to_a_missing_table, _live_table_on_the_free_list, _pages_outside_every_vma,
-     _unknown_version],
+     _written_frame_never_allocated, _unknown_version],
     ids=lambda f: f.__name__.strip("_"),
 )  # fmt: skip
 def test_loading_a_corrupted_file(
