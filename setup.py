@@ -62,6 +62,7 @@ extensions = [
     ext("pagetab._access", ["pagetab/_access.pyx"]),
     ext("pagetab._move", ["pagetab/_move.pyx"]),
     ext("pagetab._uffd", ["pagetab/_uffd.pyx"]),
+    ext("pagetab._contend", ["pagetab/_contend.pyx"]),
 ]
 if sys.platform.startswith("linux"):
     # the host probe (csrc/probe.c) measures the real kernel: Linux only

@@ -10,6 +10,14 @@ from .arch import Arch, Cost, FlushRules, Level, TlbArraySpec, TlbSpec, arch, ar
 from .compaction import GcResult, GcResults, compare_gc, gc_moves, run_gc
 from .constants import *  # noqa: F403  (Linux's constants, by their Linux names)
 from .constants import ZERO_FRAME
+from .contention import (
+    ContendResult,
+    ContendResults,
+    ThreadResult,
+    ThreadSpec,
+    compare_concurrent,
+    run_concurrent,
+)
 from .experiment import MoveResult, Results, compare, run_move, sweep
 from .policy import FLUSH_MODES, Policy, policies, policy
 from .space import AddressSpace, InvariantError
@@ -21,6 +29,8 @@ __all__ = [
     "AccessStats",
     "AddressSpace",
     "Arch",
+    "ContendResult",
+    "ContendResults",
     "Cost",
     "FlushRules",
     "GcResult",
@@ -31,16 +41,20 @@ __all__ = [
     "MoveStats",
     "Policy",
     "Results",
+    "ThreadResult",
+    "ThreadSpec",
     "TlbArraySpec",
     "TlbSpec",
     "__version__",
     "arch",
     "archs",
     "compare",
+    "compare_concurrent",
     "compare_gc",
     "gc_moves",
     "policies",
     "policy",
+    "run_concurrent",
     "run_gc",
     "run_move",
     "sweep",

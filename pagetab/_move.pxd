@@ -90,7 +90,7 @@ cdef struct move_stats:
 cdef struct move_event:
     int64_t kind                 # an EV_* of _move.pyx (EVENT_KINDS names them)
     int64_t what                 # lock class (lock, unlock); pgt_entry (entry); flush record (flush, convert)
-    int64_t entries              # entries moved (ptes, entry); entries moved during the hold (unlock)
+    int64_t entries              # entries moved (ptes, entry); during the hold (unlock); stride shift (flush, convert)
     uint64_t lo                  # old-address range (ptes, entry, flush, convert); the lock's id (lock, unlock)
     uint64_t hi
 

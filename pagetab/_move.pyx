@@ -157,10 +157,11 @@ cdef inline move_event* trace(Ctx *x, int64_t kind, int64_t what, int64_t entrie
     return e
 
 
-cdef inline void trace_flush(Ctx *x, int64_t kind, uint64_t lo, uint64_t hi,
+cdef inline void trace_flush(Ctx *x, int64_t kind, uint64_t lo, uint64_t hi, int stride_shift,
                              const FlushOps *before) noexcept nogil:
     """A flush event with the operations it issued (the counters' growth
-    since ``before``)."""
+    since ``before``) and its stride (in ``entries``: the concurrent model
+    replays the flush on the other CPUs' TLBs)."""
     cdef FlushOps *nf
     cdef int64_t i
     cdef move_event *e
@@ -177,7 +178,7 @@ cdef inline void trace_flush(Ctx *x, int64_t kind, uint64_t lo, uint64_t hi,
     for i in range(OPS_WORDS):
         (<int64_t*>&x.fops[x.nfops])[i] = (<const int64_t*>&x.c.flush_ops)[i] - \
             (<const int64_t*>before)[i]
-    e = trace(x, kind, x.nfops, 0, lo, hi)
+    e = trace(x, kind, x.nfops, stride_shift, lo, hi)
     if e != NULL:
         x.nfops += 1
 
@@ -335,7 +336,7 @@ cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end,
         tlb_flush_range(x.rule, x.tlb, &x.c.flush_ops, x.caller, start, end, stride_shift)
         tlb_snapshot_free(&x.snap)
         x.counts_since_flush = 0
-    trace_flush(x, EV_FLUSH, start, end, &before)
+    trace_flush(x, EV_FLUSH, start, end, stride_shift, &before)
     x.c.flush_calls += 1
     x.c.flush_pages += <int64_t>((end - start) >> x.cfg.page_shift)
     if not (x.heldmask & ~x.rmapmask):
@@ -510,7 +511,7 @@ cdef inline void contpte_convert(Ctx *x, uint64_t *t, int64_t b, uint64_t addr, 
                         x.cfg.page_shift)
         tlb_snapshot_free(&x.snap)
         x.counts_since_flush = 0
-    trace_flush(x, EV_CONVERT, addr, addr + size, &before)
+    trace_flush(x, EV_CONVERT, addr, addr + size, x.cfg.page_shift, &before)
     for j in range(b, b + n):
         if t[j]:
             t[j] = (t[j] | E_CONT) if set_cont else (t[j] & ~(<uint64_t>E_CONT))

@@ -223,6 +223,10 @@ COSTS = {
                         "published shootdowns take microseconds (N. Amit, 'Optimizing the "
                         "TLB Shootdown Algorithm with Page Access Tracking', USENIX ATC "
                         "2017)"),
+        "ipi_handler": _assumed(1000, "assumption: a flush IPI on the receiving CPU, beyond its "
+                                "own INVLPGs or full flush: interrupt entry and exit and "
+                                "flush_tlb_func's bookkeeping; paid by that CPU's thread "
+                                "(pagetab.contention), not by the sender"),
         "invlpgb": _assumed(100, "assumption: as INVLPG; no public per-instruction figure"),
         "tlbsync": _assumed(500, "assumption: TLBSYNC waits for every broadcast to complete"),
     },
@@ -249,6 +253,7 @@ COSTS = {
         "sbi_rfence": _assumed(5000, "assumption: an SBI ecall into M-mode firmware that "
                                "IPIs the other harts and waits for their fences"),
         "ipi": _assumed(1500, "assumption: as x86's synchronous flush IPI"),
+        "ipi_handler": _assumed(1000, "assumption: as x86's flush IPI handler"),
         "sinval_vma": _assumed(5, "assumption: Svinval's sinval.vma only invalidates; "
                                "ordering is paid once in the fences around a run of them"),
         "svinval_fences": _assumed(40, "assumption: sfence.w.inval and sfence.inval.ir, as two "

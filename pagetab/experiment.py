@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import time
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -428,15 +429,6 @@ class Compared(Sequence[R]):
         """One flat dict per result (the CSV and JSON records)."""
         return [r.row() for r in self._items]
 
-
-class Results(Compared[MoveResult]):
-    """MoveResults with each one's ratio to a baseline policy (the baseline's
-    estimated time over its own, same arch, size and setup: above 1 is
-    faster than the baseline)."""
-
-    def __init__(self, items: Iterable[MoveResult], baseline: str | None = "linux-4.19") -> None:
-        super().__init__(sorted(items, key=_order), baseline, _setup_key)
-
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
         """CSV text (also written to ``path`` if given)."""
         rows = self.rows()
@@ -459,6 +451,33 @@ class Results(Compared[MoveResult]):
             raise ImportError("to_pandas needs pandas: pip install pandas") from e
         return pd.DataFrame(self.rows())
 
+    @abstractmethod
+    def cells(self) -> tuple[list[str], list[list[str]]]:
+        """The summary table as text cells: (header, one row per result)."""
+
+    def table(self) -> str:
+        """The summary table as plain text (name columns left, numbers right)."""
+        head, rows = self.cells()
+        lines = [head, *rows]
+        widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+        return "\n".join(
+            "  ".join(c.ljust(w) if i < 3 else c.rjust(w)
+                      for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip()
+            for line in lines
+        )  # fmt: skip
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+class Results(Compared[MoveResult]):
+    """MoveResults with each one's ratio to a baseline policy (the baseline's
+    estimated time over its own, same arch, size and setup: above 1 is
+    faster than the baseline)."""
+
+    def __init__(self, items: Iterable[MoveResult], baseline: str | None = "linux-4.19") -> None:
+        super().__init__(sorted(items, key=_order), baseline, _setup_key)
+
     def cells(self) -> tuple[list[str], list[list[str]]]:
         """The summary table as text cells: (header, one row per move);
         "est. range us" is the estimate's interval (low-high); the last
@@ -480,20 +499,6 @@ class Results(Compared[MoveResult]):
                 "ok" if r.safe else "UNSAFE",
             ])  # fmt: skip
         return head, rows
-
-    def table(self) -> str:
-        """The summary table as plain text (name columns left, numbers right)."""
-        head, rows = self.cells()
-        lines = [head, *rows]
-        widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-        return "\n".join(
-            "  ".join(c.ljust(w) if i < 3 else c.rjust(w)
-                      for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip()
-            for line in lines
-        )  # fmt: skip
-
-    def __str__(self) -> str:
-        return self.table()
 
     def plot(self, path: str | os.PathLike[str], title: str | None = None) -> None:
         """Log-log estimated kernel time against region size, one line per

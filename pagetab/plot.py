@@ -10,9 +10,10 @@ from .units import format_size
 
 if TYPE_CHECKING:
     # for the annotation only: experiment imports this module
+    from .contention import ContendResults
     from .experiment import Results
 
-__all__ = ["plot_results"]
+__all__ = ["plot_latency", "plot_results"]
 
 
 def _size_label(n: float, _pos: Any = None) -> str:
@@ -99,4 +100,45 @@ def plot_results(results: Results, path: str | os.PathLike[str], title: str | No
     )
     fig.tight_layout()
     fig.savefig(path, format="png")
+    plt.close(fig)
+
+
+def plot_latency(results: ContendResults, path: str | os.PathLike[str],
+                 title: str | None = None) -> None:  # fmt: skip
+    """The other threads' access latency while the move ran: one
+    complementary CDF per run (the fraction of accesses slower than x,
+    log-log), all its threads together; unsafe policies dashed. PNG."""
+    try:  # lazy: matplotlib is an optional extra
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        import numpy as np
+    except ImportError as e:
+        raise ImportError("plots need matplotlib: pip install 'pagetab[plot]'") from e
+    from ._contend import bucket_upper_ns
+
+    upper = bucket_upper_ns()
+    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
+    cmap = plt.get_cmap("tab10")
+    for k, r in enumerate(results):
+        h = np.sum([t.histogram_during for t in r.threads], axis=0)
+        n = int(h.sum())
+        if not n:
+            continue
+        slower = 1.0 - np.cumsum(h) / n
+        keep = slower > 0
+        ax.step(upper[keep], slower[keep], where="post", color=cmap(k % 10),
+                linestyle="-" if r.safe else "--",
+                label=f"{r.arch} {r.policy} {format_size(r.size)} ({len(r.threads)} threads)"
+                + ("" if r.safe else " UNSAFE"))  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("access latency during the move (ns)")
+    ax.set_ylabel("fraction of accesses slower")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "What the other threads see while one thread moves page tables")
+    fig.tight_layout()
+    fig.savefig(os.fspath(path))
     plt.close(fig)

@@ -109,6 +109,14 @@ class Policy:
         neither unfolded at the source nor folded entry by entry at the
         destination. From 0b5be138ce00 (6.17) only where pte_batch_hint
         says so: a PTE_CONT entry on arm64, never on x86.
+    per_vma_locks:
+        page faults first try the faulting VMA's own lock
+        (``lock_vma_under_rcu``, mm/memory.c; 5e31275cc997 "mm: add per-VMA
+        lock and helper functions to control it", Linux 6.4) and take
+        mmap_lock only when the VMA is write-locked, as mremap's
+        ``vma_start_write`` does to the VMAs it changes. Before, every fault
+        took mmap_lock for read and waited out any mremap, which holds it
+        for write. Only the concurrent model (``pagetab.contention``) reads it.
 
     ``flush_under_lock`` and ``batch_pmd_lock`` are read-only properties
     implied by ``flush``; as keyword arguments they are accepted when they
@@ -131,6 +139,7 @@ class Policy:
     uffd_table_move_check: bool = False
     uffd_move: str = ""
     split_zeropage: bool = False
+    per_vma_locks: bool = False
 
     def __init__(
         self,
@@ -150,6 +159,7 @@ class Policy:
         uffd_table_move_check: bool = False,
         uffd_move: str = "",
         split_zeropage: bool = False,
+        per_vma_locks: bool = False,
         **legacy: Any,
     ) -> None:
         if not isinstance(name, str) or not name:
@@ -163,7 +173,8 @@ class Policy:
                            ("pte_batch", pte_batch),
                            ("uffd_move_batch", uffd_move_batch),
                            ("uffd_table_move_check", uffd_table_move_check),
-                           ("split_zeropage", split_zeropage)):  # fmt: skip
+                           ("split_zeropage", split_zeropage),
+                           ("per_vma_locks", per_vma_locks)):  # fmt: skip
             check_bool(f"Policy.{what}", flag)
         if uffd_move not in UFFD_MOVE_RULES:
             raise ValueError(f"Policy.uffd_move must be one of {UFFD_MOVE_RULES}, "
@@ -202,7 +213,7 @@ class Policy:
             "pte_extent_limit": pte_extent_limit, "flush_lazy": flush_lazy,
             "contpte": contpte, "pte_batch": pte_batch, "uffd_move_batch": uffd_move_batch,
             "uffd_table_move_check": uffd_table_move_check, "uffd_move": uffd_move,
-            "split_zeropage": split_zeropage,
+            "split_zeropage": split_zeropage, "per_vma_locks": per_vma_locks,
         }  # fmt: skip
         for field_name, value in values.items():
             object.__setattr__(self, field_name, value)
@@ -279,7 +290,7 @@ _PRESETS = (
         "linux-6.8",
         "plus try_realign_addr: mutually misaligned addresses aligned down to PMD",
         "af8ca1c14906 mm/mremap: optimize the start addresses in move_page_tables()",
-        move_pmd=True, move_pud=True, realign=True, uffd_move="6.8",
+        move_pmd=True, move_pud=True, realign=True, uffd_move="6.8", per_vma_locks=True,
     ),
     Policy(
         "linux-6.16",
@@ -292,6 +303,7 @@ _PRESETS = (
         "(a folio split maps never-written subpages to the zero page, 6.12)",
         move_pmd=True, move_pud=True, realign=True, flush_lazy=True, contpte=True,
         uffd_table_move_check=True, uffd_move="6.9", split_zeropage=True,
+        per_vma_locks=True,
     ),
     Policy(
         "linux-6.17",
@@ -303,6 +315,7 @@ _PRESETS = (
         "batch stops where the write bit differs, which it never does inside one VMA here)",
         move_pmd=True, move_pud=True, realign=True, flush_lazy=True, contpte=True,
         pte_batch=True, uffd_table_move_check=True, uffd_move="6.9", split_zeropage=True,
+        per_vma_locks=True,
     ),
     Policy(
         "linux-6.18",
@@ -315,7 +328,7 @@ _PRESETS = (
         "merge window)",
         move_pmd=True, move_pud=True, realign=True, flush_lazy=True, contpte=True,
         pte_batch=True, uffd_move_batch=True, uffd_table_move_check=True, uffd_move="6.9",
-        split_zeropage=True,
+        split_zeropage=True, per_vma_locks=True,
     ),
     Policy(
         "batched-ptl",
@@ -326,6 +339,7 @@ _PRESETS = (
         "reviewed by Kirill Shutemov <20181025101900.phqnqpoju5t2gar5@kshutemo-mobl1> "
         "(linux-mm, Oct 2018); never merged",
         move_pmd=True, move_pud=True, realign=True, flush="table", uffd_move="6.8",
+        per_vma_locks=True,
     ),
 )  # fmt: skip
 _REGISTRY = {p.name: p for p in _PRESETS}

@@ -1,0 +1,33 @@
+"""Type stubs for the concurrent model's C core (see _contend.pyx)."""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ._flush import Tlbs
+from ._tables import PageTables
+
+THREAD_DTYPE: np.dtype[Any]
+RESULT_DTYPE: np.dtype[Any]
+THREAD_SPEC_DTYPE: np.dtype[Any]
+REGION_DTYPE: np.dtype[Any]
+CONFIG_FIELDS: tuple[str, ...]
+HISTOGRAM_BUCKETS: int
+
+def bucket_upper_ns() -> npt.NDArray[np.float64]: ...
+def simulate(
+    pt: PageTables,
+    tlbs: Tlbs,
+    config: dict[str, Any],
+    threads: npt.NDArray[Any],
+    regions: npt.NDArray[Any],
+    ext_lo: npt.NDArray[np.uint64],
+    ext_hi: npt.NDArray[np.uint64],
+    ext_moved: npt.NDArray[np.float64],
+    ext_unlocked: npt.NDArray[np.float64],
+    fl_at: npt.NDArray[np.float64],
+    fl_lo: npt.NDArray[np.uint64],
+    fl_hi: npt.NDArray[np.uint64],
+    fl_stride: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64], Any]: ...

@@ -1,0 +1,496 @@
+# cython: language_level=3
+"""What the other threads of a process see while one of them moves page
+tables: a deterministic discrete-event simulation in C.
+
+The mover's side is a traced move (``_move.move_page_tables(...,
+trace=True)``), already priced in Python: when each extent of the old
+range was moved, when the page-table lock covering it was dropped, when
+each flush_tlb_range was issued, and when the system call returned. The
+application threads each run an access stream on their own CPU through
+their own TLBs (``_tlb``), in time order with the mover's flushes:
+
+* a TLB hit costs the hit; a miss walks the page tables as they were at
+  that moment (before its extent moved, an old-range page's entry is the
+  one that now sits at old + delta in the moved tables; after, there is
+  none), and a walk that finds nothing is a page fault;
+* a fault takes mmap_lock for read, or since Linux 6.4 the VMA's lock
+  (``lock_vma_under_rcu``), falling back to mmap_lock when the VMA is
+  write-locked: mremap holds mmap_lock for write from its start to its end
+  and write-locks the VMAs it changes (``vma_start_write``), so such a
+  fault waits until mremap returns, and mremap's mmap_write_lock waits for
+  the faults holding it for read when it starts (a waiting writer also
+  holds back later readers, as the rwsem does);
+* each flush is replayed on the threads' TLBs by the arch's own rule
+  (``_flush``) at its time: entries it removes are walked again, and where
+  the rule sends IPIs (x86, riscv) each receiving CPU pays the handler
+  (``flush_tlb_func``: interrupt entry and exit and its own INVLPGs or full
+  flush) on its next access;
+* a TLB hit on an old-range page whose extent has moved and whose flush
+  has not reached this CPU is a stale access; when the page-table lock
+  covering it was already dropped, it is an unsafe one (the page could be
+  freed under it: the 2018 fast-mremap review).
+
+No Python objects in the loop; the GIL is released.
+"""
+
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memset
+
+cimport numpy as cnp
+import numpy as np
+
+from pagetab._flush cimport FlushOps, Tlbs, tlb_flush_range
+from pagetab._tables cimport E_CONT, E_LEAF, E_PRESENT, E_WRITE, PageTables, pt_walk
+from pagetab._tlb cimport CLS_CONT, TlbState, insert_inline, lookup_inline
+
+cnp.import_array()
+
+cdef extern from *:
+    int __builtin_clzll(unsigned long long x) nogil
+
+
+cdef enum:
+    MAX_THREADS = 255
+    HIST_LINEAR = 64         # 1 ns buckets below 64 ns
+    HIST_SUB = 32            # then 32 buckets per power of two (~3%)
+    HIST_OCTAVES = 40
+    HIST_BUCKETS = HIST_LINEAR + HIST_OCTAVES * HIST_SUB
+    PAT_SEQUENTIAL = 0
+    PAT_RANDOM = 1
+
+
+# The run's configuration: crosses into C once.
+cdef struct contend_config:
+    int nthreads
+    int nregions
+    int mover_cpu
+    bint per_vma_locks           # Linux 6.4+: faults in other VMAs skip mmap_lock
+    bint dontunmap               # MREMAP_DONTUNMAP: the old range stays, empty
+    bint moving                  # a move happens (False: the baseline run)
+    double move_at_ns            # when the mover calls mremap
+    double move_ns               # the system call's duration, from entry to return
+    double events_at_ns          # where the traced events start within it
+    # costs (ns)
+    double tlb_l1_hit
+    double tlb_l2_hit
+    double walk_step
+    double fault                 # read fault (the zero page) or populate of one leaf
+    double write_fault           # write fault: a fresh page
+    double segv                  # a fault on an address no VMA maps
+    double ipi_handler           # a flush IPI's handler on the receiving CPU, beyond its flushes
+    double invlpg
+    double full_flush
+    double sfence_vma
+    double sfence_vma_asid
+    uint64_t seed
+
+
+cdef struct contend_thread:
+    int cpu
+    int write
+    int pattern                  # PAT_SEQUENTIAL or PAT_RANDOM
+    int region
+    int64_t accesses
+    int64_t stride               # bytes between sequential accesses
+    uint64_t span                # bytes of the region it touches, from its start (0: all)
+    double think_ns              # between one access's end and the next's start
+
+
+cdef struct contend_region:
+    uint64_t lo
+    uint64_t hi
+    int64_t delta                # moved: where an old address's entry sits after the move
+    int moved                    # the move's old range
+    int vma_locked               # a VMA the mover write-locks (vma_start_write)
+    int fault_shift              # the leaf a fault maps here (page or PMD size)
+
+
+# One thread's results. The field names are the names Python sees.
+cdef struct thread_stats:
+    int64_t accesses
+    int64_t during_move          # accesses issued while the move ran
+    int64_t l1_hits
+    int64_t l2_hits
+    int64_t walks                # TLB refills: hardware page walks
+    int64_t walk_steps
+    int64_t faults
+    int64_t segv
+    int64_t blocked              # faults that waited for the mover's locks
+    int64_t ipis                 # flush IPIs received
+    int64_t stale_hits           # TLB hits on a translation the mover had cleared
+    int64_t unsafe_hits          # ... after the page-table lock covering it was dropped
+    double blocked_ns
+    double ipi_ns
+    double busy_ns               # the accesses' latencies summed
+    double max_ns
+    double max_during_ns
+    double end_ns                # when its last access ended
+
+
+cdef struct contend_result:
+    double mover_start_ns        # when mremap got mmap_lock
+    double mover_end_ns          # when it returned
+    int64_t flushes
+    int64_t ipis_sent
+
+
+cdef inline int hist_index(double ns) noexcept nogil:
+    cdef int64_t x
+    cdef int e
+    if ns < HIST_LINEAR:
+        return <int>ns if ns > 0 else 0
+    x = <int64_t>ns
+    e = 63 - __builtin_clzll(<unsigned long long>x)
+    if e - 6 >= HIST_OCTAVES:
+        return HIST_BUCKETS - 1
+    return HIST_LINEAR + (e - 6) * HIST_SUB + <int>((x >> (e - 5)) & (HIST_SUB - 1))
+
+
+def bucket_upper_ns():
+    """Each histogram bucket's upper bound in ns (a latency ``v`` falls in
+    the first bucket whose bound exceeds it)."""
+    out = np.empty(HIST_BUCKETS, dtype=np.float64)
+    cdef int i, e, sub
+    for i in range(HIST_BUCKETS):
+        if i < HIST_LINEAR:
+            out[i] = i + 1
+        else:
+            e = (i - HIST_LINEAR) // HIST_SUB + 6
+            sub = (i - HIST_LINEAR) % HIST_SUB
+            out[i] = <double>((<int64_t>(HIST_SUB + sub + 1)) << (e - 5))
+    return out
+
+
+cdef inline uint64_t splitmix(uint64_t *x) noexcept nogil:
+    x[0] += 0x9E3779B97F4A7C15ULL
+    cdef uint64_t z = x[0]
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL
+    return z ^ (z >> 31)
+
+
+cdef inline int64_t find_extent(const uint64_t *lo, const uint64_t *hi, int64_t n,
+                                uint64_t addr) noexcept nogil:
+    """The extent holding ``addr`` (sorted, disjoint), or -1."""
+    cdef int64_t a = 0, b = n, m
+    while a < b:
+        m = (a + b) >> 1
+        if hi[m] <= addr:
+            a = m + 1
+        else:
+            b = m
+    if a < n and lo[a] <= addr:
+        return a
+    return -1
+
+
+cdef inline int walk_class(PageTables pt, TlbState *s, uint64_t addr, int *steps,
+                           uint64_t *entry) noexcept nogil:
+    """The hardware page walk (no page-walk cache): the leaf's size class
+    or -1, and the levels it read."""
+    cdef int reached, pte = pt.nlev - 1
+    cdef uint64_t *slot = pt_walk(pt, addr, 0, 0, pte, False, &reached, NULL, NULL)
+    steps[0] = reached + 1
+    if slot == NULL or slot[0] == 0 or not (slot[0] & E_PRESENT):
+        return -1
+    entry[0] = slot[0]
+    if reached == pte:
+        return CLS_CONT if (slot[0] & E_CONT) and s.nclass > CLS_CONT else 0
+    if slot[0] & E_LEAF:
+        return pte - reached
+    return -1
+
+
+cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
+             const contend_thread *th, const contend_region *rg,
+             const uint64_t *ext_lo, const uint64_t *ext_hi, const double *ext_moved,
+             const double *ext_unlocked, int64_t next,
+             const double *fl_at, const uint64_t *fl_lo, const uint64_t *fl_hi,
+             const int64_t *fl_stride, int64_t nfl,
+             thread_stats *out, int64_t *hist, contend_result *res) noexcept nogil:
+    """The event loop. Returns 0, or -1 when out of memory."""
+    cdef int i, j, nt = cfg.nthreads, cls, steps
+    cdef double t[MAX_THREADS]
+    cdef double read_until[MAX_THREADS]      # holding mmap_lock / a VMA lock for read
+    cdef double pending[MAX_THREADS]         # IPI handler time owed
+    cdef int64_t done[MAX_THREADS]
+    cdef uint64_t rng[MAX_THREADS]
+    cdef uint8_t *bits[MAX_THREADS]          # per region: leaves faulted in by the run
+    cdef uint64_t nbits
+    cdef double now, lat, wait, h, start = INFINITY, end = INFINITY, moved_at, unl
+    cdef int64_t fi = 0, e, page, pos
+    cdef bint started = not cfg.moving, gone, needs_lock, miss
+    cdef uint64_t addr, vaddr, walk_addr, frame, entry, size, off, fpage
+    cdef bint writable
+    cdef const contend_thread *x
+    cdef const contend_region *r
+    cdef FlushOps ops, before
+    cdef int64_t *hist_all
+    cdef int64_t *hist_dur
+    memset(&ops, 0, sizeof(ops))
+    for j in range(cfg.nregions):
+        nbits = ((rg[j].hi - rg[j].lo) >> rg[j].fault_shift) // 8 + 1
+        bits[j] = <uint8_t*>calloc(nbits, 1)
+        if bits[j] == NULL:
+            for i in range(j):
+                free(bits[i])
+            return -1
+    for i in range(nt):
+        t[i] = 0
+        read_until[i] = -INFINITY
+        pending[i] = 0
+        done[i] = 0
+        rng[i] = cfg.seed * 0x100000001B3ULL + <uint64_t>i * 0x9E3779B97F4A7C15ULL + 1
+        memset(&out[i], 0, sizeof(thread_stats))
+    res.flushes = 0
+    res.ipis_sent = 0
+    while True:
+        # the next actor: the mover's start, its next flush, or the thread
+        # whose next access comes first (ties: the mover first)
+        j = -1
+        now = INFINITY
+        for i in range(nt):
+            if done[i] < th[i].accesses and t[i] < now:
+                now = t[i]
+                j = i
+        if not started and cfg.move_at_ns <= now:
+            # mmap_write_lock: wait for the readers in a fault (and for
+            # per-VMA locks, vma_start_write for the VMA's readers)
+            start = cfg.move_at_ns
+            for i in range(nt):
+                if read_until[i] > start:
+                    start = read_until[i]
+            end = start + cfg.move_ns
+            started = True
+            continue
+        if started and fi < nfl and start + cfg.events_at_ns + fl_at[fi] <= now:
+            before = ops
+            tlb_flush_range(&tlbs.rule, s, &ops, cfg.mover_cpu, fl_lo[fi], fl_hi[fi],
+                            <int>fl_stride[fi])
+            res.flushes += 1
+            if ops.ipi > before.ipi or ops.sbi_rfence > before.sbi_rfence:
+                res.ipis_sent += ops.ipi - before.ipi
+                # each receiving CPU runs the handler and its own flushes
+                h = cfg.ipi_handler \
+                    + (ops.remote_invlpg - before.remote_invlpg) * cfg.invlpg \
+                    + (ops.remote_full_flush - before.remote_full_flush) * cfg.full_flush \
+                    + (ops.remote_sfence_vma - before.remote_sfence_vma) * cfg.sfence_vma \
+                    + (ops.remote_sfence_vma_asid - before.remote_sfence_vma_asid) \
+                    * cfg.sfence_vma_asid
+                for i in range(nt):
+                    # a thread that has finished has left the CPU (and the mask)
+                    if done[i] < th[i].accesses and s.cpumask[th[i].cpu] \
+                            and not s.lazy[th[i].cpu]:
+                        pending[i] += h
+                        out[i].ipis += 1
+                        out[i].ipi_ns += h
+            fi += 1
+            continue
+        if j < 0:
+            break
+        # thread j's next access
+        x = &th[j]
+        r = &rg[x.region]
+        size = r.hi - r.lo
+        if x.span and x.span < size:
+            size = x.span
+        if x.pattern == PAT_RANDOM:
+            off = splitmix(&rng[j]) % size
+        else:
+            off = <uint64_t>((done[j] * x.stride) % <int64_t>size)
+        addr = (r.lo + off) & ~(<uint64_t>7)
+        lat = pending[j]
+        pending[j] = 0
+        now = t[j]
+        out[j].accesses += 1
+        if started and start <= now < end:
+            out[j].during_move += 1
+        gone = False
+        moved_at = INFINITY
+        unl = INFINITY
+        vaddr = addr
+        if r.moved and cfg.moving and started:
+            if now >= end:
+                if cfg.dontunmap:
+                    gone = True     # the old range stays, empty
+                else:
+                    # the program goes on at the new address once mremap
+                    # has returned it
+                    vaddr = addr + <uint64_t>r.delta
+            else:
+                e = find_extent(ext_lo, ext_hi, next, addr)
+                if e >= 0:
+                    moved_at = start + cfg.events_at_ns + ext_moved[e]
+                    unl = start + cfg.events_at_ns + ext_unlocked[e]
+                    gone = now >= moved_at
+        miss = True
+        cls = lookup_inline(s, x.cpu, 1, vaddr, x.write, &frame, &writable)
+        if cls >= 0:
+            lat += cfg.tlb_l1_hit
+            out[j].l1_hits += 1
+            miss = False
+        else:
+            cls = lookup_inline(s, x.cpu, 2, vaddr, x.write, &frame, &writable)
+            if cls >= 0:
+                lat += cfg.tlb_l2_hit
+                out[j].l2_hits += 1
+                miss = False
+        if not miss and gone:
+            # its PTE is gone, its flush has not reached this CPU yet
+            out[j].stale_hits += 1
+            if now >= unl:
+                out[j].unsafe_hits += 1
+        if miss:
+            lat += cfg.tlb_l2_hit
+            out[j].walks += 1
+            cls = -1
+            # before its extent moved (or with no move at all) an old
+            # address's entry is the one now at old + delta
+            walk_addr = addr + <uint64_t>r.delta if r.moved and not gone else vaddr
+            if not gone:
+                cls = walk_class(pt, s, walk_addr, &steps, &entry)
+                out[j].walk_steps += steps
+                lat += steps * cfg.walk_step
+                if cls >= 0 and x.write and not (entry & E_WRITE):
+                    cls = -1          # a write to the zero page: a fault
+            page = <int64_t>((addr - r.lo) >> r.fault_shift)
+            fpage = vaddr & ~((<uint64_t>1 << r.fault_shift) - 1)
+            if cls >= 0:
+                insert_inline(s, x.cpu, vaddr, cls, (walk_addr >> s.page_shift) + 1,
+                              (entry & E_WRITE) != 0)
+            elif (bits[x.region][page >> 3] >> (page & 7)) & 1:
+                # a leaf this run faulted in
+                insert_inline(s, x.cpu, fpage, 0 if r.fault_shift == s.page_shift else 1,
+                              (fpage >> s.page_shift) + 1, True)
+            else:
+                # handle_mm_fault: lock_vma_under_rcu, or mmap_read_lock
+                # where the VMA is write-locked or per-VMA locks do not exist
+                needs_lock = (not cfg.per_vma_locks) or r.vma_locked
+                if needs_lock and started and cfg.moving and cfg.move_at_ns <= now + lat < end:
+                    wait = end - (now + lat)
+                    out[j].blocked += 1
+                    out[j].blocked_ns += wait
+                    lat += wait
+                if gone and not cfg.dontunmap:
+                    # no VMA there once mremap returns: SIGSEGV; the program
+                    # then finds the page at its new address
+                    out[j].segv += 1
+                    lat += cfg.segv
+                    vaddr = addr + <uint64_t>r.delta
+                    cls = walk_class(pt, s, vaddr, &steps, &entry)
+                    out[j].walk_steps += steps
+                    lat += steps * cfg.walk_step
+                    if cls >= 0:
+                        insert_inline(s, x.cpu, vaddr, cls, (vaddr >> s.page_shift) + 1,
+                                      (entry & E_WRITE) != 0)
+                else:
+                    out[j].faults += 1
+                    h = cfg.write_fault if x.write else cfg.fault
+                    lat += h
+                    if needs_lock:
+                        read_until[j] = now + lat
+                    bits[x.region][page >> 3] |= <uint8_t>(1 << (page & 7))
+                    insert_inline(s, x.cpu, fpage, 0 if r.fault_shift == s.page_shift else 1,
+                                  (fpage >> s.page_shift) + 1, True)
+        out[j].busy_ns += lat
+        if lat > out[j].max_ns:
+            out[j].max_ns = lat
+        hist_all = &hist[(2 * j) * HIST_BUCKETS]
+        hist_dur = &hist[(2 * j + 1) * HIST_BUCKETS]
+        pos = hist_index(lat)
+        hist_all[pos] += 1
+        if started and start <= now < end:
+            hist_dur[pos] += 1
+            if lat > out[j].max_during_ns:
+                out[j].max_during_ns = lat
+        done[j] += 1
+        out[j].end_ns = now + lat
+        t[j] = now + lat + x.think_ns
+    res.mover_start_ns = start
+    res.mover_end_ns = end
+    for j in range(cfg.nregions):
+        free(bits[j])
+    return 0
+
+
+cdef thread_stats _layout
+#: one thread's results: the C struct thread_stats as a numpy dtype
+THREAD_DTYPE = np.asarray(<thread_stats[:1]>(&_layout)).dtype
+cdef contend_result _res_layout
+RESULT_DTYPE = np.asarray(<contend_result[:1]>(&_res_layout)).dtype
+#: the latency histogram's buckets
+HISTOGRAM_BUCKETS = HIST_BUCKETS
+cdef contend_thread _th_layout
+cdef contend_region _rg_layout
+#: a thread's spec and a region as the C structs (Python builds arrays of them)
+THREAD_SPEC_DTYPE = np.asarray(<contend_thread[:1]>(&_th_layout)).dtype
+REGION_DTYPE = np.asarray(<contend_region[:1]>(&_rg_layout)).dtype
+#: the configuration's fields, as the C struct contend_config names them
+cdef contend_config _cfg_layout
+CONFIG_FIELDS = tuple(np.asarray(<contend_config[:1]>(&_cfg_layout)).dtype.names)
+
+
+def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
+             cnp.ndarray threads not None, cnp.ndarray regions not None,
+             cnp.ndarray ext_lo not None, cnp.ndarray ext_hi not None,
+             cnp.ndarray ext_moved not None, cnp.ndarray ext_unlocked not None,
+             cnp.ndarray fl_at not None, cnp.ndarray fl_lo not None,
+             cnp.ndarray fl_hi not None, cnp.ndarray fl_stride not None):
+    """Run the threads (THREAD_SPEC_DTYPE) over the regions (REGION_DTYPE)
+    against the mover's extents (sorted by address: old range, when each
+    moved and when the lock covering it was dropped, ns from the first
+    traced event) and flushes (time, range, stride shift).
+
+    Returns (per-thread stats as THREAD_DTYPE, histograms of shape
+    (threads, 2, HISTOGRAM_BUCKETS): every access and those issued during
+    the move, result as RESULT_DTYPE). ``tlbs`` is changed (the threads'
+    TLBs); ``pt`` is only read.
+    """
+    cdef contend_config cfg = config
+    cdef contend_thread[::1] th = threads
+    cdef contend_region[::1] rg = regions
+    cdef uint64_t[::1] elo = ext_lo, ehi = ext_hi, flo = fl_lo, fhi = fl_hi
+    cdef double[::1] emv = ext_moved, eun = ext_unlocked, fat = fl_at
+    cdef int64_t[::1] fst = fl_stride
+    cdef int64_t next = elo.shape[0], nfl = flo.shape[0], i
+    cdef TlbState *s = &tlbs.s
+    cdef contend_result res
+    cdef int rc
+    if cfg.nthreads != th.shape[0] or not 0 < cfg.nthreads <= MAX_THREADS:
+        raise ValueError(f"threads: 1..{MAX_THREADS} specs, config.nthreads their count")
+    if cfg.nregions != rg.shape[0] or cfg.nregions < 1:
+        raise ValueError("regions: at least one, config.nregions their count")
+    if not (ehi.shape[0] == emv.shape[0] == eun.shape[0] == next):
+        raise ValueError("extents: one entry per extent in every array")
+    if not (fhi.shape[0] == fat.shape[0] == fst.shape[0] == nfl):
+        raise ValueError("flushes: one entry per flush in every array")
+    if not 0 <= cfg.mover_cpu < s.ncpu:
+        raise ValueError(f"mover_cpu must be in 0..{s.ncpu - 1}")
+    for i in range(cfg.nregions):
+        if rg[i].hi <= rg[i].lo or rg[i].fault_shift < s.page_shift or rg[i].fault_shift > 40:
+            raise ValueError(f"regions[{i}]: empty, or a bad fault_shift")
+    for i in range(cfg.nthreads):
+        if not 0 <= th[i].cpu < s.ncpu or not 0 <= th[i].region < cfg.nregions \
+                or th[i].accesses < 0 or th[i].stride <= 0 or th[i].think_ns < 0:
+            raise ValueError(f"threads[{i}]: cpu, region, accesses, stride or think_ns "
+                             "out of range")
+    stats = np.zeros(cfg.nthreads, dtype=THREAD_DTYPE)
+    hist = np.zeros((cfg.nthreads, 2, HIST_BUCKETS), dtype=np.int64)
+    cdef thread_stats[::1] out = stats
+    cdef int64_t[:, :, ::1] h = hist
+    memset(&res, 0, sizeof(res))
+    with nogil:
+        rc = run(pt, s, tlbs, &cfg, &th[0], &rg[0],
+                 &elo[0] if next else NULL, &ehi[0] if next else NULL,
+                 &emv[0] if next else NULL, &eun[0] if next else NULL, next,
+                 &fat[0] if nfl else NULL, &flo[0] if nfl else NULL,
+                 &fhi[0] if nfl else NULL, &fst[0] if nfl else NULL, nfl,
+                 &out[0], &h[0, 0, 0], &res)
+    if rc < 0:
+        raise MemoryError("the concurrent run's fault bitmaps")
+    result = np.zeros(1, dtype=RESULT_DTYPE)
+    cdef contend_result[::1] rv = result
+    rv[0] = res
+    return stats, hist, result[0]

@@ -1,0 +1,501 @@
+"""What the other threads of a process pay while one of its threads moves
+page tables: the concurrent model.
+
+``run_concurrent`` builds an address space, moves a region with mremap
+(traced: ``AddressSpace.trace_moves``) from CPU 0 while application threads
+run access streams on CPUs 1..T, and replays both in time order in C
+(``_contend``): the threads' accesses go through their own TLBs, walk the
+page tables as they stood at that moment, fault and wait for mmap_lock or
+the VMA's lock where the kernel's fault path would (``Policy.per_vma_locks``,
+Linux 6.4), and take the mover's flushes at the times it issued them: the
+arch's flush rule removes their entries and, where it sends IPIs, each
+receiving CPU runs the handler (``ipi_handler`` cost) on its next access.
+The same streams are run once more without the move; the difference is
+what the move cost each thread (``stall_ns``) and the TLB refills it
+caused.
+
+Only mremap is modelled (UFFDIO_MOVE's callers: NotImplementedError);
+faults are priced by the arch's ``fault``/``cow_fault`` costs, and a fault on
+an address mremap unmapped (a thread reading the old range after its
+extent moved, without MREMAP_DONTUNMAP) counts as ``segv`` at the price of a
+fault.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from . import _contend, _flush
+from .arch import Arch
+from .argcheck import check_bool, check_int
+from .constants import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+)
+from .experiment import Compared, _bases, _offset, _populate, _profile, parse_populate
+from .policy import policies
+from .policy import policy as _policy
+from .space import AddressSpace
+from .timeline import EVENT_KINDS, LOCK_CLASSES, MoveTrace
+from .units import format_size
+
+__all__ = [
+    "OPS",
+    "PATTERNS",
+    "PLACES",
+    "ContendResult",
+    "ContendResults",
+    "ThreadResult",
+    "ThreadSpec",
+    "compare_concurrent",
+    "run_concurrent",
+]
+
+#: where a thread's accesses go: the moved region (its old addresses), a
+#: populated region the move leaves alone, or a fresh one (first touches fault)
+PLACES = ("inside", "outside", "fresh")
+OPS = ("read", "write")
+PATTERNS = ("random", "sequential")
+#: the latency percentiles reported
+PERCENTILES = (50.0, 99.0, 99.9)
+_KIND = {k: i for i, k in enumerate(EVENT_KINDS)}
+_BUCKET_UPPER = _contend.bucket_upper_ns()
+
+
+@dataclass(frozen=True)
+class ThreadSpec:
+    """One application thread: where it accesses, how, and how often."""
+
+    where: str = "outside"  #: one of PLACES
+    op: str = "read"  #: one of OPS
+    pattern: str = "random"  #: one of PATTERNS
+    accesses: int = 100_000  #: accesses it makes (from the move's start)
+    think_ns: float = 0.0  #: between one access's end and its next
+    stride: int = 0  #: sequential: bytes between accesses (0: one page)
+    span: int = 0  #: bytes of its region it touches, from the start (0: all of it)
+
+    def __post_init__(self) -> None:
+        for name, valid in (("where", PLACES), ("op", OPS), ("pattern", PATTERNS)):
+            value = getattr(self, name)
+            if value not in valid:
+                raise ValueError(f"ThreadSpec.{name} must be one of {', '.join(valid)}, "
+                                 f"not {value!r}")  # fmt: skip
+        check_int("ThreadSpec.accesses", self.accesses, 0, 1 << 40)
+        check_int("ThreadSpec.stride", self.stride, 0, 1 << 40)
+        check_int("ThreadSpec.span", self.span, 0, 1 << 50)
+        t = self.think_ns
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < 1e15:
+            raise ValueError(f"ThreadSpec.think_ns must be a number in [0, 1e15), not {t!r}")
+
+
+def thread_specs(threads: int | ThreadSpec | Mapping[str, Any] | Iterable[Any]) -> list[ThreadSpec]:
+    """``threads`` as a list of ThreadSpec: a count (that many default
+    threads), one spec, a dict of ThreadSpec fields, or a list of those."""
+    if isinstance(threads, bool):
+        raise TypeError("threads must be a count, a ThreadSpec, a dict or a list of them")
+    if isinstance(threads, int):
+        check_int("threads", threads, 1, 255)
+        return [ThreadSpec() for _ in range(threads)]
+    if isinstance(threads, ThreadSpec):
+        return [threads]
+    if isinstance(threads, Mapping):
+        return [_spec(threads)]
+    if isinstance(threads, Iterable) and not isinstance(threads, str):
+        out = [t if isinstance(t, ThreadSpec) else _spec(t) for t in threads]
+        if not 1 <= len(out) <= 255:
+            raise ValueError(f"threads: 1..255 threads, not {len(out)}")
+        return out
+    raise TypeError(f"threads must be a count, a ThreadSpec, a dict or a list of them, not "
+                    f"{type(threads).__name__}")  # fmt: skip
+
+
+def _spec(d: Any) -> ThreadSpec:
+    if not isinstance(d, Mapping):
+        raise TypeError(f"a thread must be a ThreadSpec or a dict, not {type(d).__name__}")
+    valid = {f.name for f in fields(ThreadSpec)}
+    unknown = sorted(set(d) - valid)
+    if unknown:
+        raise ValueError(f"unknown ThreadSpec field(s) {unknown}; valid: {sorted(valid)}")
+    return ThreadSpec(**d)
+
+
+def percentiles(hist: np.ndarray[Any, Any]) -> dict[str, float]:
+    """p50, p99, p99.9 of a latency histogram (each bucket's upper bound,
+    within 3% above 64 ns and 1 ns below), NaN when it is empty."""
+    total = int(hist.sum())
+    out = {}
+    cum = np.cumsum(hist)
+    for q in PERCENTILES:
+        key = f"p{q:g}"
+        if not total:
+            out[key] = float("nan")
+            continue
+        i = int(np.searchsorted(cum, q / 100 * total, side="left"))
+        out[key] = float(_BUCKET_UPPER[min(i, len(_BUCKET_UPPER) - 1)])
+    return out
+
+
+@dataclass
+class ThreadResult:
+    """One thread's run: its counters (the C struct thread_stats), latency
+    percentiles over all its accesses and over those issued while the move
+    ran, and what the move cost it against the same stream without it."""
+
+    spec: ThreadSpec
+    cpu: int
+    stats: dict[str, float]
+    latency_ns: dict[str, float]  #: p50, p99, p99.9, max over all accesses
+    latency_during_ns: dict[str, float]  #: the same, accesses issued during the move
+    baseline_latency_ns: dict[str, float]  #: all accesses, without the move
+    stall_ns: float  #: its accesses' extra time because of the move
+    refills_caused: int  #: TLB refills (walks) beyond the run without the move
+    histogram: np.ndarray[Any, Any] = field(repr=False)  #: all accesses, per bucket
+    histogram_during: np.ndarray[Any, Any] = field(repr=False)
+
+    def row(self) -> dict[str, Any]:
+        """A flat record."""
+        return {"where": self.spec.where, "op": self.spec.op, "pattern": self.spec.pattern,
+                "cpu": self.cpu, **self.stats,
+                **{f"{k}_ns": v for k, v in self.latency_ns.items()},
+                **{f"during_{k}_ns": v for k, v in self.latency_during_ns.items()},
+                **{f"baseline_{k}_ns": v for k, v in self.baseline_latency_ns.items()},
+                "stall_ns": self.stall_ns, "refills_caused": self.refills_caused}  # fmt: skip
+
+
+@dataclass
+class ContendResult:
+    """One move with its concurrent threads."""
+
+    arch: str
+    policy: str
+    size: int
+    populate: str
+    dst_align: str
+    cpus: int
+    locking: str  #: "per-vma" (6.4+) or "mmap_lock"
+    safe: bool  #: the policy flushes every moved entry before its lock drops
+    seed: int
+    move_alone_ns: float  #: the mover's estimate with nobody else running
+    mover_wait_ns: float  #: waiting for mmap_lock at its start
+    estimated_ns: float  #: the mover's elapsed time, its wait included
+    flushes: int
+    ipis_sent: int
+    threads: list[ThreadResult]
+    sim_wall_ns: int
+    ratio: float | None = None  #: set by ContendResults: the baseline's mover time over this
+
+    @property
+    def stall_ns(self) -> float:
+        """The threads' extra time because of the move, summed."""
+        return sum(t.stall_ns for t in self.threads)
+
+    @property
+    def cpu_ns(self) -> float:
+        """All CPUs' time spent because of the move: the mover's and the
+        threads' stalls."""
+        return self.estimated_ns + self.stall_ns
+
+    @property
+    def unsafe_hits(self) -> int:
+        """Accesses through a stale TLB entry after the lock covering the
+        entry was dropped (possible only under an unsafe policy)."""
+        return sum(int(t.stats["unsafe_hits"]) for t in self.threads)
+
+    def worst(self, key: str = "p99", during: bool = True) -> float:
+        """The highest ``key`` latency ("p50", "p99", "p99.9", "max") of any
+        thread, over accesses issued during the move (or all)."""
+        vals = [(t.latency_during_ns if during else t.latency_ns)[key] for t in self.threads]
+        vals = [v for v in vals if v == v]
+        return max(vals) if vals else float("nan")
+
+    def row(self) -> dict[str, Any]:
+        """A flat record (the threads summed or at their worst)."""
+        tot = {k: sum(t.stats[k] for t in self.threads)
+               for k in ("accesses", "during_move", "walks", "faults", "segv", "blocked",
+                         "ipis", "stale_hits", "unsafe_hits", "blocked_ns", "ipi_ns")}  # fmt: skip
+        return {
+            "arch": self.arch, "policy": self.policy, "size": self.size,
+            "populate": self.populate, "dst_align": self.dst_align, "cpus": self.cpus,
+            "threads": len(self.threads),
+            "where": ",".join(sorted({t.spec.where for t in self.threads})),
+            "locking": self.locking, "safe": self.safe, "seed": self.seed,
+            "move_alone_ns": self.move_alone_ns, "mover_wait_ns": self.mover_wait_ns,
+            "mover_ns": self.estimated_ns, "flushes": self.flushes, "ipis_sent": self.ipis_sent,
+            **tot, "stall_ns": self.stall_ns, "cpu_ns": self.cpu_ns,
+            "refills_caused": sum(t.refills_caused for t in self.threads),
+            **{f"worst_{k}_ns": self.worst(k) for k in ("p50", "p99", "p99.9", "max")},
+            "ratio": self.ratio, "sim_wall_ns": self.sim_wall_ns,
+        }  # fmt: skip
+
+
+def _setup_key(r: ContendResult) -> tuple[Any, ...]:
+    return (r.arch, r.size, r.populate, r.dst_align, r.cpus,
+            tuple(t.spec for t in r.threads), r.seed)  # fmt: skip
+
+
+def _order(r: ContendResult) -> tuple[Any, ...]:
+    pols = policies()
+    return (r.arch, r.size, r.populate, r.dst_align, r.cpus, len(r.threads),
+            pols.index(r.policy) if r.policy in pols else len(pols), r.policy)  # fmt: skip
+
+
+class ContendResults(Compared[ContendResult]):
+    """ContendResults with each one's ratio to a baseline policy (the
+    baseline's mover time over its own, same setup and threads)."""
+
+    def __init__(self, items: Iterable[ContendResult], baseline: str | None = "linux-4.19") -> None:
+        super().__init__(sorted(items, key=_order), baseline, _setup_key)
+
+    def cells(self) -> tuple[list[str], list[list[str]]]:
+        """The summary table as text cells: (header, one row per run). p99
+        and max are the worst thread's, over its accesses during the move."""
+        head = ["arch", "size", "policy", "threads", "locking", "mover us", "wait us",
+                "flushes", "IPIs", "stall us", "blocked", "refills", "p99 ns", "max us",
+                "CPU us", "unsafe hits", f"vs {self.baseline}", "sim ms"]  # fmt: skip
+        rows = []
+        for r in self._items:
+            row = r.row()
+            rows.append([
+                r.arch, format_size(r.size), r.policy,
+                f"{len(r.threads)}x{row['where']}", r.locking,
+                f"{r.estimated_ns / 1e3:.1f}", f"{r.mover_wait_ns / 1e3:.1f}", str(r.flushes),
+                str(row["ipis"]), f"{r.stall_ns / 1e3:.1f}", str(row["blocked"]),
+                str(row["refills_caused"]), f"{r.worst('p99'):.0f}",
+                f"{r.worst('max') / 1e3:.1f}", f"{r.cpu_ns / 1e3:.1f}",
+                str(r.unsafe_hits) + ("" if r.safe else " UNSAFE"),
+                "-" if r.ratio is None else f"{r.ratio:.2f}x", f"{r.sim_wall_ns / 1e6:.1f}",
+            ])  # fmt: skip
+        return head, rows
+
+    def plot(self, path: str | os.PathLike[str], title: str | None = None) -> None:
+        """The latency distribution of each run's threads during the move
+        (one complementary CDF per policy, log-log), written to ``path``
+        (PNG). Needs matplotlib."""
+        from .plot import plot_latency  # lazy: matplotlib is optional
+
+        plot_latency(self, path, title)
+
+
+def run_concurrent(
+    size: int,
+    arch: str | Arch = "x86-64",
+    policy: str = "linux-6.8",
+    threads: int | ThreadSpec | Mapping[str, Any] | Iterable[Any] = 1,
+    cpus: int | None = None,
+    populate: str | Mapping[str, float] = "write",
+    dst_align: str | int = "pmd",
+    region_size: int | None = None,
+    move_at_ns: float = 0.0,
+    warmup: bool = True,
+    dontunmap: bool = False,
+    seed: int = 0,
+    **arch_overrides: Any,
+) -> ContendResult:
+    """Move ``size`` bytes (PUD-aligned source, ``dst_align`` destination:
+    "pud" for whole-PUD moves, "pmd" for whole-PMD, "page" for PTE by PTE)
+    from CPU 0 at ``move_at_ns`` while ``threads`` run on CPUs 1..T.
+
+    ``cpus`` (default T + 1) CPUs run the process; ``region_size`` (default
+    ``size``) sizes the "outside" and "fresh" regions. With ``warmup`` each
+    thread first fills its TLBs from its own stream (not recorded; fresh
+    regions excepted). ``dontunmap`` moves with MREMAP_DONTUNMAP: the old
+    range stays mapped, empty, and a thread's fault there maps a new page
+    once mremap returns. Same ``seed``, same numbers.
+    """
+    t0 = time.perf_counter_ns()
+    specs = thread_specs(threads)
+    a = _profile(arch, arch_overrides)
+    pol = _policy(policy)
+    check_int("size", size, a.page_size, 1 << 50)
+    if size % a.page_size:
+        raise ValueError(f"size must be a multiple of {a.page_size}, not {size}")
+    if cpus is None:
+        cpus = len(specs) + 1
+    check_int("cpus", cpus, 2, 256)
+    if len(specs) > cpus - 1:
+        raise ValueError(f"threads: {len(specs)} threads need {len(specs) + 1} CPUs (the "
+                         f"mover has CPU 0); cpus is {cpus}")  # fmt: skip
+    rsize = size if region_size is None else region_size
+    check_int("region_size", rsize, a.page_size, 1 << 50)
+    if rsize % a.pmd_size:
+        raise ValueError(f"region_size must be a multiple of {a.pmd_size}, not {rsize}")
+    if isinstance(move_at_ns, bool) or not isinstance(move_at_ns, (int, float)) \
+            or not 0 <= move_at_ns < 1e15:  # fmt: skip
+        raise ValueError(f"move_at_ns must be a number in [0, 1e15), not {move_at_ns!r}")
+    check_bool("warmup", warmup)
+    check_bool("dontunmap", dontunmap)
+    check_int("seed", seed, 0, (1 << 63) - 1)
+    for i, s in enumerate(specs):
+        room = size if s.where == "inside" else rsize
+        if s.span > room:
+            raise ValueError(f"threads[{i}].span {format_size(s.span)} is past its "
+                             f"{s.where!r} region ({format_size(room)})")  # fmt: skip
+    mix = parse_populate(populate)
+    src_base, dst_base = _bases(a)
+    src = src_base
+    dst = dst_base + _offset(a, dst_align, "dst_align")
+    gap = -(-(size + a.pud_size) // a.pud_size) * a.pud_size
+    places = {"inside": src, "outside": src + gap, "fresh": src + gap + rsize + a.pud_size}
+    if places["fresh"] + rsize > dst_base or dst + size > a.task_size:
+        raise ValueError(f"size {format_size(size)} and region_size {format_size(rsize)} do "
+                         f"not fit in {a.name}'s address space")  # fmt: skip
+
+    mm = AddressSpace(a, cpus=cpus, policy=pol, thp="madvise")
+    flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
+    mm.mmap(size, addr=src, flags=flags)
+    _populate(mm, src, size, mix)
+    used = {s.where for s in specs}
+    if "outside" in used:
+        mm.mmap(rsize, addr=places["outside"], flags=flags)
+        _populate(mm, places["outside"], rsize, mix)
+    huge_faults = "thp" in mix
+    for cpu in range(cpus):
+        mm.tlbs.set_cpu(cpu)  # the threads run the mm: every flush must reach them
+    mm.trace_moves = True
+    mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED
+              | (MREMAP_DONTUNMAP if dontunmap else 0), dst)  # fmt: skip
+    st = mm.last_move
+    assert st is not None and st.trace is not None
+    trace: MoveTrace = st.trace
+    alone = st.estimated_ns
+
+    regions = np.zeros(3, dtype=_contend.REGION_DTYPE)
+    for i, where in enumerate(PLACES):
+        r = regions[i]
+        r["lo"] = places[where]
+        r["hi"] = places[where] + (size if where == "inside" else rsize)
+        r["delta"] = dst - src if where == "inside" else 0
+        r["moved"] = where == "inside"
+        r["vma_locked"] = where == "inside"
+        huge = huge_faults and where == "fresh"
+        r["fault_shift"] = a.pmd_size.bit_length() - 1 if huge else a.page_shift
+    th = np.zeros(len(specs), dtype=_contend.THREAD_SPEC_DTYPE)
+    for i, s in enumerate(specs):
+        th[i] = (i + 1, s.op == "write", PATTERNS.index(s.pattern), PLACES.index(s.where),
+                 s.accesses, s.stride or a.page_size, s.span, s.think_ns)  # fmt: skip
+    ext_lo, ext_hi, ext_moved, ext_unlocked = _extents(trace)
+    fl_at, fl_lo, fl_hi, fl_stride = _flushes(trace)
+    cfg = {
+        "nthreads": len(specs), "nregions": len(regions), "mover_cpu": 0,
+        "per_vma_locks": pol.per_vma_locks, "dontunmap": dontunmap, "moving": True,
+        "move_at_ns": float(move_at_ns), "move_ns": alone,
+        "events_at_ns": max(alone - trace.total_ns, 0.0),
+        "tlb_l1_hit": a.cost("tlb_l1_hit"), "tlb_l2_hit": a.cost("tlb_l2_hit"),
+        "walk_step": a.cost("walk_step"), "fault": a.cost("fault"),
+        "write_fault": a.cost("cow_fault"), "segv": a.cost("fault"),
+        "ipi_handler": a.costs["ipi_handler"].ns if "ipi_handler" in a.costs else 0.0,
+        **{k: a.costs[k].ns if k in a.costs else 0.0
+           for k in ("invlpg", "full_flush", "sfence_vma", "sfence_vma_asid")},
+        "seed": seed,
+    }  # fmt: skip
+    none = np.empty(0, dtype=np.uint64)
+    nonef = np.empty(0, dtype=np.float64)
+
+    def replay(moving: bool) -> tuple[Any, Any, Any]:
+        tlbs = _flush.Tlbs(cpus, a.tlb_geometry(), mm.tlbs.flush)
+        for cpu in range(cpus):
+            tlbs.set_cpu(cpu)
+        if warmup:
+            warm = th.copy()
+            warm["accesses"] = [0 if s.where == "fresh" else _warm(a) for s in specs]
+            _contend.simulate(mm.tables, tlbs, {**cfg, "moving": False, "seed": seed + 1},
+                              warm, regions, none, none, nonef, nonef, nonef, none, none,
+                              np.empty(0, dtype=np.int64))  # fmt: skip
+        if not moving:
+            return _contend.simulate(mm.tables, tlbs, {**cfg, "moving": False}, th, regions,
+                                     none, none, nonef, nonef, nonef, none, none,
+                                     np.empty(0, dtype=np.int64))  # fmt: skip
+        return _contend.simulate(mm.tables, tlbs, cfg, th, regions, ext_lo, ext_hi, ext_moved,
+                                 ext_unlocked, fl_at, fl_lo, fl_hi, fl_stride)  # fmt: skip
+
+    stats, hist, res = replay(True)
+    bstats, bhist, _ = replay(False)
+    results = []
+    for i, s in enumerate(specs):
+        row = {k: stats[i][k].item() for k in _contend.THREAD_DTYPE.names or ()}
+        results.append(ThreadResult(
+            spec=s, cpu=i + 1, stats=row,
+            latency_ns={**percentiles(hist[i, 0]), "max": row["max_ns"]},
+            latency_during_ns={**percentiles(hist[i, 1]), "max": row["max_during_ns"]},
+            baseline_latency_ns={**percentiles(bhist[i, 0]), "max": float(bstats[i]["max_ns"])},
+            stall_ns=row["busy_ns"] - float(bstats[i]["busy_ns"]),
+            refills_caused=int(row["walks"] - bstats[i]["walks"]),
+            histogram=hist[i, 0].copy(), histogram_during=hist[i, 1].copy(),
+        ))  # fmt: skip
+    start, end = float(res["mover_start_ns"]), float(res["mover_end_ns"])
+    return ContendResult(
+        arch=a.name, policy=pol.name, size=size,
+        populate=",".join(k if v == 1 else f"{k}:{v:g}" for k, v in mix.items()),
+        dst_align=str(dst_align), cpus=cpus,
+        locking="per-vma" if pol.per_vma_locks else "mmap_lock", safe=pol.safe, seed=seed,
+        move_alone_ns=alone, mover_wait_ns=start - move_at_ns, estimated_ns=end - move_at_ns,
+        flushes=int(res["flushes"]), ipis_sent=int(res["ipis_sent"]), threads=results,
+        sim_wall_ns=time.perf_counter_ns() - t0,
+    )  # fmt: skip
+
+
+def _warm(a: Arch) -> int:
+    """Accesses that fill a CPU's TLBs: twice their entries."""
+    return 2 * sum(int(x["sets"]) * int(x["ways"]) for x in a.tlb_geometry()["arrays"])
+
+
+def _extents(trace: MoveTrace) -> tuple[np.ndarray[Any, Any], ...]:
+    """The moved extents sorted by old address: (lo, hi, when each moved,
+    when the first page-table lock released after it dropped), ns from the
+    first traced event."""
+    ev = trace.events
+    kind = ev["kind"]
+    moved = np.flatnonzero(np.isin(kind, (_KIND["ptes"], _KIND["entry"])))
+    rmap = LOCK_CLASSES.index("rmap")
+    unlocks = np.flatnonzero((kind == _KIND["unlock"]) & (ev["what"] != rmap))
+    nxt = np.searchsorted(unlocks, moved, side="right")
+    unl = np.where(nxt < len(unlocks),
+                   trace.end_ns[unlocks[np.minimum(nxt, max(len(unlocks) - 1, 0))]]
+                   if len(unlocks) else np.inf, np.inf)  # fmt: skip
+    lo, hi = ev["lo"][moved], ev["hi"][moved]
+    order = np.argsort(lo, kind="stable")
+    return (np.ascontiguousarray(lo[order], dtype=np.uint64),
+            np.ascontiguousarray(hi[order], dtype=np.uint64),
+            np.ascontiguousarray(trace.end_ns[moved][order], dtype=np.float64),
+            np.ascontiguousarray(np.asarray(unl, dtype=np.float64)[order]))  # fmt: skip
+
+
+def _flushes(trace: MoveTrace) -> tuple[np.ndarray[Any, Any], ...]:
+    """The flushes in order: (start ns, lo, hi, stride shift)."""
+    ev = trace.events
+    m = np.isin(ev["kind"], (_KIND["flush"], _KIND["convert"]))
+    return (np.ascontiguousarray(trace.end_ns[m] - trace.durations_ns[m], dtype=np.float64),
+            np.ascontiguousarray(ev["lo"][m], dtype=np.uint64),
+            np.ascontiguousarray(ev["hi"][m], dtype=np.uint64),
+            np.ascontiguousarray(ev["entries"][m], dtype=np.int64))  # fmt: skip
+
+
+def compare_concurrent(
+    size: int,
+    arch: str | Arch = "x86-64",
+    policies: Sequence[str] = (
+        "linux-4.19",
+        "fast-mremap-v2",
+        "linux-5.0",
+        "linux-6.8",
+        "batched-ptl",
+    ),
+    threads: int | ThreadSpec | Mapping[str, Any] | Iterable[Any] = 1,
+    baseline: str | None = "linux-4.19",
+    **kwargs: Any,
+) -> ContendResults:
+    """``run_concurrent`` under each policy (same setup, threads and seed)."""
+    if isinstance(policies, str):
+        raise TypeError("policies must be a sequence of policy names, not one str")
+    return ContendResults([run_concurrent(size, arch, p, threads, **kwargs) for p in policies],
+                          baseline)  # fmt: skip
