@@ -57,8 +57,8 @@ cdef enum:
     HIST_SUB = 32            # then 32 buckets per power of two (~3%)
     HIST_OCTAVES = 40
     HIST_BUCKETS = HIST_LINEAR + HIST_OCTAVES * HIST_SUB
-    PAT_SEQUENTIAL = 0
-    PAT_RANDOM = 1
+    PAT_RANDOM = 0           # contention.PATTERNS's order
+    PAT_SEQUENTIAL = 1
 
 
 # The run's configuration: crosses into C once.
@@ -90,7 +90,7 @@ cdef struct contend_config:
 cdef struct contend_thread:
     int cpu
     int write
-    int pattern                  # PAT_SEQUENTIAL or PAT_RANDOM
+    int pattern                  # PAT_RANDOM or PAT_SEQUENTIAL
     int region
     int64_t accesses
     int64_t stride               # bytes between sequential accesses

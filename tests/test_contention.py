@@ -1,0 +1,200 @@
+"""The concurrent model: other threads' accesses, faults and TLBs while one
+thread moves page tables (pagetab.contention, _contend)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pagetab as pt
+from pagetab import contention
+from pagetab.contention import ThreadSpec
+
+MIB, GIB = 1 << 20, 1 << 30
+FRESH = ThreadSpec("fresh", "write", accesses=2000)
+HOT_OUTSIDE = ThreadSpec("outside", "read", span=4 * MIB, accesses=20_000, think_ns=50.0)
+HOT_INSIDE = ThreadSpec("inside", "read", span=2 * MIB, accesses=20_000)
+
+
+def run(policy: str, threads: object, arch: str = "x86-64", size: int = 256 * MIB,
+        **kw: object) -> pt.ContendResult:  # fmt: skip
+    return pt.run_concurrent(size, arch, policy, threads, **kw)  # type: ignore[arg-type]
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers() -> None:
+    spec = [HOT_OUTSIDE, FRESH]
+    a, b = run("linux-5.0", spec, seed=7), run("linux-5.0", spec, seed=7)
+    c = run("linux-5.0", spec, seed=8)
+    ra, rb, rc = a.row(), b.row(), c.row()
+    for r in (ra, rb, rc):
+        r.pop("sim_wall_ns")
+    assert ra == rb
+    assert [t.stats for t in a.threads] == [t.stats for t in b.threads]
+    assert [t.stats for t in a.threads] != [t.stats for t in c.threads]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"threads": 4, "cpus": 4}, "threads: 4 threads need 5 CPUs"),
+        ({"threads": [{"think_ns": -1}]}, "think_ns"),
+        ({"threads": [{"accesses": -5}]}, "accesses"),
+        ({"threads": [{"where": "elsewhere"}]}, "where must be one of inside, outside, fresh"),
+        ({"threads": [{"op": "exec"}]}, "op must be one of read, write"),
+        ({"threads": [{"pattern": "zigzag"}]}, "pattern"),
+        ({"threads": [{"span": 512 * MIB}]}, r"threads\[0\].span"),
+        ({"threads": [{"colour": 1}]}, "unknown ThreadSpec field"),
+        ({"threads": 0}, "threads"),
+        ({"region_size": 3 * 4096}, "region_size"),
+        ({"move_at_ns": -1.0}, "move_at_ns"),
+        ({"seed": -1}, "seed"),
+        ({"dst_align": "nowhere"}, "dst_align"),
+    ],
+)
+def test_bad_input_names_the_field(kwargs: dict[str, object], match: str) -> None:
+    args = {"threads": 1, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        pt.run_concurrent(64 * MIB, "x86-64", "linux-6.8", **args)  # type: ignore[arg-type]
+
+
+def test_bad_thread_types() -> None:
+    with pytest.raises(TypeError, match="threads must be"):
+        pt.run_concurrent(64 * MIB, threads="two")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="threads must be"):
+        pt.run_concurrent(64 * MIB, threads=True)  # type: ignore[arg-type]
+
+
+def test_faults_wait_out_mremap_under_mmap_lock_not_under_per_vma_locks() -> None:
+    old = run("linux-5.0", [FRESH])
+    new = run("linux-6.8", [FRESH])
+    (t_old,), (t_new,) = old.threads, new.threads
+    # before 6.4 the first fault (at the move's start) waits for the whole call
+    assert t_old.stats["blocked"] == 1
+    # (less the TLB miss and walk before the fault: tens of ns)
+    assert 0 < old.move_alone_ns - t_old.stats["blocked_ns"] < 100
+    assert t_old.latency_ns["max"] > old.move_alone_ns
+    # with per-VMA locks a fault in another VMA never waits
+    assert t_new.stats["blocked"] == 0
+    assert t_new.latency_ns["max"] < 10_000
+    # the knob alone decides it: linux-6.8 without per-VMA locks waits again
+    forced = run(pt.policy("linux-6.8").replace(name="6.8-mmap-lock", per_vma_locks=False),
+                 [FRESH])  # fmt: skip
+    assert forced.threads[0].stats["blocked"] == 1
+    assert forced.locking == "mmap_lock" and new.locking == "per-vma"
+
+
+def test_faults_in_the_moved_vma_wait_even_with_per_vma_locks() -> None:
+    # a thread reading the old range: once its extent moved the walk finds
+    # nothing, the fault waits for mremap (the VMA is write-locked) and the
+    # program then goes on at the new address
+    r = run("linux-6.8", [ThreadSpec("inside", "read", span=64 * MIB, accesses=50_000)],
+            dst_align="page")  # fmt: skip
+    (t,) = r.threads
+    assert t.stats["segv"] == 1
+    assert t.stats["blocked"] == 1
+    assert 0 < t.stats["blocked_ns"] < r.move_alone_ns
+
+
+def test_mover_waits_for_a_fault_holding_mmap_lock() -> None:
+    # the thread's first fault starts at 0 and holds mmap_lock for read for
+    # its ~400 ns; mremap's mmap_write_lock at 100 ns waits for it
+    old = run("linux-5.0", [FRESH], move_at_ns=100.0)
+    assert 100 < old.mover_wait_ns < 1000
+    assert old.estimated_ns == pytest.approx(old.move_alone_ns + old.mover_wait_ns)
+    new = run("linux-6.8", [FRESH], move_at_ns=100.0)  # another VMA: no wait
+    assert new.mover_wait_ns == 0
+    assert new.estimated_ns == pytest.approx(new.move_alone_ns)
+
+
+def test_x86_flush_ipis_cost_the_receivers_arm64_broadcasts_do_not() -> None:
+    x86 = run("linux-4.19", [HOT_OUTSIDE])
+    arm = run("linux-4.19", [HOT_OUTSIDE], arch="arm64-4k")
+    (tx,), (ta,) = x86.threads, arm.threads
+    assert x86.flushes == arm.flushes == 128  # one per PTE table moved
+    assert tx.stats["ipis"] > 0 and tx.stats["ipi_ns"] > 0
+    assert x86.ipis_sent >= tx.stats["ipis"]
+    assert ta.stats["ipis"] == 0 and ta.stats["ipi_ns"] == 0 and arm.ipis_sent == 0
+    # the IPI is felt: the latency tail is the handler's
+    assert tx.latency_during_ns["max"] >= 1000
+    # x86's full flushes (512 pages > the ceiling of 33) empty the thread's
+    # TLBs: its 4 MiB working set is refilled again and again
+    assert tx.refills_caused > 10 * 1024
+
+
+def test_only_the_unsafe_policy_has_unsafe_stale_hits() -> None:
+    stale = {p: run(p, [HOT_INSIDE]).threads[0].stats
+             for p in ("fast-mremap-v2", "linux-5.0", "batched-ptl")}  # fmt: skip
+    assert stale["fast-mremap-v2"]["unsafe_hits"] > 0
+    assert stale["linux-5.0"]["stale_hits"] == stale["linux-5.0"]["unsafe_hits"] == 0
+    # batched-ptl holds the PMD lock across its table and flushes before
+    # dropping it: stale hits happen, all under the lock
+    assert stale["batched-ptl"]["stale_hits"] > 0
+    assert stale["batched-ptl"]["unsafe_hits"] == 0
+    r = run("fast-mremap-v2", [HOT_INSIDE])
+    assert not r.safe and r.unsafe_hits == r.threads[0].stats["unsafe_hits"]
+
+
+def test_batching_the_flushes_spares_the_other_threads() -> None:
+    per_pmd = run("linux-5.0", [HOT_OUTSIDE])
+    batched = run("batched-ptl", [HOT_OUTSIDE])
+    assert per_pmd.flushes == 128 and batched.flushes == 1
+    # one full flush empties the thread's TLBs once (about its working set
+    # of 1024 pages refilled); one per PMD empties them 128 times, each
+    # time refilled as far as its accesses between two flushes reach
+    assert 900 <= batched.threads[0].refills_caused <= 1100
+    assert per_pmd.threads[0].refills_caused > 1.5 * batched.threads[0].refills_caused
+    assert batched.stall_ns < per_pmd.stall_ns / 4
+    assert batched.cpu_ns < per_pmd.cpu_ns
+
+
+def test_histograms_count_every_access() -> None:
+    r = run("linux-5.0", [ThreadSpec("outside", "write", "sequential", accesses=30_000),
+                          FRESH], cpus=4)  # fmt: skip
+    for t in r.threads:
+        assert int(t.histogram.sum()) == t.stats["accesses"] == t.spec.accesses
+        assert int(t.histogram_during.sum()) == t.stats["during_move"]
+        assert t.latency_ns["p50"] <= t.latency_ns["p99"] <= t.latency_ns["p99.9"]
+    assert [t.cpu for t in r.threads] == [1, 2]
+
+
+def test_percentiles_of_a_known_histogram() -> None:
+    upper = contention._BUCKET_UPPER
+    h = np.zeros(len(upper), dtype=np.int64)
+    h[10] = 990  # 10-11 ns
+    h[200] = 10
+    p = contention.percentiles(h)
+    assert p["p50"] == 11.0 and p["p99"] == 11.0
+    assert p["p99.9"] == upper[200]
+    assert np.isnan(contention.percentiles(np.zeros_like(h))["p50"])
+    # buckets: 1 ns wide below 64 ns, then within 1/32 of their bounds
+    assert list(upper[:3]) == [1.0, 2.0, 3.0]
+    assert np.all(np.diff(upper) > 0)
+    assert np.all(np.diff(upper[64:]) / upper[64:-1] <= 1 / 32 + 1e-12)
+
+
+def test_traced_flushes_carry_their_stride() -> None:
+    mm = pt.AddressSpace("x86-64", policy="linux-4.19")
+    mm.trace_moves = True
+    a = mm.mmap(8 * MIB, addr=1 << 40, flags=pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED)
+    mm.madvise(a, 8 * MIB, pt.MADV_POPULATE_WRITE)
+    mm.mremap(a, 8 * MIB, 8 * MIB, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, a + GIB)
+    trace = mm.last_move.trace  # type: ignore[union-attr]
+    ev = trace.events[np.array(trace.kinds()) == "flush"]
+    assert len(ev) == 4 and set(ev["entries"].tolist()) == {12}
+
+
+def test_compare_table_json_csv_and_plot(tmp_path: object) -> None:
+    rs = pt.compare_concurrent(64 * MIB, "x86-64", ("linux-4.19", "fast-mremap-v2",
+                                                      "linux-6.8"), threads=[HOT_INSIDE])  # fmt: skip
+    text = rs.table()
+    assert "UNSAFE" in text and "vs linux-4.19" in text
+    assert [r.policy for r in rs] == ["linux-4.19", "fast-mremap-v2", "linux-6.8"]
+    assert rs[0].ratio == 1.0 and rs[1].ratio is not None and rs[1].ratio > 1
+    assert len(rs.to_csv().splitlines()) == 4
+    assert '"unsafe_hits"' in rs.to_json()
+    pytest.importorskip("matplotlib")
+    from pathlib import Path
+
+    out = Path(str(tmp_path)) / "lat.png"
+    rs.plot(out)
+    assert out.read_bytes()[:4] == b"\x89PNG"
