@@ -184,8 +184,8 @@ def test_traced_flushes_carry_their_stride() -> None:
 
 
 def test_compare_table_json_csv_and_plot(tmp_path: object) -> None:
-    rs = pt.compare_concurrent(64 * MIB, "x86-64", ("linux-4.19", "fast-mremap-v2",
-                                                      "linux-6.8"), threads=[HOT_INSIDE])  # fmt: skip
+    pols = ("linux-4.19", "fast-mremap-v2", "linux-6.8")
+    rs = pt.compare_concurrent(64 * MIB, "x86-64", pols, threads=[HOT_INSIDE])
     text = rs.table()
     assert "UNSAFE" in text and "vs linux-4.19" in text
     assert [r.policy for r in rs] == ["linux-4.19", "fast-mremap-v2", "linux-6.8"]
