@@ -9,6 +9,7 @@ Subcommands (``pagetab SUBCOMMAND --help`` for each):
   archs       the architecture profiles
   policies    the kernel policies with their commits
   reproduce   the 2018 review thread's findings beside the published numbers
+  contend     what the process's other threads pay while one thread moves
   host        the real kernel's moves on this machine beside the simulator
   calibrate   fit the x86-64 costs to this machine's kernel
 
@@ -40,7 +41,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from . import calibrate, compaction, experiment, host
+from . import calibrate, compaction, contention, experiment, host
 from ._version import __version__
 from .arch import arch, archs, devices
 from .experiment import ALIGNS, Results, _validate, parse_populate
@@ -225,7 +226,7 @@ def _stderr_console() -> Any:
     return Console(stderr=True)
 
 
-def _write_outputs(res: Results, args: argparse.Namespace) -> int:
+def _write_outputs(res: Results | contention.ContendResults, args: argparse.Namespace) -> int:
     if args.csv:
         res.to_csv(args.csv)
     if getattr(args, "json_out", None):
@@ -511,6 +512,40 @@ def _gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _contend(args: argparse.Namespace) -> int:
+    spec = contention.ThreadSpec(args.where, args.op, args.pattern, args.accesses,
+                                 args.think_ns, span=args.span)  # fmt: skip
+    jobs = list(itertools.product(args.arch, args.size, args.policy))
+    prog = _Progress(args.progress, "simulating")
+    items = []
+    try:
+        for i, (a, size, pol) in enumerate(jobs):
+            items.append(contention.run_concurrent(
+                size, a, pol, [spec] * args.threads, cpus=args.cpus, dst_align=args.dst_align,
+                populate=args.populate, move_at_ns=args.move_at_ns, dontunmap=args.dontunmap,
+                seed=args.seed))  # fmt: skip
+            prog(i + 1, len(jobs))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    finally:
+        prog.close()
+    res = contention.ContendResults(items, args.baseline)
+    if _write_outputs(res, args):
+        return 1
+    if args.json:
+        _json(res.rows())
+        return 0
+    head, cells = res.cells()
+    _table(
+        f"mremap from CPU 0 while {args.threads} thread(s) on CPUs 1..{args.threads} make "
+        f"{args.accesses} {args.pattern} {args.op}s each {args.where} the moved region "
+        f"(stall: the threads' extra time; refills: TLB refills the move caused; p99 and max: "
+        "the worst thread's accesses issued during the move; CPU: mover + stalls)",
+        head, cells, right_from=3, bad=[not r.safe for r in res],
+    )  # fmt: skip
+    return 0
+
+
 def _write_rows(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     if args.csv:
         keys = list(dict.fromkeys(k for r in rows for k in r))
@@ -726,6 +761,61 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPUs running the process (default 4)")  # fmt: skip
     g.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _outputs(g, plot=False)
+    ct = sub.add_parser(
+        "contend",
+        help="what the process's other threads pay while one thread moves",
+        description="Move a region with mremap from CPU 0 while application threads "
+        "access memory on the other CPUs: their stalls (faults waiting for mmap_lock or "
+        "the VMA's lock, flush IPIs), the TLB refills the move causes, their latency "
+        "percentiles and the mover's own time, under each policy.",
+    )
+    ct.add_argument("--size", type=_sizes, default=[1 << 30], help="region size(s) (default 1G)")
+    ct.add_argument("--arch", type=_names(archs, "arch"), default=["x86-64", "arm64-4k"],
+                    help="comma list or 'all' (default x86-64,arm64-4k)")  # fmt: skip
+    ct.add_argument("--policy", type=_names(policies, "policy"),
+                    default=["linux-4.19", "fast-mremap-v2", "linux-5.0", "linux-6.8",
+                             "batched-ptl"],
+                    help="comma list or 'all' (default linux-4.19,fast-mremap-v2,linux-5.0,"
+                    "linux-6.8,batched-ptl)")  # fmt: skip
+    ct.add_argument("--baseline", default="linux-4.19", choices=policies(),
+                    help="the policy the mover's time is compared with")  # fmt: skip
+    ct.add_argument("--threads", type=_positive, default=1, help="application threads (default 1)")
+    ct.add_argument("--where", choices=contention.PLACES, default="outside",
+                    help="the moved region (its old addresses), another populated region, or "
+                    "a fresh one whose first touches fault (default outside)")  # fmt: skip
+    ct.add_argument("--op", choices=contention.OPS, default="read")
+    ct.add_argument("--pattern", choices=contention.PATTERNS, default="random")
+    ct.add_argument("--accesses", type=_positive, default=100_000,
+                    help="accesses per thread (default 100000)")  # fmt: skip
+    ct.add_argument(
+        "--think-ns",
+        type=_bounded(float, lambda x: x >= 0, ">= 0", "a number"),
+        default=0.0,
+        help="ns between one access and the next (default 0)",
+    )
+    ct.add_argument(
+        "--span",
+        type=_size,
+        default=0,
+        help="bytes of the region each thread touches (default: all of it)",
+    )
+    ct.add_argument("--dst-align", choices=ALIGNS, default="pmd",
+                    help="destination alignment: pud, pmd (whole-table moves where the policy "
+                    "has them) or page (PTE by PTE) (default pmd)")  # fmt: skip
+    ct.add_argument("--populate", type=_populate, default="write",
+                    help="how the regions are populated (default write)")  # fmt: skip
+    ct.add_argument("--cpus", type=_cpus, help="CPUs running the process (default threads + 1)")
+    ct.add_argument(
+        "--move-at-ns",
+        type=_bounded(float, lambda x: x >= 0, ">= 0", "a number"),
+        default=0.0,
+        help="when the mover calls mremap (default 0)",
+    )
+    ct.add_argument("--dontunmap", action="store_true", help="move with MREMAP_DONTUNMAP")
+    ct.add_argument("--seed", type=_bounded(int, lambda n: n >= 0, ">= 0", "an integer"),
+                    default=0)  # fmt: skip
+    ct.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _outputs(ct)
     for name, text in (
         ("archs", "the architecture profiles"),
         ("policies", "the kernel policies with their sources"),
@@ -828,6 +918,7 @@ def _main(argv: list[str] | None) -> int:
         "reproduce": _reproduce,
         "host": _host,
         "gc": _gc,
+        "contend": _contend,
         "calibrate": _calibrate,
     }
     try:

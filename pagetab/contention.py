@@ -260,7 +260,7 @@ class ContendResults(Compared[ContendResult]):
         """The summary table as text cells: (header, one row per run). p99
         and max are the worst thread's, over its accesses during the move."""
         head = ["arch", "size", "policy", "threads", "locking", "mover us", "wait us",
-                "flushes", "IPIs", "stall us", "blocked", "refills", "p99 ns", "max us",
+                "flushes", "IPIs", "stall us", "blocked", "refills", "p99 ns", "max ns",
                 "CPU us", "unsafe hits", f"vs {self.baseline}", "sim ms"]  # fmt: skip
         rows = []
         for r in self._items:
@@ -271,7 +271,7 @@ class ContendResults(Compared[ContendResult]):
                 f"{r.estimated_ns / 1e3:.1f}", f"{r.mover_wait_ns / 1e3:.1f}", str(r.flushes),
                 str(row["ipis"]), f"{r.stall_ns / 1e3:.1f}", str(row["blocked"]),
                 str(row["refills_caused"]), f"{r.worst('p99'):.0f}",
-                f"{r.worst('max') / 1e3:.1f}", f"{r.cpu_ns / 1e3:.1f}",
+                f"{r.worst('max'):.0f}", f"{r.cpu_ns / 1e3:.1f}",
                 str(r.unsafe_hits) + ("" if r.safe else " UNSAFE"),
                 "-" if r.ratio is None else f"{r.ratio:.2f}x", f"{r.sim_wall_ns / 1e6:.1f}",
             ])  # fmt: skip

@@ -28,6 +28,7 @@ SUBCOMMANDS = [
     "host",
     "calibrate",
     "gc",
+    "contend",
 ]
 
 
@@ -336,3 +337,23 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     from importlib.metadata import version
 
     assert version("pagetab") == pt.__version__
+
+
+def test_contend_table_json_files_and_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["contend", "--size", "64M", "--arch", "x86-64", "--policy",
+            "linux-4.19,fast-mremap-v2,linux-6.8", "--threads", "2", "--where", "inside",
+            "--span", "2M", "--accesses", "5000"]  # fmt: skip
+    code, out, _ = run([*argv, "--csv", str(tmp_path / "c.csv")], capsys)
+    assert code == 0
+    assert out.count("UNSAFE") == 1 and "2xinside" in out and "per-vma" in out
+    rows = list(csv.DictReader((tmp_path / "c.csv").open()))
+    assert [r["policy"] for r in rows] == ["linux-4.19", "fast-mremap-v2", "linux-6.8"]
+    assert int(rows[1]["unsafe_hits"]) > 0 and int(rows[0]["unsafe_hits"]) == 0
+    code, out, _ = run([*argv, "--json"], capsys)
+    assert code == 0 and json.loads(out)[2]["locking"] == "per-vma"
+    code, _, err = run(["contend", "--size", "64M", "--threads", "3", "--cpus", "2"], capsys)
+    assert code == 2 and "3 threads need 4 CPUs" in err
+    code, _, err = run(["contend", "--size", "64M", "--span", "1G", "--where", "inside"], capsys)
+    assert code == 2 and "span" in err
