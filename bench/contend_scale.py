@@ -71,14 +71,20 @@ def main() -> None:
     cw = statistics.median(r["wall_s"] for r in conc)
     prss = statistics.median(r["rss"] for r in plain)
     crss = statistics.median(r["rss"] for r in conc)
-    print(f"{a.gib} GiB move (dst {a.align}-aligned, x86-64, linux-6.8), {a.threads} threads x "
-          f"{a.accesses:,} accesses, median of {a.repeats}:")
+    print(
+        f"{a.gib} GiB move (dst {a.align}-aligned, x86-64, linux-6.8), {a.threads} threads x "
+        f"{a.accesses:,} accesses, median of {a.repeats}:"
+    )
     print(f"  plain move:      {pw:6.2f} s, peak RSS {prss / GIB:5.2f} GiB")
-    print(f"  concurrent run:  {cw:6.2f} s, peak RSS {crss / GIB:5.2f} GiB "
-          f"({conc[0]['accesses']:,} accesses, {conc[0]['flushes']:,} flushes, "
-          f"mover {conc[0]['mover_ms']:.1f} ms simulated)")
-    print(f"  target: under 10 s: {'met' if cw < 10 else 'MISSED'} ({cw:.2f} s); memory within "
-          f"1.5x: {'met' if crss <= 1.5 * prss else 'MISSED'} ({crss / prss:.2f}x)")
+    print(
+        f"  concurrent run:  {cw:6.2f} s, peak RSS {crss / GIB:5.2f} GiB "
+        f"({conc[0]['accesses']:,} accesses, {conc[0]['flushes']:,} flushes, "
+        f"mover {conc[0]['mover_ms']:.1f} ms simulated)"
+    )
+    print(
+        f"  target: under 10 s: {'met' if cw < 10 else 'MISSED'} ({cw:.2f} s); memory within "
+        f"1.5x: {'met' if crss <= 1.5 * prss else 'MISSED'} ({crss / prss:.2f}x)"
+    )
 
 
 if __name__ == "__main__":

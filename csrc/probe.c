@@ -410,3 +410,95 @@ static int probe_gc_cycle(uintptr_t moving, uintptr_t from, size_t len, const in
     ns[2] = bad;
     return 0;
 }
+
+
+/*
+ * The concurrent case: a reader thread pinned to `reader_cpu` reads random
+ * 8-byte words of [rlo, rlo + rlen) back to back, timing each read with
+ * CLOCK_MONOTONIC, while this thread (pinned to `mover_cpu`) moves
+ * [from, from + len) to `to` with mremap(MREMAP_MAYMOVE | MREMAP_FIXED).
+ * The reader runs `warm_ns` before the move (not recorded) and records
+ * the latency of each read it starts while mremap runs, into lat[0..cap).
+ * out[0] = mremap's ns, out[1] = reads recorded, out[2] = reads made
+ * during the move beyond `cap` (not recorded). 0 or -errno.
+ */
+struct probe_reader {
+    uintptr_t lo;
+    size_t len;
+    int cpu;
+    int64_t *lat;
+    int64_t cap;
+    int64_t n;
+    int64_t over;
+    volatile int go;
+    volatile int recording;
+    volatile int ready;
+};
+
+static inline int64_t probe_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void *probe_reader_main(void *arg)
+{
+    struct probe_reader *r = arg;
+    uint64_t x = 0x9E3779B97F4A7C15ULL ^ (uint64_t)r->lo;
+    size_t words = r->len / 8;
+    uint64_t sink = 0;
+    if (probe_pin_self(r->cpu))
+        return NULL;
+    __atomic_store_n(&r->ready, 1, __ATOMIC_RELEASE);
+    while (__atomic_load_n(&r->go, __ATOMIC_ACQUIRE)) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int rec = __atomic_load_n(&r->recording, __ATOMIC_ACQUIRE);
+        int64_t a = probe_now();
+        sink += *(volatile uint64_t *)(r->lo + 8 * (x % words));
+        int64_t b = probe_now();
+        if (rec) {
+            if (r->n < r->cap)
+                r->lat[r->n++] = b - a;
+            else
+                r->over++;
+        }
+    }
+    __atomic_add_fetch(&r->ready, (int)(sink & 0), __ATOMIC_RELAXED);
+    return NULL;
+}
+
+static int probe_contend(uintptr_t from, uintptr_t to, size_t len, int mover_cpu,
+                         int reader_cpu, uintptr_t rlo, size_t rlen, int64_t warm_ns,
+                         int64_t *lat, int64_t cap, int64_t *out)
+{
+    struct probe_reader r = { rlo, rlen, reader_cpu, lat, cap, 0, 0, 1, 0, 0 };
+    pthread_t tid;
+    int rc = probe_pin_self(mover_cpu);
+    if (rc)
+        return rc;
+    rc = pthread_create(&tid, NULL, probe_reader_main, &r);
+    if (rc)
+        return -rc;
+    while (!__atomic_load_n(&r.ready, __ATOMIC_ACQUIRE))
+        sched_yield();
+    int64_t t = probe_now();
+    while (probe_now() - t < warm_ns)
+        ;
+    __atomic_store_n(&r.recording, 1, __ATOMIC_RELEASE);
+    int64_t a = probe_now();
+    void *m = mremap((void *)from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to);
+    int64_t b = probe_now();
+    int e = errno;
+    __atomic_store_n(&r.recording, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&r.go, 0, __ATOMIC_RELEASE);
+    pthread_join(tid, NULL);
+    if (m == MAP_FAILED)
+        return -e;
+    out[0] = b - a;
+    out[1] = r.n;
+    out[2] = r.over;
+    return 0;
+}

@@ -20,3 +20,14 @@ def uffd_check() -> int: ...
 def gc_cycle(
     moving: int, src: int, length: int, runs: npt.NDArray[np.int64]
 ) -> tuple[int, int, int]: ...
+def contend(
+    src: int,
+    dst: int,
+    length: int,
+    mover_cpu: int,
+    reader_cpu: int,
+    rlo: int,
+    rlen: int,
+    warm_ns: int,
+    lat: npt.NDArray[np.int64],
+) -> tuple[int, int, int]: ...

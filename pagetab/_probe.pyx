@@ -20,6 +20,9 @@ cdef extern from "probe.c":
     int probe_spin_start(int n, const int *cpus) nogil
     void probe_spin_stop() nogil
     int probe_uffd_open() nogil
+    int probe_contend(uintptr_t src, uintptr_t dst, size_t length, int mover_cpu,
+                      int reader_cpu, uintptr_t rlo, size_t rlen, int64_t warm_ns,
+                      int64_t *lat, int64_t cap, int64_t *out) nogil
     int probe_gc_cycle(uintptr_t moving, uintptr_t src, size_t length, const int64_t *runs,
                        int64_t n, int64_t *ns) nogil
 
@@ -159,3 +162,20 @@ def gc_cycle(uintptr_t moving, uintptr_t src, size_t length, const int64_t[:, ::
     if rc < 0:
         raise OSError(-rc, "probe: the compaction cycle failed")
     return ns[0], ns[1], ns[2]
+
+
+def contend(uintptr_t src, uintptr_t dst, size_t length, int mover_cpu, int reader_cpu,
+            uintptr_t rlo, size_t rlen, int64_t warm_ns, int64_t[::1] lat):
+    """mremap src -> dst from mover_cpu while a reader on reader_cpu times
+    random reads of [rlo, rlo + rlen): (mremap ns, reads recorded in lat,
+    reads past its end)."""
+    cdef int64_t out[3]
+    cdef int rc
+    if lat.shape[0] < 1 or rlen < 8:
+        raise ValueError("contend: lat must hold a sample and the read region 8 bytes")
+    with nogil:
+        rc = probe_contend(src, dst, length, mover_cpu, reader_cpu, rlo, rlen, warm_ns,
+                           &lat[0], lat.shape[0], out)
+    if rc < 0:
+        raise OSError(-rc, "probe: contended mremap failed")
+    return out[0], out[1], out[2]

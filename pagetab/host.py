@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 # setup.py builds the probe on Linux only: elsewhere the import fails and
 # available() says why (every function that uses _probe checks it first)
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 GIB = 1 << 30
+MIB = 1 << 20
 #: this machine's base page (the probe's unit: gc_cycle's moves are in pages)
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 PMD = 2 << 20
@@ -342,4 +344,62 @@ def measure_gc_cycle(size: int, moves: Any, repeats: int = 3) -> HostGc:
         out.mremap_ns.append(int(remap))
         out.moves_ns.append(int(moved))
         out.bad_pages += int(bad)
+    return out
+
+
+@dataclass
+class HostContend:
+    """Real mremap calls timed while another thread of the process times
+    its reads (``measure_contend``)."""
+
+    size: int
+    dst_offset: int
+    reader_size: int
+    mover_ns: list[int] = field(default_factory=list)
+    #: each repeat's read latencies (ns), the reads the reader started while mremap ran
+    latencies_ns: list[npt.NDArray[np.int64]] = field(default_factory=list)
+
+    @property
+    def median_mover_ns(self) -> float:
+        """The median of the mremap times."""
+        return float(statistics.median(self.mover_ns))
+
+    def percentile(self, q: float) -> float:
+        """The median over repeats of each repeat's ``q``-th percentile read
+        latency (ns)."""
+        return float(statistics.median(float(np.percentile(x, q)) for x in self.latencies_ns))
+
+
+def measure_contend(size: int, dst_align: str | int = "pmd", reader_size: int = 4 * MIB,
+                    repeats: int = 5, warm_ns: int = 5_000_000) -> HostContend:  # fmt: skip
+    """Time ``repeats`` real mremap(MAYMOVE|FIXED) calls of a zero-page
+    region (PUD-aligned source, ``dst_align`` destination) on one CPU while
+    a reader thread pinned to another CPU reads random words of a written
+    ``reader_size`` region, timing each read (CLOCK_MONOTONIC around it).
+    Needs two CPUs (ValueError otherwise)."""
+    _check(size, "zero", repeats)
+    cpus = _check_threads(2)
+    if reader_size <= 0 or reader_size % PMD or reader_size > GIB:
+        raise ValueError(f"reader_size must be a multiple of 2 MiB up to 1 GiB, not {reader_size}")
+    so, do = 0, offset(dst_align)
+    out = HostContend(size, do, reader_size)
+    saved = os.sched_getaffinity(0)
+    try:
+        for _ in range(repeats):
+            span = size + 2 * PUD
+            base = _probe.reserve(2 * span + reader_size + PUD, PUD)
+            src, dst, rlo = base + so, base + span + do, base + 2 * span
+            _probe.map_region(src, size, "zero")
+            _probe.map_region(rlo, reader_size, "write")
+            lat = np.zeros(8 << 20, dtype=np.int64)
+            try:
+                ns, n, _over = _probe.contend(src, dst, size, cpus[0], cpus[1], rlo,
+                                              reader_size, warm_ns, lat)  # fmt: skip
+            finally:
+                for a, ln in ((src, size), (dst, size), (rlo, reader_size)):
+                    _munmap(a, ln)
+            out.mover_ns.append(int(ns))
+            out.latencies_ns.append(lat[:n].copy())
+    finally:
+        os.sched_setaffinity(0, saved)
     return out
