@@ -12,7 +12,6 @@ THREAD_DTYPE: np.dtype[Any]
 RESULT_DTYPE: np.dtype[Any]
 THREAD_SPEC_DTYPE: np.dtype[Any]
 REGION_DTYPE: np.dtype[Any]
-CONFIG_FIELDS: tuple[str, ...]
 HISTOGRAM_BUCKETS: int
 
 def bucket_upper_ns() -> npt.NDArray[np.float64]: ...

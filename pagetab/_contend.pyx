@@ -427,9 +427,6 @@ cdef contend_region _rg_layout
 #: a thread's spec and a region as the C structs (Python builds arrays of them)
 THREAD_SPEC_DTYPE = np.asarray(<contend_thread[:1]>(&_th_layout)).dtype
 REGION_DTYPE = np.asarray(<contend_region[:1]>(&_rg_layout)).dtype
-#: the configuration's fields, as the C struct contend_config names them
-cdef contend_config _cfg_layout
-CONFIG_FIELDS = tuple(np.asarray(<contend_config[:1]>(&_cfg_layout)).dtype.names)
 
 
 def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,

@@ -398,8 +398,9 @@ def run_concurrent(
            for k in ("invlpg", "full_flush", "sfence_vma", "sfence_vma_asid")},
         "seed": seed,
     }  # fmt: skip
-    none = np.empty(0, dtype=np.uint64)
-    nonef = np.empty(0, dtype=np.float64)
+    # no extents and no flushes: the runs without a move
+    u64, f64 = np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float64)
+    no_move = (u64, u64, f64, f64, f64, u64, u64, np.empty(0, dtype=np.int64))
 
     def replay(moving: bool) -> tuple[Any, Any, Any]:
         tlbs = _flush.Tlbs(cpus, a.tlb_geometry(), mm.tlbs.flush)
@@ -409,12 +410,10 @@ def run_concurrent(
             warm = th.copy()
             warm["accesses"] = [0 if s.where == "fresh" else _warm(a) for s in specs]
             _contend.simulate(mm.tables, tlbs, {**cfg, "moving": False, "seed": seed + 1},
-                              warm, regions, none, none, nonef, nonef, nonef, none, none,
-                              np.empty(0, dtype=np.int64))  # fmt: skip
+                              warm, regions, *no_move)  # fmt: skip
         if not moving:
             return _contend.simulate(mm.tables, tlbs, {**cfg, "moving": False}, th, regions,
-                                     none, none, nonef, nonef, nonef, none, none,
-                                     np.empty(0, dtype=np.int64))  # fmt: skip
+                                     *no_move)  # fmt: skip
         return _contend.simulate(mm.tables, tlbs, cfg, th, regions, ext_lo, ext_hi, ext_moved,
                                  ext_unlocked, fl_at, fl_lo, fl_hi, fl_stride)  # fmt: skip
 
