@@ -183,7 +183,7 @@ def test_traced_flushes_carry_their_stride() -> None:
     assert len(ev) == 4 and set(ev["entries"].tolist()) == {12}
 
 
-def test_compare_table_json_csv_and_plot(tmp_path: object) -> None:
+def test_compare_table_json_csv() -> None:
     pols = ("linux-4.19", "fast-mremap-v2", "linux-6.8")
     rs = pt.compare_concurrent(64 * MIB, "x86-64", pols, threads=[HOT_INSIDE])
     text = rs.table()
@@ -192,9 +192,16 @@ def test_compare_table_json_csv_and_plot(tmp_path: object) -> None:
     assert rs[0].ratio == 1.0 and rs[1].ratio is not None and rs[1].ratio > 1
     assert len(rs.to_csv().splitlines()) == 4
     assert '"unsafe_hits"' in rs.to_json()
+
+
+@pytest.mark.plot
+def test_compare_plot(tmp_path: object) -> None:
     pytest.importorskip("matplotlib")
     from pathlib import Path
 
+    rs = pt.compare_concurrent(
+        64 * MIB, "x86-64", ("linux-4.19", "linux-6.8"), threads=[HOT_INSIDE]
+    )
     out = Path(str(tmp_path)) / "lat.png"
     rs.plot(out)
     assert out.read_bytes()[:4] == b"\x89PNG"
