@@ -60,6 +60,9 @@ cdef enum:
     PAT_RANDOM = 0           # contention.PATTERNS's order
     PAT_SEQUENTIAL = 1
 
+# a through_move thread's bound when its accesses take no time
+cdef int64_t MAX_ACCESSES = 1LL << 32
+
 
 # The run's configuration: crosses into C once.
 cdef struct contend_config:
@@ -92,7 +95,8 @@ cdef struct contend_thread:
     int write
     int pattern                  # PAT_RANDOM or PAT_SEQUENTIAL
     int region
-    int64_t accesses
+    int64_t accesses             # at least this many
+    int through_move             # and on until mremap returns (a thread that keeps running)
     int64_t stride               # bytes between sequential accesses
     uint64_t span                # bytes of the region it touches, from its start (0: all)
     double think_ns              # between one access's end and the next's start
@@ -227,6 +231,7 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     cdef const contend_thread *x
     cdef const contend_region *r
     cdef FlushOps ops, before
+    cdef bint active[MAX_THREADS]
     cdef int64_t *hist_all
     cdef int64_t *hist_dur
     memset(&ops, 0, sizeof(ops))
@@ -252,7 +257,10 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
         j = -1
         now = INFINITY
         for i in range(nt):
-            if done[i] < th[i].accesses and t[i] < now:
+            active[i] = done[i] < th[i].accesses or (
+                th[i].through_move and cfg.moving and done[i] < MAX_ACCESSES
+                and not (started and t[i] >= end))
+            if active[i] and t[i] < now:
                 now = t[i]
                 j = i
         if not started and cfg.move_at_ns <= now:
@@ -281,7 +289,7 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                     * cfg.sfence_vma_asid
                 for i in range(nt):
                     # a thread that has finished has left the CPU (and the mask)
-                    if done[i] < th[i].accesses and s.cpumask[th[i].cpu] \
+                    if active[i] and s.cpumask[th[i].cpu] \
                             and not s.lazy[th[i].cpu]:
                         pending[i] += h
                         out[i].ipis += 1

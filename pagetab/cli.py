@@ -514,7 +514,8 @@ def _gc(args: argparse.Namespace) -> int:
 
 def _contend(args: argparse.Namespace) -> int:
     spec = contention.ThreadSpec(args.where, args.op, args.pattern, args.accesses,
-                                 args.think_ns, span=args.span)  # fmt: skip
+                                 through_move=args.through_move, think_ns=args.think_ns,
+                                 span=args.span)  # fmt: skip
     jobs = list(itertools.product(args.arch, args.size, args.policy))
     prog = _Progress(args.progress, "simulating")
     items = []
@@ -538,7 +539,9 @@ def _contend(args: argparse.Namespace) -> int:
     head, cells = res.cells()
     _table(
         f"mremap from CPU 0 while {args.threads} thread(s) on CPUs 1..{args.threads} make "
-        f"{args.accesses} {args.pattern} {args.op}s each {args.where} the moved region "
+        f"{args.accesses} {args.pattern} {args.op}s each"
+        f"{' (and on until mremap returns)' if args.through_move else ''} {args.where} "
+        "the moved region "
         f"(stall: the threads' extra time; refills: TLB refills the move caused; p99 and max: "
         "the worst thread's accesses issued during the move; CPU: mover + stalls)",
         head, cells, right_from=3, bad=[not r.safe for r in res],
@@ -787,6 +790,9 @@ def build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--pattern", choices=contention.PATTERNS, default="random")
     ct.add_argument("--accesses", type=_positive, default=100_000,
                     help="accesses per thread (default 100000)")  # fmt: skip
+    ct.add_argument("--through-move", action="store_true",
+                    help="each thread goes on past --accesses until mremap returns, so every "
+                    "flush reaches it")  # fmt: skip
     ct.add_argument(
         "--think-ns",
         type=_bounded(float, lambda x: x >= 0, ">= 0", "a number"),

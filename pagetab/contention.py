@@ -79,7 +79,10 @@ class ThreadSpec:
     where: str = "outside"  #: one of PLACES
     op: str = "read"  #: one of OPS
     pattern: str = "random"  #: one of PATTERNS
-    accesses: int = 100_000  #: accesses it makes (from the move's start)
+    accesses: int = 100_000  #: accesses it makes (from the move's start), at least
+    #: and it goes on until mremap returns: a thread that runs through the
+    #: whole move (every flush reaches it), however long the move takes
+    through_move: bool = False
     think_ns: float = 0.0  #: between one access's end and its next
     stride: int = 0  #: sequential: bytes between accesses (0: one page)
     span: int = 0  #: bytes of its region it touches, from the start (0: all of it)
@@ -91,6 +94,7 @@ class ThreadSpec:
                 raise ValueError(f"ThreadSpec.{name} must be one of {', '.join(valid)}, "
                                  f"not {value!r}")  # fmt: skip
         check_int("ThreadSpec.accesses", self.accesses, 0, 1 << 40)
+        check_bool("ThreadSpec.through_move", self.through_move)
         check_int("ThreadSpec.stride", self.stride, 0, 1 << 40)
         check_int("ThreadSpec.span", self.span, 0, 1 << 50)
         t = self.think_ns
@@ -340,6 +344,9 @@ def run_concurrent(
         if s.span > room:
             raise ValueError(f"threads[{i}].span {format_size(s.span)} is past its "
                              f"{s.where!r} region ({format_size(room)})")  # fmt: skip
+        if s.through_move and s.think_ns <= 0 and a.cost("tlb_l1_hit") <= 0:
+            raise ValueError(f"threads[{i}].through_move needs think_ns > 0 when a TLB hit "
+                             "costs nothing: its accesses would take no time")  # fmt: skip
     mix = parse_populate(populate)
     src_base, dst_base = _bases(a)
     src = src_base
@@ -382,7 +389,8 @@ def run_concurrent(
     th = np.zeros(len(specs), dtype=_contend.THREAD_SPEC_DTYPE)
     for i, s in enumerate(specs):
         th[i] = (i + 1, s.op == "write", PATTERNS.index(s.pattern), PLACES.index(s.where),
-                 s.accesses, s.stride or a.page_size, s.span, s.think_ns)  # fmt: skip
+                 s.accesses, s.through_move, s.stride or a.page_size, s.span,
+                 s.think_ns)  # fmt: skip
     ext_lo, ext_hi, ext_moved, ext_unlocked = _extents(trace)
     fl_at, fl_lo, fl_hi, fl_stride = _flushes(trace)
     cfg = {
@@ -402,7 +410,7 @@ def run_concurrent(
     u64, f64 = np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float64)
     no_move = (u64, u64, f64, f64, f64, u64, u64, np.empty(0, dtype=np.int64))
 
-    def replay(moving: bool) -> tuple[Any, Any, Any]:
+    def replay(moving: bool, th: np.ndarray[Any, Any]) -> tuple[Any, Any, Any]:
         tlbs = _flush.Tlbs(cpus, a.tlb_geometry(), mm.tlbs.flush)
         for cpu in range(cpus):
             tlbs.set_cpu(cpu)
@@ -417,8 +425,12 @@ def run_concurrent(
         return _contend.simulate(mm.tables, tlbs, cfg, th, regions, ext_lo, ext_hi, ext_moved,
                                  ext_unlocked, fl_at, fl_lo, fl_hi, fl_stride)  # fmt: skip
 
-    stats, hist, res = replay(True)
-    bstats, bhist, _ = replay(False)
+    stats, hist, res = replay(True, th)
+    # without the move: the same streams, as many accesses as each made with it
+    same = th.copy()
+    same["accesses"] = stats["accesses"]
+    same["through_move"] = 0
+    bstats, bhist, _ = replay(False, same)
     results = []
     for i, s in enumerate(specs):
         row = {k: stats[i][k].item() for k in _contend.THREAD_DTYPE.names or ()}

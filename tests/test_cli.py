@@ -353,6 +353,9 @@ def test_contend_table_json_files_and_bad_input(
     assert int(rows[1]["unsafe_hits"]) > 0 and int(rows[0]["unsafe_hits"]) == 0
     code, out, _ = run([*argv, "--json"], capsys)
     assert code == 0 and json.loads(out)[2]["locking"] == "per-vma"
+    code, out, _ = run([*argv, "--json", "--accesses", "1", "--think-ns", "50",
+                        "--through-move"], capsys)  # fmt: skip
+    assert code == 0 and all(r["accesses"] > 2 for r in json.loads(out))
     code, _, err = run(["contend", "--size", "64M", "--threads", "3", "--cpus", "2"], capsys)
     assert code == 2 and "3 threads need 4 CPUs" in err
     code, _, err = run(["contend", "--size", "64M", "--span", "1G", "--where", "inside"], capsys)

@@ -48,6 +48,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers() -> None:
         ({"region_size": 3 * 4096}, "region_size"),
         ({"move_at_ns": -1.0}, "move_at_ns"),
         ({"seed": -1}, "seed"),
+        ({"threads": [{"through_move": True}], "tlb_l1_hit": 0.0}, "needs think_ns > 0"),
         ({"dst_align": "nowhere"}, "dst_align"),
     ],
 )
@@ -62,6 +63,8 @@ def test_bad_thread_types() -> None:
         pt.run_concurrent(64 * MIB, threads="two")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="threads must be"):
         pt.run_concurrent(64 * MIB, threads=True)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="ThreadSpec.through_move must be a bool"):
+        ThreadSpec(through_move=1)  # type: ignore[arg-type]
 
 
 def test_faults_wait_out_mremap_under_mmap_lock_not_under_per_vma_locks() -> None:
@@ -145,6 +148,24 @@ def test_batching_the_flushes_spares_the_other_threads() -> None:
     assert per_pmd.threads[0].refills_caused > 1.5 * batched.threads[0].refills_caused
     assert batched.stall_ns < per_pmd.stall_ns / 4
     assert batched.cpu_ns < per_pmd.cpu_ns
+
+
+def test_a_thread_through_the_move_takes_every_flush() -> None:
+    # a thread that stops after 1000 accesses leaves the CPU early in a
+    # 64 MiB PTE-by-PTE move; one that runs through it takes every flush's
+    # IPI, and its stall is priced against as many accesses without the move
+    short = ThreadSpec("outside", span=4 * MIB, accesses=1000, think_ns=100.0)
+    whole = ThreadSpec("outside", span=4 * MIB, accesses=1000, think_ns=100.0,
+                       through_move=True)  # fmt: skip
+    r = run("linux-4.19", [short, whole], size=64 * MIB, dst_align="page")
+    s, w = r.threads
+    assert r.flushes >= 32  # at least one per PMD's worth of PTEs
+    assert w.stats["ipis"] == r.flushes
+    assert 0 < s.stats["ipis"] < r.flushes
+    assert s.stats["accesses"] == 1000 < w.stats["accesses"]
+    assert w.stats["end_ns"] + whole.think_ns >= r.estimated_ns
+    assert w.stats["ipi_ns"] >= r.flushes * pt.arch("x86-64").cost("ipi_handler")
+    assert w.stall_ns >= w.stats["ipi_ns"]
 
 
 def test_histograms_count_every_access() -> None:
