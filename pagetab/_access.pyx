@@ -16,10 +16,10 @@ cimport numpy as cnp
 
 from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
 from pagetab._tables cimport (
-    ADDR_SHIFT, E_CONT, E_LEAF, E_PRESENT, E_READ, E_WRITE, E_ZERO, MODE_READ, MODE_WRITE,
+    ADDR_SHIFT, E_LEAF, E_READ, E_WRITE, E_ZERO, MODE_READ, MODE_WRITE,
     PageTables,
     fault_ctx,
-    pool_index, pool_row, pt_walk,
+    leaf_class, pool_index, pool_row, pt_walk,
 )
 from pagetab._tlb cimport (
     CLS_CONT, GEN_MASK, VALID, TlbState, caches_huge, insert_inline, invalidate_va, lookup_level,
@@ -103,14 +103,7 @@ cdef inline int walk_leaf(PageTables pt, TlbState *s, int cpu, uint64_t addr, ui
             s.clock[cpu] += 1
             s.pwc_tag[cpu * s.pwc_ways + victim] = key
             s.pwc_lru[cpu * s.pwc_ways + victim] = s.clock[cpu]
-    if slot[0] == 0 or not (slot[0] & E_PRESENT):
-        return -1
-    if reached == pte:
-        # a PTE of a contiguous block: the block is one TLB entry
-        return CLS_CONT if (slot[0] & E_CONT) and s.nclass > CLS_CONT else 0
-    if slot[0] & E_LEAF:
-        return pte - reached
-    return -1
+    return leaf_class(slot[0], reached, pte, CLS_CONT if s.nclass > CLS_CONT else 0)
 
 
 cdef inline uint64_t leaf_frame(PageTables pt, uint64_t e, int level, uint64_t addr) noexcept nogil:

@@ -42,7 +42,7 @@ cimport numpy as cnp
 import numpy as np
 
 from pagetab._flush cimport FlushOps, Tlbs, tlb_flush_range
-from pagetab._tables cimport E_CONT, E_LEAF, E_PRESENT, E_WRITE, PageTables, pt_walk
+from pagetab._tables cimport E_WRITE, PageTables, leaf_class, pt_walk
 from pagetab._tlb cimport CLS_CONT, TlbState, insert_inline, lookup_inline
 
 cnp.import_array()
@@ -197,14 +197,10 @@ cdef inline int walk_class(PageTables pt, TlbState *s, uint64_t addr, int *steps
     cdef int reached, pte = pt.nlev - 1
     cdef uint64_t *slot = pt_walk(pt, addr, 0, 0, pte, False, &reached, NULL, NULL)
     steps[0] = reached + 1
-    if slot == NULL or slot[0] == 0 or not (slot[0] & E_PRESENT):
+    if slot == NULL:
         return -1
     entry[0] = slot[0]
-    if reached == pte:
-        return CLS_CONT if (slot[0] & E_CONT) and s.nclass > CLS_CONT else 0
-    if slot[0] & E_LEAF:
-        return pte - reached
-    return -1
+    return leaf_class(slot[0], reached, pte, CLS_CONT if s.nclass > CLS_CONT else 0)
 
 
 cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,

@@ -173,6 +173,21 @@ cdef inline uint64_t* pt_walk(PageTables pt, uint64_t addr, int lev, int64_t row
         lev += 1
 
 
+cdef inline int leaf_class(uint64_t e, int reached, int pte, int cont_class) noexcept nogil:
+    """The TLB size class of the entry ``e`` a walk stopped at, at level
+    ``reached`` (``pte``: the PTE level): 0 for a page, ``cont_class`` for
+    a PTE of a contiguous block (the block is one TLB entry; 0 where the
+    TLB has no such class), 1 for a PMD leaf, 2 for a PUD leaf; -1 when
+    there is no leaf."""
+    if e == 0 or not (e & E_PRESENT):
+        return -1
+    if reached == pte:
+        return cont_class if e & E_CONT else 0
+    if e & E_LEAF:
+        return pte - reached
+    return -1
+
+
 cdef inline bint same_folio_next(uint64_t a, uint64_t b) noexcept nogil:
     """Whether PTE ``b`` maps the page after ``a``'s in the same large folio
     with the same bits but accessed/dirty/soft-dirty/cont (folio_pte_batch)."""
