@@ -63,7 +63,7 @@ def test_bad_thread_types() -> None:
         pt.run_concurrent(64 * MIB, threads="two")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="threads must be"):
         pt.run_concurrent(64 * MIB, threads=True)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="ThreadSpec.through_move must be a bool"):
+    with pytest.raises(TypeError, match=r"ThreadSpec\.through_move must be a bool"):
         ThreadSpec(through_move=1)  # type: ignore[arg-type]
 
 
