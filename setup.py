@@ -72,11 +72,15 @@ if sys.platform.startswith("linux"):
 # modules), so that no build links or copies another mode's output.
 BUILD = "build/sanitize" if SANITIZE else "build/debug" if DEBUG else "build/release"
 
+# the extensions compile in parallel (the C compile is most of a build's time)
+JOBS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
 setup(
     ext_modules=cythonize(
         extensions,
         compiler_directives=DIRECTIVES,
         build_dir=f"{BUILD}/cython",
+        nthreads=JOBS,
     ),
-    options={"build": {"build_base": BUILD}},
+    options={"build": {"build_base": BUILD}, "build_ext": {"parallel": JOBS}},
 )

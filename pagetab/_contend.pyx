@@ -100,6 +100,7 @@ cdef struct contend_thread:
     int64_t stride               # bytes between sequential accesses
     uint64_t span                # bytes of the region it touches, from its start (0: all)
     double think_ns              # between one access's end and the next's start
+    double work_ns               # the program's own work inside each access (a timer)
 
 
 cdef struct contend_region:
@@ -127,7 +128,7 @@ cdef struct thread_stats:
     int64_t unsafe_hits          # ... after the page-table lock covering it was dropped
     double blocked_ns
     double ipi_ns
-    double busy_ns               # the accesses' latencies summed
+    double busy_ns               # the accesses' latencies and the IPI handlers between them
     double max_ns
     double max_during_ns
     double end_ns                # when its last access ended
@@ -136,6 +137,7 @@ cdef struct thread_stats:
 cdef struct contend_result:
     double mover_start_ns        # when mremap got mmap_lock
     double mover_end_ns          # when it returned
+    double mover_ipi_wait_ns     # its flushes' extra wait for CPUs still in an earlier handler
     int64_t flushes
     int64_t ipis_sent
 
@@ -203,6 +205,25 @@ cdef inline int walk_class(PageTables pt, TlbState *s, uint64_t addr, int *steps
     return leaf_class(slot[0], reached, pte, CLS_CONT if s.nclass > CLS_CONT else 0)
 
 
+cdef inline void close_access(int j, thread_stats *o, int64_t *hist, double at, double lat,
+                              bint during) noexcept nogil:
+    """Record thread ``j``'s access that started at ``at`` and took ``lat``
+    (none yet: ``lat`` < 0)."""
+    cdef int pos
+    if lat < 0:
+        return
+    o.busy_ns += lat
+    if lat > o.max_ns:
+        o.max_ns = lat
+    pos = hist_index(lat)
+    hist[(2 * j) * HIST_BUCKETS + pos] += 1
+    if during:
+        hist[(2 * j + 1) * HIST_BUCKETS + pos] += 1
+        if lat > o.max_during_ns:
+            o.max_during_ns = lat
+    o.end_ns = at + lat
+
+
 cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
              const contend_thread *th, const contend_region *rg,
              const uint64_t *ext_lo, const uint64_t *ext_hi, const double *ext_moved,
@@ -214,13 +235,17 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     cdef int i, j, nt = cfg.nthreads, cls, steps
     cdef double t[MAX_THREADS]
     cdef double read_until[MAX_THREADS]      # holding mmap_lock / a VMA lock for read
-    cdef double pending[MAX_THREADS]         # IPI handler time owed
+    cdef double busy[MAX_THREADS]            # its CPU is in flush IPI handlers until
+    cdef double open_at[MAX_THREADS]         # the access in progress: its start,
+    cdef double open_lat[MAX_THREADS]        # its latency so far (IPIs landing in it add)
+    cdef bint open_during[MAX_THREADS]       # and whether it started while the move ran
     cdef int64_t done[MAX_THREADS]
     cdef uint64_t rng[MAX_THREADS]
     cdef uint8_t *bits[MAX_THREADS]          # per region: leaves faulted in by the run
     cdef uint64_t nbits
     cdef double now, lat, wait, h, start = INFINITY, end = INFINITY, moved_at, unl
-    cdef int64_t fi = 0, e, page, pos
+    cdef double shift = 0, at, d, late     # shift: the mover's delay by busy receivers
+    cdef int64_t fi = 0, e, page
     cdef bint started = not cfg.moving, gone, needs_lock, miss
     cdef uint64_t addr, vaddr, walk_addr, frame, entry, size, off, fpage
     cdef bint writable
@@ -228,8 +253,6 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     cdef const contend_region *r
     cdef FlushOps ops, before
     cdef bint active[MAX_THREADS]
-    cdef int64_t *hist_all
-    cdef int64_t *hist_dur
     memset(&ops, 0, sizeof(ops))
     for j in range(cfg.nregions):
         nbits = ((rg[j].hi - rg[j].lo) >> rg[j].fault_shift) // 8 + 1
@@ -241,7 +264,9 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     for i in range(nt):
         t[i] = 0
         read_until[i] = -INFINITY
-        pending[i] = 0
+        busy[i] = -INFINITY
+        open_at[i] = -INFINITY
+        open_lat[i] = -1
         done[i] = 0
         rng[i] = cfg.seed * 0x100000001B3ULL + <uint64_t>i * 0x9E3779B97F4A7C15ULL + 1
         memset(&out[i], 0, sizeof(thread_stats))
@@ -269,7 +294,8 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
             end = start + cfg.move_ns
             started = True
             continue
-        if started and fi < nfl and start + cfg.events_at_ns + fl_at[fi] <= now:
+        if started and fi < nfl and start + cfg.events_at_ns + fl_at[fi] + shift <= now:
+            at = start + cfg.events_at_ns + fl_at[fi] + shift
             before = ops
             tlb_flush_range(&tlbs.rule, s, &ops, cfg.mover_cpu, fl_lo[fi], fl_hi[fi],
                             <int>fl_stride[fi])
@@ -283,13 +309,34 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                     + (ops.remote_sfence_vma - before.remote_sfence_vma) * cfg.sfence_vma \
                     + (ops.remote_sfence_vma_asid - before.remote_sfence_vma_asid) \
                     * cfg.sfence_vma_asid
+                # flush_tlb_mm_range waits for every receiver's handler to
+                # run: a CPU still in an earlier one takes this one after it,
+                # and the mover waits that long more (the send and a ready
+                # receiver's wait are in the traced flush's own cost)
+                late = 0
                 for i in range(nt):
-                    # a thread that has finished has left the CPU (and the mask)
-                    if active[i] and s.cpumask[th[i].cpu] \
+                    # a thread that has finished has left the CPU (and the
+                    # mask); one running through the move is there until it ends
+                    if (active[i] or (th[i].through_move and cfg.moving)) \
+                            and s.cpumask[th[i].cpu] \
                             and not s.lazy[th[i].cpu]:
-                        pending[i] += h
+                        d = at if busy[i] <= at else busy[i]
+                        if d - at > late:
+                            late = d - at
+                        busy[i] = d + h
                         out[i].ipis += 1
                         out[i].ipi_ns += h
+                        # the handler takes the CPU from the thread: inside
+                        # an access it adds to that access's latency, between
+                        # accesses it delays the thread's next one
+                        if open_lat[i] >= 0 and d < open_at[i] + open_lat[i]:
+                            open_lat[i] += h
+                        else:
+                            out[i].busy_ns += h
+                        t[i] += h
+                shift += late
+                end += late
+                res.mover_ipi_wait_ns += late
             fi += 1
             continue
         if j < 0:
@@ -305,8 +352,8 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
         else:
             off = <uint64_t>((done[j] * x.stride) % <int64_t>size)
         addr = (r.lo + off) & ~(<uint64_t>7)
-        lat = pending[j]
-        pending[j] = 0
+        close_access(j, &out[j], hist, open_at[j], open_lat[j], open_during[j])
+        lat = x.work_ns
         now = t[j]
         out[j].accesses += 1
         if started and start <= now < end:
@@ -326,8 +373,8 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
             else:
                 e = find_extent(ext_lo, ext_hi, next, addr)
                 if e >= 0:
-                    moved_at = start + cfg.events_at_ns + ext_moved[e]
-                    unl = start + cfg.events_at_ns + ext_unlocked[e]
+                    moved_at = start + cfg.events_at_ns + ext_moved[e] + shift
+                    unl = start + cfg.events_at_ns + ext_unlocked[e] + shift
                     gone = now >= moved_at
         miss = True
         cls = lookup_inline(s, x.cpu, 1, vaddr, x.write, &frame, &writable)
@@ -398,20 +445,14 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                     bits[x.region][page >> 3] |= <uint8_t>(1 << (page & 7))
                     insert_inline(s, x.cpu, fpage, 0 if r.fault_shift == s.page_shift else 1,
                                   (fpage >> s.page_shift) + 1, True)
-        out[j].busy_ns += lat
-        if lat > out[j].max_ns:
-            out[j].max_ns = lat
-        hist_all = &hist[(2 * j) * HIST_BUCKETS]
-        hist_dur = &hist[(2 * j + 1) * HIST_BUCKETS]
-        pos = hist_index(lat)
-        hist_all[pos] += 1
-        if started and start <= now < end:
-            hist_dur[pos] += 1
-            if lat > out[j].max_during_ns:
-                out[j].max_during_ns = lat
+        # recorded when it closes: a flush IPI may still land in it
+        open_at[j] = now
+        open_lat[j] = lat
+        open_during[j] = started and start <= now < end
         done[j] += 1
-        out[j].end_ns = now + lat
         t[j] = now + lat + x.think_ns
+    for i in range(nt):
+        close_access(i, &out[i], hist, open_at[i], open_lat[i], open_during[i])
     res.mover_start_ns = start
     res.mover_end_ns = end
     for j in range(cfg.nregions):
@@ -474,9 +515,10 @@ def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
             raise ValueError(f"regions[{i}]: empty, or a bad fault_shift")
     for i in range(cfg.nthreads):
         if not 0 <= th[i].cpu < s.ncpu or not 0 <= th[i].region < cfg.nregions \
-                or th[i].accesses < 0 or th[i].stride <= 0 or th[i].think_ns < 0:
-            raise ValueError(f"threads[{i}]: cpu, region, accesses, stride or think_ns "
-                             "out of range")
+                or th[i].accesses < 0 or th[i].stride <= 0 or th[i].think_ns < 0 \
+                or th[i].work_ns < 0:
+            raise ValueError(f"threads[{i}]: cpu, region, accesses, stride, think_ns or "
+                             "work_ns out of range")
     stats = np.zeros(cfg.nthreads, dtype=THREAD_DTYPE)
     hist = np.zeros((cfg.nthreads, 2, HIST_BUCKETS), dtype=np.int64)
     cdef thread_stats[::1] out = stats

@@ -84,6 +84,9 @@ class ThreadSpec:
     #: whole move (every flush reaches it), however long the move takes
     through_move: bool = False
     think_ns: float = 0.0  #: between one access's end and its next
+    #: the program's own work inside each access, part of its latency (what
+    #: a timed access spends in its timer: a flush IPI landing in it counts)
+    work_ns: float = 0.0
     stride: int = 0  #: sequential: bytes between accesses (0: one page)
     span: int = 0  #: bytes of its region it touches, from the start (0: all of it)
 
@@ -97,9 +100,10 @@ class ThreadSpec:
         check_bool("ThreadSpec.through_move", self.through_move)
         check_int("ThreadSpec.stride", self.stride, 0, 1 << 40)
         check_int("ThreadSpec.span", self.span, 0, 1 << 50)
-        t = self.think_ns
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < 1e15:
-            raise ValueError(f"ThreadSpec.think_ns must be a number in [0, 1e15), not {t!r}")
+        for name in ("think_ns", "work_ns"):
+            t = getattr(self, name)
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < 1e15:
+                raise ValueError(f"ThreadSpec.{name} must be a number in [0, 1e15), not {t!r}")
 
 
 def thread_specs(threads: int | ThreadSpec | Mapping[str, Any] | Iterable[Any]) -> list[ThreadSpec]:
@@ -191,6 +195,8 @@ class ContendResult:
     seed: int
     move_alone_ns: float  #: the mover's estimate with nobody else running
     mover_wait_ns: float  #: waiting for mmap_lock at its start
+    #: its flushes' extra wait for receiving CPUs still in an earlier IPI's handler
+    mover_ipi_wait_ns: float
     estimated_ns: float  #: the mover's elapsed time, its wait included
     flushes: int
     ipis_sent: int
@@ -234,6 +240,7 @@ class ContendResult:
             "where": ",".join(sorted({t.spec.where for t in self.threads})),
             "locking": self.locking, "safe": self.safe, "seed": self.seed,
             "move_alone_ns": self.move_alone_ns, "mover_wait_ns": self.mover_wait_ns,
+            "mover_ipi_wait_ns": self.mover_ipi_wait_ns,
             "mover_ns": self.estimated_ns, "flushes": self.flushes, "ipis_sent": self.ipis_sent,
             **tot, "stall_ns": self.stall_ns, "cpu_ns": self.cpu_ns,
             "refills_caused": sum(t.refills_caused for t in self.threads),
@@ -344,9 +351,9 @@ def run_concurrent(
         if s.span > room:
             raise ValueError(f"threads[{i}].span {format_size(s.span)} is past its "
                              f"{s.where!r} region ({format_size(room)})")  # fmt: skip
-        if s.through_move and s.think_ns <= 0 and a.cost("tlb_l1_hit") <= 0:
-            raise ValueError(f"threads[{i}].through_move needs think_ns > 0 when a TLB hit "
-                             "costs nothing: its accesses would take no time")  # fmt: skip
+        if s.through_move and s.think_ns + s.work_ns <= 0 and a.cost("tlb_l1_hit") <= 0:
+            raise ValueError(f"threads[{i}].through_move needs think_ns or work_ns > 0 when a "
+                             "TLB hit costs nothing: its accesses would take no time")  # fmt: skip
     mix = parse_populate(populate)
     src_base, dst_base = _bases(a)
     src = src_base
@@ -390,7 +397,7 @@ def run_concurrent(
     for i, s in enumerate(specs):
         th[i] = (i + 1, s.op == "write", PATTERNS.index(s.pattern), PLACES.index(s.where),
                  s.accesses, s.through_move, s.stride or a.page_size, s.span,
-                 s.think_ns)  # fmt: skip
+                 s.think_ns, s.work_ns)  # fmt: skip
     ext_lo, ext_hi, ext_moved, ext_unlocked = _extents(trace)
     fl_at, fl_lo, fl_hi, fl_stride = _flushes(trace)
     cfg = {
@@ -449,7 +456,8 @@ def run_concurrent(
         populate=",".join(k if v == 1 else f"{k}:{v:g}" for k, v in mix.items()),
         dst_align=str(dst_align), cpus=cpus,
         locking="per-vma" if pol.per_vma_locks else "mmap_lock", safe=pol.safe, seed=seed,
-        move_alone_ns=alone, mover_wait_ns=start - move_at_ns, estimated_ns=end - move_at_ns,
+        move_alone_ns=alone, mover_wait_ns=start - move_at_ns,
+        mover_ipi_wait_ns=float(res["mover_ipi_wait_ns"]), estimated_ns=end - move_at_ns,
         flushes=int(res["flushes"]), ipis_sent=int(res["ipis_sent"]), threads=results,
         sim_wall_ns=time.perf_counter_ns() - t0,
     )  # fmt: skip

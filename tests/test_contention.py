@@ -38,6 +38,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers() -> None:
     [
         ({"threads": 4, "cpus": 4}, "threads: 4 threads need 5 CPUs"),
         ({"threads": [{"think_ns": -1}]}, "think_ns"),
+        ({"threads": [{"work_ns": float("nan")}]}, "work_ns"),
         ({"threads": [{"accesses": -5}]}, "accesses"),
         ({"threads": [{"where": "elsewhere"}]}, "where must be one of inside, outside, fresh"),
         ({"threads": [{"op": "exec"}]}, "op must be one of read, write"),
@@ -48,7 +49,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers() -> None:
         ({"region_size": 3 * 4096}, "region_size"),
         ({"move_at_ns": -1.0}, "move_at_ns"),
         ({"seed": -1}, "seed"),
-        ({"threads": [{"through_move": True}], "tlb_l1_hit": 0.0}, "needs think_ns > 0"),
+        ({"threads": [{"through_move": True}], "tlb_l1_hit": 0.0}, "needs think_ns or work_ns"),
         ({"dst_align": "nowhere"}, "dst_align"),
     ],
 )
@@ -166,6 +167,39 @@ def test_a_thread_through_the_move_takes_every_flush() -> None:
     assert w.stats["end_ns"] + whole.think_ns >= r.estimated_ns
     assert w.stats["ipi_ns"] >= r.flushes * pt.arch("x86-64").cost("ipi_handler")
     assert w.stall_ns >= w.stats["ipi_ns"]
+
+
+def test_an_ipi_adds_to_the_access_it_lands_in_and_delays_the_next_otherwise() -> None:
+    # 64 MiB PTE by PTE under linux-4.19: one flush per PMD, an IPI each
+    timed = ThreadSpec("outside", span=4 * MIB, accesses=1, work_ns=2000.0, through_move=True)
+    idle = ThreadSpec("outside", span=4 * MIB, accesses=1, think_ns=20_000.0,
+                      through_move=True)  # fmt: skip
+    r = run("linux-4.19", [timed, idle], size=64 * MIB, dst_align="page")
+    h = pt.arch("x86-64").cost("ipi_handler")
+    t, i = r.threads
+    assert t.stats["ipis"] == i.stats["ipis"] == r.flushes > 0
+    upper = contention._BUCKET_UPPER
+
+    def hit(x: pt.ThreadResult, ns: float) -> int:  # accesses that took at least ns
+        return int(x.histogram[upper > ns].sum())
+
+    # every IPI lands inside one of the busy thread's accesses ...
+    assert hit(t, 2000.0 + h) >= 0.9 * t.stats["ipis"]
+    # ... and nearly all between the idle thread's: its accesses stay
+    # TLB-fast, the handlers' time is its stall all the same
+    assert hit(i, h) <= 0.1 * i.stats["ipis"]
+    assert i.stall_ns >= i.stats["ipi_ns"] >= r.flushes * h
+
+
+def test_the_mover_waits_for_a_receiver_still_in_a_handler() -> None:
+    spin = ThreadSpec("outside", span=4 * MIB, accesses=1, think_ns=10.0, through_move=True)
+    quick = run("linux-4.19", [spin], size=64 * MIB, dst_align="page")
+    assert quick.mover_ipi_wait_ns == 0
+    assert quick.estimated_ns == pytest.approx(quick.move_alone_ns)
+    # a handler far longer than the time between two flushes
+    slow = run("linux-4.19", [spin], size=64 * MIB, dst_align="page", ipi_handler=200_000.0)
+    assert slow.mover_ipi_wait_ns > (slow.flushes - 2) * 100_000
+    assert slow.estimated_ns == pytest.approx(slow.move_alone_ns + slow.mover_ipi_wait_ns)
 
 
 def test_histograms_count_every_access() -> None:
