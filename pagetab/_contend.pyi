@@ -12,6 +12,7 @@ THREAD_DTYPE: np.dtype[Any]
 RESULT_DTYPE: np.dtype[Any]
 THREAD_SPEC_DTYPE: np.dtype[Any]
 REGION_DTYPE: np.dtype[Any]
+HOLD_DTYPE: np.dtype[Any]
 HISTOGRAM_BUCKETS: int
 
 def bucket_upper_ns() -> npt.NDArray[np.float64]: ...
@@ -29,4 +30,5 @@ def simulate(
     fl_lo: npt.NDArray[np.uint64],
     fl_hi: npt.NDArray[np.uint64],
     fl_stride: npt.NDArray[np.int64],
+    holds: npt.NDArray[Any],
 ) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64], Any]: ...

@@ -72,6 +72,8 @@ cdef struct contend_config:
     bint per_vma_locks           # Linux 6.4+: faults in other VMAs skip mmap_lock
     bint dontunmap               # MREMAP_DONTUNMAP: the old range stays, empty
     bint moving                  # a move happens (False: the baseline run)
+    bint split_pte               # USE_SPLIT_PTE_PTLOCKS: a lock per PTE table
+    bint split_pmd               # USE_SPLIT_PMD_PTLOCKS: a lock per PMD table
     double move_at_ns            # when the mover calls mremap
     double move_ns               # the system call's duration, from entry to return
     double events_at_ns          # where the traced events start within it
@@ -122,11 +124,13 @@ cdef struct thread_stats:
     int64_t walk_steps
     int64_t faults
     int64_t segv
-    int64_t blocked              # faults that waited for the mover's locks
+    int64_t blocked              # faults that waited for mmap_lock or the VMA lock
+    int64_t ptl_waits            # faults that spun on a page-table lock the mover held
     int64_t ipis                 # flush IPIs received
     int64_t stale_hits           # TLB hits on a translation the mover had cleared
     int64_t unsafe_hits          # ... after the page-table lock covering it was dropped
     double blocked_ns
+    double ptl_wait_ns
     double ipi_ns
     double busy_ns               # the accesses' latencies and the IPI handlers between them
     double max_ns
@@ -140,6 +144,38 @@ cdef struct contend_result:
     double mover_ipi_wait_ns     # its flushes' extra wait for CPUs still in an earlier handler
     int64_t flushes
     int64_t ipis_sent
+
+
+# A page-table lock the mover held, by the tables it covers: key is
+# KEY_PTE | (address >> PMD shift) for a PTE table's lock, KEY_PMD |
+# (address >> PUD shift) for a PMD table's, KEY_MM for mm->page_table_lock
+# (and for every lock without split locks); times as the extents'.
+cdef struct mover_hold:
+    uint64_t key
+    double start
+    double end
+
+
+cdef uint64_t KEY_MM = 1
+cdef uint64_t KEY_PTE = (<uint64_t>1) << 62
+cdef uint64_t KEY_PMD = (<uint64_t>2) << 62
+
+
+cdef inline double hold_end(const mover_hold *h, int64_t n, uint64_t key,
+                            double t) noexcept nogil:
+    """When the hold of lock ``key`` that covers time ``t`` ends (holds
+    sorted by key and start, disjoint per key), or -1 when none does."""
+    cdef int64_t a = 0, b = n, m
+    while a < b:
+        m = (a + b) >> 1
+        if h[m].key < key or (h[m].key == key and h[m].start <= t):
+            a = m + 1
+        else:
+            b = m
+    # a - 1: the last hold at or before (key, t)
+    if a > 0 and h[a - 1].key == key and h[a - 1].start <= t < h[a - 1].end:
+        return h[a - 1].end
+    return -1
 
 
 cdef inline int hist_index(double ns) noexcept nogil:
@@ -229,7 +265,7 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
              const uint64_t *ext_lo, const uint64_t *ext_hi, const double *ext_moved,
              const double *ext_unlocked, int64_t next,
              const double *fl_at, const uint64_t *fl_lo, const uint64_t *fl_hi,
-             const int64_t *fl_stride, int64_t nfl,
+             const int64_t *fl_stride, int64_t nfl, const mover_hold *holds, int64_t nholds,
              thread_stats *out, int64_t *hist, contend_result *res) noexcept nogil:
     """The event loop. Returns 0, or -1 when out of memory."""
     cdef int i, j, nt = cfg.nthreads, cls, steps
@@ -242,6 +278,10 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     cdef int64_t done[MAX_THREADS]
     cdef uint64_t rng[MAX_THREADS]
     cdef uint8_t *bits[MAX_THREADS]          # per region: leaves faulted in by the run
+    cdef uint8_t *tbits[MAX_THREADS]         # and PTE tables it installed
+    cdef int pte = pt.nlev - 1, reached
+    cdef int pmd_entry_shift = pt.shift[pt.nlev - 2], pud_entry_shift = pt.shift[pt.nlev - 3]
+    cdef uint64_t key, chunk
     cdef uint64_t nbits
     cdef double now, lat, wait, h, start = INFINITY, end = INFINITY, moved_at, unl
     cdef double shift = 0, at, d, late     # shift: the mover's delay by busy receivers
@@ -257,9 +297,11 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     for j in range(cfg.nregions):
         nbits = ((rg[j].hi - rg[j].lo) >> rg[j].fault_shift) // 8 + 1
         bits[j] = <uint8_t*>calloc(nbits, 1)
-        if bits[j] == NULL:
-            for i in range(j):
+        tbits[j] = <uint8_t*>calloc(((rg[j].hi - rg[j].lo) >> pmd_entry_shift) // 8 + 1, 1)
+        if bits[j] == NULL or tbits[j] == NULL:
+            for i in range(j + 1):
                 free(bits[i])
+                free(tbits[i])
             return -1
     for i in range(nt):
         t[i] = 0
@@ -437,6 +479,31 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                         insert_inline(s, x.cpu, vaddr, cls, (vaddr >> s.page_shift) + 1,
                                       (entry & E_WRITE) != 0)
                 else:
+                    if not r.moved and started and cfg.moving and now + lat < end:
+                        # the fault's page-table lock: the PMD table's to
+                        # install a PTE table (pte_alloc) or a huge page, else
+                        # the PTE table's (pte_offset_map_lock); spin while
+                        # the mover holds it
+                        chunk = (addr - r.lo) >> pmd_entry_shift
+                        if r.fault_shift > s.page_shift or not (
+                                (tbits[x.region][chunk >> 3] >> (chunk & 7)) & 1):
+                            pt_walk(pt, addr, 0, 0, pte, False, &reached, NULL, NULL)
+                        else:
+                            reached = pte
+                        if reached < pte or r.fault_shift > s.page_shift:
+                            key = (KEY_PMD | (addr >> pud_entry_shift)) if cfg.split_pmd \
+                                else KEY_MM
+                            tbits[x.region][chunk >> 3] |= <uint8_t>(1 << (chunk & 7))
+                        else:
+                            key = (KEY_PTE | (addr >> pmd_entry_shift)) if cfg.split_pte \
+                                else KEY_MM
+                        wait = hold_end(holds, nholds, key,
+                                        now + lat - start - cfg.events_at_ns - shift)
+                        if wait >= 0:
+                            wait = start + cfg.events_at_ns + shift + wait - (now + lat)
+                            out[j].ptl_waits += 1
+                            out[j].ptl_wait_ns += wait
+                            lat += wait
                     out[j].faults += 1
                     h = cfg.write_fault if x.write else cfg.fault
                     lat += h
@@ -457,6 +524,7 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     res.mover_end_ns = end
     for j in range(cfg.nregions):
         free(bits[j])
+        free(tbits[j])
     return 0
 
 
@@ -472,6 +540,9 @@ cdef contend_region _rg_layout
 #: a thread's spec and a region as the C structs (Python builds arrays of them)
 THREAD_SPEC_DTYPE = np.asarray(<contend_thread[:1]>(&_th_layout)).dtype
 REGION_DTYPE = np.asarray(<contend_region[:1]>(&_rg_layout)).dtype
+cdef mover_hold _hold_layout
+#: a page-table lock hold of the mover's, as the C struct
+HOLD_DTYPE = np.asarray(<mover_hold[:1]>(&_hold_layout)).dtype
 
 
 def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
@@ -479,11 +550,13 @@ def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
              cnp.ndarray ext_lo not None, cnp.ndarray ext_hi not None,
              cnp.ndarray ext_moved not None, cnp.ndarray ext_unlocked not None,
              cnp.ndarray fl_at not None, cnp.ndarray fl_lo not None,
-             cnp.ndarray fl_hi not None, cnp.ndarray fl_stride not None):
+             cnp.ndarray fl_hi not None, cnp.ndarray fl_stride not None,
+             cnp.ndarray holds not None):
     """Run the threads (THREAD_SPEC_DTYPE) over the regions (REGION_DTYPE)
     against the mover's extents (sorted by address: old range, when each
     moved and when the lock covering it was dropped, ns from the first
-    traced event) and flushes (time, range, stride shift).
+    traced event), flushes (time, range, stride shift) and page-table lock
+    holds (HOLD_DTYPE, sorted by key and start, disjoint per key).
 
     Returns (per-thread stats as THREAD_DTYPE, histograms of shape
     (threads, 2, HISTOGRAM_BUCKETS): every access and those issued during
@@ -496,6 +569,8 @@ def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
     cdef uint64_t[::1] elo = ext_lo, ehi = ext_hi, flo = fl_lo, fhi = fl_hi
     cdef double[::1] emv = ext_moved, eun = ext_unlocked, fat = fl_at
     cdef int64_t[::1] fst = fl_stride
+    cdef mover_hold[::1] hl = holds
+    cdef int64_t nholds = hl.shape[0]
     cdef int64_t next = elo.shape[0], nfl = flo.shape[0], i
     cdef TlbState *s = &tlbs.s
     cdef contend_result res
@@ -508,6 +583,10 @@ def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
         raise ValueError("extents: one entry per extent in every array")
     if not (fhi.shape[0] == fat.shape[0] == fst.shape[0] == nfl):
         raise ValueError("flushes: one entry per flush in every array")
+    for i in range(nholds):
+        if not hl[i].start <= hl[i].end or (i and (hl[i - 1].key, hl[i - 1].end)
+                                            > (hl[i].key, hl[i].start)):
+            raise ValueError("holds: sorted by key and start, disjoint per key")
     if not 0 <= cfg.mover_cpu < s.ncpu:
         raise ValueError(f"mover_cpu must be in 0..{s.ncpu - 1}")
     for i in range(cfg.nregions):
@@ -530,7 +609,7 @@ def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
                  &emv[0] if next else NULL, &eun[0] if next else NULL, next,
                  &fat[0] if nfl else NULL, &flo[0] if nfl else NULL,
                  &fhi[0] if nfl else NULL, &fst[0] if nfl else NULL, nfl,
-                 &out[0], &h[0, 0, 0], &res)
+                 &hl[0] if nholds else NULL, nholds, &out[0], &h[0, 0, 0], &res)
     if rc < 0:
         raise MemoryError("the concurrent run's fault bitmaps")
     result = np.zeros(1, dtype=RESULT_DTYPE)

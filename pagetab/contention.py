@@ -62,8 +62,11 @@ __all__ = [
 ]
 
 #: where a thread's accesses go: the moved region (its old addresses), a
-#: populated region the move leaves alone, or a fresh one (first touches fault)
-PLACES = ("inside", "outside", "fresh")
+#: populated region the move leaves alone, a fresh one (first touches fault),
+#: or a fresh one right after the moved region, in the rest of its last PUD
+#: (its PMD table is the moved region's: the faults installing its PTE tables
+#: take the PMD lock the mover takes)
+PLACES = ("inside", "outside", "fresh", "beside")
 OPS = ("read", "write")
 PATTERNS = ("random", "sequential")
 #: the latency percentiles reported
@@ -232,7 +235,8 @@ class ContendResult:
         """A flat record (the threads summed or at their worst)."""
         tot = {k: sum(t.stats[k] for t in self.threads)
                for k in ("accesses", "during_move", "walks", "faults", "segv", "blocked",
-                         "ipis", "stale_hits", "unsafe_hits", "blocked_ns", "ipi_ns")}  # fmt: skip
+                         "ipis", "stale_hits", "unsafe_hits", "blocked_ns", "ipi_ns",
+                         "ptl_waits", "ptl_wait_ns")}  # fmt: skip
         return {
             "arch": self.arch, "policy": self.policy, "size": self.size,
             "populate": self.populate, "dst_align": self.dst_align, "cpus": self.cpus,
@@ -346,8 +350,13 @@ def run_concurrent(
     check_bool("warmup", warmup)
     check_bool("dontunmap", dontunmap)
     check_int("seed", seed, 0, (1 << 63) - 1)
+    beside = -(-size // a.pud_size) * a.pud_size - size  # the rest of the last PUD
     for i, s in enumerate(specs):
-        room = size if s.where == "inside" else rsize
+        if s.where == "beside" and not beside:
+            raise ValueError(f"threads[{i}].where 'beside' needs a size that leaves room in its "
+                             f"last {format_size(a.pud_size)} (PUD); {format_size(size)} "
+                             "fills it")  # fmt: skip
+        room = size if s.where == "inside" else beside if s.where == "beside" else rsize
         if s.span > room:
             raise ValueError(f"threads[{i}].span {format_size(s.span)} is past its "
                              f"{s.where!r} region ({format_size(room)})")  # fmt: skip
@@ -359,7 +368,8 @@ def run_concurrent(
     src = src_base
     dst = dst_base + _offset(a, dst_align, "dst_align")
     gap = -(-(size + a.pud_size) // a.pud_size) * a.pud_size
-    places = {"inside": src, "outside": src + gap, "fresh": src + gap + rsize + a.pud_size}
+    places = {"inside": src, "outside": src + gap, "fresh": src + gap + rsize + a.pud_size,
+              "beside": src + size}  # fmt: skip
     if places["fresh"] + rsize > dst_base or dst + size > a.task_size:
         raise ValueError(f"size {format_size(size)} and region_size {format_size(rsize)} do "
                          f"not fit in {a.name}'s address space")  # fmt: skip
@@ -372,6 +382,8 @@ def run_concurrent(
     if "outside" in used:
         mm.mmap(rsize, addr=places["outside"], flags=flags)
         _populate(mm, places["outside"], rsize, mix)
+    if "beside" in used:
+        mm.mmap(beside, addr=places["beside"], flags=flags)
     huge_faults = "thp" in mix
     for cpu in range(cpus):
         mm.tlbs.set_cpu(cpu)  # the threads run the mm: every flush must reach them
@@ -383,26 +395,30 @@ def run_concurrent(
     trace: MoveTrace = st.trace
     alone = st.estimated_ns
 
-    regions = np.zeros(3, dtype=_contend.REGION_DTYPE)
-    for i, where in enumerate(PLACES):
+    lens = {"inside": size, "outside": rsize, "fresh": rsize, "beside": beside}
+    kept = [p for p in PLACES if p in used]  # regions: those the threads use
+    regions = np.zeros(len(kept), dtype=_contend.REGION_DTYPE)
+    for i, where in enumerate(kept):
         r = regions[i]
         r["lo"] = places[where]
-        r["hi"] = places[where] + (size if where == "inside" else rsize)
+        r["hi"] = places[where] + lens[where]
         r["delta"] = dst - src if where == "inside" else 0
         r["moved"] = where == "inside"
         r["vma_locked"] = where == "inside"
-        huge = huge_faults and where == "fresh"
+        huge = huge_faults and where in ("fresh", "beside")
         r["fault_shift"] = a.pmd_size.bit_length() - 1 if huge else a.page_shift
     th = np.zeros(len(specs), dtype=_contend.THREAD_SPEC_DTYPE)
     for i, s in enumerate(specs):
-        th[i] = (i + 1, s.op == "write", PATTERNS.index(s.pattern), PLACES.index(s.where),
+        th[i] = (i + 1, s.op == "write", PATTERNS.index(s.pattern), kept.index(s.where),
                  s.accesses, s.through_move, s.stride or a.page_size, s.span,
                  s.think_ns, s.work_ns)  # fmt: skip
     ext_lo, ext_hi, ext_moved, ext_unlocked = _extents(trace)
     fl_at, fl_lo, fl_hi, fl_stride = _flushes(trace)
+    holds = _holds(trace, dst - src, a)
     cfg = {
         "nthreads": len(specs), "nregions": len(regions), "mover_cpu": 0,
         "per_vma_locks": pol.per_vma_locks, "dontunmap": dontunmap, "moving": True,
+        "split_pte": a.split_pte_lock, "split_pmd": a.split_pmd_lock,
         "move_at_ns": float(move_at_ns), "move_ns": alone,
         "events_at_ns": max(alone - trace.total_ns, 0.0),
         "tlb_l1_hit": a.cost("tlb_l1_hit"), "tlb_l2_hit": a.cost("tlb_l2_hit"),
@@ -415,7 +431,8 @@ def run_concurrent(
     }  # fmt: skip
     # no extents and no flushes: the runs without a move
     u64, f64 = np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float64)
-    no_move = (u64, u64, f64, f64, f64, u64, u64, np.empty(0, dtype=np.int64))
+    no_move = (u64, u64, f64, f64, f64, u64, u64, np.empty(0, dtype=np.int64),
+               np.empty(0, dtype=_contend.HOLD_DTYPE))  # fmt: skip
 
     def replay(moving: bool, th: np.ndarray[Any, Any]) -> tuple[Any, Any, Any]:
         tlbs = _flush.Tlbs(cpus, a.tlb_geometry(), mm.tlbs.flush)
@@ -430,7 +447,8 @@ def run_concurrent(
             return _contend.simulate(mm.tables, tlbs, {**cfg, "moving": False}, th, regions,
                                      *no_move)  # fmt: skip
         return _contend.simulate(mm.tables, tlbs, cfg, th, regions, ext_lo, ext_hi, ext_moved,
-                                 ext_unlocked, fl_at, fl_lo, fl_hi, fl_stride)  # fmt: skip
+                                 ext_unlocked, fl_at, fl_lo, fl_hi, fl_stride,
+                                 holds)  # fmt: skip
 
     stats, hist, res = replay(True, th)
     # without the move: the same streams, as many accesses as each made with it
@@ -497,6 +515,55 @@ def _flushes(trace: MoveTrace) -> tuple[np.ndarray[Any, Any], ...]:
             np.ascontiguousarray(ev["lo"][m], dtype=np.uint64),
             np.ascontiguousarray(ev["hi"][m], dtype=np.uint64),
             np.ascontiguousarray(ev["entries"][m], dtype=np.int64))  # fmt: skip
+
+
+def _holds(trace: MoveTrace, delta: int, a: Arch) -> np.ndarray[Any, Any]:
+    """The mover's page-table lock holds by the tables they cover
+    (``_contend.HOLD_DTYPE``, sorted, merged per key): a hold covers the old
+    and the new table of the entries moved under it (the old and the new
+    lock are held together), keyed by address as ``_contend`` keys a
+    fault's lock; mm->page_table_lock (and every lock without split locks)
+    is one key."""
+    ev = trace.events
+    kind, what, los, his = (ev[f].tolist() for f in ("kind", "what", "lo", "hi"))
+    end = trace.end_ns.tolist()
+    pte_shift = a.pmd_size.bit_length() - 1  # a PTE table spans one PMD entry
+    pmd_shift = a.pud_size.bit_length() - 1  # a PMD table spans one PUD entry
+    mm = LOCK_CLASSES.index("page_table_lock")
+    shift = {LOCK_CLASSES.index("ptl_pte"): (pte_shift, 1 << 62),
+             LOCK_CLASSES.index("ptl_pmd"): (pmd_shift, 2 << 62)}  # fmt: skip
+    spans: dict[int, list[float]] = {}  # lock id -> [start, lo, hi]
+    out: dict[int, list[tuple[float, float]]] = {}
+    moved = (_KIND["ptes"], _KIND["entry"])
+    for i, k in enumerate(kind):
+        if k == _KIND["lock"] and LOCK_CLASSES[what[i]] != "rmap":
+            spans[los[i]] = [end[i], float("inf"), -1.0]
+        elif k in moved:
+            for sp in spans.values():
+                sp[1] = min(sp[1], los[i])
+                sp[2] = max(sp[2], his[i])
+        elif k == _KIND["unlock"] and los[i] in spans:
+            t0, lo, hi = spans.pop(los[i])
+            if hi < 0:
+                continue  # nothing moved under it
+            c = what[i]
+            if c == mm or c not in shift:
+                keys = {1}
+            else:
+                sh, tag = shift[c]
+                keys = {tag | (int(x) >> sh) for x in (lo, hi - 1, lo + delta, hi - 1 + delta)}
+            for key in keys:
+                out.setdefault(key, []).append((t0, end[i]))
+    rows = []
+    for key in sorted(out):
+        merged: list[list[float]] = []
+        for t0, t1 in sorted(out[key]):
+            if merged and t0 <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], t1)
+            else:
+                merged.append([t0, t1])
+        rows += [(key, t0, t1) for t0, t1 in merged]
+    return np.array(rows, dtype=_contend.HOLD_DTYPE)
 
 
 def compare_concurrent(

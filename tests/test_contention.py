@@ -202,6 +202,46 @@ def test_the_mover_waits_for_a_receiver_still_in_a_handler() -> None:
     assert slow.estimated_ns == pytest.approx(slow.move_alone_ns + slow.mover_ipi_wait_ns)
 
 
+BESIDE = ThreadSpec("beside", "write", accesses=1, work_ns=1000.0, through_move=True)
+
+
+def test_beside_needs_room_in_the_last_pud() -> None:
+    with pytest.raises(ValueError, match="'beside' needs a size that leaves room"):
+        pt.run_concurrent(GIB, "x86-64", "linux-6.8", [BESIDE])
+
+
+def test_faults_beside_the_moved_region_spin_on_its_pmd_lock() -> None:
+    # 512 MiB moved out of a 1 GiB PMD table whose other half is a fresh
+    # VMA: a fault there that installs a PTE table takes the PMD lock the
+    # mover holds while it moves the table's entries (per-VMA locks: no
+    # wait for mremap itself)
+    near = run("linux-6.8", [BESIDE] * 4, size=512 * MIB)
+    far = run("linux-6.8", [ThreadSpec("fresh", "write", accesses=1, work_ns=1000.0,
+                                       through_move=True)] * 4, size=512 * MIB)  # fmt: skip
+    waits = sum(t.stats["ptl_waits"] for t in near.threads)
+    assert waits > 10 and sum(t.stats["blocked"] for t in near.threads) == 0
+    assert sum(t.stats["ptl_waits"] for t in far.threads) == 0
+    # without split PMD locks every PMD lock is mm->page_table_lock: the
+    # far region's faults spin on it too
+    shared = run("linux-6.8", [ThreadSpec("fresh", "write", accesses=1, work_ns=1000.0,
+                                          through_move=True)] * 4, size=512 * MIB,
+                 split_pmd_lock=False)  # fmt: skip
+    assert sum(t.stats["ptl_waits"] for t in shared.threads) > 10
+
+
+def test_batching_the_lock_makes_fewer_but_longer_waits() -> None:
+    per_pmd = run("linux-6.8", [BESIDE] * 4, size=512 * MIB, arch="arm64-4k")
+    batched = run("batched-ptl", [BESIDE] * 4, size=512 * MIB, arch="arm64-4k")
+
+    def waits(r: pt.ContendResult) -> tuple[int, float]:
+        n = sum(int(t.stats["ptl_waits"]) for t in r.threads)
+        return n, sum(t.stats["ptl_wait_ns"] for t in r.threads) / max(n, 1)
+
+    (n1, mean1), (n2, mean2) = waits(per_pmd), waits(batched)
+    assert 0 < n2 < n1
+    assert mean2 > 2 * mean1
+
+
 def test_histograms_count_every_access() -> None:
     r = run("linux-5.0", [ThreadSpec("outside", "write", "sequential", accesses=30_000),
                           FRESH], cpus=4)  # fmt: skip
