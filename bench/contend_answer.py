@@ -12,7 +12,11 @@ thread would see, a flush IPI landing in it included:
   region the move leaves alone (the other threads of a GC'd process);
 * ``read inside``: random reads of the first 4 MiB of the moved region at
   its old addresses (a thread racing the move);
-* ``fault``: first writes to a fresh region (an allocating thread).
+* ``fault``: first writes to a fresh region (an allocating thread);
+* ``fault beside`` (at ``--beside-size``, 512 MiB, so that half the moved
+  region's PMD table is left): first writes to a fresh VMA in that other
+  half, whose PTE-table installs take the PMD lock the mover holds while it
+  moves the table's entries: the threads the lock's hold time reaches.
 
 Each policy moves the region PUD-aligned to PMD-aligned (whole-PMD moves
 where the policy has them). Prints, per arch, size and workload, the
@@ -40,7 +44,7 @@ import numpy as np
 
 import pagetab as pt
 from pagetab import _contend, contention
-from pagetab.units import format_size, parse_sizes
+from pagetab.units import format_size, parse_size, parse_sizes
 
 MIB = 1 << 20
 POLICIES = ("linux-4.19", "linux-5.0", "linux-6.8", "batched-ptl", "fast-mremap-v2")
@@ -59,9 +63,12 @@ def workloads(op_ns: float) -> dict[str, pt.ThreadSpec]:
 
 
 def sweep(a: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every (arch, size, workload, threads, policy) run, as flat rows."""
+    """Every (arch, size, workload, threads, policy) run, as flat rows; the
+    faults beside the moved region at ``--beside-size`` only."""
     rows = []
     jobs = list(itertools.product(a.archs, a.sizes, workloads(a.op_ns).items(), a.threads))
+    jobs += list(itertools.product(a.archs, [a.beside_size], beside(a.op_ns).items(),
+                                   a.threads))  # fmt: skip
     for i, (arch, size, (name, spec), n) in enumerate(jobs):
         t0 = time.perf_counter()
         runs = [pt.run_concurrent(size, arch, pol, [spec] * n, region_size=1 << 30)
@@ -74,11 +81,21 @@ def sweep(a: argparse.Namespace) -> list[dict[str, Any]]:
                 "max_ns": r.worst("max"), "stall_ns": r.stall_ns, "cpu_ns": r.cpu_ns,
                 "ipis": sum(t.stats["ipis"] for t in r.threads),
                 "blocked_ns": sum(t.stats["blocked_ns"] for t in r.threads),
+                "ptl_waits": sum(t.stats["ptl_waits"] for t in r.threads),
+                "ptl_wait_ns": sum(t.stats["ptl_wait_ns"] for t in r.threads),
                 "unsafe_hits": r.unsafe_hits,
             })  # fmt: skip
         print(f"[{i + 1}/{len(jobs)}] {arch} {format_size(size)} {name} x{n}: "
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)  # fmt: skip
     return rows
+
+
+def beside(op_ns: float) -> dict[str, pt.ThreadSpec]:
+    """Threads faulting in a fresh VMA in the rest of the moved region's
+    last PMD table: the faults that install its PTE tables take the PMD
+    lock the mover holds while it moves that table's entries."""
+    return {"fault beside": pt.ThreadSpec("beside", "write", accesses=1, work_ns=op_ns,
+                                          through_move=True)}  # fmt: skip
 
 
 def window_p99(runs: list[pt.ContendResult]) -> list[float]:
@@ -118,7 +135,7 @@ def summarise(rows: list[dict[str, Any]], a: argparse.Namespace) -> None:
             f"p99* ns x{hi}", f"stall ms x{hi}", f"IPIs x{hi}"]  # fmt: skip
     print("  ".join(head))
     verdicts = []
-    for arch, size, name in itertools.product(a.archs, a.sizes, workloads(a.op_ns)):
+    for arch, size, name in dict.fromkeys((r["arch"], r["size"], r["workload"]) for r in rows):
         setup = [r for r in rows if (r["arch"], r["size"], r["workload"]) == (arch, size, name)]
         by_n = {n: [r for r in setup if r["threads"] == n] for n in a.threads}
         for pol in POLICIES:
@@ -167,6 +184,23 @@ def answer_table(rows: list[dict[str, Any]], a: argparse.Namespace) -> None:
         print(f"| {arch}, {format_size(size)} | {name} | {ms(one['mover_ns'])} / "
               f"{ms(many['mover_ns'])} | {many['p99_window_ns']:,.0f} ns, {ms(many['stall_ns'])} | "
               f"{ms(fault['max_ns'])}, {ms(fault['stall_ns'])} |")  # fmt: skip
+
+
+def beside_table(rows: list[dict[str, Any]], a: argparse.Namespace) -> None:
+    """The README's second table (markdown): the faults beside the moved
+    region, per arch and policy, with the fewest and the most threads."""
+    lo, hi = min(a.threads), max(a.threads)
+    print(f"| arch, {format_size(a.beside_size)} moved | policy | longest pause, {lo} / {hi} "
+          f"threads | PMD-lock waits, {hi} threads: count, mean | stall, {hi} threads |\n"
+          "|---|---|---|---|---|")  # fmt: skip
+    for arch, pol in itertools.product(a.archs, POLICIES):
+        one, many = (next(r for r in rows if (r["arch"], r["policy"], r["workload"],
+                                              r["threads"]) == (arch, pol, "fault beside", n))
+                     for n in (lo, hi))  # fmt: skip
+        name = pol if one["safe"] else f"{pol} (UNSAFE)"
+        mean = many["ptl_wait_ns"] / many["ptl_waits"] if many["ptl_waits"] else 0.0
+        print(f"| {arch} | {name} | {ms(one['max_ns'])} / {ms(many['max_ns'])} | "
+              f"{many['ptl_waits']:,}, {ms(mean)} | {ms(many['stall_ns'])} |")  # fmt: skip
 
 
 def plot(rows: list[dict[str, Any]], a: argparse.Namespace, path: str) -> None:
@@ -222,6 +256,8 @@ def main() -> None:
         default=1000.0,
         help="each operation's own work, besides its one access (default 1000)",
     )
+    p.add_argument("--beside-size", type=parse_size, default=512 << 20,
+                   help="the moved size for the faults beside it (default 512M)")  # fmt: skip
     p.add_argument("--csv", help="write every run's row here")
     p.add_argument("--plot", help="write the plot here (PNG)")
     p.add_argument("--markdown", action="store_true", help="also the README's table (markdown)")
@@ -232,6 +268,8 @@ def main() -> None:
     if a.markdown:
         print()
         answer_table(rows, a)
+        print()
+        beside_table(rows, a)
     if a.csv:
         with open(a.csv, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))

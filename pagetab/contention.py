@@ -7,9 +7,11 @@ run access streams on CPUs 1..T, and replays both in time order in C
 (``_contend``): the threads' accesses go through their own TLBs, walk the
 page tables as they stood at that moment, fault and wait for mmap_lock or
 the VMA's lock where the kernel's fault path would (``Policy.per_vma_locks``,
-Linux 6.4), and take the mover's flushes at the times it issued them: the
-arch's flush rule removes their entries and, where it sends IPIs, each
-receiving CPU runs the handler (``ipi_handler`` cost) on its next access.
+Linux 6.4), spin on the page-table locks the mover holds (a fault beside the
+moved range, in a table the move covers), and take the mover's flushes at
+the times it issued them: the arch's flush rule removes their entries and,
+where it sends IPIs, each receiving CPU runs the handler (``ipi_handler``
+cost) then, inside an access or between two.
 The same streams are run once more without the move; the difference is
 what the move cost each thread (``stall_ns``) and the TLB refills it
 caused.
