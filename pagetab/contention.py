@@ -417,12 +417,17 @@ def run_concurrent(
     ext_lo, ext_hi, ext_moved, ext_unlocked = _extents(trace)
     fl_at, fl_lo, fl_hi, fl_stride = _flushes(trace)
     holds = _holds(trace, dst - src, a)
+    traced_ns = trace.total_ns
+    # the trace is all in the arrays above now: free it before the replays
+    # (a 64 GiB PTE-by-PTE move's is tens of MB)
+    del trace
+    st.drop_trace()
     cfg = {
         "nthreads": len(specs), "nregions": len(regions), "mover_cpu": 0,
         "per_vma_locks": pol.per_vma_locks, "dontunmap": dontunmap, "moving": True,
         "split_pte": a.split_pte_lock, "split_pmd": a.split_pmd_lock,
         "move_at_ns": float(move_at_ns), "move_ns": alone,
-        "events_at_ns": max(alone - trace.total_ns, 0.0),
+        "events_at_ns": max(alone - traced_ns, 0.0),
         "tlb_l1_hit": a.cost("tlb_l1_hit"), "tlb_l2_hit": a.cost("tlb_l2_hit"),
         "walk_step": a.cost("walk_step"), "fault": a.cost("fault"),
         "write_fault": a.cost("cow_fault"), "segv": a.cost("fault"),
@@ -525,47 +530,71 @@ def _holds(trace: MoveTrace, delta: int, a: Arch) -> np.ndarray[Any, Any]:
     and the new table of the entries moved under it (the old and the new
     lock are held together), keyed by address as ``_contend`` keys a
     fault's lock; mm->page_table_lock (and every lock without split locks)
-    is one key."""
-    ev = trace.events
-    kind, what, los, his = (ev[f].tolist() for f in ("kind", "what", "lo", "hi"))
-    end = trace.end_ns.tolist()
-    pte_shift = a.pmd_size.bit_length() - 1  # a PTE table spans one PMD entry
-    pmd_shift = a.pud_size.bit_length() - 1  # a PMD table spans one PUD entry
-    mm = LOCK_CLASSES.index("page_table_lock")
-    shift = {LOCK_CLASSES.index("ptl_pte"): (pte_shift, 1 << 62),
-             LOCK_CLASSES.index("ptl_pmd"): (pmd_shift, 2 << 62)}  # fmt: skip
-    spans: dict[int, list[float]] = {}  # lock id -> [start, lo, hi]
-    out: dict[int, list[tuple[float, float]]] = {}
-    moved = (_KIND["ptes"], _KIND["entry"])
-    for i, k in enumerate(kind):
-        if k == _KIND["lock"] and LOCK_CLASSES[what[i]] != "rmap":
-            spans[los[i]] = [end[i], float("inf"), -1.0]
-        elif k in moved:
-            for sp in spans.values():
-                sp[1] = min(sp[1], los[i])
-                sp[2] = max(sp[2], his[i])
-        elif k == _KIND["unlock"] and los[i] in spans:
-            t0, lo, hi = spans.pop(los[i])
-            if hi < 0:
-                continue  # nothing moved under it
-            c = what[i]
-            if c == mm or c not in shift:
-                keys = {1}
-            else:
-                sh, tag = shift[c]
-                keys = {tag | (int(x) >> sh) for x in (lo, hi - 1, lo + delta, hi - 1 + delta)}
-            for key in keys:
-                out.setdefault(key, []).append((t0, end[i]))
-    rows = []
-    for key in sorted(out):
-        merged: list[list[float]] = []
-        for t0, t1 in sorted(out[key]):
-            if merged and t0 <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], t1)
-            else:
-                merged.append([t0, t1])
-        rows += [(key, t0, t1) for t0, t1 in merged]
-    return np.array(rows, dtype=_contend.HOLD_DTYPE)
+    is one key. Vectorized: a 64 GiB PTE-by-PTE move has 10^5 holds."""
+    ev, end = trace.events, trace.end_ns
+    kind, what = ev["kind"], ev["what"]
+    lockish = what != LOCK_CLASSES.index("rmap")
+    takes = np.flatnonzero((kind == _KIND["lock"]) & lockish)
+    drops = np.flatnonzero((kind == _KIND["unlock"]) & lockish)
+    if not len(takes) or len(takes) != len(drops):
+        return np.empty(0, dtype=_contend.HOLD_DTYPE)
+    # holds of one lock never nest: its k-th take pairs with its k-th drop
+    t = takes[np.lexsort((takes, ev["lo"][takes]))]
+    d = drops[np.lexsort((drops, ev["lo"][drops]))]
+    moved = np.flatnonzero(np.isin(kind, (_KIND["ptes"], _KIND["entry"])))
+    first = np.searchsorted(moved, t, side="right")
+    last = np.searchsorted(moved, d, side="left")
+    some = last > first  # holds with entries moved under them
+    t, d, first, last = t[some], d[some], first[some], last[some]
+    if not len(t):
+        return np.empty(0, dtype=_contend.HOLD_DTYPE)
+    mlo, mhi = ev["lo"][moved], ev["hi"][moved]
+    del moved
+    if (np.diff(mlo.astype(np.int64)) >= 0).all():
+        # the move went up the old range: a hold's first entry is its lowest
+        lo, hi = mlo[first], np.maximum.accumulate(mhi)[last - 1]
+    else:
+        lo = np.array([mlo[f:e].min() for f, e in zip(first, last, strict=True)], np.uint64)
+        hi = np.array([mhi[f:e].max() for f, e in zip(first, last, strict=True)], np.uint64)
+    del mlo, mhi, first, last
+    cls = what[d]
+    sh = np.zeros(len(d), dtype=np.uint64)
+    tag = np.full(len(d), 1, dtype=np.uint64)  # mm->page_table_lock
+    for name, span, code in (("ptl_pte", a.pmd_size, 1), ("ptl_pmd", a.pud_size, 2)):
+        m = cls == LOCK_CLASSES.index(name)
+        sh[m] = span.bit_length() - 1
+        tag[m] = np.uint64(code << 62)
+    del cls
+    split = tag != 1
+    off = np.uint64(delta % (1 << 64))
+    old_lo, old_hi, new_lo, new_hi = (
+        np.where(split, tag | (x >> sh), tag)
+        for x in (lo, hi - np.uint64(1), lo + off, hi - np.uint64(1) + off)
+    )
+    # a hold's entries sit in one old and one new table but where they
+    # straddle two (the tables the rows beyond the first two name)
+    two_old, two_new = old_hi != old_lo, new_hi != new_lo
+    keys = np.concatenate((old_lo, new_lo, old_hi[two_old], new_hi[two_new]))
+    t0, t1 = end[t], end[d]
+    start = np.concatenate((t0, t0, t0[two_old], t0[two_new]))
+    stop = np.concatenate((t1, t1, t1[two_old], t1[two_new]))
+    del old_lo, old_hi, new_lo, new_hi, lo, hi, tag, sh, t0, t1, two_old, two_new, split
+    order = np.lexsort((start, keys))
+    keys, start, stop = keys[order], start[order], stop[order]
+    del order
+    # merge overlapping holds of one key: a running end per key (keys ranked
+    # and offset by more than any time, so one running maximum serves all)
+    rank = np.cumsum(np.r_[0, keys[1:] != keys[:-1]]).astype(np.float64)
+    big = float(stop.max()) + 1.0
+    run = np.maximum.accumulate(stop + rank * big)
+    group = np.flatnonzero(np.r_[True, (keys[1:] != keys[:-1])
+                                 | (start[1:] + rank[1:] * big > run[:-1])])  # fmt: skip
+    del rank, run
+    out = np.empty(len(group), dtype=_contend.HOLD_DTYPE)
+    out["key"] = keys[group]
+    out["start"] = start[group]
+    out["end"] = np.maximum.reduceat(stop, group)
+    return out
 
 
 def compare_concurrent(

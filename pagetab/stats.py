@@ -101,6 +101,11 @@ class MoveStats:
         total[_HOLD] = np.maximum(self._words[_HOLD], words[_HOLD])
         self._words = total
 
+    def drop_trace(self) -> None:
+        """Forget the traced events (a long PTE-by-PTE move's are tens of
+        MB) once they have been read."""
+        self._traces.clear()
+
     @property
     def trace(self) -> MoveTrace | None:
         """The move step by step, priced (``timeline.MoveTrace``), when the

@@ -163,12 +163,18 @@ def concat(parts: list[tuple[npt.NDArray[np.void], npt.NDArray[np.int64]]],
     evs, ops = [], []
     base = 0
     for events, rows in parts:
-        e = events.copy()
-        m = np.isin(e["kind"], (_KIND["flush"], _KIND["convert"]))
-        e["what"][m] += base
+        e = events
+        if base:  # renumbered in a copy (the first call's need not be: no copy of it)
+            e = events.copy()
+            m = np.isin(e["kind"], (_KIND["flush"], _KIND["convert"]))
+            e["what"][m] += base
         base += len(rows)
         evs.append(e)
         ops.append(rows)
-    events = np.concatenate(evs) if evs else np.empty(0, dtype=_move.EVENT_DTYPE)
+    if len(evs) == 1:
+        events = evs[0].view()  # read-only: the move's own record stays as it was
+        events.flags.writeable = False
+    else:
+        events = np.concatenate(evs) if evs else np.empty(0, dtype=_move.EVENT_DTYPE)
     flush_ops = np.concatenate(ops) if ops else np.empty((0, len(OP_NAMES)), dtype=np.int64)
     return MoveTrace(events, flush_ops, arch)
