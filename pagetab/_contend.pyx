@@ -20,11 +20,17 @@ their own TLBs (``_tlb``), in time order with the mover's flushes:
   fault waits until mremap returns, and mremap's mmap_write_lock waits for
   the faults holding it for read when it starts (a waiting writer also
   holds back later readers, as the rwsem does);
+* a fault outside the moved VMA then takes a page-table lock (the PMD
+  table's to install a PTE table or a huge page, else the PTE table's) and
+  spins while the mover holds it: the traced holds, keyed by the tables
+  they cover (``mover_hold``);
 * each flush is replayed on the threads' TLBs by the arch's own rule
   (``_flush``) at its time: entries it removes are walked again, and where
-  the rule sends IPIs (x86, riscv) each receiving CPU pays the handler
+  the rule sends IPIs (x86, riscv) each receiving CPU runs the handler
   (``flush_tlb_func``: interrupt entry and exit and its own INVLPGs or full
-  flush) on its next access;
+  flush) then: inside an access it adds to its latency, between accesses
+  it delays the next, and a CPU still in an earlier handler takes it after
+  that one while the mover waits (``flush_tlb_mm_range`` waits for them);
 * a TLB hit on an old-range page whose extent has moved and whose flush
   has not reached this CPU is a stale access; when the page-table lock
   covering it was already dropped, it is an unsafe one (the page could be
@@ -479,7 +485,7 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                         insert_inline(s, x.cpu, vaddr, cls, (vaddr >> s.page_shift) + 1,
                                       (entry & E_WRITE) != 0)
                 else:
-                    if not r.moved and started and cfg.moving and now + lat < end:
+                    if not r.moved:
                         # the fault's page-table lock: the PMD table's to
                         # install a PTE table (pte_alloc) or a huge page, else
                         # the PTE table's (pte_offset_map_lock); spin while
@@ -489,16 +495,18 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                                 (tbits[x.region][chunk >> 3] >> (chunk & 7)) & 1):
                             pt_walk(pt, addr, 0, 0, pte, False, &reached, NULL, NULL)
                         else:
-                            reached = pte
+                            reached = pte     # a PTE table this run installed
+                        tbits[x.region][chunk >> 3] |= <uint8_t>(1 << (chunk & 7))
                         if reached < pte or r.fault_shift > s.page_shift:
                             key = (KEY_PMD | (addr >> pud_entry_shift)) if cfg.split_pmd \
                                 else KEY_MM
-                            tbits[x.region][chunk >> 3] |= <uint8_t>(1 << (chunk & 7))
                         else:
                             key = (KEY_PTE | (addr >> pmd_entry_shift)) if cfg.split_pte \
                                 else KEY_MM
-                        wait = hold_end(holds, nholds, key,
-                                        now + lat - start - cfg.events_at_ns - shift)
+                        wait = -1
+                        if started and cfg.moving and now + lat < end:
+                            wait = hold_end(holds, nholds, key,
+                                            now + lat - start - cfg.events_at_ns - shift)
                         if wait >= 0:
                             wait = start + cfg.events_at_ns + shift + wait - (now + lat)
                             out[j].ptl_waits += 1

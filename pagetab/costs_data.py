@@ -226,7 +226,11 @@ COSTS = {
         "ipi_handler": _assumed(1000, "assumption: a flush IPI on the receiving CPU, beyond its "
                                 "own INVLPGs or full flush: interrupt entry and exit and "
                                 "flush_tlb_func's bookkeeping; paid by that CPU's thread "
-                                "(pagetab.contention), not by the sender"),
+                                "(pagetab.contention), not by the sender. Fitted on a "
+                                "2-CPU PVM guest (kernel 6.18) from a reader thread's p99 - "
+                                "p50 during PTE-path moves: 1.9-2.0 us "
+                                "(bench/contend_host.py --fit), where the paravirtualized "
+                                "interrupt path costs more than bare metal"),
         "invlpgb": _assumed(100, "assumption: as INVLPG; no public per-instruction figure"),
         "tlbsync": _assumed(500, "assumption: TLBSYNC waits for every broadcast to complete"),
     },
