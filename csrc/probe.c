@@ -45,7 +45,8 @@
 
 #define PROBE_TAG 0x7061676574616200ULL /* "pagetab" */
 
-enum { POP_NONE = 0, POP_ZERO = 1, POP_WRITE = 2, POP_THP = 3 };
+/* POP_FRESH: mapped, nothing touched, no THP (each first write is a 4K fault) */
+enum { POP_NONE = 0, POP_ZERO = 1, POP_WRITE = 2, POP_THP = 3, POP_FRESH = 4 };
 
 /* Reserve [*base, *base + len) aligned to align; 0 or -errno. */
 static int probe_reserve(size_t len, size_t align, uintptr_t *base)
@@ -82,6 +83,8 @@ static int probe_map(uintptr_t addr, size_t len, int populate)
         return 0;
     if (madvise(p, len, populate == POP_THP ? MADV_HUGEPAGE : MADV_NOHUGEPAGE))
         return -errno;
+    if (populate == POP_FRESH)
+        return 0;
     if (populate == POP_ZERO) {
         if (madvise(p, len, MADV_POPULATE_READ))
             return -errno;
@@ -422,10 +425,19 @@ static int probe_gc_cycle(uintptr_t moving, uintptr_t from, size_t len, const in
  * out[0] = mremap's ns, out[1] = reads recorded, out[2] = reads made
  * during the move beyond `cap` (not recorded). 0 or -errno.
  */
+/* The other thread: PROBE_READ times random reads of [lo, lo + len);
+ * PROBE_FAULT times a write to each page of it in turn while recording (a
+ * fresh region: each a page fault), having written its first page before
+ * (so the VMA has its anon_vma); PROBE_FAULT_NEW writes nothing before (its
+ * first fault prepares the anon_vma: mm/memory.c __vmf_anon_prepare needs
+ * mmap_lock for that). Both spin without touching it until recording. */
+enum { PROBE_READ = 0, PROBE_FAULT = 1, PROBE_FAULT_NEW = 2 };
+
 struct probe_reader {
     uintptr_t lo;
     size_t len;
     int cpu;
+    int mode;
     int64_t *lat;
     int64_t cap;
     int64_t n;
@@ -447,17 +459,29 @@ static void *probe_reader_main(void *arg)
     struct probe_reader *r = arg;
     uint64_t x = 0x9E3779B97F4A7C15ULL ^ (uint64_t)r->lo;
     size_t words = r->len / 8;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), next = 0;
     uint64_t sink = 0;
     if (probe_pin_self(r->cpu))
         return NULL;
+    if (r->mode == PROBE_FAULT) {
+        *(volatile uint64_t *)r->lo = x;
+        next = page;
+    }
     __atomic_store_n(&r->ready, 1, __ATOMIC_RELEASE);
     while (__atomic_load_n(&r->go, __ATOMIC_ACQUIRE)) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         int rec = __atomic_load_n(&r->recording, __ATOMIC_ACQUIRE);
+        if (r->mode != PROBE_READ && (!rec || next + page > r->len))
+            continue;  /* touch nothing before the move, or past the region */
         int64_t a = probe_now();
-        sink += *(volatile uint64_t *)(r->lo + 8 * (x % words));
+        if (r->mode != PROBE_READ) {
+            *(volatile uint64_t *)(r->lo + next) = x;
+            next += page;
+        } else {
+            sink += *(volatile uint64_t *)(r->lo + 8 * (x % words));
+        }
         int64_t b = probe_now();
         if (rec) {
             if (r->n < r->cap)
@@ -471,10 +495,10 @@ static void *probe_reader_main(void *arg)
 }
 
 static int probe_contend(uintptr_t from, uintptr_t to, size_t len, int mover_cpu,
-                         int reader_cpu, uintptr_t rlo, size_t rlen, int64_t warm_ns,
+                         int reader_cpu, uintptr_t rlo, size_t rlen, int mode, int64_t warm_ns,
                          int64_t *lat, int64_t cap, int64_t *out)
 {
-    struct probe_reader r = { rlo, rlen, reader_cpu, lat, cap, 0, 0, 1, 0, 0 };
+    struct probe_reader r = { rlo, rlen, reader_cpu, mode, lat, cap, 0, 0, 1, 0, 0 };
     pthread_t tid;
     int rc = probe_pin_self(mover_cpu);
     if (rc)

@@ -117,6 +117,7 @@ cdef struct contend_region:
     int64_t delta                # moved: where an old address's entry sits after the move
     int moved                    # the move's old range
     int vma_locked               # a VMA the mover write-locks (vma_start_write)
+    int anon_vma                 # its VMA has an anon_vma (else the first write fault needs mmap_lock)
     int fault_shift              # the leaf a fault maps here (page or PMD size)
 
 
@@ -285,6 +286,7 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     cdef uint64_t rng[MAX_THREADS]
     cdef uint8_t *bits[MAX_THREADS]          # per region: leaves faulted in by the run
     cdef uint8_t *tbits[MAX_THREADS]         # and PTE tables it installed
+    cdef bint anon[MAX_THREADS]              # per region: its VMA has an anon_vma
     cdef int pte = pt.nlev - 1, reached
     cdef int pmd_entry_shift = pt.shift[pt.nlev - 2], pud_entry_shift = pt.shift[pt.nlev - 3]
     cdef uint64_t key, chunk
@@ -309,6 +311,8 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                 free(bits[i])
                 free(tbits[i])
             return -1
+    for j in range(cfg.nregions):
+        anon[j] = rg[j].anon_vma != 0
     for i in range(nt):
         t[i] = 0
         read_until[i] = -INFINITY
@@ -465,8 +469,11 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                               (fpage >> s.page_shift) + 1, True)
             else:
                 # handle_mm_fault: lock_vma_under_rcu, or mmap_read_lock
-                # where the VMA is write-locked or per-VMA locks do not exist
-                needs_lock = (not cfg.per_vma_locks) or r.vma_locked
+                # where the VMA is write-locked or per-VMA locks do not exist,
+                # or, for a write, where the VMA has no anon_vma yet
+                # (__vmf_anon_prepare: mmap_read_trylock, else retry under it)
+                needs_lock = (not cfg.per_vma_locks) or r.vma_locked or (
+                    x.write and not anon[x.region])
                 if needs_lock and started and cfg.moving and cfg.move_at_ns <= now + lat < end:
                     wait = end - (now + lat)
                     out[j].blocked += 1
@@ -517,6 +524,8 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                     lat += h
                     if needs_lock:
                         read_until[j] = now + lat
+                    if x.write:
+                        anon[x.region] = True
                     bits[x.region][page >> 3] |= <uint8_t>(1 << (page & 7))
                     insert_inline(s, x.cpu, fpage, 0 if r.fault_shift == s.page_shift else 1,
                                   (fpage >> s.page_shift) + 1, True)

@@ -4,6 +4,7 @@ import numpy as np
 import numpy.typing as npt
 
 POPULATE: dict[str, int]
+CONTEND_MODES: dict[str, int]
 
 def reserve(length: int, align: int) -> int: ...
 def map_region(addr: int, length: int, populate: str) -> None: ...
@@ -30,4 +31,5 @@ def contend(
     rlen: int,
     warm_ns: int,
     lat: npt.NDArray[np.int64],
+    mode: str = "read",
 ) -> tuple[int, int, int]: ...

@@ -6,7 +6,8 @@ from libc.stdlib cimport free, malloc
 from posix.unistd cimport close
 
 cdef extern from "probe.c":
-    int POP_NONE, POP_ZERO, POP_WRITE, POP_THP
+    int POP_NONE, POP_ZERO, POP_WRITE, POP_THP, POP_FRESH
+    int PROBE_READ, PROBE_FAULT, PROBE_FAULT_NEW
     int probe_reserve(size_t length, size_t align, uintptr_t *base) nogil
     int probe_map(uintptr_t addr, size_t length, int populate) nogil
     int64_t probe_move(uintptr_t src, uintptr_t dst, size_t length) nogil
@@ -21,12 +22,17 @@ cdef extern from "probe.c":
     void probe_spin_stop() nogil
     int probe_uffd_open() nogil
     int probe_contend(uintptr_t src, uintptr_t dst, size_t length, int mover_cpu,
-                      int reader_cpu, uintptr_t rlo, size_t rlen, int64_t warm_ns,
+                      int reader_cpu, uintptr_t rlo, size_t rlen, int mode, int64_t warm_ns,
                       int64_t *lat, int64_t cap, int64_t *out) nogil
     int probe_gc_cycle(uintptr_t moving, uintptr_t src, size_t length, const int64_t *runs,
                        int64_t n, int64_t *ns) nogil
 
-POPULATE = {"none": POP_NONE, "zero": POP_ZERO, "write": POP_WRITE, "thp": POP_THP}
+POPULATE = {"none": POP_NONE, "zero": POP_ZERO, "write": POP_WRITE, "thp": POP_THP,
+            "fresh": POP_FRESH}
+#: what the other thread of ``contend`` does: random reads, or a first write
+#: to each page in turn (faults), its VMA's anon_vma prepared by one write
+#: before the move ("fault") or not ("fault-new")
+CONTEND_MODES = {"read": PROBE_READ, "fault": PROBE_FAULT, "fault-new": PROBE_FAULT_NEW}
 
 
 def reserve(size_t length, size_t align):
@@ -165,16 +171,20 @@ def gc_cycle(uintptr_t moving, uintptr_t src, size_t length, const int64_t[:, ::
 
 
 def contend(uintptr_t src, uintptr_t dst, size_t length, int mover_cpu, int reader_cpu,
-            uintptr_t rlo, size_t rlen, int64_t warm_ns, int64_t[::1] lat):
-    """mremap src -> dst from mover_cpu while a reader on reader_cpu times
-    random reads of [rlo, rlo + rlen): (mremap ns, reads recorded in lat,
-    reads past its end)."""
+            uintptr_t rlo, size_t rlen, int64_t warm_ns, int64_t[::1] lat, str mode="read"):
+    """mremap src -> dst from mover_cpu while a thread on reader_cpu times
+    random reads of [rlo, rlo + rlen) (``mode`` "read") or a first write to
+    each of its pages in turn ("fault": map it "fresh"): (mremap ns,
+    accesses recorded in lat, accesses past its end)."""
     cdef int64_t out[3]
     cdef int rc
+    if mode not in CONTEND_MODES:
+        raise ValueError(f"contend: mode must be one of {', '.join(CONTEND_MODES)}, not {mode!r}")
+    cdef int m = CONTEND_MODES[mode]
     if lat.shape[0] < 1 or rlen < 8:
         raise ValueError("contend: lat must hold a sample and the read region 8 bytes")
     with nogil:
-        rc = probe_contend(src, dst, length, mover_cpu, reader_cpu, rlo, rlen, warm_ns,
+        rc = probe_contend(src, dst, length, mover_cpu, reader_cpu, rlo, rlen, m, warm_ns,
                            &lat[0], lat.shape[0], out)
     if rc < 0:
         raise OSError(-rc, "probe: contended mremap failed")

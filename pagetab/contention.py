@@ -316,6 +316,7 @@ def run_concurrent(
     warmup: bool = True,
     dontunmap: bool = False,
     seed: int = 0,
+    fresh_vma: bool = False,
     **arch_overrides: Any,
 ) -> ContendResult:
     """Move ``size`` bytes (PUD-aligned source, ``dst_align`` destination:
@@ -327,7 +328,12 @@ def run_concurrent(
     thread first fills its TLBs from its own stream (not recorded; fresh
     regions excepted). ``dontunmap`` moves with MREMAP_DONTUNMAP: the old
     range stays mapped, empty, and a thread's fault there maps a new page
-    once mremap returns. Same ``seed``, same numbers.
+    once mremap returns. With ``fresh_vma`` the "fresh" and "beside"
+    regions are new mappings nothing has written to: their first write
+    fault prepares the VMA's anon_vma, which needs mmap_lock even under
+    per-VMA locks (mm/memory.c ``__vmf_anon_prepare``), so it waits for
+    mremap; without it they belong to a VMA already in use (a heap's
+    untouched pages). Same ``seed``, same numbers.
     """
     t0 = time.perf_counter_ns()
     specs = thread_specs(threads)
@@ -351,6 +357,7 @@ def run_concurrent(
         raise ValueError(f"move_at_ns must be a number in [0, 1e15), not {move_at_ns!r}")
     check_bool("warmup", warmup)
     check_bool("dontunmap", dontunmap)
+    check_bool("fresh_vma", fresh_vma)
     check_int("seed", seed, 0, (1 << 63) - 1)
     beside = -(-size // a.pud_size) * a.pud_size - size  # the rest of the last PUD
     for i, s in enumerate(specs):
@@ -407,6 +414,9 @@ def run_concurrent(
         r["delta"] = dst - src if where == "inside" else 0
         r["moved"] = where == "inside"
         r["vma_locked"] = where == "inside"
+        # an anon_vma: prepared by writes (a zero-page population prepares none)
+        r["anon_vma"] = (not fresh_vma if where in ("fresh", "beside")
+                         else any(k in mix for k in ("write", "thp")))  # fmt: skip
         huge = huge_faults and where in ("fresh", "beside")
         r["fault_shift"] = a.pmd_size.bit_length() - 1 if huge else a.page_shift
     th = np.zeros(len(specs), dtype=_contend.THREAD_SPEC_DTYPE)

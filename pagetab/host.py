@@ -350,11 +350,13 @@ def measure_gc_cycle(size: int, moves: Any, repeats: int = 3) -> HostGc:
 @dataclass
 class HostContend:
     """Real mremap calls timed while another thread of the process times
-    its reads (``measure_contend``)."""
+    its reads or faults (``measure_contend``)."""
 
     size: int
     dst_offset: int
     reader_size: int
+    mode: str = "read"  #: "read", "fault" or "fault-new"
+    where: str = "outside"  #: "outside" or "beside"
     mover_ns: list[int] = field(default_factory=list)
     #: each repeat's read latencies (ns), the reads the reader started while mremap ran
     latencies_ns: list[npt.NDArray[np.int64]] = field(default_factory=list)
@@ -375,30 +377,51 @@ class HostContend:
 
 
 def measure_contend(size: int, dst_align: str | int = "pmd", reader_size: int = 4 * MIB,
-                    repeats: int = 5, warm_ns: int = 5_000_000) -> HostContend:  # fmt: skip
+                    repeats: int = 5, warm_ns: int = 5_000_000, mode: str = "read",
+                    where: str = "outside") -> HostContend:  # fmt: skip
     """Time ``repeats`` real mremap(MAYMOVE|FIXED) calls of a zero-page
     region (PUD-aligned source, ``dst_align`` destination) on one CPU while
-    a reader thread pinned to another CPU reads random words of a written
-    ``reader_size`` region, timing each read (CLOCK_MONOTONIC around it).
-    Needs two CPUs (ValueError otherwise)."""
+    a thread pinned to another CPU times each access (CLOCK_MONOTONIC
+    around it): ``mode`` "read" reads random words of a written
+    ``reader_size`` region; "fault" writes the first word of each page of a
+    fresh one (no THP) in turn, a page fault each, its VMA's anon_vma
+    prepared by a write before the move; "fault-new" the same in a VMA
+    nothing has touched (its first fault needs mmap_lock: mm/memory.c
+    __vmf_anon_prepare). ``where`` "outside" puts
+    that region away from the move; "beside" (faults only) puts it right
+    after the moved region, in the rest of its last PMD table (``size``
+    must leave room there; ``reader_size`` is then that room). Needs two
+    CPUs (ValueError otherwise)."""
     _check(size, "zero", repeats)
     cpus = _check_threads(2)
+    if mode not in _probe.CONTEND_MODES:
+        raise ValueError(f"mode must be one of {', '.join(_probe.CONTEND_MODES)}, not {mode!r}")
+    if where not in ("outside", "beside"):
+        raise ValueError(f"where must be one of outside, beside, not {where!r}")
+    if where == "beside":
+        if mode == "read":
+            raise ValueError("where 'beside' needs a fault mode (a fresh region)")
+        reader_size = -(-size // PUD) * PUD - size
+        if not reader_size:
+            raise ValueError(f"where 'beside' needs a size that leaves room in its last PUD, "
+                             f"not {size}")  # fmt: skip
     if reader_size <= 0 or reader_size % PMD or reader_size > GIB:
         raise ValueError(f"reader_size must be a multiple of 2 MiB up to 1 GiB, not {reader_size}")
     so, do = 0, offset(dst_align)
-    out = HostContend(size, do, reader_size)
+    out = HostContend(size, do, reader_size, mode, where)
     saved = os.sched_getaffinity(0)
     try:
         for _ in range(repeats):
             span = size + 2 * PUD
             base = _probe.reserve(2 * span + reader_size + PUD, PUD)
-            src, dst, rlo = base + so, base + span + do, base + 2 * span
+            src, dst = base + so, base + span + do
+            rlo = src + size if where == "beside" else base + 2 * span
             _probe.map_region(src, size, "zero")
-            _probe.map_region(rlo, reader_size, "write")
+            _probe.map_region(rlo, reader_size, "write" if mode == "read" else "fresh")
             lat = np.zeros(8 << 20, dtype=np.int64)
             try:
                 ns, n, _over = _probe.contend(src, dst, size, cpus[0], cpus[1], rlo,
-                                              reader_size, warm_ns, lat)  # fmt: skip
+                                              reader_size, warm_ns, lat, mode)  # fmt: skip
             finally:
                 for a, ln in ((src, size), (dst, size), (rlo, reader_size)):
                     _munmap(a, ln)

@@ -99,6 +99,18 @@ def test_faults_in_the_moved_vma_wait_even_with_per_vma_locks() -> None:
     assert 0 < t.stats["blocked_ns"] < r.move_alone_ns
 
 
+def test_the_first_write_to_a_new_vma_waits_even_with_per_vma_locks() -> None:
+    # __vmf_anon_prepare: no anon_vma yet -> mmap_read_trylock fails under
+    # mremap's write lock -> the fault retries under mmap_lock and waits
+    new = run("linux-6.8", [FRESH], fresh_vma=True)
+    used = run("linux-6.8", [FRESH])
+    assert new.threads[0].stats["blocked"] == 1
+    assert new.threads[0].latency_ns["max"] >= 0.9 * new.estimated_ns
+    assert used.threads[0].stats["blocked"] == 0
+    with pytest.raises(TypeError, match="fresh_vma"):
+        run("linux-6.8", [FRESH], fresh_vma=1)
+
+
 def test_mover_waits_for_a_fault_holding_mmap_lock() -> None:
     # the thread's first fault starts at 0 and holds mmap_lock for read for
     # its ~400 ns; mremap's mmap_write_lock at 100 ns waits for it

@@ -107,3 +107,25 @@ def test_contended_move_times_the_readers_reads() -> None:
     assert 0 < r.percentile(50) <= r.percentile(99)
     with pytest.raises(ValueError, match="reader_size"):
         host.measure_contend(64 << 20, "pmd", 3 << 20, repeats=1)
+
+
+@needs_host
+@pytest.mark.skipif(len(host.pinnable_cpus()) < 2, reason="needs two CPUs to pin threads to")
+def test_contended_move_with_a_faulting_thread() -> None:
+    # each recorded access of the faulting thread wrote a fresh page: the
+    # region it touched is mapped afterwards (checked through the counts)
+    r = host.measure_contend(64 << 20, "page", 4 << 20, repeats=2, warm_ns=100_000,
+                             mode="fault")  # fmt: skip
+    assert r.mode == "fault" and len(r.mover_ns) == 2
+    assert all(len(x) <= (4 << 20) // 4096 for x in r.latencies_ns)
+    b = host.measure_contend(512 << 20, "page", repeats=1, warm_ns=100_000, mode="fault-new",
+                             where="beside")  # fmt: skip
+    assert b.reader_size == 512 << 20 and b.where == "beside"
+    with pytest.raises(ValueError, match="mode must be one of read, fault, fault-new"):
+        host.measure_contend(64 << 20, repeats=1, mode="spin")
+    with pytest.raises(ValueError, match="needs a fault mode"):
+        host.measure_contend(64 << 20, repeats=1, where="beside")
+    with pytest.raises(ValueError, match="leaves room"):
+        host.measure_contend(1 << 30, repeats=1, mode="fault", where="beside")
+    with pytest.raises(ValueError, match="where must be one of"):
+        host.measure_contend(64 << 20, repeats=1, where="inside")
