@@ -279,6 +279,7 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     cdef double t[MAX_THREADS]
     cdef double read_until[MAX_THREADS]      # holding mmap_lock / a VMA lock for read
     cdef double busy[MAX_THREADS]            # its CPU is in flush IPI handlers until
+    cdef double asleep[MAX_THREADS]          # it sleeps on mmap_lock / a VMA lock until
     cdef double open_at[MAX_THREADS]         # the access in progress: its start,
     cdef double open_lat[MAX_THREADS]        # its latency so far (IPIs landing in it add)
     cdef bint open_during[MAX_THREADS]       # and whether it started while the move ran
@@ -317,6 +318,7 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
         t[i] = 0
         read_until[i] = -INFINITY
         busy[i] = -INFINITY
+        asleep[i] = -INFINITY
         open_at[i] = -INFINITY
         open_lat[i] = -1
         done[i] = 0
@@ -369,8 +371,10 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                 for i in range(nt):
                     # a thread that has finished has left the CPU (and the
                     # mask); one running through the move is there until it ends
+                    # (one asleep on a lock has left it idle: a lazy CPU the
+                    # flush skips)
                     if (active[i] or (th[i].through_move and cfg.moving)) \
-                            and s.cpumask[th[i].cpu] \
+                            and s.cpumask[th[i].cpu] and asleep[i] <= at \
                             and not s.lazy[th[i].cpu]:
                         d = at if busy[i] <= at else busy[i]
                         if d - at > late:
@@ -478,6 +482,7 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                     wait = end - (now + lat)
                     out[j].blocked += 1
                     out[j].blocked_ns += wait
+                    asleep[j] = end
                     lat += wait
                 if gone and not cfg.dontunmap:
                     # no VMA there once mremap returns: SIGSEGV; the program

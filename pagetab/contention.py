@@ -65,9 +65,9 @@ __all__ = [
 
 #: where a thread's accesses go: the moved region (its old addresses), a
 #: populated region the move leaves alone, a fresh one (first touches fault),
-#: or a fresh one right after the moved region, in the rest of its last PUD
-#: (its PMD table is the moved region's: the faults installing its PTE tables
-#: take the PMD lock the mover takes)
+#: or a fresh one after the moved region, in the rest of its last PUD (its
+#: PMD table is the moved region's: the faults installing its PTE tables take
+#: the PMD lock the mover takes), a PMD away so that it is a VMA of its own
 PLACES = ("inside", "outside", "fresh", "beside")
 OPS = ("read", "write")
 PATTERNS = ("random", "sequential")
@@ -359,7 +359,9 @@ def run_concurrent(
     check_bool("dontunmap", dontunmap)
     check_bool("fresh_vma", fresh_vma)
     check_int("seed", seed, 0, (1 << 63) - 1)
-    beside = -(-size // a.pud_size) * a.pud_size - size  # the rest of the last PUD
+    # the rest of the last PUD but a PMD's gap (adjacent, the two VMAs would
+    # merge into one that mremap write-locks whole)
+    beside = max(-(-size // a.pud_size) * a.pud_size - size - a.pmd_size, 0)
     for i, s in enumerate(specs):
         if s.where == "beside" and not beside:
             raise ValueError(f"threads[{i}].where 'beside' needs a size that leaves room in its "
@@ -378,7 +380,7 @@ def run_concurrent(
     dst = dst_base + _offset(a, dst_align, "dst_align")
     gap = -(-(size + a.pud_size) // a.pud_size) * a.pud_size
     places = {"inside": src, "outside": src + gap, "fresh": src + gap + rsize + a.pud_size,
-              "beside": src + size}  # fmt: skip
+              "beside": src + size + a.pmd_size}  # fmt: skip
     if places["fresh"] + rsize > dst_base or dst + size > a.task_size:
         raise ValueError(f"size {format_size(size)} and region_size {format_size(rsize)} do "
                          f"not fit in {a.name}'s address space")  # fmt: skip

@@ -388,10 +388,11 @@ def measure_contend(size: int, dst_align: str | int = "pmd", reader_size: int = 
     prepared by a write before the move; "fault-new" the same in a VMA
     nothing has touched (its first fault needs mmap_lock: mm/memory.c
     __vmf_anon_prepare). ``where`` "outside" puts
-    that region away from the move; "beside" (faults only) puts it right
-    after the moved region, in the rest of its last PMD table (``size``
-    must leave room there; ``reader_size`` is then that room). Needs two
-    CPUs (ValueError otherwise)."""
+    that region away from the move; "beside" (faults only) puts it after
+    the moved region, in the rest of its last PMD table, 2 MiB away so that
+    it is a VMA of its own (adjacent, the two would merge and mremap would
+    write-lock both): ``size`` must leave room there, and ``reader_size``
+    is what is left. Needs two CPUs (ValueError otherwise)."""
     _check(size, "zero", repeats)
     cpus = _check_threads(2)
     if mode not in _probe.CONTEND_MODES:
@@ -401,8 +402,8 @@ def measure_contend(size: int, dst_align: str | int = "pmd", reader_size: int = 
     if where == "beside":
         if mode == "read":
             raise ValueError("where 'beside' needs a fault mode (a fresh region)")
-        reader_size = -(-size // PUD) * PUD - size
-        if not reader_size:
+        reader_size = -(-size // PUD) * PUD - size - PMD
+        if reader_size <= 0:
             raise ValueError(f"where 'beside' needs a size that leaves room in its last PUD, "
                              f"not {size}")  # fmt: skip
     if reader_size <= 0 or reader_size % PMD or reader_size > GIB:
@@ -415,7 +416,7 @@ def measure_contend(size: int, dst_align: str | int = "pmd", reader_size: int = 
             span = size + 2 * PUD
             base = _probe.reserve(2 * span + reader_size + PUD, PUD)
             src, dst = base + so, base + span + do
-            rlo = src + size if where == "beside" else base + 2 * span
+            rlo = src + size + PMD if where == "beside" else base + 2 * span
             _probe.map_region(src, size, "zero")
             _probe.map_region(rlo, reader_size, "write" if mode == "read" else "fresh")
             lat = np.zeros(8 << 20, dtype=np.int64)
