@@ -306,7 +306,8 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     for j in range(cfg.nregions):
         nbits = ((rg[j].hi - rg[j].lo) >> rg[j].fault_shift) // 8 + 1
         bits[j] = <uint8_t*>calloc(nbits, 1)
-        tbits[j] = <uint8_t*>calloc(((rg[j].hi - rg[j].lo) >> pmd_entry_shift) // 8 + 1, 1)
+        tbits[j] = <uint8_t*>calloc((((rg[j].hi - 1) >> pmd_entry_shift)
+                                     - (rg[j].lo >> pmd_entry_shift)) // 8 + 1, 1)
         if bits[j] == NULL or tbits[j] == NULL:
             for i in range(j + 1):
                 free(bits[i])
@@ -502,7 +503,8 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                         # install a PTE table (pte_alloc) or a huge page, else
                         # the PTE table's (pte_offset_map_lock); spin while
                         # the mover holds it
-                        chunk = (addr - r.lo) >> pmd_entry_shift
+                        # its PTE table (a region need not start at a table's start)
+                        chunk = (addr >> pmd_entry_shift) - (r.lo >> pmd_entry_shift)
                         if r.fault_shift > s.page_shift or not (
                                 (tbits[x.region][chunk >> 3] >> (chunk & 7)) & 1):
                             pt_walk(pt, addr, 0, 0, pte, False, &reached, NULL, NULL)
