@@ -16,7 +16,7 @@ The same streams are run once more without the move; the difference is
 what the move cost each thread (``stall_ns``) and the TLB refills it
 caused.
 
-Only mremap is modelled (UFFDIO_MOVE's callers: NotImplementedError);
+Only mremap is modelled (``mover="uffdio_move"``: NotImplementedError);
 faults are priced by the arch's ``fault``/``cow_fault`` costs, and a fault on
 an address mremap unmapped (a thread reading the old range after its
 extent moved, without MREMAP_DONTUNMAP) counts as ``segv`` at the price of a
@@ -69,6 +69,8 @@ __all__ = [
 #: PMD table is the moved region's: the faults installing its PTE tables take
 #: the PMD lock the mover takes), a PMD away so that it is a VMA of its own
 PLACES = ("inside", "outside", "fresh", "beside")
+#: the places the run starts unpopulated: first touches fault, no warm-up
+UNPOPULATED = ("fresh", "beside")
 OPS = ("read", "write")
 PATTERNS = ("random", "sequential")
 #: the latency percentiles reported
@@ -317,6 +319,7 @@ def run_concurrent(
     dontunmap: bool = False,
     seed: int = 0,
     fresh_vma: bool = False,
+    mover: str = "mremap",
     **arch_overrides: Any,
 ) -> ContendResult:
     """Move ``size`` bytes (PUD-aligned source, ``dst_align`` destination:
@@ -325,16 +328,22 @@ def run_concurrent(
 
     ``cpus`` (default T + 1) CPUs run the process; ``region_size`` (default
     ``size``) sizes the "outside" and "fresh" regions. With ``warmup`` each
-    thread first fills its TLBs from its own stream (not recorded; fresh
-    regions excepted). ``dontunmap`` moves with MREMAP_DONTUNMAP: the old
+    thread first fills its TLBs from its own stream (not recorded; the fresh
+    and beside regions excepted). ``dontunmap`` moves with MREMAP_DONTUNMAP: the old
     range stays mapped, empty, and a thread's fault there maps a new page
     once mremap returns. With ``fresh_vma`` the "fresh" and "beside"
     regions are new mappings nothing has written to: their first write
     fault prepares the VMA's anon_vma, which needs mmap_lock even under
     per-VMA locks (mm/memory.c ``__vmf_anon_prepare``), so it waits for
     mremap; without it they belong to a VMA already in use (a heap's
-    untouched pages). Same ``seed``, same numbers.
+    untouched pages). ``mover`` is the call that moves: "mremap" (the only
+    one modelled). Same ``seed``, same numbers.
     """
+    if mover == "uffdio_move":
+        raise NotImplementedError("the concurrent model replays a traced mremap; UFFDIO_MOVE's "
+                                  "moves (_uffd) record no event trace to replay")  # fmt: skip
+    if mover != "mremap":
+        raise ValueError(f"mover must be one of mremap, uffdio_move, not {mover!r}")
     t0 = time.perf_counter_ns()
     specs = thread_specs(threads)
     a = _profile(arch, arch_overrides)
@@ -417,9 +426,9 @@ def run_concurrent(
         r["moved"] = where == "inside"
         r["vma_locked"] = where == "inside"
         # an anon_vma: prepared by writes (a zero-page population prepares none)
-        r["anon_vma"] = (not fresh_vma if where in ("fresh", "beside")
+        r["anon_vma"] = (not fresh_vma if where in UNPOPULATED
                          else any(k in mix for k in ("write", "thp")))  # fmt: skip
-        huge = huge_faults and where in ("fresh", "beside")
+        huge = huge_faults and where in UNPOPULATED
         r["fault_shift"] = a.pmd_size.bit_length() - 1 if huge else a.page_shift
     th = np.zeros(len(specs), dtype=_contend.THREAD_SPEC_DTYPE)
     for i, s in enumerate(specs):
@@ -459,7 +468,7 @@ def run_concurrent(
             tlbs.set_cpu(cpu)
         if warmup:
             warm = th.copy()
-            warm["accesses"] = [0 if s.where == "fresh" else _warm(a) for s in specs]
+            warm["accesses"] = [0 if s.where in UNPOPULATED else _warm(a) for s in specs]
             _contend.simulate(mm.tables, tlbs, {**cfg, "moving": False, "seed": seed + 1},
                               warm, regions, *no_move)  # fmt: skip
         if not moving:
