@@ -20,8 +20,9 @@ from .contention import (
 )
 from .experiment import MoveResult, Results, compare, run_move, sweep
 from .policy import FLUSH_MODES, Policy, policies, policy
-from .space import AddressSpace, InvariantError
+from .space import AddressSpace
 from .stats import AccessStats, MoveStats
+from .vma import InvariantError
 
 __all__ = [
     "FLUSH_MODES",

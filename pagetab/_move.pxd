@@ -39,15 +39,17 @@ cdef struct mremap_config:
     uint64_t pud_size
     bint split_pte               # USE_SPLIT_PTE_PTLOCKS
     bint split_pmd               # USE_SPLIT_PMD_PTLOCKS
-    # policy
-    bint move_pmd                # CONFIG_HAVE_MOVE_PMD
-    bint move_pud                # CONFIG_HAVE_MOVE_PUD
-    bint realign                 # try_realign_addr
+    int cont_ptes                # arm64 contpte: PTEs per contiguous block (0 when contpte is off)
+    # the policy's engine fields: each named as its Policy field (policy.py,
+    # which documents them; tests/test_policy.py checks the names)
+    bint move_pmd
+    bint move_pud
+    bint realign
     int flush                    # a flush_mode
-    bint dirty_flush_locked      # pre-4.19: a dirty entry is flushed under the old lock
-    uint64_t latency_limit       # LATENCY_LIMIT (before 4.18): bytes per move_ptes; 0: none
-    int cont_ptes                # arm64 contpte: PTEs per contiguous block; 0: not folded
-    bint pte_batch               # mremap_folio_pte_batch (6.17)
+    bint dirty_flush_under_lock
+    uint64_t pte_extent_limit    # in pages; 0: none
+    bint contpte
+    bint pte_batch
 
 
 # Lock statistics, one field per lock class.

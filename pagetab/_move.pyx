@@ -421,7 +421,7 @@ cdef inline void finish_entry_move(PageTables pt, Ctx *x, uint64_t old_ptl, uint
         # the flush under the old lock; otherwise it waits for the end
         if took_new and new_ptl != old_ptl:
             spin_unlock(pt, x, new_ptl)
-        if leaf and dirty and x.cfg.dirty_flush_locked:
+        if leaf and dirty and x.cfg.dirty_flush_under_lock:
             flush_tlb_range(x, old_addr, old_addr + size, stride)
         elif present:
             x.need_flush = True
@@ -629,7 +629,7 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
     if x.cfg.flush == FL_END:
         if took_new and new_ptl != old_ptl:
             spin_unlock(pt, x, new_ptl)
-        if ndirty and x.cfg.dirty_flush_locked:
+        if ndirty and x.cfg.dirty_flush_under_lock:
             flush_tlb_range(x, old_addr, old_addr + extent, x.cfg.page_shift)
         elif npresent:
             x.need_flush = True
@@ -684,7 +684,7 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     cdef int64_t old_row, new_row
     cdef uint64_t *old_pmd
     cdef uint64_t *new_pmd
-    cdef uint64_t done, step
+    cdef uint64_t done, step, limit
     # get_old_pmd
     if old_pud[0] == 0 or (old_pud[0] & E_LEAF):
         return 0
@@ -717,17 +717,18 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         return 0
     if ensure_table(pt, x, new_pmd, x.cfg.pte) < 0:    # pte_alloc
         return -1
-    if x.cfg.latency_limit == 0 or extent <= x.cfg.latency_limit:
+    limit = x.cfg.pte_extent_limit << x.cfg.page_shift
+    if limit == 0 or extent <= limit:
         move_ptes(pt, x, old_pmd, new_pmd, old_addr, new_addr, extent)
         return 0
     # before 4.18 (LATENCY_LIMIT, removed by Mel Gorman's "mremap: Remove
     # LATENCY_LIMIT from mremap to reduce the number of TLB shootdowns"):
-    # at most latency_limit bytes per move_ptes, each a loop iteration
+    # at most LATENCY_LIMIT bytes per move_ptes, each a loop iteration
     done = 0
     while done < extent:
         if old_pmd[0] == 0:
             break  # the old table was emptied and freed: get_old_pmd finds none
-        step = extent - done if extent - done < x.cfg.latency_limit else x.cfg.latency_limit
+        step = extent - done if extent - done < limit else limit
         move_ptes(pt, x, old_pmd, new_pmd, old_addr + done, new_addr + done, step)
         done += step
     return 0
@@ -866,6 +867,8 @@ cdef class PagetableMoveControl:
         if cfg.pmd_size == 0 or cfg.pmd_size & (cfg.pmd_size - 1) or \
                 cfg.pud_size & (cfg.pud_size - 1) or cfg.pud_size <= cfg.pmd_size:
             raise ValueError("mremap_config: pmd_size and pud_size must be powers of two, pud larger")
+        if not cfg.contpte:
+            cfg.cont_ptes = 0  # the engine folds no block: read cont_ptes alone
         self.cfg = cfg
 
     @property

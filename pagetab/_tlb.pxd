@@ -38,6 +38,10 @@ cdef enum:
     MAX_ARRAYS = 8
     MAX_CLASSES = 4          # base page, PMD leaf, PUD leaf, contiguous PTE block
     CLS_CONT = 3             # the contiguous-block class (arm64 PTE_CONT)
+
+# CPUs a TLB state holds (the width of its mm_cpumask); Python reads it as
+# _tlb.MAX_TLB_CPUS
+cpdef enum:
     MAX_TLB_CPUS = 256
 
 

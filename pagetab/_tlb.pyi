@@ -2,6 +2,8 @@
 
 from typing import Any
 
+MAX_TLB_CPUS: int
+
 class TlbArrays:
     def __init__(self, ncpu: int, geometry: dict[str, Any], *args: Any, **kwargs: Any) -> None: ...
     @property

@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-__all__ = ["U64", "as_uint", "check_bool", "check_int", "is_int"]
+__all__ = ["U64", "as_uint", "check_bool", "check_int", "is_int", "sys_error"]
 
 U64 = 1 << 64
 
@@ -59,3 +59,9 @@ def as_uint(name: str, value: Any, call: str) -> int:
     if v >= U64:
         raise ValueError(f"{call}: {name} must fit in 64 bits, not {v:#x}")
     return v
+
+
+def sys_error(code: int, call: str, what: str) -> OSError:
+    """The OSError a system call fails with: Linux's errno ``code``, and a
+    message naming the call and what was wrong."""
+    return OSError(code, f"{call}: {what}")

@@ -44,10 +44,11 @@ from rich.table import Table
 from . import calibrate, compaction, contention, experiment, host
 from ._version import __version__
 from .arch import arch, archs, devices
-from .experiment import ALIGNS, Results, _validate, parse_populate
+from .experiment import Results, validate_jobs
 from .native import PATHS, compare_gc_cycle, compare_move
 from .policy import policies, policy
 from .reproduce import reproduce_2018, reproduce_published
+from .scenario import ALIGNS, parse_populate
 from .units import format_size, parse_size, parse_sizes
 
 DEFAULT_SIZES = "1G,64G"
@@ -889,7 +890,7 @@ def _check_usage(args: argparse.Namespace) -> None:
     listed = [v if isinstance(v, list) else [v] for v in (args.size, args.arch, args.policy)]
     jobs = [(s, a, p, _run_kwargs(args)) for s, a, p in itertools.product(*listed)]
     try:
-        _validate(jobs)
+        validate_jobs(jobs)
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
 

@@ -46,9 +46,11 @@ from .constants import (
     UFFD_FEATURE_MOVE,
     UFFDIO_REGISTER_MODE_MISSING,
 )
-from .experiment import Compared, _bases, _profile, flat_row
+from .experiment import Compared, flat_row
+from .mm_types import MAX_CPUS
 from .policy import Policy, policies
 from .policy import policy as _policy
+from .scenario import region_bases, resolve_arch
 from .space import AddressSpace
 from .units import format_size
 from .userfaultfd import UffdMoveStats
@@ -170,13 +172,13 @@ def run_gc(size: int = 256 * MIB, arch: str | Arch = "x86-64", policy: str | Pol
     process, each having touched ``touch`` random heap pages (their TLBs
     hold them, so flushes reach them). ``arch_overrides`` as in
     ``run_move``."""
-    a = _profile(arch, arch_overrides)
+    a = resolve_arch(arch, arch_overrides)
     check_int("size", size, a.page_size)
     if size % a.page_size:
         raise ValueError(f"size must be a multiple of {a.page_size}, not {size}")
-    check_int("cpus", cpus, 1, 256)
+    check_int("cpus", cpus, 1, MAX_CPUS)
     check_int("touch", touch, 0, 1 << 26)
-    moving, space = _bases(a)
+    moving, space = region_bases(a)
     if size + a.pud_size > space - moving:
         raise ValueError(f"size {format_size(size)} does not fit twice in {a.name}'s "
                          f"{format_size(a.task_size)} address space")  # fmt: skip
@@ -193,11 +195,11 @@ def run_gc(size: int = 256 * MIB, arch: str | Arch = "x86-64", policy: str | Pol
     mm.madvise(moving, size, MADV_POPULATE_WRITE)
     rng = np.random.default_rng(seed)
     for cpu in range(cpus):
-        mm.tlbs.set_cpu(cpu)  # a mutator thread ran there: in mm_cpumask
+        mm.switch_mm(cpu)  # a mutator thread ran there: in mm_cpumask
         if touch:
             offs = rng.integers(0, pages, touch, dtype=np.uint64) << np.uint64(a.page_shift)
             mm.access(np.uint64(moving) + offs, cpu=cpu)
-    mm.tlbs.set_cpu(0)  # the GC thread makes the calls
+    mm.switch_mm(0)  # the GC thread makes the calls
     t0 = time.perf_counter_ns()
     mm.mremap(moving, size, size, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, space)
     assert mm.last_move is not None
@@ -243,7 +245,7 @@ class GcResults(Compared[GcResult]):
                 "flush us", "mremap us", "est. us", "est. range us", "us/MiB",
                 f"vs {self.baseline}", "sim ms"]  # fmt: skip
         rows = []
-        for r in self._items:
+        for r in self:
             low, high = r.estimated_ns_range
             rows.append([
                 r.arch, r.policy, str(r.ioctls), str(r.pages_moved),

@@ -44,9 +44,11 @@ from .constants import (
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
 )
-from .experiment import Compared, _bases, _offset, _populate, _profile, parse_populate
+from .experiment import Compared
+from .mm_types import MAX_CPUS
 from .policy import policies
 from .policy import policy as _policy
+from .scenario import align_offset, parse_populate, populate_region, region_bases, resolve_arch
 from .space import AddressSpace
 from .timeline import EVENT_KINDS, LOCK_CLASSES, MoveTrace
 from .units import format_size
@@ -282,7 +284,7 @@ class ContendResults(Compared[ContendResult]):
                 "flushes", "IPIs", "stall us", "blocked", "refills", "p99 ns", "max ns",
                 "CPU us", "unsafe hits", f"vs {self.baseline}", "sim ms"]  # fmt: skip
         rows = []
-        for r in self._items:
+        for r in self:
             row = r.row()
             rows.append([
                 r.arch, format_size(r.size), r.policy,
@@ -346,14 +348,14 @@ def run_concurrent(
         raise ValueError(f"mover must be one of mremap, uffdio_move, not {mover!r}")
     t0 = time.perf_counter_ns()
     specs = thread_specs(threads)
-    a = _profile(arch, arch_overrides)
+    a = resolve_arch(arch, arch_overrides)
     pol = _policy(policy)
     check_int("size", size, a.page_size, 1 << 50)
     if size % a.page_size:
         raise ValueError(f"size must be a multiple of {a.page_size}, not {size}")
     if cpus is None:
         cpus = len(specs) + 1
-    check_int("cpus", cpus, 2, 256)
+    check_int("cpus", cpus, 2, MAX_CPUS)
     if len(specs) > cpus - 1:
         raise ValueError(f"threads: {len(specs)} threads need {len(specs) + 1} CPUs (the "
                          f"mover has CPU 0); cpus is {cpus}")  # fmt: skip
@@ -384,9 +386,9 @@ def run_concurrent(
             raise ValueError(f"threads[{i}].through_move needs think_ns or work_ns > 0 when a "
                              "TLB hit costs nothing: its accesses would take no time")  # fmt: skip
     mix = parse_populate(populate)
-    src_base, dst_base = _bases(a)
+    src_base, dst_base = region_bases(a)
     src = src_base
-    dst = dst_base + _offset(a, dst_align, "dst_align")
+    dst = dst_base + align_offset(a, dst_align, "dst_align")
     gap = -(-(size + a.pud_size) // a.pud_size) * a.pud_size
     places = {"inside": src, "outside": src + gap, "fresh": src + gap + rsize + a.pud_size,
               "beside": src + size + a.pmd_size}  # fmt: skip
@@ -397,16 +399,16 @@ def run_concurrent(
     mm = AddressSpace(a, cpus=cpus, policy=pol, thp="madvise")
     flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
     mm.mmap(size, addr=src, flags=flags)
-    _populate(mm, src, size, mix)
+    populate_region(mm, src, size, mix)
     used = {s.where for s in specs}
     if "outside" in used:
         mm.mmap(rsize, addr=places["outside"], flags=flags)
-        _populate(mm, places["outside"], rsize, mix)
+        populate_region(mm, places["outside"], rsize, mix)
     if "beside" in used:
         mm.mmap(beside, addr=places["beside"], flags=flags)
     huge_faults = "thp" in mix
     for cpu in range(cpus):
-        mm.tlbs.set_cpu(cpu)  # the threads run the mm: every flush must reach them
+        mm.switch_mm(cpu)  # the threads run the mm: every flush must reach them
     mm.trace_moves = True
     mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED
               | (MREMAP_DONTUNMAP if dontunmap else 0), dst)  # fmt: skip

@@ -16,45 +16,33 @@ import io
 import itertools
 import json
 import os
-import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol, TypeVar
 
-import numpy as np
-
-from .arch import Arch, arch, archs
-from .argcheck import check_int
+from .arch import Arch, archs
 from .constants import (
-    MADV_HUGEPAGE,
-    MADV_POPULATE_READ,
-    MADV_POPULATE_WRITE,
-    MAP_ANONYMOUS,
-    MAP_FIXED,
-    MAP_PRIVATE,
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
 )
 from .cost import move_cost, move_cost_range
 from .plot import plot_results
-from .policy import policies
-from .policy import policy as _policy
-from .space import AddressSpace
+from .policy import Policy, policies
+from .scenario import MoveSetup
 from .stats import COUNTER_NAMES, MoveStats
 from .units import format_size
 
 __all__ = [
-    "ALIGNS",
-    "POPULATE_KINDS",
     "MoveResult",
     "Results",
     "compare",
     "move_stats",
-    "parse_populate",
     "run_move",
+    "run_setup",
     "sweep",
+    "validate_jobs",
 ]
 
 
@@ -67,84 +55,6 @@ class _Result(Protocol):
 
 
 R = TypeVar("R", bound=_Result)
-
-#: how a region is populated before the move: written 4K pages, the zero
-#: page (read faults), THPs (MADV_HUGEPAGE, then written), or one written
-#: page in every 16 (tables exist, mostly empty)
-POPULATE_KINDS = ("write", "read", "thp", "sparse")
-#: named alignments: the offset past a PUD boundary
-ALIGNS = ("pud", "pmd", "page")
-SPARSE_STRIDE = 16
-MAX_TOUCH = 1 << 26  # accesses per CPU before the move
-SRC_BASE, DST_BASE = 1 << 44, 1 << 45
-
-
-def _bases(a: Arch) -> tuple[int, int]:
-    """Where a run's source and destination regions start (PUD aligned):
-    16 and 32 TiB, or, in a smaller address space (riscv64 Sv39's 256 GiB),
-    its first PUD and its middle."""
-    if a.task_size >= 2 * DST_BASE:
-        return SRC_BASE, DST_BASE
-    return a.pud_size, (a.task_size // 2) & ~(a.pud_size - 1)
-
-
-def parse_populate(populate: str | Mapping[str, float]) -> dict[str, float]:
-    """``"write"`` or a mix such as ``{"write": 0.5, "thp": 0.25}`` (fractions
-    of the region, in that order from its start; the rest stays unpopulated)
-    as a dict of fractions. A string "write:0.5,thp:0.25" is accepted too."""
-    if isinstance(populate, str):
-        if ":" not in populate:
-            mix: dict[str, float] = {populate: 1.0}
-        else:
-            mix = {}
-            for part in populate.split(","):
-                name, _, text = part.partition(":")
-                try:
-                    mix[name.strip()] = float(text)
-                except ValueError:
-                    raise ValueError(f"populate: bad fraction in {part!r}") from None
-    elif isinstance(populate, Mapping):
-        mix = dict(populate)
-    else:
-        raise TypeError(f"populate must be a str or a mapping, not {type(populate).__name__}")
-    for kind, frac in mix.items():
-        if kind not in POPULATE_KINDS:
-            raise ValueError(
-                f"populate kind must be one of {', '.join(POPULATE_KINDS)}, not {kind!r}"
-            )
-        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac <= 1:
-            raise ValueError(f"populate fraction of {kind!r} must be in (0, 1], not {frac!r}")
-    if not mix or sum(mix.values()) > 1 + 1e-9:
-        raise ValueError(f"populate fractions must sum to at most 1, not {mix}")
-    return mix
-
-
-def _offset(a: Arch, align: str | int, name: str) -> int:
-    if isinstance(align, str):
-        table = {"pud": 0, "pmd": a.pmd_size, "page": a.page_size}
-        if align not in table:
-            raise ValueError(f"{name} must be one of {', '.join(ALIGNS)} or bytes, not {align!r}")
-        return table[align]
-    if isinstance(align, bool) or not isinstance(align, int):
-        raise TypeError(f"{name} must be a str or an int, not {type(align).__name__}")
-    if align < 0 or align % a.page_size or align >= a.pud_size:
-        raise ValueError(
-            f"{name} must be a multiple of {a.page_size} in [0, PUD_SIZE), not {align}"
-        )
-    return align
-
-
-def _profile(name: str | Arch, overrides: Mapping[str, Any]) -> Arch:
-    """The arch with Arch fields and/or event costs overridden."""
-    a = arch(name)
-    fields = {k: v for k, v in overrides.items() if k not in a.costs}
-    costs = {k: v for k, v in overrides.items() if k in a.costs}
-    if fields:
-        try:
-            a = a.replace(**fields)
-        except ValueError as e:
-            raise ValueError(f"{e}; or a cost event: {sorted(a.costs)}") from None
-    return a.replace_costs(costs, "override") if costs else a
 
 
 @dataclass
@@ -211,7 +121,7 @@ def flat_row(result: Any) -> dict[str, Any]:
 def run_move(
     size: int,
     arch: str | Arch = "x86-64",
-    policy: str = "linux-6.8",
+    policy: str | Policy = "linux-6.8",
     populate: str | Mapping[str, float] = "write",
     src_align: str | int = "pud",
     dst_align: str | int = "pmd",
@@ -238,153 +148,48 @@ def run_move(
 
     ``src_align``/``dst_align``: "pud", "pmd", "page" or a byte offset past a
     PUD boundary. ``arch_overrides``: Arch fields (``Arch.replace``) or
-    event costs in ns (``Arch.with_costs``), e.g. ``ipi=2000``.
+    event costs in ns (``Arch.with_costs``), e.g. ``ipi=2000``. The
+    arguments make a ``scenario.MoveSetup``; ``run_setup`` takes one.
     """
-    st, a, mix, setup = _simulate(
-        size, arch, policy, populate, src_align, dst_align, cpus, touch, seed, arch_overrides,
-        lazy_cpus,
-    )  # fmt: skip
-    return _result(st, a, size, mix, src_align, dst_align, cpus, setup, lazy_cpus)
+    return run_setup(MoveSetup(size, arch, policy, populate, src_align, dst_align, cpus, touch,
+                               seed, lazy_cpus, arch_overrides))  # fmt: skip
 
 
-def move_stats(
-    size: int,
-    arch: str | Arch = "x86-64",
-    policy: str = "linux-6.8",
-    populate: str | Mapping[str, float] = "write",
-    src_align: str | int = "pud",
-    dst_align: str | int = "pmd",
-    cpus: int = 4,
-    touch: int = 4096,
-    seed: int = 0,
-    lazy_cpus: int = 0,
-    **arch_overrides: Any,
-) -> MoveStats:
-    """The same move as ``run_move``; its MoveStats (to price one move
-    under several cost tables, as calibration does)."""
-    return _simulate(
-        size, arch, policy, populate, src_align, dst_align, cpus, touch, seed, arch_overrides,
-        lazy_cpus,
-    )[0]  # fmt: skip
+def move_stats(*args: Any, **kwargs: Any) -> MoveStats:
+    """The same move as ``run_move`` (the same arguments); its MoveStats (to
+    price one move under several cost tables, as calibration does)."""
+    return _moved(_setup(*args, **kwargs))[0]
 
 
-def _simulate(
-    size: int,
-    arch: str | Arch,
-    policy: str,
-    populate: str | Mapping[str, float],
-    src_align: str | int,
-    dst_align: str | int,
-    cpus: int,
-    touch: int,
-    seed: int,
-    overrides: Mapping[str, Any],
-    lazy_cpus: int = 0,
-) -> tuple[MoveStats, Arch, dict[str, float], int]:
-    """Validate, build, populate, touch and move: (stats, profile, mix, setup ns)."""
-    a = _profile(arch, overrides)
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise TypeError(f"size must be an int, not {type(size).__name__}")
-    if size <= 0 or size % a.page_size:
-        raise ValueError(f"size must be a positive multiple of {a.page_size}, not {size}")
-    if isinstance(touch, bool) or not isinstance(touch, int) or not 0 <= touch <= MAX_TOUCH:
-        raise ValueError(f"touch must be an int in 0..{MAX_TOUCH}, not {touch!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an int >= 0, not {seed!r}")
-    check_int("cpus", cpus, 1, 256)
-    if isinstance(lazy_cpus, bool) or not isinstance(lazy_cpus, int) \
-            or not 0 <= lazy_cpus < cpus:  # fmt: skip
-        raise ValueError(f"lazy_cpus must be an int in 0..cpus-1 ({cpus - 1}): CPU 0 makes "
-                         f"the call, not {lazy_cpus!r}")  # fmt: skip
-    mix = parse_populate(populate)
-    src_base, dst_base = _bases(a)
-    if size + a.pud_size > dst_base - src_base:
-        raise ValueError(f"size {format_size(size)} does not fit twice in {a.name}'s "
-                         f"{format_size(a.task_size)} address space")  # fmt: skip
-    src = src_base + _offset(a, src_align, "src_align")
-    dst = dst_base + _offset(a, dst_align, "dst_align")
-    t0 = time.perf_counter_ns()
-    mm = AddressSpace(a, cpus=cpus, policy=policy, thp="madvise")
-    mm.mmap(size, addr=src, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
-    parts = _populate(mm, src, size, mix)
-    rng = np.random.default_rng(seed)
-    for cpu in range(cpus):
-        mm.tlbs.set_cpu(cpu)  # it runs the process: in mm_cpumask
-        if touch and parts:
-            mm.access(_touch_addresses(mm, parts, rng, touch), cpu=cpu)
-    for cpu in range(cpus - lazy_cpus, cpus):
-        mm.switch_out(cpu, lazy=True)
-    setup = time.perf_counter_ns() - t0
-    mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, dst)
+def run_setup(setup: MoveSetup) -> MoveResult:
+    """``run_move`` of a ``MoveSetup``."""
+    st, elapsed = _moved(setup)
+    return _result(st, setup, elapsed)
+
+
+def _moved(setup: MoveSetup) -> tuple[MoveStats, int]:
+    """Set up and move: (stats, setup ns)."""
+    mm, elapsed = setup.prepare()
+    mm.mremap(setup.src, setup.size, setup.size, MREMAP_MAYMOVE | MREMAP_FIXED, setup.dst)
     assert mm.last_move is not None
-    return mm.last_move, a, mix, setup
+    return mm.last_move, elapsed
 
 
-def _populate(
-    mm: AddressSpace, start: int, size: int, mix: Mapping[str, float]
-) -> list[tuple[int, int, str]]:
-    """Populate consecutive parts of the region, PMD rounded, in mix order;
-    returns the parts as (start, length, kind)."""
-    pmd = mm.arch.pmd_size
-    at, end = start, start + size
-    parts = []
-    for kind, frac in mix.items():
-        length = min(-(-int(size * frac) // pmd) * pmd, end - at)
-        if length <= 0:
-            break
-        if kind == "thp":
-            mm.madvise(at, length, MADV_HUGEPAGE)
-        if kind == "sparse":
-            stride = SPARSE_STRIDE * mm.page_size
-            mm.access(np.arange(at, at + length, stride, dtype=np.uint64), write=True)
-        else:
-            mm.madvise(at, length, MADV_POPULATE_READ if kind == "read" else MADV_POPULATE_WRITE)
-        parts.append((at, length, kind))
-        at += length
-    return parts
-
-
-def _touch_addresses(
-    mm: AddressSpace, parts: Sequence[tuple[int, int, str]], rng: np.random.Generator, n: int
-) -> np.ndarray[Any, Any]:
-    """``n`` random addresses of populated pages only (a touch must not
-    fault pages in and change what the experiment moves)."""
-    lengths = np.array([p[1] for p in parts], dtype=np.float64)
-    which = rng.choice(len(parts), size=n, p=lengths / lengths.sum())
-    starts = np.array([p[0] for p in parts], dtype=np.uint64)[which]
-    lens = np.array([p[1] for p in parts], dtype=np.uint64)[which]
-    offs = (rng.random(n) * lens).astype(np.uint64)
-    sparse = np.array([p[2] == "sparse" for p in parts])[which]
-    stride = np.uint64(SPARSE_STRIDE * mm.page_size)
-    offs[sparse] -= offs[sparse] % stride
-    return starts + offs
-
-
-def _result(
-    st: MoveStats,
-    a: Arch,
-    size: int,
-    mix: Mapping[str, float],
-    src_align: str | int,
-    dst_align: str | int,
-    cpus: int,
-    setup: int,
-    lazy_cpus: int = 0,
-) -> MoveResult:
+def _result(st: MoveStats, setup: MoveSetup, elapsed: int) -> MoveResult:
+    a = setup.profile
     ns, breakdown = move_cost(a, st)  # once: the properties would price it each time
     low, high = move_cost_range(a, st)
-    label = ",".join(k if v == 1 else f"{k}:{v:g}" for k, v in mix.items())
     return MoveResult(
         arch=a.name,
         policy=st.policy,
-        size=size,
-        populate=label,
-        src_align=str(src_align),
-        dst_align=str(dst_align),
-        cpus=cpus,
-        lazy_cpus=lazy_cpus,
+        size=setup.size,
+        populate=setup.populate_label,
+        src_align=str(setup.src_align),
+        dst_align=str(setup.dst_align),
+        cpus=setup.cpus,
+        lazy_cpus=setup.lazy_cpus,
         sim_wall_ns=st.wall_ns,
-        setup_wall_ns=setup,
+        setup_wall_ns=elapsed,
         estimated_ns=ns,
         estimated_ns_range=(low, high),
         breakdown=breakdown,
@@ -595,7 +400,7 @@ def sweep(
         raise TypeError(f"executor must be a concurrent.futures.Executor, not {executor!r}")
     grid = _grid(sizes, archs, policies)
     jobs = [(s, a, p, dict(kwargs)) for s, a, p in grid]
-    _validate(jobs)
+    validate_jobs(jobs)
     own = executor is None
     ex = executor if executor is not None else ProcessPoolExecutor(os.cpu_count() or 1)
     try:
@@ -612,21 +417,20 @@ def sweep(
     return Results(results, baseline)
 
 
-def _validate(jobs: Sequence[tuple[int, str | Arch, str, dict[str, Any]]]) -> None:
-    """Check every configuration cheaply (no populate) so that a typo fails
-    at once instead of in a worker."""
-    profiles: dict[object, Arch] = {}
+def validate_jobs(jobs: Sequence[tuple[int, str | Arch, str, dict[str, Any]]]) -> None:
+    """Check every configuration cheaply (a MoveSetup each, nothing
+    populated) so that a typo fails at once instead of in a worker."""
     for size, a, p, kw in jobs:
-        _policy(p)
-        key = a if isinstance(a, str) else id(a)  # an Arch is not hashable
-        if key not in profiles:
-            profiles[key] = _profile(a, {k: v for k, v in kw.items() if k not in _RUN_KWARGS})
-            parse_populate(kw.get("populate", "write"))
-            _offset(profiles[key], kw.get("src_align", "pud"), "src_align")
-            _offset(profiles[key], kw.get("dst_align", "pmd"), "dst_align")
-        page = profiles[key].page_size
-        if isinstance(size, bool) or not isinstance(size, int) or size <= 0 or size % page:
-            raise ValueError(f"size must be a positive multiple of {page}, not {size!r}")
+        _setup(size, a, p, **kw)
 
 
-_RUN_KWARGS = {"populate", "src_align", "dst_align", "cpus", "touch", "seed"}
+def _setup(*args: Any, **kwargs: Any) -> MoveSetup:
+    """A MoveSetup from ``run_move``'s arguments: keywords that are not its
+    fields are arch overrides."""
+    given: dict[str, Any] = {k: v for k, v in kwargs.items() if k in _SETUP_FIELDS}
+    given["arch_overrides"] = {k: v for k, v in kwargs.items() if k not in _SETUP_FIELDS}
+    return MoveSetup(*args, **given)
+
+
+#: MoveSetup's own arguments; any other keyword is an arch override
+_SETUP_FIELDS = {f.name for f in fields(MoveSetup) if f.init} - {"arch_overrides"}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,16 +19,14 @@ import numpy.typing as npt
 from . import _access, _tables
 from .constants import PROT_NONE, PROT_READ, PROT_WRITE
 from .cost import access_cost, access_cost_range
+from .mm_types import VM_HUGEPAGE, VM_NOHUGEPAGE, VM_UFFD_MISSING, MmStruct, Vma, new_anon_vma
 from .stats import AccessStats
-from .vma import VM_HUGEPAGE, VM_NOHUGEPAGE, VM_UFFD_MISSING, Vma, find_vma, new_anon_vma
-
-if TYPE_CHECKING:
-    from .space import AddressSpace
+from .vma import find_vma
 
 __all__ = ["access", "fault_orders", "faultin_range", "populate_vma", "thp_orders"]
 
 
-def thp_orders(mm: AddressSpace, v: Vma) -> int:
+def thp_orders(mm: MmStruct, v: Vma) -> int:
     """__thp_vma_allowable_orders for an anonymous fault in ``v``: bit o set
     where folios of order o may be allocated. A size's "always" allows it,
     "madvise" in a MADV_HUGEPAGE VMA, "inherit" where the top-level
@@ -45,11 +43,11 @@ def thp_orders(mm: AddressSpace, v: Vma) -> int:
     return orders
 
 
-def _pmd_order(mm: AddressSpace) -> int:
+def _pmd_order(mm: MmStruct) -> int:
     return mm.arch.pmd_size.bit_length() - 1 - mm.page_shift
 
 
-def fault_orders(mm: AddressSpace, v: Vma) -> tuple[int, int, int]:
+def fault_orders(mm: MmStruct, v: Vma) -> tuple[int, int, int]:
     """What thp_orders allows a fault in ``v``, split as the fault path uses
     it: (thp_lo, thp_hi), the range where PMD THPs may be installed ((0, 0)
     when the PMD order is not allowed), and the orders below the PMD's that
@@ -65,7 +63,7 @@ _UFFD_MISSING = (
 )
 
 
-def populate_vma(mm: AddressSpace, v: Vma, start: int, end: int, write: bool) -> int:
+def populate_vma(mm: MmStruct, v: Vma, start: int, end: int, write: bool) -> int:
     """Fault in [start, end) of ``v``. Returns the address reached (less
     than ``end`` when page-table memory ran out)."""
     if v.flags & VM_UFFD_MISSING:
@@ -100,7 +98,7 @@ def populate_vma(mm: AddressSpace, v: Vma, start: int, end: int, write: bool) ->
     return int(reached)
 
 
-def faultin_range(mm: AddressSpace, addr: int, end: int, write: bool) -> None:
+def faultin_range(mm: MmStruct, addr: int, end: int, write: bool) -> None:
     """madvise_populate: fault in [addr, end) VMA by VMA, stopping at the
     first page that cannot be faulted, with the errno Linux gives there
     (what was faulted before it stays, as in Linux)."""
@@ -129,9 +127,9 @@ def faultin_range(mm: AddressSpace, addr: int, end: int, write: bool) -> None:
         reach = stop
 
 
-def _vma_table(mm: AddressSpace) -> dict[str, npt.NDArray[Any]]:
+def _vma_table(mm: MmStruct) -> dict[str, npt.NDArray[Any]]:
     """The VMAs as arrays for the C fault path."""
-    vs = mm._vmas
+    vs = mm.vmas
     faults = [fault_orders(mm, v) for v in vs]
     return {
         "start": np.array([v.start for v in vs], dtype=np.uint64),
@@ -153,7 +151,7 @@ def _accumulate(into: dict[str, int], more: dict[str, int]) -> None:
         into[k] = into.get(k, 0) + int(v)
 
 
-def access(mm: AddressSpace, arr: npt.NDArray[np.uint64], cpu: int, write: bool) -> AccessStats:
+def access(mm: MmStruct, arr: npt.NDArray[np.uint64], cpu: int, write: bool) -> AccessStats:
     """Run the validated addresses ``arr`` from ``cpu`` (see AddressSpace.access)."""
     t0 = time.perf_counter_ns()
     table = _vma_table(mm)
@@ -187,7 +185,7 @@ def access(mm: AddressSpace, arr: npt.NDArray[np.uint64], cpu: int, write: bool)
         total["faults"] = total.get("faults", 0) + 1
         i = stop
     for idx in np.flatnonzero(table["touched"]):
-        v = mm._vmas[int(idx)]
+        v = mm.vmas[int(idx)]
         if v.anon_vma is None:
             v.anon_vma = new_anon_vma()
     ns, breakdown = access_cost(mm.arch, total, ops)

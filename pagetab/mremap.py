@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import errno
 import time
-from typing import TYPE_CHECKING, Any
 
 from . import _move
-from .arch import Arch
 from .argcheck import U64, as_uint
 from .constants import MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE
-from .policy import Policy
+from .mm_types import MmStruct, Vma
 from .stats import MoveStats
 from .userfaultfd import mremap_userfaultfd_prep, vma_has_uffd_without_event_remap
 from .vma import (
-    Vma,
     do_vmi_munmap,
     find_vma,
     free_window,
@@ -38,41 +35,14 @@ from .vma import (
     unmap_region,
 )
 
-if TYPE_CHECKING:
-    from .space import AddressSpace
-
 __all__ = [
     "do_mremap",
     "move_vma",
     "move_whole_vma",
-    "mremap_config",
     "whole_vma_into_hole",
 ]
 
 CALL = "mremap"
-
-
-def mremap_config(a: Arch, p: Policy) -> dict[str, Any]:
-    """The move engine's mremap_config struct for an arch and a policy."""
-    pte = len(a.levels) - 1
-    return {
-        "pte": pte,
-        "pmd": pte - 1,
-        "pud": a.pud_level,
-        "page_shift": a.page_shift,
-        "pmd_size": a.pmd_size,
-        "pud_size": a.pud_size,
-        "split_pte": a.split_pte_lock,
-        "split_pmd": a.split_pmd_lock,
-        "move_pmd": p.move_pmd,
-        "move_pud": p.move_pud,
-        "realign": p.realign,
-        "flush": _move.FLUSH_MODE[p.flush],
-        "dirty_flush_locked": p.dirty_flush_under_lock,
-        "latency_limit": p.pte_extent_limit << a.page_shift,
-        "cont_ptes": a.cont_ptes if p.contpte else 0,
-        "pte_batch": p.pte_batch,
-    }
 
 
 def _error(code: int, what: str) -> OSError:
@@ -80,7 +50,7 @@ def _error(code: int, what: str) -> OSError:
 
 
 def do_mremap(
-    mm: AddressSpace, addr: int, old_size: int, new_size: int, flags: int, new_addr: int | None
+    mm: MmStruct, addr: int, old_size: int, new_size: int, flags: int, new_addr: int | None
 ) -> int:
     """mremap(2) on ``mm``; returns the new address, sets ``mm.last_move``."""
     addr = as_uint("old_addr", addr, CALL)
@@ -115,13 +85,13 @@ def do_mremap(
             raise _error(errno.EINVAL, "old and new ranges overlap")
     # check_map_count_against_split_early (and prep_move_vma's check, done
     # here so that no error comes after a change)
-    if len(mm._vmas) + 4 > mm.max_map_count:
+    if len(mm.vmas) + 4 > mm.max_map_count:
         raise _error(errno.ENOMEM, "too close to vm.max_map_count")
     t0 = time.perf_counter_ns()
     tables = mm.tables
     before = tables.table_bytes
     freed0 = tables.freed_total
-    st = MoveStats(a.name, mm._policy.name, addr, addr, old_len, new_len,
+    st = MoveStats(a.name, mm.policy.name, addr, addr, old_len, new_len,
                    page_table_bytes_before=before, profile=a)  # fmt: skip
     if (
         flags == MREMAP_MAYMOVE | MREMAP_FIXED
@@ -145,7 +115,7 @@ def do_mremap(
     # the kernel frees no table during move_page_tables: its peak is the
     # start plus every table the move allocated
     st.peak_page_table_bytes = max(
-        before + st.counter("tables_allocated") * mm._pte_table_bytes, after
+        before + st.counter("tables_allocated") * mm.pte_table_bytes, after
     )
     st.tables_freed = tables.freed_total - freed0
     st.wall_ns = time.perf_counter_ns() - t0
@@ -165,7 +135,7 @@ def check_prep_vma(vma: Vma, addr: int, old_len: int, new_len: int, flags: int) 
         raise _error(errno.EFAULT, "range runs past the end of its mapping")
 
 
-def remap_move(mm: AddressSpace, start: int, length: int, new_addr: int, flags: int,
+def remap_move(mm: MmStruct, start: int, length: int, new_addr: int, flags: int,
                st: MoveStats) -> int:  # fmt: skip
     """remap_move: a pure MREMAP_FIXED move over every VMA in the range,
     keeping the gaps between them."""
@@ -186,7 +156,7 @@ def remap_move(mm: AddressSpace, start: int, length: int, new_addr: int, flags: 
     return result
 
 
-def mremap_to(mm: AddressSpace, addr: int, old_len: int, new_len: int, flags: int, na: int,
+def mremap_to(mm: MmStruct, addr: int, old_len: int, new_len: int, flags: int, na: int,
               st: MoveStats) -> int:  # fmt: skip
     """mremap_to: move to ``na`` (MREMAP_FIXED unmaps it first) or, with
     MREMAP_DONTUNMAP alone, to wherever get_unmapped_area puts it."""
@@ -208,7 +178,7 @@ def mremap_to(mm: AddressSpace, addr: int, old_len: int, new_len: int, flags: in
     return move_vma(mm, vma, addr, old_len, new_len, na, flags, st)
 
 
-def mremap_at(mm: AddressSpace, vma: Vma, addr: int, old_len: int, new_len: int, flags: int,
+def mremap_at(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, flags: int,
               st: MoveStats) -> int:  # fmt: skip
     """mremap_at: shrink or grow in place, else move (MREMAP_MAYMOVE)."""
     if new_len == old_len:
@@ -236,7 +206,7 @@ def mremap_at(mm: AddressSpace, vma: Vma, addr: int, old_len: int, new_len: int,
     return move_vma(mm, vma, addr, old_len, new_len, found, flags, st)
 
 
-def move_vma(mm: AddressSpace, vma: Vma, addr: int, old_len: int, new_len: int, new_addr: int,
+def move_vma(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, new_addr: int,
              flags: int, st: MoveStats) -> int:  # fmt: skip
     """move_vma: copy_vma, move_page_tables, then unmap the source."""
     new = vma.copy()
@@ -254,7 +224,7 @@ def move_vma(mm: AddressSpace, vma: Vma, addr: int, old_len: int, new_len: int, 
         # under a limit the old tables stay until the end, so that a
         # failed move can always move its entries back (as the kernel)
         free_lo, free_hi = free_window(mm, addr, addr + old_len)
-    mm._pmc.start(addr, new_addr, old_len, need_rmap_locks=merged and new_vma.pgoff <= vma.pgoff,
+    mm.pmc.start(addr, new_addr, old_len, need_rmap_locks=merged and new_vma.pgoff <= vma.pgoff,
                   has_anon=vma.anon_vma is not None, caller=mm.cpu, free_lo=free_lo,
                   free_hi=free_hi,
                   uffd_no_table_moves=_uffd_without_remap(mm, vma, new_vma))  # fmt: skip
@@ -279,12 +249,12 @@ def move_vma(mm: AddressSpace, vma: Vma, addr: int, old_len: int, new_len: int, 
     return new_addr
 
 
-def whole_vma_into_hole(mm: AddressSpace, addr: int, length: int, new_addr: int) -> bool:
+def whole_vma_into_hole(mm: MmStruct, addr: int, length: int, new_addr: int) -> bool:
     """Whether [addr, addr + length) is exactly one VMA and the target
     range is free with no VMA touching it, so that nothing splits or
     merges: the case move_whole_vma takes without the general path's
     bookkeeping (same result; tests/test_fast_paths.py compares the two)."""
-    vs = mm._vmas
+    vs = mm.vmas
     i = index_after(mm, addr)
     if i == len(vs) or vs[i].start != addr or vs[i].end != addr + length:
         return False
@@ -293,12 +263,12 @@ def whole_vma_into_hole(mm: AddressSpace, addr: int, length: int, new_addr: int)
     return (j == len(vs) or vs[j].start > end) and (j == 0 or vs[j - 1].end < new_addr)
 
 
-def move_whole_vma(mm: AddressSpace, addr: int, length: int, new_addr: int,
+def move_whole_vma(mm: MmStruct, addr: int, length: int, new_addr: int,
                    st: MoveStats) -> int:  # fmt: skip
     """move_vma of a whole VMA into a hole (see whole_vma_into_hole):
     copy_vma cannot merge, so no rmap locks; then the source is unmapped.
     The Vma object itself moves, as nothing else refers to it."""
-    vs = mm._vmas
+    vs = mm.vmas
     i = index_after(mm, addr)
     vma = vs[i]
     end, new_end = addr + length, new_addr + length
@@ -314,7 +284,7 @@ def move_whole_vma(mm: AddressSpace, addr: int, length: int, new_addr: int,
     free_lo = free_hi = 0
     if mm.page_table_limit is None:
         free_lo, free_hi = floor, ceiling or U64 - 1
-    mm._pmc.start(addr, new_addr, length, need_rmap_locks=False, has_anon=has_anon,
+    mm.pmc.start(addr, new_addr, length, need_rmap_locks=False, has_anon=has_anon,
                   caller=mm.cpu, free_lo=free_lo, free_hi=free_hi,
                   uffd_no_table_moves=_uffd_without_remap(mm, vma, vma))  # fmt: skip
     _try_realign(mm, st)
@@ -337,7 +307,7 @@ def move_whole_vma(mm: AddressSpace, addr: int, length: int, new_addr: int,
     return new_addr
 
 
-def _uffd_without_remap(mm: AddressSpace, old: Vma, new: Vma) -> bool:
+def _uffd_without_remap(mm: MmStruct, old: Vma, new: Vma) -> bool:
     """!uffd_supports_page_table_move(): the policy checks it and either VMA
     has a userfaultfd without UFFD_FEATURE_EVENT_REMAP."""
     return mm.policy.uffd_table_move_check and (
@@ -345,27 +315,27 @@ def _uffd_without_remap(mm: AddressSpace, old: Vma, new: Vma) -> bool:
     )
 
 
-def _try_realign(mm: AddressSpace, st: MoveStats) -> None:
+def _try_realign(mm: MmStruct, st: MoveStats) -> None:
     """try_realign_addr for a move whose old and new VMAs start at the
     control's addresses (the engine applies the rule)."""
-    pmc = mm._pmc
+    pmc = mm.pmc
     old, new = pmc.old_addr, pmc.new_addr
-    if old & mm._pmd_mask:  # aligned moves, most of them, need no VMA lookup
+    if old & mm.pmd_mask:  # aligned moves, most of them, need no VMA lookup
         if pmc.try_realign_addr(old, prev_end(mm, old), new, prev_end(mm, new)):
             st.realigned = True
 
 
-def _move_page_tables(mm: AddressSpace, st: MoveStats) -> int:
-    """move_page_tables with ``mm._pmc`` set up; adds its record to ``st``
+def _move_page_tables(mm: MmStruct, st: MoveStats) -> int:
+    """move_page_tables with ``mm.pmc`` set up; adds its record to ``st``
     and returns the bytes it moved."""
-    moved, rec, trace = _move.move_page_tables(mm.tables, mm.tlbs, mm._pmc, mm.trace_moves)
+    moved, rec, trace = _move.move_page_tables(mm.tables, mm.tlbs, mm.pmc, mm.trace_moves)
     st.add(rec, trace)
     st.moved_bytes += moved
     return int(moved)
 
 
-def _move_back(mm: AddressSpace, old: int, new: int, length: int, has_anon: bool) -> None:
+def _move_back(mm: MmStruct, old: int, new: int, length: int, has_anon: bool) -> None:
     """The reverse move_page_tables of a failed move (need_rmap_locks, no
     early freeing); its counters are not the call's."""
-    mm._pmc.start(old, new, length, need_rmap_locks=True, has_anon=has_anon, caller=mm.cpu)
-    _move.move_page_tables(mm.tables, mm.tlbs, mm._pmc)
+    mm.pmc.start(old, new, length, need_rmap_locks=True, has_anon=has_anon, caller=mm.cpu)
+    _move.move_page_tables(mm.tables, mm.tlbs, mm.pmc)

@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import json
 import zipfile
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from .arch import arch as lookup_arch
 from .arch import archs
+from .mm_types import MmStruct, Shm, Vma, mm_alloc
 from .policy import policies
 from .policy import policy as lookup_policy
 from .userfaultfd import Userfaultfd
-from .vma import Shm, Vma
-
-if TYPE_CHECKING:
-    from .space import AddressSpace
 
 __all__ = ["SAVE_VERSION", "load", "save"]
 
@@ -33,7 +31,7 @@ __all__ = ["SAVE_VERSION", "load", "save"]
 SAVE_VERSION = 2
 
 
-def save(mm: AddressSpace, path: Any) -> None:
+def save(mm: MmStruct, path: Any) -> None:
     """Write the whole simulated state of ``mm`` to ``path``."""
     a = mm.arch
     registered = lookup_arch(a.name) if a.name in archs() else None
@@ -42,7 +40,7 @@ def save(mm: AddressSpace, path: Any) -> None:
                                   "profile (custom profiles cannot be saved yet)")  # fmt: skip
     if mm.policy.name not in policies() or lookup_policy(mm.policy.name) != mm.policy:
         raise NotImplementedError(f"save: policy {mm.policy.name!r} is not a preset")
-    vs = mm._vmas
+    vs = mm.vmas
     shms = list({id(v.shm): v.shm for v in vs if v.shm is not None}.values())
     index = {id(x): i for i, x in enumerate(shms)}
     meta = {"format": "pagetab", "version": SAVE_VERSION, "arch": a.name,
@@ -51,7 +49,7 @@ def save(mm: AddressSpace, path: Any) -> None:
             "cpu": mm.cpu,
             "thp_sizes": {str(k): v for k, v in mm.thp_sizes.items()},
             "userfaultfds": [[u.id, u.features, [list(e) for e in u.pending_events]]
-                             for u in mm._userfaultfds.values()]}  # fmt: skip
+                             for u in mm.userfaultfds.values()]}  # fmt: skip
     arrays: dict[str, Any] = {f"tables_{k}": v for k, v in mm.tables.dump().items()}
     arrays["vma"] = np.array(
         [[v.start, v.end, v.prot, v.shared, v.flags, v.pgoff,
@@ -64,9 +62,10 @@ def save(mm: AddressSpace, path: Any) -> None:
     np.savez_compressed(path, **arrays)
 
 
-def load(cls: type[AddressSpace], path: Any) -> AddressSpace:
-    """An address space of class ``cls`` from a file written by ``save``;
-    ValueError if the file is not one, or is inconsistent."""
+def load(path: Any, check: Callable[[MmStruct], None]) -> MmStruct:
+    """The mm in a file written by ``save``, verified with ``check`` (which
+    raises an AssertionError or ValueError naming what is wrong); ValueError
+    if the file is not one, or is inconsistent."""
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
@@ -78,21 +77,21 @@ def load(cls: type[AddressSpace], path: Any) -> AddressSpace:
             raise ValueError("not a pagetab save file")
         if meta.get("version") not in (1, SAVE_VERSION):
             raise ValueError(f"save format version {meta.get('version')} is not supported")
-        mm = cls(meta["arch"], cpus=meta["cpus"], thp=meta["thp"],
-                 max_map_count=meta["max_map_count"], policy=meta["policy"],
-                 page_table_limit=meta["page_table_limit"],
-                 thp_sizes={int(k): v for k, v in meta.get("thp_sizes", {}).items()})  # fmt: skip
+        sizes = {int(k): v for k, v in meta.get("thp_sizes", {}).items()}
+        mm = mm_alloc(meta["arch"], cpus=meta["cpus"], thp=meta["thp"],
+                      max_map_count=meta["max_map_count"], policy=meta["policy"],
+                      page_table_limit=meta["page_table_limit"], thp_sizes=sizes)  # fmt: skip
         mm.tables.restore({k[len("tables_"):]: v for k, v in data.items()
                            if k.startswith("tables_")})  # fmt: skip
         for ident, features, events in meta.get("userfaultfds", []):
             u = Userfaultfd(mm, int(ident), int(features))
             u.pending_events = [(int(a), int(b), int(n)) for a, b, n in events]
-            mm._userfaultfds[u.id] = u
+            mm.userfaultfds[u.id] = u
         shms: dict[int, Shm] = {}
         columns = 8 if meta["version"] == 1 else 9
         for row in np.asarray(data["vma"], dtype=np.int64).reshape(-1, columns).tolist():
             start, end, prot, shared, flags, pgoff, anon, shm, *uffd = row
-            if uffd and uffd[0] and uffd[0] not in mm._userfaultfds:
+            if uffd and uffd[0] and uffd[0] not in mm.userfaultfds:
                 raise ValueError(f"VMA {start:#x} is registered with userfaultfd {uffd[0]}, "
                                  "which the file does not hold")  # fmt: skip
             obj = None
@@ -105,10 +104,10 @@ def load(cls: type[AddressSpace], path: Any) -> AddressSpace:
             v = Vma(start, end, prot, bool(shared), flags, pgoff,
                     None if anon == -1 else anon, obj)  # fmt: skip
             v.uffd = uffd[0] if uffd else 0
-            mm._vmas.append(v)
+            mm.vmas.append(v)
         mm.cpu = int(meta.get("cpu", 0))
-        mm.tlbs.set_cpu(mm.cpu)
-        mm.check()
+        mm.switch_mm(mm.cpu)
+        check(mm)
     # InvariantError (mm.check) is an AssertionError
     except (KeyError, TypeError, AssertionError, ValueError, IndexError) as e:
         raise ValueError(f"load: {path} is corrupted or foreign: {e}") from None

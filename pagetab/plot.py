@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from typing import Any
 
 from .policy import policies
 from .units import format_size
-
-if TYPE_CHECKING:
-    # for the annotation only: experiment imports this module
-    from .contention import ContendResults
-    from .experiment import Results
 
 __all__ = ["plot_latency", "plot_results"]
 
@@ -25,7 +21,9 @@ def _policy_order(name: str) -> int:
     return names.index(name) if name in names else len(names)
 
 
-def plot_results(results: Results, path: str | os.PathLike[str], title: str | None = None) -> None:
+def plot_results(
+    results: Iterable[Any], path: str | os.PathLike[str], title: str | None = None
+) -> None:
     """Log-log estimated kernel time against region size: one line per arch
     and policy (unsafe points marked with a red x), written as a PNG."""
     try:  # lazy: matplotlib is an optional extra
@@ -103,7 +101,7 @@ def plot_results(results: Results, path: str | os.PathLike[str], title: str | No
     plt.close(fig)
 
 
-def plot_latency(results: ContendResults, path: str | os.PathLike[str],
+def plot_latency(results: Iterable[Any], path: str | os.PathLike[str],
                  title: str | None = None) -> None:  # fmt: skip
     """The other threads' access latency while the move ran: one
     complementary CDF per run (the fraction of accesses slower than x,

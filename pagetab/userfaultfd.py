@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from . import _tables, _uffd
-from .argcheck import as_uint
+from .argcheck import as_uint, check_int
 from .constants import (
     PROT_WRITE,
     UFFD_FEATURE_EVENT_REMAP,
@@ -34,22 +34,18 @@ from .constants import (
     UFFDIO_REGISTER_MODE_WP,
 )
 from .cost import uffd_move_cost, uffd_move_cost_range
-from .vma import (
-    VM_UFFD_FLAGS,
-    VM_UFFD_MISSING,
-    VM_UFFD_WP,
-    Vma,
-    find_vma,
-    merge_around,
-    new_anon_vma,
-    overlapping,
-    split_vma,
-)
+from .mm_types import VM_UFFD_FLAGS, VM_UFFD_MISSING, VM_UFFD_WP, MmStruct, Vma, new_anon_vma
+from .vma import find_vma, merge_around, overlapping, split_vma
 
-if TYPE_CHECKING:
-    from .space import AddressSpace
-
-__all__ = ["UffdMoveError", "UffdMoveStats", "Userfaultfd", "mremap_userfaultfd_prep"]
+__all__ = [
+    "FEATURES",
+    "UffdMoveError",
+    "UffdMoveStats",
+    "Userfaultfd",
+    "mremap_userfaultfd_prep",
+    "new_userfaultfd",
+    "vma_has_uffd_without_event_remap",
+]
 
 CALL = "UFFDIO_MOVE"
 FEATURES = UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_MOVE
@@ -97,9 +93,10 @@ class UffdMoveStats:
 
 
 class Userfaultfd:
-    """A userfaultfd of one AddressSpace, after UFFDIO_API with ``features``."""
+    """A userfaultfd of one mm, after UFFDIO_API with ``features``
+    (``new_userfaultfd`` makes one)."""
 
-    def __init__(self, mm: AddressSpace, ident: int, features: int) -> None:
+    def __init__(self, mm: MmStruct, ident: int, features: int) -> None:
         self.mm = mm
         self.id = ident
         self.features = features
@@ -126,7 +123,7 @@ class Userfaultfd:
         """UFFDIO_REGISTER: every VMA in [start, start + length) becomes this
         userfaultfd's (split at the ends, merged with registered neighbours)."""
         call = "UFFDIO_REGISTER"
-        with self.mm.lock:
+        with self.mm.mmap_lock:
             mode = as_uint("mode", mode, call)
             if mode == 0 or mode & ~_MODES:
                 raise OSError(errno.EINVAL, f"{call}: mode {mode:#x} (valid bits {_MODES:#x})")
@@ -148,7 +145,7 @@ class Userfaultfd:
     def unregister(self, start: int, length: int) -> None:
         """UFFDIO_UNREGISTER: the VMAs in the range lose their registration."""
         call = "UFFDIO_UNREGISTER"
-        with self.mm.lock:
+        with self.mm.mmap_lock:
             start, end = self._range(call, start, length)
             vmas = list(overlapping(self.mm, start, end))
             if not vmas:
@@ -170,7 +167,7 @@ class Userfaultfd:
     def read_events(self) -> list[tuple[int, int, int]]:
         """Read the queued UFFD_EVENT_REMAP events (from, to, len): what the
         handler thread does; UFFDIO_MOVE fails with EAGAIN until then."""
-        with self.mm.lock:
+        with self.mm.mmap_lock:
             out, self.pending_events = self.pending_events, []
             return out
 
@@ -184,7 +181,7 @@ class Userfaultfd:
         error stopped it, or the error itself (EINVAL, ENOENT, EEXIST,
         EBUSY, ENOMEM) with ``move`` = -errno when nothing moved.
         ``last_move`` records the counters."""
-        with self.mm.lock:
+        with self.mm.mmap_lock:
             return self._move(dst, src, length, mode)
 
     def _fail(self, code: int, what: str) -> UffdMoveError:
@@ -251,7 +248,7 @@ class Userfaultfd:
         would, with ``calls_done`` (the calls before it, all complete) and
         ``bytes_before`` (what they moved) set. ``last_move`` records the
         counters of every call made, priced with one ioctl each."""
-        with self.mm.lock:
+        with self.mm.mmap_lock:
             arr = np.asarray(calls)
             if arr.ndim != 2 or arr.shape[1] != 3 or not (
                     arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):  # fmt: skip
@@ -305,7 +302,7 @@ class Userfaultfd:
         ok = ((dst | src | ln) % ps == 0) & (ln > 0) & (ln <= top)
         for at in (dst, src):
             ok &= (at >= lo) & (at < top) & (ln <= top - np.minimum(at, top))
-        vs = mm._vmas
+        vs = mm.vmas
         if not vs:
             return 0, []  # no VMA holds any of them
         starts = np.array([v.start for v in vs], dtype=np.uint64)
@@ -382,7 +379,7 @@ class Userfaultfd:
         assert v is not None and order and level == len(mm.arch.levels) - 1
         first = v.pgoff_at(addr, shift) - (frame - head)  # the folio's page index
         cands = []
-        for w in mm._vmas:
+        for w in mm.vmas:
             if w.anon_vma != v.anon_vma or w.shared:
                 continue
             lo = max(w.start, w.start + ((first - w.pgoff) << shift))
@@ -394,7 +391,7 @@ class Userfaultfd:
                                  mm.policy.split_zeropage)  # fmt: skip
 
 
-def mremap_userfaultfd_prep(mm: AddressSpace, new: Vma, old_start: int, new_start: int,
+def mremap_userfaultfd_prep(mm: MmStruct, new: Vma, old_start: int, new_start: int,
                             length: int) -> None:  # fmt: skip
     """After mremap moved a registered VMA: with UFFD_FEATURE_EVENT_REMAP the
     new VMA stays registered and a remap event is queued (UFFDIO_MOVE fails
@@ -403,13 +400,31 @@ def mremap_userfaultfd_prep(mm: AddressSpace, new: Vma, old_start: int, new_star
     if not new.uffd:
         return
     if not vma_has_uffd_without_event_remap(mm, new):
-        mm._userfaultfds[new.uffd].pending_events.append((old_start, new_start, length))
+        mm.userfaultfds[new.uffd].pending_events.append((old_start, new_start, length))
         return
     new.uffd = 0  # userfaultfd_reset_ctx
     new.flags &= ~VM_UFFD_FLAGS
 
 
-def vma_has_uffd_without_event_remap(mm: AddressSpace, v: Vma) -> bool:
+def vma_has_uffd_without_event_remap(mm: MmStruct, v: Vma) -> bool:
     """Whether ``v`` is registered with a userfaultfd that lacks
     UFFD_FEATURE_EVENT_REMAP (include/linux/userfaultfd_k.h)."""
-    return bool(v.uffd) and not mm._userfaultfds[v.uffd].features & UFFD_FEATURE_EVENT_REMAP
+    return bool(v.uffd) and not mm.userfaultfds[v.uffd].features & UFFD_FEATURE_EVENT_REMAP
+
+
+def new_userfaultfd(mm: MmStruct, features: int) -> Userfaultfd:
+    """userfaultfd(2) and UFFDIO_API with ``features``: a new userfaultfd of
+    ``mm`` (its id one above the highest so far)."""
+    check_int("userfaultfd: features", features, 0)
+    if features & ~FEATURES:
+        raise NotImplementedError(
+            f"userfaultfd: features {features & ~FEATURES:#x} are not "
+            "simulated (UFFD_FEATURE_MOVE and UFFD_FEATURE_EVENT_REMAP are)"
+        )
+    if features & UFFD_FEATURE_MOVE and not mm.policy.uffd_move:
+        raise OSError(errno.EINVAL, f"UFFDIO_API: no UFFD_FEATURE_MOVE under "
+                      f"{mm.policy.name} (UFFDIO_MOVE is Linux 6.8+)")  # fmt: skip
+    ident = max(mm.userfaultfds, default=0) + 1
+    ctx = Userfaultfd(mm, ident, features)
+    mm.userfaultfds[ident] = ctx
+    return ctx

@@ -1,39 +1,28 @@
-"""VMAs, the shared-memory objects behind MAP_SHARED mappings, and the VMA
-list of an mm (mm/vma.c and mm/mmap.c).
+"""The VMA list of an mm (mm/vma.c and mm/mmap.c).
 
-A VMA here carries what Linux's merge rules look at (vm_flags, the backing
-object, vm_pgoff, the anon_vma) so that ``can_merge`` is is_mergeable_vma
-plus is_mergeable_anon_vma plus pgoff contiguity, as in mm/vma.c. The list
-operations are module functions taking the mm, as the kernel's do.
+A VMA (``mm_types.Vma``) carries what Linux's merge rules look at
+(vm_flags, the backing object, vm_pgoff, the anon_vma) so that
+``can_merge`` is is_mergeable_vma plus is_mergeable_anon_vma plus pgoff
+contiguity, as in mm/vma.c. The list operations are module functions
+taking the mm, as the kernel's do.
 """
 
 from __future__ import annotations
 
 import bisect
 import errno
-import itertools
 import operator
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from .argcheck import U64
-from .constants import PROT_EXEC, PROT_READ, PROT_WRITE
-
-if TYPE_CHECKING:
-    from .space import AddressSpace
+from .constants import ZERO_FRAME
+from .mm_types import MmStruct, Vma
 
 __all__ = [
-    "VM_HUGEPAGE",
-    "VM_NOHUGEPAGE",
-    "VM_UFFD_FLAGS",
-    "VM_UFFD_MISSING",
-    "VM_UFFD_WP",
-    "Shm",
-    "Vma",
-    "VmaInfo",
+    "InvariantError",
     "can_merge",
     "do_vmi_munmap",
     "find_vma",
@@ -44,87 +33,8 @@ __all__ = [
     "overlapping",
     "split_vma",
     "unmap_region",
+    "validate_mm",
 ]
-
-#: vm_flags bits pagetab keeps besides the protection (include/linux/mm.h)
-VM_UFFD_MISSING = 0x00000200
-VM_UFFD_WP = 0x00001000
-VM_HUGEPAGE = 0x20000000
-VM_NOHUGEPAGE = 0x40000000
-VM_UFFD_FLAGS = VM_UFFD_MISSING | VM_UFFD_WP
-
-_ids = itertools.count(1)
-
-
-class Shm:
-    """A shmem object: the pages of a MAP_SHARED|MAP_ANONYMOUS mapping.
-
-    ``frames[i]`` is the frame holding page ``i`` of the object, or -1 if
-    that page was never touched. Every mapping of the object (including
-    those made by mremap with old_size 0) sees the same frames.
-    """
-
-    __slots__ = ("frames", "id")
-
-    def __init__(self, pages: int) -> None:
-        self.id = next(_ids)
-        self.frames = np.full(pages, -1, dtype=np.int64)
-
-    def __repr__(self) -> str:
-        return f"Shm(id={self.id}, pages={self.frames.size})"
-
-
-@dataclass(slots=True)
-class Vma:
-    """A vm_area_struct: [start, end) with its flags, object and offset."""
-
-    start: int
-    end: int
-    prot: int
-    shared: bool
-    flags: int = 0  # VM_HUGEPAGE / VM_NOHUGEPAGE / VM_UFFD_*
-    pgoff: int = 0  # vm_pgoff, in pages
-    anon_vma: int | None = None  # anon_vma identity, set at the first anon fault
-    shm: Shm | None = None
-    uffd: int = 0  # vm_userfaultfd_ctx: the registered userfaultfd's id, 0 none
-
-    def copy(self) -> Vma:
-        return Vma(
-            self.start,
-            self.end,
-            self.prot,
-            self.shared,
-            self.flags,
-            self.pgoff,
-            self.anon_vma,
-            self.shm,
-            self.uffd,
-        )
-
-    def pages(self, page_shift: int) -> int:
-        return (self.end - self.start) >> page_shift
-
-    def pgoff_at(self, addr: int, page_shift: int) -> int:
-        """vm_pgoff of ``addr`` inside this VMA (linear_page_index)."""
-        return self.pgoff + ((addr - self.start) >> page_shift)
-
-    def object_end(self, page_shift: int) -> int:
-        """The address past the last page of its shmem object (shared VMAs):
-        faults beyond it are SIGBUS."""
-        assert self.shm is not None
-        return self.start + ((self.shm.frames.size - self.pgoff) << page_shift)
-
-    def info(self) -> VmaInfo:
-        return VmaInfo(
-            self.start,
-            self.end,
-            self.prot,
-            self.shared,
-            bool(self.flags & VM_HUGEPAGE),
-            bool(self.flags & VM_NOHUGEPAGE),
-            self.pgoff,
-            self.uffd,
-        )
 
 
 def can_merge(a: Vma, b: Vma, page_shift: int) -> bool:
@@ -139,37 +49,6 @@ def can_merge(a: Vma, b: Vma, page_shift: int) -> bool:
     return a.anon_vma is None or b.anon_vma is None or a.anon_vma == b.anon_vma
 
 
-def new_anon_vma() -> int:
-    """A fresh anon_vma identity (anon_vma_prepare)."""
-    return next(_ids)
-
-
-@dataclass(frozen=True, slots=True)
-class VmaInfo:
-    """A read-only snapshot of one VMA, as /proc/PID/maps would show it."""
-
-    start: int
-    end: int
-    prot: int
-    shared: bool
-    hugepage: bool
-    nohugepage: bool
-    pgoff: int
-    uffd: int = 0  # the userfaultfd the VMA is registered with, 0 none
-
-    @property
-    def length(self) -> int:
-        return self.end - self.start
-
-    def __str__(self) -> str:
-        perms = "".join(
-            c if self.prot & bit else "-"
-            for c, bit in (("r", PROT_READ), ("w", PROT_WRITE), ("x", PROT_EXEC))
-        )
-        perms += "s" if self.shared else "p"
-        return f"{self.start:012x}-{self.end:012x} {perms} {self.pgoff:08x}"
-
-
 # ----------------------------------------------------------------------
 # The VMA list of an mm (mm/vma.c, mm/mmap.c). VMAs are kept in Python, in
 # a list sorted by address (a process has few); page-table work is
@@ -179,48 +58,48 @@ _VMA_START = operator.attrgetter("start")
 _VMA_END = operator.attrgetter("end")
 
 
-def index_after(mm: AddressSpace, addr: int) -> int:
+def index_after(mm: MmStruct, addr: int) -> int:
     """Index of the first VMA whose end is > addr (the find_vma walk)."""
-    return bisect.bisect_right(mm._vmas, addr, key=_VMA_END)
+    return bisect.bisect_right(mm.vmas, addr, key=_VMA_END)
 
 
-def find_vma(mm: AddressSpace, addr: int) -> Vma | None:
+def find_vma(mm: MmStruct, addr: int) -> Vma | None:
     """The VMA containing ``addr``, or None."""
-    vs = mm._vmas
+    vs = mm.vmas
     i = bisect.bisect_right(vs, addr, key=_VMA_END)
     if i < len(vs) and vs[i].start <= addr:
         return vs[i]
     return None
 
 
-def prev_end(mm: AddressSpace, addr: int) -> int:
+def prev_end(mm: MmStruct, addr: int) -> int:
     """The end of the last VMA ending at or below ``addr`` (0 if none): where
     the gap below ``addr`` starts."""
     i = index_after(mm, addr)
-    return mm._vmas[i - 1].end if i > 0 else 0
+    return mm.vmas[i - 1].end if i > 0 else 0
 
 
-def overlapping(mm: AddressSpace, start: int, end: int) -> Iterator[Vma]:
+def overlapping(mm: MmStruct, start: int, end: int) -> Iterator[Vma]:
     """The VMAs intersecting [start, end), in order (for_each_vma_range)."""
-    vs = mm._vmas
+    vs = mm.vmas
     i = index_after(mm, start)
     while i < len(vs) and vs[i].start < end:
         yield vs[i]
         i += 1
 
 
-def is_free(mm: AddressSpace, start: int, end: int) -> bool:
+def is_free(mm: MmStruct, start: int, end: int) -> bool:
     """Whether no VMA intersects [start, end) (!find_vma_intersection)."""
     return next(overlapping(mm, start, end), None) is None
 
 
-def split_vma(mm: AddressSpace, addr: int) -> None:
+def split_vma(mm: MmStruct, addr: int) -> None:
     """__split_vma at ``addr`` if a VMA straddles it (splits a THP there too).
 
     OSError(ENOMEM) if the huge page there cannot be split for lack of
     page-table memory (the VMA list is left as it was).
     """
-    vs = mm._vmas
+    vs = mm.vmas
     i = index_after(mm, addr)
     if i == len(vs):
         return
@@ -237,9 +116,9 @@ def split_vma(mm: AddressSpace, addr: int) -> None:
     vs.insert(i + 1, hi)
 
 
-def merge_around(mm: AddressSpace, start: int, end: int) -> None:
+def merge_around(mm: MmStruct, start: int, end: int) -> None:
     """Merge mergeable neighbours among the VMAs touching [start, end]."""
-    vs = mm._vmas
+    vs = mm.vmas
     i = max(index_after(mm, start) - 1, 0)
     while i + 1 < len(vs) and vs[i].start <= end:
         a, b = vs[i], vs[i + 1]
@@ -252,14 +131,14 @@ def merge_around(mm: AddressSpace, start: int, end: int) -> None:
             i += 1
 
 
-def insert_vma(mm: AddressSpace, v: Vma) -> None:
+def insert_vma(mm: MmStruct, v: Vma) -> None:
     """Link ``v`` into the list and merge it with its neighbours (vma_link + vma_merge)."""
-    vs = mm._vmas
+    vs = mm.vmas
     vs.insert(bisect.bisect_left(vs, v.start, key=_VMA_START), v)
     merge_around(mm, v.start, v.end)
 
 
-def unmap_region(mm: AddressSpace, start: int, end: int, floor: int, ceiling: int) -> None:
+def unmap_region(mm: MmStruct, start: int, end: int, floor: int, ceiling: int) -> None:
     """unmap_region on a range no VMA maps any more: zap it (flushing what
     was present), then free_pgtables within [floor, ceiling)."""
     if mm.tables.zap(start, end):
@@ -267,13 +146,13 @@ def unmap_region(mm: AddressSpace, start: int, end: int, floor: int, ceiling: in
     mm.tables.free_pgtables(start, end, floor, ceiling)
 
 
-def do_vmi_munmap(mm: AddressSpace, start: int, end: int) -> None:
+def do_vmi_munmap(mm: MmStruct, start: int, end: int) -> None:
     """Unmap an aligned, validated range: split, unlink, zap, free tables."""
     if is_free(mm, start, end):
         return
     split_vma(mm, start)
     split_vma(mm, end)
-    vs = mm._vmas
+    vs = mm.vmas
     i = index_after(mm, start)
     j = i
     while j < len(vs) and vs[j].start < end:
@@ -287,10 +166,10 @@ def do_vmi_munmap(mm: AddressSpace, start: int, end: int) -> None:
     unmap_region(mm, first, last, floor, ceiling)
 
 
-def free_window(mm: AddressSpace, start: int, end: int) -> tuple[int, int]:
+def free_window(mm: MmStruct, start: int, end: int) -> tuple[int, int]:
     """[floor, ceiling) that free_pgtables will use once [start, end) is
     unmapped: tables wholly inside may be released as soon as emptied."""
-    vs = mm._vmas
+    vs = mm.vmas
     i = index_after(mm, start)  # the first VMA ending after start
     if i < len(vs) and vs[i].start < start:
         floor = start  # a VMA keeps the part below start
@@ -308,12 +187,12 @@ def free_window(mm: AddressSpace, start: int, end: int) -> tuple[int, int]:
 # address selection (mm/mmap.c, arch_get_unmapped_area_topdown)
 
 
-def _topdown(mm: AddressSpace, length: int, high: int) -> int | None:
+def _topdown(mm: MmStruct, length: int, high: int) -> int | None:
     """unmapped_area_topdown: the highest gap below ``high`` fitting
     ``length``; returns its top - length, or None."""
     low = max(mm.arch.mmap_min_addr, mm.page_size)
     gap_end = high
-    for v in reversed(mm._vmas):
+    for v in reversed(mm.vmas):
         if v.start >= high:
             gap_end = min(gap_end, high)
             continue
@@ -326,17 +205,17 @@ def _topdown(mm: AddressSpace, length: int, high: int) -> int | None:
     return None
 
 
-def _bottomup(mm: AddressSpace, length: int, high: int) -> int | None:
+def _bottomup(mm: MmStruct, length: int, high: int) -> int | None:
     """unmapped_area: the lowest gap fitting ``length`` below ``high``."""
     addr = max(mm.arch.mmap_min_addr, mm.page_size)
-    for v in mm._vmas:
+    for v in mm.vmas:
         if v.start >= addr + length:
             break
         addr = max(addr, v.end)
     return addr if addr + length <= high else None
 
 
-def get_unmapped_area(mm: AddressSpace, length: int, hint: int, thp_align: bool) -> int | None:
+def get_unmapped_area(mm: MmStruct, length: int, hint: int, thp_align: bool) -> int | None:
     """Where a non-fixed mapping of ``length`` goes (None: no room)."""
     a = mm.arch
     mmap_end = a.task_size if hint > a.map_window else a.map_window
@@ -359,3 +238,83 @@ def get_unmapped_area(mm: AddressSpace, length: int, hint: int, thp_align: bool)
     if ret is None:
         ret = _bottomup(mm, length, mmap_end)
     return ret
+
+
+# ----------------------------------------------------------------------
+# validate_mm (mm/vma.c, CONFIG_DEBUG_VM_MAPLE_TREE): the whole mm checked
+
+
+class InvariantError(AssertionError):
+    """validate_mm (``AddressSpace.check``) found the simulated state inconsistent."""
+
+
+def _populated_chunks(mm: MmStruct, v: Vma) -> Iterator[tuple[int, npt.NDArray[np.int64]]]:
+    """(start, frames) of the PUD-sized pieces of ``v`` that map anything:
+    bounded memory however large the VMA."""
+    step = mm.arch.pud_size
+    lo = v.start
+    while lo < v.end:
+        hi = min((lo & ~(step - 1)) + step, v.end)
+        if mm.tables.count_mapped(lo, hi):
+            yield lo, mm.tables.frames(lo, hi)
+        lo = hi
+
+
+def validate_mm(mm: MmStruct) -> None:
+    """Verify every invariant of ``mm``; raise InvariantError listing what is wrong."""
+    problems: list[str] = list(mm.tables.check())
+    ps = mm.page_shift
+    prev: Vma | None = None
+    for v in mm.vmas:
+        if v.start >= v.end or not mm.page_aligned(v.start) or not mm.page_aligned(v.end):
+            problems.append(f"bad VMA bounds {v.start:#x}-{v.end:#x}")
+        if v.start < mm.arch.mmap_min_addr or v.end > mm.arch.task_size:
+            problems.append(f"VMA {v.start:#x}-{v.end:#x} outside the address space")
+        if prev is not None:
+            if prev.end > v.start:
+                problems.append(f"VMAs overlap or are unsorted at {v.start:#x}")
+            elif can_merge(prev, v, ps):
+                problems.append(f"VMAs at {prev.start:#x} and {v.start:#x} should be merged")
+        if v.shared != (v.shm is not None):
+            problems.append(f"VMA {v.start:#x}: shared flag and shm object disagree")
+        prev = v
+    total = mm.tables.count_mapped(0, mm.arch.task_size)
+    inside = 0
+    private: list[npt.NDArray[np.int64]] = []
+    shm_frames: list[npt.NDArray[np.int64]] = []
+    for v in mm.vmas:
+        for lo, f in _populated_chunks(mm, v):
+            inside += int(np.count_nonzero(f >= 0))
+            if v.shared:
+                assert v.shm is not None
+                first = v.pgoff_at(lo, mm.page_shift)
+                want = v.shm.frames[first : first + f.size]
+                beyond = f[want.size :]
+                bad = (f[: want.size] >= 0) & (f[: want.size] != want)
+                if bad.any() or (beyond >= 0).any():
+                    problems.append(f"shared VMA {v.start:#x}: entries disagree with its object")
+            else:
+                private.append(f[f > ZERO_FRAME])
+    seen_shm = {id(v.shm): v.shm for v in mm.vmas if v.shm is not None}
+    for s in seen_shm.values():
+        assert s is not None
+        shm_frames.append(s.frames[s.frames >= 0])
+    if total != inside:
+        problems.append(f"{total - inside} mapped pages lie outside every VMA")
+    # the allocator hands out frames from next_frame on: one already
+    # mapped there would be mapped twice by a later fault
+    top = max((int(f.max()) for f in (*private, *shm_frames) if f.size), default=-1)
+    if top >= mm.tables.next_frame:
+        problems.append(f"frame {top} is mapped but not below the next frame to allocate "
+                        f"({mm.tables.next_frame})")  # fmt: skip
+    if private:
+        allp = np.concatenate(private)
+        uniq = np.unique(allp)
+        if uniq.size != allp.size:
+            problems.append(f"{allp.size - uniq.size} private frames are mapped twice")
+        if shm_frames:
+            alls = np.concatenate(shm_frames)
+            if np.intersect1d(uniq, alls).size:
+                problems.append("a private mapping maps a shared object's frame")
+    if problems:
+        raise InvariantError("; ".join(problems))

@@ -14,7 +14,7 @@ def snapshot(mm: pt.AddressSpace) -> tuple[Any, ...]:
     vmas = mm.vmas()
     frames = [b"".join(a.tobytes() for a in mm.tables.folio_orders(v.start, v.end))
               for v in vmas]  # fmt: skip
-    anon = tuple(v.anon_vma for v in mm._vmas)
+    anon = tuple(v.anon_vma for v in mm.mm_struct.vmas)
     return (
         tuple(vmas),
         tuple(frames),

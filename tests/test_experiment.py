@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 import pagetab as pt
-from pagetab.experiment import Results, compare, parse_populate, run_move, sweep
+from pagetab.experiment import Results, compare, run_move, sweep
+from pagetab.scenario import parse_populate
 
 M, G = 1 << 20, 1 << 30
 

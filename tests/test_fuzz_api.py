@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pagetab as pt
-from pagetab.vma import VmaInfo
+from pagetab.mm_types import VmaInfo
 
 U64 = 1 << 64
 BASE = 1 << 40

@@ -259,30 +259,14 @@ def test_custom_policy(make_mm: MM) -> None:
         pt.Policy("x", flush="sometimes")
     with pytest.raises(ValueError, match="batch"):
         pt.Policy("x", flush="table")
-    with pytest.raises(NotImplementedError):
-        pt.Policy("x", flush_under_lock=False)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        pt.Policy("x", flush_under_lock=False)  # implied by flush, not a field
     with pytest.raises(ValueError, match="dirty_flush_under_lock"):
         pt.Policy("x", dirty_flush_under_lock=True)
     with pytest.raises(ValueError, match="unknown Policy field"):
         pt.policy("linux-5.0").replace(bogus=1)
-    with pytest.raises(TypeError, match="unknown keyword"):
+    with pytest.raises(TypeError, match="unexpected keyword"):
         pt.Policy("x", flush_later=True)
-
-
-def test_policy_legacy_keywords_are_deprecated() -> None:
-    # the keyword arguments of earlier versions still work when they agree
-    # with ``flush``, and say that they are implied by it
-    with pytest.warns(DeprecationWarning, match="implied by flush='end'"):
-        old = pt.Policy("p", move_pmd=True, flush="end", flush_under_lock=False)
-    assert old == pt.Policy("p", move_pmd=True, flush="end")
-    with pytest.warns(DeprecationWarning, match="batch_pmd_lock"):
-        batched = pt.Policy("b", move_pmd=True, flush="table", batch_pmd_lock=True)
-    assert batched.batch_pmd_lock and batched.flush_under_lock
-    with pytest.raises(ValueError, match="contradicts"):
-        pt.Policy("c", move_pmd=True, flush="extent", batch_pmd_lock=True)
-    with pytest.warns(DeprecationWarning):
-        replaced = pt.policy("linux-4.19").replace(flush_under_lock=True)
-    assert replaced == pt.policy("linux-4.19")
 
 
 # 1 GiB of written 4K pages on x86-64, one CPU, moved along each path; the
@@ -371,7 +355,7 @@ def test_huge_pud_leaf_moves_whole_or_splits(make_mm: MM) -> None:
         mm = make_mm(policy="linux-5.11")
         mm.mmap(G, addr=SRC, flags=FIX)
         head = mm.tables.set_leaf(1, SRC)  # a PUD-sized leaf (DAX-like)
-        mm._vmas[0].anon_vma = 1
+        mm.mm_struct.vmas[0].anon_vma = 1
         f = mm.frames(SRC, G)
         assert f[0] == head and (np.diff(f) == 1).all()
         mm.mremap(SRC, G, G, FIXED, DST + off)
@@ -381,7 +365,7 @@ def test_huge_pud_leaf_moves_whole_or_splits(make_mm: MM) -> None:
         assert st.huge_puds_split == (0 if whole else 1)
         assert st.huge_pmds_moved == (0 if whole else 512)  # PMD aligned: the pieces move
         assert np.array_equal(mm.frames(DST + off, G), f)
-        mm._vmas[0].anon_vma = None
+        mm.mm_struct.vmas[0].anon_vma = None
 
 
 def test_demo_compares_every_policy(capsys: pytest.CaptureFixture[str]) -> None:

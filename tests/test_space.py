@@ -323,10 +323,10 @@ def test_unsupported_features_say_so(mm: pt.AddressSpace) -> None:
 def test_check_detects_corruption(mm: pt.AddressSpace) -> None:
     addr = mm.mmap(8 * K, flags=pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_POPULATE)
     mm.check()
-    mm._vmas[0].end = addr + 4 * K  # a page mapped outside every VMA
+    mm.mm_struct.vmas[0].end = addr + 4 * K  # a page mapped outside every VMA
     with pytest.raises(pt.InvariantError, match="outside every VMA"):
         mm.check()
-    mm._vmas[0].end = addr + 8 * K
+    mm.mm_struct.vmas[0].end = addr + 8 * K
 
 
 def test_max_map_count(make_mm: MM) -> None:

@@ -83,7 +83,7 @@ def test_faults_populate_on_first_touch(make_mm: MM) -> None:
     assert st.cow_faults == 16 and st.flush_ops["flush_calls"] == 16
     f = mm.frames(BASE, 64 * K)
     assert (f > 0).all() and np.unique(f).size == 16
-    assert mm._vmas[0].anon_vma is not None  # anon_vma_prepare on the write faults
+    assert mm.mm_struct.vmas[0].anon_vma is not None  # anon_vma_prepare on the write faults
 
 
 def test_faults_install_thp(make_mm: MM) -> None:

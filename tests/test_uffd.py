@@ -322,7 +322,7 @@ def test_a_registered_space_saves_and_loads(tmp_path: object) -> None:
         (u.id, u.features, []),
         (other.id, other.features, [(SRC + M, DST + M, 16 * K)]),
     ]
-    assert [v.uffd for v in back._vmas] == [v.uffd for v in mm._vmas]
+    assert [v.uffd for v in back.mm_struct.vmas] == [v.uffd for v in mm.mm_struct.vmas]
     for fd in (u, back.userfaultfds[0]):
         assert fd.move(DST, SRC, 16 * K) == 16 * K
     assert (back.frames(DST, 16 * K) == mm.frames(DST, 16 * K)).all()
