@@ -46,7 +46,7 @@ def main() -> None:
     facade, direct = [], []
     for _ in range(args.repeats):  # interleaved: both see the same machine
         facade.append(per_call_us(lambda s, d: mm.mremap(s, G, G, flags, d)))
-        direct.append(per_call_us(lambda s, d: do_mremap(mm, s, G, G, flags, d)))
+        direct.append(per_call_us(lambda s, d: do_mremap(mm.mm_struct, s, G, G, flags, d)))
     assert mm.last_move is not None and mm.last_move.normal_puds_moved == 1
     print(f"1 GiB PUD-path mremap call, x86-64, {args.repeats} runs of 1000 calls")
     for name, xs in (("mm.mremap (locked)", facade), ("do_mremap (no lock)", direct)):

@@ -214,7 +214,7 @@ def test_bad_usage_is_one_line_and_exit_2(
         (["move", "--size", "4M"], "pagetab.experiment.run_move"),
         (["compare", "--size", "4M", "--policy", "linux-5.0"], "pagetab.experiment.compare"),
         (["sweep", "--size", "4M", "--policy", "linux-5.0"], "pagetab.experiment.sweep"),
-        (["archs"], "pagetab.cli.arch"),
+        (["archs"], "pagetab.cli.archs.arch"),
     ],
 )
 @pytest.mark.parametrize("error", [ValueError, TypeError])

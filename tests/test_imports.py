@@ -4,7 +4,9 @@ The import graph is read from the sources (``ast`` for .py, a regex for
 the ``import``/``cimport`` lines of .pyx and .pxd), so the check needs
 nothing built. Every import that can run counts, including one inside a
 function, and so does one under ``if TYPE_CHECKING:``: an annotation that
-needs a module above is an upward dependency too.
+needs a module above is an upward dependency too. A subpackage's modules
+are named with dots ("cli._main"); its ``__init__.py`` is the subpackage's
+own name ("cli").
 """
 
 from __future__ import annotations
@@ -48,43 +50,89 @@ LAYERS = [
     ["host", "_probe", "oracle"],
     ["native"],
     ["calibrate"],
+    # the command line: shared helpers, then the subcommands ("cli.*": every
+    # module of pagetab/cli without a leading underscore), then what reads
+    # the registry they fill
+    ["cli._registry", "cli._argtypes", "cli._output"],
+    ["cli._options"],
+    ["cli._moves"],
+    ["cli.*"],
+    ["cli._parser"],
+    ["cli._main"],
     ["cli"],
     ["__main__", "__init__", "docs_check"],
 ]
 LAYER = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
+
+def layer(name: str) -> int | None:
+    """``name``'s layer: its own entry, or its subpackage's "pkg.*" entry
+    (modules without a leading underscore); None if it has no place."""
+    if name in LAYER:
+        return LAYER[name]
+    package, _, last = name.rpartition(".")
+    return LAYER.get(f"{package}.*") if package and not last.startswith("_") else None
+
+
 Edge = tuple[str, str, str]  # (importer, imported, "file:line")
 
 
-def modules(source: Path = SOURCE) -> dict[str, list[Path]]:
-    """Module name -> its source files (a .pyx and its .pxd are one module)."""
+def modules(source: Path = SOURCE, prefix: str = "") -> dict[str, list[Path]]:
+    """Module name -> its source files (a .pyx and its .pxd are one module),
+    the subpackages' modules included (``prefix``: the subpackage's dotted
+    name and a dot)."""
     out: dict[str, list[Path]] = {}
     for p in sorted(source.iterdir()):
-        if p.suffix in (".py", ".pyx", ".pxd"):
-            out.setdefault(p.stem, []).append(p)
+        if p.is_dir() and (p / "__init__.py").exists():
+            out.update(modules(p, f"{prefix}{p.name}."))
+        elif p.suffix in (".py", ".pyx", ".pxd"):
+            name = prefix[:-1] if prefix and p.stem == "__init__" else prefix + p.stem
+            out.setdefault(name, []).append(p)
     return out
 
 
-def _target(dotted: str, level: int, names: list[str], known: set[str]) -> Iterator[str]:
+def _package_of(importer: str, is_init: bool) -> str:
+    """The dotted package (below pagetab; "" for pagetab) that ``importer``'s
+    relative imports start from."""
+    return importer if is_init and importer != "__init__" else importer.rpartition(".")[0]
+
+
+def _target(
+    dotted: str, level: int, names: list[str], known: set[str], package: str = ""
+) -> Iterator[str]:
     """The package modules an import statement loads, or nothing if it is
     not of this package. ``dotted`` is the module after ``from`` (or after
-    ``import``), ``level`` its leading dots, ``names`` what it imports."""
+    ``import``), ``level`` its leading dots, ``names`` what it imports,
+    ``package`` the importer's package (below pagetab; "" for pagetab)."""
     if level == 0:
         if dotted != PACKAGE and not dotted.startswith(PACKAGE + "."):
             return
         dotted = dotted[len(PACKAGE) + 1 :]
-    elif level > 1:
-        raise AssertionError(f"relative import beyond the package: {'.' * level}{dotted}")
-    if dotted:
-        yield dotted.split(".")[0]
-        return
-    # `from . import x` / `from pagetab import x`: x is a module, or a name
-    # of the package itself; `import pagetab` is the package
-    for n in names or ["__init__"]:
-        yield n if n in known else "__init__"
+    else:
+        parts = package.split(".") if package else []
+        if level - 1 > len(parts):
+            raise AssertionError(f"relative import beyond the package: {'.' * level}{dotted}")
+        base = ".".join(parts[: len(parts) - (level - 1)])
+        dotted = ".".join(p for p in (base, dotted) if p)
+    # `from X import n`: X.n if that is a module (`from . import x`); else X,
+    # or in a subpackage the longest module X starts with; "__init__" for
+    # the package itself (`import pagetab`, or a name of its __init__)
+    targets = []
+    for n in names or [""]:
+        sub = f"{dotted}.{n}" if dotted else n
+        if n and sub in known:
+            targets.append(sub)
+        elif not dotted:
+            targets.append("__init__")
+        else:
+            parts = dotted.split(".")
+            while len(parts) > 1 and ".".join(parts) not in known:
+                parts.pop()
+            targets.append(".".join(parts))
+    yield from dict.fromkeys(targets)
 
 
-def _py_imports(path: Path, known: set[str]) -> Iterator[tuple[str, int]]:
+def _py_imports(path: Path, known: set[str], package: str = "") -> Iterator[tuple[str, int]]:
     def visit(node: ast.AST) -> Iterator[tuple[str, int]]:
         if isinstance(node, ast.Import):
             for alias in node.names:
@@ -92,7 +140,7 @@ def _py_imports(path: Path, known: set[str]) -> Iterator[tuple[str, int]]:
                     yield t, node.lineno
         elif isinstance(node, ast.ImportFrom):
             names = [a.name for a in node.names]
-            for t in _target(node.module or "", node.level, names, known):
+            for t in _target(node.module or "", node.level, names, known, package):
                 yield t, node.lineno
         for child in ast.iter_child_nodes(node):
             yield from visit(child)
@@ -107,7 +155,7 @@ _CYTHON_IMPORT = re.compile(
 )
 
 
-def _cython_imports(path: Path, known: set[str]) -> Iterator[tuple[str, int]]:
+def _cython_imports(path: Path, known: set[str], package: str = "") -> Iterator[tuple[str, int]]:
     text = path.read_text()
     for m in _CYTHON_IMPORT.finditer(text):
         line = text.count("\n", 0, m.start()) + 1
@@ -120,7 +168,7 @@ def _cython_imports(path: Path, known: set[str]) -> Iterator[tuple[str, int]]:
         level = len(mod) - len(mod.lstrip("."))
         parts = m["names"].strip().strip("()").split(",")
         names = [p.split()[0] for p in parts if p.strip()]  # "x as y" -> x
-        for t in _target(mod.lstrip("."), level, names, known):
+        for t in _target(mod.lstrip("."), level, names, known, package):
             yield t, line
 
 
@@ -132,9 +180,10 @@ def edges(source: Path = SOURCE) -> list[Edge]:
     for name, paths in mods.items():
         for p in paths:
             read = _py_imports if p.suffix == ".py" else _cython_imports
-            for target, line in read(p, known):
+            package = _package_of(name, p.stem == "__init__")
+            for target, line in read(p, known, package):
                 if target != name:
-                    out.append((name, target, f"{PACKAGE}/{p.name}:{line}"))
+                    out.append((name, target, f"{PACKAGE}/{p.relative_to(source)}:{line}"))
     return out
 
 
@@ -178,9 +227,9 @@ def cycles(graph: dict[str, set[str]]) -> list[tuple[list[str], list[str]]]:
 
 
 def test_every_module_has_a_layer() -> None:
-    listed = [n for layer in LAYERS for n in layer]
+    listed = [n for names in LAYERS for n in names]
     assert len(listed) == len(set(listed)), "a module is listed twice in LAYERS"
-    unplaced = sorted(set(modules()) - set(listed))
+    unplaced = sorted(m for m in modules() if layer(m) is None)
     assert not unplaced, f"modules not placed in LAYERS: {unplaced}"
 
 
@@ -192,10 +241,11 @@ def test_imports_name_real_modules() -> None:
 
 
 def test_no_import_of_a_higher_layer() -> None:
+    placed = [(a, b, where, layer(a), layer(b)) for a, b, where in edges()]
     bad = [
-        f"{where}: {a} (layer {LAYER[a]}) imports {b} (layer {LAYER[b]})"
-        for a, b, where in edges()
-        if a in LAYER and b in LAYER and LAYER[b] > LAYER[a]
+        f"{where}: {a} (layer {la}) imports {b} (layer {lb})"
+        for a, b, where, la, lb in placed
+        if la is not None and lb is not None and lb > la
     ]
     assert not bad, "imports of a higher layer:\n" + "\n".join(bad)
 
@@ -262,3 +312,30 @@ def test_the_reader_sees_what_it_must(tmp_path: Path) -> None:
         (["d", "d2"], ["d", "d2", "d"]),
     ]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_reader_sees_subpackages(tmp_path: Path) -> None:
+    """A subpackage's modules, its relative imports, and "pkg.*" layers."""
+    (tmp_path / "sub").mkdir()
+    files = {
+        "a.py": "from .sub import m\nfrom pagetab.sub._h import y\n",
+        "b.py": "",
+        "sub/__init__.py": "from .m import x\nfrom .. import b\n",
+        "sub/m.py": "from ..a import f\nfrom . import _h, VERSION\nfrom pagetab import sub\n",
+        "sub/_h.py": "",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    assert sorted(modules(tmp_path)) == ["a", "b", "sub", "sub._h", "sub.m"]
+    got = sorted((a, b) for a, b, _ in edges(tmp_path))
+    assert got == [
+        ("a", "sub._h"),
+        ("a", "sub.m"),
+        ("sub", "b"),
+        ("sub", "sub.m"),
+        ("sub.m", "a"),
+        ("sub.m", "sub"),  # VERSION is a name of the subpackage
+        ("sub.m", "sub"),  # `from pagetab import sub`
+        ("sub.m", "sub._h"),
+    ]
+    assert layer("cli.compare") == LAYER["cli.*"] and layer("cli._nowhere") is None

@@ -53,11 +53,11 @@ def test_presets_differ_from_their_predecessor_only_where_the_kernel_changed() -
 def test_every_field_is_checked_and_documented() -> None:
     for f in dataclasses.fields(pt.Policy):
         if f.type == "bool":
-            with pytest.raises(TypeError, match=f"Policy.{f.name} must be a bool"):
+            with pytest.raises(TypeError, match=rf"Policy\.{f.name} must be a bool"):
                 pt.Policy("x", **{f.name: 1})
-    with pytest.raises(ValueError, match="Policy.uffd_move must be one of"):
+    with pytest.raises(ValueError, match=r"Policy\.uffd_move must be one of"):
         pt.Policy("x", uffd_move="7.0")
-    with pytest.raises(TypeError, match="Policy.description must be a str"):
+    with pytest.raises(TypeError, match=r"Policy\.description must be a str"):
         pt.Policy("x", description=3)  # type: ignore[arg-type]
     # each field has its docstring right below it (read by the docs' API page)
     text = open(policy_module.__file__).read()

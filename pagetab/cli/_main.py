@@ -1,0 +1,74 @@
+"""``main``: parse the command line, run the subcommand, turn what went
+wrong into the exit status (0 ok, 1 failure, 2 bad usage)."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+from ._parser import build_parser
+from ._registry import UsageError, registered
+
+__all__ = ["main"]
+
+# the top-level parser's own options; any other option first means the
+# default subcommand
+_TOP_LEVEL = ("-h", "--help", "--version")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``pagetab`` command.
+
+    Parameters
+    ----------
+    argv:
+        The arguments after the program's name (default ``sys.argv[1:]``).
+        Options first (or nothing) run the default subcommand.
+
+    Returns
+    -------
+    int
+        The exit status: 0 success, 1 failure, 2 bad usage (argparse's own
+        usage errors and ``--help`` raise SystemExit instead).
+    """
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `pagetab archs | head`
+        sys.stderr.close()
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    p = build_parser()
+    # any other first word must be a subcommand (argparse names the valid ones)
+    if not args_list or (args_list[0].startswith("-") and args_list[0] not in _TOP_LEVEL):
+        args_list.insert(0, next(s.name for s in registered() if s.default))
+    args = p.parse_args(args_list)
+    if getattr(args, "progress", False) is None:
+        args.progress = sys.stderr.isatty()
+    run = {s.name: s.run for s in registered()}[args.command]
+    try:
+        return run(args)
+    except UsageError as e:
+        print(f"pagetab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        raise  # main() ends quietly: `pagetab archs | head`
+    except (OSError, MemoryError) as e:
+        # a simulated call failed (e.g. more memory than the simulator's
+        # frame limit) or an output file could not be written
+        print(f"pagetab {args.command}: failed: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        # the arguments were valid: this is a bug, never a usage error
+        if args.debug:
+            traceback.print_exc()
+        else:
+            what = " ".join(str(e).split())
+            print(
+                f"pagetab {args.command}: internal error: {type(e).__name__}: {what} "
+                "(a bug; --debug prints the traceback)",
+                file=sys.stderr,
+            )
+        return 1

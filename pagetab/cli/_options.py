@@ -1,0 +1,240 @@
+"""The options several subcommands take, each defined once so that it is
+spelled, typed and explained the same in every subcommand.
+
+``add_option`` keeps an option's old spellings working without showing
+them in ``--help``; ``OLD_SPELLINGS`` lists them (the tests run each).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from ..arch import archs, devices
+from ..mm_types import MAX_CPUS
+from ..policy import policies
+from ..scenario import ALIGNS
+from . import _argtypes
+
+__all__ = [
+    "DEFAULT_ARCHS",
+    "OLD_SPELLINGS",
+    "add_alignment",
+    "add_arch",
+    "add_baseline",
+    "add_cpus",
+    "add_debug",
+    "add_device",
+    "add_fail_unsafe",
+    "add_json",
+    "add_option",
+    "add_outputs",
+    "add_policy",
+    "add_populate",
+    "add_repeats",
+    "add_size",
+]
+
+#: the archs the subcommands that take several run on by default
+DEFAULT_ARCHS = ["x86-64", "arm64-4k"]
+#: canonical spelling -> the old ones still accepted (hidden from --help)
+OLD_SPELLINGS = {"--dst-align": ("--align",)}
+
+
+def add_option(parser: argparse.ArgumentParser, name: str, **kwargs: Any) -> None:
+    """``parser.add_argument(name, **kwargs)``, plus ``name``'s old spellings
+    (``OLD_SPELLINGS``): the same option, hidden from ``--help``.
+
+    Each old spelling is an argument of its own, with the same destination,
+    type and choices, so that a usage error names the spelling typed.
+    """
+    action = parser.add_argument(name, **kwargs)
+    for old in OLD_SPELLINGS.get(name, ()):
+        # SUPPRESS as the default: the canonical option's default stands
+        parser.add_argument(
+            old,
+            **{
+                **kwargs,
+                "dest": action.dest,
+                "default": argparse.SUPPRESS,
+                "help": argparse.SUPPRESS,
+            },
+        )
+
+
+def add_size(
+    parser: argparse.ArgumentParser,
+    default: str,
+    *,
+    many: bool,
+    what: str = "region size",
+    parse: Callable[[str], Any] | None = None,
+    example: str = "",
+) -> None:
+    """``--size``: one size or (``many``) a list and ranges.
+
+    Parameters
+    ----------
+    parser:
+        The subcommand's parser.
+    default:
+        The default, as it would be typed ("1G,64G").
+    many:
+        Take a comma list and doubling ranges (1G,64G or 1G..256G).
+    what:
+        What the size is, for the help.
+    parse:
+        The argparse type, if not the one ``many`` implies.
+    example:
+        Example values for the help, if not the ones ``many`` implies.
+    """
+    parse = parse or (_argtypes.sizes if many else _argtypes.size)
+    example = example or ("e.g. 1G,64G or 1G..256G" if many else "e.g. 4K, 2M, 1G")
+    parser.add_argument(
+        "--size",
+        type=parse,
+        default=parse(default),
+        help=f"{what}{'(s)' if many else ''} ({example}; default {default})",
+    )
+
+
+def _names(
+    parser: argparse.ArgumentParser,
+    option: str,
+    valid: Callable[[], list[str]],
+    default: str | list[str] | None,
+    what: str,
+) -> None:
+    """``--arch`` or ``--policy``: one of ``valid()`` (``default`` a str), or
+    a comma list of them or 'all' (``default`` a list, or None for all);
+    ``what`` names them in the help ("archs")."""
+    if isinstance(default, str):
+        parser.add_argument(
+            option, choices=valid(), default=default, help=f"one of the {what} (default {default})"
+        )
+        return
+    shown = "the default" if default is None else f"default {','.join(default)}"
+    parser.add_argument(
+        option,
+        type=_argtypes.names(valid, option.removeprefix("--")),
+        default=valid() if default is None else list(default),
+        help=f"comma list or 'all' of the {what} ({shown})",
+    )
+
+
+def add_arch(parser: argparse.ArgumentParser, default: str | list[str]) -> None:
+    """``--arch``: one profile (``default`` a str) or a list (``default`` a list)."""
+    _names(parser, "--arch", archs, default, "archs")
+
+
+def add_policy(
+    parser: argparse.ArgumentParser,
+    default: str | list[str] | None,
+    valid: Callable[[], list[str]] = policies,
+    what: str = "policies",
+) -> None:
+    """``--policy``: one policy (``default`` a str) or a list (a list, or None
+    for all); ``valid`` and ``what`` narrow and name the policies allowed."""
+    _names(parser, "--policy", valid, default, what)
+
+
+def add_baseline(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--baseline``: the policy the ratios are taken against."""
+    parser.add_argument(
+        "--baseline",
+        default=default,
+        choices=policies(),
+        help=f"the policy ratios are taken against (default {default})",
+    )
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    """``--device``: price with a device calibration."""
+    parser.add_argument(
+        "--device",
+        choices=sorted(devices()),
+        help="price with a device calibration fitted to published measurements "
+        "(pagetab archs lists them; applies to the archs it was fitted for and their variants)",
+    )
+
+
+def add_populate(parser: argparse.ArgumentParser) -> None:
+    """``--populate``: how the region is populated before the move."""
+    parser.add_argument(
+        "--populate",
+        type=_argtypes.populate,
+        default="write",
+        help="write, read (zero page), thp, sparse (1 page in 16 written), or a mix "
+        "such as write:0.5,thp:0.5 (default write)",
+    )
+
+
+def add_alignment(parser: argparse.ArgumentParser, *, source: bool) -> None:
+    """``--dst-align`` (old spelling ``--align``) and, with ``source``,
+    ``--src-align``."""
+    add_option(
+        parser,
+        "--dst-align",
+        choices=ALIGNS,
+        default="pmd",
+        help="destination alignment: pud, pmd (whole-table moves where the policy "
+        "has them) or page (PTE by PTE) (default pmd)",
+    )
+    if source:
+        parser.add_argument(
+            "--src-align", choices=ALIGNS, default="pud", help="source alignment (default pud)"
+        )
+
+
+def add_cpus(parser: argparse.ArgumentParser, default: int | None, shown: str = "") -> None:
+    """``--cpus``: the simulated CPUs running the process (``shown``: the
+    default as the help says it, when ``default`` is None)."""
+    parser.add_argument(
+        "--cpus",
+        type=_argtypes.cpus,
+        default=default,
+        metavar=f"1..{MAX_CPUS}",
+        help=f"CPUs that run the process and hold its translations (default {shown or default})",
+    )
+
+
+def add_repeats(parser: argparse.ArgumentParser) -> None:
+    """``--repeats``: how often the host kernel measures each case."""
+    parser.add_argument(
+        "--repeats",
+        type=_argtypes.positive,
+        default=5,
+        help="measurements of each case; the median is kept (default 5)",
+    )
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    """``--json``: print JSON instead of a table."""
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def add_fail_unsafe(parser: argparse.ArgumentParser) -> None:
+    """``--fail-unsafe``: exit status 1 when a move is unsafe."""
+    parser.add_argument("--fail-unsafe", action="store_true", help="exit 1 if any move is unsafe")
+
+
+def add_outputs(parser: argparse.ArgumentParser, plot: bool = True) -> None:
+    """``--csv``, ``--json-out``, (with ``plot``) ``--plot`` and ``--progress``."""
+    parser.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
+    parser.add_argument("--json-out", metavar="FILE", help="also write the results as JSON")
+    if plot:
+        parser.add_argument("--plot", metavar="PNG", help="also plot the results")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar (default: on a terminal)",
+    )
+
+
+def add_debug(parser: argparse.ArgumentParser) -> None:
+    """``--debug``: print an internal error's traceback."""
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of an internal error"
+    )

@@ -1,0 +1,43 @@
+"""``pagetab calibrate``: fit the x86-64 costs to this machine's kernel."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import calibrate
+from . import _argtypes, _options
+from ._output import host_unavailable
+from ._registry import subcommand
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="pagetab-calibration.json", help="file to write")
+    _options.add_repeats(parser)
+    # real CPUs of this machine, not simulated ones: no 256 limit
+    parser.add_argument(
+        "--cpus",
+        type=_argtypes.positive,
+        default=1,
+        help="also fit the flush IPI cost with this many CPUs running the process "
+        "(the mover and cpus-1 spinning threads, each pinned)",
+    )
+
+
+@subcommand(
+    "calibrate",
+    help="fit the x86-64 costs to this machine's kernel",
+    description="Measure the host kernel on a small matrix, fit the x86-64 costs, write a "
+    "calibration file, check it on held-out cases.",
+    section="host",
+    arguments=_arguments,
+)
+def run(args: argparse.Namespace) -> int:
+    """Measure, fit and write the calibration file (exit 1 without the host probe)."""
+    if host_unavailable("calibrate"):
+        return 1
+    calibrate.calibrate(args.out, repeats=args.repeats, cpus=args.cpus)
+    print(
+        f"wrote {args.out} (training and held-out cases measured in the same "
+        f"{calibrate.ROUNDS} rounds; only the training cases fitted)"
+    )
+    return 0

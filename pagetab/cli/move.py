@@ -1,0 +1,50 @@
+"""``pagetab move``: one move in detail."""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import experiment
+from ..units import format_size
+from ._moves import add_move_arguments, check_moves, move_kwargs, unsafe_status
+from ._output import interval, print_json, table
+from ._registry import subcommand
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    add_move_arguments(parser, size="1G", arch="x86-64", policy="linux-6.8")
+
+
+@subcommand(
+    "move",
+    help="one move in detail: counts, locks, flush instructions, cost",
+    description="One mremap(MAYMOVE|FIXED) of a populated region: entries moved per level, "
+    "locks, flush instructions, estimated time by category, safety.",
+    section="simulate",
+    arguments=_arguments,
+)
+def run(args: argparse.Namespace) -> int:
+    """Make the one move and print what it did and cost."""
+    check_moves(args)
+    r = experiment.run_move(args.size, arch=args.arch, policy=args.policy, **move_kwargs(args))
+    if args.json:
+        print_json(r.row())
+        return unsafe_status(args, [r])
+    print(
+        f"{r.arch}, {r.policy}, {format_size(r.size)}, {r.populate}-populated, source "
+        f"{r.src_align} aligned, destination {r.dst_align} aligned, {r.cpus} CPUs"
+    )
+    low, high = r.estimated_ns_range
+    rows = [[k, v] for k, v in r.counters.items()]
+    rows += [
+        ["locks acquired", r.lock_acquired],
+        ["flush ops", {k: v for k, v in r.flush_ops.items() if v}],
+        ["estimated", f"{r.estimated_ns / 1e3:.1f} us"],
+        ["estimated range", f"{interval(low / 1e3, high / 1e3)} us"],
+        ["breakdown (ns)", {k: round(v) for k, v in r.breakdown.items() if v}],
+        ["peak page tables", f"{r.peak_page_table_bytes} bytes"],
+        ["simulated in", f"{r.sim_wall_ns / 1e6:.2f} ms"],
+        ["safe", "yes" if r.safe else "NO: UNSAFE"],
+    ]
+    table(None, ["", ""], rows, right_from=2)
+    return unsafe_status(args, [r])
