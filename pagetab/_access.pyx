@@ -22,7 +22,7 @@ from pagetab._tables cimport (
     leaf_class, pool_index, pool_row, pt_walk,
 )
 from pagetab._tlb cimport (
-    CLS_CONT, GEN_MASK, VALID, TlbState, caches_huge, insert_inline, invalidate_va, lookup_level,
+    CLS_CONT, GEN_MASK, TLB_RUNNING, VALID, TlbState, caches_huge, insert_inline, invalidate_va, lookup_level,
     tag_valid, tlb_insert_level,
 )
 
@@ -312,7 +312,7 @@ def access(Tlbs tlbs not None, PageTables pt not None, cnp.ndarray addrs, int cp
         v.shared = &vsh[0]
         v.touched = &vt[0]
     s.cpumask[cpu] = 1
-    s.lazy[cpu] = 0  # it runs the mm again
+    s.lazy[cpu] = TLB_RUNNING  # it runs the mm again
     r = n
     if n > start:
         with nogil:

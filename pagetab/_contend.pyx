@@ -48,8 +48,9 @@ cimport numpy as cnp
 import numpy as np
 
 from pagetab._flush cimport FlushOps, Tlbs, tlb_flush_range
+from pagetab._move cimport LOCK_ID_MM, LOCK_ID_PMD, LOCK_ID_PTE, LOCK_ID_SHIFT
 from pagetab._tables cimport E_WRITE, PageTables, leaf_class, pt_walk
-from pagetab._tlb cimport CLS_CONT, TlbState, insert_inline, lookup_inline
+from pagetab._tlb cimport CLS_CONT, TLB_RUNNING, TlbState, insert_inline, lookup_inline
 
 cnp.import_array()
 
@@ -163,9 +164,9 @@ cdef struct mover_hold:
     double end
 
 
-cdef uint64_t KEY_MM = 1
-cdef uint64_t KEY_PTE = (<uint64_t>1) << 62
-cdef uint64_t KEY_PMD = (<uint64_t>2) << 62
+cdef uint64_t KEY_MM = LOCK_ID_MM
+cdef uint64_t KEY_PTE = (<uint64_t>LOCK_ID_PTE) << LOCK_ID_SHIFT
+cdef uint64_t KEY_PMD = (<uint64_t>LOCK_ID_PMD) << LOCK_ID_SHIFT
 
 
 cdef inline double hold_end(const mover_hold *h, int64_t n, uint64_t key,
@@ -376,7 +377,7 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                     # flush skips)
                     if (active[i] or (th[i].through_move and cfg.moving)) \
                             and s.cpumask[th[i].cpu] and asleep[i] <= at \
-                            and not s.lazy[th[i].cpu]:
+                            and s.lazy[th[i].cpu] == TLB_RUNNING:
                         d = at if busy[i] <= at else busy[i]
                         if d - at > late:
                             late = d - at

@@ -92,6 +92,16 @@ cdef struct flush_rule:
     flush_params p
 
 
+# arch/arm64/include/asm/tlbflush.h: the pages one range TLBI of (num,
+# scale) covers (__TLBI_RANGE_PAGES), and the most one can (MAX_TLBI_RANGE_PAGES)
+cdef inline int64_t tlbi_range_pages(int num, int scale) noexcept nogil:
+    return (<int64_t>num + 1) << (5 * scale + 1)
+
+
+cdef enum:
+    MAX_TLBI_RANGE_PAGES = (31 + 1) << (5 * 3 + 1)
+
+
 cdef inline void tlb_flush_range(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
                                  uint64_t start, uint64_t end, int stride_shift) noexcept nogil:
     """flush_tlb_range(vma, start, end) issued from CPU ``caller``."""

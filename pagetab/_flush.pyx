@@ -12,7 +12,8 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memset
 
 from pagetab._tlb cimport (
-    TlbState, flush_all_cpu, flush_pwc_cpu, invalidate_range_cpu,
+    TLB_LAZY, TLB_LAZY_LEFT, TLB_RUNNING, TlbState, flush_all_cpu, flush_pwc_cpu,
+    invalidate_range_cpu,
 )
 
 
@@ -45,7 +46,7 @@ cdef void flush_x86(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
         # consider_global_asid: mm_active_cpus_exceeds(mm, 3) counts the
         # CPUs of mm_cpumask running the mm, lazy ones not
         for cpu in range(s.ncpu):
-            if cpu == caller or (s.cpumask[cpu] and not s.lazy[cpu]):
+            if cpu == caller or (s.cpumask[cpu] and s.lazy[cpu] == TLB_RUNNING):
                 running += 1
     if r.p.x86.invlpgb and running >= r.p.x86.global_asid_cpus:
         if full:
@@ -69,20 +70,20 @@ cdef void flush_x86(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
             else:
                 ops.invlpg += <int64_t>pages
                 ops.invlpg_flush += 1
-        elif s.lazy[cpu] == 1 and not s.ipi_lazy:
+        elif s.lazy[cpu] == TLB_LAZY and not s.ipi_lazy:
             # native_flush_tlb_multi: should_flush_tlb skips a lazy CPU
             # (145f573b89a6, 4.20); it flushes when it next loads the mm
             # (switch_mm_irqs_off sees the newer tlb_gen)
             ops.lazy_skipped += 1
         else:
             ops.ipi += 1
-            if s.lazy[cpu] == 1:
+            if s.lazy[cpu] == TLB_LAZY:
                 # flush_tlb_func on a lazy CPU leaves lazy mode for init_mm;
                 # its mm_cpumask bit stays (6.14+, 209954cbc7d0) until the
                 # next IPI finds another mm loaded and clears it
-                s.lazy[cpu] = 2
-            elif s.lazy[cpu] == 2:
-                s.lazy[cpu] = 0
+                s.lazy[cpu] = TLB_LAZY_LEFT
+            elif s.lazy[cpu] == TLB_LAZY_LEFT:
+                s.lazy[cpu] = TLB_RUNNING
                 s.cpumask[cpu] = 0
             if first_remote:
                 # remote CPUs flush in parallel: count one CPU's work
@@ -124,7 +125,7 @@ cdef void flush_arm64(const flush_rule *r, TlbState *s, FlushOps *ops, int calle
     pages = (end - start) >> s.page_shift
     # __flush_tlb_range_limit_excess
     if (not r.p.arm64.range and (end - start) >= <uint64_t>r.p.arm64.max_dvm_ops * stride) \
-            or pages > ((<uint64_t>31 + 1) << (5 * 3 + 1)):
+            or pages > MAX_TLBI_RANGE_PAGES:
         ops.dsb += 2
         ops.tlbi_asid += 1
         flush_all_cpus(s, ops, start, end)
@@ -143,8 +144,8 @@ cdef void flush_arm64(const flush_rule *r, TlbState *s, FlushOps *ops, int calle
                 npages -= stride >> s.page_shift
                 continue
             chunk = <int64_t>npages
-            if chunk > ((31 + 1) << (5 * scale + 1)):
-                chunk = (31 + 1) << (5 * scale + 1)
+            if chunk > tlbi_range_pages(31, scale):
+                chunk = tlbi_range_pages(31, scale)
             num = <int>((chunk >> (5 * scale + 1)) - 1)
             if num >= 0:
                 ops.tlbi_range += 1

@@ -21,6 +21,19 @@ cdef enum flush_mode:
     FL_END = 2           # once at the end, after the locks are released
 
 
+# A lock's identity, in the engine's trace (move_event.lo of a lock event)
+# and in the concurrent model's keys: the class in the bits from
+# LOCK_ID_SHIFT up, then which lock of the class (the engine: the table's
+# row; the concurrent model: the address >> the table's span); the one
+# mm->page_table_lock is LOCK_ID_MM. Python reads them as _move.LOCK_ID_*.
+cpdef enum:
+    LOCK_ID_SHIFT = 62
+    LOCK_ID_MM = 1               # mm->page_table_lock (every lock when not split)
+    LOCK_ID_PTE = 1              # class: a split PTE table lock
+    LOCK_ID_PMD = 2              # class: a split PMD table lock
+    LOCK_ID_RMAP = 3             # class: the anon_vma / i_mmap rwsem
+
+
 # move_pgt_entry's entry types (mm/mremap.c)
 cdef enum pgt_entry:
     NORMAL_PMD

@@ -71,10 +71,10 @@ cdef move_event _ev_layout
 EVENT_DTYPE = np.asarray(<move_event[:1]>(&_ev_layout)).dtype
 cdef cnp.npy_intp OPS_WORDS = sizeof(FlushOps) // sizeof(int64_t)
 
-cdef uint64_t ID_PTE = (<uint64_t>1) << 62
-cdef uint64_t ID_PMD = (<uint64_t>2) << 62
-cdef uint64_t ID_RMAP = (<uint64_t>3) << 62
-cdef uint64_t ID_MM = 1          # mm->page_table_lock
+cdef uint64_t ID_PTE = (<uint64_t>LOCK_ID_PTE) << LOCK_ID_SHIFT
+cdef uint64_t ID_PMD = (<uint64_t>LOCK_ID_PMD) << LOCK_ID_SHIFT
+cdef uint64_t ID_RMAP = (<uint64_t>LOCK_ID_RMAP) << LOCK_ID_SHIFT
+cdef uint64_t ID_MM = LOCK_ID_MM
 
 
 cdef struct Held:
@@ -272,11 +272,8 @@ cdef inline void spin_unlock(PageTables pt, Ctx *x, uint64_t id) noexcept nogil:
             if x.segs[i].count < 0:
                 x.segs[i].count = count_present(pt, x.segs[i].level, x.segs[i].row)
             x.c.unsafe_entries += x.segs[i].count
-            if x.tlb != NULL:
-                # stale translations actually cached on some CPU right now
-                x.c.unsafe_windows += count_stale(x, x.segs[i].lo, x.segs[i].hi)
-            else:
-                x.c.unsafe_windows += x.segs[i].count
+            # stale translations actually cached on some CPU right now
+            x.c.unsafe_windows += count_stale(x, x.segs[i].lo, x.segs[i].hi)
         else:
             x.segs[j] = x.segs[i]
             j += 1
@@ -332,10 +329,9 @@ cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end,
     cdef FlushOps before
     if x.tracing:
         before = x.c.flush_ops
-    if x.tlb != NULL:
-        tlb_flush_range(x.rule, x.tlb, &x.c.flush_ops, x.caller, start, end, stride_shift)
-        tlb_snapshot_free(&x.snap)
-        x.counts_since_flush = 0
+    tlb_flush_range(x.rule, x.tlb, &x.c.flush_ops, x.caller, start, end, stride_shift)
+    tlb_snapshot_free(&x.snap)
+    x.counts_since_flush = 0
     trace_flush(x, EV_FLUSH, start, end, stride_shift, &before)
     x.c.flush_calls += 1
     x.c.flush_pages += <int64_t>((end - start) >> x.cfg.page_shift)
@@ -506,11 +502,10 @@ cdef inline void contpte_convert(Ctx *x, uint64_t *t, int64_t b, uint64_t addr, 
         x.c.contpte_folds += 1
     else:
         x.c.contpte_unfolds += 1
-    if x.tlb != NULL:
-        tlb_flush_range(x.rule, x.tlb, &x.c.flush_ops, x.caller, addr, addr + size,
-                        x.cfg.page_shift)
-        tlb_snapshot_free(&x.snap)
-        x.counts_since_flush = 0
+    tlb_flush_range(x.rule, x.tlb, &x.c.flush_ops, x.caller, addr, addr + size,
+                    x.cfg.page_shift)
+    tlb_snapshot_free(&x.snap)
+    x.counts_since_flush = 0
     trace_flush(x, EV_CONVERT, addr, addr + size, x.cfg.page_shift, &before)
     for j in range(b, b + n):
         if t[j]:

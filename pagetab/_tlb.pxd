@@ -39,6 +39,14 @@ cdef enum:
     MAX_CLASSES = 4          # base page, PMD leaf, PUD leaf, contiguous PTE block
     CLS_CONT = 3             # the contiguous-block class (arm64 PTE_CONT)
 
+# A CPU of mm_cpumask (cpu_tlbstate.is_lazy, arch/x86/mm/tlb.c): running
+# the mm, in lazy TLB mode with it still loaded, or lazy and then sent to
+# init_mm by a flush (Linux 4.19 with PCID; 4.9: the IPI'd lazy CPU leaves)
+cdef enum lazy_state:
+    TLB_RUNNING = 0
+    TLB_LAZY = 1
+    TLB_LAZY_LEFT = 2
+
 # CPUs a TLB state holds (the width of its mm_cpumask); Python reads it as
 # _tlb.MAX_TLB_CPUS
 cpdef enum:
@@ -86,7 +94,7 @@ cdef struct TlbState:
     uint32_t clock[MAX_TLB_CPUS]     # LRU clock per CPU
     int64_t valid[MAX_TLB_CPUS]      # valid entries per CPU (upper bound)
     uint8_t cpumask[MAX_TLB_CPUS]    # mm_cpumask
-    uint8_t lazy[MAX_TLB_CPUS]       # in mm_cpumask: 1 lazy TLB mode, 2 left it for init_mm
+    uint8_t lazy[MAX_TLB_CPUS]       # in mm_cpumask: a lazy_state
     bint ipi_lazy                    # flushes IPI lazy CPUs too (x86 freed_tables flushes)
     int32_t *ccount                  # [cpu][array][class] valid entries, to skip empty probes
     int nprobe[3]                    # per TLB level: the (array, class) pairs to probe

@@ -331,11 +331,11 @@ cdef class TlbArrays:
         if not 0 <= cpu < self.s.ncpu:
             raise ValueError(f"cpu must be in 0..{self.s.ncpu - 1}, not {cpu}")
         self.s.cpumask[cpu] = on
-        self.s.lazy[cpu] = on and lazy
+        self.s.lazy[cpu] = TLB_LAZY if on and lazy else TLB_RUNNING
 
     def lazy_cpus(self):
         """The CPUs of mm_cpumask in lazy TLB mode."""
-        return [i for i in range(self.s.ncpu) if self.s.cpumask[i] and self.s.lazy[i] == 1]
+        return [i for i in range(self.s.ncpu) if self.s.cpumask[i] and self.s.lazy[i] == TLB_LAZY]
 
     @property
     def ipi_lazy(self):

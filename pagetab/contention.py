@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from . import _contend, _flush
+from . import _contend, _flush, _move
 from .arch import Arch
 from .argcheck import check_bool, check_int
 from .constants import (
@@ -582,13 +582,14 @@ def _holds(trace: MoveTrace, delta: int, a: Arch) -> np.ndarray[Any, Any]:
     del mlo, mhi, first, last
     cls = what[d]
     sh = np.zeros(len(d), dtype=np.uint64)
-    tag = np.full(len(d), 1, dtype=np.uint64)  # mm->page_table_lock
-    for name, span, code in (("ptl_pte", a.pmd_size, 1), ("ptl_pmd", a.pud_size, 2)):
+    tag = np.full(len(d), _move.LOCK_ID_MM, dtype=np.uint64)
+    for name, span, code in (("ptl_pte", a.pmd_size, _move.LOCK_ID_PTE),
+                             ("ptl_pmd", a.pud_size, _move.LOCK_ID_PMD)):  # fmt: skip
         m = cls == LOCK_CLASSES.index(name)
         sh[m] = span.bit_length() - 1
-        tag[m] = np.uint64(code << 62)
+        tag[m] = np.uint64(code << _move.LOCK_ID_SHIFT)
     del cls
-    split = tag != 1
+    split = tag != _move.LOCK_ID_MM
     off = np.uint64(delta % (1 << 64))
     old_lo, old_hi, new_lo, new_hi = (
         np.where(split, tag | (x >> sh), tag)

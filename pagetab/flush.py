@@ -60,11 +60,6 @@ class FlushRules:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name != "source"}  # fmt: skip
 
-    @property
-    def kind(self) -> str:
-        """The family's name (as ``family``)."""
-        return self.family
-
 
 @dataclass(frozen=True)
 class X86Flush(FlushRules):
