@@ -13,6 +13,11 @@ MOVE_DTYPE: np.dtype[np.void]
 EVENT_DTYPE: np.dtype[np.void]
 EVENT_KINDS: tuple[str, ...]
 PGT_ENTRIES: tuple[str, ...]
+LOCK_ID_SHIFT: int
+LOCK_ID_MM: int
+LOCK_ID_PTE: int
+LOCK_ID_PMD: int
+LOCK_ID_RMAP: int
 
 class PagetableMoveControl:
     old_addr: int
