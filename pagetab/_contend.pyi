@@ -31,4 +31,6 @@ def simulate(
     fl_hi: npt.NDArray[np.uint64],
     fl_stride: npt.NDArray[np.int64],
     holds: npt.NDArray[Any],
+    remote_ns: npt.NDArray[np.float64],
+    interrupts: npt.NDArray[np.uint8],
 ) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64], Any]: ...

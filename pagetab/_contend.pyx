@@ -92,10 +92,6 @@ cdef struct contend_config:
     double write_fault           # write fault: a fresh page
     double segv                  # a fault on an address no VMA maps
     double ipi_handler           # a flush IPI's handler on the receiving CPU, beyond its flushes
-    double invlpg
-    double full_flush
-    double sfence_vma
-    double sfence_vma_asid
     uint64_t seed
 
 
@@ -163,6 +159,9 @@ cdef struct mover_hold:
     double start
     double end
 
+
+#: int64 words of FlushOps (the flush operations, in OP_NAMES order)
+cdef int OPS_WORDS = sizeof(FlushOps) // sizeof(int64_t)
 
 cdef uint64_t KEY_MM = LOCK_ID_MM
 cdef uint64_t KEY_PTE = (<uint64_t>LOCK_ID_PTE) << LOCK_ID_SHIFT
@@ -274,8 +273,12 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
              const double *ext_unlocked, int64_t next,
              const double *fl_at, const uint64_t *fl_lo, const uint64_t *fl_hi,
              const int64_t *fl_stride, int64_t nfl, const mover_hold *holds, int64_t nholds,
+             const double *remote_ns, const uint8_t *interrupts,
              thread_stats *out, int64_t *hist, contend_result *res) noexcept nogil:
-    """The event loop. Returns 0, or -1 when out of memory."""
+    """The event loop. Returns 0, or -1 when out of memory. A flush's
+    receivers each run the handler (``cfg.ipi_handler``) and its operations
+    (``remote_ns`` per FlushOps word) when it made an operation that
+    ``interrupts`` them (``interrupts`` per word)."""
     cdef int i, j, nt = cfg.nthreads, cls, steps
     cdef double t[MAX_THREADS]
     cdef double read_until[MAX_THREADS]      # holding mmap_lock / a VMA lock for read
@@ -295,6 +298,9 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     cdef uint64_t nbits
     cdef double now, lat, wait, h, start = INFINITY, end = INFINITY, moved_at, unl
     cdef double shift = 0, at, d, late     # shift: the mover's delay by busy receivers
+    cdef int k
+    cdef int64_t dk
+    cdef bint sent
     cdef int64_t fi = 0, e, page
     cdef bint started = not cfg.moving, gone, needs_lock, miss
     cdef uint64_t addr, vaddr, walk_addr, frame, entry, size, off, fpage
@@ -356,15 +362,16 @@ cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
             tlb_flush_range(&tlbs.rule, s, &ops, cfg.mover_cpu, fl_lo[fi], fl_hi[fi],
                             <int>fl_stride[fi])
             res.flushes += 1
-            if ops.ipi > before.ipi or ops.sbi_rfence > before.sbi_rfence:
+            # each receiving CPU runs the handler and its own flushes
+            h = cfg.ipi_handler
+            sent = False
+            for k in range(OPS_WORDS):
+                dk = (<const int64_t *>&ops)[k] - (<const int64_t *>&before)[k]
+                if dk:
+                    sent = sent or interrupts[k]
+                    h += dk * remote_ns[k]
+            if sent:
                 res.ipis_sent += ops.ipi - before.ipi
-                # each receiving CPU runs the handler and its own flushes
-                h = cfg.ipi_handler \
-                    + (ops.remote_invlpg - before.remote_invlpg) * cfg.invlpg \
-                    + (ops.remote_full_flush - before.remote_full_flush) * cfg.full_flush \
-                    + (ops.remote_sfence_vma - before.remote_sfence_vma) * cfg.sfence_vma \
-                    + (ops.remote_sfence_vma_asid - before.remote_sfence_vma_asid) \
-                    * cfg.sfence_vma_asid
                 # flush_tlb_mm_range waits for every receiver's handler to
                 # run: a CPU still in an earlier one takes this one after it,
                 # and the mover waits that long more (the send and a ready
@@ -576,12 +583,15 @@ def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
              cnp.ndarray ext_moved not None, cnp.ndarray ext_unlocked not None,
              cnp.ndarray fl_at not None, cnp.ndarray fl_lo not None,
              cnp.ndarray fl_hi not None, cnp.ndarray fl_stride not None,
-             cnp.ndarray holds not None):
+             cnp.ndarray holds not None, cnp.ndarray remote_ns not None,
+             cnp.ndarray interrupts not None):
     """Run the threads (THREAD_SPEC_DTYPE) over the regions (REGION_DTYPE)
     against the mover's extents (sorted by address: old range, when each
     moved and when the lock covering it was dropped, ns from the first
     traced event), flushes (time, range, stride shift) and page-table lock
-    holds (HOLD_DTYPE, sorted by key and start, disjoint per key).
+    holds (HOLD_DTYPE, sorted by key and start, disjoint per key); what a
+    flush costs the CPUs it reaches (``contention.receiver_costs``: float64
+    ns and uint8 flags, one per FlushOps word).
 
     Returns (per-thread stats as THREAD_DTYPE, histograms of shape
     (threads, 2, HISTOGRAM_BUCKETS): every access and those issued during
@@ -595,6 +605,8 @@ def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
     cdef double[::1] emv = ext_moved, eun = ext_unlocked, fat = fl_at
     cdef int64_t[::1] fst = fl_stride
     cdef mover_hold[::1] hl = holds
+    cdef double[::1] rns = remote_ns
+    cdef uint8_t[::1] rint = interrupts
     cdef int64_t nholds = hl.shape[0]
     cdef int64_t next = elo.shape[0], nfl = flo.shape[0], i
     cdef TlbState *s = &tlbs.s
@@ -612,6 +624,8 @@ def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
         if not hl[i].start <= hl[i].end or (i and (hl[i - 1].key, hl[i - 1].end)
                                             > (hl[i].key, hl[i].start)):
             raise ValueError("holds: sorted by key and start, disjoint per key")
+    if rns.shape[0] != OPS_WORDS or rint.shape[0] != OPS_WORDS:
+        raise ValueError(f"remote_ns and interrupts: one entry per FlushOps word ({OPS_WORDS})")
     if not 0 <= cfg.mover_cpu < s.ncpu:
         raise ValueError(f"mover_cpu must be in 0..{s.ncpu - 1}")
     for i in range(cfg.nregions):
@@ -634,7 +648,8 @@ def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
                  &emv[0] if next else NULL, &eun[0] if next else NULL, next,
                  &fat[0] if nfl else NULL, &flo[0] if nfl else NULL,
                  &fhi[0] if nfl else NULL, &fst[0] if nfl else NULL, nfl,
-                 &hl[0] if nholds else NULL, nholds, &out[0], &h[0, 0, 0], &res)
+                 &hl[0] if nholds else NULL, nholds, &rns[0], &rint[0], &out[0],
+                 &h[0, 0, 0], &res)
     if rc < 0:
         raise MemoryError("the concurrent run's fault bitmaps")
     result = np.zeros(1, dtype=RESULT_DTYPE)

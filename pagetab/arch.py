@@ -121,7 +121,8 @@ class Arch:
         for event, c in self.costs.items():
             if not isinstance(c, Cost):
                 raise ValueError(f"{self.name}: cost {event} must be a Cost, not {c!r}")
-        missing = sorted({e for e in self.flush.op_costs.values() if e not in self.costs})
+        events = {*self.flush.op_costs.values(), *self.flush.remote_ops.values()}
+        missing = sorted(e for e in events if e not in self.costs)
         if self.costs and missing:
             raise ValueError(f"{self.name}: no cost for flush event(s) {missing}")
         if self.levels[-2].shift - self.page_shift > 15:

@@ -455,14 +455,13 @@ def run_concurrent(
         "walk_step": a.cost("walk_step"), "fault": a.cost("fault"),
         "write_fault": a.cost("cow_fault"), "segv": a.cost("fault"),
         "ipi_handler": a.costs["ipi_handler"].ns if "ipi_handler" in a.costs else 0.0,
-        **{k: a.costs[k].ns if k in a.costs else 0.0
-           for k in ("invlpg", "full_flush", "sfence_vma", "sfence_vma_asid")},
         "seed": seed,
     }  # fmt: skip
     # no extents and no flushes: the runs without a move
     u64, f64 = np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float64)
     no_move = (u64, u64, f64, f64, f64, u64, u64, np.empty(0, dtype=np.int64),
                np.empty(0, dtype=_contend.HOLD_DTYPE))  # fmt: skip
+    receiver = receiver_costs(a)
 
     def replay(moving: bool, th: np.ndarray[Any, Any]) -> tuple[Any, Any, Any]:
         tlbs = _flush.Tlbs(cpus, a.tlb_geometry(), mm.tlbs.flush)
@@ -472,13 +471,13 @@ def run_concurrent(
             warm = th.copy()
             warm["accesses"] = [0 if s.where in UNPOPULATED else _warm(a) for s in specs]
             _contend.simulate(mm.tables, tlbs, {**cfg, "moving": False, "seed": seed + 1},
-                              warm, regions, *no_move)  # fmt: skip
+                              warm, regions, *no_move, *receiver)  # fmt: skip
         if not moving:
             return _contend.simulate(mm.tables, tlbs, {**cfg, "moving": False}, th, regions,
-                                     *no_move)  # fmt: skip
+                                     *no_move, *receiver)  # fmt: skip
         return _contend.simulate(mm.tables, tlbs, cfg, th, regions, ext_lo, ext_hi, ext_moved,
                                  ext_unlocked, fl_at, fl_lo, fl_hi, fl_stride,
-                                 holds)  # fmt: skip
+                                 holds, *receiver)  # fmt: skip
 
     stats, hist, res = replay(True, th)
     # without the move: the same streams, as many accesses as each made with it
@@ -509,6 +508,21 @@ def run_concurrent(
         flushes=int(res["flushes"]), ipis_sent=int(res["ipis_sent"]), threads=results,
         sim_wall_ns=time.perf_counter_ns() - t0,
     )  # fmt: skip
+
+
+def receiver_costs(a: Arch) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """What a flush costs each CPU it reaches, from the arch's flush family
+    (``FlushRules.remote_ops`` and ``interrupts``), per flush operation in
+    ``_flush.OP_NAMES`` order: (ns per operation run in the receiver's
+    handler, 1 where the operation interrupts the receivers)."""
+    names = _flush.OP_NAMES
+    remote = np.zeros(len(names), dtype=np.float64)
+    interrupts = np.zeros(len(names), dtype=np.uint8)
+    for op, event in a.flush.remote_ops.items():
+        remote[names.index(op)] = a.costs[event].ns if event in a.costs else 0.0
+    for op in a.flush.interrupts:
+        interrupts[names.index(op)] = 1
+    return remote, interrupts
 
 
 def _warm(a: Arch) -> int:

@@ -36,23 +36,37 @@ _FAMILIES: dict[str, type[FlushRules]] = {}
 
 @dataclass(frozen=True)
 class FlushRules:
-    """Base of the families' flush rules.
+    """Base of the families' flush rules: everything about a family that is
+    not its C code is declared here, in its subclass, once.
 
-    ``family`` names the C rule (_flush.FLUSH_RULES); ``op_costs`` maps each
-    flush operation the rule counts to the cost event that prices it (one
-    CPU's share: remote CPUs flush in parallel). Operations not listed
-    there (flush_pages, collateral_entries, invalidated_entries, ipi) are
-    priced elsewhere or not at all.
+    ``family`` is its name (a subclass registers itself under it);
+    ``rule`` names the C rule that runs it (``_flush.FLUSH_RULES``; by
+    default the family's own name). ``op_costs`` maps each flush operation
+    the rule counts on the calling CPU to the cost event that prices it
+    (one CPU's share: remote CPUs flush in parallel): ``cost.py`` and the
+    timeline price a flush from it. ``remote_ops`` maps each operation a
+    receiving CPU runs in its flush handler to its cost event, and
+    ``interrupts`` names the operations that interrupt the receiving CPUs
+    (besides ``ipi``, which every family that sends IPIs counts): the
+    concurrent model prices a receiver's handler from these two. Operations
+    listed nowhere (flush_calls and ipi are priced by every family's
+    ``flush_call`` and ``ipi`` events; flush_pages, collateral_entries,
+    invalidated_entries) are counts, not time.
     """
 
     family: ClassVar[str] = ""
+    rule: ClassVar[str] = ""
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    remote_ops: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    interrupts: ClassVar[tuple[str, ...]] = ()
     source: str = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.family in _FAMILIES:
             raise TypeError(f"flush family {cls.family!r} is already {_FAMILIES[cls.family]}")
+        if "rule" not in vars(cls):
+            cls.rule = cls.family
         _FAMILIES[cls.family] = cls
 
     def params(self) -> dict[str, Any]:
@@ -85,6 +99,11 @@ class X86Flush(FlushRules):
             "tlbsync": "tlbsync",
         }
     )
+    # flush_tlb_func on each CPU the IPI reaches
+    remote_ops: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {"remote_invlpg": "invlpg", "remote_full_flush": "full_flush"}
+    )
+    interrupts: ClassVar[tuple[str, ...]] = ("ipi",)
     ceiling: int = 33
     invlpgb: bool = False
     global_asid_cpus: int = 4
@@ -179,6 +198,16 @@ class RiscvFlush(FlushRules):
             "remote_svinval_fences": "svinval_fences",
         }
     )
+    # the local flush each remote hart runs, from an IPI or the SBI firmware
+    remote_ops: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {
+            "remote_sfence_vma": "sfence_vma",
+            "remote_sfence_vma_asid": "sfence_vma_asid",
+            "remote_sinval_vma": "sinval_vma",
+            "remote_svinval_fences": "svinval_fences",
+        }
+    )
+    interrupts: ClassVar[tuple[str, ...]] = ("ipi", "sbi_rfence")
     threshold: int = 64
     sbi: bool = True
     sbi_flush_limit: int = 4096
