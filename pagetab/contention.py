@@ -44,6 +44,7 @@ from .constants import (
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
 )
+from .cost import untraced_cost
 from .experiment import Compared
 from .mm_types import MAX_CPUS
 from .policy import policies
@@ -440,7 +441,6 @@ def run_concurrent(
     ext_lo, ext_hi, ext_moved, ext_unlocked = _extents(trace)
     fl_at, fl_lo, fl_hi, fl_stride = _flushes(trace)
     holds = _holds(trace, dst - src, a)
-    traced_ns = trace.total_ns
     # the trace is all in the arrays above now: free it before the replays
     # (a 64 GiB PTE-by-PTE move's is tens of MB)
     del trace
@@ -450,7 +450,7 @@ def run_concurrent(
         "per_vma_locks": pol.per_vma_locks, "dontunmap": dontunmap, "moving": True,
         "split_pte": a.split_pte_lock, "split_pmd": a.split_pmd_lock,
         "move_at_ns": float(move_at_ns), "move_ns": alone,
-        "events_at_ns": max(alone - traced_ns, 0.0),
+        "events_at_ns": untraced_cost(a, st),
         "tlb_l1_hit": a.cost("tlb_l1_hit"), "tlb_l2_hit": a.cost("tlb_l2_hit"),
         "walk_step": a.cost("walk_step"), "fault": a.cost("fault"),
         "write_fault": a.cost("cow_fault"), "segv": a.cost("fault"),

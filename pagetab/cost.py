@@ -12,21 +12,30 @@ of its range, and at the high end (``Cost.low``, ``Cost.high``), as
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from .arch import Arch
 
 __all__ = [
+    "ENTRY_COUNTERS",
+    "LOCK_EVENTS",
+    "MOVE_EVENTS",
+    "ONLY_WHERE_COUNTED",
+    "UNTRACED",
     "access_cost",
     "access_cost_range",
     "collateral_cost",
     "collateral_cost_range",
     "flush_cost",
     "flush_cost_range",
+    "flush_ops_cost",
     "move_cost",
     "move_cost_range",
     "uffd_move_cost",
     "uffd_move_cost_range",
+    "unit_price",
+    "untraced_cost",
 ]
 
 #: ns per event: ``Arch.cost`` or one end of ``Arch.cost_range``
@@ -38,7 +47,48 @@ def _ends(arch: Arch) -> tuple[Price, Price]:
     return (lambda e: arch.cost_range(e)[0]), (lambda e: arch.cost_range(e)[1])
 
 
-def _flush(arch: Arch, price: Price, ops: Mapping[str, int]) -> dict[str, float]:
+#: Each priced count of a move, once: counter (a field of the engine's
+#: move_stats) -> (cost event, breakdown category). ``move_cost`` sums them
+#: over a move's counters; ``MoveTrace`` prices each traced event by the row
+#: of the counter that counts it (``ENTRY_COUNTERS``). The events of
+#: ``ONLY_WHERE_COUNTED`` are priced only where they happened, as only the
+#: profiles that make them (arm64's) have their cost.
+MOVE_EVENTS: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "ptes_moved": ("pte_move", "entry moves"),
+    "normal_pmds_moved": ("pmd_move", "entry moves"),
+    "huge_pmds_moved": ("pmd_move", "entry moves"),
+    "normal_puds_moved": ("pud_move", "entry moves"),
+    "huge_puds_moved": ("pud_move", "entry moves"),
+    "huge_pmds_split": ("split_huge_pmd", "entry moves"),
+    "huge_puds_split": ("split_huge_pmd", "entry moves"),
+    "contpte_folds": ("contpte_convert", "entry moves"),
+    "contpte_unfolds": ("contpte_convert", "entry moves"),
+    "tables_allocated": ("table_alloc", "table alloc"),
+})  # fmt: skip
+ONLY_WHERE_COUNTED = frozenset({"contpte_convert"})
+#: a lock acquisition's cost event, per lock class (move_stats.lock_acquired)
+LOCK_EVENTS: Mapping[str, str] = MappingProxyType({
+    "ptl_pte": "ptl_lock", "ptl_pmd": "ptl_lock", "page_table_lock": "ptl_lock",
+    "rmap": "rmap_lock",
+})  # fmt: skip
+#: the counter of each whole-entry move, by move_pgt_entry's entry type
+ENTRY_COUNTERS: Mapping[str, str] = MappingProxyType({
+    "NORMAL_PMD": "normal_pmds_moved", "HPAGE_PMD": "huge_pmds_moved",
+    "NORMAL_PUD": "normal_puds_moved", "HPAGE_PUD": "huge_puds_moved",
+})  # fmt: skip
+#: what a traced move's events hold of the priced counts; the rest (the
+#: system call, the tables allocated) precede the first event
+UNTRACED = ("syscall", "table alloc")
+
+
+def unit_price(price: Price, counter: str) -> float:
+    """The price of one count of ``counter`` (a MOVE_EVENTS row)."""
+    return price(MOVE_EVENTS[counter][0])
+
+
+def flush_ops_cost(arch: Arch, price: Price, ops: Mapping[str, int]) -> dict[str, float]:
+    """{"tlb flush": ..., "ipi": ...} ns of flush operations ``ops``, each
+    priced by the event its family names (``arch.flush.op_costs``)."""
     flush = ops.get("flush_calls", 0) * price("flush_call")
     for op, event in arch.flush.op_costs.items():
         n = ops.get(op, 0)
@@ -55,48 +105,42 @@ def flush_cost(arch: Arch, ops: Mapping[str, int]) -> dict[str, float]:
     ``arch.flush.op_costs`` (remote work runs in parallel on every remote
     CPU, so one CPU's share is counted and priced).
     """
-    return _flush(arch, arch.cost, ops)
+    return flush_ops_cost(arch, arch.cost, ops)
 
 
 def flush_cost_range(arch: Arch, ops: Mapping[str, int]) -> tuple[float, float]:
     """(low, high) ns of ``flush_cost``'s total ("tlb flush" + "ipi")."""
     low, high = _ends(arch)
-    return sum(_flush(arch, low, ops).values()), sum(_flush(arch, high, ops).values())
-
-
-def _converts(st: Any, price: Price) -> float:
-    """arm64 contpte_convert: the entries cleared and repainted (its TLBIs
-    are among the flush operations); priced only where it happened, as
-    only arm64 profiles have the cost."""
-    n = st.contpte_folds + st.contpte_unfolds
-    return n * price("contpte_convert") if n else 0.0
+    return (sum(flush_ops_cost(arch, low, ops).values()),
+            sum(flush_ops_cost(arch, high, ops).values()))  # fmt: skip
 
 
 def _move(arch: Arch, price: Price, st: Any, calls: int) -> dict[str, float]:
-    locks = st.lock_acquired
-    return {
-        "syscall": calls * price("mremap_call"),
-        "entry moves": (
-            st.ptes_moved * price("pte_move")
-            + (st.normal_pmds_moved + st.huge_pmds_moved) * price("pmd_move")
-            + (st.normal_puds_moved + st.huge_puds_moved) * price("pud_move")
-            + (st.huge_pmds_split + st.huge_puds_split) * price("split_huge_pmd")
-            + _converts(st, price)
-        ),
-        "table alloc": st.tables_allocated * price("table_alloc"),
-        "locks": (
-            (locks.get("ptl_pte", 0) + locks.get("ptl_pmd", 0) + locks.get("page_table_lock", 0))
-            * price("ptl_lock")
-            + locks.get("rmap", 0) * price("rmap_lock")
-        ),
-        **_flush(arch, price, st.flush_ops),
-    }
+    out: dict[str, float] = {"syscall": calls * price("mremap_call"), "entry moves": 0,
+                             "table alloc": 0, "locks": 0}  # fmt: skip
+    for counter, (event, category) in MOVE_EVENTS.items():
+        n = getattr(st, counter)
+        if event in ONLY_WHERE_COUNTED:
+            out[category] += n * price(event) if n else 0.0
+        else:
+            out[category] += n * price(event)
+    for cls, n in st.lock_acquired.items():
+        out["locks"] += n * price(LOCK_EVENTS[cls])
+    return {**out, **flush_ops_cost(arch, price, st.flush_ops)}
 
 
 def move_cost(arch: Arch, st: Any, calls: int = 1) -> tuple[float, dict[str, float]]:
     """(total ns, breakdown) of one mremap's MoveStats on ``arch``."""
     breakdown = _move(arch, arch.cost, st, calls)
     return sum(breakdown.values()), breakdown
+
+
+def untraced_cost(arch: Arch, st: Any, calls: int = 1) -> float:
+    """ns of the move's priced counts that its trace holds no event for
+    (the UNTRACED categories): where its traced events start after the
+    call's entry, so that they and these add up to ``move_cost``."""
+    breakdown = _move(arch, arch.cost, st, calls)
+    return sum(breakdown[k] for k in UNTRACED)
 
 
 def move_cost_range(arch: Arch, st: Any, calls: int = 1) -> tuple[float, float]:
@@ -127,7 +171,7 @@ def _access(arch: Arch, price: Price, c: Mapping[str, int],
         "tlb hits": c["l1_hits"] * price("tlb_l1_hit") + c["l2_hits"] * price("tlb_l2_hit"),
         "page walks": c["walk_steps"] * price("walk_step"),
         "faults": c["faults"] * price("fault") + c["cow_faults"] * price("cow_fault"),
-        **_flush(arch, price, ops),
+        **flush_ops_cost(arch, price, ops),
     }
 
 
@@ -156,7 +200,7 @@ def _uffd(arch: Arch, price: Price, c: Mapping[str, int], ops: Mapping[str, int]
         + (c.get("folios_split", 0) + c.get("huge_pmds_split", 0)) * price("split_huge_pmd"),
         "locks": c.get("pte_locks", 0) * price("ptl_lock")
         + (c.get("folio_locks", 0) + c.get("anon_vma_locks", 0)) * price("rmap_lock"),
-        **_flush(arch, price, ops),
+        **flush_ops_cost(arch, price, ops),
     }
 
 

@@ -7,11 +7,14 @@ lock taken and released (with the entries moved during the hold), each run
 of PTEs moved by move_ptes, each whole entry moved by move_pgt_entry, each
 split_huge_pmd, each flush_tlb_range and arm64 contpte_convert with the
 flush instructions it issued. ``MoveTrace`` prices them one by one, as ``cost.move_cost`` prices
-the totals, and lays them end to end on the mover's CPU: when each lock
-was held, when each flush was issued and what it sent to the other CPUs.
-The mover's own time only; what the other CPUs pay is the concurrent
-model's (not built yet). The system call's entry and the page-table
-allocations are not events: the timeline starts at the first lock.
+the totals (each event at the price of the counter that counts it, from
+``cost.MOVE_EVENTS`` and ``cost.LOCK_EVENTS``), and lays them end to end
+on the mover's CPU: when each lock was held, when each flush was issued
+and what it sent to the other CPUs. The mover's own time only; what the
+other CPUs pay is the concurrent model's. The system call's entry and the
+page-table allocations (``cost.UNTRACED``) are not events: the timeline
+starts at the first lock, ``MoveTrace.untraced_ns`` after the call's
+entry.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy.typing as npt
 
 from . import _move
 from .arch import Arch
-from .cost import _flush
+from .cost import ENTRY_COUNTERS, LOCK_EVENTS, flush_ops_cost, unit_price
 
 __all__ = ["EVENT_KINDS", "Flush", "LockHold", "MoveTrace"]
 
@@ -35,6 +38,8 @@ OP_NAMES: tuple[str, ...] = tuple(_move.MOVE_DTYPE["flush_ops"].names or ())
 #: lock classes by move_event.what: the fields of the C struct lock_classes
 LOCK_CLASSES: tuple[str, ...] = tuple(_move.MOVE_DTYPE["lock_acquired"].names or ())
 _KIND = {k: i for i, k in enumerate(EVENT_KINDS)}
+#: move_pgt_entry's entry types by move_event.what of an "entry" event
+PGT_ENTRIES: tuple[str, ...] = _move.PGT_ENTRIES
 
 
 class LockHold(NamedTuple):
@@ -74,30 +79,39 @@ class MoveTrace:
     end_ns: npt.NDArray[np.float64] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        # every event priced by the counter that counts it (cost.MOVE_EVENTS,
+        # cost.LOCK_EVENTS): the same prices as the move's estimate
         price = self.arch.cost
         ev = self.events
         kind, what, entries = ev["kind"], ev["what"], ev["entries"]
-        lock_ns = np.array([price("rmap_lock") if c == "rmap" else price("ptl_lock")
-                            for c in LOCK_CLASSES])  # fmt: skip
-        entry_ns = np.array([price("pmd_move"), price("pmd_move"), price("pud_move"),
-                             price("pud_move")])  # fmt: skip
-        flush_ns = np.array([sum(_flush(self.arch, price, dict(zip(OP_NAMES, row.tolist(),
-                                                                   strict=True))).values())
-                             for row in self.flush_ops], dtype=np.float64)  # fmt: skip
         d = np.zeros(len(ev), dtype=np.float64)
-        m = kind == _KIND["lock"]
-        d[m] = lock_ns[what[m]]
-        m = kind == _KIND["ptes"]
-        d[m] = entries[m] * price("pte_move")
-        m = kind == _KIND["entry"]
-        d[m] = entry_ns[what[m]]
+        present = set(kind.tolist())
+
+        def priced(k: str) -> bool:
+            return _KIND[k] in present  # a profile may lack the events it never makes
+
+        if priced("lock"):
+            lock_ns = np.array([price(LOCK_EVENTS[c]) for c in LOCK_CLASSES])
+            m = kind == _KIND["lock"]
+            d[m] = lock_ns[what[m]]
+        if priced("ptes"):
+            m = kind == _KIND["ptes"]
+            d[m] = entries[m] * unit_price(price, "ptes_moved")
+        if priced("entry"):
+            entry_ns = np.array([unit_price(price, ENTRY_COUNTERS[e]) for e in PGT_ENTRIES])
+            m = kind == _KIND["entry"]
+            d[m] = entry_ns[what[m]]
+        flush_ns = np.array([sum(flush_ops_cost(self.arch, price, dict(zip(
+            OP_NAMES, row.tolist(), strict=True))).values()) for row in self.flush_ops],
+            dtype=np.float64)  # fmt: skip
         for k in ("flush", "convert"):
             m = kind == _KIND[k]
             d[m] = flush_ns[what[m]] if len(flush_ns) else 0.0
-        m = kind == _KIND["convert"]
-        if m.any():
-            d[m] += price("contpte_convert")
-        d[kind == _KIND["split"]] = price("split_huge_pmd")  # its flush is the next event
+        if priced("convert"):
+            d[kind == _KIND["convert"]] += unit_price(price, "contpte_folds")
+        if priced("split"):
+            # its flush is the next event
+            d[kind == _KIND["split"]] = unit_price(price, "huge_pmds_split")
         self.durations_ns = d
         self.end_ns = np.cumsum(d)
 
