@@ -46,10 +46,10 @@ from .constants import (
     UFFD_FEATURE_MOVE,
     UFFDIO_REGISTER_MODE_MISSING,
 )
-from .experiment import Compared, flat_row
 from .mm_types import MAX_CPUS
 from .policy import Policy, policies
 from .policy import policy as _policy
+from .results import Compared, flat_row
 from .scenario import region_bases, resolve_arch
 from .space import AddressSpace
 from .units import format_size

@@ -45,10 +45,10 @@ from .constants import (
     MREMAP_MAYMOVE,
 )
 from .cost import untraced_cost
-from .experiment import Compared
 from .mm_types import MAX_CPUS
 from .policy import policies
 from .policy import policy as _policy
+from .results import Compared
 from .scenario import align_offset, parse_populate, populate_region, region_bases, resolve_arch
 from .space import AddressSpace
 from .timeline import EVENT_KINDS, LOCK_CLASSES, MoveTrace

@@ -11,16 +11,12 @@ on any ``concurrent.futures.Executor`` (a process pool by default, or e.g.
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
-import json
 import os
-from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from .arch import Arch, archs
 from .constants import (
@@ -30,6 +26,7 @@ from .constants import (
 from .cost import move_cost, move_cost_range
 from .plot import plot_results
 from .policy import Policy, policies
+from .results import Compared, flat_row
 from .scenario import MoveSetup
 from .stats import COUNTER_NAMES, MoveStats
 from .units import format_size
@@ -44,17 +41,6 @@ __all__ = [
     "sweep",
     "validate_jobs",
 ]
-
-
-class _Result(Protocol):
-    policy: str
-    estimated_ns: float
-    ratio: float | None
-
-    def row(self) -> dict[str, Any]: ...
-
-
-R = TypeVar("R", bound=_Result)
 
 
 @dataclass
@@ -96,26 +82,6 @@ class MoveResult:
         """A flat dict of scalars (one CSV row); the range as
         ``estimated_ns_low`` and ``estimated_ns_high``."""
         return {**flat_row(self), "safe": self.safe}
-
-
-#: the prefixes of a flat row's columns from each dict field
-ROW_PREFIX = {"breakdown": "ns_", "flush_ops": "op_", "lock_acquired": "lock_"}
-
-
-def flat_row(result: Any) -> dict[str, Any]:
-    """A result dataclass as a flat dict of scalars: an ``estimated_ns_range``
-    as ``estimated_ns_low`` and ``estimated_ns_high``, each dict field's
-    items as columns (prefixed per ROW_PREFIX, spaces as underscores)."""
-    d: dict[str, Any] = {}
-    for k, v in asdict(result).items():
-        if k == "estimated_ns_range":
-            d["estimated_ns_low"], d["estimated_ns_high"] = v
-        elif isinstance(v, dict):
-            prefix = ROW_PREFIX.get(k, "")
-            d.update({prefix + kk.replace(" ", "_"): vv for kk, vv in v.items()})
-        else:
-            d[k] = v
-    return d
 
 
 def run_move(
@@ -207,74 +173,6 @@ def _result(st: MoveStats, setup: MoveSetup, elapsed: int) -> MoveResult:
 # many moves
 
 
-class Compared(Sequence[R]):
-    """Results of one experiment under several policies, each with its ratio
-    to a baseline policy: the baseline's estimated time over its own, for
-    the same ``key`` (the same setup but for the policy); above 1 is
-    faster than the baseline. ``Results`` and ``compaction.GcResults``."""
-
-    def __init__(self, items: Iterable[R], baseline: str | None,
-                 key: Callable[[R], tuple[Any, ...]]) -> None:  # fmt: skip
-        if baseline is not None and not isinstance(baseline, str):
-            raise TypeError(f"baseline must be a policy name or None, not {baseline!r}")
-        self._items = list(items)
-        self.baseline = baseline
-        base = {key(r): r.estimated_ns for r in self._items if r.policy == baseline}
-        for r in self._items:
-            b = base.get(key(r))
-            r.ratio = None if b is None or not r.estimated_ns else b / r.estimated_ns
-
-    def __getitem__(self, i: Any) -> Any:
-        return self._items[i]
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One flat dict per result (the CSV and JSON records)."""
-        return [r.row() for r in self._items]
-
-    def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
-        """CSV text (also written to ``path`` if given)."""
-        rows = self.rows()
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        return _write(buf.getvalue(), path)
-
-    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        """JSON text, a list of records (also written to ``path`` if given)."""
-        return _write(json.dumps(self.rows(), indent=1) + "\n", path)
-
-    def to_pandas(self) -> Any:
-        """A pandas DataFrame (pandas is optional: ImportError says how to get it)."""
-        try:
-            import pandas as pd  # lazy: pandas is an optional extra
-        except ImportError as e:
-            raise ImportError("to_pandas needs pandas: pip install pandas") from e
-        return pd.DataFrame(self.rows())
-
-    @abstractmethod
-    def cells(self) -> tuple[list[str], list[list[str]]]:
-        """The summary table as text cells: (header, one row per result)."""
-
-    def table(self) -> str:
-        """The summary table as plain text (name columns left, numbers right)."""
-        head, rows = self.cells()
-        lines = [head, *rows]
-        widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
-        return "\n".join(
-            "  ".join(c.ljust(w) if i < 3 else c.rjust(w)
-                      for i, (c, w) in enumerate(zip(line, widths, strict=True))).rstrip()
-            for line in lines
-        )  # fmt: skip
-
-    def __str__(self) -> str:
-        return self.table()
-
-
 class Results(Compared[MoveResult]):
     """MoveResults with each one's ratio to a baseline policy (the baseline's
     estimated time over its own, same arch, size and setup: above 1 is
@@ -291,7 +189,7 @@ class Results(Compared[MoveResult]):
                 "stale TLB", "est. us", "est. range us", f"vs {self.baseline}", "sim ms",
                 "safe"]  # fmt: skip
         rows = []
-        for r in self._items:
+        for r in self:
             c = r.counters
             low, high = r.estimated_ns_range
             rows.append([
@@ -319,13 +217,6 @@ def _order(r: MoveResult) -> tuple[Any, ...]:
 
 def _setup_key(r: MoveResult) -> tuple[Any, ...]:
     return (r.arch, r.size, r.populate, r.src_align, r.dst_align, r.cpus)
-
-
-def _write(text: str, path: str | os.PathLike[str] | None) -> str:
-    if path is not None:
-        with open(path, "w") as f:
-            f.write(text)
-    return text
 
 
 def _grid(

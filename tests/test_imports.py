@@ -44,7 +44,7 @@ LAYERS = [
     ["mmap", "mprotect", "madvise", "mremap"],
     ["persist"],
     ["space"],
-    ["plot", "scenario"],
+    ["plot", "scenario", "results"],
     ["experiment"],
     ["reproduce", "compaction", "contention"],
     ["host", "_probe", "oracle"],

@@ -4,21 +4,16 @@ progress bar, and the one line that says the host probe cannot run."""
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import Progress as _Bar
-from rich.table import Table
 
 from .. import contention, host
 from ..experiment import Results
+from ..results import csv_text, json_text, render_table, write_text
 
 __all__ = [
     "Progress",
@@ -40,46 +35,20 @@ def table(
     bad: Sequence[bool] = (),
     left: Sequence[int] = (),
 ) -> None:
-    """Print a rich table: coloured on a terminal; plain, unwrapped and
-    without trailing blanks when piped or redirected (so that it diffs and
-    greps).
-
-    Parameters
-    ----------
-    title:
-        The line above the table, or None.
-    head:
-        The column headings.
-    rows:
-        The cells, one sequence per row (printed with ``str``).
-    right_from:
-        Columns from this index on are right-justified (numbers) ...
-    bad:
-        ... rows whose flag here is true are printed in bold red ...
-    left:
-        ... except the columns listed here, which stay left-justified.
-    """
-    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
-    for i, h in enumerate(head):
-        t.add_column(escape(h), justify="right" if i >= right_from and i not in left else "left")
-    for i, r in enumerate(rows):
-        t.add_row(
-            *[escape(str(c)) for c in r], style="bold red" if i < len(bad) and bad[i] else None
-        )
+    """Print a table (``results.render_table``): coloured on a terminal;
+    plain, unwrapped and without trailing blanks when piped or redirected
+    (so that it diffs and greps). The parameters are render_table's."""
     console = Console(highlight=False)
     if console.is_terminal:
-        console.print(t)
+        render_table(head, rows, title=title, right_from=right_from, left=left, bad=bad,
+                     console=console)  # fmt: skip
         return
-    plain = Console(highlight=False, width=1000, no_color=True, file=io.StringIO())
-    with plain.capture() as cap:
-        plain.print(t)
-    text = "\n".join(line.rstrip() for line in cap.get().splitlines())
-    print(text.strip("\n"))
+    print(render_table(head, rows, title=title, right_from=right_from, left=left, bad=bad))
 
 
 def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON (``str`` for what JSON lacks)."""
-    print(json.dumps(data, indent=1, default=str))
+    print(json_text(data), end="")
 
 
 def interval(low: float | None, high: float | None, fmt: str = ".1f") -> str:
@@ -163,16 +132,9 @@ def write_rows(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     """Write ``rows`` (dicts) to the files ``--csv`` and ``--json-out`` name,
     for results that have no ``to_csv``/``to_json`` of their own."""
     if args.csv:
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        with open(args.csv, "w") as f:
-            f.write(buf.getvalue())
+        write_text(csv_text(rows), args.csv)
     if args.json_out:
-        with open(args.json_out, "w") as f:
-            f.write(json.dumps(rows, indent=1, default=str) + "\n")
+        write_text(json_text(rows), args.json_out)
 
 
 def host_unavailable(command: str) -> bool:

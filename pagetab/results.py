@@ -1,0 +1,191 @@
+"""Results, and the one place they are written out: flat records, CSV,
+JSON and tables.
+
+``Compared`` is the base of every result collection (``Results``,
+``ContendResults``, ``GcResults``): its items' ratios to a baseline policy,
+their flat records (``flat_row``), CSV and JSON (``csv_text``,
+``json_text``), a pandas DataFrame, and the summary table
+(``render_table``, the same renderer the command line prints with).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from typing import Any, Protocol, TypeVar
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+__all__ = [
+    "ROW_PREFIX",
+    "Compared",
+    "csv_text",
+    "flat_row",
+    "json_text",
+    "render_table",
+    "write_text",
+]
+
+
+class _Result(Protocol):
+    policy: str
+    estimated_ns: float
+    ratio: float | None
+
+    def row(self) -> dict[str, Any]: ...
+
+
+R = TypeVar("R", bound=_Result)
+
+
+#: the prefixes of a flat row's columns from each dict field
+ROW_PREFIX = {"breakdown": "ns_", "flush_ops": "op_", "lock_acquired": "lock_"}
+
+
+def flat_row(result: Any) -> dict[str, Any]:
+    """A result dataclass as a flat dict of scalars: an ``estimated_ns_range``
+    as ``estimated_ns_low`` and ``estimated_ns_high``, each dict field's
+    items as columns (prefixed per ROW_PREFIX, spaces as underscores)."""
+    d: dict[str, Any] = {}
+    for k, v in asdict(result).items():
+        if k == "estimated_ns_range":
+            d["estimated_ns_low"], d["estimated_ns_high"] = v
+        elif isinstance(v, dict):
+            prefix = ROW_PREFIX.get(k, "")
+            d.update({prefix + kk.replace(" ", "_"): vv for kk, vv in v.items()})
+        else:
+            d[k] = v
+    return d
+
+
+def csv_text(rows: Sequence[dict[str, Any]]) -> str:
+    """Records as CSV text: one column per key, in the order keys first appear."""
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def json_text(data: Any) -> str:
+    """``data`` as indented JSON text (``str`` of what JSON lacks)."""
+    return json.dumps(data, indent=1, default=str) + "\n"
+
+
+def render_table(
+    head: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    title: str | None = None,
+    right_from: int = 1,
+    left: Sequence[int] = (),
+    bad: Sequence[bool] = (),
+    console: Console | None = None,
+) -> str:
+    """A table: printed on ``console`` (a terminal: coloured, ``bad`` rows in
+    bold red) when one is given, and returned as plain text, unwrapped and
+    without trailing blanks (so that it diffs and greps).
+
+    Parameters
+    ----------
+    head:
+        The column headings.
+    rows:
+        The cells, one sequence per row (shown with ``str``).
+    title:
+        The line above the table, or None.
+    right_from:
+        Columns from this index on are right-justified (numbers) ...
+    left:
+        ... except these, which stay left-justified.
+    bad:
+        Per row: print it in bold red on a console.
+    console:
+        Where to print it (None: only return the text).
+    """
+    t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+    for i, h in enumerate(head):
+        t.add_column(escape(h), justify="right" if i >= right_from and i not in left else "left")
+    for i, r in enumerate(rows):
+        t.add_row(*[escape(str(c)) for c in r],
+                  style="bold red" if i < len(bad) and bad[i] else None)  # fmt: skip
+    if console is not None:
+        console.print(t)
+    plain = Console(highlight=False, width=100_000, no_color=True, file=io.StringIO())
+    with plain.capture() as cap:
+        plain.print(t)
+    return "\n".join(line.rstrip() for line in cap.get().splitlines()).strip("\n")
+
+
+def write_text(text: str, path: str | os.PathLike[str] | None) -> str:
+    """``text``, also written to ``path`` when one is given."""
+    if path is not None:
+        with open(path, "w") as f:
+            f.write(text)
+    return text
+
+
+class Compared(Sequence[R]):
+    """Results of one experiment under several policies, each with its ratio
+    to a baseline policy: the baseline's estimated time over its own, for
+    the same ``key`` (the same setup but for the policy); above 1 is
+    faster than the baseline. ``Results`` and ``compaction.GcResults``."""
+
+    def __init__(self, items: Iterable[R], baseline: str | None,
+                 key: Callable[[R], tuple[Any, ...]]) -> None:  # fmt: skip
+        if baseline is not None and not isinstance(baseline, str):
+            raise TypeError(f"baseline must be a policy name or None, not {baseline!r}")
+        self._items = list(items)
+        self.baseline = baseline
+        base = {key(r): r.estimated_ns for r in self._items if r.policy == baseline}
+        for r in self._items:
+            b = base.get(key(r))
+            r.ratio = None if b is None or not r.estimated_ns else b / r.estimated_ns
+
+    def __getitem__(self, i: Any) -> Any:
+        return self._items[i]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per result (the CSV and JSON records)."""
+        return [r.row() for r in self._items]
+
+    def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
+        """CSV text (also written to ``path`` if given)."""
+        return write_text(csv_text(self.rows()), path)
+
+    def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
+        """JSON text, a list of records (also written to ``path`` if given)."""
+        return write_text(json_text(self.rows()), path)
+
+    def to_pandas(self) -> Any:
+        """A pandas DataFrame (pandas is optional: ImportError says how to get it)."""
+        try:
+            import pandas as pd  # lazy: pandas is an optional extra
+        except ImportError as e:
+            raise ImportError("to_pandas needs pandas: pip install pandas") from e
+        return pd.DataFrame(self.rows())
+
+    @abstractmethod
+    def cells(self) -> tuple[list[str], list[list[str]]]:
+        """The summary table as text cells: (header, one row per result)."""
+
+    def table(self) -> str:
+        """The summary table as plain text (``render_table``: the first three
+        columns, the names, left; the numbers right)."""
+        head, rows = self.cells()
+        return render_table(head, rows, right_from=3)
+
+    def __str__(self) -> str:
+        return self.table()
