@@ -50,9 +50,8 @@ from .mm_types import MAX_CPUS
 from .policy import Policy, policies
 from .policy import policy as _policy
 from .results import Compared, flat_row
-from .scenario import region_bases, resolve_arch
+from .scenario import MoveSetup
 from .space import AddressSpace
-from .units import format_size
 from .userfaultfd import UffdMoveStats
 
 __all__ = ["ORDERS", "GcResult", "GcResults", "compare_gc", "gc_moves", "run_gc"]
@@ -172,17 +171,13 @@ def run_gc(size: int = 256 * MIB, arch: str | Arch = "x86-64", policy: str | Pol
     process, each having touched ``touch`` random heap pages (their TLBs
     hold them, so flushes reach them). ``arch_overrides`` as in
     ``run_move``."""
-    a = resolve_arch(arch, arch_overrides)
-    check_int("size", size, a.page_size)
-    if size % a.page_size:
-        raise ValueError(f"size must be a multiple of {a.page_size}, not {size}")
     check_int("cpus", cpus, 1, MAX_CPUS)
     check_int("touch", touch, 0, 1 << 26)
-    moving, space = region_bases(a)
-    if size + a.pud_size > space - moving:
-        raise ValueError(f"size {format_size(size)} does not fit twice in {a.name}'s "
-                         f"{format_size(a.task_size)} address space")  # fmt: skip
-    pol = _policy(policy)
+    # the heap's checks and place are every move's: PUD-aligned, moved to
+    # a PUD-aligned space (the GC's own population and touches follow)
+    setup = MoveSetup(size, arch, policy, "write", "pud", "pud", cpus, touch=touch, seed=seed,
+                      arch_overrides=arch_overrides)  # fmt: skip
+    a, pol, moving, space = setup.profile, setup.pol, setup.src, setup.dst
     if not pol.uffd_move:
         with_move = [p for p in policies() if _policy(p).uffd_move]
         raise ValueError(f"policy {pol.name!r} has no UFFDIO_MOVE (Linux 6.8+); "

@@ -47,10 +47,8 @@ from .constants import (
 from .cost import untraced_cost
 from .mm_types import MAX_CPUS
 from .policy import policies
-from .policy import policy as _policy
 from .results import Compared
-from .scenario import align_offset, parse_populate, populate_region, region_bases, resolve_arch
-from .space import AddressSpace
+from .scenario import MoveSetup, populate_region, region_bases
 from .timeline import EVENT_KINDS, LOCK_CLASSES, MoveTrace
 from .units import format_size
 
@@ -349,14 +347,16 @@ def run_concurrent(
         raise ValueError(f"mover must be one of mremap, uffdio_move, not {mover!r}")
     t0 = time.perf_counter_ns()
     specs = thread_specs(threads)
-    a = resolve_arch(arch, arch_overrides)
-    pol = _policy(policy)
-    check_int("size", size, a.page_size, 1 << 50)
-    if size % a.page_size:
-        raise ValueError(f"size must be a multiple of {a.page_size}, not {size}")
     if cpus is None:
         cpus = len(specs) + 1
     check_int("cpus", cpus, 2, MAX_CPUS)
+    check_int("seed", seed, 0, (1 << 63) - 1)
+    # the mover's side, checked and placed as every move's: a PUD-aligned
+    # source, the CPUs having run the process (no touches: the threads'
+    # warm-up fills their TLBs)
+    setup = MoveSetup(size, arch, policy, populate, "pud", dst_align, cpus, touch=0, seed=seed,
+                      arch_overrides=arch_overrides)  # fmt: skip
+    a, pol, mix, src, dst = setup.profile, setup.pol, setup.mix, setup.src, setup.dst
     if len(specs) > cpus - 1:
         raise ValueError(f"threads: {len(specs)} threads need {len(specs) + 1} CPUs (the "
                          f"mover has CPU 0); cpus is {cpus}")  # fmt: skip
@@ -370,7 +370,6 @@ def run_concurrent(
     check_bool("warmup", warmup)
     check_bool("dontunmap", dontunmap)
     check_bool("fresh_vma", fresh_vma)
-    check_int("seed", seed, 0, (1 << 63) - 1)
     # the rest of the last PUD but a PMD's gap (adjacent, the two VMAs would
     # merge into one that mremap write-locks whole)
     beside = max(-(-size // a.pud_size) * a.pud_size - size - a.pmd_size, 0)
@@ -386,10 +385,7 @@ def run_concurrent(
         if s.through_move and s.think_ns + s.work_ns <= 0 and a.cost("tlb_l1_hit") <= 0:
             raise ValueError(f"threads[{i}].through_move needs think_ns or work_ns > 0 when a "
                              "TLB hit costs nothing: its accesses would take no time")  # fmt: skip
-    mix = parse_populate(populate)
-    src_base, dst_base = region_bases(a)
-    src = src_base
-    dst = dst_base + align_offset(a, dst_align, "dst_align")
+    dst_base = region_bases(a)[1]
     gap = -(-(size + a.pud_size) // a.pud_size) * a.pud_size
     places = {"inside": src, "outside": src + gap, "fresh": src + gap + rsize + a.pud_size,
               "beside": src + size + a.pmd_size}  # fmt: skip
@@ -397,10 +393,8 @@ def run_concurrent(
         raise ValueError(f"size {format_size(size)} and region_size {format_size(rsize)} do "
                          f"not fit in {a.name}'s address space")  # fmt: skip
 
-    mm = AddressSpace(a, cpus=cpus, policy=pol, thp="madvise")
+    mm = setup.prepare()[0]
     flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
-    mm.mmap(size, addr=src, flags=flags)
-    populate_region(mm, src, size, mix)
     used = {s.where for s in specs}
     if "outside" in used:
         mm.mmap(rsize, addr=places["outside"], flags=flags)
@@ -408,8 +402,6 @@ def run_concurrent(
     if "beside" in used:
         mm.mmap(beside, addr=places["beside"], flags=flags)
     huge_faults = "thp" in mix
-    for cpu in range(cpus):
-        mm.switch_mm(cpu)  # the threads run the mm: every flush must reach them
     mm.trace_moves = True
     mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED
               | (MREMAP_DONTUNMAP if dontunmap else 0), dst)  # fmt: skip

@@ -4,10 +4,10 @@
 policy, the region's size and how it is populated, where the source and
 destination lie, the CPUs that ran the process (and how many of them are
 lazy), and the accesses they made. ``run_move``, ``move_stats``,
-``compare`` and ``sweep`` (experiment.py) are built on it; ``run_concurrent``
-(contention.py) and ``run_gc`` (compaction.py) use its pieces: the arch
-with overrides (``resolve_arch``), the regions' bases (``region_bases``),
-alignments (``align_offset``) and populations (``parse_populate``,
+``compare``, ``sweep`` (experiment.py), ``run_concurrent``
+(contention.py: the mover's side) and ``run_gc`` (compaction.py: the
+heap's checks and place) are built on it; the last two add regions and
+populations of their own with its pieces (``region_bases``,
 ``populate_region``).
 """
 
