@@ -53,11 +53,16 @@ def do_mremap(
     mm: MmStruct, addr: int, old_size: int, new_size: int, flags: int, new_addr: int | None
 ) -> int:
     """mremap(2) on ``mm``; returns the new address, sets ``mm.last_move``."""
-    addr = as_uint("old_addr", addr, CALL)
-    old_size = as_uint("old_size", old_size, CALL)
-    new_size = as_uint("new_size", new_size, CALL)
-    flags = as_uint("flags", flags, CALL)
-    na = 0 if new_addr is None else as_uint("new_addr", new_addr, CALL)
+    na = 0 if new_addr is None else new_addr
+    if not (type(addr) is type(old_size) is type(new_size) is type(flags) is type(na) is int
+            and 0 <= min(addr, old_size, new_size, flags, na)
+            and max(addr, old_size, new_size, flags, na) < U64):  # fmt: skip
+        # not five plain unsigned longs: say which argument is wrong
+        addr = as_uint("old_addr", addr, CALL)
+        old_size = as_uint("old_size", old_size, CALL)
+        new_size = as_uint("new_size", new_size, CALL)
+        flags = as_uint("flags", flags, CALL)
+        na = 0 if new_addr is None else as_uint("new_addr", new_addr, CALL)
     a = mm.arch
     # check_mremap_params
     if flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP):
@@ -93,12 +98,9 @@ def do_mremap(
     freed0 = tables.freed_total
     st = MoveStats(a.name, mm.policy.name, addr, addr, old_len, new_len,
                    page_table_bytes_before=before, profile=a)  # fmt: skip
-    if (
-        flags == MREMAP_MAYMOVE | MREMAP_FIXED
-        and old_len == new_len
-        and whole_vma_into_hole(mm, addr, old_len, na)
-    ):
-        result = move_whole_vma(mm, addr, old_len, na, st)
+    if flags == MREMAP_MAYMOVE | MREMAP_FIXED and old_len == new_len \
+            and (i := whole_vma_into_hole(mm, addr, old_len, na)) >= 0:  # fmt: skip
+        result = move_whole_vma(mm, i, addr, old_len, na, st)
     elif flags & MREMAP_FIXED and old_len == new_len:
         result = remap_move(mm, addr, old_len, na, flags, st)
     else:
@@ -111,12 +113,8 @@ def do_mremap(
         else:
             result = mremap_at(mm, vma, addr, old_len, new_len, flags, st)
     st.new_addr = result
-    st.page_table_bytes_after = after = tables.table_bytes
-    # the kernel frees no table during move_page_tables: its peak is the
-    # start plus every table the move allocated
-    st.peak_page_table_bytes = max(
-        before + st.counter("tables_allocated") * mm.pte_table_bytes, after
-    )
+    st.page_table_bytes_after = tables.table_bytes
+    st.pte_table_bytes = mm.pte_table_bytes
     st.tables_freed = tables.freed_total - freed0
     st.wall_ns = time.perf_counter_ns() - t0
     mm.last_move = st
@@ -249,27 +247,30 @@ def move_vma(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, new_
     return new_addr
 
 
-def whole_vma_into_hole(mm: MmStruct, addr: int, length: int, new_addr: int) -> bool:
-    """Whether [addr, addr + length) is exactly one VMA and the target
-    range is free with no VMA touching it, so that nothing splits or
-    merges: the case move_whole_vma takes without the general path's
-    bookkeeping (same result; tests/test_fast_paths.py compares the two)."""
+def whole_vma_into_hole(mm: MmStruct, addr: int, length: int, new_addr: int) -> int:
+    """The index of the VMA if [addr, addr + length) is exactly one VMA and
+    the target range is free with no VMA touching it, so that nothing
+    splits or merges (the case move_whole_vma takes without the general
+    path's bookkeeping: same result, tests/test_fast_paths.py compares the
+    two); else -1."""
     vs = mm.vmas
     i = index_after(mm, addr)
     if i == len(vs) or vs[i].start != addr or vs[i].end != addr + length:
-        return False
+        return -1
     j = index_after(mm, new_addr)
     end = new_addr + length
-    return (j == len(vs) or vs[j].start > end) and (j == 0 or vs[j - 1].end < new_addr)
+    if (j == len(vs) or vs[j].start > end) and (j == 0 or vs[j - 1].end < new_addr):
+        return i
+    return -1
 
 
-def move_whole_vma(mm: MmStruct, addr: int, length: int, new_addr: int,
+def move_whole_vma(mm: MmStruct, i: int, addr: int, length: int, new_addr: int,
                    st: MoveStats) -> int:  # fmt: skip
-    """move_vma of a whole VMA into a hole (see whole_vma_into_hole):
-    copy_vma cannot merge, so no rmap locks; then the source is unmapped.
-    The Vma object itself moves, as nothing else refers to it."""
+    """move_vma of the whole VMA ``mm.vmas[i]`` into a hole (see
+    whole_vma_into_hole): copy_vma cannot merge, so no rmap locks; then the
+    source is unmapped. The Vma object itself moves, as nothing else refers
+    to it."""
     vs = mm.vmas
-    i = index_after(mm, addr)
     vma = vs[i]
     end, new_end = addr + length, new_addr + length
     # free_pgtables' floor and ceiling for the source once the new VMA
@@ -284,10 +285,12 @@ def move_whole_vma(mm: MmStruct, addr: int, length: int, new_addr: int,
     free_lo = free_hi = 0
     if mm.page_table_limit is None:
         free_lo, free_hi = floor, ceiling or U64 - 1
+    no_tables = bool(vma.uffd) and _uffd_without_remap(mm, vma, vma)
     mm.pmc.start(addr, new_addr, length, need_rmap_locks=False, has_anon=has_anon,
                   caller=mm.cpu, free_lo=free_lo, free_hi=free_hi,
-                  uffd_no_table_moves=_uffd_without_remap(mm, vma, vma))  # fmt: skip
-    _try_realign(mm, st)
+                  uffd_no_table_moves=no_tables)  # fmt: skip
+    if addr & mm.pmd_mask:
+        _try_realign(mm, st)
     moved = _move_page_tables(mm, st)
     if moved < length:
         # copy_vma_and_data's error path: move back, free the new range's tables

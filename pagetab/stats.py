@@ -80,12 +80,22 @@ class MoveStats:
     tables_freed: int = 0
     page_table_bytes_before: int = 0
     page_table_bytes_after: int = 0
-    peak_page_table_bytes: int = 0
     wall_ns: int = 0
     profile: Arch | None = field(default=None, repr=False)
+    #: bytes of a PTE table: nearly all tables a move allocates are PTE tables
+    pte_table_bytes: int = field(default=0, repr=False)
     _words: npt.NDArray[np.int64] = field(default_factory=lambda: _ZERO, repr=False)
     _moves: int = field(default=0, repr=False)
     _traces: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def peak_page_table_bytes(self) -> int:
+        """The most page-table memory the call held: the kernel frees no
+        table during move_page_tables, so the start plus every table the
+        move allocated (or the end, if more)."""
+        allocated = int(self._words.item(_AT["tables_allocated"]))
+        return max(self.page_table_bytes_before + allocated * self.pte_table_bytes,
+                   self.page_table_bytes_after)  # fmt: skip
 
     def add(self, words: npt.NDArray[np.int64], trace: Any = None) -> None:
         """Accumulate one move_page_tables record (its int64 words) and,
@@ -208,7 +218,13 @@ class MoveStats:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data form (for JSON and tables)."""
-        d = {k: v for k, v in self.__dict__.items() if not k.startswith("_") and k != "profile"}
+        d: dict[str, Any] = {}
+        for k, v in self.__dict__.items():
+            if k.startswith("_") or k in ("profile", "pte_table_bytes"):
+                continue
+            d[k] = v
+            if k == "page_table_bytes_after":
+                d["peak_page_table_bytes"] = self.peak_page_table_bytes
         d.update(self._counters())
         d.update(lock_acquired=self.lock_acquired, lock_max_hold=self.lock_max_hold,
                  flush_ops=self.flush_ops)  # fmt: skip

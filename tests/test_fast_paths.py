@@ -24,7 +24,7 @@ from pagetab import mremap
 @contextlib.contextmanager
 def general_path() -> Iterator[None]:
     """mremap without its fast path."""
-    with mock.patch.object(mremap, "whole_vma_into_hole", return_value=False):
+    with mock.patch.object(mremap, "whole_vma_into_hole", return_value=-1):
         yield
 
 
