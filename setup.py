@@ -59,6 +59,11 @@ extensions = [
     ext("pagetab._tables", ["pagetab/_tables.pyx"]),
     ext("pagetab._tlb", ["pagetab/_tlb.pyx"]),
     ext("pagetab._flush", ["pagetab/_flush.pyx"]),
+    # one module per flush family (each registers its rule with _flush)
+    ext("pagetab._flush_x86", ["pagetab/_flush_x86.pyx"]),
+    ext("pagetab._flush_arm64", ["pagetab/_flush_arm64.pyx"]),
+    ext("pagetab._flush_ppc64", ["pagetab/_flush_ppc64.pyx"]),
+    ext("pagetab._flush_riscv", ["pagetab/_flush_riscv.pyx"]),
     ext("pagetab._access", ["pagetab/_access.pyx"]),
     ext("pagetab._move", ["pagetab/_move.pyx"]),
     ext("pagetab._uffd", ["pagetab/_uffd.pyx"]),

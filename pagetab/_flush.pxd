@@ -4,10 +4,12 @@ instructions on the TLB arrays of _tlb.
 
 A rule is a C struct holding a function pointer and its family's
 parameters (the shape of numpy's bitgen_t): the move engine and the access
-path call ``tlb_flush_range`` and never know which family runs. Adding a
-family is one parameter struct and one union member here, one function and
-one ``FlushRule`` subclass in _flush.pyx, and its Python parameters in
-pagetab/flush.py; nothing in _tlb, _access or _move changes.
+path call ``tlb_flush_range`` and never know which family runs. Each
+family is one module, _flush_<family>.pyx: its parameter struct, its
+function and its ``FlushRule`` subclass, which registers itself; its
+Python parameters and prices are its dataclass in pagetab/flush.py.
+Nothing here, nor in _tlb, _access or _move, changes for a new family
+(but new instructions, which are new fields of ``FlushOps``).
 """
 
 from libc.stdint cimport int64_t, uint64_t
@@ -52,54 +54,25 @@ cdef struct FlushOps:
     int64_t remote_svinval_fences
 
 
-# Each family's parameters.
-cdef struct x86_params:
-    int ceiling                  # tlb_single_page_flush_ceiling
-    bint invlpgb                 # AMD INVLPGB broadcasts instead of IPIs
-    int global_asid_cpus         # ... for an mm running on at least this many CPUs
-
-
-cdef struct arm64_params:
-    int max_dvm_ops              # MAX_DVM_OPS (PTRS_PER_PTE)
-    int legacy_limit             # Linux 4.9 MAX_TLB_RANGE in pages; 0: the current rule
-    bint range                   # FEAT_TLBIRANGE
-
-
-cdef struct ppc64_params:
-    int tlbie_ceiling            # tlb_single_page_flush_ceiling (global)
-    int tlbiel_ceiling           # tlb_local_single_page_flush_ceiling
-    bint thp                     # CONFIG_TRANSPARENT_HUGEPAGE: also flush 2M sizes
-
-
-cdef struct riscv_params:
-    int threshold                # tlb_flush_all_threshold
-    bint sbi                     # remote harts through SBI remote fences, not IPIs
-    int sbi_flush_limit          # the SBI firmware's range-flush limit in bytes
-    bint svinval                 # Svinval: sinval.vma between sfence.w.inval and sfence.inval.ir
-
-
-cdef union flush_params:
-    x86_params x86
-    arm64_params arm64
-    ppc64_params ppc64
-    riscv_params riscv
+# A family's parameters, opaque here: its own module (_flush_<family>.pyx)
+# declares the struct and casts ``flush_rule.p`` to it.
+cdef enum:
+    FLUSH_PARAMS_WORDS = 8       # int64 words: the largest family's struct fits (params_fit checks)
 
 
 cdef struct flush_rule:
     # flush_tlb_range of this family, after the common bookkeeping
     void (*flush_range)(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
                         uint64_t start, uint64_t end, int stride_shift) noexcept nogil
-    flush_params p
+    int64_t p[FLUSH_PARAMS_WORDS]
 
 
-# arch/arm64/include/asm/tlbflush.h: the pages one range TLBI of (num,
-# scale) covers (__TLBI_RANGE_PAGES), and the most one can (MAX_TLBI_RANGE_PAGES)
-cdef inline int64_t tlbi_range_pages(int num, int scale) noexcept nogil:
-    return (<int64_t>num + 1) << (5 * scale + 1)
-
-
-cdef enum:
-    MAX_TLBI_RANGE_PAGES = (31 + 1) << (5 * 3 + 1)
+# what the families share: a flush of every CPU, an invalidation of a
+# range on every CPU, and the check that a family's struct fits
+cdef void flush_all_cpus(TlbState *s, FlushOps *ops, uint64_t start, uint64_t end) noexcept nogil
+cdef void invalidate_all_cpus(TlbState *s, FlushOps *ops, uint64_t start, uint64_t end,
+                              int stride_shift) noexcept nogil
+cdef void params_fit(size_t size, str name) except *
 
 
 cdef inline void tlb_flush_range(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,

@@ -1,14 +1,14 @@
 """The architecture families' TLB flush rules, as parameters.
 
 Each family is one frozen dataclass naming its kernel rule, its parameters
-(the fields of its C parameter struct in _flush.pxd) and which cost event
-prices each flush instruction it issues. An ``Arch`` holds one of these;
-the address space turns it into the C rule once
-(``_flush.FLUSH_RULES[rules.family](rules.params())``).
+(the fields of its C parameter struct in _flush_<family>.pyx) and which
+cost event prices each flush instruction it issues, on the calling CPU and
+on the CPUs it reaches. An ``Arch`` holds one of these; the mm turns it
+into the C rule once (``_flush.rule_class(rules.rule)(rules.params())``).
 
-Adding a family: a subclass here, its C function and rule class in
-_flush.pyx (and its parameter struct in _flush.pxd), a profile in arch.py
-and its cost events in costs_data.py; docs/architecture.md walks through it.
+Adding a family: a subclass here, its C module _flush_<family>.pyx, a
+profile in arch.py and its cost events in costs_data.py;
+docs/architecture.md walks through it.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class FlushRules:
     not its C code is declared here, in its subclass, once.
 
     ``family`` is its name (a subclass registers itself under it);
-    ``rule`` names the C rule that runs it (``_flush.FLUSH_RULES``; by
+    ``rule`` names the C rule that runs it (``_flush.rule_class``; by
     default the family's own name). ``op_costs`` maps each flush operation
     the rule counts on the calling CPU to the cost event that prices it
     (one CPU's share: remote CPUs flush in parallel): ``cost.py`` and the

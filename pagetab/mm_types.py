@@ -269,7 +269,7 @@ class MmStruct:
         self.last_move: MoveStats | None = None
         #: record every mremap step by step (``last_move.trace``)
         self.trace_moves = False
-        rule = _flush.FLUSH_RULES[arch.flush.rule](arch.flush.params())
+        rule = _flush.rule_class(arch.flush.rule)(arch.flush.params())
         self.tlbs = _flush.Tlbs(cpus, arch.tlb_geometry(), rule)
         self.policy = policy
         #: the move engine's control: the policy's mremap_config, compiled once

@@ -33,7 +33,7 @@ LAYERS = [
     ["arch"],  # with calibration loading
     ["_tables"],
     ["_tlb"],
-    ["_flush"],
+    ["_flush", "_flush_x86", "_flush_arm64", "_flush_ppc64", "_flush_riscv"],
     ["_access"],
     ["_move", "_uffd", "_contend"],
     ["cost", "timeline", "stats"],
