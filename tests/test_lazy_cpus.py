@@ -89,3 +89,18 @@ def test_bad_lazy_arguments() -> None:
     assert fresh.mm_cpumask == [0] and fresh.lazy_cpus == []
     with pytest.raises(TypeError):
         pt.policy("linux-6.8").replace(flush_lazy=1)
+
+
+def test_switch_mm_runs_a_cpu_without_an_access() -> None:
+    mm = pt.AddressSpace("x86-64", cpus=3)
+    mm.switch_mm(2)
+    assert mm.mm_cpumask == [0, 2] and mm.lazy_cpus == []
+    mm.switch_out(2, lazy=True)
+    assert mm.lazy_cpus == [2]
+    mm.switch_mm(2)  # back from lazy TLB mode
+    assert mm.lazy_cpus == [] and mm.mm_cpumask == [0, 2]
+    with pytest.raises(ValueError, match="switch_mm: cpu"):
+        mm.switch_mm(3)
+    with pytest.raises(TypeError):
+        mm.switch_mm(True)
+    assert mm.mm_cpumask == [0, 2]

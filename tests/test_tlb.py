@@ -134,7 +134,7 @@ def flush(arch: str, pages: int, cpus: tuple[int, ...] = (0,), stride: int = -1,
           start: int = BASE) -> dict[str, int]:  # fmt: skip
     mm = pt.AddressSpace(arch, cpus=4)
     for c in cpus:
-        mm.tlbs.set_cpu(c)
+        mm.switch_mm(c)
     return mm.tlbs.flush_range(0, start, start + pages * mm.page_size, stride)
 
 
@@ -162,7 +162,8 @@ def test_x86_invlpgb_broadcasts_instead_of_ipis() -> None:
     # lazy CPUs do not count (nor get the IPI, before flush_lazy)
     mm = pt.AddressSpace("x86-64-invlpgb", cpus=4)
     for c in (1, 2, 3):
-        mm.tlbs.set_cpu(c, lazy=c == 3)
+        mm.switch_mm(c)
+    mm.switch_out(3, lazy=True)
     ops = mm.tlbs.flush_range(0, BASE, BASE + 512 * 4096)
     assert ops["invlpgb"] == 0 and ops["ipi"] == 2 and ops["lazy_skipped"] == 1
 
@@ -401,13 +402,13 @@ def test_riscv_flush_rule() -> None:
     ops = one.tlbs.flush_range(0, BASE, BASE + 65 * 4096)
     assert ops["sfence_vma"] == 0 and ops["sfence_vma_asid"] == 1
     # another hart in mm_cpumask: one SBI remote fence covers both harts
-    one.tlbs.set_cpu(1)
+    one.switch_mm(1)
     ops = one.tlbs.flush_range(0, BASE, BASE + 8 * 4096)
     assert ops["sbi_rfence"] == 1 and ops["ipi"] == 0 and ops["sfence_vma"] == 0
     # the IPI variant runs the local flush on every hart of the mask
     ipi = pt.AddressSpace("riscv64-sv48-ipi", cpus=3)
     for cpu in (1, 2):
-        ipi.tlbs.set_cpu(cpu)
+        ipi.switch_mm(cpu)
     ops = ipi.tlbs.flush_range(0, BASE, BASE + 8 * 4096)
     assert ops["ipi"] == 2 and ops["sbi_rfence"] == 0
     assert ops["sfence_vma"] == 8 and ops["remote_sfence_vma"] == 8  # one remote hart's share
@@ -422,7 +423,7 @@ def test_riscv_svinval_variant() -> None:
     ops = sv.tlbs.flush_range(0, BASE, BASE + 65 * 4096)
     assert (ops["sinval_vma"], ops["svinval_fences"], ops["sfence_vma_asid"]) == (0, 0, 1)
     # other harts: the SBI firmware's fence, not Svinval
-    sv.tlbs.set_cpu(1)
+    sv.switch_mm(1)
     ops = sv.tlbs.flush_range(0, BASE, BASE + 8 * 4096)
     assert ops["sbi_rfence"] == 1 and ops["sinval_vma"] == 0
     # a range of many pages costs less than as many sfence.vma
