@@ -21,8 +21,8 @@ from pagetab._tlb cimport TlbArrays, TlbState
 # (MoveStats.flush_ops, AccessStats.flush_ops): keep them the kernel's or
 # the instruction's name.
 cdef struct FlushOps:
-    int64_t flush_calls          # flush_tlb_range calls
-    int64_t flush_pages          # pages the calls covered
+    int64_t flush_calls          # flushes the rule ran, from any caller (priced: flush_call)
+    int64_t flush_pages          # pages they covered
     int64_t full_flush           # x86 full flush (CR3 write) on the calling CPU
     int64_t invlpg               # x86 INVLPG on the calling CPU
     int64_t invlpg_flush         # x86 calls that took the INVLPG loop on the calling CPU

@@ -89,7 +89,8 @@ cdef struct move_stats:
     int64_t whole_moves_refused  # whole moves refused: destination entry populated
     int64_t tables_allocated     # page-table pages allocated
     int64_t tables_freed_early   # emptied old PTE tables released during the move
-    int64_t flush_calls          # flush_tlb_range calls
+    int64_t flush_calls          # move_page_tables' own flush_tlb_range calls (flush_ops.flush_calls
+                                 # also counts contpte_convert's: what the rule ran, and is priced)
     int64_t flush_pages          # pages those calls covered
     int64_t flush_unlocked       # flushes issued with no page-table lock held
     int64_t unsafe_entries       # moved present entries unflushed when a lock dropped
