@@ -191,7 +191,7 @@ cdef inline int lock_class(uint64_t id) noexcept nogil:
         return LK_MM
     if id == ID_RMAP:
         return LK_RMAP
-    return LK_PTE if (id >> 62) == 1 else LK_PMD
+    return LK_PTE if (id >> LOCK_ID_SHIFT) == LOCK_ID_PTE else LK_PMD
 
 
 cdef inline uint64_t pte_lockptr(Ctx *x, int64_t row) noexcept nogil:
