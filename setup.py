@@ -56,6 +56,12 @@ def ext(name: str, sources: list[str]) -> Extension:
 
 
 extensions = [
+    ext("pagetab._pgtable", ["pagetab/_pgtable.pyx"]),
+    ext("pagetab._huge_memory", ["pagetab/_huge_memory.pyx"]),
+    ext("pagetab._memory", ["pagetab/_memory.pyx"]),
+    ext("pagetab._mprotect", ["pagetab/_mprotect.pyx"]),
+    ext("pagetab._inspect", ["pagetab/_inspect.pyx"]),
+    ext("pagetab._persist", ["pagetab/_persist.pyx"]),
     ext("pagetab._tables", ["pagetab/_tables.pyx"]),
     ext("pagetab._tlb", ["pagetab/_tlb.pyx"]),
     ext("pagetab._flush", ["pagetab/_flush.pyx"]),
