@@ -2,7 +2,8 @@
 """Reading the store, as fs/proc/task_mmu.c reads a process's page tables:
 the frame and folio order of every page of a range (pagemap_read's
 pagemap_pmd_range and pagemap_pte_hole), the pages mapped (smaps' Rss),
-one address's translation; and the store's own structural invariants
+both callbacks on the store's walker (``walk_page_range``); one address's
+translation; and the store's own structural invariants
 (``check``, no kernel file: what a saved state must satisfy to load).
 """
 
@@ -12,60 +13,83 @@ from libc.stdint cimport int8_t, int64_t, uint64_t
 import numpy as np
 
 from pagetab._pgtable cimport (
-    E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_ZERO, efr, pgtables, pt_index, pt_walk,
-    row_empty, row_ptr,
+    ACTION_CONTINUE, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_ZERO, efr, mm_walk,
+    mm_walk_ops, pgtables, pt_walk, row_empty, row_ptr, walk_page_range,
 )
 
 cnp.import_array()
 
 
-cdef void frames_range(pgtables *pt, uint64_t start, uint64_t end, int64_t *out,
-                  int8_t *orders) noexcept nogil:
-    """Frame id per page into ``out`` and, if ``orders`` is not NULL,
-    the order of the folio mapping it (-1 none; the zero page 0)."""
-    cdef int pte = pt.nlev - 1
-    cdef int pshift = pt.shift[pte]
-    cdef uint64_t addr = start, size, next_, e, f
-    cdef uint64_t *slot
-    cdef int reached
-    cdef int8_t o
-    cdef int64_t k = 0, n, j
-    while addr < end:
-        slot = pt_walk(pt, addr, 0, 0, pte, False, &reached, NULL, NULL)
-        size = <uint64_t>1 << pt.shift[reached]
-        next_ = (addr & ~(size - 1)) + size
-        if next_ > end or next_ == 0:
-            next_ = end
-        n = <int64_t>((next_ - addr) >> pshift)
-        e = slot[0]
-        if reached < pte and not (e & E_LEAF):
-            # hole above the PTE level
-            for j in range(n):
-                out[k] = -1
-                if orders != NULL:
-                    orders[k] = -1
-                k += 1
-        elif reached < pte:
-            f = 0 if (e & E_ZERO) else efr(e) + ((addr & (size - 1)) >> pshift)
-            o = <int8_t>(pt.shift[reached] - pshift)
-            for j in range(n):
-                out[k] = <int64_t>f
-                if orders != NULL:
-                    orders[k] = o
-                k += 1
-                if not (e & E_ZERO):
-                    f += 1
-        else:
-            # a whole PTE-table stretch: read the row directly
-            while addr < next_:
-                e = slot[0]
-                out[k] = -1 if e == 0 else <int64_t>efr(e)
-                if orders != NULL:
-                    orders[k] = -1 if e == 0 else <int8_t>((e & E_ORDER) >> E_ORDER_SHIFT)
-                k += 1
-                slot += 1
-                addr += <uint64_t>1 << pshift
-        addr = next_
+cdef struct frames_walk:
+    uint64_t start            # out[0] is the page at start
+    int64_t n                 # pages in out
+    int64_t *out              # frame id per page
+    int8_t *orders            # folio order per page, or NULL
+
+
+cdef inline int64_t page_index(mm_walk *walk, uint64_t addr) noexcept nogil:
+    return <int64_t>((addr - (<frames_walk*>walk.private).start) >> walk.pt.shift[walk.pt.nlev - 1])
+
+
+cdef int frames_hole(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
+                     uint64_t next) noexcept nogil:
+    """pagemap_pte_hole: no table below, no page mapped."""
+    cdef frames_walk *fw = <frames_walk*>walk.private
+    cdef int64_t k = page_index(walk, addr)
+    cdef int64_t j, n = <int64_t>((next - addr) >> walk.pt.shift[walk.pt.nlev - 1])
+    for j in range(k, k + n):
+        fw.out[j] = -1
+        if fw.orders != NULL:
+            fw.orders[j] = -1
+    return 0
+
+
+cdef int frames_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
+                     uint64_t next) noexcept nogil:
+    """pagemap_pmd_range on a huge leaf: its frames, page after page (the
+    huge zero page: frame 0 throughout), the level's order."""
+    cdef frames_walk *fw = <frames_walk*>walk.private
+    cdef pgtables *pt = walk.pt
+    cdef uint64_t e = slot[0], f
+    cdef int pshift = pt.shift[pt.nlev - 1]
+    cdef int8_t o = <int8_t>(pt.shift[lev] - pshift)
+    cdef int64_t j, k = page_index(walk, addr), n = <int64_t>((next - addr) >> pshift)
+    if not (e & E_LEAF):
+        return 0
+    f = 0 if (e & E_ZERO) else efr(e) + ((addr & ((<uint64_t>1 << pt.shift[lev]) - 1)) >> pshift)
+    for j in range(k, k + n):
+        fw.out[j] = <int64_t>f
+        if fw.orders != NULL:
+            fw.orders[j] = o
+        if not (e & E_ZERO):
+            f += 1
+    walk.action = ACTION_CONTINUE
+    return 0
+
+
+cdef int frames_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
+                     uint64_t next) noexcept nogil:
+    """pagemap_pmd_range's PTE loop: each PTE's frame and folio order."""
+    cdef frames_walk *fw = <frames_walk*>walk.private
+    cdef int64_t k = page_index(walk, addr)
+    cdef uint64_t e
+    cdef int i
+    if k + (i1 - i0) > fw.n:
+        i1 = i0 + <int>(fw.n - k)  # a range not page aligned at its end
+    for i in range(i0, i1):
+        e = t[i]
+        fw.out[k] = -1 if e == 0 else <int64_t>efr(e)
+        if fw.orders != NULL:
+            fw.orders[k] = -1 if e == 0 else <int8_t>((e & E_ORDER) >> E_ORDER_SHIFT)
+        k += 1
+    return 0
+
+
+cdef mm_walk_ops FRAMES_OPS
+FRAMES_OPS.pud_entry = frames_huge
+FRAMES_OPS.pmd_entry = frames_huge
+FRAMES_OPS.pte_range = frames_ptes
+FRAMES_OPS.pte_hole = frames_hole
 
 
 cdef object frames(pgtables *pt, uint64_t start, uint64_t end, bint with_orders):
@@ -76,45 +100,49 @@ cdef object frames(pgtables *pt, uint64_t start, uint64_t end, bint with_orders)
     orders = np.empty(n if with_orders else 0, dtype=np.int8)
     cdef int64_t[::1] v = out
     cdef int8_t[::1] ov = orders
+    cdef frames_walk fw
     if n:
+        fw.start = start
+        fw.n = n
+        fw.out = &v[0]
+        fw.orders = &ov[0] if with_orders else NULL
         with nogil:
-            frames_range(pt, start, end, &v[0], &ov[0] if with_orders else NULL)
+            walk_page_range(pt, start, end, &FRAMES_OPS, &fw)
     return (out, orders) if with_orders else out
 
 
-cdef int64_t count_range(pgtables *pt, int lev, int64_t row, uint64_t base, uint64_t s,
-                    uint64_t e) noexcept nogil:
-    cdef uint64_t *t = row_ptr(pt, lev, row)
-    cdef uint64_t size = <uint64_t>1 << pt.shift[lev]
-    cdef uint64_t lo, hi, ent
-    cdef int i, i0, i1
-    cdef int pte = pt.nlev - 1
+cdef int count_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
+                    uint64_t next) noexcept nogil:
+    """smaps_pmd_entry: a huge leaf's pages in the range."""
+    if slot[0] & E_LEAF:
+        (<int64_t*>walk.private)[0] += <int64_t>((next - addr) >> walk.pt.shift[walk.pt.nlev - 1])
+        walk.action = ACTION_CONTINUE
+    return 0
+
+
+cdef int count_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
+                    uint64_t next) noexcept nogil:
+    """smaps_pte_range: the mapped PTEs."""
     cdef int64_t n = 0
-    i0 = pt_index(pt, lev, s)
-    i1 = pt_index(pt, lev, e - 1) + 1
+    cdef int i
     for i in range(i0, i1):
-        ent = t[i]
-        if ent == 0:
-            continue
-        if lev == pte:
+        if t[i] != 0:
             n += 1
-            continue
-        lo = base + i * size
-        hi = lo + size
-        if s > lo:
-            lo = s
-        if e < hi or hi == 0:
-            hi = e
-        if ent & E_LEAF:
-            n += <int64_t>((hi - lo) >> pt.shift[pte])
-        else:
-            n += count_range(pt, lev + 1, <int64_t>efr(ent), base + i * size, lo, hi)
-    return n
+    (<int64_t*>walk.private)[0] += n
+    return 0
+
+
+cdef mm_walk_ops COUNT_OPS
+COUNT_OPS.pud_entry = count_huge
+COUNT_OPS.pmd_entry = count_huge
+COUNT_OPS.pte_range = count_ptes
 
 
 cdef int64_t count_mapped(pgtables *pt, uint64_t start, uint64_t end) noexcept nogil:
     """Base pages mapped (present leaves) in [start, end)."""
-    return count_range(pt, 0, 0, 0, start, end) if end > start else 0
+    cdef int64_t n = 0
+    walk_page_range(pt, start, end, &COUNT_OPS, &n)
+    return n
 
 
 cdef object entry(pgtables *pt, uint64_t addr):

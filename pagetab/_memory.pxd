@@ -31,3 +31,4 @@ cdef uint64_t populate_vma_page_range(pgtables *pt, uint64_t start, uint64_t end
 cdef int zap_page_range(pgtables *pt, uint64_t start, uint64_t end, int64_t *pages) noexcept nogil
 cdef void free_pgtables(pgtables *pt, uint64_t start, uint64_t end, uint64_t floor,
                         uint64_t ceiling) noexcept nogil
+

@@ -20,9 +20,9 @@ import numpy as np
 from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
 from pagetab._huge_memory cimport split_huge_pmd
 from pagetab._pgtable cimport (
-    ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_SOFTDIRTY,
-    E_ZERO, alloc_row, block_foldable, free_row_clean, pgtables, pool_index, pool_row,
-    same_folio_next, pt_walk, row_empty,
+    ACTION_CONTINUE, ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT,
+    E_SOFTDIRTY, E_ZERO, alloc_row, block_foldable, free_row_clean, mm_walk, mm_walk_ops,
+    pgtables, pool_index, pool_row, same_folio_next, pt_walk, row_empty, walk_page_table,
 )
 from pagetab._tables cimport PageTables
 from pagetab._tlb cimport (
@@ -233,18 +233,39 @@ cdef inline bint spin_lock(Ctx *x, uint64_t id) noexcept nogil:
     return True
 
 
+cdef int present_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
+                      uint64_t next) noexcept nogil:
+    """A present huge leaf counts once; a table is walked."""
+    if not (slot[0] & E_PRESENT):
+        walk.action = ACTION_CONTINUE
+    elif slot[0] & E_LEAF:
+        (<int64_t*>walk.private)[0] += 1
+        walk.action = ACTION_CONTINUE
+    return 0
+
+
+cdef int present_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
+                      uint64_t next) noexcept nogil:
+    cdef int64_t n = 0
+    cdef int i
+    for i in range(i0, i1):
+        if t[i] & E_PRESENT:
+            n += 1
+    (<int64_t*>walk.private)[0] += n
+    return 0
+
+
+cdef mm_walk_ops PRESENT_OPS
+PRESENT_OPS.pud_entry = present_huge
+PRESENT_OPS.pmd_entry = present_huge
+PRESENT_OPS.pte_range = present_ptes
+
+
 cdef int64_t count_present(pgtables *pt, int lev, int64_t row) noexcept nogil:
-    """Present leaf entries in a table and below (a huge leaf counts once)."""
-    cdef uint64_t *t = pool_row(&pt.pools[lev], row)
-    cdef int i, n = pt.pools[lev].nent
+    """Present leaf entries in a moved table and below (a huge leaf counts
+    once), wherever the table is mapped now."""
     cdef int64_t total = 0
-    for i in range(n):
-        if not (t[i] & E_PRESENT):
-            continue
-        if lev == pt.nlev - 1 or (t[i] & E_LEAF):
-            total += 1
-        else:
-            total += count_present(pt, lev + 1, <int64_t>(t[i] >> ADDR_SHIFT))
+    walk_page_table(pt, lev, row, &PRESENT_OPS, &total)
     return total
 
 

@@ -2,64 +2,87 @@
 """mm/mprotect.c on the store: change_protection sets the access bits of
 the present leaves in a range for a new protection (change_pte_range,
 change_huge_pmd), splitting huge leaves it covers only partly and
-unfolding/refolding arm64's contiguous blocks at its edges.
+unfolding/refolding arm64's contiguous blocks at its edges; callbacks on
+the store's walker (``walk_page_range``).
 """
 
+from libc.errno cimport ENOMEM
 from libc.stdint cimport int64_t, uint64_t
 
 from pagetab._huge_memory cimport split_huge_pmd
 from pagetab._pgtable cimport (
-    E_DIRTY, E_LEAF, E_READ, E_WRITE, E_ZERO, efr, fold_blocks, pgtables, pt_index, row_ptr,
-    unfold_edges,
+    ACTION_CONTINUE, E_DIRTY, E_LEAF, E_READ, E_WRITE, E_ZERO, covers, fold_blocks, mm_walk,
+    mm_walk_ops, pgtables, unfold_edges, walk_page_range,
 )
 
 
-cdef int64_t change_prot(pgtables *pt, int lev, int64_t row, uint64_t base, uint64_t s, uint64_t e,
-                          bint readable, bint writable, bint shared) noexcept nogil:
-    cdef uint64_t *t = row_ptr(pt, lev, row)
-    cdef uint64_t size = <uint64_t>1 << pt.shift[lev]
-    cdef uint64_t lo, hi, ent
-    cdef int i, i0, i1
-    cdef int64_t pages = 0, sub
-    i0 = pt_index(pt, lev, s)
-    i1 = pt_index(pt, lev, e - 1) + 1
-    if lev == pt.nlev - 1:
-        unfold_edges(pt, t, i0, i1)
+cdef struct prot_walk:
+    bint readable
+    bint writable
+    bint shared
+    int64_t pages             # present leaves changed
+
+
+cdef inline uint64_t new_prot(const prot_walk *pw, uint64_t ent) noexcept nogil:
+    """A present leaf's entry under the new protection."""
+    ent &= ~(<uint64_t>(E_READ | E_WRITE))
+    if pw.readable or pw.writable:
+        ent |= E_READ
+    # the zero page is never writable; shared pages become writable at
+    # once only when already dirty (wp fault later)
+    if pw.writable and not (ent & E_ZERO) and (not pw.shared or (ent & E_DIRTY)):
+        ent |= E_WRITE
+    return ent
+
+
+cdef int change_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
+                     uint64_t next) noexcept nogil:
+    """change_pmd_range/change_pud_range on a present entry: a huge leaf
+    the range covers whole changes as one (change_huge_pmd); one it
+    covers in part is split first and its table walked."""
+    cdef prot_walk *pw = <prot_walk*>walk.private
+    if not (slot[0] & E_LEAF):
+        return 0
+    if not covers(walk.pt, lev, addr, next):
+        return 0 if split_huge_pmd(walk.pt, lev, slot) >= 0 else -ENOMEM
+    slot[0] = new_prot(pw, slot[0])
+    pw.pages += 1
+    walk.action = ACTION_CONTINUE
+    return 0
+
+
+cdef int change_pte_range(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
+                          uint64_t next) noexcept nogil:
+    """change_pte_range: the present PTEs, contiguous blocks cut by the
+    range unfolded before and blocks it completes folded after."""
+    cdef prot_walk *pw = <prot_walk*>walk.private
+    cdef int64_t pages = 0
+    cdef int i
+    unfold_edges(walk.pt, t, i0, i1)
     for i in range(i0, i1):
-        ent = t[i]
-        if ent == 0:
-            continue
-        lo = base + i * size
-        hi = lo + size
-        if lev != pt.nlev - 1 and (ent & E_LEAF) and not (s <= lo and (hi <= e or hi == 0)):
-            if split_huge_pmd(pt, lev, &t[i]) < 0:
-                return -1
-            ent = t[i]
-        if lev == pt.nlev - 1 or (ent & E_LEAF):
-            ent &= ~(<uint64_t>(E_READ | E_WRITE))
-            if readable or writable:
-                ent |= E_READ
-            # the zero page is never writable; shared pages become
-            # writable at once only when already dirty (wp fault later)
-            if writable and not (ent & E_ZERO) and (not shared or (ent & E_DIRTY)):
-                ent |= E_WRITE
-            t[i] = ent
+        if t[i] != 0:
+            t[i] = new_prot(pw, t[i])
             pages += 1
-            continue
-        sub = change_prot(pt, lev + 1, <int64_t>efr(ent), lo, s if s > lo else lo,
-                                e if (e < hi or hi == 0) else hi, readable, writable, shared)
-        if sub < 0:
-            return -1
-        pages += sub
-    if lev == pt.nlev - 1:
-        fold_blocks(pt, t, i0, i1)
-    return pages
+    fold_blocks(walk.pt, t, i0, i1)
+    pw.pages += pages
+    return 0
+
+
+cdef mm_walk_ops PROT_OPS
+PROT_OPS.pud_entry = change_huge
+PROT_OPS.pmd_entry = change_huge
+PROT_OPS.pte_range = change_pte_range
 
 
 cdef int64_t change_protection(pgtables *pt, uint64_t start, uint64_t end, bint readable,
                                bint writable, bint shared) noexcept nogil:
     """change_protection over [start, end): the present leaves it changed,
     or -1 if a split could not allocate its table."""
-    if end <= start:
-        return 0
-    return change_prot(pt, 0, 0, 0, start, end, readable, writable, shared)
+    cdef prot_walk pw
+    pw.readable = readable
+    pw.writable = writable
+    pw.shared = shared
+    pw.pages = 0
+    if walk_page_range(pt, start, end, &PROT_OPS, &pw):
+        return -1
+    return pw.pages

@@ -1,11 +1,14 @@
 # cython: language_level=3
 """The packed page-table store: row pools, the entry layout, the walkers.
 
-Mirrors include/linux/pgtable.h (pgd_offset .. pte_offset: ``pt_walk``),
-the page-table page allocator (pud_alloc/pmd_alloc/pte_alloc, pte_free,
-mm_pgtables_bytes: ``alloc_row``, ``free_row``) and arm64's contpte tests.
-Every other page-table module (_memory, _mprotect, _huge_memory, _inspect,
-_persist, the move engine) works on a ``pgtables`` through these.
+Mirrors include/linux/pgtable.h (pgd_offset .. pte_offset: ``pt_walk``,
+the point walker), mm/pagewalk.c (``walk_page_range``, the range walker:
+``struct mm_walk_ops`` with per-level callbacks and ``mm_walk.private``
+for each walk's state), the page-table page allocator (pud_alloc/
+pmd_alloc/pte_alloc, pte_free, mm_pgtables_bytes: ``alloc_row``,
+``free_row``) and arm64's contpte tests. Every other page-table module
+(_memory, _mprotect, _huge_memory, _inspect, _persist, the move engine)
+works on a ``pgtables`` through these.
 
 Entry layout (one uint64 per entry, every level; documented once here):
 
@@ -218,3 +221,57 @@ cdef inline bint row_empty(pgtables *pt, int lev, int64_t row) noexcept nogil:
         if t[i]:
             return False
     return True
+
+
+# ----------------------------------------------------------------------
+# The range walker (mm/pagewalk.c): every range operation on the store is
+# a set of callbacks on walk_page_range, not a walk of its own
+
+cdef enum:
+    ACTION_SUBTREE = 0     # go on below the entry (the default)
+    ACTION_CONTINUE = 1    # the callback dealt with the entry: do not descend
+    ACTION_AGAIN = 2       # the callback changed the entry: look at it again
+
+cdef struct mm_walk
+
+# [addr, next) is the part of the entry's span inside the walked range;
+# a callback returns 0 to go on, or an error that ends the walk and is
+# walk_page_range's result
+ctypedef int (*walk_entry_fn)(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
+                              uint64_t next) noexcept nogil
+ctypedef int (*walk_ptes_fn)(mm_walk *walk, uint64_t *pte, int i0, int i1, uint64_t addr,
+                             uint64_t next) noexcept nogil
+
+cdef struct mm_walk_ops:
+    # NULL callbacks are skipped
+    walk_entry_fn pud_entry   # a present entry above the PMD level (pgd, p4d or pud, as
+                              # ``lev`` says): a table or a huge leaf; may set walk.action
+    walk_entry_fn pmd_entry   # a present PMD: a PTE table or a huge leaf; may set walk.action
+    walk_ptes_fn pte_range    # the PTEs pte[i0:i1] of one table, mapping [addr, next): the
+                              # kernel's pte_entry for a whole table at once, so that the
+                              # per-entry loop stays one C loop (as zap_pte_range's)
+    walk_entry_fn pte_hole    # a none entry above the PTEs: may fill *slot (install a table
+                              # or a leaf) and set ACTION_AGAIN to have it walked
+    walk_entry_fn post_table  # after the walk below a table pointer (post-order: a table
+                              # whose entries are all gone can be freed here)
+
+cdef struct mm_walk:
+    const mm_walk_ops *ops
+    pgtables *pt
+    void *private             # the walk's own state, for its callbacks
+    int action                # ACTION_*, set by pud_entry, pmd_entry or pte_hole
+
+
+cdef int walk_page_range(pgtables *pt, uint64_t start, uint64_t end, const mm_walk_ops *ops,
+                         void *private) noexcept nogil
+cdef int walk_page_table(pgtables *pt, int lev, int64_t row, const mm_walk_ops *ops,
+                         void *private) noexcept nogil
+
+
+cdef inline bint covers(pgtables *pt, int lev, uint64_t addr, uint64_t next) noexcept nogil:
+    """Whether [addr, next), a walk's part of an entry of level ``lev``, is
+    all of the entry's span (one ending at the top of the space counts
+    whole): a huge leaf there goes as one, else it is split first."""
+    cdef uint64_t size = <uint64_t>1 << pt.shift[lev]
+    cdef uint64_t lo = addr & ~(size - 1)
+    return addr == lo and (next == lo + size or lo + size == 0)

@@ -5,8 +5,11 @@ Every level of the tree has a :c:type:`Pool` of table pages ("rows") of
 ``nent`` uint64 entries each; ``pgtables`` (``_pgtable.pxd``) holds them
 with the geometry, the frame counter and the page-content bitmap. This
 module allocates and frees rows (pud_alloc/pmd_alloc/pte_alloc and
-pte_free, with mm_pgtables_bytes's limit) and keeps arm64's contiguous
-blocks (arch/arm64/mm/contpte.c: contpte_try_unfold, contpte_try_fold).
+pte_free, with mm_pgtables_bytes's limit), walks ranges of the tree with
+per-level callbacks (mm/pagewalk.c's ``walk_page_range``: faults, zap,
+free_pgtables, change_protection and the inspection walks are callbacks
+on it) and keeps arm64's contiguous blocks (arch/arm64/mm/contpte.c:
+contpte_try_unfold, contpte_try_fold).
 The entry layout is documented once, in ``_pgtable.pxd``.
 """
 
@@ -123,6 +126,124 @@ cdef void free_row_clean(pgtables *pt, int lev, int64_t row) noexcept nogil:
     p.nfree += 1
     p.live -= 1
     pt.tables_freed += 1
+
+
+# ----------------------------------------------------------------------
+# the range walker (mm/pagewalk.c)
+
+cdef inline int walk_ptes(mm_walk *walk, int64_t row, uint64_t start,
+                          uint64_t end) noexcept nogil:
+    """walk_pte_range: the PTEs of table ``row`` that [start, end) covers,
+    to ``ops.pte_range`` in one call."""
+    cdef pgtables *pt = walk.pt
+    cdef int pte = pt.nlev - 1
+    return walk.ops.pte_range(walk, row_ptr(pt, pte, row), pt_index(pt, pte, start),
+                              pt_index(pt, pte, end - 1) + 1, start, end)
+
+
+cdef int walk_table(mm_walk *walk, int lev, int64_t row, uint64_t base, uint64_t start,
+                    uint64_t end) noexcept nogil:
+    """walk_pgd_range .. walk_pmd_range in one: the entries of table ``row``
+    of level ``lev`` above the PTEs (whose entry 0 maps ``base``) that
+    [start, end) covers, in address order, each child table walked before
+    the next entry. ``end`` is never 0: the range ends below 2**64."""
+    cdef pgtables *pt = walk.pt
+    cdef const mm_walk_ops *ops = walk.ops
+    cdef int pte = pt.nlev - 1
+    cdef uint64_t *t = row_ptr(pt, lev, row)
+    cdef int i = pt_index(pt, lev, start), i1 = pt_index(pt, lev, end - 1) + 1
+    cdef uint64_t size = <uint64_t>1 << pt.shift[lev]
+    cdef uint64_t lo, hi, addr, next_, e
+    cdef walk_entry_fn entry_fn = ops.pmd_entry if lev == pte - 1 else ops.pud_entry
+    cdef int err, action
+    while i < i1:
+        lo = base + <uint64_t>i * size
+        hi = lo + size
+        addr = start if start > lo else lo
+        next_ = end if (end < hi or hi == 0) else hi
+        if t[i] == 0:
+            walk.action = ACTION_CONTINUE
+            if ops.pte_hole != NULL:
+                err = ops.pte_hole(walk, lev, &t[i], addr, next_)
+                if err:
+                    return err
+            if walk.action != ACTION_AGAIN:
+                i += 1
+            continue
+        action = ACTION_SUBTREE
+        if entry_fn != NULL:
+            walk.action = ACTION_SUBTREE
+            err = entry_fn(walk, lev, &t[i], addr, next_)
+            if err:
+                return err
+            action = walk.action  # the walk below may change walk.action
+            if action == ACTION_AGAIN:
+                continue
+        e = t[i]
+        # a table, perhaps one the callback made by splitting a huge leaf;
+        # PTE tables only for walks that look at PTEs
+        if action == ACTION_SUBTREE and e != 0 and not (e & E_LEAF):
+            if lev + 1 < pte:
+                err = walk_table(walk, lev + 1, <int64_t>efr(e), lo, addr, next_)
+            elif ops.pte_range != NULL:
+                err = walk_ptes(walk, <int64_t>efr(e), addr, next_)
+            else:
+                err = 0
+            if err:
+                return err
+            if ops.post_table != NULL:
+                err = ops.post_table(walk, lev, &t[i], addr, next_)
+                if err:
+                    return err
+        i += 1
+    return 0
+
+
+cdef int walk_page_range(pgtables *pt, uint64_t start, uint64_t end, const mm_walk_ops *ops,
+                         void *private) noexcept nogil:
+    """walk_page_range: walk [start, end) from the pgd with ``ops``, each
+    callback given ``private`` as ``walk.private``. Returns 0, or the
+    first error a callback returned (the walk stops there). An empty
+    range walks nothing (the kernel's -EINVAL: every caller here would
+    ignore it)."""
+    cdef mm_walk walk
+    cdef int lev = 0, pmd = pt.nlev - 2, i
+    cdef int64_t row = 0
+    cdef uint64_t base = 0, e
+    if end <= start:
+        return 0
+    walk.ops = ops
+    walk.pt = pt
+    walk.private = private
+    walk.action = ACTION_SUBTREE
+    # While the range lies in one present table entry above the PMD level
+    # and nothing is called there, go straight down to its table (as
+    # pt_walk does): a fault's one page walks two levels, not four
+    if ops.pud_entry == NULL and ops.post_table == NULL:
+        while lev < pmd:
+            i = pt_index(pt, lev, start)
+            e = row_ptr(pt, lev, row)[i]
+            if i != pt_index(pt, lev, end - 1) or e == 0 or (e & E_LEAF):
+                break
+            base += <uint64_t>i << pt.shift[lev]
+            row = <int64_t>efr(e)
+            lev += 1
+    return walk_table(&walk, lev, row, base, start, end)
+
+
+cdef int walk_page_table(pgtables *pt, int lev, int64_t row, const mm_walk_ops *ops,
+                         void *private) noexcept nogil:
+    """The walk of all of table ``row`` of level ``lev`` (1 or below),
+    wherever it is mapped: addresses count from 0 at its first entry."""
+    cdef mm_walk walk
+    walk.ops = ops
+    walk.pt = pt
+    walk.private = private
+    walk.action = ACTION_SUBTREE
+    if lev == pt.nlev - 1:
+        return walk_ptes(&walk, row, 0, <uint64_t>1 << pt.shift[lev - 1]) \
+            if ops.pte_range != NULL else 0
+    return walk_table(&walk, lev, row, 0, 0, <uint64_t>1 << pt.shift[lev - 1])
 
 
 # ----------------------------------------------------------------------
