@@ -55,21 +55,11 @@ def ext(name: str, sources: list[str]) -> Extension:
     )
 
 
-extensions = [
-    ext("pagetab._pgtable", ["pagetab/_pgtable.pyx"]),
-    ext("pagetab._huge_memory", ["pagetab/_huge_memory.pyx"]),
-    ext("pagetab._memory", ["pagetab/_memory.pyx"]),
-    ext("pagetab._mprotect", ["pagetab/_mprotect.pyx"]),
-    ext("pagetab._inspect", ["pagetab/_inspect.pyx"]),
-    ext("pagetab._persist", ["pagetab/_persist.pyx"]),
-    ext("pagetab._tables", ["pagetab/_tables.pyx"]),
-    ext("pagetab._tlb", ["pagetab/_tlb.pyx"]),
-    ext("pagetab._flush", ["pagetab/_flush.pyx"]),
-    ext("pagetab._access", ["pagetab/_access.pyx"]),
-    ext("pagetab._move", ["pagetab/_move.pyx"]),
-    ext("pagetab._uffd", ["pagetab/_uffd.pyx"]),
-    ext("pagetab._contend", ["pagetab/_contend.pyx"]),
-]
+# one extension per .pyx: the page-table store and the kernel files built
+# on it, then the TLBs, flush rules, access path and engines
+MODULES = ["_pgtable", "_huge_memory", "_memory", "_mprotect", "_inspect", "_persist", "_tables",
+           "_tlb", "_flush", "_access", "_move", "_uffd", "_contend"]  # fmt: skip
+extensions = [ext(f"pagetab.{m}", [f"pagetab/{m}.pyx"]) for m in MODULES]
 if sys.platform.startswith("linux"):
     # the host probe (csrc/probe.c) measures the real kernel: Linux only
     extensions.append(ext("pagetab._probe", ["pagetab/_probe.pyx"]))

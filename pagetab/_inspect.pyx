@@ -13,8 +13,8 @@ from libc.stdint cimport int8_t, int64_t, uint64_t
 import numpy as np
 
 from pagetab._pgtable cimport (
-    ACTION_CONTINUE, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_ZERO, efr, mm_walk,
-    mm_walk_ops, pgtables, pt_walk, row_empty, row_ptr, walk_page_range,
+    ACTION_CONTINUE, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_ZERO, count_entries, efr,
+    mm_walk, mm_walk_ops, pgtables, pt_walk, row_empty, row_ptr, walk_page_range,
 )
 
 cnp.import_array()
@@ -85,11 +85,9 @@ cdef int frames_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
     return 0
 
 
-cdef mm_walk_ops FRAMES_OPS
-FRAMES_OPS.pud_entry = frames_huge
-FRAMES_OPS.pmd_entry = frames_huge
-FRAMES_OPS.pte_range = frames_ptes
-FRAMES_OPS.pte_hole = frames_hole
+cdef mm_walk_ops FRAMES_OPS = mm_walk_ops(
+    pud_entry=frames_huge, pmd_entry=frames_huge, pte_range=frames_ptes, pte_hole=frames_hole,
+    post_table=NULL)
 
 
 cdef object frames(pgtables *pt, uint64_t start, uint64_t end, bint with_orders):
@@ -122,20 +120,14 @@ cdef int count_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
 
 cdef int count_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
                     uint64_t next) noexcept nogil:
-    """smaps_pte_range: the mapped PTEs."""
-    cdef int64_t n = 0
-    cdef int i
-    for i in range(i0, i1):
-        if t[i] != 0:
-            n += 1
-    (<int64_t*>walk.private)[0] += n
+    """smaps_pte_range: the mapped PTEs (every one not none)."""
+    (<int64_t*>walk.private)[0] += count_entries(t, i0, i1, ~(<uint64_t>0))
     return 0
 
 
-cdef mm_walk_ops COUNT_OPS
-COUNT_OPS.pud_entry = count_huge
-COUNT_OPS.pmd_entry = count_huge
-COUNT_OPS.pte_range = count_ptes
+cdef mm_walk_ops COUNT_OPS = mm_walk_ops(
+    pud_entry=count_huge, pmd_entry=count_huge, pte_range=count_ptes, pte_hole=NULL,
+    post_table=NULL)
 
 
 cdef int64_t count_mapped(pgtables *pt, uint64_t start, uint64_t end) noexcept nogil:

@@ -186,10 +186,9 @@ cdef int fault_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
     return 0
 
 
-cdef mm_walk_ops FAULT_OPS
-FAULT_OPS.pmd_entry = fault_pmd
-FAULT_OPS.pte_range = fault_ptes
-FAULT_OPS.pte_hole = fault_hole
+cdef mm_walk_ops FAULT_OPS = mm_walk_ops(
+    pud_entry=NULL, pmd_entry=fault_pmd, pte_range=fault_ptes, pte_hole=fault_hole,
+    post_table=NULL)
 
 
 cdef uint64_t populate_vma_page_range(pgtables *pt, uint64_t start, uint64_t end,
@@ -248,10 +247,9 @@ cdef int zap_pte_range(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr
     return 0
 
 
-cdef mm_walk_ops ZAP_OPS
-ZAP_OPS.pud_entry = zap_huge
-ZAP_OPS.pmd_entry = zap_huge
-ZAP_OPS.pte_range = zap_pte_range
+cdef mm_walk_ops ZAP_OPS = mm_walk_ops(
+    pud_entry=zap_huge, pmd_entry=zap_huge, pte_range=zap_pte_range, pte_hole=NULL,
+    post_table=NULL)
 
 
 cdef int zap_page_range(pgtables *pt, uint64_t start, uint64_t end, int64_t *pages) noexcept nogil:
@@ -283,8 +281,8 @@ cdef int free_table(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
 
 
 # no pte_range: PTE tables are freed whole, never walked
-cdef mm_walk_ops FREE_OPS
-FREE_OPS.post_table = free_table
+cdef mm_walk_ops FREE_OPS = mm_walk_ops(
+    pud_entry=NULL, pmd_entry=NULL, pte_range=NULL, pte_hole=NULL, post_table=free_table)
 
 
 cdef void free_pgtables(pgtables *pt, uint64_t start, uint64_t end, uint64_t floor,

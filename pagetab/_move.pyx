@@ -21,8 +21,9 @@ from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
 from pagetab._huge_memory cimport split_huge_pmd
 from pagetab._pgtable cimport (
     ACTION_CONTINUE, ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT,
-    E_SOFTDIRTY, E_ZERO, alloc_row, block_foldable, free_row_clean, mm_walk, mm_walk_ops,
-    pgtables, pool_index, pool_row, same_folio_next, pt_walk, row_empty, walk_page_table,
+    E_SOFTDIRTY, E_ZERO, alloc_row, block_foldable, count_entries, free_row_clean, mm_walk,
+    mm_walk_ops, pgtables, pool_index, pool_row, same_folio_next, pt_walk, row_empty,
+    walk_page_table,
 )
 from pagetab._tables cimport PageTables
 from pagetab._tlb cimport (
@@ -246,19 +247,13 @@ cdef int present_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
 
 cdef int present_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
                       uint64_t next) noexcept nogil:
-    cdef int64_t n = 0
-    cdef int i
-    for i in range(i0, i1):
-        if t[i] & E_PRESENT:
-            n += 1
-    (<int64_t*>walk.private)[0] += n
+    (<int64_t*>walk.private)[0] += count_entries(t, i0, i1, E_PRESENT)
     return 0
 
 
-cdef mm_walk_ops PRESENT_OPS
-PRESENT_OPS.pud_entry = present_huge
-PRESENT_OPS.pmd_entry = present_huge
-PRESENT_OPS.pte_range = present_ptes
+cdef mm_walk_ops PRESENT_OPS = mm_walk_ops(
+    pud_entry=present_huge, pmd_entry=present_huge, pte_range=present_ptes, pte_hole=NULL,
+    post_table=NULL)
 
 
 cdef int64_t count_present(pgtables *pt, int lev, int64_t row) noexcept nogil:

@@ -68,10 +68,9 @@ cdef int change_pte_range(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t a
     return 0
 
 
-cdef mm_walk_ops PROT_OPS
-PROT_OPS.pud_entry = change_huge
-PROT_OPS.pmd_entry = change_huge
-PROT_OPS.pte_range = change_pte_range
+cdef mm_walk_ops PROT_OPS = mm_walk_ops(
+    pud_entry=change_huge, pmd_entry=change_huge, pte_range=change_pte_range, pte_hole=NULL,
+    post_table=NULL)
 
 
 cdef int64_t change_protection(pgtables *pt, uint64_t start, uint64_t end, bint readable,

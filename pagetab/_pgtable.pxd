@@ -213,6 +213,16 @@ cdef inline bint block_foldable(const uint64_t *t, int64_t b, int c) noexcept no
     return True
 
 
+cdef inline int64_t count_entries(const uint64_t *t, int i0, int i1, uint64_t mask) noexcept nogil:
+    """The entries of ``t[i0:i1]`` with a bit of ``mask`` set."""
+    cdef int64_t n = 0
+    cdef int i
+    for i in range(i0, i1):
+        if t[i] & mask:
+            n += 1
+    return n
+
+
 cdef inline bint row_empty(pgtables *pt, int lev, int64_t row) noexcept nogil:
     """Whether table ``row`` of level ``lev`` has no entry at all."""
     cdef uint64_t *t = pool_row(&pt.pools[lev], row)
