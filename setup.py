@@ -55,20 +55,13 @@ def ext(name: str, sources: list[str]) -> Extension:
     )
 
 
-extensions = [
-    ext("pagetab._tables", ["pagetab/_tables.pyx"]),
-    ext("pagetab._tlb", ["pagetab/_tlb.pyx"]),
-    ext("pagetab._flush", ["pagetab/_flush.pyx"]),
-    # one module per flush family (each registers its rule with _flush)
-    ext("pagetab._flush_x86", ["pagetab/_flush_x86.pyx"]),
-    ext("pagetab._flush_arm64", ["pagetab/_flush_arm64.pyx"]),
-    ext("pagetab._flush_ppc64", ["pagetab/_flush_ppc64.pyx"]),
-    ext("pagetab._flush_riscv", ["pagetab/_flush_riscv.pyx"]),
-    ext("pagetab._access", ["pagetab/_access.pyx"]),
-    ext("pagetab._move", ["pagetab/_move.pyx"]),
-    ext("pagetab._uffd", ["pagetab/_uffd.pyx"]),
-    ext("pagetab._contend", ["pagetab/_contend.pyx"]),
-]
+# one extension per .pyx: the page-table store and the kernel files built
+# on it, then the TLBs, the flush rules (one module per family, each
+# registering its rule with _flush), the access path and the engines
+MODULES = ["_pgtable", "_huge_memory", "_memory", "_mprotect", "_inspect", "_persist", "_tables",
+           "_tlb", "_flush", "_flush_x86", "_flush_arm64", "_flush_ppc64", "_flush_riscv",
+           "_access", "_move", "_uffd", "_contend"]  # fmt: skip
+extensions = [ext(f"pagetab.{m}", [f"pagetab/{m}.pyx"]) for m in MODULES]
 if sys.platform.startswith("linux"):
     # the host probe (csrc/probe.c) measures the real kernel: Linux only
     extensions.append(ext("pagetab._probe", ["pagetab/_probe.pyx"]))

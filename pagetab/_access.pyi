@@ -10,7 +10,7 @@ from ._tables import PageTables
 
 def access(
     tlbs: Tlbs,
-    pt: PageTables,
+    tables: PageTables,
     addrs: npt.NDArray[np.uint64],
     cpu: int,
     write: bool,

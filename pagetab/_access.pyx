@@ -15,12 +15,13 @@ from libc.string cimport memset
 cimport numpy as cnp
 
 from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
-from pagetab._tables cimport (
-    ADDR_SHIFT, E_LEAF, E_READ, E_WRITE, E_ZERO, MODE_READ, MODE_WRITE,
-    PageTables,
-    fault_ctx,
-    leaf_class, pool_index, pool_row, pt_walk,
+from pagetab._memory cimport MODE_READ, MODE_WRITE, fault_ctx, populate_vma_page_range
+from pagetab._persist cimport mark_written
+from pagetab._pgtable cimport (
+    ADDR_SHIFT, E_LEAF, E_READ, E_WRITE, E_ZERO, leaf_class, pgtables, pool_index, pool_row,
+    pt_walk,
 )
+from pagetab._tables cimport PageTables
 from pagetab._tlb cimport (
     CLS_CONT, GEN_MASK, TLB_RUNNING, VALID, TlbState, caches_huge, insert_inline, invalidate_va, lookup_level,
     tag_valid, tlb_insert_level,
@@ -70,7 +71,7 @@ cdef int64_t find_vma(VmaTable *v, uint64_t addr) noexcept nogil:
     return -1
 
 
-cdef inline int walk_leaf(PageTables pt, TlbState *s, int cpu, uint64_t addr, uint64_t *slot,
+cdef inline int walk_leaf(pgtables *pt, TlbState *s, int cpu, uint64_t addr, uint64_t *slot,
                    int reached, uint64_t *entry, int *steps, AccessCounters *c) noexcept nogil:
     """The hardware page walk; ``slot``/``reached`` are pt_walk's answer
     for ``addr``. Returns the leaf's size class (-1: none)."""
@@ -106,7 +107,7 @@ cdef inline int walk_leaf(PageTables pt, TlbState *s, int cpu, uint64_t addr, ui
     return leaf_class(slot[0], reached, pte, CLS_CONT if s.nclass > CLS_CONT else 0)
 
 
-cdef inline uint64_t leaf_frame(PageTables pt, uint64_t e, int level, uint64_t addr) noexcept nogil:
+cdef inline uint64_t leaf_frame(pgtables *pt, uint64_t e, int level, uint64_t addr) noexcept nogil:
     """The frame of ``addr``'s page in the leaf ``e`` at ``level``: a PTE
     (of a contiguous block too) maps exactly its page, a huge leaf its
     head frame and the pages after it."""
@@ -125,7 +126,7 @@ cdef inline void flush_counters(AccessCounters *c, int64_t accesses, int64_t l1_
     c.walk_steps += walk_steps
 
 
-cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, VmaTable *v,
+cdef int64_t access_loop(pgtables *pt, TlbState *s, const flush_rule *rule, VmaTable *v,
                          int cpu, uint64_t *addrs, int64_t n, int64_t i0, bint write,
                          AccessCounters *c, FlushOps *ops) noexcept nogil:
     """Run accesses from index i0; returns n, or the index of an access
@@ -191,7 +192,7 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, Vma
         if cls >= 0:
             l1_hits += 1
             if write:
-                pt.mark_written(frame)
+                mark_written(pt, frame)
             continue
         wp = cls == -2
         if not wp:
@@ -200,7 +201,7 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, Vma
                 l2_hits += 1
                 tlb_insert_level(s, cpu, 1, addr, cls, frame, writable)
                 if write:
-                    pt.mark_written(frame)
+                    mark_written(pt, frame)
                 continue
             wp = cls == -2
         if wp:
@@ -220,7 +221,7 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, Vma
                 frame = leaf_frame(pt, e, reached, addr)
                 insert_inline(s, cpu, addr, cls, frame, (e & E_WRITE) != 0)
                 if write:
-                    pt.mark_written(frame)
+                    mark_written(pt, frame)
                 if cls > 0:
                     base_only = False
                 break
@@ -252,7 +253,7 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, Vma
             ctx.vm_start = v.start[vi]
             ctx.vm_end = v.end[vi]
             ctx.orders = v.orders[vi]
-            if pt._populate(page, page + psize, &ctx, &installed) < page + psize:
+            if populate_vma_page_range(pt, page, page + psize, &ctx, &installed) < page + psize:
                 flush_counters(c, i - i0, l1_hits, l2_hits, walks, walk_steps)
                 return -1 - i
             c.faults += 1
@@ -268,7 +269,7 @@ cdef int64_t access_loop(PageTables pt, TlbState *s, const flush_rule *rule, Vma
     return n
 
 
-def access(Tlbs tlbs not None, PageTables pt not None, cnp.ndarray addrs, int cpu, bint write,
+def access(Tlbs tlbs not None, PageTables tables not None, cnp.ndarray addrs, int cpu, bint write,
            vmas, int64_t start=0):
     """Run ``addrs`` (uint64, contiguous) from index ``start`` on ``cpu``.
 
@@ -281,6 +282,7 @@ def access(Tlbs tlbs not None, PageTables pt not None, cnp.ndarray addrs, int cp
     cdef AccessCounters c
     cdef FlushOps ops
     cdef VmaTable v
+    cdef pgtables *pt = &tables.pgt
     cdef TlbState *s = &tlbs.s
     cdef uint64_t[::1] a = addrs
     cdef uint64_t[::1] vs = vmas["start"]

@@ -17,7 +17,7 @@ HISTOGRAM_BUCKETS: int
 
 def bucket_upper_ns() -> npt.NDArray[np.float64]: ...
 def simulate(
-    pt: PageTables,
+    tables: PageTables,
     tlbs: Tlbs,
     config: dict[str, Any],
     threads: npt.NDArray[Any],

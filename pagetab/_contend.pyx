@@ -49,7 +49,8 @@ import numpy as np
 
 from pagetab._flush cimport FlushOps, Tlbs, tlb_flush_range
 from pagetab._move cimport LOCK_ID_MM, LOCK_ID_PMD, LOCK_ID_PTE, LOCK_ID_SHIFT
-from pagetab._tables cimport E_WRITE, PageTables, leaf_class, pt_walk
+from pagetab._pgtable cimport E_WRITE, leaf_class, pgtables, pt_walk
+from pagetab._tables cimport PageTables
 from pagetab._tlb cimport CLS_CONT, TLB_RUNNING, TlbState, insert_inline, lookup_inline
 
 cnp.import_array()
@@ -235,7 +236,7 @@ cdef inline int64_t find_extent(const uint64_t *lo, const uint64_t *hi, int64_t 
     return -1
 
 
-cdef inline int walk_class(PageTables pt, TlbState *s, uint64_t addr, int *steps,
+cdef inline int walk_class(pgtables *pt, TlbState *s, uint64_t addr, int *steps,
                            uint64_t *entry) noexcept nogil:
     """The hardware page walk (no page-walk cache): the leaf's size class
     or -1, and the levels it read."""
@@ -267,7 +268,7 @@ cdef inline void close_access(int j, thread_stats *o, int64_t *hist, double at, 
     o.end_ns = at + lat
 
 
-cdef int run(PageTables pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
+cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
              const contend_thread *th, const contend_region *rg,
              const uint64_t *ext_lo, const uint64_t *ext_hi, const double *ext_moved,
              const double *ext_unlocked, int64_t next,
@@ -577,7 +578,7 @@ cdef mover_hold _hold_layout
 HOLD_DTYPE = np.asarray(<mover_hold[:1]>(&_hold_layout)).dtype
 
 
-def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
+def simulate(PageTables tables not None, Tlbs tlbs not None, dict config not None,
              cnp.ndarray threads not None, cnp.ndarray regions not None,
              cnp.ndarray ext_lo not None, cnp.ndarray ext_hi not None,
              cnp.ndarray ext_moved not None, cnp.ndarray ext_unlocked not None,
@@ -596,7 +597,7 @@ def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
     Returns (per-thread stats as THREAD_DTYPE, histograms of shape
     (threads, 2, HISTOGRAM_BUCKETS): every access and those issued during
     the move, result as RESULT_DTYPE). ``tlbs`` is changed (the threads'
-    TLBs); ``pt`` is only read.
+    TLBs); ``tables`` is only read.
     """
     cdef contend_config cfg = config
     cdef contend_thread[::1] th = threads
@@ -643,7 +644,7 @@ def simulate(PageTables pt not None, Tlbs tlbs not None, dict config not None,
     cdef int64_t[:, :, ::1] h = hist
     memset(&res, 0, sizeof(res))
     with nogil:
-        rc = run(pt, s, tlbs, &cfg, &th[0], &rg[0],
+        rc = run(&tables.pgt, s, tlbs, &cfg, &th[0], &rg[0],
                  &elo[0] if next else NULL, &ehi[0] if next else NULL,
                  &emv[0] if next else NULL, &eun[0] if next else NULL, next,
                  &fat[0] if nfl else NULL, &flo[0] if nfl else NULL,

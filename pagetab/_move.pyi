@@ -50,7 +50,7 @@ class PagetableMoveControl:
     ) -> bool: ...
 
 def move_page_tables(
-    pt: PageTables, tlbs: Tlbs, pmc: PagetableMoveControl, trace: bool = False
+    tables: PageTables, tlbs: Tlbs, pmc: PagetableMoveControl, trace: bool = False
 ) -> tuple[
     int,
     npt.NDArray[np.int64],

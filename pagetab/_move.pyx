@@ -18,11 +18,14 @@ cimport numpy as cnp
 import numpy as np
 
 from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
-from pagetab._tables cimport (
-    ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_SOFTDIRTY,
-    E_ZERO, PageTables, block_foldable, pool_index, pool_row, same_folio_next,
-    pt_walk, row_empty,
+from pagetab._huge_memory cimport split_huge_pmd
+from pagetab._pgtable cimport (
+    ACTION_CONTINUE, ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT,
+    E_SOFTDIRTY, E_ZERO, alloc_row, block_foldable, count_entries, free_row_clean, mm_walk,
+    mm_walk_ops, pgtables, pool_index, pool_row, same_folio_next, pt_walk, row_empty,
+    walk_page_table,
 )
+from pagetab._tables cimport PageTables
 from pagetab._tlb cimport (
     TlbSnapshot, TlbState, tlb_count_range, tlb_snapshot_build, tlb_snapshot_count,
     tlb_snapshot_free,
@@ -231,22 +234,37 @@ cdef inline bint spin_lock(Ctx *x, uint64_t id) noexcept nogil:
     return True
 
 
-cdef int64_t count_present(PageTables pt, int lev, int64_t row) noexcept nogil:
-    """Present leaf entries in a table and below (a huge leaf counts once)."""
-    cdef uint64_t *t = pool_row(&pt.pools[lev], row)
-    cdef int i, n = pt.pools[lev].nent
+cdef int present_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
+                      uint64_t next) noexcept nogil:
+    """A present huge leaf counts once; a table is walked."""
+    if not (slot[0] & E_PRESENT):
+        walk.action = ACTION_CONTINUE
+    elif slot[0] & E_LEAF:
+        (<int64_t*>walk.private)[0] += 1
+        walk.action = ACTION_CONTINUE
+    return 0
+
+
+cdef int present_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
+                      uint64_t next) noexcept nogil:
+    (<int64_t*>walk.private)[0] += count_entries(t, i0, i1, E_PRESENT)
+    return 0
+
+
+cdef mm_walk_ops PRESENT_OPS = mm_walk_ops(
+    pud_entry=present_huge, pmd_entry=present_huge, pte_range=present_ptes, pte_hole=NULL,
+    post_table=NULL)
+
+
+cdef int64_t count_present(pgtables *pt, int lev, int64_t row) noexcept nogil:
+    """Present leaf entries in a moved table and below (a huge leaf counts
+    once), wherever the table is mapped now."""
     cdef int64_t total = 0
-    for i in range(n):
-        if not (t[i] & E_PRESENT):
-            continue
-        if lev == pt.nlev - 1 or (t[i] & E_LEAF):
-            total += 1
-        else:
-            total += count_present(pt, lev + 1, <int64_t>(t[i] >> ADDR_SHIFT))
+    walk_page_table(pt, lev, row, &PRESENT_OPS, &total)
     return total
 
 
-cdef inline void spin_unlock(PageTables pt, Ctx *x, uint64_t id) noexcept nogil:
+cdef inline void spin_unlock(pgtables *pt, Ctx *x, uint64_t id) noexcept nogil:
     """Release ``id``; pending moved entries it protected become unsafe."""
     cdef int k = held_slot(x, id)
     cdef int64_t i, j
@@ -350,7 +368,7 @@ cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end,
 # ----------------------------------------------------------------------
 # walks (get_old_pud, alloc_new_pud, get_old_pmd, alloc_new_pmd)
 
-cdef uint64_t* get_entry(PageTables pt, Ctx *x, uint64_t addr, int target, bint alloc,
+cdef uint64_t* get_entry(pgtables *pt, Ctx *x, uint64_t addr, int target, bint alloc,
                          int64_t *row_out) noexcept nogil:
     """The slot at level ``target`` for ``addr`` and the row holding it.
 
@@ -370,7 +388,7 @@ cdef uint64_t* get_entry(PageTables pt, Ctx *x, uint64_t addr, int target, bint 
     return slot
 
 
-cdef inline uint64_t* slot_of(PageTables pt, int lev, int64_t row, uint64_t addr) noexcept nogil:
+cdef inline uint64_t* slot_of(pgtables *pt, int lev, int64_t row, uint64_t addr) noexcept nogil:
     return pool_row(&pt.pools[lev], row) + pool_index(&pt.pools[lev], pt.shift[lev], addr)
 
 
@@ -390,7 +408,7 @@ cdef inline uint64_t get_extent(uint64_t old_addr, uint64_t old_end, uint64_t ne
 # ----------------------------------------------------------------------
 # whole-entry moves (move_pgt_entry)
 
-cdef inline void unlock_pair(PageTables pt, Ctx *x, bint took_new, uint64_t new_ptl,
+cdef inline void unlock_pair(pgtables *pt, Ctx *x, bint took_new, uint64_t new_ptl,
                              bint took_old, uint64_t old_ptl) noexcept nogil:
     """Drop the new page-table lock, then the old one (those this step took)."""
     if took_new:
@@ -399,7 +417,7 @@ cdef inline void unlock_pair(PageTables pt, Ctx *x, bint took_new, uint64_t new_
         spin_unlock(pt, x, old_ptl)
 
 
-cdef inline void finish_entry_move(PageTables pt, Ctx *x, uint64_t old_ptl, uint64_t new_ptl,
+cdef inline void finish_entry_move(pgtables *pt, Ctx *x, uint64_t old_ptl, uint64_t new_ptl,
                             bint took_old, bint took_new, uint64_t old_addr,
                             uint64_t size, bint present, bint dirty,
                             bint leaf, int stride) noexcept nogil:
@@ -433,7 +451,7 @@ cdef inline bint should_take_rmap_locks(Ctx *x, pgt_entry entry) noexcept nogil:
     return x.need_rmap_locks
 
 
-cdef inline bint move_pgt_entry(PageTables pt, Ctx *x, pgt_entry entry, uint64_t *old_slot,
+cdef inline bint move_pgt_entry(pgtables *pt, Ctx *x, pgt_entry entry, uint64_t *old_slot,
                                 int64_t old_row, uint64_t *new_slot, int64_t new_row,
                                 uint64_t old_addr) noexcept nogil:
     """move_normal_pmd / move_huge_pmd / move_normal_pud / move_huge_pud."""
@@ -534,7 +552,7 @@ cdef inline void move_pte(uint64_t *o, uint64_t *n, int64_t k, int64_t *npresent
     o[k] = 0                         # get_and_clear
 
 
-cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
+cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
                     uint64_t old_addr, uint64_t new_addr, uint64_t extent) noexcept nogil:
     cdef int64_t old_row = <int64_t>(old_pmd[0] >> ADDR_SHIFT)
     cdef int64_t new_row = <int64_t>(new_pmd[0] >> ADDR_SHIFT)
@@ -645,20 +663,20 @@ cdef void move_ptes(PageTables pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
     if x.free_hi > x.free_lo and tbl_lo >= x.free_lo and tbl_lo + x.cfg.pmd_size <= x.free_hi \
             and row_empty(pt, x.cfg.pte, old_row):
         old_pmd[0] = 0
-        pt.free_row_clean(x.cfg.pte, old_row)
+        free_row_clean(pt, x.cfg.pte, old_row)
         x.c.tables_freed_early += 1
 
 
 # ----------------------------------------------------------------------
 # move_page_tables
 
-cdef int64_t ensure_table(PageTables pt, Ctx *x, uint64_t *slot, int lev) noexcept nogil:
+cdef int64_t ensure_table(pgtables *pt, Ctx *x, uint64_t *slot, int lev) noexcept nogil:
     """The row of the level-``lev`` table ``slot`` points to, allocating it
     if ``slot`` is empty (pmd_alloc / pte_alloc). -1 if allocation fails."""
     cdef int64_t row
     if slot[0] != 0:
         return <int64_t>(slot[0] >> ADDR_SHIFT)
-    row = pt.alloc_row(lev)
+    row = alloc_row(pt, lev)
     if row < 0:
         x.oom = True
         return -1
@@ -667,7 +685,7 @@ cdef int64_t ensure_table(PageTables pt, Ctx *x, uint64_t *slot, int lev) noexce
     return row
 
 
-cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
+cdef int pmd_step(pgtables *pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
                   uint64_t old_addr, uint64_t new_addr,
                   uint64_t extent) noexcept nogil:
     """One PMD extent of the loop (the code after get_extent(NORMAL_PMD)).
@@ -695,7 +713,7 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         if extent == x.cfg.pmd_size and move_pgt_entry(pt, x, HPAGE_PMD, old_pmd, old_row, new_pmd,
                                                     new_row, old_addr):
             return 0
-        if pt.split_leaf(x.cfg.pmd, old_pmd) < 0:     # split_huge_pmd
+        if split_huge_pmd(pt, x.cfg.pmd, old_pmd) < 0:     # split_huge_pmd
             x.oom = True
             return -1
         x.c.huge_pmds_split += 1
@@ -729,7 +747,7 @@ cdef int pmd_step(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     return 0
 
 
-cdef int pmd_loop(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
+cdef int pmd_loop(pgtables *pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
                   uint64_t old_addr, uint64_t new_addr,
                   uint64_t end, uint64_t *done) noexcept nogil:
     """The PMD extents inside one PUD extent (one kernel iteration each);
@@ -745,7 +763,7 @@ cdef int pmd_loop(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     return 0
 
 
-cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
+cdef int batch_pmds(pgtables *pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
                     uint64_t old_addr, uint64_t new_addr,
                     uint64_t span, uint64_t *done) noexcept nogil:
     """batched-ptl: one PUD extent (one old and one new PMD table) under one
@@ -790,7 +808,7 @@ cdef int batch_pmds(PageTables pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     return rc
 
 
-cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64_t new_addr,
+cdef uint64_t _move_page_tables(pgtables *pt, Ctx *x, uint64_t old_addr, uint64_t new_addr,
                                 uint64_t old_end) noexcept nogil:
     """The loop of move_page_tables; returns where it stopped (old side)."""
     cdef uint64_t extent, done
@@ -812,7 +830,7 @@ cdef uint64_t _move_page_tables(PageTables pt, Ctx *x, uint64_t old_addr, uint64
                     continue
                 # Linux never gets here (DAX refuses unaligned moves of PUD
                 # leaves); split it as split_huge_pmd would rather than drop it
-                if pt.split_leaf(x.cfg.pud, old_pud) < 0:
+                if split_huge_pmd(pt, x.cfg.pud, old_pud) < 0:
                     x.oom = True
                     break
                 x.c.huge_puds_split += 1
@@ -915,7 +933,7 @@ cdef class PagetableMoveControl:
         return True
 
 
-def move_page_tables(PageTables pt not None, Tlbs tlbs not None,
+def move_page_tables(PageTables tables not None, Tlbs tlbs not None,
                      PagetableMoveControl pmc not None, bint trace=False):
     """Move the entries of [pmc.old_addr, pmc.old_end) to pmc.new_addr.
 
@@ -928,6 +946,7 @@ def move_page_tables(PageTables pt not None, Tlbs tlbs not None,
     (the move itself goes on).
     """
     cdef Ctx x
+    cdef pgtables *pt = &tables.pgt
     cdef mremap_config *cfg = &pmc.cfg
     cdef uint64_t old_end = pmc.old_end, reached, old_addr = pmc.old_addr
     cdef uint64_t length = pmc.len_in

@@ -1,4 +1,4 @@
-"""Type stubs for the Cython page-table store (see _tables.pyx)."""
+"""Type stubs for the page tables' Python object (see _tables.pyx)."""
 
 from typing import Any
 

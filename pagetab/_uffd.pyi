@@ -9,7 +9,7 @@ from pagetab._tables import PageTables
 NEED_SPLIT: int
 
 def move_calls(
-    pt: PageTables,
+    tables: PageTables,
     tlbs: Tlbs,
     caller: int,
     calls: npt.NDArray[np.uint64],
@@ -21,7 +21,7 @@ def move_calls(
     move_zero: bool,
 ) -> tuple[int, int, int, dict[str, Any]]: ...
 def split_folio(
-    pt: PageTables,
+    tables: PageTables,
     tlbs: Tlbs,
     caller: int,
     addrs: npt.NDArray[np.uint64],

@@ -21,10 +21,13 @@ from libc.string cimport memset
 
 from pagetab._flush cimport FlushOps, Tlbs, tlb_flush_range
 from pagetab._tlb cimport tlb_count_range
-from pagetab._tables cimport (
+from pagetab._huge_memory cimport split_huge_pmd
+from pagetab._persist cimport is_written
+from pagetab._pgtable cimport (
     ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_READ,
-    E_SOFTDIRTY, E_WRITE, E_ZERO, PageTables, pt_walk,
+    E_SOFTDIRTY, E_WRITE, E_ZERO, pgtables, pt_walk,
 )
+from pagetab._tables cimport PageTables
 
 import errno as _errno
 
@@ -66,7 +69,7 @@ cdef enum:
 NEED_SPLIT = _NEED_SPLIT
 
 
-cdef int move_pages_pte(PageTables pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t src,
+cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t src,
                         int64_t npages, bint allow_holes, bint batch, bint move_zero,
                         uffd_move_stats *st, int64_t *done) noexcept nogil:
     """Move up to ``npages`` PTEs from ``src`` to ``dst`` (each inside one
@@ -153,7 +156,7 @@ cdef int move_pages_pte(PageTables pt, Tlbs tlbs, int caller, uint64_t dst, uint
     return err
 
 
-cdef int move_range(PageTables pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t src,
+cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t src,
                     uint64_t length, bint allow_holes, bint batch, bint move_zero,
                     uffd_move_stats *st, uint64_t *moved) noexcept nogil:
     """move_pages()' loop from the PMD lookups down, over [src, src + length)
@@ -200,7 +203,7 @@ cdef int move_range(PageTables pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t
             if (src | dst) & (pmd_size - 1) or end - src < pmd_size or dl[0] != 0:
                 # split_huge_pmd, then this address again (its folio is
                 # split by move_pages_pte)
-                if pt.split_leaf(pmd, sl) < 0:
+                if split_huge_pmd(pt, pmd, sl) < 0:
                     return _ENOMEM
                 st.huge_pmds_split += 1
                 base = src & ~(pmd_size - 1)
@@ -240,7 +243,7 @@ cdef int move_range(PageTables pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t
     return 0
 
 
-def move_calls(PageTables pt not None, Tlbs tlbs not None, int caller,
+def move_calls(PageTables tables not None, Tlbs tlbs not None, int caller,
                const uint64_t[:, ::1] calls, int64_t first, uint64_t offset, int64_t stop,
                bint allow_holes, bint batch, bint move_zero):
     """UFFDIO_MOVE calls ``first`` .. ``stop - 1`` of ``calls`` (rows of dst,
@@ -250,6 +253,7 @@ def move_calls(PageTables pt not None, Tlbs tlbs not None, int caller,
     otherwise the call that stopped, with an errno or NEED_SPLIT (a large
     folio at its src + bytes done: split it and call again from there)."""
     cdef uffd_move_stats st
+    cdef pgtables *pt = &tables.pgt
     cdef int64_t i = first
     cdef uint64_t moved = 0
     cdef int err = 0
@@ -276,7 +280,7 @@ def move_calls(PageTables pt not None, Tlbs tlbs not None, int caller,
     return i, offset, err, st
 
 
-def split_folio(PageTables pt not None, Tlbs tlbs not None, int caller,
+def split_folio(PageTables tables not None, Tlbs tlbs not None, int caller,
                 const uint64_t[::1] addrs, uint64_t head, int order, bint zero_unused):
     """split_folio of the large folio of ``1 << order`` frames from ``head``,
     whose pages may be mapped at ``addrs`` (the rmap walk's candidates):
@@ -286,6 +290,7 @@ def split_folio(PageTables pt not None, Tlbs tlbs not None, int caller,
     mappings are unmapped and flushed before the remap (unmap_folio), one
     flush over the range the pages span. Returns the stats."""
     cdef uffd_move_stats st
+    cdef pgtables *pt = &tables.pgt
     cdef int pte = pt.nlev - 1, reached
     cdef int64_t i, n = addrs.shape[0]
     cdef uint64_t *slot
@@ -303,7 +308,7 @@ def split_folio(PageTables pt not None, Tlbs tlbs not None, int caller,
             if not (e & E_PRESENT) or (e & E_ZERO) or f < head or f >= head + last \
                     or ((e & E_ORDER) >> E_ORDER_SHIFT) != <uint64_t>order:
                 continue
-            if zero_unused and not pt.is_written(f):
+            if zero_unused and not is_written(pt, f):
                 slot[0] = E_PRESENT | E_ZERO | (e & (E_READ | E_SOFTDIRTY))
                 st.zero_remaps += 1
             else:

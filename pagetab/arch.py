@@ -126,7 +126,7 @@ class Arch:
         if self.costs and missing:
             raise ValueError(f"{self.name}: no cost for flush event(s) {missing}")
         if self.levels[-2].shift - self.page_shift > 15:
-            # a PTE's folio order has 4 bits (_tables.pxd E_ORDER)
+            # a PTE's folio order has 4 bits (_pgtable.pxd E_ORDER)
             raise ValueError(f"{self.name}: PMD order {self.levels[-2].shift - self.page_shift} "
                              "above 15 is not supported")  # fmt: skip
         names = {lv.name for lv in self.levels} | {"pud", "cont"}

@@ -31,6 +31,12 @@ LAYERS = [
     ["constants", "argcheck", "units", "_version"],
     ["costs_data", "flush", "policy"],
     ["arch"],  # with calibration loading
+    # the page tables: the store and its walker, then the kernel's files
+    # built on it, then the Python object that owns the store
+    ["_pgtable"],
+    ["_huge_memory"],
+    ["_memory", "_mprotect", "_inspect"],
+    ["_persist"],
     ["_tables"],
     ["_tlb"],
     ["_flush", "_flush_x86", "_flush_arm64", "_flush_ppc64", "_flush_riscv"],

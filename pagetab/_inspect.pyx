@@ -1,0 +1,210 @@
+# cython: language_level=3
+"""Reading the store, as fs/proc/task_mmu.c reads a process's page tables:
+the frame and folio order of every page of a range (pagemap_read's
+pagemap_pmd_range and pagemap_pte_hole), the pages mapped (smaps' Rss),
+both callbacks on the store's walker (``walk_page_range``); one address's
+translation; and the store's own structural invariants
+(``check``, no kernel file: what a saved state must satisfy to load).
+"""
+
+cimport numpy as cnp
+from libc.stdint cimport int8_t, int64_t, uint64_t
+
+import numpy as np
+
+from pagetab._pgtable cimport (
+    ACTION_CONTINUE, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_ZERO, count_entries, efr,
+    mm_walk, mm_walk_ops, pgtables, pt_walk, row_empty, row_ptr, walk_page_range,
+)
+
+cnp.import_array()
+
+
+cdef struct frames_walk:
+    uint64_t start            # out[0] is the page at start
+    int64_t n                 # pages in out
+    int64_t *out              # frame id per page
+    int8_t *orders            # folio order per page, or NULL
+
+
+cdef inline int64_t page_index(mm_walk *walk, uint64_t addr) noexcept nogil:
+    return <int64_t>((addr - (<frames_walk*>walk.private).start) >> walk.pt.shift[walk.pt.nlev - 1])
+
+
+cdef int frames_hole(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
+                     uint64_t next) noexcept nogil:
+    """pagemap_pte_hole: no table below, no page mapped."""
+    cdef frames_walk *fw = <frames_walk*>walk.private
+    cdef int64_t k = page_index(walk, addr)
+    cdef int64_t j, n = <int64_t>((next - addr) >> walk.pt.shift[walk.pt.nlev - 1])
+    for j in range(k, k + n):
+        fw.out[j] = -1
+        if fw.orders != NULL:
+            fw.orders[j] = -1
+    return 0
+
+
+cdef int frames_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
+                     uint64_t next) noexcept nogil:
+    """pagemap_pmd_range on a huge leaf: its frames, page after page (the
+    huge zero page: frame 0 throughout), the level's order."""
+    cdef frames_walk *fw = <frames_walk*>walk.private
+    cdef pgtables *pt = walk.pt
+    cdef uint64_t e = slot[0], f
+    cdef int pshift = pt.shift[pt.nlev - 1]
+    cdef int8_t o = <int8_t>(pt.shift[lev] - pshift)
+    cdef int64_t j, k = page_index(walk, addr), n = <int64_t>((next - addr) >> pshift)
+    if not (e & E_LEAF):
+        return 0
+    f = 0 if (e & E_ZERO) else efr(e) + ((addr & ((<uint64_t>1 << pt.shift[lev]) - 1)) >> pshift)
+    for j in range(k, k + n):
+        fw.out[j] = <int64_t>f
+        if fw.orders != NULL:
+            fw.orders[j] = o
+        if not (e & E_ZERO):
+            f += 1
+    walk.action = ACTION_CONTINUE
+    return 0
+
+
+cdef int frames_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
+                     uint64_t next) noexcept nogil:
+    """pagemap_pmd_range's PTE loop: each PTE's frame and folio order."""
+    cdef frames_walk *fw = <frames_walk*>walk.private
+    cdef int64_t k = page_index(walk, addr)
+    cdef uint64_t e
+    cdef int i
+    if k + (i1 - i0) > fw.n:
+        i1 = i0 + <int>(fw.n - k)  # a range not page aligned at its end
+    for i in range(i0, i1):
+        e = t[i]
+        fw.out[k] = -1 if e == 0 else <int64_t>efr(e)
+        if fw.orders != NULL:
+            fw.orders[k] = -1 if e == 0 else <int8_t>((e & E_ORDER) >> E_ORDER_SHIFT)
+        k += 1
+    return 0
+
+
+cdef mm_walk_ops FRAMES_OPS = mm_walk_ops(
+    pud_entry=frames_huge, pmd_entry=frames_huge, pte_range=frames_ptes, pte_hole=frames_hole,
+    post_table=NULL)
+
+
+cdef object frames(pgtables *pt, uint64_t start, uint64_t end, bint with_orders):
+    """Frame id per base page of [start, end) (-1 none, 0 zero page) and,
+    ``with_orders``, the (frames, orders) pair of ``PageTables.folio_orders``."""
+    n = (end - start) >> pt.shift[pt.nlev - 1] if end > start else 0
+    out = np.empty(n, dtype=np.int64)
+    orders = np.empty(n if with_orders else 0, dtype=np.int8)
+    cdef int64_t[::1] v = out
+    cdef int8_t[::1] ov = orders
+    cdef frames_walk fw
+    if n:
+        fw.start = start
+        fw.n = n
+        fw.out = &v[0]
+        fw.orders = &ov[0] if with_orders else NULL
+        with nogil:
+            walk_page_range(pt, start, end, &FRAMES_OPS, &fw)
+    return (out, orders) if with_orders else out
+
+
+cdef int count_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
+                    uint64_t next) noexcept nogil:
+    """smaps_pmd_entry: a huge leaf's pages in the range."""
+    if slot[0] & E_LEAF:
+        (<int64_t*>walk.private)[0] += <int64_t>((next - addr) >> walk.pt.shift[walk.pt.nlev - 1])
+        walk.action = ACTION_CONTINUE
+    return 0
+
+
+cdef int count_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
+                    uint64_t next) noexcept nogil:
+    """smaps_pte_range: the mapped PTEs (every one not none)."""
+    (<int64_t*>walk.private)[0] += count_entries(t, i0, i1, ~(<uint64_t>0))
+    return 0
+
+
+cdef mm_walk_ops COUNT_OPS = mm_walk_ops(
+    pud_entry=count_huge, pmd_entry=count_huge, pte_range=count_ptes, pte_hole=NULL,
+    post_table=NULL)
+
+
+cdef int64_t count_mapped(pgtables *pt, uint64_t start, uint64_t end) noexcept nogil:
+    """Base pages mapped (present leaves) in [start, end)."""
+    cdef int64_t n = 0
+    walk_page_range(pt, start, end, &COUNT_OPS, &n)
+    return n
+
+
+cdef object entry(pgtables *pt, uint64_t addr):
+    """(level, raw entry) of the deepest entry mapping ``addr``."""
+    cdef int reached
+    cdef uint64_t *slot = pt_walk(pt, addr, 0, 0, pt.nlev - 1, False, &reached, NULL, NULL)
+    return reached, slot[0]
+
+
+cdef int64_t translate(pgtables *pt, uint64_t addr) noexcept nogil:
+    """Frame id of the base page holding ``addr``: -1 none, 0 zero page."""
+    cdef int reached
+    cdef uint64_t *slot = pt_walk(pt, addr, 0, 0, pt.nlev - 1, False, &reached, NULL, NULL)
+    cdef uint64_t e = slot[0]
+    cdef uint64_t size = <uint64_t>1 << pt.shift[reached]
+    if e == 0 or (reached < pt.nlev - 1 and not (e & E_LEAF)):
+        return -1
+    if e & E_ZERO:
+        return 0
+    return <int64_t>(efr(e) + ((addr & (size - 1)) >> pt.shift[pt.nlev - 1]))
+
+
+cdef list check(pgtables *pt):
+    """Structural invariants; returns a list of problems (empty if sound).
+
+    Every row below the high-water mark is either on the free list
+    exactly once, or referenced exactly once from a present table entry
+    of the level above (row 0 of level 0 is the pgd); free rows are
+    zero; pointers stay inside the pool.
+    """
+    problems = []
+    cdef int l, i
+    cdef int64_t r, hw
+    cdef uint64_t e
+    cdef uint64_t *t
+    refs = [np.zeros(pt.pools[l].hw, dtype=np.int64) for l in range(pt.nlev)]
+    cdef int64_t[::1] rv
+    refs[0][0] = 1
+    for l in range(pt.nlev - 1):
+        rv = refs[l + 1]
+        hw = pt.pools[l + 1].hw
+        for r in range(pt.pools[l].hw):
+            if refs[l][r] == 0:
+                continue
+            t = row_ptr(pt, l, r)
+            for i in range(pt.pools[l].nent):
+                e = t[i]
+                if e == 0 or (e & E_LEAF):
+                    continue
+                if not (e & E_PRESENT):
+                    problems.append(f"level {l} row {r} entry {i}: non-present {e:#x}")
+                    continue
+                if <int64_t>efr(e) >= hw:
+                    problems.append(f"level {l} row {r} entry {i}: row {efr(e)} out of pool")
+                    continue
+                rv[efr(e)] += 1
+    for l in range(pt.nlev):
+        free_rows = np.array([pt.pools[l].freelist[k] for k in range(pt.pools[l].nfree)],
+                             dtype=np.int64)
+        ref = refs[l]
+        owner = ref.copy()
+        np.add.at(owner, free_rows, 1)
+        bad = np.flatnonzero(owner != 1)
+        if bad.size:
+            problems.append(f"level {l}: rows {bad[:8].tolist()} referenced or freed "
+                            f"{owner[bad[:8]].tolist()} times (must be once)")
+        if int(np.count_nonzero(ref)) != pt.pools[l].live:
+            problems.append(f"level {l}: {np.count_nonzero(ref)} rows reachable but "
+                            f"{pt.pools[l].live} live")
+        for r in free_rows[:64]:
+            if not row_empty(pt, l, r):
+                problems.append(f"level {l}: free row {r} is not zero")
+    return problems

@@ -1,0 +1,287 @@
+# cython: language_level=3
+"""The packed page-table store: row pools, the entry layout, the walkers.
+
+Mirrors include/linux/pgtable.h (pgd_offset .. pte_offset: ``pt_walk``,
+the point walker), mm/pagewalk.c (``walk_page_range``, the range walker:
+``struct mm_walk_ops`` with per-level callbacks and ``mm_walk.private``
+for each walk's state), the page-table page allocator (pud_alloc/
+pmd_alloc/pte_alloc, pte_free, mm_pgtables_bytes: ``alloc_row``,
+``free_row``) and arm64's contpte tests. Every other page-table module
+(_memory, _mprotect, _huge_memory, _inspect, _persist, the move engine)
+works on a ``pgtables`` through these.
+
+Entry layout (one uint64 per entry, every level; documented once here):
+
+    bit 0   E_PRESENT   pte_present()/pmd_present(): something is mapped
+    bit 1   E_WRITE     hardware write permission
+    bit 2   E_READ      accessible (cleared for PROT_NONE, as _PAGE_PROTNONE)
+    bit 3   E_DIRTY     written since mapped
+    bit 4   E_SOFTDIRTY set when mremap moves the entry (move_soft_dirty_pte)
+    bit 5   E_LEAF      above the PTE level: a huge leaf, not a table pointer
+    bit 6   E_ZERO      maps the (huge) zero page; frame field is 0
+    bit 7   E_CONT      arm64 PTE_CONT: one of a contiguous block of PTEs
+    bits 8-11 E_ORDER   a PTE-level leaf's folio order (0: a small folio; a
+                        large folio of order o has 1 << o frames from a
+                        multiple of 1 << o on, so its head is the frame id
+                        rounded down)
+    bits 12-63          frame id of a leaf, or the row of the child table
+
+A table pointer is E_PRESENT | row << 12 (and never E_LEAF). Zero is none.
+"""
+
+from libc.stdint cimport int8_t, int64_t, uint8_t, uint64_t
+
+cdef enum:
+    E_PRESENT = 1
+    E_WRITE = 2
+    E_READ = 4
+    E_DIRTY = 8
+    E_SOFTDIRTY = 16
+    E_LEAF = 32
+    E_ZERO = 64
+    E_CONT = 128
+    E_ORDER_SHIFT = 8
+    E_ORDER = 0xf00
+    E_FLAGS = 0xfff
+    ADDR_SHIFT = 12
+    MAX_LEVELS = 5
+
+cdef struct Pool:
+    # Rows of one level. Rows live in fixed-size calloc'd chunks, so growing
+    # never copies or moves an existing row; freed rows go on a stack.
+    int nent                 # entries per table (row width)
+    int chunk_shift          # rows per chunk = 1 << chunk_shift
+    uint64_t **chunks
+    int64_t nchunks
+    int64_t chunks_cap
+    int64_t hw               # rows ever handed out (high water)
+    int64_t live             # rows in use
+    int64_t peak             # highest live
+    int64_t *freelist
+    int64_t nfree
+    int64_t free_cap
+
+
+cdef inline uint64_t* pool_row(Pool *p, int64_t row) noexcept nogil:
+    """The entries of one row (inlined into every module that cimports this)."""
+    return p.chunks[row >> p.chunk_shift] + (row & ((1 << p.chunk_shift) - 1)) * p.nent
+
+
+cdef inline int pool_index(Pool *p, int shift, uint64_t addr) noexcept nogil:
+    """The index of ``addr`` in a table of this pool whose entries map 1 << shift."""
+    return <int>((addr >> shift) & <uint64_t>(p.nent - 1))
+
+
+cdef struct pgtables:
+    # The page tables of one mm (owned by _tables.PageTables)
+    int nlev
+    int shift[MAX_LEVELS]
+    Pool pools[MAX_LEVELS]
+    uint64_t next_frame
+    int64_t limit_bytes          # 0: unlimited (page_table_limit)
+    int64_t tables_freed
+    int cont_ptes                # arm64 contpte: PTEs per block folded by faults; 0 none
+    int64_t contpte_unfolds      # blocks unfolded by zap and change_prot
+    # Page contents as far as the kernel looks at them: bit f set once a
+    # store wrote frame f (a fault alone leaves a page zero-filled). A
+    # folio split maps never-written subpages to the shared zero page
+    # (b1f202060afe, 6.12). written_lost: the bitmap could not grow, or a
+    # save without it was loaded: every frame counts as written.
+    uint8_t *written
+    uint64_t written_bytes
+    bint written_lost
+
+
+cdef int pgtables_init(pgtables *pt, int nlev, const int *shifts, const int *nents) noexcept nogil
+cdef void pgtables_release(pgtables *pt) noexcept nogil
+cdef int64_t alloc_row(pgtables *pt, int lev) noexcept nogil
+cdef void free_row(pgtables *pt, int lev, int64_t row) noexcept nogil
+cdef void free_row_clean(pgtables *pt, int lev, int64_t row) noexcept nogil
+cdef int64_t bytes_below_root(pgtables *pt) noexcept nogil
+cdef size_t chunk_bytes(pgtables *pt, int lev) noexcept nogil
+cdef void unfold_edges(pgtables *pt, uint64_t *t, int i0, int i1) noexcept nogil
+cdef void fold_blocks(pgtables *pt, uint64_t *t, int i0, int i1) noexcept nogil
+cdef void clear_cont(pgtables *pt) noexcept nogil
+
+
+cdef inline uint64_t efr(uint64_t e) noexcept nogil:
+    """The frame id (leaf) or child row (table pointer) of an entry."""
+    return e >> ADDR_SHIFT
+
+
+cdef inline uint64_t* row_ptr(pgtables *pt, int lev, int64_t row) noexcept nogil:
+    return pool_row(&pt.pools[lev], row)
+
+
+cdef inline int pt_index(pgtables *pt, int lev, uint64_t addr) noexcept nogil:
+    """The index of ``addr`` in a table of level ``lev``."""
+    return pool_index(&pt.pools[lev], pt.shift[lev], addr)
+
+
+cdef inline uint64_t alloc_frames(pgtables *pt, uint64_t n) noexcept nogil:
+    """The head of ``n`` (a power of two) fresh frames from a multiple of
+    ``n`` on, as the buddy allocator aligns a folio: the folio of a
+    frame is then the frame id rounded down to its size."""
+    cdef uint64_t head = (pt.next_frame + n - 1) & ~(n - 1)
+    pt.next_frame = head + n
+    return head
+
+
+cdef inline uint64_t* pt_walk(pgtables *pt, uint64_t addr, int lev, int64_t row, int target,
+                              bint alloc, int *reached, int64_t *row_out,
+                              int64_t *allocated) noexcept nogil:
+    """The page-table walker every module uses (pgd_offset .. pte_offset).
+
+    Walks from table ``row`` of level ``lev`` towards level ``target`` for
+    ``addr`` and returns the slot it stopped at, ``reached`` set to that
+    slot's level: ``target``, or earlier at a none entry (when not
+    allocating) or a huge leaf, and ``row_out`` (if not NULL) to the row
+    holding that slot. With ``alloc`` missing tables are allocated
+    on the way (pud_alloc/pmd_alloc/pte_alloc), each counted in
+    ``allocated`` if it is not NULL; NULL if an allocation fails.
+    """
+    cdef uint64_t *slot
+    cdef int64_t child
+    while True:
+        slot = pool_row(&pt.pools[lev], row) + pool_index(&pt.pools[lev], pt.shift[lev], addr)
+        if lev >= target:
+            reached[0] = lev
+            if row_out != NULL:
+                row_out[0] = row
+            return slot
+        if slot[0] == 0:
+            if not alloc:
+                reached[0] = lev
+                if row_out != NULL:
+                    row_out[0] = row
+                return slot
+            child = alloc_row(pt, lev + 1)
+            if child < 0:
+                return NULL
+            if allocated != NULL:
+                allocated[0] += 1
+            slot[0] = E_PRESENT | (<uint64_t>child << ADDR_SHIFT)
+        elif slot[0] & E_LEAF:
+            reached[0] = lev
+            if row_out != NULL:
+                row_out[0] = row
+            return slot
+        row = <int64_t>(slot[0] >> ADDR_SHIFT)
+        lev += 1
+
+
+cdef inline int leaf_class(uint64_t e, int reached, int pte, int cont_class) noexcept nogil:
+    """The TLB size class of the entry ``e`` a walk stopped at, at level
+    ``reached`` (``pte``: the PTE level): 0 for a page, ``cont_class`` for
+    a PTE of a contiguous block (the block is one TLB entry; 0 where the
+    TLB has no such class), 1 for a PMD leaf, 2 for a PUD leaf; -1 when
+    there is no leaf."""
+    if e == 0 or not (e & E_PRESENT):
+        return -1
+    if reached == pte:
+        return cont_class if e & E_CONT else 0
+    if e & E_LEAF:
+        return pte - reached
+    return -1
+
+
+cdef inline bint same_folio_next(uint64_t a, uint64_t b) noexcept nogil:
+    """Whether PTE ``b`` maps the page after ``a``'s in the same large folio
+    with the same bits but accessed/dirty/soft-dirty/cont (folio_pte_batch)."""
+    cdef uint64_t ign = E_DIRTY | E_SOFTDIRTY | E_CONT
+    cdef uint64_t o = (a & E_ORDER) >> E_ORDER_SHIFT
+    return (b & E_PRESENT) and ((a ^ b) & (<uint64_t>E_FLAGS) & ~ign) == 0 \
+        and (b >> ADDR_SHIFT) == (a >> ADDR_SHIFT) + 1 \
+        and ((b >> ADDR_SHIFT) >> o) == ((a >> ADDR_SHIFT) >> o)
+
+
+cdef inline bint block_foldable(const uint64_t *t, int64_t b, int c) noexcept nogil:
+    """__contpte_try_fold's test for the ``c`` PTEs from ``t[b]`` (a naturally
+    aligned block): not folded yet, and mapping one folio that covers the
+    block, page after page from a block-aligned frame, with the same bits
+    (accessed/dirty/soft-dirty aside)."""
+    cdef uint64_t e = t[b]
+    cdef int64_t j
+    if not (e & E_PRESENT) or (e & (E_CONT | E_ZERO)):
+        return False
+    if (<uint64_t>1 << ((e & E_ORDER) >> E_ORDER_SHIFT)) < <uint64_t>c \
+            or (e >> ADDR_SHIFT) % <uint64_t>c:
+        return False
+    for j in range(b, b + c - 1):
+        if not same_folio_next(t[j], t[j + 1]) or ((t[j] ^ t[j + 1]) & E_CONT):
+            return False
+    return True
+
+
+cdef inline int64_t count_entries(const uint64_t *t, int i0, int i1, uint64_t mask) noexcept nogil:
+    """The entries of ``t[i0:i1]`` with a bit of ``mask`` set."""
+    cdef int64_t n = 0
+    cdef int i
+    for i in range(i0, i1):
+        if t[i] & mask:
+            n += 1
+    return n
+
+
+cdef inline bint row_empty(pgtables *pt, int lev, int64_t row) noexcept nogil:
+    """Whether table ``row`` of level ``lev`` has no entry at all."""
+    cdef uint64_t *t = pool_row(&pt.pools[lev], row)
+    cdef int i
+    for i in range(pt.pools[lev].nent):
+        if t[i]:
+            return False
+    return True
+
+
+# ----------------------------------------------------------------------
+# The range walker (mm/pagewalk.c): every range operation on the store is
+# a set of callbacks on walk_page_range, not a walk of its own
+
+cdef enum:
+    ACTION_SUBTREE = 0     # go on below the entry (the default)
+    ACTION_CONTINUE = 1    # the callback dealt with the entry: do not descend
+    ACTION_AGAIN = 2       # the callback changed the entry: look at it again
+
+cdef struct mm_walk
+
+# [addr, next) is the part of the entry's span inside the walked range;
+# a callback returns 0 to go on, or an error that ends the walk and is
+# walk_page_range's result
+ctypedef int (*walk_entry_fn)(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
+                              uint64_t next) noexcept nogil
+ctypedef int (*walk_ptes_fn)(mm_walk *walk, uint64_t *pte, int i0, int i1, uint64_t addr,
+                             uint64_t next) noexcept nogil
+
+cdef struct mm_walk_ops:
+    # NULL callbacks are skipped
+    walk_entry_fn pud_entry   # a present entry above the PMD level (pgd, p4d or pud, as
+                              # ``lev`` says): a table or a huge leaf; may set walk.action
+    walk_entry_fn pmd_entry   # a present PMD: a PTE table or a huge leaf; may set walk.action
+    walk_ptes_fn pte_range    # the PTEs pte[i0:i1] of one table, mapping [addr, next): the
+                              # kernel's pte_entry for a whole table at once, so that the
+                              # per-entry loop stays one C loop (as zap_pte_range's)
+    walk_entry_fn pte_hole    # a none entry above the PTEs: may fill *slot (install a table
+                              # or a leaf) and set ACTION_AGAIN to have it walked
+    walk_entry_fn post_table  # after the walk below a table pointer (post-order: a table
+                              # whose entries are all gone can be freed here)
+
+cdef struct mm_walk:
+    const mm_walk_ops *ops
+    pgtables *pt
+    void *private             # the walk's own state, for its callbacks
+    int action                # ACTION_*, set by pud_entry, pmd_entry or pte_hole
+
+
+cdef int walk_page_range(pgtables *pt, uint64_t start, uint64_t end, const mm_walk_ops *ops,
+                         void *private) noexcept nogil
+cdef int walk_page_table(pgtables *pt, int lev, int64_t row, const mm_walk_ops *ops,
+                         void *private) noexcept nogil
+
+
+cdef inline bint covers(pgtables *pt, int lev, uint64_t addr, uint64_t next) noexcept nogil:
+    """Whether [addr, next), a walk's part of an entry of level ``lev``, is
+    all of the entry's span (one ending at the top of the space counts
+    whole): a huge leaf there goes as one, else it is split first."""
+    cdef uint64_t size = <uint64_t>1 << pt.shift[lev]
+    cdef uint64_t lo = addr & ~(size - 1)
+    return addr == lo and (next == lo + size or lo + size == 0)

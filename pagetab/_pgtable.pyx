@@ -1,0 +1,297 @@
+# cython: language_level=3
+"""The packed page-table store: row pools per level, and contpte blocks.
+
+Every level of the tree has a :c:type:`Pool` of table pages ("rows") of
+``nent`` uint64 entries each; ``pgtables`` (``_pgtable.pxd``) holds them
+with the geometry, the frame counter and the page-content bitmap. This
+module allocates and frees rows (pud_alloc/pmd_alloc/pte_alloc and
+pte_free, with mm_pgtables_bytes's limit), walks ranges of the tree with
+per-level callbacks (mm/pagewalk.c's ``walk_page_range``: faults, zap,
+free_pgtables, change_protection and the inspection walks are callbacks
+on it) and keeps arm64's contiguous blocks (arch/arm64/mm/contpte.c:
+contpte_try_unfold, contpte_try_fold).
+The entry layout is documented once, in ``_pgtable.pxd``.
+"""
+
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport free, realloc
+from libc.string cimport memset
+
+cdef extern from "pt_alloc.h":
+    void *pt_chunk_alloc(size_t nbytes) nogil
+    void pt_chunk_free(void *p, size_t nbytes) nogil
+
+# Target bytes per chunk of rows: large enough that a 256 GiB region needs
+# only a few hundred chunks, small enough to waste little on tiny spaces.
+cdef int64_t CHUNK_BYTES = 4 << 20
+
+
+cdef int pgtables_init(pgtables *pt, int nlev, const int *shifts, const int *nents) noexcept nogil:
+    """Set up an empty store of ``nlev`` levels (pgd first) and allocate
+    its pgd (row 0 of level 0). Returns 0, or -1 if the pgd cannot be had."""
+    cdef int l, rows_shift
+    cdef int64_t row_bytes
+    memset(pt, 0, sizeof(pgtables))
+    pt.nlev = nlev
+    for l in range(nlev):
+        pt.shift[l] = shifts[l]
+        pt.pools[l].nent = nents[l]
+        row_bytes = <int64_t>nents[l] * 8
+        rows_shift = 0
+        while (row_bytes << (rows_shift + 1)) <= CHUNK_BYTES:
+            rows_shift += 1
+        pt.pools[l].chunk_shift = rows_shift
+    pt.next_frame = 1          # frame 0 is ZERO_FRAME
+    return 0 if alloc_row(pt, 0) == 0 else -1
+
+
+cdef void pgtables_release(pgtables *pt) noexcept nogil:
+    """Free every chunk, free list and the page-content bitmap."""
+    cdef int l
+    cdef int64_t c
+    for l in range(pt.nlev):
+        for c in range(pt.pools[l].nchunks):
+            pt_chunk_free(pt.pools[l].chunks[c], chunk_bytes(pt, l))
+        free(pt.pools[l].chunks)
+        free(pt.pools[l].freelist)
+    free(pt.written)
+    memset(pt, 0, sizeof(pgtables))
+
+
+cdef size_t chunk_bytes(pgtables *pt, int lev) noexcept nogil:
+    return <size_t>((<int64_t>1 << pt.pools[lev].chunk_shift) * pt.pools[lev].nent * 8)
+
+
+cdef int64_t bytes_below_root(pgtables *pt) noexcept nogil:
+    cdef int64_t b = 0
+    cdef int l
+    for l in range(1, pt.nlev):
+        b += pt.pools[l].live * pt.pools[l].nent * 8
+    return b
+
+
+cdef int64_t alloc_row(pgtables *pt, int lev) noexcept nogil:
+    """A zeroed row of level ``lev``, or -1 (out of memory or over limit)."""
+    cdef Pool *p = &pt.pools[lev]
+    cdef int64_t row, ncap
+    cdef uint64_t **nchunks
+    cdef uint64_t *chunk
+    if pt.limit_bytes and bytes_below_root(pt) + p.nent * 8 > pt.limit_bytes:
+        return -1
+    if p.nfree:
+        p.nfree -= 1
+        row = p.freelist[p.nfree]
+    else:
+        row = p.hw
+        if (row >> p.chunk_shift) >= p.nchunks:
+            if p.nchunks == p.chunks_cap:
+                ncap = p.chunks_cap * 2 if p.chunks_cap else 16
+                nchunks = <uint64_t**>realloc(p.chunks, ncap * sizeof(uint64_t*))
+                if nchunks == NULL:
+                    return -1
+                p.chunks = nchunks
+                p.chunks_cap = ncap
+            chunk = <uint64_t*>pt_chunk_alloc(chunk_bytes(pt, lev))
+            if chunk == NULL:
+                return -1
+            p.chunks[p.nchunks] = chunk
+            p.nchunks += 1
+        p.hw += 1
+    p.live += 1
+    if p.live > p.peak:
+        p.peak = p.live
+    return row
+
+
+cdef void free_row(pgtables *pt, int lev, int64_t row) noexcept nogil:
+    memset(row_ptr(pt, lev, row), 0, pt.pools[lev].nent * 8)
+    free_row_clean(pt, lev, row)
+
+
+cdef void free_row_clean(pgtables *pt, int lev, int64_t row) noexcept nogil:
+    """Free a row the caller has seen to be all zero."""
+    cdef Pool *p = &pt.pools[lev]
+    cdef int64_t ncap
+    cdef int64_t *nf
+    if p.nfree == p.free_cap:
+        ncap = p.free_cap * 2 if p.free_cap else 64
+        nf = <int64_t*>realloc(p.freelist, ncap * sizeof(int64_t))
+        if nf == NULL:
+            # Cannot record it: leave the row allocated (leaks a row,
+            # never corrupts). Only under real malloc failure.
+            return
+        p.freelist = nf
+        p.free_cap = ncap
+    p.freelist[p.nfree] = row
+    p.nfree += 1
+    p.live -= 1
+    pt.tables_freed += 1
+
+
+# ----------------------------------------------------------------------
+# the range walker (mm/pagewalk.c)
+
+cdef inline int walk_ptes(mm_walk *walk, int64_t row, uint64_t start,
+                          uint64_t end) noexcept nogil:
+    """walk_pte_range: the PTEs of table ``row`` that [start, end) covers,
+    to ``ops.pte_range`` in one call."""
+    cdef pgtables *pt = walk.pt
+    cdef int pte = pt.nlev - 1
+    return walk.ops.pte_range(walk, row_ptr(pt, pte, row), pt_index(pt, pte, start),
+                              pt_index(pt, pte, end - 1) + 1, start, end)
+
+
+cdef int walk_table(mm_walk *walk, int lev, int64_t row, uint64_t base, uint64_t start,
+                    uint64_t end) noexcept nogil:
+    """walk_pgd_range .. walk_pmd_range in one: the entries of table ``row``
+    of level ``lev`` above the PTEs (whose entry 0 maps ``base``) that
+    [start, end) covers, in address order, each child table walked before
+    the next entry. ``end`` is never 0: the range ends below 2**64."""
+    cdef pgtables *pt = walk.pt
+    cdef const mm_walk_ops *ops = walk.ops
+    cdef int pte = pt.nlev - 1
+    cdef uint64_t *t = row_ptr(pt, lev, row)
+    cdef int i = pt_index(pt, lev, start), i1 = pt_index(pt, lev, end - 1) + 1
+    cdef uint64_t size = <uint64_t>1 << pt.shift[lev]
+    cdef uint64_t lo, hi, addr, next_, e
+    cdef walk_entry_fn entry_fn = ops.pmd_entry if lev == pte - 1 else ops.pud_entry
+    cdef int err, action
+    while i < i1:
+        lo = base + <uint64_t>i * size
+        hi = lo + size
+        addr = start if start > lo else lo
+        next_ = end if (end < hi or hi == 0) else hi
+        if t[i] == 0:
+            walk.action = ACTION_CONTINUE
+            if ops.pte_hole != NULL:
+                err = ops.pte_hole(walk, lev, &t[i], addr, next_)
+                if err:
+                    return err
+            if walk.action != ACTION_AGAIN:
+                i += 1
+            continue
+        action = ACTION_SUBTREE
+        if entry_fn != NULL:
+            walk.action = ACTION_SUBTREE
+            err = entry_fn(walk, lev, &t[i], addr, next_)
+            if err:
+                return err
+            action = walk.action  # the walk below may change walk.action
+            if action == ACTION_AGAIN:
+                continue
+        e = t[i]
+        # a table, perhaps one the callback made by splitting a huge leaf;
+        # PTE tables only for walks that look at PTEs
+        if action == ACTION_SUBTREE and e != 0 and not (e & E_LEAF):
+            if lev + 1 < pte:
+                err = walk_table(walk, lev + 1, <int64_t>efr(e), lo, addr, next_)
+            elif ops.pte_range != NULL:
+                err = walk_ptes(walk, <int64_t>efr(e), addr, next_)
+            else:
+                err = 0
+            if err:
+                return err
+            if ops.post_table != NULL:
+                err = ops.post_table(walk, lev, &t[i], addr, next_)
+                if err:
+                    return err
+        i += 1
+    return 0
+
+
+cdef int walk_page_range(pgtables *pt, uint64_t start, uint64_t end, const mm_walk_ops *ops,
+                         void *private) noexcept nogil:
+    """walk_page_range: walk [start, end) from the pgd with ``ops``, each
+    callback given ``private`` as ``walk.private``. Returns 0, or the
+    first error a callback returned (the walk stops there). An empty
+    range walks nothing (the kernel's -EINVAL: every caller here would
+    ignore it)."""
+    cdef mm_walk walk
+    cdef int lev = 0, pmd = pt.nlev - 2, i
+    cdef int64_t row = 0
+    cdef uint64_t base = 0, e
+    if end <= start:
+        return 0
+    walk.ops = ops
+    walk.pt = pt
+    walk.private = private
+    walk.action = ACTION_SUBTREE
+    # While the range lies in one present table entry above the PMD level
+    # and nothing is called there, go straight down to its table (as
+    # pt_walk does): a fault's one page walks two levels, not four
+    if ops.pud_entry == NULL and ops.post_table == NULL:
+        while lev < pmd:
+            i = pt_index(pt, lev, start)
+            e = row_ptr(pt, lev, row)[i]
+            if i != pt_index(pt, lev, end - 1) or e == 0 or (e & E_LEAF):
+                break
+            base += <uint64_t>i << pt.shift[lev]
+            row = <int64_t>efr(e)
+            lev += 1
+    return walk_table(&walk, lev, row, base, start, end)
+
+
+cdef int walk_page_table(pgtables *pt, int lev, int64_t row, const mm_walk_ops *ops,
+                         void *private) noexcept nogil:
+    """The walk of all of table ``row`` of level ``lev`` (1 or below),
+    wherever it is mapped: addresses count from 0 at its first entry."""
+    cdef mm_walk walk
+    walk.ops = ops
+    walk.pt = pt
+    walk.private = private
+    walk.action = ACTION_SUBTREE
+    if lev == pt.nlev - 1:
+        return walk_ptes(&walk, row, 0, <uint64_t>1 << pt.shift[lev - 1]) \
+            if ops.pte_range != NULL else 0
+    return walk_table(&walk, lev, row, 0, 0, <uint64_t>1 << pt.shift[lev - 1])
+
+
+# ----------------------------------------------------------------------
+# contiguous blocks (arm64 contpte)
+
+cdef void unfold_edges(pgtables *pt, uint64_t *t, int i0, int i1) noexcept nogil:
+    """A change to entries [i0, i1) of PTE table ``t``: each contiguous
+    block it covers only partly is unfolded first (PTE_CONT cleared on
+    all its entries: contpte_try_unfold, and the batched operations'
+    first and last blocks); blocks covered whole keep the bit."""
+    cdef int c = pt.cont_ptes, b, j, k
+    cdef int edges[2]
+    if c == 0:
+        return
+    edges[0] = i0
+    edges[1] = i1 - 1
+    for k in range(2):
+        b = edges[k] & ~(c - 1)
+        if (b < i0 or b + c > i1) and (t[edges[k]] & E_CONT):
+            pt.contpte_unfolds += 1
+            for j in range(b, b + c):
+                t[j] &= ~(<uint64_t>E_CONT)
+
+
+cdef void fold_blocks(pgtables *pt, uint64_t *t, int i0, int i1) noexcept nogil:
+    """After entries [i0, i1) of PTE table ``t`` were rewritten one by
+    one: where one of them is the last entry of its block, the whole
+    block (entries before i0 included) folds if it maps one folio's
+    consecutive pages with the same bits (contpte_try_fold at a
+    single set_pte_at, Linux 6.9+)."""
+    cdef int c = pt.cont_ptes, b, j
+    if c == 0:
+        return
+    b = (i0 & ~(c - 1))
+    while b + c <= i1:  # a block whose last entry the range wrote
+        if block_foldable(t, b, c):
+            for j in range(b, b + c):
+                t[j] |= E_CONT
+        b += c
+
+
+cdef void clear_cont(pgtables *pt) noexcept nogil:
+    """Clear PTE_CONT on every PTE (no contiguous block stays folded)."""
+    cdef int pte = pt.nlev - 1
+    cdef int64_t row, n = pt.pools[pte].hw
+    cdef int i, nent = pt.pools[pte].nent
+    cdef uint64_t *t
+    for row in range(n):
+        t = row_ptr(pt, pte, row)
+        for i in range(nent):
+            t[i] &= ~(<uint64_t>E_CONT)
