@@ -54,8 +54,6 @@ cdef int frames_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
     cdef int pshift = pt.shift[pt.nlev - 1]
     cdef int8_t o = <int8_t>(pt.shift[lev] - pshift)
     cdef int64_t j, k = page_index(walk, addr), n = <int64_t>((next - addr) >> pshift)
-    if not (e & E_LEAF):
-        return 0
     f = 0 if (e & E_ZERO) else efr(e) + ((addr & ((<uint64_t>1 << pt.shift[lev]) - 1)) >> pshift)
     for j in range(k, k + n):
         fw.out[j] = <int64_t>f
@@ -86,7 +84,7 @@ cdef int frames_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
 
 
 cdef mm_walk_ops FRAMES_OPS = mm_walk_ops(
-    pud_entry=frames_huge, pmd_entry=frames_huge, pte_range=frames_ptes, pte_hole=frames_hole,
+    pud_leaf=frames_huge, pmd_leaf=frames_huge, pte_range=frames_ptes, pte_hole=frames_hole,
     post_table=NULL)
 
 
@@ -112,9 +110,8 @@ cdef object frames(pgtables *pt, uint64_t start, uint64_t end, bint with_orders)
 cdef int count_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
                     uint64_t next) noexcept nogil:
     """smaps_pmd_entry: a huge leaf's pages in the range."""
-    if slot[0] & E_LEAF:
-        (<int64_t*>walk.private)[0] += <int64_t>((next - addr) >> walk.pt.shift[walk.pt.nlev - 1])
-        walk.action = ACTION_CONTINUE
+    (<int64_t*>walk.private)[0] += <int64_t>((next - addr) >> walk.pt.shift[walk.pt.nlev - 1])
+    walk.action = ACTION_CONTINUE
     return 0
 
 
@@ -126,7 +123,7 @@ cdef int count_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
 
 
 cdef mm_walk_ops COUNT_OPS = mm_walk_ops(
-    pud_entry=count_huge, pmd_entry=count_huge, pte_range=count_ptes, pte_hole=NULL,
+    pud_leaf=count_huge, pmd_leaf=count_huge, pte_range=count_ptes, pte_hole=NULL,
     post_table=NULL)
 
 

@@ -97,18 +97,16 @@ cdef int fault_hole(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
 
 cdef int fault_pmd(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
                    uint64_t next) noexcept nogil:
-    """A present PMD: a huge leaf is dirtied by a write, and a write to the
-    huge zero page gets a fresh THP (do_huge_zero_wp_pmd); a PTE table
-    is faulted into. (A huge PUD above maps the range already: the
-    walker does not descend into it.)"""
+    """A huge PMD leaf: dirtied by a write, and a write to the huge zero
+    page gets a fresh THP (do_huge_zero_wp_pmd). (A huge PUD maps its
+    range already: with no pud_leaf, the walk passes it by.)"""
     cdef fault_walk *fw = <fault_walk*>walk.private
     cdef uint64_t e = slot[0]
-    if e & E_LEAF:
-        if fw.write and (e & E_ZERO) and fw.ctx.mode == MODE_WRITE:
-            slot[0] = new_thp(walk.pt, fw)
-        elif fw.write:
-            slot[0] = e | E_DIRTY
-        walk.action = ACTION_CONTINUE
+    if fw.write and (e & E_ZERO) and fw.ctx.mode == MODE_WRITE:
+        slot[0] = new_thp(walk.pt, fw)
+    elif fw.write:
+        slot[0] = e | E_DIRTY
+    walk.action = ACTION_CONTINUE
     return 0
 
 
@@ -187,7 +185,7 @@ cdef int fault_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
 
 
 cdef mm_walk_ops FAULT_OPS = mm_walk_ops(
-    pud_entry=NULL, pmd_entry=fault_pmd, pte_range=fault_ptes, pte_hole=fault_hole,
+    pud_leaf=NULL, pmd_leaf=fault_pmd, pte_range=fault_ptes, pte_hole=fault_hole,
     post_table=NULL)
 
 
@@ -217,12 +215,10 @@ cdef uint64_t populate_vma_page_range(pgtables *pt, uint64_t start, uint64_t end
 
 cdef int zap_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
                   uint64_t next) noexcept nogil:
-    """zap_pmd_range/zap_pud_range on a present entry: a huge leaf the
-    range covers whole is cleared (zap_huge_pmd), one it covers in part
-    is split first (__split_huge_pmd) and its table walked."""
+    """zap_pmd_range/zap_pud_range on a huge leaf: one the range covers
+    whole is cleared (zap_huge_pmd), one it covers in part is split first
+    (__split_huge_pmd) and its table walked."""
     cdef pgtables *pt = walk.pt
-    if not (slot[0] & E_LEAF):
-        return 0
     if covers(pt, lev, addr, next):
         slot[0] = 0
         (<int64_t*>walk.private)[0] += <int64_t>(
@@ -248,7 +244,7 @@ cdef int zap_pte_range(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr
 
 
 cdef mm_walk_ops ZAP_OPS = mm_walk_ops(
-    pud_entry=zap_huge, pmd_entry=zap_huge, pte_range=zap_pte_range, pte_hole=NULL,
+    pud_leaf=zap_huge, pmd_leaf=zap_huge, pte_range=zap_pte_range, pte_hole=NULL,
     post_table=NULL)
 
 
@@ -282,7 +278,7 @@ cdef int free_table(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
 
 # no pte_range: PTE tables are freed whole, never walked
 cdef mm_walk_ops FREE_OPS = mm_walk_ops(
-    pud_entry=NULL, pmd_entry=NULL, pte_range=NULL, pte_hole=NULL, post_table=free_table)
+    pud_leaf=NULL, pmd_leaf=NULL, pte_range=NULL, pte_hole=NULL, post_table=free_table)
 
 
 cdef void free_pgtables(pgtables *pt, uint64_t start, uint64_t end, uint64_t floor,

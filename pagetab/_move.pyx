@@ -236,12 +236,10 @@ cdef inline bint spin_lock(Ctx *x, uint64_t id) noexcept nogil:
 
 cdef int present_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
                       uint64_t next) noexcept nogil:
-    """A present huge leaf counts once; a table is walked."""
-    if not (slot[0] & E_PRESENT):
-        walk.action = ACTION_CONTINUE
-    elif slot[0] & E_LEAF:
+    """A present huge leaf counts once."""
+    if slot[0] & E_PRESENT:
         (<int64_t*>walk.private)[0] += 1
-        walk.action = ACTION_CONTINUE
+    walk.action = ACTION_CONTINUE
     return 0
 
 
@@ -252,7 +250,7 @@ cdef int present_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
 
 
 cdef mm_walk_ops PRESENT_OPS = mm_walk_ops(
-    pud_entry=present_huge, pmd_entry=present_huge, pte_range=present_ptes, pte_hole=NULL,
+    pud_leaf=present_huge, pmd_leaf=present_huge, pte_range=present_ptes, pte_hole=NULL,
     post_table=NULL)
 
 

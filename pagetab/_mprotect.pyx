@@ -37,12 +37,10 @@ cdef inline uint64_t new_prot(const prot_walk *pw, uint64_t ent) noexcept nogil:
 
 cdef int change_huge(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
                      uint64_t next) noexcept nogil:
-    """change_pmd_range/change_pud_range on a present entry: a huge leaf
-    the range covers whole changes as one (change_huge_pmd); one it
-    covers in part is split first and its table walked."""
+    """change_pmd_range/change_pud_range on a huge leaf: one the range
+    covers whole changes as one (change_huge_pmd); one it covers in part
+    is split first and its table walked."""
     cdef prot_walk *pw = <prot_walk*>walk.private
-    if not (slot[0] & E_LEAF):
-        return 0
     if not covers(walk.pt, lev, addr, next):
         return 0 if split_huge_pmd(walk.pt, lev, slot) >= 0 else -ENOMEM
     slot[0] = new_prot(pw, slot[0])
@@ -69,7 +67,7 @@ cdef int change_pte_range(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t a
 
 
 cdef mm_walk_ops PROT_OPS = mm_walk_ops(
-    pud_entry=change_huge, pmd_entry=change_huge, pte_range=change_pte_range, pte_hole=NULL,
+    pud_leaf=change_huge, pmd_leaf=change_huge, pte_range=change_pte_range, pte_hole=NULL,
     post_table=NULL)
 
 

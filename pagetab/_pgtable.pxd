@@ -253,10 +253,13 @@ ctypedef int (*walk_ptes_fn)(mm_walk *walk, uint64_t *pte, int i0, int i1, uint6
                              uint64_t next) noexcept nogil
 
 cdef struct mm_walk_ops:
-    # NULL callbacks are skipped
-    walk_entry_fn pud_entry   # a present entry above the PMD level (pgd, p4d or pud, as
-                              # ``lev`` says): a table or a huge leaf; may set walk.action
-    walk_entry_fn pmd_entry   # a present PMD: a PTE table or a huge leaf; may set walk.action
+    # NULL callbacks are skipped. The kernel's pud_entry and pmd_entry see
+    # table entries too; no walk here needs them, so the leaf callbacks see
+    # leaves only and the walker goes down tables by itself
+    walk_entry_fn pud_leaf    # a huge leaf above the PMD level (pud_leaf(); at the pgd or
+                              # p4d level too, as ``lev`` says); may set walk.action, and
+                              # split the leaf to have its new table walked
+    walk_entry_fn pmd_leaf    # a huge PMD leaf (pmd_leaf(), pmd_trans_huge()); as pud_leaf
     walk_ptes_fn pte_range    # the PTEs pte[i0:i1] of one table, mapping [addr, next): the
                               # kernel's pte_entry for a whole table at once, so that the
                               # per-entry loop stays one C loop (as zap_pte_range's)
@@ -269,11 +272,11 @@ cdef struct mm_walk:
     const mm_walk_ops *ops
     pgtables *pt
     void *private             # the walk's own state, for its callbacks
-    int action                # ACTION_*, set by pud_entry, pmd_entry or pte_hole
+    int action                # ACTION_*, set by pud_leaf, pmd_leaf or pte_hole
 
 
-cdef int walk_page_range(pgtables *pt, uint64_t start, uint64_t end, const mm_walk_ops *ops,
-                         void *private) noexcept nogil
+cdef int walk_table(mm_walk *walk, int lev, int64_t row, uint64_t base, uint64_t start,
+                    uint64_t end) noexcept nogil
 cdef int walk_page_table(pgtables *pt, int lev, int64_t row, const mm_walk_ops *ops,
                          void *private) noexcept nogil
 
@@ -285,3 +288,50 @@ cdef inline bint covers(pgtables *pt, int lev, uint64_t addr, uint64_t next) noe
     cdef uint64_t size = <uint64_t>1 << pt.shift[lev]
     cdef uint64_t lo = addr & ~(size - 1)
     return addr == lo and (next == lo + size or lo + size == 0)
+
+
+cdef inline int walk_ptes(mm_walk *walk, int64_t row, uint64_t start,
+                          uint64_t end) noexcept nogil:
+    """walk_pte_range: the PTEs of table ``row`` that [start, end) covers,
+    to ``ops.pte_range`` in one call (if there is one)."""
+    cdef pgtables *pt = walk.pt
+    cdef int pte = pt.nlev - 1
+    if walk.ops.pte_range == NULL:
+        return 0
+    return walk.ops.pte_range(walk, row_ptr(pt, pte, row), pt_index(pt, pte, start),
+                              pt_index(pt, pte, end - 1) + 1, start, end)
+
+
+cdef inline int walk_page_range(pgtables *pt, uint64_t start, uint64_t end,
+                                const mm_walk_ops *ops, void *private) noexcept nogil:
+    """walk_page_range: walk [start, end) from the pgd with ``ops``, each
+    callback given ``private`` as ``walk.private``. Returns 0, or the
+    first error a callback returned (the walk stops there). An empty
+    range walks nothing (the kernel's -EINVAL: every caller here would
+    ignore it). Inline: the walk's entry and its way down are compiled
+    into each walk's module."""
+    cdef mm_walk walk
+    cdef int lev = 0, pte = pt.nlev - 1, i
+    cdef int64_t row = 0
+    cdef uint64_t base = 0, e
+    if end <= start:
+        return 0
+    walk.ops = ops
+    walk.pt = pt
+    walk.private = private
+    walk.action = ACTION_SUBTREE
+    # While the range lies inside one table entry, and that is a table,
+    # go straight down to it (as pt_walk does; nothing is called at a
+    # table entry but post_table): a fault's page goes to its PTE table
+    if ops.post_table == NULL:
+        while lev < pte:
+            i = pt_index(pt, lev, start)
+            e = row_ptr(pt, lev, row)[i]
+            if i != pt_index(pt, lev, end - 1) or e == 0 or (e & E_LEAF):
+                break
+            base += <uint64_t>i << pt.shift[lev]
+            row = <int64_t>efr(e)
+            lev += 1
+    if lev == pte:
+        return walk_ptes(&walk, row, start, end)
+    return walk_table(&walk, lev, row, base, start, end)

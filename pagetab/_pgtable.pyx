@@ -131,14 +131,13 @@ cdef void free_row_clean(pgtables *pt, int lev, int64_t row) noexcept nogil:
 # ----------------------------------------------------------------------
 # the range walker (mm/pagewalk.c)
 
-cdef inline int walk_ptes(mm_walk *walk, int64_t row, uint64_t start,
-                          uint64_t end) noexcept nogil:
-    """walk_pte_range: the PTEs of table ``row`` that [start, end) covers,
-    to ``ops.pte_range`` in one call."""
-    cdef pgtables *pt = walk.pt
-    cdef int pte = pt.nlev - 1
-    return walk.ops.pte_range(walk, row_ptr(pt, pte, row), pt_index(pt, pte, start),
-                              pt_index(pt, pte, end - 1) + 1, start, end)
+cdef inline int next_used(const uint64_t *t, int i, int i1) noexcept nogil:
+    """The first entry from ``t[i]`` on that is not none (``i1`` if none
+    is): a walk with no pte_hole skips an unmapped range's tables in one
+    tight loop."""
+    while i < i1 and t[i] == 0:
+        i += 1
+    return i
 
 
 cdef int walk_table(mm_walk *walk, int lev, int64_t row, uint64_t base, uint64_t start,
@@ -146,7 +145,8 @@ cdef int walk_table(mm_walk *walk, int lev, int64_t row, uint64_t base, uint64_t
     """walk_pgd_range .. walk_pmd_range in one: the entries of table ``row``
     of level ``lev`` above the PTEs (whose entry 0 maps ``base``) that
     [start, end) covers, in address order, each child table walked before
-    the next entry. ``end`` is never 0: the range ends below 2**64."""
+    the next entry (its PTE tables by ``walk_ptes``). ``end`` is never 0:
+    the range ends below 2**64."""
     cdef pgtables *pt = walk.pt
     cdef const mm_walk_ops *ops = walk.ops
     cdef int pte = pt.nlev - 1
@@ -154,41 +154,42 @@ cdef int walk_table(mm_walk *walk, int lev, int64_t row, uint64_t base, uint64_t
     cdef int i = pt_index(pt, lev, start), i1 = pt_index(pt, lev, end - 1) + 1
     cdef uint64_t size = <uint64_t>1 << pt.shift[lev]
     cdef uint64_t lo, hi, addr, next_, e
-    cdef walk_entry_fn entry_fn = ops.pmd_entry if lev == pte - 1 else ops.pud_entry
+    cdef walk_entry_fn leaf_fn = ops.pmd_leaf if lev == pte - 1 else ops.pud_leaf
+    cdef walk_entry_fn hole_fn = ops.pte_hole
     cdef int err, action
-    while i < i1:
+    while True:
+        if hole_fn == NULL:
+            i = next_used(t, i, i1)
+        if i >= i1:
+            break
         lo = base + <uint64_t>i * size
         hi = lo + size
         addr = start if start > lo else lo
         next_ = end if (end < hi or hi == 0) else hi
         if t[i] == 0:
             walk.action = ACTION_CONTINUE
-            if ops.pte_hole != NULL:
-                err = ops.pte_hole(walk, lev, &t[i], addr, next_)
-                if err:
-                    return err
+            err = hole_fn(walk, lev, &t[i], addr, next_)
+            if err:
+                return err
             if walk.action != ACTION_AGAIN:
                 i += 1
             continue
         action = ACTION_SUBTREE
-        if entry_fn != NULL:
+        if t[i] & E_LEAF and leaf_fn != NULL:
             walk.action = ACTION_SUBTREE
-            err = entry_fn(walk, lev, &t[i], addr, next_)
+            err = leaf_fn(walk, lev, &t[i], addr, next_)
             if err:
                 return err
             action = walk.action  # the walk below may change walk.action
             if action == ACTION_AGAIN:
                 continue
         e = t[i]
-        # a table, perhaps one the callback made by splitting a huge leaf;
-        # PTE tables only for walks that look at PTEs
+        # a table, perhaps one the callback made by splitting a huge leaf
         if action == ACTION_SUBTREE and e != 0 and not (e & E_LEAF):
             if lev + 1 < pte:
                 err = walk_table(walk, lev + 1, <int64_t>efr(e), lo, addr, next_)
-            elif ops.pte_range != NULL:
-                err = walk_ptes(walk, <int64_t>efr(e), addr, next_)
             else:
-                err = 0
+                err = walk_ptes(walk, <int64_t>efr(e), addr, next_)
             if err:
                 return err
             if ops.post_table != NULL:
@@ -197,38 +198,6 @@ cdef int walk_table(mm_walk *walk, int lev, int64_t row, uint64_t base, uint64_t
                     return err
         i += 1
     return 0
-
-
-cdef int walk_page_range(pgtables *pt, uint64_t start, uint64_t end, const mm_walk_ops *ops,
-                         void *private) noexcept nogil:
-    """walk_page_range: walk [start, end) from the pgd with ``ops``, each
-    callback given ``private`` as ``walk.private``. Returns 0, or the
-    first error a callback returned (the walk stops there). An empty
-    range walks nothing (the kernel's -EINVAL: every caller here would
-    ignore it)."""
-    cdef mm_walk walk
-    cdef int lev = 0, pmd = pt.nlev - 2, i
-    cdef int64_t row = 0
-    cdef uint64_t base = 0, e
-    if end <= start:
-        return 0
-    walk.ops = ops
-    walk.pt = pt
-    walk.private = private
-    walk.action = ACTION_SUBTREE
-    # While the range lies in one present table entry above the PMD level
-    # and nothing is called there, go straight down to its table (as
-    # pt_walk does): a fault's one page walks two levels, not four
-    if ops.pud_entry == NULL and ops.post_table == NULL:
-        while lev < pmd:
-            i = pt_index(pt, lev, start)
-            e = row_ptr(pt, lev, row)[i]
-            if i != pt_index(pt, lev, end - 1) or e == 0 or (e & E_LEAF):
-                break
-            base += <uint64_t>i << pt.shift[lev]
-            row = <int64_t>efr(e)
-            lev += 1
-    return walk_table(&walk, lev, row, base, start, end)
 
 
 cdef int walk_page_table(pgtables *pt, int lev, int64_t row, const mm_walk_ops *ops,
@@ -241,8 +210,7 @@ cdef int walk_page_table(pgtables *pt, int lev, int64_t row, const mm_walk_ops *
     walk.private = private
     walk.action = ACTION_SUBTREE
     if lev == pt.nlev - 1:
-        return walk_ptes(&walk, row, 0, <uint64_t>1 << pt.shift[lev - 1]) \
-            if ops.pte_range != NULL else 0
+        return walk_ptes(&walk, row, 0, <uint64_t>1 << pt.shift[lev - 1])
     return walk_table(&walk, lev, row, 0, 0, <uint64_t>1 << pt.shift[lev - 1])
 
 
