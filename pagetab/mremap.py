@@ -98,8 +98,9 @@ def do_mremap(
     freed0 = tables.freed_total
     st = MoveStats(a.name, mm.policy.name, addr, addr, old_len, new_len,
                    page_table_bytes_before=before, profile=a)  # fmt: skip
-    if flags == MREMAP_MAYMOVE | MREMAP_FIXED and old_len == new_len \
-            and (i := whole_vma_into_hole(mm, addr, old_len, na)) >= 0:  # fmt: skip
+    fast = flags == MREMAP_MAYMOVE | MREMAP_FIXED and old_len == new_len \
+        and na >= a.mmap_min_addr  # fmt: skip
+    if fast and (i := whole_vma_into_hole(mm, addr, old_len, na)) >= 0:
         result = move_whole_vma(mm, i, addr, old_len, na, st)
     elif flags & MREMAP_FIXED and old_len == new_len:
         result = remap_move(mm, addr, old_len, na, flags, st)
@@ -168,6 +169,10 @@ def mremap_to(mm: MmStruct, addr: int, old_len: int, new_len: int, flags: int, n
         # unmapping the target removed the source (old_size 0 with
         # new_addr == old_addr): the kernel fails here, target unmapped
         raise _error(errno.EFAULT, f"{addr:#x} was unmapped as the target")
+    if flags & MREMAP_FIXED and na < mm.arch.mmap_min_addr:
+        # vrm_set_new_addr: get_unmapped_area(MAP_FIXED) asks security_mmap_addr,
+        # which refuses an unprivileged process (cap_mmap_addr), as mmap does
+        raise _error(errno.EPERM, f"new_addr {na:#x} is below vm.mmap_min_addr")
     if not flags & MREMAP_FIXED:
         found = get_unmapped_area(mm, new_len, na, False)
         if found is None:

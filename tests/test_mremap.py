@@ -240,3 +240,20 @@ def test_old_size_zero_onto_itself_unmaps_and_faults(make_mm: MM) -> None:
     with pytest.raises(OSError) as e:
         mm.mremap(a, 0, 4096, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, a)
     assert e.value.errno == errno.EFAULT and mm.vmas() == []
+
+
+@pytest.mark.parametrize("size", [4096, 2 << 20])
+def test_fixed_move_below_mmap_min_addr_is_eperm(size: int) -> None:
+    # vrm_set_new_addr: get_unmapped_area(MAP_FIXED) -> security_mmap_addr
+    # refuses an unprivileged process below vm.mmap_min_addr, as mmap does
+    # (found by the API fuzzer: the move made a VMA at address 0)
+    mm = pt.AddressSpace("x86-64")
+    a = mm.mmap(size)
+    mm.madvise(a, size, pt.MADV_POPULATE_WRITE)
+    before = (mm.vmas(), mm.frames(a, size).tolist())
+    for new in (0, mm.arch.mmap_min_addr - 4096):
+        with pytest.raises(OSError) as e:
+            mm.mremap(a, size, size, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, new)
+        assert e.value.errno == errno.EPERM
+    assert (mm.vmas(), mm.frames(a, size).tolist()) == before
+    mm.check()
