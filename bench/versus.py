@@ -101,7 +101,9 @@ def build(rev: str, root: str, into: str) -> str:
 
 def measure(lib: str, what: str, n: int) -> float:
     """One figure from the build installed at ``lib``, in a fresh process."""
-    env = {**os.environ, "PYTHONPATH": lib}
+    # one OpenBLAS thread: the simulator does no BLAS work, and OpenBLAS's
+    # idle threads spin on this 2-core machine after numpy's first call
+    env = {**os.environ, "PYTHONPATH": lib, "OPENBLAS_NUM_THREADS": "1"}
     out = subprocess.check_output([sys.executable, "-c", CHILD, what, str(n)], env=env,
                                   cwd=tempfile.gettempdir())  # fmt: skip
     return float(json.loads(out))

@@ -210,8 +210,10 @@ cdef int64_t tlb_snapshot_count(TlbState *s, TlbSnapshot *snap, uint64_t lo,
 cdef void tlb_snapshot_free(TlbSnapshot *snap) noexcept nogil:
     cdef int c
     for c in range(MAX_CLASSES):
-        free(snap.base[c])
-        snap.base[c] = NULL
+        # every flush calls this, and most find nothing built: no free(NULL) calls then
+        if snap.base[c] != NULL:
+            free(snap.base[c])
+            snap.base[c] = NULL
         snap.n[c] = 0
     snap.ready = False
 
