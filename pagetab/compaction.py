@@ -46,7 +46,6 @@ from .constants import (
     UFFD_FEATURE_MOVE,
     UFFDIO_REGISTER_MODE_MISSING,
 )
-from .mm_types import MAX_CPUS
 from .policy import Policy, policies
 from .policy import policy as _policy
 from .results import Compared, flat_row
@@ -171,7 +170,6 @@ def run_gc(size: int = 256 * MIB, arch: str | Arch = "x86-64", policy: str | Pol
     process, each having touched ``touch`` random heap pages (their TLBs
     hold them, so flushes reach them). ``arch_overrides`` as in
     ``run_move``."""
-    check_int("cpus", cpus, 1, MAX_CPUS)
     check_int("touch", touch, 0, 1 << 26)
     # the heap's checks and place are every move's: PUD-aligned, moved to
     # a PUD-aligned space (the GC's own population and touches follow)

@@ -31,6 +31,7 @@ __all__ = [
     "flat_row",
     "json_text",
     "render_table",
+    "rich_table",
     "write_text",
 ]
 
@@ -81,7 +82,7 @@ def json_text(data: Any) -> str:
     return json.dumps(data, indent=1, default=str) + "\n"
 
 
-def render_table(
+def rich_table(
     head: Sequence[str],
     rows: Sequence[Sequence[Any]],
     *,
@@ -89,11 +90,8 @@ def render_table(
     right_from: int = 1,
     left: Sequence[int] = (),
     bad: Sequence[bool] = (),
-    console: Console | None = None,
-) -> str:
-    """A table: printed on ``console`` (a terminal: coloured, ``bad`` rows in
-    bold red) when one is given, and returned as plain text, unwrapped and
-    without trailing blanks (so that it diffs and greps).
+) -> Table:
+    """The table, as a rich Table (a terminal prints it coloured).
 
     Parameters
     ----------
@@ -108,9 +106,7 @@ def render_table(
     left:
         ... except these, which stay left-justified.
     bad:
-        Per row: print it in bold red on a console.
-    console:
-        Where to print it (None: only return the text).
+        Per row: print it in bold red.
     """
     t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for i, h in enumerate(head):
@@ -118,11 +114,15 @@ def render_table(
     for i, r in enumerate(rows):
         t.add_row(*[escape(str(c)) for c in r],
                   style="bold red" if i < len(bad) and bad[i] else None)  # fmt: skip
-    if console is not None:
-        console.print(t)
+    return t
+
+
+def render_table(head: Sequence[str], rows: Sequence[Sequence[Any]], **kwargs: Any) -> str:
+    """``rich_table(head, rows, **kwargs)`` as plain text: unwrapped and
+    without trailing blanks (so that it diffs and greps)."""
     plain = Console(highlight=False, width=100_000, no_color=True, file=io.StringIO())
     with plain.capture() as cap:
-        plain.print(t)
+        plain.print(rich_table(head, rows, **kwargs))
     return "\n".join(line.rstrip() for line in cap.get().splitlines()).strip("\n")
 
 

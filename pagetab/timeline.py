@@ -85,10 +85,10 @@ class MoveTrace:
         ev = self.events
         kind, what, entries = ev["kind"], ev["what"], ev["entries"]
         d = np.zeros(len(ev), dtype=np.float64)
-        present = set(kind.tolist())
+        counts = np.bincount(kind.astype(np.int64), minlength=len(EVENT_KINDS))
 
         def priced(k: str) -> bool:
-            return _KIND[k] in present  # a profile may lack the events it never makes
+            return bool(counts[_KIND[k]])  # a profile may lack the events it never makes
 
         if priced("lock"):
             lock_ns = np.array([price(LOCK_EVENTS[c]) for c in LOCK_CLASSES])

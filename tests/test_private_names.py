@@ -19,7 +19,7 @@ import pagetab
 SOURCE = Path(pagetab.__file__).resolve().parent
 #: the package's modules: ``_move`` and the other extensions are modules,
 #: private to the package, not names private to a module
-MODULES = {p.stem for p in SOURCE.iterdir() if p.suffix in (".py", ".pyx")}
+MODULES = {p.stem for p in SOURCE.rglob("*") if p.suffix in (".py", ".pyx")}
 #: namedtuple's public API, spelled with an underscore so as not to clash with fields
 NAMEDTUPLE = {"_replace", "_asdict", "_fields", "_make"}
 
@@ -68,7 +68,7 @@ def foreign(path: Path) -> list[str]:
 
 
 def test_no_module_reads_another_modules_private_names() -> None:
-    bad = [b for p in sorted(SOURCE.glob("*.py")) for b in foreign(p)]
+    bad = [b for p in sorted(SOURCE.rglob("*.py")) for b in foreign(p)]
     assert not bad, "private names read from outside their module:\n" + "\n".join(bad)
 
 

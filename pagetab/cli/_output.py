@@ -13,7 +13,7 @@ from rich.progress import Progress as _Bar
 
 from .. import contention, host
 from ..experiment import Results
-from ..results import csv_text, json_text, render_table, write_text
+from ..results import csv_text, json_text, render_table, rich_table, write_text
 
 __all__ = [
     "Progress",
@@ -35,15 +35,15 @@ def table(
     bad: Sequence[bool] = (),
     left: Sequence[int] = (),
 ) -> None:
-    """Print a table (``results.render_table``): coloured on a terminal;
+    """Print a table (``results.rich_table``): coloured on a terminal;
     plain, unwrapped and without trailing blanks when piped or redirected
-    (so that it diffs and greps). The parameters are render_table's."""
+    (``results.render_table``, so that it diffs and greps)."""
+    style: dict[str, Any] = {"title": title, "right_from": right_from, "left": left, "bad": bad}
     console = Console(highlight=False)
     if console.is_terminal:
-        render_table(head, rows, title=title, right_from=right_from, left=left, bad=bad,
-                     console=console)  # fmt: skip
+        console.print(rich_table(head, rows, **style))
         return
-    print(render_table(head, rows, title=title, right_from=right_from, left=left, bad=bad))
+    print(render_table(head, rows, **style))
 
 
 def print_json(data: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .._version import __version__
 from ._options import add_debug
@@ -95,12 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
 def _options_of(sub: Subcommand) -> list[str]:
     """The options ``pagetab NAME --help`` shows for ``sub``, in its order
     (without -h and --debug, which every subcommand has)."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = _Recorder(add_help=False)
     sub.arguments(parser)
-    # argparse has no public list of a parser's arguments
-    return [
-        (a.option_strings or [a.dest])[0] for a in parser._actions if a.help != argparse.SUPPRESS
-    ]
+    return [(a.option_strings or [a.dest])[0] for a in parser.added
+            if a.help != argparse.SUPPRESS]  # fmt: skip
+
+
+class _Recorder(argparse.ArgumentParser):
+    """A parser that keeps the actions ``add_argument`` returns (argparse
+    has no public list of them; the subcommands add no argument groups)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.added: list[argparse.Action] = []
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.added.append(action)
+        return action
 
 
 def subcommands_markdown() -> str:
