@@ -53,7 +53,7 @@ LAYERS = [
     ["plot", "scenario", "results"],
     ["experiment"],
     ["reproduce", "compaction", "contention"],
-    ["host", "_probe", "oracle"],
+    ["host", "_probe", "oracle", "record"],
     ["native"],
     ["calibrate"],
     # the command line: shared helpers, then the subcommands ("cli.*": every
