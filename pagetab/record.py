@@ -180,8 +180,9 @@ def read_maps(pid: int) -> list[list[Any]]:
 
 
 def present_runs(pid: int, maps: list[list[Any]], page_size: int) -> list[list[int]]:
-    """The runs [start, end) of present pages in ``maps``, from
-    /proc/PID/pagemap (bit 63: present)."""
+    """The runs ``[start, end, file]`` of present pages in ``maps``, from
+    /proc/PID/pagemap (bit 63 present; bit 61 a file page or shared
+    anonymous, 0 for a private anonymous page)."""
     runs: list[list[int]] = []
     chunk = 1 << 18  # pages per read: 2 MiB of pagemap
     with open(f"/proc/{pid}/pagemap", "rb", buffering=0) as f:
@@ -196,14 +197,19 @@ def present_runs(pid: int, maps: list[list[Any]], page_size: int) -> list[list[i
                 except OSError:
                     break
                 words = np.frombuffer(data, dtype=np.uint64)
-                present = (words >> np.uint64(63)).astype(np.int8)
-                edges = np.flatnonzero(np.diff(np.concatenate(([0], present, [0]))))
-                for s, e in zip(edges[::2], edges[1::2], strict=True):
+                # 0 absent, 1 present anonymous, 2 present file
+                state = ((words >> np.uint64(63)) * (1 + ((words >> np.uint64(61)) & 1)))
+                state = state.astype(np.int8)
+                edges = np.flatnonzero(np.diff(np.concatenate(([0], state, [0]))))
+                for s, e in zip(edges[:-1], edges[1:], strict=True):
+                    kind = int(state[s])
+                    if kind == 0:
+                        continue
                     a, b = base + int(s) * page_size, base + int(e) * page_size
-                    if runs and runs[-1][1] == a:
+                    if runs and runs[-1][1] == a and runs[-1][2] == kind - 1:
                         runs[-1][1] = b
                     else:
-                        runs.append([a, b])
+                        runs.append([a, b, kind - 1])
     return runs
 
 
@@ -513,8 +519,9 @@ def record(
         _write(inst.path("set_event_pid"), str(pid))
         _write(inst.path("tracing_on"), "1")
         inst.marker()  # (writes to trace_marker fail with EBADF while tracing is off)
+        vmas = read_maps(pid)
         exec_maps.append({"pid": pid, "mono": time.clock_gettime_ns(time.CLOCK_MONOTONIC),
-                          "vmas": read_maps(pid)})  # fmt: skip
+                          "vmas": vmas, "present": present_runs(pid, vmas, page)})  # fmt: skip
         opts = (PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE
                 | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT)  # fmt: skip
         _ptrace(libc, PTRACE_SETOPTIONS, pid, 0, opts)
@@ -536,8 +543,10 @@ def record(
             inject = 0
             if event == PTRACE_EVENT_EXEC:
                 tgid = _tgid(tid)
+                vmas = read_maps(tgid)
                 exec_maps.append({"pid": tgid, "mono": time.clock_gettime_ns(
-                    time.CLOCK_MONOTONIC), "vmas": read_maps(tgid)})  # fmt: skip
+                    time.CLOCK_MONOTONIC), "vmas": vmas,
+                    "present": present_runs(tgid, vmas, page)})  # fmt: skip
             elif event == PTRACE_EVENT_EXIT:
                 tgid = _tgid(tid)
                 try:
@@ -628,7 +637,8 @@ def _convert(raw: Any, out: str | os.PathLike[str], header: Header, uprobe: str,
         parser.set_clock(sync)
         mono0 = sync[0][1]
         parser.pending = [{"k": "maps", "t": s["mono"] - mono0, "pid": s["pid"],
-                           "tid": s["pid"], "cpu": None, "when": "exec", "vmas": s["vmas"]}
+                           "tid": s["pid"], "cpu": None, "when": "exec", "vmas": s["vmas"],
+                           "present": s["present"]}
                           for s in sorted(exec_maps, key=lambda s: s["mono"])]  # fmt: skip
         raw.seek(0)
         for i, b in enumerate(raw):

@@ -1,0 +1,676 @@
+"""Replay a recorded program on any architecture, kernel policy and CPU count.
+
+``replay(trace, arch=..., policy=...)`` rebuilds each recorded process's
+address space (``tracefile``) call by call and fault by fault:
+
+- a process starts from the VMAs and present pages its trace recorded right
+  after exec (the kernel made them while loading the program, before any
+  system call could be traced);
+- each thread runs on its own CPU (thread ``i`` on CPU ``i % cpus``), so a
+  move's flushes reach the CPUs that ran the process;
+- where the recording kernel chose an address (mmap without MAP_FIXED,
+  mremap that moved without MREMAP_FIXED), the replay asks for that same
+  address (MAP_FIXED_NOREPLACE, MREMAP_FIXED): the kernel's choice depends
+  on ASLR and on mappings a trace does not show, and a move's cost depends
+  on its destination's alignment. Every such request is counted
+  (``ReplayResult.translated``);
+- each user fault, and each kernel-mode fault on a user address (the
+  kernel writing a buffer), is an access from the thread's CPU;
+- a stack fault below ``[stack]`` grows it, as ``expand_stack`` does.
+
+Every call's result is compared with the recorded one, and at each
+process's exit its VMAs and present pages with those the kernel had; every
+difference is listed in ``ReplayResult.differences``, never hidden. Calls
+pagetab does not simulate (some madvise advice, UFFDIO_COPY, ...) are
+counted in ``skipped`` with the reason, and a later difference they cause
+is listed too.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .arch import Arch
+from .arch import arch as resolve_arch
+from .constants import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_FIXED_NOREPLACE,
+    MAP_GROWSDOWN,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    MAP_TYPE,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    UFFDIO_REGISTER_MODE_MISSING,
+    UFFDIO_REGISTER_MODE_WP,
+)
+from .mm_types import MAX_CPUS
+from .policy import Policy
+from .space import AddressSpace
+from .tracefile import TraceReader, read_trace
+from .userfaultfd import UffdMoveError, Userfaultfd
+
+#: userfaultfd ioctl numbers (include/uapi/linux/userfaultfd.h: _IOWR(UFFDIO,
+#: _UFFDIO_API, struct uffdio_api) etc.), and the structure words each reads
+UFFDIO_API = 0xC018AA3F
+UFFDIO_REGISTER = 0xC020AA00
+UFFDIO_UNREGISTER = 0x8010AA01
+UFFDIO_MOVE = 0xC028AA05
+#: mmap flags that change nothing in the page tables pagetab simulates
+IGNORED_MAP_FLAGS = 0x0800 | 0x1000 | 0x4000 | 0x10000 | 0x20000  # DENYWRITE .. STACK
+#: special mappings: their present pages are the kernel's (vvar, vdso)
+SPECIAL = ("[vvar]", "[vdso]", "[vvar_vclock]", "[vsyscall]", "[uprobes]")
+#: stack_guard_gap: how far below [stack] a fault still grows it (mm/mmap.c)
+STACK_GUARD_GAP = 256 << 12
+ENDS = ("exit", "exit_group")
+
+
+@dataclass
+class ReplayedCall:
+    """One system call, as recorded and as replayed."""
+
+    t: int
+    pid: int
+    tid: int
+    cpu: int
+    name: str
+    args: list[int]
+    #: the kernel's return value (negative errno on failure)
+    recorded: int
+    #: pagetab's, in the same convention
+    replayed: int
+    #: the kernel's time in the call (ns), where the trace has it
+    recorded_ns: int | None
+    #: pagetab's estimate of the call (ns); None where pagetab prices no cost
+    estimated_ns: float | None
+    counters: dict[str, int] = field(default_factory=dict)
+    #: what the replay asked for instead of the recorded call, if anything
+    translated: str = ""
+
+
+@dataclass
+class Difference:
+    """A result of the replay that differs from the recording."""
+
+    t: int
+    pid: int
+    what: str
+    recorded: Any
+    replayed: Any
+
+
+@dataclass
+class KindTotal:
+    """Totals over the calls of one kind (mremap, UFFDIO_MOVE, ...)."""
+
+    calls: int = 0
+    estimated_ns: float = 0.0
+    #: the kernel's time in those of the calls that pagetab prices
+    recorded_ns: int = 0
+    priced: int = 0
+    counters: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did and how it compares with the recording."""
+
+    trace: str
+    arch: str
+    policy: str
+    cpus: int
+    #: every replayed system call, in order (only with ``keep_calls``)
+    calls: list[ReplayedCall]
+    #: totals per call kind ("mremap", "UFFDIO_MOVE", "mmap", ...)
+    kinds: dict[str, KindTotal]
+    #: estimated ns per region: the recorded path of the VMA a priced call
+    #: acted on, "[heap]", "[stack]" or "anon"
+    regions: Counter[str]
+    differences: list[Difference]
+    skipped: Counter[str]
+    translated: Counter[str]
+    faults: int
+    #: recorded x86 tlb:tlb_flush events by reason, and pagetab's flush calls
+    recorded_flushes: Counter[str]
+    simulated_flushes: int
+    processes: int
+    events: int
+
+    @property
+    def exact(self) -> bool:
+        """Whether every checked result matched the recording."""
+        return not self.differences
+
+    def errors(self, kind: str = "mremap") -> list[float]:
+        """Per-call relative error of the estimate against the recorded
+        kernel time, for the kept calls of ``kind`` (needs ``keep_calls``)."""
+        return [(c.estimated_ns - c.recorded_ns) / c.recorded_ns for c in self.calls
+                if _kind(c) == kind and c.estimated_ns is not None and c.recorded_ns]  # fmt: skip
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One row per call kind: calls, estimated and recorded time, and
+        the error of the total."""
+        rows = []
+        for kind, k in sorted(self.kinds.items()):
+            err = ((k.estimated_ns - k.recorded_ns) / k.recorded_ns * 100
+                   if k.priced and k.recorded_ns else None)  # fmt: skip
+            errs = self.errors(kind)
+            rows.append({"kind": kind, "calls": k.calls, "priced": k.priced,
+                         "estimated_us": k.estimated_ns / 1e3 if k.priced else None,
+                         "recorded_us": k.recorded_ns / 1e3 if k.priced else None,
+                         "total_error_pct": err,
+                         "median_error_pct": statistics.median(errs) * 100 if errs else None})  # fmt: skip
+        return rows
+
+
+def _kind(c: ReplayedCall) -> str:
+    if c.name == "ioctl":
+        return {UFFDIO_MOVE: "UFFDIO_MOVE", UFFDIO_REGISTER: "UFFDIO_REGISTER",
+                UFFDIO_UNREGISTER: "UFFDIO_UNREGISTER", UFFDIO_API: "UFFDIO_API"}.get(
+                    c.args[1] if len(c.args) > 1 else -1, "ioctl")  # fmt: skip
+    return c.name
+
+
+class _Process:
+    """One recorded process's simulated address space and bookkeeping."""
+
+    def __init__(self, pid: int, make: Callable[[], AddressSpace]) -> None:
+        self.pid = pid
+        self.mm = make()
+        self.cpu_of: dict[int, int] = {}
+        self.uffd_fds: set[int] = set()
+        self.uffds: dict[int, Userfaultfd] = {}
+        self.brk: int | None = None
+        self.names: list[tuple[int, int, str]] = []  # recorded [start, end) -> name
+
+    def cpu(self, tid: int) -> int:
+        if tid not in self.cpu_of:
+            self.cpu_of[tid] = len(self.cpu_of) % self.mm.cpus
+        return self.cpu_of[tid]
+
+    def region(self, addr: int) -> str:
+        for lo, hi, name in self.names:
+            if lo <= addr < hi:
+                return name or "anon"
+        return "anon"
+
+
+def _prot(perms: str) -> int:
+    return ((PROT_READ if perms[0] == "r" else 0) | (PROT_WRITE if perms[1] == "w" else 0)
+            | (PROT_EXEC if perms[2] == "x" else 0))  # fmt: skip
+
+
+def _ret(e: OSError) -> int:
+    return -(e.errno or errno.EINVAL)
+
+
+class Replayer:
+    """Replays one trace (see ``replay``)."""
+
+    def __init__(self, reader: TraceReader, a: Arch, policy: str | Policy, cpus: int,
+                 thp: str | None, keep_calls: bool, translate: bool) -> None:  # fmt: skip
+        h = reader.header.host
+        self.reader = reader
+        self.arch = a
+        if h.get("page_size") != a.page_size and not translate:
+            raise ValueError(f"replay: the trace was recorded with {h.get('page_size')}-byte "
+                             f"pages and {a.name} has {a.page_size}-byte pages; pass "
+                             "translate=True to replay its byte ranges as they are")  # fmt: skip
+        rec_arch = {"x86_64": "x86-64", "aarch64": "arm64"}.get(str(h.get("arch")), h.get("arch"))
+        self.cross = not a.name.startswith(str(rec_arch))
+        self.policy = policy
+        self.cpus = cpus
+        self.thp = thp if thp is not None else (h.get("thp") or "madvise")
+        if self.thp not in ("always", "madvise", "never"):
+            raise ValueError(f"replay: thp {self.thp!r} is not one of always, madvise, never")
+        self.keep = keep_calls
+        self.procs: dict[int, _Process] = {}
+        self.calls: list[ReplayedCall] = []
+        self.kinds: dict[str, KindTotal] = {}
+        self.regions: Counter[str] = Counter()
+        self.differences: list[Difference] = []
+        self.skipped: Counter[str] = Counter()
+        self.translated: Counter[str] = Counter()
+        self.recorded_flushes: Counter[str] = Counter()
+        self.simulated_flushes = 0
+        self.faults = 0
+        self.events = 0
+        self.pending: list[tuple[_Process, int, int, bool]] = []  # faults to run in a batch
+        self.unknown_pids: set[int] = set()
+
+    # -- processes -------------------------------------------------------
+    def new_process(self, ev: dict[str, Any]) -> None:
+        pid = int(ev["pid"])
+        p = _Process(pid, lambda: AddressSpace(self.arch, cpus=self.cpus, thp=self.thp,
+                                               policy=self.policy))  # fmt: skip
+        self.procs[pid] = p
+        present = []
+        for lo, hi, perms, off, path in ev["vmas"]:
+            if hi > self.arch.task_size or path == "[vsyscall]":
+                continue
+            p.names.append((lo, hi, path))
+            flags = (MAP_SHARED if perms[3] == "s" else MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED
+            p.mm.mmap(hi - lo, addr=lo, prot=_prot(perms), flags=flags)
+            if path and not path.startswith("["):
+                self.translated["file mapping replayed as anonymous memory"] += 1
+        for run in ev.get("present") or []:
+            present.append(run)
+        self.populate(p, present)
+
+    def populate(self, p: _Process, runs: Iterable[list[int]]) -> None:
+        """Pages the kernel made present before the trace began: written
+        (anonymous) or read (file) as pagemap's file bit says."""
+        for run in runs:
+            lo, hi = run[0], run[1]
+            write = len(run) < 3 or not run[2]
+            addrs = np.arange(lo, hi, self.arch.page_size, dtype=np.uint64)
+            v = p.mm.find_vma(lo)
+            if v is None or not v.prot & PROT_WRITE:
+                write = False
+            if addrs.size:
+                p.mm.access(addrs, cpu=0, write=write)
+
+    # -- events ----------------------------------------------------------
+    def event(self, ev: dict[str, Any]) -> None:
+        self.events += 1
+        kind = ev["k"]
+        pid = int(ev["pid"])
+        if kind == "maps":
+            self.flush_faults()
+            if ev["when"] == "exec":
+                self.new_process(ev)
+            else:
+                self.check_exit(ev)
+            return
+        p = self.procs.get(pid)
+        if p is None:
+            if kind in ("sys", "fault"):
+                self.unknown_pids.add(pid)
+            return
+        if kind == "fault":
+            self.faults += 1
+            self.pending.append((p, p.cpu(int(ev["tid"])), int(ev["a"]), bool(ev["w"])))
+            return
+        if kind == "tlb":
+            self.recorded_flushes[str(ev["reason"])] += 1
+            return
+        if kind != "sys":
+            return
+        self.flush_faults()
+        self.syscall(p, ev)
+
+    def flush_faults(self) -> None:
+        """Run the pending faults, batched by process, CPU and direction."""
+        i = 0
+        q = self.pending
+        while i < len(q):
+            p, cpu, _, write = q[i]
+            j = i
+            while j < len(q) and q[j][0] is p and q[j][1] == cpu and q[j][3] == write:
+                j += 1
+            addrs = [a for _, _, a, _ in q[i:j]]
+            for a in addrs:
+                self.grow_stack(p, a)
+            p.mm.access(np.array(addrs, dtype=np.uint64), cpu=cpu, write=write)
+            i = j
+        q.clear()
+
+    def grow_stack(self, p: _Process, addr: int) -> None:
+        """expand_stack: a fault in the gap just below [stack] extends it."""
+        if p.mm.find_vma(addr) is not None:
+            return
+        page = addr & ~(self.arch.page_size - 1)
+        for lo, _, name in p.names:
+            if name == "[stack]":
+                v = p.mm.find_vma(lo)
+                if v is not None and page < v.start and v.start - page <= STACK_GUARD_GAP:
+                    p.mm.mmap(v.start - page, addr=page, prot=v.prot,
+                              flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)  # fmt: skip
+                    self.translated["stack growth (expand_stack) as a fixed mapping"] += 1
+
+    def syscall(self, p: _Process, ev: dict[str, Any]) -> None:
+        name = ev["nr"]
+        a = [int(x) for x in ev["a"]]
+        r = ev["r"]
+        tid = int(ev["tid"])
+        cpu = p.cpu(tid)
+        if name in ENDS or r is None:
+            return
+        r = int(r)
+        handler = getattr(self, f"sys_{name}", None)
+        if handler is None:
+            return  # open, close, dup, clone, execve: bookkeeping the trace needs no more of
+        p.mm.switch_mm(cpu)
+        out = handler(p, a, r, ev)
+        if out is None:
+            return
+        replayed, est, counters, note, kind, region_addr = out
+        if replayed != r:
+            self.differences.append(Difference(int(ev["t"]), p.pid, f"{kind} result", r,
+                                               replayed))  # fmt: skip
+        k = self.kinds.setdefault(kind, KindTotal())
+        k.calls += 1
+        if est is not None:
+            k.priced += 1
+            k.estimated_ns += est
+            if ev.get("d") is not None:
+                k.recorded_ns += int(ev["d"])
+            k.counters.update(counters)
+            self.regions[p.region(region_addr)] += est
+            self.simulated_flushes += int(counters.get("flush_calls", 0))
+        if note:
+            self.translated[note] += 1
+        if self.keep:
+            self.calls.append(ReplayedCall(int(ev["t"]), p.pid, tid, cpu, name, a, r,
+                                           replayed, ev.get("d"), est, dict(counters), note))  # fmt: skip
+
+    # -- system calls: each returns (replayed result, estimate, counters,
+    #    translation note, kind, address for the region) or None ----------
+    Out = tuple[int, float | None, dict[str, int], str, str, int] | None
+
+    def sys_mmap(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        addr, length, prot, flags, fd = a[0], a[1], a[2], a[3], a[4]
+        note = ""
+        flags &= ~IGNORED_MAP_FLAGS
+        if flags & MAP_GROWSDOWN:
+            flags &= ~MAP_GROWSDOWN
+            note = "MAP_GROWSDOWN mapped without growth"
+        if not flags & MAP_ANONYMOUS:
+            flags |= MAP_ANONYMOUS
+            note = "file mapping replayed as anonymous memory"
+            if flags & MAP_TYPE == MAP_SHARED:
+                flags = flags & ~MAP_TYPE | MAP_PRIVATE
+        if r >= 0 and not flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+            addr, flags = r, flags | MAP_FIXED_NOREPLACE
+            note = note or "address chosen by the kernel, asked for (MAP_FIXED_NOREPLACE)"
+        del fd
+        try:
+            got = p.mm.mmap(length, addr=addr, prot=prot, flags=flags)
+        except OSError as e:
+            got = _ret(e)
+        except NotImplementedError as e:
+            self.skipped[str(e)] += 1
+            return None
+        if r >= 0:
+            self.name_range(p, r, length, ev)
+        return got, None, {}, note, "mmap", max(got, 0)
+
+    def name_range(self, p: _Process, start: int, length: int, ev: dict[str, Any]) -> None:
+        del ev
+        p.names = [(lo, hi, n) for lo, hi, n in p.names if hi <= start or lo >= start + length]
+        p.names.append((start, start + length, "anon"))
+
+    def sys_munmap(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        try:
+            p.mm.munmap(a[0], a[1])
+            got = 0
+        except OSError as e:
+            got = _ret(e)
+        return got, None, {}, "", "munmap", a[0]
+
+    def sys_mprotect(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        try:
+            p.mm.mprotect(a[0], a[1], a[2] & (PROT_READ | PROT_WRITE | PROT_EXEC))
+            got = 0
+        except OSError as e:
+            got = _ret(e)
+        return got, None, {}, "", "mprotect", a[0]
+
+    def sys_madvise(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        try:
+            p.mm.madvise(a[0], a[1], a[2])
+            got = 0
+        except OSError as e:
+            got = _ret(e)
+        except NotImplementedError as e:
+            self.skipped[str(e)] += 1
+            return None
+        return got, None, {}, "", "madvise", a[0]
+
+    def sys_brk(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        """brk: the heap VMA grows or shrinks to the kernel's new break (the
+        initial break is brk(0)'s answer, which the trace has)."""
+        ps = self.arch.page_size
+        if p.brk is None:
+            p.brk = r
+            return None
+        old, new = -(-p.brk // ps) * ps, -(-r // ps) * ps
+        try:
+            if new > old:
+                p.mm.mmap(new - old, addr=old, prot=PROT_READ | PROT_WRITE,
+                          flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE)  # fmt: skip
+                p.names.append((old, new, "[heap]"))
+            elif new < old:
+                p.mm.munmap(new, old - new)
+            got = r
+        except OSError:
+            got = p.brk  # brk returns the old break on failure
+        p.brk = got
+        return got, None, {}, "brk as mmap/munmap of the heap's end", "brk", old
+
+    def sys_mremap(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        old, olen, nlen, flags, new = a[0], a[1], a[2], a[3], a[4]
+        note = ""
+        if r >= 0 and r != old and not flags & MREMAP_FIXED and flags & MREMAP_MAYMOVE:
+            flags |= MREMAP_FIXED
+            new = r
+            note = "destination chosen by the kernel, asked for (MREMAP_FIXED)"
+        try:
+            got = p.mm.mremap(old, olen, nlen, flags, new if flags & MREMAP_FIXED else None)
+        except OSError as e:
+            return _ret(e), None, {}, note, "mremap", old
+        st = p.mm.last_move
+        assert st is not None
+        region = p.region(old)
+        if got >= 0:
+            p.names = [(lo, hi, n) for lo, hi, n in p.names if hi <= got or lo >= got + nlen]
+            p.names.append((got, got + nlen, region))
+        counters = {k: int(v) for k, v in st.as_dict().items()
+                    if isinstance(v, int) and not isinstance(v, bool) and v}  # fmt: skip
+        return got, float(st.estimated_ns), counters, note, "mremap", old
+
+    def sys_userfaultfd(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        if r >= 0:
+            p.uffd_fds.add(r)
+        return None
+
+    def sys_ioctl(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        fd, cmd = a[0], a[1]
+        if fd not in p.uffd_fds:
+            return None
+        mem = ev.get("mem")
+        if mem is None:
+            self.skipped["userfaultfd ioctl without its structure (no uprobe)"] += 1
+            return None
+        if cmd == UFFDIO_API:
+            if r == 0:
+                p.uffds[fd] = p.mm.userfaultfd(features=int(mem[1]))
+            return None
+        u = p.uffds.get(fd)
+        if u is None:
+            self.skipped["userfaultfd ioctl before UFFDIO_API"] += 1
+            return None
+        if cmd == UFFDIO_REGISTER:
+            mode = int(mem[2]) & (UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP)
+            try:
+                u.register(int(mem[0]), int(mem[1]), mode)
+                got = 0
+            except OSError as e:
+                got = _ret(e)
+            return got, None, {}, "", "UFFDIO_REGISTER", int(mem[0])
+        if cmd == UFFDIO_UNREGISTER:
+            try:
+                u.unregister(int(mem[0]), int(mem[1]))
+                got = 0
+            except OSError as e:
+                got = _ret(e)
+            return got, None, {}, "", "UFFDIO_UNREGISTER", int(mem[0])
+        if cmd == UFFDIO_MOVE:
+            dst, src, length, mode = (int(x) for x in mem[:4])
+            try:
+                u.move(dst, src, length, mode)
+                got = 0
+            except UffdMoveError as e:
+                got = _ret(e)
+            except OSError as e:
+                got = _ret(e)
+            st = u.last_move
+            est = float(st.estimated_ns) if st is not None else None
+            counters = dict(st.counters) if st is not None else {}
+            return got, est, counters, "", "UFFDIO_MOVE", src
+        self.skipped[f"userfaultfd ioctl {cmd:#x} is not simulated"] += 1
+        return None
+
+    # -- the end ---------------------------------------------------------
+    def check_exit(self, ev: dict[str, Any]) -> None:
+        """Compare the simulated VMAs and present pages with the kernel's."""
+        p = self.procs.get(int(ev["pid"]))
+        if p is None:
+            return
+        t = int(ev["t"])
+        ps = self.arch.page_size
+        want = [(lo, hi, perms[:3]) for lo, hi, perms, _, path in ev["vmas"]
+                if path not in SPECIAL and hi <= self.arch.task_size]  # fmt: skip
+        have = []
+        for v in p.mm.vmas():
+            perms = ("r" if v.prot & PROT_READ else "-") + ("w" if v.prot & PROT_WRITE else "-") \
+                + ("x" if v.prot & PROT_EXEC else "-")  # fmt: skip
+            have.append((v.start, v.end, perms))
+        special = [(lo, hi) for lo, hi, _, _, path in ev["vmas"] if path in SPECIAL]
+        have = [h for h in have if not any(lo <= h[0] < hi for lo, hi in special)]
+        if _coalesce(want) != _coalesce(have):
+            self.differences.append(Difference(t, p.pid, "VMAs at exit (merged by protection)",
+                                               _diff(_coalesce(want), _coalesce(have)),
+                                               len(have)))  # fmt: skip
+        rec = _runs_set([(r[0], r[1]) for r in ev.get("present") or []], ps)
+        sim: set[int] = set()
+        for lo, hi, _ in have:
+            f = p.mm.frames(lo, hi - lo)
+            sim.update(int(x) for x in lo // ps + np.flatnonzero(f >= 0))
+        skip = set()
+        for lo, hi in special:
+            skip.update(range(lo // ps, hi // ps))
+        rec -= skip
+        if rec != sim:
+            only_k, only_s = sorted(rec - sim), sorted(sim - rec)
+            self.differences.append(Difference(
+                t, p.pid, "present pages at exit",
+                f"{len(rec)} present, {len(only_k)} not in pagetab (first {_pages(only_k, ps)})",
+                f"{len(sim)} present, {len(only_s)} not in the kernel (first "
+                f"{_pages(only_s, ps)})"))  # fmt: skip
+
+    def result(self, path: str) -> ReplayResult:
+        for pid in sorted(self.unknown_pids):
+            self.skipped[f"pid {pid}: no exec in the trace (forked copy of another process's "
+                         "address space, which pagetab does not copy)"] += 1  # fmt: skip
+        return ReplayResult(path, self.arch.name,
+                            self.policy if isinstance(self.policy, str) else self.policy.name,
+                            self.cpus, self.calls, self.kinds, self.regions, self.differences,
+                            self.skipped, self.translated, self.faults, self.recorded_flushes,
+                            self.simulated_flushes, len(self.procs), self.events)  # fmt: skip
+
+
+def _coalesce(vmas: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Adjacent ranges of the same protection as one: the kernel and pagetab
+    may split a range differently (file VMAs replayed as anonymous merge)."""
+    out: list[tuple[int, int, str]] = []
+    for lo, hi, perms in sorted(vmas):
+        if out and out[-1][1] == lo and out[-1][2] == perms:
+            out[-1] = (out[-1][0], hi, perms)
+        else:
+            out.append((lo, hi, perms))
+    return out
+
+
+def _diff(want: list[tuple[int, int, str]], have: list[tuple[int, int, str]]) -> str:
+    w, h = set(want), set(have)
+    only_k = sorted(w - h)[:3]
+    only_s = sorted(h - w)[:3]
+    fmt = lambda rs: ", ".join(f"{lo:#x}-{hi:#x} {p}" for lo, hi, p in rs)  # noqa: E731
+    return f"kernel only: {fmt(only_k)}; pagetab only: {fmt(only_s)}"
+
+
+def _runs_set(runs: list[tuple[int, int]], ps: int) -> set[int]:
+    out: set[int] = set()
+    for lo, hi in runs:
+        out.update(range(lo // ps, hi // ps))
+    return out
+
+
+def _pages(pages: list[int], ps: int) -> str:
+    return ", ".join(f"{x * ps:#x}" for x in pages[:3]) or "none"
+
+
+def replay(
+    trace: str | os.PathLike[str],
+    arch: str | Arch = "x86-64",
+    policy: str | Policy = "linux-6.18",
+    cpus: int | None = None,
+    *,
+    thp: str | None = None,
+    calibration: str | None = None,
+    device: str | None = None,
+    keep_calls: bool = True,
+    translate: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayResult:
+    """Replay a recorded trace on ``arch`` under ``policy``.
+
+    Parameters
+    ----------
+    trace
+        A pagetab trace (``pagetab record``, or imported strace output).
+    arch, policy
+        The architecture profile and kernel policy to replay under.
+    cpus
+        CPUs of the simulated machine; default: one per recorded thread of
+        the busiest process (at least the recording host's count), at most
+        ``MAX_CPUS``.
+    thp
+        Transparent huge pages' mode; default: the recording host's.
+    calibration, device
+        Costs from ``pagetab calibrate`` or a shipped device (``arch``).
+    keep_calls
+        Keep every replayed call in ``calls`` (memory grows with the trace;
+        totals never do).
+    translate
+        Replay a trace from another page size with its byte ranges as they
+        are (each call keeps its addresses; pages are the target's).
+    progress
+        Called with the number of events replayed so far, now and then.
+
+    Returns
+    -------
+    ReplayResult
+
+    Raises
+    ------
+    ValueError
+        A corrupt or truncated trace (naming the line), another page size
+        without ``translate``, unknown arch or policy.
+    """
+    reader = read_trace(trace)
+    a = resolve_arch(arch, calibration=calibration, device=device)
+    if cpus is None:
+        cpus = min(MAX_CPUS, max(2, int(reader.header.host.get("cpus") or 1)))
+    if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= MAX_CPUS:
+        raise ValueError(f"cpus must be an int from 1 to {MAX_CPUS}, not {cpus!r}")
+    rp = Replayer(reader, a, policy, cpus, thp, keep_calls, translate)
+    for i, ev in enumerate(reader):
+        rp.event(ev)
+        if progress is not None and i % 16384 == 0:
+            progress(i)
+    rp.flush_faults()
+    return rp.result(os.fspath(trace))
