@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import itertools
 import os
 import re
 import signal
@@ -198,10 +199,10 @@ def present_runs(pid: int, maps: list[list[Any]], page_size: int) -> list[list[i
                     break
                 words = np.frombuffer(data, dtype=np.uint64)
                 # 0 absent, 1 present anonymous, 2 present file
-                state = ((words >> np.uint64(63)) * (1 + ((words >> np.uint64(61)) & 1)))
+                state = (words >> np.uint64(63)) * (1 + ((words >> np.uint64(61)) & 1))
                 state = state.astype(np.int8)
                 edges = np.flatnonzero(np.diff(np.concatenate(([0], state, [0]))))
-                for s, e in zip(edges[:-1], edges[1:], strict=True):
+                for s, e in itertools.pairwise(edges):
                     kind = int(state[s])
                     if kind == 0:
                         continue

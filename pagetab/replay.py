@@ -171,7 +171,8 @@ class ReplayResult:
                          "estimated_us": k.estimated_ns / 1e3 if k.priced else None,
                          "recorded_us": k.recorded_ns / 1e3 if k.priced else None,
                          "total_error_pct": err,
-                         "median_error_pct": statistics.median(errs) * 100 if errs else None})  # fmt: skip
+                         "median_error_pct": (statistics.median(errs) * 100
+                                              if errs else None)})  # fmt: skip
         return rows
 
 
@@ -257,7 +258,7 @@ class Replayer:
                                                policy=self.policy))  # fmt: skip
         self.procs[pid] = p
         present = []
-        for lo, hi, perms, off, path in ev["vmas"]:
+        for lo, hi, perms, _, path in ev["vmas"]:
             if hi > self.arch.task_size or path == "[vsyscall]":
                 continue
             p.names.append((lo, hi, path))
@@ -373,8 +374,8 @@ class Replayer:
         if note:
             self.translated[note] += 1
         if self.keep:
-            self.calls.append(ReplayedCall(int(ev["t"]), p.pid, tid, cpu, name, a, r,
-                                           replayed, ev.get("d"), est, dict(counters), note))  # fmt: skip
+            self.calls.append(ReplayedCall(int(ev["t"]), p.pid, tid, cpu, name, a, r, replayed,
+                                           ev.get("d"), est, dict(counters), note))  # fmt: skip
 
     # -- system calls: each returns (replayed result, estimate, counters,
     #    translation note, kind, address for the region) or None ----------
@@ -559,7 +560,7 @@ class Replayer:
         for lo, hi, _ in have:
             f = p.mm.frames(lo, hi - lo)
             sim.update(int(x) for x in lo // ps + np.flatnonzero(f >= 0))
-        skip = set()
+        skip: set[int] = set()
         for lo, hi in special:
             skip.update(range(lo // ps, hi // ps))
         rec -= skip
@@ -598,8 +599,11 @@ def _diff(want: list[tuple[int, int, str]], have: list[tuple[int, int, str]]) ->
     w, h = set(want), set(have)
     only_k = sorted(w - h)[:3]
     only_s = sorted(h - w)[:3]
-    fmt = lambda rs: ", ".join(f"{lo:#x}-{hi:#x} {p}" for lo, hi, p in rs)  # noqa: E731
-    return f"kernel only: {fmt(only_k)}; pagetab only: {fmt(only_s)}"
+    return f"kernel only: {_ranges(only_k)}; pagetab only: {_ranges(only_s)}"
+
+
+def _ranges(rs: list[tuple[int, int, str]]) -> str:
+    return ", ".join(f"{lo:#x}-{hi:#x} {p}" for lo, hi, p in rs) or "none"
 
 
 def _runs_set(runs: list[tuple[int, int]], ps: int) -> set[int]:

@@ -52,7 +52,7 @@ LAYERS = [
     ["space"],
     ["plot", "scenario", "results"],
     ["experiment"],
-    ["reproduce", "compaction", "contention"],
+    ["reproduce", "compaction", "contention", "replay"],
     ["host", "_probe", "oracle", "record"],
     ["native"],
     ["calibrate"],

@@ -22,13 +22,16 @@ SOURCE = Path(pagetab.__file__).resolve().parent
 MODULES = {p.stem for p in SOURCE.rglob("*") if p.suffix in (".py", ".pyx")}
 #: namedtuple's public API, spelled with an underscore so as not to clash with fields
 NAMEDTUPLE = {"_replace", "_asdict", "_fields", "_make"}
+#: the standard library's public names spelled with an underscore (os._exit:
+#: leave a forked child without running the parent's cleanup)
+STDLIB = {"_exit"}
 
 
 def _private(name: str) -> bool:
     """One leading underscore, not a dunder nor a sunder (``_repr_html_``),
     nor a module of the package or namedtuple's API."""
     return (name.startswith("_") and not name.startswith("__") and not name.endswith("_")
-            and name not in MODULES and name not in NAMEDTUPLE)  # fmt: skip
+            and name not in MODULES and name not in NAMEDTUPLE and name not in STDLIB)  # fmt: skip
 
 
 def defined(tree: ast.AST) -> set[str]:

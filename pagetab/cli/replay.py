@@ -1,0 +1,143 @@
+"""``pagetab replay``: replay a recorded trace under each arch and policy."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import replay as replayer
+from ..results import csv_text, json_text, write_text
+from . import _options
+from ._output import Progress, print_json, table
+from ._registry import subcommand
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("trace", metavar="FILE", help="a trace written by pagetab record")
+    _options.add_arch(parser, ["x86-64"])
+    _options.add_policy(parser, ["linux-6.18"])
+    _options.add_cpus(parser, None, shown="the recording host's CPU count")
+    _options.add_device(parser)
+    parser.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help="price with a calibration written by pagetab calibrate",
+    )
+    parser.add_argument(
+        "--translate",
+        action="store_true",
+        help="replay a trace of another page size with its byte ranges as recorded",
+    )
+    parser.add_argument(
+        "--differences",
+        type=int,
+        default=10,
+        metavar="N",
+        help="print at most N differences from the recording (default 10)",
+    )
+    _options.add_json(parser)
+    _options.add_outputs(parser, plot=False)
+
+
+@subcommand(
+    "replay",
+    help="replay a recorded program under each arch and policy: every call's cost, "
+    "and every difference from the recording",
+    description="Rebuilds each recorded process call by call and fault by fault (one CPU "
+    "per thread) under each --arch and --policy, prices its mremap and UFFDIO_MOVE calls, "
+    "prints totals per call kind beside the kernel's recorded time, and lists every result, "
+    "VMA or present page that differs from the recording (exit status 1 if any does).",
+    section="simulate",
+    arguments=_arguments,
+)
+def run(args: argparse.Namespace) -> int:
+    """Replay under each arch x policy and print the totals."""
+    rows = []
+    status = 0
+    for arch in args.arch:
+        for pol in args.policy:
+            res = _replay(args, arch, pol)
+            if res is None:
+                return 1
+            for row in res.summary():
+                rows.append({"arch": arch, "policy": pol, **row})
+            if not res.exact:
+                status = 1
+            if not args.json:
+                _print_differences(res, args.differences)
+    if args.csv:
+        write_text(csv_text(rows), args.csv)
+    if args.json_out:
+        write_text(json_text(rows), args.json_out)
+    if args.json:
+        print_json(rows)
+        return status
+    head = [
+        "arch",
+        "policy",
+        "call",
+        "calls",
+        "priced",
+        "est. us",
+        "kernel us",
+        "total err %",
+        "median err %",
+    ]
+    cells = [
+        [
+            r["arch"],
+            r["policy"],
+            r["kind"],
+            r["calls"],
+            r["priced"],
+            _f(r["estimated_us"]),
+            _f(r["recorded_us"]),
+            _f(r["total_error_pct"]),
+            _f(r["median_error_pct"]),
+        ]
+        for r in rows
+    ]
+    table(
+        f"replay of {args.trace}: totals per call (kernel us: the recorded kernel time of "
+        "the priced calls)",
+        head,
+        cells,
+        right_from=3,
+    )
+    return status
+
+
+def _replay(args: argparse.Namespace, arch: str, pol: str) -> replayer.ReplayResult | None:
+    """One replay, with a progress bar; None (said on stderr) if the trace is bad."""
+    on = args.progress if args.progress is not None else sys.stderr.isatty()
+    prog = Progress(on, f"replaying on {arch} under {pol}")
+    try:
+        return replayer.replay(args.trace, arch, pol, args.cpus, device=args.device,
+                               calibration=args.calibration, keep_calls=True,
+                               translate=args.translate, progress=lambda n: prog(n, 0))  # fmt: skip
+    except (ValueError, OSError) as e:
+        print(f"pagetab replay: {e}", file=sys.stderr)
+        return None
+    finally:
+        prog.close()
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.1f}"
+
+
+def _print_differences(res: replayer.ReplayResult, limit: int) -> None:
+    what = "exact" if res.exact else f"{len(res.differences)} difference(s)"
+    print(
+        f"{res.arch} {res.policy}: {res.processes} process(es), {res.events} events, "
+        f"{res.faults} faults: {what}"
+    )
+    for d in res.differences[:limit]:
+        print(
+            f"  pid {d.pid} t={d.t / 1e6:.3f} ms: {d.what}: recorded {d.recorded}, "
+            f"replayed {d.replayed}"
+        )
+    for why, n in res.skipped.most_common():
+        print(f"  not simulated ({n}x): {why}")
+    for why, n in res.translated.most_common():
+        print(f"  translated ({n}x): {why}")
