@@ -103,7 +103,10 @@ class RecordResult:
     events: int
     #: events the kernel dropped (ring buffer overruns); 0 in a complete trace
     lost: int
+    #: the whole recording: setup, the command, converting the trace
     wall_ns: int
+    #: the command alone, from its exec to its last exit
+    run_ns: int
 
 
 def tracefs_path(mount: bool = True) -> str:
@@ -526,6 +529,7 @@ def record(
         opts = (PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE
                 | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT)  # fmt: skip
         _ptrace(libc, PTRACE_SETOPTIONS, pid, 0, opts)
+        t_run = time.perf_counter_ns()
         _ptrace(libc, PTRACE_CONT, pid, 0, 0)
         seen = {pid}
         while True:
@@ -564,6 +568,7 @@ def record(
                     inject = sig
             seen.add(tid)
             _ptrace(libc, PTRACE_CONT, tid, 0, inject)
+        run_ns = time.perf_counter_ns() - t_run
         inst.marker()
         time.sleep(0.05)
         _write(inst.path("tracing_on"), "0")
@@ -583,7 +588,8 @@ def record(
     header = Header("tracefs", "kernel", list(command), host,
                     extra={"clock": "x86-tsc", "uprobe_ioctl": bool(uprobe)})  # fmt: skip
     written = _convert(raw, out, header, uprobe, exec_maps, snapshots, lost, pid, code, progress)
-    return RecordResult(os.fspath(out), code, written, lost, time.perf_counter_ns() - t_start)
+    return RecordResult(os.fspath(out), code, written, lost, time.perf_counter_ns() - t_start,
+                        run_ns)  # fmt: skip
 
 
 def _tgid(tid: int) -> int:

@@ -1,0 +1,197 @@
+"""Replay: a trace rebuilt call by call, compared with what the kernel did."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pagetab.replay import UFFDIO_MOVE, replay
+from pagetab.tracefile import Header, TraceWriter
+
+HOST = {"kernel": "6.18.0", "arch": "x86_64", "cpu_model": "test", "page_size": 4096,
+        "thp": "never", "thp_sizes": {}, "cpus": 2}  # fmt: skip
+M = 1 << 20
+STACK = (0x7FFF_F000_0000, 0x7FFF_F002_1000)
+A = 0x7F00_0000_0000  # where the "kernel" put the mapping
+B = 0x7F00_4000_0000  # and where mremap moved it (PMD-aligned, so whole PMDs move)
+PROGRAMS = Path(__file__).parent / "programs"
+
+
+def sys_ev(t: int, nr: str, a: list[int], r: int, d: int = 1000, tid: int = 10,
+           **more: Any) -> dict[str, Any]:  # fmt: skip
+    return {"k": "sys", "t": t, "pid": 10, "tid": tid, "cpu": 0, "nr": nr, "a": a, "r": r,
+            "d": d, **more}  # fmt: skip
+
+
+def maps(t: int, when: str, vmas: list[list[Any]], present: list[list[int]]) -> dict[str, Any]:
+    return {"k": "maps", "t": t, "pid": 10, "tid": 10, "cpu": None, "when": when,
+            "vmas": vmas, "present": present}  # fmt: skip
+
+
+def program(path: Path, final_present: list[list[int]], moved_to: int = B) -> Path:
+    """A process that maps 4 MiB, writes it from two threads, moves it with
+    mremap(MREMAP_MAYMOVE) (the kernel chose ``moved_to``) and exits."""
+    with TraceWriter(path, Header("tracefs", "kernel", ["prog"], HOST)) as w:
+        w.write(maps(0, "exec", [[*STACK, "rw-p", 0, "[stack]"]], [[STACK[1] - 4096, STACK[1], 0]]))
+        w.write(sys_ev(1, "mmap", [0, 4 * M, 3, 0x22, -1, 0], A))
+        for i in range(1024):
+            tid = 10 if i < 512 else 11  # a second thread writes the upper half
+            w.write({"k": "fault", "t": 2 + i, "pid": 10, "tid": tid, "cpu": 1, "a": A + i * 4096,
+                     "w": 1, "u": 1})  # fmt: skip
+        w.write(sys_ev(2000, "mremap", [A, 4 * M, 4 * M, 1, 0], moved_to, d=5000))
+        w.write(sys_ev(3000, "munmap", [moved_to + 2 * M, 2 * M], 0))
+        w.write(sys_ev(3001, "munmap", [A, 4096], 0))  # nothing there any more: still 0
+        w.write(maps(4000, "exit", [[*STACK, "rw-p", 0, "[stack]"],
+                                    [moved_to, moved_to + 2 * M, "rw-p", 0, ""]],
+                     final_present))  # fmt: skip
+    return path
+
+
+def test_a_faithful_trace_replays_exactly(tmp_path: Path) -> None:
+    final = [[STACK[1] - 4096, STACK[1], 0], [B, B + 2 * M, 0]]
+    res = replay(program(tmp_path / "t.gz", final), "x86-64", "linux-6.18", cpus=2)
+    assert res.exact, res.differences
+    assert res.faults == 1024 and res.processes == 1
+    mremap = next(c for c in res.calls if c.name == "mremap")
+    # the kernel chose B: the replay asked for it, so the move is two whole PMDs
+    assert mremap.replayed == B and mremap.translated.startswith("destination chosen")
+    assert mremap.counters["normal_pmds_moved"] == 2
+    assert mremap.recorded_ns == 5000 and mremap.estimated_ns and mremap.estimated_ns > 0
+    # the second thread ran on its own CPU: both are in mm_cpumask, so the move flushes both
+    assert mremap.counters.get("flush_calls", 0) >= 1
+    assert res.kinds["mremap"].priced == 1 and res.kinds["mmap"].priced == 0
+
+
+def test_a_page_the_kernel_had_and_the_replay_not_is_listed(tmp_path: Path) -> None:
+    final = [[STACK[1] - 4096, STACK[1], 0], [B, B + 2 * M + 4096, 0]]
+    res = replay(program(tmp_path / "t.gz", final), "x86-64", "linux-6.18")
+    assert not res.exact
+    (d,) = res.differences
+    assert d.what == "present pages at exit" and "1 not in pagetab" in d.recorded
+
+
+def test_a_result_that_differs_is_listed(tmp_path: Path) -> None:
+    # the recording says the second munmap failed; pagetab returns 0
+    p = tmp_path / "t.gz"
+    with TraceWriter(p, Header("tracefs", "kernel", ["prog"], HOST)) as w:
+        w.write(maps(0, "exec", [[*STACK, "rw-p", 0, "[stack]"]], []))
+        w.write(sys_ev(1, "mmap", [0, M, 3, 0x22, -1, 0], A))
+        w.write(sys_ev(2, "munmap", [A + 1, M], -22))  # EINVAL: unaligned, both agree
+        w.write(sys_ev(3, "mprotect", [A, M, 1], -12))  # the "kernel" said ENOMEM
+        w.write(maps(4, "exit", [[*STACK, "rw-p", 0, "[stack]"], [A, A + M, "r--p", 0, ""]], []))
+    res = replay(p, "x86-64", "linux-6.18")
+    assert [(d.what, d.recorded, d.replayed) for d in res.differences] == [
+        ("mprotect result", -12, 0)
+    ]
+
+
+def test_the_layout_at_exit_is_compared(tmp_path: Path) -> None:
+    final = [[STACK[1] - 4096, STACK[1], 0], [B, B + 2 * M, 0]]
+    p = program(tmp_path / "t.gz", final, moved_to=B)
+    res = replay(p, "x86-64", "linux-6.18")
+    assert res.exact
+    # the same trace, but a munmap the replay did not see: the layouts differ
+    p2 = tmp_path / "t2.gz"
+    from pagetab.tracefile import read_trace
+
+    r = read_trace(p)
+    with TraceWriter(p2, r.header) as w:
+        for ev in r:
+            if ev["k"] == "sys" and ev["nr"] == "munmap" and ev["a"][0] == B + 2 * M:
+                continue
+            w.write(ev)
+    res2 = replay(p2, "x86-64", "linux-6.18")
+    # the upper half is still mapped and written in pagetab: its pages differ too
+    assert [d.what for d in res2.differences] == [
+        "VMAs at exit (merged by protection)",
+        "present pages at exit",
+    ]
+
+
+def test_another_page_size_needs_translate(tmp_path: Path) -> None:
+    p = program(tmp_path / "t.gz", [])
+    with pytest.raises(ValueError, match="4096-byte pages and arm64-64k has 65536-byte"):
+        replay(p, "arm64-64k", "linux-6.18")
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    p = program(tmp_path / "t.gz", [])
+    with pytest.raises(ValueError, match="cpus must be an int from 1"):
+        replay(p, "x86-64", "linux-6.18", cpus=0)
+    with pytest.raises(ValueError, match="unknown arch"):
+        replay(p, "vax", "linux-6.18")
+    with pytest.raises(ValueError, match="thp 'sometimes'"):
+        replay(p, "x86-64", "linux-6.18", thp="sometimes")
+
+
+# -- recorded on this machine's kernel ----------------------------------------------
+
+
+def _can_record() -> str:
+    from pagetab.record import RecordError, check_recording
+
+    try:
+        check_recording()
+    except RecordError as e:
+        return str(e)
+    return ""
+
+
+needs_recording = pytest.mark.skipif(bool(_can_record()), reason=_can_record() or "ok")
+
+
+@pytest.fixture(scope="module")
+def gc_trace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pagetab.host import uffd_available
+    from pagetab.record import record
+
+    ok, why = uffd_available()
+    if not ok:
+        pytest.skip(why)
+    out = tmp_path_factory.mktemp("rec") / "gc.ptrace.gz"
+    res = record([sys.executable, str(PROGRAMS / "uffd_gc.py"), "16", "3"], out)
+    assert res.exit_code == 0 and res.lost == 0
+    return out
+
+
+@needs_recording
+def test_record_captures_the_gc_s_calls_exactly(gc_trace: Path) -> None:
+    from pagetab.tracefile import read_trace
+
+    r = read_trace(gc_trace)
+    assert r.header.source == "tracefs" and r.header.timing == "kernel"
+    assert r.header.host["page_size"] == os.sysconf("SC_PAGE_SIZE")
+    evs = list(r)
+    moves = [e for e in evs if e.get("nr") == "ioctl" and e["a"][1] == UFFDIO_MOVE]
+    # the program: 4096 pages; cycle c moves runs of 4 << c pages, every other run
+    assert len(moves) == 512 + 256 + 128
+    first = moves[0]["mem"]
+    assert first[2] == 4 * 4096 and first[3] == 2  # len, UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES
+    assert moves[1]["mem"][0] - first[0] == 4 * 4096  # compacted: dst advances by a run
+    assert moves[1]["mem"][1] - first[1] == 8 * 4096  # src skips the dead run
+    remaps = [e for e in evs if e.get("nr") == "mremap"]
+    assert [e["a"][3] for e in remaps] == [7, 7, 7]  # MAYMOVE | FIXED | DONTUNMAP
+    assert all(e["d"] > 0 for e in remaps)
+    kinds = {e["k"] for e in evs}
+    assert {"sys", "fault", "maps", "exit"} <= kinds
+    assert [e["when"] for e in evs if e["k"] == "maps"] == ["exec", "exit"]
+
+
+@needs_recording
+def test_the_recorded_gc_replays_exactly(gc_trace: Path) -> None:
+    res = replay(gc_trace, "x86-64", "linux-6.18", cpus=2)
+    assert res.exact, res.differences[:5]
+    assert res.kinds["UFFDIO_MOVE"].calls == 896 and res.kinds["mremap"].calls == 3
+    assert not [s for s in res.skipped if "userfaultfd" in s]
+
+
+@needs_recording
+def test_record_cli_reports_the_exit_status(tmp_path: Path) -> None:
+    from pagetab.cli import main
+
+    assert main(["record", "-o", str(tmp_path / "t.gz"), "--", "sh", "-c", "exit 3"]) == 3
+    assert main(["record", "-o", str(tmp_path / "t.gz"), "--", str(tmp_path / "none")]) == 127
