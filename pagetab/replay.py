@@ -147,6 +147,9 @@ class ReplayResult:
     simulated_flushes: int
     processes: int
     events: int
+    #: whether the replay's arch is the recording host's: only then are the
+    #: recorded kernel times beside the estimates a comparison
+    same_arch: bool = True
 
     @property
     def exact(self) -> bool:
@@ -165,11 +168,12 @@ class ReplayResult:
         rows = []
         for kind, k in sorted(self.kinds.items()):
             err = ((k.estimated_ns - k.recorded_ns) / k.recorded_ns * 100
-                   if k.priced and k.recorded_ns else None)  # fmt: skip
-            errs = self.errors(kind)
+                   if k.priced and k.recorded_ns and self.same_arch else None)  # fmt: skip
+            errs = self.errors(kind) if self.same_arch else []
             rows.append({"kind": kind, "calls": k.calls, "priced": k.priced,
                          "estimated_us": k.estimated_ns / 1e3 if k.priced else None,
-                         "recorded_us": k.recorded_ns / 1e3 if k.priced else None,
+                         "recorded_us": k.recorded_ns / 1e3 if k.priced and self.same_arch
+                         else None,
                          "total_error_pct": err,
                          "median_error_pct": (statistics.median(errs) * 100
                                               if errs else None)})  # fmt: skip
@@ -580,7 +584,8 @@ class Replayer:
                             self.policy if isinstance(self.policy, str) else self.policy.name,
                             self.cpus, self.calls, self.kinds, self.regions, self.differences,
                             self.skipped, self.translated, self.faults, self.recorded_flushes,
-                            self.simulated_flushes, len(self.procs), self.events)  # fmt: skip
+                            self.simulated_flushes, len(self.procs), self.events,
+                            not self.cross)  # fmt: skip
 
 
 def _coalesce(vmas: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
