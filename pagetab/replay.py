@@ -53,21 +53,19 @@ from .constants import (
     PROT_EXEC,
     PROT_READ,
     PROT_WRITE,
+    UFFDIO_API,
+    UFFDIO_MOVE,
+    UFFDIO_REGISTER,
     UFFDIO_REGISTER_MODE_MISSING,
     UFFDIO_REGISTER_MODE_WP,
+    UFFDIO_UNREGISTER,
 )
 from .mm_types import MAX_CPUS
 from .policy import Policy
 from .space import AddressSpace
 from .tracefile import TraceReader, read_trace
-from .userfaultfd import UffdMoveError, Userfaultfd
+from .userfaultfd import FEATURES, UffdMoveError, Userfaultfd
 
-#: userfaultfd ioctl numbers (include/uapi/linux/userfaultfd.h: _IOWR(UFFDIO,
-#: _UFFDIO_API, struct uffdio_api) etc.), and the structure words each reads
-UFFDIO_API = 0xC018AA3F
-UFFDIO_REGISTER = 0xC020AA00
-UFFDIO_UNREGISTER = 0x8010AA01
-UFFDIO_MOVE = 0xC028AA05
 #: mmap flags that change nothing in the page tables pagetab simulates
 IGNORED_MAP_FLAGS = 0x0800 | 0x1000 | 0x4000 | 0x10000 | 0x20000  # DENYWRITE .. STACK
 #: special mappings: their present pages are the kernel's (vvar, vdso)
@@ -501,7 +499,11 @@ class Replayer:
             return None
         if cmd == UFFDIO_API:
             if r == 0:
-                p.uffds[fd] = p.mm.userfaultfd(features=int(mem[1]))
+                asked = int(mem[1])
+                if asked & ~FEATURES:
+                    self.skipped[f"userfaultfd features {asked & ~FEATURES:#x} are not "
+                                 "simulated"] += 1  # fmt: skip
+                p.uffds[fd] = p.mm.userfaultfd(features=asked & FEATURES)
             return None
         u = p.uffds.get(fd)
         if u is None:
