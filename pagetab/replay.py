@@ -345,7 +345,7 @@ class Replayer:
 
     def syscall(self, p: _Process, ev: dict[str, Any]) -> None:
         name = ev["nr"]
-        a = [int(x) for x in ev["a"]]
+        a = [int(x) if x is not None else 0 for x in ev["a"]]  # None: a path or struct
         r = ev["r"]
         tid = int(ev["tid"])
         cpu = p.cpu(tid)

@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import gzip
 import io
-import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
+
+import orjson
 
 FORMAT = "pagetab-trace"
 #: the version this module writes; it reads every version up to it
@@ -120,19 +121,19 @@ class TraceWriter:
         self.path = os.fspath(path)
         self.events = 0
         self.lost = 0
-        self._f: IO[str] = io.TextIOWrapper(gzip.open(self.path, "wb", compresslevel=6))
-        self._f.write(json.dumps(header.as_dict(), separators=(",", ":")) + "\n")
+        self._f: IO[bytes] = io.BufferedWriter(gzip.open(self.path, "wb", compresslevel=6))
+        self._f.write(orjson.dumps(header.as_dict()) + b"\n")
 
     def write(self, event: Mapping[str, Any]) -> None:
         """Append one event (a dict with ``k`` and the keys of its kind)."""
-        self._f.write(json.dumps(event, separators=(",", ":")) + "\n")
+        self._f.write(orjson.dumps(event) + b"\n")
         self.events += 1
 
     def close(self) -> None:
         """Write the footer and close."""
         if self._f.closed:
             return
-        self._f.write(json.dumps({"k": "end", "events": self.events, "lost": self.lost}) + "\n")
+        self._f.write(orjson.dumps({"k": "end", "events": self.events, "lost": self.lost}) + b"\n")
         self._f.close()
 
     def __enter__(self) -> TraceWriter:
@@ -160,19 +161,19 @@ class TraceReader:
             raise ValueError(f"{self.path}: empty file, not a {FORMAT} trace")
         self.header = self._header(first)
 
-    def _open(self) -> IO[str]:
-        return io.TextIOWrapper(gzip.open(self.path, "rb"), encoding="utf-8")
+    def _open(self) -> IO[bytes]:
+        return io.BufferedReader(gzip.open(self.path, "rb"), 1 << 16)
 
-    def _line(self, f: IO[str], n: int) -> dict[str, Any] | None:
+    def _line(self, f: IO[bytes], n: int) -> dict[str, Any] | None:
         try:
             text = f.readline()
-        except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as e:
+        except (OSError, EOFError, gzip.BadGzipFile) as e:
             raise ValueError(f"{self.path}: line {n}: unreadable ({e})") from None
         if not text:
             return None
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
+            obj = orjson.loads(text)
+        except orjson.JSONDecodeError as e:
             raise ValueError(f"{self.path}: line {n}: not JSON ({e.msg})") from None
         if not isinstance(obj, dict):
             raise ValueError(f"{self.path}: line {n}: not a JSON object")
