@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import orjson
 
 from .arch import Arch
 from .arch import arch as resolve_arch
@@ -73,6 +74,8 @@ SPECIAL = ("[vvar]", "[vdso]", "[vvar_vclock]", "[vsyscall]", "[uprobes]")
 #: stack_guard_gap: how far below [stack] a fault still grows it (mm/mmap.c)
 STACK_GUARD_GAP = 256 << 12
 ENDS = ("exit", "exit_group")
+#: Chrome trace: the recorded kernel time of CPU n's calls is on track n + this
+KERNEL_TRACK = 1000
 
 
 @dataclass
@@ -148,6 +151,8 @@ class ReplayResult:
     #: whether the replay's arch is the recording host's: only then are the
     #: recorded kernel times beside the estimates a comparison
     same_arch: bool = True
+    #: Chrome trace events of the calls, lock holds and flushes (``timeline``)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def exact(self) -> bool:
@@ -159,6 +164,33 @@ class ReplayResult:
         kernel time, for the kept calls of ``kind`` (needs ``keep_calls``)."""
         return [(c.estimated_ns - c.recorded_ns) / c.recorded_ns for c in self.calls
                 if _kind(c) == kind and c.estimated_ns is not None and c.recorded_ns]  # fmt: skip
+
+    def chrome_trace(self) -> dict[str, Any]:
+        """The replay's timeline as Chrome trace-event JSON (opens in
+        Perfetto and chrome://tracing): one track per simulated CPU with
+        each priced call at its recorded start and its estimated length,
+        the page-table lock holds and flushes inside each mremap, and
+        beside each CPU a track of the recorded kernel time of the same
+        calls. Needs ``replay(..., timeline=True)``."""
+        if not self.timeline:
+            raise ValueError("chrome_trace: replay with timeline=True to keep the timeline")
+        meta: list[dict[str, Any]] = []
+        seen: set[tuple[int, int]] = set()
+        for e in self.timeline:
+            key = (e["pid"], e["tid"])
+            if key not in seen:
+                seen.add(key)
+                name = (f"CPU {e['tid']} ({self.arch}, {self.policy})" if e["tid"] < KERNEL_TRACK
+                        else f"CPU {e['tid'] - KERNEL_TRACK}: recorded kernel time")  # fmt: skip
+                meta.append({"ph": "M", "name": "thread_name", "pid": e["pid"], "tid": e["tid"],
+                             "args": {"name": name}})  # fmt: skip
+        other = {"trace": self.trace, "arch": self.arch, "policy": self.policy}
+        return {"traceEvents": meta + self.timeline, "displayTimeUnit": "ns", "otherData": other}
+
+    def write_chrome_trace(self, path: str | os.PathLike[str]) -> None:
+        """Write ``chrome_trace()`` to ``path`` (JSON)."""
+        with open(path, "wb") as f:
+            f.write(orjson.dumps(self.chrome_trace()))
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per call kind: calls, estimated and recorded time, and
@@ -223,7 +255,8 @@ class Replayer:
     """Replays one trace (see ``replay``)."""
 
     def __init__(self, reader: TraceReader, a: Arch, policy: str | Policy, cpus: int,
-                 thp: str | None, keep_calls: bool, translate: bool) -> None:  # fmt: skip
+                 thp: str | None, keep_calls: bool, translate: bool,
+                 timeline: bool = False) -> None:  # fmt: skip
         h = reader.header.host
         self.reader = reader
         self.arch = a
@@ -239,6 +272,7 @@ class Replayer:
         if self.thp not in ("always", "madvise", "never"):
             raise ValueError(f"replay: thp {self.thp!r} is not one of always, madvise, never")
         self.keep = keep_calls
+        self.timeline: list[dict[str, Any]] | None = [] if timeline else None
         self.procs: dict[int, _Process] = {}
         self.calls: list[ReplayedCall] = []
         self.kinds: dict[str, KindTotal] = {}
@@ -258,6 +292,7 @@ class Replayer:
         pid = int(ev["pid"])
         p = _Process(pid, lambda: AddressSpace(self.arch, cpus=self.cpus, thp=self.thp,
                                                policy=self.policy))  # fmt: skip
+        p.mm.trace_moves = self.timeline is not None
         self.procs[pid] = p
         present = []
         for lo, hi, perms, _, path in ev["vmas"]:
@@ -375,9 +410,42 @@ class Replayer:
             self.simulated_flushes += int(counters.get("flush_calls", 0))
         if note:
             self.translated[note] += 1
+        if self.timeline is not None and est is not None:
+            self.add_timeline(p, ev, cpu, kind, est, counters)
         if self.keep:
             self.calls.append(ReplayedCall(int(ev["t"]), p.pid, tid, cpu, name, a, r, replayed,
                                            ev.get("d"), est, dict(counters), note))  # fmt: skip
+
+    def add_timeline(self, p: _Process, ev: dict[str, Any], cpu: int, kind: str, est: float,
+                     counters: dict[str, int]) -> None:  # fmt: skip
+        """The call's Chrome trace events: its span on its CPU, the recorded
+        kernel time beside it, and a traced mremap's lock holds and flushes."""
+        assert self.timeline is not None
+        t0 = int(ev["t"]) / 1e3  # Chrome traces count in us
+        tl = self.timeline
+        args = {"estimated_ns": est, **counters}
+        tl.append({"name": kind, "cat": "call", "ph": "X", "ts": t0, "dur": est / 1e3,
+                   "pid": p.pid, "tid": cpu, "args": args})  # fmt: skip
+        if ev.get("d") is not None and self.cross is False:
+            tl.append({"name": kind, "cat": "recorded", "ph": "X", "ts": t0,
+                       "dur": int(ev["d"]) / 1e3, "pid": p.pid, "tid": KERNEL_TRACK + cpu,
+                       "args": {"recorded_ns": int(ev["d"])}})  # fmt: skip
+        st = p.mm.last_move
+        if kind != "mremap" or st is None:
+            return
+        trace = st.trace
+        if trace is None:
+            return
+        for h in trace.lock_holds():
+            tl.append({"name": h.lock_class, "cat": "lock", "ph": "X",
+                       "ts": t0 + h.start_ns / 1e3, "dur": max(h.end_ns - h.start_ns, 0) / 1e3,
+                       "pid": p.pid, "tid": cpu, "args": {"entries": h.entries}})  # fmt: skip
+        for f in trace.flushes():
+            tl.append({"name": f.kind, "cat": "flush", "ph": "X", "ts": t0 + f.start_ns / 1e3,
+                       "dur": (f.end_ns - f.start_ns) / 1e3, "pid": p.pid, "tid": cpu,
+                       "args": {"range": f"{f.lo:#x}-{f.hi:#x}", "locks_held": f.locks_held,
+                                **f.ops}})  # fmt: skip
+        st.drop_trace()
 
     # -- system calls: each returns (replayed result, estimate, counters,
     #    translation note, kind, address for the region) or None ----------
@@ -587,7 +655,7 @@ class Replayer:
                             self.cpus, self.calls, self.kinds, self.regions, self.differences,
                             self.skipped, self.translated, self.faults, self.recorded_flushes,
                             self.simulated_flushes, len(self.procs), self.events,
-                            not self.cross)  # fmt: skip
+                            not self.cross, self.timeline or [])  # fmt: skip
 
 
 def _coalesce(vmas: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
@@ -635,6 +703,7 @@ def replay(
     device: str | None = None,
     keep_calls: bool = True,
     translate: bool = False,
+    timeline: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
     """Replay a recorded trace on ``arch`` under ``policy``.
@@ -659,6 +728,9 @@ def replay(
     translate
         Replay a trace from another page size with its byte ranges as they
         are (each call keeps its addresses; pages are the target's).
+    timeline
+        Keep the calls', lock holds' and flushes' timeline for
+        ``ReplayResult.chrome_trace`` (memory grows with the trace).
     progress
         Called with the number of events replayed so far, now and then.
 
@@ -678,7 +750,7 @@ def replay(
         cpus = min(MAX_CPUS, max(2, int(reader.header.host.get("cpus") or 1)))
     if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= MAX_CPUS:
         raise ValueError(f"cpus must be an int from 1 to {MAX_CPUS}, not {cpus!r}")
-    rp = Replayer(reader, a, policy, cpus, thp, keep_calls, translate)
+    rp = Replayer(reader, a, policy, cpus, thp, keep_calls, translate, timeline)
     for i, ev in enumerate(reader):
         rp.event(ev)
         if progress is not None and i % 16384 == 0:

@@ -195,3 +195,32 @@ def test_record_cli_reports_the_exit_status(tmp_path: Path) -> None:
 
     assert main(["record", "-o", str(tmp_path / "t.gz"), "--", "sh", "-c", "exit 3"]) == 3
     assert main(["record", "-o", str(tmp_path / "t.gz"), "--", str(tmp_path / "none")]) == 127
+
+
+def test_the_chrome_trace_holds_each_move_s_locks_and_flushes(tmp_path: Path) -> None:
+    import json
+
+    final = [[STACK[1] - 4096, STACK[1], 0], [B, B + 2 * M, 0]]
+    res = replay(program(tmp_path / "t.gz", final), "x86-64", "linux-6.18", cpus=2,
+                 timeline=True)  # fmt: skip
+    out = tmp_path / "trace.json"
+    res.write_chrome_trace(out)
+    doc = json.loads(out.read_text())
+    evs = doc["traceEvents"]
+    mremap = next(c for c in res.calls if c.name == "mremap")
+    call = next(e for e in evs if e.get("cat") == "call" and e["name"] == "mremap")
+    assert call["ts"] == 2000 / 1e3 and call["dur"] == pytest.approx(mremap.estimated_ns / 1e3)
+    kernel = next(e for e in evs if e.get("cat") == "recorded")
+    assert kernel["dur"] == 5.0 and kernel["tid"] == call["tid"] + 1000
+    flushes = [e for e in evs if e.get("cat") == "flush"]
+    assert len(flushes) == mremap.counters["flush_calls"]
+    locks = [e for e in evs if e.get("cat") == "lock"]
+    # whole-PMD moves: the PMD-level lock pairs of move_normal_pmd, one per PMD moved
+    assert len(locks) >= mremap.counters["normal_pmds_moved"]
+    # every span lies inside its call
+    for e in flushes + locks:
+        assert call["ts"] <= e["ts"] and e["ts"] + e["dur"] <= call["ts"] + call["dur"] + 1e-9
+    names = {e["args"]["name"] for e in evs if e["ph"] == "M"}
+    assert "CPU 1000: recorded kernel time" not in names and any("recorded" in n for n in names)
+    with pytest.raises(ValueError, match="timeline=True"):
+        replay(program(tmp_path / "u.gz", final), "x86-64", "linux-6.18").chrome_trace()

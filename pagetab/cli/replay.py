@@ -9,7 +9,7 @@ from .. import replay as replayer
 from ..results import csv_text, json_text, write_text
 from . import _options
 from ._output import Progress, print_json, table
-from ._registry import subcommand
+from ._registry import UsageError, subcommand
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +35,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="print at most N differences from the recording (default 10)",
     )
+    parser.add_argument(
+        "--chrome-trace",
+        metavar="FILE",
+        help="also write the timeline (calls, lock holds, flushes per CPU) as "
+        "Chrome trace-event JSON, for Perfetto; one arch and policy only",
+    )
     _options.add_json(parser)
     _options.add_outputs(parser, plot=False)
 
@@ -54,11 +60,15 @@ def run(args: argparse.Namespace) -> int:
     """Replay under each arch x policy and print the totals."""
     rows = []
     status = 0
+    if args.chrome_trace and len(args.arch) * len(args.policy) > 1:
+        raise UsageError("replay: --chrome-trace needs one --arch and one --policy")
     for arch in args.arch:
         for pol in args.policy:
             res = _replay(args, arch, pol)
             if res is None:
                 return 1
+            if args.chrome_trace:
+                res.write_chrome_trace(args.chrome_trace)
             for row in res.summary():
                 rows.append({"arch": arch, "policy": pol, **row})
             if not res.exact:
@@ -114,7 +124,8 @@ def _replay(args: argparse.Namespace, arch: str, pol: str) -> replayer.ReplayRes
     try:
         return replayer.replay(args.trace, arch, pol, args.cpus, device=args.device,
                                calibration=args.calibration, keep_calls=True,
-                               translate=args.translate, progress=lambda n: prog(n, 0))  # fmt: skip
+                               translate=args.translate, timeline=bool(args.chrome_trace),
+                               progress=lambda n: prog(n, 0))  # fmt: skip
     except (ValueError, OSError) as e:
         print(f"pagetab replay: {e}", file=sys.stderr)
         return None
