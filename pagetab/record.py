@@ -226,6 +226,8 @@ class _Parser:
         self.uprobe = uprobe
         self.enter: dict[int, tuple[int, int, list[int], int]] = {}
         self.mem: dict[int, tuple[int, list[int]]] = {}
+        #: tlb:tlb_flush events by reason on each thread inside its current call
+        self.in_call: dict[int, dict[str, int]] = {}
         self.sync: list[tuple[int, int]] = []  # (tsc, monotonic ns)
         self.t0: int | None = None
         self.scale = 1.0
@@ -263,12 +265,14 @@ class _Parser:
                                   "r": None, "d": None})  # fmt: skip
                     return
                 self.enter[tid] = (ts, nr, args, cpu)
+                self.in_call[tid] = {}
         elif ev == "sys_exit":
             e = _EXIT.match(body)
             start = self.enter.pop(tid, None)
             if e is None or start is None or start[1] != int(e[1]):
                 return  # an exit without its entry: a new thread's return from clone
             t_in, nr, args, cpu_in = start
+            flushes = self.in_call.pop(tid, {})
             name = SYSCALLS[nr]
             out: dict[str, Any] = {"k": "sys", "t": self.ns(t_in), "pid": pid, "tid": tid,
                                    "cpu": cpu_in, "nr": name, "a": _signed_args(name, args),
@@ -281,6 +285,8 @@ class _Parser:
                     out["mem"] = got[1]
             if cpu != cpu_in:
                 out["cpu_exit"] = cpu
+            if flushes:
+                out["tlb"] = flushes
             self.w.write(out)
         elif ev in ("page_fault_user", "page_fault_kernel"):
             e = _FAULT.match(body)
@@ -295,6 +301,9 @@ class _Parser:
             e = _TLB.match(body)
             if e is not None:
                 self.w.write({"k": "tlb", **base, "reason": int(e[2]), "pages": int(e[1])})
+                if tid in self.in_call:
+                    n = self.in_call[tid]
+                    n[e[2]] = n.get(e[2], 0) + 1
         elif ev in _LOCK_EV:
             e = _LOCK.search(body)
             if e is not None:

@@ -74,6 +74,10 @@ SPECIAL = ("[vvar]", "[vdso]", "[vvar_vclock]", "[vsyscall]", "[uprobes]")
 #: stack_guard_gap: how far below [stack] a fault still grows it (mm/mmap.c)
 STACK_GUARD_GAP = 256 << 12
 ENDS = ("exit", "exit_group")
+#: tlb:tlb_flush reasons of a flush the calling CPU does for its own mm
+#: (arch/x86/include/asm/tlbflush.h enum tlb_flush_reason: TLB_LOCAL_SHOOTDOWN,
+#: TLB_LOCAL_MM_SHOOTDOWN): flush_tlb_mm_range's flush_tlb_func, once per call
+LOCAL_FLUSH_REASONS = ("2", "3")
 #: Chrome trace: the recorded kernel time of CPU n's calls is on track n + this
 KERNEL_TRACK = 1000
 
@@ -99,6 +103,9 @@ class ReplayedCall:
     counters: dict[str, int] = field(default_factory=dict)
     #: what the replay asked for instead of the recorded call, if anything
     translated: str = ""
+    #: the kernel's own flushes (x86 tlb:tlb_flush, local reasons) during the
+    #: call; None where the trace has no flush events
+    recorded_flushes: int | None = None
 
 
 @dataclass
@@ -122,6 +129,10 @@ class KindTotal:
     recorded_ns: int = 0
     priced: int = 0
     counters: Counter[str] = field(default_factory=Counter)
+    #: flushes of the priced calls: the kernel's (tlb:tlb_flush on the calling
+    #: thread, local reasons; None without flush events) and pagetab's flush_calls
+    recorded_flushes: int | None = None
+    simulated_flushes: int = 0
 
 
 @dataclass
@@ -148,9 +159,10 @@ class ReplayResult:
     simulated_flushes: int
     processes: int
     events: int
-    #: whether the replay's arch is the recording host's: only then are the
-    #: recorded kernel times beside the estimates a comparison
-    same_arch: bool = True
+    #: whether the recorded times compare with the estimates: the replay's
+    #: arch is the recording host's, and the times are the kernel's own
+    #: (tracefs), not a ptrace-stopped program's (strace)
+    comparable: bool = True
     #: Chrome trace events of the calls, lock holds and flushes (``timeline``)
     timeline: list[dict[str, Any]] = field(default_factory=list)
 
@@ -198,15 +210,17 @@ class ReplayResult:
         rows = []
         for kind, k in sorted(self.kinds.items()):
             err = ((k.estimated_ns - k.recorded_ns) / k.recorded_ns * 100
-                   if k.priced and k.recorded_ns and self.same_arch else None)  # fmt: skip
-            errs = self.errors(kind) if self.same_arch else []
+                   if k.priced and k.recorded_ns and self.comparable else None)  # fmt: skip
+            errs = self.errors(kind) if self.comparable else []
             rows.append({"kind": kind, "calls": k.calls, "priced": k.priced,
                          "estimated_us": k.estimated_ns / 1e3 if k.priced else None,
-                         "recorded_us": k.recorded_ns / 1e3 if k.priced and self.same_arch
+                         "recorded_us": k.recorded_ns / 1e3 if k.priced and self.comparable
                          else None,
                          "total_error_pct": err,
                          "median_error_pct": (statistics.median(errs) * 100
-                                              if errs else None)})  # fmt: skip
+                                              if errs else None),
+                         "kernel_flushes": k.recorded_flushes if k.priced else None,
+                         "pagetab_flushes": k.simulated_flushes if k.priced else None})  # fmt: skip
         return rows
 
 
@@ -269,6 +283,7 @@ class Replayer:
         self.policy = policy
         self.cpus = cpus
         self.thp = thp if thp is not None else (h.get("thp") or "madvise")
+        self.has_flushes = reader.header.source == "tracefs" and h.get("arch") == "x86_64"
         if self.thp not in ("always", "madvise", "never"):
             raise ValueError(f"replay: thp {self.thp!r} is not one of always, madvise, never")
         self.keep = keep_calls
@@ -286,6 +301,10 @@ class Replayer:
         self.events = 0
         self.pending: list[tuple[_Process, int, int, bool]] = []  # faults to run in a batch
         self.unknown_pids: set[int] = set()
+        #: a trace without exec-time VMAs: each process starts empty
+        self.imported = reader.header.source != "tracefs"
+        #: processes forked (not threads): their address space is a copy
+        self.forked: set[int] = set()
 
     # -- processes -------------------------------------------------------
     def new_process(self, ev: dict[str, Any]) -> None:
@@ -333,6 +352,13 @@ class Replayer:
                 self.check_exit(ev)
             return
         p = self.procs.get(pid)
+        if p is None and self.imported and kind in ("sys", "fault") and pid not in self.forked:
+            # strace and perf do not give the VMAs a program starts with
+            self.new_process({"pid": pid, "vmas": [], "present": []})
+            self.translated["process started from an empty address space (imported trace)"] += 1
+            p = self.procs[pid]
+        if kind == "fork" and not ev.get("thread"):
+            self.forked.add(int(ev["child"]))
         if p is None:
             if kind in ("sys", "fault"):
                 self.unknown_pids.add(pid)
@@ -395,6 +421,10 @@ class Replayer:
         if out is None:
             return
         replayed, est, counters, note, kind, region_addr = out
+        rec_flushes = None
+        if self.has_flushes:
+            tlb = ev.get("tlb") or {}
+            rec_flushes = sum(int(tlb.get(r, 0)) for r in LOCAL_FLUSH_REASONS)
         if replayed != r:
             self.differences.append(Difference(int(ev["t"]), p.pid, f"{kind} result", r,
                                                replayed))  # fmt: skip
@@ -406,6 +436,9 @@ class Replayer:
             if ev.get("d") is not None:
                 k.recorded_ns += int(ev["d"])
             k.counters.update(counters)
+            k.simulated_flushes += int(counters.get("flush_calls", 0))
+            if rec_flushes is not None:
+                k.recorded_flushes = (k.recorded_flushes or 0) + rec_flushes
             self.regions[p.region(region_addr)] += est
             self.simulated_flushes += int(counters.get("flush_calls", 0))
         if note:
@@ -414,7 +447,8 @@ class Replayer:
             self.add_timeline(p, ev, cpu, kind, est, counters)
         if self.keep:
             self.calls.append(ReplayedCall(int(ev["t"]), p.pid, tid, cpu, name, a, r, replayed,
-                                           ev.get("d"), est, dict(counters), note))  # fmt: skip
+                                           ev.get("d"), est, dict(counters), note,
+                                           rec_flushes))  # fmt: skip
 
     def add_timeline(self, p: _Process, ev: dict[str, Any], cpu: int, kind: str, est: float,
                      counters: dict[str, int]) -> None:  # fmt: skip
@@ -655,7 +689,8 @@ class Replayer:
                             self.cpus, self.calls, self.kinds, self.regions, self.differences,
                             self.skipped, self.translated, self.faults, self.recorded_flushes,
                             self.simulated_flushes, len(self.procs), self.events,
-                            not self.cross, self.timeline or [])  # fmt: skip
+                            not self.cross and self.reader.header.timing == "kernel",
+                            self.timeline or [])  # fmt: skip
 
 
 def _coalesce(vmas: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:

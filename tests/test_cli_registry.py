@@ -64,7 +64,8 @@ def test_dispatch_runs_the_registered_function(
     for s in registered():
         fake = dataclasses.replace(s, run=lambda args, n=s.name: ran.append(n) or 0)
         monkeypatch.setitem(registry._REGISTRY, s.name, fake)
-    needs = {"record": ["-o", "t.gz", "--", "true"], "replay": ["t.gz"]}  # required arguments
+    needs = {"record": ["-o", "t.gz", "--", "true"], "replay": ["t.gz"],
+             "import": ["x", "-o", "t.gz"]}  # required arguments  # fmt: skip
     for s in registered():
         assert main([s.name, *needs.get(s.name, [])]) == 0
     assert main([]) == 0  # the default

@@ -224,3 +224,35 @@ def test_the_chrome_trace_holds_each_move_s_locks_and_flushes(tmp_path: Path) ->
     assert "CPU 1000: recorded kernel time" not in names and any("recorded" in n for n in names)
     with pytest.raises(ValueError, match="timeline=True"):
         replay(program(tmp_path / "u.gz", final), "x86-64", "linux-6.18").chrome_trace()
+
+
+STRACE = """\
+4242  1700000000.000100 mmap(NULL, 4194304, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f0000000000 <0.000010>
+4242  1700000000.000200 mremap(0x7f0000000000, 4194304, 8388608, MREMAP_MAYMOVE) = 0x7f0040000000 <0.000020>
+4242  1700000000.000300 munmap(0x7f0040000000, 8388608) = 0 <0.000008>
+4242  1700000000.000400 munmap(0x7f0040000001, 4096) = -1 EINVAL (Invalid argument) <0.000001>
+4242  1700000000.000500 exit_group(0)   = ?
+4242  1700000000.000600 +++ exited with 0 +++
+"""  # noqa: E501
+
+
+def test_an_imported_strace_replays_from_an_empty_space(tmp_path: Path) -> None:
+    from pagetab.cli import main
+
+    src = tmp_path / "prog.strace"
+    src.write_text(STRACE)
+    out = tmp_path / "t.gz"
+    assert main(["import", str(src), "-o", str(out)]) == 0
+    res = replay(out, "x86-64", "linux-6.18")
+    assert res.exact, res.differences
+    assert [(c.name, c.replayed) for c in res.calls] == [
+        ("mmap", 0x7F0000000000),
+        ("mremap", 0x7F0040000000),
+        ("munmap", 0),
+        ("munmap", -22),
+    ]
+    assert not res.comparable  # strace's times are ptrace's
+    assert res.summary()[1]["total_error_pct"] is None
+    assert "process started from an empty address space (imported trace)" in res.translated
+    src.write_text(STRACE.replace("MREMAP_MAYMOVE", "MREMAP_SOMETIMES"))
+    assert main(["import", str(src), "-o", str(out)]) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from .. import replay as replayer
 from ..results import csv_text, json_text, write_text
@@ -82,38 +83,17 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return status
-    head = [
-        "arch",
-        "policy",
-        "call",
-        "calls",
-        "priced",
-        "est. us",
-        "kernel us",
-        "total err %",
-        "median err %",
-    ]
-    cells = [
-        [
-            r["arch"],
-            r["policy"],
-            r["kind"],
-            r["calls"],
-            r["priced"],
-            _f(r["estimated_us"]),
-            _f(r["recorded_us"]),
-            _f(r["total_error_pct"]),
-            _f(r["median_error_pct"]),
-        ]
-        for r in rows
-    ]
-    table(
-        f"replay of {args.trace}: totals per call (kernel us: the recorded kernel time of "
-        "the priced calls)",
-        head,
-        cells,
-        right_from=3,
-    )
+    head = ["arch", "policy", "call", "calls", "est. us", "kernel us", "total err %",
+            "median err %", "flushes kernel/pagetab"]  # fmt: skip
+    priced = [r for r in rows if r["priced"]]
+    cells = [[r["arch"], r["policy"], r["kind"], r["calls"], _f(r["estimated_us"]),
+              _f(r["recorded_us"]), _f(r["total_error_pct"]), _f(r["median_error_pct"]),
+              _flushes(r)] for r in priced]  # fmt: skip
+    table(f"replay of {args.trace}: the priced calls (kernel us: their recorded kernel time; "
+          "flushes: tlb:tlb_flush on the calling CPU during them, and pagetab's flush_calls)",
+          head, cells, right_from=3)  # fmt: skip
+    others = sorted({(r["kind"], r["calls"]) for r in rows if not r["priced"]})
+    print("calls replayed without a price: " + ", ".join(f"{k} {n}" for k, n in others))
     return status
 
 
@@ -131,6 +111,11 @@ def _replay(args: argparse.Namespace, arch: str, pol: str) -> replayer.ReplayRes
         return None
     finally:
         prog.close()
+
+
+def _flushes(r: dict[str, Any]) -> str:
+    k = "-" if r["kernel_flushes"] is None else f"{r['kernel_flushes']:,}"
+    return f"{k}/{r['pagetab_flushes']:,}"
 
 
 def _f(x: float | None) -> str:
