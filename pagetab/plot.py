@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .policy import policies
@@ -140,3 +140,78 @@ def plot_latency(results: Iterable[Any], path: str | os.PathLike[str],
     fig.tight_layout()
     fig.savefig(os.fspath(path))
     plt.close(fig)
+
+
+def _pyplot(agg: bool) -> Any:
+    """pyplot; with ``agg`` on the file backend (a figure of our own: an
+    ``ax`` the caller gives keeps the caller's backend, as in a notebook)."""
+    try:  # lazy: matplotlib is an optional extra
+        import matplotlib
+
+        if agg:
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError("plots need matplotlib: pip install 'pagetab[plot]'") from e
+    return plt
+
+
+def plot_calls(
+    recorded_ns: Iterable[float],
+    estimated_ns: Iterable[float],
+    kinds: Iterable[str],
+    title: str,
+    ax: Any = None,
+) -> Any:
+    """Each call's estimated time against the kernel's recorded time
+    (log-log; one colour per call kind; the diagonal and a +-25% band).
+    Draws on ``ax`` (a new figure if None) and returns it."""
+    plt = _pyplot(ax is None)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 6), dpi=110)
+    rec, est, kind = list(recorded_ns), list(estimated_ns), list(kinds)
+    for i, k in enumerate(sorted(set(kind))):
+        xs = [r for r, kk in zip(rec, kind, strict=True) if kk == k]
+        ys = [e for e, kk in zip(est, kind, strict=True) if kk == k]
+        ax.scatter([x / 1e3 for x in xs], [y / 1e3 for y in ys], s=14, alpha=0.7,
+                   color=plt.get_cmap("tab10")(i), label=f"{k} ({len(xs)})")  # fmt: skip
+    if rec:
+        lo = min(min(rec), min(est)) / 1e3 / 1.5
+        hi = max(max(rec), max(est)) / 1e3 * 1.5
+        ax.plot([lo, hi], [lo, hi], color="black", linewidth=0.8, label="estimate = kernel")
+        ax.fill_between([lo, hi], [lo * 0.75, hi * 0.75], [lo * 1.25, hi * 1.25],
+                        color="grey", alpha=0.15, label="within 25%")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("the kernel's recorded time in the call (us)")
+    ax.set_ylabel("pagetab's estimate (us)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return ax
+
+
+def plot_cumulative(
+    t_ns: Iterable[float],
+    series: Mapping[str, Iterable[float]],
+    title: str,
+    ax: Any = None,
+) -> Any:
+    """Cumulative time over a run: for each series (a label and each call's
+    ns, at the calls' times ``t_ns``), the running total in ms against the
+    run's time in ms. Draws on ``ax`` (a new figure if None), returns it."""
+    plt = _pyplot(ax is None)
+    import numpy as np
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    t = np.asarray(list(t_ns), dtype=np.float64) / 1e6
+    for label, ns in series.items():
+        ax.step(t, np.cumsum(np.asarray(list(ns), dtype=np.float64)) / 1e3, where="post",
+                label=label)  # fmt: skip
+    ax.set_xlabel("time in the run (ms)")
+    ax.set_ylabel("cumulative time in the calls (us)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return ax

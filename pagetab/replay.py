@@ -62,6 +62,7 @@ from .constants import (
     UFFDIO_UNREGISTER,
 )
 from .mm_types import MAX_CPUS
+from .plot import plot_calls, plot_cumulative
 from .policy import Policy
 from .space import AddressSpace
 from .tracefile import TraceReader, read_trace
@@ -203,6 +204,49 @@ class ReplayResult:
         """Write ``chrome_trace()`` to ``path`` (JSON)."""
         with open(path, "wb") as f:
             f.write(orjson.dumps(self.chrome_trace()))
+
+    def plot(self, what: str = "calls", ax: Any = None,
+             path: str | os.PathLike[str] | None = None) -> Any:  # fmt: skip
+        """Plot the priced calls (needs ``keep_calls``).
+
+        Parameters
+        ----------
+        what
+            ``"calls"``: each call's estimate against the kernel's recorded
+            time (log-log, with a +-25% band; needs comparable times);
+            ``"cumulative"``: the running total of the estimates, and of
+            the recorded times where comparable, over the run.
+        ax
+            A matplotlib Axes to draw on (a new figure if None).
+        path
+            Also save the figure there (its format from the extension).
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        if what not in ("calls", "cumulative"):
+            raise ValueError(f"what must be 'calls' or 'cumulative', not {what!r}")
+        calls = [c for c in self.calls if c.estimated_ns is not None]
+        if not calls:
+            raise ValueError("plot: no priced calls kept (replay with keep_calls=True)")
+        title = f"{os.path.basename(self.trace)} on {self.arch} under {self.policy}"
+        if what == "calls":
+            if not self.comparable:
+                raise ValueError("plot: the recorded times are not the kernel's on this arch")
+            rows = [c for c in calls if c.recorded_ns]
+            ax = plot_calls([c.recorded_ns or 0 for c in rows],
+                            [c.estimated_ns or 0.0 for c in rows], [_kind(c) for c in rows],
+                            title, ax)  # fmt: skip
+        else:
+            series = {"pagetab's estimate": [c.estimated_ns or 0.0 for c in calls]}
+            if self.comparable:
+                series["the kernel's recorded time"] = [c.recorded_ns or 0 for c in calls]
+            ax = plot_cumulative([c.t for c in calls], series, title, ax)
+        if path is not None:
+            ax.figure.tight_layout()
+            ax.figure.savefig(os.fspath(path))
+        return ax
 
     def summary(self) -> list[dict[str, Any]]:
         """One row per call kind: calls, estimated and recorded time, and
