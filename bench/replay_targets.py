@@ -35,7 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pagetab import record, replay
+from pagetab.record import check_recording, record
+from pagetab.replay import replay
 
 PROGRAMS = Path(__file__).resolve().parent.parent / "tests" / "programs"
 PY = os.path.realpath(sys.executable)
@@ -60,7 +61,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    record.check_recording()
+    check_recording()
     tmp = Path(tempfile.mkdtemp(prefix="pagetab-replay-"))
     grow = [PY, str(PROGRAMS / "grow_bytearray.py")]
 
@@ -71,7 +72,7 @@ def main() -> int:
     runs: dict[str, list[float]] = {"plain": [], "recorded": []}
     for i in range(args.rounds):
         runs["plain"].append(plain(grow))
-        res = record.record(grow, tmp / f"grow{i}.gz")
+        res = record(grow, tmp / f"grow{i}.gz")
         runs["recorded"].append(res.run_ns / 1e6)
     p, r = statistics.median(runs["plain"]), statistics.median(runs["recorded"])
     print(
@@ -83,7 +84,7 @@ def main() -> int:
     sizes = {}
     for rounds in (16, 64):
         out = tmp / f"storm{rounds}.gz"
-        rec = record.record([PY, str(PROGRAMS / "fault_storm.py"), str(rounds)], out)
+        rec = record([PY, str(PROGRAMS / "fault_storm.py"), str(rounds)], out)
         got = json.loads(
             subprocess.run(
                 [sys.executable, "-c", CHILD, str(out)], check=True, capture_output=True, text=True
@@ -109,7 +110,7 @@ def main() -> int:
         capture_output=True,
     )
     for i in range(args.rounds):
-        rp = replay.replay(tmp / f"grow{i}.gz", "x86-64", "linux-6.18", calibration=str(cal))
+        rp = replay(tmp / f"grow{i}.gz", "x86-64", "linux-6.18", calibration=str(cal))
         k = rp.kinds["mremap"]
         errs = rp.errors("mremap")
         print(
@@ -121,13 +122,13 @@ def main() -> int:
 
     print("4. exactness under linux-6.18")
     gc = tmp / "gc.gz"
-    record.record([PY, str(PROGRAMS / "uffd_gc.py")], gc)
+    record([PY, str(PROGRAMS / "uffd_gc.py")], gc)
     for name, path in (
         ("CPython bytearray", tmp / "grow0.gz"),
         ("fault storm", tmp / "storm16.gz"),
         ("userfaultfd GC", gc),
     ):
-        rp = replay.replay(path, "x86-64", "linux-6.18")
+        rp = replay(path, "x86-64", "linux-6.18")
         print(f"   {name}: {'exact' if rp.exact else 'NOT exact'} ({rp.events:,} events)")
         for d in rp.differences[:3]:
             print(f"     {d.what}: recorded {d.recorded}; replayed {d.replayed}")

@@ -20,8 +20,20 @@ from .contention import (
 )
 from .experiment import MoveResult, Results, compare, run_move, sweep
 from .policy import FLUSH_MODES, Policy, policies, policy
+from .record import RecordError, RecordResult, record
+from .replay import (
+    Difference,
+    KindTotal,
+    ReplayedCall,
+    ReplayResult,
+    example_trace,
+    example_traces,
+    replay,
+)
 from .space import AddressSpace
 from .stats import AccessStats, MoveStats
+from .trace_import import import_perf_trace, import_strace
+from .tracefile import Header, TraceReader, TraceWriter, read_trace
 from .vma import InvariantError
 
 __all__ = [
@@ -33,28 +45,44 @@ __all__ = [
     "ContendResult",
     "ContendResults",
     "Cost",
+    "Difference",
     "FlushRules",
     "GcResult",
     "GcResults",
+    "Header",
     "InvariantError",
+    "KindTotal",
     "Level",
     "MoveResult",
     "MoveStats",
     "Policy",
+    "RecordError",
+    "RecordResult",
+    "ReplayResult",
+    "ReplayedCall",
     "Results",
     "ThreadResult",
     "ThreadSpec",
     "TlbArraySpec",
     "TlbSpec",
+    "TraceReader",
+    "TraceWriter",
     "__version__",
     "arch",
     "archs",
     "compare",
     "compare_concurrent",
     "compare_gc",
+    "example_trace",
+    "example_traces",
     "gc_moves",
+    "import_perf_trace",
+    "import_strace",
     "policies",
     "policy",
+    "read_trace",
+    "record",
+    "replay",
     "run_concurrent",
     "run_gc",
     "run_move",

@@ -34,6 +34,7 @@ import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -769,6 +770,30 @@ def _runs_set(runs: list[tuple[int, int]], ps: int) -> set[int]:
 
 def _pages(pages: list[int], ps: int) -> str:
     return ", ".join(f"{x * ps:#x}" for x in pages[:3]) or "none"
+
+
+#: recordings shipped with pagetab (``pagetab/data/traces``), made on a 2-CPU
+#: x86-64 VM under Linux 6.18 with the programs of ``tests/programs``, and
+#: that VM's calibration (``pagetab calibrate``) as ``host-calibration.json``
+TRACES = Path(__file__).parent / "data" / "traces"
+
+
+def example_traces() -> list[str]:
+    """Names of the recordings shipped with pagetab (``example_trace``)."""
+    return sorted(p.name.removesuffix(".ptrace.gz") for p in TRACES.glob("*.ptrace.gz"))
+
+
+def example_trace(name: str) -> str:
+    """The path of a shipped recording: ``grow_bytearray`` (CPython growing
+    a bytearray: glibc realloc's mremap), ``uffd_gc`` (a userfaultfd GC's
+    compaction cycles), or ``host-calibration`` (the recording VM's
+    calibration file)."""
+    names = [*example_traces(), "host-calibration"]
+    if name not in names:
+        raise ValueError(f"unknown example trace {name!r}; valid: {', '.join(names)}")
+    if name == "host-calibration":
+        return str(TRACES / "host-calibration.json")
+    return str(TRACES / f"{name}.ptrace.gz")
 
 
 def replay(

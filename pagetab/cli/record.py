@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import record as recorder
+from ..record import RecordError, check_recording, record
 from ._output import Progress
 from ._registry import UsageError, subcommand
 
@@ -62,14 +62,14 @@ def run(args: argparse.Namespace) -> int:
     if args.buffer_kb < 64:
         raise UsageError(f"record: --buffer-kb must be at least 64, not {args.buffer_kb}")
     try:
-        recorder.check_recording()
-    except recorder.RecordError as e:
+        check_recording()
+    except RecordError as e:
         print(f"pagetab record: {e}", file=sys.stderr)
         return 1
     enabled = sys.stderr.isatty() if args.progress is None else args.progress
     prog = Progress(enabled, "converting")
     try:
-        res = recorder.record(
+        res = record(
             command, args.output, buffer_kb=args.buffer_kb, progress=lambda n: prog(n, 0)
         )
     except OSError as e:

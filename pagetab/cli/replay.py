@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from .. import replay as replayer
+from ..replay import ReplayResult, replay
 from ..results import csv_text, json_text, write_text
 from . import _options
 from ._output import Progress, print_json, table
@@ -42,6 +42,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="also write the timeline (calls, lock holds, flushes per CPU) as "
         "Chrome trace-event JSON, for Perfetto; one arch and policy only",
     )
+    parser.add_argument(
+        "--plot",
+        metavar="PNG",
+        help="also plot each priced call's estimate against the kernel's time "
+        "and the cumulative time over the run; one arch and policy only",
+    )
     _options.add_json(parser)
     _options.add_outputs(parser, plot=False)
 
@@ -61,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
     """Replay under each arch x policy and print the totals."""
     rows = []
     status = 0
-    if args.chrome_trace and len(args.arch) * len(args.policy) > 1:
-        raise UsageError("replay: --chrome-trace needs one --arch and one --policy")
+    for opt in ("chrome_trace", "plot"):
+        if getattr(args, opt) and len(args.arch) * len(args.policy) > 1:
+            flag = "--" + opt.replace("_", "-")
+            raise UsageError(f"replay: {flag} needs one --arch and one --policy")
     for arch in args.arch:
         for pol in args.policy:
             res = _replay(args, arch, pol)
@@ -70,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             if args.chrome_trace:
                 res.write_chrome_trace(args.chrome_trace)
+            if args.plot:
+                _plot(res, args.plot)
             for row in res.summary():
                 rows.append({"arch": arch, "policy": pol, **row})
             if not res.exact:
@@ -97,12 +107,12 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def _replay(args: argparse.Namespace, arch: str, pol: str) -> replayer.ReplayResult | None:
+def _replay(args: argparse.Namespace, arch: str, pol: str) -> ReplayResult | None:
     """One replay, with a progress bar; None (said on stderr) if the trace is bad."""
     on = args.progress if args.progress is not None else sys.stderr.isatty()
     prog = Progress(on, f"replaying on {arch} under {pol}")
     try:
-        return replayer.replay(args.trace, arch, pol, args.cpus, device=args.device,
+        return replay(args.trace, arch, pol, args.cpus, device=args.device,
                                calibration=args.calibration, keep_calls=True,
                                translate=args.translate, timeline=bool(args.chrome_trace),
                                progress=lambda n: prog(n, 0))  # fmt: skip
@@ -111,6 +121,24 @@ def _replay(args: argparse.Namespace, arch: str, pol: str) -> replayer.ReplayRes
         return None
     finally:
         prog.close()
+
+
+def _plot(res: ReplayResult, path: str) -> None:
+    """The calls against the kernel's times (where comparable) beside the
+    cumulative time, in one figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = 2 if res.comparable else 1
+    fig, axes = plt.subplots(1, n, figsize=(6.5 * n, 5.5), dpi=110, squeeze=False)
+    if res.comparable:
+        res.plot("calls", ax=axes[0][0])
+    res.plot("cumulative", ax=axes[0][-1])
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def _flushes(r: dict[str, Any]) -> str:
@@ -122,7 +150,7 @@ def _f(x: float | None) -> str:
     return "-" if x is None else f"{x:,.1f}"
 
 
-def _print_differences(res: replayer.ReplayResult, limit: int) -> None:
+def _print_differences(res: ReplayResult, limit: int) -> None:
     what = "exact" if res.exact else f"{len(res.differences)} difference(s)"
     print(
         f"{res.arch} {res.policy}: {res.processes} process(es), {res.events} events, "

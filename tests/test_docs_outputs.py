@@ -1,0 +1,56 @@
+"""Every command output the docs show is generated: a block marked
+
+    <!-- output: pagetab ARGS... -->
+    ```text
+    ...
+    ```
+
+is what ``python -m pagetab ARGS`` prints (stdout), run from the repository
+root. ``PAGETAB_UPDATE_DOCS=1 python -m pytest tests/test_docs_outputs.py``
+rewrites the blocks from the commands.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+BLOCK = re.compile(r"<!-- output: (?P<cmd>pagetab [^\n]+?) -->\n```text\n(?P<out>.*?)```", re.S)
+#: wall-clock figures, masked on both sides
+WALL = re.compile(r"\b\d[\d,.]* ?(?:s|ms) wall\b")
+BLOCKS = [(p, m["cmd"]) for p in PAGES if p.exists() for m in BLOCK.finditer(p.read_text())]
+
+
+def run(cmd: str) -> str:
+    argv = shlex.split(cmd)[1:]
+    env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
+    out = subprocess.run([sys.executable, "-m", "pagetab", *argv], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600).stdout  # fmt: skip
+    return "\n".join(line.rstrip() for line in out.splitlines()) + "\n"
+
+
+@pytest.mark.skipif(not BLOCKS, reason="no generated blocks beside the tests")
+@pytest.mark.parametrize(("page", "cmd"), BLOCKS, ids=[f"{p.name}:{c[:60]}" for p, c in BLOCKS])
+def test_the_docs_show_what_the_command_prints(page: Path, cmd: str) -> None:
+    got = run(cmd)
+    if os.environ.get("PAGETAB_UPDATE_DOCS"):
+        text = page.read_text()
+        m = next(m for m in BLOCK.finditer(text) if m["cmd"] == cmd)
+        page.write_text(text[: m.start("out")] + got + text[m.end("out") :])
+        return
+    shown = next(m["out"] for m in BLOCK.finditer(page.read_text()) if m["cmd"] == cmd)
+    assert WALL.sub("<wall>", shown) == WALL.sub("<wall>", got)
+
+
+def test_blocks_are_found() -> None:
+    if not (ROOT / "docs").exists():
+        pytest.skip("docs/ is not beside the tests")
+    assert any("replay" in c for _, c in BLOCKS)
