@@ -69,9 +69,7 @@ def run(args: argparse.Namespace) -> int:
     enabled = sys.stderr.isatty() if args.progress is None else args.progress
     prog = Progress(enabled, "converting")
     try:
-        res = record(
-            command, args.output, buffer_kb=args.buffer_kb, progress=lambda n: prog(n, 0)
-        )
+        res = record(command, args.output, buffer_kb=args.buffer_kb, progress=lambda n: prog(n, 0))
     except OSError as e:
         print(f"pagetab {e.strerror or e}", file=sys.stderr)
         return 127
