@@ -33,6 +33,7 @@ import os
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,9 @@ from .constants import (
 from .mm_types import MAX_CPUS
 from .plot import plot_calls, plot_cumulative
 from .policy import Policy
+from .policy import policies as all_policies
+from .policy import policy as resolve_policy
+from .results import Compared
 from .space import AddressSpace
 from .tracefile import TraceReader, read_trace
 from .userfaultfd import FEATURES, UffdMoveError, Userfaultfd
@@ -167,6 +171,36 @@ class ReplayResult:
     comparable: bool = True
     #: Chrome trace events of the calls, lock holds and flushes (``timeline``)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    #: the baseline policy's estimate over this one's (``compare_replay``)
+    ratio: float | None = None
+
+    @property
+    def estimated_ns(self) -> float:
+        """pagetab's estimate of all the priced calls (ns)."""
+        return sum(k.estimated_ns for k in self.kinds.values())
+
+    @property
+    def recorded_ns(self) -> int:
+        """The kernel's recorded time in the priced calls (ns)."""
+        return sum(k.recorded_ns for k in self.kinds.values())
+
+    def row(self) -> dict[str, Any]:
+        """One flat record: the setup, exactness, and the priced calls'
+        estimate beside the kernel's time (where comparable)."""
+        rec = self.recorded_ns if self.comparable else None
+        row = {"trace": os.path.basename(self.trace), "arch": self.arch, "policy": self.policy,
+               "cpus": self.cpus, "exact": self.exact, "differences": len(self.differences),
+               "events": self.events, "faults": self.faults,
+               "priced_calls": sum(k.priced for k in self.kinds.values()),
+               "estimated_us": self.estimated_ns / 1e3,
+               "recorded_us": None if rec is None else rec / 1e3,
+               "error_pct": (self.estimated_ns - rec) / rec * 100 if rec else None}  # fmt: skip
+        for kind in ("mremap", "UFFDIO_MOVE"):
+            k = self.kinds.get(kind)
+            row[f"{kind}_calls"] = k.calls if k else 0
+            row[f"{kind}_estimated_us"] = k.estimated_ns / 1e3 if k else 0.0
+        row["ratio"] = self.ratio
+        return row
 
     @property
     def exact(self) -> bool:
@@ -794,6 +828,89 @@ def example_trace(name: str) -> str:
     if name == "host-calibration":
         return str(TRACES / "host-calibration.json")
     return str(TRACES / f"{name}.ptrace.gz")
+
+
+class ReplayResults(Compared[ReplayResult]):
+    """Replays of traces under several archs and policies, each with its
+    ratio to a baseline policy (the baseline's estimate over its own, same
+    trace and arch: above 1 is faster). ``compare_replay`` makes them."""
+
+    def __init__(self, items: Iterable[ReplayResult], baseline: str | None = "linux-6.18") -> None:
+        super().__init__(items, baseline, lambda r: (r.trace, r.arch))
+
+    def cells(self) -> tuple[list[str], list[list[str]]]:
+        """The summary table as text cells: (header, one row per replay)."""
+        head = ["trace", "arch", "policy", "exact", "priced calls", "est. us", "kernel us",
+                "error %", f"vs {self.baseline}"]  # fmt: skip
+        rows = []
+        for r in self:
+            d = r.row()
+            rows.append([d["trace"], d["arch"], d["policy"],
+                         "yes" if r.exact else f"no ({len(r.differences)})",
+                         str(d["priced_calls"]), f"{d['estimated_us']:,.1f}",
+                         "-" if d["recorded_us"] is None else f"{d['recorded_us']:,.1f}",
+                         "-" if d["error_pct"] is None else f"{d['error_pct']:+.1f}",
+                         "-" if r.ratio is None else f"{r.ratio:.2f}x"])  # fmt: skip
+        return head, rows
+
+
+def _replay_job(job: tuple[str, str | Arch, str, dict[str, Any]]) -> ReplayResult:
+    trace, a, p, kw = job
+    return replay(trace, a, p, **kw)
+
+
+def compare_replay(
+    traces: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+    archs: Iterable[str | Arch] | str | Arch = "x86-64",
+    policies: Iterable[str] | str = ("linux-6.8", "linux-6.18"),
+    baseline: str | None = "linux-6.18",
+    executor: Executor | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    **kwargs: Any,
+) -> ReplayResults:
+    """``replay`` of every trace x arch x policy, in parallel.
+
+    ``executor``: any ``concurrent.futures.Executor`` (for a Dask cluster,
+    ``dask.distributed.Client(address).get_executor()``); None runs one
+    replay at a time here when there is one, else a process pool with one
+    worker per CPU. ``kwargs`` go to each ``replay`` (``keep_calls``
+    defaults to False: only totals travel back). Every trace's header and
+    every arch and policy are checked before anything is submitted.
+    """
+    paths = [traces] if isinstance(traces, (str, os.PathLike)) else list(traces)
+    arch_list = [archs] if isinstance(archs, (str, Arch)) else list(archs)
+    pols = policy_names(policies)
+    if baseline is not None and baseline not in pols:
+        raise ValueError(f"baseline {baseline!r} is not among the policies {pols}")
+    for path in paths:
+        read_trace(path)  # the header, checked
+    for a in arch_list:
+        resolve_arch(a)
+    kwargs.setdefault("keep_calls", False)
+    jobs = [(os.fspath(t), a, p, dict(kwargs)) for t in paths for a in arch_list for p in pols]
+    if executor is None and len(jobs) == 1:
+        return ReplayResults([_replay_job(jobs[0])], baseline)
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise TypeError(f"executor must be a concurrent.futures.Executor, not {executor!r}")
+    own = executor is None
+    ex = executor if executor is not None else ProcessPoolExecutor(os.cpu_count() or 1)
+    try:
+        futures: list[Future[ReplayResult]] = [ex.submit(_replay_job, j) for j in jobs]
+        for done, _ in enumerate(as_completed(futures), 1):
+            if progress is not None:
+                progress(done, len(jobs))
+        results = [f.result() for f in futures]
+    finally:
+        if own:
+            ex.shutdown(cancel_futures=True)
+    return ReplayResults(results, baseline)
+
+
+def policy_names(policies: Iterable[str] | str) -> list[str]:
+    """Policy names: one, a list, or "all"; each checked."""
+    if isinstance(policies, str):
+        return all_policies() if policies == "all" else [resolve_policy(policies).name]
+    return [resolve_policy(p).name for p in policies]
 
 
 def replay(

@@ -37,9 +37,13 @@ __all__ = [
 
 
 class _Result(Protocol):
-    policy: str
-    estimated_ns: float
     ratio: float | None
+
+    @property
+    def policy(self) -> str: ...
+
+    @property
+    def estimated_ns(self) -> float: ...
 
     def row(self) -> dict[str, Any]: ...
 

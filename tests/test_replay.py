@@ -256,3 +256,29 @@ def test_an_imported_strace_replays_from_an_empty_space(tmp_path: Path) -> None:
     assert "process started from an empty address space (imported trace)" in res.translated
     src.write_text(STRACE.replace("MREMAP_MAYMOVE", "MREMAP_SOMETIMES"))
     assert main(["import", str(src), "-o", str(out)]) == 1
+
+
+def test_compare_replay_on_a_dask_cluster_matches_replays_one_by_one(tmp_path: Path) -> None:
+    from pagetab.replay import compare_replay
+
+    final = [[STACK[1] - 4096, STACK[1], 0], [B, B + 2 * M, 0]]
+    traces = [program(tmp_path / "a.gz", final), program(tmp_path / "b.gz", final, moved_to=B)]
+    distributed = pytest.importorskip("distributed", reason="dask.distributed not installed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)  # fmt: skip
+    with cluster, distributed.Client(cluster) as client:
+        res = compare_replay(traces, ["x86-64", "arm64-4k"], ["linux-4.19", "linux-6.18"],
+                             executor=client.get_executor(), cpus=2)  # fmt: skip
+    assert len(res) == 8 and all(r.exact for r in res)
+    for r in res:
+        alone = replay(r.trace, r.arch, r.policy, cpus=2)
+        assert r.estimated_ns == alone.estimated_ns and r.kinds.keys() == alone.kinds.keys()
+        assert r.calls == []  # keep_calls=False: only totals travel back
+    # linux-4.19 has no whole-PMD moves on x86-64 (HAVE_MOVE_PMD came in 4.20): slower
+    assert {r.policy for r in res if r.ratio is not None and r.ratio < 1} == {"linux-4.19"}
+    rows = res.rows()
+    assert rows[0]["trace"] == "a.gz" and rows[0]["mremap_calls"] == 1
+    with pytest.raises(ValueError, match=r"baseline 'linux-5\.0' is not among"):
+        compare_replay(traces, "x86-64", ["linux-6.18"], baseline="linux-5.0")
+    with pytest.raises(ValueError, match="unknown policy"):
+        compare_replay(traces, "x86-64", ["linux-9.99"])

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..replay import ReplayResult, replay
+from ..replay import ReplayResult, compare_replay, replay
 from ..results import csv_text, json_text, write_text
 from . import _options
 from ._output import Progress, print_json, table
@@ -14,7 +14,13 @@ from ._registry import UsageError, subcommand
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("trace", metavar="FILE", help="a trace written by pagetab record")
+    parser.add_argument(
+        "trace",
+        metavar="FILE",
+        nargs="+",
+        help="traces written by pagetab record or pagetab import; with several "
+        "(or several archs or policies) they replay in parallel",
+    )
     _options.add_arch(parser, ["x86-64"])
     _options.add_policy(parser, ["linux-6.18"])
     _options.add_cpus(parser, None, shown="the recording host's CPU count")
@@ -64,13 +70,17 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     arguments=_arguments,
 )
 def run(args: argparse.Namespace) -> int:
-    """Replay under each arch x policy and print the totals."""
+    """Replay each trace under each arch x policy and print the totals."""
+    jobs = len(args.trace) * len(args.arch) * len(args.policy)
+    for opt in ("chrome_trace", "plot"):
+        if getattr(args, opt) and jobs > 1:
+            flag = "--" + opt.replace("_", "-")
+            raise UsageError(f"replay: {flag} needs one trace, one --arch and one --policy")
+    if jobs > 1 and len(args.trace) > 1:
+        return _many(args)
+    args.trace = args.trace[0]
     rows = []
     status = 0
-    for opt in ("chrome_trace", "plot"):
-        if getattr(args, opt) and len(args.arch) * len(args.policy) > 1:
-            flag = "--" + opt.replace("_", "-")
-            raise UsageError(f"replay: {flag} needs one --arch and one --policy")
     for arch in args.arch:
         for pol in args.policy:
             res = _replay(args, arch, pol)
@@ -105,6 +115,40 @@ def run(args: argparse.Namespace) -> int:
     others = sorted({(r["kind"], r["calls"]) for r in rows if not r["priced"]})
     print("calls replayed without a price: " + ", ".join(f"{k} {n}" for k, n in others))
     return status
+
+
+def _many(args: argparse.Namespace) -> int:
+    """Several traces: replayed in parallel (compare_replay), one row each."""
+    on = args.progress if args.progress is not None else sys.stderr.isatty()
+    prog = Progress(on, "replaying")
+    baseline = "linux-6.18" if "linux-6.18" in args.policy else args.policy[0]
+    try:
+        res = compare_replay(args.trace, args.arch, args.policy, baseline=baseline,
+                             cpus=args.cpus, device=args.device, calibration=args.calibration,
+                             translate=args.translate, progress=prog)  # fmt: skip
+    except (ValueError, OSError) as e:
+        print(f"pagetab replay: {e}", file=sys.stderr)
+        return 1
+    finally:
+        prog.close()
+    if args.csv:
+        res.to_csv(args.csv)
+    if args.json_out:
+        res.to_json(args.json_out)
+    if args.json:
+        print_json(res.rows())
+    else:
+        for r in res:
+            _print_differences(r, args.differences)
+        head, cells = res.cells()
+        table(
+            "replays (est. us: pagetab's estimate of the priced calls; kernel us: their "
+            "recorded time, on the recording host's arch)",
+            head,
+            cells,
+            right_from=3,
+        )
+    return 0 if all(r.exact for r in res) else 1
 
 
 def _replay(args: argparse.Namespace, arch: str, pol: str) -> ReplayResult | None:
