@@ -172,15 +172,38 @@ def _libc_ioctl() -> tuple[str, int] | None:
 
 
 def read_maps(pid: int) -> list[list[Any]]:
-    """/proc/PID/maps as ``[start, end, perms, offset, path]`` rows."""
+    """/proc/PID/maps as ``[start, end, perms, offset, path, i_size]`` rows
+    (``i_size``: a file's size now, for fault-around's end of file; null
+    for anonymous and special mappings, or a file that is gone)."""
     rows: list[list[Any]] = []
     with open(f"/proc/{pid}/maps") as f:
         for line in f:
             parts = line.split(maxsplit=5)
             lo, hi = (int(x, 16) for x in parts[0].split("-"))
             path = parts[5].strip() if len(parts) > 5 else ""
-            rows.append([lo, hi, parts[1], int(parts[2], 16), path])
+            rows.append([lo, hi, parts[1], int(parts[2], 16), path, _size(path)])
     return rows
+
+
+def _size(path: str) -> int | None:
+    if not path.startswith("/"):
+        return None
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def file_of(vmas: list[list[Any]], addr: int, length: int, offset: int) -> list[Any] | None:
+    """The VMA row of ``vmas`` that a file mmap of [addr, addr + length) at
+    ``offset`` made, if one is still there: inside the range, with the
+    matching file offset."""
+    for row in vmas:
+        lo, hi, _, off, path = row[:5]
+        if path.startswith("/") and addr <= lo and hi <= addr + length \
+                and off == offset + (lo - addr):  # fmt: skip
+            return row
+    return None
 
 
 def present_runs(pid: int, maps: list[list[Any]], page_size: int) -> list[list[int]]:
@@ -226,6 +249,8 @@ class _Parser:
         self.uprobe = uprobe
         self.enter: dict[int, tuple[int, int, list[int], int]] = {}
         self.mem: dict[int, tuple[int, list[int]]] = {}
+        #: each process's VMAs at exit (paths of its file mappings)
+        self.exit_vmas: dict[int, list[list[Any]]] = {}
         #: tlb:tlb_flush events by reason on each thread inside its current call
         self.in_call: dict[int, dict[str, int]] = {}
         self.sync: list[tuple[int, int]] = []  # (tsc, monotonic ns)
@@ -277,6 +302,11 @@ class _Parser:
             out: dict[str, Any] = {"k": "sys", "t": self.ns(t_in), "pid": pid, "tid": tid,
                                    "cpu": cpu_in, "nr": name, "a": _signed_args(name, args),
                                    "r": int(e[2]), "d": self.ns(ts) - self.ns(t_in)}  # fmt: skip
+            if name == "mmap" and out["r"] >= 0 and len(args) > 5 and args[4] < 1 << 31:
+                # a file mapping: its path and size, from the VMAs at exit
+                row = file_of(self.exit_vmas.get(pid, []), out["r"], args[1], args[5])
+                if row is not None:
+                    out["file"] = {"path": row[4], "i_size": row[5]}
             if name == "ioctl":
                 if len(args) < 2 or (args[1] >> 8) & 0xFF != UFFDIO_TYPE:
                     return  # not a userfaultfd ioctl
@@ -642,6 +672,7 @@ def _convert(raw: Any, out: str | os.PathLike[str], header: Header, uprobe: str,
     with TraceWriter(out, header) as w:
         w.lost = lost
         parser = _Parser(w, uprobe)
+        parser.exit_vmas = {pid: snap["vmas"] for pid, snap in snapshots.items()}
         # the clock pairs first: the two pagetab_sync markers
         for text in lines:
             if "tracing_mark_write: pagetab_sync" in text:
