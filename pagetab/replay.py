@@ -80,10 +80,11 @@ SPECIAL = ("[vvar]", "[vdso]", "[vvar_vclock]", "[vsyscall]", "[uprobes]")
 #: stack_guard_gap: how far below [stack] a fault still grows it (mm/mmap.c)
 STACK_GUARD_GAP = 256 << 12
 ENDS = ("exit", "exit_group")
-#: tlb:tlb_flush reasons of a flush the calling CPU does for its own mm
-#: (arch/x86/include/asm/tlbflush.h enum tlb_flush_reason: TLB_LOCAL_SHOOTDOWN,
-#: TLB_LOCAL_MM_SHOOTDOWN): flush_tlb_mm_range's flush_tlb_func, once per call
-LOCAL_FLUSH_REASONS = ("2", "3")
+#: the tlb:tlb_flush reason of a flush the calling CPU does for its own mm:
+#: TLB_LOCAL_MM_SHOOTDOWN (arch/x86/mm/tlb.c flush_tlb_func traces it once per
+#: flush_tlb_mm_range on the initiating CPU; TLB_LOCAL_SHOOTDOWN is mm NULL,
+#: a kernel range)
+LOCAL_FLUSH_REASONS = ("3",)
 #: Chrome trace: the recorded kernel time of CPU n's calls is on track n + this
 KERNEL_TRACK = 1000
 
