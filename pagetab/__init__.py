@@ -19,6 +19,7 @@ from .contention import (
     run_concurrent,
 )
 from .experiment import MoveResult, Results, compare, run_move, sweep
+from .mm_types import File
 from .policy import FLUSH_MODES, Policy, policies, policy
 from .space import AddressSpace
 from .stats import AccessStats, MoveStats
@@ -33,6 +34,7 @@ __all__ = [
     "ContendResult",
     "ContendResults",
     "Cost",
+    "File",
     "FlushRules",
     "GcResult",
     "GcResults",
