@@ -304,6 +304,7 @@ def access(mm: MmStruct, arr: npt.NDArray[np.uint64], cpu: int, write: bool) -> 
     ops: dict[str, int] = {}
     i = 0
     n = int(arr.size)
+    handed = -1  # the access whose fault was handled here last
     while True:
         stop, c, o = _access.access(mm.tlbs, mm.tables, arr, cpu, write, table, i)
         _accumulate(total, c)
@@ -315,6 +316,10 @@ def access(mm: MmStruct, arr: npt.NDArray[np.uint64], cpu: int, write: bool) -> 
         # a fault in shared memory or a file VMA (shmem_fault,
         # filemap_fault), here in Python
         addr = int(arr[stop])
+        if stop == handed:
+            # handled once already: it would loop for ever
+            raise RuntimeError(f"access: the fault at {addr:#x} did not map the page")
+        handed = stop
         v = find_vma(mm, addr)
         assert v is not None
         if v.flags & VM_UFFD_MISSING:

@@ -95,15 +95,6 @@ def do_mmap(mm: MmStruct, length: int, addr: int | None, prot: int, flags: int,
     if plen >= U64 or plen > a.task_size:
         raise sys_error(errno.ENOMEM, call, f"length {length:#x} exceeds the address space")
     pgoff = offset >> mm.page_shift
-    if file is not None:
-        if offset >= _MAX_LFS_FILESIZE or plen > _MAX_LFS_FILESIZE - offset:
-            # do_mmap: file_mmap_ok, a regular file's offsets end at MAX_LFS_FILESIZE
-            raise sys_error(errno.EOVERFLOW, call, "offset + length past the largest file offset")
-        if shared and prot & PROT_WRITE and not file.writable:
-            # do_mmap, MAP_SHARED: PROT_WRITE needs FMODE_WRITE
-            raise sys_error(errno.EACCES, call, f"file {file.name!r} is not open for writing")
-        # ValueError if another space holds it; binding it here changes nothing visible
-        file.attach(mm.tables, mm.page_shift)
     fixed = bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
     if len(mm.vmas) > mm.max_map_count:
         raise sys_error(errno.ENOMEM, call, "vm.max_map_count reached")
@@ -129,6 +120,17 @@ def do_mmap(mm: MmStruct, length: int, addr: int | None, prot: int, flags: int,
             raise sys_error(errno.ENOMEM, call, "no free range large enough")
         start = found
     end = start + plen
+    if file is not None:
+        # do_mmap checks the file after choosing the address (its errors
+        # come after ENOMEM, EPERM and EEXIST), before anything changes
+        if offset >= _MAX_LFS_FILESIZE or plen > _MAX_LFS_FILESIZE - offset:
+            # file_mmap_ok: a regular file's offsets end at MAX_LFS_FILESIZE
+            raise sys_error(errno.EOVERFLOW, call, "offset + length past the largest file offset")
+        if shared and prot & PROT_WRITE and not file.writable:
+            # MAP_SHARED: PROT_WRITE needs FMODE_WRITE
+            raise sys_error(errno.EACCES, call, f"file {file.name!r} is not open for writing")
+        # ValueError if another space holds it; binding it here changes nothing visible
+        file.attach(mm.tables, mm.page_shift)
     if fixed:
         do_vmi_munmap(mm, start, end)
     if file is not None:

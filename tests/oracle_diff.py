@@ -331,3 +331,57 @@ def random_uffd_ops(rng: random.Random, window: int) -> list[tuple[Any, ...]]:
         mode = rng.choice([0, 0, pt.UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES])
         ops.append(("uffd_move", dst + lo, src + lo, ln, mode))
     return ops
+
+
+def random_file_ops(rng: random.Random, window: int, n: int) -> list[tuple[Any, ...]]:
+    """A random sequence with file mappings: two tmpfs files (one
+    read-write, one read-only, one of them not a whole number of pages),
+    mapped MAP_PRIVATE or MAP_SHARED at page offsets, with reads (fault-
+    around), writes, populates, mprotect, munmap, mremap and anonymous
+    mappings between them."""
+    pmd = 2 << 20
+    rw = pt.PROT_READ | pt.PROT_WRITE
+    sizes = [rng.choice([64 * PAGE, 300 * PAGE + 123, pmd, pmd + 40 * PAGE]) for _ in range(2)]
+    ops: list[tuple[Any, ...]] = [("file", 0, sizes[0], 1), ("file", 1, sizes[1], 0)]
+
+    def off(span: int = 0) -> int:
+        unit = rng.choice([PAGE, PAGE, 16 * PAGE, pmd])
+        return rng.randrange(0, max(window - span, unit), unit) // PAGE * PAGE
+
+    def length() -> int:
+        return rng.choice([PAGE, 3 * PAGE, 16 * PAGE, 100 * PAGE, pmd])
+
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.3 or len(ops) < 3:
+            ln = length()
+            idx = rng.randrange(2)
+            kind = rng.choice([pt.MAP_PRIVATE, pt.MAP_PRIVATE, pt.MAP_SHARED])
+            prot = rng.choice([rw, rw, pt.PROT_READ])
+            fixed = pt.MAP_FIXED if rng.random() < 0.3 else 0
+            offset = rng.choice([0, 0, PAGE, 16 * PAGE, 37 * PAGE])
+            ops.append(("mmap_file", off(ln), ln, prot, kind | fixed, idx, offset))
+        elif r < 0.45:
+            ops.append(("read", off(PAGE) + rng.randrange(0, PAGE, 8)))
+        elif r < 0.55:
+            ops.append(("write", off(PAGE), rng.getrandbits(63) | 1))
+        elif r < 0.63:
+            ln = length()
+            ops.append(("madvise", off(ln), ln, rng.choice(
+                [pt.MADV_POPULATE_WRITE, pt.MADV_POPULATE_READ, pt.MADV_DONTNEED])))  # fmt: skip
+        elif r < 0.7:
+            ln = length()
+            ops.append(("mprotect", off(ln), ln, rng.choice([pt.PROT_NONE, pt.PROT_READ, rw])))
+        elif r < 0.75:
+            ln = length()
+            ops.append(("munmap", off(ln), ln))
+        elif r < 0.8:
+            ln = length()
+            ops.append(("mmap", off(ln), ln, rw, pt.MAP_PRIVATE | pt.MAP_ANONYMOUS))
+        else:
+            old = length()
+            new = rng.choice([old, old, length()])
+            flags = rng.choice([pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED] * 3 + [
+                pt.MREMAP_MAYMOVE, 0, pt.MREMAP_MAYMOVE | pt.MREMAP_DONTUNMAP])  # fmt: skip
+            ops.append(("mremap", off(old), old, new, flags, off(new)))
+    return ops

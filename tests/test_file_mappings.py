@@ -6,11 +6,12 @@ same sequences against this machine's kernel (pagetab.oracle)."""
 from __future__ import annotations
 
 import errno
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
-from oracle_diff import compare_frames
+from oracle_diff import compare_frames, random_file_ops
 
 import pagetab as pt
 from pagetab import host
@@ -471,3 +472,17 @@ def test_file_mappings_agree_with_the_kernel(case: int) -> None:
     ops = _file_cases()[case]
     diff = compare_frames(ops, WINDOW)  # type: ignore[arg-type]
     assert diff is None, f"case {case}: {diff}"
+
+
+FILE_SEQUENCES = 400
+
+
+@pytest.mark.skipif(not ORACLE or not Path("/proc/self/pagemap").exists(),
+                    reason=f"host oracle unavailable: {WHY}")  # fmt: skip
+@pytest.mark.parametrize("chunk", range(4))
+def test_random_file_sequences_agree_with_the_kernel(chunk: int) -> None:
+    per = FILE_SEQUENCES // 4
+    for seed in range(chunk * per, (chunk + 1) * per):
+        ops = random_file_ops(random.Random(seed), WINDOW, 14)
+        diff = compare_frames(ops, WINDOW)
+        assert diff is None, f"seed {seed}: {diff}"
