@@ -19,6 +19,7 @@ from .contention import (
     run_concurrent,
 )
 from .experiment import MoveResult, Results, compare, run_move, sweep
+from .mm_types import File
 from .policy import FLUSH_MODES, Policy, policies, policy
 from .record import RecordError, RecordResult, record
 from .replay import (
@@ -48,6 +49,7 @@ __all__ = [
     "ContendResults",
     "Cost",
     "Difference",
+    "File",
     "FlushRules",
     "GcResult",
     "GcResults",

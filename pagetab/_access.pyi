@@ -8,6 +8,9 @@ import numpy.typing as npt
 from ._flush import Tlbs
 from ._tables import PageTables
 
+HAND_BACK: int
+HAND_BACK_COW: int
+
 def access(
     tlbs: Tlbs,
     tables: PageTables,

@@ -5,8 +5,9 @@
 the MMU would), walks the page tables on a miss (with a page-walk cache
 where the arch has one) and takes the faults handle_mm_fault would take:
 the zero page on reads, a fresh frame (or a THP) on writes, copy-on-write
-of the zero page with its ptep_clear_flush. Faults in shared memory return
-to Python (shmem objects live there).
+of the zero page with its ptep_clear_flush. Faults in shared memory and
+file VMAs return to Python (page caches live there), after the flush of a
+private file page's copy-on-write.
 """
 
 from libc.stdint cimport int64_t, uint8_t, uint64_t
@@ -18,8 +19,8 @@ from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
 from pagetab._memory cimport MODE_READ, MODE_WRITE, fault_ctx, populate_vma_page_range
 from pagetab._persist cimport mark_written
 from pagetab._pgtable cimport (
-    ADDR_SHIFT, E_LEAF, E_READ, E_WRITE, E_ZERO, leaf_class, pgtables, pool_index, pool_row,
-    pt_walk,
+    ADDR_SHIFT, E_DIRTY, E_LEAF, E_READ, E_WRITE, E_ZERO, leaf_class, pgtables, pool_index,
+    pool_row, pt_walk,
 )
 from pagetab._tables cimport PageTables
 from pagetab._tlb cimport (
@@ -44,6 +45,15 @@ cdef struct AccessCounters:
     int64_t cow_faults
     int64_t huge_faults
     int64_t segv
+
+
+# VmaTable.shared: 0 the C loop faults it; HAND_BACK its faults go to
+# Python (shared memory, userfaultfd MISSING ranges, file VMAs);
+# HAND_BACK_COW as HAND_BACK, and a write to a clean (page-cache) page is
+# a copy-on-write whose flush is taken here first (MAP_PRIVATE files)
+cpdef enum:
+    HAND_BACK = 1
+    HAND_BACK_COW = 2
 
 
 cdef struct VmaTable:
@@ -231,6 +241,14 @@ cdef int64_t access_loop(pgtables *pt, TlbState *s, const flush_rule *rule, VmaT
                 c.segv += 1
                 break
             if v.shared[vi]:
+                if v.shared[vi] == HAND_BACK_COW and write and cls >= 0 \
+                        and not (e & E_DIRTY):
+                    # a write to the page cache's read-only page in a private
+                    # file mapping: wp_page_copy's ptep_clear_flush, here;
+                    # Python maps the copy
+                    c.cow_faults += 1
+                    tlb_flush_range(rule, s, ops, cpu, addr & ~(psize - 1),
+                                    (addr & ~(psize - 1)) + psize, s.page_shift)
                 flush_counters(c, i - i0, l1_hits, l2_hits, walks, walk_steps)
                 return i
             page = addr & ~(psize - 1)

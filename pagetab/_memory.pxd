@@ -8,7 +8,9 @@ from pagetab._pgtable cimport pgtables
 cdef enum:
     MODE_READ = 0      # private read fault: the zero page (huge zero page for THP)
     MODE_WRITE = 1     # private write fault: a fresh frame per page (COW of zero)
-    MODE_SHARED = 2    # shared anonymous memory: frames come from the shmem object
+    MODE_SHARED = 2    # shared memory (shmem, MAP_SHARED file): frames come from the object
+    MODE_FILE_READ = 3 # read fault in a file VMA: the page cache's frame, mapped read-only
+    MODE_FILE_COW = 4  # write fault in a MAP_PRIVATE file VMA: a fresh anonymous copy
 
 
 cdef struct fault_ctx:
@@ -22,7 +24,8 @@ cdef struct fault_ctx:
     uint64_t vm_start        # the VMA: alloc_anon_folio's folio must fit in it
     uint64_t vm_end
     uint64_t orders          # bit o set: PTE-mapped anonymous folios of order o allowed (mTHP)
-    int64_t *shm             # MODE_SHARED: frame id per page of the shmem object
+    int64_t *shm             # MODE_SHARED, MODE_FILE_*: frame id per page of the object
+                             # (shmem object or file's page cache)
     uint64_t shm_first       # the index of the range's first page in shm
 
 

@@ -1,6 +1,7 @@
 # cython: language_level=3
 """mm/memory.c on the store: the fault path (do_anonymous_page with
-alloc_anon_folio's mTHP order, shmem faults, and mm/huge_memory.c's
+alloc_anon_folio's mTHP order, shmem faults, file faults (do_read_fault's
+page-cache page, do_cow_fault / wp_page_copy's private copy), and mm/huge_memory.c's
 do_huge_pmd_anonymous_page and do_huge_zero_wp_pmd), unmap_page_range
 (zap) and free_pgtables, each a set of callbacks on the store's walker
 (``walk_page_range``). The access path (_access) faults one page at a
@@ -53,7 +54,7 @@ cdef struct fault_walk:
     uint64_t stopped          # the first page not populated: a table could not be had
     int64_t *installed        # pages newly mapped
     uint64_t base_flags       # E_PRESENT, and E_READ unless PROT_NONE
-    bint write                # a write fault (MODE_WRITE, MODE_SHARED)
+    bint write                # a write fault (MODE_WRITE, MODE_SHARED, MODE_FILE_COW)
 
 
 cdef inline uint64_t new_thp(pgtables *pt, fault_walk *fw) noexcept nogil:
@@ -78,7 +79,7 @@ cdef int fault_hole(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
     cdef uint64_t pmd_size = <uint64_t>1 << pt.shift[pmd]
     cdef uint64_t haddr = addr & ~(pmd_size - 1)
     cdef int64_t row
-    if lev == pmd and ctx.mode != MODE_SHARED and haddr >= ctx.thp_lo \
+    if lev == pmd and ctx.mode <= MODE_WRITE and haddr >= ctx.thp_lo \
             and haddr + pmd_size <= ctx.thp_hi and ctx.thp_hi > ctx.thp_lo:
         if fw.write:
             slot[0] = new_thp(pt, fw)
@@ -110,12 +111,26 @@ cdef int fault_pmd(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
     return 0
 
 
+cdef inline uint64_t page_cache_frame(pgtables *pt, const fault_ctx *ctx,
+                                      uint64_t pgoff) noexcept nogil:
+    """The frame of page ``pgoff`` of the object, given one on first use
+    (filemap_fault / shmem_fault finding or adding the folio)."""
+    if ctx.shm[pgoff] < 0:
+        ctx.shm[pgoff] = <int64_t>pt.next_frame
+        pt.next_frame += 1
+    return <uint64_t>ctx.shm[pgoff]
+
+
 cdef int fault_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
                     uint64_t next) noexcept nogil:
     """The PTEs of one table: the zero page on a read fault; on a write a
     fresh frame per none or zero-page PTE (do_anonymous_page, the COW of
     the zero page) or a large folio (alloc_anon_folio); in shared memory
-    the shmem object's frame (shmem_fault), allocated on first use."""
+    the shmem object's frame (shmem_fault), allocated on first use; in a
+    file VMA the page cache's frame, read-only (do_read_fault's
+    finish_fault / filemap_map_pages), or on a write in a private one a
+    fresh copy (do_cow_fault; wp_page_copy for a page-cache page mapped
+    already, which is never dirty through a private mapping)."""
     cdef fault_walk *fw = <fault_walk*>walk.private
     cdef pgtables *pt = walk.pt
     cdef const fault_ctx *ctx = fw.ctx
@@ -165,6 +180,28 @@ cdef int fault_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
                 t[i] = e | E_DIRTY
             i += 1
         pt.next_frame = nf
+    elif ctx.mode == MODE_FILE_READ:
+        pgoff = ctx.shm_first + ((addr - fw.start) >> pshift)
+        for i in range(i0, i1):
+            if t[i] == 0:
+                t[i] = base_flags | (page_cache_frame(pt, ctx, pgoff) << ADDR_SHIFT)
+                fw.installed[0] += 1
+            pgoff += 1
+    elif ctx.mode == MODE_FILE_COW:
+        pgoff = ctx.shm_first + ((addr - fw.start) >> pshift)
+        wflags = base_flags | E_DIRTY | (E_WRITE if ctx.prot_write else 0)
+        for i in range(i0, i1):
+            e = t[i]
+            if e == 0 or not (e & E_DIRTY):
+                # the page is read from the page cache to be copied
+                page_cache_frame(pt, ctx, pgoff)
+                t[i] = wflags | (pt.next_frame << ADDR_SHIFT)
+                pt.next_frame += 1
+                fw.installed[0] += 1
+            else:
+                # already this mapping's own copy: wp_page_reuse
+                t[i] = e | E_DIRTY | (E_WRITE if ctx.prot_write else 0)
+            pgoff += 1
     else:
         pgoff = ctx.shm_first + ((addr - fw.start) >> pshift)
         for i in range(i0, i1):
@@ -204,7 +241,7 @@ cdef uint64_t populate_vma_page_range(pgtables *pt, uint64_t start, uint64_t end
     fw.stopped = end
     fw.installed = installed
     fw.base_flags = E_PRESENT | (E_READ if ctx.prot_read or ctx.prot_write else 0)
-    fw.write = ctx.mode != MODE_READ
+    fw.write = ctx.mode != MODE_READ and ctx.mode != MODE_FILE_READ
     if walk_page_range(pt, start, end, &FAULT_OPS, &fw):
         return fw.stopped
     return end

@@ -31,7 +31,7 @@ cpdef enum:
     LOCK_ID_MM = 1               # mm->page_table_lock (every lock when not split)
     LOCK_ID_PTE = 1              # class: a split PTE table lock
     LOCK_ID_PMD = 2              # class: a split PMD table lock
-    LOCK_ID_RMAP = 3             # class: the anon_vma / i_mmap rwsem
+    LOCK_ID_RMAP = 3             # class: the anon_vma lock (id 0) and i_mmap_rwsem (id 1)
 
 
 # move_pgt_entry's entry types (mm/mremap.c)
@@ -70,7 +70,7 @@ cdef struct lock_classes:
     int64_t ptl_pte              # split PTE lock (ptlock of one PTE table)
     int64_t ptl_pmd              # split PMD lock (ptlock of one PMD table)
     int64_t page_table_lock      # mm->page_table_lock
-    int64_t rmap                 # anon_vma / i_mmap rwsem (take_rmap_locks)
+    int64_t rmap                 # anon_vma lock and i_mmap_rwsem, each (take_rmap_locks)
 
 
 cdef struct move_stats:
@@ -120,6 +120,7 @@ cdef class PagetableMoveControl:
     cdef public uint64_t len_in
     cdef public bint need_rmap_locks
     cdef public bint has_anon
+    cdef public bint has_file
     cdef public uint64_t free_lo
     cdef public uint64_t free_hi
     cdef public int caller

@@ -26,6 +26,7 @@ class PagetableMoveControl:
     len_in: int
     need_rmap_locks: bool
     has_anon: bool
+    has_file: bool
     free_lo: int
     free_hi: int
     caller: int
@@ -44,6 +45,7 @@ class PagetableMoveControl:
         free_lo: int = 0,
         free_hi: int = 0,
         uffd_no_table_moves: bool = False,
+        has_file: bool = False,
     ) -> None: ...
     def try_realign_addr(
         self, old_vma_start: int, old_prev_end: int, new_vma_start: int, new_prev_end: int

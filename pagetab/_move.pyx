@@ -42,7 +42,7 @@ cdef enum:
     LK_PMD = 1
     LK_MM = 2
     LK_RMAP = 3
-    MAX_HELD = 6
+    MAX_HELD = 8
 
 # move_event kinds, in EVENT_KINDS' order
 cdef enum:
@@ -77,6 +77,9 @@ cdef cnp.npy_intp OPS_WORDS = sizeof(FlushOps) // sizeof(int64_t)
 cdef uint64_t ID_PTE = (<uint64_t>LOCK_ID_PTE) << LOCK_ID_SHIFT
 cdef uint64_t ID_PMD = (<uint64_t>LOCK_ID_PMD) << LOCK_ID_SHIFT
 cdef uint64_t ID_RMAP = (<uint64_t>LOCK_ID_RMAP) << LOCK_ID_SHIFT
+# the file's i_mmap_rwsem: the rmap class's second lock (take_rmap_locks
+# takes it when the VMA has a vm_file)
+cdef uint64_t ID_IMMAP = ((<uint64_t>LOCK_ID_RMAP) << LOCK_ID_SHIFT) | 1
 cdef uint64_t ID_MM = LOCK_ID_MM
 
 
@@ -102,11 +105,12 @@ cdef struct Ctx:
     # from pagetable_move_control
     bint need_rmap_locks
     bint has_anon
+    bint has_file
     uint64_t free_lo
     uint64_t free_hi
     Held held[MAX_HELD]
     unsigned heldmask                # bit k: held[k] is a held lock
-    unsigned rmapmask                # the bit of the rmap lock, if held
+    unsigned rmapmask                # the bits of the rmap locks held (anon_vma, i_mmap)
     Segment *segs
     int64_t nsegs
     int64_t segs_cap
@@ -192,7 +196,7 @@ cdef inline void trace_flush(Ctx *x, int64_t kind, uint64_t lo, uint64_t hi, int
 cdef inline int lock_class(uint64_t id) noexcept nogil:
     if id == ID_MM:
         return LK_MM
-    if id == ID_RMAP:
+    if id == ID_RMAP or id == ID_IMMAP:
         return LK_RMAP
     return LK_PTE if (id >> LOCK_ID_SHIFT) == LOCK_ID_PTE else LK_PMD
 
@@ -227,8 +231,8 @@ cdef inline bint spin_lock(Ctx *x, uint64_t id) noexcept nogil:
     x.held[k].id = id
     x.held[k].cls = lock_class(id)
     x.held[k].entries = 0
-    if id == ID_RMAP:
-        x.rmapmask = 1u << k
+    if id == ID_RMAP or id == ID_IMMAP:
+        x.rmapmask |= 1u << k
     (<int64_t*>&x.c.lock_acquired)[x.held[k].cls] += 1
     trace(x, EV_LOCK, x.held[k].cls, 0, id, 0)
     return True
@@ -277,8 +281,8 @@ cdef inline void spin_unlock(pgtables *pt, Ctx *x, uint64_t id) noexcept nogil:
         max_hold[h.cls] = h.entries
     bit = 1u << k
     x.heldmask &= ~bit
-    if x.rmapmask == bit:
-        x.rmapmask = 0
+    if x.rmapmask & bit:
+        x.rmapmask &= ~bit
         return
     if x.nsegs == 0:
         return
@@ -441,6 +445,27 @@ cdef inline void finish_entry_move(pgtables *pt, Ctx *x, uint64_t old_ptl, uint6
             spin_unlock(pt, x, old_ptl)
 
 
+cdef inline int take_rmap_locks(Ctx *x) noexcept nogil:
+    """take_rmap_locks: the file's i_mmap_rwsem (a VMA with a vm_file),
+    then the anon_vma's lock (one with an anon_vma). Returns what it took:
+    bit 0 i_mmap, bit 1 anon_vma (a lock held already is not taken again)."""
+    cdef int took = 0
+    if x.has_file and spin_lock(x, ID_IMMAP):
+        took |= 1
+    if x.has_anon and spin_lock(x, ID_RMAP):
+        took |= 2
+    return took
+
+
+cdef inline void drop_rmap_locks(pgtables *pt, Ctx *x, int took) noexcept nogil:
+    """drop_rmap_locks: the anon_vma's lock, then i_mmap_rwsem (those
+    ``take_rmap_locks`` took)."""
+    if took & 2:
+        spin_unlock(pt, x, ID_RMAP)
+    if took & 1:
+        spin_unlock(pt, x, ID_IMMAP)
+
+
 cdef inline bint should_take_rmap_locks(Ctx *x, pgt_entry entry) noexcept nogil:
     """Whole page tables always take the rmap locks; huge leaves only when
     the move needs them (mm/mremap.c should_take_rmap_locks)."""
@@ -454,7 +479,8 @@ cdef inline bint move_pgt_entry(pgtables *pt, Ctx *x, pgt_entry entry, uint64_t 
                                 uint64_t old_addr) noexcept nogil:
     """move_normal_pmd / move_huge_pmd / move_normal_pud / move_huge_pud."""
     cdef uint64_t old_ptl, new_ptl, e
-    cdef bint took_old = False, took_new = False, took_rmap = False
+    cdef bint took_old = False, took_new = False
+    cdef int took_rmap = 0
     cdef bint normal = entry == NORMAL_PMD or entry == NORMAL_PUD
     cdef int lev = x.cfg.pmd if entry == NORMAL_PMD or entry == HPAGE_PMD else x.cfg.pud
     cdef uint64_t size = <uint64_t>1 << pt.shift[lev]
@@ -462,8 +488,8 @@ cdef inline bint move_pgt_entry(pgtables *pt, Ctx *x, pgt_entry entry, uint64_t 
         # "The destination pmd shouldn't be established"
         x.c.whole_moves_refused += 1
         return False
-    if should_take_rmap_locks(x, entry) and x.has_anon:
-        took_rmap = spin_lock(x, ID_RMAP)
+    if should_take_rmap_locks(x, entry):
+        took_rmap = take_rmap_locks(x)
     if lev == x.cfg.pmd:
         old_ptl = pmd_lockptr(x, old_row)
         new_ptl = pmd_lockptr(x, new_row)
@@ -497,7 +523,7 @@ cdef inline bint move_pgt_entry(pgtables *pt, Ctx *x, pgt_entry entry, uint64_t 
                           (e & E_PRESENT) != 0, (e & E_DIRTY) != 0, not normal,
                           x.cfg.page_shift if normal else pt.shift[lev])
     if took_rmap:
-        spin_unlock(pt, x, ID_RMAP)
+        drop_rmap_locks(pt, x, took_rmap)
     return True
 
 
@@ -561,15 +587,16 @@ cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
     cdef int64_t c = x.cfg.cont_ptes, nr, j, b, oidx0, nidx0
     cdef uint64_t e, f
     cdef uint64_t old_ptl = pte_lockptr(x, old_row), new_ptl = pte_lockptr(x, new_row)
-    cdef bint took_old, took_new, took_rmap = False
+    cdef bint took_old, took_new
+    cdef int took_rmap = 0
     cdef uint64_t tbl_lo
     # the extent's first entries' indexes in their tables (contpte blocks
     # are aligned in the table, and may start before the extent)
     oidx0 = pool_index(&pt.pools[x.cfg.pte], pt.shift[x.cfg.pte], old_addr)
     nidx0 = pool_index(&pt.pools[x.cfg.pte], pt.shift[x.cfg.pte], new_addr)
     x.c.move_ptes_calls += 1
-    if x.need_rmap_locks and x.has_anon:
-        took_rmap = spin_lock(x, ID_RMAP)
+    if x.need_rmap_locks:
+        took_rmap = take_rmap_locks(x)
     took_old = spin_lock(x, old_ptl)
     took_new = spin_lock(x, new_ptl)
     if c == 0:
@@ -653,7 +680,7 @@ cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
             flush_tlb_range(x, old_addr, old_addr + extent, x.cfg.page_shift)
         unlock_pair(pt, x, took_new, new_ptl, took_old, old_ptl)
     if took_rmap:
-        spin_unlock(pt, x, ID_RMAP)
+        drop_rmap_locks(pt, x, took_rmap)
     # An emptied old table that free_pgtables will free after the move is
     # released now, so the simulator's memory stays near one copy of the
     # tables (the kernel's own accounting is reported separately).
@@ -768,7 +795,8 @@ cdef int batch_pmds(pgtables *pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     hold of the PMD locks, one flush for every whole-entry move in it."""
     cdef int64_t old_row, new_row
     cdef uint64_t old_ptl, new_ptl, end = old_addr + span, extent, lo = 0, hi = 0
-    cdef bint took_old, took_new, took_rmap = False, any_whole = False
+    cdef bint took_old, took_new, any_whole = False
+    cdef int took_rmap = 0
     cdef int64_t before
     cdef int rc = 0
     if old_pud[0] == 0 or (old_pud[0] & E_LEAF):
@@ -780,8 +808,7 @@ cdef int batch_pmds(pgtables *pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         return -1
     old_ptl = pmd_lockptr(x, old_row)
     new_ptl = pmd_lockptr(x, new_row)
-    if x.has_anon:
-        took_rmap = spin_lock(x, ID_RMAP)
+    took_rmap = take_rmap_locks(x)
     took_old = spin_lock(x, old_ptl)
     took_new = spin_lock(x, new_ptl)
     while old_addr < end:
@@ -802,7 +829,7 @@ cdef int batch_pmds(pgtables *pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         flush_tlb_range(x, lo, hi, x.cfg.page_shift)
     unlock_pair(pt, x, took_new, new_ptl, took_old, old_ptl)
     if took_rmap:
-        spin_unlock(pt, x, ID_RMAP)
+        drop_rmap_locks(pt, x, took_rmap)
     return rc
 
 
@@ -865,7 +892,7 @@ cdef class PagetableMoveControl:
 
     Per move, ``start`` sets ``old_addr``, ``new_addr``, ``len_in`` (and
     ``old_end`` from them), ``need_rmap_locks``, ``has_anon``, ``caller``
-    (the CPU running mremap), ``free_lo`` and ``free_hi`` (a window where
+    (the CPU running mremap), ``has_file``, ``free_lo`` and ``free_hi`` (a window where
     emptied old PTE tables may be freed at once).
     """
 
@@ -889,12 +916,14 @@ cdef class PagetableMoveControl:
 
     def start(self, uint64_t old_addr, uint64_t new_addr, uint64_t len_in, *,
               bint need_rmap_locks, bint has_anon, int caller, uint64_t free_lo=0,
-              uint64_t free_hi=0, bint uffd_no_table_moves=False):
+              uint64_t free_hi=0, bint uffd_no_table_moves=False, bint has_file=False):
         """Begin a move of ``len_in`` bytes from ``old_addr`` to ``new_addr``
         (PAGETABLE_MOVE_CONTROL), setting every per-move field at once.
         ``uffd_no_table_moves``: uffd_supports_page_table_move() is false
         (a VMA registered with a userfaultfd without UFFD_FEATURE_EVENT_REMAP,
-        0cef0bb836e3): move_normal_pmd/pud refuse, entries move one by one."""
+        0cef0bb836e3): move_normal_pmd/pud refuse, entries move one by one.
+        ``has_file``: the VMA maps a file, so take_rmap_locks takes its
+        i_mmap_rwsem too (``has_anon``: its anon_vma's lock)."""
         self.uffd_no_table_moves = uffd_no_table_moves
         self.old_addr = old_addr
         self.new_addr = new_addr
@@ -902,6 +931,7 @@ cdef class PagetableMoveControl:
         self.old_end = old_addr + len_in
         self.need_rmap_locks = need_rmap_locks
         self.has_anon = has_anon
+        self.has_file = has_file
         self.caller = caller
         self.free_lo = free_lo
         self.free_hi = free_hi
@@ -964,6 +994,7 @@ def move_page_tables(PageTables tables not None, Tlbs tlbs not None,
     x.need_rmap_locks = pmc.need_rmap_locks
     x.no_table_moves = pmc.uffd_no_table_moves
     x.has_anon = pmc.has_anon
+    x.has_file = pmc.has_file
     x.free_lo = pmc.free_lo
     x.free_hi = pmc.free_hi
     x.tlb = &tlbs.s

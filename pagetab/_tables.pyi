@@ -19,6 +19,8 @@ FRAME_SHIFT: int
 POP_READ: int
 POP_WRITE: int
 POP_SHARED: int
+POP_FILE_READ: int
+POP_FILE_COW: int
 
 class PageTables:
     cont_ptes: int

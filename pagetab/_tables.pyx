@@ -17,7 +17,9 @@ from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memset
 
 from pagetab cimport _huge_memory, _inspect, _memory, _mprotect, _persist
-from pagetab._memory cimport MODE_READ, MODE_SHARED, MODE_WRITE, fault_ctx
+from pagetab._memory cimport (
+    MODE_FILE_COW, MODE_FILE_READ, MODE_READ, MODE_SHARED, MODE_WRITE, fault_ctx,
+)
 from pagetab._pgtable cimport (
     ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_READ,
     E_SOFTDIRTY, E_WRITE, E_ZERO, MAX_LEVELS, bytes_below_root, clear_cont, pgtables_init,
@@ -43,6 +45,8 @@ FRAME_SHIFT = ADDR_SHIFT
 POP_READ = MODE_READ
 POP_WRITE = MODE_WRITE
 POP_SHARED = MODE_SHARED
+POP_FILE_READ = MODE_FILE_READ
+POP_FILE_COW = MODE_FILE_COW
 
 
 cdef class PageTables:
@@ -79,7 +83,9 @@ cdef class PageTables:
         The address reached is ``end``, or the first page that could not be
         populated (out of table memory); pages before it stay populated, as
         with Linux's MADV_POPULATE_*. ``shm`` (an int64 array of frame ids
-        per page, -1 where none yet) is required for POP_SHARED;
+        per page, -1 where none yet) is required for POP_SHARED and the
+        file modes (POP_FILE_READ: the object's frames mapped read-only;
+        POP_FILE_COW: a private copy of each page not copied yet);
         ``shm_first`` is the index of ``start`` in it. Huge leaves are
         installed for PMD-aligned ranges inside [thp_lo, thp_hi) whose PMD
         entry is empty. A write fault on a none PTE maps a large folio of
@@ -92,14 +98,15 @@ cdef class PageTables:
         cdef uint64_t reached
         cdef pgtables *pt = &self.pgt
         memset(&ctx, 0, sizeof(ctx))
-        if mode == MODE_SHARED:
+        if mode == MODE_SHARED or mode == MODE_FILE_READ or mode == MODE_FILE_COW:
             shm_view = shm
             npages = (end - start) >> pt.shift[pt.nlev - 1]
             if shm_first + npages > <uint64_t>shm_view.shape[0]:
                 raise ValueError("shm array too short for the range")
             ctx.shm = &shm_view[0]
         elif mode != MODE_READ and mode != MODE_WRITE:
-            raise ValueError(f"mode must be POP_READ, POP_WRITE or POP_SHARED, not {mode}")
+            raise ValueError("mode must be POP_READ, POP_WRITE, POP_SHARED, POP_FILE_READ or "
+                             f"POP_FILE_COW, not {mode}")
         if orders >> (pt.shift[pt.nlev - 2] - pt.shift[pt.nlev - 1]):
             raise ValueError(f"orders {orders:#x} has orders at or above the PMD's")
         ctx.mode = mode

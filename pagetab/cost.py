@@ -66,7 +66,10 @@ MOVE_EVENTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "tables_allocated": ("table_alloc", "table alloc"),
 })  # fmt: skip
 ONLY_WHERE_COUNTED = frozenset({"contpte_convert"})
-#: a lock acquisition's cost event, per lock class (move_stats.lock_acquired)
+#: a lock acquisition's cost event, per lock class (move_stats.lock_acquired);
+#: the rmap class counts each anon_vma lock and each file's i_mmap_rwsem
+#: that take_rmap_locks takes, both an uncontended down_write + up_write of
+#: a rw_semaphore, so one price serves both
 LOCK_EVENTS: Mapping[str, str] = MappingProxyType({
     "ptl_pte": "ptl_lock", "ptl_pmd": "ptl_lock", "page_table_lock": "ptl_lock",
     "rmap": "rmap_lock",

@@ -1,10 +1,15 @@
-"""Page faults (mm/memory.c, mm/huge_memory.c, mm/shmem.c, mm/gup.c).
+"""Page faults (mm/memory.c, mm/huge_memory.c, mm/shmem.c, mm/filemap.c,
+mm/gup.c).
 
 Anonymous faults map the zero page on reads and a fresh frame on writes,
 a PMD-sized THP where the VMA allows one (thp_vma_allowable_order); shared
-anonymous memory faults in pages of its shmem object. ``access`` runs a
-batch of addresses through the TLBs and the page walk of _access.pyx and
-handles here the faults the C loop hands back (shared memory).
+anonymous memory faults in pages of its shmem object. File VMAs map their
+file's page-cache frames: read faults read-only, with the pages around the
+fault (do_fault_around, ``fault_around``); write faults in a MAP_SHARED
+one make the page writable, in a MAP_PRIVATE one map a private copy
+(do_cow_fault, wp_page_copy). ``access`` runs a batch of addresses through
+the TLBs and the page walk of _access.pyx and handles here the faults the
+C loop hands back (shared memory, file VMAs).
 """
 
 from __future__ import annotations
@@ -19,11 +24,28 @@ import numpy.typing as npt
 from . import _access, _tables
 from .constants import PROT_NONE, PROT_READ, PROT_WRITE
 from .cost import access_cost, access_cost_range
-from .mm_types import VM_HUGEPAGE, VM_NOHUGEPAGE, VM_UFFD_MISSING, MmStruct, Vma, new_anon_vma
+from .mm_types import (
+    VM_HUGEPAGE,
+    VM_NOHUGEPAGE,
+    VM_UFFD_MISSING,
+    VM_UFFD_WP,
+    MmStruct,
+    Vma,
+    new_anon_vma,
+)
 from .stats import AccessStats
 from .vma import find_vma
 
-__all__ = ["access", "fault_orders", "faultin_range", "populate_vma", "thp_orders"]
+__all__ = [
+    "access",
+    "fault_around",
+    "fault_around_pages",
+    "fault_around_window",
+    "fault_orders",
+    "faultin_range",
+    "populate_vma",
+    "thp_orders",
+]
 
 
 def thp_orders(mm: MmStruct, v: Vma) -> int:
@@ -31,8 +53,11 @@ def thp_orders(mm: MmStruct, v: Vma) -> int:
     where folios of order o may be allocated. A size's "always" allows it,
     "madvise" in a MADV_HUGEPAGE VMA, "inherit" where the top-level
     ``enabled`` would (always, or madvise in a MADV_HUGEPAGE VMA);
-    VM_NOHUGEPAGE and shared memory (shmem_enabled=never) allow none."""
-    if v.shared or v.flags & VM_NOHUGEPAGE:
+    VM_NOHUGEPAGE and shared memory (shmem_enabled=never) allow none, and
+    so do file VMAs: a regular file is PMD-mapped only from a large folio
+    in its page cache (filemap_map_pages -> filemap_map_pmd, do_set_pmd),
+    and pagetab's page caches hold small folios only."""
+    if v.shared or v.file is not None or v.flags & VM_NOHUGEPAGE:
         return 0
     advised = bool(v.flags & VM_HUGEPAGE)
     inherit = mm.thp == "always" or (advised and mm.thp != "never")
@@ -68,6 +93,8 @@ def populate_vma(mm: MmStruct, v: Vma, start: int, end: int, write: bool) -> int
     than ``end`` when page-table memory ran out)."""
     if v.flags & VM_UFFD_MISSING:
         raise NotImplementedError(_UFFD_MISSING)
+    if v.file is not None:
+        return _populate_file(mm, v, start, end, write)
     lo, hi, pte_orders = fault_orders(mm, v)
     if v.shared:
         assert v.shm is not None
@@ -98,6 +125,115 @@ def populate_vma(mm: MmStruct, v: Vma, start: int, end: int, write: bool) -> int
     return int(reached)
 
 
+def fault_around_pages(mm: MmStruct) -> int:
+    """fault_around_pages: ``mm.fault_around_bytes`` rounded down to a power
+    of two, in pages, at least 1 (mm/memory.c fault_around_bytes_set)."""
+    b = mm.fault_around_bytes
+    return max((1 << (b.bit_length() - 1) if b else 0) >> mm.page_shift, 1)
+
+
+def fault_around_window(mm: MmStruct, v: Vma, addr: int) -> tuple[int, int]:
+    """[lo, hi): the pages a read fault at ``addr`` in the file VMA ``v``
+    maps (mm/memory.c do_fault_around, then filemap_map_pages).
+
+    The fault_around_pages-aligned block of PTEs around the fault, clipped
+    to the VMA and to its PTE table, then to the file's last page
+    (filemap_map_pages' end_pgoff). Only the faulting page when
+    should_fault_around says no (fault_around_pages 1, or a VMA registered
+    for userfaultfd WP: uffd_disable_fault_around).
+    """
+    ps = mm.page_shift
+    page = addr & ~(mm.page_size - 1)
+    nr = fault_around_pages(mm)
+    if nr <= 1 or v.flags & VM_UFFD_WP:
+        return page, page + mm.page_size
+    ptrs = mm.arch.pmd_size >> ps  # PTRS_PER_PTE
+    pte_off = (page >> ps) & (ptrs - 1)
+    vma_off = (page - v.start) >> ps
+    # from_pte: the block's start, clamped to the VMA; to_pte (exclusive
+    # here): nr_pages on, clamped to the PTE table and to the VMA
+    from_pte = max(pte_off & ~(nr - 1), pte_off - min(pte_off, vma_off))
+    to_pte = min(from_pte + nr, ptrs, pte_off + v.pages(ps) - vma_off)
+    table = page & ~(mm.arch.pmd_size - 1)
+    lo, hi = table + (from_pte << ps), table + (to_pte << ps)
+    return lo, min(hi, v.object_end(ps))
+
+
+def fault_around(mm: MmStruct, v: Vma, addr: int) -> int:
+    """A read fault at ``addr`` (below the file's end) in the file VMA
+    ``v``: do_read_fault, which maps ``fault_around_window`` from the page
+    cache, read-only, where nothing is mapped yet.
+
+    pagetab does no I/O: every page of the file below its end counts as
+    cached and uptodate (what filemap_map_pages maps), so the whole window
+    is mapped. Returns the address reached: past ``addr``'s page, or at or
+    below it when page-table memory ran out.
+    """
+    lo, hi = fault_around_window(mm, v, addr)
+    return _map_file_pages(mm, v, lo, hi)
+
+
+def _map_file_pages(mm: MmStruct, v: Vma, start: int, end: int) -> int:
+    """Map [start, end) of the file VMA ``v`` read-only from its page cache
+    (none PTEs only); returns the address reached."""
+    assert v.file is not None
+    reached, _ = mm.tables.populate(
+        start, end, _tables.POP_FILE_READ, bool(v.prot & PROT_READ), False, 0, 0,
+        v.file.frames, v.pgoff_at(start, mm.page_shift),
+    )  # fmt: skip
+    return int(reached)
+
+
+def _populate_file(mm: MmStruct, v: Vma, start: int, end: int, write: bool) -> int:
+    """populate_vma for a file VMA; [start, end) lies below the file's end."""
+    assert v.file is not None
+    ps = mm.page_shift
+    if write:
+        if v.shared:
+            # do_shared_fault: the page cache's page, made writable and dirty
+            mode = _tables.POP_SHARED
+        else:
+            # do_cow_fault: a private copy of each page
+            mode = _tables.POP_FILE_COW
+            if v.anon_vma is None:
+                v.anon_vma = new_anon_vma()  # anon_vma_prepare: the copy is anonymous
+        reached, _ = mm.tables.populate(
+            start, end, mode, bool(v.prot & PROT_READ), bool(v.prot & PROT_WRITE), 0, 0,
+            v.file.frames, v.pgoff_at(start, ps),
+        )  # fmt: skip
+        return int(reached)
+    nr = fault_around_pages(mm)
+    if nr <= 1 or v.flags & VM_UFFD_WP:
+        return _map_file_pages(mm, v, start, end)
+    # GUP faults each page not mapped yet, in order, and each read fault
+    # maps its window: every fault-around block with a hole in [start,
+    # end) gets mapped whole (clipped as fault_around_window clips)
+    block = nr << ps
+    first = start & ~(block - 1)
+    last = (end + block - 1) & ~(block - 1)
+    holes = np.zeros((last - first) >> ps, dtype=bool)
+    holes[(start - first) >> ps : (end - first) >> ps] = (
+        mm.tables.frames(start, end) < 0
+    )  # fmt: skip
+    todo = np.asarray(holes.reshape(-1, nr).any(axis=1), dtype=bool)
+    obj_end = v.object_end(ps)
+    i, n = 0, todo.size
+    while i < n:
+        if not todo[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and todo[j]:
+            j += 1
+        lo = max(first + i * block, v.start)
+        hi = min(first + j * block, v.end, obj_end)
+        got = _map_file_pages(mm, v, lo, hi)
+        if got < hi:
+            return max(min(got, end), start)
+        i = j
+    return end
+
+
 def faultin_range(mm: MmStruct, addr: int, end: int, write: bool) -> None:
     """madvise_populate: fault in [addr, end) VMA by VMA, stopping at the
     first page that cannot be faulted, with the errno Linux gives there
@@ -115,11 +251,12 @@ def faultin_range(mm: MmStruct, addr: int, end: int, write: bool) -> None:
                 errno.EINVAL, f"{call}: cannot {'write' if write else 'read'}-fault {reach:#x}"
             )
         stop = min(v.end, end)
-        if v.shm is not None:
-            # pages past the end of the shmem object: SIGBUS, so EFAULT
+        if v.cache is not None:
+            # pages past the end of the shmem object or file: SIGBUS, so EFAULT
             obj_end = v.object_end(mm.page_shift)
             if reach >= obj_end:
-                raise OSError(errno.EFAULT, f"{call}: {reach:#x} is past the shared object")
+                what = "shared object" if v.file is None else "end of its file"
+                raise OSError(errno.EFAULT, f"{call}: {reach:#x} is past the {what}")
             stop = min(stop, obj_end)
         got = populate_vma(mm, v, reach, stop, write)
         if got < stop:
@@ -138,12 +275,20 @@ def _vma_table(mm: MmStruct) -> dict[str, npt.NDArray[Any]]:
         "thp_lo": np.array([f[0] for f in faults], dtype=np.uint64),
         "thp_hi": np.array([f[1] for f in faults], dtype=np.uint64),
         "orders": np.array([f[2] for f in faults], dtype=np.uint64),
-        # faults the C loop hands back to Python: shmem, and userfaultfd MISSING ranges
-        "shared": np.array(
-            [v.shared or bool(v.flags & VM_UFFD_MISSING) for v in vs], dtype=np.int64
-        ),
+        # faults the C loop hands back to Python: shmem, userfaultfd MISSING
+        # ranges, file VMAs (a private one's copy-on-write flushed in C first)
+        "shared": np.array([_hand_back(v) for v in vs], dtype=np.int64),
         "touched": np.zeros(len(vs), dtype=np.uint8),
     }
+
+
+def _hand_back(v: Vma) -> int:
+    """The access loop's ``shared`` word for ``v`` (_access.HAND_BACK*)."""
+    if v.file is not None and not v.shared:
+        return _access.HAND_BACK_COW
+    if v.shared or v.file is not None or v.flags & VM_UFFD_MISSING:
+        return _access.HAND_BACK
+    return 0
 
 
 def _accumulate(into: dict[str, int], more: dict[str, int]) -> None:
@@ -159,6 +304,7 @@ def access(mm: MmStruct, arr: npt.NDArray[np.uint64], cpu: int, write: bool) -> 
     ops: dict[str, int] = {}
     i = 0
     n = int(arr.size)
+    handed = -1  # the access whose fault was handled here last
     while True:
         stop, c, o = _access.access(mm.tlbs, mm.tables, arr, cpu, write, table, i)
         _accumulate(total, c)
@@ -167,20 +313,29 @@ def access(mm: MmStruct, arr: npt.NDArray[np.uint64], cpu: int, write: bool) -> 
             raise MemoryError(f"access: out of page-table memory at {int(arr[-1 - stop]):#x}")
         if stop >= n:
             break
-        # a fault in shared memory: shmem_fault, here in Python
+        # a fault in shared memory or a file VMA (shmem_fault,
+        # filemap_fault), here in Python
         addr = int(arr[stop])
+        if stop == handed:
+            # handled once already: it would loop for ever
+            raise RuntimeError(f"access: the fault at {addr:#x} did not map the page")
+        handed = stop
         v = find_vma(mm, addr)
         assert v is not None
         if v.flags & VM_UFFD_MISSING:
             raise NotImplementedError(_UFFD_MISSING)
-        assert v.shm is not None
+        assert v.cache is not None
         page = addr & ~(mm.page_size - 1)
         if page >= v.object_end(mm.page_shift):
             total["segv"] = total.get("segv", 0) + 1  # SIGBUS past the object
             total["accesses"] = total.get("accesses", 0) + 1
             i = stop + 1
             continue
-        if populate_vma(mm, v, page, page + mm.page_size, write) <= page:
+        if v.file is not None and not write:
+            got = fault_around(mm, v, page)  # do_read_fault
+        else:
+            got = populate_vma(mm, v, page, page + mm.page_size, write)
+        if got <= page:
             raise MemoryError(f"access: out of page-table memory at {addr:#x}")
         total["faults"] = total.get("faults", 0) + 1
         i = stop

@@ -3,8 +3,10 @@
 ``MmStruct`` plays struct mm_struct: the VMAs, the page tables, the TLBs
 of the CPUs that run it, the kernel policy with its compiled move-engine
 configuration, the userfaultfds, and the CPU making system calls. ``Vma``
-plays vm_area_struct and ``Shm`` the shmem object behind a shared anonymous
-mapping. The kernel's files (vma.py, memory.py, userfaultfd.py, mremap.py,
+plays vm_area_struct; ``PageCache`` an object's pages (struct
+address_space), with its two kinds: ``Shm``, the shmem object behind a
+shared anonymous mapping, and ``File``, a regular file's inode and page
+cache behind a file mapping. The kernel's files (vma.py, memory.py, userfaultfd.py, mremap.py,
 persist.py) operate on an MmStruct as mm/*.c operate on mm_struct;
 ``AddressSpace`` (space.py) is the locked facade above it. Nothing here
 checks a system call's arguments: the facade does, once.
@@ -30,6 +32,7 @@ from .policy import policy as lookup_policy
 from .stats import MoveStats
 
 __all__ = [
+    "FAULT_AROUND_BYTES",
     "MAX_CPUS",
     "THP_MODES",
     "THP_SIZE_MODES",
@@ -38,7 +41,9 @@ __all__ = [
     "VM_UFFD_FLAGS",
     "VM_UFFD_MISSING",
     "VM_UFFD_WP",
+    "File",
     "MmStruct",
+    "PageCache",
     "Shm",
     "UserfaultfdCtx",
     "Vma",
@@ -63,6 +68,10 @@ THP_SIZE_MODES = ("always", "inherit", "madvise", "never")
 #: CPUs a space may have: the TLB state's cpumask width (_tlb.pxd MAX_TLB_CPUS)
 MAX_CPUS: int = _tlb.MAX_TLB_CPUS
 
+#: mm/memory.c fault_around_bytes: a read fault in a file VMA maps this much
+#: around it (rounded down to a power of two, at least one page)
+FAULT_AROUND_BYTES = 65536
+
 _ids = itertools.count(1)
 
 
@@ -71,12 +80,12 @@ def new_anon_vma() -> int:
     return next(_ids)
 
 
-class Shm:
-    """A shmem object: the pages of a MAP_SHARED|MAP_ANONYMOUS mapping.
-
-    ``frames[i]`` is the frame holding page ``i`` of the object, or -1 if
-    that page was never touched. Every mapping of the object (including
-    those made by mremap with old_size 0) sees the same frames.
+class PageCache:
+    """An object's pages (struct address_space's page cache): ``frames[i]``
+    is the frame holding page ``i`` of the object, or -1 if that page was
+    never brought in (it gets a frame on first use). Every mapping of the
+    object sees the same frames; ``frames.size`` pages lie below its end
+    (a fault past them is SIGBUS). Its two kinds are ``Shm`` and ``File``.
     """
 
     __slots__ = ("frames", "id")
@@ -85,8 +94,72 @@ class Shm:
         self.id = next(_ids)
         self.frames = np.full(pages, -1, dtype=np.int64)
 
+
+class Shm(PageCache):
+    """A shmem object: the pages of a MAP_SHARED|MAP_ANONYMOUS mapping
+    (including those made by mremap with old_size 0)."""
+
+    __slots__ = ()
+
     def __repr__(self) -> str:
         return f"Shm(id={self.id}, pages={self.frames.size})"
+
+
+class File(PageCache):
+    """A regular file, as mmap sees it: its name, its size in bytes
+    (i_size) and its page cache, shared by every mapping of it.
+
+    Parameters
+    ----------
+    name : str
+        What /proc/PID/maps shows for its mappings (``VmaInfo.file``).
+    size : int
+        i_size in bytes. Pages from ``ceil(size / page size)`` on lie past
+        its end: touching one is SIGBUS (EFAULT for MADV_POPULATE_*).
+    writable : bool
+        Opened read-write (FMODE_WRITE): only then may it be mapped
+        MAP_SHARED with PROT_WRITE (else mmap and mprotect fail with
+        EACCES, as the kernel's do_mmap and mprotect_fixup do).
+
+    Notes
+    -----
+    pagetab does no I/O: every page of the file below its end counts as
+    cached (uptodate in the page cache), so fault-around maps all of its
+    window. A page's frame is handed out by the page tables of the address
+    space that first maps the file, so a File belongs to one
+    ``AddressSpace`` (mapping it in another raises ValueError).
+    """
+
+    __slots__ = ("name", "owner", "size", "writable")
+
+    def __init__(self, name: str, size: int, writable: bool = False) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"File name must be a str, not {type(name).__name__}")
+        check_int("size", size, 0)
+        if not isinstance(writable, bool):
+            raise TypeError(f"writable must be a bool, not {type(writable).__name__}")
+        super().__init__(0)
+        self.name = name
+        self.size = size
+        self.writable = writable
+        #: the page tables whose frame ids ``frames`` holds (None until mapped)
+        self.owner: object | None = None
+
+    def attach(self, owner: object, page_shift: int) -> None:
+        """Bind the page cache to ``owner`` (an mm's page tables) with pages
+        of ``1 << page_shift`` bytes, at its first mapping; ValueError if
+        another space's page tables hold it."""
+        if self.owner is None:
+            self.owner = owner
+            pages = (self.size + (1 << page_shift) - 1) >> page_shift
+            self.frames = np.full(pages, -1, dtype=np.int64)
+        elif self.owner is not owner:
+            raise ValueError(f"File {self.name!r} is mapped in another AddressSpace: "
+                             "its page cache holds that space's frames")  # fmt: skip
+
+    def __repr__(self) -> str:
+        return (f"File({self.name!r}, size={self.size}, writable={self.writable}, "
+                f"id={self.id})")  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -102,11 +175,23 @@ class Vma:
     anon_vma: int | None = None  # anon_vma identity, set at the first anon fault
     shm: Shm | None = None
     uffd: int = 0  # vm_userfaultfd_ctx: the registered userfaultfd's id, 0 none
+    file: File | None = None  # vm_file: a file mapping's file (pgoff counts in it)
 
     def copy(self) -> Vma:
         """A new Vma with the same fields (vm_area_dup)."""
         return Vma(self.start, self.end, self.prot, self.shared, self.flags, self.pgoff,
-                   self.anon_vma, self.shm, self.uffd)  # fmt: skip
+                   self.anon_vma, self.shm, self.uffd, self.file)  # fmt: skip
+
+    @property
+    def cache(self) -> PageCache | None:
+        """The page cache its faults take pages from: its shmem object or
+        its file (None for anonymous memory)."""
+        return self.shm if self.shm is not None else self.file
+
+    @property
+    def anonymous(self) -> bool:
+        """vma_is_anonymous: private anonymous memory (no object behind it)."""
+        return self.shm is None and self.file is None
 
     def pages(self, page_shift: int) -> int:
         """Its length in pages (vma_pages)."""
@@ -117,16 +202,19 @@ class Vma:
         return self.pgoff + ((addr - self.start) >> page_shift)
 
     def object_end(self, page_shift: int) -> int:
-        """The address past the last page of its shmem object (shared VMAs):
-        faults beyond it are SIGBUS."""
-        assert self.shm is not None
-        return self.start + ((self.shm.frames.size - self.pgoff) << page_shift)
+        """The address past the last page of its object (shmem object or
+        file; VMAs with a ``cache``): faults beyond it are SIGBUS. May lie
+        below ``start`` when the whole VMA is past the file's end."""
+        cache = self.cache
+        assert cache is not None
+        return self.start + ((cache.frames.size - self.pgoff) << page_shift)
 
     def info(self) -> VmaInfo:
         """A read-only snapshot."""
         return VmaInfo(self.start, self.end, self.prot, self.shared,
                        bool(self.flags & VM_HUGEPAGE), bool(self.flags & VM_NOHUGEPAGE),
-                       self.pgoff, self.uffd)  # fmt: skip
+                       self.pgoff, self.uffd,
+                       None if self.file is None else self.file.name)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +229,7 @@ class VmaInfo:
     nohugepage: bool
     pgoff: int
     uffd: int = 0  # the userfaultfd the VMA is registered with, 0 none
+    file: str | None = None  # the mapped file's name (None: anonymous memory)
 
     @property
     def length(self) -> int:
@@ -153,7 +242,8 @@ class VmaInfo:
             for c, bit in (("r", PROT_READ), ("w", PROT_WRITE), ("x", PROT_EXEC))
         )
         perms += "s" if self.shared else "p"
-        return f"{self.start:012x}-{self.end:012x} {perms} {self.pgoff:08x}"
+        line = f"{self.start:012x}-{self.end:012x} {perms} {self.pgoff:08x}"
+        return line if self.file is None else f"{line} {self.file}"
 
 
 class UserfaultfdCtx(Protocol):
@@ -269,6 +359,9 @@ class MmStruct:
         self.last_move: MoveStats | None = None
         #: record every mremap step by step (``last_move.trace``)
         self.trace_moves = False
+        #: fault_around_bytes (mm/memory.c): the window a read fault in a
+        #: file VMA maps (``memory.fault_around``)
+        self.fault_around_bytes = FAULT_AROUND_BYTES
         rule = _flush.rule_class(arch.flush.rule)(arch.flush.params())
         self.tlbs = _flush.Tlbs(cpus, arch.tlb_geometry(), rule)
         self.policy = policy

@@ -1,8 +1,10 @@
 """mmap(2) and munmap(2) (mm/mmap.c ``do_mmap``, ``__vm_munmap``).
 
-Anonymous memory only: private (its pages faulted in on first touch) or
-shared (a shmem object behind it). Every argument is checked before
-anything changes; MAP_FIXED unmaps what lies in the way first.
+Anonymous memory, private (its pages faulted in on first touch) or shared
+(a shmem object behind it), and regular files (``mm_types.File``),
+MAP_PRIVATE or MAP_SHARED, whose pages come from the file's page cache.
+Every argument is checked before anything changes; MAP_FIXED unmaps what
+lies in the way first.
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ from .constants import (
     PROT_WRITE,
 )
 from .memory import populate_vma
-from .mm_types import MmStruct, Shm, Vma
+from .mm_types import File, MmStruct, Shm, Vma
 from .vma import do_vmi_munmap, find_vma, get_unmapped_area, insert_vma, is_free
 
 __all__ = ["do_mmap", "vm_munmap"]
+
+#: include/linux/fs.h MAX_LFS_FILESIZE on 64-bit: LLONG_MAX
+_MAX_LFS_FILESIZE = (1 << 63) - 1
 
 _UNSUPPORTED_MAP = {
     MAP_GROWSDOWN: "MAP_GROWSDOWN (stack VMAs)",
@@ -40,20 +45,33 @@ _UNSUPPORTED_MAP = {
 }
 
 
-def do_mmap(mm: MmStruct, length: int, addr: int | None, prot: int, flags: int) -> int:
-    """mmap(2) of anonymous memory on ``mm``; returns the address.
+def do_mmap(mm: MmStruct, length: int, addr: int | None, prot: int, flags: int,
+            file: File | None = None, offset: int = 0) -> int:  # fmt: skip
+    """mmap(2) on ``mm`` of anonymous memory, or of ``file`` from byte
+    ``offset`` on (flags without MAP_ANONYMOUS); returns the address.
 
     Raises OSError with Linux's errno: EINVAL (zero length, bad flags,
-    unaligned MAP_FIXED address), ENOMEM (no room, too many mappings),
-    EEXIST (MAP_FIXED_NOREPLACE over a mapping), EPERM (below
-    mmap_min_addr).
+    unaligned MAP_FIXED address, unaligned offset), EBADF (no file without
+    MAP_ANONYMOUS), EACCES (MAP_SHARED with PROT_WRITE of a read-only
+    file), EOVERFLOW (offset + length past the largest page offset),
+    ENOMEM (no room, too many mappings), EEXIST (MAP_FIXED_NOREPLACE over
+    a mapping), EPERM (below mmap_min_addr).
     """
     call = "mmap"
     length = as_uint("length", length, call)
     hint = 0 if addr is None else as_uint("addr", addr, call)
     prot = as_uint("prot", prot, call)
     flags = as_uint("flags", flags, call)
+    offset = as_uint("offset", offset, call)
+    if file is not None and not isinstance(file, File):
+        raise TypeError(f"{call}: file must be a pagetab File, not {type(file).__name__}")
+    if file is not None and flags & MAP_ANONYMOUS:
+        # the kernel ignores fd with MAP_ANONYMOUS; a File given with it is a mistake
+        raise ValueError(f"{call}: a file mapping takes flags without MAP_ANONYMOUS")
     a = mm.arch
+    if offset & (mm.page_size - 1):
+        # the mmap system call (ksys_mmap_pgoff's callers): offset_in_page
+        raise sys_error(errno.EINVAL, call, f"offset {offset:#x} is not page aligned")
     if length == 0:
         raise sys_error(errno.EINVAL, call, "length must be > 0")
     mtype = flags & MAP_TYPE
@@ -63,10 +81,9 @@ def do_mmap(mm: MmStruct, length: int, addr: int | None, prot: int, flags: int) 
             call,
             "flags must include exactly one of MAP_SHARED, MAP_PRIVATE, MAP_SHARED_VALIDATE",
         )
-    if not flags & MAP_ANONYMOUS:
-        raise sys_error(
-            errno.EBADF, call, "pagetab maps anonymous memory only: flags need MAP_ANONYMOUS"
-        )
+    if not flags & MAP_ANONYMOUS and file is None:
+        # ksys_mmap_pgoff: fget(fd) fails
+        raise sys_error(errno.EBADF, call, "no file to map: give file= or flags with MAP_ANONYMOUS")
     for bit, what in _UNSUPPORTED_MAP.items():
         if flags & bit:
             raise NotImplementedError(f"{call}: {what} is not simulated")
@@ -77,6 +94,7 @@ def do_mmap(mm: MmStruct, length: int, addr: int | None, prot: int, flags: int) 
     plen = mm.page_align(length)
     if plen >= U64 or plen > a.task_size:
         raise sys_error(errno.ENOMEM, call, f"length {length:#x} exceeds the address space")
+    pgoff = offset >> mm.page_shift
     fixed = bool(flags & (MAP_FIXED | MAP_FIXED_NOREPLACE))
     if len(mm.vmas) > mm.max_map_count:
         raise sys_error(errno.ENOMEM, call, "vm.max_map_count reached")
@@ -94,25 +112,45 @@ def do_mmap(mm: MmStruct, length: int, addr: int | None, prot: int, flags: int) 
         hint &= ~(mm.page_size - 1)
         if hint and hint < a.mmap_min_addr:
             hint = mm.page_align(a.mmap_min_addr)
-        thp_align = not shared and hint == 0 and plen % a.pmd_size == 0
+        # __get_unmapped_area: THP alignment for anonymous memory (a file's
+        # own get_unmapped_area is not simulated)
+        thp_align = not shared and file is None and hint == 0 and plen % a.pmd_size == 0
         found = get_unmapped_area(mm, plen, hint, thp_align)
         if found is None:
             raise sys_error(errno.ENOMEM, call, "no free range large enough")
         start = found
     end = start + plen
+    if file is not None:
+        # do_mmap checks the file after choosing the address (its errors
+        # come after ENOMEM, EPERM and EEXIST), before anything changes
+        if offset >= _MAX_LFS_FILESIZE or plen > _MAX_LFS_FILESIZE - offset:
+            # file_mmap_ok: a regular file's offsets end at MAX_LFS_FILESIZE
+            raise sys_error(errno.EOVERFLOW, call, "offset + length past the largest file offset")
+        if shared and prot & PROT_WRITE and not file.writable:
+            # MAP_SHARED: PROT_WRITE needs FMODE_WRITE
+            raise sys_error(errno.EACCES, call, f"file {file.name!r} is not open for writing")
+        # ValueError if another space holds it; binding it here changes nothing visible
+        file.attach(mm.tables, mm.page_shift)
     if fixed:
         do_vmi_munmap(mm, start, end)
-    if shared:
+    if file is not None:
+        v = Vma(start, end, prot, shared, pgoff=pgoff, file=file)
+    elif shared:
         v = Vma(start, end, prot, True, pgoff=0, shm=Shm(plen >> mm.page_shift))
     else:
         v = Vma(start, end, prot, False, pgoff=start >> mm.page_shift)
     insert_vma(mm, v)
     if flags & MAP_POPULATE and prot & (PROT_READ | PROT_WRITE):
-        # mm_populate: write faults for private writable mappings; its
-        # errors are ignored, as Linux ignores them
+        # mm_populate: write faults for private writable mappings (of a
+        # file too: each page copied, as populate_vma_page_range asks
+        # FOLL_WRITE when VM_WRITE without VM_SHARED); its errors are
+        # ignored, as Linux ignores them (pages past a file's end stay
+        # unmapped)
         vma = find_vma(mm, start)
         assert vma is not None
-        populate_vma(mm, vma, start, end, bool(prot & PROT_WRITE) and not shared)
+        stop = end if vma.file is None else min(end, vma.object_end(mm.page_shift))
+        if stop > start:
+            populate_vma(mm, vma, start, stop, bool(prot & PROT_WRITE) and not shared)
     return start
 
 

@@ -40,15 +40,31 @@ def do_mprotect_pkey(mm: MmStruct, addr: int, length: int, prot: int) -> None:
             break
         reach = v.end
     stop = min(reach, end)
+    denied = None
+    if prot & PROT_WRITE:
+        for v in overlapping(mm, addr, stop):
+            if v.shared and v.file is not None and not v.file.writable:
+                # no VM_MAYWRITE (do_mmap drops it for a shared mapping of a
+                # file not open for writing): EACCES at this VMA, those
+                # before it changed (do_mprotect_pkey's loop)
+                denied = max(v.start, addr)
+                stop = denied
+                break
     split_vma(mm, addr)
     split_vma(mm, stop)
     for v in list(overlapping(mm, addr, stop)):
         v.prot = prot
+        # pages of shared memory become writable at once only when dirty;
+        # so do those of a private file mapping (its own copies are dirty,
+        # the page cache's pages stay read-only for COW)
+        only_dirty = v.shared or v.file is not None
         if mm.tables.change_prot(
-            v.start, v.end, prot != PROT_NONE, bool(prot & PROT_WRITE), v.shared
+            v.start, v.end, prot != PROT_NONE, bool(prot & PROT_WRITE), only_dirty
         ):
             # change_protection flushes the range when it changed entries
             mm.tlbs.flush_range(mm.cpu, v.start, v.end)
     merge_around(mm, addr, stop)
+    if denied is not None:
+        raise sys_error(errno.EACCES, call, f"the file mapped at {denied:#x} is read-only")
     if stop < end:
         raise sys_error(errno.ENOMEM, call, f"range has a hole at {stop:#x}")

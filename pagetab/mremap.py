@@ -202,7 +202,7 @@ def mremap_at(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, fla
         return addr
     if not flags & MREMAP_MAYMOVE:
         raise _error(errno.ENOMEM, "cannot grow in place and MREMAP_MAYMOVE is off")
-    thp_align = not vma.shared and new_len % mm.arch.pmd_size == 0
+    thp_align = vma.anonymous and new_len % mm.arch.pmd_size == 0
     found = get_unmapped_area(mm, new_len, 0, thp_align)
     if found is None:
         raise _error(errno.ENOMEM, "no free range for the moved mapping")
@@ -215,7 +215,7 @@ def move_vma(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, new_
     new = vma.copy()
     new.start, new.end = new_addr, new_addr + new_len
     new.pgoff = vma.pgoff_at(addr, mm.page_shift)
-    if not vma.shared and vma.anon_vma is None:
+    if vma.anonymous and vma.anon_vma is None:
         new.pgoff = new_addr >> mm.page_shift  # copy_vma: unfaulted anon
     insert_vma(mm, new)
     new_vma = find_vma(mm, new_addr)
@@ -230,13 +230,14 @@ def move_vma(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, new_
     mm.pmc.start(addr, new_addr, old_len, need_rmap_locks=merged and new_vma.pgoff <= vma.pgoff,
                   has_anon=vma.anon_vma is not None, caller=mm.cpu, free_lo=free_lo,
                   free_hi=free_hi,
-                  uffd_no_table_moves=_uffd_without_remap(mm, vma, new_vma))  # fmt: skip
+                  uffd_no_table_moves=_uffd_without_remap(mm, vma, new_vma),
+                  has_file=vma.file is not None)  # fmt: skip
     if vma.start == addr and new_vma.start == new_addr:
         _try_realign(mm, st)
     moved = _move_page_tables(mm, st)
     if moved < old_len:
         # copy_vma_and_data's error path: move back, unmap the new range
-        _move_back(mm, new_addr, addr, moved, vma.anon_vma is not None)
+        _move_back(mm, new_addr, addr, moved, vma.anon_vma is not None, vma.file is not None)
         do_vmi_munmap(mm, new_addr, new_addr + new_len)
         raise _error(errno.ENOMEM, "out of memory for page tables")
     if new_vma.uffd:
@@ -245,7 +246,9 @@ def move_vma(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, new_
     if dontunmap:
         src = find_vma(mm, addr)
         if src is not None and src.start == addr and src.end == addr + old_len and not src.shared:
-            src.anon_vma = None  # dontunmap_complete: unlink_anon_vmas
+            # dontunmap_complete: unlink_anon_vmas (a private file VMA's too:
+            # its copies moved; the source refaults from the page cache)
+            src.anon_vma = None
             merge_around(mm, src.start, src.end)
     elif old_len:
         do_vmi_munmap(mm, addr, addr + old_len)
@@ -293,20 +296,20 @@ def move_whole_vma(mm: MmStruct, i: int, addr: int, length: int, new_addr: int,
     no_tables = bool(vma.uffd) and _uffd_without_remap(mm, vma, vma)
     mm.pmc.start(addr, new_addr, length, need_rmap_locks=False, has_anon=has_anon,
                   caller=mm.cpu, free_lo=free_lo, free_hi=free_hi,
-                  uffd_no_table_moves=no_tables)  # fmt: skip
+                  uffd_no_table_moves=no_tables, has_file=vma.file is not None)  # fmt: skip
     if addr & mm.pmd_mask:
         _try_realign(mm, st)
     moved = _move_page_tables(mm, st)
     if moved < length:
         # copy_vma_and_data's error path: move back, free the new range's tables
-        _move_back(mm, new_addr, addr, moved, has_anon)
+        _move_back(mm, new_addr, addr, moved, has_anon, vma.file is not None)
         j = index_after(mm, new_addr)
         unmap_region(mm, new_addr, new_end, vs[j - 1].end if j > 0 else 0,
                      vs[j].start if j < len(vs) else 0)  # fmt: skip
         raise _error(errno.ENOMEM, "out of memory for page tables")
     del vs[i]
     vma.start, vma.end = new_addr, new_end
-    if not vma.shared and vma.anon_vma is None:
+    if vma.anonymous and vma.anon_vma is None:
         vma.pgoff = new_addr >> mm.page_shift  # copy_vma: unfaulted anon
     vs.insert(index_after(mm, new_addr), vma)
     unmap_region(mm, addr, end, floor, ceiling)  # do_vmi_munmap of the source
@@ -342,8 +345,10 @@ def _move_page_tables(mm: MmStruct, st: MoveStats) -> int:
     return int(moved)
 
 
-def _move_back(mm: MmStruct, old: int, new: int, length: int, has_anon: bool) -> None:
+def _move_back(mm: MmStruct, old: int, new: int, length: int, has_anon: bool,
+               has_file: bool) -> None:  # fmt: skip
     """The reverse move_page_tables of a failed move (need_rmap_locks, no
     early freeing); its counters are not the call's."""
-    mm.pmc.start(old, new, length, need_rmap_locks=True, has_anon=has_anon, caller=mm.cpu)
+    mm.pmc.start(old, new, length, need_rmap_locks=True, has_anon=has_anon, caller=mm.cpu,
+                  has_file=has_file)  # fmt: skip
     _move.move_page_tables(mm.tables, mm.tlbs, mm.pmc)

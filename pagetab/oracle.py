@@ -21,6 +21,19 @@ Operations (tuples):
   ("uffd_move", dst_off, src_off, length, mode)
                                           UFFDIO_MOVE; an error's result is
                                           ("err", errno, move field)
+  ("file", index, size, writable[, disk]) create temp file ``index`` on tmpfs
+                                          (/dev/shm: small folios, no I/O),
+                                          or with ``disk`` 1 in /var/tmp (a
+                                          disk filesystem: not shmem, so
+                                          userfaultfd refuses it), of ``size``
+                                          zero bytes written with write(), so
+                                          every page is cached; open it
+                                          read-write or read-only
+  ("mmap_file", off, length, prot, flags, index, offset)
+                                          mmap it (MAP_FIXED_NOREPLACE as mmap)
+  ("read", off)                           read 8 bytes through /proc/self/mem
+                                          (a GUP read fault, fault-around
+                                          included); the result is the value
 """
 
 from __future__ import annotations
@@ -33,7 +46,7 @@ from typing import Any
 
 from . import host
 
-__all__ = ["OracleError", "PageState", "run_ops"]
+__all__ = ["FramedPageState", "OracleError", "PageState", "run_ops"]
 
 _CHILD = r"""
 import array, ctypes, ctypes.util, errno, json, os, struct, sys
@@ -73,7 +86,12 @@ win, align = req["window"], 1 << 30
 p = libc.mmap(1 << 46, win + align, 0, 0x22 | 0x4000, -1, 0)
 base = (p + align - 1) & ~(align - 1)
 libc.munmap(p, win + align)
+memfd = os.open("/proc/self/mem", os.O_RDONLY)
 res = []
+files = {}
+tempfile = __import__("tempfile")
+tmpdir = tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+disktmp = tempfile.mkdtemp(dir="/var/tmp" if os.path.isdir("/var/tmp") else None)
 for op in req["ops"]:
     kind, a = op[0], op[1:]
     ctypes.set_errno(0)
@@ -106,6 +124,28 @@ for op in req["ops"]:
         r = libc.ioctl(get_uffd(), 0xC028AA05, buf)
         moved = struct.unpack("QQQQq", buf.raw[:40])[4]
         res.append(["err", ctypes.get_errno(), moved] if r else ["ok", moved])
+    elif kind == "file":
+        idx, size, writable = a[:3]
+        path = os.path.join(disktmp if a[3:] and a[3] else tmpdir, str(idx))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, bytes(size))
+        if not writable:
+            os.close(fd)
+            fd = os.open(path, os.O_RDONLY)
+        files[idx] = fd
+        os.unlink(path)
+        res.append(["ok", 0])
+    elif kind == "mmap_file":
+        off, length, prot, flags, idx, offset = a
+        if not flags & 0x10:
+            flags |= 0x100000
+        r = libc.mmap(base + off, length, prot, flags, files[idx], offset)
+        res.append(["err", ctypes.get_errno()] if r == FAIL else ["ok", r - base])
+    elif kind == "read":
+        try:
+            res.append(["ok", int.from_bytes(os.pread(memfd, 8, base + a[0]), "little")])
+        except OSError as e:
+            res.append(["err", e.errno])
     elif kind == "write":
         with open("/proc/self/mem", "r+b", buffering=0) as m:
             m.seek(base + a[0])
@@ -166,8 +206,11 @@ if req.get("folios"):
                 n += 1
             order = n.bit_length() - 1
         orders.append(order)
+pfns = [e[k] & ((1 << 55) - 1) for k in present] if req.get("frames") else []
+os.rmdir(tmpdir)
+os.rmdir(disktmp)
 print(json.dumps({"results": res, "maps": maps, "present": present, "zero": zero,
-                  "tags": tags, "page": page, "orders": orders}))
+                  "tags": tags, "page": page, "orders": orders, "pfns": pfns}))
 """
 
 
@@ -189,13 +232,24 @@ class PageState:
     folio_order: int = -1
 
 
+@dataclass(frozen=True)
+class FramedPageState(PageState):
+    """A PageState with ``frame``, the page frame it maps (its PFN; -1 when
+    not present): what ``run_ops(..., frames=True)`` returns, so that which
+    pages share a frame can be compared."""
+
+    frame: int = -1
+
+
 def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30, timeout: float = 60.0,
-            folios: bool = False) -> tuple[list[tuple[Any, ...]], list[PageState]]:  # fmt: skip
+            folios: bool = False,
+            frames: bool = False) -> tuple[list[tuple[Any, ...]], list[PageState]]:  # fmt: skip
     """Run ``ops`` on the host kernel; (results, per-page state of the window).
 
     A result is ("ok", value) with addresses relative to the window, or
     ("err", errno). ``folios`` also reads each present page's folio order
-    (root: /proc/kpageflags).
+    (root: /proc/kpageflags); ``frames`` its PFN (root: pagemap shows PFNs
+    to CAP_SYS_ADMIN only).
     """
     ok, why = host.available()
     if not ok:
@@ -204,11 +258,13 @@ def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30, timeout: float = 
         raise ValueError("window must be a positive multiple of 2 MiB")
     for op in ops:
         if not op or op[0] not in ("mmap", "munmap", "mprotect", "mremap", "madvise", "write",
-                                   "uffd_register", "uffd_move"):  # fmt: skip
+                                   "uffd_register", "uffd_move", "file", "mmap_file",
+                                   "read"):  # fmt: skip
             raise ValueError(f"unknown operation {op!r}")
         if not all(isinstance(x, int) and not isinstance(x, bool) for x in op[1:]):
             raise TypeError(f"operation arguments must be ints: {op!r}")
-    req = json.dumps({"window": window, "ops": [list(op) for op in ops], "folios": folios})
+    req = json.dumps({"window": window, "ops": [list(op) for op in ops], "folios": folios,
+                      "frames": frames})  # fmt: skip
     try:
         proc = subprocess.run([sys.executable, "-c", _CHILD], input=req, text=True,
                               capture_output=True, timeout=timeout, check=False)  # fmt: skip
@@ -222,9 +278,13 @@ def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30, timeout: float = 
     for lo, hi, p in out["maps"]:
         for k in range(lo // page, hi // page):
             prot[k] = p
-    states = [PageState(p, False, False, 0) for p in prot]
+    cls = FramedPageState if frames else PageState
+    states = [cls(p, False, False, 0) for p in prot]
     orders = out["orders"] or [-1] * len(out["present"])
-    for k, z, tag, o in zip(out["present"], out["zero"], out["tags"], orders, strict=True):
-        states[k] = PageState(prot[k], True, bool(z), int(tag), int(o))
+    pfns = out["pfns"] or [-1] * len(out["present"])
+    for k, z, tag, o, f in zip(out["present"], out["zero"], out["tags"], orders, pfns,
+                               strict=True):  # fmt: skip
+        states[k] = (FramedPageState(prot[k], True, bool(z), int(tag), int(o), int(f)) if frames
+                     else PageState(prot[k], True, bool(z), int(tag), int(o)))  # fmt: skip
     results = [(r[0], *(int(x) for x in r[1:])) for r in out["results"]]
     return results, states

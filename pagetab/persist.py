@@ -1,9 +1,10 @@
 """Saving and loading an address space (numpy ``.npz`` files).
 
-Page tables, VMAs, shared-memory objects and frame numbering are saved
-exactly, and so are userfaultfds (their features, their queued remap
-events, the VMAs registered with each: ``AddressSpace.userfaultfds`` hands
-them back after a load); TLBs are not (a loaded space starts with cold
+Page tables, VMAs, shared-memory objects, mapped files (name, size,
+writability and page cache) and frame numbering are saved exactly, and so
+are userfaultfds (their features, their queued remap events, the VMAs
+registered with each: ``AddressSpace.userfaultfds`` hands them back after
+a load); TLBs are not (a loaded space starts with cold
 TLBs and its system-call CPU in mm_cpumask). Only registered arch profiles
 and policy presets can be saved by name.
 """
@@ -19,16 +20,18 @@ import numpy as np
 
 from .arch import arch as lookup_arch
 from .arch import archs
-from .mm_types import MmStruct, Shm, Vma, mm_alloc
+from .mm_types import FAULT_AROUND_BYTES, File, MmStruct, Shm, Vma, mm_alloc
 from .policy import policies
 from .policy import policy as lookup_policy
 from .userfaultfd import Userfaultfd
 
 __all__ = ["SAVE_VERSION", "load", "save"]
 
+#: 3: VMAs carry their file (a tenth column), files are saved (meta
+#: ``files``, their page caches ``file{i}``), and fault_around_bytes;
 #: 2: VMAs carry their userfaultfd (a ninth column), userfaultfds are saved;
-#: version 1 files (eight columns, no userfaultfd) still load
-SAVE_VERSION = 2
+#: version 1 and 2 files still load
+SAVE_VERSION = 3
 
 
 def save(mm: MmStruct, path: Any) -> None:
@@ -43,21 +46,28 @@ def save(mm: MmStruct, path: Any) -> None:
     vs = mm.vmas
     shms = list({id(v.shm): v.shm for v in vs if v.shm is not None}.values())
     index = {id(x): i for i, x in enumerate(shms)}
+    files = list({id(v.file): v.file for v in vs if v.file is not None}.values())
+    findex = {id(f): i for i, f in enumerate(files)}
     meta = {"format": "pagetab", "version": SAVE_VERSION, "arch": a.name,
             "policy": mm.policy.name, "thp": mm.thp, "cpus": mm.cpus,
             "max_map_count": mm.max_map_count, "page_table_limit": mm.page_table_limit,
             "cpu": mm.cpu,
             "thp_sizes": {str(k): v for k, v in mm.thp_sizes.items()},
+            "fault_around_bytes": mm.fault_around_bytes,
+            "files": [[f.name, f.size, f.writable] for f in files],
             "userfaultfds": [[u.id, u.features, [list(e) for e in u.pending_events]]
                              for u in mm.userfaultfds.values()]}  # fmt: skip
     arrays: dict[str, Any] = {f"tables_{k}": v for k, v in mm.tables.dump().items()}
     arrays["vma"] = np.array(
         [[v.start, v.end, v.prot, v.shared, v.flags, v.pgoff,
           -1 if v.anon_vma is None else v.anon_vma,
-          -1 if v.shm is None else index[id(v.shm)], v.uffd] for v in vs],
-        dtype=np.int64).reshape(-1, 9)  # fmt: skip
+          -1 if v.shm is None else index[id(v.shm)], v.uffd,
+          -1 if v.file is None else findex[id(v.file)]] for v in vs],
+        dtype=np.int64).reshape(-1, 10)  # fmt: skip
     for i, x in enumerate(shms):
         arrays[f"shm{i}"] = x.frames
+    for i, f in enumerate(files):
+        arrays[f"file{i}"] = f.frames
     arrays["meta"] = np.array(json.dumps(meta))
     np.savez_compressed(path, **arrays)
 
@@ -75,7 +85,7 @@ def load(path: Any, check: Callable[[MmStruct], None]) -> MmStruct:
         meta = json.loads(str(data["meta"]))
         if meta.get("format") != "pagetab":
             raise ValueError("not a pagetab save file")
-        if meta.get("version") not in (1, SAVE_VERSION):
+        if meta.get("version") not in (1, 2, SAVE_VERSION):
             raise ValueError(f"save format version {meta.get('version')} is not supported")
         sizes = {int(k): v for k, v in meta.get("thp_sizes", {}).items()}
         mm = mm_alloc(meta["arch"], cpus=meta["cpus"], thp=meta["thp"],
@@ -87,10 +97,22 @@ def load(path: Any, check: Callable[[MmStruct], None]) -> MmStruct:
             u = Userfaultfd(mm, int(ident), int(features))
             u.pending_events = [(int(a), int(b), int(n)) for a, b, n in events]
             mm.userfaultfds[u.id] = u
+        mm.fault_around_bytes = int(meta.get("fault_around_bytes", FAULT_AROUND_BYTES))
         shms: dict[int, Shm] = {}
-        columns = 8 if meta["version"] == 1 else 9
+        files: list[File] = []
+        for i, (name, size, writable) in enumerate(meta.get("files", [])):
+            f = File(str(name), int(size), bool(writable))
+            f.attach(mm.tables, mm.page_shift)
+            frames = np.asarray(data[f"file{i}"], dtype=np.int64)
+            if frames.shape != f.frames.shape:
+                raise ValueError(f"file {name!r}: {frames.size} pages saved for its size")
+            f.frames[:] = frames
+            files.append(f)
+        columns = {1: 8, 2: 9}.get(meta["version"], 10)
         for row in np.asarray(data["vma"], dtype=np.int64).reshape(-1, columns).tolist():
-            start, end, prot, shared, flags, pgoff, anon, shm, *uffd = row
+            start, end, prot, shared, flags, pgoff, anon, shm, *rest = row
+            uffd = rest[:1]
+            fidx = rest[1] if len(rest) > 1 else -1
             if uffd and uffd[0] and uffd[0] not in mm.userfaultfds:
                 raise ValueError(f"VMA {start:#x} is registered with userfaultfd {uffd[0]}, "
                                  "which the file does not hold")  # fmt: skip
@@ -102,7 +124,8 @@ def load(path: Any, check: Callable[[MmStruct], None]) -> MmStruct:
                     shms[shm].frames[:] = frames
                 obj = shms[shm]
             v = Vma(start, end, prot, bool(shared), flags, pgoff,
-                    None if anon == -1 else anon, obj)  # fmt: skip
+                    None if anon == -1 else anon, obj,
+                    file=None if fidx == -1 else files[fidx])  # fmt: skip
             v.uffd = uffd[0] if uffd else 0
             mm.vmas.append(v)
         mm.cpu = int(meta.get("cpu", 0))

@@ -35,7 +35,15 @@ from .constants import (
     PROT_WRITE,
     ZERO_FRAME,
 )
-from .mm_types import MmStruct, Vma, VmaInfo, check_thp_size, mm_alloc
+from .mm_types import (
+    FAULT_AROUND_BYTES,
+    File,
+    MmStruct,
+    Vma,
+    VmaInfo,
+    check_thp_size,
+    mm_alloc,
+)
 from .policy import Policy
 from .policy import policy as lookup_policy
 from .stats import AccessStats, MoveStats
@@ -152,6 +160,12 @@ class AddressSpace:
         Bytes of page tables (below the pgd) the space may use; an operation
         that needs more fails with OSError(ENOMEM) as the kernel's would,
         and a failed move puts back the entries it had moved.
+    fault_around_bytes:
+        /sys/kernel/debug/fault_around_bytes (default 65536): a read fault
+        in a file mapping also maps the pages of the aligned window of this
+        size around it (do_fault_around), within its VMA and PTE table and
+        below the file's end. Rounded down to a power of two; a page or
+        less turns fault-around off.
     """
 
     def __init__(
@@ -163,10 +177,12 @@ class AddressSpace:
         policy: str | Policy = "linux-6.8",
         page_table_limit: int | None = None,
         thp_sizes: Mapping[int, str] | None = None,
+        fault_around_bytes: int = FAULT_AROUND_BYTES,
     ) -> None:
         #: the mm itself, as data: what the kernel-file modules operate on
         self.mm_struct: MmStruct = mm_alloc(arch, cpus, thp, max_map_count, policy,
                                             page_table_limit, thp_sizes)  # fmt: skip
+        self.fault_around_bytes = fault_around_bytes
 
     @classmethod
     def _over(cls, mm: MmStruct) -> AddressSpace:
@@ -244,6 +260,17 @@ class AddressSpace:
         self.mm_struct.trace_moves = check_bool("trace_moves", on)
 
     @property
+    def fault_around_bytes(self) -> int:
+        """fault_around_bytes (see the class parameters)."""
+        return self.mm_struct.fault_around_bytes
+
+    @fault_around_bytes.setter
+    def fault_around_bytes(self, value: int) -> None:
+        # fault_around_bytes_set: at most a PTE table's span (PTRS_PER_PTE pages)
+        check_int("fault_around_bytes", value, 0, self.arch.pmd_size)
+        self.mm_struct.fault_around_bytes = value
+
+    @property
     def page_table_limit(self) -> int | None:
         """Bytes of page tables the space may use (None: no limit)."""
         return self.mm_struct.page_table_limit
@@ -291,15 +318,51 @@ class AddressSpace:
         addr: int | None = None,
         prot: int = PROT_READ | PROT_WRITE,
         flags: int = MAP_PRIVATE | MAP_ANONYMOUS,
+        file: File | None = None,
+        offset: int = 0,
     ) -> int:
-        """mmap(2) of anonymous memory; returns the address.
+        """mmap(2) of anonymous memory or of a file; returns the address.
 
-        Raises OSError with Linux's errno: EINVAL (zero length, bad flags,
-        unaligned MAP_FIXED address), ENOMEM (no room, too many mappings),
-        EEXIST (MAP_FIXED_NOREPLACE over a mapping), EPERM (below
-        mmap_min_addr).
+        Parameters
+        ----------
+        length : int
+            Bytes to map (rounded up to pages).
+        addr : int or None
+            A hint, or with MAP_FIXED / MAP_FIXED_NOREPLACE the address.
+        prot : int
+            PROT_READ, PROT_WRITE, PROT_EXEC or PROT_NONE.
+        flags : int
+            One of MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, with
+            MAP_ANONYMOUS for anonymous memory (else ``file`` is mapped),
+            MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_POPULATE.
+        file : File or None
+            The file to map, for flags without MAP_ANONYMOUS: MAP_PRIVATE
+            maps its page cache read-only and copies a page at its first
+            write; MAP_SHARED maps the page cache itself. Pages past the
+            file's end are SIGBUS. No THP is used for file mappings.
+        offset : int
+            Where in the file the mapping starts, in bytes (page aligned);
+            ``VmaInfo.pgoff`` is it in pages.
+
+        Returns
+        -------
+        int
+            The mapping's address.
+
+        Raises
+        ------
+        OSError
+            With Linux's errno: EINVAL (zero length, bad flags, unaligned
+            MAP_FIXED address or offset), EBADF (no ``file`` without
+            MAP_ANONYMOUS), EACCES (MAP_SHARED with PROT_WRITE of a File
+            not ``writable``), EOVERFLOW (offset + length past the largest
+            file offset), ENOMEM (no room, too many mappings), EEXIST
+            (MAP_FIXED_NOREPLACE over a mapping), EPERM (below
+            mmap_min_addr).
+        ValueError
+            ``file`` with MAP_ANONYMOUS, or a File another space maps.
         """
-        return mmap.do_mmap(self.mm_struct, length, addr, prot, flags)
+        return mmap.do_mmap(self.mm_struct, length, addr, prot, flags, file, offset)
 
     def munmap(self, addr: int, length: int) -> None:
         """munmap(2): unmap [addr, addr + length); frees emptied page tables."""

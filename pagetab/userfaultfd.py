@@ -135,6 +135,10 @@ class Userfaultfd:
                 # vma_can_userfault: MINOR only for shmem and hugetlb
                 raise OSError(errno.EINVAL, f"{call}: MINOR mode needs shmem or hugetlbfs")
             for v in vmas:
+                if v.file is not None:
+                    # vma_can_userfault: anonymous memory, shmem or hugetlbfs only
+                    raise OSError(errno.EINVAL, f"{call}: {v.start:#x} maps a regular file")
+            for v in vmas:
                 if v.uffd and v.uffd != self.id:
                     raise OSError(errno.EBUSY, f"{call}: {v.start:#x} has another userfaultfd")
             flags = (VM_UFFD_MISSING if mode & UFFDIO_REGISTER_MODE_MISSING else 0) | (
@@ -307,7 +311,8 @@ class Userfaultfd:
             return 0, []  # no VMA holds any of them
         starts = np.array([v.start for v in vs], dtype=np.uint64)
         ends = np.array([v.end for v in vs], dtype=np.uint64)
-        bad_vma = np.array([v.shared or not v.prot & PROT_WRITE for v in vs], dtype=bool)
+        bad_vma = np.array([v.shared or not v.anonymous or not v.prot & PROT_WRITE for v in vs],
+                           dtype=bool)  # fmt: skip
         prot = np.array([v.prot for v in vs], dtype=np.int64)
         mine = np.array([v.uffd == self.id for v in vs], dtype=bool)
         last = len(vs) - 1
@@ -327,6 +332,9 @@ class Userfaultfd:
             raise self._fail(errno.EINVAL, "the VMAs are not writable")
         if dv.uffd != self.id:
             raise self._fail(errno.EINVAL, "dst is not registered with this userfaultfd")
+        if not sv.anonymous or not dv.anonymous:
+            # validate_move_areas: "Only allow moving across anonymous vmas"
+            raise self._fail(errno.EINVAL, "src or dst maps a file")
 
     def _run(self, calls: np.ndarray[Any, Any], stop: int, holes: bool) -> UffdMoveStats:
         """Calls 0 .. stop - 1 of ``calls`` (checked) in C (``_uffd.move_calls``),

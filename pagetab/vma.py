@@ -41,7 +41,9 @@ def can_merge(a: Vma, b: Vma, page_shift: int) -> bool:
     """Whether b, starting where a ends, merges into a (mm/vma.c rules)."""
     if a.end != b.start or a.prot != b.prot or a.shared != b.shared or a.flags != b.flags:
         return False
-    if a.shm is not b.shm or a.uffd != b.uffd:  # is_mergeable_vm_userfaultfd_ctx
+    # is_mergeable_vma: the same vm_file (and shmem object);
+    # is_mergeable_vm_userfaultfd_ctx
+    if a.shm is not b.shm or a.file is not b.file or a.uffd != b.uffd:
         return False
     if a.pgoff + a.pages(page_shift) != b.pgoff:
         return False
@@ -275,8 +277,10 @@ def validate_mm(mm: MmStruct) -> None:
                 problems.append(f"VMAs overlap or are unsorted at {v.start:#x}")
             elif can_merge(prev, v, ps):
                 problems.append(f"VMAs at {prev.start:#x} and {v.start:#x} should be merged")
-        if v.shared != (v.shm is not None):
-            problems.append(f"VMA {v.start:#x}: shared flag and shm object disagree")
+        if v.shm is not None and (not v.shared or v.file is not None):
+            problems.append(f"VMA {v.start:#x}: a shmem object behind a private or file VMA")
+        if v.shared and v.cache is None:
+            problems.append(f"VMA {v.start:#x}: shared without a shmem object or file")
         prev = v
     total = mm.tables.count_mapped(0, mm.arch.task_size)
     inside = 0
@@ -285,17 +289,23 @@ def validate_mm(mm: MmStruct) -> None:
     for v in mm.vmas:
         for lo, f in _populated_chunks(mm, v):
             inside += int(np.count_nonzero(f >= 0))
-            if v.shared:
-                assert v.shm is not None
-                first = v.pgoff_at(lo, mm.page_shift)
-                want = v.shm.frames[first : first + f.size]
-                beyond = f[want.size :]
-                bad = (f[: want.size] >= 0) & (f[: want.size] != want)
-                if bad.any() or (beyond >= 0).any():
-                    problems.append(f"shared VMA {v.start:#x}: entries disagree with its object")
-            else:
+            cache = v.cache
+            if cache is None:
                 private.append(f[f > ZERO_FRAME])
-    seen_shm = {id(v.shm): v.shm for v in mm.vmas if v.shm is not None}
+                continue
+            first = max(v.pgoff_at(lo, mm.page_shift), 0)
+            want = cache.frames[first : first + f.size]
+            beyond = f[want.size :]
+            mapped = f[: want.size] >= 0
+            other = mapped & (f[: want.size] != want)
+            if v.shared and (other.any() or (beyond >= 0).any()):
+                problems.append(f"shared VMA {v.start:#x}: entries disagree with its object")
+            elif not v.shared:
+                if (beyond >= 0).any():
+                    problems.append(f"file VMA {v.start:#x}: pages mapped past its file's end")
+                # a private file VMA maps its page cache's frames or its own copies
+                private.append(f[: want.size][other])
+    seen_shm = {id(c): c for v in mm.vmas if (c := v.cache) is not None}
     for s in seen_shm.values():
         assert s is not None
         shm_frames.append(s.frames[s.frames >= 0])

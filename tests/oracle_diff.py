@@ -3,13 +3,14 @@ AddressSpace, and compare results and final page states."""
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import random
 from typing import Any
 
 import pagetab as pt
-from pagetab.memory import populate_vma
-from pagetab.oracle import PageState, run_ops
+from pagetab.memory import fault_around, populate_vma
+from pagetab.oracle import FramedPageState, PageState, run_ops
 
 BASE = 1 << 36  # the simulated window: PUD aligned, inside every arch (Sv39: 256 GiB)
 PAGE = 4096
@@ -42,18 +43,23 @@ Result = tuple[Any, ...]
 
 
 def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.18",
-             folios: bool = False) -> tuple[list[Result], list[PageState]]:  # fmt: skip
+             folios: bool = False,
+             frame_ids: bool = False) -> tuple[list[Result], list[PageState]]:  # fmt: skip
     """The same operations on AddressSpace("x86-64"), in run_ops' terms,
-    with the host's THP settings (``folios``: with each page's folio order),
-    under a policy with the host's (6.9+) UFFDIO_MOVE rules."""
+    with the host's THP settings (``folios``: with each page's folio order;
+    ``frame_ids``: with each page's frame id), under a policy with the host's
+    (6.9+) UFFDIO_MOVE rules."""
     mm = pt.AddressSpace("x86-64", thp=host_thp_mode(), policy=policy,
                          thp_sizes=host_thp_sizes())  # fmt: skip
     tags: dict[int, int] = {}
     results: list[tuple[Any, ...]] = []
     uffd: list[Any] = []
+    files: dict[int, pt.File] = {}
     for op in ops:
         kind, a = op[0], op[1:]
+        before = mm.frames(BASE, window) if files else None
         try:
+            _file_op(mm, files, tags, kind, a, results)
             if kind.startswith("uffd") and not uffd:
                 uffd.append(mm.userfaultfd(pt.UFFD_FEATURE_MOVE))
             if kind == "uffd_register":
@@ -89,7 +95,7 @@ def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.18"
                 # /proc/self/mem writes with FOLL_FORCE: check_vma_flags lets
                 # them COW any private mapping, refuses shared read-only ones
                 # (and past a shmem object's end: SIGBUS)
-                beyond = v is not None and v.shm is not None and addr >= v.object_end(12)
+                beyond = v is not None and v.cache is not None and addr >= v.object_end(12)
                 if v is None or beyond or (v.shared and not v.prot & pt.PROT_WRITE):
                     results.append(("err", errno.EIO))
                     continue
@@ -104,6 +110,8 @@ def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.18"
                 results.append(("ok", 0))
         except OSError as e:
             results.append(("err", e.errno or 0))
+        if before is not None:
+            _copied_tags(mm, tags, before, window)
     mm.check()
     frames, orders = mm.tables.folio_orders(BASE, BASE + window)
     states = []
@@ -114,9 +122,85 @@ def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.18"
         if f < 0:
             states.append(PageState(prot, False, False, 0))
         else:
-            states.append(PageState(prot, True, f == pt.ZERO_FRAME, tags.get(f, 0),
-                                    int(orders[k]) if folios else -1))  # fmt: skip
+            state = PageState(prot, True, f == pt.ZERO_FRAME, tags.get(f, 0),
+                              int(orders[k]) if folios else -1)  # fmt: skip
+            if frame_ids:
+                state = FramedPageState(*dataclasses.astuple(state), frame=f)
+            states.append(state)
     return results, states
+
+
+def _file_op(mm: pt.AddressSpace, files: dict[int, pt.File], tags: dict[int, int], kind: str,
+             a: tuple[Any, ...], results: list[Result]) -> None:  # fmt: skip
+    """The oracle's file operations ("file", "mmap_file", "read") on ``mm``;
+    the others are left to the caller (OSError propagates)."""
+    if kind == "file":
+        idx, size, writable = a[:3]
+        files[idx] = pt.File(f"file{idx}", size, bool(writable))
+        results.append(("ok", 0))
+    elif kind == "mmap_file":
+        off, length, prot, flags, idx, offset = a
+        if not flags & pt.MAP_FIXED:
+            flags |= pt.MAP_FIXED_NOREPLACE
+        at = mm.mmap(length, BASE + off, prot, flags, file=files[idx], offset=offset)
+        results.append(("ok", at - BASE))
+    elif kind == "read":
+        # /proc/self/mem reads: a GUP read fault where nothing is mapped
+        # (do_read_fault with fault-around in a file VMA), EIO past a
+        # shared object's or file's end (SIGBUS) and where nothing is mapped
+        addr = BASE + a[0]
+        v = mm.find_vma(addr)
+        if v is None or (v.cache is not None and addr >= v.object_end(PAGE.bit_length() - 1)):
+            results.append(("err", errno.EIO))
+            return
+        page = addr & ~(PAGE - 1)
+        if mm.translate(addr) is None:
+            if v.file is not None:
+                fault_around(mm.mm_struct, v, page)
+            else:
+                populate_vma(mm.mm_struct, v, page, page + PAGE, False)
+        f = mm.translate(addr)
+        results.append(("ok", tags.get(f, 0) if f is not None and f != pt.ZERO_FRAME else 0))
+
+
+def _copied_tags(mm: pt.AddressSpace, tags: dict[int, int], before: Any, window: int) -> None:
+    """A private copy of a file page made by an operation (do_cow_fault: a
+    populate or a write) holds what the page cache's page held."""
+    after = mm.frames(BASE, window)
+    for k in (after != before).nonzero()[0]:
+        f = int(after[k])
+        v = mm.find_vma(BASE + int(k) * PAGE)
+        if f <= 0 or f in tags or v is None or v.file is None or v.shared:
+            continue
+        cached = int(v.file.frames[v.pgoff_at(BASE + int(k) * PAGE, 12)])
+        if f != cached and cached in tags:
+            tags[f] = tags[cached]
+
+
+def same_frames(states: list[PageState]) -> list[int]:
+    """Which present pages share a frame: for each page, the index of the
+    first page mapping its frame (-1 when not present), so that host PFNs
+    and simulated frame ids compare (FramedPageState)."""
+    first: dict[int, int] = {}
+    return [first.setdefault(getattr(s, "frame", -1), k) if s.present else -1
+            for k, s in enumerate(states)]  # fmt: skip
+
+
+def compare_frames(ops: list[tuple[Any, ...]], window: int) -> str | None:
+    """``compare`` with which pages share a frame too (host PFNs: root)."""
+    hres, hstates = run_ops(ops, window=window, frames=True)
+    sres, sstates = simulate(ops, window, frame_ids=True)
+    for i, (h, s) in enumerate(zip(hres, sres, strict=True)):
+        if _outside(h, window) != _outside(s, window):
+            return f"op {i} {ops[i]}: host {h}, simulated {s}"
+    hsame, ssame = same_frames(hstates), same_frames(sstates)
+    for k, (h, s) in enumerate(zip(hstates, sstates, strict=True)):
+        if (h.prot, h.present, h.zero, h.tag) != (s.prot, s.present, s.zero, s.tag):
+            return f"page {k} ({k * PAGE:#x}): host {h}, simulated {s}"
+        if hsame[k] != ssame[k]:
+            return (f"page {k} ({k * PAGE:#x}): shares a frame with page {hsame[k]} on the "
+                    f"host, with page {ssame[k]} simulated")  # fmt: skip
+    return None
 
 
 def apply_op(mm: pt.AddressSpace, op: tuple[Any, ...], fixed: bool = False) -> Any:
@@ -246,4 +330,58 @@ def random_uffd_ops(rng: random.Random, window: int) -> list[tuple[Any, ...]]:
         ln = rng.choice([size - lo, size - lo, PAGE, 16 * PAGE, pmd])
         mode = rng.choice([0, 0, pt.UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES])
         ops.append(("uffd_move", dst + lo, src + lo, ln, mode))
+    return ops
+
+
+def random_file_ops(rng: random.Random, window: int, n: int) -> list[tuple[Any, ...]]:
+    """A random sequence with file mappings: two tmpfs files (one
+    read-write, one read-only, one of them not a whole number of pages),
+    mapped MAP_PRIVATE or MAP_SHARED at page offsets, with reads (fault-
+    around), writes, populates, mprotect, munmap, mremap and anonymous
+    mappings between them."""
+    pmd = 2 << 20
+    rw = pt.PROT_READ | pt.PROT_WRITE
+    sizes = [rng.choice([64 * PAGE, 300 * PAGE + 123, pmd, pmd + 40 * PAGE]) for _ in range(2)]
+    ops: list[tuple[Any, ...]] = [("file", 0, sizes[0], 1), ("file", 1, sizes[1], 0)]
+
+    def off(span: int = 0) -> int:
+        unit = rng.choice([PAGE, PAGE, 16 * PAGE, pmd])
+        return rng.randrange(0, max(window - span, unit), unit) // PAGE * PAGE
+
+    def length() -> int:
+        return rng.choice([PAGE, 3 * PAGE, 16 * PAGE, 100 * PAGE, pmd])
+
+    for _ in range(n):
+        r = rng.random()
+        if r < 0.3 or len(ops) < 3:
+            ln = length()
+            idx = rng.randrange(2)
+            kind = rng.choice([pt.MAP_PRIVATE, pt.MAP_PRIVATE, pt.MAP_SHARED])
+            prot = rng.choice([rw, rw, pt.PROT_READ])
+            fixed = pt.MAP_FIXED if rng.random() < 0.3 else 0
+            offset = rng.choice([0, 0, PAGE, 16 * PAGE, 37 * PAGE])
+            ops.append(("mmap_file", off(ln), ln, prot, kind | fixed, idx, offset))
+        elif r < 0.45:
+            ops.append(("read", off(PAGE) + rng.randrange(0, PAGE, 8)))
+        elif r < 0.55:
+            ops.append(("write", off(PAGE), rng.getrandbits(63) | 1))
+        elif r < 0.63:
+            ln = length()
+            ops.append(("madvise", off(ln), ln, rng.choice(
+                [pt.MADV_POPULATE_WRITE, pt.MADV_POPULATE_READ, pt.MADV_DONTNEED])))  # fmt: skip
+        elif r < 0.7:
+            ln = length()
+            ops.append(("mprotect", off(ln), ln, rng.choice([pt.PROT_NONE, pt.PROT_READ, rw])))
+        elif r < 0.75:
+            ln = length()
+            ops.append(("munmap", off(ln), ln))
+        elif r < 0.8:
+            ln = length()
+            ops.append(("mmap", off(ln), ln, rw, pt.MAP_PRIVATE | pt.MAP_ANONYMOUS))
+        else:
+            old = length()
+            new = rng.choice([old, old, length()])
+            flags = rng.choice([pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED] * 3 + [
+                pt.MREMAP_MAYMOVE, 0, pt.MREMAP_MAYMOVE | pt.MREMAP_DONTUNMAP])  # fmt: skip
+            ops.append(("mremap", off(old), old, new, flags, off(new)))
     return ops
