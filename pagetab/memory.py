@@ -164,13 +164,33 @@ def fault_around(mm: MmStruct, v: Vma, addr: int) -> int:
     ``v``: do_read_fault, which maps ``fault_around_window`` from the page
     cache, read-only, where nothing is mapped yet.
 
-    pagetab does no I/O: every page of the file below its end counts as
-    cached and uptodate (what filemap_map_pages maps), so the whole window
-    is mapped. Returns the address reached: past ``addr``'s page, or at or
-    below it when page-table memory ran out.
+    filemap_map_pages maps only the pages in the page cache (uptodate):
+    ``File.cached`` says which (None: all of them, pagetab doing no I/O);
+    the faulting page itself is read in (__do_fault) and cached from then.
+    Returns the address reached: past ``addr``'s page, or at or below it
+    when page-table memory ran out.
     """
     lo, hi = fault_around_window(mm, v, addr)
-    return _map_file_pages(mm, v, lo, hi)
+    f = v.file
+    assert f is not None
+    if f.cached is None:
+        return _map_file_pages(mm, v, lo, hi)
+    page = addr & ~(mm.page_size - 1)
+    first = v.pgoff_at(lo, mm.page_shift)
+    here = v.pgoff_at(page, mm.page_shift)
+    if here < f.cached.size:
+        f.cached[here] = True  # read into the page cache by this fault
+    cached = f.cached[first : first + ((hi - lo) >> mm.page_shift)]
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], cached.astype(np.int8), [0]))))
+    reached = lo
+    for s, e in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+        start, end = lo + (s << mm.page_shift), lo + (e << mm.page_shift)
+        got = _map_file_pages(mm, v, start, end)
+        if got < end:
+            return got if start <= page < end or got <= page else page + mm.page_size
+        if start <= page < end:
+            reached = end
+    return reached
 
 
 def _map_file_pages(mm: MmStruct, v: Vma, start: int, end: int) -> int:

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _flush, _move, _tables, _tlb
 from .arch import Arch
@@ -130,7 +131,7 @@ class File(PageCache):
     ``AddressSpace`` (mapping it in another raises ValueError).
     """
 
-    __slots__ = ("name", "owner", "size", "writable")
+    __slots__ = ("cached", "name", "owner", "size", "writable")
 
     def __init__(self, name: str, size: int, writable: bool = False) -> None:
         if not isinstance(name, str):
@@ -144,6 +145,31 @@ class File(PageCache):
         self.writable = writable
         #: the page tables whose frame ids ``frames`` holds (None until mapped)
         self.owner: object | None = None
+        #: which pages are in the page cache (uptodate), what fault-around
+        #: maps; None: all of them. A page read by a fault is cached from then.
+        self.cached: npt.NDArray[np.bool_] | None = None
+
+    def set_cached(self, runs: Iterable[tuple[int, int]] | None, page_shift: int) -> None:
+        """Say which pages are in the page cache: ``runs`` of page indices
+        ``[lo, hi)`` (a recording's mincore of the file), or None for all.
+
+        Parameters
+        ----------
+        runs
+            Runs of cached pages, or None (every page below the end cached).
+        page_shift
+            The page size's log2, to size the map.
+        """
+        if runs is None:
+            self.cached = None
+            return
+        pages = (self.size + (1 << page_shift) - 1) >> page_shift
+        cached = np.zeros(pages, dtype=np.bool_)
+        for lo, hi in runs:
+            check_int("cached run start", lo, 0, pages)
+            check_int("cached run end", hi, lo, pages)
+            cached[lo:hi] = True
+        self.cached = cached
 
     def attach(self, owner: object, page_shift: int) -> None:
         """Bind the page cache to ``owner`` (an mm's page tables) with pages

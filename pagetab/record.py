@@ -194,6 +194,51 @@ def _size(path: str) -> int | None:
         return None
 
 
+def page_cache_runs(path: str, page_size: int) -> list[list[int]] | None:
+    """The runs ``[lo, hi)`` of the file's pages in the page cache now
+    (mincore(2) of a mapping of it, which faults nothing in); None if the
+    file cannot be opened or mapped."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long)  # fmt: skip
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    libc.mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return []
+        addr = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+        if addr in (None, ctypes.c_void_p(-1).value):
+            return None
+        try:
+            pages = (size + page_size - 1) // page_size
+            vec = (ctypes.c_ubyte * pages)()
+            if libc.mincore(addr, size, vec) != 0:
+                return None
+        finally:
+            libc.munmap(addr, size)
+    finally:
+        os.close(fd)
+    resident = np.frombuffer(bytes(vec), dtype=np.uint8) & 1
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], resident, [0]))))
+    return [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def file_info(vmas: list[list[Any]], page_size: int) -> dict[str, dict[str, Any]]:
+    """Each file ``vmas`` map: its size and its pages in the page cache."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in vmas:
+        path = row[4]
+        if path.startswith("/") and path not in out:
+            out[path] = {"i_size": row[5], "cached": page_cache_runs(path, page_size)}
+    return out
+
+
 def file_of(vmas: list[list[Any]], addr: int, length: int, offset: int) -> list[Any] | None:
     """The VMA row of ``vmas`` that a file mmap of [addr, addr + length) at
     ``offset`` made, if one is still there: inside the range, with the
@@ -597,7 +642,8 @@ def record(
                     vmas = read_maps(tgid)
                     now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
                     snapshots[tgid] = {"pid": tgid, "tid": tid, "vmas": vmas, "mono": now,
-                                       "present": present_runs(tgid, vmas, page)}  # fmt: skip
+                                       "present": present_runs(tgid, vmas, page),
+                                       "files": file_info(vmas, page)}  # fmt: skip
                 except OSError:
                     pass
             elif event == 0:
@@ -683,9 +729,12 @@ def _convert(raw: Any, out: str | os.PathLike[str], header: Header, uprobe: str,
             raise RecordError("record: the trace lacks its clock markers")
         parser.set_clock(sync)
         mono0 = sync[0][1]
+        # the files each process maps, sized and with their cached pages at
+        # exit (a superset of what was cached when it ran), known from its exec
         parser.pending = [{"k": "maps", "t": s["mono"] - mono0, "pid": s["pid"],
                            "tid": s["pid"], "cpu": None, "when": "exec", "vmas": s["vmas"],
-                           "present": s["present"]}
+                           "present": s["present"],
+                           "files": snapshots.get(s["pid"], {}).get("files", {})}
                           for s in sorted(exec_maps, key=lambda s: s["mono"])]  # fmt: skip
         raw.seek(0)
         for i, b in enumerate(raw):

@@ -50,7 +50,6 @@ from .constants import (
     MAP_GROWSDOWN,
     MAP_PRIVATE,
     MAP_SHARED,
-    MAP_TYPE,
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
     PROT_EXEC,
@@ -63,7 +62,7 @@ from .constants import (
     UFFDIO_REGISTER_MODE_WP,
     UFFDIO_UNREGISTER,
 )
-from .mm_types import MAX_CPUS
+from .mm_types import MAX_CPUS, File
 from .plot import plot_calls, plot_cumulative
 from .policy import Policy
 from .policy import policies as all_policies
@@ -323,6 +322,26 @@ class _Process:
         self.uffds: dict[int, Userfaultfd] = {}
         self.brk: int | None = None
         self.names: list[tuple[int, int, str]] = []  # recorded [start, end) -> name
+        #: the files mapped, by path (their page caches are shared)
+        self.files: dict[str, File] = {}
+        #: what the recording knows of each file: i_size, cached page runs
+        self.file_info: dict[str, dict[str, Any]] = {}
+        self.page_shift = 12
+        #: open file descriptors: each a holder of the File it maps, shared by
+        #: its dups, made at its first mmap (the trace has no path for an fd)
+        self.fds: dict[int, list[File | None]] = {}
+        self.opened = 0
+
+    def file(self, path: str, size: int) -> File:
+        """The File at ``path`` (one per path, as one inode's page cache;
+        a new one if ``size`` outgrows the one there)."""
+        f = self.files.get(path)
+        if f is None or f.size < size:
+            f = self.files[path] = File(path, size, writable=True)
+            info = self.file_info.get(path)
+            if info is not None and info.get("cached") is not None:
+                f.set_cached([(lo, hi) for lo, hi in info["cached"]], self.page_shift)
+        return f
 
     def cpu(self, tid: int) -> int:
         if tid not in self.cpu_of:
@@ -392,32 +411,41 @@ class Replayer:
         p = _Process(pid, lambda: AddressSpace(self.arch, cpus=self.cpus, thp=self.thp,
                                                policy=self.policy))  # fmt: skip
         p.mm.trace_moves = self.timeline is not None
+        p.file_info = dict(ev.get("files") or {})
+        p.page_shift = self.arch.page_shift
         self.procs[pid] = p
-        present = []
-        for lo, hi, perms, _, path in ev["vmas"]:
+        for row in ev["vmas"]:
+            lo, hi, perms, off, path = row[:5]
             if hi > self.arch.task_size or path == "[vsyscall]":
                 continue
             p.names.append((lo, hi, path))
-            flags = (MAP_SHARED if perms[3] == "s" else MAP_PRIVATE) | MAP_ANONYMOUS | MAP_FIXED
-            p.mm.mmap(hi - lo, addr=lo, prot=_prot(perms), flags=flags)
-            if path and not path.startswith("["):
-                self.translated["file mapping replayed as anonymous memory"] += 1
-        for run in ev.get("present") or []:
-            present.append(run)
-        self.populate(p, present)
+            flags = (MAP_SHARED if perms[3] == "s" else MAP_PRIVATE) | MAP_FIXED
+            if path.startswith("/"):
+                size = row[5] if len(row) > 5 and row[5] is not None else off + hi - lo
+                f = p.file(path, size)
+                p.mm.mmap(hi - lo, addr=lo, prot=_prot(perms), flags=flags, file=f, offset=off)
+            else:
+                p.mm.mmap(hi - lo, addr=lo, prot=_prot(perms), flags=flags | MAP_ANONYMOUS)
+        self.populate(p, ev.get("present") or [])
 
     def populate(self, p: _Process, runs: Iterable[list[int]]) -> None:
-        """Pages the kernel made present before the trace began: written
-        (anonymous) or read (file) as pagemap's file bit says."""
-        for run in runs:
-            lo, hi = run[0], run[1]
-            write = len(run) < 3 or not run[2]
-            addrs = np.arange(lo, hi, self.arch.page_size, dtype=np.uint64)
-            v = p.mm.find_vma(lo)
-            if v is None or not v.prot & PROT_WRITE:
-                write = False
-            if addrs.size:
-                p.mm.access(addrs, cpu=0, write=write)
+        """Pages the kernel made present before the trace began, exactly
+        those (no fault-around): written (anonymous, as pagemap's file bit
+        says; a private file page the loader wrote is a copy) or read."""
+        around = p.mm.fault_around_bytes
+        p.mm.fault_around_bytes = 0
+        try:
+            for run in runs:
+                lo, hi = run[0], run[1]
+                write = len(run) < 3 or not run[2]
+                addrs = np.arange(lo, hi, self.arch.page_size, dtype=np.uint64)
+                v = p.mm.find_vma(lo)
+                if v is None or not v.prot & PROT_WRITE:
+                    write = False
+                if addrs.size:
+                    p.mm.access(addrs, cpu=0, write=write)
+        finally:
+            p.mm.fault_around_bytes = around
 
     # -- events ----------------------------------------------------------
     def event(self, ev: dict[str, Any]) -> None:
@@ -572,17 +600,15 @@ class Replayer:
         if flags & MAP_GROWSDOWN:
             flags &= ~MAP_GROWSDOWN
             note = "MAP_GROWSDOWN mapped without growth"
+        file = None
         if not flags & MAP_ANONYMOUS:
-            flags |= MAP_ANONYMOUS
-            note = "file mapping replayed as anonymous memory"
-            if flags & MAP_TYPE == MAP_SHARED:
-                flags = flags & ~MAP_TYPE | MAP_PRIVATE
+            file = self.file_for(p, fd, ev.get("file"), a[5] + length)
         if r >= 0 and not flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
             addr, flags = r, flags | MAP_FIXED_NOREPLACE
             note = note or "address chosen by the kernel, asked for (MAP_FIXED_NOREPLACE)"
-        del fd
         try:
-            got = p.mm.mmap(length, addr=addr, prot=prot, flags=flags)
+            got = p.mm.mmap(length, addr=addr, prot=prot, flags=flags, file=file,
+                            offset=a[5] if file is not None else 0)  # fmt: skip
         except OSError as e:
             got = _ret(e)
         except NotImplementedError as e:
@@ -592,10 +618,48 @@ class Replayer:
             self.name_range(p, r, length, ev)
         return got, None, {}, note, "mmap", max(got, 0)
 
+    def file_for(self, p: _Process, fd: int, known: dict[str, Any] | None, end: int) -> File:
+        """The File an mmap of ``fd`` up to byte ``end`` maps: by the path
+        the recording found for it (a mapping still there at exit), else
+        the one this fd was given at an earlier mmap, else a new one whose
+        size is the mapping's end (no EOF inside it)."""
+        holder = p.fds.setdefault(fd, [None])
+        if known is not None:
+            size = known.get("i_size")
+            holder[0] = p.file(str(known["path"]), end if size is None else int(size))
+        f = holder[0]
+        if f is None or f.size < end:
+            p.opened += 1
+            name = f.name if f is not None else f"<fd {fd}, open #{p.opened}>"
+            f = holder[0] = p.file(name, end)
+            self.translated["a file whose path or size the trace lacks"] += 1
+        return f
+
     def name_range(self, p: _Process, start: int, length: int, ev: dict[str, Any]) -> None:
-        del ev
+        known = ev.get("file")
+        name = str(known["path"]) if known else "anon"
         p.names = [(lo, hi, n) for lo, hi, n in p.names if hi <= start or lo >= start + length]
-        p.names.append((start, start + length, "anon"))
+        p.names.append((start, start + length, name))
+
+    def sys_openat(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        if r >= 0:
+            p.fds[r] = [None]  # a new open file: a new File at its first mmap
+        return None
+
+    sys_open = sys_openat
+
+    def sys_close(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        if r == 0:
+            p.fds.pop(a[0], None)
+        return None
+
+    def sys_dup(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        if r >= 0:
+            p.fds[r] = p.fds.setdefault(a[0], [None])  # the same open file
+        return None
+
+    sys_dup2 = sys_dup
+    sys_dup3 = sys_dup
 
     def sys_munmap(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
         try:
@@ -730,14 +794,14 @@ class Replayer:
             return
         t = int(ev["t"])
         ps = self.arch.page_size
-        want = [(lo, hi, perms[:3]) for lo, hi, perms, _, path in ev["vmas"]
+        want = [(lo, hi, perms[:3]) for lo, hi, perms, _, path, *_ in ev["vmas"]
                 if path not in SPECIAL and hi <= self.arch.task_size]  # fmt: skip
         have = []
         for v in p.mm.vmas():
             perms = ("r" if v.prot & PROT_READ else "-") + ("w" if v.prot & PROT_WRITE else "-") \
                 + ("x" if v.prot & PROT_EXEC else "-")  # fmt: skip
             have.append((v.start, v.end, perms))
-        special = [(lo, hi) for lo, hi, _, _, path in ev["vmas"] if path in SPECIAL]
+        special = [(lo, hi) for lo, hi, _, _, path, *_ in ev["vmas"] if path in SPECIAL]
         have = [h for h in have if not any(lo <= h[0] < hi for lo, hi in special)]
         if _coalesce(want) != _coalesce(have):
             self.differences.append(Difference(t, p.pid, "VMAs at exit (merged by protection)",
