@@ -37,8 +37,10 @@ __all__ = [
     "MAX_CPUS",
     "THP_MODES",
     "THP_SIZE_MODES",
+    "VM_ACCOUNT",
     "VM_HUGEPAGE",
     "VM_NOHUGEPAGE",
+    "VM_NORESERVE",
     "VM_UFFD_FLAGS",
     "VM_UFFD_MISSING",
     "VM_UFFD_WP",
@@ -58,6 +60,11 @@ __all__ = [
 #: vm_flags bits pagetab keeps besides the protection (include/linux/mm.h)
 VM_UFFD_MISSING = 0x00000200
 VM_UFFD_WP = 0x00001000
+#: a private writable mapping charged to the commit (mm/mmap.c
+#: accountable_mapping); MAP_NORESERVE's mappings are not (VM_NORESERVE).
+#: Both are vm_flags, so VMAs that differ in them do not merge.
+VM_ACCOUNT = 0x00100000
+VM_NORESERVE = 0x00200000
 VM_HUGEPAGE = 0x20000000
 VM_NOHUGEPAGE = 0x40000000
 VM_UFFD_FLAGS = VM_UFFD_MISSING | VM_UFFD_WP

@@ -19,6 +19,7 @@ from .constants import (
     MAP_GROWSDOWN,
     MAP_HUGETLB,
     MAP_LOCKED,
+    MAP_NORESERVE,
     MAP_POPULATE,
     MAP_PRIVATE,
     MAP_SHARED,
@@ -30,7 +31,7 @@ from .constants import (
     PROT_WRITE,
 )
 from .memory import populate_vma
-from .mm_types import File, MmStruct, Shm, Vma
+from .mm_types import VM_ACCOUNT, VM_NORESERVE, File, MmStruct, Shm, Vma
 from .vma import do_vmi_munmap, find_vma, get_unmapped_area, insert_vma, is_free
 
 __all__ = ["do_mmap", "vm_munmap"]
@@ -133,12 +134,17 @@ def do_mmap(mm: MmStruct, length: int, addr: int | None, prot: int, flags: int,
         file.attach(mm.tables, mm.page_shift)
     if fixed:
         do_vmi_munmap(mm, start, end)
+    # VM_NORESERVE for MAP_NORESERVE (overcommit not "never"); VM_ACCOUNT
+    # for a private writable mapping without it (do_mmap, accountable_mapping)
+    vm_flags = VM_NORESERVE if flags & MAP_NORESERVE else 0
+    if not shared and prot & PROT_WRITE and not vm_flags:
+        vm_flags |= VM_ACCOUNT
     if file is not None:
-        v = Vma(start, end, prot, shared, pgoff=pgoff, file=file)
+        v = Vma(start, end, prot, shared, vm_flags, pgoff=pgoff, file=file)
     elif shared:
-        v = Vma(start, end, prot, True, pgoff=0, shm=Shm(plen >> mm.page_shift))
+        v = Vma(start, end, prot, True, vm_flags, pgoff=0, shm=Shm(plen >> mm.page_shift))
     else:
-        v = Vma(start, end, prot, False, pgoff=start >> mm.page_shift)
+        v = Vma(start, end, prot, False, vm_flags, pgoff=start >> mm.page_shift)
     insert_vma(mm, v)
     if flags & MAP_POPULATE and prot & (PROT_READ | PROT_WRITE):
         # mm_populate: write faults for private writable mappings (of a

