@@ -69,6 +69,7 @@ from .policy import policies as all_policies
 from .policy import policy as resolve_policy
 from .results import Compared
 from .space import AddressSpace
+from .stats import COUNTER_NAMES
 from .tracefile import TraceReader, read_trace
 from .userfaultfd import FEATURES, UffdMoveError, Userfaultfd
 
@@ -728,8 +729,9 @@ class Replayer:
         if got >= 0:
             p.names = [(lo, hi, n) for lo, hi, n in p.names if hi <= got or lo >= got + nlen]
             p.names.append((got, got + nlen, region))
-        counters = {k: int(v) for k, v in st.as_dict().items()
-                    if isinstance(v, int) and not isinstance(v, bool) and v}  # fmt: skip
+        counters = {n: st.counter(n) for n in COUNTER_NAMES if st.counter(n)}
+        if st.tables_freed:
+            counters["tables_freed"] = st.tables_freed
         return got, float(st.estimated_ns), counters, note, "mremap", old
 
     def sys_userfaultfd(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:

@@ -326,3 +326,22 @@ def _file(name: str, size: int) -> Any:
     import pagetab as pt
 
     return pt.File(name, size)
+
+
+def test_the_cli_prints_each_priced_call(capsys: pytest.CaptureFixture[str]) -> None:
+    import pagetab as pt
+    from pagetab.cli import main
+
+    trace = pt.example_trace("grow_bytearray")
+    main(["replay", trace, "--calls"])
+    out = capsys.readouterr().out
+    res = replay(trace)
+    rows = [line for line in out.splitlines()
+            if line.split()[2:3] == ["mremap"] and line.split()[1].isdigit()]  # fmt: skip
+    assert len(rows) == res.kinds["mremap"].calls == len(res.errors("mremap"))
+    first = next(c for c in res.calls if c.name == "mremap")
+    assert (
+        f"{first.recorded_ns / 1e3:,.1f}" in rows[0]
+        and f"{first.estimated_ns / 1e3:,.1f}" in rows[0]
+    )
+    assert main(["replay", trace, trace, "--plot", "x.png"]) == 2  # one trace only

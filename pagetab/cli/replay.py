@@ -36,6 +36,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="replay a trace of another page size with its byte ranges as recorded",
     )
     parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="also print each priced call: the kernel's recorded time beside the estimate, "
+        "the error, and the flushes of both",
+    )
+    parser.add_argument(
         "--differences",
         type=int,
         default=10,
@@ -96,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
                 status = 1
             if not args.json:
                 _print_differences(res, args.differences)
+                if args.calls:
+                    _print_calls(res)
     if args.csv:
         write_text(csv_text(rows), args.csv)
     if args.json_out:
@@ -183,6 +191,25 @@ def _plot(res: ReplayResult, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def _print_calls(res: ReplayResult) -> None:
+    """Each priced call, in order."""
+    head = ["ms", "cpu", "call", "bytes", "moved", "kernel us", "est. us", "err %",
+            "flushes kernel/pagetab"]  # fmt: skip
+    rows = []
+    for c in res.calls:
+        if c.estimated_ns is None:
+            continue
+        size = c.args[2] if c.name == "mremap" else c.counters.get("bytes_moved", 0)
+        moved = "yes" if c.name == "mremap" and c.replayed not in (c.args[0], -1) else "-"
+        rec = c.recorded_ns if res.comparable else None
+        err = (c.estimated_ns - rec) / rec * 100 if rec else None
+        k = "-" if c.recorded_flushes is None else str(c.recorded_flushes)
+        rows.append([f"{c.t / 1e6:.3f}", str(c.cpu), c.name, f"{size:,}", moved,
+                     _f(None if rec is None else rec / 1e3), _f(c.estimated_ns / 1e3), _f(err),
+                     f"{k}/{c.counters.get('flush_calls', 0)}"])  # fmt: skip
+    table(f"{res.arch} {res.policy}: each priced call", head, rows, right_from=3)
 
 
 def _flushes(r: dict[str, Any]) -> str:
