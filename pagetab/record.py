@@ -71,7 +71,9 @@ EVENTS = ("exceptions/page_fault_user", "exceptions/page_fault_kernel", "tlb/tlb
 PTRACE_TRACEME, PTRACE_CONT, PTRACE_SETOPTIONS = 0, 7, 0x4200
 PTRACE_O_TRACEFORK, PTRACE_O_TRACEVFORK, PTRACE_O_TRACECLONE = 0x2, 0x4, 0x8
 PTRACE_O_TRACEEXEC, PTRACE_O_TRACEEXIT = 0x10, 0x40
+PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK, PTRACE_EVENT_CLONE = 1, 2, 3
 PTRACE_EVENT_EXEC, PTRACE_EVENT_EXIT = 4, 6
+PTRACE_GETEVENTMSG = 0x4201
 WALL = 0x40000000  # __WALL: wait for threads too
 
 _LINE = re.compile(
@@ -410,6 +412,7 @@ class _Instance:
         self.dir = os.path.join(root, "instances", self.name)
         self.group = f"pagetab_{os.getpid()}"
         self.uprobe = ""
+        _remove_stale(root)
         os.mkdir(self.dir)
         try:
             _write(self.path("tracing_on"), "0")
@@ -491,6 +494,30 @@ class _Instance:
                        append=True)  # fmt: skip
             except OSError:
                 pass
+
+
+def _remove_stale(root: str) -> None:
+    """Remove the instances and uprobes of recorders that died (killed
+    before they could clean up): named after a pid that is gone."""
+    for name in os.listdir(os.path.join(root, "instances")):
+        if name.startswith("pagetab-") and not os.path.exists(f"/proc/{name[8:]}"):
+            try:
+                os.rmdir(os.path.join(root, "instances", name))
+            except OSError:
+                pass
+    try:
+        with open(os.path.join(root, "uprobe_events")) as f:
+            probes = f.read().split()
+    except OSError:
+        return
+    for word in probes:
+        if word.startswith("p:pagetab_"):
+            group = word[2:].split("/")[0]
+            if not os.path.exists(f"/proc/{group[8:]}"):
+                try:
+                    _write(os.path.join(root, "uprobe_events"), f"-:{word[2:]}\n", append=True)
+                except OSError:
+                    pass
 
 
 class _Drain(threading.Thread):
@@ -616,16 +643,21 @@ def record(
         t_run = time.perf_counter_ns()
         _ptrace(libc, PTRACE_CONT, pid, 0, 0)
         seen = {pid}
-        while True:
+        # the traced tree's tasks not yet gone: waitpid(-1) below would block
+        # for ever on the caller's other children once they are all gone
+        alive = {pid}
+        while alive:
             try:
                 tid, status = os.waitpid(-1, WALL)
             except ChildProcessError:
                 break
             if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                alive.discard(tid)
                 if tid == pid:
                     code = (os.WEXITSTATUS(status) if os.WIFEXITED(status)
                             else 128 + os.WTERMSIG(status))  # fmt: skip
                 continue
+            alive.add(tid)
             if not os.WIFSTOPPED(status):
                 continue
             sig, event = os.WSTOPSIG(status), status >> 16
@@ -636,6 +668,10 @@ def record(
                 exec_maps.append({"pid": tgid, "mono": time.clock_gettime_ns(
                     time.CLOCK_MONOTONIC), "vmas": vmas,
                     "present": present_runs(tgid, vmas, page)})  # fmt: skip
+            elif event in (PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK, PTRACE_EVENT_CLONE):
+                child = ctypes.c_ulong()
+                if _ptrace(libc, PTRACE_GETEVENTMSG, tid, 0, ctypes.addressof(child)) == 0:
+                    alive.add(int(child.value))  # traced from birth: it will stop
             elif event == PTRACE_EVENT_EXIT:
                 tgid = _tgid(tid)
                 try:
@@ -689,22 +725,28 @@ def _tgid(tid: int) -> int:
 
 
 def _kill_all() -> None:
-    """Kill what is left of the traced tree (after Ctrl-C or an error)."""
-    while True:
+    """Kill what is left of the traced tree (after Ctrl-C or an error): the
+    tasks this process traces, then reap each of them (and nothing else)."""
+    me = f"TracerPid:\t{os.getpid()}\n"
+    traced = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/status") as f:
+                    if me in f.read():
+                        traced.append(int(p))
+            except OSError:
+                pass
+    for pid in traced:
         try:
-            tid, _ = os.waitpid(-1, WALL | os.WNOHANG)
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    for pid in traced:
+        try:
+            os.waitpid(pid, WALL)
         except ChildProcessError:
-            return
-        if tid == 0:
-            for p in os.listdir("/proc"):
-                if p.isdigit():
-                    try:
-                        with open(f"/proc/{p}/status") as f:
-                            if f"TracerPid:\t{os.getpid()}" in f.read():
-                                os.kill(int(p), signal.SIGKILL)
-                    except OSError:
-                        pass
-            time.sleep(0.01)
+            pass
 
 
 def _convert(raw: Any, out: str | os.PathLike[str], header: Header, uprobe: str,
