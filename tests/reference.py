@@ -35,6 +35,8 @@ import pagetab as pt
 
 MAYMOVE, FIXED, DONTUNMAP = pt.MREMAP_MAYMOVE, pt.MREMAP_FIXED, pt.MREMAP_DONTUNMAP
 HUGE, NOHUGE = 1, 2  # VM_HUGEPAGE, VM_NOHUGEPAGE
+ACCOUNT, NORESERVE = 4, 8  # VM_ACCOUNT, VM_NORESERVE: vm_flags, so they part VMAs
+KEPT = HUGE | NOHUGE | ACCOUNT | NORESERVE  # the flags a userfaultfd change keeps
 UFFD_WP, UFFD_MISSING = 4, 8  # VM_UFFD_WP, VM_UFFD_MISSING
 
 
@@ -56,7 +58,7 @@ class Page:
     vid: int  # VMA identity
     prot: int
     shm: int | None  # the shmem object (MAP_SHARED), None for private memory
-    flags: int  # HUGE / NOHUGE
+    flags: int  # HUGE / NOHUGE / ACCOUNT / NORESERVE (and userfaultfd bits)
     pgoff: int  # vm_pgoff of this very page (the VMA's pgoff + its index)
     anon: int | None  # anon_vma identity
     content: object = None  # None: not present; ZERO; or a token (private data)
@@ -194,8 +196,13 @@ class Reference:
             base = 0
         else:
             shm, base = None, addr >> self.shift
+        # do_mmap: VM_NORESERVE for MAP_NORESERVE, else VM_ACCOUNT for a
+        # private writable mapping (accountable_mapping)
+        vmf = NORESERVE if flags & pt.MAP_NORESERVE else 0
+        if shm is None and prot & pt.PROT_WRITE and not vmf:
+            vmf = ACCOUNT
         for i, n in enumerate(self._range(addr, addr + length)):
-            self.pages[n] = Page(vid, prot, shm, 0, base + i, None)
+            self.pages[n] = Page(vid, prot, shm, vmf, base + i, None)
         first, last = addr >> self.shift, (addr + length) >> self.shift
         self._merge_at(first)
         self._merge_at(last)
@@ -239,7 +246,18 @@ class Reference:
         stop = n
         while stop < end >> self.shift and stop in self.pages:
             stop += 1
-        self._modify(addr, stop << self.shift, {"prot": prot})
+        for lo, hi in self._pieces(addr, stop << self.shift):
+            # mprotect_fixup: charged when a private VMA becomes writable;
+            # uncharged read-only only if anonymous and never faulted
+            p = self.pages[lo]
+            vmf = p.flags
+            if prot & pt.PROT_WRITE:
+                if not p.prot & pt.PROT_WRITE and p.shm is None \
+                        and not vmf & (ACCOUNT | NORESERVE):  # fmt: skip
+                    vmf |= ACCOUNT
+            elif vmf & ACCOUNT and p.shm is None and p.anon is None:
+                vmf &= ~ACCOUNT
+            self._modify(lo << self.shift, hi << self.shift, {"prot": prot, "flags": vmf})
         if stop < end >> self.shift:
             raise Errno(errno.ENOMEM)
 
@@ -431,7 +449,7 @@ class Reference:
             lo, hi = self._vma_at(nfirst)  # type: ignore[misc]
             for k in range(lo, hi):
                 q = self.pages[k]
-                self.pages[k] = replace(q, uffd=0, flags=q.flags & (HUGE | NOHUGE))
+                self.pages[k] = replace(q, uffd=0, flags=q.flags & KEPT)
             self._merge_at(lo)
             self._merge_at(hi)
         if flags & DONTUNMAP:
@@ -469,7 +487,7 @@ class Reference:
         for lo, hi in pieces:
             p = self.pages[lo]
             self._modify(lo << self.shift, hi << self.shift,
-                         {"uffd": 1, "flags": (p.flags & (HUGE | NOHUGE)) | bits})  # fmt: skip
+                         {"uffd": 1, "flags": (p.flags & KEPT) | bits})  # fmt: skip
 
     def uffd_move(self, dst: int, src: int, length: int, mode: int) -> int:
         """UFFDIO_MOVE (Linux 6.9+ rules); raises MoveErrno(code, move)."""

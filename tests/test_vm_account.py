@@ -5,6 +5,7 @@ machine's kernel too, and the VMA boundaries must agree."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -30,6 +31,26 @@ CASES = [
      [("mmap", 0, 2, RW, pt.MAP_NORESERVE), ("mprotect", 0, 2, R), ("mprotect", 0, 2, RW),
       ("mmap", 2, 2, RW, pt.MAP_NORESERVE)]),
 ]  # fmt: skip
+
+FILE_CHILD = r"""
+import ctypes, os, tempfile
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long)
+libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+P = 4096
+fd, path = tempfile.mkstemp(dir="/dev/shm")
+try:
+    os.write(fd, bytes(64 * P))
+    base = libc.mmap(None, 8 * P, 1, 2, fd, 0)  # PROT_READ, MAP_PRIVATE
+    libc.mprotect(base + 2 * P, P, 3)
+    libc.mprotect(base + 2 * P, P, 1)
+    print([[(int(x, 16) - base) // P for x in line.split()[0].split("-")]
+           for line in open("/proc/self/maps") if path in line])
+finally:
+    os.unlink(path)
+"""
 
 CHILD = r"""
 import ctypes, json, sys
@@ -90,3 +111,20 @@ def test_the_kernel_merges_the_same_way() -> None:
                           capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
     kernel = json.loads(proc.stdout)
     assert kernel == [simulate(steps) for _, steps in CASES]
+
+
+def test_a_private_file_mapping_keeps_its_charge(tmp_path: object) -> None:
+    # made writable and read-only again, a file VMA stays apart: only a
+    # never-faulted anonymous VMA drops VM_ACCOUNT
+    mm = pt.AddressSpace("x86-64", cpus=1)
+    f = pt.File("f", 64 * P)
+    base = 1 << 30
+    mm.mmap(8 * P, addr=base, prot=R, flags=pt.MAP_PRIVATE | pt.MAP_FIXED, file=f)
+    mm.mprotect(base + 2 * P, P, RW)
+    mm.mprotect(base + 2 * P, P, R)
+    got = [[(v.start - base) // P, (v.end - base) // P] for v in mm.vmas()]
+    assert got == [[0, 2], [2, 3], [3, 8]]
+    if sys.platform.startswith("linux") and os.path.isdir("/dev/shm"):
+        out = subprocess.run([sys.executable, "-c", FILE_CHILD], capture_output=True, text=True,
+                             timeout=60, check=True).stdout  # fmt: skip
+        assert json.loads(out) == got

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
-from ..replay import ReplayResult, compare_replay, replay
+from ..replay import ReplayResult, compare_replay, example_trace, replay
 from ..results import csv_text, json_text, write_text
 from . import _options
 from ._output import Progress, print_json, table
@@ -18,7 +19,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "trace",
         metavar="FILE",
         nargs="+",
-        help="traces written by pagetab record or pagetab import; with several "
+        help="traces written by pagetab record or pagetab import (example:NAME for one "
+        "shipped with pagetab: example:grow_bytearray, example:uffd_gc); with several "
         "(or several archs or policies) they replay in parallel",
     )
     _options.add_arch(parser, ["x86-64"])
@@ -28,7 +30,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--calibration",
         metavar="FILE",
-        help="price with a calibration written by pagetab calibrate",
+        help="price with a calibration written by pagetab calibrate (example:host-calibration: "
+        "the one of the machine the shipped recordings were made on)",
     )
     parser.add_argument(
         "--translate",
@@ -64,6 +67,16 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     _options.add_outputs(parser, plot=False)
 
 
+def _resolve(name: str | None) -> str | None:
+    """``example:NAME``: a recording shipped with pagetab (pt.example_trace)."""
+    if name is not None and name.startswith("example:"):
+        try:
+            return example_trace(name.removeprefix("example:"))
+        except ValueError as e:
+            raise UsageError(f"replay: {e}") from None
+    return name
+
+
 @subcommand(
     "replay",
     help="replay a recorded program under each arch and policy: every call's cost, "
@@ -77,6 +90,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 )
 def run(args: argparse.Namespace) -> int:
     """Replay each trace under each arch x policy and print the totals."""
+    args.trace = [_resolve(t) for t in args.trace]
+    args.calibration = _resolve(args.calibration)
     jobs = len(args.trace) * len(args.arch) * len(args.policy)
     for opt in ("chrome_trace", "plot"):
         if getattr(args, opt) and jobs > 1:
@@ -117,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
     cells = [[r["arch"], r["policy"], r["kind"], r["calls"], _f(r["estimated_us"]),
               _f(r["recorded_us"]), _f(r["total_error_pct"]), _f(r["median_error_pct"]),
               _flushes(r)] for r in priced]  # fmt: skip
-    table(f"replay of {args.trace}: the priced calls (kernel us: their recorded kernel time; "
+    name = os.path.basename(args.trace)
+    table(f"replay of {name}: the priced calls (kernel us: their recorded kernel time; "
           "flushes: tlb:tlb_flush on the calling CPU during them, and pagetab's flush_calls)",
           head, cells, right_from=3)  # fmt: skip
     others = sorted({(r["kind"], r["calls"]) for r in rows if not r["priced"]})
