@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -24,6 +24,7 @@ from .constants import (
     MREMAP_MAYMOVE,
 )
 from .cost import move_cost, move_cost_range
+from .parallel import check_executor, run_jobs
 from .plot import plot_results
 from .policy import Policy, policies
 from .results import Compared, flat_row
@@ -287,24 +288,11 @@ def sweep(
     validated here, before anything is submitted; the first failing run's
     exception is raised.
     """
-    if executor is not None and not callable(getattr(executor, "submit", None)):
-        raise TypeError(f"executor must be a concurrent.futures.Executor, not {executor!r}")
+    check_executor(executor)
     grid = _grid(sizes, archs, policies)
     jobs = [(s, a, p, dict(kwargs)) for s, a, p in grid]
     validate_jobs(jobs)
-    own = executor is None
-    ex = executor if executor is not None else ProcessPoolExecutor(os.cpu_count() or 1)
-    try:
-        futures: list[Future[MoveResult]] = [ex.submit(_run_one, j) for j in jobs]
-        done = 0
-        for _ in as_completed(futures):
-            done += 1
-            if progress is not None:
-                progress(done, len(jobs))
-        results = [f.result() for f in futures]
-    finally:
-        if own:
-            ex.shutdown(cancel_futures=True)
+    results = run_jobs(_run_one, jobs, executor, progress)
     return Results(results, baseline)
 
 

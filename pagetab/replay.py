@@ -33,7 +33,7 @@ import os
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +63,7 @@ from .constants import (
     UFFDIO_UNREGISTER,
 )
 from .mm_types import MAX_CPUS, File
+from .parallel import check_executor, run_jobs
 from .plot import plot_calls, plot_cumulative
 from .policy import Policy
 from .policy import policies as all_policies
@@ -957,22 +958,10 @@ def compare_replay(
         resolve_arch(a)
     kwargs.setdefault("keep_calls", False)
     jobs = [(os.fspath(t), a, p, dict(kwargs)) for t in paths for a in arch_list for p in pols]
+    check_executor(executor)
     if executor is None and len(jobs) == 1:
         return ReplayResults([_replay_job(jobs[0])], baseline)
-    if executor is not None and not callable(getattr(executor, "submit", None)):
-        raise TypeError(f"executor must be a concurrent.futures.Executor, not {executor!r}")
-    own = executor is None
-    ex = executor if executor is not None else ProcessPoolExecutor(os.cpu_count() or 1)
-    try:
-        futures: list[Future[ReplayResult]] = [ex.submit(_replay_job, j) for j in jobs]
-        for done, _ in enumerate(as_completed(futures), 1):
-            if progress is not None:
-                progress(done, len(jobs))
-        results = [f.result() for f in futures]
-    finally:
-        if own:
-            ex.shutdown(cancel_futures=True)
-    return ReplayResults(results, baseline)
+    return ReplayResults(run_jobs(_replay_job, jobs, executor, progress), baseline)
 
 
 def policy_names(policies: Iterable[str] | str) -> list[str]:

@@ -50,7 +50,7 @@ LAYERS = [
     ["mmap", "mprotect", "madvise", "mremap"],
     ["persist"],
     ["space"],
-    ["plot", "scenario", "results"],
+    ["plot", "scenario", "results", "parallel"],
     ["experiment"],
     ["reproduce", "compaction", "contention", "replay"],
     ["host", "_probe", "oracle", "record"],
