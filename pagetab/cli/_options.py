@@ -225,6 +225,11 @@ def add_outputs(parser: argparse.ArgumentParser, plot: bool = True) -> None:
     parser.add_argument("--json-out", metavar="FILE", help="also write the results as JSON")
     if plot:
         parser.add_argument("--plot", metavar="PNG", help="also plot the results")
+    add_progress(parser)
+
+
+def add_progress(parser: argparse.ArgumentParser) -> None:
+    """``--progress``/``--no-progress``: a progress bar (default: on a terminal)."""
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

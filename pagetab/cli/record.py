@@ -7,6 +7,7 @@ import argparse
 import sys
 
 from ..record import RecordError, check_recording, record
+from . import _options
 from ._output import Progress
 from ._registry import UsageError, subcommand
 
@@ -25,12 +26,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         default=65536,
         help="tracefs ring buffer per CPU in KiB (default 65536)",
     )
-    parser.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="progress while the trace is converted (default: on a terminal)",
-    )
+    _options.add_progress(parser)
     parser.add_argument(
         "argv",
         nargs=argparse.REMAINDER,
