@@ -141,7 +141,11 @@ def _can_record() -> str:
     return ""
 
 
-needs_recording = pytest.mark.skipif(bool(_can_record()), reason=_can_record() or "ok")
+def needs_recording(f: Any) -> Any:
+    """A test that records on this kernel: skipped where it cannot, and
+    marked ``recording`` (CI leaves it out of the sanitizer run)."""
+    skip = pytest.mark.skipif(bool(_can_record()), reason=_can_record() or "ok")
+    return pytest.mark.recording(skip(f))
 
 
 @pytest.fixture(scope="module")
