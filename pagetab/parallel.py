@@ -22,11 +22,23 @@ def run_jobs(fn: Callable[[Any], T], jobs: Sequence[Any], executor: Executor | N
              progress: Callable[[int, int], None] | None) -> list[T]:  # fmt: skip
     """``fn(job)`` for every job, in parallel, the results in the jobs' order.
 
-    ``executor``: any ``concurrent.futures.Executor`` (for a cluster,
-    ``dask.distributed.Client(address).get_executor()``); None makes a
-    process pool with one worker per CPU, shut down afterwards.
-    ``progress(done, total)`` is called as jobs finish. The first failing
-    job's exception is raised.
+    Parameters
+    ----------
+    fn
+        A picklable function of one job.
+    jobs
+        The jobs.
+    executor
+        Any ``concurrent.futures.Executor`` (for a cluster,
+        ``dask.distributed.Client(address).get_executor()``); None makes a
+        process pool with one worker per CPU, shut down afterwards.
+    progress
+        Called with (done, total) as jobs finish.
+
+    Returns
+    -------
+    list
+        ``fn``'s results; the first failing job's exception is raised.
     """
     check_executor(executor)
     own = executor is None

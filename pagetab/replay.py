@@ -940,12 +940,36 @@ def compare_replay(
 ) -> ReplayResults:
     """``replay`` of every trace x arch x policy, in parallel.
 
-    ``executor``: any ``concurrent.futures.Executor`` (for a Dask cluster,
-    ``dask.distributed.Client(address).get_executor()``); None runs one
-    replay at a time here when there is one, else a process pool with one
-    worker per CPU. ``kwargs`` go to each ``replay`` (``keep_calls``
-    defaults to False: only totals travel back). Every trace's header and
-    every arch and policy are checked before anything is submitted.
+    Parameters
+    ----------
+    traces
+        One trace or several.
+    archs, policies
+        The architecture profiles and kernel policies to replay under (a
+        name, a list, or "all" for policies).
+    baseline
+        The policy each result's ``ratio`` is taken against (one of
+        ``policies``), or None.
+    executor
+        Any ``concurrent.futures.Executor`` (for a Dask cluster,
+        ``dask.distributed.Client(address).get_executor()``); None runs a
+        single replay here, several in a process pool with one worker per
+        CPU.
+    progress
+        Called with (done, total) as replays finish.
+    **kwargs
+        Passed to each ``replay``; ``keep_calls`` defaults to False, so
+        that only totals travel back.
+
+    Returns
+    -------
+    ReplayResults
+
+    Raises
+    ------
+    ValueError
+        A trace's header, an arch, a policy or the baseline is wrong
+        (checked before anything is submitted).
     """
     paths = [traces] if isinstance(traces, (str, os.PathLike)) else list(traces)
     arch_list = [archs] if isinstance(archs, (str, Arch)) else list(archs)
