@@ -72,7 +72,7 @@ from .results import Compared
 from .space import AddressSpace
 from .stats import COUNTER_NAMES
 from .tracefile import TraceReader, read_trace
-from .userfaultfd import FEATURES, UffdMoveError, Userfaultfd
+from .userfaultfd import FEATURES, Userfaultfd
 
 #: mmap flags that change nothing pagetab simulates: MAP_DENYWRITE,
 #: MAP_EXECUTABLE, MAP_NONBLOCK, MAP_STACK (6.7+ makes a stack VM_NOHUGEPAGE:
@@ -164,9 +164,8 @@ class ReplayResult:
     skipped: Counter[str]
     translated: Counter[str]
     faults: int
-    #: recorded x86 tlb:tlb_flush events by reason, and pagetab's flush calls
+    #: recorded x86 tlb:tlb_flush events by reason
     recorded_flushes: Counter[str]
-    simulated_flushes: int
     processes: int
     events: int
     #: whether the recorded times compare with the estimates: the replay's
@@ -187,6 +186,11 @@ class ReplayResult:
     def recorded_ns(self) -> int:
         """The kernel's recorded time in the priced calls (ns)."""
         return sum(k.recorded_ns for k in self.kinds.values())
+
+    @property
+    def simulated_flushes(self) -> int:
+        """pagetab's flush_calls over the priced calls."""
+        return sum(k.simulated_flushes for k in self.kinds.values())
 
     def row(self) -> dict[str, Any]:
         """One flat record: the setup, exactness, and the priced calls'
@@ -307,20 +311,23 @@ class ReplayResult:
         return rows
 
 
+#: the call kinds of userfaultfd's ioctls, by command
+UFFDIO_KINDS = {UFFDIO_MOVE: "UFFDIO_MOVE", UFFDIO_REGISTER: "UFFDIO_REGISTER",
+                UFFDIO_UNREGISTER: "UFFDIO_UNREGISTER", UFFDIO_API: "UFFDIO_API"}  # fmt: skip
+
+
 def _kind(c: ReplayedCall) -> str:
     if c.name == "ioctl":
-        return {UFFDIO_MOVE: "UFFDIO_MOVE", UFFDIO_REGISTER: "UFFDIO_REGISTER",
-                UFFDIO_UNREGISTER: "UFFDIO_UNREGISTER", UFFDIO_API: "UFFDIO_API"}.get(
-                    c.args[1] if len(c.args) > 1 else -1, "ioctl")  # fmt: skip
+        return UFFDIO_KINDS.get(c.args[1] if len(c.args) > 1 else -1, "ioctl")
     return c.name
 
 
 class _Process:
     """One recorded process's simulated address space and bookkeeping."""
 
-    def __init__(self, pid: int, make: Callable[[], AddressSpace]) -> None:
+    def __init__(self, pid: int, mm: AddressSpace, file_info: dict[str, dict[str, Any]]) -> None:
         self.pid = pid
-        self.mm = make()
+        self.mm = mm
         self.cpu_of: dict[int, int] = {}
         self.uffd_fds: set[int] = set()
         self.uffds: dict[int, Userfaultfd] = {}
@@ -329,8 +336,7 @@ class _Process:
         #: the files mapped, by path (their page caches are shared)
         self.files: dict[str, File] = {}
         #: what the recording knows of each file: i_size, cached page runs
-        self.file_info: dict[str, dict[str, Any]] = {}
-        self.page_shift = 12
+        self.file_info = file_info
         #: open file descriptors: each a holder of the File it maps, shared by
         #: its dups, made at its first mmap (the trace has no path for an fd)
         self.fds: dict[int, list[File | None]] = {}
@@ -344,7 +350,7 @@ class _Process:
             f = self.files[path] = File(path, size, writable=True)
             info = self.file_info.get(path)
             if info is not None and info.get("cached") is not None:
-                f.set_cached([(lo, hi) for lo, hi in info["cached"]], self.page_shift)
+                f.set_cached([(lo, hi) for lo, hi in info["cached"]], self.mm.page_shift)
         return f
 
     def cpu(self, tid: int) -> int:
@@ -366,6 +372,15 @@ def _prot(perms: str) -> int:
 
 def _ret(e: OSError) -> int:
     return -(e.errno or errno.EINVAL)
+
+
+def _errno(call: Callable[..., Any], *args: Any) -> int:
+    """0 if ``call(*args)`` succeeds, else -errno as the kernel returns it."""
+    try:
+        call(*args)
+    except OSError as e:
+        return _ret(e)
+    return 0
 
 
 class Replayer:
@@ -399,7 +414,6 @@ class Replayer:
         self.skipped: Counter[str] = Counter()
         self.translated: Counter[str] = Counter()
         self.recorded_flushes: Counter[str] = Counter()
-        self.simulated_flushes = 0
         self.faults = 0
         self.events = 0
         self.pending: list[tuple[_Process, int, int, bool]] = []  # faults to run in a batch
@@ -412,12 +426,9 @@ class Replayer:
     # -- processes -------------------------------------------------------
     def new_process(self, ev: dict[str, Any]) -> None:
         pid = int(ev["pid"])
-        p = _Process(pid, lambda: AddressSpace(self.arch, cpus=self.cpus, thp=self.thp,
-                                               policy=self.policy))  # fmt: skip
-        p.mm.trace_moves = self.timeline is not None
-        p.file_info = dict(ev.get("files") or {})
-        p.page_shift = self.arch.page_shift
-        self.procs[pid] = p
+        mm = AddressSpace(self.arch, cpus=self.cpus, thp=self.thp, policy=self.policy)
+        mm.trace_moves = self.timeline is not None
+        p = self.procs[pid] = _Process(pid, mm, dict(ev.get("files") or {}))
         for row in ev["vmas"]:
             lo, hi, perms, off, path = row[:5]
             if hi > self.arch.task_size or path == "[vsyscall]":
@@ -536,7 +547,7 @@ class Replayer:
         rec_flushes = None
         if self.has_flushes:
             tlb = ev.get("tlb") or {}
-            rec_flushes = sum(int(tlb.get(r, 0)) for r in LOCAL_FLUSH_REASONS)
+            rec_flushes = sum(int(tlb.get(reason, 0)) for reason in LOCAL_FLUSH_REASONS)
         if replayed != r:
             self.differences.append(Difference(int(ev["t"]), p.pid, f"{kind} result", r,
                                                replayed))  # fmt: skip
@@ -552,7 +563,6 @@ class Replayer:
             if rec_flushes is not None:
                 k.recorded_flushes = (k.recorded_flushes or 0) + rec_flushes
             self.regions[p.region(region_addr)] += est
-            self.simulated_flushes += int(counters.get("flush_calls", 0))
         if note:
             self.translated[note] += 1
         if self.timeline is not None and est is not None:
@@ -666,27 +676,15 @@ class Replayer:
     sys_dup3 = sys_dup
 
     def sys_munmap(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
-        try:
-            p.mm.munmap(a[0], a[1])
-            got = 0
-        except OSError as e:
-            got = _ret(e)
-        return got, None, {}, "", "munmap", a[0]
+        return _errno(p.mm.munmap, a[0], a[1]), None, {}, "", "munmap", a[0]
 
     def sys_mprotect(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
-        try:
-            p.mm.mprotect(a[0], a[1], a[2] & (PROT_READ | PROT_WRITE | PROT_EXEC))
-            got = 0
-        except OSError as e:
-            got = _ret(e)
+        got = _errno(p.mm.mprotect, a[0], a[1], a[2] & (PROT_READ | PROT_WRITE | PROT_EXEC))
         return got, None, {}, "", "mprotect", a[0]
 
     def sys_madvise(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
         try:
-            p.mm.madvise(a[0], a[1], a[2])
-            got = 0
-        except OSError as e:
-            got = _ret(e)
+            got = _errno(p.mm.madvise, a[0], a[1], a[2])
         except NotImplementedError as e:
             self.skipped[str(e)] += 1
             return None
@@ -762,28 +760,14 @@ class Replayer:
             return None
         if cmd == UFFDIO_REGISTER:
             mode = int(mem[2]) & (UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP)
-            try:
-                u.register(int(mem[0]), int(mem[1]), mode)
-                got = 0
-            except OSError as e:
-                got = _ret(e)
+            got = _errno(u.register, int(mem[0]), int(mem[1]), mode)
             return got, None, {}, "", "UFFDIO_REGISTER", int(mem[0])
         if cmd == UFFDIO_UNREGISTER:
-            try:
-                u.unregister(int(mem[0]), int(mem[1]))
-                got = 0
-            except OSError as e:
-                got = _ret(e)
+            got = _errno(u.unregister, int(mem[0]), int(mem[1]))
             return got, None, {}, "", "UFFDIO_UNREGISTER", int(mem[0])
         if cmd == UFFDIO_MOVE:
             dst, src, length, mode = (int(x) for x in mem[:4])
-            try:
-                u.move(dst, src, length, mode)
-                got = 0
-            except UffdMoveError as e:
-                got = _ret(e)
-            except OSError as e:
-                got = _ret(e)
+            got = _errno(u.move, dst, src, length, mode)  # UffdMoveError is an OSError
             st = u.last_move
             est = float(st.estimated_ns) if st is not None else None
             counters = dict(st.counters) if st is not None else {}
@@ -849,7 +833,7 @@ class Replayer:
                             self.policy if isinstance(self.policy, str) else self.policy.name,
                             self.cpus, self.calls, self.kinds, self.regions, self.differences,
                             self.skipped, self.translated, self.faults, self.recorded_flushes,
-                            self.simulated_flushes, len(self.procs), self.events,
+                            len(self.procs), self.events,
                             not self.cross and self.reader.header.timing == "kernel",
                             self.timeline or [])  # fmt: skip
 
