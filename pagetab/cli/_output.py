@@ -96,8 +96,8 @@ class Progress:
             self.task = self.bar.add_task(label, total=None)
             self.bar.start()
 
-    def __call__(self, done: int, total: int) -> None:
-        """Show ``done`` of ``total``."""
+    def __call__(self, done: int, total: int | None = None) -> None:
+        """Show ``done`` of ``total`` (None: a count with no end known)."""
         if self.bar is not None:
             self.bar.update(self.task, completed=done, total=total)
 

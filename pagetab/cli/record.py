@@ -62,10 +62,9 @@ def run(args: argparse.Namespace) -> int:
     except RecordError as e:
         print(f"pagetab record: {e}", file=sys.stderr)
         return 1
-    enabled = sys.stderr.isatty() if args.progress is None else args.progress
-    prog = Progress(enabled, "converting")
+    prog = Progress(args.progress, "converting")
     try:
-        res = record(command, args.output, buffer_kb=args.buffer_kb, progress=lambda n: prog(n, 0))
+        res = record(command, args.output, buffer_kb=args.buffer_kb, progress=prog)
     except OSError as e:
         print(f"pagetab {e.strerror or e}", file=sys.stderr)
         return 127

@@ -143,8 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _many(args: argparse.Namespace) -> int:
     """Several traces: replayed in parallel (compare_replay), one row each."""
-    on = args.progress if args.progress is not None else sys.stderr.isatty()
-    prog = Progress(on, "replaying")
+    prog = Progress(args.progress, "replaying")
     baseline = "linux-6.18" if "linux-6.18" in args.policy else args.policy[0]
     try:
         res = compare_replay(args.trace, args.arch, args.policy, baseline=baseline,
@@ -177,13 +176,12 @@ def _many(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace, arch: str, pol: str) -> ReplayResult | None:
     """One replay, with a progress bar; None (said on stderr) if the trace is bad."""
-    on = args.progress if args.progress is not None else sys.stderr.isatty()
-    prog = Progress(on, f"replaying on {arch} under {pol}")
+    prog = Progress(args.progress, f"replaying on {arch} under {pol}")
     try:
         return replay(args.trace, arch, pol, args.cpus, device=args.device,
                                calibration=args.calibration, keep_calls=True,
                                translate=args.translate, timeline=bool(args.chrome_trace),
-                               progress=lambda n: prog(n, 0))  # fmt: skip
+                               progress=prog)  # fmt: skip
     except (ValueError, OSError) as e:
         print(f"pagetab replay: {e}", file=sys.stderr)
         return None
