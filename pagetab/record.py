@@ -164,12 +164,9 @@ def _libc_ioctl() -> tuple[str, int] | None:
     addr = ctypes.cast(libc.ioctl, ctypes.c_void_p).value
     if addr is None:
         return None
-    with open("/proc/self/maps") as f:
-        for line in f:
-            parts = line.split()
-            lo, hi = (int(x, 16) for x in parts[0].split("-"))
-            if lo <= addr < hi and len(parts) >= 6:
-                return parts[5], addr - lo + int(parts[2], 16)
+    for lo, hi, _, offset, path, _ in read_maps(os.getpid()):
+        if lo <= addr < hi and path:
+            return path, addr - lo + offset
     return None
 
 
@@ -300,7 +297,6 @@ class _Parser:
         self.exit_vmas: dict[int, list[list[Any]]] = {}
         #: tlb:tlb_flush events by reason on each thread inside its current call
         self.in_call: dict[int, dict[str, int]] = {}
-        self.sync: list[tuple[int, int]] = []  # (tsc, monotonic ns)
         self.t0: int | None = None
         self.scale = 1.0
         #: events known by their monotonic time (maps at exec), written in order
