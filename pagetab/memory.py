@@ -182,15 +182,15 @@ def fault_around(mm: MmStruct, v: Vma, addr: int) -> int:
         f.cached[here] = True  # read into the page cache by this fault
     cached = f.cached[first : first + ((hi - lo) >> mm.page_shift)]
     edges = np.flatnonzero(np.diff(np.concatenate(([0], cached.astype(np.int8), [0]))))
-    reached = lo
+    mapped = False  # the faulting page (always in a cached run)
     for s, e in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
         start, end = lo + (s << mm.page_shift), lo + (e << mm.page_shift)
         got = _map_file_pages(mm, v, start, end)
-        if got < end:
-            return got if start <= page < end or got <= page else page + mm.page_size
         if start <= page < end:
-            reached = end
-    return reached
+            mapped = got > page
+        if got < end:
+            break  # out of page-table memory: the rest of the window stays unmapped
+    return page + mm.page_size if mapped else page
 
 
 def _map_file_pages(mm: MmStruct, v: Vma, start: int, end: int) -> int:
