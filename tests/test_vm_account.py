@@ -32,14 +32,21 @@ CASES = [
       ("mmap", 2, 2, RW, pt.MAP_NORESERVE)]),
 ]  # fmt: skip
 
-FILE_CHILD = r"""
-import ctypes, os, tempfile
+#: the start of each child program: libc's mmap, munmap and mprotect
+LIBC = r"""
+import ctypes, json, os, sys, tempfile
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mmap.restype = ctypes.c_void_p
 libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
                       ctypes.c_int, ctypes.c_long)
+libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
 libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 P = 4096
+"""
+
+FILE_CHILD = (
+    LIBC
+    + r"""
 fd, path = tempfile.mkstemp(dir="/dev/shm")
 try:
     os.write(fd, bytes(64 * P))
@@ -51,21 +58,15 @@ try:
 finally:
     os.unlink(path)
 """
+)
 
-CHILD = r"""
-import ctypes, json, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                      ctypes.c_int, ctypes.c_long)
-libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-P = 4096
+CHILD = (
+    LIBC
+    + r"""
 out = []
 for steps in json.loads(sys.stdin.read()):
     # a 64-page hole, guarded by PROT_NONE pages either side
     base = libc.mmap(None, 66 * P, 0, 0x22, -1, 0) + P
-    libc.munmap = libc.munmap
-    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
     libc.munmap(base, 64 * P)
     for s in steps:
         if s[0] == "mmap":
@@ -83,6 +84,7 @@ for steps in json.loads(sys.stdin.read()):
     out.append(vmas)
 print(json.dumps(out))
 """
+)
 
 
 def simulate(steps: list[tuple]) -> list[list[int]]:
