@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from .constants import UFFDIO
 from .tracefile import Header, TraceWriter, host_info
 
 TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -56,8 +57,6 @@ SYSCALLS: dict[int, str] = {
     57: "fork", 58: "vfork", 59: "execve", 60: "exit", 231: "exit_group",
     257: "openat", 292: "dup3", 322: "execveat", 323: "userfaultfd", 435: "clone3",
 }  # fmt: skip
-#: ioctl type of userfaultfd's commands (include/uapi/linux/userfaultfd.h UFFDIO)
-UFFDIO_TYPE = 0xAA
 #: exceptions:page_fault_* error_code bits (arch/x86/include/asm/trap_pf.h)
 X86_PF_WRITE = 1 << 1
 X86_PF_USER = 1 << 2
@@ -351,7 +350,7 @@ class _Parser:
                 if row is not None:
                     out["file"] = {"path": row[4], "i_size": row[5]}
             if name == "ioctl":
-                if len(args) < 2 or (args[1] >> 8) & 0xFF != UFFDIO_TYPE:
+                if len(args) < 2 or (args[1] >> 8) & 0xFF != UFFDIO:
                     return  # not a userfaultfd ioctl
                 got = self.mem.pop(tid, None)
                 if got is not None and got[0] == args[1]:
@@ -442,7 +441,7 @@ class _Instance:
         try:
             _write(os.path.join(self.root, "uprobe_events"), spec + "\n", append=True)
             # every ioctl of the C library: tracefs filters cannot compare a
-            # masked field, so _Parser keeps userfaultfd's (type UFFDIO_TYPE)
+            # masked field, so _Parser keeps userfaultfd's (type UFFDIO)
             _write(self.path("events", self.group, "uffdio", "enable"), "1")
             self.uprobe = "uffdio"
         except OSError:

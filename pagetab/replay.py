@@ -45,11 +45,15 @@ from .arch import Arch
 from .arch import arch as resolve_arch
 from .constants import (
     MAP_ANONYMOUS,
+    MAP_DENYWRITE,
+    MAP_EXECUTABLE,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
     MAP_GROWSDOWN,
+    MAP_NONBLOCK,
     MAP_PRIVATE,
     MAP_SHARED,
+    MAP_STACK,
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
     PROT_EXEC,
@@ -77,7 +81,7 @@ from .userfaultfd import FEATURES, Userfaultfd
 #: mmap flags that change nothing pagetab simulates: MAP_DENYWRITE,
 #: MAP_EXECUTABLE, MAP_NONBLOCK, MAP_STACK (6.7+ makes a stack VM_NOHUGEPAGE:
 #: not modelled)
-IGNORED_MAP_FLAGS = 0x0800 | 0x1000 | 0x10000 | 0x20000
+IGNORED_MAP_FLAGS = MAP_DENYWRITE | MAP_EXECUTABLE | MAP_NONBLOCK | MAP_STACK
 #: special mappings: their present pages are the kernel's (vvar, vdso)
 SPECIAL = ("[vvar]", "[vdso]", "[vvar_vclock]", "[vsyscall]", "[uprobes]")
 #: stack_guard_gap: how far below [stack] a fault still grows it (mm/mmap.c)
