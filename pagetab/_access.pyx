@@ -113,6 +113,7 @@ cdef inline int walk_leaf(pgtables *pt, TlbState *s, int cpu, uint64_t addr, uin
                     victim = w
             s.clock[cpu] += 1
             s.pwc_tag[cpu * s.pwc_ways + victim] = key
+            s.pwc_used[cpu] = 1
             s.pwc_lru[cpu * s.pwc_ways + victim] = s.clock[cpu]
     return leaf_class(slot[0], reached, pte, CLS_CONT if s.nclass > CLS_CONT else 0)
 

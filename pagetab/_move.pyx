@@ -138,14 +138,12 @@ cdef struct Ctx:
 # ----------------------------------------------------------------------
 # the trace
 
-cdef inline move_event* trace(Ctx *x, int64_t kind, int64_t what, int64_t entries,
+cdef move_event* trace_append(Ctx *x, int64_t kind, int64_t what, int64_t entries,
                               uint64_t lo, uint64_t hi) noexcept nogil:
-    """Append an event (when tracing); NULL when not, or out of memory
-    (the move goes on; no trace is returned)."""
+    """Append an event; NULL (tracing stops, the move goes on) when out of
+    memory."""
     cdef move_event *ne
     cdef move_event *e
-    if not x.tracing:
-        return NULL
     if x.nev == x.ev_cap:
         ne = <move_event*>realloc(x.ev, (x.ev_cap * 2 + 64) * sizeof(move_event))
         if ne == NULL:
@@ -162,6 +160,15 @@ cdef inline move_event* trace(Ctx *x, int64_t kind, int64_t what, int64_t entrie
     e.lo = lo
     e.hi = hi
     return e
+
+
+cdef inline move_event* trace(Ctx *x, int64_t kind, int64_t what, int64_t entries,
+                              uint64_t lo, uint64_t hi) noexcept nogil:
+    """Append an event when tracing (else NULL). Only the test is inline:
+    the lock and move steps that call it stay small enough to inline."""
+    if not x.tracing:
+        return NULL
+    return trace_append(x, kind, what, entries, lo, hi)
 
 
 cdef inline void trace_flush(Ctx *x, int64_t kind, uint64_t lo, uint64_t hi, int stride_shift,
@@ -269,7 +276,6 @@ cdef int64_t count_present(pgtables *pt, int lev, int64_t row) noexcept nogil:
 cdef inline void spin_unlock(pgtables *pt, Ctx *x, uint64_t id) noexcept nogil:
     """Release ``id``; pending moved entries it protected become unsafe."""
     cdef int k = held_slot(x, id)
-    cdef int64_t i, j
     cdef unsigned bit
     cdef Held *h
     cdef int64_t *max_hold = <int64_t*>&x.c.lock_max_hold
@@ -283,10 +289,14 @@ cdef inline void spin_unlock(pgtables *pt, Ctx *x, uint64_t id) noexcept nogil:
     x.heldmask &= ~bit
     if x.rmapmask & bit:
         x.rmapmask &= ~bit
-        return
-    if x.nsegs == 0:
-        return
-    j = 0
+    elif x.nsegs:
+        release_segments(pt, x, bit)
+
+
+cdef void release_segments(pgtables *pt, Ctx *x, unsigned bit) noexcept nogil:
+    """The pending moved entries under the lock ``bit`` just released become
+    unsafe (out of line: spin_unlock stays small enough to inline)."""
+    cdef int64_t i, j = 0
     for i in range(x.nsegs):
         if x.segs[i].mask & bit:
             if x.segs[i].count < 0:
@@ -350,7 +360,8 @@ cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end,
     if x.tracing:
         before = x.c.flush_ops
     tlb_flush_range(x.rule, x.tlb, &x.c.flush_ops, x.caller, start, end, stride_shift)
-    tlb_snapshot_free(&x.snap)
+    if x.snap.ready:  # (most flushes: none built; no cross-module call)
+        tlb_snapshot_free(&x.snap)
     x.counts_since_flush = 0
     trace_flush(x, EV_FLUSH, start, end, stride_shift, &before)
     x.c.flush_calls += 1
@@ -546,7 +557,8 @@ cdef inline void contpte_convert(Ctx *x, uint64_t *t, int64_t b, uint64_t addr, 
         x.c.contpte_unfolds += 1
     tlb_flush_range(x.rule, x.tlb, &x.c.flush_ops, x.caller, addr, addr + size,
                     x.cfg.page_shift)
-    tlb_snapshot_free(&x.snap)
+    if x.snap.ready:  # (most flushes: none built; no cross-module call)
+        tlb_snapshot_free(&x.snap)
     x.counts_since_flush = 0
     trace_flush(x, EV_CONVERT, addr, addr + size, x.cfg.page_shift, &before)
     for j in range(b, b + n):

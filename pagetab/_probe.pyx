@@ -178,6 +178,7 @@ def contend(uintptr_t src, uintptr_t dst, size_t length, int mover_cpu, int read
     accesses recorded in lat, accesses past its end)."""
     cdef int64_t out[3]
     cdef int rc
+    out[0] = out[1] = out[2] = 0  # filled by the probe; zeroed so no path reads garbage
     if mode not in CONTEND_MODES:
         raise ValueError(f"contend: mode must be one of {', '.join(CONTEND_MODES)}, not {mode!r}")
     cdef int m = CONTEND_MODES[mode]

@@ -107,6 +107,7 @@ cdef struct TlbState:
     int pwc_ways
     uint64_t *pwc_tag                # [cpu][way]
     uint32_t *pwc_lru
+    uint8_t pwc_used[MAX_TLB_CPUS]   # a page-walk-cache entry filled since the last full flush
 
 
 # A frozen, sorted copy of every CPU's valid entry addresses per size class,

@@ -113,12 +113,13 @@ cdef void flush_all_cpu(TlbState *s, int cpu, uint64_t start, uint64_t end,
     [start, end) there and those outside the range in ``outside``."""
     cdef TlbArray *a
     cdef int i
-    if s.valid[cpu] <= 0 and s.pwc_ways == 0:
+    if s.valid[cpu] <= 0 and not s.pwc_used[cpu]:
         return  # nothing cached: nothing to invalidate
     if s.valid[cpu] > 0 and inside != NULL:
         inside[0] += scan_cpu(s, cpu, start, end, False, outside)
     s.gen[cpu] += 1
     s.valid[cpu] = 0
+    s.pwc_used[cpu] = 0  # the new generation leaves every cached walk stale
     memset(ccount(s, cpu, 0, 0), 0, MAX_ARRAYS * MAX_CLASSES * sizeof(int32_t))
     if (s.gen[cpu] & GEN_MASK) == 0:
         # generation wrapped: old tags would look current again, clear them
@@ -160,7 +161,7 @@ cdef int tlb_snapshot_build(TlbState *s, TlbSnapshot *snap) noexcept nogil:
     for c in range(s.nclass):
         snap.base[c] = <uint64_t*>malloc(max(cap, 1) * sizeof(uint64_t))
         if snap.base[c] == NULL:
-            tlb_snapshot_free(snap)
+            snapshot_release(snap)
             return -1
     for cpu in range(s.ncpu):
         if s.valid[cpu] <= 0:
@@ -207,15 +208,21 @@ cdef int64_t tlb_snapshot_count(TlbState *s, TlbSnapshot *snap, uint64_t lo,
     return total
 
 
-cdef void tlb_snapshot_free(TlbSnapshot *snap) noexcept nogil:
+cdef void snapshot_release(TlbSnapshot *snap) noexcept nogil:
     cdef int c
     for c in range(MAX_CLASSES):
-        # every flush calls this, and most find nothing built: no free(NULL) calls then
         if snap.base[c] != NULL:
             free(snap.base[c])
             snap.base[c] = NULL
         snap.n[c] = 0
     snap.ready = False
+
+
+cdef void tlb_snapshot_free(TlbSnapshot *snap) noexcept nogil:
+    # every flush calls this and most find nothing built; a failed build
+    # releases what it took, so only a ready snapshot holds memory
+    if snap.ready:
+        snapshot_release(snap)
 
 
 # ----------------------------------------------------------------------
