@@ -9,9 +9,12 @@ masked. Two builds agree when the outputs are byte-identical:
     python bench/golden.py --check bench/golden.json.gz
 
 prints ``identical`` (exit 0) or the first paths that differ (exit 1).
-``bench/golden.json.gz`` is the output of da5820b, the commit before the
-redesign of the upper layers began; re-generate it (``-o``) only with a
-change meant to move results, and say so in that commit.
+``bench/golden.json.gz`` was the output of da5820b, the commit before the
+redesign of the upper layers began, until the source's unmap after a move
+gained tlb_finish_mmu's flush of the freed page tables (the commit that
+adds ``unmap_flushes``), which moved results on purpose and re-generated
+it; re-generate it (``-o``) only with a change meant to move results, and
+say so in that commit.
 """
 
 from __future__ import annotations

@@ -19,5 +19,5 @@ class Tlbs(TlbArrays):
     flush: FlushRule
     def __init__(self, ncpu: int, geometry: dict[str, Any], rule: FlushRule) -> None: ...
     def flush_range(
-        self, caller: int, start: int, end: int, stride_shift: int = -1
+        self, caller: int, start: int, end: int, stride_shift: int = -1, freed_tables: bool = False
     ) -> dict[str, int]: ...

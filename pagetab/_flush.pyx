@@ -90,8 +90,13 @@ cdef class Tlbs(TlbArrays):
         self.rule = rule.r
         self.flush = rule
 
-    def flush_range(self, int caller, uint64_t start, uint64_t end, int stride_shift=-1):
-        """flush_tlb_range from ``caller``; returns the operations it took."""
+    def flush_range(self, int caller, uint64_t start, uint64_t end, int stride_shift=-1,
+                    bint freed_tables=False):
+        """flush_tlb_range from ``caller``; returns the operations it took.
+        ``freed_tables``: tlb_finish_mmu's flush after page tables were
+        freed (the mmu_gather's freed_tables), which each family treats in
+        its own way (x86 IPIs lazy CPUs, riscv flushes the mm, powerpc
+        flushes the page-walk cache)."""
         cdef FlushOps ops
         if not 0 <= caller < self.s.ncpu:
             raise ValueError(f"caller must be in 0..{self.s.ncpu - 1}, not {caller}")
@@ -100,5 +105,7 @@ cdef class Tlbs(TlbArrays):
         if not self.s.page_shift <= stride_shift < 64:
             raise ValueError(f"stride_shift must be in {self.s.page_shift}..63, not {stride_shift}")
         memset(&ops, 0, sizeof(FlushOps))
+        self.s.freed_tables = freed_tables
         tlb_flush_range(&self.rule, &self.s, &ops, caller, start, end, stride_shift)
+        self.s.freed_tables = False
         return ops

@@ -42,7 +42,9 @@ cdef void flush_ppc64(const flush_rule *r, TlbState *s, FlushOps *ops, int calle
         if s.cpumask[cpu] and cpu != caller:
             local = False
     flush_pid = nr_pages > <uint64_t>(p.tlbiel_ceiling if local else p.tlbie_ceiling)
-    if not flush_pid and (end - start) >= pmd:
+    if not flush_pid and ((end - start) >= pmd or s.freed_tables):
+        # radix__tlb_flush: freed tables take the page-walk cache too
+        # (radix__flush_tlb_pwc_range_psize)
         flush_pwc = True
     if flush_pid:
         ops.pid_flush += 1

@@ -35,7 +35,8 @@ cdef inline void riscv_local(const flush_rule *r, TlbState *s, FlushOps *ops, in
     cdef riscv_params p
     memcpy(&p, r.p, sizeof(p))  # the rule's opaque words, read as this family's struct
     cdef uint64_t stride = (<uint64_t>1) << stride_shift
-    cdef uint64_t n = (end - start + stride - 1) >> stride_shift
+    # strides, rounded up (without overflow: flush_tlb_mm's range is all of it)
+    cdef uint64_t n = ((end - start) >> stride_shift) + (((end - start) & (stride - 1)) != 0)
     if n > <uint64_t>p.threshold:
         if remote:
             ops.remote_sfence_vma_asid += 1
@@ -71,6 +72,10 @@ cdef void flush_riscv(const flush_rule *r, TlbState *s, FlushOps *ops, int calle
     cdef int cpu
     cdef bint others = False, first_remote = True
     cdef FlushOps scratch                # other remote harts' instructions, not counted
+    if s.freed_tables:
+        # tlb_flush: freed page tables flush the whole mm (flush_tlb_mm:
+        # the range 0 .. FLUSH_TLB_MAX_SIZE)
+        start, end = 0, <uint64_t>0xffffffffffffffff
     for cpu in range(s.ncpu):
         if s.cpumask[cpu] and cpu != caller:
             others = True

@@ -37,8 +37,14 @@ cdef void flush_x86(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
     ``global_asid_cpus`` CPUs or more), INVLPGB broadcasts and one TLBSYNC."""
     cdef x86_params p
     memcpy(&p, r.p, sizeof(p))  # the rule's opaque words, read as this family's struct
+    # flush_tlb_mm_range judges (end - start) >> stride_shift against the
+    # ceiling; flush_tlb_func then issues INVLPG at each stride from start
+    # while below end: one more for a range not a whole number of strides
+    # (tlb_finish_mmu's range of freed tables, a page past the last one)
     cdef uint64_t pages = (end - start) >> stride_shift
     cdef bint full = pages > <uint64_t>p.ceiling
+    if (end - start) & ((<uint64_t>1 << stride_shift) - 1):
+        pages += 1
     cdef int cpu, running = 0
     cdef bint first_remote = True
     if p.invlpgb:
@@ -69,10 +75,11 @@ cdef void flush_x86(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
             else:
                 ops.invlpg += <int64_t>pages
                 ops.invlpg_flush += 1
-        elif s.lazy[cpu] == TLB_LAZY and not s.ipi_lazy:
+        elif s.lazy[cpu] == TLB_LAZY and not (s.ipi_lazy or (s.freed_tables and s.freed_ipi_lazy)):
             # native_flush_tlb_multi: should_flush_tlb skips a lazy CPU
-            # (145f573b89a6, 4.20); it flushes when it next loads the mm
-            # (switch_mm_irqs_off sees the newer tlb_gen)
+            # (145f573b89a6, 4.20), unless page tables were freed; it
+            # flushes when it next loads the mm (switch_mm_irqs_off sees the
+            # newer tlb_gen)
             ops.lazy_skipped += 1
         else:
             ops.ipi += 1

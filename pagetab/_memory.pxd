@@ -32,6 +32,16 @@ cdef struct fault_ctx:
 cdef uint64_t populate_vma_page_range(pgtables *pt, uint64_t start, uint64_t end,
                                       const fault_ctx *ctx, int64_t *installed) noexcept nogil
 cdef int zap_page_range(pgtables *pt, uint64_t start, uint64_t end, int64_t *pages) noexcept nogil
+# What free_pgtables freed, as the mmu_gather records it (pte_free_tlb and
+# pmd_free_tlb widen the range by one page at each freed table's address and
+# set cleared_pmds / cleared_puds): the range and tlb_get_unmap_shift's
+# stride, the span of the lowest level whose table was freed (0: none freed).
+cdef struct freed_tables:
+    uint64_t lo
+    uint64_t hi
+    int shift
+
+
 cdef void free_pgtables(pgtables *pt, uint64_t start, uint64_t end, uint64_t floor,
-                        uint64_t ceiling) noexcept nogil
+                        uint64_t ceiling, freed_tables *freed) noexcept nogil
 

@@ -294,6 +294,7 @@ cdef int zap_page_range(pgtables *pt, uint64_t start, uint64_t end, int64_t *pag
 cdef struct free_walk:
     uint64_t floor
     uint64_t ceiling
+    freed_tables *freed
 
 
 cdef int free_table(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
@@ -306,10 +307,19 @@ cdef int free_table(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
     cdef uint64_t size = <uint64_t>1 << pt.shift[lev]
     cdef uint64_t lo = addr & ~(size - 1), hi = lo + size
     cdef int64_t child = <int64_t>efr(slot[0])
+    cdef uint64_t page = <uint64_t>1 << pt.shift[pt.nlev - 1]
     if lo >= fw.floor and (fw.ceiling == 0 or (hi != 0 and hi <= fw.ceiling)):
         if row_empty(pt, lev + 1, child):
             free_row_clean(pt, lev + 1, child)
             slot[0] = 0
+            # pte_free_tlb / pmd_free_tlb: the gather's range takes a page
+            # at the table's address; the lowest level freed sets the stride
+            if fw.freed.shift == 0 or lo < fw.freed.lo:
+                fw.freed.lo = lo
+            if lo + page > fw.freed.hi:
+                fw.freed.hi = lo + page
+            if fw.freed.shift == 0 or pt.shift[lev] < fw.freed.shift:
+                fw.freed.shift = pt.shift[lev]
     return 0
 
 
@@ -319,10 +329,12 @@ cdef mm_walk_ops FREE_OPS = mm_walk_ops(
 
 
 cdef void free_pgtables(pgtables *pt, uint64_t start, uint64_t end, uint64_t floor,
-                        uint64_t ceiling) noexcept nogil:
+                        uint64_t ceiling, freed_tables *freed) noexcept nogil:
     """free_pgtables: free the tables reachable from [start, end) whose whole
-    span lies in [floor, ceiling) (ceiling 0 means the top of the space)."""
+    span lies in [floor, ceiling) (ceiling 0 means the top of the space),
+    widening ``freed`` by what it frees."""
     cdef free_walk fw
     fw.floor = floor
     fw.ceiling = ceiling
+    fw.freed = freed
     walk_page_range(pt, start, end, &FREE_OPS, &fw)

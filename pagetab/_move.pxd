@@ -92,6 +92,8 @@ cdef struct move_stats:
     int64_t flush_calls          # move_page_tables' own flush_tlb_range calls (flush_ops.flush_calls
                                  # also counts contpte_convert's: what the rule ran, and is priced)
     int64_t flush_pages          # pages those calls covered
+    int64_t unmap_flushes        # the call's unmaps' flushes (tlb_finish_mmu: pages zapped or
+                                 # page tables freed), after the moves; in flush_ops, not above
     int64_t flush_unlocked       # flushes issued with no page-table lock held
     int64_t unsafe_entries       # moved present entries unflushed when a lock dropped
     int64_t unsafe_windows       # stale TLB entries for them at that moment

@@ -134,9 +134,15 @@ cdef class PageTables:
 
     def free_pgtables(self, uint64_t start, uint64_t end, uint64_t floor, uint64_t ceiling):
         """free_pgtables: free the tables reachable from [start, end) whose whole
-        span lies in [floor, ceiling) (ceiling 0 means the top of the space)."""
+        span lies in [floor, ceiling) (ceiling 0 means the top of the space).
+        Returns what the mmu_gather records of the frees, (lo, hi, stride
+        shift), or None when it freed nothing."""
+        cdef _memory.freed_tables freed
+        freed.lo = freed.hi = 0
+        freed.shift = 0
         with nogil:
-            _memory.free_pgtables(&self.pgt, start, end, floor, ceiling)
+            _memory.free_pgtables(&self.pgt, start, end, floor, ceiling, &freed)
+        return (freed.lo, freed.hi, freed.shift) if freed.shift else None
 
     def change_prot(self, uint64_t start, uint64_t end, bint readable, bint writable,
                     bint shared):

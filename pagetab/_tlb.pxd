@@ -96,6 +96,9 @@ cdef struct TlbState:
     uint8_t cpumask[MAX_TLB_CPUS]    # mm_cpumask
     uint8_t lazy[MAX_TLB_CPUS]       # in mm_cpumask: a lazy_state
     bint ipi_lazy                    # flushes IPI lazy CPUs too (x86 freed_tables flushes)
+    bint freed_ipi_lazy              # x86: flushes of freed page tables IPI lazy CPUs too
+    bint freed_tables                # the flush running is of freed page tables (the mmu_gather's
+                                     # freed_tables): set by Tlbs.flush_range for its duration
     int32_t *ccount                  # [cpu][array][class] valid entries, to skip empty probes
     int nprobe[3]                    # per TLB level: the (array, class) pairs to probe
     int probe_arr[3][MAX_ARRAYS * MAX_CLASSES]

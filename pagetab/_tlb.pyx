@@ -355,6 +355,15 @@ cdef class TlbArrays:
     def ipi_lazy(self, bint value):
         self.s.ipi_lazy = value
 
+    @property
+    def freed_ipi_lazy(self):
+        """Whether flushes of freed page tables IPI lazy CPUs (set from the policy)."""
+        return bool(self.s.freed_ipi_lazy)
+
+    @freed_ipi_lazy.setter
+    def freed_ipi_lazy(self, bint value):
+        self.s.freed_ipi_lazy = value
+
     def flush_all(self, int cpu):
         """Flush one CPU's TLB (as a context switch to another mm would)."""
         if not 0 <= cpu < self.s.ncpu:

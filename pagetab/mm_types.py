@@ -410,6 +410,7 @@ class MmStruct:
         configuration crosses into C once, here."""
         self.pmc = _move.PagetableMoveControl(mremap_config(self.arch, p))
         self.tlbs.ipi_lazy = p.flush_lazy
+        self.tlbs.freed_ipi_lazy = p.flush_freed_lazy
         # faults and splits fold contiguous blocks from now on (entries
         # already written keep their bit)
         if not p.contpte and self.tables.cont_ptes:

@@ -22,6 +22,8 @@ from .mm_types import MmStruct, Vma
 from .stats import MoveStats
 from .userfaultfd import mremap_userfaultfd_prep, vma_has_uffd_without_event_remap
 from .vma import (
+    Freed,
+    TlbFinish,
     do_vmi_munmap,
     find_vma,
     free_window,
@@ -160,9 +162,9 @@ def mremap_to(mm: MmStruct, addr: int, old_len: int, new_len: int, flags: int, n
     """mremap_to: move to ``na`` (MREMAP_FIXED unmaps it first) or, with
     MREMAP_DONTUNMAP alone, to wherever get_unmapped_area puts it."""
     if flags & MREMAP_FIXED:
-        do_vmi_munmap(mm, na, na + new_len)
+        _count_finish(mm, st, do_vmi_munmap(mm, na, na + new_len))
     if new_len < old_len:
-        do_vmi_munmap(mm, addr + new_len, addr + old_len)
+        _count_finish(mm, st, do_vmi_munmap(mm, addr + new_len, addr + old_len))
         old_len = new_len
     vma = find_vma(mm, addr)
     if vma is None:
@@ -187,7 +189,7 @@ def mremap_at(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, fla
     if new_len == old_len:
         return addr
     if new_len < old_len:
-        do_vmi_munmap(mm, addr + new_len, addr + old_len)
+        _count_finish(mm, st, do_vmi_munmap(mm, addr + new_len, addr + old_len))
         return addr
     delta = new_len - old_len
     if (
@@ -234,6 +236,7 @@ def move_vma(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, new_
                   has_file=vma.file is not None)  # fmt: skip
     if vma.start == addr and new_vma.start == new_addr:
         _try_realign(mm, st)
+    early = st.tables_freed_early
     moved = _move_page_tables(mm, st)
     if moved < old_len:
         # copy_vma_and_data's error path: move back, unmap the new range
@@ -251,8 +254,30 @@ def move_vma(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, new_
             src.anon_vma = None
             merge_around(mm, src.start, src.end)
     elif old_len:
-        do_vmi_munmap(mm, addr, addr + old_len)
+        freed = _freed_early(mm, st.tables_freed_early - early, addr, old_len, free_lo, free_hi)
+        _count_finish(mm, st, do_vmi_munmap(mm, addr, addr + old_len, freed))
     return new_addr
+
+
+def _freed_early(mm: MmStruct, n: int, addr: int, length: int, free_lo: int,
+                 free_hi: int) -> Freed | None:  # fmt: skip
+    """What the kernel's free_pgtables would record of the ``n`` PTE tables
+    the engine released during the move (it frees the old range's emptied
+    tables at once, to keep one copy of the tables in memory): from the
+    first to the last table span of [addr, addr + length) inside
+    [free_lo, free_hi), at PMD stride."""
+    if n <= 0:
+        return None
+    pmd = mm.arch.pmd_size
+    first = max(addr & ~(pmd - 1), (free_lo + pmd - 1) & ~(pmd - 1))
+    last = min((addr + length - 1) & ~(pmd - 1), (free_hi & ~(pmd - 1)) - pmd)
+    return first, last + mm.page_size, pmd.bit_length() - 1
+
+
+def _count_finish(mm: MmStruct, st: MoveStats, finish: TlbFinish | None) -> None:
+    """The source's unmap_region flush (tlb_finish_mmu) is the call's too."""
+    if finish is not None:
+        st.add_flush(finish.ops, finish.lo, finish.hi, finish.stride_shift, mm.trace_moves)
 
 
 def whole_vma_into_hole(mm: MmStruct, addr: int, length: int, new_addr: int) -> int:
@@ -299,6 +324,7 @@ def move_whole_vma(mm: MmStruct, i: int, addr: int, length: int, new_addr: int,
                   uffd_no_table_moves=no_tables, has_file=vma.file is not None)  # fmt: skip
     if addr & mm.pmd_mask:
         _try_realign(mm, st)
+    early = st.tables_freed_early
     moved = _move_page_tables(mm, st)
     if moved < length:
         # copy_vma_and_data's error path: move back, free the new range's tables
@@ -312,7 +338,9 @@ def move_whole_vma(mm: MmStruct, i: int, addr: int, length: int, new_addr: int,
     if vma.anonymous and vma.anon_vma is None:
         vma.pgoff = new_addr >> mm.page_shift  # copy_vma: unfaulted anon
     vs.insert(index_after(mm, new_addr), vma)
-    unmap_region(mm, addr, end, floor, ceiling)  # do_vmi_munmap of the source
+    freed = _freed_early(mm, st.tables_freed_early - early, addr, length, free_lo, free_hi)
+    # do_vmi_munmap of the source
+    _count_finish(mm, st, unmap_region(mm, addr, end, floor, ceiling, freed))
     if vma.uffd:
         mremap_userfaultfd_prep(mm, vma, addr, new_addr, length)
     return new_addr

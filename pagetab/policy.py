@@ -83,6 +83,12 @@ class Policy:
     4.20), which catch up when they next load the mm. (Linux 4.19 with
     PCID sends lazy CPUs to init_mm at once, so they get no IPI either;
     4.9's lazy CPUs took one IPI and left the mm: modelled as none.)"""
+    flush_freed_lazy: bool = _choice(False)
+    """x86: a flush of freed page tables (tlb_finish_mmu after
+    free_pgtables, freed_tables set) reaches lazy CPUs of mm_cpumask too:
+    native_flush_tlb_multi skips none of them then, since a lazy CPU's
+    page walker may still hold a freed table (145f573b89a6, 4.20, which
+    added the skipping). Before 4.20, modelled as ``flush_lazy`` says."""
     contpte: bool = _choice(False, engine=True)
     """arm64: user mappings get the contiguous bit (PTE_CONT) on every
     naturally aligned block of CONT_PTES entries mapping one folio ("arm64/mm:
@@ -219,8 +225,9 @@ FAST_MREMAP_V2 = LINUX_4_18.replace(
 LINUX_5_0 = LINUX_4_19.replace(
     name="linux-5.0",
     description="move_normal_pmd; flush_tlb_range per moved PMD under both PMD locks",
-    source="2c91bd4a4e2e mm: speed up mremap by 20x on large regions",
-    move_pmd=True,
+    source="2c91bd4a4e2e mm: speed up mremap by 20x on large regions; 145f573b89a6 "
+    "(4.20: freed page tables flushed on lazy CPUs too)",
+    move_pmd=True, flush_freed_lazy=True,
 )  # fmt: skip
 LINUX_5_11 = LINUX_5_0.replace(
     name="linux-5.11",

@@ -32,7 +32,7 @@ import errno
 import os
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +121,18 @@ class ReplayedCall:
     #: call; None where the trace has no flush events
     recorded_flushes: int | None = None
 
+    @property
+    def simulated_flushes(self) -> int:
+        """pagetab's flushes of the call, to set beside ``recorded_flushes``:
+        its moves' flush_tlb_range calls and its unmaps' (tlb_finish_mmu)."""
+        return simulated_flushes(self.counters)
+
+
+def simulated_flushes(counters: Mapping[str, int]) -> int:
+    """The flushes a call's ``counters`` record: the moves' flush_tlb_range
+    calls (``flush_calls``) and the unmaps' (``unmap_flushes``)."""
+    return int(counters.get("flush_calls", 0)) + int(counters.get("unmap_flushes", 0))
+
 
 @dataclass
 class Difference:
@@ -144,7 +156,8 @@ class KindTotal:
     priced: int = 0
     counters: Counter[str] = field(default_factory=Counter)
     #: flushes of the priced calls: the kernel's (tlb:tlb_flush on the calling
-    #: thread, local reasons; None without flush events) and pagetab's flush_calls
+    #: thread, local reasons; None without flush events) and pagetab's
+    #: (``simulated_flushes``: the moves' and the unmaps')
     recorded_flushes: int | None = None
     simulated_flushes: int = 0
 
@@ -193,7 +206,7 @@ class ReplayResult:
 
     @property
     def simulated_flushes(self) -> int:
-        """pagetab's flush_calls over the priced calls."""
+        """pagetab's flushes over the priced calls (``simulated_flushes``)."""
         return sum(k.simulated_flushes for k in self.kinds.values())
 
     def row(self) -> dict[str, Any]:
@@ -563,7 +576,7 @@ class Replayer:
             if ev.get("d") is not None:
                 k.recorded_ns += int(ev["d"])
             k.counters.update(counters)
-            k.simulated_flushes += int(counters.get("flush_calls", 0))
+            k.simulated_flushes += simulated_flushes(counters)
             if rec_flushes is not None:
                 k.recorded_flushes = (k.recorded_flushes or 0) + rec_flushes
             self.regions[p.region(region_addr)] += est

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ._move import MOVE_DTYPE
+from ._move import EVENT_DTYPE, EVENT_KINDS, MOVE_DTYPE
 from .cost import collateral_cost, collateral_cost_range, move_cost, move_cost_range
 from .timeline import MoveTrace, concat
 
@@ -39,6 +39,7 @@ _ZERO.flags.writeable = False
 # the words of lock_max_hold: combined by max when moves add up
 _HOLD_AT = _FIELDS["lock_max_hold"][1] // 8
 _HOLD = slice(_HOLD_AT, _HOLD_AT + len(LOCK_CLASSES))
+_OPS_AT = _FIELDS["flush_ops"][1] // 8
 
 
 @dataclass(eq=False)
@@ -49,9 +50,13 @@ class MoveStats:
     (a whole PTE table moved by one PMD entry), ``huge_pmds_moved``
     move_huge_pmd (THP leaves), ``normal_puds_moved`` move_normal_pud,
     ``ptes_moved`` entries moved by move_ptes, ``move_ptes_calls`` its
-    calls. ``flush_calls`` and ``flush_pages`` count flush_tlb_range calls
-    and the pages they cover; ``flush_unlocked`` those issued with no
-    page-table lock held. ``unsafe_entries`` counts moved present leaf
+    calls. ``flush_calls`` and ``flush_pages`` count move_page_tables'
+    flush_tlb_range calls and the pages they cover; ``unmap_flushes`` the
+    flushes of the call's unmaps afterwards (tlb_finish_mmu once the old
+    range's tables are freed, or a range unmapped held pages: the
+    kernel's tlb:tlb_flush events of the call are the sum of the two);
+    ``flush_unlocked`` the moves' flushes issued with no page-table lock
+    held. ``unsafe_entries`` counts moved present leaf
     entries (a huge leaf once) whose page-table lock was released before a
     flush covering their old address: the CVE-2018-18281 race.
     ``unsafe_windows`` counts what made those dangerous: the stale TLB
@@ -85,7 +90,6 @@ class MoveStats:
     #: bytes of a PTE table: nearly all tables a move allocates are PTE tables
     pte_table_bytes: int = field(default=0, repr=False)
     _words: npt.NDArray[np.int64] = field(default_factory=lambda: _ZERO, repr=False)
-    _moves: int = field(default=0, repr=False)
     _traces: list[Any] = field(default_factory=list, repr=False)
 
     @property
@@ -102,14 +106,33 @@ class MoveStats:
         if the move was traced, its trace (events, flush operations)."""
         if trace is not None:
             self._traces.append(trace)
-        if not self._moves:  # the common case: one call, nothing to add to
+        if self._words is _ZERO:  # the common case: one call, nothing to add to
             self._words = words
-            self._moves = 1
             return
-        self._moves += 1
         total = self._words + words
         total[_HOLD] = np.maximum(self._words[_HOLD], words[_HOLD])
         self._words = total
+
+    def add_flush(self, ops: dict[str, int], lo: int, hi: int, stride_shift: int,
+                  traced: bool = False) -> None:  # fmt: skip
+        """Count a flush the call issued outside its moves: unmap_region's
+        tlb_finish_mmu, once the old range's tables were freed or a range
+        it unmapped held pages (``ops``: what ``Tlbs.flush_range``
+        returned). It counts in ``unmap_flushes``, its operations in
+        ``flush_ops``, priced as the engine's flushes are and traced after
+        them (when ``traced``: the space traces its moves)."""
+        words = np.zeros(_WORDS, dtype=np.int64)
+        for i, name in enumerate(OP_NAMES):
+            words[_OPS_AT + i] = ops.get(name, 0)
+        words[_AT["unmap_flushes"]] = 1
+        self._words = self._words + words
+        if traced:
+            ev = np.zeros(1, dtype=EVENT_DTYPE)
+            ev["kind"] = EVENT_KINDS.index("flush")
+            ev["entries"] = stride_shift
+            ev["lo"], ev["hi"] = lo, hi
+            row = np.array([[ops.get(n, 0) for n in OP_NAMES]], dtype=np.int64)
+            self._traces.append((ev, row))
 
     def drop_trace(self) -> None:
         """Forget the traced events (a long PTE-by-PTE move's are tens of

@@ -13,6 +13,7 @@ import bisect
 import errno
 import operator
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -140,18 +141,56 @@ def insert_vma(mm: MmStruct, v: Vma) -> None:
     merge_around(mm, v.start, v.end)
 
 
-def unmap_region(mm: MmStruct, start: int, end: int, floor: int, ceiling: int) -> None:
-    """unmap_region on a range no VMA maps any more: zap it (flushing what
-    was present), then free_pgtables within [floor, ceiling)."""
-    if mm.tables.zap(start, end):
-        mm.tlbs.flush_range(mm.cpu, start, end)
-    mm.tables.free_pgtables(start, end, floor, ceiling)
+#: what free_pgtables freed, as the mmu_gather records it: (lo, hi, stride shift)
+Freed = tuple[int, int, int]
 
 
-def do_vmi_munmap(mm: MmStruct, start: int, end: int) -> None:
-    """Unmap an aligned, validated range: split, unlink, zap, free tables."""
+class TlbFinish(NamedTuple):
+    """The flush tlb_finish_mmu issued: its operations, range and stride."""
+
+    ops: dict[str, int]
+    lo: int
+    hi: int
+    stride_shift: int
+
+
+def unmap_region(mm: MmStruct, start: int, end: int, floor: int, ceiling: int,
+                 freed_before: Freed | None = None) -> TlbFinish | None:  # fmt: skip
+    """unmap_region on a range no VMA maps any more: zap it, free_pgtables
+    within [floor, ceiling), then tlb_finish_mmu's one flush.
+
+    The flush covers the zapped range at page stride; when only page
+    tables were freed, their addresses at the stride of the lowest level
+    freed (tlb_get_unmap_shift), ``freed_before`` included (tables the
+    move engine already released, which the kernel frees here). Returns
+    the flush, or None when nothing was zapped or freed.
+    """
+    zapped = mm.tables.zap(start, end)
+    freed = _union(mm.tables.free_pgtables(start, end, floor, ceiling), freed_before)
+    if zapped:
+        lo, hi, shift = start, end, mm.page_shift
+        if freed is not None:
+            lo, hi = min(lo, freed[0]), max(hi, freed[1])
+    elif freed is not None:
+        lo, hi, shift = freed
+    else:
+        return None
+    ops = mm.tlbs.flush_range(mm.cpu, lo, hi, shift, freed is not None)
+    return TlbFinish(ops, lo, hi, shift)
+
+
+def _union(a: Freed | None, b: Freed | None) -> Freed | None:
+    if a is None or b is None:
+        return a if b is None else b
+    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2])
+
+
+def do_vmi_munmap(mm: MmStruct, start: int, end: int,
+                  freed_before: Freed | None = None) -> TlbFinish | None:  # fmt: skip
+    """Unmap an aligned, validated range: split, unlink, zap, free tables;
+    the flush (``unmap_region``), or None."""
     if is_free(mm, start, end):
-        return
+        return None
     split_vma(mm, start)
     split_vma(mm, end)
     vs = mm.vmas
@@ -160,12 +199,12 @@ def do_vmi_munmap(mm: MmStruct, start: int, end: int) -> None:
     while j < len(vs) and vs[j].start < end:
         j += 1
     if i == j:
-        return
+        return None
     first, last = vs[i].start, vs[j - 1].end
     del vs[i:j]
     floor = vs[i - 1].end if i > 0 else 0
     ceiling = vs[i].start if i < len(vs) else 0
-    unmap_region(mm, first, last, floor, ceiling)
+    return unmap_region(mm, first, last, floor, ceiling, freed_before)
 
 
 def free_window(mm: MmStruct, start: int, end: int) -> tuple[int, int]:

@@ -283,15 +283,27 @@ def test_custom_policy(make_mm: MM) -> None:
 # - PUD path (both PUD aligned, linux-5.11): one PMD table moves by its PUD
 #   entry under page_table_lock and the anon_vma lock, one full flush; a
 #   PUD table.
+# Then the source's unmap frees the emptied tables, and tlb_finish_mmu
+# flushes them once (free_pgd_range: each freed table adds a page at its
+# PMD-, PUD- or PGD-aligned address; tlb_get_unmap_shift: the stride of
+# the lowest level cleared). The source's PUD table (a PGD entry of its
+# own) is always freed, at the PGD-aligned source base:
+# - PTE path: PTE tables freed, [base, base + 1 GiB + 4 KiB) at 2 MiB
+#   stride, 512 strides: above the ceiling, a full flush;
+# - PMD path: two PMD tables, [base, base + 1 GiB + 4 KiB) at 1 GiB
+#   stride: INVLPG at base and base + 1 GiB;
+# - PUD path: the PUD table alone, [base, base + 4 KiB) at 512 GiB
+#   stride: one INVLPG.
 # No other CPU is in mm_cpumask: no IPI.
 PATHS = {
     "pte": ("linux-5.0", 4 * K, 0, {"ptes": 262144, "tables": 514, "ptl": 2048, "rmap": 0,
-                                    "flushes": 1024, "invlpg": 512, "invlpg_flush": 512,
-                                    "full": 512}),
+                                    "flushes": 1024 + 1, "invlpg": 512, "invlpg_flush": 512,
+                                    "full": 512 + 1}),
     "pmd": ("linux-5.0", 2 * M, 2 * M, {"pmds": 512, "tables": 3, "ptl": 1024, "rmap": 512,
-                                        "flushes": 512, "full": 512}),
-    "pud": ("linux-5.11", 0, 0, {"puds": 1, "tables": 1, "ptl": 1, "rmap": 1, "flushes": 1,
-                                 "full": 1}),
+                                        "flushes": 512 + 1, "full": 512, "invlpg": 2,
+                                        "invlpg_flush": 1}),
+    "pud": ("linux-5.11", 0, 0, {"puds": 1, "tables": 1, "ptl": 1, "rmap": 1, "flushes": 1 + 1,
+                                 "full": 1, "invlpg": 1, "invlpg_flush": 1}),
 }  # fmt: skip
 
 
@@ -393,7 +405,8 @@ def test_every_engine_counter_reaches_users_by_name(make_mm: MM) -> None:
     assert st.ptes_moved == 1024 and st.move_ptes_calls == 4
     assert list(st.lock_acquired) == list(LOCK_CLASSES) == list(d["lock_acquired"])
     assert list(st.flush_ops) == list(OP_NAMES)
-    assert st.flush_ops["flush_calls"] == st.flush_calls == 4
+    # the four move_ptes flushes, then the unmap's (the freed tables)
+    assert (st.flush_calls, st.unmap_flushes, st.flush_ops["flush_calls"]) == (4, 1, 5)
     with pytest.raises(AttributeError, match="no attribute 'bogus'"):
         _ = st.bogus
 

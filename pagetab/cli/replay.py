@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
               _flushes(r)] for r in priced]  # fmt: skip
     name = os.path.basename(args.trace)
     table(f"replay of {name}: the priced calls (kernel us: their recorded kernel time; "
-          "flushes: tlb:tlb_flush on the calling CPU during them, and pagetab's flush_calls)",
+          "flushes: tlb:tlb_flush on the calling CPU during them, and pagetab's)",
           head, cells, right_from=3)  # fmt: skip
     others = sorted({(r["kind"], r["calls"]) for r in rows if not r["priced"]})
     print("calls replayed without a price: " + ", ".join(f"{k} {n}" for k, n in others))
@@ -222,7 +222,7 @@ def _print_calls(res: ReplayResult) -> None:
         k = "-" if c.recorded_flushes is None else str(c.recorded_flushes)
         rows.append([f"{c.t / 1e6:.3f}", str(c.cpu), c.name, f"{size:,}", moved,
                      _f(None if rec is None else rec / 1e3), _f(c.estimated_ns / 1e3), _f(err),
-                     f"{k}/{c.counters.get('flush_calls', 0)}"])  # fmt: skip
+                     f"{k}/{c.simulated_flushes}"])  # fmt: skip
     table(f"{res.arch} {res.policy}: each priced call", head, rows, right_from=3)
 
 
