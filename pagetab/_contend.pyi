@@ -30,6 +30,7 @@ def simulate(
     fl_lo: npt.NDArray[np.uint64],
     fl_hi: npt.NDArray[np.uint64],
     fl_stride: npt.NDArray[np.int64],
+    fl_freed: npt.NDArray[np.uint8],
     holds: npt.NDArray[Any],
     remote_ns: npt.NDArray[np.float64],
     interrupts: npt.NDArray[np.uint8],

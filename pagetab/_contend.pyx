@@ -273,7 +273,8 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
              const uint64_t *ext_lo, const uint64_t *ext_hi, const double *ext_moved,
              const double *ext_unlocked, int64_t next,
              const double *fl_at, const uint64_t *fl_lo, const uint64_t *fl_hi,
-             const int64_t *fl_stride, int64_t nfl, const mover_hold *holds, int64_t nholds,
+             const int64_t *fl_stride, const uint8_t *fl_freed, int64_t nfl,
+             const mover_hold *holds, int64_t nholds,
              const double *remote_ns, const uint8_t *interrupts,
              thread_stats *out, int64_t *hist, contend_result *res) noexcept nogil:
     """The event loop. Returns 0, or -1 when out of memory. A flush's
@@ -360,8 +361,10 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
         if started and fi < nfl and start + cfg.events_at_ns + fl_at[fi] + shift <= now:
             at = start + cfg.events_at_ns + fl_at[fi] + shift
             before = ops
+            s.freed_tables = fl_freed[fi]  # the unmap's flush of freed page tables
             tlb_flush_range(&tlbs.rule, s, &ops, cfg.mover_cpu, fl_lo[fi], fl_hi[fi],
                             <int>fl_stride[fi])
+            s.freed_tables = False
             res.flushes += 1
             # each receiving CPU runs the handler and its own flushes
             h = cfg.ipi_handler
@@ -584,12 +587,13 @@ def simulate(PageTables tables not None, Tlbs tlbs not None, dict config not Non
              cnp.ndarray ext_moved not None, cnp.ndarray ext_unlocked not None,
              cnp.ndarray fl_at not None, cnp.ndarray fl_lo not None,
              cnp.ndarray fl_hi not None, cnp.ndarray fl_stride not None,
-             cnp.ndarray holds not None, cnp.ndarray remote_ns not None,
+             cnp.ndarray fl_freed not None, cnp.ndarray holds not None, cnp.ndarray remote_ns not None,
              cnp.ndarray interrupts not None):
     """Run the threads (THREAD_SPEC_DTYPE) over the regions (REGION_DTYPE)
     against the mover's extents (sorted by address: old range, when each
     moved and when the lock covering it was dropped, ns from the first
-    traced event), flushes (time, range, stride shift) and page-table lock
+    traced event), flushes (time, range, stride shift, whether it is of
+    freed page tables: the unmap's tlb_finish_mmu) and page-table lock
     holds (HOLD_DTYPE, sorted by key and start, disjoint per key); what a
     flush costs the CPUs it reaches (``contention.receiver_costs``: float64
     ns and uint8 flags, one per FlushOps word).
@@ -605,6 +609,7 @@ def simulate(PageTables tables not None, Tlbs tlbs not None, dict config not Non
     cdef uint64_t[::1] elo = ext_lo, ehi = ext_hi, flo = fl_lo, fhi = fl_hi
     cdef double[::1] emv = ext_moved, eun = ext_unlocked, fat = fl_at
     cdef int64_t[::1] fst = fl_stride
+    cdef uint8_t[::1] ffr = fl_freed
     cdef mover_hold[::1] hl = holds
     cdef double[::1] rns = remote_ns
     cdef uint8_t[::1] rint = interrupts
@@ -619,7 +624,7 @@ def simulate(PageTables tables not None, Tlbs tlbs not None, dict config not Non
         raise ValueError("regions: at least one, config.nregions their count")
     if not (ehi.shape[0] == emv.shape[0] == eun.shape[0] == next):
         raise ValueError("extents: one entry per extent in every array")
-    if not (fhi.shape[0] == fat.shape[0] == fst.shape[0] == nfl):
+    if not (fhi.shape[0] == fat.shape[0] == fst.shape[0] == ffr.shape[0] == nfl):
         raise ValueError("flushes: one entry per flush in every array")
     for i in range(nholds):
         if not hl[i].start <= hl[i].end or (i and (hl[i - 1].key, hl[i - 1].end)
@@ -648,7 +653,8 @@ def simulate(PageTables tables not None, Tlbs tlbs not None, dict config not Non
                  &elo[0] if next else NULL, &ehi[0] if next else NULL,
                  &emv[0] if next else NULL, &eun[0] if next else NULL, next,
                  &fat[0] if nfl else NULL, &flo[0] if nfl else NULL,
-                 &fhi[0] if nfl else NULL, &fst[0] if nfl else NULL, nfl,
+                 &fhi[0] if nfl else NULL, &fst[0] if nfl else NULL,
+                 &ffr[0] if nfl else NULL, nfl,
                  &hl[0] if nholds else NULL, nholds, &rns[0], &rint[0], &out[0],
                  &h[0, 0, 0], &res)
     if rc < 0:

@@ -53,9 +53,12 @@ cdef enum:
     EV_FLUSH = 4
     EV_CONVERT = 5
     EV_SPLIT = 6
+    EV_FINISH = 7      # the unmap's tlb_finish_mmu flush after the moves (stats.add_flush)
 
 #: the names of move_event.kind's values
-EVENT_KINDS = ("lock", "unlock", "ptes", "entry", "flush", "convert", "split")
+EVENT_KINDS = ("lock", "unlock", "ptes", "entry", "flush", "convert", "split", "finish")
+#: the kinds that flush: each has a row of flush operations (its ``what``)
+FLUSH_KINDS = ("flush", "convert", "finish")
 #: move_event.what of an "entry" event: the pgt_entry moved
 PGT_ENTRIES = ("NORMAL_PMD", "HPAGE_PMD", "NORMAL_PUD", "HPAGE_PUD")
 

@@ -49,7 +49,7 @@ from .mm_types import MAX_CPUS
 from .policy import policies
 from .results import Compared
 from .scenario import MoveSetup, populate_region, region_bases
-from .timeline import EVENT_KINDS, LOCK_CLASSES, MoveTrace
+from .timeline import EVENT_KINDS, FLUSH_KINDS, LOCK_CLASSES, MoveTrace
 from .units import format_size
 
 __all__ = [
@@ -431,7 +431,7 @@ def run_concurrent(
                  s.accesses, s.through_move, s.stride or a.page_size, s.span,
                  s.think_ns, s.work_ns)  # fmt: skip
     ext_lo, ext_hi, ext_moved, ext_unlocked = _extents(trace)
-    fl_at, fl_lo, fl_hi, fl_stride = _flushes(trace)
+    fl_at, fl_lo, fl_hi, fl_stride, fl_freed = _flushes(trace)
     holds = _holds(trace, dst - src, a)
     # the trace is all in the arrays above now: free it before the replays
     # (a 64 GiB PTE-by-PTE move's is tens of MB)
@@ -452,11 +452,12 @@ def run_concurrent(
     # no extents and no flushes: the runs without a move
     u64, f64 = np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float64)
     no_move = (u64, u64, f64, f64, f64, u64, u64, np.empty(0, dtype=np.int64),
-               np.empty(0, dtype=_contend.HOLD_DTYPE))  # fmt: skip
+               np.empty(0, dtype=np.uint8), np.empty(0, dtype=_contend.HOLD_DTYPE))  # fmt: skip
     receiver = receiver_costs(a)
 
     def replay(moving: bool, th: np.ndarray[Any, Any]) -> tuple[Any, Any, Any]:
         tlbs = _flush.Tlbs(cpus, a.tlb_geometry(), mm.tlbs.flush)
+        tlbs.ipi_lazy, tlbs.freed_ipi_lazy = mm.tlbs.ipi_lazy, mm.tlbs.freed_ipi_lazy
         for cpu in range(cpus):
             tlbs.set_cpu(cpu)
         if warmup:
@@ -468,7 +469,7 @@ def run_concurrent(
             return _contend.simulate(mm.tables, tlbs, {**cfg, "moving": False}, th, regions,
                                      *no_move, *receiver)  # fmt: skip
         return _contend.simulate(mm.tables, tlbs, cfg, th, regions, ext_lo, ext_hi, ext_moved,
-                                 ext_unlocked, fl_at, fl_lo, fl_hi, fl_stride,
+                                 ext_unlocked, fl_at, fl_lo, fl_hi, fl_stride, fl_freed,
                                  holds, *receiver)  # fmt: skip
 
     stats, hist, res = replay(True, th)
@@ -544,13 +545,15 @@ def _extents(trace: MoveTrace) -> tuple[np.ndarray[Any, Any], ...]:
 
 
 def _flushes(trace: MoveTrace) -> tuple[np.ndarray[Any, Any], ...]:
-    """The flushes in order: (start ns, lo, hi, stride shift)."""
+    """The flushes in order: (start ns, lo, hi, stride shift, whether it is
+    the unmap's of freed page tables)."""
     ev = trace.events
-    m = np.isin(ev["kind"], (_KIND["flush"], _KIND["convert"]))
+    m = np.isin(ev["kind"], [_KIND[k] for k in FLUSH_KINDS])
     return (np.ascontiguousarray(trace.end_ns[m] - trace.durations_ns[m], dtype=np.float64),
             np.ascontiguousarray(ev["lo"][m], dtype=np.uint64),
             np.ascontiguousarray(ev["hi"][m], dtype=np.uint64),
-            np.ascontiguousarray(ev["entries"][m], dtype=np.int64))  # fmt: skip
+            np.ascontiguousarray(ev["entries"][m], dtype=np.int64),
+            np.ascontiguousarray(ev["kind"][m] == _KIND["finish"], dtype=np.uint8))  # fmt: skip
 
 
 def _holds(trace: MoveTrace, delta: int, a: Arch) -> np.ndarray[Any, Any]:

@@ -128,7 +128,7 @@ class MoveStats:
         self._words = self._words + words
         if traced:
             ev = np.zeros(1, dtype=EVENT_DTYPE)
-            ev["kind"] = EVENT_KINDS.index("flush")
+            ev["kind"] = EVENT_KINDS.index("finish")
             ev["entries"] = stride_shift
             ev["lo"], ev["hi"] = lo, hi
             row = np.array([[ops.get(n, 0) for n in OP_NAMES]], dtype=np.int64)

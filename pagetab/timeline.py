@@ -29,15 +29,19 @@ from . import _move
 from .arch import Arch
 from .cost import ENTRY_COUNTERS, LOCK_EVENTS, flush_ops_cost, unit_price
 
-__all__ = ["EVENT_KINDS", "Flush", "LockHold", "MoveTrace"]
+__all__ = ["EVENT_KINDS", "FLUSH_KINDS", "Flush", "LockHold", "MoveTrace"]
 
 #: move_event.kind's names (the C enum's order)
 EVENT_KINDS: tuple[str, ...] = _move.EVENT_KINDS
+#: the kinds of event that flush (a move's flush_tlb_range, arm64's
+#: contpte_convert, the unmap's tlb_finish_mmu), each with a row of operations
+FLUSH_KINDS: tuple[str, ...] = _move.FLUSH_KINDS
 #: the flush operations' names: the fields of the C struct FlushOps
 OP_NAMES: tuple[str, ...] = tuple(_move.MOVE_DTYPE["flush_ops"].names or ())
 #: lock classes by move_event.what: the fields of the C struct lock_classes
 LOCK_CLASSES: tuple[str, ...] = tuple(_move.MOVE_DTYPE["lock_acquired"].names or ())
 _KIND = {k: i for i, k in enumerate(EVENT_KINDS)}
+_FLUSHING = [_KIND[k] for k in FLUSH_KINDS]
 #: move_pgt_entry's entry types by move_event.what of an "entry" event
 PGT_ENTRIES: tuple[str, ...] = _move.PGT_ENTRIES
 
@@ -55,7 +59,7 @@ class LockHold(NamedTuple):
 class Flush(NamedTuple):
     """One flush (or contpte_convert) on the mover's timeline."""
 
-    kind: str  #: "flush" or "convert"
+    kind: str  #: one of FLUSH_KINDS: "flush", "convert" or "finish" (the unmap's)
     start_ns: float
     end_ns: float
     lo: int  #: the flushed range's start
@@ -71,7 +75,7 @@ class MoveTrace:
 
     #: the events, an array of the C struct move_event (``_move.EVENT_DTYPE``)
     events: npt.NDArray[np.void]
-    #: one row per "flush" or "convert" event (its ``what``), columns OP_NAMES
+    #: one row per event of FLUSH_KINDS (its ``what``), columns OP_NAMES
     flush_ops: npt.NDArray[np.int64]
     arch: Arch
     #: ns each event takes on the mover's CPU, and where it ends (cumulative)
@@ -104,9 +108,8 @@ class MoveTrace:
         flush_ns = np.array([sum(flush_ops_cost(self.arch, price, dict(zip(
             OP_NAMES, row.tolist(), strict=True))).values()) for row in self.flush_ops],
             dtype=np.float64)  # fmt: skip
-        for k in ("flush", "convert"):
-            m = kind == _KIND[k]
-            d[m] = flush_ns[what[m]] if len(flush_ns) else 0.0
+        m = np.isin(kind, _FLUSHING)
+        d[m] = flush_ns[what[m]] if len(flush_ns) else 0.0
         if priced("convert"):
             d[kind == _KIND["convert"]] += unit_price(price, "contpte_folds")
         if priced("split"):
@@ -144,8 +147,8 @@ class MoveTrace:
         return out
 
     def flushes(self) -> list[Flush]:
-        """Every flush and contpte_convert, with what it issued and how many
-        page-table locks were held as it ran."""
+        """Every flush, contpte_convert and the unmap's flush, with what it
+        issued and how many page-table locks were held as it ran."""
         out = []
         held = 0
         ev, end, dur = self.events, self.end_ns, self.durations_ns
@@ -157,7 +160,7 @@ class MoveTrace:
                 held += 1
             elif k == _KIND["unlock"] and LOCK_CLASSES[w] != "rmap":
                 held -= 1
-            elif k in (_KIND["flush"], _KIND["convert"]):
+            elif k in _FLUSHING:
                 ops = {n: v for n, v in zip(OP_NAMES, self.flush_ops[w].tolist(), strict=True)
                        if v}  # fmt: skip
                 out.append(Flush(EVENT_KINDS[k], float(end[i] - dur[i]), float(end[i]), lo, hi,
@@ -180,7 +183,7 @@ def concat(parts: list[tuple[npt.NDArray[np.void], npt.NDArray[np.int64]]],
         e = events
         if base:  # renumbered in a copy (the first call's need not be: no copy of it)
             e = events.copy()
-            m = np.isin(e["kind"], (_KIND["flush"], _KIND["convert"]))
+            m = np.isin(e["kind"], _FLUSHING)
             e["what"][m] += base
         base += len(rows)
         evs.append(e)

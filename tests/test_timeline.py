@@ -67,18 +67,18 @@ def test_the_events_add_up_to_the_counters(
     assert entries[2] == st.normal_puds_moved
     assert kinds.count("split") == st.huge_pmds_split + st.huge_puds_split
     # flushes: as many, the same instructions, the unlocked ones
-    # (the unmap's tlb_finish_mmu flush is a "flush" too, the last event,
-    # issued with no page-table lock held)
+    # (the unmap's tlb_finish_mmu flush is the last event, "finish", issued
+    # with no page-table lock held)
     flushes = tr.flushes()
-    assert sum(f.kind == "flush" for f in flushes) == st.flush_calls + st.unmap_flushes
-    assert st.unmap_flushes == 1 and flushes[-1].locks_held == 0
-    assert tr.kinds()[-1] == "flush"
+    assert sum(f.kind == "flush" for f in flushes) == st.flush_calls
+    assert sum(f.kind == "finish" for f in flushes) == st.unmap_flushes == 1
+    assert tr.kinds()[-1] == "finish" and flushes[-1].locks_held == 0
     assert sum(f.kind == "convert" for f in flushes) == st.contpte_folds + st.contpte_unfolds
     ops: Counter[str] = Counter()
     for f in flushes:
         ops.update(f.ops)
     assert dict(ops) == {k: v for k, v in st.flush_ops.items() if v}
-    assert sum(f.locks_held == 0 for f in flushes[:-1] if f.kind == "flush") == st.flush_unlocked
+    assert sum(f.locks_held == 0 for f in flushes if f.kind == "flush") == st.flush_unlocked
     # laid end to end, the events take what the estimate gives them: all
     # but the system call's entry and the table allocations
     b = st.breakdown
@@ -92,6 +92,7 @@ def test_the_unsafe_window_is_visible_in_time() -> None:
     tr = traced("arm64-4k", "fast-mremap-v2", PMD, {}).trace
     assert tr is not None
     flush, unmap = tr.flushes()  # the move's, then the unmap's (freed tables)
+    assert (flush.kind, unmap.kind) == ("flush", "finish")
     assert flush.locks_held == 0 and flush.start_ns < unmap.start_ns
     assert max(h.end_ns for h in tr.lock_holds()) <= flush.start_ns
     # linux-5.0 flushes each table under its PMD lock
