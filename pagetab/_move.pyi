@@ -12,6 +12,7 @@ FLUSH_MODE: dict[str, int]
 MOVE_DTYPE: np.dtype[np.void]
 EVENT_DTYPE: np.dtype[np.void]
 EVENT_KINDS: tuple[str, ...]
+FLUSH_KINDS: tuple[str, ...]
 PGT_ENTRIES: tuple[str, ...]
 LOCK_ID_SHIFT: int
 LOCK_ID_MM: int
