@@ -59,3 +59,13 @@ def move_page_tables(
     npt.NDArray[np.int64],
     tuple[npt.NDArray[np.void], npt.NDArray[np.int64]] | None,
 ]: ...
+def finish_flush(
+    tlbs: Tlbs,
+    caller: int,
+    lo: int,
+    hi: int,
+    stride_shift: int,
+    freed_tables: bool,
+    words: npt.NDArray[np.int64],
+    trace: bool = False,
+) -> npt.NDArray[np.int64] | None: ...

@@ -1049,3 +1049,37 @@ def move_page_tables(PageTables tables not None, Tlbs tlbs not None,
     memcpy(cnp.PyArray_DATA(rec), &x.c, sizeof(move_stats))
     progress = reached - orig_old_addr if reached > orig_old_addr else 0
     return min(progress, length), rec, None if events is None else (events, ops)
+
+
+def finish_flush(Tlbs tlbs not None, int caller, uint64_t lo, uint64_t hi, int stride_shift,
+                 bint freed_tables, cnp.ndarray words not None, bint trace=False):
+    """tlb_finish_mmu's flush of an mremap's unmap, counted into the call's
+    record ``words`` (a writable int64 array of MOVE_WORDS words, as
+    move_page_tables returns): its operations into ``flush_ops``, one more
+    ``unmap_flushes``. ``freed_tables``: page tables were freed (the
+    mmu_gather's freed_tables). Returns, with ``trace``, the operations it
+    issued (an int64 row in FlushOps' order), else None."""
+    cdef move_stats *c
+    cdef FlushOps before
+    cdef cnp.npy_intp n = OPS_WORDS
+    cdef int i
+    if cnp.PyArray_TYPE(words) != cnp.NPY_INT64 or cnp.PyArray_SIZE(words) != MOVE_WORDS \
+            or not cnp.PyArray_ISCARRAY(words):  # (C-contiguous, aligned, writeable)
+        raise ValueError("finish_flush: words must be a writable move record (MOVE_WORDS int64)")
+    if not 0 <= caller < tlbs.s.ncpu:
+        raise ValueError(f"caller must be in 0..{tlbs.s.ncpu - 1}, not {caller}")
+    if not tlbs.s.page_shift <= stride_shift < 64:
+        raise ValueError(f"stride_shift must be in {tlbs.s.page_shift}..63, not {stride_shift}")
+    c = <move_stats*>cnp.PyArray_DATA(words)
+    before = c.flush_ops
+    tlbs.s.freed_tables = freed_tables
+    tlb_flush_range(&tlbs.rule, &tlbs.s, &c.flush_ops, caller, lo, hi, stride_shift)
+    tlbs.s.freed_tables = False
+    c.unmap_flushes += 1
+    if not trace:
+        return None
+    row = cnp.PyArray_EMPTY(1, &n, cnp.NPY_INT64, 0)
+    for i in range(OPS_WORDS):
+        (<int64_t*>cnp.PyArray_DATA(row))[i] = (<int64_t*>&c.flush_ops)[i] - \
+            (<int64_t*>&before)[i]
+    return row

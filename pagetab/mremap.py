@@ -23,7 +23,6 @@ from .stats import MoveStats
 from .userfaultfd import mremap_userfaultfd_prep, vma_has_uffd_without_event_remap
 from .vma import (
     Freed,
-    TlbFinish,
     do_vmi_munmap,
     find_vma,
     free_window,
@@ -162,9 +161,9 @@ def mremap_to(mm: MmStruct, addr: int, old_len: int, new_len: int, flags: int, n
     """mremap_to: move to ``na`` (MREMAP_FIXED unmaps it first) or, with
     MREMAP_DONTUNMAP alone, to wherever get_unmapped_area puts it."""
     if flags & MREMAP_FIXED:
-        _count_finish(mm, st, do_vmi_munmap(mm, na, na + new_len))
+        do_vmi_munmap(mm, na, na + new_len, st=st)
     if new_len < old_len:
-        _count_finish(mm, st, do_vmi_munmap(mm, addr + new_len, addr + old_len))
+        do_vmi_munmap(mm, addr + new_len, addr + old_len, st=st)
         old_len = new_len
     vma = find_vma(mm, addr)
     if vma is None:
@@ -189,7 +188,7 @@ def mremap_at(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, fla
     if new_len == old_len:
         return addr
     if new_len < old_len:
-        _count_finish(mm, st, do_vmi_munmap(mm, addr + new_len, addr + old_len))
+        do_vmi_munmap(mm, addr + new_len, addr + old_len, st=st)
         return addr
     delta = new_len - old_len
     if (
@@ -255,7 +254,7 @@ def move_vma(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, new_
             merge_around(mm, src.start, src.end)
     elif old_len:
         freed = _freed_early(mm, st.tables_freed_early - early, addr, old_len, free_lo, free_hi)
-        _count_finish(mm, st, do_vmi_munmap(mm, addr, addr + old_len, freed))
+        do_vmi_munmap(mm, addr, addr + old_len, freed, st)
     return new_addr
 
 
@@ -272,12 +271,6 @@ def _freed_early(mm: MmStruct, n: int, addr: int, length: int, free_lo: int,
     first = max(addr & ~(pmd - 1), (free_lo + pmd - 1) & ~(pmd - 1))
     last = min((addr + length - 1) & ~(pmd - 1), (free_hi & ~(pmd - 1)) - pmd)
     return first, last + mm.page_size, pmd.bit_length() - 1
-
-
-def _count_finish(mm: MmStruct, st: MoveStats, finish: TlbFinish | None) -> None:
-    """The source's unmap_region flush (tlb_finish_mmu) is the call's too."""
-    if finish is not None:
-        st.add_flush(finish.ops, finish.lo, finish.hi, finish.stride_shift, mm.trace_moves)
 
 
 def whole_vma_into_hole(mm: MmStruct, addr: int, length: int, new_addr: int) -> int:
@@ -340,7 +333,7 @@ def move_whole_vma(mm: MmStruct, i: int, addr: int, length: int, new_addr: int,
     vs.insert(index_after(mm, new_addr), vma)
     freed = _freed_early(mm, st.tables_freed_early - early, addr, length, free_lo, free_hi)
     # do_vmi_munmap of the source
-    _count_finish(mm, st, unmap_region(mm, addr, end, floor, ceiling, freed))
+    unmap_region(mm, addr, end, floor, ceiling, freed, st)
     if vma.uffd:
         mremap_userfaultfd_prep(mm, vma, addr, new_addr, length)
     return new_addr

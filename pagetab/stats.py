@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ._move import EVENT_DTYPE, EVENT_KINDS, MOVE_DTYPE
+from . import _move
+from ._flush import Tlbs
+from ._move import MOVE_DTYPE
 from .cost import collateral_cost, collateral_cost_range, move_cost, move_cost_range
 from .timeline import MoveTrace, concat
 
@@ -39,7 +41,8 @@ _ZERO.flags.writeable = False
 # the words of lock_max_hold: combined by max when moves add up
 _HOLD_AT = _FIELDS["lock_max_hold"][1] // 8
 _HOLD = slice(_HOLD_AT, _HOLD_AT + len(LOCK_CLASSES))
-_OPS_AT = _FIELDS["flush_ops"][1] // 8
+#: the trace event kind of the unmap's flush (tlb_finish_mmu)
+_FINISH = _move.EVENT_KINDS.index("finish")
 
 
 @dataclass(eq=False)
@@ -113,26 +116,24 @@ class MoveStats:
         total[_HOLD] = np.maximum(self._words[_HOLD], words[_HOLD])
         self._words = total
 
-    def add_flush(self, ops: dict[str, int], lo: int, hi: int, stride_shift: int,
-                  traced: bool = False) -> None:  # fmt: skip
-        """Count a flush the call issued outside its moves: unmap_region's
-        tlb_finish_mmu, once the old range's tables were freed or a range
-        it unmapped held pages (``ops``: what ``Tlbs.flush_range``
-        returned). It counts in ``unmap_flushes``, its operations in
-        ``flush_ops``, priced as the engine's flushes are and traced after
-        them (when ``traced``: the space traces its moves)."""
-        words = np.zeros(_WORDS, dtype=np.int64)
-        for i, name in enumerate(OP_NAMES):
-            words[_OPS_AT + i] = ops.get(name, 0)
-        words[_AT["unmap_flushes"]] = 1
-        self._words = self._words + words
-        if traced:
-            ev = np.zeros(1, dtype=EVENT_DTYPE)
-            ev["kind"] = EVENT_KINDS.index("finish")
+    def add_flush(self, tlbs: Tlbs, caller: int, lo: int, hi: int, stride_shift: int,
+                  freed_tables: bool, traced: bool = False) -> None:  # fmt: skip
+        """Issue and count a flush the call makes outside its moves:
+        unmap_region's tlb_finish_mmu, once the old range's tables were
+        freed (``freed_tables``) or a range it unmapped held pages. It
+        counts in ``unmap_flushes``, its operations in ``flush_ops``, priced
+        as the engine's flushes are, and with ``traced`` (the space traces
+        its moves) it is the trace's next event, of kind "finish"."""
+        if self._words is _ZERO:
+            self._words = np.zeros(_WORDS, dtype=np.int64)
+        row = _move.finish_flush(tlbs, caller, lo, hi, stride_shift, freed_tables, self._words,
+                                 traced)  # fmt: skip
+        if row is not None:
+            ev = np.zeros(1, dtype=_move.EVENT_DTYPE)
+            ev["kind"] = _FINISH
             ev["entries"] = stride_shift
             ev["lo"], ev["hi"] = lo, hi
-            row = np.array([[ops.get(n, 0) for n in OP_NAMES]], dtype=np.int64)
-            self._traces.append((ev, row))
+            self._traces.append((ev, row.reshape(1, -1)))
 
     def drop_trace(self) -> None:
         """Forget the traced events (a long PTE-by-PTE move's are tens of

@@ -13,7 +13,6 @@ import bisect
 import errno
 import operator
 from collections.abc import Iterator
-from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +20,7 @@ import numpy.typing as npt
 from .argcheck import U64
 from .constants import ZERO_FRAME
 from .mm_types import MmStruct, Vma
+from .stats import MoveStats
 
 __all__ = [
     "InvariantError",
@@ -145,25 +145,18 @@ def insert_vma(mm: MmStruct, v: Vma) -> None:
 Freed = tuple[int, int, int]
 
 
-class TlbFinish(NamedTuple):
-    """The flush tlb_finish_mmu issued: its operations, range and stride."""
-
-    ops: dict[str, int]
-    lo: int
-    hi: int
-    stride_shift: int
-
-
 def unmap_region(mm: MmStruct, start: int, end: int, floor: int, ceiling: int,
-                 freed_before: Freed | None = None) -> TlbFinish | None:  # fmt: skip
+                 freed_before: Freed | None = None,
+                 st: MoveStats | None = None) -> None:  # fmt: skip
     """unmap_region on a range no VMA maps any more: zap it, free_pgtables
     within [floor, ceiling), then tlb_finish_mmu's one flush.
 
     The flush covers the zapped range at page stride; when only page
     tables were freed, their addresses at the stride of the lowest level
     freed (tlb_get_unmap_shift), ``freed_before`` included (tables the
-    move engine already released, which the kernel frees here). Returns
-    the flush, or None when nothing was zapped or freed.
+    move engine already released, which the kernel frees here). None when
+    nothing was zapped or freed. An mremap's unmaps count theirs into its
+    record ``st``.
     """
     zapped = mm.tables.zap(start, end)
     freed = _union(mm.tables.free_pgtables(start, end, floor, ceiling), freed_before)
@@ -174,9 +167,11 @@ def unmap_region(mm: MmStruct, start: int, end: int, floor: int, ceiling: int,
     elif freed is not None:
         lo, hi, shift = freed
     else:
-        return None
-    ops = mm.tlbs.flush_range(mm.cpu, lo, hi, shift, freed is not None)
-    return TlbFinish(ops, lo, hi, shift)
+        return
+    if st is None:
+        mm.tlbs.flush_range(mm.cpu, lo, hi, shift, freed is not None)
+    else:
+        st.add_flush(mm.tlbs, mm.cpu, lo, hi, shift, freed is not None, mm.trace_moves)
 
 
 def _union(a: Freed | None, b: Freed | None) -> Freed | None:
@@ -185,12 +180,12 @@ def _union(a: Freed | None, b: Freed | None) -> Freed | None:
     return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2])
 
 
-def do_vmi_munmap(mm: MmStruct, start: int, end: int,
-                  freed_before: Freed | None = None) -> TlbFinish | None:  # fmt: skip
-    """Unmap an aligned, validated range: split, unlink, zap, free tables;
-    the flush (``unmap_region``), or None."""
+def do_vmi_munmap(mm: MmStruct, start: int, end: int, freed_before: Freed | None = None,
+                  st: MoveStats | None = None) -> None:  # fmt: skip
+    """Unmap an aligned, validated range: split, unlink, zap, free tables,
+    flush (``unmap_region``: an mremap's unmaps count into its ``st``)."""
     if is_free(mm, start, end):
-        return None
+        return
     split_vma(mm, start)
     split_vma(mm, end)
     vs = mm.vmas
@@ -199,12 +194,12 @@ def do_vmi_munmap(mm: MmStruct, start: int, end: int,
     while j < len(vs) and vs[j].start < end:
         j += 1
     if i == j:
-        return None
+        return
     first, last = vs[i].start, vs[j - 1].end
     del vs[i:j]
     floor = vs[i - 1].end if i > 0 else 0
     ceiling = vs[i].start if i < len(vs) else 0
-    return unmap_region(mm, first, last, floor, ceiling, freed_before)
+    unmap_region(mm, first, last, floor, ceiling, freed_before, st)
 
 
 def free_window(mm: MmStruct, start: int, end: int) -> tuple[int, int]:
