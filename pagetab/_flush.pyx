@@ -10,14 +10,15 @@ import importlib
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memset
 
-from pagetab._tlb cimport TlbState, flush_all_cpu, invalidate_range_cpu
+from pagetab._tlb cimport TlbState, flush_all_cpu, invalidate_range_cpu, tlb_cpu_cached
 
 
 cdef void flush_all_cpus(TlbState *s, FlushOps *ops, uint64_t start, uint64_t end) noexcept nogil:
     """A full/ASID/PID flush on every CPU, counting what it destroys."""
     cdef int cpu
     for cpu in range(s.ncpu):
-        flush_all_cpu(s, cpu, start, end, &ops.invalidated_entries, &ops.collateral_entries)
+        if tlb_cpu_cached(s, cpu):
+            flush_all_cpu(s, cpu, start, end, &ops.invalidated_entries, &ops.collateral_entries)
 
 
 cdef void invalidate_all_cpus(TlbState *s, FlushOps *ops, uint64_t start, uint64_t end,
@@ -25,7 +26,8 @@ cdef void invalidate_all_cpus(TlbState *s, FlushOps *ops, uint64_t start, uint64
     """Per-address invalidation of [start, end) on every CPU (broadcast TLBIs)."""
     cdef int cpu
     for cpu in range(s.ncpu):
-        ops.invalidated_entries += invalidate_range_cpu(s, cpu, start, end, stride_shift)
+        if s.valid[cpu] > 0:
+            ops.invalidated_entries += invalidate_range_cpu(s, cpu, start, end, stride_shift)
 
 
 # ----------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pagetab._flush cimport (
 )
 from pagetab._tlb cimport (
     TLB_LAZY, TLB_LAZY_LEFT, TLB_RUNNING, TlbState, flush_all_cpu, invalidate_range_cpu,
+    tlb_cpu_cached,
 )
 
 from pagetab._flush import register_rule
@@ -62,8 +63,10 @@ cdef void flush_x86(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
         for cpu in range(s.ncpu):
             if s.cpumask[cpu] or cpu == caller:
                 if full:
-                    flush_all_cpu(s, cpu, start, end, &ops.invalidated_entries, &ops.collateral_entries)
-                else:
+                    if tlb_cpu_cached(s, cpu):
+                        flush_all_cpu(s, cpu, start, end, &ops.invalidated_entries,
+                                      &ops.collateral_entries)  # fmt: skip
+                elif s.valid[cpu] > 0:
                     ops.invalidated_entries += invalidate_range_cpu(s, cpu, start, end, stride_shift)
         return
     for cpu in range(s.ncpu):
@@ -98,9 +101,11 @@ cdef void flush_x86(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
                 else:
                     ops.remote_invlpg += <int64_t>pages
                 first_remote = False
+        # (a CPU with nothing cached has nothing to lose: no call across modules)
         if full:
-            flush_all_cpu(s, cpu, start, end, &ops.invalidated_entries, &ops.collateral_entries)
-        else:
+            if tlb_cpu_cached(s, cpu):
+                flush_all_cpu(s, cpu, start, end, &ops.invalidated_entries, &ops.collateral_entries)
+        elif s.valid[cpu] > 0:
             ops.invalidated_entries += invalidate_range_cpu(s, cpu, start, end, stride_shift)
 
 

@@ -122,6 +122,13 @@ cdef struct TlbSnapshot:
     bint ready
 
 
+# Whether a CPU caches anything a flush would destroy: a TLB entry, or a
+# page-walk-cache entry since its last full flush. The flush rules test it
+# before calling across modules (most flushes of a move find nothing).
+cdef inline bint tlb_cpu_cached(TlbState *s, int cpu) noexcept nogil:
+    return s.valid[cpu] > 0 or s.pwc_used[cpu]
+
+
 # invalidation (used by the flush rules and the access path)
 cdef int64_t invalidate_va(TlbState *s, int cpu, uint64_t addr) noexcept nogil
 cdef int64_t scan_cpu(TlbState *s, int cpu, uint64_t lo, uint64_t hi, bint clear,

@@ -113,7 +113,7 @@ cdef void flush_all_cpu(TlbState *s, int cpu, uint64_t start, uint64_t end,
     [start, end) there and those outside the range in ``outside``."""
     cdef TlbArray *a
     cdef int i
-    if s.valid[cpu] <= 0 and not s.pwc_used[cpu]:
+    if not tlb_cpu_cached(s, cpu):
         return  # nothing cached: nothing to invalidate
     if s.valid[cpu] > 0 and inside != NULL:
         inside[0] += scan_cpu(s, cpu, start, end, False, outside)
