@@ -36,9 +36,11 @@ from . import host
 from .arch import CALIBRATED_COSTS, Arch
 from .arch import arch as _arch
 from .arch import load_calibration as load
+from .constants import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_FIXED, MREMAP_MAYMOVE
 from .cost import move_cost
 from .experiment import move_stats
 from .reproduce import published_entries, published_us
+from .scenario import MoveSetup
 from .stats import MoveStats
 
 __all__ = ["FITTED", "MOVE_COSTS", "Case", "calibrate", "fit_device", "load", "validate"]
@@ -91,10 +93,20 @@ REMOTE_HELD_OUT = [Case(GIB, 4096), Case(512 * MIB, MIB), Case(512 * MIB, 64 * 1
 
 def simulate(case: Case, profile: Arch, cpus: int = 1) -> MoveStats:
     """The case in an AddressSpace (linux-6.8, ``cpus`` CPUs running the
-    process, none touching the region); its MoveStats."""
+    process, none touching the region), laid out as ``host.measure_move``
+    lays it out on the host: source and destination in one window, the
+    process's other mappings just above it. Which page tables the source's
+    unmap frees, and so its flush, depends on that. Its MoveStats."""
     populate = "write" if case.populate == "write" else "read"
-    return move_stats(case.size, profile, "linux-6.8", populate, dst_align=case.dst_offset,
-                      cpus=cpus, touch=0)  # fmt: skip
+    setup = MoveSetup(case.size, profile, "linux-6.8", populate, src_align=0,
+                      dst_align=case.dst_offset, cpus=cpus, touch=0)  # fmt: skip
+    mm, _ = setup.prepare()
+    base = setup.src  # PUD aligned: the window's base
+    s, d, length = host.move_layout(case.size, 0, case.dst_offset)
+    mm.mmap(profile.page_size, addr=base + length, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+    mm.mremap(base + s, case.size, case.size, MREMAP_MAYMOVE | MREMAP_FIXED, base + d)
+    assert mm.last_move is not None
+    return mm.last_move
 
 
 def measure(case: Case, repeats: int, threads: int = 1) -> float:

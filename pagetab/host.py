@@ -184,12 +184,23 @@ def measure_move(size: int, populate: str = "zero", src_align: str | int = "pud"
     return out
 
 
+def move_layout(size: int, so: int, do: int) -> tuple[int, int, int]:
+    """Where measure_move puts a move of ``size`` bytes in the window it
+    reserves, from the window's PUD-aligned base: (source, destination,
+    the window's length). Each half holds the region and two PUDs of slack,
+    the source ``so`` and the destination ``do`` past a PUD boundary. The
+    window comes top-down from the mmap area: the process's other mappings
+    lie just above it, in the same upper page tables."""
+    span = size + 2 * PUD
+    return so, span + do, 2 * span
+
+
 def _measure_move(size: int, populate: str, src_align: str | int, dst_align: str | int,
                   repeats: int, verify: bool) -> HostMove:  # fmt: skip
     so, do = offset(src_align), offset(dst_align)
-    span = size + 2 * PUD
-    base = _probe.reserve(2 * span, PUD)
-    src, dst = base + so, base + span + do
+    s, d, length = move_layout(size, so, do)
+    base = _probe.reserve(length, PUD)
+    src, dst = base + s, base + d
     _probe.map_region(src, size, populate)
     out = HostMove(size, populate, so, do, vmpte_kb=_probe.status_kb("VmPTE"))
     split0 = _probe.vmstat("thp_split_pmd")
@@ -413,10 +424,10 @@ def measure_contend(size: int, dst_align: str | int = "pmd", reader_size: int = 
     saved = os.sched_getaffinity(0)
     try:
         for _ in range(repeats):
-            span = size + 2 * PUD
-            base = _probe.reserve(2 * span + reader_size + PUD, PUD)
-            src, dst = base + so, base + span + do
-            rlo = src + size + PMD if where == "beside" else base + 2 * span
+            s, d, length = move_layout(size, so, do)
+            base = _probe.reserve(length + reader_size + PUD, PUD)
+            src, dst = base + s, base + d
+            rlo = src + size + PMD if where == "beside" else base + length
             _probe.map_region(src, size, "zero")
             _probe.map_region(rlo, reader_size, "write" if mode == "read" else "fresh")
             lat = np.zeros(8 << 20, dtype=np.int64)
