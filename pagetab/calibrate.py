@@ -43,7 +43,17 @@ from .reproduce import published_entries, published_us
 from .scenario import MoveSetup
 from .stats import MoveStats
 
-__all__ = ["FITTED", "MOVE_COSTS", "Case", "calibrate", "fit_device", "load", "validate"]
+__all__ = [
+    "FITTED",
+    "MOVE_COSTS",
+    "Case",
+    "calibrate",
+    "fit_device",
+    "load",
+    "load_file",
+    "refit",
+    "validate",
+]
 
 MIB, GIB = 1 << 20, 1 << 30
 #: the move's own costs: what a device fit may set
@@ -269,39 +279,97 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
                 print(f"remote flushes not calibrated: {remote['skipped']}")
         else:
             keys += [(c, cpus) for c in REMOTE_TRAINING + REMOTE_HELD_OUT]
-    base = _arch("x86-64")
     _warm_up()
     times = measure_rounds(keys, repeats)
-    costs = _fit([(simulate(c, base), times[c, 1]) for c in training], base)
-    fitted = base.with_costs(**costs)
-    report = _report(fitted, training, times, 1)
-    checked = _report(fitted, check, times, 1)
-    if "skipped" not in remote and cpus > 1:
-        rrows = [(simulate(c, fitted, cpus), times[c, cpus]) for c in REMOTE_TRAINING]
-        costs["ipi"] = _fit_ipi(rrows, fitted)
-        fitted = fitted.with_costs(ipi=costs["ipi"])
-        remote["fit"] = _report(fitted, REMOTE_TRAINING, times, cpus)
-        remote["held_out"] = _report(fitted, REMOTE_HELD_OUT, times, cpus)
+    remote_cases = (REMOTE_TRAINING, REMOTE_HELD_OUT) if "skipped" not in remote and cpus > 1 \
+        else None  # fmt: skip
     data = {
         "arch": "x86-64",
         "host": platform.node(),
         "kernel": platform.release(),
         "date": datetime.date.today().isoformat(),
         "rounds": ROUNDS,
-        "costs": costs,
-        "fit": report,
-        "held_out": checked,
-        "remote": remote,
+        **_fitted(training, check, times, remote, remote_cases),
     }
     Path(path).write_text(json.dumps(data, indent=1))
-    if verbose:
-        _print(report, "fit")
-        if checked:
-            _print(checked, "held out")
-        if "fit" in remote:
-            _print(remote["fit"], f"fit, {cpus} CPUs")
-            _print(remote["held_out"], f"held out, {cpus} CPUs")
+    _show(data, verbose)
     return data
+
+
+def _fitted(training: list[Case], check: list[Case], times: dict[tuple[Case, int], float],
+            remote: dict[str, Any],
+            remote_cases: tuple[list[Case], list[Case]] | None) -> dict[str, Any]:  # fmt: skip
+    """The fit of measured ``times`` under the model as it is: the costs,
+    and every case predicted beside its measurement ("fit", "held_out",
+    and in ``remote`` those with ``remote["cpus"]`` CPUs)."""
+    base = _arch("x86-64")
+    costs = _fit([(simulate(c, base), times[c, 1]) for c in training], base)
+    fitted = base.with_costs(**costs)
+    report = _report(fitted, training, times, 1)
+    checked = _report(fitted, check, times, 1)
+    if remote_cases is not None:
+        cpus = remote["cpus"]
+        rrows = [(simulate(c, fitted, cpus), times[c, cpus]) for c in remote_cases[0]]
+        costs["ipi"] = _fit_ipi(rrows, fitted)
+        fitted = fitted.with_costs(ipi=costs["ipi"])
+        remote["fit"] = _report(fitted, remote_cases[0], times, cpus)
+        remote["held_out"] = _report(fitted, remote_cases[1], times, cpus)
+    return {"costs": costs, "fit": report, "held_out": checked, "remote": remote}
+
+
+def refit(path: str | Path, out: str | Path | None = None, verbose: bool = True) -> dict[str, Any]:
+    """Fit a calibration file's own measurements again under the model as
+    it is now (after a change to what a move does, such as a new flush):
+    the same cases, measured on the same host, re-simulated and re-fitted,
+    with no host needed. Writes ``out`` (default: ``path`` itself) and
+    returns its contents; ``refitted`` records the date."""
+    data = load_file(path)
+    cases = {c.label: c for c in TRAINING + HELD_OUT + REMOTE_TRAINING + REMOTE_HELD_OUT}
+    times: dict[tuple[Case, int], float] = {}
+    remote = {k: v for k, v in data["remote"].items() if k not in ("fit", "held_out")}
+    cpus = int(remote.get("cpus", 1))
+    groups = [(data["fit"], 1), (data["held_out"], 1), (data["remote"].get("fit", []), cpus),
+              (data["remote"].get("held_out", []), cpus)]  # fmt: skip
+    picked: list[list[Case]] = []
+    for rows, n in groups:
+        picked.append([])
+        for row in rows:
+            label = row["case"] if n == 1 else row["case"].removesuffix(f" {n}cpu")
+            if label not in cases:
+                raise ValueError(f"{path}: case {row['case']!r} is not one calibrate measures")
+            picked[-1].append(cases[label])
+            times[cases[label], n] = float(row["measured_ns"])
+    remote_cases = (picked[2], picked[3]) if picked[2] else None
+    data.update(_fitted(picked[0], picked[1], times, remote, remote_cases))
+    data["refitted"] = datetime.date.today().isoformat()
+    Path(out or path).write_text(json.dumps(data, indent=1))
+    _show(data, verbose)
+    return data
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """A calibration file's document (ValueError naming the file if it is
+    not one)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable calibration file ({e})") from e
+    if not isinstance(data, dict) or not {"costs", "fit", "held_out", "remote"} <= set(data):
+        raise ValueError(f"{path}: not a calibration file (needs costs, fit, held_out, remote)")
+    return data
+
+
+def _show(data: dict[str, Any], verbose: bool) -> None:
+    """Print a calibration's cases, predicted beside measured."""
+    if not verbose:
+        return
+    remote, cpus = data["remote"], data["remote"].get("cpus", 1)
+    _print(data["fit"], "fit")
+    if data["held_out"]:
+        _print(data["held_out"], "held out")
+    if "fit" in remote:
+        _print(remote["fit"], f"fit, {cpus} CPUs")
+        _print(remote["held_out"], f"held out, {cpus} CPUs")
 
 
 def validate(profile: Arch, repeats: int = 5, cases: list[Case] | None = None,

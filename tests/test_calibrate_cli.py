@@ -157,3 +157,68 @@ def test_calibration_recovers_known_costs_and_interleaves_the_check(
     assert all(r == rounds[0] for r in rounds)  # every round measures every case once
     held = {(c, 1) for c in calibrate.HELD_OUT}
     assert held <= set(rounds[0])
+
+
+def test_refit_fits_a_files_own_measurements_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a synthetic host measured once; the file's costs then spoiled: refit
+    # must recover them from the measurements it keeps, with no host
+    truth = pt.arch("x86-64").with_costs(mremap_call=1700.0, pte_move=9.0, invlpg_flush=1900.0,
+                                         invlpg=60.0, ipi=2200.0)  # fmt: skip
+    monkeypatch.setattr(
+        calibrate,
+        "measure",
+        lambda case, repeats, threads=1: pt.cost.move_cost(
+            truth, calibrate.simulate(case, truth, threads)
+        )[0],
+    )
+    monkeypatch.setattr(host, "available", lambda: (True, ""))
+    monkeypatch.setattr(host, "measure_move", lambda *a, **k: None)
+    path = tmp_path / "cal.json"
+    calibrate.calibrate(path, repeats=1, verbose=False, cpus=2)
+    doc = json.loads(path.read_text())
+    doc["costs"] = {k: 1.0 for k in doc["costs"]}
+    for row in doc["fit"]:
+        row["predicted_ns"] = 0.0
+    path.write_text(json.dumps(doc))
+    monkeypatch.setattr(host, "available", lambda: (False, "no host here"))
+    out = tmp_path / "refit.json"
+    data = calibrate.refit(path, out, verbose=False)
+    for k in (*calibrate.FITTED, "ipi"):
+        assert data["costs"][k] == pytest.approx(truth.cost(k), rel=1e-6), k
+    assert all(abs(r["error"]) < 1e-9 for r in data["fit"] + data["remote"]["held_out"])
+    assert json.loads(out.read_text())["refitted"] and json.loads(path.read_text()) == doc
+    # a case calibrate never measures is refused, by name
+    doc["fit"][0]["case"] = "3M odd zero"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="3M odd zero"):
+        calibrate.refit(path, out, verbose=False)
+
+
+def test_the_shipped_host_calibration_is_what_refit_gives(tmp_path: Path) -> None:
+    # the replay docs price with it: a change to what a move does makes it
+    # stale until `pagetab calibrate --refit` is run on it
+    from importlib import resources
+
+    shipped = resources.files("pagetab").joinpath("data/traces/host-calibration.json")
+    doc = json.loads(shipped.read_text())
+    data = calibrate.refit(Path(str(shipped)), tmp_path / "c.json", verbose=False)
+    assert data["costs"] == pytest.approx(doc["costs"])
+    predicted = [r["predicted_ns"] for r in doc["fit"] + doc["held_out"]]
+    assert [r["predicted_ns"] for r in data["fit"] + data["held_out"]] == pytest.approx(predicted)
+
+
+def test_cli_refit(tmp_path: Path) -> None:
+    from importlib import resources
+
+    shipped = resources.files("pagetab").joinpath("data/traces/host-calibration.json")
+    out = tmp_path / "c.json"
+    r = run_cli("calibrate", "--refit", str(shipped), "--out", str(out))
+    assert r.returncode == 0 and "refitted" in r.stdout and "held out" in r.stdout
+    assert json.loads(out.read_text())["costs"] == pytest.approx(
+        json.loads(shipped.read_text())["costs"])  # fmt: skip
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    r = run_cli("calibrate", "--refit", str(bad))
+    assert r.returncode == 1 and "not a calibration file" in r.stderr
