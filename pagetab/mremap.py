@@ -44,6 +44,9 @@ __all__ = [
 ]
 
 CALL = "mremap"
+#: where the engine's record (move_stats as int64 words) counts the PTE
+#: tables it freed early
+_FREED_EARLY = _move.MOVE_DTYPE.fields["tables_freed_early"][1] // 8  # type: ignore[index]
 
 
 def _error(code: int, what: str) -> OSError:
@@ -235,8 +238,7 @@ def move_vma(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, new_
                   has_file=vma.file is not None)  # fmt: skip
     if vma.start == addr and new_vma.start == new_addr:
         _try_realign(mm, st)
-    early = st.tables_freed_early
-    moved = _move_page_tables(mm, st)
+    moved, freed_n = _move_page_tables(mm, st)
     if moved < old_len:
         # copy_vma_and_data's error path: move back, unmap the new range
         _move_back(mm, new_addr, addr, moved, vma.anon_vma is not None, vma.file is not None)
@@ -253,7 +255,7 @@ def move_vma(mm: MmStruct, vma: Vma, addr: int, old_len: int, new_len: int, new_
             src.anon_vma = None
             merge_around(mm, src.start, src.end)
     elif old_len:
-        freed = _freed_early(mm, st.tables_freed_early - early, addr, old_len, free_lo, free_hi)
+        freed = _freed_early(mm, freed_n, addr, old_len, free_lo, free_hi)
         do_vmi_munmap(mm, addr, addr + old_len, freed, st)
     return new_addr
 
@@ -317,8 +319,7 @@ def move_whole_vma(mm: MmStruct, i: int, addr: int, length: int, new_addr: int,
                   uffd_no_table_moves=no_tables, has_file=vma.file is not None)  # fmt: skip
     if addr & mm.pmd_mask:
         _try_realign(mm, st)
-    early = st.tables_freed_early
-    moved = _move_page_tables(mm, st)
+    moved, freed_n = _move_page_tables(mm, st)
     if moved < length:
         # copy_vma_and_data's error path: move back, free the new range's tables
         _move_back(mm, new_addr, addr, moved, has_anon, vma.file is not None)
@@ -331,7 +332,7 @@ def move_whole_vma(mm: MmStruct, i: int, addr: int, length: int, new_addr: int,
     if vma.anonymous and vma.anon_vma is None:
         vma.pgoff = new_addr >> mm.page_shift  # copy_vma: unfaulted anon
     vs.insert(index_after(mm, new_addr), vma)
-    freed = _freed_early(mm, st.tables_freed_early - early, addr, length, free_lo, free_hi)
+    freed = _freed_early(mm, freed_n, addr, length, free_lo, free_hi)
     # do_vmi_munmap of the source
     unmap_region(mm, addr, end, floor, ceiling, freed, st)
     if vma.uffd:
@@ -357,13 +358,13 @@ def _try_realign(mm: MmStruct, st: MoveStats) -> None:
             st.realigned = True
 
 
-def _move_page_tables(mm: MmStruct, st: MoveStats) -> int:
+def _move_page_tables(mm: MmStruct, st: MoveStats) -> tuple[int, int]:
     """move_page_tables with ``mm.pmc`` set up; adds its record to ``st``
-    and returns the bytes it moved."""
+    and returns the bytes it moved and the PTE tables it freed early."""
     moved, rec, trace = _move.move_page_tables(mm.tables, mm.tlbs, mm.pmc, mm.trace_moves)
     st.add(rec, trace)
     st.moved_bytes += moved
-    return int(moved)
+    return int(moved), rec.item(_FREED_EARLY)
 
 
 def _move_back(mm: MmStruct, old: int, new: int, length: int, has_anon: bool,
