@@ -13,8 +13,9 @@ prints ``identical`` (exit 0) or the first paths that differ (exit 1).
 redesign of the upper layers began, until the source's unmap after a move
 gained tlb_finish_mmu's flush of the freed page tables (the commit that
 adds ``unmap_flushes``), which moved results on purpose and re-generated
-it; re-generate it (``-o``) only with a change meant to move results, and
-say so in that commit.
+it, as did the commit that confined moves of several VMAs to 6.17 and
+later (``Policy.multi_vma_move``); re-generate it (``-o``) only with a
+change meant to move results, and say so in that commit.
 """
 
 from __future__ import annotations

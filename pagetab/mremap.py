@@ -16,9 +16,10 @@ import errno
 import time
 
 from . import _move
+from ._tables import PageTables
 from .argcheck import U64, as_uint
 from .constants import MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE
-from .mm_types import MmStruct, Vma
+from .mm_types import VM_UFFD_FLAGS, MmStruct, Vma
 from .stats import MoveStats
 from .userfaultfd import mremap_userfaultfd_prep, vma_has_uffd_without_event_remap
 from .vma import (
@@ -106,8 +107,14 @@ def do_mremap(
         and na >= a.mmap_min_addr  # fmt: skip
     if fast and (i := whole_vma_into_hole(mm, addr, old_len, na)) >= 0:
         result = move_whole_vma(mm, i, addr, old_len, na, st)
-    elif flags & MREMAP_FIXED and old_len == new_len:
-        result = remap_move(mm, addr, old_len, na, flags, st)
+    elif flags & MREMAP_FIXED and old_len == new_len and mm.policy.multi_vma_move:
+        done: list[int] = []
+        try:
+            result = remap_move(mm, addr, old_len, na, flags, st, done)
+        except OSError:
+            if done:  # the VMAs moved before the error stay moved: say so
+                _finish(mm, st, done[0], tables, freed0, t0)
+            raise
     else:
         vma = find_vma(mm, addr)
         if vma is None:
@@ -117,13 +124,19 @@ def do_mremap(
             result = mremap_to(mm, addr, old_len, new_len, flags, na, st)
         else:
             result = mremap_at(mm, vma, addr, old_len, new_len, flags, st)
+    _finish(mm, st, result, tables, freed0, t0)
+    return result
+
+
+def _finish(mm: MmStruct, st: MoveStats, result: int, tables: PageTables, freed0: int,
+            t0: int) -> None:  # fmt: skip
+    """The call's record, complete: ``mm.last_move``."""
     st.new_addr = result
     st.page_table_bytes_after = tables.table_bytes
     st.pte_table_bytes = mm.pte_table_bytes
     st.tables_freed = tables.freed_total - freed0
     st.wall_ns = time.perf_counter_ns() - t0
     mm.last_move = st
-    return result
 
 
 def check_prep_vma(vma: Vma, addr: int, old_len: int, new_len: int, flags: int) -> None:
@@ -139,24 +152,42 @@ def check_prep_vma(vma: Vma, addr: int, old_len: int, new_len: int, flags: int) 
 
 
 def remap_move(mm: MmStruct, start: int, length: int, new_addr: int, flags: int,
-               st: MoveStats) -> int:  # fmt: skip
+               st: MoveStats, done: list[int] | None = None) -> int:  # fmt: skip
     """remap_move: a pure MREMAP_FIXED move over every VMA in the range,
-    keeping the gaps between them."""
+    keeping the gaps between them. A VMA vma_multi_allowed refuses may only
+    be moved alone: first in a range that goes on past it, it is EFAULT
+    before anything moves; later, EFAULT with the VMAs before it moved.
+    ``done`` gets the new address of each VMA moved (they stay moved when a
+    later one fails)."""
     end = start + length
-    pieces = [(max(v.start, start), min(v.end, end)) for v in overlapping(mm, start, end)]
+    vmas = list(overlapping(mm, start, end))
+    pieces = [(max(v.start, start), min(v.end, end)) for v in vmas]
     if not pieces or pieces[0][0] > start:
         raise _error(errno.EFAULT, f"nothing is mapped at {start:#x}")
+    allowed = [vma_multi_allowed(v) for v in vmas]  # before any VMA moves or merges
     target = new_addr
     last_end = pieces[0][0]
     result = new_addr
     for i, (lo, hi) in enumerate(pieces):
+        if not allowed[i] and (i or vmas[0].end < end):
+            raise _error(errno.EFAULT, f"the VMA at {lo:#x} is registered with a userfaultfd: "
+                         "it moves only alone")  # fmt: skip
         target += lo - last_end if i else 0
         last_end = hi
         got = mremap_to(mm, lo, hi - lo, hi - lo, flags, target, st)
+        if done is not None:
+            done.append(got)
         if i == 0:
             result = got
         target = got + (hi - lo)
     return result
+
+
+def vma_multi_allowed(vma: Vma) -> bool:
+    """vma_multi_allowed: whether a move of several VMAs may include
+    ``vma`` (not a userfaultfd-armed one; pagetab's files are regular
+    files, whose get_unmapped_area honours MREMAP_FIXED)."""
+    return not vma.flags & VM_UFFD_FLAGS
 
 
 def mremap_to(mm: MmStruct, addr: int, old_len: int, new_len: int, flags: int, na: int,

@@ -111,6 +111,18 @@ class Policy:
     TLB-flush batching for present pages in MOVE", Lokesh Gidra,
     <20250816191123.3601561-1-lokeshgidra@google.com>, Linux 6.18).
     Needs uffd_move="6.9"."""
+    multi_vma_move: bool = _choice(False)
+    """A pure move (MREMAP_FIXED, old_size == new_size) may span several
+    VMAs and the gaps between them, each VMA moved in turn, the gaps kept
+    (remap_move, d23cb648e365 "mm/mremap: permit mremap() move of multiple
+    VMAs", Linux 6.17); before, a range past its VMA's end is EFAULT. Not
+    for a VMA registered with a userfaultfd (vma_multi_allowed: its notify
+    drops mmap_lock): such a VMA first in a range that goes on past its end
+    is EFAULT before anything moves, and later in a range EFAULT after the
+    VMAs before it have moved, which stay moved (d50dabff4d1f "mm/mremap:
+    catch invalid multi VMA moves earlier"). File VMAs whose
+    get_unmapped_area is custom are refused too; pagetab's files are
+    regular files (none, or thp_get_unmapped_area: allowed)."""
     uffd_table_move_check: bool = _choice(False)
     """mremap moves no whole PTE or PMD table (move_normal_pmd/pud refuse) of
     a VMA registered with a userfaultfd that lacks UFFD_FEATURE_EVENT_REMAP,
@@ -262,8 +274,9 @@ LINUX_6_17 = LINUX_6_16.replace(
     source="f822a9a81a31 mm: optimize mremap() by PTE batching (Dev Jain, "
     "<20250610035043.75448-1-dev.jain@arm.com>); 0b5be138ce00 (batch only where "
     "pte_batch_hint > 1); unchanged in this path in 6.18 but for 04d1c9d60c6e (a "
-    "batch stops where the write bit differs, which it never does inside one VMA here)",
-    pte_batch=True,
+    "batch stops where the write bit differs, which it never does inside one VMA here); "
+    "d23cb648e365 and d50dabff4d1f (a pure move spans several VMAs, not uffd-armed ones)",
+    pte_batch=True, multi_vma_move=True,
 )  # fmt: skip
 LINUX_6_18 = LINUX_6_17.replace(
     name="linux-6.18",

@@ -133,7 +133,11 @@ def populate_region(
     mm: AddressSpace, start: int, size: int, mix: Mapping[str, float]
 ) -> list[tuple[int, int, str]]:
     """Populate consecutive parts of the region, PMD rounded, in mix order;
-    returns the parts as (start, length, kind)."""
+    returns the parts as (start, length, kind).
+
+    The region stays one VMA, as a move of several needs Linux 6.17: the
+    4K parts are populated first, then MADV_HUGEPAGE on the whole region
+    and the THP parts (so later faults in its unpopulated rest map THPs)."""
     pmd = mm.arch.pmd_size
     at, end = start, start + size
     parts = []
@@ -141,15 +145,16 @@ def populate_region(
         length = min(-(-int(size * frac) // pmd) * pmd, end - at)
         if length <= 0:
             break
-        if kind == "thp":
-            mm.madvise(at, length, MADV_HUGEPAGE)
+        parts.append((at, length, kind))
+        at += length
+    for at, length, kind in sorted(parts, key=lambda p: p[2] == "thp"):
+        if kind == "thp" and (at, length, kind) == next(p for p in parts if p[2] == "thp"):
+            mm.madvise(start, size, MADV_HUGEPAGE)  # the whole VMA: no split
         if kind == "sparse":
             stride = SPARSE_STRIDE * mm.page_size
             mm.access(np.arange(at, at + length, stride, dtype=np.uint64), write=True)
         else:
             mm.madvise(at, length, MADV_POPULATE_READ if kind == "read" else MADV_POPULATE_WRITE)
-        parts.append((at, length, kind))
-        at += length
     return parts
 
 

@@ -385,3 +385,38 @@ def random_file_ops(rng: random.Random, window: int, n: int) -> list[tuple[Any, 
                 pt.MREMAP_MAYMOVE, 0, pt.MREMAP_MAYMOVE | pt.MREMAP_DONTUNMAP])  # fmt: skip
             ops.append(("mremap", off(old), old, new, flags, off(new)))
     return ops
+
+
+def random_multi_vma_uffd_ops(rng: random.Random, window: int) -> list[tuple[Any, ...]]:
+    """A pure move (MREMAP_FIXED, same size) over two to four VMAs, some
+    with gaps between them, populated in part, one of them (or part of one,
+    or none) registered with a userfaultfd in WP mode: remap_move's
+    vma_multi_allowed rules, then a write into each moved range."""
+    rw, anon = pt.PROT_READ | pt.PROT_WRITE, pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
+    half = window // 2
+    ops: list[tuple[Any, ...]] = []
+    at, spans = rng.choice([0, PAGE, 16 * PAGE]), []
+    for k in range(rng.randrange(2, 5)):
+        ln = rng.choice([PAGE, 4 * PAGE, 16 * PAGE, 64 * PAGE])
+        # neighbours differ in protection so that they never merge
+        ops.append(("mmap", at, ln, rw if k % 2 == 0 else pt.PROT_READ, anon))
+        if rng.random() < 0.6:
+            ops.append(("madvise", at, ln, rng.choice(
+                [pt.MADV_POPULATE_READ, pt.MADV_POPULATE_WRITE])))  # fmt: skip
+        spans.append((at, ln))
+        at += ln + rng.choice([0, 0, PAGE, 8 * PAGE])
+    if rng.random() < 0.8:
+        s, ln = rng.choice(spans)
+        part = ln if rng.random() < 0.7 else max(PAGE, ln // 2 // PAGE * PAGE)
+        ops.append(("uffd_register", s, part, pt.UFFDIO_REGISTER_MODE_WP))
+    first, last = spans[0], spans[-1]
+    start = first[0] + rng.choice([0, 0, 0, PAGE]) % first[1]
+    end = rng.choice([last[0] + last[1], last[0] + last[1], spans[rng.randrange(len(spans))][0]
+                      + PAGE, last[0] + last[1] + 4 * PAGE])  # fmt: skip
+    end = max(end, start + PAGE)
+    dst = half + rng.choice([0, PAGE, 16 * PAGE])
+    ops.append(("mremap", start, end - start, end - start, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED,
+                dst))  # fmt: skip
+    for s, _ in spans:  # where each VMA would be, had it moved
+        ops.append(("write", dst + max(s - start, 0), rng.getrandbits(63) | 1))
+    return ops

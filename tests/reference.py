@@ -70,11 +70,13 @@ class Reference:
 
     def __init__(self, page_size: int, task_size: int, thp: str = "never",
                  thp_orders: dict[int, str] | None = None,
-                 split_zeropage: bool = False) -> None:  # fmt: skip
+                 split_zeropage: bool = False, multi_vma: bool = True) -> None:  # fmt: skip
         """``thp``: the top-level THP mode; ``thp_orders``: {order:
         hugepages-<size>kB/enabled} for PTE-mapped orders (below the PMD's,
         which the reference never enables); ``split_zeropage``: a folio
-        split maps the pages no store wrote to the zero page (6.12+)."""
+        split maps the pages no store wrote to the zero page (6.12+);
+        ``multi_vma``: a pure move may span several VMAs (6.17+)."""
+        self.multi_vma = multi_vma
         self.thp = thp
         self.thp_orders = dict(thp_orders or {})
         self.ps = page_size
@@ -368,7 +370,7 @@ class Reference:
                 raise Errno(errno.EINVAL)
             if old + old_len > new_addr and new_addr + new_len > old:
                 raise Errno(errno.EINVAL)
-        if flags & FIXED and old_len == new_len:
+        if flags & FIXED and old_len == new_len and self.multi_vma:
             return self._remap_move(old, old_len, new_addr, flags)
         p = self.pages.get(old >> self.shift)
         if p is None:
@@ -417,12 +419,19 @@ class Reference:
         return placed
 
     def _remap_move(self, start: int, length: int, new_addr: int, flags: int) -> int:
-        """A pure MREMAP_FIXED move of every VMA piece in the range, gaps kept."""
+        """A pure MREMAP_FIXED move of every VMA piece in the range, gaps kept.
+        A VMA registered with the userfaultfd moves only alone: EFAULT first
+        in a longer range (nothing moved), or later (the pieces before it
+        moved)."""
         pieces = [(lo << self.shift, hi << self.shift)
                   for lo, hi in self._pieces(start, start + length)]  # fmt: skip
         if not pieces or pieces[0][0] > start:
             raise Errno(errno.EFAULT)
-        for lo, hi in pieces:
+        first = self._vma_at(pieces[0][0] >> self.shift)
+        assert first is not None
+        for i, (lo, hi) in enumerate(pieces):
+            if self.pages[lo >> self.shift].uffd and (i or first[1] << self.shift < start + length):
+                raise Errno(errno.EFAULT)
             target = new_addr + (lo - start)
             self._unmap(target, target + (hi - lo))
             self._move(lo, hi - lo, hi - lo, target, flags)

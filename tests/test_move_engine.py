@@ -95,10 +95,11 @@ def test_policies_never_change_the_mapping(make_mm: MM, arch_name: str) -> None:
         src_base, dst_base = bases(mm)
         src = src_base + pmd // 2  # mutually misaligned by half a PMD: realign helps
         mm.mmap(size, addr=src, flags=FIX)
-        mm.madvise(src + pmd // 2, 2 * pmd, pt.MADV_HUGEPAGE)
-        mm.madvise(src + pmd // 2, 2 * pmd, pt.MADV_POPULATE_WRITE)  # one THP
+        # 4K pages and zero-page PTEs first, then THPs: one VMA throughout
         mm.madvise(src + 3 * pmd, pmd, pt.MADV_POPULATE_READ)
         mm.madvise(src + 4 * pmd, a.page_size * 3, pt.MADV_POPULATE_WRITE)
+        mm.madvise(src, size, pt.MADV_HUGEPAGE)
+        mm.madvise(src + pmd // 2, 2 * pmd, pt.MADV_POPULATE_WRITE)  # THPs
         before = mm.frames(src, size)
         mm.mremap(src, size, size, FIXED, dst_base + pmd // 2)
         after = mm.frames(dst_base + pmd // 2, size)

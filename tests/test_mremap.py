@@ -113,7 +113,8 @@ def test_grown_shared_mapping_past_its_object_faults(mm: pt.AddressSpace) -> Non
     assert e.value.errno == errno.EFAULT
 
 
-def test_pure_fixed_move_spans_vmas_and_keeps_gaps(mm: pt.AddressSpace) -> None:
+def test_pure_fixed_move_spans_vmas_and_keeps_gaps(make_mm: MM) -> None:
+    mm = make_mm("x86-64", policy="linux-6.17")  # remap_move (d23cb648e365)
     a = populated(mm, 16 * K)
     mm.mprotect(a + 4 * K, 4 * K, pt.PROT_READ)  # three VMAs
     mm.munmap(a + 12 * K, 4 * K)  # and a gap at the end... of [a, a+16K)
@@ -218,7 +219,9 @@ def test_policy_argument_is_validated() -> None:
 
 
 def test_move_keeps_frames_for_every_populate_kind(make_mm: MM) -> None:
-    mm = make_mm("x86-64", thp="always")
+    # (the range is three VMAs, by the MADV_NOHUGEPAGE: a pure move of
+    # several VMAs needs 6.17)
+    mm = make_mm("x86-64", thp="always", policy="linux-6.17")
     a = mm.mmap(8 * M, addr=BASE, flags=FIX)
     mm.madvise(a, 2 * M, pt.MADV_POPULATE_WRITE)  # THP
     mm.madvise(a + 2 * M, 2 * M, pt.MADV_POPULATE_READ)  # huge zero page
@@ -257,3 +260,37 @@ def test_fixed_move_below_mmap_min_addr_is_eperm(size: int) -> None:
         assert e.value.errno == errno.EPERM
     assert (mm.vmas(), mm.frames(a, size).tolist()) == before
     mm.check()
+
+
+@pytest.mark.parametrize("registered", [None, 0, 1, 2])
+@pytest.mark.parametrize("name", ["linux-6.16", "linux-6.17"])
+def test_a_pure_move_of_several_vmas(name: str, registered: int | None) -> None:
+    # three 16-page VMAs, 16 pages apart, moved by one pure move (the
+    # oracle checks 6.18 against this machine's kernel: test_uffd.py)
+    page = 4096
+    mm = pt.AddressSpace("x86-64", policy=name)
+    base, dst = 1 << 36, (1 << 36) + (1 << 30)
+    for k in range(3):
+        prot = pt.PROT_READ | pt.PROT_WRITE if k % 2 == 0 else pt.PROT_READ
+        mm.mmap(16 * page, addr=base + 32 * k * page, prot=prot,
+                flags=pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED)  # fmt: skip
+    if registered is not None:
+        mm.userfaultfd(0).register(base + 32 * registered * page, 16 * page,
+                                   pt.UFFDIO_REGISTER_MODE_WP)  # fmt: skip
+    before = mm.vmas()
+    flags = pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED
+    if name == "linux-6.16" or registered is not None:
+        with pytest.raises(OSError) as e:
+            mm.mremap(base, 80 * page, 80 * page, flags, dst)
+        assert e.value.errno == errno.EFAULT
+        # before 6.17 and for a registered first VMA: nothing moved; for a
+        # registered later one, the VMAs before it moved and stay moved
+        kept = 0 if name == "linux-6.16" else registered or 0
+        assert [v.start for v in mm.vmas()] == sorted(
+            [v.start for v in before[kept:]] + [dst + 32 * k * page for k in range(kept)]
+        )
+        moved = mm.last_move.moved_bytes if kept else 0  # type: ignore[union-attr]
+        assert moved == 16 * page * kept
+    else:
+        assert mm.mremap(base, 80 * page, 80 * page, flags, dst) == dst
+        assert [v.start for v in mm.vmas()] == [dst + 32 * k * page for k in range(3)]

@@ -17,8 +17,9 @@ def traced(arch: pt.Arch | str, policy: str, dst: str, thp: bool = False) -> pt.
     pmd = mm.arch.pmd_size
     size = 4 * pmd
     src = mm.mmap(size, addr=1 << 40, flags=pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED)
-    if thp:
-        mm.madvise(src, size // 2, pt.MADV_HUGEPAGE)
+    if thp:  # 4K pages in the upper half, then THPs in the lower (one VMA throughout)
+        mm.madvise(src + size // 2, size // 2, pt.MADV_POPULATE_WRITE)
+        mm.madvise(src, size, pt.MADV_HUGEPAGE)
     mm.madvise(src, size, pt.MADV_POPULATE_WRITE)
     mm.access([src, src + size - mm.page_size], cpu=1)
     mm.access([src + size // 2], cpu=2)

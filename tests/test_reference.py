@@ -52,7 +52,8 @@ class AgainstReference(RuleBasedStateMachine):
         self.mm = pt.AddressSpace(a, cpus=2, thp=top, policy=policy,
                                   thp_sizes={**sizes, a.pmd_size: "never"})  # fmt: skip
         self.ref = Reference(a.page_size, a.task_size, top, orders,
-                             pt.policy(policy).split_zeropage)  # fmt: skip
+                             pt.policy(policy).split_zeropage,
+                             pt.policy(policy).multi_vma_move)  # fmt: skip
         # the reference follows UFFDIO_MOVE's 6.9+ rules: those policies only
         rules = pt.policy(policy).uffd_move
         self.uffd = self.mm.userfaultfd(pt.UFFD_FEATURE_MOVE) if rules == "6.9" else None

@@ -3,7 +3,11 @@ AddressSpace per policy preset (on a sampled arch), checking every invariant
 after every step and that policies do not change the semantics: results,
 errnos, VMAs and frames agree across all presets at every step.
 
-One named exception, as in the kernel: a policy that moves PTEs one by one
+Two named exceptions, as in the kernel. First, a pure move (MREMAP_FIXED,
+old_size == new_size) whose range is not one VMA moves each VMA in turn
+from Linux 6.17 (multi_vma_move) and is EFAULT, changing nothing, before:
+the older presets then make the same moves one VMA at a time and must
+reach the same result and state. Second, a policy that moves PTEs one by one
 (linux-4.18, linux-4.19) leaves the emptied PTE table behind where the
 source stays mapped (MREMAP_DONTUNMAP), so a later fault there maps a 4K
 page; a policy that moves the whole table leaves the PMD empty, and the
@@ -18,6 +22,8 @@ See test_move_engine.py::test_dontunmap_source_faults_follow_the_table_left.
 """
 
 from __future__ import annotations
+
+import errno
 
 import hypothesis.strategies as st
 import numpy as np
@@ -86,10 +92,68 @@ class PoliciesAgree(RuleBasedStateMachine):
         return outcomes[0]
 
     def _mremap(self, src: int, old: int, new: int, flags: int, dst: int) -> None:
-        result, at = self._all("mremap", src, old, new, flags, dst)
-        if result != "ok":
+        if flags & pt.MREMAP_FIXED and old == new and not self._in_one_vma(src, old):
+            self._multi_vma_move(src, old, flags, dst)
             return
-        assert isinstance(at, int)
+        result, at = self._all("mremap", src, old, new, flags, dst)
+        if result == "ok":
+            assert isinstance(at, int)
+            self._moved(src, old, new, flags, at)
+
+    def _in_one_vma(self, start: int, length: int) -> bool:
+        v = self.spaces[0].find_vma(start)
+        return v is not None and v.start <= start and start + length <= v.end
+
+    def _multi_vma_move(self, src: int, length: int, flags: int, dst: int) -> None:
+        """The second named difference: a pure move whose range is not one
+        VMA moves each VMA in turn since 6.17 (multi_vma_move, remap_move)
+        and is EFAULT before, with nothing changed. The older presets then
+        make the same moves one VMA at a time, which every kernel allows,
+        and must reach the same result and state."""
+        end = src + length
+        pieces = [(max(v.start, src), min(v.end, end)) for v in self.spaces[0].vmas()
+                  if v.start < end and v.end > src]  # fmt: skip
+        new = [mm for mm in self.spaces if mm.policy.multi_vma_move]
+        outcomes = []
+        for mm in self.spaces:
+            before = mm.vmas()
+            try:
+                outcomes.append(("ok", mm.mremap(src, length, length, flags, dst)))
+                assert mm in new, "a pre-6.17 preset moved several VMAs"
+            except OSError as e:
+                outcomes.append(("err", e.errno))
+                assert mm.vmas() == before or mm in new  # (6.17: VMAs before a failure moved)
+                if mm not in new and e.errno == errno.EFAULT:  # (else: the arguments' error)
+                    outcomes[-1] = self._one_at_a_time(mm, pieces, src, flags, dst)
+        assert all(o == outcomes[0] for o in outcomes), ("mremap", src, length, outcomes)
+        last_end = pieces[0][0] if pieces else src
+        target = dst
+        for i, (lo, hi) in enumerate(pieces):
+            if outcomes[0][0] != "ok":
+                break  # (where a move failed part way, excused ranges are not followed)
+            target += lo - last_end if i else 0
+            last_end = hi
+            self._moved(lo, hi - lo, hi - lo, flags, target)
+            target += hi - lo
+
+    @staticmethod
+    def _one_at_a_time(mm: pt.AddressSpace, pieces: list[tuple[int, int]], src: int,
+                       flags: int, dst: int) -> tuple[str, object]:  # fmt: skip
+        """remap_move by hand: each VMA's part moved alone, the gaps kept."""
+        if not pieces or pieces[0][0] > src:
+            return ("err", errno.EFAULT)
+        target, last_end = dst, pieces[0][0]
+        for i, (lo, hi) in enumerate(pieces):
+            target += lo - last_end if i else 0
+            last_end = hi
+            try:
+                target = mm.mremap(lo, hi - lo, hi - lo, flags, target) + (hi - lo)
+            except OSError as e:
+                return ("err", e.errno)
+        return ("ok", dst)
+
+    def _moved(self, src: int, old: int, new: int, flags: int, at: int) -> None:
+        """Follow the excused blocks through a move that went through."""
         moved = min(old, new)
         if at != src and moved:  # the pages moved: what they were excused for moves along
             shift = at - src

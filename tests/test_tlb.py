@@ -216,10 +216,12 @@ def test_no_cpu_keeps_the_old_range_after_a_safe_move(make_mm: MM, arch_name: st
     for off in (0, a.page_size):
         mm = make_mm(arch_name, cpus=3, policy=name, thp="always")
         size = 3 * a.pmd_size
-        pages = region(mm, size, pt.MADV_POPULATE_WRITE, addr=src)
-        mm.madvise(src, a.pmd_size, pt.MADV_DONTNEED)  # 4K pages there
-        mm.madvise(src, a.pmd_size, pt.MADV_NOHUGEPAGE)
+        # 4K pages in the first PMD, THPs in the others: one VMA throughout
+        pages = region(mm, size, 0, addr=src)
+        mm.madvise(src, size, pt.MADV_NOHUGEPAGE)
         mm.madvise(src, a.pmd_size, pt.MADV_POPULATE_WRITE)
+        mm.madvise(src, size, pt.MADV_HUGEPAGE)
+        mm.madvise(src, size, pt.MADV_POPULATE_WRITE)
         for cpu in range(3):
             mm.access(pages, cpu=cpu)
         assert mm.tlbs.count_range(src, src + size) > 0
