@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,15 @@ def _can_record() -> str:
     return ""
 
 
-needs_recording = pytest.mark.skipif(bool(_can_record()), reason=_can_record() or "ok")
+_RECORDABLE = pytest.mark.skipif(bool(_can_record()), reason=_can_record() or "ok")
+
+
+def needs_recording(test: Callable[..., None]) -> Callable[..., None]:
+    """A test that records a program on this kernel: skipped where it cannot
+    record, and marked ``recording`` (the sanitizer run leaves those out:
+    under its preload the recorded program is instrumented too)."""
+    marked: Callable[..., None] = pytest.mark.recording(_RECORDABLE(test))
+    return marked
 
 
 @pytest.fixture(scope="module")
