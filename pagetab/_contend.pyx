@@ -47,7 +47,7 @@ from libc.string cimport memset
 cimport numpy as cnp
 import numpy as np
 
-from pagetab._flush cimport FlushOps, Tlbs, tlb_flush_range
+from pagetab._flush cimport FlushOps, Tlbs, tlb_flush_gather
 from pagetab._move cimport LOCK_ID_MM, LOCK_ID_PMD, LOCK_ID_PTE, LOCK_ID_SHIFT
 from pagetab._pgtable cimport E_WRITE, leaf_class, pgtables, pt_walk
 from pagetab._tables cimport PageTables
@@ -361,10 +361,9 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
         if started and fi < nfl and start + cfg.events_at_ns + fl_at[fi] + shift <= now:
             at = start + cfg.events_at_ns + fl_at[fi] + shift
             before = ops
-            s.freed_tables = fl_freed[fi]  # the unmap's flush of freed page tables
-            tlb_flush_range(&tlbs.rule, s, &ops, cfg.mover_cpu, fl_lo[fi], fl_hi[fi],
-                            <int>fl_stride[fi])
-            s.freed_tables = False
+            # (fl_freed: the unmap's flush of freed page tables)
+            tlb_flush_gather(&tlbs.rule, s, &ops, cfg.mover_cpu, fl_lo[fi], fl_hi[fi],
+                             <int>fl_stride[fi], fl_freed[fi])
             res.flushes += 1
             # each receiving CPU runs the handler and its own flushes
             h = cfg.ipi_handler

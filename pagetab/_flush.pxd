@@ -85,6 +85,17 @@ cdef inline void tlb_flush_range(const flush_rule *r, TlbState *s, FlushOps *ops
     r.flush_range(r, s, ops, caller, start, end, stride_shift)
 
 
+cdef inline void tlb_flush_gather(const flush_rule *r, TlbState *s, FlushOps *ops, int caller,
+                                  uint64_t start, uint64_t end, int stride_shift,
+                                  bint freed_tables) noexcept nogil:
+    """tlb_flush of an mmu_gather: tlb_flush_range, told whether page tables
+    were freed (``freed_tables``), which each family reads from the state
+    while it runs."""
+    s.freed_tables = freed_tables
+    tlb_flush_range(r, s, ops, caller, start, end, stride_shift)
+    s.freed_tables = False
+
+
 cdef class FlushRule:
     """One family's flush_tlb_range and its parameters (see subclasses)."""
     cdef flush_rule r
@@ -94,3 +105,4 @@ cdef class Tlbs(TlbArrays):
     """The TLBs of every CPU of one mm with their architecture's flush rule."""
     cdef flush_rule rule
     cdef readonly FlushRule flush
+    cdef int check_flush(self, int caller, int stride_shift) except -1

@@ -100,14 +100,18 @@ cdef class Tlbs(TlbArrays):
         its own way (x86 IPIs lazy CPUs, riscv flushes the mm, powerpc
         flushes the page-walk cache)."""
         cdef FlushOps ops
-        if not 0 <= caller < self.s.ncpu:
-            raise ValueError(f"caller must be in 0..{self.s.ncpu - 1}, not {caller}")
         if stride_shift < 0:
             stride_shift = self.s.page_shift
+        self.check_flush(caller, stride_shift)
+        memset(&ops, 0, sizeof(FlushOps))
+        tlb_flush_gather(&self.rule, &self.s, &ops, caller, start, end, stride_shift, freed_tables)
+        return ops
+
+    cdef int check_flush(self, int caller, int stride_shift) except -1:
+        """ValueError unless ``caller`` is a CPU here and ``stride_shift`` a
+        stride from the page size up."""
+        if not 0 <= caller < self.s.ncpu:
+            raise ValueError(f"caller must be in 0..{self.s.ncpu - 1}, not {caller}")
         if not self.s.page_shift <= stride_shift < 64:
             raise ValueError(f"stride_shift must be in {self.s.page_shift}..63, not {stride_shift}")
-        memset(&ops, 0, sizeof(FlushOps))
-        self.s.freed_tables = freed_tables
-        tlb_flush_range(&self.rule, &self.s, &ops, caller, start, end, stride_shift)
-        self.s.freed_tables = False
-        return ops
+        return 0

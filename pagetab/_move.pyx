@@ -17,7 +17,7 @@ cimport numpy as cnp
 
 import numpy as np
 
-from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
+from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_gather, tlb_flush_range
 from pagetab._huge_memory cimport split_huge_pmd
 from pagetab._pgtable cimport (
     ACTION_CONTINUE, ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT,
@@ -1066,15 +1066,11 @@ def finish_flush(Tlbs tlbs not None, int caller, uint64_t lo, uint64_t hi, int s
     if cnp.PyArray_TYPE(words) != cnp.NPY_INT64 or cnp.PyArray_SIZE(words) != MOVE_WORDS \
             or not cnp.PyArray_ISCARRAY(words):  # (C-contiguous, aligned, writeable)
         raise ValueError("finish_flush: words must be a writable move record (MOVE_WORDS int64)")
-    if not 0 <= caller < tlbs.s.ncpu:
-        raise ValueError(f"caller must be in 0..{tlbs.s.ncpu - 1}, not {caller}")
-    if not tlbs.s.page_shift <= stride_shift < 64:
-        raise ValueError(f"stride_shift must be in {tlbs.s.page_shift}..63, not {stride_shift}")
+    tlbs.check_flush(caller, stride_shift)
     c = <move_stats*>cnp.PyArray_DATA(words)
     before = c.flush_ops
-    tlbs.s.freed_tables = freed_tables
-    tlb_flush_range(&tlbs.rule, &tlbs.s, &c.flush_ops, caller, lo, hi, stride_shift)
-    tlbs.s.freed_tables = False
+    tlb_flush_gather(&tlbs.rule, &tlbs.s, &c.flush_ops, caller, lo, hi, stride_shift,
+                     freed_tables)
     c.unmap_flushes += 1
     if not trace:
         return None

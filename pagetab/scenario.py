@@ -148,7 +148,7 @@ def populate_region(
         parts.append((at, length, kind))
         at += length
     for at, length, kind in sorted(parts, key=lambda p: p[2] == "thp"):
-        if kind == "thp" and (at, length, kind) == next(p for p in parts if p[2] == "thp"):
+        if kind == "thp":  # (one at most: the mix's kinds are its keys)
             mm.madvise(start, size, MADV_HUGEPAGE)  # the whole VMA: no split
         if kind == "sparse":
             stride = SPARSE_STRIDE * mm.page_size
