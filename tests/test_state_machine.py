@@ -7,7 +7,11 @@ Two named exceptions, as in the kernel. First, a pure move (MREMAP_FIXED,
 old_size == new_size) whose range is not one VMA moves each VMA in turn
 from Linux 6.17 (multi_vma_move) and is EFAULT, changing nothing, before:
 the older presets then make the same moves one VMA at a time and must
-reach the same result and state. Second, a policy that moves PTEs one by one
+reach the same result and state. A VMA registered with a userfaultfd
+(every space has one, with UFFD_FEATURE_EVENT_REMAP, so that registered
+VMAs keep their registration through moves under every preset) moves only
+alone there (vma_multi_allowed, d50dabff4d1f): the one-at-a-time moves
+stop where 6.17 stops. Second, a policy that moves PTEs one by one
 (linux-4.18, linux-4.19) leaves the emptied PTE table behind where the
 source stays mapped (MREMAP_DONTUNMAP), so a later fault there maps a 4K
 page; a policy that moves the whole table leaves the PMD empty, and the
@@ -63,6 +67,7 @@ class PoliciesAgree(RuleBasedStateMachine):
                  if self.arch.page_size << o < self.arch.pmd_size}  # fmt: skip
         self.spaces = [pt.AddressSpace(arch, cpus=2, thp=thp, policy=p, thp_sizes=sizes)
                        for p in pt.policies()]  # fmt: skip
+        self.uffds = [mm.userfaultfd(pt.UFFD_FEATURE_EVENT_REMAP) for mm in self.spaces]
         self.page = self.arch.page_size
         self.pmd = self.arch.pmd_size
         self.window = 8 * self.pmd
@@ -109,12 +114,17 @@ class PoliciesAgree(RuleBasedStateMachine):
         VMA moves each VMA in turn since 6.17 (multi_vma_move, remap_move)
         and is EFAULT before, with nothing changed. The older presets then
         make the same moves one VMA at a time, which every kernel allows,
-        and must reach the same result and state."""
+        up to where 6.17 stops at a registered VMA, and must reach the same
+        result and state."""
         end = src + length
-        pieces = [(max(v.start, src), min(v.end, end)) for v in self.spaces[0].vmas()
-                  if v.start < end and v.end > src]  # fmt: skip
+        vmas = [v for v in self.spaces[0].vmas() if v.start < end and v.end > src]
+        pieces = [(max(v.start, src), min(v.end, end)) for v in vmas]
+        # vma_multi_allowed, asked of every VMA before any moves: a
+        # registered one only alone (first, and reaching the range's end)
+        armed = [bool(v.uffd) for v in vmas]
         new = [mm for mm in self.spaces if mm.policy.multi_vma_move]
         outcomes = []
+        moved: int | None = None  # parts moved, as the one-at-a-time moves found
         for mm in self.spaces:
             before = mm.vmas()
             try:
@@ -124,33 +134,39 @@ class PoliciesAgree(RuleBasedStateMachine):
                 outcomes.append(("err", e.errno))
                 assert mm.vmas() == before or mm in new  # (6.17: VMAs before a failure moved)
                 if mm not in new and e.errno == errno.EFAULT:  # (else: the arguments' error)
-                    outcomes[-1] = self._one_at_a_time(mm, pieces, src, flags, dst)
+                    outcomes[-1], moved = self._one_at_a_time(mm, pieces, armed, src, end,
+                                                              flags, dst)  # fmt: skip
         assert all(o == outcomes[0] for o in outcomes), ("mremap", src, length, outcomes)
+        if moved is None:  # every preset moved, or none (the arguments' error)
+            moved = len(pieces) if outcomes[0][0] == "ok" else 0
         last_end = pieces[0][0] if pieces else src
         target = dst
-        for i, (lo, hi) in enumerate(pieces):
-            if outcomes[0][0] != "ok":
-                break  # (where a move failed part way, excused ranges are not followed)
+        for i, (lo, hi) in enumerate(pieces[:moved]):
             target += lo - last_end if i else 0
             last_end = hi
             self._moved(lo, hi - lo, hi - lo, flags, target)
             target += hi - lo
 
     @staticmethod
-    def _one_at_a_time(mm: pt.AddressSpace, pieces: list[tuple[int, int]], src: int,
-                       flags: int, dst: int) -> tuple[str, object]:  # fmt: skip
-        """remap_move by hand: each VMA's part moved alone, the gaps kept."""
+    def _one_at_a_time(mm: pt.AddressSpace, pieces: list[tuple[int, int]], armed: list[bool],
+                       src: int, end: int, flags: int,
+                       dst: int) -> tuple[tuple[str, object], int]:  # fmt: skip
+        """remap_move by hand: each VMA's part moved alone, the gaps kept,
+        stopping (EFAULT) at a registered VMA that is not alone. Returns the
+        outcome and how many parts moved."""
         if not pieces or pieces[0][0] > src:
-            return ("err", errno.EFAULT)
+            return ("err", errno.EFAULT), 0
         target, last_end = dst, pieces[0][0]
         for i, (lo, hi) in enumerate(pieces):
+            if armed[i] and (i or hi < end):
+                return ("err", errno.EFAULT), i
             target += lo - last_end if i else 0
             last_end = hi
             try:
                 target = mm.mremap(lo, hi - lo, hi - lo, flags, target) + (hi - lo)
             except OSError as e:
-                return ("err", e.errno)
-        return ("ok", dst)
+                return ("err", e.errno), i
+        return ("ok", dst), len(pieces)
 
     def _moved(self, src: int, old: int, new: int, flags: int, at: int) -> None:
         """Follow the excused blocks through a move that went through."""
@@ -212,6 +228,47 @@ class PoliciesAgree(RuleBasedStateMachine):
     def munmap(self, data: st.DataObject) -> None:
         length = self._len(data)
         self._all("munmap", self._addr(data, length), length)
+
+    def _uffd(self, call: str, *args: int) -> None:
+        """A UFFDIO_ call on every space's userfaultfd; all must agree."""
+        outcomes: list[tuple[str, int]] = []
+        for u in self.uffds:
+            try:
+                getattr(u, call)(*args)
+                outcomes.append(("ok", 0))
+            except OSError as e:
+                outcomes.append(("err", e.errno))
+        assert all(o == outcomes[0] for o in outcomes), (call, args, outcomes)
+
+    @rule(data=st.data(), register=st.booleans())
+    def uffd_register(self, data: st.DataObject, register: bool) -> None:
+        length = self._len(data)
+        addr = self._addr(data, length)
+        if register:
+            self._uffd("register", addr, length, pt.UFFDIO_REGISTER_MODE_WP)
+        else:
+            self._uffd("unregister", addr, length)
+
+    @rule(data=st.data())
+    def registered_multi_vma_move(self, data: st.DataObject) -> None:
+        # two to four VMAs in a row (alternating protection, so they do not
+        # merge), some with gaps, one registered, then a pure move over
+        # them: where vma_multi_allowed decides (rare from the single rules)
+        page, at = self.page, BASE + 32 * self.pmd
+        spans = []
+        for k in range(data.draw(st.integers(2, 4))):
+            length = data.draw(st.sampled_from([1, 4, 16])) * page
+            prot = pt.PROT_READ | pt.PROT_WRITE if k % 2 == 0 else pt.PROT_READ
+            self._all("mmap", length, at, prot, FIX)
+            self._all("madvise", at, length, pt.MADV_POPULATE_READ)
+            spans.append((at, length))
+            at += length + data.draw(st.sampled_from([0, page]))
+        s, length = data.draw(st.sampled_from(spans))
+        self._uffd("register", s, length, pt.UFFDIO_REGISTER_MODE_WP)
+        start = spans[0][0] + data.draw(st.sampled_from([0, page])) % spans[0][1]
+        end = max(data.draw(st.sampled_from([at, spans[-1][0] + page])), start + page)
+        self._mremap(start, end - start, end - start, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED,
+                     BASE + 64 * self.pmd)  # fmt: skip
 
     @rule(data=st.data(), flags=st.sampled_from([3, 3, 1, 0, 5, 7]))
     def mremap(self, data: st.DataObject, flags: int) -> None:
@@ -313,3 +370,31 @@ def test_later_divergences_are_still_caught(where: int, which: bool) -> None:
             mm.madvise(where, 4096, pt.MADV_DONTNEED)
     with pytest.raises(AssertionError, match=r"disagree|unexplained"):
         m.agree_and_sound()
+
+
+@pytest.mark.parametrize("mutate", [False, True])
+def test_registered_multi_vma_move_is_checked(monkeypatch: pytest.MonkeyPatch,
+                                              mutate: bool) -> None:  # fmt: skip
+    # a pure move over two VMAs, the second registered: 6.17+ moves the
+    # first and fails (EFAULT) at the second, as the one-at-a-time moves of
+    # the older presets do; a kernel rule dropped is caught
+    if mutate:
+        monkeypatch.setattr("pagetab.mremap.vma_multi_allowed", lambda vma: True)
+    m = PoliciesAgree()
+    m.setup(arch="x86-64", thp="madvise", mthp={})
+    page = 4096
+    m._all("mmap", 4 * page, BASE, pt.PROT_READ | pt.PROT_WRITE, FIX)
+    m._all("mmap", 4 * page, BASE + 4 * page, pt.PROT_READ, FIX)
+    m._all("madvise", BASE, 8 * page, pt.MADV_POPULATE_READ)
+    m._uffd("register", BASE + 4 * page, 4 * page, pt.UFFDIO_REGISTER_MODE_WP)
+    flags = pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED
+    if mutate:
+        with pytest.raises(AssertionError, match="mremap"):
+            m._mremap(BASE, 8 * page, 8 * page, flags, BASE + (1 << 30))
+        return
+    m._mremap(BASE, 8 * page, 8 * page, flags, BASE + (1 << 30))
+    m.agree_and_sound()
+    assert [(v.start, v.end) for v in m.spaces[-1].vmas()] == [
+        (BASE + 4 * page, BASE + 8 * page),
+        (BASE + (1 << 30), BASE + (1 << 30) + 4 * page),
+    ]
