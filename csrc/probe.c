@@ -109,6 +109,21 @@ static int64_t probe_move(uintptr_t from, uintptr_t to, size_t len)
     return (int64_t)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
 }
 
+/* One mremap(addr, old_len, new_len, 0): a resize in place; the syscall's
+ * time in ns, or -errno (-EFAULT if the mapping moved). */
+static int64_t probe_resize(uintptr_t addr, size_t old_len, size_t new_len)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    void *r = mremap((void *)addr, old_len, new_len, 0);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    if (r == MAP_FAILED)
+        return -errno;
+    if (r != (void *)addr)
+        return -EFAULT;
+    return (int64_t)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+}
+
 /* Time MADV_POPULATE_READ (zero page) of a mapped region; ns or -errno. */
 static int64_t probe_populate_read(uintptr_t addr, size_t len)
 {

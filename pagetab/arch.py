@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import os
@@ -94,6 +95,12 @@ class Arch:
     tlb: TlbSpec = TLBS["x86-64"]
     flush: FlushRules = _X86_DEFAULT
     costs: dict[str, Cost] = field(default_factory=dict, compare=False, hash=False)
+    #: what a system call pays beyond its warm cost once its thread has
+    #: faulted N bytes of fresh memory since its previous call (the caches
+    #: and TLBs the faults and their page zeroing took): (N, extra ns) at
+    #: the sizes ``host.measure_cold_call`` measured, increasing N; empty
+    #: where nothing was measured (only a host calibration measures it)
+    cold_call: tuple[tuple[int, float], ...] = field(default=(), compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not 2 <= len(self.levels) <= 5:
@@ -138,6 +145,24 @@ class Arch:
     def cost(self, event: str) -> float:
         """Nanoseconds per ``event`` (see ``costs``); KeyError names the valid ones."""
         return self._cost(event).ns
+
+    def cold_call_ns(self, faulted: int) -> float:
+        """The extra ns of a system call whose thread faulted ``faulted``
+        bytes since its previous call (``cold_call``): linear in log2 of the
+        bytes between the measured sizes, linear from 0 below the first,
+        the last measured value above the last (never extrapolated); 0
+        without a measurement."""
+        pts = [(n, ns) for n, ns in self.cold_call if n > 0]
+        if not pts or faulted <= 0:
+            return 0.0
+        if faulted <= pts[0][0]:
+            return pts[0][1] * faulted / pts[0][0]
+        if faulted >= pts[-1][0]:
+            return pts[-1][1]
+        (n0, y0), (n1, y1) = next((p, q) for p, q in itertools.pairwise(pts)
+                                  if faulted <= q[0])  # fmt: skip
+        t = math.log2(faulted / n0) / math.log2(n1 / n0)
+        return y0 + t * (y1 - y0)
 
     def cost_range(self, event: str) -> tuple[float, float]:
         """(low, high) nanoseconds per ``event``: the range its source states."""
@@ -506,9 +531,10 @@ def arch(name: str | Arch, calibration: str | None = None, device: str | None = 
 
 
 #: the costs a calibration file may set (``ipi`` only by a fit with other CPUs
-#: running; ``invlpg_flush`` and ``invlpg`` only on x86)
+#: running; ``invlpg_flush`` and ``invlpg`` only on x86; ``mremap_resize_call``
+#: measured directly)
 CALIBRATED_COSTS = ("mremap_call", "pte_move", "pmd_move", "pud_move", "invlpg_flush", "invlpg",
-                    "ipi")  # fmt: skip
+                    "ipi", "mremap_resize_call")  # fmt: skip
 
 
 #: the range of a calibrated cost when its file records no fit residuals
@@ -540,9 +566,27 @@ def _apply_calibration(base: Arch, data: Any, where: str, source: str, fits: str
             fitted = fitted.replace_costs(
                 {k: _banded(costs[k], band) for k in group}, f"{source}; range {why}"
             )
+        if "cold_call" in data:
+            fitted = fitted.replace(cold_call=_cold_call(data["cold_call"]))
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     return fitted
+
+
+def _cold_call(doc: Any) -> tuple[tuple[int, float], ...]:
+    """A calibration's "cold_call" measurement (``calibrate.measure_cold``)
+    as ``Arch.cold_call``: each size's median less the warm one (size 0),
+    never below 0."""
+    try:
+        sizes = [int(n) for n in doc["faulted_bytes"]]
+        medians = [float(ns) for ns in doc["median_ns"]]
+    except (TypeError, KeyError, ValueError):
+        raise ValueError("cold_call needs lists faulted_bytes and median_ns") from None
+    if len(sizes) != len(medians) or not sizes or sizes[0] != 0 \
+            or any(b <= a for a, b in itertools.pairwise(sizes)) \
+            or not all(math.isfinite(m) and m >= 0 for m in medians):  # fmt: skip
+        raise ValueError("cold_call: faulted_bytes must rise from 0, one finite median_ns each")
+    return tuple((n, max(m - medians[0], 0.0)) for n, m in zip(sizes, medians, strict=True))
 
 
 def load_calibration(base: Arch, path: str | os.PathLike[str]) -> Arch:

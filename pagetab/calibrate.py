@@ -15,7 +15,11 @@ the single-CPU costs just fitted. Training and held-out cases are measured
 together in rounds (``ROUNDS``), round-robin, so host drift during a run
 (this shared VM's speed wanders by tens of percent over seconds) biases
 neither the fit against the check nor one case against another; only the
-training cases enter the fit. The result is a JSON file that
+training cases enter the fit. Two figures are measured, not fitted: an
+mremap that resizes in place (``mremap_resize_call``: it moves no page
+table, and does none of a move's VMA work), and the cold-call curve (what a
+call pays after its thread faulted N bytes of fresh memory: ``cold_call``,
+which the replay of a recorded program applies). The result is a JSON file that
 ``pt.arch("x86-64", calibration=path)`` loads (``arch.load_calibration``,
 also here as ``load``); ``validate()`` re-checks a file later.
 """
@@ -45,12 +49,14 @@ from .stats import MoveStats
 
 __all__ = [
     "FITTED",
+    "MEASURED",
     "MOVE_COSTS",
     "Case",
     "calibrate",
     "fit_device",
     "load",
     "load_file",
+    "measure_cold",
     "refit",
     "validate",
 ]
@@ -66,7 +72,10 @@ MOVE_COSTS = CALIBRATED_COSTS[:4]
 FITTED = (*MOVE_COSTS, "invlpg_flush", "invlpg")
 #: what the fit with other CPUs running the mm sets
 REMOTE_FITTED = ("ipi",)
-assert set(FITTED) | set(REMOTE_FITTED) == set(CALIBRATED_COSTS)
+#: what the host measures directly, not by a fit: an mremap that resizes in
+#: place (``host.measure_resize_call``), kept under "resize_call"
+MEASURED = ("mremap_resize_call",)
+assert set(FITTED) | set(REMOTE_FITTED) | set(MEASURED) == set(CALIBRATED_COSTS)
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,20 @@ def measure_rounds(keys: list[tuple[Case, int]], repeats: int,
         for c, t in samples:
             samples[c, t].append(measure(c, repeats, t))
     return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def measure_cold(rounds: int = 21) -> dict[str, Any]:
+    """The cold-call measurement a calibration file records under
+    "cold_call" (``Arch.cold_call`` reads it): an mremap call's median ns
+    after its thread faulted each of ``host.COLD_SIZES`` bytes
+    (``host.measure_cold_call``). Measured, not fitted: the replay of a
+    recorded program adds it to each call by the bytes the program faulted
+    since its previous call, and the recorded programs, never measured
+    here, check it."""
+    medians = host.measure_cold_call(host.COLD_SIZES, rounds)
+    return {"call": "mremap moving an empty 2 MiB VMA", "rounds": rounds,
+            "date": datetime.date.today().isoformat(),
+            "faulted_bytes": list(medians), "median_ns": list(medians.values())}  # fmt: skip
 
 
 def _warm_up() -> None:
@@ -281,6 +304,10 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
             keys += [(c, cpus) for c in REMOTE_TRAINING + REMOTE_HELD_OUT]
     _warm_up()
     times = measure_rounds(keys, repeats)
+    cold = measure_cold()
+    resize = {"call": "mremap growing an empty 2 MiB VMA by 64 KiB in place",
+              "median_ns": host.measure_resize_call(),
+              "date": datetime.date.today().isoformat()}  # fmt: skip
     remote_cases = (REMOTE_TRAINING, REMOTE_HELD_OUT) if "skipped" not in remote and cpus > 1 \
         else None  # fmt: skip
     data = {
@@ -290,7 +317,10 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
         "date": datetime.date.today().isoformat(),
         "rounds": ROUNDS,
         **_fitted(training, check, times, remote, remote_cases),
+        "cold_call": cold,
+        "resize_call": resize,
     }
+    data["costs"].update(_measured(data))
     Path(path).write_text(json.dumps(data, indent=1))
     _show(data, verbose)
     return data
@@ -341,10 +371,17 @@ def refit(path: str | Path, out: str | Path | None = None, verbose: bool = True)
             times[cases[label], n] = float(row["measured_ns"])
     remote_cases = (picked[2], picked[3]) if picked[2] else None
     data.update(_fitted(picked[0], picked[1], times, remote, remote_cases))
+    data["costs"].update(_measured(data))  # measured, not fitted: kept as they are
     data["refitted"] = datetime.date.today().isoformat()
     Path(out or path).write_text(json.dumps(data, indent=1))
     _show(data, verbose)
     return data
+
+
+def _measured(data: dict[str, Any]) -> dict[str, float]:
+    """The MEASURED costs of a calibration document, from its measurements."""
+    resize = data.get("resize_call")
+    return {"mremap_resize_call": float(resize["median_ns"])} if resize else {}
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
@@ -370,6 +407,12 @@ def _show(data: dict[str, Any], verbose: bool) -> None:
     if "fit" in remote:
         _print(remote["fit"], f"fit, {cpus} CPUs")
         _print(remote["held_out"], f"held out, {cpus} CPUs")
+    cold = data.get("cold_call")
+    if cold:
+        warm = cold["median_ns"][0]
+        print(f"cold call: {cold['call']}, median after faulting N bytes (extra over warm)")
+        for n, ns in zip(cold["faulted_bytes"], cold["median_ns"], strict=True):
+            print(f"  {n >> 10:>8} KiB {ns / 1e3:>8.2f}us {(ns - warm) / 1e3:>+8.2f}us")
 
 
 def validate(profile: Arch, repeats: int = 5, cases: list[Case] | None = None,

@@ -119,7 +119,10 @@ def flush_cost_range(arch: Arch, ops: Mapping[str, int]) -> tuple[float, float]:
 
 
 def _move(arch: Arch, price: Price, st: Any, calls: int) -> dict[str, float]:
-    out: dict[str, float] = {"syscall": calls * price("mremap_call"), "entry moves": 0,
+    # a call that moved nothing (a resize in place) does none of a move's
+    # VMA work (copy_vma, the source's unmap): its own, cheaper price
+    call = "mremap_call" if st.moved else "mremap_resize_call"
+    out: dict[str, float] = {"syscall": calls * price(call), "entry moves": 0,
                              "table alloc": 0, "locks": 0}  # fmt: skip
     for counter, (event, category) in MOVE_EVENTS.items():
         n = getattr(st, counter)

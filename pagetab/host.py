@@ -10,6 +10,7 @@ after each move. Linux only: ``available()`` says why not elsewhere.
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import platform
 import re
@@ -34,9 +35,11 @@ __all__ = [
     "HostMove",
     "available",
     "measure_access",
+    "measure_cold_call",
     "measure_gc_cycle",
     "measure_move",
     "measure_populate",
+    "measure_resize_call",
     "offset",
     "pinnable_cpus",
     "populate_tables",
@@ -217,6 +220,79 @@ def _measure_move(size: int, populate: str, src_align: str | int, dst_align: str
         _munmap(at, size)
     out.thp_split_pmd = _probe.vmstat("thp_split_pmd") - split0
     return out
+
+
+#: what measure_cold_call faults before a timed call, by default (bytes)
+COLD_SIZES = (0, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20)
+
+
+def measure_cold_call(faulted: tuple[int, ...] = COLD_SIZES, rounds: int = 21) -> dict[int, float]:
+    """Median ns of one mremap call after this thread faulted ``faulted``
+    bytes of fresh anonymous memory (one write per page, as a program
+    filling new memory between its calls does), for each size: what the
+    call pays for the caches and TLBs that the faults and their page
+    zeroing took from it (0: right after the same call). The call moves an
+    empty 2 MiB VMA (no page tables: the call's own work only) back and
+    forth; sizes are measured
+    round-robin, ``rounds`` times, so drift spreads over them alike."""
+    ok, why = available()
+    if not ok:
+        raise NotImplementedError(f"host probe unavailable: {why}")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be an int >= 1, not {rounds!r}")
+    for n in faulted:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0 or n % PAGE:
+            raise ValueError(f"faulted sizes must be multiples of {PAGE} >= 0, not {n!r}")
+    s, d, length = move_layout(PMD, 0, PMD)
+    base = _probe.reserve(length, PUD)
+    at, other = base + s, base + d
+    _probe.map_region(at, PMD, "none")
+    samples: dict[int, list[int]] = {n: [] for n in faulted}
+    try:
+        for _ in range(rounds):
+            for n in faulted:
+                buf = mmap.mmap(-1, n) if n else None
+                if buf is not None:
+                    pages = np.frombuffer(buf, dtype=np.uint8)
+                    pages[::PAGE] = 1  # a write fault on each page
+                    del pages
+                else:  # warm: right after the same call
+                    _probe.move(at, other, PMD)
+                    at, other = other, at
+                samples[n].append(int(_probe.move(at, other, PMD)))
+                at, other = other, at
+                if buf is not None:
+                    buf.close()
+    finally:
+        _munmap(at, PMD)
+    return {n: float(statistics.median(v)) for n, v in samples.items()}
+
+
+def measure_resize_call(rounds: int = 21, repeats: int = 51) -> float:
+    """Median ns of an mremap that grows an empty 2 MiB anonymous VMA by
+    64 KiB in place (into free space: vma_merge_extend, no page table
+    touched), warm: each timed growth follows the shrink back. The median
+    of ``rounds`` medians of ``repeats`` growths."""
+    ok, why = available()
+    if not ok:
+        raise NotImplementedError(f"host probe unavailable: {why}")
+    for name, n in (("rounds", rounds), ("repeats", repeats)):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{name} must be an int >= 1, not {n!r}")
+    grow = 64 << 10
+    base = _probe.reserve(2 * PUD, PUD)
+    _probe.map_region(base, PMD, "none")
+    medians = []
+    try:
+        for _ in range(rounds):
+            times = []
+            for _ in range(repeats):
+                times.append(int(_probe.resize(base, PMD, PMD + grow)))
+                _probe.resize(base, PMD + grow, PMD)
+            medians.append(statistics.median(times))
+    finally:
+        _munmap(base, PMD)
+    return float(statistics.median(medians))
 
 
 def measure_populate(size: int, repeats: int = 3) -> list[int]:

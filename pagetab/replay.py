@@ -120,6 +120,9 @@ class ReplayedCall:
     #: the kernel's own flushes (x86 tlb:tlb_flush, local reasons) during the
     #: call; None where the trace has no flush events
     recorded_flushes: int | None = None
+    #: of ``estimated_ns``, what the call paid for the caches and TLBs the
+    #: thread's faults since its previous call took (``Arch.cold_call_ns``)
+    cold_ns: float = 0.0
 
     @property
     def simulated_flushes(self) -> int:
@@ -160,6 +163,8 @@ class KindTotal:
     #: (``simulated_flushes``: the moves' and the unmaps')
     recorded_flushes: int | None = None
     simulated_flushes: int = 0
+    #: of ``estimated_ns``, the cold-call part (``ReplayedCall.cold_ns``)
+    cold_ns: float = 0.0
 
 
 @dataclass
@@ -191,6 +196,9 @@ class ReplayResult:
     comparable: bool = True
     #: Chrome trace events of the calls, lock holds and flushes (``timeline``)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    #: whether calls paid a cold price: the arch's calibration measured one
+    #: (``Arch.cold_call``)
+    cold_priced: bool = False
     #: the baseline policy's estimate over this one's (``compare_replay``)
     ratio: float | None = None
 
@@ -318,6 +326,8 @@ class ReplayResult:
             errs = self.errors(kind) if self.comparable else []
             rows.append({"kind": kind, "calls": k.calls, "priced": k.priced,
                          "estimated_us": k.estimated_ns / 1e3 if k.priced else None,
+                         "cold_us": k.cold_ns / 1e3 if k.priced and self.cold_priced
+                         else None,
                          "recorded_us": k.recorded_ns / 1e3 if k.priced and self.comparable
                          else None,
                          "total_error_pct": err,
@@ -434,6 +444,10 @@ class Replayer:
         self.faults = 0
         self.events = 0
         self.pending: list[tuple[_Process, int, int, bool]] = []  # faults to run in a batch
+        #: faults of each thread since its previous system call (its next
+        #: priced call pays ``Arch.cold_call_ns`` of their bytes)
+        self.faulted: Counter[int] = Counter()
+        self.fault_bytes = int(h.get("page_size") or a.page_size)
         self.unknown_pids: set[int] = set()
         #: a trace without exec-time VMAs: each process starts empty
         self.imported = reader.header.source != "tracefs"
@@ -505,6 +519,7 @@ class Replayer:
             return
         if kind == "fault":
             self.faults += 1
+            self.faulted[int(ev["tid"])] += 1
             self.pending.append((p, p.cpu(int(ev["tid"])), int(ev["a"]), bool(ev["w"])))
             return
         if kind == "tlb":
@@ -550,6 +565,7 @@ class Replayer:
         r = ev["r"]
         tid = int(ev["tid"])
         cpu = p.cpu(tid)
+        faulted = self.faulted.pop(tid, 0) * self.fault_bytes
         if name in ENDS or r is None:
             return
         r = int(r)
@@ -561,6 +577,9 @@ class Replayer:
         if out is None:
             return
         replayed, est, counters, note, kind, region_addr = out
+        cold = self.arch.cold_call_ns(faulted) if est is not None else 0.0
+        if est is not None:
+            est += cold
         rec_flushes = None
         if self.has_flushes:
             tlb = ev.get("tlb") or {}
@@ -573,6 +592,7 @@ class Replayer:
         if est is not None:
             k.priced += 1
             k.estimated_ns += est
+            k.cold_ns += cold
             if ev.get("d") is not None:
                 k.recorded_ns += int(ev["d"])
             k.counters.update(counters)
@@ -587,7 +607,7 @@ class Replayer:
         if self.keep:
             self.calls.append(ReplayedCall(int(ev["t"]), p.pid, tid, cpu, name, a, r, replayed,
                                            ev.get("d"), est, dict(counters), note,
-                                           rec_flushes))  # fmt: skip
+                                           rec_flushes, cold))  # fmt: skip
 
     def add_timeline(self, p: _Process, ev: dict[str, Any], cpu: int, kind: str, est: float,
                      counters: dict[str, int]) -> None:  # fmt: skip
@@ -852,7 +872,7 @@ class Replayer:
                             self.skipped, self.translated, self.faults, self.recorded_flushes,
                             len(self.procs), self.events,
                             not self.cross and self.reader.header.timing == "kernel",
-                            self.timeline or [])  # fmt: skip
+                            self.timeline or [], bool(self.arch.cold_call))  # fmt: skip
 
 
 def _diff(want: list[tuple[int, int, str]], have: list[tuple[int, int, str]]) -> str:

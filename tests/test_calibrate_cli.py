@@ -23,7 +23,8 @@ def test_calibration_fits_and_predicts(tmp_path: Path) -> None:
     train = [calibrate.Case(s, o) for s in (64 * MIB, 512 * MIB) for o in (4096, 2 * MIB)]
     train += [calibrate.Case(1 << 30, 0)]
     data = calibrate.calibrate(out, repeats=3, cases=train, verbose=False)
-    assert set(data["costs"]) == set(calibrate.FITTED)
+    assert set(data["costs"]) == set(calibrate.FITTED + calibrate.MEASURED)
+    assert data["costs"]["mremap_resize_call"] == data["resize_call"]["median_ns"] > 0
     assert all(v >= 0 for v in data["costs"].values())
     prof = pt.arch("x86-64", calibration=str(out))
     assert prof.name == "x86-64@calibrated"
@@ -44,7 +45,8 @@ def test_calibration_with_other_cpus_fits_the_ipi(tmp_path: Path) -> None:
     out = tmp_path / "cal.json"
     train = [calibrate.Case(64 * MIB, 4096), calibrate.Case(64 * MIB, 2 * MIB)]
     data = calibrate.calibrate(out, repeats=2, cases=train, verbose=False, cpus=2)
-    assert set(data["costs"]) == set(calibrate.FITTED) | {"ipi"} and data["costs"]["ipi"] >= 0
+    assert set(data["costs"]) == set(calibrate.FITTED + calibrate.MEASURED) | {"ipi"}
+    assert data["costs"]["ipi"] >= 0
     assert data["remote"]["cpus"] == 2 and len(data["remote"]["fit"]) == 2
     prof = pt.arch("x86-64", calibration=str(out))
     assert prof.cost("ipi") == pytest.approx(data["costs"]["ipi"])
@@ -110,6 +112,47 @@ def test_calibrated_costs_take_their_range_from_the_fit(tmp_path: Path) -> None:
         pt.arch("x86-64", calibration=str(path))
 
 
+def test_a_cold_call_costs_what_was_measured_after_as_many_faulted_bytes(
+    tmp_path: Path,
+) -> None:
+    # medians measured after 0, 1, 4 MiB faulted: the extra over warm is
+    # 1000 ns at 1 MiB and 4000 at 4 MiB; between them linear in log2 of
+    # the bytes (2 MiB: half way), linear from 0 below the first size,
+    # held flat past the last (never extrapolated)
+    path = tmp_path / "cal.json"
+    cold = {"faulted_bytes": [0, MIB, 4 * MIB], "median_ns": [1000.0, 2000.0, 5000.0]}
+    path.write_text(json.dumps({"arch": "x86-64", "costs": {"pte_move": 6.0}, "cold_call": cold}))
+    prof = pt.arch("x86-64", calibration=str(path))
+    assert prof.cold_call == ((0, 0.0), (MIB, 1000.0), (4 * MIB, 4000.0))
+    got = [prof.cold_call_ns(n) for n in (0, MIB // 2, MIB, 2 * MIB, 4 * MIB, 64 * MIB)]
+    assert got == pytest.approx([0.0, 500.0, 1000.0, 2500.0, 4000.0, 4000.0])
+    assert pt.arch("x86-64").cold_call_ns(4 * MIB) == 0.0  # nothing measured: no price
+    # a warm median above a cold one is no negative price
+    cold["median_ns"] = [3000.0, 2000.0, 5000.0]
+    path.write_text(json.dumps({"arch": "x86-64", "costs": {}, "cold_call": cold}))
+    assert pt.arch("x86-64", calibration=str(path)).cold_call[1] == (MIB, 0.0)
+    for bad in ({"faulted_bytes": [MIB], "median_ns": [1.0]},
+                {"faulted_bytes": [0, 4 * MIB, MIB], "median_ns": [1.0, 2.0, 3.0]},
+                {"faulted_bytes": [0, MIB], "median_ns": [1.0]},
+                {"faulted_bytes": [0, MIB], "median_ns": [1.0, float("nan")]},
+                {"median_ns": [1.0]}):  # fmt: skip
+        path.write_text(json.dumps({"arch": "x86-64", "costs": {}, "cold_call": bad}))
+        with pytest.raises(ValueError, match=r"cal\.json: cold_call"):
+            pt.arch("x86-64", calibration=str(path))
+
+
+@needs_host
+def test_the_host_call_is_slower_after_faulting_64_mib() -> None:
+    # measured here (not a speed bound: which is slower is the kernel's and
+    # the CPU's, and 64 MiB of fresh pages zeroed evicts far more than a
+    # warm call leaves behind on any machine with caches under 64 MiB)
+    got = host.measure_cold_call((0, 64 * MIB), rounds=9)
+    assert set(got) == {0, 64 * MIB} and got[0] > 0
+    assert got[64 * MIB] > got[0]
+    with pytest.raises(ValueError, match="multiples"):
+        host.measure_cold_call((0, 1000))
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pagetab", *args], capture_output=True,
                           text=True, check=False)  # fmt: skip
@@ -143,7 +186,13 @@ def test_calibration_recovers_known_costs_and_interleaves_the_check(
     monkeypatch.setattr(calibrate, "measure", fake_measure)
     monkeypatch.setattr(host, "available", lambda: (True, ""))
     monkeypatch.setattr(host, "measure_move", lambda *a, **k: None)
+    cold = {n: 1000.0 + n / 1024 for n in host.COLD_SIZES}
+    monkeypatch.setattr(host, "measure_cold_call", lambda sizes, rounds: dict(cold))
+    monkeypatch.setattr(host, "measure_resize_call", lambda: 777.0)
     data = calibrate.calibrate(tmp_path / "cal.json", repeats=1, verbose=False, cpus=2)
+    assert data["cold_call"]["faulted_bytes"] == list(host.COLD_SIZES)
+    assert data["cold_call"]["median_ns"] == list(cold.values())
+    assert data["costs"]["mremap_resize_call"] == 777.0  # as measured, not fitted
     for k in (*calibrate.FITTED, "ipi"):
         assert data["costs"][k] == pytest.approx(truth.cost(k), rel=1e-6), k
     assert all(abs(r["error"]) < 1e-9 for r in data["held_out"] + data["remote"]["held_out"])
@@ -175,6 +224,9 @@ def test_refit_fits_a_files_own_measurements_again(
     )
     monkeypatch.setattr(host, "available", lambda: (True, ""))
     monkeypatch.setattr(host, "measure_move", lambda *a, **k: None)
+    monkeypatch.setattr(host, "measure_cold_call",
+                        lambda sizes, rounds: {n: 1000.0 + n / 1024 for n in sizes})  # fmt: skip
+    monkeypatch.setattr(host, "measure_resize_call", lambda: 777.0)
     path = tmp_path / "cal.json"
     calibrate.calibrate(path, repeats=1, verbose=False, cpus=2)
     doc = json.loads(path.read_text())
@@ -189,6 +241,8 @@ def test_refit_fits_a_files_own_measurements_again(
         assert data["costs"][k] == pytest.approx(truth.cost(k), rel=1e-6), k
     assert all(abs(r["error"]) < 1e-9 for r in data["fit"] + data["remote"]["held_out"])
     assert json.loads(out.read_text())["refitted"] and json.loads(path.read_text()) == doc
+    # measurements: refit keeps them
+    assert data["cold_call"] == doc["cold_call"] and data["costs"]["mremap_resize_call"] == 777.0
     # a case calibrate never measures is refused, by name
     doc["fit"][0]["case"] = "3M odd zero"
     path.write_text(json.dumps(doc))

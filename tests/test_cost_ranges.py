@@ -18,7 +18,7 @@ from pagetab.costs_data import COSTS, Cost
 from pagetab.experiment import compare, run_move
 
 M, G = 1 << 20, 1 << 30
-BORROWED = ("mremap_call", "pte_move", "pmd_move", "pud_move", "fault")
+BORROWED = ("mremap_call", "mremap_resize_call", "pte_move", "pmd_move", "pud_move", "fault")
 
 
 @pytest.mark.parametrize("family", sorted(COSTS))
@@ -175,3 +175,21 @@ def test_published_timings_show_the_simulated_interval() -> None:
         else:
             assert p.simulated_low_us is not None and p.simulated_high_us is not None
             assert p.simulated_low_us < p.simulated_us < p.simulated_high_us, p.id
+
+
+def test_a_resize_in_place_is_priced_as_a_resize_not_as_a_move() -> None:
+    # mremap_at growing into free space or shrinking moves no page table and
+    # does none of a move's VMA work: its call costs mremap_resize_call; a
+    # call that moved costs mremap_call
+    a = pt.arch("x86-64").with_costs(mremap_call=5000.0, mremap_resize_call=300.0)
+    mm = pt.AddressSpace(a, cpus=1, policy="linux-6.18")
+    base = 1 << 40
+    mm.mmap(1 << 20, addr=base, flags=pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED)
+    mm.mremap(base, 1 << 20, 2 << 20)  # grows in place
+    assert mm.last_move is not None and not mm.last_move.moved
+    assert mm.last_move.breakdown["syscall"] == 300.0
+    mm.mremap(base, 2 << 20, 4096)  # shrinks in place
+    assert mm.last_move.breakdown["syscall"] == 300.0
+    mm.mmap(4096, addr=base + 4096, flags=pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED)
+    mm.mremap(base, 4096, 8192, pt.MREMAP_MAYMOVE)  # blocked: moves
+    assert mm.last_move.moved and mm.last_move.breakdown["syscall"] == 5000.0

@@ -67,6 +67,35 @@ def test_a_faithful_trace_replays_exactly(tmp_path: Path) -> None:
     assert res.kinds["mremap"].priced == 1 and res.kinds["mmap"].priced == 0
 
 
+def test_a_call_pays_for_what_its_own_thread_faulted_before_it(tmp_path: Path) -> None:
+    # thread 10 faulted 512 pages (2 MiB) before its mremap, thread 11 as
+    # many: the call's cold price is the calibration's at 2 MiB (half way,
+    # in log2, between its 1 MiB and 4 MiB figures: 2500 ns), not at 4 MiB
+    # nor at 0; it is part of the estimate, and the munmap right after pays
+    # none
+    import json
+    from importlib import resources
+
+    doc = json.loads(resources.files("pagetab").joinpath(
+        "data/traces/host-calibration.json").read_text())  # fmt: skip
+    final = [[STACK[1] - 4096, STACK[1], 0], [B, B + 2 * M, 0]]
+    trace = program(tmp_path / "t.gz", final)
+    estimates = []
+    for cold in (None, {"faulted_bytes": [0, M, 4 * M], "median_ns": [1e3, 2e3, 5e3]}):
+        if cold is None:
+            doc.pop("cold_call", None)
+        else:
+            doc["cold_call"] = cold
+        cal = tmp_path / "cal.json"
+        cal.write_text(json.dumps(doc))
+        res = replay(trace, "x86-64", "linux-6.18", cpus=2, calibration=str(cal))
+        mremap = next(c for c in res.calls if c.name == "mremap")
+        assert mremap.cold_ns == (0.0 if cold is None else pytest.approx(2500.0))
+        assert res.kinds["mremap"].cold_ns == mremap.cold_ns
+        estimates.append(mremap.estimated_ns)
+    assert estimates[1] == pytest.approx(estimates[0] + 2500.0)
+
+
 def test_a_page_the_kernel_had_and_the_replay_not_is_listed(tmp_path: Path) -> None:
     final = [[STACK[1] - 4096, STACK[1], 0], [B, B + 2 * M + 4096, 0]]
     res = replay(program(tmp_path / "t.gz", final), "x86-64", "linux-6.18")

@@ -126,15 +126,17 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return status
-    head = ["arch", "policy", "call", "calls", "est. us", "kernel us", "total err %",
+    head = ["arch", "policy", "call", "calls", "est. us", "cold us", "kernel us", "total err %",
             "median err %", "flushes kernel/pagetab"]  # fmt: skip
     priced = [r for r in rows if r["priced"]]
     cells = [[r["arch"], r["policy"], r["kind"], r["calls"], _f(r["estimated_us"]),
-              _f(r["recorded_us"]), _f(r["total_error_pct"]), _f(r["median_error_pct"]),
-              _flushes(r)] for r in priced]  # fmt: skip
+              _f(r["cold_us"]), _f(r["recorded_us"]), _f(r["total_error_pct"]),
+              _f(r["median_error_pct"]), _flushes(r)] for r in priced]  # fmt: skip
     name = os.path.basename(args.trace)
-    table(f"replay of {name}: the priced calls (kernel us: their recorded kernel time; "
-          "flushes: tlb:tlb_flush on the calling CPU during them, and pagetab's)",
+    table(f"replay of {name}: the priced calls (cold us: of the estimate, what the calls pay "
+          "after the faults before them, where the calibration measured it; kernel us: their "
+          "recorded kernel time; flushes: tlb:tlb_flush on the calling CPU during them, and "
+          "pagetab's)",
           head, cells, right_from=3)  # fmt: skip
     others = sorted({(r["kind"], r["calls"]) for r in rows if not r["priced"]})
     print("calls replayed without a price: " + ", ".join(f"{k} {n}" for k, n in others))
@@ -209,7 +211,7 @@ def _plot(res: ReplayResult, path: str) -> None:
 
 def _print_calls(res: ReplayResult) -> None:
     """Each priced call, in order."""
-    head = ["ms", "cpu", "call", "bytes", "moved", "kernel us", "est. us", "err %",
+    head = ["ms", "cpu", "call", "bytes", "moved", "kernel us", "est. us", "cold us", "err %",
             "flushes kernel/pagetab"]  # fmt: skip
     rows = []
     for c in res.calls:
@@ -221,7 +223,8 @@ def _print_calls(res: ReplayResult) -> None:
         err = (c.estimated_ns - rec) / rec * 100 if rec else None
         k = "-" if c.recorded_flushes is None else str(c.recorded_flushes)
         rows.append([f"{c.t / 1e6:.3f}", str(c.cpu), c.name, f"{size:,}", moved,
-                     _f(None if rec is None else rec / 1e3), _f(c.estimated_ns / 1e3), _f(err),
+                     _f(None if rec is None else rec / 1e3), _f(c.estimated_ns / 1e3),
+                     _f(c.cold_ns / 1e3 if res.cold_priced else None), _f(err),
                      f"{k}/{c.simulated_flushes}"])  # fmt: skip
     table(f"{res.arch} {res.policy}: each priced call", head, rows, right_from=3)
 
