@@ -14,7 +14,9 @@ redesign of the upper layers began, until the source's unmap after a move
 gained tlb_finish_mmu's flush of the freed page tables (the commit that
 adds ``unmap_flushes``), which moved results on purpose and re-generated
 it, as did the commit that confined moves of several VMAs to 6.17 and
-later (``Policy.multi_vma_move``); re-generate it (``-o``) only with a
+later (``Policy.multi_vma_move``), and the one that added linux-6.19 and
+the counter ``batched_pending_flushes`` (new rows and a new zero column;
+no value changed); re-generate it (``-o``) only with a
 change meant to move results, and say so in that commit.
 """
 

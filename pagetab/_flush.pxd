@@ -96,6 +96,32 @@ cdef inline void tlb_flush_gather(const flush_rule *r, TlbState *s, FlushOps *op
     s.freed_tables = False
 
 
+# flush_tlb_mm's range: [0, this), above every user address of every profile
+# (a function: a C enum is an int)
+cdef inline uint64_t flush_mm_end() noexcept nogil:
+    return (<uint64_t>1) << 57
+
+
+cdef inline bint flush_tlb_batched_pending(const flush_rule *r, TlbState *s, FlushOps *ops,
+                                           int caller) noexcept nogil:
+    """mm/rmap.c flush_tlb_batched_pending(mm): when reclaim left a
+    deferred flush of this mm pending (``tlb_flush_batched``), flush the
+    whole mm (flush_tlb_mm: x86 passes freed_tables, reaching lazy CPUs
+    too), or, where the arch's hook is a barrier alone, a DSB; either way
+    the batch is done. Returns whether one was pending."""
+    if not s.tlb_flush_batched:
+        return False
+    s.tlb_flush_batched = False
+    if s.batched_pending_barrier:
+        ops.dsb += 1
+        return True
+    s.freed_tables = True
+    ops.flush_calls += 1
+    r.flush_range(r, s, ops, caller, 0, flush_mm_end(), s.page_shift)
+    s.freed_tables = False
+    return True
+
+
 cdef class FlushRule:
     """One family's flush_tlb_range and its parameters (see subclasses)."""
     cdef flush_rule r

@@ -107,6 +107,17 @@ cdef class Tlbs(TlbArrays):
         tlb_flush_gather(&self.rule, &self.s, &ops, caller, start, end, stride_shift, freed_tables)
         return ops
 
+    def flush_tlb_batched_pending(self, int caller):
+        """flush_tlb_batched_pending from ``caller`` (zap_pte_range and
+        change_pte_range call it too): the operations it took, or None when
+        no deferred flush was pending."""
+        cdef FlushOps ops
+        self.check_flush(caller, self.s.page_shift)
+        memset(&ops, 0, sizeof(FlushOps))
+        if not flush_tlb_batched_pending(&self.rule, &self.s, &ops, caller):
+            return None
+        return ops
+
     cdef int check_flush(self, int caller, int stride_shift) except -1:
         """ValueError unless ``caller`` is a CPU here and ``stride_shift`` a
         stride from the page size up."""

@@ -271,6 +271,7 @@ cdef int zap_pte_range(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr
     unfolded first)."""
     cdef int64_t pages = 0
     cdef int i
+    walk.pt.pte_tables_visited += 1
     unfold_edges(walk.pt, t, i0, i1)
     for i in range(i0, i1):
         if t[i] != 0:

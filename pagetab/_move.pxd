@@ -53,6 +53,7 @@ cdef struct mremap_config:
     bint split_pte               # USE_SPLIT_PTE_PTLOCKS
     bint split_pmd               # USE_SPLIT_PMD_PTLOCKS
     int cont_ptes                # arm64 contpte: PTEs per contiguous block (0 when contpte is off)
+    bint bbml2_noabort           # arm64 CPU with BBML2 and no conflict aborts (ARM64_HAS_BBML2_NOABORT)
     # the policy's engine fields: each named as its Policy field (policy.py,
     # which documents them; tests/test_policy.py checks the names)
     bint move_pmd
@@ -63,6 +64,7 @@ cdef struct mremap_config:
     uint64_t pte_extent_limit    # in pages; 0: none
     bint contpte
     bint pte_batch
+    bint contpte_bbml2_elide
 
 
 # Lock statistics, one field per lock class.
@@ -95,6 +97,8 @@ cdef struct move_stats:
     int64_t unmap_flushes        # the call's unmaps' flushes (tlb_finish_mmu: pages zapped or
                                  # page tables freed), after the moves; in flush_ops, not above
     int64_t flush_unlocked       # flushes issued with no page-table lock held
+    int64_t batched_pending_flushes  # flush_tlb_batched_pending that flushed: reclaim's deferred
+                                 # flush of this mm was pending (tlb_flush_batched); in flush_ops
     int64_t unsafe_entries       # moved present entries unflushed when a lock dropped
     int64_t unsafe_windows       # stale TLB entries for them at that moment
     lock_classes lock_acquired   # acquisitions per lock class

@@ -13,6 +13,7 @@ MOVE_DTYPE: np.dtype[np.void]
 EVENT_DTYPE: np.dtype[np.void]
 EVENT_KINDS: tuple[str, ...]
 FLUSH_KINDS: tuple[str, ...]
+MM_FLUSH_END: int
 PGT_ENTRIES: tuple[str, ...]
 LOCK_ID_SHIFT: int
 LOCK_ID_MM: int
@@ -68,4 +69,5 @@ def finish_flush(
     freed_tables: bool,
     words: npt.NDArray[np.int64],
     trace: bool = False,
+    batched: bool = False,
 ) -> npt.NDArray[np.int64] | None: ...

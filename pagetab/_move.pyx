@@ -17,7 +17,10 @@ cimport numpy as cnp
 
 import numpy as np
 
-from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_gather, tlb_flush_range
+from pagetab._flush cimport (
+    FlushOps, Tlbs, flush_mm_end, flush_rule, flush_tlb_batched_pending, tlb_flush_gather,
+    tlb_flush_range,
+)
 from pagetab._huge_memory cimport split_huge_pmd
 from pagetab._pgtable cimport (
     ACTION_CONTINUE, ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT,
@@ -54,11 +57,15 @@ cdef enum:
     EV_CONVERT = 5
     EV_SPLIT = 6
     EV_FINISH = 7      # the unmap's tlb_finish_mmu flush after the moves (stats.add_flush)
+    EV_BATCHED = 8     # flush_tlb_batched_pending in move_ptes: reclaim's deferred flush
 
 #: the names of move_event.kind's values
-EVENT_KINDS = ("lock", "unlock", "ptes", "entry", "flush", "convert", "split", "finish")
+EVENT_KINDS = ("lock", "unlock", "ptes", "entry", "flush", "convert", "split", "finish",
+               "batched")
 #: the kinds that flush: each has a row of flush operations (its ``what``)
-FLUSH_KINDS = ("flush", "convert", "finish")
+FLUSH_KINDS = ("flush", "convert", "finish", "batched")
+#: the end of flush_tlb_mm's range (a "batched" event's hi)
+MM_FLUSH_END = flush_mm_end()
 #: move_event.what of an "entry" event: the pgt_entry moved
 PGT_ENTRIES = ("NORMAL_PMD", "HPAGE_PMD", "NORMAL_PUD", "HPAGE_PUD")
 
@@ -558,15 +565,37 @@ cdef inline void contpte_convert(Ctx *x, uint64_t *t, int64_t b, uint64_t addr, 
         x.c.contpte_folds += 1
     else:
         x.c.contpte_unfolds += 1
-    tlb_flush_range(x.rule, x.tlb, &x.c.flush_ops, x.caller, addr, addr + size,
-                    x.cfg.page_shift)
-    if x.snap.ready:  # (most flushes: none built; no cross-module call)
-        tlb_snapshot_free(&x.snap)
-    x.counts_since_flush = 0
-    trace_flush(x, EV_CONVERT, addr, addr + size, x.cfg.page_shift, &before)
+    if not (x.cfg.bbml2_noabort and x.cfg.contpte_bbml2_elide):
+        # break-before-make; a CPU with BBML2 and no conflict aborts skips it
+        # (83bbd6be7d17): the caller's flush of what it changed follows
+        tlb_flush_range(x.rule, x.tlb, &x.c.flush_ops, x.caller, addr, addr + size,
+                        x.cfg.page_shift)
+        if x.snap.ready:  # (most flushes: none built; no cross-module call)
+            tlb_snapshot_free(&x.snap)
+        x.counts_since_flush = 0
+        trace_flush(x, EV_CONVERT, addr, addr + size, x.cfg.page_shift, &before)
     for j in range(b, b + n):
         if t[j]:
             t[j] = (t[j] | E_CONT) if set_cont else (t[j] & ~(<uint64_t>E_CONT))
+
+
+cdef void batched_pending(Ctx *x) noexcept nogil:
+    """flush_tlb_batched_pending(mm) under the PTE locks, before the entries
+    move: reclaim's deferred flush of this mm, done now (out of line: it is
+    rare)."""
+    cdef FlushOps before
+    if x.tracing:
+        before = x.c.flush_ops
+    flush_tlb_batched_pending(x.rule, x.tlb, &x.c.flush_ops, x.caller)
+    x.c.batched_pending_flushes += 1
+    if x.snap.ready:
+        tlb_snapshot_free(&x.snap)
+    x.counts_since_flush = 0
+    if x.tlb.batched_pending_barrier:  # a DSB: nothing invalidated (an empty range)
+        trace_flush(x, EV_BATCHED, 0, 0, x.cfg.page_shift, &before)
+        return
+    x.nsegs = 0  # every moved entry's stale translation went with the mm's
+    trace_flush(x, EV_BATCHED, 0, flush_mm_end(), x.cfg.page_shift, &before)
 
 
 cdef inline void try_fold(Ctx *x, uint64_t *n, int64_t k, int64_t nidx0,
@@ -614,6 +643,8 @@ cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
         took_rmap = take_rmap_locks(x)
     took_old = spin_lock(x, old_ptl)
     took_new = spin_lock(x, new_ptl)
+    if x.tlb.tlb_flush_batched:
+        batched_pending(x)
     if c == 0:
         # no contiguous blocks: the plain loop (kept apart: it is the hot one)
         for k in range(npte):
@@ -1052,13 +1083,17 @@ def move_page_tables(PageTables tables not None, Tlbs tlbs not None,
 
 
 def finish_flush(Tlbs tlbs not None, int caller, uint64_t lo, uint64_t hi, int stride_shift,
-                 bint freed_tables, cnp.ndarray words not None, bint trace=False):
+                 bint freed_tables, cnp.ndarray words not None, bint trace=False,
+                 bint batched=False):
     """tlb_finish_mmu's flush of an mremap's unmap, counted into the call's
     record ``words`` (a writable int64 array of MOVE_WORDS words, as
     move_page_tables returns): its operations into ``flush_ops``, one more
     ``unmap_flushes``. ``freed_tables``: page tables were freed (the
-    mmu_gather's freed_tables). Returns, with ``trace``, the operations it
-    issued (an int64 row in FlushOps' order), else None."""
+    mmu_gather's freed_tables). With ``batched``, instead, zap_pte_range's
+    flush_tlb_batched_pending (one more ``batched_pending_flushes`` if one
+    was pending; ``lo``, ``hi``, ``freed_tables`` unused). Returns, with
+    ``trace``, the operations it issued (an int64 row in FlushOps' order),
+    else None."""
     cdef move_stats *c
     cdef FlushOps before
     cdef cnp.npy_intp n = OPS_WORDS
@@ -1069,9 +1104,13 @@ def finish_flush(Tlbs tlbs not None, int caller, uint64_t lo, uint64_t hi, int s
     tlbs.check_flush(caller, stride_shift)
     c = <move_stats*>cnp.PyArray_DATA(words)
     before = c.flush_ops
-    tlb_flush_gather(&tlbs.rule, &tlbs.s, &c.flush_ops, caller, lo, hi, stride_shift,
-                     freed_tables)
-    c.unmap_flushes += 1
+    if batched:
+        if flush_tlb_batched_pending(&tlbs.rule, &tlbs.s, &c.flush_ops, caller):
+            c.batched_pending_flushes += 1
+    else:
+        tlb_flush_gather(&tlbs.rule, &tlbs.s, &c.flush_ops, caller, lo, hi, stride_shift,
+                         freed_tables)
+        c.unmap_flushes += 1
     if not trace:
         return None
     row = cnp.PyArray_EMPTY(1, &n, cnp.NPY_INT64, 0)

@@ -82,6 +82,8 @@ cdef struct pgtables:
     int64_t tables_freed
     int cont_ptes                # arm64 contpte: PTEs per block folded by faults; 0 none
     int64_t contpte_unfolds      # blocks unfolded by zap and change_prot
+    int64_t pte_tables_visited   # PTE tables zap and change_prot walked (each calls
+                                 # flush_tlb_batched_pending in the kernel)
     # Page contents as far as the kernel looks at them: bit f set once a
     # store wrote frame f (a fault alone leaves a page zero-filled). A
     # folio split maps never-written subpages to the shared zero page

@@ -316,6 +316,13 @@ cdef class PageTables:
         self.pgt.cont_ptes = v
 
     @property
+    def pte_tables_visited(self):
+        """PTE tables zap and change_prot walked so far (each visit is a
+        flush_tlb_batched_pending in the kernel's zap_pte_range and
+        change_pte_range)."""
+        return self.pgt.pte_tables_visited
+
+    @property
     def contpte_unfolds(self):
         """Blocks unfolded by zap and change_prot."""
         return self.pgt.contpte_unfolds

@@ -99,6 +99,10 @@ cdef struct TlbState:
     bint freed_ipi_lazy              # x86: flushes of freed page tables IPI lazy CPUs too
     bint freed_tables                # the flush running is of freed page tables (the mmu_gather's
                                      # freed_tables): set by Tlbs.flush_range for its duration
+    bint tlb_flush_batched           # mm->tlb_flush_batched: reclaim unmapped pages of this mm and
+                                     # deferred their flush (set_tlb_ubc_flush_pending), not yet done
+    bint batched_pending_barrier     # flush_tlb_batched_pending is a barrier alone (arm64's
+                                     # arch_flush_tlb_batched_pending before 4b634918384c)
     int32_t *ccount                  # [cpu][array][class] valid entries, to skip empty probes
     int nprobe[3]                    # per TLB level: the (array, class) pairs to probe
     int probe_arr[3][MAX_ARRAYS * MAX_CLASSES]

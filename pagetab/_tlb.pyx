@@ -364,6 +364,31 @@ cdef class TlbArrays:
     def freed_ipi_lazy(self, bint value):
         self.s.freed_ipi_lazy = value
 
+    @property
+    def page_shift(self):
+        """PAGE_SHIFT of the TLBs' architecture."""
+        return self.s.page_shift
+
+    @property
+    def tlb_flush_batched(self):
+        """Whether reclaim's deferred flush of this mm is pending
+        (mm->tlb_flush_batched); the next flush_tlb_batched_pending does it."""
+        return bool(self.s.tlb_flush_batched)
+
+    @tlb_flush_batched.setter
+    def tlb_flush_batched(self, bint value):
+        self.s.tlb_flush_batched = value
+
+    @property
+    def batched_pending_barrier(self):
+        """Whether flush_tlb_batched_pending is a barrier alone (set from the
+        arch and the policy)."""
+        return bool(self.s.batched_pending_barrier)
+
+    @batched_pending_barrier.setter
+    def batched_pending_barrier(self, bint value):
+        self.s.batched_pending_barrier = value
+
     def flush_all(self, int cpu):
         """Flush one CPU's TLB (as a context switch to another mm would)."""
         if not 0 <= cpu < self.s.ncpu:

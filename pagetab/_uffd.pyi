@@ -19,6 +19,7 @@ def move_calls(
     allow_holes: bool,
     batch: bool,
     move_zero: bool,
+    anon_vma_lock: bool = ...,
 ) -> tuple[int, int, int, dict[str, Any]]: ...
 def split_folio(
     tables: PageTables,

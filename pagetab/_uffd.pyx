@@ -71,7 +71,7 @@ NEED_SPLIT = _NEED_SPLIT
 
 cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t src,
                         int64_t npages, bint allow_holes, bint batch, bint move_zero,
-                        uffd_move_stats *st, int64_t *done) noexcept nogil:
+                        bint anon_vma_lock, uffd_move_stats *st, int64_t *done) noexcept nogil:
     """Move up to ``npages`` PTEs from ``src`` to ``dst`` (each inside one
     PTE table, which exists), in order; ``done`` gets the pages done.
 
@@ -137,7 +137,8 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
         st.folio_locks += 1
         if not batch or run_start < 0:
             st.pte_locks += 2
-            st.anon_vma_locks += 1
+            if anon_vma_lock:  # (6.8-6.18; cc22b9978509 dropped it)
+                st.anon_vma_locks += 1
         d[k] = (e & ~(<uint64_t>(E_CONT | E_SOFTDIRTY))) | E_READ | E_WRITE | E_DIRTY
         s[k] = 0
         st.ptes_moved += 1
@@ -158,7 +159,7 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
 
 cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t src,
                     uint64_t length, bint allow_holes, bint batch, bint move_zero,
-                    uffd_move_stats *st, uint64_t *moved) noexcept nogil:
+                    bint anon_vma_lock, uffd_move_stats *st, uint64_t *moved) noexcept nogil:
     """move_pages()' loop from the PMD lookups down, over [src, src + length)
     (VMAs already checked); ``moved`` gets the bytes moved. Returns 0 when
     everything moved, an errno, or NEED_SPLIT at a page of a large folio
@@ -217,7 +218,8 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
             st.pte_locks += 2
             if not (e & E_ZERO):
                 st.folio_locks += 1
-                st.anon_vma_locks += 1
+                if anon_vma_lock:
+                    st.anon_vma_locks += 1
             flush_run(tlbs, caller, src, src + pmd_size, pt.shift[pmd], st)
             src += pmd_size
             dst += pmd_size
@@ -234,7 +236,7 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
         if end - src < n:
             n = end - src
         err = move_pages_pte(pt, tlbs, caller, dst, src, <int64_t>(n >> pshift), allow_holes,
-                             batch, move_zero, st, &done)
+                             batch, move_zero, anon_vma_lock, st, &done)
         src += <uint64_t>done << pshift
         dst += <uint64_t>done << pshift
         moved[0] += <uint64_t>done << pshift
@@ -245,7 +247,7 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
 
 def move_calls(PageTables tables not None, Tlbs tlbs not None, int caller,
                const uint64_t[:, ::1] calls, int64_t first, uint64_t offset, int64_t stop,
-               bint allow_holes, bint batch, bint move_zero):
+               bint allow_holes, bint batch, bint move_zero, bint anon_vma_lock=True):
     """UFFDIO_MOVE calls ``first`` .. ``stop - 1`` of ``calls`` (rows of dst,
     src, len; VMAs checked by the caller), the first from ``offset`` bytes
     into it. Returns (call index, bytes of it done, reason, stats): the
@@ -271,7 +273,8 @@ def move_calls(PageTables tables not None, Tlbs tlbs not None, int caller,
     with nogil:
         while i < stop:
             err = move_range(pt, tlbs, caller, calls[i, 0] + offset, calls[i, 1] + offset,
-                             calls[i, 2] - offset, allow_holes, batch, move_zero, &st, &moved)
+                             calls[i, 2] - offset, allow_holes, batch, move_zero, anon_vma_lock,
+                             &st, &moved)
             if err:
                 offset += moved
                 break

@@ -91,6 +91,11 @@ class Arch:
     #: arm64 CONT_PTES: PTEs per contiguous block (PTE_CONT) where the kernel
     #: folds user mappings (CONFIG_ARM64_CONTPTE, Linux 6.9+); 0: none
     cont_ptes: int = 0
+    #: arm64 CPU feature ARM64_HAS_BBML2_NOABORT (break-before-make level 2
+    #: with no conflict aborts; 5aa4b625762e allows Cortex-X4 and
+    #: Neoverse-V3): a kernel with Policy.contpte_bbml2_elide skips the
+    #: TLBI of contpte_convert on it
+    bbml2_noabort: bool = False
     source: str = ""
     tlb: TlbSpec = TLBS["x86-64"]
     flush: FlushRules = _X86_DEFAULT
@@ -461,6 +466,15 @@ def _variants() -> None:
             flush=Arm64Flush(legacy_limit=1024,
                              source="v4.9 arch/arm64/include/asm/tlbflush.h __flush_tlb_range: "
                              "MAX_TLB_RANGE = 1024 pages"),
+        ),
+        a4k.replace(
+            name="arm64-4k-bbml2",
+            description="arm64 4K on a CPU with BBML2 and no conflict aborts (Neoverse-V3, "
+            "Cortex-X4) and FEAT_TLBIRANGE: from Linux 6.17 contpte_convert issues no TLBI",
+            bbml2_noabort=True,
+            flush=Arm64Flush(range=True,
+                             source="arch/arm64/include/asm/tlbflush.h __flush_tlb_range_op; "
+                             "arch/arm64/mm/contpte.c contpte_convert (83bbd6be7d17)"),
         ),
         a4k.replace(
             name="arm64-4k-tlbirange",

@@ -545,15 +545,17 @@ def _extents(trace: MoveTrace) -> tuple[np.ndarray[Any, Any], ...]:
 
 
 def _flushes(trace: MoveTrace) -> tuple[np.ndarray[Any, Any], ...]:
-    """The flushes in order: (start ns, lo, hi, stride shift, whether it is
-    the unmap's of freed page tables)."""
+    """The flushes in order: (start ns, lo, hi, stride shift, whether it
+    flushes as freed page tables do: the unmap's, and flush_tlb_mm of a
+    pending reclaim batch, which x86 issues with freed_tables)."""
     ev = trace.events
     m = np.isin(ev["kind"], [_KIND[k] for k in FLUSH_KINDS])
     return (np.ascontiguousarray(trace.end_ns[m] - trace.durations_ns[m], dtype=np.float64),
             np.ascontiguousarray(ev["lo"][m], dtype=np.uint64),
             np.ascontiguousarray(ev["hi"][m], dtype=np.uint64),
             np.ascontiguousarray(ev["entries"][m], dtype=np.int64),
-            np.ascontiguousarray(ev["kind"][m] == _KIND["finish"], dtype=np.uint8))  # fmt: skip
+            np.ascontiguousarray(np.isin(ev["kind"][m], [_KIND["finish"], _KIND["batched"]]),
+                                 dtype=np.uint8))  # fmt: skip
 
 
 def _holds(trace: MoveTrace, delta: int, a: Arch) -> np.ndarray[Any, Any]:

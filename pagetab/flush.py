@@ -59,6 +59,13 @@ class FlushRules:
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType({})
     remote_ops: ClassVar[Mapping[str, str]] = MappingProxyType({})
     interrupts: ClassVar[tuple[str, ...]] = ()
+    #: whether the kernel defers reclaim's unmap flushes on this family
+    #: (ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH), so that flush_tlb_batched_pending
+    #: can find one pending (``AddressSpace.tlb_flush_batched``)
+    batched_unmap: ClassVar[bool] = True
+    #: whether its arch_flush_tlb_batched_pending was a barrier alone before
+    #: Policy.batched_pending_flush_mm (arm64's DSB ISH)
+    batched_pending_barrier: ClassVar[bool] = False
     source: str = ""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -123,6 +130,8 @@ class Arm64Flush(FlushRules):
     4.9's rule: per-page TLBIs up to MAX_TLB_RANGE pages, else flush_tlb_mm."""
 
     family: ClassVar[str] = "arm64"
+    # arch_tlbbatch_should_defer since 43b3dfdd0455 (6.6); the hook a DSB ISH
+    batched_pending_barrier: ClassVar[bool] = True
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(
         {
             "tlbi_page": "tlbi_page",
@@ -150,6 +159,8 @@ class Ppc64RadixFlush(FlushRules):
     global tlbies end with eieio; tlbsync; ptesync."""
 
     family: ClassVar[str] = "ppc64"
+    # no ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH: reclaim flushes at once
+    batched_unmap: ClassVar[bool] = False
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(
         {
             "tlbie": "tlbie",

@@ -304,6 +304,7 @@ def mremap_config(a: Arch, p: Policy) -> dict[str, Any]:
         "split_pte": a.split_pte_lock,
         "split_pmd": a.split_pmd_lock,
         "cont_ptes": a.cont_ptes,
+        "bbml2_noabort": a.bbml2_noabort,
     }
     choices = p.engine_fields()
     choices["flush"] = _move.FLUSH_MODE[p.flush]
@@ -411,6 +412,8 @@ class MmStruct:
         self.pmc = _move.PagetableMoveControl(mremap_config(self.arch, p))
         self.tlbs.ipi_lazy = p.flush_lazy
         self.tlbs.freed_ipi_lazy = p.flush_freed_lazy
+        self.tlbs.batched_pending_barrier = (self.arch.flush.batched_pending_barrier
+                                             and not p.batched_pending_flush_mm)  # fmt: skip
         # faults and splits fold contiguous blocks from now on (entries
         # already written keep their bit)
         if not p.contpte and self.tables.cont_ptes:

@@ -111,6 +111,30 @@ class Policy:
     TLB-flush batching for present pages in MOVE", Lokesh Gidra,
     <20250816191123.3601561-1-lokeshgidra@google.com>, Linux 6.18).
     Needs uffd_move="6.9"."""
+    uffd_move_anon_vma_lock: bool = _choice(True)
+    """UFFDIO_MOVE takes the source folio's anon_vma lock for write around
+    the move of each present folio (move_pages_pte, per page or per batch,
+    and move_pages_huge_pmd), besides the folio lock. From cc22b9978509
+    ("mm/userfaultfd: don't lock anon_vma when performing UFFDIO_MOVE",
+    Linux 6.19; rmap walks hold the folio lock since 95b34d66480b) the
+    folio lock alone serializes against them, in both paths (the context
+    of move_pages_huge_pmd in <20260226113233.3987674-15-usama.arif@linux.dev>
+    unlocks the PTLs and then the folio)."""
+    batched_pending_flush_mm: bool = _choice(False)
+    """flush_tlb_batched_pending, which move_ptes calls under its PTE locks
+    (and zap_pte_range and change_pte_range), flushes the whole mm
+    (flush_tlb_mm) when reclaim left a deferred flush of it pending
+    (``AddressSpace.tlb_flush_batched``) on arm64 too: 4b634918384c
+    ("arm64/mm: Close theoretical race where stale TLB entry remains
+    valid", Linux 6.16), then a9e056de661c (6.17: the generic code calls
+    flush_tlb_mm). Before, arm64's arch_flush_tlb_batched_pending was a
+    DSB ISH alone; x86's and riscv's were always flush_tlb_mm
+    (``FlushRules.batched_pending_barrier``)."""
+    contpte_bbml2_elide: bool = _choice(False, engine=True)
+    """arm64: contpte_convert skips its break-before-make TLBI and DSB on a
+    CPU with BBML2 and no conflict aborts (``Arch.bbml2_noabort``):
+    83bbd6be7d17 "arm64/mm: Elide tlbi in contpte_convert() under BBML2",
+    Linux 6.17. No effect elsewhere."""
     multi_vma_move: bool = _choice(False)
     """A pure move (MREMAP_FIXED, old_size == new_size) may span several
     VMAs and the gaps between them, each VMA moved in turn, the gaps kept
@@ -263,9 +287,10 @@ LINUX_6_16 = LINUX_6_8.replace(
     "3ef938c35035 x86/mm: flush_tlb_range passes freed_tables (6.15); 0cef0bb836e3 "
     "(no whole-table moves for userfaultfd VMAs without EVENT_REMAP); b1f202060afe "
     "(a folio split maps never-written subpages to the zero page, 6.12); eb1521dad8f3 "
-    "(UFFDIO_MOVE under per-VMA locks, 6.9)",
+    "(UFFDIO_MOVE under per-VMA locks, 6.9); 4b634918384c (arm64: a pending reclaim flush "
+    "is flush_tlb_mm in move_ptes, 6.16)",
     flush_lazy=True, contpte=True, uffd_table_move_check=True, uffd_move="6.9",
-    split_zeropage=True,
+    split_zeropage=True, batched_pending_flush_mm=True,
 )  # fmt: skip
 LINUX_6_17 = LINUX_6_16.replace(
     name="linux-6.17",
@@ -275,8 +300,9 @@ LINUX_6_17 = LINUX_6_16.replace(
     "<20250610035043.75448-1-dev.jain@arm.com>); 0b5be138ce00 (batch only where "
     "pte_batch_hint > 1); unchanged in this path in 6.18 but for 04d1c9d60c6e (a "
     "batch stops where the write bit differs, which it never does inside one VMA here); "
-    "d23cb648e365 and d50dabff4d1f (a pure move spans several VMAs, not uffd-armed ones)",
-    pte_batch=True, multi_vma_move=True,
+    "d23cb648e365 and d50dabff4d1f (a pure move spans several VMAs, not uffd-armed ones); "
+    "83bbd6be7d17 (no BBM TLBI in contpte_convert on BBML2-noabort CPUs)",
+    pte_batch=True, multi_vma_move=True, contpte_bbml2_elide=True,
 )  # fmt: skip
 LINUX_6_18 = LINUX_6_17.replace(
     name="linux-6.18",
@@ -288,6 +314,15 @@ LINUX_6_18 = LINUX_6_17.replace(
     "not in 6.17, which NVIDIA's 6.17 tree backports it to; mm-stable before the 6.18 "
     "merge window)",
     uffd_move_batch=True,
+)  # fmt: skip
+LINUX_6_19 = LINUX_6_18.replace(
+    name="linux-6.19",
+    description="plus UFFDIO_MOVE without the anon_vma lock: the folio lock alone guards "
+    "each moved folio against rmap walks",
+    source="cc22b9978509 mm/userfaultfd: don't lock anon_vma when performing UFFDIO_MOVE "
+    "(Lokesh Gidra, <20250923071019.775806-3-lokeshgidra@google.com>, 6.19); the rest of "
+    "6.19 and 7.0-7.3 changes nothing a move does here (docs/guide/policies.md)",
+    uffd_move_anon_vma_lock=False,
 )  # fmt: skip
 BATCHED_PTL = LINUX_6_8.replace(
     name="batched-ptl",
@@ -301,7 +336,7 @@ BATCHED_PTL = LINUX_6_8.replace(
 )  # fmt: skip
 
 _PRESETS = (LINUX_4_9, LINUX_4_18, LINUX_4_19, FAST_MREMAP_V2, LINUX_5_0, LINUX_5_11,
-            LINUX_6_8, LINUX_6_16, LINUX_6_17, LINUX_6_18, BATCHED_PTL)  # fmt: skip
+            LINUX_6_8, LINUX_6_16, LINUX_6_17, LINUX_6_18, LINUX_6_19, BATCHED_PTL)  # fmt: skip
 _REGISTRY = {p.name: p for p in _PRESETS}
 
 

@@ -133,8 +133,11 @@ class ReplayedCall:
 
 def simulated_flushes(counters: Mapping[str, int]) -> int:
     """The flushes a call's ``counters`` record: the moves' flush_tlb_range
-    calls (``flush_calls``) and the unmaps' (``unmap_flushes``)."""
-    return int(counters.get("flush_calls", 0)) + int(counters.get("unmap_flushes", 0))
+    calls (``flush_calls``), the unmaps' (``unmap_flushes``) and reclaim's
+    deferred flush done by flush_tlb_batched_pending
+    (``batched_pending_flushes``)."""
+    return sum(int(counters.get(k, 0))
+               for k in ("flush_calls", "unmap_flushes", "batched_pending_flushes"))  # fmt: skip
 
 
 @dataclass

@@ -424,6 +424,27 @@ class AddressSpace:
         """The CPUs of mm_cpumask in lazy TLB mode (see ``switch_out``)."""
         return list(self.mm_struct.tlbs.lazy_cpus())
 
+    @property
+    def tlb_flush_batched(self) -> bool:
+        """Whether reclaim has unmapped pages of this process and deferred
+        their TLB flush (try_to_unmap with TTU_BATCH_FLUSH:
+        set_tlb_ubc_flush_pending sets mm->tlb_flush_batched). pagetab does
+        not reclaim: a scenario sets it. The next move_ptes (or zap or
+        mprotect walking a PTE table) calls flush_tlb_batched_pending,
+        which flushes the whole mm (a DSB alone on arm64 before
+        ``Policy.batched_pending_flush_mm``) and clears it: the move counts
+        ``batched_pending_flushes``. ValueError on an architecture whose
+        kernel never defers them (powerpc). Like the TLBs, it is not saved."""
+        return bool(self.mm_struct.tlbs.tlb_flush_batched)
+
+    @tlb_flush_batched.setter
+    def tlb_flush_batched(self, pending: bool) -> None:
+        check_bool("tlb_flush_batched", pending)
+        if pending and not self.arch.flush.batched_unmap:
+            raise ValueError(f"tlb_flush_batched: {self.arch.name}'s kernel flushes reclaim's "
+                             "unmaps at once (no ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH)")  # fmt: skip
+        self.mm_struct.tlbs.tlb_flush_batched = pending
+
     def switch_mm(self, cpu: int) -> None:
         """CPU ``cpu`` runs this process from now on (a thread of it is
         scheduled there): it joins mm_cpumask, or leaves lazy TLB mode,

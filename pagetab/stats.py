@@ -43,6 +43,8 @@ _HOLD_AT = _FIELDS["lock_max_hold"][1] // 8
 _HOLD = slice(_HOLD_AT, _HOLD_AT + len(LOCK_CLASSES))
 #: the trace event kind of the unmap's flush (tlb_finish_mmu)
 _FINISH = _move.EVENT_KINDS.index("finish")
+#: and of a pending reclaim flush done (flush_tlb_batched_pending)
+_BATCHED = _move.EVENT_KINDS.index("batched")
 
 
 @dataclass(eq=False)
@@ -59,7 +61,10 @@ class MoveStats:
     range's tables are freed, or a range unmapped held pages: the
     kernel's tlb:tlb_flush events of the call are the sum of the two);
     ``flush_unlocked`` the moves' flushes issued with no page-table lock
-    held. ``unsafe_entries`` counts moved present leaf
+    held; ``batched_pending_flushes`` the flush_tlb_batched_pending calls
+    that found reclaim's deferred flush of the mm pending
+    (``AddressSpace.tlb_flush_batched``) and did it (in move_ptes, or in the
+    unmaps' zap_pte_range). ``unsafe_entries`` counts moved present leaf
     entries (a huge leaf once) whose page-table lock was released before a
     flush covering their old address: the CVE-2018-18281 race.
     ``unsafe_windows`` counts what made those dangerous: the stale TLB
@@ -133,6 +138,23 @@ class MoveStats:
             ev["kind"] = _FINISH
             ev["entries"] = stride_shift
             ev["lo"], ev["hi"] = lo, hi
+            self._traces.append((ev, row.reshape(1, -1)))
+
+    def add_batched_pending(self, tlbs: Tlbs, caller: int, traced: bool = False) -> None:
+        """Issue and count the flush_tlb_batched_pending of the call's
+        unmaps (zap_pte_range) when reclaim's deferred flush of the mm is
+        pending: ``batched_pending_flushes``, its operations in
+        ``flush_ops``, a trace event of kind "batched"."""
+        if self._words is _ZERO:
+            self._words = np.zeros(_WORDS, dtype=np.int64)
+        row = _move.finish_flush(tlbs, caller, 0, 0, tlbs.page_shift, False, self._words,
+                                 traced, batched=True)  # fmt: skip
+        if row is not None:
+            ev = np.zeros(1, dtype=_move.EVENT_DTYPE)
+            ev["kind"] = _BATCHED
+            ev["entries"] = tlbs.page_shift
+            # the whole mm, or nothing where it is a barrier alone (a DSB)
+            ev["lo"], ev["hi"] = 0, 0 if tlbs.batched_pending_barrier else _move.MM_FLUSH_END
             self._traces.append((ev, row.reshape(1, -1)))
 
     def drop_trace(self) -> None:

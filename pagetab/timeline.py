@@ -59,7 +59,9 @@ class LockHold(NamedTuple):
 class Flush(NamedTuple):
     """One flush (or contpte_convert) on the mover's timeline."""
 
-    kind: str  #: one of FLUSH_KINDS: "flush", "convert" or "finish" (the unmap's)
+    #: one of FLUSH_KINDS: "flush", "convert", "finish" (the unmap's) or
+    #: "batched" (flush_tlb_batched_pending: reclaim's deferred flush)
+    kind: str
     start_ns: float
     end_ns: float
     lo: int  #: the flushed range's start

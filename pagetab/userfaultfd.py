@@ -348,7 +348,8 @@ class Userfaultfd:
         while True:
             i, off, err, st = _uffd.move_calls(mm.tables, mm.tlbs, mm.cpu, calls, i, off, stop,
                                                holes, policy.uffd_move_batch,
-                                               policy.uffd_move == "6.9")  # fmt: skip
+                                               policy.uffd_move == "6.9",
+                                               policy.uffd_move_anon_vma_lock)  # fmt: skip
             stats.add(st)
             if err != _uffd.NEED_SPLIT:
                 break

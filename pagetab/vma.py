@@ -24,6 +24,7 @@ from .stats import MoveStats
 
 __all__ = [
     "InvariantError",
+    "batched_pending",
     "can_merge",
     "do_vmi_munmap",
     "find_vma",
@@ -158,7 +159,9 @@ def unmap_region(mm: MmStruct, start: int, end: int, floor: int, ceiling: int,
     nothing was zapped or freed. An mremap's unmaps count theirs into its
     record ``st``.
     """
+    visited = mm.tables.pte_tables_visited
     zapped = mm.tables.zap(start, end)
+    batched_pending(mm, visited, st)
     freed = _union(mm.tables.free_pgtables(start, end, floor, ceiling), freed_before)
     if zapped:
         lo, hi, shift = start, end, mm.page_shift
@@ -172,6 +175,19 @@ def unmap_region(mm: MmStruct, start: int, end: int, floor: int, ceiling: int,
         mm.tlbs.flush_range(mm.cpu, lo, hi, shift, freed is not None)
     else:
         st.add_flush(mm.tlbs, mm.cpu, lo, hi, shift, freed is not None, mm.trace_moves)
+
+
+def batched_pending(mm: MmStruct, visited: int, st: MoveStats | None = None) -> None:
+    """flush_tlb_batched_pending of a zap or change_prot that walked PTE
+    tables since the table store's count was ``visited``: reclaim's
+    deferred flush of the mm, if pending, is done (counted into an
+    mremap's record ``st``)."""
+    if not mm.tlbs.tlb_flush_batched or mm.tables.pte_tables_visited == visited:
+        return
+    if st is None:
+        mm.tlbs.flush_tlb_batched_pending(mm.cpu)
+    else:
+        st.add_batched_pending(mm.tlbs, mm.cpu, mm.trace_moves)
 
 
 def _union(a: Freed | None, b: Freed | None) -> Freed | None:

@@ -133,3 +133,39 @@ def test_a_kernel_without_contpte_keeps_no_block_folded() -> None:
     assert cont_pages(mm, BASE, M) == []
     mm.munmap(BASE + 4096, 4096)
     assert mm.access([BASE + 4096]).segv == 1
+
+
+@pytest.mark.parametrize(("arch", "policy", "elided"), [
+    ("arm64-4k-bbml2", "linux-6.17", True),  # BBML2-noabort CPU, kernel with 83bbd6be7d17
+    ("arm64-4k-bbml2", "linux-6.16", False),  # the same CPU, an older kernel
+    ("arm64-4k-tlbirange", "linux-6.17", False),  # the same kernel, a CPU without it
+])  # fmt: skip
+def test_contpte_convert_skips_its_tlbi_on_bbml2_noabort(arch: str, policy: str,
+                                                         elided: bool) -> None:  # fmt: skip
+    # a misaligned move of 64K folios under 6.16's rules (no batching:
+    # each block unfolded at the source); with the policy's elision
+    # forced on 6.17 would batch instead, so the rule is applied to 6.16's
+    pol = pt.policy("linux-6.16").replace(contpte_bbml2_elide=pt.policy(policy).contpte_bbml2_elide)
+    mm = folios_of(arch, pol)
+    frames = mm.frames(BASE, M)
+    mm.mremap(BASE, M, M, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, BASE + M + 4 * K)
+    st = mm.last_move
+    assert st is not None and st.contpte_unfolds == 16 and st.contpte_folds == 0
+    # FEAT_TLBIRANGE: a block's flush is one range TLBI (16 pages: num 7 at
+    # scale 0) between two DSBs; the move's own flushes are the same either way
+    converts = {"tlbi_range": 16, "dsb": 32}
+    base = pt.AddressSpace(arch, policy=pol.replace(contpte_bbml2_elide=not elided),
+                           thp_sizes={64 * K: "always"})  # fmt: skip
+    base.mmap(M, BASE, flags=FIXED)
+    base.madvise(BASE, M, pt.MADV_POPULATE_WRITE)
+    base.mremap(BASE, M, M, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, BASE + M + 4 * K)
+    assert base.last_move is not None
+    for op, n in converts.items():
+        with_converts = st.flush_ops[op] if not elided else base.last_move.flush_ops[op]
+        without = base.last_move.flush_ops[op] if not elided else st.flush_ops[op]
+        if arch == "arm64-4k-bbml2":
+            assert with_converts - without == n, op
+        else:  # no BBML2: the policy changes nothing
+            assert with_converts == without, op
+    assert (mm.frames(BASE + M + 4 * K, M) == frames).all()
+    mm.check()

@@ -16,7 +16,7 @@ policy_module = importlib.import_module("pagetab.policy")
 
 #: mremap_config's fields that are the arch's geometry, not the policy's
 GEOMETRY = {"pte", "pmd", "pud", "page_shift", "pmd_size", "pud_size", "split_pte",
-            "split_pmd", "cont_ptes"}  # fmt: skip
+            "split_pmd", "cont_ptes", "bbml2_noabort"}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", pt.policies())
@@ -48,6 +48,11 @@ def test_presets_differ_from_their_predecessor_only_where_the_kernel_changed() -
     changed = {f.name for f in dataclasses.fields(new)
                if getattr(old, f.name) != getattr(new, f.name)}  # fmt: skip
     assert changed == {"name", "description", "source", "uffd_move_batch"}
+    # and linux-6.19 is linux-6.18 without UFFDIO_MOVE's anon_vma lock
+    old, new = new, pt.policy("linux-6.19")
+    changed = {f.name for f in dataclasses.fields(new)
+               if getattr(old, f.name) != getattr(new, f.name)}  # fmt: skip
+    assert changed == {"name", "description", "source", "uffd_move_anon_vma_lock"}
 
 
 def test_every_field_is_checked_and_documented() -> None:

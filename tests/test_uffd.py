@@ -194,7 +194,9 @@ def test_batching_makes_a_large_move_cheaper_on_x86_and_arm64() -> None:
 def test_a_batch_takes_the_locks_once() -> None:
     # 6.18's move_present_ptes: both PTE locks and the anon_vma lock once
     # per batch, a folio_trylock per page; 6.17: all of them per page
-    for policy, pte_locks, anon_vma_locks in (("linux-6.17", 32, 16), ("linux-6.18", 2, 1)):
+    # 6.19 (cc22b9978509): the folio lock alone, no anon_vma lock
+    for policy, pte_locks, anon_vma_locks in (("linux-6.17", 32, 16), ("linux-6.18", 2, 1),
+                                              ("linux-6.19", 2, 0)):  # fmt: skip
         _, u = pair(policy=policy, populate=pt.MADV_POPULATE_WRITE)
         u.move(DST, SRC, 16 * K)
         assert u.last_move is not None
@@ -204,6 +206,29 @@ def test_a_batch_takes_the_locks_once() -> None:
             anon_vma_locks,
             16,
         ), policy
+
+
+def test_a_thp_moves_without_the_anon_vma_lock_from_6_19() -> None:
+    # move_pages_huge_pmd: folio lock and anon_vma lock (6.8-6.18), the folio
+    # lock alone from 6.19; the same pages either way, one rmap_lock less
+    got = {}
+    for policy in ("linux-6.18", "linux-6.19"):
+        mm = pt.AddressSpace("x86-64", policy=policy, thp="always")
+        u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
+        mm.mmap(PMD, SRC, flags=FIXED)
+        mm.mmap(PMD, DST, flags=FIXED)
+        mm.madvise(SRC, PMD, pt.MADV_POPULATE_WRITE)
+        u.register(DST, PMD, WP)
+        frames = mm.frames(SRC, PMD)
+        u.move(DST, SRC, PMD)
+        assert u.last_move is not None
+        c = u.last_move.counters
+        assert c["huge_pmds_moved"] == 1 and c["folio_locks"] == 1
+        assert (mm.frames(DST, PMD) == frames).all()
+        got[policy] = (c["anon_vma_locks"], u.last_move.estimated_ns)
+    assert got["linux-6.18"][0] == 1 and got["linux-6.19"][0] == 0
+    rmap_lock = pt.arch("x86-64").cost("rmap_lock")
+    assert got["linux-6.18"][1] - got["linux-6.19"][1] == pytest.approx(rmap_lock)
 
 
 def written_thp(policy: str) -> tuple[pt.AddressSpace, pt.userfaultfd.Userfaultfd]:
