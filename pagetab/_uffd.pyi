@@ -30,3 +30,12 @@ def split_folio(
     order: int,
     zero_unused: bool,
 ) -> dict[str, Any]: ...
+def mfill_pte(
+    tables: PageTables,
+    addr: int,
+    zeropage: bool,
+    readable: bool,
+    writable: bool,
+    src_a: int = ...,
+    src_b: int = ...,
+) -> tuple[int, int]: ...

@@ -22,7 +22,7 @@ from libc.string cimport memset
 from pagetab._flush cimport FlushOps, Tlbs, tlb_flush_range
 from pagetab._tlb cimport tlb_count_range
 from pagetab._huge_memory cimport split_huge_pmd
-from pagetab._persist cimport is_written
+from pagetab._persist cimport is_written, mark_written
 from pagetab._pgtable cimport (
     ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_READ,
     E_SOFTDIRTY, E_WRITE, E_ZERO, pgtables, pt_walk,
@@ -331,3 +331,40 @@ cdef int _ENOENT = _errno.ENOENT
 cdef int _EBUSY = _errno.EBUSY
 cdef int _ENOMEM = _errno.ENOMEM
 cdef int _EINVAL = _errno.EINVAL
+
+
+def mfill_pte(PageTables tables not None, uint64_t addr, bint zeropage, bint readable,
+              bint writable, int64_t src_a=-1, int64_t src_b=-1):
+    """One page of mfill_atomic at ``addr`` (mm/userfaultfd.c): the PMD and
+    PTE tables allocated as needed, then mfill_atomic_pte_zeropage (the
+    zero page, read-only) or mfill_atomic_pte_copy (a fresh order-0 page,
+    dirty, writable with VM_WRITE; it holds a store's data when the source
+    frame ``src_a``, or ``src_b`` where an unaligned source spans two, was
+    written; -1: none). Returns (0 or an errno: EEXIST where a PTE or a
+    THP is already there, ENOMEM where table memory ran out; the frame
+    installed, or -1)."""
+    cdef pgtables *pt = &tables.pgt
+    cdef int pmd = pt.nlev - 2, pte = pt.nlev - 1
+    cdef int reached
+    cdef uint64_t *slot = pt_walk(pt, addr, 0, 0, pmd, True, &reached, NULL, NULL)
+    cdef uint64_t f
+    if slot == NULL:
+        return _ENOMEM, -1
+    if reached != pmd or (slot[0] & E_LEAF):  # the dst_pmd is a THP: be strict
+        return _EEXIST, -1
+    slot = pt_walk(pt, addr, 0, 0, pte, True, &reached, NULL, NULL)
+    if slot == NULL:
+        return _ENOMEM, -1
+    if slot[0] != 0:  # mfill_atomic_install_pte: !pte_none
+        return _EEXIST, -1
+    if zeropage:
+        slot[0] = E_PRESENT | (E_READ if readable else 0) | E_ZERO
+        return 0, 0
+    f = pt.next_frame
+    pt.next_frame += 1
+    slot[0] = E_PRESENT | (E_READ if readable else 0) | E_DIRTY | (E_WRITE if writable else 0) \
+        | (f << ADDR_SHIFT)
+    if (src_a > 0 and is_written(pt, <uint64_t>src_a)) \
+            or (src_b > 0 and is_written(pt, <uint64_t>src_b)):
+        mark_written(pt, f)
+    return 0, <int64_t>f

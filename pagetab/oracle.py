@@ -21,6 +21,10 @@ Operations (tuples):
   ("uffd_move", dst_off, src_off, length, mode)
                                           UFFDIO_MOVE; an error's result is
                                           ("err", errno, move field)
+  ("uffd_copy", dst_off, src_off, length, mode)
+                                          UFFDIO_COPY; ("ok", copy field) or
+                                          ("err", errno, copy field)
+  ("uffd_zeropage", off, length, mode)    UFFDIO_ZEROPAGE, likewise
   ("file", index, size, writable[, disk]) create temp file ``index`` on tmpfs
                                           (/dev/shm: small folios, no I/O),
                                           or with ``disk`` 1 in /var/tmp (a
@@ -124,6 +128,17 @@ for op in req["ops"]:
         r = libc.ioctl(get_uffd(), 0xC028AA05, buf)
         moved = struct.unpack("QQQQq", buf.raw[:40])[4]
         res.append(["err", ctypes.get_errno(), moved] if r else ["ok", moved])
+    elif kind == "uffd_copy":
+        buf = ctypes.create_string_buffer(struct.pack("QQQQq", base + a[0], base + a[1], a[2],
+                                                      a[3], 0))
+        r = libc.ioctl(get_uffd(), 0xC028AA03, buf)
+        done = struct.unpack("QQQQq", buf.raw[:40])[4]
+        res.append(["err", ctypes.get_errno(), done] if r else ["ok", done])
+    elif kind == "uffd_zeropage":
+        buf = ctypes.create_string_buffer(struct.pack("QQQq", base + a[0], a[1], a[2], 0))
+        r = libc.ioctl(get_uffd(), 0xC020AA04, buf)
+        done = struct.unpack("QQQq", buf.raw[:32])[3]
+        res.append(["err", ctypes.get_errno(), done] if r else ["ok", done])
     elif kind == "file":
         idx, size, writable = a[:3]
         path = os.path.join(disktmp if a[3:] and a[3] else tmpdir, str(idx))
@@ -258,8 +273,8 @@ def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30, timeout: float = 
         raise ValueError("window must be a positive multiple of 2 MiB")
     for op in ops:
         if not op or op[0] not in ("mmap", "munmap", "mprotect", "mremap", "madvise", "write",
-                                   "uffd_register", "uffd_move", "file", "mmap_file",
-                                   "read"):  # fmt: skip
+                                   "uffd_register", "uffd_move", "uffd_copy", "uffd_zeropage",
+                                   "file", "mmap_file", "read"):  # fmt: skip
             raise ValueError(f"unknown operation {op!r}")
         if not all(isinstance(x, int) and not isinstance(x, bool) for x in op[1:]):
             raise TypeError(f"operation arguments must be ints: {op!r}")

@@ -21,7 +21,7 @@ address space (``tracefile``) call by call and fault by fault:
 Every call's result is compared with the recorded one, and at each
 process's exit its VMAs and present pages with those the kernel had; every
 difference is listed in ``ReplayResult.differences``, never hidden. Calls
-pagetab does not simulate (some madvise advice, UFFDIO_COPY, ...) are
+pagetab does not simulate (some madvise advice, UFFDIO_CONTINUE, ...) are
 counted in ``skipped`` with the reason, and a later difference they cause
 is listed too.
 """
@@ -60,11 +60,13 @@ from .constants import (
     PROT_READ,
     PROT_WRITE,
     UFFDIO_API,
+    UFFDIO_COPY,
     UFFDIO_MOVE,
     UFFDIO_REGISTER,
     UFFDIO_REGISTER_MODE_MISSING,
     UFFDIO_REGISTER_MODE_WP,
     UFFDIO_UNREGISTER,
+    UFFDIO_ZEROPAGE,
 )
 from .mm_types import MAX_CPUS, File
 from .parallel import check_executor, run_jobs
@@ -343,7 +345,8 @@ class ReplayResult:
 
 #: the call kinds of userfaultfd's ioctls, by command
 UFFDIO_KINDS = {UFFDIO_MOVE: "UFFDIO_MOVE", UFFDIO_REGISTER: "UFFDIO_REGISTER",
-                UFFDIO_UNREGISTER: "UFFDIO_UNREGISTER", UFFDIO_API: "UFFDIO_API"}  # fmt: skip
+                UFFDIO_UNREGISTER: "UFFDIO_UNREGISTER", UFFDIO_API: "UFFDIO_API",
+                UFFDIO_COPY: "UFFDIO_COPY", UFFDIO_ZEROPAGE: "UFFDIO_ZEROPAGE"}  # fmt: skip
 
 
 def _kind(c: ReplayedCall) -> str:
@@ -812,6 +815,19 @@ class Replayer:
             est = float(st.estimated_ns) if st is not None else None
             counters = dict(st.counters) if st is not None else {}
             return got, est, counters, "", "UFFDIO_MOVE", src
+        if cmd in (UFFDIO_COPY, UFFDIO_ZEROPAGE):
+            # fills: results and pages replayed, not priced
+            try:
+                if cmd == UFFDIO_COPY:
+                    dst = int(mem[0])
+                    got = _errno(u.copy, dst, int(mem[1]), int(mem[2]), int(mem[3]))
+                else:
+                    dst = int(mem[0])
+                    got = _errno(u.zeropage, dst, int(mem[1]), int(mem[2]))
+            except NotImplementedError as e:
+                self.skipped[str(e)] += 1
+                return None
+            return got, None, {}, "", UFFDIO_KINDS[cmd], dst
         self.skipped[f"userfaultfd ioctl {cmd:#x} is not simulated"] += 1
         return None
 

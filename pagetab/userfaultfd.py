@@ -1,4 +1,4 @@
-"""userfaultfd as far as UFFDIO_MOVE needs it (fs/userfaultfd.c, mm/userfaultfd.c).
+"""userfaultfd's ioctls that move and fill pages (fs/userfaultfd.c, mm/userfaultfd.c).
 
 ``mm.userfaultfd(features)`` is userfaultfd(2) plus the UFFDIO_API handshake;
 the ``Userfaultfd`` it returns registers ranges (UFFDIO_REGISTER /
@@ -6,11 +6,14 @@ UFFDIO_UNREGISTER: VMAs split and merge around them, registered VMAs merge
 only with VMAs of the same userfaultfd) and moves pages (UFFDIO_MOVE,
 Linux 6.8; the rules followed are those of 6.9 and later, as this
 machine's kernel checks them: per-VMA locking's ENOENT for a missing VMA,
-zero-page PTEs moved).
+zero-page PTEs moved). It fills missing pages as a handler does
+(UFFDIO_COPY, UFFDIO_ZEROPAGE: mfill_atomic, checked against this machine's
+kernel in tests/test_uffd.py), unpriced.
 
 Not simulated, and refused with NotImplementedError: the fault that a
 MISSING-mode registration turns into a userfault (a handler thread would
-have to resolve it), swap entries (pagetab has no swap).
+have to resolve it; a UFFDIO_COPY whose source needs one too), a fill of
+shared memory (shmem), swap entries (pagetab has no swap).
 """
 
 from __future__ import annotations
@@ -24,21 +27,28 @@ import numpy as np
 from . import _tables, _uffd
 from .argcheck import as_uint, check_int
 from .constants import (
+    PROT_NONE,
+    PROT_READ,
     PROT_WRITE,
     UFFD_FEATURE_EVENT_REMAP,
     UFFD_FEATURE_MOVE,
+    UFFDIO_COPY_MODE_DONTWAKE,
+    UFFDIO_COPY_MODE_WP,
     UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
     UFFDIO_MOVE_MODE_DONTWAKE,
     UFFDIO_REGISTER_MODE_MINOR,
     UFFDIO_REGISTER_MODE_MISSING,
     UFFDIO_REGISTER_MODE_WP,
+    UFFDIO_ZEROPAGE_MODE_DONTWAKE,
 )
 from .cost import uffd_move_cost, uffd_move_cost_range
+from .memory import populate_vma
 from .mm_types import VM_UFFD_FLAGS, VM_UFFD_MISSING, VM_UFFD_WP, MmStruct, Vma, new_anon_vma
 from .vma import find_vma, merge_around, overlapping, split_vma
 
 __all__ = [
     "FEATURES",
+    "UffdFillError",
     "UffdMoveError",
     "UffdMoveStats",
     "Userfaultfd",
@@ -65,6 +75,18 @@ class UffdMoveError(OSError):
         #: and the bytes they moved
         self.calls_done = 0
         self.bytes_before = 0
+
+
+class UffdFillError(OSError):
+    """UFFDIO_COPY's or UFFDIO_ZEROPAGE's failure: ``errno`` as the ioctl
+    sets it, ``copy`` what the kernel writes back into the structure's
+    copy (zeropage) field: the bytes filled before an error stopped it
+    (errno EAGAIN), -errno when nothing was, and 0 when the arguments were
+    refused before the fill began (that field untouched)."""
+
+    def __init__(self, code: int, copy: int, call: str, what: str) -> None:
+        super().__init__(code, f"{call}: {what}")
+        self.copy = copy
 
 
 @dataclass
@@ -167,6 +189,129 @@ class Userfaultfd:
             v.uffd = ident
             v.flags = (v.flags & ~VM_UFFD_FLAGS) | flags
         merge_around(mm, first, last)
+
+    # UFFDIO_COPY / UFFDIO_ZEROPAGE -------------------------------------
+
+    def copy(self, dst: int, src: int, length: int, mode: int = 0) -> int:
+        """UFFDIO_COPY: fill the missing pages of [dst, dst + length) with
+        copies of [src, src + length), page by page in order (``src`` may be
+        unaligned; a source page not yet faulted in is read-faulted, as
+        copy_from_user does). Returns ``length`` when every page was filled;
+        else raises UffdFillError (see there). NotImplementedError, before
+        anything changes, where a source page would need a userfault (an
+        absent page of a MISSING-registered VMA: the ioctl would wait for a
+        handler) or the destination is shared memory (shmem's page-cache
+        fill is not simulated)."""
+        with self.mm.mmap_lock:
+            return self._mfill("UFFDIO_COPY", dst, src, length, mode)
+
+    def zeropage(self, start: int, length: int, mode: int = 0) -> int:
+        """UFFDIO_ZEROPAGE: map the zero page at each missing page of
+        [start, start + length). As ``copy`` otherwise."""
+        with self.mm.mmap_lock:
+            return self._mfill("UFFDIO_ZEROPAGE", start, None, length, mode)
+
+    def _mfill(self, call: str, dst: Any, src: Any, length: Any, mode: Any) -> int:
+        """userfaultfd_copy / userfaultfd_zeropage, then mfill_atomic."""
+        mm = self.mm
+        ps = mm.page_size
+        if self.pending_events:  # mmap_changing
+            raise UffdFillError(errno.EAGAIN, -errno.EAGAIN, call,
+                                "a remap event has not been read yet")  # fmt: skip
+        dst = as_uint("dst", dst, call)
+        length = as_uint("len", length, call)
+        mode = as_uint("mode", mode, call)
+
+        def refuse(what: str) -> UffdFillError:
+            return UffdFillError(errno.EINVAL, 0, call, what)
+
+        if src is not None:
+            # validate_unaligned_range: any source address, a page-multiple length
+            src = as_uint("src", src, call)
+            a = mm.arch
+            if length % ps or length == 0 or src < a.mmap_min_addr or src >= a.task_size \
+                    or length > a.task_size - src:  # fmt: skip
+                raise refuse("src range unaligned in length, empty or outside user space")
+        try:
+            self._range(call, dst, length)
+        except OSError as e:
+            raise refuse(str(e.strerror)) from None
+        modes = UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP if src is not None \
+            else UFFDIO_ZEROPAGE_MODE_DONTWAKE  # fmt: skip
+        if mode & ~modes:
+            raise refuse(f"unknown mode bits {mode & ~modes:#x}")
+        pages = length // ps
+        if src is not None:  # (before anything changes)
+            self._check_sources(call, src, pages)
+        # mfill_atomic: the destination VMA (uffd_mfill_lock prepares a
+        # private one's anon_vma as soon as it finds it)
+        v = find_vma(mm, dst)
+        if v is None:
+            raise UffdFillError(errno.ENOENT, -errno.ENOENT, call, f"no VMA at {dst:#x}")
+        if v.shared and v.file is None and v.uffd:
+            raise NotImplementedError(f"{call} into shared anonymous memory (shmem's "
+                                      "shmem_mfill_atomic_pte) is not simulated")  # fmt: skip
+        if not v.shared and v.anon_vma is None:
+            v.anon_vma = new_anon_vma()
+        if dst + length > v.end or not v.uffd:  # validate_dst_vma
+            raise UffdFillError(errno.ENOENT, -errno.ENOENT, call,
+                                "the range is not inside one registered VMA")  # fmt: skip
+        if mode & UFFDIO_COPY_MODE_WP and src is not None and not v.flags & VM_UFFD_WP:
+            raise UffdFillError(errno.EINVAL, -errno.EINVAL, call,
+                                "UFFDIO_COPY_MODE_WP without a WP registration")  # fmt: skip
+        if v.file is not None:  # neither anonymous nor shmem
+            raise UffdFillError(errno.EINVAL, -errno.EINVAL, call, "dst maps a regular file")
+        readable, writable = v.prot != PROT_NONE, bool(v.prot & PROT_WRITE)
+        err = done = 0
+        for k in range(pages):
+            frames = (-1, -1)
+            if src is not None:
+                got = self._source(src + k * ps)
+                if got is None:
+                    err = errno.EFAULT  # copy_from_user failed with faults allowed
+                    break
+                frames = got
+            err, _ = _uffd.mfill_pte(mm.tables, dst + k * ps, src is None, readable, writable,
+                                     *frames)  # fmt: skip
+            if err:
+                break
+            done += ps
+        if done == length:
+            return int(length)
+        if done:
+            raise UffdFillError(errno.EAGAIN, done, call,
+                                f"stopped after {done} bytes: {errno.errorcode[err]}")  # fmt: skip
+        raise UffdFillError(err, -err, call, f"{errno.errorcode[err]} at {dst:#x}")
+
+    def _check_sources(self, call: str, src: int, pages: int) -> None:
+        """NotImplementedError, before anything changes, where a source page
+        would need a userfault to be read (absent in a MISSING-registered
+        VMA), up to the first one that is not readable (the copy stops there)."""
+        mm, ps = self.mm, self.mm.page_size
+        first, last = src // ps, (src + pages * ps - 1) // ps
+        for p in range(first, last + 1):
+            v = find_vma(mm, p * ps)
+            if v is None or not v.prot & PROT_READ:
+                return
+            if v.flags & VM_UFFD_MISSING and mm.tables.translate(p * ps) < 0:
+                raise NotImplementedError(f"{call}: the source page at {p * ps:#x} is "
+                                          "missing in a MISSING-registered VMA: reading "
+                                          "it waits for a userfault handler")  # fmt: skip
+
+    def _source(self, addr: int) -> tuple[int, int] | None:
+        """copy_from_user of the page at ``addr``: the frames of the one or
+        two pages it reads, read-faulted in where absent (the zero page, or
+        a page-cache page); None where one is not readable (EFAULT)."""
+        mm, ps = self.mm, self.mm.page_size
+        frames = [-1, -1]
+        for i, at in enumerate(sorted({addr - addr % ps, (addr + ps - 1) - (addr + ps - 1) % ps})):
+            v = find_vma(mm, at)
+            if v is None or not v.prot & PROT_READ:
+                return None
+            if mm.tables.translate(at) < 0:  # (-1: nothing mapped there)
+                populate_vma(mm, v, at, at + ps, False)
+            frames[i] = int(mm.tables.translate(at))
+        return frames[0], frames[1]
 
     def read_events(self) -> list[tuple[int, int, int]]:
         """Read the queued UFFD_EVENT_REMAP events (from, to, len): what the

@@ -66,6 +66,9 @@ def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.18"
                 uffd[0].register(BASE + a[0], a[1], a[2])
                 results.append(("ok", 0))
                 continue
+            if kind in ("uffd_copy", "uffd_zeropage"):
+                results.append(_fill(mm, uffd[0], tags, kind, a))
+                continue
             if kind == "uffd_move":
                 try:
                     results.append(("ok", uffd[0].move(BASE + a[0], BASE + a[1], a[2], a[3])))
@@ -128,6 +131,31 @@ def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.18"
                 state = FramedPageState(*dataclasses.astuple(state), frame=f)
             states.append(state)
     return results, states
+
+
+def _fill(mm: pt.AddressSpace, u: Any, tags: dict[int, int], kind: str,
+          a: tuple[Any, ...]) -> Result:  # fmt: skip
+    """UFFDIO_COPY or UFFDIO_ZEROPAGE on ``mm``, in run_ops' terms; each
+    copied page takes its source page's tag at the moment it was copied
+    (pages in order: an overlapping copy reads pages it filled itself)."""
+    if kind == "uffd_copy":
+        dst, src, length, mode = a
+        call = lambda: u.copy(BASE + dst, BASE + src, length, mode)  # noqa: E731
+    else:
+        dst, length, mode = a
+        src, call = -1, lambda: u.zeropage(BASE + dst, length, mode)
+    try:
+        done = call()
+        out: Result = ("ok", done)
+    except pt.userfaultfd.UffdFillError as e:
+        done = e.copy if e.errno == errno.EAGAIN else 0
+        out = ("err", e.errno or 0, e.copy)
+    for k in range(0, done if src >= 0 else 0, PAGE):
+        sf = mm.translate(BASE + src + k)  # (the tag is the page's first 8 bytes)
+        df = mm.translate(BASE + dst + k)
+        assert df is not None
+        tags[df] = tags.get(sf, 0) if sf is not None and src % PAGE == 0 else 0
+    return out
 
 
 def _file_op(mm: pt.AddressSpace, files: dict[int, pt.File], tags: dict[int, int], kind: str,
@@ -419,4 +447,55 @@ def random_multi_vma_uffd_ops(rng: random.Random, window: int) -> list[tuple[Any
                 dst))  # fmt: skip
     for s, _ in spans:  # where each VMA would be, had it moved
         ops.append(("write", dst + max(s - start, 0), rng.getrandbits(63) | 1))
+    return ops
+
+
+def random_fill_ops(rng: random.Random, window: int) -> list[tuple[Any, ...]]:
+    """UFFDIO_COPY and UFFDIO_ZEROPAGE: a source VMA with tagged pages (some
+    never touched), destination VMAs of each protection, registered in
+    MISSING and/or WP mode (or not), some pages already there, then fills
+    with random offsets, lengths (past a VMA's end too), unaligned sources,
+    modes (WP, unknown bits) and overlaps. A source never lies absent in a
+    MISSING-registered VMA (the kernel would wait for a handler), and no
+    store goes into one."""
+    rw = pt.PROT_READ | pt.PROT_WRITE
+    anon = pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
+    ops: list[tuple[Any, ...]] = [("mmap", 0, 32 * PAGE, rng.choice([rw, rw, pt.PROT_READ]), anon)]
+    for k in range(32):
+        r = rng.random()
+        if r < 0.5:
+            ops.append(("write", k * PAGE, rng.getrandbits(63) | 1))
+        elif r < 0.6:
+            ops.append(("madvise", k * PAGE, PAGE, pt.MADV_POPULATE_READ))
+    dsts = []
+    for i in range(rng.randrange(1, 4)):
+        at, ln = 64 * PAGE + i * 48 * PAGE, rng.choice([4, 16, 32]) * PAGE
+        ops.append(("mmap", at, ln, rng.choice([rw, rw, pt.PROT_READ, pt.PROT_NONE]), anon))
+        for _ in range(rng.randrange(0, 3)):  # pages already there
+            ops.append(("madvise", at + rng.randrange(ln // PAGE) * PAGE, PAGE,
+                        rng.choice([pt.MADV_POPULATE_READ, pt.MADV_POPULATE_WRITE])))  # fmt: skip
+        missing, wp = pt.UFFDIO_REGISTER_MODE_MISSING, pt.UFFDIO_REGISTER_MODE_WP
+        mode = rng.choice([0, missing, wp, missing | wp])
+        if mode:
+            ops.append(("uffd_register", at, ln, mode))
+        dsts.append((at, ln, mode))
+    for _ in range(rng.randrange(1, 6)):
+        at, ln, _mode = rng.choice(dsts)
+        dst = at + rng.randrange(ln // PAGE) * PAGE
+        length = rng.choice([1, 1, 2, 4, 8]) * PAGE
+        if rng.random() < 0.2:
+            length = rng.choice([0, PAGE + 8])
+        fill_mode = rng.choice([0, 0, 0, 1, 2, 4])
+        if rng.random() < 0.3:
+            ops.append(("uffd_zeropage", dst, length, fill_mode & 1 if rng.random() < 0.8
+                        else fill_mode))  # fmt: skip
+            continue
+        src = rng.randrange(0, 28) * PAGE + rng.choice([0, 0, 0, 8])
+        if rng.random() < 0.1:
+            src = 40 * PAGE  # unmapped: EFAULT
+        elif rng.random() < 0.15:
+            src = dst - PAGE if dst - PAGE >= at else dst  # overlapping, inside dst's VMA
+            if _mode & pt.UFFDIO_REGISTER_MODE_MISSING:
+                continue  # (its absent pages would wait for a handler)
+        ops.append(("uffd_copy", dst, src, length, fill_mode))
     return ops

@@ -96,6 +96,34 @@ def test_a_call_pays_for_what_its_own_thread_faulted_before_it(tmp_path: Path) -
     assert estimates[1] == pytest.approx(estimates[0] + 2500.0)
 
 
+def test_userfaultfd_fills_replay(tmp_path: Path) -> None:
+    # a handler's UFFDIO_ZEROPAGE and UFFDIO_COPY (the structures from the
+    # uprobe): results and filled pages replayed; a COPY onto a page it
+    # already filled is EEXIST in both
+    from pagetab import constants as C
+
+    reg = A + 4 * M
+    with TraceWriter(tmp_path / "t.gz", Header("tracefs", "kernel", ["prog"], HOST)) as w:
+        w.write(maps(0, "exec", [[*STACK, "rw-p", 0, "[stack]"]], [[STACK[1] - 4096, STACK[1], 0]]))
+        w.write(sys_ev(1, "mmap", [A, 8 * M, 3, 0x32, -1, 0], A))
+        w.write({"k": "fault", "t": 2, "pid": 10, "tid": 10, "cpu": 0, "a": A, "w": 1, "u": 1})
+        w.write(sys_ev(3, "userfaultfd", [0x80800], 5))
+        w.write(sys_ev(4, "ioctl", [5, C.UFFDIO_API, 0], 0, mem=[0xAA, 0, 0]))
+        w.write(sys_ev(5, "ioctl", [5, C.UFFDIO_REGISTER, 0], 0,
+                       mem=[reg, 4 * M, C.UFFDIO_REGISTER_MODE_MISSING, 0]))  # fmt: skip
+        w.write(sys_ev(6, "ioctl", [5, C.UFFDIO_ZEROPAGE, 0], 0, mem=[reg, 8192, 0, 8192]))
+        w.write(sys_ev(7, "ioctl", [5, C.UFFDIO_COPY, 0], 0, mem=[reg + 8192, A, 4096, 0, 4096]))
+        w.write(sys_ev(8, "ioctl", [5, C.UFFDIO_COPY, 0], -17, mem=[reg, A, 4096, 0, -17]))
+        present = [[STACK[1] - 4096, STACK[1], 0], [A, A + 4096, 0], [reg, reg + 3 * 4096, 0]]
+        w.write(maps(9, "exit", [[*STACK, "rw-p", 0, "[stack]"], [A, reg, "rw-p", 0, ""],
+                                 [reg, A + 8 * M, "rw-p", 0, ""]], present))  # fmt: skip
+    res = replay(tmp_path / "t.gz", "x86-64", "linux-6.18", cpus=2)
+    assert res.exact, res.differences
+    assert res.kinds["UFFDIO_COPY"].calls == 2 and res.kinds["UFFDIO_ZEROPAGE"].calls == 1
+    assert res.kinds["UFFDIO_COPY"].priced == 0  # replayed, not priced
+    assert not res.skipped
+
+
 def test_a_page_the_kernel_had_and_the_replay_not_is_listed(tmp_path: Path) -> None:
     final = [[STACK[1] - 4096, STACK[1], 0], [B, B + 2 * M + 4096, 0]]
     res = replay(program(tmp_path / "t.gz", final), "x86-64", "linux-6.18")

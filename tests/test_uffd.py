@@ -6,10 +6,17 @@ from __future__ import annotations
 import errno
 import random
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pytest
-from oracle_diff import compare, random_multi_vma_uffd_ops, random_uffd_ops, simulate
+from oracle_diff import (
+    compare,
+    random_fill_ops,
+    random_multi_vma_uffd_ops,
+    random_uffd_ops,
+    simulate,
+)
 
 import pagetab as pt
 from pagetab import host
@@ -556,3 +563,106 @@ def test_multi_vma_moves_over_registered_vmas_agree_with_the_kernel() -> None:
     assert outcomes["ok  True"] > 0, outcomes
     assert outcomes[f"err {errno.EFAULT} False"] > 0, outcomes
     assert outcomes[f"err {errno.EFAULT} True"] > 0, outcomes
+
+
+@pytest.mark.skipif(not OK, reason=f"host probe unavailable: {WHY}")
+def test_fills_agree_with_the_kernel() -> None:
+    # UFFDIO_COPY and UFFDIO_ZEROPAGE (mfill_atomic): 200 random sequences
+    # of sources, destinations of each protection and registration, pages
+    # already there, partial fills, unaligned sources, overlaps and bad
+    # modes; every result (with the copy field), errno and page must agree
+    outcomes: Counter[str] = Counter()
+    for seed in range(200):
+        ops = random_fill_ops(random.Random(seed), 4 << 20)
+        diff = compare(ops, 4 << 20)
+        assert diff is None, (seed, diff)
+        results, _ = simulate(ops, 4 << 20)
+        for op, r in zip(ops, results, strict=True):
+            if op[0] in ("uffd_copy", "uffd_zeropage"):
+                outcomes[
+                    f"{op[0]} {r[0]} {errno.errorcode.get(r[1], '') if r[0] == 'err' else ''}"
+                ] += 1
+    # the sequences reach every outcome the rules have
+    for kind in ("uffd_copy", "uffd_zeropage"):
+        for what in ("ok ", "err ENOENT", "err EINVAL", "err EEXIST", "err EAGAIN"):
+            assert outcomes[f"{kind} {what}"] > 0, (kind, what, outcomes)
+    assert outcomes["uffd_copy err EFAULT"] > 0
+
+
+def fill_space(
+    prot: int = pt.PROT_READ | pt.PROT_WRITE, mode: int = pt.UFFDIO_REGISTER_MODE_MISSING
+) -> tuple[pt.AddressSpace, Any]:
+    """A written source page at SRC, an empty registered destination at DST."""
+    mm = pt.AddressSpace("x86-64", policy="linux-6.18")
+    u = mm.userfaultfd(0)
+    mm.mmap(16 * K, SRC, flags=FIXED)
+    mm.access(np.array([SRC], dtype=np.uint64), write=True)
+    mm.mmap(16 * K, DST, prot=prot, flags=FIXED)
+    u.register(DST, 16 * K, mode)
+    return mm, u
+
+
+def test_copy_fills_fresh_pages_with_the_source_s_data() -> None:
+    mm, u = fill_space()
+    src = mm.translate(SRC)
+    assert u.copy(DST, SRC, 2 * K) == 2 * K
+    a, b = mm.translate(DST), mm.translate(DST + K)
+    # fresh frames (never the source's), the first holding a store's data,
+    # the second the zero-filled copy of a page never written (read-faulted
+    # in at the source: the zero page there now)
+    assert a not in (None, src) and b not in (None, src, pt.ZERO_FRAME)
+    written = set(mm.tables.written_frames().tolist())
+    assert a in written and b not in written
+    assert mm.translate(SRC + K) == pt.ZERO_FRAME
+    # a page already there: EEXIST with nothing filled; a partial fill: EAGAIN
+    with pytest.raises(pt.userfaultfd.UffdFillError) as e:
+        u.copy(DST, SRC, K)
+    assert (e.value.errno, e.value.copy) == (errno.EEXIST, -errno.EEXIST)
+    with pytest.raises(pt.userfaultfd.UffdFillError) as e:
+        u.zeropage(DST + 15 * K, 2 * K)  # the VMA ends after one page: ENOENT, nothing
+    assert (e.value.errno, e.value.copy) == (errno.ENOENT, -errno.ENOENT)
+    with pytest.raises(pt.userfaultfd.UffdFillError) as e:
+        u.copy(DST + K, SRC, 2 * K)  # DST + K exists: stops at once
+    assert e.value.errno == errno.EEXIST
+    assert u.zeropage(DST + 2 * K, K) == K and mm.translate(DST + 2 * K) == pt.ZERO_FRAME
+    mm.check()
+
+
+def test_a_fill_s_entries_follow_the_vma_s_protection() -> None:
+    # read-only: the copy is mapped read-only (dirty); PROT_NONE: mapped, inaccessible
+    for prot in (pt.PROT_READ, pt.PROT_NONE):
+        mm, u = fill_space(prot)
+        u.copy(DST, SRC, K)
+        _, e = mm.tables.entry(DST)
+        assert e & 1 and not e & 2 and bool(e & 4) == (prot == pt.PROT_READ) and e & 8
+
+
+def test_bad_fills_change_nothing() -> None:
+    mm, u = fill_space(mode=pt.UFFDIO_REGISTER_MODE_MISSING)
+    before = mm.frames(DST, 16 * K).copy(), mm.frames(SRC, 16 * K).copy()
+    bad: list[tuple[Any, int, int]] = [
+        (lambda: u.copy(DST, SRC, K, 4), errno.EINVAL, 0),  # unknown mode bit
+        (lambda: u.copy(DST, SRC, K, pt.UFFDIO_COPY_MODE_WP), errno.EINVAL, -errno.EINVAL),
+        (lambda: u.copy(DST + 8, SRC, K), errno.EINVAL, 0),  # dst unaligned
+        (lambda: u.copy(DST, SRC, 0), errno.EINVAL, 0),
+        (lambda: u.zeropage(DST, K, 2), errno.EINVAL, 0),  # no WP mode for it
+        (lambda: u.copy(SRC + K, SRC, K), errno.ENOENT, -errno.ENOENT),  # not registered
+        (lambda: u.copy(DST, DST + (1 << 30), K), errno.EFAULT, -errno.EFAULT),
+    ]
+    for call, code, field_ in bad:
+        with pytest.raises(pt.userfaultfd.UffdFillError) as e:
+            call()
+        assert (e.value.errno, e.value.copy) == (code, field_)
+    with pytest.raises(TypeError, match="len"):
+        u.copy(DST, SRC, "4096")  # type: ignore[arg-type]
+    # a source page that only a userfault could bring in: refused up front
+    with pytest.raises(NotImplementedError, match="userfault"):
+        u.copy(DST + K, DST, K)
+    shared = pt.AddressSpace("x86-64")
+    shm = shared.userfaultfd(0)
+    shared.mmap(16 * K, DST, flags=pt.MAP_SHARED | pt.MAP_ANONYMOUS | pt.MAP_FIXED)
+    shm.register(DST, 16 * K, pt.UFFDIO_REGISTER_MODE_MISSING)
+    with pytest.raises(NotImplementedError, match="shmem"):
+        shm.zeropage(DST, K)
+    assert (mm.frames(DST, 16 * K) == before[0]).all()
+    assert (mm.frames(SRC, 16 * K) == before[1]).all()
