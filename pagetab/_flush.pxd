@@ -109,7 +109,7 @@ cdef inline bint flush_tlb_batched_pending(const flush_rule *r, TlbState *s, Flu
     whole mm (flush_tlb_mm: x86 passes freed_tables, reaching lazy CPUs
     too), or, where the arch's hook is a barrier alone, a DSB; either way
     the batch is done. Returns whether one was pending."""
-    if not s.tlb_flush_batched:
+    if not (s.tlb_flush_batched and s.batched_pending_call):
         return False
     s.tlb_flush_batched = False
     if s.batched_pending_barrier:

@@ -586,7 +586,8 @@ cdef void batched_pending(Ctx *x) noexcept nogil:
     cdef FlushOps before
     if x.tracing:
         before = x.c.flush_ops
-    flush_tlb_batched_pending(x.rule, x.tlb, &x.c.flush_ops, x.caller)
+    if not flush_tlb_batched_pending(x.rule, x.tlb, &x.c.flush_ops, x.caller):
+        return  # (a kernel before 4.13 never calls it)
     x.c.batched_pending_flushes += 1
     if x.snap.ready:
         tlb_snapshot_free(&x.snap)
@@ -643,7 +644,7 @@ cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
         took_rmap = take_rmap_locks(x)
     took_old = spin_lock(x, old_ptl)
     took_new = spin_lock(x, new_ptl)
-    if x.tlb.tlb_flush_batched:
+    if x.tlb.tlb_flush_batched and x.tlb.batched_pending_call:
         batched_pending(x)
     if c == 0:
         # no contiguous blocks: the plain loop (kept apart: it is the hot one)

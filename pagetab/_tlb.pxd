@@ -101,6 +101,7 @@ cdef struct TlbState:
                                      # freed_tables): set by Tlbs.flush_range for its duration
     bint tlb_flush_batched           # mm->tlb_flush_batched: reclaim unmapped pages of this mm and
                                      # deferred their flush (set_tlb_ubc_flush_pending), not yet done
+    bint batched_pending_call        # the kernel calls flush_tlb_batched_pending (4.13+)
     bint batched_pending_barrier     # flush_tlb_batched_pending is a barrier alone (arm64's
                                      # arch_flush_tlb_batched_pending before 4b634918384c)
     int32_t *ccount                  # [cpu][array][class] valid entries, to skip empty probes

@@ -380,6 +380,16 @@ cdef class TlbArrays:
         self.s.tlb_flush_batched = value
 
     @property
+    def batched_pending_call(self):
+        """Whether the kernel calls flush_tlb_batched_pending at all (set
+        from the policy)."""
+        return bool(self.s.batched_pending_call)
+
+    @batched_pending_call.setter
+    def batched_pending_call(self, bint value):
+        self.s.batched_pending_call = value
+
+    @property
     def batched_pending_barrier(self):
         """Whether flush_tlb_batched_pending is a barrier alone (set from the
         arch and the policy)."""

@@ -83,7 +83,8 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
     (pte_mkdirty(pte_mkwrite(mk_pte(page, dst_vma->vm_page_prot)))).
 
     Per page (``batch`` false): both PTE locks, the folio lock, the
-    anon_vma lock and a ptep_clear_flush for each. Batched (6.18
+    anon_vma lock (``anon_vma_lock``: until 6.19's cc22b9978509) and a
+    ptep_clear_flush for each. Batched (6.18
     move_present_ptes): the locks of the first page held for the batch, a
     folio_trylock per page, one flush_tlb_range before the PTE locks drop;
     a hole, a zero-page PTE, a large folio or the table's end ends it."""

@@ -106,6 +106,9 @@ class Arch:
     #: the sizes ``host.measure_cold_call`` measured, increasing N; empty
     #: where nothing was measured (only a host calibration measures it)
     cold_call: tuple[tuple[int, float], ...] = field(default=(), compare=False, hash=False)
+    #: likewise, the extra ns per PTE a move carries over in that state (its
+    #: page tables cold too): (N, extra ns per PTE moved)
+    cold_pte: tuple[tuple[int, float], ...] = field(default=(), compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not 2 <= len(self.levels) <= 5:
@@ -157,17 +160,12 @@ class Arch:
         bytes between the measured sizes, linear from 0 below the first,
         the last measured value above the last (never extrapolated); 0
         without a measurement."""
-        pts = [(n, ns) for n, ns in self.cold_call if n > 0]
-        if not pts or faulted <= 0:
-            return 0.0
-        if faulted <= pts[0][0]:
-            return pts[0][1] * faulted / pts[0][0]
-        if faulted >= pts[-1][0]:
-            return pts[-1][1]
-        (n0, y0), (n1, y1) = next((p, q) for p, q in itertools.pairwise(pts)
-                                  if faulted <= q[0])  # fmt: skip
-        t = math.log2(faulted / n0) / math.log2(n1 / n0)
-        return y0 + t * (y1 - y0)
+        return _cold(self.cold_call, faulted)
+
+    def cold_pte_ns(self, faulted: int) -> float:
+        """The extra ns per PTE a move carries over after ``faulted`` bytes
+        (``cold_pte``), interpolated as ``cold_call_ns``."""
+        return _cold(self.cold_pte, faulted)
 
     def cost_range(self, event: str) -> tuple[float, float]:
         """(low, high) nanoseconds per ``event``: the range its source states."""
@@ -447,7 +445,8 @@ _REGISTRY: dict[str, Arch] = {
 
 def _variants() -> None:
     """Registered variants of the base profiles: x86-64 with INVLPGB, arm64 with
-    Linux 4.9's flush rule, arm64 with FEAT_TLBIRANGE, and arm64 16K/64K with
+    Linux 4.9's flush rule, arm64 on a BBML2-noabort CPU, arm64 with
+    FEAT_TLBIRANGE, riscv with flush IPIs or Svinval, and arm64 16K/64K with
     their MAX_DVM_OPS (each flush rule's ``source`` names its kernel code)."""
     x86, a4k = _REGISTRY["x86-64"], _REGISTRY["arm64-4k"]
     for v in (
@@ -549,6 +548,8 @@ def arch(name: str | Arch, calibration: str | None = None, device: str | None = 
 #: measured directly)
 CALIBRATED_COSTS = ("mremap_call", "pte_move", "pmd_move", "pud_move", "invlpg_flush", "invlpg",
                     "ipi", "mremap_resize_call")  # fmt: skip
+#: those of them a calibration measures directly rather than fits
+MEASURED_COSTS = ("mremap_resize_call",)
 
 
 #: the range of a calibrated cost when its file records no fit residuals
@@ -572,25 +573,49 @@ def _apply_calibration(base: Arch, data: Any, where: str, source: str, fits: str
     remote = data.get("remote")
     fit_of = {"ipi": remote.get("fit") if isinstance(remote, dict) else None}
     fitted = base
+    measured = set(MEASURED_COSTS)
     try:
-        for group in (sorted(set(costs) - {"ipi"}), sorted(set(costs) & {"ipi"})):
+        for group in (sorted(set(costs) - {"ipi"} - measured), sorted(set(costs) & {"ipi"}),
+                      sorted(set(costs) & measured)):  # fmt: skip
             if not group:
                 continue
-            band, why = _fit_band(fit_of.get(group[0], data.get("fit")))
+            if group[0] in measured:  # no fit residual speaks for it
+                band, why = CALIBRATION_BAND, f"+-{CALIBRATION_BAND:.0%}: measured, not fitted"
+            else:
+                band, why = _fit_band(fit_of.get(group[0], data.get("fit")))
             fitted = fitted.replace_costs(
                 {k: _banded(costs[k], band) for k in group}, f"{source}; range {why}"
             )
         if "cold_call" in data:
-            fitted = fitted.replace(cold_call=_cold_call(data["cold_call"]))
+            call, pte = _cold_call(data["cold_call"])
+            fitted = fitted.replace(cold_call=call, cold_pte=pte)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     return fitted
 
 
-def _cold_call(doc: Any) -> tuple[tuple[int, float], ...]:
+def _cold(curve: tuple[tuple[int, float], ...], faulted: int) -> float:
+    """A cold curve (N bytes faulted, extra ns) at ``faulted`` bytes: linear
+    in log2 of the bytes between its sizes, linear from 0 below the first,
+    its last value above the last; 0 for an empty curve."""
+    pts = [(n, ns) for n, ns in curve if n > 0]
+    if not pts or faulted <= 0:
+        return 0.0
+    if faulted <= pts[0][0]:
+        return pts[0][1] * faulted / pts[0][0]
+    if faulted >= pts[-1][0]:
+        return pts[-1][1]
+    (n0, y0), (n1, y1) = next((p, q) for p, q in itertools.pairwise(pts)
+                              if faulted <= q[0])  # fmt: skip
+    t = math.log2(faulted / n0) / math.log2(n1 / n0)
+    return y0 + t * (y1 - y0)
+
+
+def _cold_call(doc: Any) -> tuple[tuple[tuple[int, float], ...], tuple[tuple[int, float], ...]]:
     """A calibration's "cold_call" measurement (``calibrate.measure_cold``)
-    as ``Arch.cold_call``: each size's median less the warm one (size 0),
-    never below 0."""
+    as ``Arch.cold_call`` (each size's call median less the warm one, never
+    below 0) and ``Arch.cold_pte`` (the move's extra beyond the call's, per
+    PTE it moved; empty where the file has no moves)."""
     try:
         sizes = [int(n) for n in doc["faulted_bytes"]]
         medians = [float(ns) for ns in doc["median_ns"]]
@@ -600,7 +625,20 @@ def _cold_call(doc: Any) -> tuple[tuple[int, float], ...]:
             or any(b <= a for a, b in itertools.pairwise(sizes)) \
             or not all(math.isfinite(m) and m >= 0 for m in medians):  # fmt: skip
         raise ValueError("cold_call: faulted_bytes must rise from 0, one finite median_ns each")
-    return tuple((n, max(m - medians[0], 0.0)) for n, m in zip(sizes, medians, strict=True))
+    call = tuple((n, max(m - medians[0], 0.0)) for n, m in zip(sizes, medians, strict=True))
+    if "move_median_ns" not in doc:
+        return call, ()
+    try:
+        moves = [float(ns) for ns in doc["move_median_ns"]]
+        ptes = int(doc["move_ptes"])
+    except (TypeError, KeyError, ValueError):
+        raise ValueError("cold_call: move_median_ns needs move_ptes") from None
+    if len(moves) != len(sizes) or ptes <= 0 or not all(math.isfinite(m) for m in moves):
+        raise ValueError("cold_call: one finite move_median_ns per size, move_ptes > 0")
+    # a move's extra beyond its call's, per PTE
+    pte = tuple((n, max(mv - moves[0] - extra, 0.0) / ptes)
+                for (n, extra), mv in zip(call, moves, strict=True))  # fmt: skip
+    return call, pte
 
 
 def load_calibration(base: Arch, path: str | os.PathLike[str]) -> Arch:

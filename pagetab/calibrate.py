@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from . import host
-from .arch import CALIBRATED_COSTS, Arch
+from .arch import CALIBRATED_COSTS, MEASURED_COSTS, Arch
 from .arch import arch as _arch
 from .arch import load_calibration as load
 from .constants import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_FIXED, MREMAP_MAYMOVE
@@ -74,7 +74,7 @@ FITTED = (*MOVE_COSTS, "invlpg_flush", "invlpg")
 REMOTE_FITTED = ("ipi",)
 #: what the host measures directly, not by a fit: an mremap that resizes in
 #: place (``host.measure_resize_call``), kept under "resize_call"
-MEASURED = ("mremap_resize_call",)
+MEASURED = MEASURED_COSTS
 assert set(FITTED) | set(REMOTE_FITTED) | set(MEASURED) == set(CALIBRATED_COSTS)
 
 
@@ -157,16 +157,20 @@ def measure_rounds(keys: list[tuple[Case, int]], repeats: int,
 
 def measure_cold(rounds: int = 21) -> dict[str, Any]:
     """The cold-call measurement a calibration file records under
-    "cold_call" (``Arch.cold_call`` reads it): an mremap call's median ns
-    after its thread faulted each of ``host.COLD_SIZES`` bytes
-    (``host.measure_cold_call``). Measured, not fitted: the replay of a
-    recorded program adds it to each call by the bytes the program faulted
-    since its previous call, and the recorded programs, never measured
-    here, check it."""
-    medians = host.measure_cold_call(host.COLD_SIZES, rounds)
+    "cold_call" (``Arch.cold_call`` and ``Arch.cold_pte`` read it): the
+    median ns of an mremap call, and of a written PTE-path move of
+    ``host.COLD_MOVE`` bytes, after its thread faulted each of
+    ``host.COLD_SIZES`` bytes (``host.measure_cold``). Measured, not
+    fitted: the replay of a recorded program adds it to each call by the
+    bytes the program faulted since its previous call, and the recorded
+    programs, never measured here, check it."""
+    m = host.measure_cold(host.COLD_SIZES, rounds)
     return {"call": "mremap moving an empty 2 MiB VMA", "rounds": rounds,
             "date": datetime.date.today().isoformat(),
-            "faulted_bytes": list(medians), "median_ns": list(medians.values())}  # fmt: skip
+            "faulted_bytes": list(m["call"]), "median_ns": list(m["call"].values()),
+            "move": f"mremap moving {host.COLD_MOVE >> 20} MiB written, 4 KiB off (PTE path)",
+            "move_ptes": host.COLD_MOVE // host.PAGE,
+            "move_median_ns": list(m["move"].values())}  # fmt: skip
 
 
 def _warm_up() -> None:

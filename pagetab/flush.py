@@ -61,8 +61,10 @@ class FlushRules:
     interrupts: ClassVar[tuple[str, ...]] = ()
     #: whether the kernel defers reclaim's unmap flushes on this family
     #: (ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH), so that flush_tlb_batched_pending
-    #: can find one pending (``AddressSpace.tlb_flush_batched``)
-    batched_unmap: ClassVar[bool] = True
+    #: can find one pending (``AddressSpace.tlb_flush_batched``): None never,
+    #: "" in every kernel pagetab has a preset for, else the Policy field that
+    #: says whether the policy's kernel does
+    batched_unmap: ClassVar[str | None] = ""
     #: whether its arch_flush_tlb_batched_pending was a barrier alone before
     #: Policy.batched_pending_flush_mm (arm64's DSB ISH)
     batched_pending_barrier: ClassVar[bool] = False
@@ -131,6 +133,7 @@ class Arm64Flush(FlushRules):
 
     family: ClassVar[str] = "arm64"
     # arch_tlbbatch_should_defer since 43b3dfdd0455 (6.6); the hook a DSB ISH
+    batched_unmap: ClassVar[str | None] = "batched_unmap_arm64"
     batched_pending_barrier: ClassVar[bool] = True
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(
         {
@@ -160,7 +163,7 @@ class Ppc64RadixFlush(FlushRules):
 
     family: ClassVar[str] = "ppc64"
     # no ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH: reclaim flushes at once
-    batched_unmap: ClassVar[bool] = False
+    batched_unmap: ClassVar[str | None] = None
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(
         {
             "tlbie": "tlbie",
@@ -196,6 +199,7 @@ class RiscvFlush(FlushRules):
     stride between one sfence.w.inval and one sfence.inval.ir."""
 
     family: ClassVar[str] = "riscv"
+    batched_unmap: ClassVar[str | None] = "batched_unmap_riscv"
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(
         {
             "sfence_vma": "sfence_vma",

@@ -35,7 +35,7 @@ __all__ = [
     "HostMove",
     "available",
     "measure_access",
-    "measure_cold_call",
+    "measure_cold",
     "measure_gc_cycle",
     "measure_move",
     "measure_populate",
@@ -226,15 +226,21 @@ def _measure_move(size: int, populate: str, src_align: str | int, dst_align: str
 COLD_SIZES = (0, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20)
 
 
-def measure_cold_call(faulted: tuple[int, ...] = COLD_SIZES, rounds: int = 21) -> dict[int, float]:
-    """Median ns of one mremap call after this thread faulted ``faulted``
-    bytes of fresh anonymous memory (one write per page, as a program
-    filling new memory between its calls does), for each size: what the
-    call pays for the caches and TLBs that the faults and their page
-    zeroing took from it (0: right after the same call). The call moves an
-    empty 2 MiB VMA (no page tables: the call's own work only) back and
-    forth; sizes are measured
-    round-robin, ``rounds`` times, so drift spreads over them alike."""
+#: the written region measure_cold moves PTE by PTE (16384 PTEs)
+COLD_MOVE = 64 << 20
+
+
+def measure_cold(faulted: tuple[int, ...] = COLD_SIZES,
+                 rounds: int = 21) -> dict[str, dict[int, float]]:  # fmt: skip
+    """Median ns of mremap calls made right after this thread faulted each
+    of ``faulted`` bytes of fresh anonymous memory (one write per page, as
+    a program filling new memory between its calls does; 0: right after
+    the same call, warm): what a call pays for the caches and TLBs the
+    faults and their page zeroing took from it. "call" moves an empty
+    2 MiB VMA (no page tables: the call's own work only); "move" moves a
+    written ``COLD_MOVE`` region misaligned by 4 KiB (PTE by PTE: its
+    page tables are cold too). Sizes and the two are measured round-robin,
+    ``rounds`` times, so drift spreads over them alike."""
     ok, why = available()
     if not ok:
         raise NotImplementedError(f"host probe unavailable: {why}")
@@ -243,29 +249,35 @@ def measure_cold_call(faulted: tuple[int, ...] = COLD_SIZES, rounds: int = 21) -
     for n in faulted:
         if isinstance(n, bool) or not isinstance(n, int) or n < 0 or n % PAGE:
             raise ValueError(f"faulted sizes must be multiples of {PAGE} >= 0, not {n!r}")
-    s, d, length = move_layout(PMD, 0, PMD)
-    base = _probe.reserve(length, PUD)
-    at, other = base + s, base + d
-    _probe.map_region(at, PMD, "none")
-    samples: dict[int, list[int]] = {n: [] for n in faulted}
+    regions = {}
+    for what, size, populate, do in (("call", PMD, "none", PMD), ("move", COLD_MOVE, "write",
+                                                                  PAGE)):  # fmt: skip
+        s, d, length = move_layout(size, 0, do)
+        base = _probe.reserve(length, PUD)
+        _probe.map_region(base + s, size, populate)
+        regions[what] = [base + s, base + d, size]
+    samples: dict[str, dict[int, list[int]]] = {w: {n: [] for n in faulted} for w in regions}
     try:
         for _ in range(rounds):
             for n in faulted:
-                buf = mmap.mmap(-1, n) if n else None
-                if buf is not None:
-                    pages = np.frombuffer(buf, dtype=np.uint8)
-                    pages[::PAGE] = 1  # a write fault on each page
-                    del pages
-                else:  # warm: right after the same call
-                    _probe.move(at, other, PMD)
-                    at, other = other, at
-                samples[n].append(int(_probe.move(at, other, PMD)))
-                at, other = other, at
-                if buf is not None:
-                    buf.close()
+                for what, r in regions.items():
+                    buf = mmap.mmap(-1, n) if n else None
+                    if buf is not None:
+                        pages = np.frombuffer(buf, dtype=np.uint8)
+                        pages[::PAGE] = 1  # a write fault on each page
+                        del pages
+                    else:  # warm: right after the same call
+                        _probe.move(r[0], r[1], r[2])
+                        r[0], r[1] = r[1], r[0]
+                    samples[what][n].append(int(_probe.move(r[0], r[1], r[2])))
+                    r[0], r[1] = r[1], r[0]
+                    if buf is not None:
+                        buf.close()
     finally:
-        _munmap(at, PMD)
-    return {n: float(statistics.median(v)) for n, v in samples.items()}
+        for r in regions.values():
+            _munmap(r[0], r[2])
+    return {w: {n: float(statistics.median(v)) for n, v in by.items()}
+            for w, by in samples.items()}  # fmt: skip
 
 
 def measure_resize_call(rounds: int = 21, repeats: int = 51) -> float:

@@ -412,6 +412,7 @@ class MmStruct:
         self.pmc = _move.PagetableMoveControl(mremap_config(self.arch, p))
         self.tlbs.ipi_lazy = p.flush_lazy
         self.tlbs.freed_ipi_lazy = p.flush_freed_lazy
+        self.tlbs.batched_pending_call = p.batched_pending_check
         self.tlbs.batched_pending_barrier = (self.arch.flush.batched_pending_barrier
                                              and not p.batched_pending_flush_mm)  # fmt: skip
         # faults and splits fold contiguous blocks from now on (entries

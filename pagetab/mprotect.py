@@ -69,10 +69,12 @@ def do_mprotect_pkey(mm: MmStruct, addr: int, length: int, prot: int) -> None:
         # the page cache's pages stay read-only for COW)
         only_dirty = v.shared or v.file is not None
         visited = mm.tables.pte_tables_visited
-        changed = mm.tables.change_prot(
-            v.start, v.end, prot != PROT_NONE, bool(prot & PROT_WRITE), only_dirty
-        )
-        batched_pending(mm, visited)
+        try:
+            changed = mm.tables.change_prot(
+                v.start, v.end, prot != PROT_NONE, bool(prot & PROT_WRITE), only_dirty
+            )
+        finally:  # (change_pte_range's, done before a split could fail)
+            batched_pending(mm, visited)
         if changed:
             # change_protection flushes the range when it changed entries
             mm.tlbs.flush_range(mm.cpu, v.start, v.end)

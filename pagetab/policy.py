@@ -120,6 +120,21 @@ class Policy:
     folio lock alone serializes against them, in both paths (the context
     of move_pages_huge_pmd in <20260226113233.3987674-15-usama.arif@linux.dev>
     unlocks the PTLs and then the folio)."""
+    batched_pending_check: bool = _choice(False)
+    """move_ptes, zap_pte_range and change_pte_range call
+    flush_tlb_batched_pending, which completes a flush reclaim deferred for
+    this mm before they change its entries (3ea277194daa "mm, mprotect:
+    flush TLB if potentially racing with a parallel reclaim leaving stale
+    TLB entries", Mel Gorman, Linux 4.13). Before, such a batch stayed
+    pending through them."""
+    batched_unmap_arm64: bool = _choice(False)
+    """arm64 reclaim defers its unmap flushes (ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH:
+    43b3dfdd0455 "arm64: support batched/deferred tlb shootdown during page
+    reclamation/migration", Linux 6.6), so a batch can be pending
+    (``AddressSpace.tlb_flush_batched``). x86 has since Linux 4.3."""
+    batched_unmap_riscv: bool = _choice(False)
+    """riscv likewise (54d7431af73e "riscv: Add support for
+    BATCHED_UNMAP_TLB_FLUSH", Linux 6.8)."""
     batched_pending_flush_mm: bool = _choice(False)
     """flush_tlb_batched_pending, which move_ptes calls under its PTE locks
     (and zap_pte_range and change_pte_range), flushes the whole mm
@@ -241,8 +256,9 @@ LINUX_4_18 = LINUX_4_9.replace(
     name="linux-4.18",
     description="PTE moves only (THP leaves move whole); dirty entries flushed under the old "
     "lock, the rest once at the end after the locks are released",
-    source="mm/mremap.c as of v4.18; 5d1904204c99 (dirty flush); before CVE-2018-18281",
-    pte_extent_limit=0, dirty_flush_under_lock=True,
+    source="mm/mremap.c as of v4.18; 5d1904204c99 (dirty flush); before CVE-2018-18281; "
+    "3ea277194daa (4.13: flush_tlb_batched_pending)",
+    pte_extent_limit=0, dirty_flush_under_lock=True, batched_pending_check=True,
 )  # fmt: skip
 LINUX_4_19 = LINUX_4_18.replace(
     name="linux-4.19",
@@ -275,8 +291,10 @@ LINUX_6_8 = LINUX_5_11.replace(
     name="linux-6.8",
     description="plus try_realign_addr: mutually misaligned addresses aligned down to PMD",
     source="af8ca1c14906 mm/mremap: optimize the start addresses in move_page_tables(); "
-    "adef440691ba (UFFDIO_MOVE, 6.8); 5e31275cc997 (per-VMA locks, 6.4)",
-    realign=True, uffd_move="6.8", per_vma_locks=True,
+    "adef440691ba (UFFDIO_MOVE, 6.8); 5e31275cc997 (per-VMA locks, 6.4); 43b3dfdd0455 and "
+    "54d7431af73e (arm64 and riscv defer reclaim's flushes, 6.6 and 6.8)",
+    realign=True, uffd_move="6.8", per_vma_locks=True, batched_unmap_arm64=True,
+    batched_unmap_riscv=True,
 )  # fmt: skip
 LINUX_6_16 = LINUX_6_8.replace(
     name="linux-6.16",

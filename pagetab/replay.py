@@ -165,7 +165,7 @@ class KindTotal:
     counters: Counter[str] = field(default_factory=Counter)
     #: flushes of the priced calls: the kernel's (tlb:tlb_flush on the calling
     #: thread, local reasons; None without flush events) and pagetab's
-    #: (``simulated_flushes``: the moves' and the unmaps')
+    #: (``simulated_flushes``: the moves', the unmaps' and pending reclaim ones)
     recorded_flushes: int | None = None
     simulated_flushes: int = 0
     #: of ``estimated_ns``, the cold-call part (``ReplayedCall.cold_ns``)
@@ -583,7 +583,10 @@ class Replayer:
         if out is None:
             return
         replayed, est, counters, note, kind, region_addr = out
-        cold = self.arch.cold_call_ns(faulted) if est is not None else 0.0
+        cold = 0.0
+        if est is not None:  # the call's, and its moved PTEs' (their tables cold too)
+            cold = self.arch.cold_call_ns(faulted) \
+                + counters.get("ptes_moved", 0) * self.arch.cold_pte_ns(faulted)  # fmt: skip
         if est is not None:
             est += cold
         rec_flushes = None

@@ -433,16 +433,24 @@ class AddressSpace:
         mprotect walking a PTE table) calls flush_tlb_batched_pending,
         which flushes the whole mm (a DSB alone on arm64 before
         ``Policy.batched_pending_flush_mm``) and clears it: the move counts
-        ``batched_pending_flushes``. ValueError on an architecture whose
-        kernel never defers them (powerpc). Like the TLBs, it is not saved."""
+        ``batched_pending_flushes``. Before Linux 4.13
+        (``Policy.batched_pending_check``) it stays pending through them.
+        ValueError where the kernel never defers those flushes (powerpc;
+        arm64 before 6.6 and riscv before 6.8: ``FlushRules.batched_unmap``).
+        Like the TLBs, it is not saved."""
         return bool(self.mm_struct.tlbs.tlb_flush_batched)
 
     @tlb_flush_batched.setter
     def tlb_flush_batched(self, pending: bool) -> None:
         check_bool("tlb_flush_batched", pending)
-        if pending and not self.arch.flush.batched_unmap:
+        rule = self.arch.flush.batched_unmap
+        if pending and rule is None:
             raise ValueError(f"tlb_flush_batched: {self.arch.name}'s kernel flushes reclaim's "
                              "unmaps at once (no ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH)")  # fmt: skip
+        if pending and rule and not getattr(self.policy, rule):
+            raise ValueError(f"tlb_flush_batched: under {self.policy.name} the "
+                             f"{self.arch.flush.family} kernel flushes reclaim's unmaps at "
+                             f"once (Policy.{rule} is off)")  # fmt: skip
         self.mm_struct.tlbs.tlb_flush_batched = pending
 
     def switch_mm(self, cpu: int) -> None:

@@ -160,8 +160,10 @@ def unmap_region(mm: MmStruct, start: int, end: int, floor: int, ceiling: int,
     record ``st``.
     """
     visited = mm.tables.pte_tables_visited
-    zapped = mm.tables.zap(start, end)
-    batched_pending(mm, visited, st)
+    try:
+        zapped = mm.tables.zap(start, end)
+    finally:  # (zap_pte_range's, done before a split could fail)
+        batched_pending(mm, visited, st)
     freed = _union(mm.tables.free_pgtables(start, end, floor, ceiling), freed_before)
     if zapped:
         lo, hi, shift = start, end, mm.page_shift
@@ -182,7 +184,8 @@ def batched_pending(mm: MmStruct, visited: int, st: MoveStats | None = None) -> 
     tables since the table store's count was ``visited``: reclaim's
     deferred flush of the mm, if pending, is done (counted into an
     mremap's record ``st``)."""
-    if not mm.tlbs.tlb_flush_batched or mm.tables.pte_tables_visited == visited:
+    if not (mm.tlbs.tlb_flush_batched and mm.tlbs.batched_pending_call) \
+            or mm.tables.pte_tables_visited == visited:  # fmt: skip
         return
     if st is None:
         mm.tlbs.flush_tlb_batched_pending(mm.cpu)

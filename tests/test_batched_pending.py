@@ -129,3 +129,25 @@ def test_bad_state_is_refused() -> None:
     mm.tlb_flush_batched = False  # clearing is always fine
     with pytest.raises(TypeError, match="tlb_flush_batched"):
         space().tlb_flush_batched = 1  # type: ignore[assignment]
+
+
+def test_madvise_dontneed_does_it_too() -> None:
+    mm = space()
+    mm.tlb_flush_batched = True
+    mm.madvise(BASE, 16 * K, pt.MADV_DONTNEED)  # zap_pte_range walks the PTE table
+    assert not mm.tlb_flush_batched and mm.tlbs.valid_entries(1) == 0
+
+
+def test_kernels_that_cannot_have_a_pending_batch() -> None:
+    # arm64 defers reclaim's flushes from 6.6 (43b3dfdd0455), riscv from 6.8
+    for arch in ("arm64-4k", "riscv64-sv48"):
+        mm = space(arch, "linux-5.11")
+        with pytest.raises(ValueError, match="batched_unmap_"):
+            mm.tlb_flush_batched = True
+        assert not mm.tlb_flush_batched
+    # x86 defers them in 4.9 already, but nothing calls
+    # flush_tlb_batched_pending before 4.13 (3ea277194daa): the batch stays
+    mm = space("x86-64", "linux-4.9")
+    st = move(mm, True)
+    assert st.batched_pending_flushes == 0 and mm.tlb_flush_batched
+    assert move(space("x86-64", "linux-4.18"), True).batched_pending_flushes == 1

@@ -127,6 +127,14 @@ def test_a_cold_call_costs_what_was_measured_after_as_many_faulted_bytes(
     got = [prof.cold_call_ns(n) for n in (0, MIB // 2, MIB, 2 * MIB, 4 * MIB, 64 * MIB)]
     assert got == pytest.approx([0.0, 500.0, 1000.0, 2500.0, 4000.0, 4000.0])
     assert pt.arch("x86-64").cold_call_ns(4 * MIB) == 0.0  # nothing measured: no price
+    assert prof.cold_pte == () and prof.cold_pte_ns(4 * MIB) == 0.0  # no moves measured
+    # a move of 1000 PTEs measured too: its extra beyond the call's, per PTE
+    cold["move_median_ns"], cold["move_ptes"] = [1e5, 1e5 + 3000.0, 1e5 + 10000.0], 1000
+    path.write_text(json.dumps({"arch": "x86-64", "costs": {}, "cold_call": cold}))
+    prof = pt.arch("x86-64", calibration=str(path))
+    assert prof.cold_pte == ((0, 0.0), (MIB, 2.0), (4 * MIB, 6.0))
+    assert prof.cold_pte_ns(2 * MIB) == pytest.approx(4.0)
+    del cold["move_median_ns"], cold["move_ptes"]
     # a warm median above a cold one is no negative price
     cold["median_ns"] = [3000.0, 2000.0, 5000.0]
     path.write_text(json.dumps({"arch": "x86-64", "costs": {}, "cold_call": cold}))
@@ -146,11 +154,11 @@ def test_the_host_call_is_slower_after_faulting_64_mib() -> None:
     # measured here (not a speed bound: which is slower is the kernel's and
     # the CPU's, and 64 MiB of fresh pages zeroed evicts far more than a
     # warm call leaves behind on any machine with caches under 64 MiB)
-    got = host.measure_cold_call((0, 64 * MIB), rounds=9)
-    assert set(got) == {0, 64 * MIB} and got[0] > 0
-    assert got[64 * MIB] > got[0]
+    got = host.measure_cold((0, 64 * MIB), rounds=9)
+    assert set(got) == {"call", "move"} and set(got["call"]) == {0, 64 * MIB}
+    assert got["call"][64 * MIB] > got["call"][0] > 0
     with pytest.raises(ValueError, match="multiples"):
-        host.measure_cold_call((0, 1000))
+        host.measure_cold((0, 1000))
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -187,11 +195,14 @@ def test_calibration_recovers_known_costs_and_interleaves_the_check(
     monkeypatch.setattr(host, "available", lambda: (True, ""))
     monkeypatch.setattr(host, "measure_move", lambda *a, **k: None)
     cold = {n: 1000.0 + n / 1024 for n in host.COLD_SIZES}
-    monkeypatch.setattr(host, "measure_cold_call", lambda sizes, rounds: dict(cold))
+    moves = {n: 2e5 + n / 256 for n in host.COLD_SIZES}
+    measured = {"call": cold, "move": moves}
+    monkeypatch.setattr(host, "measure_cold", lambda sizes, rounds: measured)
     monkeypatch.setattr(host, "measure_resize_call", lambda: 777.0)
     data = calibrate.calibrate(tmp_path / "cal.json", repeats=1, verbose=False, cpus=2)
     assert data["cold_call"]["faulted_bytes"] == list(host.COLD_SIZES)
     assert data["cold_call"]["median_ns"] == list(cold.values())
+    assert data["cold_call"]["move_median_ns"] == list(moves.values())
     assert data["costs"]["mremap_resize_call"] == 777.0  # as measured, not fitted
     for k in (*calibrate.FITTED, "ipi"):
         assert data["costs"][k] == pytest.approx(truth.cost(k), rel=1e-6), k
@@ -224,8 +235,9 @@ def test_refit_fits_a_files_own_measurements_again(
     )
     monkeypatch.setattr(host, "available", lambda: (True, ""))
     monkeypatch.setattr(host, "measure_move", lambda *a, **k: None)
-    monkeypatch.setattr(host, "measure_cold_call",
-                        lambda sizes, rounds: {n: 1000.0 + n / 1024 for n in sizes})  # fmt: skip
+    monkeypatch.setattr(host, "measure_cold",
+                        lambda sizes, rounds: {w: {n: 1000.0 + n / 1024 for n in sizes}
+                                               for w in ("call", "move")})  # fmt: skip
     monkeypatch.setattr(host, "measure_resize_call", lambda: 777.0)
     path = tmp_path / "cal.json"
     calibrate.calibrate(path, repeats=1, verbose=False, cpus=2)

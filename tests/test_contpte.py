@@ -169,3 +169,19 @@ def test_contpte_convert_skips_its_tlbi_on_bbml2_noabort(arch: str, policy: str,
             assert with_converts == without, op
     assert (mm.frames(BASE + M + 4 * K, M) == frames).all()
     mm.check()
+
+
+def test_the_6_17_preset_elides_on_bbml2_noabort() -> None:
+    # linux-6.17's own path (batched moves): the misaligned move unfolds one
+    # block (test_move_of_64k_folios); on a BBML2-noabort CPU that unfold
+    # issues no TLBI (one range TLBI and two DSBs fewer, FEAT_TLBIRANGE on both)
+    st = {}
+    for arch in ("arm64-4k-bbml2", "arm64-4k-tlbirange"):
+        mm = folios_of(arch, "linux-6.17")
+        mm.mremap(BASE, M, M, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, BASE + M + 4 * K)
+        assert mm.last_move is not None and mm.last_move.contpte_unfolds == 1
+        st[arch] = mm.last_move.flush_ops
+    old, new = st["arm64-4k-tlbirange"], st["arm64-4k-bbml2"]
+    diff = {op: old[op] - new[op] for op in new}
+    assert {op: n for op, n in diff.items() if n and op != "invalidated_entries"} == {
+        "flush_calls": 1, "flush_pages": 16, "tlbi_range": 1, "dsb": 2}  # fmt: skip

@@ -11,7 +11,9 @@ reach the same result and state. A VMA registered with a userfaultfd
 (every space has one, with UFFD_FEATURE_EVENT_REMAP, so that registered
 VMAs keep their registration through moves under every preset) moves only
 alone there (vma_multi_allowed, d50dabff4d1f): the one-at-a-time moves
-stop where 6.17 stops. Second, a policy that moves PTEs one by one
+stop where 6.17 stops. (Remap events came in 4.11 and anonymous WP
+registration in 5.7: the older presets accept here what their kernels
+would refuse, so that all see the same operations.) Second, a policy that moves PTEs one by one
 (linux-4.18, linux-4.19) leaves the emptied PTE table behind where the
 source stays mapped (MREMAP_DONTUNMAP), so a later fault there maps a 4K
 page; a policy that moves the whole table leaves the PMD empty, and the
@@ -119,8 +121,9 @@ class PoliciesAgree(RuleBasedStateMachine):
         end = src + length
         vmas = [v for v in self.spaces[0].vmas() if v.start < end and v.end > src]
         pieces = [(max(v.start, src), min(v.end, end)) for v in vmas]
-        # vma_multi_allowed, asked of every VMA before any moves: a
-        # registered one only alone (first, and reaching the range's end)
+        # vma_multi_allowed of each VMA as remap_move meets it (the VMAs do
+        # not change before then): a registered one only alone (first, and
+        # reaching the range's end)
         armed = [bool(v.uffd) for v in vmas]
         new = [mm for mm in self.spaces if mm.policy.multi_vma_move]
         outcomes = []
