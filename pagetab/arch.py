@@ -109,6 +109,9 @@ class Arch:
     #: likewise, the extra ns per PTE a move carries over in that state (its
     #: page tables cold too): (N, extra ns per PTE moved)
     cold_pte: tuple[tuple[int, float], ...] = field(default=(), compare=False, hash=False)
+    #: and the extra ns of an mremap that moves nothing (a resize in place,
+    #: a shorter path than a move's)
+    cold_resize: tuple[tuple[int, float], ...] = field(default=(), compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if not 2 <= len(self.levels) <= 5:
@@ -166,6 +169,11 @@ class Arch:
         """The extra ns per PTE a move carries over after ``faulted`` bytes
         (``cold_pte``), interpolated as ``cold_call_ns``."""
         return _cold(self.cold_pte, faulted)
+
+    def cold_resize_ns(self, faulted: int) -> float:
+        """The extra ns of an mremap that moves nothing after ``faulted``
+        bytes (``cold_resize``; ``cold_call``'s where none was measured)."""
+        return _cold(self.cold_resize or self.cold_call, faulted)
 
     def cost_range(self, event: str) -> tuple[float, float]:
         """(low, high) nanoseconds per ``event``: the range its source states."""
@@ -587,8 +595,8 @@ def _apply_calibration(base: Arch, data: Any, where: str, source: str, fits: str
                 {k: _banded(costs[k], band) for k in group}, f"{source}; range {why}"
             )
         if "cold_call" in data:
-            call, pte = _cold_call(data["cold_call"])
-            fitted = fitted.replace(cold_call=call, cold_pte=pte)
+            call, pte, resize = _cold_call(data["cold_call"])
+            fitted = fitted.replace(cold_call=call, cold_pte=pte, cold_resize=resize)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     return fitted
@@ -611,7 +619,10 @@ def _cold(curve: tuple[tuple[int, float], ...], faulted: int) -> float:
     return y0 + t * (y1 - y0)
 
 
-def _cold_call(doc: Any) -> tuple[tuple[tuple[int, float], ...], tuple[tuple[int, float], ...]]:
+Curve = tuple[tuple[int, float], ...]
+
+
+def _cold_call(doc: Any) -> tuple[Curve, Curve, Curve]:
     """A calibration's "cold_call" measurement (``calibrate.measure_cold``)
     as ``Arch.cold_call`` (each size's call median less the warm one, never
     below 0) and ``Arch.cold_pte`` (the move's extra beyond the call's, per
@@ -626,8 +637,17 @@ def _cold_call(doc: Any) -> tuple[tuple[tuple[int, float], ...], tuple[tuple[int
             or not all(math.isfinite(m) and m >= 0 for m in medians):  # fmt: skip
         raise ValueError("cold_call: faulted_bytes must rise from 0, one finite median_ns each")
     call = tuple((n, max(m - medians[0], 0.0)) for n, m in zip(sizes, medians, strict=True))
+    resize: Curve = ()
+    if "resize_median_ns" in doc:
+        try:
+            rs = [float(ns) for ns in doc["resize_median_ns"]]
+        except (TypeError, ValueError):
+            raise ValueError("cold_call: resize_median_ns must be numbers") from None
+        if len(rs) != len(sizes) or not all(math.isfinite(m) for m in rs):
+            raise ValueError("cold_call: one finite resize_median_ns per size")
+        resize = tuple((n, max(m - rs[0], 0.0)) for n, m in zip(sizes, rs, strict=True))
     if "move_median_ns" not in doc:
-        return call, ()
+        return call, (), resize
     try:
         moves = [float(ns) for ns in doc["move_median_ns"]]
         ptes = int(doc["move_ptes"])
@@ -638,7 +658,7 @@ def _cold_call(doc: Any) -> tuple[tuple[tuple[int, float], ...], tuple[tuple[int
     # a move's extra beyond its call's, per PTE
     pte = tuple((n, max(mv - moves[0] - extra, 0.0) / ptes)
                 for (n, extra), mv in zip(call, moves, strict=True))  # fmt: skip
-    return call, pte
+    return call, pte, resize
 
 
 def load_calibration(base: Arch, path: str | os.PathLike[str]) -> Arch:

@@ -73,7 +73,7 @@ FITTED = (*MOVE_COSTS, "invlpg_flush", "invlpg")
 #: what the fit with other CPUs running the mm sets
 REMOTE_FITTED = ("ipi",)
 #: what the host measures directly, not by a fit: an mremap that resizes in
-#: place (``host.measure_resize_call``), kept under "resize_call"
+#: place: the cold-call measurement's warm in-place growth ("cold_call")
 MEASURED = MEASURED_COSTS
 assert set(FITTED) | set(REMOTE_FITTED) | set(MEASURED) == set(CALIBRATED_COSTS)
 
@@ -157,9 +157,10 @@ def measure_rounds(keys: list[tuple[Case, int]], repeats: int,
 
 def measure_cold(rounds: int = 21) -> dict[str, Any]:
     """The cold-call measurement a calibration file records under
-    "cold_call" (``Arch.cold_call`` and ``Arch.cold_pte`` read it): the
-    median ns of an mremap call, and of a written PTE-path move of
-    ``host.COLD_MOVE`` bytes, after its thread faulted each of
+    "cold_call" (``Arch.cold_call``, ``cold_pte`` and ``cold_resize`` read
+    it): the median ns of an mremap call, of a written PTE-path move of
+    ``host.COLD_MOVE`` bytes and of an in-place growth, after its thread
+    faulted each of
     ``host.COLD_SIZES`` bytes (``host.measure_cold``). Measured, not
     fitted: the replay of a recorded program adds it to each call by the
     bytes the program faulted since its previous call, and the recorded
@@ -170,7 +171,9 @@ def measure_cold(rounds: int = 21) -> dict[str, Any]:
             "faulted_bytes": list(m["call"]), "median_ns": list(m["call"].values()),
             "move": f"mremap moving {host.COLD_MOVE >> 20} MiB written, 4 KiB off (PTE path)",
             "move_ptes": host.COLD_MOVE // host.PAGE,
-            "move_median_ns": list(m["move"].values())}  # fmt: skip
+            "move_median_ns": list(m["move"].values()),
+            "resize": "mremap growing an empty 2 MiB VMA by 64 KiB in place",
+            "resize_median_ns": list(m["resize"].values())}  # fmt: skip
 
 
 def _warm_up() -> None:
@@ -309,9 +312,6 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
     _warm_up()
     times = measure_rounds(keys, repeats)
     cold = measure_cold()
-    resize = {"call": "mremap growing an empty 2 MiB VMA by 64 KiB in place",
-              "median_ns": host.measure_resize_call(),
-              "date": datetime.date.today().isoformat()}  # fmt: skip
     remote_cases = (REMOTE_TRAINING, REMOTE_HELD_OUT) if "skipped" not in remote and cpus > 1 \
         else None  # fmt: skip
     data = {
@@ -322,7 +322,6 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
         "rounds": ROUNDS,
         **_fitted(training, check, times, remote, remote_cases),
         "cold_call": cold,
-        "resize_call": resize,
     }
     data["costs"].update(_measured(data))
     Path(path).write_text(json.dumps(data, indent=1))
@@ -384,8 +383,9 @@ def refit(path: str | Path, out: str | Path | None = None, verbose: bool = True)
 
 def _measured(data: dict[str, Any]) -> dict[str, float]:
     """The MEASURED costs of a calibration document, from its measurements."""
-    resize = data.get("resize_call")
-    return {"mremap_resize_call": float(resize["median_ns"])} if resize else {}
+    cold = data.get("cold_call") or {}
+    resize = cold.get("resize_median_ns")
+    return {"mremap_resize_call": float(resize[0])} if resize else {}
 
 
 def load_file(path: str | Path) -> dict[str, Any]:

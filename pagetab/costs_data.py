@@ -159,11 +159,11 @@ _COMMON = {
                         "docs' native table, 4-7 us in its calibration runs), "
                         f"{_SPREAD}", 2800, 6800),
     "mremap_resize_call": Cost(300, f"{_X86_MEASURED} (2026-12-06): an empty 2 MiB anonymous "
-                               "VMA grown by 64 KiB in place, the median of 19 runs of "
-                               "host.measure_resize_call that day; an mremap that moves no "
-                               "page table (the call, vma_merge_extend); re-measure: pagetab "
-                               "calibrate; range 280-844 ns: those runs (this VM's speed "
-                               f"changed by 3x between them), {_SPREAD}", 280, 844),
+                               "VMA grown by 64 KiB in place, warm, the median of the host "
+                               "probe's 25 runs that day; an mremap that moves no page table "
+                               "(the call, vma_merge_extend); re-measure: pagetab calibrate; "
+                               "range 280-891 ns: those runs (this VM's speed changed by 3x "
+                               f"between them), {_SPREAD}", 280, 891),
     "pte_move": Cost(13.5, f"{_X86_MEASURED}: 1 GiB zero-page region misaligned by 4 KiB, "
                      "3.8 ms for 262144 PTEs, less the per-extent flushes and locks; "
                      "re-measure: pagetab host --size 1G (move-pte); range 8.5-16.2 ns: "

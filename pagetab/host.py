@@ -39,7 +39,6 @@ __all__ = [
     "measure_gc_cycle",
     "measure_move",
     "measure_populate",
-    "measure_resize_call",
     "offset",
     "pinnable_cpus",
     "populate_tables",
@@ -239,8 +238,10 @@ def measure_cold(faulted: tuple[int, ...] = COLD_SIZES,
     faults and their page zeroing took from it. "call" moves an empty
     2 MiB VMA (no page tables: the call's own work only); "move" moves a
     written ``COLD_MOVE`` region misaligned by 4 KiB (PTE by PTE: its
-    page tables are cold too). Sizes and the two are measured round-robin,
-    ``rounds`` times, so drift spreads over them alike."""
+    page tables are cold too); "resize" grows an empty 2 MiB VMA by 64 KiB
+    in place (and shrinks it back, untimed). Sizes and the three are
+    measured round-robin, ``rounds`` times, so drift spreads over them
+    alike."""
     ok, why = available()
     if not ok:
         raise NotImplementedError(f"host probe unavailable: {why}")
@@ -256,55 +257,45 @@ def measure_cold(faulted: tuple[int, ...] = COLD_SIZES,
         base = _probe.reserve(length, PUD)
         _probe.map_region(base + s, size, populate)
         regions[what] = [base + s, base + d, size]
+    grow = 64 << 10
+    s, d, length = move_layout(PMD, 0, 0)
+    rbase = _probe.reserve(length, PUD)
+    _probe.map_region(rbase + s, PMD, "none")
+    regions["resize"] = [rbase + s, rbase + s, PMD]
     samples: dict[str, dict[int, list[int]]] = {w: {n: [] for n in faulted} for w in regions}
     try:
         for _ in range(rounds):
+            # the round's fresh buffers are unmapped together after it: an
+            # munmap between two samples would be one more thing the next
+            # call pays for, which a program filling memory does not do
+            bufs = []
             for n in faulted:
                 for what, r in regions.items():
                     buf = mmap.mmap(-1, n) if n else None
                     if buf is not None:
+                        bufs.append(buf)
                         pages = np.frombuffer(buf, dtype=np.uint8)
                         pages[::PAGE] = 1  # a write fault on each page
                         del pages
-                    else:  # warm: right after the same call
+                    elif what == "resize":  # warm: right after the same call
+                        _probe.resize(r[0], PMD, PMD + grow)
+                        _probe.resize(r[0], PMD + grow, PMD)
+                    else:
                         _probe.move(r[0], r[1], r[2])
                         r[0], r[1] = r[1], r[0]
-                    samples[what][n].append(int(_probe.move(r[0], r[1], r[2])))
-                    r[0], r[1] = r[1], r[0]
-                    if buf is not None:
-                        buf.close()
+                    if what == "resize":
+                        samples[what][n].append(int(_probe.resize(r[0], PMD, PMD + grow)))
+                        _probe.resize(r[0], PMD + grow, PMD)
+                    else:
+                        samples[what][n].append(int(_probe.move(r[0], r[1], r[2])))
+                        r[0], r[1] = r[1], r[0]
+            for buf in bufs:
+                buf.close()
     finally:
         for r in regions.values():
             _munmap(r[0], r[2])
     return {w: {n: float(statistics.median(v)) for n, v in by.items()}
             for w, by in samples.items()}  # fmt: skip
-
-
-def measure_resize_call(rounds: int = 21, repeats: int = 51) -> float:
-    """Median ns of an mremap that grows an empty 2 MiB anonymous VMA by
-    64 KiB in place (into free space: vma_merge_extend, no page table
-    touched), warm: each timed growth follows the shrink back. The median
-    of ``rounds`` medians of ``repeats`` growths."""
-    ok, why = available()
-    if not ok:
-        raise NotImplementedError(f"host probe unavailable: {why}")
-    for name, n in (("rounds", rounds), ("repeats", repeats)):
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{name} must be an int >= 1, not {n!r}")
-    grow = 64 << 10
-    base = _probe.reserve(2 * PUD, PUD)
-    _probe.map_region(base, PMD, "none")
-    medians = []
-    try:
-        for _ in range(rounds):
-            times = []
-            for _ in range(repeats):
-                times.append(int(_probe.resize(base, PMD, PMD + grow)))
-                _probe.resize(base, PMD + grow, PMD)
-            medians.append(statistics.median(times))
-    finally:
-        _munmap(base, PMD)
-    return float(statistics.median(medians))
 
 
 def measure_populate(size: int, repeats: int = 3) -> list[int]:

@@ -584,7 +584,9 @@ class Replayer:
             return
         replayed, est, counters, note, kind, region_addr = out
         cold = 0.0
-        if est is not None:  # the call's, and its moved PTEs' (their tables cold too)
+        if est is not None and kind == "mremap" and replayed == a[0]:
+            cold = self.arch.cold_resize_ns(faulted)  # in place: a resize's shorter path
+        elif est is not None:  # the call's, and its moved PTEs' (their tables cold too)
             cold = self.arch.cold_call_ns(faulted) \
                 + counters.get("ptes_moved", 0) * self.arch.cold_pte_ns(faulted)  # fmt: skip
         if est is not None:

@@ -24,7 +24,7 @@ def test_calibration_fits_and_predicts(tmp_path: Path) -> None:
     train += [calibrate.Case(1 << 30, 0)]
     data = calibrate.calibrate(out, repeats=3, cases=train, verbose=False)
     assert set(data["costs"]) == set(calibrate.FITTED + calibrate.MEASURED)
-    assert data["costs"]["mremap_resize_call"] == data["resize_call"]["median_ns"] > 0
+    assert data["costs"]["mremap_resize_call"] > 0  # the warm in-place growth, measured
     assert all(v >= 0 for v in data["costs"].values())
     prof = pt.arch("x86-64", calibration=str(out))
     assert prof.name == "x86-64@calibrated"
@@ -134,7 +134,14 @@ def test_a_cold_call_costs_what_was_measured_after_as_many_faulted_bytes(
     prof = pt.arch("x86-64", calibration=str(path))
     assert prof.cold_pte == ((0, 0.0), (MIB, 2.0), (4 * MIB, 6.0))
     assert prof.cold_pte_ns(2 * MIB) == pytest.approx(4.0)
-    del cold["move_median_ns"], cold["move_ptes"]
+    # an in-place growth measured too: its own curve; else the call's
+    assert prof.cold_resize_ns(MIB) == 1000.0
+    cold["resize_median_ns"] = [500.0, 700.0, 1300.0]
+    path.write_text(json.dumps({"arch": "x86-64", "costs": {}, "cold_call": cold}))
+    prof = pt.arch("x86-64", calibration=str(path))
+    assert prof.cold_resize == ((0, 0.0), (MIB, 200.0), (4 * MIB, 800.0))
+    assert prof.cold_resize_ns(2 * MIB) == pytest.approx(500.0)
+    del cold["move_median_ns"], cold["move_ptes"], cold["resize_median_ns"]
     # a warm median above a cold one is no negative price
     cold["median_ns"] = [3000.0, 2000.0, 5000.0]
     path.write_text(json.dumps({"arch": "x86-64", "costs": {}, "cold_call": cold}))
@@ -155,7 +162,7 @@ def test_the_host_call_is_slower_after_faulting_64_mib() -> None:
     # the CPU's, and 64 MiB of fresh pages zeroed evicts far more than a
     # warm call leaves behind on any machine with caches under 64 MiB)
     got = host.measure_cold((0, 64 * MIB), rounds=9)
-    assert set(got) == {"call", "move"} and set(got["call"]) == {0, 64 * MIB}
+    assert set(got) == {"call", "move", "resize"} and set(got["call"]) == {0, 64 * MIB}
     assert got["call"][64 * MIB] > got["call"][0] > 0
     with pytest.raises(ValueError, match="multiples"):
         host.measure_cold((0, 1000))
@@ -196,14 +203,14 @@ def test_calibration_recovers_known_costs_and_interleaves_the_check(
     monkeypatch.setattr(host, "measure_move", lambda *a, **k: None)
     cold = {n: 1000.0 + n / 1024 for n in host.COLD_SIZES}
     moves = {n: 2e5 + n / 256 for n in host.COLD_SIZES}
-    measured = {"call": cold, "move": moves}
+    measured = {"call": cold, "move": moves, "resize": cold}
     monkeypatch.setattr(host, "measure_cold", lambda sizes, rounds: measured)
-    monkeypatch.setattr(host, "measure_resize_call", lambda: 777.0)
     data = calibrate.calibrate(tmp_path / "cal.json", repeats=1, verbose=False, cpus=2)
     assert data["cold_call"]["faulted_bytes"] == list(host.COLD_SIZES)
     assert data["cold_call"]["median_ns"] == list(cold.values())
     assert data["cold_call"]["move_median_ns"] == list(moves.values())
-    assert data["costs"]["mremap_resize_call"] == 777.0  # as measured, not fitted
+    # the warm in-place growth as measured (not fitted): the curve's first figure
+    assert data["costs"]["mremap_resize_call"] == cold[0]
     for k in (*calibrate.FITTED, "ipi"):
         assert data["costs"][k] == pytest.approx(truth.cost(k), rel=1e-6), k
     assert all(abs(r["error"]) < 1e-9 for r in data["held_out"] + data["remote"]["held_out"])
@@ -237,8 +244,7 @@ def test_refit_fits_a_files_own_measurements_again(
     monkeypatch.setattr(host, "measure_move", lambda *a, **k: None)
     monkeypatch.setattr(host, "measure_cold",
                         lambda sizes, rounds: {w: {n: 1000.0 + n / 1024 for n in sizes}
-                                               for w in ("call", "move")})  # fmt: skip
-    monkeypatch.setattr(host, "measure_resize_call", lambda: 777.0)
+                                               for w in ("call", "move", "resize")})  # fmt: skip
     path = tmp_path / "cal.json"
     calibrate.calibrate(path, repeats=1, verbose=False, cpus=2)
     doc = json.loads(path.read_text())
@@ -254,7 +260,7 @@ def test_refit_fits_a_files_own_measurements_again(
     assert all(abs(r["error"]) < 1e-9 for r in data["fit"] + data["remote"]["held_out"])
     assert json.loads(out.read_text())["refitted"] and json.loads(path.read_text()) == doc
     # measurements: refit keeps them
-    assert data["cold_call"] == doc["cold_call"] and data["costs"]["mremap_resize_call"] == 777.0
+    assert data["cold_call"] == doc["cold_call"] and data["costs"]["mremap_resize_call"] == 1000.0
     # a case calibrate never measures is refused, by name
     doc["fit"][0]["case"] = "3M odd zero"
     path.write_text(json.dumps(doc))

@@ -124,6 +124,33 @@ def test_userfaultfd_fills_replay(tmp_path: Path) -> None:
     assert not res.skipped
 
 
+def test_an_in_place_growth_pays_the_resize_curve(tmp_path: Path) -> None:
+    # 256 pages faulted (1 MiB), then mremap growing in place: the
+    # calibration's in-place curve at 1 MiB (200 ns), not the move's (1000)
+    import json
+    from importlib import resources
+
+    doc = json.loads(resources.files("pagetab").joinpath(
+        "data/traces/host-calibration.json").read_text())  # fmt: skip
+    doc["cold_call"] = {"faulted_bytes": [0, M, 4 * M], "median_ns": [1e3, 2e3, 5e3],
+                        "resize_median_ns": [500.0, 700.0, 1300.0]}  # fmt: skip
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps(doc))
+    with TraceWriter(tmp_path / "t.gz", Header("tracefs", "kernel", ["prog"], HOST)) as w:
+        w.write(maps(0, "exec", [[*STACK, "rw-p", 0, "[stack]"]], [[STACK[1] - 4096, STACK[1], 0]]))
+        w.write(sys_ev(1, "mmap", [A, M, 3, 0x32, -1, 0], A))
+        for i in range(256):
+            w.write({"k": "fault", "t": 2 + i, "pid": 10, "tid": 10, "cpu": 0, "a": A + i * 4096,
+                     "w": 1, "u": 1})  # fmt: skip
+        w.write(sys_ev(300, "mremap", [A, M, 2 * M, 0, 0], A))
+        w.write(maps(400, "exit", [[*STACK, "rw-p", 0, "[stack]"], [A, A + 2 * M, "rw-p", 0, ""]],
+                     [[STACK[1] - 4096, STACK[1], 0], [A, A + M, 0]]))  # fmt: skip
+    res = replay(tmp_path / "t.gz", "x86-64", "linux-6.18", cpus=1, calibration=str(cal))
+    assert res.exact, res.differences
+    call = next(c for c in res.calls if c.name == "mremap")
+    assert call.replayed == A and call.cold_ns == pytest.approx(200.0)
+
+
 def test_a_page_the_kernel_had_and_the_replay_not_is_listed(tmp_path: Path) -> None:
     final = [[STACK[1] - 4096, STACK[1], 0], [B, B + 2 * M + 4096, 0]]
     res = replay(program(tmp_path / "t.gz", final), "x86-64", "linux-6.18")
