@@ -16,7 +16,9 @@ adds ``unmap_flushes``), which moved results on purpose and re-generated
 it, as did the commit that confined moves of several VMAs to 6.17 and
 later (``Policy.multi_vma_move``), and the one that added linux-6.19 and
 the counter ``batched_pending_flushes`` (new rows and a new zero column;
-no value changed); re-generate it (``-o``) only with a
+no value changed), and the one that interpolated the concurrent model's
+latency percentiles and capped them at the maximum (only the p50, p99
+and p99.9 figures changed); re-generate it (``-o``) only with a
 change meant to move results, and say so in that commit.
 """
 

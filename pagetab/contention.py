@@ -25,6 +25,7 @@ fault.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -145,19 +146,27 @@ def _spec(d: Any) -> ThreadSpec:
     return ThreadSpec(**d)
 
 
-def percentiles(hist: np.ndarray[Any, Any]) -> dict[str, float]:
-    """p50, p99, p99.9 of a latency histogram (each bucket's upper bound,
-    within 3% above 64 ns and 1 ns below), NaN when it is empty."""
+def percentiles(hist: np.ndarray[Any, Any], max_ns: float = math.inf) -> dict[str, float]:
+    """p50, p99, p99.9 of a latency histogram (buckets 1 ns wide below 64 ns,
+    within 3% above), NaN when it is empty. Each is interpolated in the
+    bucket holding its rank, linearly between the bucket's bounds by the
+    rank's place among the bucket's samples, and is never above ``max_ns``,
+    the largest latency seen (a bucket's upper bound can be)."""
     total = int(hist.sum())
     out = {}
     cum = np.cumsum(hist)
+    last = len(_BUCKET_UPPER) - 1
     for q in PERCENTILES:
         key = f"p{q:g}"
         if not total:
             out[key] = float("nan")
             continue
-        i = int(np.searchsorted(cum, q / 100 * total, side="left"))
-        out[key] = float(_BUCKET_UPPER[min(i, len(_BUCKET_UPPER) - 1)])
+        rank = q / 100 * total
+        i = min(int(np.searchsorted(cum, rank, side="left")), last)
+        lo = float(_BUCKET_UPPER[i - 1]) if i else 0.0
+        before = float(cum[i - 1]) if i else 0.0
+        within = (rank - before) / float(hist[i]) if hist[i] else 1.0
+        out[key] = min(lo + within * (float(_BUCKET_UPPER[i]) - lo), max_ns)
     return out
 
 
@@ -483,9 +492,11 @@ def run_concurrent(
         row = {k: stats[i][k].item() for k in _contend.THREAD_DTYPE.names or ()}
         results.append(ThreadResult(
             spec=s, cpu=i + 1, stats=row,
-            latency_ns={**percentiles(hist[i, 0]), "max": row["max_ns"]},
-            latency_during_ns={**percentiles(hist[i, 1]), "max": row["max_during_ns"]},
-            baseline_latency_ns={**percentiles(bhist[i, 0]), "max": float(bstats[i]["max_ns"])},
+            latency_ns={**percentiles(hist[i, 0], row["max_ns"]), "max": row["max_ns"]},
+            latency_during_ns={**percentiles(hist[i, 1], row["max_during_ns"]),
+                               "max": row["max_during_ns"]},
+            baseline_latency_ns={**percentiles(bhist[i, 0], float(bstats[i]["max_ns"])),
+                                 "max": float(bstats[i]["max_ns"])},
             stall_ns=row["busy_ns"] - float(bstats[i]["busy_ns"]),
             refills_caused=int(row["walks"] - bstats[i]["walks"]),
             histogram=hist[i, 0].copy(), histogram_during=hist[i, 1].copy(),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -82,8 +83,20 @@ def csv_text(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def json_text(data: Any) -> str:
-    """``data`` as indented JSON text (``str`` of what JSON lacks)."""
-    return json.dumps(data, indent=1, default=str) + "\n"
+    """``data`` as indented JSON text (``str`` of what JSON lacks): a NaN or
+    infinite number, which JSON has no literal for, is null."""
+    return json.dumps(_finite(data), indent=1, default=str, allow_nan=False) + "\n"
+
+
+def _finite(x: Any) -> Any:
+    """``x`` with every non-finite float in it replaced by None."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
 
 
 def rich_table(

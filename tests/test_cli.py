@@ -360,3 +360,22 @@ def test_contend_table_json_files_and_bad_input(
     assert code == 2 and "3 threads need 4 CPUs" in err
     code, _, err = run(["contend", "--size", "64M", "--span", "1G", "--where", "inside"], capsys)
     assert code == 2 and "span" in err
+
+
+def test_json_output_is_json_even_where_a_figure_is_nan(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # JSON has no NaN or Infinity: such a figure is null (the gc command's
+    # latencies of an empty histogram were NaN)
+    from pagetab.results import json_text
+
+    def strict(text: str) -> object:
+        def refuse(name: str) -> None:
+            raise ValueError(f"not JSON: {name}")
+
+        return json.loads(text, parse_constant=refuse)
+
+    assert strict(json_text({"a": float("nan"), "b": [1.5, float("-inf")], "c": (2,)})) == {
+        "a": None, "b": [1.5, None], "c": [2]}  # fmt: skip
+    assert main(["gc", "--json"]) == 0
+    strict(capsys.readouterr().out)

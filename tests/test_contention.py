@@ -278,7 +278,9 @@ def test_histograms_count_every_access() -> None:
     for t in r.threads:
         assert int(t.histogram.sum()) == t.stats["accesses"] == t.spec.accesses
         assert int(t.histogram_during.sum()) == t.stats["during_move"]
-        assert t.latency_ns["p50"] <= t.latency_ns["p99"] <= t.latency_ns["p99.9"]
+        assert t.latency_ns["p50"] <= t.latency_ns["p99"] <= t.latency_ns["p99.9"] \
+            <= t.latency_ns["max"]  # fmt: skip
+        assert t.latency_during_ns["p99.9"] <= t.latency_during_ns["max"]
     assert [t.cpu for t in r.threads] == [1, 2]
 
 
@@ -288,8 +290,13 @@ def test_percentiles_of_a_known_histogram() -> None:
     h[10] = 990  # 10-11 ns
     h[200] = 10
     p = contention.percentiles(h)
-    assert p["p50"] == 11.0 and p["p99"] == 11.0
-    assert p["p99.9"] == upper[200]
+    # rank 500 of 1000: the 500th of bucket 10's 990 samples, in [10, 11)
+    assert p["p50"] == pytest.approx(10 + 500 / 990) and p["p99"] == 11.0
+    # rank 999: the 9th of bucket 200's 10, 9/10 of the way up it
+    assert p["p99.9"] == pytest.approx(upper[199] + 0.9 * (upper[200] - upper[199]))
+    # never above the largest latency seen (a bucket's upper bound can be)
+    capped = contention.percentiles(h, max_ns=upper[199] + 1.0)
+    assert capped["p99.9"] == upper[199] + 1.0 and capped["p50"] == p["p50"]
     assert np.isnan(contention.percentiles(np.zeros_like(h))["p50"])
     # buckets: 1 ns wide below 64 ns, then within 1/32 of their bounds
     assert list(upper[:3]) == [1.0, 2.0, 3.0]
