@@ -20,20 +20,22 @@ MAX_SIZE = 1 << 50
 
 
 def parse_size(text: str) -> int:
-    """Bytes from "4K", "2M", "1G", "1T" (a trailing B and any case are
-    accepted) or a plain number; ValueError otherwise."""
-    t = text.strip().lower().removesuffix("b")
+    """Bytes from "4K", "2M", "1G", "1T" or a plain number. Every unit is
+    binary, in any case and spelled K, KB or KiB alike (1K = 1KB = 1KiB =
+    1024 bytes); ValueError otherwise."""
+    t = text.strip().lower()
+    t = t.removesuffix("ib") if t.endswith("ib") else t.removesuffix("b")
     shift = {u.lower(): s for u, s in UNITS}.get(t[-1:], 0)
     if shift:
         t = t[:-1]
     try:
         n = int(t)
     except ValueError:
-        raise ValueError(f"bad size {text!r}: use e.g. 4K, 2M, 1G, 1T") from None
+        raise ValueError(f"bad size {text!r}: use e.g. 4K, 2M, 1G, 1T (or 4KiB, 4KB)") from None
     if n <= 0:
         raise ValueError(f"size must be > 0, not {text!r}")
     if n << shift > MAX_SIZE:
-        raise ValueError(f"size {text!r} is larger than 1P")
+        raise ValueError(f"size {text!r} is larger than {format_size(MAX_SIZE)}")
     return n << shift
 
 
@@ -42,6 +44,8 @@ def parse_sizes(text: str) -> list[int]:
     duplicates dropped, first occurrence kept."""
     out: list[int] = []
     for part in text.split(","):
+        if not part.strip():
+            raise ValueError(f"empty item in {text!r}")
         lo, dots, hi = part.partition("..")
         if not dots:
             out.append(parse_size(part))
@@ -49,7 +53,11 @@ def parse_sizes(text: str) -> list[int]:
         a, b = parse_size(lo), parse_size(hi)
         if b < a:
             raise ValueError(f"range {part!r} runs backwards")
-        out.extend(iter_sizes(a, b))
+        steps = list(iter_sizes(a, b))
+        if steps[-1] != b:
+            raise ValueError(f"range {part!r} doubles from {lo} to {format_size(steps[-1])}, "
+                             f"not to {hi}: give an end it reaches")  # fmt: skip
+        out.extend(steps)
     return list(dict.fromkeys(out))
 
 

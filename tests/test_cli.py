@@ -199,6 +199,13 @@ def test_unknown_subcommand_is_bad_usage(capsys: pytest.CaptureFixture[str]) -> 
         (["sweep", "--size", "4K..64K", "--arch", "x86-64,arm64-64k"], "65536"),
         (["host", "--size", "3M"], "--size"),
         (["move", "--size", "6K", "--arch", "arm64-16k", "--debug"], "16384"),
+        # each failed before: exit 1 "internal error", "invalid _host_size
+        # value", "expected one argument", silently 2M and 4M, accepted
+        (["gc", "--size", "3K"], "--size 3K"),
+        (["host", "--size", "0"], "> 0"),
+        (["move", "--size", "-1G"], "> 0"),
+        (["compare", "--size", "2M..6M"], "not to 6M"),
+        (["compare", "--arch", "x86-64,,arm64-4k"], "empty arch"),
     ],
 )
 def test_bad_usage_is_one_line_and_exit_2(

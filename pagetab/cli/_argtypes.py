@@ -72,7 +72,9 @@ def names(valid: Callable[[], list[str]], what: str) -> Callable[[str], list[str
     def parse(text: str) -> list[str]:
         if text == "all":
             return valid()
-        listed = [n.strip() for n in text.split(",") if n.strip()]
+        listed = [n.strip() for n in text.split(",")]
+        if "" in listed:
+            raise argparse.ArgumentTypeError(f"empty {what} in {text!r}")
         bad = [n for n in listed if n not in valid()]
         if bad or not listed:
             raise argparse.ArgumentTypeError(

@@ -38,8 +38,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _joined_negatives(args: list[str]) -> list[str]:
+    """``--opt -1G`` as ``--opt=-1G``: argparse reads a word like -1G as an
+    option (and says "expected one argument"), so that the option's own
+    check says what is wrong with the value."""
+    out: list[str] = []
+    for word in args:
+        if out and out[-1].startswith("--") and "=" not in out[-1] \
+                and word[:1] == "-" and word[1:2].isdigit():  # fmt: skip
+            out[-1] = f"{out[-1]}={word}"
+        else:
+            out.append(word)
+    return out
+
+
 def _main(argv: list[str] | None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
+    args_list = _joined_negatives(list(sys.argv[1:] if argv is None else argv))
     p = build_parser()
     # any other first word must be a subcommand (argparse names the valid ones)
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in _TOP_LEVEL):

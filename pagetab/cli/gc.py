@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 
 from .. import compaction
+from ..arch import arch
 from ..policy import policies, policy
 from ..units import format_size
 from . import _argtypes, _options
 from ._output import Progress, print_json, table, write_rows
-from ._registry import subcommand
+from ._registry import UsageError, subcommand
 
 
 def _uffd_policies() -> list[str]:
@@ -18,7 +19,7 @@ def _uffd_policies() -> list[str]:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    _options.add_size(parser, "256M", many=False, what="heap size")
+    _options.add_size(parser, "256M", many=False, what="heap size, a multiple of the page size")
     _options.add_arch(parser, _options.DEFAULT_ARCHS)
     _options.add_policy(
         parser,
@@ -64,6 +65,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 )
 def run(args: argparse.Namespace) -> int:
     """Simulate the cycle under each policy and arch."""
+    for name in args.arch:
+        page = arch(name).page_size
+        if args.size % page:
+            raise UsageError(f"--size {format_size(args.size)} is not a multiple of "
+                             f"{name}'s {format_size(page)} page")  # fmt: skip
     prog = Progress(args.progress, "compacting")
     try:
         res = compaction.compare_gc(

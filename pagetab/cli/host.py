@@ -9,8 +9,8 @@ from dataclasses import asdict
 
 from .. import host
 from ..native import PATHS, compare_gc_cycle, compare_move
-from ..units import format_size, parse_size
-from . import _options
+from ..units import format_size
+from . import _argtypes, _options
 from ._output import host_unavailable, interval, print_json, table
 from ._registry import subcommand
 
@@ -18,7 +18,7 @@ HOST_UNIT = 2 << 20  # the host probe moves whole PMDs
 
 
 def _host_size(text: str) -> int:
-    n = parse_size(text)
+    n = _argtypes.size(text)
     if n % HOST_UNIT:
         raise argparse.ArgumentTypeError(f"must be a multiple of 2M, not {text!r}")
     return n
