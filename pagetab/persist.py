@@ -69,7 +69,11 @@ def save(mm: MmStruct, path: Any) -> None:
     for i, f in enumerate(files):
         arrays[f"file{i}"] = f.frames
     arrays["meta"] = np.array(json.dumps(meta))
-    np.savez_compressed(path, **arrays)
+    if hasattr(path, "write"):
+        np.savez_compressed(path, **arrays)
+        return
+    with open(path, "wb") as f:  # the path given, exactly (numpy would add .npz to a name)
+        np.savez_compressed(f, **arrays)
 
 
 def load(path: Any, check: Callable[[MmStruct], None]) -> MmStruct:
@@ -79,8 +83,12 @@ def load(path: Any, check: Callable[[MmStruct], None]) -> MmStruct:
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise ValueError(f"load: {path} is not a pagetab save file ({e})") from None
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, AttributeError):
+        # (numpy's own message would suggest allow_pickle for a pickle)
+        raise ValueError(f"load: {path} is not a pagetab save file (not a NumPy .npz "
+                         "archive)") from None  # fmt: skip
     try:
         meta = json.loads(str(data["meta"]))
         if meta.get("format") != "pagetab":

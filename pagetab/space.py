@@ -578,7 +578,9 @@ class AddressSpace:
     SAVE_VERSION = persist.SAVE_VERSION
 
     def save(self, path: Any) -> None:
-        """Write the whole simulated state to a numpy ``.npz`` file.
+        """Write the whole simulated state to ``path`` exactly (a numpy
+        ``.npz`` archive, whatever the name says), or to a writable binary
+        file object.
 
         Page tables, VMAs, shared-memory objects and frame numbering are
         saved exactly; TLBs are not (a loaded space starts with cold TLBs
@@ -589,8 +591,9 @@ class AddressSpace:
 
     @classmethod
     def load(cls, path: Any) -> AddressSpace:
-        """An AddressSpace from a file written by ``save``; ValueError if the
-        file is not one, or is inconsistent."""
+        """An AddressSpace from a file written by ``save``;
+        FileNotFoundError if there is none, ValueError if it is not one or
+        is inconsistent."""
         return cls._over(persist.load(path, validate_mm))
 
     def __repr__(self) -> str:

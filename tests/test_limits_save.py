@@ -189,3 +189,21 @@ def test_custom_profiles_cannot_be_saved(make_mm: MM, tmp_path: Path) -> None:
     mm = make_mm(pt.arch("x86-64").with_costs(pte_move=1.0))
     with pytest.raises(NotImplementedError, match="registered"):
         mm.save(tmp_path / "x.npz")
+
+
+def test_save_writes_the_path_given_and_load_reads_it(tmp_path: Path) -> None:
+    # mm.save("s.pt") wrote s.pt.npz, and load("s.pt") then failed
+    mm = pt.AddressSpace("x86-64")
+    mm.mmap(1 << 20, 1 << 40, flags=pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED)
+    mm.save(tmp_path / "s.pt")
+    assert [p.name for p in tmp_path.iterdir()] == ["s.pt"]
+    assert pt.AddressSpace.load(tmp_path / "s.pt").vmas() == mm.vmas()
+    with pytest.raises(FileNotFoundError):
+        pt.AddressSpace.load(tmp_path / "missing.pt")
+    # a pickle is refused as not a save file, with no hint to allow pickles
+    import pickle
+
+    (tmp_path / "p.pkl").write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(ValueError, match="not a pagetab save file") as e:
+        pt.AddressSpace.load(tmp_path / "p.pkl")
+    assert "pickle" not in str(e.value)
