@@ -72,8 +72,8 @@ def save(mm: MmStruct, path: Any) -> None:
     if hasattr(path, "write"):
         np.savez_compressed(path, **arrays)
         return
-    with open(path, "wb") as f:  # the path given, exactly (numpy would add .npz to a name)
-        np.savez_compressed(f, **arrays)
+    with open(path, "wb") as out:  # the path given, exactly (numpy would add .npz to a name)
+        np.savez_compressed(out, **arrays)
 
 
 def load(path: Any, check: Callable[[MmStruct], None]) -> MmStruct:
