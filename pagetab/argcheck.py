@@ -7,6 +7,7 @@ must be, and what it got.
 
 from __future__ import annotations
 
+import numbers
 import operator
 from typing import Any
 
@@ -16,8 +17,9 @@ U64 = 1 << 64
 
 
 def is_int(value: Any) -> bool:
-    """Whether ``value`` is an int and not a bool (bool subclasses int)."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    """Whether ``value`` is an integer, Python's or numpy's, and not a bool
+    (bool subclasses int; numpy's bool is no Integral)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:

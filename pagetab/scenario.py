@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .arch import Arch, arch
-from .argcheck import check_int
+from .argcheck import check_int, is_int
 from .constants import (
     MADV_HUGEPAGE,
     MADV_POPULATE_READ,
@@ -205,18 +205,19 @@ class MoveSetup:
     def __post_init__(self) -> None:
         a = resolve_arch(self.arch, self.arch_overrides)
         size, cpus, lazy = self.size, self.cpus, self.lazy_cpus
-        if isinstance(size, bool) or not isinstance(size, int):
+        if not is_int(size):
             raise TypeError(f"size must be an int, not {type(size).__name__}")
+        size = int(size)  # (a numpy integer too)
         if size <= 0 or size % a.page_size:
             raise ValueError(f"size must be a positive multiple of {a.page_size}, not {size}")
         touch = self.touch
-        if isinstance(touch, bool) or not isinstance(touch, int) or not 0 <= touch <= MAX_TOUCH:
+        if not is_int(touch) or not 0 <= touch <= MAX_TOUCH:
             raise ValueError(f"touch must be an int in 0..{MAX_TOUCH}, not {touch!r}")
         seed = self.seed
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if not is_int(seed) or seed < 0:
             raise ValueError(f"seed must be an int >= 0, not {seed!r}")
-        check_int("cpus", cpus, 1, MAX_CPUS)
-        if isinstance(lazy, bool) or not isinstance(lazy, int) or not 0 <= lazy < cpus:
+        cpus = check_int("cpus", cpus, 1, MAX_CPUS)
+        if not is_int(lazy) or not 0 <= lazy < cpus:
             raise ValueError(f"lazy_cpus must be an int in 0..cpus-1 ({cpus - 1}): CPU 0 "
                              f"makes the call, not {lazy!r}")  # fmt: skip
         mix = parse_populate(self.populate)
@@ -228,7 +229,8 @@ class MoveSetup:
         dst = dst_base + align_offset(a, self.dst_align, "dst_align")
         pol = policy(self.policy)
         for name, value in (("profile", a), ("pol", pol), ("mix", mix), ("src", src),
-                            ("dst", dst)):  # fmt: skip
+                            ("dst", dst), ("size", size), ("cpus", cpus), ("touch", int(touch)),
+                            ("seed", int(seed)), ("lazy_cpus", int(lazy))):  # fmt: skip
             object.__setattr__(self, name, value)
 
     @property

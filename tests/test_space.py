@@ -348,3 +348,14 @@ def test_huge_ranges_stay_bounded(mm: pt.AddressSpace) -> None:
         mm.madvise(big + off, 4096, pt.MADV_POPULATE_WRITE)
     mm.check()
     assert mm.rss_pages == 3
+
+
+def test_numpy_integers_are_ints_and_bools_are_not() -> None:
+    # each said "must be an int, not int64" (mm.mmap took them already)
+    assert pt.AddressSpace(cpus=np.int64(2)).cpus == 2
+    assert pt.run_move(np.int64(2 << 20), "x86-64", "linux-6.8").row()["size"] == 2 << 20
+    res = pt.compare(np.array([2 << 20]), archs=["x86-64"], policies=["linux-6.8"])
+    assert [r["size"] for r in res.rows()] == [2 << 20]
+    for bad in (True, np.bool_(True)):
+        with pytest.raises(TypeError, match="cpus must be an int, not bool"):
+            pt.AddressSpace(cpus=bad)
