@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-__all__ = ["MAX_SIZE", "format_size", "iter_sizes", "parse_size", "parse_sizes"]
+__all__ = ["MAX_SIZE", "format_ns", "format_ns_range", "format_size", "iter_sizes", "parse_size",
+           "parse_sizes"]  # fmt: skip
 
 #: suffix -> shift, largest first (format_size picks the largest exact one)
 UNITS = (("T", 40), ("G", 30), ("M", 20), ("K", 10))
@@ -75,3 +76,24 @@ def format_size(n: int) -> str:
         if n >= 1 << shift and n % (1 << shift) == 0:
             return f"{n >> shift}{unit}"
     return str(n)
+
+
+#: time units, largest first: (name, ns per unit, decimals shown)
+TIME_UNITS = (("s", 1e9, 3), ("ms", 1e6, 2), ("us", 1e3, 1), ("ns", 1.0, 0))
+
+
+def _time_unit(ns: float) -> tuple[str, float, int]:
+    return next((u for u in TIME_UNITS if abs(ns) >= u[1]), TIME_UNITS[-1])
+
+
+def format_ns(ns: float) -> str:
+    """A duration in the unit that fits it (s, ms, us, ns) with thousands
+    separators: 2532423400.0 -> "2.532 s", 4800 -> "4.8 us"."""
+    name, unit, places = _time_unit(ns)
+    return f"{ns / unit:,.{places}f} {name}"
+
+
+def format_ns_range(low: float, high: float) -> str:
+    """Two durations in the unit that fits the larger: "1.294-4.952 s"."""
+    name, unit, places = _time_unit(high)
+    return f"{low / unit:,.{places}f}-{high / unit:,.{places}f} {name}"

@@ -38,3 +38,14 @@ def test_bad_sizes_raise_value_error(text: str, message: str) -> None:
 @given(st.integers(1, MAX_SIZE))
 def test_format_then_parse_is_identity(n: int) -> None:
     assert parse_size(format_size(n)) == n
+
+
+def test_durations_take_the_unit_that_fits() -> None:
+    # `move --size 1T` printed "estimated 6187754.6 us"
+    from pagetab.units import format_ns, format_ns_range
+
+    assert [format_ns(x) for x in (2532423400.0, 6187754600.0, 1_234_567.0, 4800, 12.4)] == [
+        "2.532 s", "6.188 s", "1.23 ms", "4.8 us", "12 ns"]  # fmt: skip
+    assert format_ns(12_345_678_000_000.0) == "12,345.678 s"
+    assert format_ns_range(1293737300.0, 4951702400.0) == "1.294-4.952 s"
+    assert format_ns_range(800.0, 2500.0) == "0.8-2.5 us"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from .. import experiment
-from ..units import format_size
+from ..units import format_ns, format_ns_range, format_size
 from ._moves import add_move_arguments, check_moves, move_kwargs, unsafe_status
-from ._output import interval, print_json, table
+from ._output import print_json, table
 from ._registry import subcommand
 
 
@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> int:
     rows += [
         ["locks acquired", r.lock_acquired],
         ["flush ops", {k: v for k, v in r.flush_ops.items() if v}],
-        ["estimated", f"{r.estimated_ns / 1e3:.1f} us"],
-        ["estimated range", f"{interval(low / 1e3, high / 1e3)} us"],
+        ["estimated", format_ns(r.estimated_ns)],
+        ["estimated range", format_ns_range(low, high)],
         ["breakdown (ns)", {k: round(v) for k, v in r.breakdown.items() if v}],
         ["peak page tables", f"{r.peak_page_table_bytes} bytes"],
         ["simulated in", f"{r.sim_wall_ns / 1e6:.2f} ms"],
