@@ -386,3 +386,25 @@ def test_json_output_is_json_even_where_a_figure_is_nan(
         "a": None, "b": [1.5, None], "c": [2]}  # fmt: skip
     assert main(["gc", "--json"]) == 0
     strict(capsys.readouterr().out)
+
+
+def test_sweep_jobs_are_capped_at_what_can_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    # --jobs 100000 started that many workers for two moves
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pagetab.cli.sweep as sweep_cli
+
+    asked: list[int] = []
+
+    class Recording(ThreadPoolExecutor):
+        def __init__(self, max_workers: int) -> None:
+            asked.append(max_workers)
+            super().__init__(max_workers)
+
+    monkeypatch.setattr(sweep_cli, "ProcessPoolExecutor", Recording)
+    argv = ["sweep", "--size", "2M", "--arch", "x86-64", "--policy", "linux-6.8,linux-6.18",
+            "--jobs", "100000", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    import os
+
+    assert asked == [min(2, len(os.sched_getaffinity(0)))]  # two moves, one worker per CPU

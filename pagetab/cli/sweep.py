@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from concurrent.futures import ProcessPoolExecutor
 
 from .. import experiment
@@ -16,7 +17,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     add_move_arguments(parser, size="1G..256G", arch=_options.DEFAULT_ARCHS, policy=None)
     _options.add_outputs(parser)
     parser.add_argument(
-        "--jobs", type=_argtypes.positive, help="worker processes (default: one per CPU)"
+        "--jobs",
+        type=_argtypes.positive,
+        help="worker processes, at most one per move and per CPU (default: one per CPU)",
     )
     parser.add_argument("--quiet", action="store_true", help="no table on stdout")
 
@@ -32,8 +35,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the grid in ``--jobs`` worker processes."""
     check_moves(args)
-    executor = ProcessPoolExecutor(max_workers=args.jobs) if args.jobs else None
-    prog = Progress(args.progress, f"sweep of {len(args.size) * len(args.arch) * len(args.policy)}")
+    moves = len(args.size) * len(args.arch) * len(args.policy)
+    # no more workers than moves to run, nor than CPUs to run them on
+    jobs = min(args.jobs, moves, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else os.cpu_count() or 1) if args.jobs else 0  # fmt: skip
+    executor = ProcessPoolExecutor(max_workers=jobs) if jobs else None
+    prog = Progress(args.progress, f"sweep of {moves}")
     try:
         res = experiment.sweep(
             args.size,
