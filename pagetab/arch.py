@@ -103,7 +103,7 @@ class Arch:
     #: what a system call pays beyond its warm cost once its thread has
     #: faulted N bytes of fresh memory since its previous call (the caches
     #: and TLBs the faults and their page zeroing took): (N, extra ns) at
-    #: the sizes ``host.measure_cold_call`` measured, increasing N; empty
+    #: the sizes ``host.measure_cold`` measured, increasing N; empty
     #: where nothing was measured (only a host calibration measures it)
     cold_call: tuple[tuple[int, float], ...] = field(default=(), compare=False, hash=False)
     #: likewise, the extra ns per PTE a move carries over in that state (its
@@ -602,7 +602,11 @@ def _apply_calibration(base: Arch, data: Any, where: str, source: str, fits: str
     return fitted
 
 
-def _cold(curve: tuple[tuple[int, float], ...], faulted: int) -> float:
+#: a cold curve: (bytes faulted, extra ns) at each measured size
+Curve = tuple[tuple[int, float], ...]
+
+
+def _cold(curve: Curve, faulted: int) -> float:
     """A cold curve (N bytes faulted, extra ns) at ``faulted`` bytes: linear
     in log2 of the bytes between its sizes, linear from 0 below the first,
     its last value above the last; 0 for an empty curve."""
@@ -619,14 +623,12 @@ def _cold(curve: tuple[tuple[int, float], ...], faulted: int) -> float:
     return y0 + t * (y1 - y0)
 
 
-Curve = tuple[tuple[int, float], ...]
-
-
 def _cold_call(doc: Any) -> tuple[Curve, Curve, Curve]:
     """A calibration's "cold_call" measurement (``calibrate.measure_cold``)
     as ``Arch.cold_call`` (each size's call median less the warm one, never
-    below 0) and ``Arch.cold_pte`` (the move's extra beyond the call's, per
-    PTE it moved; empty where the file has no moves)."""
+    below 0), ``Arch.cold_pte`` (the move's extra beyond the call's, per PTE
+    it moved; empty where the file has no moves) and ``Arch.cold_resize``
+    (the in-place growth's, likewise; empty where it has none)."""
     try:
         sizes = [int(n) for n in doc["faulted_bytes"]]
         medians = [float(ns) for ns in doc["median_ns"]]

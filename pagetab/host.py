@@ -221,7 +221,7 @@ def _measure_move(size: int, populate: str, src_align: str | int, dst_align: str
     return out
 
 
-#: what measure_cold_call faults before a timed call, by default (bytes)
+#: what measure_cold faults before a timed call, by default (bytes)
 COLD_SIZES = (0, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20)
 
 
