@@ -13,6 +13,7 @@ populations of their own with its pieces (``region_bases``,
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .arch import Arch, arch
+from .arch import Arch, arch, archs
 from .argcheck import check_int, is_int
 from .constants import (
     MADV_HUGEPAGE,
@@ -121,11 +122,19 @@ def resolve_arch(name: str | Arch, overrides: Mapping[str, Any]) -> Arch:
     a = arch(name)
     fields = {k: v for k, v in overrides.items() if k not in a.costs}
     costs = {k: v for k, v in overrides.items() if k in a.costs}
+    valid = {f.name for f in dataclasses.fields(a)}
+    unknown = sorted(set(fields) - valid)
+    if unknown:
+        # a keyword argument no call took: say which, and what it could be
+        elsewhere = {k: [n for n in archs() if k in arch(n).costs] for k in unknown}
+        others = [f"{k} is a cost event of {', '.join(ns)}, not of {a.name}"
+                  for k, ns in elsewhere.items() if ns]  # fmt: skip
+        raise ValueError("; ".join(others) if others else
+                         f"unknown keyword argument(s) {unknown}: not an argument of this "
+                         f"call, nor an Arch field ({sorted(valid)}) or a cost event of "
+                         f"{a.name} ({sorted(a.costs)}) to override")  # fmt: skip
     if fields:
-        try:
-            a = a.replace(**fields)
-        except ValueError as e:
-            raise ValueError(f"{e}; or a cost event: {sorted(a.costs)}") from None
+        a = a.replace(**fields)
     return a.replace_costs(costs, "override") if costs else a
 
 

@@ -82,6 +82,13 @@ def test_arch_overrides_change_costs_or_fields() -> None:
     assert named.arch == "x86-64-test"
     with pytest.raises(ValueError, match="cost event"):
         run_move(8 * M, bogus=1)
+    # a typo of an argument is named as one, not as an unknown Arch field
+    # (sweep's max_workers was "unknown Arch field(s) ['max_workers']")
+    with pytest.raises(ValueError, match=r"unknown keyword argument\(s\) \['max_workers'\]"):
+        pt.sweep(sizes=[2 << 20], archs=["x86-64"], policies=["linux-6.8"], max_workers=0)
+    # an override of another arch's cost event says whose it is
+    with pytest.raises(ValueError, match=r"tlbi_page is a cost event of arm64-4k.*not of x86-64"):
+        run_move(2 << 20, "x86-64", "linux-6.8", tlbi_page=5)
 
 
 @pytest.mark.parametrize(
