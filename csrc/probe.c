@@ -95,33 +95,34 @@ static int probe_map(uintptr_t addr, size_t len, int populate)
     return 0;
 }
 
-/* One mremap(MAYMOVE|FIXED); the syscall's time in ns, or -errno. */
-static int64_t probe_move(uintptr_t from, uintptr_t to, size_t len)
+/* One mremap, timed: the syscall's time in ns, or -errno (-EFAULT if the
+ * mapping did not end up at ``at``). */
+static int64_t probe_mremap(uintptr_t addr, size_t old_len, size_t new_len, int flags,
+                            uintptr_t at)
 {
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    void *r = mremap((void *)from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)to);
+    void *r = mremap((void *)addr, old_len, new_len, flags, (void *)at);
     clock_gettime(CLOCK_MONOTONIC, &b);
     if (r == MAP_FAILED)
         return -errno;
-    if (r != (void *)to)
+    if (r != (void *)at)
         return -EFAULT;
     return (int64_t)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
 }
 
-/* One mremap(addr, old_len, new_len, 0): a resize in place; the syscall's
- * time in ns, or -errno (-EFAULT if the mapping moved). */
+/* One mremap(MAYMOVE|FIXED); the syscall's time in ns, or -errno. */
+static int64_t probe_move(uintptr_t from, uintptr_t to, size_t len)
+{
+    return probe_mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+}
+
+/* One mremap(addr, old_len, new_len, 0): a resize in place (the new_address
+ * argument is ignored without MREMAP_FIXED); ns, or -errno (-EFAULT if the
+ * mapping moved). */
 static int64_t probe_resize(uintptr_t addr, size_t old_len, size_t new_len)
 {
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    void *r = mremap((void *)addr, old_len, new_len, 0);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    if (r == MAP_FAILED)
-        return -errno;
-    if (r != (void *)addr)
-        return -EFAULT;
-    return (int64_t)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+    return probe_mremap(addr, old_len, new_len, 0, addr);
 }
 
 /* Time MADV_POPULATE_READ (zero page) of a mapped region; ns or -errno. */

@@ -17,7 +17,7 @@ from .constants import (
 )
 from .memory import faultin_range
 from .mm_types import VM_HUGEPAGE, VM_NOHUGEPAGE, MmStruct
-from .vma import batched_pending, merge_around, overlapping, split_vma
+from .vma import merge_around, overlapping, split_vma, walk_ptes
 
 __all__ = ["do_madvise"]
 
@@ -50,12 +50,7 @@ def do_madvise(mm: MmStruct, addr: int, length: int, advice: int) -> None:
     if advice == MADV_DONTNEED:
         for v in list(overlapping(mm, addr, end)):
             s, e = max(v.start, addr), min(v.end, end)
-            visited = mm.tables.pte_tables_visited
-            try:
-                zapped = mm.tables.zap(s, e)
-            finally:  # (zap_pte_range's, done before a split could fail)
-                batched_pending(mm, visited)
-            if zapped:
+            if walk_ptes(mm, mm.tables.zap, s, e):
                 mm.tlbs.flush_range(mm.cpu, s, e)
             covered += e - s
     else:

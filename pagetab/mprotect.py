@@ -7,7 +7,7 @@ import errno
 from .argcheck import U64, as_uint, sys_error
 from .constants import PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE
 from .mm_types import VM_ACCOUNT, VM_NORESERVE, MmStruct
-from .vma import batched_pending, find_vma, merge_around, overlapping, split_vma
+from .vma import find_vma, merge_around, overlapping, split_vma, walk_ptes
 
 __all__ = ["do_mprotect_pkey"]
 
@@ -68,14 +68,8 @@ def do_mprotect_pkey(mm: MmStruct, addr: int, length: int, prot: int) -> None:
         # so do those of a private file mapping (its own copies are dirty,
         # the page cache's pages stay read-only for COW)
         only_dirty = v.shared or v.file is not None
-        visited = mm.tables.pte_tables_visited
-        try:
-            changed = mm.tables.change_prot(
-                v.start, v.end, prot != PROT_NONE, bool(prot & PROT_WRITE), only_dirty
-            )
-        finally:  # (change_pte_range's, done before a split could fail)
-            batched_pending(mm, visited)
-        if changed:
+        if walk_ptes(mm, mm.tables.change_prot, v.start, v.end, prot != PROT_NONE,
+                     bool(prot & PROT_WRITE), only_dirty):  # fmt: skip
             # change_protection flushes the range when it changed entries
             mm.tlbs.flush_range(mm.cpu, v.start, v.end)
     merge_around(mm, addr, stop)

@@ -122,16 +122,12 @@ for op in req["ops"]:
         buf = ctypes.create_string_buffer(struct.pack("QQQQ", base + a[0], a[1], a[2], 0))
         r = libc.ioctl(get_uffd(), 0xC020AA00, buf)
         res.append(["err", ctypes.get_errno()] if r else ["ok", 0])
-    elif kind == "uffd_move":
+    elif kind in ("uffd_move", "uffd_copy"):
+        # struct uffdio_move and uffdio_copy: dst, src, len, mode, then the
+        # bytes done (or -errno) written back
         buf = ctypes.create_string_buffer(struct.pack("QQQQq", base + a[0], base + a[1], a[2],
                                                       a[3], 0))
-        r = libc.ioctl(get_uffd(), 0xC028AA05, buf)
-        moved = struct.unpack("QQQQq", buf.raw[:40])[4]
-        res.append(["err", ctypes.get_errno(), moved] if r else ["ok", moved])
-    elif kind == "uffd_copy":
-        buf = ctypes.create_string_buffer(struct.pack("QQQQq", base + a[0], base + a[1], a[2],
-                                                      a[3], 0))
-        r = libc.ioctl(get_uffd(), 0xC028AA03, buf)
+        r = libc.ioctl(get_uffd(), 0xC028AA05 if kind == "uffd_move" else 0xC028AA03, buf)
         done = struct.unpack("QQQQq", buf.raw[:40])[4]
         res.append(["err", ctypes.get_errno(), done] if r else ["ok", done])
     elif kind == "uffd_zeropage":

@@ -134,11 +134,7 @@ class MoveStats:
         row = _move.finish_flush(tlbs, caller, lo, hi, stride_shift, freed_tables, self._words,
                                  traced)  # fmt: skip
         if row is not None:
-            ev = np.zeros(1, dtype=_move.EVENT_DTYPE)
-            ev["kind"] = _FINISH
-            ev["entries"] = stride_shift
-            ev["lo"], ev["hi"] = lo, hi
-            self._traces.append((ev, row.reshape(1, -1)))
+            self._trace_flush(_FINISH, stride_shift, lo, hi, row)
 
     def add_batched_pending(self, tlbs: Tlbs, caller: int, traced: bool = False) -> None:
         """Issue and count the flush_tlb_batched_pending of the call's
@@ -150,12 +146,19 @@ class MoveStats:
         row = _move.finish_flush(tlbs, caller, 0, 0, tlbs.page_shift, False, self._words,
                                  traced, batched=True)  # fmt: skip
         if row is not None:
-            ev = np.zeros(1, dtype=_move.EVENT_DTYPE)
-            ev["kind"] = _BATCHED
-            ev["entries"] = tlbs.page_shift
             # the whole mm, or nothing where it is a barrier alone (a DSB)
-            ev["lo"], ev["hi"] = 0, 0 if tlbs.batched_pending_barrier else _move.MM_FLUSH_END
-            self._traces.append((ev, row.reshape(1, -1)))
+            hi = 0 if tlbs.batched_pending_barrier else _move.MM_FLUSH_END
+            self._trace_flush(_BATCHED, tlbs.page_shift, 0, hi, row)
+
+    def _trace_flush(self, kind: int, stride_shift: int, lo: int, hi: int,
+                     row: npt.NDArray[np.int64]) -> None:  # fmt: skip
+        """Append a flush the call made outside its moves to its trace: one
+        event of ``kind`` over [lo, hi) and its operations ``row``."""
+        ev = np.zeros(1, dtype=_move.EVENT_DTYPE)
+        ev["kind"] = kind
+        ev["entries"] = stride_shift
+        ev["lo"], ev["hi"] = lo, hi
+        self._traces.append((ev, row.reshape(1, -1)))
 
     def drop_trace(self) -> None:
         """Forget the traced events (a long PTE-by-PTE move's are tens of

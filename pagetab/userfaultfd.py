@@ -304,7 +304,9 @@ class Userfaultfd:
         a page-cache page); None where one is not readable (EFAULT)."""
         mm, ps = self.mm, self.mm.page_size
         frames = [-1, -1]
-        for i, at in enumerate(sorted({addr - addr % ps, (addr + ps - 1) - (addr + ps - 1) % ps})):
+        # the page of its first byte and, if unaligned, that of its last
+        for i, page in enumerate(range(addr // ps, (addr + ps - 1) // ps + 1)):
+            at = page * ps
             v = find_vma(mm, at)
             if v is None or not v.prot & PROT_READ:
                 return None

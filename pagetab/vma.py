@@ -12,7 +12,8 @@ from __future__ import annotations
 import bisect
 import errno
 import operator
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +25,6 @@ from .stats import MoveStats
 
 __all__ = [
     "InvariantError",
-    "batched_pending",
     "can_merge",
     "do_vmi_munmap",
     "find_vma",
@@ -36,6 +36,7 @@ __all__ = [
     "split_vma",
     "unmap_region",
     "validate_mm",
+    "walk_ptes",
 ]
 
 
@@ -159,11 +160,7 @@ def unmap_region(mm: MmStruct, start: int, end: int, floor: int, ceiling: int,
     nothing was zapped or freed. An mremap's unmaps count theirs into its
     record ``st``.
     """
-    visited = mm.tables.pte_tables_visited
-    try:
-        zapped = mm.tables.zap(start, end)
-    finally:  # (zap_pte_range's, done before a split could fail)
-        batched_pending(mm, visited, st)
+    zapped = walk_ptes(mm, mm.tables.zap, start, end, st=st)
     freed = _union(mm.tables.free_pgtables(start, end, floor, ceiling), freed_before)
     if zapped:
         lo, hi, shift = start, end, mm.page_shift
@@ -179,18 +176,27 @@ def unmap_region(mm: MmStruct, start: int, end: int, floor: int, ceiling: int,
         st.add_flush(mm.tlbs, mm.cpu, lo, hi, shift, freed is not None, mm.trace_moves)
 
 
-def batched_pending(mm: MmStruct, visited: int, st: MoveStats | None = None) -> None:
-    """flush_tlb_batched_pending of a zap or change_prot that walked PTE
-    tables since the table store's count was ``visited``: reclaim's
-    deferred flush of the mm, if pending, is done (counted into an
-    mremap's record ``st``)."""
-    if not (mm.tlbs.tlb_flush_batched and mm.tlbs.batched_pending_call) \
-            or mm.tables.pte_tables_visited == visited:  # fmt: skip
-        return
-    if st is None:
-        mm.tlbs.flush_tlb_batched_pending(mm.cpu)
-    else:
-        st.add_batched_pending(mm.tlbs, mm.cpu, mm.trace_moves)
+def walk_ptes(mm: MmStruct, walk: Callable[..., int], *args: Any,
+              st: MoveStats | None = None) -> int:  # fmt: skip
+    """``walk(*args)``, a walk of the page tables that changes entries
+    (``mm.tables.zap``, ``mm.tables.change_prot``), with the
+    flush_tlb_batched_pending its zap_pte_range or change_pte_range makes
+    in the kernel: when reclaim's deferred flush of the mm is pending and
+    the walk met a PTE table, it is done (counted into an mremap's record
+    ``st``), even if the walk then fails (the kernel had done it before).
+    Returns what ``walk`` returns."""
+    tlbs = mm.tlbs
+    if not (tlbs.tlb_flush_batched and tlbs.batched_pending_call):
+        return walk(*args)  # the common case: nothing pending
+    visited = mm.tables.pte_tables_visited
+    try:
+        return walk(*args)
+    finally:
+        if mm.tables.pte_tables_visited != visited:
+            if st is None:
+                tlbs.flush_tlb_batched_pending(mm.cpu)
+            else:
+                st.add_batched_pending(tlbs, mm.cpu, mm.trace_moves)
 
 
 def _union(a: Freed | None, b: Freed | None) -> Freed | None:
