@@ -64,7 +64,7 @@ def ext(name: str, sources: list[str]) -> Extension:
 # registering its rule with _flush), the access path and the engines
 MODULES = ["_pgtable", "_huge_memory", "_memory", "_mprotect", "_inspect", "_persist", "_tables",
            "_tlb", "_flush", "_flush_x86", "_flush_arm64", "_flush_ppc64", "_flush_riscv",
-           "_access", "_move", "_uffd", "_contend"]  # fmt: skip
+           "_access", "_move", "_mm_types", "_mremap", "_uffd", "_contend"]  # fmt: skip
 extensions = [ext(f"pagetab.{m}", [f"pagetab/{m}.pyx"]) for m in MODULES]
 if sys.platform.startswith("linux"):
     # the host probe (csrc/probe.c) measures the real kernel: Linux only

@@ -11,7 +11,8 @@ from this struct (MOVE_DTYPE), so its field names are the names users see
 
 from libc.stdint cimport int64_t, uint64_t
 
-from pagetab._flush cimport FlushOps
+from pagetab._flush cimport FlushOps, Tlbs
+from pagetab._tables cimport PageTables
 
 
 # when moved entries are flushed (Policy.flush)
@@ -131,3 +132,10 @@ cdef class PagetableMoveControl:
     cdef public uint64_t free_hi
     cdef public int caller
     cdef public bint uffd_no_table_moves
+    cdef void begin(self, uint64_t old_addr, uint64_t new_addr, uint64_t len_in,
+                    bint need_rmap_locks, bint has_anon, int caller, uint64_t free_lo,
+                    uint64_t free_hi, bint uffd_no_table_moves, bint has_file) noexcept
+
+
+cdef object move_tables(PageTables tables, Tlbs tlbs, PagetableMoveControl pmc, bint trace,
+                        move_stats *rec, uint64_t *moved)

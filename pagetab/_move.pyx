@@ -971,6 +971,13 @@ cdef class PagetableMoveControl:
         0cef0bb836e3): move_normal_pmd/pud refuse, entries move one by one.
         ``has_file``: the VMA maps a file, so take_rmap_locks takes its
         i_mmap_rwsem too (``has_anon``: its anon_vma's lock)."""
+        self.begin(old_addr, new_addr, len_in, need_rmap_locks, has_anon, caller, free_lo,
+                   free_hi, uffd_no_table_moves, has_file)
+
+    cdef void begin(self, uint64_t old_addr, uint64_t new_addr, uint64_t len_in,
+                    bint need_rmap_locks, bint has_anon, int caller, uint64_t free_lo,
+                    uint64_t free_hi, bint uffd_no_table_moves, bint has_file) noexcept:
+        """``start``, for C callers."""
         self.uffd_no_table_moves = uffd_no_table_moves
         self.old_addr = old_addr
         self.new_addr = new_addr
@@ -1020,6 +1027,18 @@ def move_page_tables(PageTables tables not None, Tlbs tlbs not None,
     columns in FlushOps' order); None too when the trace ran out of memory
     (the move itself goes on).
     """
+    cdef move_stats c
+    cdef uint64_t moved
+    events = move_tables(tables, tlbs, pmc, trace, &c, &moved)
+    rec = cnp.PyArray_EMPTY(1, &MOVE_WORDS, cnp.NPY_INT64, 0)
+    memcpy(cnp.PyArray_DATA(rec), &c, sizeof(move_stats))
+    return moved, rec, events
+
+
+cdef object move_tables(PageTables tables, Tlbs tlbs, PagetableMoveControl pmc, bint trace,
+                        move_stats *rec, uint64_t *moved):
+    """move_page_tables for C callers: the record into ``rec``, the bytes
+    moved into ``moved``; returns the trace (see move_page_tables)."""
     cdef Ctx x
     cdef pgtables *pt = &tables.pgt
     cdef mremap_config *cfg = &pmc.cfg
@@ -1077,10 +1096,11 @@ def move_page_tables(PageTables tables not None, Tlbs tlbs not None,
         tlb_snapshot_free(&x.snap)
     if x.oom and reached >= old_end:
         raise MemoryError("out of memory while tracking moved entries")
-    rec = cnp.PyArray_EMPTY(1, &MOVE_WORDS, cnp.NPY_INT64, 0)
-    memcpy(cnp.PyArray_DATA(rec), &x.c, sizeof(move_stats))
-    progress = reached - orig_old_addr if reached > orig_old_addr else 0
-    return min(progress, length), rec, None if events is None else (events, ops)
+    rec[0] = x.c
+    moved[0] = reached - orig_old_addr if reached > orig_old_addr else 0
+    if moved[0] > length:
+        moved[0] = length
+    return None if events is None else (events, ops)
 
 
 def finish_flush(Tlbs tlbs not None, int caller, uint64_t lo, uint64_t hi, int stride_shift,

@@ -24,13 +24,13 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _flush, _move, _tables, _tlb
+from ._mm_types import mm_struct, vm_area_struct
 from .arch import Arch
 from .arch import arch as lookup_arch
 from .argcheck import check_int
 from .constants import PROT_EXEC, PROT_READ, PROT_WRITE
 from .policy import Policy
 from .policy import policy as lookup_policy
-from .stats import MoveStats
 
 __all__ = [
     "FAULT_AROUND_BYTES",
@@ -195,25 +195,43 @@ class File(PageCache):
                 f"id={self.id})")  # fmt: skip
 
 
-@dataclass(slots=True)
-class Vma:
-    """A vm_area_struct: [start, end) with its flags, object and offset."""
+class Vma(vm_area_struct):
+    """A vm_area_struct: [start, end) with its flags, object and offset.
 
-    start: int
-    end: int
-    prot: int
-    shared: bool
-    flags: int = 0  # VM_HUGEPAGE / VM_NOHUGEPAGE / VM_UFFD_*
-    pgoff: int = 0  # vm_pgoff, in pages
-    anon_vma: int | None = None  # anon_vma identity, set at the first anon fault
-    shm: Shm | None = None
-    uffd: int = 0  # vm_userfaultfd_ctx: the registered userfaultfd's id, 0 none
-    file: File | None = None  # vm_file: a file mapping's file (pgoff counts in it)
+    Its fields, typed in C (_mm_types.pxd) so that mremap's C path reads
+    them directly: ``start``, ``end``, ``prot``, ``shared``, ``flags``
+    (VM_HUGEPAGE / VM_NOHUGEPAGE / VM_UFFD_* / VM_ACCOUNT / VM_NORESERVE),
+    ``pgoff`` (vm_pgoff, in pages), ``anon_vma`` (its identity, set at the
+    first anonymous fault, else None), ``shm`` (the shmem object of a
+    shared anonymous mapping), ``uffd`` (vm_userfaultfd_ctx: the registered
+    userfaultfd's id, 0 none) and ``file`` (vm_file: a file mapping's
+    file; ``pgoff`` counts in it).
+    """
+
+    __slots__ = ()
+    shm: Shm | None
+    file: File | None
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.start, self.end, self.prot, self.shared, self.flags, self.pgoff,
+                self.anon_vma, self.shm, self.uffd, self.file)  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Vma):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it was
+
+    def __repr__(self) -> str:
+        names = ("start", "end", "prot", "shared", "flags", "pgoff", "anon_vma", "shm", "uffd",
+                 "file")  # fmt: skip
+        pairs = zip(names, self._fields(), strict=True)
+        return f"Vma({', '.join(f'{k}={v!r}' for k, v in pairs)})"
 
     def copy(self) -> Vma:
         """A new Vma with the same fields (vm_area_dup)."""
-        return Vma(self.start, self.end, self.prot, self.shared, self.flags, self.pgoff,
-                   self.anon_vma, self.shm, self.uffd, self.file)  # fmt: skip
+        return Vma(*self._fields())
 
     @property
     def cache(self) -> PageCache | None:
@@ -353,9 +371,18 @@ def check_thp_size(sizes: Mapping[int, str], a: Arch, size: Any, mode: Any) -> N
                          f"{', '.join(THP_SIZE_MODES)}, not {mode!r}")  # fmt: skip
 
 
-class MmStruct:
+class MmStruct(mm_struct):
     """A simulated mm_struct (see the module docstring); ``mm_alloc``
-    makes one from checked parameters."""
+    makes one from checked parameters. The fields the C paths read are
+    typed in its base (_mm_types.pxd): ``arch``, ``page_shift``,
+    ``page_size``, ``pmd_mask``, ``task_size``, ``mmap_min_addr``,
+    ``pte_table_bytes``, ``tables``, ``tlbs``, ``vmas`` (sorted by
+    address: mm_mt; a process has few), ``policy``, ``pmc``, ``cpu``,
+    ``trace_moves`` (record every mremap step by step:
+    ``last_move.trace``), ``max_map_count``, ``page_table_limit`` and
+    ``last_move``."""
+
+    vmas: list[Vma]
 
     def __init__(
         self,
@@ -367,40 +394,24 @@ class MmStruct:
         policy: Policy,
         page_table_limit: int | None,
     ) -> None:
+        rule = _flush.rule_class(arch.flush.rule)(arch.flush.params())
+        levels = arch.levels
+        tables = _tables.PageTables([lv.shift for lv in levels], [lv.entries for lv in levels])
+        super().__init__(arch, tables, _flush.Tlbs(cpus, arch.tlb_geometry(), rule))
         #: mmap_lock: held by every operation on the mm (AddressSpace takes
         #: it for each public call; userfaultfd ioctls take it themselves)
         self.mmap_lock = threading.RLock()
-        self.arch = arch
         self.cpus = cpus
         self.thp = thp
         #: hugepages-<size>kB/enabled for every anonymous THP size
         self.thp_sizes = dict(thp_sizes)
         self.max_map_count = max_map_count
-        self.page_shift = arch.page_shift
-        self.page_size = arch.page_size
-        self.pmd_mask = arch.pmd_size - 1
-        #: nearly all tables a move allocates are PTE tables
-        self.pte_table_bytes = arch.levels[-1].table_bytes
-        self.tables = _tables.PageTables(
-            [lv.shift for lv in arch.levels], [lv.entries for lv in arch.levels]
-        )
-        self.page_table_limit: int | None = None
         self.set_page_table_limit(page_table_limit)
-        #: the VMAs, sorted by address (mm_mt; a process has few)
-        self.vmas: list[Vma] = []
         #: the userfaultfds by id (a VMA's ``uffd`` names one)
         self.userfaultfds: dict[int, UserfaultfdCtx] = {}
-        self.last_move: MoveStats | None = None
-        #: record every mremap step by step (``last_move.trace``)
-        self.trace_moves = False
         #: fault_around_bytes (mm/memory.c): the window a read fault in a
         #: file VMA maps (``memory.fault_around``)
         self.fault_around_bytes = FAULT_AROUND_BYTES
-        rule = _flush.rule_class(arch.flush.rule)(arch.flush.params())
-        self.tlbs = _flush.Tlbs(cpus, arch.tlb_geometry(), rule)
-        self.policy = policy
-        #: the move engine's control: the policy's mremap_config, compiled once
-        self.pmc: _move.PagetableMoveControl
         self.set_policy(policy)
         #: the CPU that makes system calls (it runs the process: in mm_cpumask)
         self.cpu = 0

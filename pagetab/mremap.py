@@ -5,9 +5,10 @@ in place (mremap_at: shrink, or expand_vma_in_place), or moves: mremap_to
 for MREMAP_FIXED / MREMAP_DONTUNMAP, remap_move for a pure MREMAP_FIXED
 move spanning several VMAs, and move_vma for each VMA moved (copy_vma,
 move_page_tables in the Cython engine, then unmapping the source). A whole
-VMA moved into a hole, the common case, takes move_whole_vma: the same
-result without the general VMA bookkeeping. Every error is raised before
-anything changes, except where the kernel itself fails part way.
+VMA moved into a hole, the common case, is one C call
+(_mremap.mremap_whole_vma): the same result without the general VMA
+bookkeeping. Every error is raised before anything changes, except where
+the kernel itself fails part way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import errno
 import time
 
 from . import _move
+from ._mremap import mremap_whole_vma
 from ._tables import PageTables
 from .argcheck import U64, as_uint
 from .constants import MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE
@@ -28,21 +30,14 @@ from .vma import (
     find_vma,
     free_window,
     get_unmapped_area,
-    index_after,
     insert_vma,
     is_free,
     merge_around,
     overlapping,
     prev_end,
-    unmap_region,
 )
 
-__all__ = [
-    "do_mremap",
-    "move_vma",
-    "move_whole_vma",
-    "whole_vma_into_hole",
-]
+__all__ = ["do_mremap", "move_vma"]
 
 CALL = "mremap"
 #: where the engine's record (move_stats as int64 words) counts the PTE
@@ -58,6 +53,9 @@ def do_mremap(
     mm: MmStruct, addr: int, old_size: int, new_size: int, flags: int, new_addr: int | None
 ) -> int:
     """mremap(2) on ``mm``; returns the new address, sets ``mm.last_move``."""
+    result = mremap_whole_vma(mm, addr, old_size, new_size, flags, new_addr)
+    if result is not None:
+        return result
     na = 0 if new_addr is None else new_addr
     if not (type(addr) is type(old_size) is type(new_size) is type(flags) is type(na) is int
             and 0 <= min(addr, old_size, new_size, flags, na)
@@ -103,11 +101,7 @@ def do_mremap(
     freed0 = tables.freed_total
     st = MoveStats(a.name, mm.policy.name, addr, addr, old_len, new_len,
                    page_table_bytes_before=before, profile=a)  # fmt: skip
-    fast = flags == MREMAP_MAYMOVE | MREMAP_FIXED and old_len == new_len \
-        and na >= a.mmap_min_addr  # fmt: skip
-    if fast and (i := whole_vma_into_hole(mm, addr, old_len, na)) >= 0:
-        result = move_whole_vma(mm, i, addr, old_len, na, st)
-    elif flags & MREMAP_FIXED and old_len == new_len and mm.policy.multi_vma_move:
+    if flags & MREMAP_FIXED and old_len == new_len and mm.policy.multi_vma_move:
         done: list[int] = []
         try:
             result = remap_move(mm, addr, old_len, na, flags, st, done)
@@ -304,71 +298,6 @@ def _freed_early(mm: MmStruct, n: int, addr: int, length: int, free_lo: int,
     first = max(addr & ~(pmd - 1), (free_lo + pmd - 1) & ~(pmd - 1))
     last = min((addr + length - 1) & ~(pmd - 1), (free_hi & ~(pmd - 1)) - pmd)
     return first, last + mm.page_size, pmd.bit_length() - 1
-
-
-def whole_vma_into_hole(mm: MmStruct, addr: int, length: int, new_addr: int) -> int:
-    """The index of the VMA if [addr, addr + length) is exactly one VMA and
-    the target range is free with no VMA touching it, so that nothing
-    splits or merges (the case move_whole_vma takes without the general
-    path's bookkeeping: same result, tests/test_fast_paths.py compares the
-    two); else -1."""
-    vs = mm.vmas
-    i = index_after(mm, addr)
-    if i == len(vs) or vs[i].start != addr or vs[i].end != addr + length:
-        return -1
-    j = index_after(mm, new_addr)
-    end = new_addr + length
-    if (j == len(vs) or vs[j].start > end) and (j == 0 or vs[j - 1].end < new_addr):
-        return i
-    return -1
-
-
-def move_whole_vma(mm: MmStruct, i: int, addr: int, length: int, new_addr: int,
-                   st: MoveStats) -> int:  # fmt: skip
-    """move_vma of the whole VMA ``mm.vmas[i]`` into a hole (see
-    whole_vma_into_hole): copy_vma cannot merge, so no rmap locks; then the
-    source is unmapped. The Vma object itself moves, as nothing else refers
-    to it."""
-    vs = mm.vmas
-    vma = vs[i]
-    end, new_end = addr + length, new_addr + length
-    # free_pgtables' floor and ceiling for the source once the new VMA
-    # exists: the nearest VMA ends around it, the new one included
-    floor = vs[i - 1].end if i > 0 else 0
-    ceiling = vs[i + 1].start if i + 1 < len(vs) else 0
-    if floor < new_end <= addr:
-        floor = new_end
-    if end <= new_addr and (ceiling == 0 or new_addr < ceiling):
-        ceiling = new_addr
-    has_anon = vma.anon_vma is not None
-    free_lo = free_hi = 0
-    if mm.page_table_limit is None:
-        free_lo, free_hi = floor, ceiling or U64 - 1
-    no_tables = bool(vma.uffd) and _uffd_without_remap(mm, vma, vma)
-    mm.pmc.start(addr, new_addr, length, need_rmap_locks=False, has_anon=has_anon,
-                  caller=mm.cpu, free_lo=free_lo, free_hi=free_hi,
-                  uffd_no_table_moves=no_tables, has_file=vma.file is not None)  # fmt: skip
-    if addr & mm.pmd_mask:
-        _try_realign(mm, st)
-    moved, freed_n = _move_page_tables(mm, st)
-    if moved < length:
-        # copy_vma_and_data's error path: move back, free the new range's tables
-        _move_back(mm, new_addr, addr, moved, has_anon, vma.file is not None)
-        j = index_after(mm, new_addr)
-        unmap_region(mm, new_addr, new_end, vs[j - 1].end if j > 0 else 0,
-                     vs[j].start if j < len(vs) else 0)  # fmt: skip
-        raise _error(errno.ENOMEM, "out of memory for page tables")
-    del vs[i]
-    vma.start, vma.end = new_addr, new_end
-    if vma.anonymous and vma.anon_vma is None:
-        vma.pgoff = new_addr >> mm.page_shift  # copy_vma: unfaulted anon
-    vs.insert(index_after(mm, new_addr), vma)
-    freed = _freed_early(mm, freed_n, addr, length, free_lo, free_hi)
-    # do_vmi_munmap of the source
-    unmap_region(mm, addr, end, floor, ceiling, freed, st)
-    if vma.uffd:
-        mremap_userfaultfd_prep(mm, vma, addr, new_addr, length)
-    return new_addr
 
 
 def _uffd_without_remap(mm: MmStruct, old: Vma, new: Vma) -> bool:

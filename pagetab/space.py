@@ -100,6 +100,13 @@ def _locked(fn: _F) -> _F:
     return call  # type: ignore[return-value]
 
 
+def _takes_lock(fn: _F) -> _F:
+    """Mark a method that holds the space's lock itself (a hot call that
+    ``_serialized`` should not wrap a second time)."""
+    fn.__pagetab_locked__ = True  # type: ignore[attr-defined]
+    return fn
+
+
 def _serialized(cls: _C) -> _C:
     """Make every public method and property of ``cls`` hold the space's
     lock: one operation at a time on one space, whichever thread calls it
@@ -107,7 +114,8 @@ def _serialized(cls: _C) -> _C:
     the same tables at once). Calls on different spaces still run in
     parallel."""
     for name, attr in list(vars(cls).items()):
-        if name.startswith("_") or isinstance(attr, (classmethod, staticmethod)):
+        if name.startswith("_") or isinstance(attr, (classmethod, staticmethod)) \
+                or getattr(attr, "__pagetab_locked__", False):  # fmt: skip
             continue
         if isinstance(attr, property):
             setattr(cls, name, property(
@@ -378,6 +386,7 @@ class AddressSpace:
         MADV_DONTNEED. Other advice raises NotImplementedError."""
         madvise.do_madvise(self.mm_struct, addr, length, advice)
 
+    @_takes_lock
     def mremap(
         self,
         old_addr: int,
@@ -397,7 +406,9 @@ class AddressSpace:
         shared mapping maps the same pages a second time. Page tables move
         under ``self.policy``; ``self.last_move`` records what it did.
         """
-        return mremap.do_mremap(self.mm_struct, old_addr, old_size, new_size, flags, new_addr)
+        mm = self.mm_struct
+        with mm.mmap_lock:
+            return mremap.do_mremap(mm, old_addr, old_size, new_size, flags, new_addr)
 
     def userfaultfd(self, features: int = 0) -> Userfaultfd:
         """userfaultfd(2) and UFFDIO_API: a userfaultfd of this process with

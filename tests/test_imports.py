@@ -43,6 +43,8 @@ LAYERS = [
     ["_access"],
     ["_move", "_uffd", "_contend"],
     ["cost", "timeline", "stats"],
+    ["_mm_types"],  # the mm's and the VMA's typed fields, and the lazy record
+    ["_mremap"],  # mremap's common case in C, on those fields
     ["mm_types"],  # the mm as data: the kernel's files below operate on it
     ["vma"],
     ["memory"],
