@@ -29,9 +29,10 @@ is listed too.
 from __future__ import annotations
 
 import errno
+import heapq
 import os
 import statistics
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ import orjson
 
 from .arch import Arch
 from .arch import arch as resolve_arch
+from .argcheck import check_int
 from .constants import (
     MAP_ANONYMOUS,
     MAP_DENYWRITE,
@@ -68,6 +70,7 @@ from .constants import (
     UFFDIO_UNREGISTER,
     UFFDIO_ZEROPAGE,
 )
+from .contention import ContendResult, ThreadSpec, run_concurrent
 from .mm_types import MAX_CPUS, File
 from .parallel import check_executor, run_jobs
 from .plot import plot_calls, plot_cumulative
@@ -172,6 +175,48 @@ class KindTotal:
     cold_ns: float = 0.0
 
 
+#: the faults of each thread ``concurrent`` remembers: where it works lately
+RECENT_FAULTS = 4096
+
+
+@dataclass
+class ThreadedMove:
+    """A replayed mremap that moved pages while other threads of its
+    process existed, and what they paid for it (``replay(...,
+    concurrent=N)``).
+
+    The concurrent model (``run_concurrent``) runs the same move: ``size``
+    bytes with ``present`` pages written, the source PUD aligned and the
+    destination at the recorded one's offset from it (the same PTE, PMD
+    or PUD path), from the caller's CPU, while each other thread reads at
+    random ``inside`` the moved range (one of its last RECENT_FAULTS
+    faults fell there) or ``outside`` it (in a region of its own). A trace
+    shows where a thread first touched memory, not where it reads later:
+    ``places`` is that guess, and ``result`` the model's answer to it.
+    """
+
+    t: int  #: when the call began (ns from the trace's start)
+    pid: int
+    tid: int
+    old_addr: int
+    new_addr: int
+    size: int  #: bytes moved
+    present: int  #: pages present in them
+    places: tuple[str, ...]  #: each other thread's place, "inside" or "outside"
+    result: ContendResult | None = None
+
+    def row(self) -> dict[str, Any]:
+        """One flat record: the move, then the model's (``ContendResult.row``)."""
+        out: dict[str, Any] = {"t_ms": self.t / 1e6, "pid": self.pid, "tid": self.tid,
+                               "old_addr": self.old_addr, "new_addr": self.new_addr,
+                               "size": self.size, "present": self.present,
+                               "places": ",".join(self.places)}  # fmt: skip
+        if self.result is not None:
+            out.update({f"model_{k}": v for k, v in self.result.row().items()
+                        if k not in ("arch", "policy", "size")})  # fmt: skip
+        return out
+
+
 @dataclass
 class ReplayResult:
     """What a replay did and how it compares with the recording."""
@@ -206,6 +251,9 @@ class ReplayResult:
     cold_priced: bool = False
     #: the baseline policy's estimate over this one's (``compare_replay``)
     ratio: float | None = None
+    #: the largest moves made while other threads existed, with what the
+    #: concurrent model says those threads paid (``concurrent``)
+    concurrent: list[ThreadedMove] = field(default_factory=list)
 
     @property
     def estimated_ns(self) -> float:
@@ -374,6 +422,8 @@ class _Process:
         #: its dups, made at its first mmap (the trace has no path for an fd)
         self.fds: dict[int, list[File | None]] = {}
         self.opened = 0
+        #: the threads known so far (created or seen)
+        self.threads: set[int] = set()
 
     def file(self, path: str, size: int) -> File:
         """The File at ``path`` (one per path, as one inode's page cache;
@@ -421,7 +471,7 @@ class Replayer:
 
     def __init__(self, reader: TraceReader, a: Arch, policy: str | Policy, cpus: int,
                  thp: str | None, keep_calls: bool, translate: bool,
-                 timeline: bool = False) -> None:  # fmt: skip
+                 timeline: bool = False, concurrent: int = 0) -> None:  # fmt: skip
         h = reader.header.host
         self.reader = reader
         self.arch = a
@@ -459,6 +509,12 @@ class Replayer:
         self.imported = reader.header.source != "tracefs"
         #: processes forked (not threads): their address space is a copy
         self.forked: set[int] = set()
+        #: how many of the largest threaded moves to run the concurrent model on
+        self.concurrent = concurrent
+        #: each thread's last faults (only with ``concurrent``)
+        self.recent: dict[int, deque[int]] = {}
+        #: the largest threaded moves so far: (bytes, -sequence, move), a min-heap
+        self.threaded: list[tuple[int, int, ThreadedMove]] = []
 
     # -- processes -------------------------------------------------------
     def new_process(self, ev: dict[str, Any]) -> None:
@@ -523,6 +579,15 @@ class Replayer:
             if kind in ("sys", "fault"):
                 self.unknown_pids.add(pid)
             return
+        if self.concurrent:
+            if kind == "fork" and ev.get("thread"):
+                p.threads.add(int(ev["child"]))
+            if kind in ("sys", "fault"):
+                p.threads.add(int(ev["tid"]))
+            if kind == "fault":
+                self.recent.setdefault(int(ev["tid"]), deque(maxlen=RECENT_FAULTS)).append(
+                    int(ev["a"])
+                )
         if kind == "fault":
             self.faults += 1
             self.faulted[int(ev["tid"])] += 1
@@ -779,7 +844,45 @@ class Replayer:
         counters = {n: st.counter(n) for n in COUNTER_NAMES if st.counter(n)}
         if st.tables_freed:
             counters["tables_freed"] = st.tables_freed
+        if self.concurrent and got != old and st.moved_bytes:
+            self.keep_threaded(p, ev, old, got, int(st.moved_bytes))
         return got, float(st.estimated_ns), counters, note, "mremap", old
+
+    def keep_threaded(self, p: _Process, ev: dict[str, Any], old: int, new: int,
+                      size: int) -> None:  # fmt: skip
+        """Keep the move for the concurrent model if other threads of the
+        process exist and it is among the ``concurrent`` largest."""
+        tid = int(ev["tid"])
+        others = sorted(p.threads - {tid})
+        h = self.threaded
+        if not others or (len(h) == self.concurrent and size <= h[0][0]):
+            return
+        present = int(np.count_nonzero(p.mm.frames(new, size) >= 0))
+        if not present:
+            return  # nothing moved, nothing flushed: nobody pays
+        places = tuple("inside" if any(old <= x < old + size for x in self.recent.get(t, ()))
+                       else "outside" for t in others)  # fmt: skip
+        move = ThreadedMove(int(ev["t"]), p.pid, tid, old, new, size, present, places)
+        item = (size, -self.events, move)
+        if len(h) < self.concurrent:
+            heapq.heappush(h, item)
+        else:
+            heapq.heapreplace(h, item)
+
+    def run_concurrent(self) -> list[ThreadedMove]:
+        """The kept moves, in time order, each with its ``run_concurrent``."""
+        moves = sorted((m for _, _, m in self.threaded), key=lambda m: m.t)
+        a = self.arch
+        for m in moves:
+            threads = [ThreadSpec(where=w) for w in m.places[: MAX_CPUS - 1]]
+            pages = m.size // a.page_size
+            m.result = run_concurrent(
+                m.size, a, self.policy, threads=threads,
+                cpus=min(MAX_CPUS, max(self.cpus, len(threads) + 1)),
+                populate={"write": min(1.0, m.present / pages)},
+                dst_align=(m.new_addr - m.old_addr) % a.pud_size,
+                region_size=-(-m.size // a.pmd_size) * a.pmd_size)  # fmt: skip
+        return moves
 
     def sys_userfaultfd(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
         if r >= 0:
@@ -887,6 +990,7 @@ class Replayer:
                     f"{_pages(only_s, ps)})"))  # fmt: skip
 
     def result(self, path: str) -> ReplayResult:
+        concurrent = self.run_concurrent() if self.concurrent else []
         for pid in sorted(self.unknown_pids):
             self.skipped[f"pid {pid}: no exec in the trace (forked copy of another process's "
                          "address space, which pagetab does not copy)"] += 1  # fmt: skip
@@ -896,7 +1000,8 @@ class Replayer:
                             self.skipped, self.translated, self.faults, self.recorded_flushes,
                             len(self.procs), self.events,
                             not self.cross and self.reader.header.timing == "kernel",
-                            self.timeline or [], bool(self.arch.cold_call))  # fmt: skip
+                            self.timeline or [], bool(self.arch.cold_call),
+                            concurrent=concurrent)  # fmt: skip
 
 
 def _diff(want: list[tuple[int, int, str]], have: list[tuple[int, int, str]]) -> str:
@@ -935,7 +1040,8 @@ def example_traces() -> list[str]:
 def example_trace(name: str) -> str:
     """The path of a shipped recording: ``grow_bytearray`` (CPython growing
     a bytearray: glibc realloc's mremap), ``uffd_gc`` (a userfaultfd GC's
-    compaction cycles), or ``host-calibration`` (the recording VM's
+    compaction cycles), ``threaded_moves`` (a thread moving 16 MiB while two
+    others run: for ``concurrent``), or ``host-calibration`` (the recording VM's
     calibration file)."""
     names = [*example_traces(), "host-calibration"]
     if name not in names:
@@ -1052,6 +1158,7 @@ def replay(
     keep_calls: bool = True,
     translate: bool = False,
     timeline: bool = False,
+    concurrent: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
     """Replay a recorded trace on ``arch`` under ``policy``.
@@ -1079,6 +1186,11 @@ def replay(
     timeline
         Keep the calls', lock holds' and flushes' timeline for
         ``ReplayResult.chrome_trace`` (memory grows with the trace).
+    concurrent
+        Run the concurrent model (``run_concurrent``) on this many of the
+        largest mremap moves made while the process had other threads:
+        what those threads paid (``ReplayResult.concurrent``, see
+        ``ThreadedMove``). 0: none.
     progress
         Called with the number of events replayed so far, now and then.
 
@@ -1098,7 +1210,8 @@ def replay(
         cpus = min(MAX_CPUS, max(2, int(reader.header.host.get("cpus") or 1)))
     if isinstance(cpus, bool) or not isinstance(cpus, int) or not 1 <= cpus <= MAX_CPUS:
         raise ValueError(f"cpus must be an int from 1 to {MAX_CPUS}, not {cpus!r}")
-    rp = Replayer(reader, a, policy, cpus, thp, keep_calls, translate, timeline)
+    check_int("concurrent", concurrent, 0, 1 << 20)
+    rp = Replayer(reader, a, policy, cpus, thp, keep_calls, translate, timeline, concurrent)
     for i, ev in enumerate(reader):
         rp.event(ev)
         if progress is not None and i % 16384 == 0:

@@ -32,8 +32,12 @@ BLOCKS = [(p, m["cmd"]) for p in PAGES if p.exists() for m in BLOCK.finditer(p.r
 def run(cmd: str) -> str:
     argv = shlex.split(cmd)[1:]
     env = {**os.environ, "COLUMNS": "120", "NO_COLOR": "1"}
-    out = subprocess.run([sys.executable, "-m", "pagetab", *argv], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600).stdout  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "pagetab", *argv], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    # 1 is a replay's "differences found"; anything else, or nothing printed,
+    # is a command the docs must not show as its output
+    assert proc.returncode in (0, 1) and proc.stdout.strip(), (cmd, proc.returncode, proc.stderr)
+    out = proc.stdout
     return "\n".join(line.rstrip() for line in out.splitlines()) + "\n"
 
 

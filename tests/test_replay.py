@@ -494,3 +494,78 @@ def test_the_unmap_after_a_move_flushes_the_freed_tables() -> None:
     # but the call's fixed cost and the table allocations
     off = st.breakdown["syscall"] + st.breakdown["table alloc"]
     assert sum(trace.durations_ns) == pytest.approx(st.estimated_ns - off)
+
+
+# -- the other threads (replay(..., concurrent=N)) ------------------------------------
+
+
+def test_the_other_threads_pay_for_each_threaded_move() -> None:
+    # tests/programs/threaded_moves.py: the main thread moves 16 MiB four
+    # times on the PMD path, then four times PTE by PTE (one page off),
+    # while one thread has faulted inside the region and one outside it
+    from pagetab.replay import example_trace
+
+    res = replay(example_trace("threaded_moves"), "x86-64", "linux-6.18", concurrent=8)
+    assert res.exact
+    moves = res.concurrent
+    assert len(moves) == 8 and [m.t for m in moves] == sorted(m.t for m in moves)
+    pmd, pte = moves[:4], moves[4:]
+    for m in moves:
+        assert m.size == 16 << 20 and m.present == 4096
+        assert m.result is not None and len(m.result.threads) == 2
+        assert m.result.dst_align == str((m.new_addr - m.old_addr) % (1 << 30))
+    # the first move leaves from where the inside thread faulted; the next
+    # starts where nobody faulted
+    assert sorted(moves[0].places) == ["inside", "outside"]
+    assert moves[1].places == ("outside", "outside")
+    # the model ran the recorded path: whole PMDs flush once per PMD table
+    # page at most, PTE by PTE once per extent
+    assert all((m.new_addr - m.old_addr) % (2 << 20) == 0 for m in pmd)
+    assert all((m.new_addr - m.old_addr) % (2 << 20) in (4096, (2 << 20) - 4096) for m in pte)
+    assert max(m.result.flushes for m in pmd if m.result) < min(
+        m.result.flushes for m in pte if m.result
+    )
+    # the threads reading outside are flushed too (IPIs), and pay for it
+    assert all(m.result.ipis_sent > 0 and m.result.stall_ns > 0 for m in moves if m.result)
+
+
+def test_only_the_largest_threaded_moves_are_kept() -> None:
+    from pagetab.replay import example_trace
+
+    res = replay(example_trace("threaded_moves"), "x86-64", "linux-6.18", concurrent=3)
+    assert len(res.concurrent) == 3  # of 8, all the same size: the first three
+    assert [m.t for m in res.concurrent] == [
+        m.t
+        for m in replay(
+            example_trace("threaded_moves"), "x86-64", "linux-6.18", concurrent=8
+        ).concurrent[:3]
+    ]
+    # one thread: no move had anyone else to pay for it
+    single = replay(example_trace("grow_bytearray"), "x86-64", "linux-6.18", concurrent=3)
+    assert single.concurrent == [] and single.kinds["mremap"].calls > 10
+
+
+def test_concurrent_needs_a_count(capsys: pytest.CaptureFixture[str]) -> None:
+    from pagetab.cli import main
+    from pagetab.replay import example_trace
+
+    with pytest.raises(ValueError, match="concurrent"):
+        replay(example_trace("threaded_moves"), concurrent=-1)
+    assert main(["replay", "example:threaded_moves", "--concurrent", "-1"]) == 2
+    assert "--concurrent must be >= 0" in capsys.readouterr().err
+
+
+@needs_recording
+def test_a_threaded_program_recorded_here_replays_with_its_threads(tmp_path: Path) -> None:
+    from pagetab.record import record
+
+    out = tmp_path / "threads.ptrace.gz"
+    res = record([sys.executable, str(PROGRAMS / "threaded_moves.py"), "8", "4"], out)
+    assert res.exit_code == 0 and res.lost == 0
+    rep = replay(out, "x86-64", "linux-6.18", concurrent=4)
+    other = [d for d in rep.differences if d.what != "present file pages at exit"]
+    assert not other, other
+    assert rep.kinds["mremap"].calls == 4
+    # each move had the two other threads; the first leaves where one faulted
+    assert [len(m.places) for m in rep.concurrent] == [2, 2, 2, 2]
+    assert sorted(rep.concurrent[0].places) == ["inside", "outside"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 from typing import Any
 
 from ..replay import ReplayResult, compare_replay, example_trace, replay
@@ -20,7 +21,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         nargs="+",
         help="traces written by pagetab record or pagetab import (example:NAME for one "
-        "shipped with pagetab: example:grow_bytearray, example:uffd_gc); with several "
+        "shipped with pagetab: example:grow_bytearray, example:uffd_gc, "
+        "example:threaded_moves); with several "
         "(or several archs or policies) they replay in parallel",
     )
     _options.add_arch(parser, ["x86-64"])
@@ -43,6 +45,14 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also print each priced call: the kernel's recorded time beside the estimate, "
         "the error, and the flushes of both",
+    )
+    parser.add_argument(
+        "--concurrent",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the concurrent model on the N largest mremap moves made while the process "
+        "had other threads, and print what those threads paid (default 0: none)",
     )
     parser.add_argument(
         "--differences",
@@ -93,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
     args.trace = [_resolve(t) for t in args.trace]
     args.calibration = _resolve(args.calibration)
     jobs = len(args.trace) * len(args.arch) * len(args.policy)
-    for opt in ("chrome_trace", "plot"):
+    if args.concurrent < 0:
+        raise UsageError(f"replay: --concurrent must be >= 0, not {args.concurrent}")
+    for opt in ("chrome_trace", "plot", "concurrent"):
         if getattr(args, opt) and jobs > 1:
             flag = "--" + opt.replace("_", "-")
             raise UsageError(f"replay: {flag} needs one trace, one --arch and one --policy")
@@ -119,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
                 _print_differences(res, args.differences)
                 if args.calls:
                     _print_calls(res)
+                if args.concurrent:
+                    _print_concurrent(res)
     if args.csv:
         write_text(csv_text(rows), args.csv)
     if args.json_out:
@@ -183,7 +197,7 @@ def _replay(args: argparse.Namespace, arch: str, pol: str) -> ReplayResult | Non
         return replay(args.trace, arch, pol, args.cpus, device=args.device,
                                calibration=args.calibration, keep_calls=True,
                                translate=args.translate, timeline=bool(args.chrome_trace),
-                               progress=prog)  # fmt: skip
+                               concurrent=args.concurrent, progress=prog)  # fmt: skip
     except (ValueError, OSError) as e:
         print(f"pagetab replay: {e}", file=sys.stderr)
         return None
@@ -227,6 +241,29 @@ def _print_calls(res: ReplayResult) -> None:
                      _f(c.cold_ns / 1e3 if res.cold_priced else None), _f(err),
                      f"{k}/{c.simulated_flushes}"])  # fmt: skip
     table(f"{res.arch} {res.policy}: each priced call", head, rows, right_from=3)
+
+
+def _print_concurrent(res: ReplayResult) -> None:
+    """What the other threads paid for the largest moves (the concurrent model)."""
+    if not res.concurrent:
+        print(f"{res.arch} {res.policy}: no move was made while the process had other threads")
+        return
+    head = ["ms", "pid", "bytes", "present", "dst offset", "threads", "mover us", "IPIs",
+            "p99 ns", "max ns", "stall us"]  # fmt: skip
+    rows = []
+    for m in res.concurrent:
+        r = m.result
+        assert r is not None
+        where = ", ".join(f"{n}x{w}" for w, n in sorted(Counter(m.places).items()))
+        rows.append([f"{m.t / 1e6:.3f}", str(m.pid), f"{m.size:,}", f"{m.present:,}",
+                     f"{int(r.dst_align):#x}", where,
+                     _f(r.estimated_ns / 1e3), str(r.ipis_sent), _f(r.worst("p99")),
+                     _f(r.worst("max")), _f(r.stall_ns / 1e3)])  # fmt: skip
+    table(f"{res.arch} {res.policy}: what the process's other threads paid for its largest "
+          "moves (the concurrent model: each reads at random inside the moved range if its "
+          "recent faults fell there, else outside it; p99 and max: the worst thread's "
+          "accesses during the move; stall: the threads' extra time)",
+          head, rows, right_from=2)  # fmt: skip
 
 
 def _flushes(r: dict[str, Any]) -> str:
