@@ -95,21 +95,11 @@ def populate_vma(mm: MmStruct, v: Vma, start: int, end: int, write: bool) -> int
         raise NotImplementedError(_UFFD_MISSING)
     if v.file is not None:
         return _populate_file(mm, v, start, end, write)
+    if v.shm is not None and not write:
+        return _populate_shm_read(mm, v, start, end)
     lo, hi, pte_orders = fault_orders(mm, v)
     if v.shared:
-        assert v.shm is not None
-        reached, _ = mm.tables.populate(
-            start,
-            end,
-            _tables.POP_SHARED,
-            bool(v.prot & PROT_READ),
-            bool(v.prot & PROT_WRITE) and write,
-            0,
-            0,
-            v.shm.frames,
-            v.pgoff_at(start, mm.page_shift),
-        )
-        return int(reached)
+        return _populate_shm(mm, v, start, end, write)
     pmd = mm.arch.pmd_size
     block = start & ~(pmd - 1)
     if block < lo:
@@ -160,22 +150,29 @@ def fault_around_window(mm: MmStruct, v: Vma, addr: int) -> tuple[int, int]:
 
 
 def fault_around(mm: MmStruct, v: Vma, addr: int) -> int:
-    """A read fault at ``addr`` (below the file's end) in the file VMA
-    ``v``: do_read_fault, which maps ``fault_around_window`` from the page
-    cache, read-only, where nothing is mapped yet.
+    """A read fault at ``addr`` (below the object's end) in ``v``, a file
+    or shared-memory VMA: do_read_fault, which maps ``fault_around_window``
+    from the page cache, read-only, where nothing is mapped yet.
 
-    filemap_map_pages maps only the pages in the page cache (uptodate):
-    ``File.cached`` says which (None: all of them, pagetab doing no I/O);
-    the faulting page itself is read in (__do_fault) and cached from then.
-    Returns the address reached: past ``addr``'s page, or at or below it
-    when page-table memory ran out.
+    filemap_map_pages maps only the pages in the page cache (uptodate): of
+    a file, ``File.cached`` says which (None: all of them, pagetab doing no
+    I/O); of a shmem object (shmem_vm_ops maps pages the same way), those
+    it holds. The faulting page itself is read in (__do_fault; shmem_fault
+    adds a new page to the object) and cached from then. Returns the
+    address reached: past ``addr``'s page, or at or below it when
+    page-table memory ran out.
     """
     lo, hi = fault_around_window(mm, v, addr)
+    page = addr & ~(mm.page_size - 1)
     f = v.file
+    if v.shm is not None:
+        got = _populate_shm(mm, v, page, page + mm.page_size, False)
+        if got > page and _map_cached(mm, v, lo, hi) < hi:
+            return page  # out of page-table memory in the window
+        return got
     assert f is not None
     if f.cached is None:
         return _map_file_pages(mm, v, lo, hi)
-    page = addr & ~(mm.page_size - 1)
     first = v.pgoff_at(lo, mm.page_shift)
     here = v.pgoff_at(page, mm.page_shift)
     if here < f.cached.size:
@@ -194,14 +191,63 @@ def fault_around(mm: MmStruct, v: Vma, addr: int) -> int:
 
 
 def _map_file_pages(mm: MmStruct, v: Vma, start: int, end: int) -> int:
-    """Map [start, end) of the file VMA ``v`` read-only from its page cache
-    (none PTEs only); returns the address reached."""
-    assert v.file is not None
+    """Map [start, end) of the file or shared-memory VMA ``v`` read-only
+    from its page cache (none PTEs only; a page the object lacks is added
+    to it); returns the address reached."""
+    cache = v.cache
+    assert cache is not None
     reached, _ = mm.tables.populate(
         start, end, _tables.POP_FILE_READ, bool(v.prot & PROT_READ), False, 0, 0,
-        v.file.frames, v.pgoff_at(start, mm.page_shift),
+        cache.frames, v.pgoff_at(start, mm.page_shift),
     )  # fmt: skip
     return int(reached)
+
+
+def _map_cached(mm: MmStruct, v: Vma, lo: int, hi: int) -> int:
+    """Map, read-only where nothing is mapped, the pages of [lo, hi) that
+    the shared-memory VMA ``v``'s object holds (filemap_map_pages on a
+    shmem object); returns ``hi``, or where page-table memory ran out."""
+    assert v.shm is not None
+    first = v.pgoff_at(lo, mm.page_shift)
+    held = v.shm.frames[first : first + ((hi - lo) >> mm.page_shift)] >= 0
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], held.astype(np.int8), [0]))))
+    for s, e in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+        start, end = lo + (s << mm.page_shift), lo + (e << mm.page_shift)
+        got = _map_file_pages(mm, v, start, end)
+        if got < end:
+            return got
+    return hi
+
+
+def _populate_shm(mm: MmStruct, v: Vma, start: int, end: int, write: bool) -> int:
+    """shmem_fault over [start, end) of the shared-memory VMA ``v``: the
+    object's pages (new ones where it has none), writable on a write."""
+    assert v.shm is not None
+    reached, _ = mm.tables.populate(
+        start, end, _tables.POP_SHARED, bool(v.prot & PROT_READ),
+        bool(v.prot & PROT_WRITE) and write, 0, 0, v.shm.frames,
+        v.pgoff_at(start, mm.page_shift),
+    )  # fmt: skip
+    return int(reached)
+
+
+def _populate_shm_read(mm: MmStruct, v: Vma, start: int, end: int) -> int:
+    """populate_vma's read faults in shared memory: each page of [start,
+    end) not mapped faults (GUP), bringing it in, and each fault maps the
+    pages the object holds in its fault-around window; a window with no
+    fault stays as it was."""
+    nr = fault_around_pages(mm)
+    if nr <= 1 or v.flags & VM_UFFD_WP:
+        return _populate_shm(mm, v, start, end, False)
+    ps = mm.page_shift
+    holes = np.flatnonzero(mm.tables.frames(start, end) < 0)
+    windows = sorted({fault_around_window(mm, v, start + (int(i) << ps)) for i in holes})
+    reached = _populate_shm(mm, v, start, end, False)
+    for lo, hi in windows:
+        got = _map_cached(mm, v, lo, hi)
+        if got < hi:
+            return min(reached, max(got, start))
+    return reached
 
 
 def _populate_file(mm: MmStruct, v: Vma, start: int, end: int, write: bool) -> int:
@@ -351,7 +397,7 @@ def access(mm: MmStruct, arr: npt.NDArray[np.uint64], cpu: int, write: bool) -> 
             total["accesses"] = total.get("accesses", 0) + 1
             i = stop + 1
             continue
-        if v.file is not None and not write:
+        if not write:
             got = fault_around(mm, v, page)  # do_read_fault
         else:
             got = populate_vma(mm, v, page, page + mm.page_size, write)

@@ -38,6 +38,10 @@ Operations (tuples):
   ("read", off)                           read 8 bytes through /proc/self/mem
                                           (a GUP read fault, fault-around
                                           included); the result is the value
+  ("fork",)                               fork(2): the ops after it run in the
+                                          child (with a userfaultfd of its own),
+                                          whose state is reported; the parent
+                                          waits for it and leaves
 """
 
 from __future__ import annotations
@@ -165,6 +169,14 @@ for op in req["ops"]:
                 res.append(["ok", 0])
             except OSError as e:
                 res.append(["err", e.errno])
+    elif kind == "fork":
+        sys.stdout.flush()
+        child = os.fork()
+        if child:
+            os._exit(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
+        memfd = os.open("/proc/self/mem", os.O_RDONLY)  # the child's own
+        uffd.clear()  # the parent's userfaultfd: not the child's
+        res.append(["ok", 0])
     else:
         res.append(["err", errno.EINVAL])
 # the zero page's PFN, from a fresh read-faulted page
@@ -270,7 +282,7 @@ def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30, timeout: float = 
     for op in ops:
         if not op or op[0] not in ("mmap", "munmap", "mprotect", "mremap", "madvise", "write",
                                    "uffd_register", "uffd_move", "uffd_copy", "uffd_zeropage",
-                                   "file", "mmap_file", "read"):  # fmt: skip
+                                   "file", "mmap_file", "read", "fork"):  # fmt: skip
             raise ValueError(f"unknown operation {op!r}")
         if not all(isinstance(x, int) and not isinstance(x, bool) for x in op[1:]):
             raise TypeError(f"operation arguments must be ints: {op!r}")

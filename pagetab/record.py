@@ -407,6 +407,8 @@ class _Instance:
         self.dir = os.path.join(root, "instances", self.name)
         self.group = f"pagetab_{os.getpid()}"
         self.uprobe = ""
+        #: the probed file and offset (the trace header's ``uprobe_at``)
+        self.uprobe_at: list[Any] | None = None
         _remove_stale(root)
         os.mkdir(self.dir)
         try:
@@ -444,6 +446,7 @@ class _Instance:
             # masked field, so _Parser keeps userfaultfd's (type UFFDIO)
             _write(self.path("events", self.group, "uffdio", "enable"), "1")
             self.uprobe = "uffdio"
+            self.uprobe_at = [lib, off]
         except OSError:
             # no uprobes: ioctls are recorded without their structures
             self._remove_uprobe()
@@ -698,11 +701,13 @@ def record(
             drain.join()
         inst.remove()
         raise
-    uprobe = inst.uprobe
+    uprobe, uprobe_at = inst.uprobe, inst.uprobe_at
     inst.remove()
     host = host_info()
-    header = Header("tracefs", "kernel", list(command), host,
-                    extra={"clock": "x86-tsc", "uprobe_ioctl": bool(uprobe)})  # fmt: skip
+    extra: dict[str, Any] = {"clock": "x86-tsc", "uprobe_ioctl": bool(uprobe)}
+    if uprobe and uprobe_at is not None:
+        extra["uprobe_at"] = uprobe_at
+    header = Header("tracefs", "kernel", list(command), host, extra=extra)
     written = _convert(raw, out, header, uprobe, exec_maps, snapshots, lost, pid, code, progress)
     return RecordResult(os.fspath(out), code, written, lost, time.perf_counter_ns() - t_start,
                         run_ns)  # fmt: skip

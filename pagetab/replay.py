@@ -71,7 +71,7 @@ from .constants import (
     UFFDIO_ZEROPAGE,
 )
 from .contention import ContendResult, ThreadSpec, run_concurrent
-from .mm_types import MAX_CPUS, File
+from .mm_types import MAX_CPUS, File, new_anon_vma
 from .parallel import check_executor, run_jobs
 from .plot import plot_calls, plot_cumulative
 from .policy import Policy
@@ -82,6 +82,7 @@ from .space import AddressSpace
 from .stats import COUNTER_NAMES
 from .tracefile import TraceReader, read_trace
 from .userfaultfd import FEATURES, Userfaultfd
+from .vma import find_vma
 
 #: mmap flags that change nothing pagetab simulates: MAP_DENYWRITE,
 #: MAP_EXECUTABLE, MAP_NONBLOCK, MAP_STACK (6.7+ makes a stack VM_NOHUGEPAGE:
@@ -99,6 +100,11 @@ ENDS = ("exit", "exit_group")
 LOCAL_FLUSH_REASONS = ("3",)
 #: Chrome trace: the recorded kernel time of CPU n's calls is on track n + this
 KERNEL_TRACK = 1000
+#: clone(2) flags (include/uapi/linux/sched.h): a child that shares the mm
+CLONE_VM = 0x00000100
+#: events of processes not known yet kept for a fork the trace has not shown
+#: yet (a child runs before its parent's clone returns), at most
+EARLY_EVENTS = 1 << 16
 
 
 @dataclass
@@ -509,6 +515,12 @@ class Replayer:
         self.imported = reader.header.source != "tracefs"
         #: processes forked (not threads): their address space is a copy
         self.forked: set[int] = set()
+        #: the recorder's uprobe (path, file offset), where the trace says
+        at = reader.header.extra.get("uprobe_at")
+        self.uprobe: tuple[str, int] | None = (str(at[0]), int(at[1])) if at else None
+        #: events of pids not known yet, in order, for the fork that makes them
+        self.early: dict[int, list[dict[str, Any]]] = {}
+        self.early_n = 0
         #: how many of the largest threaded moves to run the concurrent model on
         self.concurrent = concurrent
         #: each thread's last faults (only with ``concurrent``)
@@ -519,6 +531,7 @@ class Replayer:
     # -- processes -------------------------------------------------------
     def new_process(self, ev: dict[str, Any]) -> None:
         pid = int(ev["pid"])
+        self.early_n -= len(self.early.pop(pid, []))  # before its exec: another image
         mm = AddressSpace(self.arch, cpus=self.cpus, thp=self.thp, policy=self.policy)
         mm.trace_moves = self.timeline is not None
         p = self.procs[pid] = _Process(pid, mm, dict(ev.get("files") or {}))
@@ -558,6 +571,9 @@ class Replayer:
     # -- events ----------------------------------------------------------
     def event(self, ev: dict[str, Any]) -> None:
         self.events += 1
+        self.dispatch(ev)
+
+    def dispatch(self, ev: dict[str, Any]) -> None:
         kind = ev["k"]
         pid = int(ev["pid"])
         if kind == "maps":
@@ -576,8 +592,12 @@ class Replayer:
         if kind == "fork" and not ev.get("thread"):
             self.forked.add(int(ev["child"]))
         if p is None:
-            if kind in ("sys", "fault"):
-                self.unknown_pids.add(pid)
+            if kind in ("sys", "fault", "tlb"):
+                if self.early_n < EARLY_EVENTS and not self.imported:
+                    self.early.setdefault(pid, []).append(ev)
+                    self.early_n += 1
+                elif kind != "tlb":
+                    self.unknown_pids.add(pid)
             return
         if self.concurrent:
             if kind == "fork" and ev.get("thread"):
@@ -743,7 +763,25 @@ class Replayer:
             return None
         if r >= 0:
             self.name_range(p, r, length, ev)
+        if got >= 0 and file is not None and not flags & MAP_SHARED:
+            self.uprobe_mmap(p, got, length, file.name, a[5])
         return got, None, {}, note, "mmap", max(got, 0)
+
+    def uprobe_mmap(self, p: _Process, start: int, length: int, path: str, offset: int) -> None:
+        """The recorder's uprobe on the C library's ioctl (the trace header's
+        ``uprobe_at``): mapping the file over the probed offset installs the
+        breakpoint (kernel/events/uprobes.c uprobe_mmap), a forced write
+        whose copy gives the VMA an anon_vma, which a later split keeps and
+        fork's vma_needs_copy looks at."""
+        if self.uprobe is None or path != self.uprobe[0]:
+            return
+        if not offset <= self.uprobe[1] < offset + length:
+            return
+        v = find_vma(p.mm.mm_struct, start)
+        if v is not None and v.anon_vma is None:
+            v.anon_vma = new_anon_vma()
+            self.translated["the recorder's uprobe: its breakpoint's copy gives the C "
+                            "library's mapping an anon_vma"] += 1  # fmt: skip
 
     def file_for(self, p: _Process, fd: int, known: dict[str, Any] | None, end: int) -> File:
         """The File an mmap of ``fd`` up to byte ``end`` maps: by the path
@@ -767,6 +805,46 @@ class Replayer:
         name = str(known["path"]) if known else "anon"
         p.names = [(lo, hi, n) for lo, hi, n in p.names if hi <= start or lo >= start + length]
         p.names.append((start, start + length, name))
+
+    def sys_clone(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        """clone: a new process (no CLONE_VM) starts from a copy of this one;
+        a thread, or a child sharing the mm until its exec, changes nothing."""
+        if r > 0 and not a[0] & CLONE_VM:
+            self.fork_process(p, r)
+        return None
+
+    def sys_fork(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        if r > 0:
+            self.fork_process(p, r)
+        return None
+
+    def fork_process(self, p: _Process, pid: int) -> None:
+        """Process ``pid`` begins as fork leaves it (``AddressSpace.fork``),
+        with its parent's open files; then the events it made before its
+        parent's clone returned are replayed."""
+        mm = p.mm.fork()
+        mm.trace_moves = self.timeline is not None
+        c = self.procs[pid] = _Process(pid, mm, p.file_info)
+        c.names = list(p.names)
+        c.brk = p.brk
+        # the child's copies of the files its VMAs map, and its fds: the
+        # same open files (dups stay shared), each holding the child's copy
+        pairs = zip(p.mm.mm_struct.vmas, mm.mm_struct.vmas, strict=True)
+        copies = {id(v.file): cv.file for v, cv in pairs if v.file is not None and cv.file}
+        c.files = {path: copies[id(f)] for path, f in p.files.items() if id(f) in copies}
+        holders: dict[int, list[File | None]] = {}
+        for fd, h in p.fds.items():
+            if id(h) not in holders:
+                holders[id(h)] = [None if h[0] is None else copies.get(id(h[0]))]
+            c.fds[fd] = holders[id(h)]
+        c.opened = p.opened
+        self.forked.add(pid)
+        self.translated["fork: the child's copy-on-write sharing with its parent (pages "
+                        "present exactly; writes are ordinary accesses)"] += 1  # fmt: skip
+        early = self.early.pop(pid, [])
+        self.early_n -= len(early)
+        for ev in early:
+            self.dispatch(ev)
 
     def sys_openat(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
         if r >= 0:
@@ -991,9 +1069,11 @@ class Replayer:
 
     def result(self, path: str) -> ReplayResult:
         concurrent = self.run_concurrent() if self.concurrent else []
-        for pid in sorted(self.unknown_pids):
-            self.skipped[f"pid {pid}: no exec in the trace (forked copy of another process's "
-                         "address space, which pagetab does not copy)"] += 1  # fmt: skip
+        left = {pid for pid, evs in self.early.items() if any(e["k"] != "tlb" for e in evs)}
+        for pid in sorted(self.unknown_pids | left):
+            self.skipped[f"pid {pid}: neither its exec nor a fork the replay can copy is in "
+                         "the trace (clone3 keeps its flags in a struct the trace lacks; "
+                         "vfork shares its parent's mm until exec)"] += 1  # fmt: skip
         return ReplayResult(path, self.arch.name,
                             self.policy if isinstance(self.policy, str) else self.policy.name,
                             self.cpus, self.calls, self.kinds, self.regions, self.differences,
@@ -1041,7 +1121,8 @@ def example_trace(name: str) -> str:
     """The path of a shipped recording: ``grow_bytearray`` (CPython growing
     a bytearray: glibc realloc's mremap), ``uffd_gc`` (a userfaultfd GC's
     compaction cycles), ``threaded_moves`` (a thread moving 16 MiB while two
-    others run: for ``concurrent``), or ``host-calibration`` (the recording VM's
+    others run: for ``concurrent``), ``fork_child`` (a process forking
+    without exec), or ``host-calibration`` (the recording VM's
     calibration file)."""
     names = [*example_traces(), "host-calibration"]
     if name not in names:

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from . import madvise, memory, mmap, mprotect, mremap, persist, userfaultfd
+from . import fork, madvise, memory, mmap, mprotect, mremap, persist, userfaultfd
 from .arch import Arch
 from .argcheck import as_uint, check_bool, check_int
 from .constants import (
@@ -409,6 +409,17 @@ class AddressSpace:
         mm = self.mm_struct
         with mm.mmap_lock:
             return mremap.do_mremap(mm, old_addr, old_size, new_size, flags, new_addr)
+
+    def fork(self) -> AddressSpace:
+        """fork(2): the child process's address space, a copy of this one as
+        dup_mmap makes it. Every VMA is copied; page tables only where the
+        kernel copies them (private mappings written since they were made),
+        so the child faults file and shared pages in again; userfaultfd
+        registrations are not inherited. The copy-on-write sharing itself
+        is not simulated (see ``pagetab.fork``): which pages are present is
+        exact, but a later write in either space is an ordinary access.
+        """
+        return AddressSpace._over(fork.dup_mmap(self.mm_struct))
 
     def userfaultfd(self, features: int = 0) -> Userfaultfd:
         """userfaultfd(2) and UFFDIO_API: a userfaultfd of this process with

@@ -75,6 +75,11 @@ def simulate(ops: list[tuple[Any, ...]], window: int, policy: str = "linux-6.18"
                 except OSError as e:
                     results.append(("err", e.errno or 0, getattr(e, "move", 0)))
                 continue
+            if kind == "fork":  # the ops after it run in the child
+                mm, files = _fork(mm, files)
+                uffd.clear()
+                results.append(("ok", 0))
+                continue
             if kind == "mmap":
                 off, length, prot, flags = a
                 if not flags & pt.MAP_FIXED:
@@ -246,11 +251,12 @@ def apply_op(mm: pt.AddressSpace, op: tuple[Any, ...], fixed: bool = False) -> A
     return getattr(mm, kind)(BASE + a[0], *a[1:])
 
 
-def random_ops(rng: random.Random, window: int, n: int,
-               uffd: bool = False) -> list[tuple[Any, ...]]:  # fmt: skip
+def random_ops(rng: random.Random, window: int, n: int, uffd: bool = False,
+               fork: bool = False) -> list[tuple[Any, ...]]:  # fmt: skip
     """A random sequence over a small window, biased to interesting cases
     (``uffd``: userfaultfd registrations, WP mode so that faults stay
-    ordinary, and UFFDIO_MOVE calls too)."""
+    ordinary, and UFFDIO_MOVE calls too; ``fork``: forks, after which the
+    child goes on)."""
     pmd = 2 << 20
     ops: list[tuple[Any, ...]] = []
     rw, anon = pt.PROT_READ | pt.PROT_WRITE, pt.MAP_ANONYMOUS
@@ -292,6 +298,8 @@ def random_ops(rng: random.Random, window: int, n: int,
         elif r < 0.72:
             ln = length()
             ops.append(("munmap", off(ln), ln))
+        elif fork and r < 0.75:
+            ops.append(("fork",))
         else:
             old = length()
             new = rng.choice([old, old, length()])
@@ -299,6 +307,19 @@ def random_ops(rng: random.Random, window: int, n: int,
                 pt.MREMAP_MAYMOVE, 0, pt.MREMAP_MAYMOVE | pt.MREMAP_DONTUNMAP])  # fmt: skip
             ops.append(("mremap", off(old), old, new, flags, off(new)))
     return ops
+
+
+def _fork(mm: pt.AddressSpace,
+          files: dict[int, pt.File]) -> tuple[pt.AddressSpace, dict[int, pt.File]]:  # fmt: skip
+    """The child of ``mm`` and its files: the copies its VMAs map, or, for a
+    file no VMA maps, a new File of the same size (its page cache holds the
+    same bytes)."""
+    child = mm.fork()
+    copies = {id(v.file): c.file
+              for v, c in zip(mm.mm_struct.vmas, child.mm_struct.vmas, strict=True)
+              if v.file is not None and c.file is not None}  # fmt: skip
+    return child, {i: copies.get(id(f)) or pt.File(f.name, f.size, f.writable)
+                   for i, f in files.items()}  # fmt: skip
 
 
 def _outside(r: tuple[Any, ...], window: int) -> tuple[Any, ...]:

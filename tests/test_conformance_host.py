@@ -17,6 +17,7 @@ import random
 import pytest
 from oracle_diff import compare, random_ops, simulate
 
+import pagetab as pt
 from pagetab import host
 from pagetab.oracle import OracleError, run_ops
 
@@ -30,7 +31,7 @@ SEQUENCES = 500
 def test_random_sequences_agree_with_the_kernel(chunk: int) -> None:
     per = SEQUENCES // 10
     for seed in range(chunk * per, (chunk + 1) * per):
-        ops = random_ops(random.Random(seed), WINDOW, 14)
+        ops = random_ops(random.Random(seed), WINDOW, 14, fork=seed % 2 == 1)
         diff = compare(ops, WINDOW)
         assert diff is None, f"seed {seed}: {diff}"
 
@@ -52,7 +53,7 @@ def test_selftest_style_moves_agree() -> None:
 
 def test_oracle_reports_bad_requests() -> None:
     with pytest.raises(ValueError, match="unknown operation"):
-        run_ops([("fork",)])
+        run_ops([("exec",)])
     with pytest.raises(TypeError):
         run_ops([("munmap", 0, "x")])
     with pytest.raises(ValueError, match="window"):
@@ -96,3 +97,28 @@ def test_random_sequences_with_multi_size_thp_agree_with_the_kernel() -> None:
         for kb, text in saved.items():
             with open(f"{root}/hugepages-{kb}kB/enabled", "w") as f:
                 f.write(text[text.index("[") + 1 : text.index("]")])
+
+
+def test_fork_agrees_with_the_kernel() -> None:
+    # what fork copies (private mappings with an anon_vma: written) and what
+    # the child faults in again (untouched, shared, file mappings, a file
+    # mapping with one copied page), then the child's own calls
+    k4, m2 = 4096, 2 << 20
+    rw, anon = pt.PROT_READ | pt.PROT_WRITE, pt.MAP_ANONYMOUS
+    priv, shared = pt.MAP_PRIVATE, pt.MAP_SHARED
+    base = [("file", 0, 16 * k4, 1), ("mmap", 0, m2, rw, priv | anon),
+            ("madvise", 0, m2, pt.MADV_POPULATE_WRITE),
+            ("mmap", m2, m2, rw, priv | anon),
+            ("mmap", 2 * m2, 32 * k4, rw, shared | anon), ("write", 2 * m2 + k4, 7),
+            ("mmap_file", 3 * m2, 16 * k4, pt.PROT_READ, priv, 0, 0), ("read", 3 * m2),
+            ("mmap_file", 3 * m2 + m2 // 2, 16 * k4, rw, priv, 0, 0),
+            ("read", 3 * m2 + m2 // 2), ("write", 3 * m2 + m2 // 2 + 4 * k4, 9)]  # fmt: skip
+    after = [
+        [],
+        [("write", m2 + 8 * k4, 3), ("read", 2 * m2 + 2 * k4), ("read", 3 * m2 + 8 * k4)],
+        [("mremap", 0, m2, m2, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, 4 * m2 + k4),
+         ("munmap", 2 * m2, 8 * k4), ("madvise", 3 * m2 + m2 // 2, 16 * k4, pt.MADV_DONTNEED)],
+    ]  # fmt: skip
+    for tail in after:
+        ops = [*base, ("fork",), *tail]
+        assert compare(ops, WINDOW) is None, ops

@@ -49,7 +49,7 @@ LAYERS = [
     ["vma"],
     ["memory"],
     ["userfaultfd"],
-    ["mmap", "mprotect", "madvise", "mremap"],
+    ["mmap", "mprotect", "madvise", "mremap", "fork"],
     ["persist"],
     ["space"],
     ["plot", "scenario", "results", "parallel"],

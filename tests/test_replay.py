@@ -569,3 +569,38 @@ def test_a_threaded_program_recorded_here_replays_with_its_threads(tmp_path: Pat
     # each move had the two other threads; the first leaves where one faulted
     assert [len(m.places) for m in rep.concurrent] == [2, 2, 2, 2]
     assert sorted(rep.concurrent[0].places) == ["inside", "outside"]
+
+
+# -- fork without exec ------------------------------------------------------------
+
+
+def test_a_forked_child_replays_from_its_parent_s_copy() -> None:
+    # tests/programs/fork_child.py: the child starts from fork's copy of the
+    # parent (written private pages copied; untouched, shared and file
+    # mappings not), writes, moves and unmaps, and exits; its VMAs and
+    # present pages at exit are the kernel's, and so are the parent's
+    from pagetab.replay import example_trace
+
+    res = replay(example_trace("fork_child"), "x86-64", "linux-6.18")
+    assert res.processes == 2
+    assert res.exact, res.differences
+    assert not [s for s in res.skipped if "fork" in s]
+    assert any("fork" in t for t in res.translated)
+    assert res.kinds["mremap"].calls == 2  # one in each process
+
+
+@needs_recording
+def test_a_fork_recorded_here_replays_exactly(tmp_path: Path) -> None:
+    from pagetab.record import record
+
+    out = tmp_path / "fork.ptrace.gz"
+    res = record([sys.executable, str(PROGRAMS / "fork_child.py"), "2"], out)
+    assert res.exit_code == 0 and res.lost == 0
+    rep = replay(out, "x86-64", "linux-6.18")
+    assert rep.processes == 2
+    other = [d for d in rep.differences if d.what != "present file pages at exit"]
+    assert not other, other
+    for d in rep.differences:
+        missing = int(str(d.recorded).split(", ")[1].split()[0])
+        extra = int(str(d.replayed).split(", ")[1].split()[0])
+        assert missing + extra <= FILE_PAGE_SLACK, d

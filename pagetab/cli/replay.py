@@ -22,7 +22,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         help="traces written by pagetab record or pagetab import (example:NAME for one "
         "shipped with pagetab: example:grow_bytearray, example:uffd_gc, "
-        "example:threaded_moves); with several "
+        "example:threaded_moves, example:fork_child); with several "
         "(or several archs or policies) they replay in parallel",
     )
     _options.add_arch(parser, ["x86-64"])
