@@ -19,8 +19,10 @@ Prints, from one run on this machine:
    faulted N bytes, is measured on synthetic faults: the total is also
    printed without it);
 4. exactness: every recorded workload (CPython, fault storm, the
-   userfaultfd GC tests/programs/uffd_gc.py) replayed under linux-6.18,
-   with its differences from the recording.
+   userfaultfd GC tests/programs/uffd_gc.py, three threads moving
+   tests/programs/threaded_moves.py, a fork without exec
+   tests/programs/fork_child.py) replayed under linux-6.18, with its
+   differences from the recording.
 
 Needs root (tracefs). Usage: python bench/replay_targets.py [--rounds 5]
 """
@@ -125,12 +127,14 @@ def main() -> int:
         )
 
     print("4. exactness under linux-6.18")
-    gc = tmp / "gc.gz"
-    record([PY, str(PROGRAMS / "uffd_gc.py")], gc)
+    more = {"userfaultfd GC": "uffd_gc.py", "three threads moving": "threaded_moves.py",
+            "fork without exec": "fork_child.py"}  # fmt: skip
+    for prog in more.values():
+        record([PY, str(PROGRAMS / prog)], tmp / prog)
     for name, path in (
         ("CPython bytearray", tmp / "grow0.gz"),
         ("fault storm", tmp / "storm16.gz"),
-        ("userfaultfd GC", gc),
+        *((name, tmp / prog) for name, prog in more.items()),
     ):
         rp = replay(path, "x86-64", "linux-6.18")
         print(f"   {name}: {'exact' if rp.exact else 'NOT exact'} ({rp.events:,} events)")
