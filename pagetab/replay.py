@@ -80,6 +80,7 @@ from .policy import policy as resolve_policy
 from .results import Compared
 from .space import AddressSpace
 from .stats import COUNTER_NAMES
+from .trace_layout import SPAN_SHIFT, Layout, addresses
 from .tracefile import TraceReader, read_trace
 from .userfaultfd import FEATURES, Userfaultfd
 from .vma import find_vma
@@ -515,6 +516,9 @@ class Replayer:
         self.imported = reader.header.source != "tracefs"
         #: processes forked (not threads): their address space is a copy
         self.forked: set[int] = set()
+        #: where the recording's addresses go in a smaller address space
+        #: (``translate``), or None: they are used as recorded
+        self.layout: Layout | None = None
         #: the recorder's uprobe (path, file offset), where the trace says
         at = reader.header.extra.get("uprobe_at")
         self.uprobe: tuple[str, int] | None = (str(at[0]), int(at[1])) if at else None
@@ -571,7 +575,7 @@ class Replayer:
     # -- events ----------------------------------------------------------
     def event(self, ev: dict[str, Any]) -> None:
         self.events += 1
-        self.dispatch(ev)
+        self.dispatch(ev if self.layout is None else self.layout.translate_event(ev))
 
     def dispatch(self, ev: dict[str, Any]) -> None:
         kind = ev["k"]
@@ -1220,6 +1224,29 @@ def compare_replay(
     return ReplayResults(run_jobs(_replay_job, jobs, executor, progress), baseline)
 
 
+def _layout(trace: str | os.PathLike[str], a: Arch, translate: bool) -> Layout | None:
+    """Where the trace's addresses go on ``a`` when its space is smaller
+    than the recording's (a pass over the trace first), or None when they
+    fit as recorded. ValueError when they do not and ``translate`` is off,
+    or do not fit even moved."""
+    if a.task_size >= 1 << 47:
+        return None  # as large as x86-64's and 48-bit arm64's user space
+    spans: set[int] = set()
+    top = 0
+    for ev in read_trace(trace):
+        for addr in addresses(ev):
+            spans.add(addr >> SPAN_SHIFT)
+            top = max(top, addr)
+    if top < a.task_size:
+        return None
+    if not translate:
+        raise ValueError(f"replay: the trace maps up to {top:#x}, past {a.name}'s "
+                         f"{a.task_size >> SPAN_SHIFT} GiB address space; pass translate=True "
+                         "(--translate) to move its mappings into it (each keeps its offset "
+                         "within its GiB, so its moves keep their alignments)")  # fmt: skip
+    return Layout(spans, a.task_size - a.mmap_min_addr)
+
+
 def policy_names(policies: Iterable[str] | str) -> list[str]:
     """Policy names: one, a list, or "all"; each checked."""
     if isinstance(policies, str):
@@ -1263,7 +1290,11 @@ def replay(
         totals never do).
     translate
         Replay a trace from another page size with its byte ranges as they
-        are (each call keeps its addresses; pages are the target's).
+        are (each call keeps its addresses; pages are the target's), and one
+        whose addresses lie past the target's address space (riscv64 Sv39's
+        256 GiB) with its regions moved into it (``trace_layout``: each
+        address keeps its offset within its GiB, so moves keep their
+        alignments; the gaps between regions shrink).
     timeline
         Keep the calls', lock holds' and flushes' timeline for
         ``ReplayResult.chrome_trace`` (memory grows with the trace).
@@ -1293,6 +1324,11 @@ def replay(
         raise ValueError(f"cpus must be an int from 1 to {MAX_CPUS}, not {cpus!r}")
     check_int("concurrent", concurrent, 0, 1 << 20)
     rp = Replayer(reader, a, policy, cpus, thp, keep_calls, translate, timeline, concurrent)
+    rp.layout = _layout(trace, a, translate)
+    if rp.layout is not None:
+        rp.translated[f"a run of the recording's GiBs moved into {a.name}'s "
+                      f"{a.task_size >> SPAN_SHIFT} GiB (offsets in each GiB kept)"] = len(
+            rp.layout.starts)  # fmt: skip
     for i, ev in enumerate(reader):
         rp.event(ev)
         if progress is not None and i % 16384 == 0:

@@ -28,7 +28,7 @@ SOURCE = Path(pagetab.__file__).resolve().parent
 #: below. Every module of the package must be listed (a new one has to be
 #: placed); a listed one may be missing (the layout is a target).
 LAYERS = [
-    ["constants", "argcheck", "units", "_version", "tracefile", "trace_import"],
+    ["constants", "argcheck", "units", "_version", "tracefile", "trace_import", "trace_layout"],
     ["costs_data", "flush", "policy"],
     ["arch"],  # with calibration loading
     # the page tables: the store and its walker, then the kernel's files

@@ -604,3 +604,45 @@ def test_a_fork_recorded_here_replays_exactly(tmp_path: Path) -> None:
         missing = int(str(d.recorded).split(", ")[1].split()[0])
         extra = int(str(d.replayed).split(", ")[1].split()[0])
         assert missing + extra <= FILE_PAGE_SLACK, d
+
+
+# -- another address space (translate) -------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["grow_bytearray", "uffd_gc"])
+def test_a_trace_moves_into_a_smaller_address_space_with_its_alignments(name: str) -> None:
+    # x86-64's 128 TiB layout into riscv64 Sv39's 256 GiB: refused without
+    # translate; with it, replayed as on Sv48 (as large as x86-64's), where
+    # nothing is translated: the same results, and every move's counters
+    # the same, since each address keeps its offset within its GiB
+    from pagetab.replay import example_trace
+
+    trace = example_trace(name)
+    with pytest.raises(ValueError, match="translate"):
+        replay(trace, "riscv64-sv39", "linux-6.18")
+    small = replay(trace, "riscv64-sv39", "linux-6.18", translate=True)
+    large = replay(trace, "riscv64-sv48", "linux-6.18")
+    assert [d.what for d in small.differences] == [d.what for d in large.differences]
+    assert any("GiB" in t for t in small.translated)
+    assert not any("GiB" in t for t in large.translated)
+    for kind in ("mremap", "UFFDIO_MOVE"):
+        if kind in large.kinds:
+            assert small.kinds[kind].counters == large.kinds[kind].counters, kind
+    moved = [c for c in small.calls if c.counters]
+    assert moved and [c.counters for c in moved] == [c.counters for c in large.calls
+                                                     if c.counters]  # fmt: skip
+    assert all(c.replayed < (256 << 30) for c in small.calls if c.name == "mmap")
+
+
+def test_a_layout_keeps_each_gib_s_offsets_and_runs() -> None:
+    from pagetab.trace_layout import Layout
+
+    g = 1 << 30
+    lay = Layout([0x7F00, 0x7F01, 0x7F05, 0x5500], 256 * g)
+    # three runs, lowest first, each GiB after GiB 0 and a free GiB between
+    assert lay(0x5500 * g + 12345) == 1 * g + 12345
+    assert lay(0x7F00 * g + 4096) == 3 * g + 4096
+    assert lay(0x7F01 * g) == 4 * g  # adjacent GiBs stay adjacent
+    assert lay(0x7F05 * g + (2 << 20)) == 6 * g + (2 << 20)
+    with pytest.raises(ValueError, match="need 7 GiB; the target has 6"):
+        Layout([0x7F00, 0x7F01, 0x7F05, 0x5500], 6 * g)

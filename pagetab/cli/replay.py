@@ -38,7 +38,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--translate",
         action="store_true",
-        help="replay a trace of another page size with its byte ranges as recorded",
+        help="replay a trace of another page size with its byte ranges as recorded, or one "
+        "whose addresses lie past the arch's address space with its regions moved into it "
+        "(offsets within each GiB kept)",
     )
     parser.add_argument(
         "--calls",
