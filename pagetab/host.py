@@ -34,11 +34,13 @@ __all__ = [
     "HostGc",
     "HostMove",
     "available",
+    "check_fits",
     "measure_access",
     "measure_cold",
     "measure_gc_cycle",
     "measure_move",
     "measure_populate",
+    "mem_available",
     "offset",
     "pinnable_cpus",
     "populate_tables",
@@ -133,6 +135,37 @@ def _check(size: int, populate: str, repeats: int) -> None:
         raise ValueError("repeats must be an int >= 1")
     if populate in ("write", "thp") and size > 4 * GIB:
         raise ValueError("populate='write'/'thp' allocates real memory: at most 4 GiB")
+    check_fits(size, populate)
+
+
+def mem_available() -> int:
+    """Bytes of memory this machine can give without swapping
+    (/proc/meminfo MemAvailable), or 0 where it does not say."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) << 10
+    except OSError:
+        pass
+    return 0
+
+
+def check_fits(size: int, populate: str) -> None:
+    """ValueError unless a ``size``-byte region populated so fits in this
+    machine's available memory with room to spare (half of it): written
+    pages cost themselves, zero-page ones their page tables (8 bytes per
+    page, and the simulator beside the kernel builds as many)."""
+    if populate == "none":
+        return
+    need = size if populate in ("write", "thp") else 2 * (size // PAGE) * 8
+    avail = mem_available()
+    if avail and need > avail // 2:
+        what = "its pages" if populate in ("write", "thp") else \
+            "its page tables, in the kernel and in the simulator"  # fmt: skip
+        raise ValueError(f"a {size >> 30} GiB region needs {need / GIB:.1f} GiB for {what}; "
+                         f"this machine has {avail / GIB:.1f} GiB available (at most half of "
+                         "it is used)")  # fmt: skip
 
 
 def pinnable_cpus() -> list[int]:

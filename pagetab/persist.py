@@ -119,6 +119,9 @@ def load(path: Any, check: Callable[[MmStruct], None]) -> MmStruct:
         columns = {1: 8, 2: 9}.get(meta["version"], 10)
         for row in np.asarray(data["vma"], dtype=np.int64).reshape(-1, columns).tolist():
             start, end, prot, shared, flags, pgoff, anon, shm, *rest = row
+            if min(start, end, prot, flags, pgoff) < 0:
+                raise ValueError(f"VMA at {start:#x}: a negative address, protection, flag "
+                                 "or offset")  # fmt: skip
             uffd = rest[:1]
             fidx = rest[1] if len(rest) > 1 else -1
             if uffd and uffd[0] and uffd[0] not in mm.userfaultfds:
@@ -140,6 +143,6 @@ def load(path: Any, check: Callable[[MmStruct], None]) -> MmStruct:
         mm.switch_mm(mm.cpu)
         check(mm)
     # InvariantError (mm.check) is an AssertionError
-    except (KeyError, TypeError, AssertionError, ValueError, IndexError) as e:
+    except (KeyError, TypeError, AssertionError, ValueError, IndexError, OverflowError) as e:
         raise ValueError(f"load: {path} is corrupted or foreign: {e}") from None
     return mm

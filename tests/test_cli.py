@@ -215,6 +215,23 @@ def test_bad_usage_is_one_line_and_exit_2(
     assert code == 2 and option in err and len(err.strip().splitlines()) == 1, err
 
 
+def test_host_refuses_a_region_the_machine_cannot_hold(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `pagetab host --size 1T` used to map 1 TiB in the real kernel whatever
+    # the machine had: a zero-page region costs 2 GiB of page tables per TiB
+    # there, and as much in the simulator
+    from pagetab import host
+
+    monkeypatch.setattr(host, "mem_available", lambda: 6 << 30)
+    code, _, err = run(["host", "--size", "1T"], capsys)
+    assert code == 2 and "needs 4.0 GiB" in err and "6.0 GiB available" in err, err
+    with pytest.raises(ValueError, match="needs 4.0 GiB for its pages"):
+        host.check_fits(4 << 30, "write")
+    host.check_fits(256 << 30, "zero")  # 1 GiB of tables: fits in half of 6 GiB
+    host.check_fits(1 << 40, "none")  # nothing populated: nothing needed
+
+
 @pytest.mark.parametrize(
     ("argv", "target"),
     [

@@ -156,6 +156,12 @@ def _written_frame_never_allocated(d: dict[str, np.ndarray]) -> None:
     d["tables_written"] = bits
 
 
+def _negative_vma_start(data: dict[str, np.ndarray]) -> None:
+    # (an OverflowError from the typed VMA, not a ValueError, until it was checked)
+    data["vma"] = data["vma"].copy()
+    data["vma"][0, 0] = -4096
+
+
 def _unknown_version(d: dict[str, np.ndarray]) -> None:
     meta = json.loads(str(d["meta"]))
     d["meta"] = np.array(json.dumps({**meta, "version": 99}))
@@ -165,7 +171,7 @@ def _unknown_version(d: dict[str, np.ndarray]) -> None:
     "corrupt",
     [_pte_frame_past_the_allocator, _allocator_rewound, _frame_mapped_twice,
      _pmd_entry_to_a_missing_table, _live_table_on_the_free_list, _pages_outside_every_vma,
-     _written_frame_never_allocated, _unknown_version],
+     _written_frame_never_allocated, _unknown_version, _negative_vma_start],
     ids=lambda f: f.__name__.strip("_"),
 )  # fmt: skip
 def test_loading_a_corrupted_file(

@@ -21,6 +21,10 @@ def _host_size(text: str) -> int:
     n = _argtypes.size(text)
     if n % HOST_UNIT:
         raise argparse.ArgumentTypeError(f"must be a multiple of 2M, not {text!r}")
+    try:
+        host.check_fits(n, "zero")  # the probe's zero-page regions
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return n
 
 
