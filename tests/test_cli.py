@@ -226,7 +226,7 @@ def test_host_refuses_a_region_the_machine_cannot_hold(
     monkeypatch.setattr(host, "mem_available", lambda: 6 << 30)
     code, _, err = run(["host", "--size", "1T"], capsys)
     assert code == 2 and "needs 4.0 GiB" in err and "6.0 GiB available" in err, err
-    with pytest.raises(ValueError, match="needs 4.0 GiB for its pages"):
+    with pytest.raises(ValueError, match=r"needs 4\.0 GiB for its pages"):
         host.check_fits(4 << 30, "write")
     host.check_fits(256 << 30, "zero")  # 1 GiB of tables: fits in half of 6 GiB
     host.check_fits(1 << 40, "none")  # nothing populated: nothing needed
