@@ -11,6 +11,7 @@ their flat records (``flat_row``), CSV and JSON (``csv_text``,
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import math
@@ -206,3 +207,23 @@ class Compared(Sequence[R]):
 
     def __str__(self) -> str:
         return self.table()
+
+    def __repr__(self) -> str:
+        """The class, the count and the baseline, then the summary table (a
+        notebook cell or the REPL shows it)."""
+        return (f"{type(self).__name__}({len(self)} results, baseline={self.baseline!r})\n"
+                f"{self.table()}")  # fmt: skip
+
+    def _repr_html_(self) -> str:
+        """The summary table as HTML, for notebooks (Jupyter calls this)."""
+        head, rows = self.cells()
+        cell = "<td style='text-align:{}'>{}</td>"
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        body = "".join(
+            "<tr>" + "".join(cell.format("left" if i < 3 else "right", html.escape(str(c)))
+                             for i, c in enumerate(r)) + "</tr>"
+            for r in rows
+        )  # fmt: skip
+        caption = f"{type(self).__name__}: {len(self)} results, baseline {self.baseline}"
+        return (f"<table><caption>{html.escape(caption)}</caption><thead><tr>{th}</tr></thead>"
+                f"<tbody>{body}</tbody></table>")  # fmt: skip
