@@ -215,6 +215,26 @@ def test_bad_usage_is_one_line_and_exit_2(
     assert code == 2 and option in err and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.parametrize("sub", ["move", "compare", "sweep", "contend", "gc", "replay"])
+def test_every_pricing_subcommand_takes_a_calibration(
+    sub: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pagetab calibrate's file was readable by replay alone
+    cal = ["--calibration", "example:host-calibration"]
+    what = ["example:threaded_moves"] if sub == "replay" else ["--size", "2M", "--arch", "x86-64"]
+    code, out, err = run([sub, *what, "--policy", "linux-6.18", *cal, "--json"], capsys)
+    assert code == 0, err
+    rows = json.loads(out)
+    rows = rows if isinstance(rows, list) else [rows]
+    assert rows and all(r["arch"] == "x86-64@calibrated" for r in rows), rows[0]
+    # another arch's calibration, and a file that is none, are usage errors
+    if sub != "replay":
+        code, _, err = run([sub, "--size", "2M", "--arch", "arm64-4k", *cal], capsys)
+        assert code == 2 and "calibrated for 'x86-64', not 'arm64-4k'" in err, err
+    code, _, err = run([sub, *what, "--calibration", "example:nope"], capsys)
+    assert code == 2 and "unknown example trace 'nope'" in err, err
+
+
 def test_host_refuses_a_region_the_machine_cannot_hold(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,7 +8,6 @@ import itertools
 from collections.abc import Iterable
 from typing import Any
 
-from ..arch import arch as arch_profile
 from ..experiment import MoveResult, Results, validate_jobs
 from . import _options
 from ._output import table
@@ -42,6 +41,7 @@ def add_move_arguments(
     if many:
         _options.add_baseline(parser, "linux-4.19")
     _options.add_device(parser)
+    _options.add_calibration(parser)
     _options.add_populate(parser)
     _options.add_alignment(parser, source=True)
     _options.add_cpus(parser, 4)
@@ -62,7 +62,8 @@ def move_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 def check_moves(args: argparse.Namespace) -> None:
     """Check what argparse cannot alone, before any work: each size against
     each chosen arch's page size (the same checks sweep makes); with
-    ``--device``, replace ``args.arch`` by the archs priced with it.
+    ``--device`` or ``--calibration``, replace ``args.arch`` by the archs
+    priced with it.
 
     Raises
     ------
@@ -70,14 +71,7 @@ def check_moves(args: argparse.Namespace) -> None:
         If a configuration cannot run. An error after this is not the
         user's: ``main`` reports it as an internal error.
     """
-    if args.device is not None:
-        # the chosen archs priced with the device's costs
-        names = args.arch if isinstance(args.arch, list) else [args.arch]
-        try:
-            priced = [arch_profile(n, device=args.device) for n in names]
-        except ValueError as e:
-            raise UsageError(f"--device {args.device}: {e}") from None
-        args.arch = priced if isinstance(args.arch, list) else priced[0]
+    _options.priced_archs(args)  # with --device or --calibration: the archs priced so
     listed = [v if isinstance(v, list) else [v] for v in (args.size, args.arch, args.policy)]
     jobs = [(s, a, p, move_kwargs(args)) for s, a, p in itertools.product(*listed)]
     try:

@@ -11,11 +11,14 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from ..arch import archs, devices
+from ..arch import Arch, archs, devices
+from ..arch import arch as arch_profile
 from ..mm_types import MAX_CPUS
 from ..policy import policies
+from ..replay import example_trace
 from ..scenario import ALIGNS
 from . import _argtypes
+from ._registry import UsageError
 
 __all__ = [
     "DEFAULT_ARCHS",
@@ -23,6 +26,7 @@ __all__ = [
     "add_alignment",
     "add_arch",
     "add_baseline",
+    "add_calibration",
     "add_cpus",
     "add_debug",
     "add_device",
@@ -34,6 +38,8 @@ __all__ = [
     "add_populate",
     "add_repeats",
     "add_size",
+    "calibration_file",
+    "priced_archs",
 ]
 
 #: the archs the subcommands that take several run on by default
@@ -157,6 +163,46 @@ def add_device(parser: argparse.ArgumentParser) -> None:
         help="price with a device calibration fitted to published measurements "
         "(pagetab archs lists them; applies to the archs it was fitted for and their variants)",
     )
+
+
+def add_calibration(parser: argparse.ArgumentParser) -> None:
+    """``--calibration``: price with a file ``pagetab calibrate`` wrote."""
+    parser.add_argument(
+        "--calibration",
+        metavar="FILE",
+        help="price with a calibration written by pagetab calibrate (example:host-calibration: "
+        "the one of the machine the shipped recordings were made on)",
+    )
+
+
+def calibration_file(name: str | None) -> str | None:
+    """``--calibration``'s file: ``example:NAME`` is one shipped with
+    pagetab (``pt.example_trace``); UsageError if there is none such."""
+    if name is not None and name.startswith("example:"):
+        try:
+            return example_trace(name.removeprefix("example:"))
+        except ValueError as e:
+            raise UsageError(f"--calibration: {e}") from None
+    return name
+
+
+def priced_archs(args: argparse.Namespace) -> None:
+    """With ``--calibration`` or ``--device``, replace ``args.arch`` (a
+    name or a list of them) by the profiles priced so; UsageError naming
+    the option if one cannot be (another arch's calibration, a file that
+    is not one)."""
+    calibration = calibration_file(getattr(args, "calibration", None))
+    device = getattr(args, "device", None)
+    if calibration is None and device is None:
+        return
+    names = args.arch if isinstance(args.arch, list) else [args.arch]
+    try:
+        priced: list[Arch] = [arch_profile(n, calibration=calibration, device=device)
+                              for n in names]  # fmt: skip
+    except (ValueError, OSError) as e:
+        opt = "--calibration" if calibration else f"--device {device}"
+        raise UsageError(f"{opt}: {e}") from None  # (a calibration's error names its file)
+    args.arch = priced if isinstance(args.arch, list) else priced[0]
 
 
 def add_populate(parser: argparse.ArgumentParser) -> None:

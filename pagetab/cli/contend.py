@@ -15,6 +15,7 @@ from ._registry import UsageError, subcommand
 def _arguments(parser: argparse.ArgumentParser) -> None:
     _options.add_size(parser, "1G", many=True)
     _options.add_arch(parser, _options.DEFAULT_ARCHS)
+    _options.add_calibration(parser)
     _options.add_policy(
         parser, ["linux-4.19", "fast-mremap-v2", "linux-5.0", "linux-6.8", "batched-ptl"]
     )
@@ -83,6 +84,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 )
 def run(args: argparse.Namespace) -> int:
     """Run each arch, size and policy with the same threads."""
+    _options.priced_archs(args)
     spec = contention.ThreadSpec(
         args.where,
         args.op,

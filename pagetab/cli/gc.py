@@ -21,6 +21,7 @@ def _uffd_policies() -> list[str]:
 def _arguments(parser: argparse.ArgumentParser) -> None:
     _options.add_size(parser, "256M", many=False, what="heap size, a multiple of the page size")
     _options.add_arch(parser, _options.DEFAULT_ARCHS)
+    _options.add_calibration(parser)
     _options.add_policy(
         parser,
         ["linux-6.8", "linux-6.17", "linux-6.18"],
@@ -65,11 +66,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 )
 def run(args: argparse.Namespace) -> int:
     """Simulate the cycle under each policy and arch."""
+    _options.priced_archs(args)
     for name in args.arch:
-        page = arch(name).page_size
-        if args.size % page:
+        a = arch(name)
+        if args.size % a.page_size:
             raise UsageError(f"--size {format_size(args.size)} is not a multiple of "
-                             f"{name}'s {format_size(page)} page")  # fmt: skip
+                             f"{a.name}'s {format_size(a.page_size)} page")  # fmt: skip
     prog = Progress(args.progress, "compacting")
     try:
         res = compaction.compare_gc(

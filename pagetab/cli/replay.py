@@ -29,12 +29,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     _options.add_policy(parser, ["linux-6.18"])
     _options.add_cpus(parser, None, shown="the recording host's CPU count")
     _options.add_device(parser)
-    parser.add_argument(
-        "--calibration",
-        metavar="FILE",
-        help="price with a calibration written by pagetab calibrate (example:host-calibration: "
-        "the one of the machine the shipped recordings were made on)",
-    )
+    _options.add_calibration(parser)
     parser.add_argument(
         "--translate",
         action="store_true",
@@ -103,7 +98,7 @@ def _resolve(name: str | None) -> str | None:
 def run(args: argparse.Namespace) -> int:
     """Replay each trace under each arch x policy and print the totals."""
     args.trace = [_resolve(t) for t in args.trace]
-    args.calibration = _resolve(args.calibration)
+    args.calibration = _options.calibration_file(args.calibration)
     jobs = len(args.trace) * len(args.arch) * len(args.policy)
     if args.concurrent < 0:
         raise UsageError(f"replay: --concurrent must be >= 0, not {args.concurrent}")
@@ -126,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             if args.plot:
                 _plot(res, args.plot)
             for row in res.summary():
-                rows.append({"arch": arch, "policy": pol, **row})
+                rows.append({"arch": res.arch, "policy": res.policy, **row})
             if not res.exact:
                 status = 1
             if not args.json:
