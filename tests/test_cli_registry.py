@@ -130,3 +130,16 @@ def test_old_spellings_give_the_same_result(
     got = result(new)
     assert got == result(old)
     assert all(r["dst_align"] == "page" for r in got)  # the option took effect
+
+
+def test_every_option_says_what_it_does(capsys: pytest.CaptureFixture[str]) -> None:
+    # --op, --pattern and --seed had no help; the top help showed reST quotes
+    for name, parser in _subparsers().items():
+        for a in parser._actions:
+            if a.option_strings and a.help != argparse.SUPPRESS:
+                assert a.help and a.help.strip(), (name, a.option_strings)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "``" not in capsys.readouterr().out
+    contend = _subparsers()["contend"].format_help()
+    assert "complementary CDF" in contend and "estimated time against size" not in contend

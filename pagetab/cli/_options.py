@@ -265,12 +265,18 @@ def add_fail_unsafe(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fail-unsafe", action="store_true", help="exit 1 if any move is unsafe")
 
 
-def add_outputs(parser: argparse.ArgumentParser, plot: bool = True) -> None:
-    """``--csv``, ``--json-out``, (with ``plot``) ``--plot`` and ``--progress``."""
+#: what ``--plot`` draws for a grid of moves (compare, sweep)
+TIME_PLOT = "estimated time against size, log-log, one line per arch and policy"
+
+
+def add_outputs(parser: argparse.ArgumentParser, plot: str | None = TIME_PLOT) -> None:
+    """``--csv``, ``--json-out``, ``--progress`` and, where the subcommand
+    plots, ``--plot``, whose help says what it draws (``plot``; None: no
+    ``--plot``)."""
     parser.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
     parser.add_argument("--json-out", metavar="FILE", help="also write the results as JSON")
-    if plot:
-        parser.add_argument("--plot", metavar="PNG", help="also plot the results")
+    if plot is not None:
+        parser.add_argument("--plot", metavar="PNG", help=f"also plot {plot}")
     add_progress(parser)
 
 

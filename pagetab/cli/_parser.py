@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     """
     p = _Parser(
         prog="pagetab",
-        description=help_text(),
+        description=help_text().replace("``", ""),  # (the docstring's reST quotes)
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"pagetab {__version__}")

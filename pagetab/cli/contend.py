@@ -30,8 +30,15 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="the moved region (its old addresses), another populated region, "
         "or a fresh one whose first touches fault (default outside)",
     )
-    parser.add_argument("--op", choices=contention.OPS, default="read")
-    parser.add_argument("--pattern", choices=contention.PATTERNS, default="random")
+    parser.add_argument(
+        "--op", choices=contention.OPS, default="read", help="what each access does (default read)"
+    )
+    parser.add_argument(
+        "--pattern",
+        choices=contention.PATTERNS,
+        default="random",
+        help="random pages of its region, or one after another (default random)",
+    )
     parser.add_argument(
         "--accesses",
         type=_argtypes.positive,
@@ -66,10 +73,15 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dontunmap", action="store_true", help="move with MREMAP_DONTUNMAP")
     parser.add_argument(
-        "--seed", type=_argtypes.bounded(int, lambda n: n >= 0, ">= 0", "an integer"), default=0
+        "--seed",
+        type=_argtypes.bounded(int, lambda n: n >= 0, ">= 0", "an integer"),
+        default=0,
+        help="of the threads' random accesses: the same seed, the same numbers (default 0)",
     )
     _options.add_json(parser)
-    _options.add_outputs(parser)
+    _options.add_outputs(
+        parser, plot="the threads' access latency during the move, a complementary CDF per run"
+    )
 
 
 @subcommand(

@@ -51,7 +51,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     )
     _options.add_cpus(parser, 4)
     _options.add_json(parser)
-    _options.add_outputs(parser, plot=False)
+    _options.add_outputs(parser, plot=None)
 
 
 @subcommand(

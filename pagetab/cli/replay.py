@@ -71,7 +71,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "and the cumulative time over the run; one arch and policy only",
     )
     _options.add_json(parser)
-    _options.add_outputs(parser, plot=False)
+    _options.add_outputs(parser, plot=None)
 
 
 def _resolve(name: str | None) -> str | None:
