@@ -47,7 +47,7 @@ from .constants import (
 )
 from .cost import untraced_cost
 from .mm_types import MAX_CPUS
-from .policy import Policy, policies
+from .policy import DEFAULT_POLICY, Policy, policies
 from .results import Compared
 from .scenario import MoveSetup, populate_region, region_bases
 from .timeline import EVENT_KINDS, FLUSH_KINDS, LOCK_CLASSES, MoveTrace
@@ -318,7 +318,7 @@ class ContendResults(Compared[ContendResult]):
 def run_concurrent(
     size: int,
     arch: str | Arch = "x86-64",
-    policy: str | Policy = "linux-6.8",
+    policy: str | Policy = DEFAULT_POLICY,
     threads: int | ThreadSpec | Mapping[str, Any] | Iterable[Any] = 1,
     cpus: int | None = None,
     populate: str | Mapping[str, float] = "write",

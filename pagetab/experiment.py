@@ -26,7 +26,7 @@ from .constants import (
 from .cost import move_cost, move_cost_range
 from .parallel import check_executor, run_jobs
 from .plot import plot_results
-from .policy import Policy, policies
+from .policy import DEFAULT_POLICY, Policy, policies
 from .results import Compared, flat_row
 from .scenario import MoveSetup
 from .stats import COUNTER_NAMES, MoveStats
@@ -88,7 +88,7 @@ class MoveResult:
 def run_move(
     size: int,
     arch: str | Arch = "x86-64",
-    policy: str | Policy = "linux-6.8",
+    policy: str | Policy = DEFAULT_POLICY,
     populate: str | Mapping[str, float] = "write",
     src_align: str | int = "pud",
     dst_align: str | int = "pmd",

@@ -18,7 +18,7 @@ from typing import Any
 
 from .argcheck import check_bool, check_int
 
-__all__ = ["FLUSH_MODES", "UFFD_MOVE_RULES", "Policy", "policies", "policy"]
+__all__ = ["DEFAULT_POLICY", "FLUSH_MODES", "UFFD_MOVE_RULES", "Policy", "policies", "policy"]
 
 #: When moved entries are flushed, and so what the PMD lock covers:
 #: "extent": per move_ptes extent and per whole-entry move, under the
@@ -356,6 +356,10 @@ BATCHED_PTL = LINUX_6_8.replace(
 _PRESETS = (LINUX_4_9, LINUX_4_18, LINUX_4_19, FAST_MREMAP_V2, LINUX_5_0, LINUX_5_11,
             LINUX_6_8, LINUX_6_16, LINUX_6_17, LINUX_6_18, LINUX_6_19, BATCHED_PTL)  # fmt: skip
 _REGISTRY = {p.name: p for p in _PRESETS}
+#: the policy everything runs under unless told otherwise: the newest
+#: mainline kernel's preset (the last "linux-*" one), so that a new user
+#: simulates the kernel they are likely to run
+DEFAULT_POLICY = [p.name for p in _PRESETS if p.name.startswith("linux-")][-1]
 
 
 def policies() -> list[str]:

@@ -32,7 +32,7 @@ from .constants import (
     MAP_PRIVATE,
 )
 from .mm_types import MAX_CPUS
-from .policy import Policy, policy
+from .policy import DEFAULT_POLICY, Policy, policy
 from .space import AddressSpace
 from .units import format_size
 
@@ -196,7 +196,7 @@ class MoveSetup:
 
     size: int
     arch: str | Arch = "x86-64"
-    policy: str | Policy = "linux-6.8"
+    policy: str | Policy = DEFAULT_POLICY
     populate: str | Mapping[str, float] = "write"
     src_align: str | int = "pud"
     dst_align: str | int = "pmd"

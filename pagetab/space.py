@@ -44,7 +44,7 @@ from .mm_types import (
     check_thp_size,
     mm_alloc,
 )
-from .policy import Policy
+from .policy import DEFAULT_POLICY, Policy
 from .policy import policy as lookup_policy
 from .stats import AccessStats, MoveStats
 from .userfaultfd import Userfaultfd
@@ -162,7 +162,8 @@ class AddressSpace:
     max_map_count:
         vm.max_map_count.
     policy:
-        How mremap moves page tables: a preset name (``pagetab.policies()``)
+        The kernel policy (default ``DEFAULT_POLICY``, the newest mainline
+        preset): how mremap moves page tables: a preset name (``pagetab.policies()``)
         or a ``Policy``. Can be changed between calls (``mm.policy = ...``).
     page_table_limit:
         Bytes of page tables (below the pgd) the space may use; an operation
@@ -182,7 +183,7 @@ class AddressSpace:
         cpus: int = 1,
         thp: str = "madvise",
         max_map_count: int = DEFAULT_MAX_MAP_COUNT,
-        policy: str | Policy = "linux-6.8",
+        policy: str | Policy = DEFAULT_POLICY,
         page_table_limit: int | None = None,
         thp_sizes: Mapping[int, str] | None = None,
         fault_around_bytes: int = FAULT_AROUND_BYTES,

@@ -68,3 +68,14 @@ def test_every_field_is_checked_and_documented() -> None:
     text = open(policy_module.__file__).read()
     for f in dataclasses.fields(pt.Policy):
         assert f"    {f.name}: " in text and '"""' in text.split(f"    {f.name}: ", 1)[1][:200]
+
+
+def test_the_default_policy_is_the_newest_mainline_preset() -> None:
+    # it was linux-6.8 while newer presets (and this machine's 6.18) existed
+    from pagetab.policy import DEFAULT_POLICY
+
+    mainline = [p for p in pt.policies() if p.startswith("linux-")]
+    newest = max(mainline, key=lambda p: tuple(int(x) for x in p[6:].split(".")))
+    assert DEFAULT_POLICY == newest
+    assert pt.AddressSpace("x86-64").policy.name == newest
+    assert pt.run_move(2 << 20).policy == newest

@@ -139,6 +139,9 @@ def test_thp_moves_whole_when_aligned_else_splits() -> None:
         mm.mmap(PMD, SRC, flags=FIXED)
         mm.mmap(PMD + 8 * K, DST, flags=FIXED)
         mm.madvise(SRC, PMD, pt.MADV_POPULATE_WRITE)
+        # data in every page: a zero-filled one a split maps to the zero
+        # page (6.12+, split_zeropage), which would not keep its frame
+        mm.access(np.arange(SRC, SRC + PMD, K, dtype=np.uint64), write=True)
         u.register(DST, PMD + 8 * K, WP)
         frames = mm.frames(SRC, PMD)
         assert u.move(DST + dst_off, SRC, PMD) == PMD

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .. import experiment
+from ..policy import DEFAULT_POLICY
 from ..units import format_ns, format_ns_range, format_size
 from ._moves import add_move_arguments, check_moves, move_kwargs, unsafe_status
 from ._output import print_json, table
@@ -12,7 +13,7 @@ from ._registry import subcommand
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    add_move_arguments(parser, size="1G", arch="x86-64", policy="linux-6.8")
+    add_move_arguments(parser, size="1G", arch="x86-64", policy=DEFAULT_POLICY)
 
 
 @subcommand(
