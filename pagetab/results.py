@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import sys
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
@@ -128,7 +129,10 @@ def rich_table(
     """
     t = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
     for i, h in enumerate(head):
-        t.add_column(escape(h), justify="right" if i >= right_from and i not in left else "left")
+        # fold, never ellipsis: a cell too wide for the terminal wraps, and no
+        # number loses a digit
+        t.add_column(escape(h), justify="right" if i >= right_from and i not in left else "left",
+                     overflow="fold")  # fmt: skip
     for i, r in enumerate(rows):
         t.add_row(*[escape(str(c)) for c in r],
                   style="bold red" if i < len(bad) and bad[i] else None)  # fmt: skip
@@ -145,8 +149,11 @@ def render_table(head: Sequence[str], rows: Sequence[Sequence[Any]], **kwargs: A
 
 
 def write_text(text: str, path: str | os.PathLike[str] | None) -> str:
-    """``text``, also written to ``path`` when one is given."""
-    if path is not None:
+    """``text``, also written to ``path`` when one is given ("-": standard
+    output, as command-line tools take it)."""
+    if path is not None and os.fspath(path) == "-":
+        sys.stdout.write(text)
+    elif path is not None:
         with open(path, "w") as f:
             f.write(text)
     return text

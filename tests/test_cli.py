@@ -5,7 +5,9 @@ internal error)."""
 from __future__ import annotations
 
 import csv
+import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -445,3 +447,36 @@ def test_sweep_jobs_are_capped_at_what_can_run(monkeypatch: pytest.MonkeyPatch) 
     import os
 
     assert asked == [min(2, len(os.sched_getaffinity(0)))]  # two moves, one worker per CPU
+
+
+def test_outputs_go_to_stdout_with_a_dash_and_carry_the_tables_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--csv -` wrote a file named "-"; the table's "1 CPU us" was in --json only
+    monkeypatch.chdir(tmp_path)
+    argv = ["compare", "--size", "2M", "--arch", "x86-64", "--policy", "linux-6.18"]
+    code, out, _ = run([*argv, "--csv", "-", "--json-out", str(tmp_path / "o.json")], capsys)
+    assert code == 0 and not (tmp_path / "-").exists()
+    rows = list(csv.DictReader(io.StringIO(out[out.index("arch,policy") :])))
+    saved = json.loads((tmp_path / "o.json").read_text())
+    assert len(rows) == len(saved) == 1
+    one = saved[0]["estimated_ns_1cpu"]
+    assert float(rows[0]["estimated_ns_1cpu"]) == one < saved[0]["estimated_ns"]
+
+
+def test_a_narrow_terminal_folds_cells_and_keeps_every_digit() -> None:
+    # at 80 columns rich had cut every cell to "x8…"
+    from rich.console import Console
+
+    from pagetab.results import rich_table
+
+    head = ["arch", "size", "policy", "ptes", "est. us", "est. range us"]
+    row = ["arm64-4k", "1G", "linux-4.19", "262144", "3797.9", "1242.6-9015.3"]
+    con = Console(width=40, force_terminal=True, no_color=True, file=io.StringIO())
+    con.print(rich_table(head, [row], right_from=3))
+    text = con.file.getvalue()  # type: ignore[attr-defined]
+    assert "…" not in text
+    flat = re.sub(r"\s+", "", re.sub(r"\x1b\[[0-9;]*m", "", text))
+    for cell in ("262144", "3797.9", "1242.6-9015.3"):
+        # each number's digits in order, whatever lines it folded over
+        assert re.search(".*?".join(map(re.escape, cell)), flat), cell

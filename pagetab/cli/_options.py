@@ -273,8 +273,12 @@ def add_outputs(parser: argparse.ArgumentParser, plot: str | None = TIME_PLOT) -
     """``--csv``, ``--json-out``, ``--progress`` and, where the subcommand
     plots, ``--plot``, whose help says what it draws (``plot``; None: no
     ``--plot``)."""
-    parser.add_argument("--csv", metavar="FILE", help="also write the results as CSV")
-    parser.add_argument("--json-out", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument(
+        "--csv", metavar="FILE", help="also write the results as CSV (-: to stdout)"
+    )
+    parser.add_argument(
+        "--json-out", metavar="FILE", help="also write the results as JSON (-: to stdout)"
+    )
     if plot is not None:
         parser.add_argument("--plot", metavar="PNG", help=f"also plot {plot}")
     add_progress(parser)

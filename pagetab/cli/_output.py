@@ -107,18 +107,18 @@ class Progress:
             self.bar.stop()
 
 
-def write_outputs(res: Results | contention.ContendResults, args: argparse.Namespace) -> int:
-    """Write the files ``--csv``, ``--json-out`` and ``--plot`` ask for.
+def write_outputs(res: Results | contention.ContendResults, args: argparse.Namespace,
+                  rows: list[dict[str, Any]] | None = None) -> int:  # fmt: skip
+    """Write the files ``--csv``, ``--json-out`` and ``--plot`` ask for:
+    ``rows`` (default ``res.rows()``: a subcommand may add the columns its
+    table shows) and the plot of ``res``.
 
     Returns
     -------
     int
         1 if the plot needs matplotlib and it is missing, else 0.
     """
-    if args.csv:
-        res.to_csv(args.csv)
-    if getattr(args, "json_out", None):
-        res.to_json(args.json_out)
+    write_rows(res.rows() if rows is None else rows, args)
     if getattr(args, "plot", None):
         try:
             res.plot(args.plot)
@@ -133,7 +133,7 @@ def write_rows(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     for results that have no ``to_csv``/``to_json`` of their own."""
     if args.csv:
         write_text(csv_text(rows), args.csv)
-    if args.json_out:
+    if getattr(args, "json_out", None):
         write_text(json_text(rows), args.json_out)
 
 

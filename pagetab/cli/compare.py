@@ -40,11 +40,11 @@ def run(args: argparse.Namespace) -> int:
             )
     finally:
         prog.close()
+    rows = res.rows()  # with the table's "1 CPU us" column, in every output
+    if single is not None:
+        for row, r in zip(rows, single, strict=True):
+            row["estimated_ns_1cpu"] = r.estimated_ns
     if args.json:
-        rows = res.rows()
-        if single is not None:
-            for row, r in zip(rows, single, strict=True):
-                row["estimated_ns_1cpu"] = r.estimated_ns
         print_json(rows)
     else:
         results_table(
@@ -54,4 +54,4 @@ def run(args: argparse.Namespace) -> int:
             "mm_cpumask (1 CPU us: the same move with one)",
             single,
         )
-    return write_outputs(res, args) or unsafe_status(args, res)
+    return write_outputs(res, args, rows) or unsafe_status(args, res)
