@@ -306,13 +306,15 @@ class ContendResults(Compared[ContendResult]):
             ])  # fmt: skip
         return head, rows
 
-    def plot(self, path: str | os.PathLike[str], title: str | None = None) -> None:
+    def plot(self, path: str | os.PathLike[str] | None = None, title: str | None = None,
+             ax: Any = None) -> Any:  # fmt: skip
         """The latency distribution of each run's threads during the move
-        (one complementary CDF per policy, log-log), written to ``path``
-        (PNG). Needs matplotlib."""
+        (one complementary CDF per policy, log-log), on ``ax`` (a new
+        figure if None), written to ``path`` if given (its extension names
+        the format). Returns the matplotlib Axes. Needs matplotlib."""
         from .plot import plot_latency  # lazy: matplotlib is optional
 
-        plot_latency(self, path, title)
+        return plot_latency(self, path, title, ax)
 
 
 def run_concurrent(

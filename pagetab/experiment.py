@@ -204,10 +204,13 @@ class Results(Compared[MoveResult]):
             ])  # fmt: skip
         return head, rows
 
-    def plot(self, path: str | os.PathLike[str], title: str | None = None) -> None:
+    def plot(self, path: str | os.PathLike[str] | None = None, title: str | None = None,
+             ax: Any = None) -> Any:  # fmt: skip
         """Log-log estimated kernel time against region size, one line per
-        arch and policy, written to ``path`` (PNG). Needs matplotlib."""
-        plot_results(self, path, title)
+        arch and policy, on ``ax`` (a new figure if None), written to
+        ``path`` if given (its extension names the format: .png, .pdf,
+        .svg, ...). Returns the matplotlib Axes. Needs matplotlib."""
+        return plot_results(self, path, title, ax)
 
 
 def _order(r: MoveResult) -> tuple[Any, ...]:

@@ -9,7 +9,26 @@ from typing import Any
 from .policy import policies
 from .units import format_size
 
-__all__ = ["plot_latency", "plot_results"]
+__all__ = ["PLOT_FORMATS", "check_plot_path", "plot_latency", "plot_results", "save_figure"]
+
+#: the file formats a plot is written in, by extension (matplotlib's
+#: savefig formats; tests/test_plot.py checks each against matplotlib)
+PLOT_FORMATS = ("png", "pdf", "svg", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff", "webp")
+
+
+def check_plot_path(path: str | os.PathLike[str]) -> str:
+    """``path``'s format, from its extension; ValueError naming the valid
+    ones if it has none of them (a .txt was written as PNG data)."""
+    ext = os.path.splitext(os.fspath(path))[1].lower().lstrip(".")
+    if ext not in PLOT_FORMATS:
+        raise ValueError(f"plot file {os.fspath(path)!r}: the extension must be one of "
+                         f"{', '.join('.' + f for f in PLOT_FORMATS)}")  # fmt: skip
+    return ext
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
+    """Write ``fig`` to ``path`` in the format its extension names."""
+    fig.savefig(os.fspath(path), format=check_plot_path(path))
 
 
 def _size_label(n: float, _pos: Any = None) -> str:
@@ -21,30 +40,31 @@ def _policy_order(name: str) -> int:
     return names.index(name) if name in names else len(names)
 
 
-def plot_results(
-    results: Iterable[Any], path: str | os.PathLike[str], title: str | None = None
-) -> None:
+def plot_results(results: Iterable[Any], path: str | os.PathLike[str] | None = None,
+                 title: str | None = None, ax: Any = None) -> Any:  # fmt: skip
     """Log-log estimated kernel time against region size: one line per arch
-    and policy (unsafe points marked with a red x), written as a PNG."""
-    try:  # lazy: matplotlib is an optional extra
-        import matplotlib
+    and policy (unsafe points marked with a red x). Draws on ``ax`` (a new
+    figure if None), writes it to ``path`` if given (the format its
+    extension names) and returns the Axes."""
+    if path is not None:
+        check_plot_path(path)
+    results = list(results)
+    ours = ax is None
+    plt = _pyplot(ours and path is not None)  # (to show, the caller's backend)
+    from matplotlib.ticker import FuncFormatter
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.ticker import FuncFormatter
-    except ImportError as e:
-        raise ImportError("plots need matplotlib: pip install 'pagetab[plot]'") from e
     series: dict[tuple[str, str], list[tuple[int, float, bool]]] = {}
     for r in results:
         series.setdefault((r.arch, r.policy), []).append((r.size, r.estimated_ns, r.safe))
     archs = sorted({a for a, _ in series})
     pols = list(dict.fromkeys(p for _, p in sorted(series, key=lambda k: _policy_order(k[1]))))
-    fig, ax = plt.subplots(figsize=(11.5, 6), dpi=110)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11.5, 6), dpi=110)
     # colour and marker name the policy, the line style the arch: policies
     # with equal costs draw on top of each other but stay distinguishable
     styles = ["-", "--", ":", "-."]
     markers = ["o", "s", "^", "v", "D", "P", "X", "*", "h"]
-    cmap = plt.get_cmap("tab10")
+    cmap = _colours(plt, len(pols))
     bad_x: list[int] = []
     bad_y: list[float] = []
     for (a, pol), pts in sorted(series.items(), key=lambda kv: (kv[0][0], pols.index(kv[0][1]))):
@@ -58,7 +78,7 @@ def plot_results(
             styles[archs.index(a) % len(styles)],
             marker=markers[k % len(markers)],
             markersize=5,
-            color=cmap(k % 10),
+            color=cmap(k),
             alpha=0.85,
             label=pol if len(archs) == 1 else f"{a} {pol}",
         )
@@ -96,29 +116,49 @@ def plot_results(
         title="lines that coincide cost the same",
         title_fontsize=8,
     )
+    _finish(plt, ax, path, ours)
+    return ax
+
+
+def _finish(plt: Any, ax: Any, path: str | os.PathLike[str] | None, ours: bool) -> None:
+    """Lay the figure out and write it to ``path`` if given; a figure of
+    ours written to a file is closed (pyplot would keep every one open), a
+    caller's, or one to show, stays."""
+    fig = ax.figure
     fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    if path is not None:
+        save_figure(fig, path)
+        if ours:
+            plt.close(fig)
 
 
-def plot_latency(results: Iterable[Any], path: str | os.PathLike[str],
-                 title: str | None = None) -> None:  # fmt: skip
+def _colours(plt: Any, n: int) -> Any:
+    """``n`` distinct colours by index (tab10, or tab20 beyond ten: eleven
+    policies drew linux-4.9 and batched-ptl both blue)."""
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
+    return lambda k: cmap(k % cmap.N)
+
+
+def plot_latency(results: Iterable[Any], path: str | os.PathLike[str] | None = None,
+                 title: str | None = None, ax: Any = None) -> Any:  # fmt: skip
     """The other threads' access latency while the move ran: one
     complementary CDF per run (the fraction of accesses slower than x,
-    log-log), all its threads together; unsafe policies dashed. PNG."""
-    try:  # lazy: matplotlib is an optional extra
-        import matplotlib
+    log-log), all its threads together; unsafe policies dashed. Draws on
+    ``ax`` (a new figure if None), writes it to ``path`` if given and
+    returns the Axes."""
+    if path is not None:
+        check_plot_path(path)
+    results = list(results)
+    ours = ax is None
+    plt = _pyplot(ours and path is not None)  # (to show, the caller's backend)
+    import numpy as np
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        import numpy as np
-    except ImportError as e:
-        raise ImportError("plots need matplotlib: pip install 'pagetab[plot]'") from e
     from ._contend import bucket_upper_ns
 
     upper = bucket_upper_ns()
-    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
-    cmap = plt.get_cmap("tab10")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 5.5), dpi=110)
+    cmap = _colours(plt, len(results))
     for k, r in enumerate(results):
         h = np.sum([t.histogram_during for t in r.threads], axis=0)
         n = int(h.sum())
@@ -126,7 +166,7 @@ def plot_latency(results: Iterable[Any], path: str | os.PathLike[str],
             continue
         slower = 1.0 - np.cumsum(h) / n
         keep = slower > 0
-        ax.step(upper[keep], slower[keep], where="post", color=cmap(k % 10),
+        ax.step(upper[keep], slower[keep], where="post", color=cmap(k),
                 linestyle="-" if r.safe else "--",
                 label=f"{r.arch} {r.policy} {format_size(r.size)} ({len(r.threads)} threads)"
                 + ("" if r.safe else " UNSAFE"))  # fmt: skip
@@ -137,9 +177,8 @@ def plot_latency(results: Iterable[Any], path: str | os.PathLike[str],
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title or "What the other threads see while one thread moves page tables")
-    fig.tight_layout()
-    fig.savefig(os.fspath(path))
-    plt.close(fig)
+    _finish(plt, ax, path, ours)
+    return ax
 
 
 def _pyplot(agg: bool) -> Any:

@@ -73,7 +73,7 @@ from .constants import (
 from .contention import ContendResult, ThreadSpec, run_concurrent
 from .mm_types import MAX_CPUS, File, new_anon_vma
 from .parallel import check_executor, run_jobs
-from .plot import plot_calls, plot_cumulative
+from .plot import plot_calls, plot_cumulative, save_figure
 from .policy import Policy
 from .policy import policies as all_policies
 from .policy import policy as resolve_policy
@@ -373,7 +373,7 @@ class ReplayResult:
             ax = plot_cumulative([c.t for c in calls], series, title, ax)
         if path is not None:
             ax.figure.tight_layout()
-            ax.figure.savefig(os.fspath(path))
+            save_figure(ax.figure, path)
         return ax
 
     def summary(self) -> list[dict[str, Any]]:

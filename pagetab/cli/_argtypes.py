@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from ..mm_types import MAX_CPUS
+from ..plot import check_plot_path
 from ..scenario import parse_populate
 from ..units import parse_size, parse_sizes
 
@@ -18,6 +19,7 @@ __all__ = [
     "fraction",
     "names",
     "non_negative",
+    "plot_path",
     "populate",
     "positive",
     "size",
@@ -131,3 +133,12 @@ def cpus(text: str) -> int:
     if n > MAX_CPUS:
         raise argparse.ArgumentTypeError(f"must be in 1..{MAX_CPUS}, not {n}")
     return n
+
+
+def _plot_path(text: str) -> str:
+    """A plot file whose extension names a format (``plot.PLOT_FORMATS``)."""
+    check_plot_path(text)
+    return text
+
+
+plot_path = _arg(_plot_path)

@@ -280,7 +280,12 @@ def add_outputs(parser: argparse.ArgumentParser, plot: str | None = TIME_PLOT) -
         "--json-out", metavar="FILE", help="also write the results as JSON (-: to stdout)"
     )
     if plot is not None:
-        parser.add_argument("--plot", metavar="PNG", help=f"also plot {plot}")
+        parser.add_argument(
+            "--plot",
+            metavar="FILE",
+            type=_argtypes.plot_path,
+            help=f"also plot {plot} (.png, .pdf, .svg, ...: the extension names the format)",
+        )
     add_progress(parser)
 
 

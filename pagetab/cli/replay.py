@@ -8,9 +8,10 @@ import sys
 from collections import Counter
 from typing import Any
 
+from ..plot import save_figure
 from ..replay import ReplayResult, compare_replay, example_trace, replay
 from ..results import csv_text, json_text, write_text
-from . import _options
+from . import _argtypes, _options
 from ._output import Progress, print_json, table
 from ._registry import UsageError, subcommand
 
@@ -66,9 +67,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--plot",
-        metavar="PNG",
+        metavar="FILE",
+        type=_argtypes.plot_path,
         help="also plot each priced call's estimate against the kernel's time "
-        "and the cumulative time over the run; one arch and policy only",
+        "and the cumulative time over the run (.png, .pdf, .svg, ...: the extension names "
+        "the format); one arch and policy only",
     )
     _options.add_json(parser)
     _options.add_outputs(parser, plot=None)
@@ -216,7 +219,7 @@ def _plot(res: ReplayResult, path: str) -> None:
         res.plot("calls", ax=axes[0][0])
     res.plot("cumulative", ax=axes[0][-1])
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
