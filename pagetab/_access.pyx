@@ -14,6 +14,7 @@ from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memset
 
 cimport numpy as cnp
+from cpython.exc cimport PyErr_CheckSignals
 
 from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
 from pagetab._memory cimport MODE_READ, MODE_WRITE, fault_ctx, populate_vma_page_range
@@ -46,6 +47,9 @@ cdef struct AccessCounters:
     int64_t huge_faults
     int64_t segv
 
+
+#: accesses between two checks for a signal (Ctrl-C): about 50 ms of them
+cdef int64_t ACCESS_CHUNK = 1 << 20
 
 # VmaTable.shared: 0 the C loop faults it; HAND_BACK its faults go to
 # Python (shared memory, userfaultfd MISSING ranges, file VMAs);
@@ -312,7 +316,7 @@ def access(Tlbs tlbs not None, PageTables tables not None, cnp.ndarray addrs, in
     cdef uint64_t[::1] vo = vmas["orders"]
     cdef int64_t[::1] vsh = vmas["shared"]
     cdef uint8_t[::1] vt = vmas["touched"]
-    cdef int64_t n = a.shape[0], r
+    cdef int64_t n = a.shape[0], r, end
     if not 0 <= cpu < s.ncpu:
         raise ValueError(f"cpu must be in 0..{s.ncpu - 1}, not {cpu}")
     if not (vs.shape[0] == ve.shape[0] == vp.shape[0] == vl.shape[0] == vh.shape[0]
@@ -334,8 +338,13 @@ def access(Tlbs tlbs not None, PageTables tables not None, cnp.ndarray addrs, in
         v.touched = &vt[0]
     s.cpumask[cpu] = 1
     s.lazy[cpu] = TLB_RUNNING  # it runs the mm again
-    r = n
-    if n > start:
+    r = start
+    while r < n:
+        # in chunks, Ctrl-C (any signal's handler) checked between them
+        end = min(n, r + ACCESS_CHUNK)
         with nogil:
-            r = access_loop(pt, s, &tlbs.rule, &v, cpu, &a[0], n, start, write, &c, &ops)
+            r = access_loop(pt, s, &tlbs.rule, &v, cpu, &a[0], end, r, write, &c, &ops)
+        if r != end:
+            break  # a fault for Python, or out of page-table memory
+        PyErr_CheckSignals()
     return r, c, ops

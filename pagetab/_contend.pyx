@@ -186,6 +186,28 @@ cdef inline double hold_end(const mover_hold *h, int64_t n, uint64_t key,
     return -1
 
 
+cdef extern from "Python.h":
+    # raw (no exception check here): run() returns -2 and simulate reraises
+    int check_signals "PyErr_CheckSignals" ()
+
+#: event-loop steps between two checks for a signal (Ctrl-C)
+cdef int64_t SIGNAL_CHECK_MASK = (1 << 16) - 1
+
+
+cdef bint signal_pending() noexcept nogil:
+    """Whether a signal's Python handler raised (Ctrl-C: KeyboardInterrupt);
+    its exception is then set, for ``reraise``."""
+    cdef int rc
+    with gil:
+        rc = check_signals()
+    return rc != 0
+
+
+cdef int reraise() except -1:
+    """Propagate the exception that is set (a -1 return with it set)."""
+    return -1
+
+
 cdef inline int hist_index(double ns) noexcept nogil:
     cdef int64_t x
     cdef int e
@@ -282,6 +304,7 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     (``remote_ns`` per FlushOps word) when it made an operation that
     ``interrupts`` them (``interrupts`` per word)."""
     cdef int i, j, nt = cfg.nthreads, cls, steps
+    cdef int64_t steps_taken = 0
     cdef double t[MAX_THREADS]
     cdef double read_until[MAX_THREADS]      # holding mmap_lock / a VMA lock for read
     cdef double busy[MAX_THREADS]            # its CPU is in flush IPI handlers until
@@ -337,6 +360,9 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     res.flushes = 0
     res.ipis_sent = 0
     while True:
+        steps_taken += 1
+        if not steps_taken & SIGNAL_CHECK_MASK and signal_pending():
+            return -2  # Ctrl-C (a signal's handler raised): the exception is set
         # the next actor: the mover's start, its next flush, or the thread
         # whose next access comes first (ties: the mover first)
         j = -1
@@ -656,6 +682,8 @@ def simulate(PageTables tables not None, Tlbs tlbs not None, dict config not Non
                  &ffr[0] if nfl else NULL, nfl,
                  &hl[0] if nholds else NULL, nholds, &rns[0], &rint[0], &out[0],
                  &h[0, 0, 0], &res)
+    if rc == -2:
+        reraise()  # the signal handler's exception (KeyboardInterrupt)
     if rc < 0:
         raise MemoryError("the concurrent run's fault bitmaps")
     result = np.zeros(1, dtype=RESULT_DTYPE)

@@ -12,6 +12,7 @@ C-level modules (_access, the move engines) pass ``&tables.pgt`` down.
 """
 
 cimport numpy as cnp
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport Py_INCREF
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memset
@@ -40,6 +41,9 @@ CONT = E_CONT
 ORDER_SHIFT = E_ORDER_SHIFT
 ORDER = E_ORDER
 FRAME_SHIFT = ADDR_SHIFT
+
+#: populate() faults this much (1 GiB) between two checks for a signal
+cdef int POPULATE_CHUNK_SHIFT = 30
 
 # populate() modes
 POP_READ = MODE_READ
@@ -95,7 +99,8 @@ cdef class PageTables:
         cdef int64_t[::1] shm_view
         cdef fault_ctx ctx
         cdef int64_t installed = 0
-        cdef uint64_t reached
+        cdef uint64_t reached, lo, hi
+        cdef uint64_t step = (<uint64_t>1) << POPULATE_CHUNK_SHIFT
         cdef pgtables *pt = &self.pgt
         memset(&ctx, 0, sizeof(ctx))
         if mode == MODE_SHARED or mode == MODE_FILE_READ or mode == MODE_FILE_COW:
@@ -118,8 +123,20 @@ cdef class PageTables:
         ctx.orders = orders
         ctx.vm_start = vm_start
         ctx.vm_end = vm_end
-        with nogil:
-            reached = _memory.populate_vma_page_range(pt, start, end, &ctx, &installed)
+        # a GiB at a time (aligned, so no THP or folio block is cut), Ctrl-C
+        # (any signal's handler) checked between them: pages faulted stay,
+        # as MADV_POPULATE_* interrupted leaves them
+        lo = start
+        reached = start
+        while lo < end:
+            hi = min(end, (lo | (step - 1)) + 1)
+            ctx.shm_first = shm_first + ((lo - start) >> pt.shift[pt.nlev - 1])
+            with nogil:
+                reached = _memory.populate_vma_page_range(pt, lo, hi, &ctx, &installed)
+            if reached != hi:
+                break  # out of page-table memory
+            lo = hi
+            PyErr_CheckSignals()
         return reached, installed
 
     def zap(self, uint64_t start, uint64_t end):
