@@ -1224,13 +1224,19 @@ def compare_replay(
     return ReplayResults(run_jobs(_replay_job, jobs, executor, progress), baseline)
 
 
-def _layout(trace: str | os.PathLike[str], a: Arch, translate: bool) -> Layout | None:
+#: the top of the user address space of a recording host, by its uname -m
+#: (x86-64's TASK_SIZE_MAX, a page below 128 TiB; 48-bit arm64's 256 TiB)
+RECORDED_TOP = {"x86_64": (1 << 47) - 4096, "aarch64": 1 << 48}
+
+
+def _layout(trace: str | os.PathLike[str], reader: TraceReader, a: Arch,
+            translate: bool) -> Layout | None:  # fmt: skip
     """Where the trace's addresses go on ``a`` when its space is smaller
     than the recording's (a pass over the trace first), or None when they
     fit as recorded. ValueError when they do not and ``translate`` is off,
     or do not fit even moved."""
-    if a.task_size >= 1 << 47:
-        return None  # as large as x86-64's and 48-bit arm64's user space
+    if a.task_size >= RECORDED_TOP.get(str(reader.header.host.get("arch")), 1 << 57):
+        return None  # no address of the recording can lie past the arch's space
     spans: set[int] = set()
     top = 0
     for ev in read_trace(trace):
@@ -1324,7 +1330,7 @@ def replay(
         raise ValueError(f"cpus must be an int from 1 to {MAX_CPUS}, not {cpus!r}")
     check_int("concurrent", concurrent, 0, 1 << 20)
     rp = Replayer(reader, a, policy, cpus, thp, keep_calls, translate, timeline, concurrent)
-    rp.layout = _layout(trace, a, translate)
+    rp.layout = _layout(trace, reader, a, translate)
     if rp.layout is not None:
         rp.translated[f"a run of the recording's GiBs moved into {a.name}'s "
                       f"{a.task_size >> SPAN_SHIFT} GiB (offsets in each GiB kept)"] = len(
