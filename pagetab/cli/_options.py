@@ -40,6 +40,7 @@ __all__ = [
     "add_size",
     "calibration_file",
     "priced_archs",
+    "shipped_file",
 ]
 
 #: the archs the subcommands that take several run on by default
@@ -175,15 +176,21 @@ def add_calibration(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def calibration_file(name: str | None) -> str | None:
-    """``--calibration``'s file: ``example:NAME`` is one shipped with
-    pagetab (``pt.example_trace``); UsageError if there is none such."""
+def shipped_file(name: str | None, what: str) -> str | None:
+    """A file named on the command line: ``example:NAME`` is one shipped
+    with pagetab (``pt.example_trace``: recordings and their calibration);
+    UsageError, prefixed by ``what``, if there is none such."""
     if name is not None and name.startswith("example:"):
         try:
             return example_trace(name.removeprefix("example:"))
         except ValueError as e:
-            raise UsageError(f"--calibration: {e}") from None
+            raise UsageError(f"{what}: {e}") from None
     return name
+
+
+def calibration_file(name: str | None) -> str | None:
+    """``--calibration``'s file (``shipped_file``)."""
+    return shipped_file(name, "--calibration")
 
 
 def priced_archs(args: argparse.Namespace) -> None:

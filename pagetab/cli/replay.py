@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 from ..plot import save_figure
-from ..replay import ReplayResult, compare_replay, example_trace, replay
+from ..replay import ReplayResult, compare_replay, replay
 from ..results import csv_text, json_text, write_text
 from . import _argtypes, _options
 from ._output import Progress, print_json, table
@@ -77,16 +77,6 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     _options.add_outputs(parser, plot=None)
 
 
-def _resolve(name: str | None) -> str | None:
-    """``example:NAME``: a recording shipped with pagetab (pt.example_trace)."""
-    if name is not None and name.startswith("example:"):
-        try:
-            return example_trace(name.removeprefix("example:"))
-        except ValueError as e:
-            raise UsageError(f"replay: {e}") from None
-    return name
-
-
 @subcommand(
     "replay",
     help="replay a recorded program under each arch and policy: every call's cost, "
@@ -100,7 +90,7 @@ def _resolve(name: str | None) -> str | None:
 )
 def run(args: argparse.Namespace) -> int:
     """Replay each trace under each arch x policy and print the totals."""
-    args.trace = [_resolve(t) for t in args.trace]
+    args.trace = [_options.shipped_file(t, "replay") for t in args.trace]
     args.calibration = _options.calibration_file(args.calibration)
     jobs = len(args.trace) * len(args.arch) * len(args.policy)
     if args.concurrent < 0:

@@ -18,51 +18,11 @@ import random
 import sys
 import threading
 
-MiB = 1 << 20
+from _libc import MREMAP_FIXED, MREMAP_MAYMOVE, MiB, check, fixed_area, libc
+
 PAGE = mmap.PAGESIZE
 size = (int(sys.argv[1]) if len(sys.argv) > 1 else 16) * MiB
 moves = int(sys.argv[2]) if len(sys.argv) > 2 else 8
-
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = (
-    ctypes.c_void_p,
-    ctypes.c_size_t,
-    ctypes.c_int,
-    ctypes.c_int,
-    ctypes.c_int,
-    ctypes.c_long,
-)
-libc.mremap.restype = ctypes.c_void_p
-libc.mremap.argtypes = (
-    ctypes.c_void_p,
-    ctypes.c_size_t,
-    ctypes.c_size_t,
-    ctypes.c_int,
-    ctypes.c_void_p,
-)
-libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
-
-PROT_RW, MAP_PA = 3, 0x02 | 0x20  # PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS
-MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
-FAILED = ctypes.c_void_p(-1).value
-
-
-def check(ok, what):
-    if not ok:
-        raise OSError(ctypes.get_errno(), what)
-
-
-def fixed_area(length):
-    """A PMD-aligned anonymous area."""
-    raw = libc.mmap(None, length + 2 * MiB, PROT_RW, MAP_PA, -1, 0)
-    check(raw not in (None, FAILED), "mmap")
-    start = (raw + 2 * MiB - 1) & ~(2 * MiB - 1)
-    if start > raw:
-        libc.munmap(raw, start - raw)
-    libc.munmap(start + length, raw + length + 2 * MiB - start - length)
-    return start
-
 
 region = fixed_area(size)
 # room for a page-offset place too; kept mapped so that nothing else is

@@ -16,61 +16,28 @@ import ctypes
 import mmap
 import sys
 
-MiB = 1 << 20
+from _libc import (
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    PROT_R,
+    PROT_RW,
+    MiB,
+    check,
+    fixed_area,
+    libc,
+)
+
 PAGE = mmap.PAGESIZE
 heap_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 16
 cycles = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 HEAP = heap_mb * MiB
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = (
-    ctypes.c_void_p,
-    ctypes.c_size_t,
-    ctypes.c_int,
-    ctypes.c_int,
-    ctypes.c_int,
-    ctypes.c_long,
-)
-libc.mremap.restype = ctypes.c_void_p
-libc.mremap.argtypes = (
-    ctypes.c_void_p,
-    ctypes.c_size_t,
-    ctypes.c_size_t,
-    ctypes.c_int,
-    ctypes.c_void_p,
-)
-libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
-libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-libc.ioctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)
-libc.syscall.restype = ctypes.c_long
-
-PROT_RW, PROT_R = 3, 1
-MAP_PA = 0x02 | 0x20  # MAP_PRIVATE | MAP_ANONYMOUS
-MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 MADV_DONTNEED = 4
 # include/uapi/linux/userfaultfd.h
 UFFDIO_API, UFFDIO_REGISTER, UFFDIO_MOVE = 0xC018AA3F, 0xC020AA00, 0xC028AA05
 UFFD_API, UFFD_FEATURE_MOVE, MODE_MISSING, ALLOW_SRC_HOLES = 0xAA, 1 << 16, 1, 2
 NR_USERFAULTFD = 323
-
-
-def check(ok, what):
-    if not ok:
-        e = ctypes.get_errno()
-        raise OSError(e, what)
-
-
-def fixed_area(size):
-    """A PMD-aligned anonymous area (heap spaces are aligned, as ART's)."""
-    raw = libc.mmap(None, size + 2 * MiB, PROT_RW, MAP_PA, -1, 0)
-    check(raw not in (None, ctypes.c_void_p(-1).value), "mmap")
-    start = (raw + 2 * MiB - 1) & ~(2 * MiB - 1)
-    if start > raw:
-        libc.munmap(raw, start - raw)
-    libc.munmap(start + size, raw + size + 2 * MiB - start - size)
-    return start
 
 
 heap = fixed_area(HEAP)
