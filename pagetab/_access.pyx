@@ -341,10 +341,11 @@ def access(Tlbs tlbs not None, PageTables tables not None, cnp.ndarray addrs, in
     r = start
     while r < n:
         # in chunks, Ctrl-C (any signal's handler) checked between them
+        if r != start:
+            PyErr_CheckSignals()
         end = min(n, r + ACCESS_CHUNK)
         with nogil:
             r = access_loop(pt, s, &tlbs.rule, &v, cpu, &a[0], end, r, write, &c, &ops)
         if r != end:
             break  # a fault for Python, or out of page-table memory
-        PyErr_CheckSignals()
     return r, c, ops

@@ -129,6 +129,8 @@ cdef class PageTables:
         lo = start
         reached = start
         while lo < end:
+            if lo != start:
+                PyErr_CheckSignals()
             hi = min(end, (lo | (step - 1)) + 1)
             ctx.shm_first = shm_first + ((lo - start) >> pt.shift[pt.nlev - 1])
             with nogil:
@@ -136,7 +138,6 @@ cdef class PageTables:
             if reached != hi:
                 break  # out of page-table memory
             lo = hi
-            PyErr_CheckSignals()
         return reached, installed
 
     def zap(self, uint64_t start, uint64_t end):

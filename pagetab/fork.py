@@ -44,12 +44,24 @@ def dup_mmap(mm: MmStruct) -> MmStruct:
         if v.file is not None:
             c.file = _copy_cache(v.file, caches, child)  # type: ignore[assignment]
         child.vmas.append(c)
-    for i, v in enumerate(mm.vmas):
-        if v.anon_vma is None:  # !vma_needs_copy: copy_page_range copies nothing
-            floor = mm.vmas[i - 1].end if i else 0
-            ceiling = mm.vmas[i + 1].start if i + 1 < len(mm.vmas) else 0
-            child.tables.zap(v.start, v.end)
-            child.tables.free_pgtables(v.start, v.end, floor, ceiling)
+    # !vma_needs_copy: copy_page_range copies nothing for a VMA without an
+    # anon_vma. Its entries go, and the tables that only such VMAs use: each
+    # run of them is freed between the copied VMAs around it (a table two
+    # neighbours in a run share is freed too)
+    vs = mm.vmas
+    i = 0
+    while i < len(vs):
+        if vs[i].anon_vma is not None:
+            i += 1
+            continue
+        j = i
+        while j < len(vs) and vs[j].anon_vma is None:
+            child.tables.zap(vs[j].start, vs[j].end)
+            j += 1
+        floor = vs[i - 1].end if i else 0
+        ceiling = vs[j].start if j < len(vs) else 0
+        child.tables.free_pgtables(vs[i].start, vs[j - 1].end, floor, ceiling)
+        i = j
     return child
 
 

@@ -371,44 +371,48 @@ def access(mm: MmStruct, arr: npt.NDArray[np.uint64], cpu: int, write: bool) -> 
     i = 0
     n = int(arr.size)
     handed = -1  # the access whose fault was handled here last
-    while True:
-        stop, c, o = _access.access(mm.tlbs, mm.tables, arr, cpu, write, table, i)
-        _accumulate(total, c)
-        _accumulate(ops, o)
-        if stop < 0:
-            raise MemoryError(f"access: out of page-table memory at {int(arr[-1 - stop]):#x}")
-        if stop >= n:
-            break
-        # a fault in shared memory or a file VMA (shmem_fault,
-        # filemap_fault), here in Python
-        addr = int(arr[stop])
-        if stop == handed:
-            # handled once already: it would loop for ever
-            raise RuntimeError(f"access: the fault at {addr:#x} did not map the page")
-        handed = stop
-        v = find_vma(mm, addr)
-        assert v is not None
-        if v.flags & VM_UFFD_MISSING:
-            raise NotImplementedError(_UFFD_MISSING)
-        assert v.cache is not None
-        page = addr & ~(mm.page_size - 1)
-        if page >= v.object_end(mm.page_shift):
-            total["segv"] = total.get("segv", 0) + 1  # SIGBUS past the object
-            total["accesses"] = total.get("accesses", 0) + 1
-            i = stop + 1
-            continue
-        if not write:
-            got = fault_around(mm, v, page)  # do_read_fault
-        else:
-            got = populate_vma(mm, v, page, page + mm.page_size, write)
-        if got <= page:
-            raise MemoryError(f"access: out of page-table memory at {addr:#x}")
-        total["faults"] = total.get("faults", 0) + 1
-        i = stop
-    for idx in np.flatnonzero(table["touched"]):
-        v = mm.vmas[int(idx)]
-        if v.anon_vma is None:
-            v.anon_vma = new_anon_vma()
+    try:
+        while True:
+            stop, c, o = _access.access(mm.tlbs, mm.tables, arr, cpu, write, table, i)
+            _accumulate(total, c)
+            _accumulate(ops, o)
+            if stop < 0:
+                raise MemoryError(f"access: out of page-table memory at {int(arr[-1 - stop]):#x}")
+            if stop >= n:
+                break
+            # a fault in shared memory or a file VMA (shmem_fault,
+            # filemap_fault), here in Python
+            addr = int(arr[stop])
+            if stop == handed:
+                # handled once already: it would loop for ever
+                raise RuntimeError(f"access: the fault at {addr:#x} did not map the page")
+            handed = stop
+            v = find_vma(mm, addr)
+            assert v is not None
+            if v.flags & VM_UFFD_MISSING:
+                raise NotImplementedError(_UFFD_MISSING)
+            assert v.cache is not None
+            page = addr & ~(mm.page_size - 1)
+            if page >= v.object_end(mm.page_shift):
+                total["segv"] = total.get("segv", 0) + 1  # SIGBUS past the object
+                total["accesses"] = total.get("accesses", 0) + 1
+                i = stop + 1
+                continue
+            if not write:
+                got = fault_around(mm, v, page)  # do_read_fault
+            else:
+                got = populate_vma(mm, v, page, page + mm.page_size, write)
+            if got <= page:
+                raise MemoryError(f"access: out of page-table memory at {addr:#x}")
+            total["faults"] = total.get("faults", 0) + 1
+            i = stop
+    finally:
+        # (also when a fault or a signal stops the loop: what it wrote stays
+        # written, in a VMA with an anon_vma, as the kernel's faults leave it)
+        for idx in np.flatnonzero(table["touched"]):
+            v = mm.vmas[int(idx)]
+            if v.anon_vma is None:
+                v.anon_vma = new_anon_vma()
     ns, breakdown = access_cost(mm.arch, total, ops)
     return AccessStats(cpu=cpu, write=write, flush_ops=ops, estimated_ns=ns,
                        breakdown=breakdown, wall_ns=time.perf_counter_ns() - t0,

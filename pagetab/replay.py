@@ -80,7 +80,7 @@ from .policy import policy as resolve_policy
 from .results import Compared
 from .space import AddressSpace
 from .stats import COUNTER_NAMES
-from .trace_layout import SPAN_SHIFT, Layout, addresses
+from .trace_layout import SPAN_SHIFT, Layout, addresses, spans
 from .tracefile import TraceReader, read_trace
 from .userfaultfd import FEATURES, Userfaultfd
 from .vma import find_vma
@@ -825,7 +825,11 @@ class Replayer:
     def fork_process(self, p: _Process, pid: int) -> None:
         """Process ``pid`` begins as fork leaves it (``AddressSpace.fork``),
         with its parent's open files; then the events it made before its
-        parent's clone returned are replayed."""
+        parent's clone returned are replayed. A child that exec'd before
+        its parent's clone returned (its exec maps came first) is left as it
+        is: its address space is its own."""
+        if pid in self.procs:
+            return
         mm = p.mm.fork()
         mm.trace_moves = self.timeline is not None
         c = self.procs[pid] = _Process(pid, mm, p.file_info)
@@ -1237,12 +1241,11 @@ def _layout(trace: str | os.PathLike[str], reader: TraceReader, a: Arch,
     or do not fit even moved."""
     if a.task_size >= RECORDED_TOP.get(str(reader.header.host.get("arch")), 1 << 57):
         return None  # no address of the recording can lie past the arch's space
-    spans: set[int] = set()
+    used: set[int] = set()
     top = 0
     for ev in read_trace(trace):
-        for addr in addresses(ev):
-            spans.add(addr >> SPAN_SHIFT)
-            top = max(top, addr)
+        used.update(spans(ev))
+        top = max(top, max(addresses(ev), default=0))
     if top < a.task_size:
         return None
     if not translate:
@@ -1250,7 +1253,7 @@ def _layout(trace: str | os.PathLike[str], reader: TraceReader, a: Arch,
                          f"{a.task_size >> SPAN_SHIFT} GiB address space; pass translate=True "
                          "(--translate) to move its mappings into it (each keeps its offset "
                          "within its GiB, so its moves keep their alignments)")  # fmt: skip
-    return Layout(spans, a.task_size - a.mmap_min_addr)
+    return Layout(used, a.task_size - a.mmap_min_addr)
 
 
 def policy_names(policies: Iterable[str] | str) -> list[str]:

@@ -29,7 +29,7 @@ from .constants import (
     UFFDIO_ZEROPAGE,
 )
 
-__all__ = ["SPAN_SHIFT", "Layout", "addresses"]
+__all__ = ["SPAN_SHIFT", "Layout", "addresses", "spans"]
 
 #: regions are placed whole GiBs at a time (a PUD on x86-64 and 4K arm64/riscv)
 SPAN_SHIFT = 30
@@ -56,6 +56,40 @@ def _kernel_row(row: list[Any]) -> bool:
     """A VMA row of the kernel's, not the program's: [vsyscall], above
     every user address, stays where it is (replay maps none)."""
     return len(row) > 4 and row[4] == "[vsyscall]"
+
+
+#: the calls whose address argument starts a range of their length argument
+_RANGES = {"mmap": 1, "munmap": 1, "mprotect": 1, "madvise": 1}
+
+
+def spans(ev: dict[str, Any]) -> Iterable[int]:
+    """Every GiB (address >> SPAN_SHIFT) an event names or covers: the
+    GiBs inside a mapping or a call's range too, so that a region larger
+    than two GiBs stays whole when placed."""
+    for addr in addresses(ev):
+        yield addr >> SPAN_SHIFT
+    for lo, hi in _covered(ev):
+        if 0 < hi - lo < 1 << 47:
+            yield from range(lo >> SPAN_SHIFT, ((hi - 1) >> SPAN_SHIFT) + 1)
+
+
+def _covered(ev: dict[str, Any]) -> Iterable[tuple[int, int]]:
+    """The address ranges [lo, hi) an event maps or acts on."""
+    k = ev["k"]
+    if k == "maps":
+        for row in ev["vmas"]:
+            if not _kernel_row(row):
+                yield int(row[0]), int(row[1])
+    elif k == "sys":
+        a, r, nr = ev["a"], ev.get("r"), ev["nr"]
+        if nr in _RANGES and len(a) > 1 and a[0] and a[1]:
+            yield int(a[0]), int(a[0]) + int(a[1])
+        if nr == "mmap" and r is not None and r > 0 and len(a) > 1:
+            yield int(r), int(r) + int(a[1])
+        if nr == "mremap" and len(a) > 2:
+            yield int(a[0]), int(a[0]) + int(a[1])
+            if r is not None and r > 0:
+                yield int(r), int(r) + int(a[2])
 
 
 def addresses(ev: dict[str, Any]) -> Iterable[int]:

@@ -32,6 +32,7 @@ import itertools
 from dataclasses import dataclass, replace
 
 import pagetab as pt
+from pagetab.mm_types import FAULT_AROUND_BYTES
 
 MAYMOVE, FIXED, DONTUNMAP = pt.MREMAP_MAYMOVE, pt.MREMAP_FIXED, pt.MREMAP_DONTUNMAP
 HUGE, NOHUGE = 1, 2  # VM_HUGEPAGE, VM_NOHUGEPAGE
@@ -304,6 +305,8 @@ class Reference:
                 if p.pgoff not in obj:
                     obj[p.pgoff] = self._token()
                 self.pages[n] = replace(p, content=obj[p.pgoff])
+                if p.content is None and not write:
+                    self._fault_around(n)
                 continue
             if p.content is None and not write:
                 self.pages[n] = replace(p, content=ZERO)  # the zero page
@@ -317,6 +320,21 @@ class Reference:
                         self.pages[k] = replace(self.pages[k], content=(self._token(), fid, o))
                 else:
                     self.pages[n] = replace(self.pages[n], content=self._token())
+
+    def _fault_around(self, n: int) -> None:
+        """A read fault on shared page n maps, too, the pages around it that
+        its shmem object holds (do_fault_around, filemap_map_pages): the
+        fault_around_bytes-aligned block, within n's VMA and the object."""
+        nr = max((1 << (FAULT_AROUND_BYTES.bit_length() - 1)) >> self.shift, 1)
+        vma = self._vma_at(n)
+        p = self.pages[n]
+        assert vma is not None and p.shm is not None
+        obj = self.objects[p.shm]
+        first = n & ~(nr - 1)
+        for k in range(max(first, vma[0]), min(first + nr, vma[1])):
+            q = self.pages[k]
+            if q.content is None and q.pgoff in obj:
+                self.pages[k] = replace(q, content=obj[q.pgoff])
 
     def _folio_order(self, n: int) -> int:
         """alloc_anon_folio's order for a write fault on page n (not

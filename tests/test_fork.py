@@ -47,3 +47,19 @@ def test_a_fork_keeps_the_policy_and_limits() -> None:
     child = mm.fork()
     assert (child.arch.name, child.policy.name, child.cpus) == ("arm64-4k", "linux-6.8", 3)
     assert child.page_table_limit == 1 << 20
+
+
+def test_tables_only_uncopied_vmas_used_are_gone_in_the_child() -> None:
+    # two neighbouring file mappings (a library's segments) share a PTE
+    # table; fork copies neither, so the child has no table for them (each
+    # had been freed with the other as its boundary, keeping the table)
+    mm = pt.AddressSpace("x86-64")
+    f = pt.File("lib.so", 8 << 12)
+    at = BASE + (1 << 30)
+    mm.mmap(4 << 12, addr=at, prot=pt.PROT_READ, flags=pt.MAP_PRIVATE | pt.MAP_FIXED, file=f)
+    mm.mmap(4 << 12, addr=at + (4 << 12), prot=pt.PROT_READ | pt.PROT_EXEC,
+            flags=pt.MAP_PRIVATE | pt.MAP_FIXED, file=f, offset=4 << 12)  # fmt: skip
+    mm.madvise(at, 8 << 12, pt.MADV_POPULATE_READ)
+    child = mm.fork()
+    assert (child.frames(at, 8 << 12) == -1).all()
+    assert child.page_table_bytes == 0 < mm.page_table_bytes

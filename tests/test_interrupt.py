@@ -61,6 +61,9 @@ def test_the_access_path_stops_on_a_signal_and_leaves_the_space_whole(
     mm.check()
     present = int(np.count_nonzero(mm.frames(BASE, size) >= 0))
     assert 0 < present < named
+    # what was written is anonymous memory of a VMA with its anon_vma (fork
+    # copies its tables), though the loop stopped before its end
+    assert mm.mm_struct.vmas[0].anon_vma is not None
     assert mm.access(addrs[:1000], write=True).accesses == 1000  # and it goes on
 
 

@@ -646,3 +646,37 @@ def test_a_layout_keeps_each_gib_s_offsets_and_runs() -> None:
     assert lay(0x7F05 * g + (2 << 20)) == 6 * g + (2 << 20)
     with pytest.raises(ValueError, match="need 7 GiB; the target has 6"):
         Layout([0x7F00, 0x7F01, 0x7F05, 0x5500], 6 * g)
+
+
+def test_a_region_of_many_gibs_stays_whole_when_moved() -> None:
+    # only a mapping's first and last GiB were placed: a 4 GiB one came out
+    # as 3 GiB, its middle GiBs shifted onto whatever was placed there
+    from pagetab.trace_layout import Layout, spans
+
+    g = 1 << 30
+    lo = 0x7F00 * g + (2 << 20)
+    ev = {"k": "maps", "vmas": [[lo, lo + 4 * g, "rw-p", 0, ""]], "present": []}
+    lay = Layout(spans(ev), 256 * g)
+    for off in (0, g, 2 * g + 4096, 4 * g - 4096):
+        assert lay(lo + off) - lay(lo) == off
+    call = {"k": "sys", "nr": "munmap", "a": [lo, 3 * g], "r": 0}
+    assert set(spans(call)) == {0x7F00, 0x7F01, 0x7F02, 0x7F03}
+
+
+def test_a_child_that_execs_before_its_parents_clone_returns_keeps_its_space(
+    tmp_path: Path,
+) -> None:
+    # the child's exec maps came first; the parent's clone (without
+    # CLONE_VM) returned after: the child is not replaced by a copy
+    child = 11
+    with TraceWriter(tmp_path / "t.gz", Header("tracefs", "kernel", ["prog"], HOST)) as w:
+        w.write(maps(0, "exec", [[*STACK, "rw-p", 0, "[stack]"]], [[STACK[1] - 4096, STACK[1], 0]]))
+        w.write(sys_ev(1, "mmap", [A, M, 3, 0x32, -1, 0], A))
+        w.write({"k": "maps", "t": 2, "pid": child, "tid": child, "cpu": None, "when": "exec",
+                 "vmas": [[*STACK, "rw-p", 0, "[stack]"]], "present": []})  # fmt: skip
+        w.write(sys_ev(3, "clone", [0x1200011, 0, 0, 0, 0, 0], child))
+        w.write({"k": "maps", "t": 4, "pid": child, "tid": child, "cpu": None, "when": "exit",
+                 "vmas": [[*STACK, "rw-p", 0, "[stack]"]], "present": []})  # fmt: skip
+    res = replay(tmp_path / "t.gz", "x86-64", "linux-6.18", cpus=1)
+    # (a copy of the parent would have A's mapping at the child's exit)
+    assert not [d for d in res.differences if d.pid == child], res.differences
