@@ -15,7 +15,10 @@ the private pages both processes now map (copy_present_pte) and flushes
 the parent's TLBs (dup_mmap's flush_tlb_mm); pagetab keeps each process's
 entries as they were, so a later write in either is an ordinary access
 rather than a write-protect fault. Which pages are present, in both, is
-exact.
+exact at the fork. Nor is sharing after it: each process has its own copy
+of a shmem object's and a file's page cache (a space's frames are its own),
+so a page one of them brings into a shared object later is not in the
+other's cache.
 """
 
 from __future__ import annotations
