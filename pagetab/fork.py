@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from .mm_types import VM_UFFD_FLAGS, File, MmStruct, PageCache, Shm, mm_alloc, new_anon_vma
 
-__all__ = ["dup_mmap"]
+__all__ = ["dup_mmap", "file_copies"]
 
 
 def dup_mmap(mm: MmStruct) -> MmStruct:
@@ -86,3 +86,12 @@ def _copy_cache(cache: PageCache, caches: dict[int, PageCache], child: MmStruct)
         got.frames[:] = cache.frames
     caches[id(cache)] = got
     return got
+
+
+def file_copies(parent: MmStruct, child: MmStruct) -> dict[int, File]:
+    """The child's copy of each File the parent's VMAs map, by the
+    ``id`` of the parent's (``child`` is ``dup_mmap(parent)``, before
+    either changed): what a caller holding the parent's Files maps in the
+    child instead."""
+    pairs = zip(parent.vmas, child.vmas, strict=True)
+    return {id(v.file): c.file for v, c in pairs if v.file is not None and c.file is not None}

@@ -212,26 +212,27 @@ class Vma(vm_area_struct):
     shm: Shm | None
     file: File | None
 
-    def _fields(self) -> tuple[Any, ...]:
+    def as_tuple(self) -> tuple[Any, ...]:
+        """Its fields in order (what equality compares)."""
         return (self.start, self.end, self.prot, self.shared, self.flags, self.pgoff,
                 self.anon_vma, self.shm, self.uffd, self.file)  # fmt: skip
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Vma):
             return NotImplemented
-        return self._fields() == other._fields()
+        return self.as_tuple() == other.as_tuple()
 
     __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it was
 
     def __repr__(self) -> str:
         names = ("start", "end", "prot", "shared", "flags", "pgoff", "anon_vma", "shm", "uffd",
                  "file")  # fmt: skip
-        pairs = zip(names, self._fields(), strict=True)
+        pairs = zip(names, self.as_tuple(), strict=True)
         return f"Vma({', '.join(f'{k}={v!r}' for k, v in pairs)})"
 
     def copy(self) -> Vma:
         """A new Vma with the same fields (vm_area_dup)."""
-        return Vma(*self._fields())
+        return Vma(*self.as_tuple())
 
     @property
     def cache(self) -> PageCache | None:

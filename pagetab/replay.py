@@ -71,6 +71,7 @@ from .constants import (
     UFFDIO_ZEROPAGE,
 )
 from .contention import ContendResult, ThreadSpec, run_concurrent
+from .fork import file_copies
 from .mm_types import MAX_CPUS, File, new_anon_vma
 from .parallel import check_executor, run_jobs
 from .plot import plot_calls, plot_cumulative, save_figure
@@ -837,8 +838,7 @@ class Replayer:
         c.brk = p.brk
         # the child's copies of the files its VMAs map, and its fds: the
         # same open files (dups stay shared), each holding the child's copy
-        pairs = zip(p.mm.mm_struct.vmas, mm.mm_struct.vmas, strict=True)
-        copies = {id(v.file): cv.file for v, cv in pairs if v.file is not None and cv.file}
+        copies = file_copies(p.mm.mm_struct, mm.mm_struct)
         c.files = {path: copies[id(f)] for path, f in p.files.items() if id(f) in copies}
         holders: dict[int, list[File | None]] = {}
         for fd, h in p.fds.items():

@@ -420,7 +420,7 @@ class AddressSpace:
         is not simulated (see ``pagetab.fork``): which pages are present is
         exact, but a later write in either space is an ordinary access.
         """
-        return AddressSpace._over(fork.dup_mmap(self.mm_struct))
+        return self._over(fork.dup_mmap(self.mm_struct))
 
     def userfaultfd(self, features: int = 0) -> Userfaultfd:
         """userfaultfd(2) and UFFDIO_API: a userfaultfd of this process with

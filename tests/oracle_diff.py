@@ -9,6 +9,7 @@ import random
 from typing import Any
 
 import pagetab as pt
+from pagetab.fork import file_copies
 from pagetab.memory import fault_around, populate_vma
 from pagetab.oracle import FramedPageState, PageState, run_ops
 
@@ -315,9 +316,7 @@ def _fork(mm: pt.AddressSpace,
     file no VMA maps, a new File of the same size (its page cache holds the
     same bytes)."""
     child = mm.fork()
-    copies = {id(v.file): c.file
-              for v, c in zip(mm.mm_struct.vmas, child.mm_struct.vmas, strict=True)
-              if v.file is not None and c.file is not None}  # fmt: skip
+    copies = file_copies(mm.mm_struct, child.mm_struct)
     return child, {i: copies.get(id(f)) or pt.File(f.name, f.size, f.writable)
                    for i, f in files.items()}  # fmt: skip
 
