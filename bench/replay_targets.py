@@ -21,8 +21,9 @@ Prints, from one run on this machine:
 4. exactness: every recorded workload (CPython, fault storm, the
    userfaultfd GC tests/programs/uffd_gc.py, three threads moving
    tests/programs/threaded_moves.py, a fork without exec
-   tests/programs/fork_child.py) replayed under linux-6.18, with its
-   differences from the recording.
+   tests/programs/fork_child.py, a file mapping whose page cache is partly
+   evicted tests/programs/partly_cached.py) replayed under linux-6.18,
+   with its differences from the recording.
 
 Needs root (tracefs). Usage: python bench/replay_targets.py [--rounds 5]
 """
@@ -127,14 +128,15 @@ def main() -> int:
         )
 
     print("4. exactness under linux-6.18")
-    more = {"userfaultfd GC": "uffd_gc.py", "three threads moving": "threaded_moves.py",
-            "fork without exec": "fork_child.py"}  # fmt: skip
-    for prog in more.values():
-        record([PY, str(PROGRAMS / prog)], tmp / prog)
+    more = {"userfaultfd GC": ["uffd_gc.py"], "three threads moving": ["threaded_moves.py"],
+            "fork without exec": ["fork_child.py"],
+            "a partly cached file": ["partly_cached.py", str(tmp / "data")]}  # fmt: skip
+    for prog, *rest in more.values():
+        record([PY, str(PROGRAMS / prog), *rest], tmp / prog)
     for name, path in (
         ("CPython bytearray", tmp / "grow0.gz"),
         ("fault storm", tmp / "storm16.gz"),
-        *((name, tmp / prog) for name, prog in more.items()),
+        *((name, tmp / prog[0]) for name, prog in more.items()),
     ):
         rp = replay(path, "x86-64", "linux-6.18")
         print(f"   {name}: {'exact' if rp.exact else 'NOT exact'} ({rp.events:,} events)")

@@ -220,6 +220,7 @@ class ContendResult:
     threads: list[ThreadResult]
     sim_wall_ns: int
     ratio: float | None = None  #: set by ContendResults: the baseline's mover time over this
+    src_align: str = "pud"  #: where the source starts within its PUD
 
     @property
     def stall_ns(self) -> float:
@@ -253,7 +254,8 @@ class ContendResult:
                          "ptl_waits", "ptl_wait_ns")}  # fmt: skip
         return {
             "arch": self.arch, "policy": self.policy, "size": self.size,
-            "populate": self.populate, "dst_align": self.dst_align, "cpus": self.cpus,
+            "populate": self.populate, "src_align": self.src_align,
+            "dst_align": self.dst_align, "cpus": self.cpus,
             "threads": len(self.threads),
             "where": ",".join(sorted({t.spec.where for t in self.threads})),
             "locking": self.locking, "safe": self.safe, "seed": self.seed,
@@ -268,7 +270,7 @@ class ContendResult:
 
 
 def _setup_key(r: ContendResult) -> tuple[Any, ...]:
-    return (r.arch, r.size, r.populate, r.dst_align, r.cpus,
+    return (r.arch, r.size, r.populate, r.src_align, r.dst_align, r.cpus,
             tuple(t.spec for t in r.threads), r.seed)  # fmt: skip
 
 
@@ -332,11 +334,14 @@ def run_concurrent(
     seed: int = 0,
     fresh_vma: bool = False,
     mover: str = "mremap",
+    src_align: str | int = "pud",
     **arch_overrides: Any,
 ) -> ContendResult:
-    """Move ``size`` bytes (PUD-aligned source, ``dst_align`` destination:
-    "pud" for whole-PUD moves, "pmd" for whole-PMD, "page" for PTE by PTE)
-    from CPU 0 at ``move_at_ns`` while ``threads`` run on CPUs 1..T.
+    """Move ``size`` bytes (``src_align`` source, PUD-aligned by default;
+    ``dst_align`` destination: "pud" for whole-PUD moves, "pmd" for
+    whole-PMD, "page" for PTE by PTE, or bytes past a PUD boundary, as
+    each is for ``move``) from CPU 0 at ``move_at_ns`` while ``threads``
+    run on CPUs 1..T.
 
     ``cpus`` (default T + 1) CPUs run the process; ``region_size`` (default
     ``size``) sizes the "outside" and "fresh" regions. With ``warmup`` each
@@ -362,10 +367,9 @@ def run_concurrent(
         cpus = len(specs) + 1
     check_int("cpus", cpus, 2, MAX_CPUS)
     check_int("seed", seed, 0, (1 << 63) - 1)
-    # the mover's side, checked and placed as every move's: a PUD-aligned
-    # source, the CPUs having run the process (no touches: the threads'
-    # warm-up fills their TLBs)
-    setup = MoveSetup(size, arch, policy, populate, "pud", dst_align, cpus, touch=0, seed=seed,
+    # the mover's side, checked and placed as every move's, the CPUs having
+    # run the process (no touches: the threads' warm-up fills their TLBs)
+    setup = MoveSetup(size, arch, policy, populate, src_align, dst_align, cpus, touch=0, seed=seed,
                       arch_overrides=arch_overrides)  # fmt: skip
     a, pol, mix, src, dst = setup.profile, setup.pol, setup.mix, setup.src, setup.dst
     if len(specs) > cpus - 1:
@@ -507,7 +511,7 @@ def run_concurrent(
     return ContendResult(
         arch=a.name, policy=pol.name, size=size,
         populate=",".join(k if v == 1 else f"{k}:{v:g}" for k, v in mix.items()),
-        dst_align=str(dst_align), cpus=cpus,
+        src_align=str(src_align), dst_align=str(dst_align), cpus=cpus,
         locking="per-vma" if pol.per_vma_locks else "mmap_lock", safe=pol.safe, seed=seed,
         move_alone_ns=alone, mover_wait_ns=start - move_at_ns,
         mover_ipi_wait_ns=float(res["mover_ipi_wait_ns"]), estimated_ns=end - move_at_ns,

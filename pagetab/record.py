@@ -237,13 +237,16 @@ def file_info(vmas: list[list[Any]], page_size: int) -> dict[str, dict[str, Any]
     return out
 
 
-def file_of(vmas: list[list[Any]], addr: int, length: int, offset: int) -> list[Any] | None:
+def file_of(vmas: list[list[Any]], addr: int, length: int, offset: int,
+            page_size: int) -> list[Any] | None:  # fmt: skip
     """The VMA row of ``vmas`` that a file mmap of [addr, addr + length) at
-    ``offset`` made, if one is still there: inside the range, with the
-    matching file offset."""
+    ``offset`` made, if one is still there: inside the range (its length
+    rounded up to ``page_size``, as do_mmap does), with the matching file
+    offset."""
+    end = addr + (length + page_size - 1) // page_size * page_size
     for row in vmas:
         lo, hi, _, off, path = row[:5]
-        if path.startswith("/") and addr <= lo and hi <= addr + length \
+        if path.startswith("/") and addr <= lo and hi <= end \
                 and off == offset + (lo - addr):  # fmt: skip
             return row
     return None
@@ -287,9 +290,10 @@ class _Parser:
     """Turns tracefs text lines into trace events (pairs system call entry
     and exit per thread, attaches ioctl structures, converts TSC to ns)."""
 
-    def __init__(self, writer: TraceWriter, uprobe: str) -> None:
+    def __init__(self, writer: TraceWriter, uprobe: str, page_size: int) -> None:
         self.w = writer
         self.uprobe = uprobe
+        self.page_size = page_size
         self.enter: dict[int, tuple[int, int, list[int], int]] = {}
         self.mem: dict[int, tuple[int, list[int]]] = {}
         #: each process's VMAs at exit (paths of its file mappings)
@@ -346,7 +350,9 @@ class _Parser:
                                    "r": int(e[2]), "d": self.ns(ts) - self.ns(t_in)}  # fmt: skip
             if name == "mmap" and out["r"] >= 0 and len(args) > 5 and args[4] < 1 << 31:
                 # a file mapping: its path and size, from the VMAs at exit
-                row = file_of(self.exit_vmas.get(pid, []), out["r"], args[1], args[5])
+                row = file_of(
+                    self.exit_vmas.get(pid, []), out["r"], args[1], args[5], self.page_size
+                )
                 if row is not None:
                     out["file"] = {"path": row[4], "i_size": row[5]}
             if name == "ioctl":
@@ -759,7 +765,7 @@ def _convert(raw: Any, out: str | os.PathLike[str], header: Header, uprobe: str,
     sync: list[tuple[int, int]] = []
     with TraceWriter(out, header) as w:
         w.lost = lost
-        parser = _Parser(w, uprobe)
+        parser = _Parser(w, uprobe, int(header.host["page_size"]))
         parser.exit_vmas = {pid: snap["vmas"] for pid, snap in snapshots.items()}
         # the clock pairs first: the two pagetab_sync markers
         for text in lines:

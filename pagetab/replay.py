@@ -194,8 +194,8 @@ class ThreadedMove:
     concurrent=N)``).
 
     The concurrent model (``run_concurrent``) runs the same move: ``size``
-    bytes with ``present`` pages written, the source PUD aligned and the
-    destination at the recorded one's offset from it (the same PTE, PMD
+    bytes with ``present`` pages written, the source and the destination
+    each at the recorded one's offset within its PUD (the same PTE, PMD
     or PUD path), from the caller's CPU, while each other thread reads at
     random ``inside`` the moved range (one of its last RECENT_FAULTS
     faults fell there) or ``outside`` it (in a region of its own). A trace
@@ -607,7 +607,11 @@ class Replayer:
         if self.concurrent:
             if kind == "fork" and ev.get("thread"):
                 p.threads.add(int(ev["child"]))
-            if kind in ("sys", "fault"):
+            if kind == "sys" and ev["nr"] == "exit":
+                # a thread that exited pays for no later move
+                p.threads.discard(int(ev["tid"]))
+                self.recent.pop(int(ev["tid"]), None)
+            elif kind in ("sys", "fault"):
                 p.threads.add(int(ev["tid"]))
             if kind == "fault":
                 self.recent.setdefault(int(ev["tid"]), deque(maxlen=RECENT_FAULTS)).append(
@@ -966,7 +970,7 @@ class Replayer:
                 m.size, a, self.policy, threads=threads,
                 cpus=min(MAX_CPUS, max(self.cpus, len(threads) + 1)),
                 populate={"write": min(1.0, m.present / pages)},
-                dst_align=(m.new_addr - m.old_addr) % a.pud_size,
+                src_align=m.old_addr % a.pud_size, dst_align=m.new_addr % a.pud_size,
                 region_size=-(-m.size // a.pmd_size) * a.pmd_size)  # fmt: skip
         return moves
 

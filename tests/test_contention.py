@@ -165,6 +165,19 @@ def test_batching_the_flushes_spares_the_other_threads() -> None:
     assert batched.cpu_ns < per_pmd.cpu_ns
 
 
+def test_the_source_keeps_its_offset_within_its_pud() -> None:
+    # source and destination one page past a PMD boundary: whole PMDs move
+    # (one flush per PMD under linux-5.0); a PUD-aligned source against the
+    # same destination moves PTE by PTE, flushing per extent
+    same = run("linux-5.0", [HOT_OUTSIDE], size=16 * MIB, src_align=4096, dst_align=4096)
+    shifted = run("linux-5.0", [HOT_OUTSIDE], size=16 * MIB, dst_align=4096)
+    assert same.src_align == "4096" and shifted.src_align == "pud"
+    assert same.row()["src_align"] == "4096"
+    assert same.flushes < shifted.flushes
+    with pytest.raises(ValueError, match="src_align"):
+        run("linux-5.0", [HOT_OUTSIDE], size=16 * MIB, src_align=100)
+
+
 def test_a_thread_through_the_move_takes_every_flush() -> None:
     # a thread that stops after 1000 accesses leaves the CPU early in a
     # 64 MiB PTE-by-PTE move; one that runs through it takes every flush's

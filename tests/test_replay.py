@@ -22,7 +22,7 @@ B = 0x7F00_4000_0000  # and where mremap moved it (PMD-aligned, so whole PMDs mo
 PROGRAMS = Path(__file__).parent / "programs"
 
 
-def sys_ev(t: int, nr: str, a: list[int], r: int, d: int = 1000, tid: int = 10,
+def sys_ev(t: int, nr: str, a: list[int], r: int | None, d: int | None = 1000, tid: int = 10,
            **more: Any) -> dict[str, Any]:  # fmt: skip
     return {"k": "sys", "t": t, "pid": 10, "tid": tid, "cpu": 0, "nr": nr, "a": a, "r": r,
             "d": d, **more}  # fmt: skip
@@ -513,7 +513,8 @@ def test_the_other_threads_pay_for_each_threaded_move() -> None:
     for m in moves:
         assert m.size == 16 << 20 and m.present == 4096
         assert m.result is not None and len(m.result.threads) == 2
-        assert m.result.dst_align == str((m.new_addr - m.old_addr) % (1 << 30))
+        assert m.result.src_align == str(m.old_addr % (1 << 30))
+        assert m.result.dst_align == str(m.new_addr % (1 << 30))
     # the first move leaves from where the inside thread faulted; the next
     # starts where nobody faulted
     assert sorted(moves[0].places) == ["inside", "outside"]
@@ -543,6 +544,30 @@ def test_only_the_largest_threaded_moves_are_kept() -> None:
     # one thread: no move had anyone else to pay for it
     single = replay(example_trace("grow_bytearray"), "x86-64", "linux-6.18", concurrent=3)
     assert single.concurrent == [] and single.kinds["mremap"].calls > 10
+
+
+def test_a_thread_that_exited_pays_for_no_later_move(tmp_path: Path) -> None:
+    # thread 11 writes half the region; a move while it lives has it as a
+    # reader, a move after its exit(2) has nobody else
+    def trace(exit_first: bool) -> Path:
+        path = tmp_path / f"exit{int(exit_first)}.gz"
+        with TraceWriter(path, Header("tracefs", "kernel", ["prog"], HOST)) as w:
+            w.write(
+                maps(0, "exec", [[*STACK, "rw-p", 0, "[stack]"]], [[STACK[1] - 4096, STACK[1], 0]])
+            )
+            w.write(sys_ev(1, "mmap", [0, 4 * M, 3, 0x22, -1, 0], A))
+            for i in range(1024):
+                w.write({"k": "fault", "t": 2 + i, "pid": 10, "tid": 10 if i < 512 else 11,
+                         "cpu": 1, "a": A + i * 4096, "w": 1, "u": 1})  # fmt: skip
+            if exit_first:
+                w.write(sys_ev(1500, "exit", [0], None, d=None, tid=11))
+            w.write(sys_ev(2000, "mremap", [A, 4 * M, 4 * M, 1, 0], B, d=5000))
+        return path
+
+    alive = replay(trace(False), "x86-64", "linux-6.18", concurrent=1)
+    assert [m.places for m in alive.concurrent] == [("inside",)]
+    gone = replay(trace(True), "x86-64", "linux-6.18", concurrent=1)
+    assert gone.concurrent == []
 
 
 def test_concurrent_needs_a_count(capsys: pytest.CaptureFixture[str]) -> None:
@@ -604,6 +629,31 @@ def test_a_fork_recorded_here_replays_exactly(tmp_path: Path) -> None:
         missing = int(str(d.recorded).split(", ")[1].split()[0])
         extra = int(str(d.replayed).split(", ")[1].split()[0])
         assert missing + extra <= FILE_PAGE_SLACK, d
+
+
+@needs_recording
+def test_a_file_mapped_with_an_unaligned_length_replays_its_page_cache(tmp_path: Path) -> None:
+    # the mmap's length is not a page multiple; the replay must still know
+    # the file (and so which of its pages were cached) to map around faults
+    # only what the kernel could
+    from pagetab.record import record
+
+    out = tmp_path / "cached.ptrace.gz"
+    data = tmp_path / "data"
+    res = record([sys.executable, str(PROGRAMS / "partly_cached.py"), str(data)], out)
+    assert res.exit_code == 0 and res.lost == 0
+    rep = replay(out, "x86-64", "linux-6.18")
+    assert not rep.differences, rep.differences
+    assert not [t for t in rep.translated if "path or size" in t and str(data) in t]
+
+
+def test_a_file_mmap_is_found_at_exit_by_its_rounded_length() -> None:
+    from pagetab.record import file_of
+
+    rows = [[0x10000, 0x3A000, "r--s", 0, "/data", 0x29064]]
+    assert file_of(rows, 0x10000, 0x29064, 0, 4096) == rows[0]
+    assert file_of(rows, 0x10000, 0x29064, 4096, 4096) is None  # another offset
+    assert file_of(rows, 0x10000, 0x28000, 0, 4096) is None  # a shorter mapping
 
 
 # -- another address space (translate) -------------------------------------------

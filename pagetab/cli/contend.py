@@ -62,7 +62,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="bytes of the region each thread touches (default: all of it)",
     )
-    _options.add_alignment(parser, source=False)
+    _options.add_alignment(parser, source=True)
     _options.add_populate(parser)
     _options.add_cpus(parser, None, shown="threads + 1")
     parser.add_argument(
@@ -118,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
                     pol,
                     [spec] * args.threads,
                     cpus=args.cpus,
+                    src_align=args.src_align,
                     dst_align=args.dst_align,
                     populate=args.populate,
                     move_at_ns=args.move_at_ns,

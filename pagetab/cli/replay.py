@@ -238,7 +238,8 @@ def _print_concurrent(res: ReplayResult) -> None:
     if not res.concurrent:
         print(f"{res.arch} {res.policy}: no move was made while the process had other threads")
         return
-    head = ["ms", "pid", "bytes", "present", "dst offset", "threads", "mover us", "IPIs",
+    head = ["ms", "pid", "bytes", "present", "src offset", "dst offset", "threads", "mover us",
+            "IPIs",
             "p99 ns", "max ns", "stall us"]  # fmt: skip
     rows = []
     for m in res.concurrent:
@@ -246,11 +247,12 @@ def _print_concurrent(res: ReplayResult) -> None:
         assert r is not None
         where = ", ".join(f"{n}x{w}" for w, n in sorted(Counter(m.places).items()))
         rows.append([f"{m.t / 1e6:.3f}", str(m.pid), f"{m.size:,}", f"{m.present:,}",
-                     f"{int(r.dst_align):#x}", where,
+                     f"{int(r.src_align):#x}", f"{int(r.dst_align):#x}", where,
                      _f(r.estimated_ns / 1e3), str(r.ipis_sent), _f(r.worst("p99")),
                      _f(r.worst("max")), _f(r.stall_ns / 1e3)])  # fmt: skip
     table(f"{res.arch} {res.policy}: what the process's other threads paid for its largest "
-          "moves (the concurrent model: each reads at random inside the moved range if its "
+          "moves (the concurrent model: source and destination at their recorded offsets "
+          "within a PUD; each thread reads at random inside the moved range if its "
           "recent faults fell there, else outside it; p99 and max: the worst thread's "
           "accesses during the move; stall: the threads' extra time)",
           head, rows, right_from=2)  # fmt: skip
