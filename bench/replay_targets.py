@@ -22,8 +22,9 @@ Prints, from one run on this machine:
    userfaultfd GC tests/programs/uffd_gc.py, three threads moving
    tests/programs/threaded_moves.py, a fork without exec
    tests/programs/fork_child.py, a file mapping whose page cache is partly
-   evicted tests/programs/partly_cached.py) replayed under linux-6.18,
-   with its differences from the recording.
+   evicted tests/programs/partly_cached.py, a file cached in large folios
+   tests/programs/large_folios.py) replayed under linux-6.18, with its
+   differences from the recording.
 
 Needs root (tracefs). Usage: python bench/replay_targets.py [--rounds 5]
 """
@@ -130,7 +131,8 @@ def main() -> int:
     print("4. exactness under linux-6.18")
     more = {"userfaultfd GC": ["uffd_gc.py"], "three threads moving": ["threaded_moves.py"],
             "fork without exec": ["fork_child.py"],
-            "a partly cached file": ["partly_cached.py", str(tmp / "data")]}  # fmt: skip
+            "a partly cached file": ["partly_cached.py", str(tmp / "data")],
+            "a file in large folios": ["large_folios.py", str(tmp / "big")]}  # fmt: skip
     for prog, *rest in more.values():
         record([PY, str(PROGRAMS / prog), *rest], tmp / prog)
     for name, path in (

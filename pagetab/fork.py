@@ -77,6 +77,7 @@ def _copy_cache(cache: PageCache, caches: dict[int, PageCache], child: MmStruct)
     if isinstance(cache, File):
         f = File(cache.name, cache.size, cache.writable)
         f.cached = None if cache.cached is None else cache.cached.copy()
+        f.folios = cache.folios  # read only: set_folios replaces it whole
         f.attach(child.tables, child.page_shift)
         f.frames[:] = cache.frames
         got = f

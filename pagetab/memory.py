@@ -54,9 +54,10 @@ def thp_orders(mm: MmStruct, v: Vma) -> int:
     "madvise" in a MADV_HUGEPAGE VMA, "inherit" where the top-level
     ``enabled`` would (always, or madvise in a MADV_HUGEPAGE VMA);
     VM_NOHUGEPAGE and shared memory (shmem_enabled=never) allow none, and
-    so do file VMAs: a regular file is PMD-mapped only from a large folio
-    in its page cache (filemap_map_pages -> filemap_map_pmd, do_set_pmd),
-    and pagetab's page caches hold small folios only."""
+    so do file VMAs: a regular file is PMD-mapped only from a PMD-sized
+    folio in its page cache (filemap_map_pages -> filemap_map_pmd,
+    do_set_pmd), which pagetab's page caches do not hold (``File.set_folios``
+    names smaller large folios)."""
     if v.shared or v.file is not None or v.flags & VM_NOHUGEPAGE:
         return 0
     advised = bool(v.flags & VM_HUGEPAGE)
@@ -171,23 +172,66 @@ def fault_around(mm: MmStruct, v: Vma, addr: int) -> int:
             return page  # out of page-table memory in the window
         return got
     assert f is not None
-    if f.cached is None:
-        return _map_file_pages(mm, v, lo, hi)
     first = v.pgoff_at(lo, mm.page_shift)
+    if f.cached is None:
+        got = _map_file_pages(mm, v, lo, hi)
+        if got == hi:
+            _map_whole_folios(mm, v, first, first + ((hi - lo) >> mm.page_shift))
+        return got
     here = v.pgoff_at(page, mm.page_shift)
     if here < f.cached.size:
         f.cached[here] = True  # read into the page cache by this fault
-    cached = f.cached[first : first + ((hi - lo) >> mm.page_shift)]
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], cached.astype(np.int8), [0]))))
     mapped = False  # the faulting page (always in a cached run)
-    for s, e in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+    for s, e in _runs(f.cached[first : first + ((hi - lo) >> mm.page_shift)]):
         start, end = lo + (s << mm.page_shift), lo + (e << mm.page_shift)
         got = _map_file_pages(mm, v, start, end)
         if start <= page < end:
             mapped = got > page
         if got < end:
-            break  # out of page-table memory: the rest of the window stays unmapped
+            return page + mm.page_size if mapped else page  # out of page-table memory
+    _map_whole_folios(mm, v, first, first + ((hi - lo) >> mm.page_shift))
     return page + mm.page_size if mapped else page
+
+
+def _map_whole_folios(mm: MmStruct, v: Vma, first: int, last: int) -> None:
+    """filemap_map_folio_range's whole-folio case: each cached large folio
+    of ``v``'s file that meets page indices [first, last) (the window) is
+    mapped whole where it lies inside ``v``, inside one PTE table and
+    wholly below the file's last page (i_size: SIGBUS beyond it must
+    stay); none PTEs only, as the window's own pages. Nothing before
+    ``Policy.fault_around_whole_folio``, or with small folios only."""
+    f = v.file
+    assert f is not None
+    if f.folios is None or not mm.policy.fault_around_whole_folio:
+        return
+    ps = mm.page_shift
+    file_end = ((f.size + mm.page_size - 1) >> ps) - 1  # the last page's index
+    folios = f.folios
+    # the folios meeting [first, last): those ending after first, starting before last
+    i = int(np.searchsorted(folios[:, 1], first, side="right"))
+    j = int(np.searchsorted(folios[:, 0], last, side="left"))
+    for flo, fhi in folios[i:j].tolist():
+        if f.cached is not None and not f.cached[flo:fhi].all():
+            continue  # not uptodate whole: next_uptodate_folio skips it
+        start = v.start + ((flo - v.pgoff) << ps)
+        end = start + ((fhi - flo) << ps)
+        if end - start >= mm.arch.pmd_size:
+            raise NotImplementedError(
+                "a PMD-sized page-cache folio: the kernel may map it with one PMD "
+                "(filemap_map_pmd), which pagetab's file mappings do not model"
+            )
+        if fhi > file_end or start < v.start or end > v.end:
+            continue
+        if start & ~(mm.arch.pmd_size - 1) != (end - 1) & ~(mm.arch.pmd_size - 1):
+            continue  # across a PTE table
+        if _map_file_pages(mm, v, start, end) < end:
+            return  # out of page-table memory
+
+
+def _runs(mask: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """The runs ``[s, e)`` of True in ``mask``."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 def _map_file_pages(mm: MmStruct, v: Vma, start: int, end: int) -> int:
@@ -209,9 +253,7 @@ def _map_cached(mm: MmStruct, v: Vma, lo: int, hi: int) -> int:
     shmem object); returns ``hi``, or where page-table memory ran out."""
     assert v.shm is not None
     first = v.pgoff_at(lo, mm.page_shift)
-    held = v.shm.frames[first : first + ((hi - lo) >> mm.page_shift)] >= 0
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], held.astype(np.int8), [0]))))
-    for s, e in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+    for s, e in _runs(v.shm.frames[first : first + ((hi - lo) >> mm.page_shift)] >= 0):
         start, end = lo + (s << mm.page_shift), lo + (e << mm.page_shift)
         got = _map_file_pages(mm, v, start, end)
         if got < end:

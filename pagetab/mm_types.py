@@ -133,12 +133,15 @@ class File(PageCache):
     -----
     pagetab does no I/O: every page of the file below its end counts as
     cached (uptodate in the page cache), so fault-around maps all of its
-    window. A page's frame is handed out by the page tables of the address
+    window, unless ``set_cached`` says which pages are. The page cache
+    holds small folios unless ``set_folios`` names large ones, which
+    fault-around may map whole (``Policy.fault_around_whole_folio``).
+    A page's frame is handed out by the page tables of the address
     space that first maps the file, so a File belongs to one
     ``AddressSpace`` (mapping it in another raises ValueError).
     """
 
-    __slots__ = ("cached", "name", "owner", "size", "writable")
+    __slots__ = ("cached", "folios", "name", "owner", "size", "writable")
 
     def __init__(self, name: str, size: int, writable: bool = False) -> None:
         if not isinstance(name, str):
@@ -155,6 +158,9 @@ class File(PageCache):
         #: which pages are in the page cache (uptodate), what fault-around
         #: maps; None: all of them. A page read by a fault is cached from then.
         self.cached: npt.NDArray[np.bool_] | None = None
+        #: the large folios of the page cache, rows ``[lo, hi)`` of page
+        #: indices in order (None: small folios only)
+        self.folios: npt.NDArray[np.int64] | None = None
 
     def set_cached(self, runs: Iterable[tuple[int, int]] | None, page_shift: int) -> None:
         """Say which pages are in the page cache: ``runs`` of page indices
@@ -177,6 +183,45 @@ class File(PageCache):
             check_int("cached run end", hi, lo, pages)
             cached[lo:hi] = True
         self.cached = cached
+
+    def set_folios(self, runs: Iterable[tuple[int, int]] | None, page_shift: int) -> None:
+        """Say which of the page cache's folios are large: ``runs`` of page
+        indices ``[lo, hi)``, one per folio (a recording's
+        /proc/kpageflags of the pages mapped at exit), or None for small
+        folios only.
+
+        Parameters
+        ----------
+        runs
+            One run per large folio: 2**order pages, naturally aligned
+            (lo a multiple of hi - lo, as the page cache places folios),
+            not overlapping, below the file's end.
+        page_shift
+            The page size's log2, to find the file's end.
+
+        Raises
+        ------
+        ValueError
+            A run that is not a naturally aligned power of two of at least
+            2 pages, overlaps another or lies past the end.
+        """
+        if runs is None:
+            self.folios = None
+            return
+        pages = (self.size + (1 << page_shift) - 1) >> page_shift
+        rows = sorted((int(lo), int(hi)) for lo, hi in runs)
+        end = 0
+        for lo, hi in rows:
+            check_int("folio start", lo, 0, pages)
+            check_int("folio end", hi, lo, pages)
+            n = hi - lo
+            if n < 2 or n & (n - 1) or lo % n:
+                raise ValueError(f"folio [{lo}, {hi}) must be 2**order >= 2 pages starting "
+                                 f"at a multiple of its size")  # fmt: skip
+            if lo < end:
+                raise ValueError(f"folio [{lo}, {hi}) overlaps the one before it")
+            end = hi
+        self.folios = np.array(rows, dtype=np.int64).reshape(-1, 2)
 
     def attach(self, owner: object, page_shift: int) -> None:
         """Bind the page cache to ``owner`` (an mm's page tables) with pages

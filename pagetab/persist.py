@@ -27,11 +27,13 @@ from .userfaultfd import Userfaultfd
 
 __all__ = ["SAVE_VERSION", "load", "save"]
 
+#: 4: a file's known page-cache residency (``filecached{i}``) and large
+#: folios (``filefolios{i}``), where set;
 #: 3: VMAs carry their file (a tenth column), files are saved (meta
 #: ``files``, their page caches ``file{i}``), and fault_around_bytes;
 #: 2: VMAs carry their userfaultfd (a ninth column), userfaultfds are saved;
-#: version 1 and 2 files still load
-SAVE_VERSION = 3
+#: version 1 to 3 files still load
+SAVE_VERSION = 4
 
 
 def save(mm: MmStruct, path: Any) -> None:
@@ -68,6 +70,10 @@ def save(mm: MmStruct, path: Any) -> None:
         arrays[f"shm{i}"] = x.frames
     for i, f in enumerate(files):
         arrays[f"file{i}"] = f.frames
+        if f.cached is not None:
+            arrays[f"filecached{i}"] = f.cached
+        if f.folios is not None:
+            arrays[f"filefolios{i}"] = f.folios
     arrays["meta"] = np.array(json.dumps(meta))
     if hasattr(path, "write"):
         np.savez_compressed(path, **arrays)
@@ -93,7 +99,7 @@ def load(path: Any, check: Callable[[MmStruct], None]) -> MmStruct:
         meta = json.loads(str(data["meta"]))
         if meta.get("format") != "pagetab":
             raise ValueError("not a pagetab save file")
-        if meta.get("version") not in (1, 2, SAVE_VERSION):
+        if meta.get("version") not in (1, 2, 3, SAVE_VERSION):
             raise ValueError(f"save format version {meta.get('version')} is not supported")
         sizes = {int(k): v for k, v in meta.get("thp_sizes", {}).items()}
         mm = mm_alloc(meta["arch"], cpus=meta["cpus"], thp=meta["thp"],
@@ -115,6 +121,15 @@ def load(path: Any, check: Callable[[MmStruct], None]) -> MmStruct:
             if frames.shape != f.frames.shape:
                 raise ValueError(f"file {name!r}: {frames.size} pages saved for its size")
             f.frames[:] = frames
+            if f"filecached{i}" in data:
+                cached = np.asarray(data[f"filecached{i}"], dtype=np.bool_)
+                if cached.shape != f.frames.shape:
+                    raise ValueError(f"file {name!r}: {cached.size} cached flags saved for "
+                                     "its size")  # fmt: skip
+                f.cached = cached.copy()
+            if f"filefolios{i}" in data:
+                rows = np.asarray(data[f"filefolios{i}"], dtype=np.int64).reshape(-1, 2)
+                f.set_folios([(int(lo), int(hi)) for lo, hi in rows.tolist()], mm.page_shift)
             files.append(f)
         columns = {1: 8, 2: 9}.get(meta["version"], 10)
         for row in np.asarray(data["vma"], dtype=np.int64).reshape(-1, columns).tolist():

@@ -227,14 +227,76 @@ def page_cache_runs(path: str, page_size: int) -> list[list[int]] | None:
     return [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def file_info(vmas: list[list[Any]], page_size: int) -> dict[str, dict[str, Any]]:
-    """Each file ``vmas`` map: its size and its pages in the page cache."""
+def file_info(
+    vmas: list[list[Any]], page_size: int, folios: dict[str, list[list[int]]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Each file ``vmas`` map: its size, its pages in the page cache and,
+    where ``folios`` knows them, its large folios."""
     out: dict[str, dict[str, Any]] = {}
     for row in vmas:
         path = row[4]
         if path.startswith("/") and path not in out:
             out[path] = {"i_size": row[5], "cached": page_cache_runs(path, page_size)}
+            if folios and folios.get(path):
+                out[path]["folios"] = folios[path]
     return out
+
+
+#: /proc/kpageflags bits (include/uapi/linux/kernel-page-flags.h)
+KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL = 15, 16
+
+
+def page_cache_folios(
+    pid: int, vmas: list[list[Any]], page_size: int
+) -> dict[str, list[list[int]]]:
+    """The large page-cache folios of each file that process ``pid`` maps
+    whole, as runs ``[lo, hi)`` of page indices: a compound head page and
+    the tail pages after it, mapped at consecutive addresses and frames,
+    from /proc/PID/pagemap's frame numbers (root only) and /proc/kpageflags.
+    A run that is not a naturally aligned power of two (a folio mapped in
+    part) is left out: its size is unknown."""
+    out: dict[str, set[tuple[int, int]]] = {}
+    try:
+        pm = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+        kf = os.open("/proc/kpageflags", os.O_RDONLY)
+    except OSError:
+        return {}
+    try:
+        for lo, hi, _, off, path, *_ in vmas:
+            if not path.startswith("/") or hi > USER_END:
+                continue
+            n = (hi - lo) // page_size
+            words = np.frombuffer(os.pread(pm, n * 8, lo // page_size * 8), dtype=np.uint64)
+            # present (bit 63) file pages (bit 61) with their frame (bits 0-54)
+            idx = np.flatnonzero((words >> np.uint64(63)) & (words >> np.uint64(61)) & 1)
+            pfn = (words[idx] & np.uint64((1 << 55) - 1)).astype(np.int64)
+            idx, pfn = idx[pfn > 0], pfn[pfn > 0]
+            if not idx.size:
+                continue
+            flags = np.array(
+                [int.from_bytes(os.pread(kf, 8, int(f) * 8).ljust(8, b"\0"), "little")
+                 for f in pfn.tolist()], dtype=np.int64)  # fmt: skip
+            head = (flags >> KPF_COMPOUND_HEAD) & 1
+            tail = (flags >> KPF_COMPOUND_TAIL) & 1
+            # a tail continues the folio before it where page and frame both step by one
+            cont = np.concatenate(([False], (np.diff(idx) == 1) & (np.diff(pfn) == 1)))
+            cont &= tail.astype(bool)
+            k = 0
+            while k < idx.size:
+                e = k + 1
+                while e < idx.size and cont[e]:
+                    e += 1
+                size = e - k
+                first = off // page_size + int(idx[k])
+                if head[k] and size >= 2 and not size & (size - 1) and not first % size:
+                    out.setdefault(path, set()).add((first, first + size))
+                k = e
+    except OSError:
+        return {}
+    finally:
+        os.close(pm)
+        os.close(kf)
+    return {p: [list(r) for r in sorted(runs)] for p, runs in out.items()}
 
 
 def file_of(vmas: list[list[Any]], addr: int, length: int, offset: int,
@@ -683,7 +745,8 @@ def record(
                     now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
                     snapshots[tgid] = {"pid": tgid, "tid": tid, "vmas": vmas, "mono": now,
                                        "present": present_runs(tgid, vmas, page),
-                                       "files": file_info(vmas, page)}  # fmt: skip
+                                       "files": file_info(vmas, page, page_cache_folios(
+                                           tgid, vmas, page))}  # fmt: skip
                 except OSError:
                     pass
             elif event == 0:

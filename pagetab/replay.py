@@ -414,8 +414,11 @@ def _kind(c: ReplayedCall) -> str:
 class _Process:
     """One recorded process's simulated address space and bookkeeping."""
 
-    def __init__(self, pid: int, mm: AddressSpace, file_info: dict[str, dict[str, Any]]) -> None:
+    def __init__(self, pid: int, mm: AddressSpace, file_info: dict[str, dict[str, Any]],
+                 translated: Counter[str]) -> None:  # fmt: skip
         self.pid = pid
+        #: the replay's translations, counted (``ReplayResult.translated``)
+        self.translated = translated
         self.mm = mm
         self.cpu_of: dict[int, int] = {}
         self.uffd_fds: set[int] = set()
@@ -442,6 +445,13 @@ class _Process:
             info = self.file_info.get(path)
             if info is not None and info.get("cached") is not None:
                 f.set_cached([(lo, hi) for lo, hi in info["cached"]], self.mm.page_shift)
+            if info is not None and info.get("folios"):
+                table = self.mm.arch.pmd_size >> self.mm.page_shift
+                runs = [(lo, hi) for lo, hi in info["folios"] if hi - lo < table]
+                if len(runs) < len(info["folios"]):
+                    self.translated["a PMD-sized page-cache folio as small folios "
+                                    "(filemap_map_pmd is not modelled)"] += 1  # fmt: skip
+                f.set_folios(runs, self.mm.page_shift)
         return f
 
     def cpu(self, tid: int) -> int:
@@ -539,7 +549,7 @@ class Replayer:
         self.early_n -= len(self.early.pop(pid, []))  # before its exec: another image
         mm = AddressSpace(self.arch, cpus=self.cpus, thp=self.thp, policy=self.policy)
         mm.trace_moves = self.timeline is not None
-        p = self.procs[pid] = _Process(pid, mm, dict(ev.get("files") or {}))
+        p = self.procs[pid] = _Process(pid, mm, dict(ev.get("files") or {}), self.translated)
         for row in ev["vmas"]:
             lo, hi, perms, off, path = row[:5]
             if hi > self.arch.task_size or path == "[vsyscall]":
@@ -837,7 +847,7 @@ class Replayer:
             return
         mm = p.mm.fork()
         mm.trace_moves = self.timeline is not None
-        c = self.procs[pid] = _Process(pid, mm, p.file_info)
+        c = self.procs[pid] = _Process(pid, mm, p.file_info, self.translated)
         c.names = list(p.names)
         c.brk = p.brk
         # the child's copies of the files its VMAs map, and its fds: the

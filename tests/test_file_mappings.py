@@ -394,6 +394,37 @@ def test_save_and_load_keep_files(tmp_path: Path) -> None:
     back.check()
 
 
+def test_save_and_load_keep_what_the_page_cache_holds(tmp_path: Path) -> None:
+    # a file's known residency and large folios decide what fault-around
+    # maps: a loaded space maps what the saved one would have
+    def build() -> tuple[pt.AddressSpace, int]:
+        mm = space(policy="linux-6.18")
+        f = pt.File("data", 128 * P)
+        f.set_cached([(0, 40), (64, 128)], 12)
+        f.set_folios([(0, 32), (64, 96)], 12)
+        return mm, mm.mmap(128 * P, A, pt.PROT_READ, PRIV, file=f)
+
+    mm, a = build()
+    mm.save(tmp_path / "s.npz")
+    back = pt.AddressSpace.load(tmp_path / "s.npz")
+    for m in (mm, back):
+        m.access([a + 2 * P, a + 66 * P])
+    want = [i for i in range(128) if mm.translate(a + i * P) is not None]
+    assert want == [*range(32), *range(64, 96)]  # whole folios, cached pages only
+    assert [i for i in range(128) if back.translate(a + i * P) is not None] == want
+    # a corrupt folio is refused
+    import zipfile
+
+    mm2, _ = build()
+    mm2.save(tmp_path / "t.npz")
+    with zipfile.ZipFile(tmp_path / "t.npz") as z:
+        data = {n[:-4]: np.load(z.open(n)) for n in z.namelist()}
+    data["filefolios0"] = np.array([[0, 24]], dtype=np.int64)  # not a power of two
+    np.savez(tmp_path / "bad.npz", **data)
+    with pytest.raises(ValueError, match="folio"):
+        pt.AddressSpace.load(tmp_path / "bad.npz")
+
+
 # ----------------------------------------------------------------------
 # the real kernel
 

@@ -409,6 +409,49 @@ def test_fault_around_maps_only_the_page_cache_s_pages() -> None:
         f.set_cached([(3, 99)], 12)
 
 
+def test_fault_around_maps_a_large_folio_whole_where_it_fits() -> None:
+    # 6.18's filemap_map_folio_range: a large folio the window reaches is
+    # mapped whole if inside the VMA, inside one PTE table and wholly below
+    # the file's last page; else only the window's part
+    def present(policy: str, mapped_from: int, pages: int, fault: int, at: int = 0,
+                size: int = 600 * 4096 + 100) -> list[int]:  # fmt: skip
+        import pagetab as pt
+
+        mm = pt.AddressSpace("x86-64", cpus=1, policy=policy)
+        f = _file("data", size)
+        # folios [0, 64), [64, 96) and [544, 576)
+        f.set_folios([(64, 96), (0, 64), (544, 576)], 12)
+        a = mm.mmap(pages * 4096, addr=(1 << 30) + at * 4096, prot=1, flags=0x11,
+                    file=f, offset=mapped_from * 4096)  # fmt: skip
+        mm.access([a + (fault - mapped_from) * 4096])
+        return [mapped_from + i for i in range(pages) if mm.translate(a + i * 4096) is not None]
+
+    full = 601
+    assert present("linux-6.18", 0, full, 0) == list(range(64))  # the window is 0-15
+    assert present("linux-6.18", 0, full, 70) == list(range(64, 96))
+    assert present("linux-6.17", 0, full, 0) == list(range(16))
+    # cut by the VMA's start (a mapping from page 8): the window only
+    assert present("linux-6.18", 8, 40, 28) == list(range(24, 40))
+    # across a PTE table (page 0 placed 480 pages into one): the window only
+    assert present("linux-6.18", 0, full, 5, at=480) == list(range(16))
+    # wholly below the file's last page: whole; holding it (SIGBUS past
+    # i_size must stay): the window only
+    assert present("linux-6.18", 0, 577, 545, size=576 * 4096 + 100) == list(range(544, 576))
+    assert present("linux-6.18", 0, 576, 545, size=575 * 4096 + 100) == list(range(544, 560))
+
+
+def test_large_folios_must_be_aligned_powers_of_two() -> None:
+    f = _file("data", 64 * 4096)
+    for runs, match in (([(0, 3)], "2\\*\\*order"), ([(2, 6)], "multiple"),
+                        ([(0, 1)], "2\\*\\*order"), ([(0, 8), (4, 8)], "2\\*\\*order|overlaps"),
+                        ([(0, 8), (0, 4)], "overlaps"), ([(64, 72)], "folio end")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            f.set_folios(runs, 12)
+    assert f.folios is None  # a refused call changes nothing
+    f.set_folios([(8, 16), (0, 8)], 12)
+    assert f.folios is not None and f.folios.tolist() == [[0, 8], [8, 16]]
+
+
 def pt_space() -> Any:
     import pagetab as pt
 
@@ -645,6 +688,29 @@ def test_a_file_mapped_with_an_unaligned_length_replays_its_page_cache(tmp_path:
     rep = replay(out, "x86-64", "linux-6.18")
     assert not rep.differences, rep.differences
     assert not [t for t in rep.translated if "path or size" in t and str(data) in t]
+
+
+@needs_recording
+def test_large_page_cache_folios_are_recorded_and_mapped_whole(tmp_path: Path) -> None:
+    # one large write(2) caches the file in large folios; 6.18 maps a folio
+    # whole around a read fault where it fits (tests/programs/large_folios.py)
+    from pagetab.record import record
+    from pagetab.tracefile import read_trace
+
+    out, data = tmp_path / "folios.ptrace.gz", tmp_path / "data"
+    res = record([sys.executable, str(PROGRAMS / "large_folios.py"), str(data)], out)
+    assert res.exit_code == 0 and res.lost == 0
+    # without the whole-folio rule the replay maps only the windows: the
+    # kernel mapped more only if the file is in large folios
+    old = replay(out, "x86-64", "linux-6.17")
+    if not old.differences:
+        pytest.skip(f"{data.parent}'s file system cached the file in small folios")
+    assert [d.what for d in old.differences] == ["present file pages at exit"]
+    files = next(e for e in read_trace(out) if e["k"] == "maps")["files"]
+    folios = files[str(data)].get("folios", [])
+    assert folios and all(hi - lo >= 2 and lo % (hi - lo) == 0 for lo, hi in folios)
+    rep = replay(out, "x86-64", "linux-6.18")
+    assert not rep.differences, rep.differences
 
 
 def test_a_file_mmap_is_found_at_exit_by_its_rounded_length() -> None:

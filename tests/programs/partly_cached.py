@@ -1,15 +1,15 @@
 """A file mapping whose page cache is partly evicted, for recording.
 
 The program writes a file of 40 pages and 100 bytes, a page per write(2)
-so that its page cache holds small folios (pagetab's page caches hold
-small folios only; a larger write can make a large one, which 6.18's
-fault-around maps whole). It syncs the file, drops pages 10-19 and 30-39
-from the page cache (posix_fadvise DONTNEED), maps the whole file (a
-length that is not a multiple of the page size) and reads its first and
-25th pages. Each read fault maps around it only the pages the page cache
-holds (mm/filemap.c filemap_map_pages), so a replay is exact only if it
-knows which file was mapped and what of it was cached. The program exits
-without unmapping, so its mapping is in the recording's VMAs at exit.
+so that its page cache holds small folios, which posix_fadvise can drop
+one by one (tests/programs/large_folios.py makes large ones). It syncs
+the file, drops pages 10-19 and 30-39 from the page cache (posix_fadvise
+DONTNEED), maps the whole file (a length that is not a multiple of the
+page size) and reads its first and 25th pages. Each read fault maps
+around it only the pages the page cache holds (mm/filemap.c
+filemap_map_pages), so a replay is exact only if it knows which file was
+mapped and what of it was cached. The program exits without unmapping,
+so its mapping is in the recording's VMAs at exit.
 
 Usage: python partly_cached.py FILE
 """
