@@ -203,6 +203,14 @@ cdef bint signal_pending() noexcept nogil:
     return rc != 0
 
 
+cdef void free_bitmaps(uint8_t **bits, uint8_t **tbits, int n) noexcept nogil:
+    """Free the first ``n`` regions' fault bitmaps (on every way out of run)."""
+    cdef int i
+    for i in range(n):
+        free(bits[i])
+        free(tbits[i])
+
+
 cdef int reraise() except -1:
     """Propagate the exception that is set (a -1 return with it set)."""
     return -1
@@ -341,9 +349,7 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
         tbits[j] = <uint8_t*>calloc((((rg[j].hi - 1) >> pmd_entry_shift)
                                      - (rg[j].lo >> pmd_entry_shift)) // 8 + 1, 1)
         if bits[j] == NULL or tbits[j] == NULL:
-            for i in range(j + 1):
-                free(bits[i])
-                free(tbits[i])
+            free_bitmaps(bits, tbits, j + 1)
             return -1
     for j in range(cfg.nregions):
         anon[j] = rg[j].anon_vma != 0
@@ -362,6 +368,7 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     while True:
         steps_taken += 1
         if not steps_taken & SIGNAL_CHECK_MASK and signal_pending():
+            free_bitmaps(bits, tbits, cfg.nregions)
             return -2  # Ctrl-C (a signal's handler raised): the exception is set
         # the next actor: the mover's start, its next flush, or the thread
         # whose next access comes first (ties: the mover first)
@@ -583,9 +590,7 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
         close_access(i, &out[i], hist, open_at[i], open_lat[i], open_during[i])
     res.mover_start_ns = start
     res.mover_end_ns = end
-    for j in range(cfg.nregions):
-        free(bits[j])
-        free(tbits[j])
+    free_bitmaps(bits, tbits, cfg.nregions)
     return 0
 
 
