@@ -56,12 +56,13 @@ def masked(x: Any) -> Any:
 
 
 def cli_json(*argv: str) -> Any:
-    """What ``pagetab ARGV`` prints, parsed as JSON."""
+    """The results of what ``pagetab ARGV`` prints as JSON (without the
+    document's metadata, which names this host)."""
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         code = cli.main(list(argv))
     assert not code, f"pagetab {' '.join(argv)} exited {code}"
-    return json.loads(buf.getvalue())
+    return json.loads(buf.getvalue())["results"]
 
 
 def concurrent_grid() -> list[dict[str, Any]]:

@@ -34,13 +34,16 @@ from .replay import (
     replay,
 )
 from .space import AddressSpace
-from .stats import AccessStats, MoveStats
+from .stats import COUNTER_INFO, LOCK_INFO, OP_INFO, AccessStats, CounterInfo, MoveStats
 from .trace_import import import_perf_trace, import_strace
 from .tracefile import Header, TraceReader, TraceWriter, read_trace
 from .vma import InvariantError
 
 __all__ = [
+    "COUNTER_INFO",
     "FLUSH_MODES",
+    "LOCK_INFO",
+    "OP_INFO",
     "ZERO_FRAME",
     "AccessStats",
     "AddressSpace",
@@ -48,6 +51,7 @@ __all__ = [
     "ContendResult",
     "ContendResults",
     "Cost",
+    "CounterInfo",
     "Difference",
     "File",
     "FlushRules",

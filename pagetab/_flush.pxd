@@ -21,36 +21,37 @@ from pagetab._tlb cimport TlbArrays, TlbState
 # (MoveStats.flush_ops, AccessStats.flush_ops): keep them the kernel's or
 # the instruction's name.
 cdef struct FlushOps:
-    int64_t flush_calls          # flushes the rule ran, from any caller (priced: flush_call)
-    int64_t flush_pages          # pages they covered
-    int64_t full_flush           # x86 full flush (CR3 write) on the calling CPU
-    int64_t invlpg               # x86 INVLPG on the calling CPU
-    int64_t invlpg_flush         # x86 calls that took the INVLPG loop on the calling CPU
-    int64_t ipi                  # x86 synchronous flush IPIs to other CPUs
-    int64_t lazy_skipped         # x86 flushes not sent to a lazy CPU of mm_cpumask
-    int64_t remote_full_flush    # full flushes on one remote CPU (they run in parallel)
-    int64_t remote_invlpg        # INVLPGs on one remote CPU
-    int64_t invlpgb              # AMD INVLPGB broadcasts
+    # each field's unit and meaning: OP_INFO in pagetab/stats.py
+    int64_t flush_calls
+    int64_t flush_pages
+    int64_t full_flush
+    int64_t invlpg
+    int64_t invlpg_flush
+    int64_t ipi
+    int64_t lazy_skipped
+    int64_t remote_full_flush
+    int64_t remote_invlpg
+    int64_t invlpgb
     int64_t tlbsync
-    int64_t tlbi_page            # arm64 TLBI VAE1IS
-    int64_t tlbi_range           # arm64 TLBI RVAE1IS
-    int64_t tlbi_asid            # arm64 TLBI ASIDE1IS (flush_tlb_mm)
-    int64_t dsb                  # arm64 DSB ISHST / DSB ISH
-    int64_t tlbie                # ppc64 global tlbie (per page)
-    int64_t tlbiel               # ppc64 local tlbiel (per page)
-    int64_t pid_flush            # ppc64 whole-PID flush (RIC_FLUSH_ALL)
-    int64_t pwc_flush            # ppc64 page-walk-cache flush (RIC_FLUSH_PWC)
-    int64_t tlbie_sync           # ppc64 eieio; tlbsync; ptesync after global tlbie
-    int64_t collateral_entries   # valid entries outside the range destroyed by full/ASID/PID flushes
-    int64_t invalidated_entries  # valid entries inside the range invalidated
-    int64_t sfence_vma           # riscv sfence.vma addr, asid (one page) on the calling hart
-    int64_t sfence_vma_asid      # riscv sfence.vma x0, asid (the whole ASID) on the calling hart
-    int64_t remote_sfence_vma    # the same on one remote hart (they run in parallel)
+    int64_t tlbi_page
+    int64_t tlbi_range
+    int64_t tlbi_asid
+    int64_t dsb
+    int64_t tlbie
+    int64_t tlbiel
+    int64_t pid_flush
+    int64_t pwc_flush
+    int64_t tlbie_sync
+    int64_t collateral_entries
+    int64_t invalidated_entries
+    int64_t sfence_vma
+    int64_t sfence_vma_asid
+    int64_t remote_sfence_vma
     int64_t remote_sfence_vma_asid
-    int64_t sbi_rfence           # riscv SBI remote fence calls (sbi_remote_sfence_vma_asid)
-    int64_t sinval_vma           # riscv Svinval sinval.vma (one page) on the calling hart
-    int64_t svinval_fences       # riscv sfence.w.inval + sfence.inval.ir pairs around them
-    int64_t remote_sinval_vma    # the same on one remote hart (they run in parallel)
+    int64_t sbi_rfence
+    int64_t sinval_vma
+    int64_t svinval_fences
+    int64_t remote_sinval_vma
     int64_t remote_svinval_fences
 
 

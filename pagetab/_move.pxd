@@ -70,41 +70,40 @@ cdef struct mremap_config:
 
 # Lock statistics, one field per lock class.
 cdef struct lock_classes:
-    int64_t ptl_pte              # split PTE lock (ptlock of one PTE table)
-    int64_t ptl_pmd              # split PMD lock (ptlock of one PMD table)
-    int64_t page_table_lock      # mm->page_table_lock
-    int64_t rmap                 # anon_vma lock and i_mmap_rwsem, each (take_rmap_locks)
+    # each field's unit and meaning: LOCK_INFO in pagetab/stats.py
+    int64_t ptl_pte
+    int64_t ptl_pmd
+    int64_t page_table_lock
+    int64_t rmap
 
 
 cdef struct move_stats:
-    int64_t ptes_moved           # PTEs moved by move_ptes
-    int64_t move_ptes_calls      # move_ptes calls (one per PTE extent)
-    int64_t normal_pmds_moved    # move_normal_pmd: PTE tables moved whole
-    int64_t huge_pmds_moved      # move_huge_pmd: THP leaves moved
-    int64_t normal_puds_moved    # move_normal_pud: PMD tables moved whole
-    int64_t huge_puds_moved      # move_huge_pud: PUD leaves moved
-    int64_t huge_pmds_split      # split_huge_pmd on the old side
-    int64_t huge_puds_split      # PUD leaves split (never in Linux; see _move.pyx)
-    int64_t pte_batches          # mremap_folio_pte_batch batches of more than one PTE
-    int64_t ptes_batched         # PTEs those batches moved
-    int64_t contpte_unfolds      # arm64 contiguous blocks unfolded (contpte_convert)
-    int64_t contpte_folds        # arm64 contiguous blocks folded (contpte_convert)
-    int64_t whole_moves_refused  # whole moves refused: destination entry populated
-    int64_t tables_allocated     # page-table pages allocated
-    int64_t tables_freed_early   # emptied old PTE tables released during the move
-    int64_t flush_calls          # move_page_tables' own flush_tlb_range calls (flush_ops.flush_calls
-                                 # also counts contpte_convert's: what the rule ran, and is priced)
-    int64_t flush_pages          # pages those calls covered
-    int64_t unmap_flushes        # the call's unmaps' flushes (tlb_finish_mmu: pages zapped or
-                                 # page tables freed), after the moves; in flush_ops, not above
-    int64_t flush_unlocked       # flushes issued with no page-table lock held
-    int64_t batched_pending_flushes  # flush_tlb_batched_pending that flushed: reclaim's deferred
-                                 # flush of this mm was pending (tlb_flush_batched); in flush_ops
-    int64_t unsafe_entries       # moved present entries unflushed when a lock dropped
-    int64_t unsafe_windows       # stale TLB entries for them at that moment
-    lock_classes lock_acquired   # acquisitions per lock class
-    lock_classes lock_max_hold   # longest hold per class, in entries moved under it
-    FlushOps flush_ops           # the arch's flush instructions
+    # each field's unit and meaning: COUNTER_INFO in pagetab/stats.py
+    int64_t ptes_moved
+    int64_t move_ptes_calls
+    int64_t normal_pmds_moved
+    int64_t huge_pmds_moved
+    int64_t normal_puds_moved
+    int64_t huge_puds_moved
+    int64_t huge_pmds_split
+    int64_t huge_puds_split
+    int64_t pte_batches
+    int64_t ptes_batched
+    int64_t contpte_unfolds
+    int64_t contpte_folds
+    int64_t whole_moves_refused
+    int64_t tables_allocated
+    int64_t tables_freed_early
+    int64_t flush_calls
+    int64_t flush_pages
+    int64_t unmap_flushes
+    int64_t flush_unlocked
+    int64_t batched_pending_flushes
+    int64_t unsafe_entries
+    int64_t unsafe_windows
+    lock_classes lock_acquired
+    lock_classes lock_max_hold
+    FlushOps flush_ops
 
 
 # One event of a traced move, in the order the engine made them

@@ -27,12 +27,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ._version import __version__
+from .stats import COUNTER_INFO, LOCK_INFO, OP_INFO, CounterInfo
+from .tracefile import host_info
+
 __all__ = [
     "ROW_PREFIX",
+    "SCHEMA",
     "Compared",
+    "column_info",
+    "columns",
     "csv_text",
+    "document",
     "flat_row",
     "json_text",
+    "markdown_table",
+    "metadata",
     "render_table",
     "rich_table",
     "write_text",
@@ -74,10 +84,98 @@ def flat_row(result: Any) -> dict[str, Any]:
     return d
 
 
-def csv_text(rows: Sequence[dict[str, Any]]) -> str:
-    """Records as CSV text: one column per key, in the order keys first appear."""
+#: the schema of a results document (``document``); bumped when a key
+#: changes meaning or goes away, not when one is added
+SCHEMA = "pagetab-results/1"
+
+#: columns every kind of result may have, by name (the counters' are in stats)
+_COLUMNS: dict[str, CounterInfo] = {n: CounterInfo(u, d) for n, u, d in (
+    ("size", "bytes", "bytes moved"),
+    ("cpus", "CPUs", "CPUs that ran the process (in mm_cpumask)"),
+    ("estimated_ns", "ns", "the kernel's estimated time"),
+    ("estimated_ns_low", "ns", "the estimate with every event priced at its range's low end"),
+    ("estimated_ns_high", "ns", "the estimate with every event priced at its range's high end"),
+    ("estimated_ns_1cpu", "ns", "the same move's estimate with one CPU in mm_cpumask"),
+    ("ratio", "x", "the baseline policy's estimated time over this one's (above 1: faster)"),
+    ("sim_wall_ns", "ns", "the simulator's own wall time (varies from run to run)"),
+    ("setup_wall_ns", "ns", "the simulator's wall time to set the move up (varies)"),
+    ("peak_page_table_bytes", "bytes", "the most page-table memory the call held"),
+    ("page_table_bytes_before", "bytes", "page-table memory before the call"),
+    ("safe", "bool", "every moved entry was flushed before its page-table lock dropped"),
+)}  # fmt: skip
+
+
+def column_info(key: str) -> CounterInfo | None:
+    """The unit and description of a flat row's column ``key``: a move
+    counter, a flush operation (``op_``), a lock class (``lock_``), an
+    estimate's category (``ns_``), a known column, or by its suffix (``_ns``
+    nanoseconds, ``_bytes`` bytes); None where nothing is known."""
+    if key in COUNTER_INFO:
+        return COUNTER_INFO[key]
+    if key in _COLUMNS:
+        return _COLUMNS[key]
+    for prefix, table in (("op_", OP_INFO), ("lock_", LOCK_INFO)):
+        if key.startswith(prefix) and key[len(prefix) :] in table:
+            return table[key[len(prefix) :]]
+    if key.startswith(ROW_PREFIX["breakdown"]):
+        return CounterInfo("ns", f"estimated time in {key[3:].replace('_', ' ')}")
+    if key.endswith("_ns"):
+        return CounterInfo("ns", "")
+    if key.endswith("_bytes"):
+        return CounterInfo("bytes", "")
+    return None
+
+
+def columns(rows: Any) -> dict[str, dict[str, str]]:
+    """``{column: {"unit": ..., "description": ...}}`` for the columns of
+    ``rows`` (flat dicts, or a list of them) that ``column_info`` knows."""
+    keys = (rows.keys() if isinstance(rows, dict)
+            else dict.fromkeys(k for r in rows if isinstance(r, dict) for k in r)
+            if isinstance(rows, list) else ())  # fmt: skip
+    out = {}
+    for k in keys:
+        info = column_info(k)
+        if info is not None:
+            out[k] = {"unit": info.unit, "description": info.description}
+    return out
+
+
+def metadata(command: Sequence[str] | None = None) -> dict[str, Any]:
+    """What made a results document: the schema, pagetab's version, the
+    command line (when given) and the host it ran on."""
+    meta: dict[str, Any] = {"schema": SCHEMA, "pagetab": __version__}
+    if command is not None:
+        meta["command"] = list(command)
+    host = host_info()
+    meta["host"] = {k: host[k] for k in ("kernel", "arch", "cpu_model", "cpus")}
+    return meta
+
+
+def document(data: Any, command: Sequence[str] | None = None) -> dict[str, Any]:
+    """``data`` (records, or what a subcommand reports) as a results
+    document: ``meta`` (``metadata``), ``columns`` (units and descriptions
+    of the records' columns) and ``results``."""
+    return {"meta": metadata(command), "columns": columns(data), "results": data}
+
+
+def csv_text(rows: Sequence[dict[str, Any]], command: Sequence[str] | None = None) -> str:
+    """Records as CSV text: one column per key, in the order keys first
+    appear. With ``command`` (a command line), ``#`` comment lines first
+    give ``metadata`` and each known column's unit (pandas:
+    ``read_csv(path, comment="#")``)."""
     keys = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
+    if command is not None:
+        meta = metadata(command)
+        host = meta["host"]
+        units = columns(list(rows))
+        buf.write(f"# {meta['schema']}, pagetab {meta['pagetab']}\n"
+                  f"# command: {' '.join(meta['command'])}\n"
+                  f"# host: {host['kernel']} {host['arch']}, {host['cpu_model']}, "
+                  f"{host['cpus']} CPUs\n")  # fmt: skip
+        if units:
+            buf.write("# units: " + ", ".join(f"{k}={v['unit']}" for k, v in units.items())
+                      + "\n")  # fmt: skip
     w = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
@@ -148,6 +246,22 @@ def render_table(head: Sequence[str], rows: Sequence[Sequence[Any]], **kwargs: A
     return "\n".join(line.rstrip() for line in cap.get().splitlines()).strip("\n")
 
 
+def markdown_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *,
+                   title: str | None = None, right_from: int = 1) -> str:  # fmt: skip
+    """A GitHub-flavoured Markdown table of text cells (columns from
+    ``right_from`` on right-aligned), after ``title`` as a paragraph."""
+
+    def cell(x: Any) -> str:
+        return str(x).replace("|", "\\|").replace("\n", " ")
+
+    lines = [f"{title}", ""] if title else []
+    lines.append("| " + " | ".join(cell(h) or " " for h in head) + " |")
+    lines.append("|" + "|".join("---:" if i >= right_from else ":---"
+                                for i in range(len(head))) + "|")  # fmt: skip
+    lines += ["| " + " | ".join(cell(x) for x in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def write_text(text: str, path: str | os.PathLike[str] | None) -> str:
     """``text``, also written to ``path`` when one is given ("-": standard
     output, as command-line tools take it)."""
@@ -193,6 +307,12 @@ class Compared(Sequence[R]):
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
         """JSON text, a list of records (also written to ``path`` if given)."""
         return write_text(json_text(self.rows()), path)
+
+    def columns(self) -> dict[str, dict[str, str]]:
+        """The unit and description of each column of ``rows()`` that
+        pagetab knows (``results.column_info``): counters, flush
+        operations, lock classes, times and sizes."""
+        return columns(self.rows())
 
     def to_pandas(self) -> Any:
         """A pandas DataFrame (pandas is optional: ImportError says how to get it)."""

@@ -14,7 +14,17 @@ from ._move import MOVE_DTYPE
 from .cost import collateral_cost, collateral_cost_range, move_cost, move_cost_range
 from .timeline import MoveTrace, concat
 
-__all__ = ["COUNTER_NAMES", "LOCK_CLASSES", "OP_NAMES", "AccessStats", "MoveStats"]
+__all__ = [
+    "COUNTER_INFO",
+    "COUNTER_NAMES",
+    "LOCK_CLASSES",
+    "LOCK_INFO",
+    "OP_INFO",
+    "OP_NAMES",
+    "AccessStats",
+    "CounterInfo",
+    "MoveStats",
+]
 
 if TYPE_CHECKING:
     from .arch import Arch
@@ -31,6 +41,92 @@ COUNTER_NAMES = tuple(n for n in _names(MOVE_DTYPE) if MOVE_DTYPE[n].names is No
 LOCK_CLASSES = _names(MOVE_DTYPE["lock_acquired"])
 #: the flush operations (fields of FlushOps)
 OP_NAMES = _names(MOVE_DTYPE["flush_ops"])
+
+
+@dataclass(frozen=True)
+class CounterInfo:
+    """What a counter counts: its unit and a one-line description."""
+
+    unit: str
+    description: str
+
+
+# The meaning of each field of the C structs above, in one place (the
+# structs' fields name them only; a test requires an entry for each field).
+#: each scalar counter of move_stats (``COUNTER_NAMES``)
+COUNTER_INFO: dict[str, CounterInfo] = {n: CounterInfo(u, d) for n, u, d in (
+    ("ptes_moved", "entries", "PTEs moved by move_ptes"),
+    ("move_ptes_calls", "calls", "move_ptes calls (one per PTE extent)"),
+    ("normal_pmds_moved", "tables", "move_normal_pmd: PTE tables moved whole by one PMD entry"),
+    ("huge_pmds_moved", "entries", "move_huge_pmd: THP (PMD leaf) entries moved"),
+    ("normal_puds_moved", "tables", "move_normal_pud: PMD tables moved whole by one PUD entry"),
+    ("huge_puds_moved", "entries", "move_huge_pud: PUD leaf entries moved"),
+    ("huge_pmds_split", "entries", "split_huge_pmd on the old side (a THP moved PTE by PTE)"),
+    ("huge_puds_split", "entries", "PUD leaves split (never in Linux)"),
+    ("pte_batches", "batches", "mremap_folio_pte_batch batches of more than one PTE"),
+    ("ptes_batched", "entries", "PTEs those batches moved"),
+    ("contpte_unfolds", "blocks", "arm64 contiguous PTE blocks unfolded (contpte_convert)"),
+    ("contpte_folds", "blocks", "arm64 contiguous PTE blocks folded (contpte_convert)"),
+    ("whole_moves_refused", "entries",
+     "whole-table moves refused because the destination entry was populated"),
+    ("tables_allocated", "tables", "page-table pages allocated"),
+    ("tables_freed_early", "tables", "emptied old PTE tables released during the move"),
+    ("flush_calls", "calls", "move_page_tables' own flush_tlb_range calls"),
+    ("flush_pages", "pages", "pages those flush calls covered"),
+    ("unmap_flushes", "flushes",
+     "flushes of the call's unmaps afterwards (tlb_finish_mmu: pages zapped or tables freed)"),
+    ("flush_unlocked", "flushes", "flushes issued with no page-table lock held"),
+    ("batched_pending_flushes", "flushes",
+     "flush_tlb_batched_pending calls that found reclaim's deferred flush pending and did it"),
+    ("unsafe_entries", "entries",
+     "moved present entries unflushed when their page-table lock dropped (CVE-2018-18281)"),
+    ("unsafe_windows", "entries",
+     "stale TLB entries some CPU held for those at the moment the lock dropped"),
+)}  # fmt: skip
+#: each flush operation of FlushOps (``OP_NAMES``)
+OP_INFO: dict[str, CounterInfo] = {n: CounterInfo(u, d) for n, u, d in (
+    ("flush_calls", "calls", "flushes the flush rule ran, from any caller (contpte_convert's "
+     "too)"),
+    ("flush_pages", "pages", "pages they covered"),
+    ("full_flush", "flushes", "x86 full flushes (CR3 write) on the calling CPU"),
+    ("invlpg", "instructions", "x86 INVLPG on the calling CPU"),
+    ("invlpg_flush", "calls", "x86 flushes that took the INVLPG loop on the calling CPU"),
+    ("ipi", "IPIs", "x86 synchronous flush IPIs to other CPUs"),
+    ("lazy_skipped", "IPIs", "x86 flush IPIs not sent to a lazy CPU of mm_cpumask"),
+    ("remote_full_flush", "flushes", "full flushes on one remote CPU (they run in parallel)"),
+    ("remote_invlpg", "instructions", "INVLPGs on one remote CPU"),
+    ("invlpgb", "instructions", "AMD INVLPGB broadcasts"),
+    ("tlbsync", "instructions", "AMD TLBSYNC after INVLPGB broadcasts"),
+    ("tlbi_page", "instructions", "arm64 TLBI VAE1IS (one page)"),
+    ("tlbi_range", "instructions", "arm64 TLBI RVAE1IS (a range)"),
+    ("tlbi_asid", "instructions", "arm64 TLBI ASIDE1IS (flush_tlb_mm)"),
+    ("dsb", "instructions", "arm64 DSB ISHST / DSB ISH"),
+    ("tlbie", "instructions", "ppc64 global tlbie (per page)"),
+    ("tlbiel", "instructions", "ppc64 local tlbiel (per page)"),
+    ("pid_flush", "flushes", "ppc64 whole-PID flushes (RIC_FLUSH_ALL)"),
+    ("pwc_flush", "flushes", "ppc64 page-walk-cache flushes (RIC_FLUSH_PWC)"),
+    ("tlbie_sync", "sequences", "ppc64 eieio; tlbsync; ptesync after global tlbie"),
+    ("collateral_entries", "entries",
+     "valid TLB entries outside the range destroyed by full, ASID or PID flushes"),
+    ("invalidated_entries", "entries", "valid TLB entries inside the range invalidated"),
+    ("sfence_vma", "instructions", "riscv sfence.vma addr, asid (one page) on the calling hart"),
+    ("sfence_vma_asid", "instructions", "riscv sfence.vma x0, asid on the calling hart"),
+    ("remote_sfence_vma", "instructions", "riscv sfence.vma (one page) on one remote hart"),
+    ("remote_sfence_vma_asid", "instructions", "riscv sfence.vma x0, asid on one remote hart"),
+    ("sbi_rfence", "calls", "riscv SBI remote fence calls (sbi_remote_sfence_vma_asid)"),
+    ("sinval_vma", "instructions", "riscv Svinval sinval.vma (one page) on the calling hart"),
+    ("svinval_fences", "pairs",
+     "riscv sfence.w.inval + sfence.inval.ir pairs around them on the calling hart"),
+    ("remote_sinval_vma", "instructions", "riscv sinval.vma (one page) on one remote hart"),
+    ("remote_svinval_fences", "pairs", "riscv Svinval fence pairs on one remote hart"),
+)}  # fmt: skip
+#: each lock class of lock_classes (``LOCK_CLASSES``): acquisitions
+LOCK_INFO: dict[str, CounterInfo] = {n: CounterInfo("acquisitions", d) for n, d in (
+    ("ptl_pte", "split PTE lock (the ptlock of one PTE table)"),
+    ("ptl_pmd", "split PMD lock (the ptlock of one PMD table)"),
+    ("page_table_lock", "mm->page_table_lock"),
+    ("rmap", "anon_vma lock and i_mmap_rwsem, each (take_rmap_locks)"),
+)}  # fmt: skip
 # The engine hands a record over as int64 words (every field is an int64):
 # where each field lies in them comes from the dtype, i.e. from the struct.
 _WORDS = MOVE_DTYPE.itemsize // 8

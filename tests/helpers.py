@@ -26,3 +26,20 @@ def snapshot(mm: pt.AddressSpace) -> tuple[Any, ...]:
         tuple(mm.mm_cpumask),
         tuple(mm.lazy_cpus),
     )
+
+
+def results(text: str) -> Any:
+    """What a ``--json`` output or ``--json-out`` file holds (a results
+    document): its ``results``, after checking the document's metadata."""
+    import json
+
+    doc = json.loads(text)
+    assert doc["meta"]["schema"] == "pagetab-results/1" and doc["meta"]["pagetab"]
+    return doc["results"]
+
+
+def csv_records(text: str) -> list[dict[str, str]]:
+    """The records of a CSV output (its ``#`` metadata lines skipped)."""
+    import csv
+
+    return list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))

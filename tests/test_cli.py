@@ -4,7 +4,6 @@ internal error)."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import re
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import hypothesis.strategies as st
 import pytest
+from helpers import csv_records, results
 from hypothesis import HealthCheck, given, settings
 
 import pagetab as pt
@@ -79,10 +79,10 @@ def test_compare_table_json_and_files(tmp_path: Path, capsys: pytest.CaptureFixt
         out.count("UNSAFE") == 3 * 2 * 2
     )  # linux-4.9, linux-4.18, fast-mremap-v2; 2 sizes, 2 archs
     assert "vs linux-4.19" in out and all(p in out for p in pt.policies())
-    rows = list(csv.DictReader((tmp_path / "c.csv").open()))
+    rows = csv_records((tmp_path / "c.csv").read_text())
     assert len(rows) == 2 * 2 * len(pt.policies())
     code, out, _ = run([*argv, "--json", "--baseline", "linux-5.0"], capsys)
-    data = json.loads(out)
+    data = results(out)
     assert code == 0 and len(data) == len(rows)
     assert all(r["ratio"] == 1.0 for r in data if r["policy"] == "linux-5.0")
     code, _, _ = run([*argv, "--fail-unsafe"], capsys)
@@ -93,7 +93,7 @@ def test_compare_table_json_and_files(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_default_command_is_compare(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["--size", "4M", "--arch", "ppc64-radix-64k", "--json"], capsys)
-    assert code == 0 and {r["arch"] for r in json.loads(out)} == {"ppc64-radix-64k"}
+    assert code == 0 and {r["arch"] for r in results(out)} == {"ppc64-radix-64k"}
 
 
 def test_sweep_writes_csv_json_and_plot(tmp_path: Path) -> None:
@@ -118,8 +118,8 @@ def test_sweep_writes_csv_json_and_plot(tmp_path: Path) -> None:
         "--progress",
     )
     assert r.returncode == 0, r.stderr
-    assert len(list(csv.DictReader(csv_.open()))) == 3 * 2
-    assert {d["size"] for d in json.loads(js.read_text())} == {4 * M, 8 * M, 16 * M}
+    assert len(csv_records(csv_.read_text())) == 3 * 2
+    assert {d["size"] for d in results(js.read_text())} == {4 * M, 8 * M, 16 * M}
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert "sweep: 6 moves" in r.stdout
 
@@ -129,7 +129,7 @@ def test_move_details(capsys: pytest.CaptureFixture[str]) -> None:
         ["move", "--size", "64M", "--align", "page", "--policy", "linux-4.19", "--json"], capsys
     )
     assert code == 0
-    d = json.loads(out)
+    d = results(out)
     assert d["ptes_moved"] == 64 * M // 4096 and d["estimated_ns"] > 0
     code, out, _ = run(
         ["move", "--size", "8M", "--policy", "fast-mremap-v2", "--fail-unsafe"], capsys
@@ -159,7 +159,7 @@ def test_listings(sub: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run([sub], capsys)
     assert code == 0 and out.strip()
     code, out, _ = run([sub, "--json"], capsys)
-    data = json.loads(out)
+    data = results(out)
     assert code == 0 and data
     if sub == "archs":
         assert [d["name"] for d in data] == pt.archs() and all(d["source"] for d in data)
@@ -226,7 +226,7 @@ def test_every_pricing_subcommand_takes_a_calibration(
     what = ["example:threaded_moves"] if sub == "replay" else ["--size", "2M", "--arch", "x86-64"]
     code, out, err = run([sub, *what, "--policy", "linux-6.18", *cal, "--json"], capsys)
     assert code == 0, err
-    rows = json.loads(out)
+    rows = results(out)
     rows = rows if isinstance(rows, list) else [rows]
     assert rows and all(r["arch"] == "x86-64@calibrated" for r in rows), rows[0]
     # another arch's calibration, and a file that is none, are usage errors
@@ -356,7 +356,7 @@ def test_fuzzed_command_lines_exit_cleanly(
         assert err.startswith(f"pagetab {sub}: error: "), (argv, err)
     else:
         assert not err, (argv, err)
-        json.loads(out)
+        results(out)
 
 
 def test_compare_shows_the_single_cpu_move_beside(capsys: pytest.CaptureFixture[str]) -> None:
@@ -366,12 +366,12 @@ def test_compare_shows_the_single_cpu_move_beside(capsys: pytest.CaptureFixture[
     code, out, _ = run([*argv, "--cpus", "4"], capsys)
     assert code == 0 and "1 CPU us" in out
     code, out, _ = run([*argv, "--cpus", "4", "--json"], capsys)
-    (row,) = json.loads(out)
+    (row,) = results(out)
     one = pt.run_move(64 << 20, "x86-64", "linux-5.0", cpus=1)
     assert row["estimated_ns_1cpu"] == pytest.approx(one.estimated_ns)
     assert row["estimated_ns"] > row["estimated_ns_1cpu"]  # the flush IPIs to 3 other CPUs
     code, out, _ = run([*argv, "--cpus", "1", "--json"], capsys)
-    assert "estimated_ns_1cpu" not in json.loads(out)[0]
+    assert "estimated_ns_1cpu" not in results(out)[0]
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -394,14 +394,14 @@ def test_contend_table_json_files_and_bad_input(
     code, out, _ = run([*argv, "--csv", str(tmp_path / "c.csv")], capsys)
     assert code == 0
     assert out.count("UNSAFE") == 1 and "2xinside" in out and "per-vma" in out
-    rows = list(csv.DictReader((tmp_path / "c.csv").open()))
+    rows = csv_records((tmp_path / "c.csv").read_text())
     assert [r["policy"] for r in rows] == ["linux-4.19", "fast-mremap-v2", "linux-6.8"]
     assert int(rows[1]["unsafe_hits"]) > 0 and int(rows[0]["unsafe_hits"]) == 0
     code, out, _ = run([*argv, "--json"], capsys)
-    assert code == 0 and json.loads(out)[2]["locking"] == "per-vma"
+    assert code == 0 and results(out)[2]["locking"] == "per-vma"
     code, out, _ = run([*argv, "--json", "--accesses", "1", "--think-ns", "50",
                         "--through-move"], capsys)  # fmt: skip
-    assert code == 0 and all(r["accesses"] > 2 for r in json.loads(out))
+    assert code == 0 and all(r["accesses"] > 2 for r in results(out))
     code, _, err = run(["contend", "--size", "64M", "--threads", "3", "--cpus", "2"], capsys)
     assert code == 2 and "3 threads need 4 CPUs" in err
     code, _, err = run(["contend", "--size", "64M", "--span", "1G", "--where", "inside"], capsys)
@@ -457,8 +457,8 @@ def test_outputs_go_to_stdout_with_a_dash_and_carry_the_tables_columns(
     argv = ["compare", "--size", "2M", "--arch", "x86-64", "--policy", "linux-6.18"]
     code, out, _ = run([*argv, "--csv", "-", "--json-out", str(tmp_path / "o.json")], capsys)
     assert code == 0 and not (tmp_path / "-").exists()
-    rows = list(csv.DictReader(io.StringIO(out[out.index("arch,policy") :])))
-    saved = json.loads((tmp_path / "o.json").read_text())
+    rows = csv_records(out[out.index("arch,policy") :])
+    saved = results((tmp_path / "o.json").read_text())
     assert len(rows) == len(saved) == 1
     one = saved[0]["estimated_ns_1cpu"]
     assert float(rows[0]["estimated_ns_1cpu"]) == one < saved[0]["estimated_ns"]

@@ -3,10 +3,9 @@ and its measurement on this machine's kernel."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
+from helpers import csv_records, results
 
 import pagetab as pt
 from pagetab import host
@@ -129,8 +128,8 @@ def test_gc_command_writes_csv_and_json(
     argv = ["gc", "--size", "8M", "--arch", "x86-64", "--policy", "linux-6.17,linux-6.18",
             "--csv", f"{out}.csv", "--json-out", f"{out}.json"]  # fmt: skip
     assert main(argv) == 0
-    rows = json.loads(open(f"{out}.json").read())
-    header = open(f"{out}.csv").readline().strip().split(",")
+    rows = results(open(f"{out}.json").read())
+    header = list(csv_records(open(f"{out}.csv").read())[0])
     assert [r["policy"] for r in rows] == ["linux-6.17", "linux-6.18"]
     assert "ns_per_mb" in header and "op_flush_calls" in header
     assert "vs linux-6.17" in capsys.readouterr().out
@@ -138,7 +137,7 @@ def test_gc_command_writes_csv_and_json(
 
 def test_gc_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gc", "--size", "8M", "--arch", "x86-64", "--json", "--cpus", "1"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = results(capsys.readouterr().out)
     assert [r["policy"] for r in rows] == ["linux-6.8", "linux-6.17", "linux-6.18"]
     assert rows[2]["flush_calls"] < rows[1]["flush_calls"]
     assert main(["gc", "--size", "8M", "--arch", "arm64-4k", "--policy", "linux-6.18"]) == 0

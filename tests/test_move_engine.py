@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import numpy as np
 import pytest
-from helpers import ALL_ARCHS
+from helpers import ALL_ARCHS, results
 
 import pagetab as pt
 
@@ -385,7 +384,7 @@ def test_demo_compares_every_policy(capsys: pytest.CaptureFixture[str]) -> None:
     from pagetab.cli import main
 
     assert main(["--size", "1G", "--arch", "x86-64", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    rows = results(capsys.readouterr().out)
     assert [r["policy"] for r in rows] == pt.policies()
     assert any(not r["safe"] for r in rows) and rows[1]["ratio"] == 1.0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import traceback
 
+from ._output import begin
 from ._parser import build_parser
 from ._registry import UsageError, registered
 
@@ -59,6 +60,7 @@ def _main(argv: list[str] | None) -> int:
     if not args_list or (args_list[0].startswith("-") and args_list[0] not in _TOP_LEVEL):
         args_list.insert(0, next(s.name for s in registered() if s.default))
     args = p.parse_args(args_list)
+    begin(args, args_list)
     if getattr(args, "progress", False) is None:
         args.progress = sys.stderr.isatty()
     run = {s.name: s.run for s in registered()}[args.command]

@@ -45,7 +45,7 @@ def add_move_arguments(
     _options.add_populate(parser)
     _options.add_alignment(parser, source=True)
     _options.add_cpus(parser, 4)
-    _options.add_json(parser)
+    _options.add_format(parser)
     _options.add_fail_unsafe(parser)
 
 

@@ -31,7 +31,7 @@ __all__ = [
     "add_debug",
     "add_device",
     "add_fail_unsafe",
-    "add_json",
+    "add_format",
     "add_option",
     "add_outputs",
     "add_policy",
@@ -262,9 +262,25 @@ def add_repeats(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_json(parser: argparse.ArgumentParser) -> None:
-    """``--json``: print JSON instead of a table."""
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+#: what ``--format`` may print on standard output
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+def add_format(parser: argparse.ArgumentParser, *, csv: bool = True) -> None:
+    """``--format`` (what standard output gets) and ``--json``, its
+    shorthand; ``csv`` where the subcommand's results are records."""
+    kinds = [k for k in FORMATS if csv or k != "csv"]
+    parser.add_argument(
+        "--format",
+        choices=kinds,
+        default="table",
+        help="print the results as a table, JSON (with their metadata, units and "
+        + ("descriptions), CSV (the records, metadata in # lines) " if csv else "descriptions) ")
+        + "or a Markdown table (default table)",
+    )
+    parser.add_argument(
+        "--json", dest="format", action="store_const", const="json", help="same as --format json"
+    )
 
 
 def add_fail_unsafe(parser: argparse.ArgumentParser) -> None:

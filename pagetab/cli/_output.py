@@ -13,18 +13,44 @@ from rich.progress import Progress as _Bar
 
 from .. import contention, host
 from ..experiment import Results
-from ..results import csv_text, json_text, render_table, rich_table, write_text
+from ..results import (
+    csv_text,
+    document,
+    json_text,
+    markdown_table,
+    render_table,
+    rich_table,
+    write_text,
+)
 
 __all__ = [
     "Progress",
+    "begin",
     "host_unavailable",
     "interval",
     "listing",
+    "print_csv",
     "print_json",
+    "say",
     "table",
     "write_outputs",
     "write_rows",
 ]
+
+
+class _Run:
+    """The running subcommand's ``--format`` and command line (``begin``)."""
+
+    format = "table"
+    argv: list[str] | None = None
+
+
+def begin(args: argparse.Namespace, argv: list[str]) -> None:
+    """Note the subcommand's output format and command line (``argv``, the
+    words after the program's name) for what it prints and writes."""
+    _Run.format = getattr(args, "format", "table")
+    _Run.argv = ["pagetab", *argv]
+    args.json = _Run.format == "json"
 
 
 def table(
@@ -37,7 +63,14 @@ def table(
 ) -> None:
     """Print a table (``results.rich_table``): coloured on a terminal;
     plain, unwrapped and without trailing blanks when piped or redirected
-    (``results.render_table``, so that it diffs and greps)."""
+    (``results.render_table``, so that it diffs and greps); a Markdown
+    table under ``--format markdown``; nothing under csv or json, which
+    print the records instead."""
+    if _Run.format == "markdown":
+        print(markdown_table(head, rows, title=title, right_from=right_from) + "\n")
+        return
+    if _Run.format != "table":
+        return
     style: dict[str, Any] = {"title": title, "right_from": right_from, "left": left, "bad": bad}
     console = Console(highlight=False)
     if console.is_terminal:
@@ -46,9 +79,22 @@ def table(
     print(render_table(head, rows, **style))
 
 
+def say(text: str) -> None:
+    """Print a line of the report around the tables (not under csv or json)."""
+    if _Run.format in ("table", "markdown"):
+        print(text)
+
+
 def print_json(data: Any) -> None:
-    """Print ``data`` as indented JSON (``str`` for what JSON lacks)."""
-    print(json_text(data), end="")
+    """Print ``data`` as a results document (``results.document``: the
+    command line, host and version, the columns' units and descriptions,
+    then ``data``) in indented JSON."""
+    print(json_text(document(data, _Run.argv)), end="")
+
+
+def print_csv(rows: list[dict[str, Any]]) -> None:
+    """Print records as CSV, metadata first in ``#`` lines (``--format csv``)."""
+    print(csv_text(rows, _Run.argv), end="")
 
 
 def interval(low: float | None, high: float | None, fmt: str = ".1f") -> str:
@@ -71,8 +117,11 @@ def listing(what: str, names: list[str], get: Callable[[str], Any], as_json: boo
         Print JSON instead of a table.
     """
     rows = [[n, get(n).description, get(n).source] for n in names]
+    records = [{"name": n, "description": d, "source": s} for n, d, s in rows]
     if as_json:
-        print_json([{"name": n, "description": d, "source": s} for n, d, s in rows])
+        print_json(records)
+    elif _Run.format == "csv":
+        print_csv(records)
     else:
         table(None, [what, "description", "source"], rows, right_from=3)
 
@@ -129,12 +178,15 @@ def write_outputs(res: Results | contention.ContendResults, args: argparse.Names
 
 
 def write_rows(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    """Write ``rows`` (dicts) to the files ``--csv`` and ``--json-out`` name,
-    for results that have no ``to_csv``/``to_json`` of their own."""
-    if args.csv:
-        write_text(csv_text(rows), args.csv)
+    """Write ``rows`` (dicts) to the files ``--csv`` and ``--json-out`` name
+    (CSV with its metadata in ``#`` lines, JSON as a results document), and
+    print them as CSV under ``--format csv``."""
+    if getattr(args, "format", None) == "csv":
+        print_csv(rows)
+    if getattr(args, "csv", None):
+        write_text(csv_text(rows, _Run.argv), args.csv)
     if getattr(args, "json_out", None):
-        write_text(json_text(rows), args.json_out)
+        write_text(json_text(document(rows, _Run.argv)), args.json_out)
 
 
 def host_unavailable(command: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..arch import arch, archs, devices
-from ._options import add_json
+from ._options import add_format
 from ._output import listing, table
 from ._registry import subcommand
 
@@ -15,7 +15,7 @@ from ._registry import subcommand
     help="the architecture profiles",
     description="List the architecture profiles, and the device calibrations --device takes.",
     section="data",
-    arguments=add_json,
+    arguments=add_format,
 )
 def run(args: argparse.Namespace) -> int:
     """List the profiles; in a table, the device calibrations below."""

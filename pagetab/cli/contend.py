@@ -78,7 +78,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="of the threads' random accesses: the same seed, the same numbers (default 0)",
     )
-    _options.add_json(parser)
+    _options.add_format(parser)
     _options.add_outputs(
         parser, plot="the threads' access latency during the move, a complementary CDF per run"
     )

@@ -50,7 +50,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="at most this many pages per UFFDIO_MOVE (default: one call per run)",
     )
     _options.add_cpus(parser, 4)
-    _options.add_json(parser)
+    _options.add_format(parser)
     _options.add_outputs(parser, plot=None)
 
 
@@ -89,8 +89,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         prog.close()
     rows = res.rows()
-    if args.csv or args.json_out:
-        write_rows(rows, args)
+    write_rows(rows, args)
     if args.json:
         print_json(rows)
         return 0

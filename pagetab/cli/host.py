@@ -44,7 +44,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="a userfaultfd GC's compaction cycle (mremap DONTUNMAP, then UFFDIO_MOVE) "
         "instead of the mremap paths",
     )
-    _options.add_json(parser)
+    _options.add_format(parser, csv=False)
 
 
 @subcommand(

@@ -8,7 +8,7 @@ from .. import experiment
 from ..policy import DEFAULT_POLICY
 from ..units import format_ns, format_ns_range, format_size
 from ._moves import add_move_arguments, check_moves, move_kwargs, unsafe_status
-from ._output import print_json, table
+from ._output import print_csv, print_json, say, table
 from ._registry import subcommand
 
 
@@ -31,7 +31,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(r.row())
         return unsafe_status(args, [r])
-    print(
+    if args.format == "csv":
+        print_csv([r.row()])
+        return unsafe_status(args, [r])
+    say(
         f"{r.arch}, {r.policy}, {format_size(r.size)}, {r.populate}-populated, source "
         f"{r.src_align} aligned, destination {r.dst_align} aligned, {r.cpus} CPUs"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..policy import policies, policy
-from ._options import add_json
+from ._options import add_format
 from ._output import listing
 from ._registry import subcommand
 
@@ -15,7 +15,7 @@ from ._registry import subcommand
     help="the kernel policies with their sources",
     description="List the kernel policies with their sources (the commits that made each choice).",
     section="data",
-    arguments=add_json,
+    arguments=add_format,
 )
 def run(args: argparse.Namespace) -> int:
     """List the policies."""

@@ -10,9 +10,8 @@ from typing import Any
 
 from ..plot import save_figure
 from ..replay import ReplayResult, compare_replay, replay
-from ..results import csv_text, json_text, write_text
 from . import _argtypes, _options
-from ._output import Progress, print_json, table
+from ._output import Progress, print_json, say, table, write_rows
 from ._registry import UsageError, subcommand
 
 
@@ -73,7 +72,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "and the cumulative time over the run (.png, .pdf, .svg, ...: the extension names "
         "the format); one arch and policy only",
     )
-    _options.add_json(parser)
+    _options.add_format(parser)
     _options.add_outputs(parser, plot=None)
 
 
@@ -123,10 +122,7 @@ def run(args: argparse.Namespace) -> int:
                     _print_calls(res)
                 if args.concurrent:
                     _print_concurrent(res)
-    if args.csv:
-        write_text(csv_text(rows), args.csv)
-    if args.json_out:
-        write_text(json_text(rows), args.json_out)
+    write_rows(rows, args)
     if args.json:
         print_json(rows)
         return status
@@ -143,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
           "pagetab's)",
           head, cells, right_from=3)  # fmt: skip
     others = sorted({(r["kind"], r["calls"]) for r in rows if not r["priced"]})
-    print("calls replayed without a price: " + ", ".join(f"{k} {n}" for k, n in others))
+    say("calls replayed without a price: " + ", ".join(f"{k} {n}" for k, n in others))
     return status
 
 
@@ -160,10 +156,7 @@ def _many(args: argparse.Namespace) -> int:
         return 1
     finally:
         prog.close()
-    if args.csv:
-        res.to_csv(args.csv)
-    if args.json_out:
-        res.to_json(args.json_out)
+    write_rows(res.rows(), args)
     if args.json:
         print_json(res.rows())
     else:
@@ -236,7 +229,7 @@ def _print_calls(res: ReplayResult) -> None:
 def _print_concurrent(res: ReplayResult) -> None:
     """What the other threads paid for the largest moves (the concurrent model)."""
     if not res.concurrent:
-        print(f"{res.arch} {res.policy}: no move was made while the process had other threads")
+        say(f"{res.arch} {res.policy}: no move was made while the process had other threads")
         return
     head = ["ms", "pid", "bytes", "present", "src offset", "dst offset", "threads", "mover us",
             "IPIs",
@@ -269,16 +262,16 @@ def _f(x: float | None) -> str:
 
 def _print_differences(res: ReplayResult, limit: int) -> None:
     what = "exact" if res.exact else f"{len(res.differences)} difference(s)"
-    print(
+    say(
         f"{res.arch} {res.policy}: {res.processes} process(es), {res.events} events, "
         f"{res.faults} faults: {what}"
     )
     for d in res.differences[:limit]:
-        print(
+        say(
             f"  pid {d.pid} t={d.t / 1e6:.3f} ms: {d.what}: recorded {d.recorded}, "
             f"replayed {d.replayed}"
         )
     for why, n in res.skipped.most_common():
-        print(f"  not simulated ({n}x): {why}")
+        say(f"  not simulated ({n}x): {why}")
     for why, n in res.translated.most_common():
-        print(f"  translated ({n}x): {why}")
+        say(f"  translated ({n}x): {why}")

@@ -7,7 +7,7 @@ import argparse
 from dataclasses import asdict
 
 from ..reproduce import reproduce_2018, reproduce_published
-from ._options import add_json
+from ._options import add_format
 from ._output import interval, print_json, table
 from ._registry import subcommand
 
@@ -20,13 +20,17 @@ def _error(x: float | None) -> str:
     return "-" if x is None else f"{x:+.0%}"
 
 
+def _format(parser: argparse.ArgumentParser) -> None:
+    add_format(parser, csv=False)
+
+
 @subcommand(
     "reproduce",
     help="the 2018 review thread's findings beside the published numbers",
     description="List the 2018 review thread's findings and the published timings, each "
     "beside the simulator's figure and its error.",
     section="data",
-    arguments=add_json,
+    arguments=_format,
 )
 def run(args: argparse.Namespace) -> int:
     """Print the findings, then the published timings."""
