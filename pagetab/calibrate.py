@@ -30,6 +30,7 @@ import datetime
 import json
 import platform
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,14 +145,20 @@ def measure(case: Case, repeats: int, threads: int = 1) -> float:
 ROUNDS = 5
 
 
-def measure_rounds(keys: list[tuple[Case, int]], repeats: int,
-                   rounds: int = ROUNDS) -> dict[tuple[Case, int], float]:  # fmt: skip
+def measure_rounds(keys: list[tuple[Case, int]], repeats: int, rounds: int = ROUNDS,
+                   progress: Callable[[int, int], None] | None = None,
+                   ) -> dict[tuple[Case, int], float]:  # fmt: skip
     """Median ns of each (case, threads) in ``keys``, measured round-robin:
-    ``rounds`` times over all of them in turn."""
+    ``rounds`` times over all of them in turn (``progress(done, total)``
+    after each measurement, if given)."""
     samples: dict[tuple[Case, int], list[float]] = {k: [] for k in keys}
+    done, total = 0, rounds * len(samples)
     for _ in range(rounds):
         for c, t in samples:
             samples[c, t].append(measure(c, repeats, t))
+            done += 1
+            if progress is not None:
+                progress(done, total)
     return {k: statistics.median(v) for k, v in samples.items()}
 
 
@@ -278,9 +285,10 @@ def _report(profile: Arch, cases: list[Case], times: dict[tuple[Case, int], floa
 
 
 def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = None,
-              verbose: bool = True, cpus: int = 1,
-              held_out: list[Case] | None = None) -> dict[str, Any]:  # fmt: skip
-    """Measure, fit and write the calibration file; returns its contents.
+              verbose: bool = True, cpus: int = 1, held_out: list[Case] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Measure, fit and write the calibration file; returns its contents
+    (``progress(done, total)`` follows the measurements, if given).
 
     The training cases (``cases``, default ``TRAINING``) and the held-out
     ones (``held_out``, default ``HELD_OUT``; ``[]`` for none) are measured
@@ -310,7 +318,7 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
         else:
             keys += [(c, cpus) for c in REMOTE_TRAINING + REMOTE_HELD_OUT]
     _warm_up()
-    times = measure_rounds(keys, repeats)
+    times = measure_rounds(keys, repeats, progress=progress)
     cold = measure_cold()
     remote_cases = (REMOTE_TRAINING, REMOTE_HELD_OUT) if "skipped" not in remote and cpus > 1 \
         else None  # fmt: skip

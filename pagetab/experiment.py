@@ -96,10 +96,13 @@ def run_move(
     touch: int = 4096,
     seed: int = 0,
     lazy_cpus: int = 0,
+    progress: Callable[[int, int], None] | None = None,
     **arch_overrides: Any,
 ) -> MoveResult:
     """Populate a ``size``-byte region, touch it from ``cpus`` CPUs
     (``touch`` random pages each), and move it with mremap(MAYMOVE|FIXED).
+    ``progress(done, size)``, if given, follows the populating (most of a
+    large move's time); the results do not depend on it.
 
     ``cpus``: the CPUs of mm_cpumask (CPU 0 makes the call), each having
     run the process, whether or not it touches the region, as the other
@@ -119,7 +122,7 @@ def run_move(
     arguments make a ``scenario.MoveSetup``; ``run_setup`` takes one.
     """
     return run_setup(MoveSetup(size, arch, policy, populate, src_align, dst_align, cpus, touch,
-                               seed, lazy_cpus, arch_overrides))  # fmt: skip
+                               seed, lazy_cpus, arch_overrides), progress)  # fmt: skip
 
 
 def move_stats(*args: Any, **kwargs: Any) -> MoveStats:
@@ -128,15 +131,17 @@ def move_stats(*args: Any, **kwargs: Any) -> MoveStats:
     return _moved(_setup(*args, **kwargs))[0]
 
 
-def run_setup(setup: MoveSetup) -> MoveResult:
+def run_setup(setup: MoveSetup, progress: Callable[[int, int], None] | None = None) -> MoveResult:
     """``run_move`` of a ``MoveSetup``."""
-    st, elapsed = _moved(setup)
+    st, elapsed = _moved(setup, progress)
     return _result(st, setup, elapsed)
 
 
-def _moved(setup: MoveSetup) -> tuple[MoveStats, int]:
+def _moved(
+    setup: MoveSetup, progress: Callable[[int, int], None] | None = None
+) -> tuple[MoveStats, int]:
     """Set up and move: (stats, setup ns)."""
-    mm, elapsed = setup.prepare()
+    mm, elapsed = setup.prepare(progress)
     mm.mremap(setup.src, setup.size, setup.size, MREMAP_MAYMOVE | MREMAP_FIXED, setup.dst)
     assert mm.last_move is not None
     return mm.last_move, elapsed

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,14 +139,21 @@ def resolve_arch(name: str | Arch, overrides: Mapping[str, Any]) -> Arch:
 
 
 def populate_region(
-    mm: AddressSpace, start: int, size: int, mix: Mapping[str, float]
+    mm: AddressSpace,
+    start: int,
+    size: int,
+    mix: Mapping[str, float],
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[tuple[int, int, str]]:
     """Populate consecutive parts of the region, PMD rounded, in mix order;
     returns the parts as (start, length, kind).
 
     The region stays one VMA, as a move of several needs Linux 6.17: the
     4K parts are populated first, then MADV_HUGEPAGE on the whole region
-    and the THP parts (so later faults in its unpopulated rest map THPs)."""
+    and the THP parts (so later faults in its unpopulated rest map THPs).
+    ``progress(done, size)``, if given, is called as the bytes populated
+    grow: each part is then populated a PUD-aligned piece at a time, in the
+    same order, to the same page tables."""
     pmd = mm.arch.pmd_size
     at, end = start, start + size
     parts = []
@@ -156,14 +163,30 @@ def populate_region(
             break
         parts.append((at, length, kind))
         at += length
+    done = 0
     for at, length, kind in sorted(parts, key=lambda p: p[2] == "thp"):
         if kind == "thp":  # (one at most: the mix's kinds are its keys)
             mm.madvise(start, size, MADV_HUGEPAGE)  # the whole VMA: no split
         if kind == "sparse":
             stride = SPARSE_STRIDE * mm.page_size
             mm.access(np.arange(at, at + length, stride, dtype=np.uint64), write=True)
-        else:
-            mm.madvise(at, length, MADV_POPULATE_READ if kind == "read" else MADV_POPULATE_WRITE)
+            done += length
+            if progress is not None:
+                progress(done, size)
+            continue
+        advice = MADV_POPULATE_READ if kind == "read" else MADV_POPULATE_WRITE
+        if progress is None:
+            mm.madvise(at, length, advice)
+            continue
+        # pieces ending on PUD boundaries, about a hundredth of the region each
+        piece = max(mm.arch.pud_size, -(-size // 100 // mm.arch.pud_size) * mm.arch.pud_size)
+        lo = at
+        while lo < at + length:
+            hi = min(at + length, (lo // piece + 1) * piece)
+            mm.madvise(lo, hi - lo, advice)
+            done += hi - lo
+            progress(done, size)
+            lo = hi
     return parts
 
 
@@ -247,14 +270,17 @@ class MoveSetup:
         """The mix as the results name it ("write", "write:0.5,thp:0.25")."""
         return ",".join(k if v == 1 else f"{k}:{v:g}" for k, v in self.mix.items())
 
-    def prepare(self) -> tuple[AddressSpace, int]:
+    def prepare(
+        self, progress: Callable[[int, int], None] | None = None
+    ) -> tuple[AddressSpace, int]:
         """A space set up for the move, and the ns it took: the source
-        mapped and populated, every CPU having run the process and touched
-        ``touch`` of its populated pages, the last ``lazy_cpus`` lazy."""
+        mapped and populated (``progress(done, size)`` as it goes, if
+        given), every CPU having run the process and touched ``touch`` of
+        its populated pages, the last ``lazy_cpus`` lazy."""
         t0 = time.perf_counter_ns()
         mm = AddressSpace(self.profile, cpus=self.cpus, policy=self.pol, thp="madvise")
         mm.mmap(self.size, addr=self.src, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
-        parts = populate_region(mm, self.src, self.size, self.mix)
+        parts = populate_region(mm, self.src, self.size, self.mix, progress)
         rng = np.random.default_rng(self.seed)
         for cpu in range(self.cpus):
             mm.switch_mm(cpu)  # it runs the process: in mm_cpumask

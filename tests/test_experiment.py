@@ -158,6 +158,31 @@ def test_compare_progress_callback() -> None:
     assert seen == [(1, 2), (2, 2)]
 
 
+def test_a_long_move_reports_its_progress_and_the_same_results() -> None:
+    # a 4 GiB mix (THP, PTEs, sparse) populated a PUD-aligned piece at a time
+    # for the progress bar: the same page tables and move as in one go
+    calls: list[tuple[int, int]] = []
+    kw = {"arch": "x86-64", "policy": "linux-6.18", "populate": "write:0.5,thp:0.25,sparse:0.25",
+          "dst_align": "page", "touch": 64}  # fmt: skip
+    with_bar = pt.run_move(4 << 30, progress=lambda d, t: calls.append((d, t)), **kw)
+    plain = pt.run_move(4 << 30, **kw)
+    wall = ("sim_wall_ns", "setup_wall_ns")
+    assert {k: v for k, v in with_bar.row().items() if k not in wall} == {
+        k: v for k, v in plain.row().items() if k not in wall}  # fmt: skip
+    done = [d for d, _ in calls]
+    assert len(calls) >= 4 and done == sorted(done) and calls[-1] == (4 << 30, 4 << 30)
+
+
+def test_calibration_reports_each_measurement(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pagetab import calibrate
+
+    monkeypatch.setattr(calibrate, "measure", lambda case, repeats, threads=1: 1000.0)
+    seen: list[tuple[int, int]] = []
+    keys = [(c, 1) for c in calibrate.TRAINING[:3]]
+    got = calibrate.measure_rounds(keys, 1, rounds=2, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(i, 6) for i in range(1, 7)] and set(got.values()) == {1000.0}
+
+
 def test_sweep_in_processes_matches_compare() -> None:
     grid = ([4 * M, 8 * M], ["x86-64", "ppc64-radix-64k"], ["linux-4.19", "linux-6.8"])
     serial = compare(*grid, cpus=2)

@@ -7,7 +7,7 @@ import sys
 
 from .. import calibrate
 from . import _argtypes, _options
-from ._output import host_unavailable
+from ._output import Progress, host_unavailable
 from ._registry import subcommand
 
 
@@ -27,6 +27,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="also fit the flush IPI cost with this many CPUs running the process "
         "(the mover and cpus-1 spinning threads, each pinned)",
     )
+    _options.add_progress(parser)
 
 
 @subcommand(
@@ -53,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
     if host_unavailable("calibrate"):
         return 1
     out = args.out or "pagetab-calibration.json"
-    calibrate.calibrate(out, repeats=args.repeats, cpus=args.cpus)
+    prog = Progress(args.progress, "measuring this kernel")
+    try:
+        calibrate.calibrate(out, repeats=args.repeats, cpus=args.cpus, progress=prog)
+    finally:
+        prog.close()
     print(
         f"wrote {out} (training and held-out cases measured in the same "
         f"{calibrate.ROUNDS} rounds; only the training cases fitted)"

@@ -7,13 +7,15 @@ import argparse
 from .. import experiment
 from ..policy import DEFAULT_POLICY
 from ..units import format_ns, format_ns_range, format_size
+from . import _options
 from ._moves import add_move_arguments, check_moves, move_kwargs, unsafe_status
-from ._output import print_csv, print_json, say, table
+from ._output import Progress, print_csv, print_json, say, table
 from ._registry import subcommand
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     add_move_arguments(parser, size="1G", arch="x86-64", policy=DEFAULT_POLICY)
+    _options.add_progress(parser)
 
 
 @subcommand(
@@ -27,7 +29,12 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Make the one move and print what it did and cost."""
     check_moves(args)
-    r = experiment.run_move(args.size, arch=args.arch, policy=args.policy, **move_kwargs(args))
+    prog = Progress(args.progress, f"populating {format_size(args.size)}, then moving it")
+    try:
+        r = experiment.run_move(args.size, arch=args.arch, policy=args.policy, progress=prog,
+                                **move_kwargs(args))  # fmt: skip
+    finally:
+        prog.close()
     if args.json:
         print_json(r.row())
         return unsafe_status(args, [r])
