@@ -212,6 +212,8 @@ def plot(rows: list[dict[str, Any]], a: argparse.Namespace, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from pagetab.plot import plain_log_ticks
+
     setups = list(itertools.product(a.archs, a.sizes))
     metrics = (("mover_ns", 1e6, "mover's time (ms)"),
                ("p99_window_ns", 1, "worst thread's p99, same window (ns)"),
@@ -233,6 +235,8 @@ def plot(rows: list[dict[str, Any]], a: argparse.Namespace, path: str) -> None:
             ax = axes[row][c]
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
+            plain_log_ticks(ax.yaxis)  # 1,055, not 1.055x10^3
+            plain_log_ticks(ax.xaxis)
             ax.set_xlabel("threads reading outside the moved region")
             if c == 0:
                 ax.set_ylabel(ylabel)

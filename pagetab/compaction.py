@@ -25,6 +25,7 @@ time and not priced, and neither is releasing the from-space afterwards
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -46,11 +47,13 @@ from .constants import (
     UFFD_FEATURE_MOVE,
     UFFDIO_REGISTER_MODE_MISSING,
 )
+from .plot import plot_bars
 from .policy import Policy, policies
 from .policy import policy as _policy
 from .results import Compared, flat_row
 from .scenario import MoveSetup
 from .space import AddressSpace
+from .units import format_size
 from .userfaultfd import UffdMoveStats
 
 __all__ = ["ORDERS", "GcResult", "GcResults", "compare_gc", "gc_moves", "run_gc"]
@@ -250,6 +253,24 @@ class GcResults(Compared[GcResult]):
                 "-" if r.ratio is None else f"{r.ratio:.2f}x", f"{r.sim_wall_ns / 1e6:.1f}",
             ])  # fmt: skip
         return head, rows
+
+    def plot(self, path: str | os.PathLike[str] | None = None, title: str | None = None,
+             ax: Any = None) -> Any:  # fmt: skip
+        """Each cycle's estimated time (mremap and the UFFDIO_MOVEs), a bar
+        per arch and policy with its range, on ``ax`` (a new figure if
+        None), written to ``path`` if given (its extension names the
+        format). Returns the matplotlib Axes. Needs matplotlib."""
+        archs = sorted({r.arch for r in self})
+        sizes = sorted({r.size for r in self})
+        return plot_bars(
+            [r.policy if len(archs) == 1 else f"{r.arch} {r.policy}" for r in self],
+            [r.estimated_ns / 1e3 for r in self],
+            [tuple(x / 1e3 for x in r.estimated_ns_range) for r in self],
+            [False] * len(self), "estimated time of the compaction cycle (µs)",
+            title or (f"a GC's compaction cycle by policy: {', '.join(archs)}, "
+                      f"{', '.join(format_size(n) for n in sizes)} heap"),
+            path, ax,
+        )  # fmt: skip
 
 
 def compare_gc(size: int = 256 * MIB, archs: Sequence[str | Arch] = ("x86-64", "arm64-4k"),

@@ -25,7 +25,7 @@ from .constants import (
 )
 from .cost import move_cost, move_cost_range
 from .parallel import check_executor, run_jobs
-from .plot import plot_results
+from .plot import plot_breakdown, plot_results
 from .policy import DEFAULT_POLICY, Policy, policies
 from .results import Compared, flat_row
 from .scenario import MoveSetup
@@ -46,33 +46,61 @@ __all__ = [
 
 @dataclass
 class MoveResult:
-    """One simulated move: what it did, what it would cost, whether it is safe."""
+    """One simulated move: what it did, what it would cost, whether it is
+    safe (``run_move`` makes one).
+
+    Each count and time has its unit and meaning in ``pt.COUNTER_INFO``,
+    ``pt.OP_INFO`` and ``pt.LOCK_INFO``; ``Results.columns()`` gives them
+    for the flat records of ``row()``.
+    """
 
     arch: str
+    """The arch profile's name (``pt.archs()``)."""
     policy: str
+    """The kernel policy's name (``pt.policies()``)."""
     size: int
+    """Bytes moved."""
     populate: str
+    """What the region held: "write", "read", "thp", "sparse" or a mix
+    such as "write:0.5,thp:0.5"."""
     src_align: str
+    """Where the source starts within its PUD: "pud", "pmd", "page" or bytes."""
     dst_align: str
+    """Where the destination starts within its PUD, likewise."""
     cpus: int
-    #: of ``cpus``, how many were in lazy TLB mode during the move
+    """CPUs in mm_cpumask (CPU 0 makes the call)."""
     lazy_cpus: int
-    #: wall time of the simulated mremap call, and of the setup before it
+    """Of ``cpus``, how many were in lazy TLB mode during the move."""
     sim_wall_ns: int
+    """The simulator's wall time for the mremap call (ns; varies from run to run)."""
     setup_wall_ns: int
+    """The simulator's wall time to set the move up (ns)."""
     estimated_ns: float
-    #: (low, high) of estimated_ns: every event at each end of its cost's range
+    """The kernel's estimated time of the call (ns)."""
     estimated_ns_range: tuple[float, float]
+    """(low, high) of ``estimated_ns``: every event priced at the low, then
+    the high end of its cost's range (ns)."""
     breakdown: dict[str, float]
+    """``estimated_ns`` by category ("entry moves", "tlb flush", "ipi", ...; ns)."""
     counters: dict[str, int]
+    """What move_page_tables did (``pt.COUNTER_INFO``: ptes_moved,
+    normal_pmds_moved, flush_calls, ...)."""
     flush_ops: dict[str, int]
+    """The arch's flush instructions behind the flushes (``pt.OP_INFO``)."""
     lock_acquired: dict[str, int]
+    """Acquisitions per lock class (``pt.LOCK_INFO``)."""
     unsafe_entries: int
+    """Moved present entries whose page-table lock dropped before a flush
+    covering their old address (CVE-2018-18281)."""
     unsafe_windows: int
+    """Stale TLB entries some CPU held for those at that moment."""
     peak_page_table_bytes: int
+    """The most page-table memory the call held (bytes)."""
     page_table_bytes_before: int
-    #: estimated time of the baseline policy / this one (set by Results)
+    """Page-table memory before the call (bytes)."""
     ratio: float | None = field(default=None)
+    """The baseline policy's estimated time over this one's (set by
+    ``Results``; above 1: faster than the baseline)."""
 
     @property
     def safe(self) -> bool:
@@ -83,6 +111,14 @@ class MoveResult:
         """A flat dict of scalars (one CSV row); the range as
         ``estimated_ns_low`` and ``estimated_ns_high``."""
         return {**flat_row(self), "safe": self.safe}
+
+    def plot(self, path: str | os.PathLike[str] | None = None, title: str | None = None,
+             ax: Any = None) -> Any:  # fmt: skip
+        """The estimate by category (``breakdown``), a bar each, the whole
+        estimate and its range in the title, on ``ax`` (a new figure if
+        None), written to ``path`` if given (its extension names the
+        format). Returns the matplotlib Axes. Needs matplotlib."""
+        return plot_breakdown(self, path, title, ax)
 
 
 def run_move(
@@ -182,7 +218,28 @@ def _result(st: MoveStats, setup: MoveSetup, elapsed: int) -> MoveResult:
 class Results(Compared[MoveResult]):
     """MoveResults with each one's ratio to a baseline policy (the baseline's
     estimated time over its own, same arch, size and setup: above 1 is
-    faster than the baseline)."""
+    faster than the baseline); ``compare`` and ``sweep`` return one.
+
+    A sequence of ``MoveResult`` (index it, iterate it, ``len``), ordered by
+    arch, size, setup and policy.
+
+    Parameters
+    ----------
+    items
+        The moves.
+    baseline
+        The policy each ratio is to (None: no ratios).
+
+    Attributes
+    ----------
+    baseline : str or None
+        As given.
+
+    See Also
+    --------
+    rows, to_csv, to_json, to_pandas, columns, table, plot
+        The records, files, DataFrame, units, text table and figure.
+    """
 
     def __init__(self, items: Iterable[MoveResult], baseline: str | None = "linux-4.19") -> None:
         super().__init__(sorted(items, key=_order), baseline, _setup_key)

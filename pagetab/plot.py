@@ -9,7 +9,16 @@ from typing import Any
 from .policy import policies
 from .units import format_size
 
-__all__ = ["PLOT_FORMATS", "check_plot_path", "plot_latency", "plot_results", "save_figure"]
+__all__ = [
+    "PLOT_FORMATS",
+    "check_plot_path",
+    "plain_log_ticks",
+    "plot_bars",
+    "plot_breakdown",
+    "plot_latency",
+    "plot_results",
+    "save_figure",
+]
 
 #: the file formats a plot is written in, by extension (matplotlib's
 #: savefig formats; tests/test_plot.py checks each against matplotlib)
@@ -35,6 +44,30 @@ def _size_label(n: float, _pos: Any = None) -> str:
     return format_size(int(n))
 
 
+def _number(x: float, _pos: Any = None) -> str:
+    """A tick label as a plain number: thousands separated, up to four
+    significant digits (never matplotlib's ``1.055×10³``)."""
+    if x == 0:
+        return "0"
+    if abs(x) >= 1:
+        return f"{x:,.4g}" if abs(x) < 1e4 else f"{x:,.0f}"
+    return f"{x:.4g}"
+
+
+def plain_log_ticks(axis: Any) -> None:
+    """Plain numbers on a log axis, major and minor ticks alike."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_formatter(FuncFormatter(_number))
+    # minor ticks labelled only where a decade has too few majors to read
+    lo, hi = sorted(axis.get_view_interval())
+    if lo > 0 and hi / lo < 100:
+        axis.set_minor_locator(LogLocator(subs=(2, 5)))
+        axis.set_minor_formatter(FuncFormatter(_number))
+    else:
+        axis.set_minor_formatter(NullFormatter())
+
+
 def _policy_order(name: str) -> int:
     names = policies()
     return names.index(name) if name in names else len(names)
@@ -49,13 +82,31 @@ def plot_results(results: Iterable[Any], path: str | os.PathLike[str] | None = N
     if path is not None:
         check_plot_path(path)
     results = list(results)
+    sizes = sorted({r.size for r in results})
+    if len(sizes) == 1:
+        # one size: nothing to draw a line along; a bar per arch and policy
+        archs = sorted({r.arch for r in results})
+        ordered = sorted(results, key=lambda r: (r.arch, _policy_order(r.policy)))
+        return plot_bars(
+            [r.policy if len(archs) == 1 else f"{r.arch} {r.policy}" for r in ordered],
+            [r.estimated_ns / 1e3 for r in ordered],
+            [tuple(x / 1e3 for x in r.estimated_ns_range) for r in ordered],
+            [not r.safe for r in ordered],
+            "estimated kernel time of the mremap call (µs)",
+            title or f"mremap cost by policy: {', '.join(archs)}, {format_size(sizes[0])}",
+            path,
+            ax,
+        )
     ours = ax is None
     plt = _pyplot(ours and path is not None)  # (to show, the caller's backend)
     from matplotlib.ticker import FuncFormatter
 
-    series: dict[tuple[str, str], list[tuple[int, float, bool]]] = {}
+    series: dict[tuple[str, str], list[tuple[int, float, bool, float, float]]] = {}
     for r in results:
-        series.setdefault((r.arch, r.policy), []).append((r.size, r.estimated_ns, r.safe))
+        low, high = r.estimated_ns_range
+        series.setdefault((r.arch, r.policy), []).append(
+            (r.size, r.estimated_ns, r.safe, low, high)
+        )
     archs = sorted({a for a, _ in series})
     pols = list(dict.fromkeys(p for _, p in sorted(series, key=lambda k: _policy_order(k[1]))))
     if ax is None:
@@ -82,8 +133,11 @@ def plot_results(results: Iterable[Any], path: str | os.PathLike[str] | None = N
             alpha=0.85,
             label=pol if len(archs) == 1 else f"{a} {pol}",
         )
-        bad_x += [x for (x, _, safe) in pts if not safe]
-        bad_y += [y for (_, _, safe), y in zip(pts, ys, strict=True) if not safe]
+        # the estimate's interval: every event at its cost range's low, then high end
+        ax.fill_between(xs, [p[3] / 1e3 for p in pts], [p[4] / 1e3 for p in pts],
+                        color=cmap(k), alpha=0.08, linewidth=0)  # fmt: skip
+        bad_x += [p[0] for p in pts if not p[2]]
+        bad_y += [y for p, y in zip(pts, ys, strict=True) if not p[2]]
     if bad_x:
         ax.plot(
             bad_x,
@@ -97,14 +151,10 @@ def plot_results(results: Iterable[Any], path: str | os.PathLike[str] | None = N
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(_size_label))
+    plain_log_ticks(ax.yaxis)
     ax.set_xlabel("region size (bytes, log scale)")
-    ax.set_ylabel("estimated kernel time of the mremap call (µs, log scale)")
-    sizes = sorted({r.size for r in results})
-    span = (
-        format_size(sizes[0])
-        if len(sizes) == 1
-        else f"{format_size(sizes[0])} to {format_size(sizes[-1])}"
-    )
+    ax.set_ylabel("estimated kernel time of the mremap call (µs, log scale; band: its range)")
+    span = f"{format_size(sizes[0])} to {format_size(sizes[-1])}"
     ax.set_title(title or f"mremap cost by policy: {', '.join(archs)}, {span}")
     ax.grid(True, which="both", alpha=0.3)
     # beside the axes, not over the lines; policies with equal costs share a line
@@ -118,6 +168,62 @@ def plot_results(results: Iterable[Any], path: str | os.PathLike[str] | None = N
     )
     _finish(plt, ax, path, ours)
     return ax
+
+
+def plot_bars(labels: list[str], values: list[float], ranges: list[tuple[float, ...]],
+              unsafe: list[bool], xlabel: str, title: str,
+              path: str | os.PathLike[str] | None = None, ax: Any = None) -> Any:  # fmt: skip
+    """One horizontal bar per label (its value, with its ``ranges``
+    interval as an error bar; an unsafe one hatched and red-edged), on
+    ``ax`` (a new figure if None), written to ``path`` if given. Returns
+    the Axes."""
+    if path is not None:
+        check_plot_path(path)
+    ours = ax is None
+    plt = _pyplot(ours and path is not None)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 1.2 + 0.35 * len(labels)), dpi=110)
+    cmap = _colours(plt, len(labels))
+    ys = list(range(len(labels)))[::-1]
+    lows = [v - r[0] for v, r in zip(values, ranges, strict=True)]
+    highs = [r[-1] - v for v, r in zip(values, ranges, strict=True)]
+    bars = ax.barh(ys, values, color=[cmap(k) for k in range(len(labels))],
+                   xerr=[lows, highs], capsize=3, error_kw={"elinewidth": 1})  # fmt: skip
+    for bar, bad in zip(bars, unsafe, strict=True):
+        if bad:
+            bar.set_hatch("//")
+            bar.set_edgecolor("red")
+    for y, v in zip(ys, values, strict=True):
+        ax.annotate(_number(v), (v, y), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=8)  # fmt: skip
+    ax.set_yticks(
+        ys, [lab + (" (UNSAFE)" if bad else "") for lab, bad in zip(labels, unsafe, strict=True)]
+    )
+    from matplotlib.ticker import FuncFormatter
+
+    ax.xaxis.set_major_formatter(FuncFormatter(_number))
+    ax.set_xlabel(xlabel + ", the error bar its range")
+    ax.set_title(title)
+    ax.grid(True, axis="x", alpha=0.3)
+    _finish(plt, ax, path, ours)
+    return ax
+
+
+def plot_breakdown(result: Any, path: str | os.PathLike[str] | None = None,
+                   title: str | None = None, ax: Any = None) -> Any:  # fmt: skip
+    """One move's estimated time by category (``MoveResult.breakdown``),
+    a bar each, with the whole estimate and its range in the title."""
+    items = [(k, v / 1e3) for k, v in result.breakdown.items() if v]
+    low, high = result.estimated_ns_range
+    return plot_bars(
+        [k for k, _ in items], [v for _, v in items], [(v, v) for _, v in items],
+        [False] * len(items), "estimated time (µs)",
+        title or (f"{result.arch} {result.policy}, {format_size(result.size)}: "
+                  f"{_number(result.estimated_ns / 1e3)} µs "
+                  f"({_number(low / 1e3)}-{_number(high / 1e3)})"
+                  + ("" if result.safe else ", UNSAFE")),
+        path, ax,
+    )  # fmt: skip
 
 
 def _finish(plt: Any, ax: Any, path: str | os.PathLike[str] | None, ours: bool) -> None:
@@ -172,6 +278,8 @@ def plot_latency(results: Iterable[Any], path: str | os.PathLike[str] | None = N
                 + ("" if r.safe else " UNSAFE"))  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.yaxis)
     ax.set_xlabel("access latency during the move (ns)")
     ax.set_ylabel("fraction of accesses slower")
     ax.grid(True, which="both", alpha=0.3)
@@ -222,6 +330,8 @@ def plot_calls(
                         color="grey", alpha=0.15, label="within 25%")  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.yaxis)
     ax.set_xlabel("the kernel's recorded time in the call (us)")
     ax.set_ylabel("pagetab's estimate (us)")
     ax.grid(True, which="both", alpha=0.3)

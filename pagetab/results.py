@@ -277,7 +277,25 @@ class Compared(Sequence[R]):
     """Results of one experiment under several policies, each with its ratio
     to a baseline policy: the baseline's estimated time over its own, for
     the same ``key`` (the same setup but for the policy); above 1 is
-    faster than the baseline. ``Results`` and ``compaction.GcResults``."""
+    faster than the baseline. The base of ``Results``, ``GcResults`` and
+    ``ContendResults``: what they share is documented here.
+
+    Parameters
+    ----------
+    items
+        The results (each with ``policy``, ``estimated_ns``, ``ratio`` and
+        ``row()``).
+    baseline
+        The policy each ratio is to (None: no ratios).
+    key
+        A result's setup without its policy: results with equal keys are
+        compared.
+
+    Attributes
+    ----------
+    baseline : str or None
+        As given.
+    """
 
     def __init__(self, items: Iterable[R], baseline: str | None,
                  key: Callable[[R], tuple[Any, ...]]) -> None:  # fmt: skip

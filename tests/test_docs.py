@@ -116,3 +116,21 @@ def test_the_docstring_check_sees_through_generated_docstrings() -> None:
 
     assert _own_doc(Bare, "Bare") == "" and _own_doc(Row, "Row") == ""
     assert _own_doc(pt.AddressSpace.munmap, "munmap").startswith("munmap(2)")
+
+
+def test_the_readme_contend_tables_are_what_the_script_prints() -> None:
+    # the README's tables come from bench/contend_answer.py --markdown (60 s
+    # for 1 and 64 GiB); its 1 GiB rows and the 512 MiB grid, regenerated
+    # here in seconds, must be the README's own lines
+    import subprocess
+    import sys
+
+    script = ROOT / "bench" / "contend_answer.py"
+    readme = ROOT / "README.md"
+    if not script.exists() or not readme.exists():
+        pytest.skip("bench/ and README.md are not beside the tests")
+    argv = [sys.executable, str(script), "--sizes", "1G", "--markdown"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=600).stdout
+    rows = [ln for ln in out.splitlines() if ln.startswith("| ") and not ln.startswith("| arch")]
+    lines = set(readme.read_text().splitlines())
+    assert len(rows) >= 20 and [r for r in rows if r not in lines] == []

@@ -34,6 +34,7 @@ __all__ = [
     "add_format",
     "add_option",
     "add_outputs",
+    "add_plot",
     "add_policy",
     "add_populate",
     "add_repeats",
@@ -303,13 +304,18 @@ def add_outputs(parser: argparse.ArgumentParser, plot: str | None = TIME_PLOT) -
         "--json-out", metavar="FILE", help="also write the results as JSON (-: to stdout)"
     )
     if plot is not None:
-        parser.add_argument(
-            "--plot",
-            metavar="FILE",
-            type=_argtypes.plot_path,
-            help=f"also plot {plot} (.png, .pdf, .svg, ...: the extension names the format)",
-        )
+        add_plot(parser, plot)
     add_progress(parser)
+
+
+def add_plot(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--plot FILE``, whose help says what it draws."""
+    parser.add_argument(
+        "--plot",
+        metavar="FILE",
+        type=_argtypes.plot_path,
+        help=f"also plot {what} (.png, .pdf, .svg, ...: the extension names the format)",
+    )
 
 
 def add_progress(parser: argparse.ArgumentParser) -> None:

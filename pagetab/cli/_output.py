@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress as _Bar
 
-from .. import contention, host
+from .. import compaction, contention, host
 from ..experiment import Results
 from ..results import (
     csv_text,
@@ -31,6 +31,7 @@ __all__ = [
     "listing",
     "print_csv",
     "print_json",
+    "save_plot",
     "say",
     "table",
     "write_outputs",
@@ -156,7 +157,8 @@ class Progress:
             self.bar.stop()
 
 
-def write_outputs(res: Results | contention.ContendResults, args: argparse.Namespace,
+def write_outputs(res: Results | contention.ContendResults | compaction.GcResults,
+                  args: argparse.Namespace,
                   rows: list[dict[str, Any]] | None = None) -> int:  # fmt: skip
     """Write the files ``--csv``, ``--json-out`` and ``--plot`` ask for:
     ``rows`` (default ``res.rows()``: a subcommand may add the columns its
@@ -168,9 +170,15 @@ def write_outputs(res: Results | contention.ContendResults, args: argparse.Names
         1 if the plot needs matplotlib and it is missing, else 0.
     """
     write_rows(res.rows() if rows is None else rows, args)
-    if getattr(args, "plot", None):
+    return save_plot(res, getattr(args, "plot", None))
+
+
+def save_plot(res: Any, path: str | None) -> int:
+    """``res.plot(path)`` if a path is given; 1 (and why, on stderr) if it
+    needs matplotlib and it is missing, else 0."""
+    if path:
         try:
-            res.plot(args.plot)
+            res.plot(path)
         except ImportError as e:
             print(f"pagetab: {e}", file=sys.stderr)
             return 1

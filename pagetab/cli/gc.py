@@ -10,7 +10,7 @@ from ..arch import arch
 from ..policy import policies, policy
 from ..units import format_size
 from . import _argtypes, _options
-from ._output import Progress, print_json, table, write_rows
+from ._output import Progress, print_json, table, write_outputs
 from ._registry import UsageError, subcommand
 
 
@@ -51,7 +51,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     )
     _options.add_cpus(parser, 4)
     _options.add_format(parser)
-    _options.add_outputs(parser, plot=None)
+    _options.add_outputs(parser, plot="each cycle's estimated time by policy, with its range")
 
 
 @subcommand(
@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         prog.close()
     rows = res.rows()
-    write_rows(rows, args)
+    if write_outputs(res, args, rows):
+        return 1
     if args.json:
         print_json(rows)
         return 0

@@ -9,12 +9,13 @@ from ..policy import DEFAULT_POLICY
 from ..units import format_ns, format_ns_range, format_size
 from . import _options
 from ._moves import add_move_arguments, check_moves, move_kwargs, unsafe_status
-from ._output import Progress, print_csv, print_json, say, table
+from ._output import Progress, print_csv, print_json, save_plot, say, table
 from ._registry import subcommand
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     add_move_arguments(parser, size="1G", arch="x86-64", policy=DEFAULT_POLICY)
+    _options.add_plot(parser, "the estimate by category, with its range")
     _options.add_progress(parser)
 
 
@@ -35,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
                                 **move_kwargs(args))  # fmt: skip
     finally:
         prog.close()
+    if save_plot(r, args.plot):
+        return 1
     if args.json:
         print_json(r.row())
         return unsafe_status(args, [r])
