@@ -53,9 +53,13 @@ class Level:
     """
 
     name: str
+    """The level's name: "pgd", "p4d", "pud", "pmd" or "pte"."""
     shift: int
+    """The address shift of its entries (an entry maps ``1 << shift`` bytes)."""
     entries: int
+    """PTRS_PER_<LEVEL>: entries per table."""
     huge: bool = False
+    """Whether an entry here may be a huge leaf (a block mapping)."""
 
     @property
     def size(self) -> int:
@@ -79,39 +83,55 @@ class Arch:
     """
 
     name: str
+    """The profile's name (``pt.archs()``)."""
     description: str
+    """What it is, in a line."""
     page_shift: int
+    """PAGE_SHIFT: log2 of the page size."""
     levels: tuple[Level, ...]
-    task_size: int  # TASK_SIZE_MAX: the highest user address + 1
-    map_window: int  # DEFAULT_MAP_WINDOW: mmap's top without a high hint
-    mmap_min_addr: int = 65536  # vm.mmap_min_addr default
-    stack_gap: int = 128 << 20  # mmap_base = map_window - MIN_GAP (no ASLR)
-    split_pte_lock: bool = True  # USE_SPLIT_PTE_PTLOCKS (NR_CPUS >= 4)
-    split_pmd_lock: bool = True  # ARCH_ENABLE_SPLIT_PMD_PTLOCK
-    #: arm64 CONT_PTES: PTEs per contiguous block (PTE_CONT) where the kernel
-    #: folds user mappings (CONFIG_ARM64_CONTPTE, Linux 6.9+); 0: none
+    """The page-table levels, from the top (pgd) to the bottom (pte)."""
+    task_size: int
+    """TASK_SIZE_MAX: the highest user address + 1."""
+    map_window: int
+    """DEFAULT_MAP_WINDOW: mmap's top without a high hint."""
+    mmap_min_addr: int = 65536
+    """vm.mmap_min_addr (its default)."""
+    stack_gap: int = 128 << 20
+    """MIN_GAP: mmap_base = map_window - MIN_GAP (no ASLR; bytes)."""
+    split_pte_lock: bool = True
+    """USE_SPLIT_PTE_PTLOCKS (NR_CPUS >= 4): a lock per PTE table, else
+    mm->page_table_lock."""
+    split_pmd_lock: bool = True
+    """ARCH_ENABLE_SPLIT_PMD_PTLOCK: a lock per PMD table, else
+    mm->page_table_lock."""
     cont_ptes: int = 0
-    #: arm64 CPU feature ARM64_HAS_BBML2_NOABORT (break-before-make level 2
-    #: with no conflict aborts; 5aa4b625762e allows Cortex-X4 and
-    #: Neoverse-V3): a kernel with Policy.contpte_bbml2_elide skips the
-    #: TLBI of contpte_convert on it
+    """arm64 CONT_PTES: PTEs per contiguous block (PTE_CONT) where the kernel
+    folds user mappings (CONFIG_ARM64_CONTPTE, Linux 6.9+); 0: none."""
     bbml2_noabort: bool = False
+    """arm64 CPU feature ARM64_HAS_BBML2_NOABORT (break-before-make level 2
+    with no conflict aborts; 5aa4b625762e allows Cortex-X4 and Neoverse-V3):
+    a kernel with Policy.contpte_bbml2_elide skips the TLBI of
+    contpte_convert on it."""
     source: str = ""
+    """The kernel headers and documents the geometry follows."""
     tlb: TlbSpec = TLBS["x86-64"]
+    """A core's TLBs and page-walk cache."""
     flush: FlushRules = _X86_DEFAULT
+    """The TLB flush rule of the arch's family, with its parameters."""
     costs: dict[str, Cost] = field(default_factory=dict, compare=False, hash=False)
-    #: what a system call pays beyond its warm cost once its thread has
-    #: faulted N bytes of fresh memory since its previous call (the caches
-    #: and TLBs the faults and their page zeroing took): (N, extra ns) at
-    #: the sizes ``host.measure_cold`` measured, increasing N; empty
-    #: where nothing was measured (only a host calibration measures it)
+    """The cost of each event, by name (``cost``, ``cost_range``)."""
     cold_call: tuple[tuple[int, float], ...] = field(default=(), compare=False, hash=False)
-    #: likewise, the extra ns per PTE a move carries over in that state (its
-    #: page tables cold too): (N, extra ns per PTE moved)
+    """What a system call pays beyond its warm cost once its thread has
+    faulted N bytes of fresh memory since its previous call (the caches and
+    TLBs the faults and their page zeroing took): (N, extra ns) at the sizes
+    ``host.measure_cold`` measured, increasing N; empty where nothing was
+    measured (only a host calibration measures it)."""
     cold_pte: tuple[tuple[int, float], ...] = field(default=(), compare=False, hash=False)
-    #: and the extra ns of an mremap that moves nothing (a resize in place,
-    #: a shorter path than a move's)
+    """Likewise, the extra ns per PTE a move carries over in ``cold_call``'s
+    state (its page tables cold too): (N, extra ns per PTE moved)."""
     cold_resize: tuple[tuple[int, float], ...] = field(default=(), compare=False, hash=False)
+    """Likewise, the extra ns of an mremap that moves nothing (a resize in
+    place, a shorter path than a move's): (N, extra ns)."""
 
     def __post_init__(self) -> None:
         if not 2 <= len(self.levels) <= 5:

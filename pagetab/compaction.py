@@ -119,30 +119,49 @@ class GcResult:
     """One simulated compaction cycle: what the kernel did and its price."""
 
     arch: str
+    """The arch profile's name (``pt.archs()``)."""
     policy: str
+    """The kernel policy's name (``pt.policies()``)."""
     size: int
+    """The heap's size (bytes)."""
     live: float
+    """The fraction of the heap's pages that are live (as asked for)."""
     run_pages: float
+    """The mean length of a run of live pages (pages)."""
     order: str
+    """The order the GC moves runs in (``ORDERS``): "reverse" (ART's, highest
+    address first) or "forward"."""
     cpus: int
+    """CPUs running the process (CPU 0, the GC thread, makes the calls)."""
     heap_pages: int
+    """The heap's size in pages."""
     pages_moved: int
+    """Live pages UFFDIO_MOVE moved back into the moving space."""
     ioctls: int
-    #: estimated kernel time of the mremap(DONTUNMAP) and of all UFFDIO_MOVE calls
+    """UFFDIO_MOVE calls made."""
     mremap_ns: float
+    """Estimated kernel time of the mremap(MREMAP_DONTUNMAP) (ns)."""
     uffd_move_ns: float
+    """Estimated kernel time of all the UFFDIO_MOVE calls (ns)."""
     uffd_move_ns_range: tuple[float, float]
+    """(low, high) of ``uffd_move_ns`` (ns)."""
     estimated_ns: float
+    """Estimated kernel time of the cycle: ``mremap_ns`` + ``uffd_move_ns`` (ns)."""
     estimated_ns_range: tuple[float, float]
-    #: UFFDIO_MOVE's time by category ("syscall", "entry moves", "locks",
-    #: and the arch's flush categories)
+    """(low, high) of ``estimated_ns`` (ns)."""
     breakdown: dict[str, float]
+    """UFFDIO_MOVE's time by category ("syscall", "entry moves", "locks", and
+    the arch's flush categories; ns)."""
     counters: dict[str, int]
+    """What the UFFDIO_MOVE calls did, summed (the fields of _uffd.pyx's
+    uffd_move_stats: ptes_moved, folio_locks, flush_calls, ...)."""
     flush_ops: dict[str, int]
-    #: wall time of the simulated cycle (mremap, registration and moves)
+    """The arch's flush instructions behind the UFFDIO_MOVE calls' flushes
+    (``pt.OP_INFO``)."""
     sim_wall_ns: int
-    #: estimated time of the baseline policy / this one (set by GcResults)
+    """Wall time of the simulated cycle (mremap, registration and moves; ns)."""
     ratio: float | None = field(default=None)
+    """Estimated time of the baseline policy / this one (set by ``GcResults``)."""
 
     @property
     def ns_per_mb(self) -> float:
@@ -230,7 +249,29 @@ def _heap_key(r: GcResult) -> tuple[Any, ...]:
 
 class GcResults(Compared[GcResult]):
     """GcResults with each one's ratio to a baseline policy (the baseline's
-    estimated time over its own, same arch and heap: above 1 is faster)."""
+    estimated time over its own, same arch and heap: above 1 is faster);
+    ``compare_gc`` returns one.
+
+    A sequence of ``GcResult`` (index it, iterate it, ``len``), in the order
+    given.
+
+    Parameters
+    ----------
+    items
+        The cycles.
+    baseline
+        The policy each ratio is to (None: no ratios).
+
+    Attributes
+    ----------
+    baseline : str or None
+        As given.
+
+    See Also
+    --------
+    rows, to_csv, to_json, to_pandas, columns, table, plot
+        The records, files, DataFrame, units, text table and figure.
+    """
 
     def __init__(self, items: Iterable[GcResult], baseline: str | None = "linux-6.17") -> None:
         super().__init__(items, baseline, _heap_key)

@@ -85,19 +85,28 @@ _BUCKET_UPPER = _contend.bucket_upper_ns()
 class ThreadSpec:
     """One application thread: where it accesses, how, and how often."""
 
-    where: str = "outside"  #: one of PLACES
-    op: str = "read"  #: one of OPS
-    pattern: str = "random"  #: one of PATTERNS
-    accesses: int = 100_000  #: accesses it makes (from the move's start), at least
-    #: and it goes on until mremap returns: a thread that runs through the
-    #: whole move (every flush reaches it), however long the move takes
+    where: str = "outside"
+    """Where its accesses go, one of PLACES."""
+    op: str = "read"
+    """Whether it reads or writes: one of OPS."""
+    pattern: str = "random"
+    """How it picks its addresses: one of PATTERNS ("sequential" steps by
+    ``stride``)."""
+    accesses: int = 100_000
+    """Accesses it makes, at least (counted from the run's start, time 0; the
+    move starts at ``move_at_ns``)."""
     through_move: bool = False
-    think_ns: float = 0.0  #: between one access's end and its next
-    #: the program's own work inside each access, part of its latency (what
-    #: a timed access spends in its timer: a flush IPI landing in it counts)
+    """Whether it also goes on until mremap returns: a thread that runs through the
+    whole move (every flush reaches it), however long the move takes."""
+    think_ns: float = 0.0
+    """Time between one access's end and its next (ns)."""
     work_ns: float = 0.0
-    stride: int = 0  #: sequential: bytes between accesses (0: one page)
-    span: int = 0  #: bytes of its region it touches, from the start (0: all of it)
+    """The program's own work inside each access, part of its latency (what a
+    timed access spends in its timer: a flush IPI landing in it counts; ns)."""
+    stride: int = 0
+    """Sequential: bytes between accesses (0: one page)."""
+    span: int = 0
+    """Bytes of its region it touches, from the start (0: all of it)."""
 
     def __post_init__(self) -> None:
         for name, valid in (("where", PLACES), ("op", OPS), ("pattern", PATTERNS)):
@@ -177,15 +186,28 @@ class ThreadResult:
     ran, and what the move cost it against the same stream without it."""
 
     spec: ThreadSpec
+    """The thread as asked for."""
     cpu: int
+    """The CPU it ran on (1..T: the mover has CPU 0)."""
     stats: dict[str, float]
-    latency_ns: dict[str, float]  #: p50, p99, p99.9, max over all accesses
-    latency_during_ns: dict[str, float]  #: the same, accesses issued during the move
-    baseline_latency_ns: dict[str, float]  #: all accesses, without the move
-    stall_ns: float  #: its accesses' extra time because of the move
-    refills_caused: int  #: TLB refills (walks) beyond the run without the move
-    histogram: np.ndarray[Any, Any] = field(repr=False)  #: all accesses, per bucket
+    """Its counters, by the fields of the C struct thread_stats (accesses,
+    during_move, walks, faults, blocked, ipis, stale_hits, busy_ns, ...)."""
+    latency_ns: dict[str, float]
+    """p50, p99, p99.9, max over all accesses (ns)."""
+    latency_during_ns: dict[str, float]
+    """The same, accesses issued during the move (ns)."""
+    baseline_latency_ns: dict[str, float]
+    """The same, all accesses, without the move (ns)."""
+    stall_ns: float
+    """Its accesses' extra time because of the move: its busy time with the
+    move less without (ns)."""
+    refills_caused: int
+    """TLB refills (walks) beyond the run without the move."""
+    histogram: np.ndarray[Any, Any] = field(repr=False)
+    """Latencies of all accesses: a count per bucket (buckets 1 ns wide below
+    64 ns, within 3% above)."""
     histogram_during: np.ndarray[Any, Any] = field(repr=False)
+    """The same, accesses issued during the move."""
 
     def row(self) -> dict[str, Any]:
         """A flat record."""
@@ -202,25 +224,47 @@ class ContendResult:
     """One move with its concurrent threads."""
 
     arch: str
+    """The arch profile's name (``pt.archs()``)."""
     policy: str
+    """The kernel policy's name (``pt.policies()``)."""
     size: int
+    """Bytes moved."""
     populate: str
+    """What the moved region held: "write", "read", "thp", "sparse" or a mix
+    such as "write:0.5,thp:0.5"."""
     dst_align: str
+    """Where the destination starts within its PUD: "pud", "pmd", "page" or bytes."""
     cpus: int
-    locking: str  #: "per-vma" (6.4+) or "mmap_lock"
-    safe: bool  #: the policy flushes every moved entry before its lock drops
+    """CPUs running the process (the mover on CPU 0, the threads on 1..T; by
+    default T + 1)."""
+    locking: str
+    """How the threads' faults lock: "per-vma" (Linux 6.4+) or "mmap_lock"."""
+    safe: bool
+    """Whether the policy flushes every moved entry before its lock drops."""
     seed: int
-    move_alone_ns: float  #: the mover's estimate with nobody else running
-    mover_wait_ns: float  #: waiting for mmap_lock at its start
-    #: its flushes' extra wait for receiving CPUs still in an earlier IPI's handler
+    """The seed the run's random choices come from (same seed, same numbers)."""
+    move_alone_ns: float
+    """The mover's estimate with nobody else running (ns)."""
+    mover_wait_ns: float
+    """The mover's wait for mmap_lock at its start (ns)."""
     mover_ipi_wait_ns: float
-    estimated_ns: float  #: the mover's elapsed time, its wait included
+    """Its flushes' extra wait for receiving CPUs still in an earlier IPI's
+    handler (ns)."""
+    estimated_ns: float
+    """The mover's elapsed time, its wait included (ns)."""
     flushes: int
+    """The mover's flushes, each replayed on the threads' TLBs."""
     ipis_sent: int
+    """Flush IPIs the mover's flushes sent."""
     threads: list[ThreadResult]
+    """Each thread's run, in the order given."""
     sim_wall_ns: int
-    ratio: float | None = None  #: set by ContendResults: the baseline's mover time over this
-    src_align: str = "pud"  #: where the source starts within its PUD
+    """The simulator's wall time for the whole run: setup, the move and both
+    replays (ns; varies from run to run)."""
+    ratio: float | None = None
+    """The baseline's mover time over this one's (set by ``ContendResults``)."""
+    src_align: str = "pud"
+    """Where the source starts within its PUD: "pud", "pmd", "page" or bytes."""
 
     @property
     def stall_ns(self) -> float:
@@ -282,7 +326,29 @@ def _order(r: ContendResult) -> tuple[Any, ...]:
 
 class ContendResults(Compared[ContendResult]):
     """ContendResults with each one's ratio to a baseline policy (the
-    baseline's mover time over its own, same setup and threads)."""
+    baseline's mover time over its own, same setup and threads);
+    ``compare_concurrent`` returns one.
+
+    A sequence of ``ContendResult`` (index it, iterate it, ``len``), ordered
+    by arch, size, setup, number of threads and policy.
+
+    Parameters
+    ----------
+    items
+        The runs.
+    baseline
+        The policy each ratio is to (None: no ratios).
+
+    Attributes
+    ----------
+    baseline : str or None
+        As given.
+
+    See Also
+    --------
+    rows, to_csv, to_json, to_pandas, columns, table, plot
+        The records, files, DataFrame, units, text table and figure.
+    """
 
     def __init__(self, items: Iterable[ContendResult], baseline: str | None = "linux-4.19") -> None:
         super().__init__(sorted(items, key=_order), baseline, _setup_key)

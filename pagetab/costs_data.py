@@ -40,9 +40,14 @@ class Cost:
     figure alone."""
 
     ns: float
+    """The figure (ns per event)."""
     source: str
-    low: float = math.nan  # not given: the figure itself (a range of one point)
+    """Where the figure and its range come from."""
+    low: float = math.nan
+    """The low end of its range (ns); not given: the figure itself (a range
+    of one point)."""
     high: float = math.nan
+    """The high end of its range (ns); not given: the figure itself."""
 
     def __post_init__(self) -> None:
         for name in ("low", "high"):
@@ -77,9 +82,13 @@ class TlbArraySpec:
     arm64 contiguous block of PTEs cached as one entry)."""
 
     level: int
+    """Its TLB level: 1 or 2."""
     sets: int
+    """Its sets (1: fully associative)."""
     ways: int
+    """Entries per set (ways)."""
     holds: tuple[str, ...]
+    """The leaf sizes it holds: "pte", "pmd", "pud", "cont"."""
 
     @property
     def entries(self) -> int:
@@ -92,8 +101,12 @@ class TlbSpec:
     """A core's data TLBs, its optional page-walk cache, and the source."""
 
     arrays: tuple[TlbArraySpec, ...]
+    """Its TLB arrays, of either level (at most 8)."""
     source: str
+    """Where the sizes come from."""
     pwc_entries: int = 0
+    """Entries of the page-walk cache, per CPU (PMD entries' pointers to PTE
+    tables); 0: none."""
 
 
 _ALL = ("pte", "pmd", "pud")

@@ -55,20 +55,26 @@ class FlushRules:
     """
 
     family: ClassVar[str] = ""
+    """The family's name, which the subclass registers under."""
     rule: ClassVar[str] = ""
+    """The C rule that runs it (``_flush.rule_class``); by default ``family``."""
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """The cost event of each flush operation counted on the calling CPU."""
     remote_ops: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    """The cost event of each operation a receiving CPU runs in its handler."""
     interrupts: ClassVar[tuple[str, ...]] = ()
-    #: whether the kernel defers reclaim's unmap flushes on this family
-    #: (ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH), so that flush_tlb_batched_pending
-    #: can find one pending (``AddressSpace.tlb_flush_batched``): None never,
-    #: "" in every kernel pagetab has a preset for, else the Policy field that
-    #: says whether the policy's kernel does
+    """The operations that interrupt the receiving CPUs."""
     batched_unmap: ClassVar[str | None] = ""
-    #: whether its arch_flush_tlb_batched_pending was a barrier alone before
-    #: Policy.batched_pending_flush_mm (arm64's DSB ISH)
+    """Whether the kernel defers reclaim's unmap flushes on this family
+    (ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH), so that flush_tlb_batched_pending
+    can find one pending (``AddressSpace.tlb_flush_batched``): None never,
+    "" in every kernel pagetab has a preset for, else the Policy field that
+    says whether the policy's kernel does."""
     batched_pending_barrier: ClassVar[bool] = False
+    """Whether its arch_flush_tlb_batched_pending was a barrier alone before
+    Policy.batched_pending_flush_mm (arm64's DSB ISH)."""
     source: str = ""
+    """The kernel code the rule follows."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -99,15 +99,17 @@ class RecordResult:
     """What ``record`` did."""
 
     path: str
-    #: the command's exit status (128 + signal if a signal killed it)
+    """The trace file written."""
     exit_code: int
+    """The command's exit status (128 + signal if a signal killed it)."""
     events: int
-    #: events the kernel dropped (ring buffer overruns); 0 in a complete trace
+    """Events written to the trace (the footer's count)."""
     lost: int
-    #: the whole recording: setup, the command, converting the trace
+    """Events the kernel dropped (ring buffer overruns); 0 in a complete trace."""
     wall_ns: int
-    #: the command alone, from its exec to its last exit
+    """The whole recording: setup, the command, converting the trace (ns)."""
     run_ns: int
+    """The command alone, from its exec to its last exit (ns)."""
 
 
 def tracefs_path(mount: bool = True) -> str:

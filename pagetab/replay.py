@@ -114,28 +114,37 @@ class ReplayedCall:
     """One system call, as recorded and as replayed."""
 
     t: int
+    """When the call began (ns since the trace began)."""
     pid: int
+    """The process that made it (the thread group)."""
     tid: int
+    """The thread that made it."""
     cpu: int
+    """The simulated CPU it ran on (thread ``i`` of its process on CPU ``i % cpus``)."""
     name: str
+    """The system call's x86-64 name ("mmap", "mremap", "ioctl", ...)."""
     args: list[int]
-    #: the kernel's return value (negative errno on failure)
+    """Its arguments as recorded (0 where the trace has none: a path or a
+    structure)."""
     recorded: int
-    #: pagetab's, in the same convention
+    """The kernel's return value (negative errno on failure)."""
     replayed: int
-    #: the kernel's time in the call (ns), where the trace has it
+    """pagetab's, in the same convention."""
     recorded_ns: int | None
-    #: pagetab's estimate of the call (ns); None where pagetab prices no cost
+    """The kernel's time in the call (ns), where the trace has it."""
     estimated_ns: float | None
+    """pagetab's estimate of the call (ns); None where pagetab prices no cost."""
     counters: dict[str, int] = field(default_factory=dict)
-    #: what the replay asked for instead of the recorded call, if anything
+    """What a priced call did: an mremap's counters that are not 0 (with
+    ``tables_freed``), a UFFDIO_MOVE's; empty for other calls."""
     translated: str = ""
-    #: the kernel's own flushes (x86 tlb:tlb_flush, local reasons) during the
-    #: call; None where the trace has no flush events
+    """What the replay asked for instead of the recorded call, if anything."""
     recorded_flushes: int | None = None
-    #: of ``estimated_ns``, what the call paid for the caches and TLBs the
-    #: thread's faults since its previous call took (``Arch.cold_call_ns``)
+    """The kernel's own flushes (x86 tlb:tlb_flush, local reasons) during the
+    call; None where the trace has no flush events."""
     cold_ns: float = 0.0
+    """Of ``estimated_ns``, what the call paid for the caches and TLBs the
+    thread's faults since its previous call took (``Arch.cold_call_ns``)."""
 
     @property
     def simulated_flushes(self) -> int:
@@ -158,10 +167,18 @@ class Difference:
     """A result of the replay that differs from the recording."""
 
     t: int
+    """When (ns since the trace began): the call's start, or the process's exit."""
     pid: int
+    """The process."""
     what: str
+    """What differs: "<kind> result" (a call's return value), "VMAs at exit",
+    "present anonymous pages at exit" or "present file pages at exit"."""
     recorded: Any
+    """The kernel's side: the call's return value; at exit, text: the first VMA
+    ranges only the kernel or only pagetab has, or the pages present."""
     replayed: Any
+    """pagetab's side: its return value; at exit, how many VMAs it has, or text:
+    the pages present."""
 
 
 @dataclass
@@ -169,18 +186,23 @@ class KindTotal:
     """Totals over the calls of one kind (mremap, UFFDIO_MOVE, ...)."""
 
     calls: int = 0
+    """Calls of the kind replayed."""
     estimated_ns: float = 0.0
-    #: the kernel's time in those of the calls that pagetab prices
+    """pagetab's estimate of the priced ones, their cold part included (ns)."""
     recorded_ns: int = 0
+    """The kernel's time in those of the calls that pagetab prices (ns)."""
     priced: int = 0
+    """Calls pagetab priced (the others have no estimate)."""
     counters: Counter[str] = field(default_factory=Counter)
-    #: flushes of the priced calls: the kernel's (tlb:tlb_flush on the calling
-    #: thread, local reasons; None without flush events) and pagetab's
-    #: (``simulated_flushes``: the moves', the unmaps' and pending reclaim ones)
+    """The priced calls' counters, summed (``ReplayedCall.counters``)."""
     recorded_flushes: int | None = None
+    """Flushes of the priced calls, the kernel's: tlb:tlb_flush on the calling
+    thread, local reasons (None without flush events)."""
     simulated_flushes: int = 0
-    #: of ``estimated_ns``, the cold-call part (``ReplayedCall.cold_ns``)
+    """pagetab's flushes of the priced calls (``simulated_flushes``: the moves',
+    the unmaps' and pending reclaim ones)."""
     cold_ns: float = 0.0
+    """Of ``estimated_ns``, the cold-call part (``ReplayedCall.cold_ns``)."""
 
 
 #: the faults of each thread ``concurrent`` remembers: where it works lately
@@ -230,38 +252,50 @@ class ReplayResult:
     """What a replay did and how it compares with the recording."""
 
     trace: str
+    """The trace's path, as given."""
     arch: str
+    """The arch profile's name (``pt.archs()``)."""
     policy: str
+    """The kernel policy's name (``pt.policies()``)."""
     cpus: int
-    #: every replayed system call, in order (only with ``keep_calls``)
+    """CPUs of the simulated machine."""
     calls: list[ReplayedCall]
-    #: totals per call kind ("mremap", "UFFDIO_MOVE", "mmap", ...)
+    """Every replayed system call, in order (only with ``keep_calls``)."""
     kinds: dict[str, KindTotal]
-    #: estimated ns per region: the recorded path of the VMA a priced call
-    #: acted on, "[heap]", "[stack]" or "anon"
+    """Totals per call kind ("mremap", "UFFDIO_MOVE", "mmap", ...)."""
     regions: Counter[str]
+    """Estimated ns per region: the recorded path of the VMA a priced call
+    acted on, "[heap]", "[stack]" or "anon"."""
     differences: list[Difference]
+    """Every result that differs from the recording, in order (none: ``exact``)."""
     skipped: Counter[str]
+    """What was not replayed, counted by reason (calls and processes pagetab
+    does not simulate)."""
     translated: Counter[str]
+    """What the replay did instead of what was recorded, counted by note
+    (addresses the kernel chose, asked for; stack growth; ...)."""
     faults: int
-    #: recorded x86 tlb:tlb_flush events by reason
+    """Fault events replayed (user and kernel-mode, each an access)."""
     recorded_flushes: Counter[str]
+    """Recorded x86 tlb:tlb_flush events by reason."""
     processes: int
+    """Processes replayed."""
     events: int
-    #: whether the recorded times compare with the estimates: the replay's
-    #: arch is the recording host's, and the times are the kernel's own
-    #: (tracefs), not a ptrace-stopped program's (strace)
+    """Trace events read (the header and footer aside)."""
     comparable: bool = True
-    #: Chrome trace events of the calls, lock holds and flushes (``timeline``)
+    """Whether the recorded times compare with the estimates: the replay's
+    arch is the recording host's, and the times are the kernel's own
+    (tracefs), not a ptrace-stopped program's (strace)."""
     timeline: list[dict[str, Any]] = field(default_factory=list)
-    #: whether calls paid a cold price: the arch's calibration measured one
-    #: (``Arch.cold_call``)
+    """Chrome trace events of the calls, lock holds and flushes (``timeline``)."""
     cold_priced: bool = False
-    #: the baseline policy's estimate over this one's (``compare_replay``)
+    """Whether calls paid a cold price: the arch's calibration measured one
+    (``Arch.cold_call``)."""
     ratio: float | None = None
-    #: the largest moves made while other threads existed, with what the
-    #: concurrent model says those threads paid (``concurrent``)
+    """The baseline policy's estimate over this one's (``compare_replay``)."""
     concurrent: list[ThreadedMove] = field(default_factory=list)
+    """The largest moves made while other threads existed, with what the
+    concurrent model says those threads paid (``concurrent``)."""
 
     @property
     def estimated_ns(self) -> float:
@@ -1157,7 +1191,28 @@ def example_trace(name: str) -> str:
 class ReplayResults(Compared[ReplayResult]):
     """Replays of traces under several archs and policies, each with its
     ratio to a baseline policy (the baseline's estimate over its own, same
-    trace and arch: above 1 is faster). ``compare_replay`` makes them."""
+    trace and arch: above 1 is faster). ``compare_replay`` makes them.
+
+    A sequence of ``ReplayResult`` (index it, iterate it, ``len``), in the
+    order given.
+
+    Parameters
+    ----------
+    items
+        The replays.
+    baseline
+        The policy each ratio is to (None: no ratios).
+
+    Attributes
+    ----------
+    baseline : str or None
+        As given.
+
+    See Also
+    --------
+    rows, to_csv, to_json, to_pandas, columns, table
+        The records, files, DataFrame, units and text table.
+    """
 
     def __init__(self, items: Iterable[ReplayResult], baseline: str | None = "linux-6.18") -> None:
         super().__init__(items, baseline, lambda r: (r.trace, r.arch))
@@ -1301,9 +1356,9 @@ def replay(
     arch, policy
         The architecture profile and kernel policy to replay under.
     cpus
-        CPUs of the simulated machine; default: one per recorded thread of
-        the busiest process (at least the recording host's count), at most
-        ``MAX_CPUS``.
+        CPUs of the simulated machine; default: the recording host's count
+        (at least 2), at most ``MAX_CPUS``. Each recorded thread runs on
+        one of them, in turn.
     thp
         Transparent huge pages' mode; default: the recording host's.
     calibration, device

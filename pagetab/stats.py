@@ -48,7 +48,9 @@ class CounterInfo:
     """What a counter counts: its unit and a one-line description."""
 
     unit: str
+    """What it counts in ("entries", "tables", "calls", "instructions", ...)."""
     description: str
+    """What it counts, in a line."""
 
 
 # The meaning of each field of the C structs above, in one place (the
@@ -179,20 +181,35 @@ class MoveStats:
     """
 
     arch: str
+    """The arch profile's name."""
     policy: str
+    """The kernel policy's name."""
     old_addr: int
+    """The call's old_address."""
     new_addr: int
+    """Where the range is after the call: its return value (``old_addr`` when
+    it resized in place)."""
     old_len: int
+    """The call's old_size (bytes)."""
     new_len: int
+    """The call's new_size (bytes)."""
     moved_bytes: int = 0
+    """Bytes move_page_tables moved, over every VMA (0 for an in-place resize)."""
     realigned: bool = False
+    """Whether try_realign_addr aligned a move's addresses down to their PMD."""
     tables_freed: int = 0
+    """Page-table pages freed during the call (tables)."""
     page_table_bytes_before: int = 0
+    """Page-table memory before the call (bytes, as mm_pgtables_bytes)."""
     page_table_bytes_after: int = 0
+    """Page-table memory after the call (bytes)."""
     wall_ns: int = 0
+    """The simulator's wall time for the call (ns; varies from run to run)."""
     profile: Arch | None = field(default=None, repr=False)
-    #: bytes of a PTE table: nearly all tables a move allocates are PTE tables
+    """The arch profile that prices the move (``estimated_ns``, ``trace``); None:
+    not priced."""
     pte_table_bytes: int = field(default=0, repr=False)
+    """Bytes of a PTE table: nearly all tables a move allocates are PTE tables."""
     _words: npt.NDArray[np.int64] = field(default_factory=lambda: _ZERO, repr=False)
     _traces: list[Any] = field(default_factory=list, repr=False)
 
@@ -395,23 +412,45 @@ class AccessStats:
     """What ``mm.access`` did: TLB hits per level, walks, faults, and time."""
 
     cpu: int
+    """The CPU that made the accesses."""
     write: bool
+    """Whether they were writes."""
     accesses: int = 0
+    """Accesses made: one per address."""
     l1_hits: int = 0
+    """Accesses that hit the first-level TLB."""
     l2_hits: int = 0
+    """Accesses that missed it and hit the second level."""
     walks: int = 0
+    """Hardware page walks (an access that faults walks again after the fault)."""
     walk_steps: int = 0
+    """Page-table levels those walks read (one on a page-walk-cache hit)."""
     pwc_hits: int = 0
+    """Walks that hit the page-walk cache (the PMD entry's pointer to its PTE
+    table) and read the PTE alone."""
     faults: int = 0
+    """Page faults taken (copy-on-write ones included)."""
     cow_faults: int = 0
+    """Of ``faults``, copy-on-write ones: a write to the zero page or a read-only
+    private page (each with its ptep_clear_flush)."""
     huge_faults: int = 0
+    """Of ``faults``, those in a range where the VMA may map a PMD-sized THP."""
     segv: int = 0
+    """Accesses skipped with SIGSEGV or SIGBUS: unmapped, inaccessible, or past
+    the end of a file or shared object."""
     flush_ops: dict[str, int] = field(default_factory=dict)
+    """The arch's flush instructions behind the copy-on-write faults' flushes
+    (``pt.OP_INFO``)."""
     estimated_ns: float = 0.0
+    """The accesses' estimated time, from the arch's cost table (ns)."""
     breakdown: dict[str, float] = field(default_factory=dict)
+    """``estimated_ns`` by category ("tlb hits", "page walks", "faults", the
+    arch's flush categories; ns)."""
     wall_ns: int = 0
-    #: (low, high) of ``estimated_ns``: every event at each end of its cost's range
+    """The simulator's wall time for the accesses (ns; varies from run to run)."""
     estimated_ns_range: tuple[float, float] = (0.0, 0.0)
+    """(low, high) of ``estimated_ns``: every event at each end of its cost's
+    range (ns)."""
 
     @property
     def misses(self) -> int:

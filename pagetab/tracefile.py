@@ -65,11 +65,21 @@ class Header:
     """What a trace was recorded on and how."""
 
     source: str
+    """What made it (``SOURCES``): "tracefs" (``pagetab record``), "strace" or
+    "perf-trace" (imported)."""
     timing: str
+    """Whose the calls' times are (``TIMINGS``): "kernel" (the kernel's own),
+    "ptrace" (a tracer stopped the program around each call) or "none"."""
     command: list[str]
+    """The recorded command line."""
     host: dict[str, Any]
+    """The machine it was recorded on (``HOST_KEYS``: kernel, arch, cpu_model,
+    page_size, thp, thp_sizes, cpus; ``host_info``)."""
     version: int = VERSION
+    """The trace format's version."""
     extra: dict[str, Any] = field(default_factory=dict)
+    """The header's other keys (``pagetab record``'s clock, uprobe_ioctl,
+    uprobe_at)."""
 
     def as_dict(self) -> dict[str, Any]:
         """The header line's JSON object."""
@@ -115,7 +125,25 @@ def host_info() -> dict[str, Any]:
 class TraceWriter:
     """Writes a trace as a stream: ``with TraceWriter(path, header) as w:
     w.write({...})``. The footer is written on a clean close only, so a
-    trace whose writer died is recognisably cut short."""
+    trace whose writer died is recognisably cut short.
+
+    Parameters
+    ----------
+    path
+        The file to write (gzip-compressed JSON Lines; replaced if it exists).
+    header
+        What the trace was recorded on and how: its first line.
+
+    Attributes
+    ----------
+    path : str
+        As given, as a str.
+    events : int
+        Events written so far (the footer's count).
+    lost : int
+        Events the recording lost, for the footer (set it before closing; 0
+        by default).
+    """
 
     def __init__(self, path: str | os.PathLike[str], header: Header) -> None:
         self.path = os.fspath(path)
@@ -150,7 +178,23 @@ class TraceReader:
     """A trace read as a stream. ``header`` is read on opening; iterating
     yields each event as a dict, checked, in file order, and raises
     ValueError naming the line where the trace is corrupt, of an unknown
-    version or kind, or cut short (no footer)."""
+    version or kind, or cut short (no footer).
+
+    Parameters
+    ----------
+    path
+        The trace file (ValueError if its first line is not a valid header).
+
+    Attributes
+    ----------
+    path : str
+        As given, as a str.
+    header : Header
+        The trace's header.
+    lost : int
+        Events the recording lost, as the footer says (0 until an iteration
+        reaches it).
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
