@@ -134,3 +134,42 @@ def test_the_readme_contend_tables_are_what_the_script_prints() -> None:
     rows = [ln for ln in out.splitlines() if ln.startswith("| ") and not ln.startswith("| arch")]
     lines = set(readme.read_text().splitlines())
     assert len(rows) >= 20 and [r for r in rows if r not in lines] == []
+
+
+def test_every_public_class_documents_its_fields_and_parameters() -> None:
+    # numpy's docs give each class its Parameters and each attribute a line:
+    # a dataclass field's docstring below it (or an Attributes entry), a
+    # constructor's arguments in a Parameters section
+    import ast
+    import dataclasses
+    import inspect
+    import textwrap
+
+    gaps = {}
+    for name in pt.__all__:
+        obj = getattr(pt, name)
+        if not inspect.isclass(obj) or issubclass(obj, BaseException):
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+        cls = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef))
+        doc = ast.get_docstring(cls) or ""
+        listed = set()
+        m = re.search(r"Attributes\n-+\n(.*?)(\n\n[A-Z][a-z]+\n-+|\Z)", doc, re.S)
+        if m:
+            listed = set(re.findall(r"^(\w+)\s*:", m.group(1), re.M))
+        missing = []
+        for i, st in enumerate(cls.body):
+            if not (isinstance(st, ast.AnnAssign) and isinstance(st.target, ast.Name)):
+                continue
+            field = st.target.id
+            after = cls.body[i + 1] if i + 1 < len(cls.body) else None
+            documented = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) \
+                and isinstance(after.value.value, str)  # fmt: skip
+            if not field.startswith("_") and not documented and field not in listed:
+                missing.append(field)
+        if not dataclasses.is_dataclass(obj) and inspect.signature(obj).parameters \
+                and "Parameters\n---" not in doc:  # fmt: skip
+            missing.append("(a Parameters section)")
+        if missing:
+            gaps[name] = missing
+    assert gaps == {}
