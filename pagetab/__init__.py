@@ -6,7 +6,17 @@ reference and how the simulator is checked against the real kernel.
 """
 
 from ._version import __version__
-from .arch import Arch, Cost, FlushRules, Level, TlbArraySpec, TlbSpec, arch, archs
+from .arch import (
+    Arch,
+    CalibrationWarning,
+    Cost,
+    FlushRules,
+    Level,
+    TlbArraySpec,
+    TlbSpec,
+    arch,
+    archs,
+)
 from .compaction import GcResult, GcResults, compare_gc, gc_moves, run_gc
 from .constants import *  # noqa: F403  (Linux's constants, by their Linux names)
 from .constants import ZERO_FRAME
@@ -48,6 +58,7 @@ __all__ = [
     "AccessStats",
     "AddressSpace",
     "Arch",
+    "CalibrationWarning",
     "ContendResult",
     "ContendResults",
     "Cost",

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import statistics
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -26,6 +27,7 @@ from .flush import Arm64Flush, FlushRules, Ppc64RadixFlush, RiscvFlush, X86Flush
 __all__ = [
     "Arch",
     "Arm64Flush",
+    "CalibrationWarning",
     "Cost",
     "FlushRules",
     "Level",
@@ -603,6 +605,7 @@ def _apply_calibration(base: Arch, data: Any, where: str, source: str, fits: str
     fitted = base
     measured = set(MEASURED_COSTS)
     try:
+        spread = _spread(data.get("spread"))
         for group in (sorted(set(costs) - {"ipi"} - measured), sorted(set(costs) & {"ipi"}),
                       sorted(set(costs) & measured)):  # fmt: skip
             if not group:
@@ -611,9 +614,20 @@ def _apply_calibration(base: Arch, data: Any, where: str, source: str, fits: str
                 band, why = CALIBRATION_BAND, f"+-{CALIBRATION_BAND:.0%}: measured, not fitted"
             else:
                 band, why = _fit_band(fit_of.get(group[0], data.get("fit")))
-            fitted = fitted.replace_costs(
-                {k: _banded(costs[k], band) for k in group}, f"{source}; range {why}"
-            )
+            # each cost's range also spans its fits round by round, where recorded
+            values = {k: _widened(_banded(costs[k], band), spread.get(k)) for k in group}
+            steady = {k: v for k, v in values.items() if not spread.get(k, {}).get("unstable")}
+            if steady:
+                fitted = fitted.replace_costs(steady, f"{source}; range {why}")
+            for k in sorted(set(values) - set(steady)):
+                sp = spread[k]
+                fitted = fitted.replace_costs(
+                    {k: values[k]}, f"{source}; UNSTABLE on that host ({sp['why']}): range "
+                    f"{sp['low']:.0f}-{sp['high']:.0f} ns, its fits round by round")  # fmt: skip
+                warnings.warn(f"{where}: {k} was unstable on the host it was calibrated on "
+                              f"({sp['why']}); estimates with it carry its range "
+                              f"{sp['low']:.0f}-{sp['high']:.0f} ns", CalibrationWarning,
+                              stacklevel=2)  # fmt: skip
         if "cold_call" in data:
             call, pte, resize = _cold_call(data["cold_call"])
             fitted = fitted.replace(cold_call=call, cold_pte=pte, cold_resize=resize)
@@ -760,6 +774,35 @@ def _fit_band(fit: Any) -> tuple[float, str]:
         # no residual to measure the fit by (none recorded, or exactly determined)
         return CALIBRATION_BAND, f"+-{CALIBRATION_BAND:.0%}: the fit records no residual"
     return m, f"+-{m:.1%}: the median |error| of the fit's {len(errors)} cases"
+
+
+class CalibrationWarning(UserWarning):
+    """A calibration file's cost was unstable on the host it was measured
+    on (``calibrate.spread``): its estimates carry the whole range."""
+
+
+def _spread(doc: Any) -> dict[str, dict[str, Any]]:
+    """A calibration document's "spread" (each fitted cost's fits round by
+    round: low, high, unstable, why), checked; {} where it has none."""
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ValueError('"spread" must be an object of costs')
+    for k, sp in doc.items():
+        ok = isinstance(sp, dict) and all(_number(sp.get(x)) and sp[x] >= 0
+                                          for x in ("low", "high"))  # fmt: skip
+        if not ok or sp["low"] > sp["high"] or not isinstance(sp.get("unstable", False), bool):
+            raise ValueError(f'"spread" of {k!r} needs low <= high (ns, >= 0) and a bool '
+                             '"unstable"')  # fmt: skip
+    return doc
+
+
+def _widened(value: Any, spread: dict[str, Any] | None) -> Any:
+    """A banded cost (low, ns, high) widened to span ``spread``'s low-high."""
+    if spread is None or not isinstance(value, tuple):
+        return value
+    low, ns, high = value
+    return (min(low, float(spread["low"]), ns), ns, max(high, float(spread["high"]), ns))
 
 
 def _banded(ns: Any, band: float) -> Any:

@@ -145,12 +145,12 @@ def measure(case: Case, repeats: int, threads: int = 1) -> float:
 ROUNDS = 5
 
 
-def measure_rounds(keys: list[tuple[Case, int]], repeats: int, rounds: int = ROUNDS,
-                   progress: Callable[[int, int], None] | None = None,
-                   ) -> dict[tuple[Case, int], float]:  # fmt: skip
-    """Median ns of each (case, threads) in ``keys``, measured round-robin:
-    ``rounds`` times over all of them in turn (``progress(done, total)``
-    after each measurement, if given)."""
+def measure_samples(keys: list[tuple[Case, int]], repeats: int, rounds: int = ROUNDS,
+                    progress: Callable[[int, int], None] | None = None,
+                    ) -> dict[tuple[Case, int], list[float]]:  # fmt: skip
+    """Each (case, threads) in ``keys`` measured round-robin, ``rounds``
+    times over all of them in turn: its ns in each round
+    (``progress(done, total)`` after each measurement, if given)."""
     samples: dict[tuple[Case, int], list[float]] = {k: [] for k in keys}
     done, total = 0, rounds * len(samples)
     for _ in range(rounds):
@@ -159,7 +159,53 @@ def measure_rounds(keys: list[tuple[Case, int]], repeats: int, rounds: int = ROU
             done += 1
             if progress is not None:
                 progress(done, total)
-    return {k: statistics.median(v) for k, v in samples.items()}
+    return samples
+
+
+def measure_rounds(keys: list[tuple[Case, int]], repeats: int, rounds: int = ROUNDS,
+                   progress: Callable[[int, int], None] | None = None,
+                   ) -> dict[tuple[Case, int], float]:  # fmt: skip
+    """Median ns of each (case, threads) in ``keys`` over its rounds
+    (``measure_samples``)."""
+    return {k: statistics.median(v)
+            for k, v in measure_samples(keys, repeats, rounds, progress).items()}  # fmt: skip
+
+
+#: a fitted cost whose per-round fits span more than this factor (highest
+#: over lowest) is unstable: one figure would mislead (this PVM guest's
+#: flush IPI was fitted 0 ns in one run and 8.5-10 us in the next two)
+UNSTABLE_FACTOR = 2.0
+
+
+def spread(samples: dict[tuple[Case, int], list[float]], training: list[Case],
+           check: list[Case], remote: dict[str, Any],
+           remote_cases: tuple[list[Case], list[Case]] | None) -> dict[str, Any]:  # fmt: skip
+    """Each fitted cost fitted again on each round's measurements alone:
+    ``{cost: {"rounds": [...], "low": ..., "high": ..., "unstable": bool,
+    "why": ...}}``. A cost is unstable when its round fits span more than
+    ``UNSTABLE_FACTOR`` (or some rounds fit it to 0 and others not: two
+    regimes, whose shares ``why`` gives)."""
+    n = min(len(v) for v in samples.values())
+    per_round: dict[str, list[float]] = {}
+    for r in range(n):
+        times = {k: v[r] for k, v in samples.items()}
+        got = _fitted(training, check, times, dict(remote), remote_cases)["costs"]
+        for k, v in got.items():
+            per_round.setdefault(k, []).append(float(v))
+    out: dict[str, Any] = {}
+    for k, vals in per_round.items():
+        low, high = min(vals), max(vals)
+        zero = sum(v < 1.0 for v in vals)  # under a ns: nothing (least squares' crumbs)
+        unstable = (0 < zero < len(vals)) or (low >= 1.0 and high / low > UNSTABLE_FACTOR)
+        if 0 < zero < len(vals):
+            why = (f"two regimes: {zero} of {len(vals)} rounds fit 0 ns, the others "
+                   f"{min(v for v in vals if v >= 1.0):.0f}-{high:.0f} ns")  # fmt: skip
+        elif unstable:
+            why = f"round fits span {low:.0f}-{high:.0f} ns ({high / low:.1f}x)"
+        else:
+            why = f"round fits within {low:.0f}-{high:.0f} ns"
+        out[k] = {"rounds": vals, "low": low, "high": high, "unstable": unstable, "why": why}
+    return out
 
 
 def measure_cold(rounds: int = 21) -> dict[str, Any]:
@@ -318,7 +364,8 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
         else:
             keys += [(c, cpus) for c in REMOTE_TRAINING + REMOTE_HELD_OUT]
     _warm_up()
-    times = measure_rounds(keys, repeats, progress=progress)
+    samples = measure_samples(keys, repeats, progress=progress)
+    times = {k: statistics.median(v) for k, v in samples.items()}
     cold = measure_cold()
     remote_cases = (REMOTE_TRAINING, REMOTE_HELD_OUT) if "skipped" not in remote and cpus > 1 \
         else None  # fmt: skip
@@ -329,8 +376,14 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
         "date": datetime.date.today().isoformat(),
         "rounds": ROUNDS,
         **_fitted(training, check, times, remote, remote_cases),
+        "spread": spread(samples, training, check, remote, remote_cases),
         "cold_call": cold,
     }
+    # each case's measurement in each round, so that refit can redo the spread
+    lists = [training, check, *(remote_cases or ([], []))]
+    for (rows, n), cases_ in zip(_row_groups(data), lists, strict=True):
+        for row, case in zip(rows, cases_, strict=True):
+            row["rounds_ns"] = samples[case, n]
     data["costs"].update(_measured(data))
     Path(path).write_text(json.dumps(data, indent=1))
     _show(data, verbose)
@@ -365,28 +418,52 @@ def refit(path: str | Path, out: str | Path | None = None, verbose: bool = True)
     with no host needed. Writes ``out`` (default: ``path`` itself) and
     returns its contents; ``refitted`` records the date."""
     data = load_file(path)
-    cases = {c.label: c for c in TRAINING + HELD_OUT + REMOTE_TRAINING + REMOTE_HELD_OUT}
     times: dict[tuple[Case, int], float] = {}
+    samples: dict[tuple[Case, int], list[float]] = {}
     remote = {k: v for k, v in data["remote"].items() if k not in ("fit", "held_out")}
-    cpus = int(remote.get("cpus", 1))
-    groups = [(data["fit"], 1), (data["held_out"], 1), (data["remote"].get("fit", []), cpus),
-              (data["remote"].get("held_out", []), cpus)]  # fmt: skip
     picked: list[list[Case]] = []
+    groups = _row_groups(data)
     for rows, n in groups:
-        picked.append([])
-        for row in rows:
-            label = row["case"] if n == 1 else row["case"].removesuffix(f" {n}cpu")
-            if label not in cases:
-                raise ValueError(f"{path}: case {row['case']!r} is not one calibrate measures")
-            picked[-1].append(cases[label])
-            times[cases[label], n] = float(row["measured_ns"])
+        picked.append(_cases_of(rows, n, path))
+        for row, case in zip(rows, picked[-1], strict=True):
+            times[case, n] = float(row["measured_ns"])
+            if row.get("rounds_ns"):
+                samples[case, n] = [float(x) for x in row["rounds_ns"]]
     remote_cases = (picked[2], picked[3]) if picked[2] else None
+    old_rows = [rows for rows, _ in groups]
     data.update(_fitted(picked[0], picked[1], times, remote, remote_cases))
+    for rows, new in zip(old_rows, (r for r, _ in _row_groups(data)), strict=True):
+        for was, row in zip(rows, new, strict=True):
+            if "rounds_ns" in was:
+                row["rounds_ns"] = was["rounds_ns"]
+    if len(samples) == len(times):  # every case has its rounds: the spread again
+        data["spread"] = spread(samples, picked[0], picked[1], remote, remote_cases)
     data["costs"].update(_measured(data))  # measured, not fitted: kept as they are
     data["refitted"] = datetime.date.today().isoformat()
     Path(out or path).write_text(json.dumps(data, indent=1))
     _show(data, verbose)
     return data
+
+
+def _row_groups(data: dict[str, Any]) -> list[tuple[list[dict[str, Any]], int]]:
+    """A calibration document's case rows, each group with its CPU count:
+    fit, held out, and the remote fit and held out."""
+    cpus = int(data["remote"].get("cpus", 1))
+    return [(data["fit"], 1), (data["held_out"], 1), (data["remote"].get("fit", []), cpus),
+            (data["remote"].get("held_out", []), cpus)]  # fmt: skip
+
+
+def _cases_of(rows: list[dict[str, Any]], n: int, path: str | Path) -> list[Case]:
+    """The Cases that ``rows`` (measured with ``n`` CPUs) name; ValueError
+    naming ``path`` for a case calibrate does not measure."""
+    cases = {c.label: c for c in TRAINING + HELD_OUT + REMOTE_TRAINING + REMOTE_HELD_OUT}
+    out = []
+    for row in rows:
+        label = row["case"] if n == 1 else row["case"].removesuffix(f" {n}cpu")
+        if label not in cases:
+            raise ValueError(f"{path}: case {row['case']!r} is not one calibrate measures")
+        out.append(cases[label])
+    return out
 
 
 def _measured(data: dict[str, Any]) -> dict[str, float]:
@@ -419,6 +496,11 @@ def _show(data: dict[str, Any], verbose: bool) -> None:
     if "fit" in remote:
         _print(remote["fit"], f"fit, {cpus} CPUs")
         _print(remote["held_out"], f"held out, {cpus} CPUs")
+    for k, sp in (data.get("spread") or {}).items():
+        if sp.get("unstable"):
+            print(f"WARNING: {k} is unstable on this host ({sp['why']}): the file gives "
+                  f"its range {sp['low']:.0f}-{sp['high']:.0f} ns, which every estimate "
+                  "made with it carries")  # fmt: skip
     cold = data.get("cold_call")
     if cold:
         warm = cold["median_ns"][0]

@@ -294,3 +294,69 @@ def test_cli_refit(tmp_path: Path) -> None:
     bad.write_text("{}")
     r = run_cli("calibrate", "--refit", str(bad))
     assert r.returncode == 1 and "not a calibration file" in r.stderr
+
+
+def test_an_ipi_that_changes_regime_between_rounds_is_unstable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a synthetic host whose flush IPI costs 0 ns in two rounds of five and
+    # 9 us in the others (this PVM guest fitted 0 ns in one run and 8.5-10 us
+    # in the next two); its single-CPU costs never change
+    truth = pt.arch("x86-64").with_costs(mremap_call=1700.0, pte_move=9.0, invlpg_flush=1900.0,
+                                         invlpg=60.0, ipi=9000.0)  # fmt: skip
+    quiet = truth.with_costs(ipi=0.0)
+    seen: dict[tuple[calibrate.Case, int], int] = {}
+
+    def fake_measure(case: calibrate.Case, repeats: int, threads: int = 1) -> float:
+        k = seen[case, threads] = seen.get((case, threads), -1) + 1  # this key's round
+        prof = quiet if threads > 1 and k in (1, 3) else truth
+        return pt.cost.move_cost(prof, calibrate.simulate(case, prof, threads))[0]
+
+    monkeypatch.setattr(calibrate, "measure", fake_measure)
+    monkeypatch.setattr(calibrate, "_warm_up", lambda: None)
+    monkeypatch.setattr(host, "available", lambda: (True, ""))
+    monkeypatch.setattr(host, "measure_move", lambda *a, **k: None)
+    monkeypatch.setattr(host, "measure_cold",
+                        lambda sizes, rounds: {w: {n: 1000.0 + n / 1024 for n in sizes}
+                                               for w in ("call", "move", "resize")})  # fmt: skip
+    path = tmp_path / "cal.json"
+    data = calibrate.calibrate(path, repeats=1, cpus=2)
+    sp = data["spread"]
+    assert sp["ipi"]["unstable"] and "two regimes: 2 of 5 rounds fit 0 ns" in sp["ipi"]["why"]
+    assert sp["ipi"]["low"] == pytest.approx(0.0, abs=1e-6)
+    assert sp["ipi"]["high"] == pytest.approx(9000.0, rel=1e-6)
+    for k in calibrate.FITTED:  # the same every round: stable, a point
+        assert not sp[k]["unstable"] and sp[k]["low"] == pytest.approx(sp[k]["high"]), k
+    assert "WARNING: ipi is unstable on this host" in capsys.readouterr().out
+    # each case keeps its rounds, so refit (no host) finds the same spread
+    assert all(len(r["rounds_ns"]) == calibrate.ROUNDS for r in data["remote"]["fit"])
+    monkeypatch.setattr(host, "available", lambda: (False, "no host here"))
+    again = calibrate.refit(path, tmp_path / "refit.json", verbose=False)
+    assert again["spread"]["ipi"]["why"] == sp["ipi"]["why"]
+    # the file still loads, says so on use, and every estimate carries the range
+    with pytest.warns(pt.CalibrationWarning, match="ipi was unstable"):
+        prof = pt.arch("x86-64", calibration=str(path))
+    ipi = prof.costs["ipi"]
+    assert ipi.low == pytest.approx(0.0, abs=1e-6) and ipi.high >= 9000.0
+    assert "UNSTABLE" in ipi.source and "UNSTABLE" not in prof.costs["pte_move"].source
+    plain = json.loads(path.read_text())
+    del plain["spread"]  # the same file as it was before spreads were recorded
+    (tmp_path / "plain.json").write_text(json.dumps(plain))
+    before = pt.arch("x86-64", calibration=str(tmp_path / "plain.json"))
+    wide, fit_only = (pt.run_move(64 << 20, p, "linux-6.18", dst_align="page", cpus=2, touch=0)
+                      for p in (prof, before))  # fmt: skip
+    assert wide.estimated_ns == pytest.approx(fit_only.estimated_ns)
+    assert wide.estimated_ns_range[0] < fit_only.estimated_ns_range[0]
+    assert wide.estimated_ns_range[1] >= fit_only.estimated_ns_range[1]
+    from pagetab.cli import main
+
+    assert main(["move", "--size", "64M", "--calibration", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("pagetab move: warning: ") and "ipi was unstable" in err
+    # a spread that is not one is refused, naming the file
+    doc = json.loads(path.read_text())
+    doc["spread"]["ipi"]["low"] = -1
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"bad.json.*spread"):
+        pt.arch("x86-64", calibration=str(bad))

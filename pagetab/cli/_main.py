@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
+from typing import TextIO
 
 from ._output import begin
 from ._parser import build_parser
@@ -64,8 +66,15 @@ def _main(argv: list[str] | None) -> int:
     if getattr(args, "progress", False) is None:
         args.progress = sys.stderr.isatty()
     run = {s.name: s.run for s in registered()}[args.command]
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:  # fmt: skip
+        print(f"pagetab {args.command}: warning: {message}", file=sys.stderr)
+
     try:
-        return run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = show  # one line, not a source location
+            return run(args)
     except UsageError as e:
         print(f"pagetab {args.command}: error: {e}", file=sys.stderr)
         return 2
