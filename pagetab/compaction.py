@@ -295,6 +295,16 @@ class GcResults(Compared[GcResult]):
             ])  # fmt: skip
         return head, rows
 
+    def columns(self) -> dict[str, dict[str, str]]:
+        """As ``Compared.columns``; the counters are UFFDIO_MOVE's
+        (move_pages), not mremap's, whatever their names share."""
+        out = super().columns()
+        names = {k for r in self for k in r.counters}
+        for k in names & set(out):
+            what = k.replace("_", " ")
+            out[k] = {"unit": out[k]["unit"], "description": f"UFFDIO_MOVE (move_pages): {what}"}
+        return out
+
     def plot(self, path: str | os.PathLike[str] | None = None, title: str | None = None,
              ax: Any = None) -> Any:  # fmt: skip
         """Each cycle's estimated time (mremap and the UFFDIO_MOVEs), a bar

@@ -29,6 +29,7 @@ from .mm_types import (
     VM_NOHUGEPAGE,
     VM_UFFD_MISSING,
     VM_UFFD_WP,
+    File,
     MmStruct,
     Vma,
     new_anon_vma,
@@ -158,10 +159,11 @@ def fault_around(mm: MmStruct, v: Vma, addr: int) -> int:
     filemap_map_pages maps only the pages in the page cache (uptodate): of
     a file, ``File.cached`` says which (None: all of them, pagetab doing no
     I/O); of a shmem object (shmem_vm_ops maps pages the same way), those
-    it holds. The faulting page itself is read in (__do_fault; shmem_fault
-    adds a new page to the object) and cached from then. Returns the
-    address reached: past ``addr``'s page, or at or below it when
-    page-table memory ran out.
+    it holds. A faulting page it did not map is read in (__do_fault: the
+    whole folio it belongs to; shmem_fault adds a new page to the object)
+    and cached from then, and finish_fault maps it (``_finish_fault``).
+    Returns the address reached: past ``addr``'s page, or at or below it
+    when page-table memory ran out.
     """
     lo, hi = fault_around_window(mm, v, addr)
     page = addr & ~(mm.page_size - 1)
@@ -172,25 +174,99 @@ def fault_around(mm: MmStruct, v: Vma, addr: int) -> int:
             return page  # out of page-table memory in the window
         return got
     assert f is not None
-    first = v.pgoff_at(lo, mm.page_shift)
-    if f.cached is None:
-        got = _map_file_pages(mm, v, lo, hi)
-        if got == hi:
-            _map_whole_folios(mm, v, first, first + ((hi - lo) >> mm.page_shift))
-        return got
+    ps = mm.page_shift
+    first, here = v.pgoff_at(lo, ps), v.pgoff_at(page, ps)
+    last = first + ((hi - lo) >> ps)
+    _refuse_pmd_folios(mm, f, min(first, here), max(last, here + 1))  # before any change
+    if hi - lo > mm.page_size:  # should_fault_around: do_fault_around maps the window
+        cached = (np.ones(last - first, dtype=np.bool_) if f.cached is None
+                  else f.cached[first:last])  # fmt: skip
+        for s, e in _runs(cached):
+            start, end = lo + (s << ps), lo + (e << ps)
+            got = _map_file_pages(mm, v, start, end)
+            if got < end:
+                return page + mm.page_size if start <= page < got else page  # out of memory
+        _map_whole_folios(mm, v, first, last)
+        if mm.tables.frames(page, page + mm.page_size)[0] >= 0:
+            return page + mm.page_size  # VM_FAULT_NOPAGE: fault-around mapped it
+    # __do_fault: filemap_fault reads the page in, with the folio it is part of
+    folio = _folio_of(f, here)
+    if f.cached is not None and here < f.cached.size:
+        f.cached[folio[0] : folio[1]] = True
+    start, end = _finish_fault(mm, v, page, folio)
+    got = _map_file_pages(mm, v, start, end)
+    return page + mm.page_size if got > page else page
+
+
+def _folio_of(f: File, index: int) -> tuple[int, int]:
+    """The page indices ``[lo, hi)`` of the page-cache folio holding page
+    ``index`` of ``f``: a large one ``File.set_folios`` named, else the page."""
+    if f.folios is not None:
+        i = int(np.searchsorted(f.folios[:, 1], index, side="right"))
+        if i < len(f.folios) and f.folios[i, 0] <= index:
+            return int(f.folios[i, 0]), int(f.folios[i, 1])
+    return index, index + 1
+
+
+def _refuse_pmd_folios(mm: MmStruct, f: File, first: int, last: int) -> None:
+    """NotImplementedError if a PMD-sized page-cache folio meets page
+    indices [first, last): the kernel may map it with one PMD
+    (filemap_map_pmd, finish_fault's do_set_pmd), which pagetab's file
+    mappings do not model."""
+    if f.folios is None:
+        return
+    pmd_pages = mm.arch.pmd_size >> mm.page_shift
+    i = int(np.searchsorted(f.folios[:, 1], first, side="right"))
+    j = int(np.searchsorted(f.folios[:, 0], last, side="left"))
+    if any(hi - lo >= pmd_pages for lo, hi in f.folios[i:j].tolist()):
+        raise NotImplementedError(
+            "a PMD-sized page-cache folio: the kernel may map it with one PMD "
+            "(filemap_map_pmd, do_set_pmd), which pagetab's file mappings do not model"
+        )
+
+
+def _finish_fault(mm: MmStruct, v: Vma, page: int, folio: tuple[int, int]) -> tuple[int, int]:
+    """[start, end): what finish_fault maps for a fault at ``page`` in the
+    file VMA ``v`` whose page-cache folio is ``folio`` (page indices): the
+    whole folio (19773df031bc, Linux 6.18: ``Policy.finish_fault_whole_folio``)
+    where it lies inside ``v`` and inside one PTE table, wholly below the
+    file's end (``DIV_ROUND_UP(i_size) >= folio_next_index``: one page laxer
+    than fault-around's test), every entry it covers is none, and ``v``
+    has no userfaultfd; else the page alone."""
+    single = (page, page + mm.page_size)
+    flo, fhi = folio
+    f = v.file
+    assert f is not None
+    if fhi - flo < 2 or not mm.policy.finish_fault_whole_folio \
+            or v.flags & (VM_UFFD_MISSING | VM_UFFD_WP):  # fmt: skip
+        return single
+    ps = mm.page_shift
+    start = v.start + ((flo - v.pgoff) << ps)
+    end = start + ((fhi - flo) << ps)
+    pages = (f.size + mm.page_size - 1) >> ps
+    table = ~(mm.arch.pmd_size - 1)
+    if start < v.start or end > v.end or fhi > pages or start & table != (end - 1) & table:
+        return single
+    if (mm.tables.frames(start, end) >= 0).any():
+        return single  # !pte_range_none: the fallback maps the page alone
+    return start, end
+
+
+def _shared_write_fault(mm: MmStruct, v: Vma, page: int) -> int:
+    """A write fault at ``page`` in the shared file VMA ``v``
+    (do_shared_fault): the page read in with its folio, then finish_fault
+    maps it writable, with the rest of its folio where ``_finish_fault``
+    says so. Returns the address reached."""
+    f = v.file
+    assert f is not None
     here = v.pgoff_at(page, mm.page_shift)
-    if here < f.cached.size:
-        f.cached[here] = True  # read into the page cache by this fault
-    mapped = False  # the faulting page (always in a cached run)
-    for s, e in _runs(f.cached[first : first + ((hi - lo) >> mm.page_shift)]):
-        start, end = lo + (s << mm.page_shift), lo + (e << mm.page_shift)
-        got = _map_file_pages(mm, v, start, end)
-        if start <= page < end:
-            mapped = got > page
-        if got < end:
-            return page + mm.page_size if mapped else page  # out of page-table memory
-    _map_whole_folios(mm, v, first, first + ((hi - lo) >> mm.page_shift))
-    return page + mm.page_size if mapped else page
+    _refuse_pmd_folios(mm, f, here, here + 1)
+    folio = _folio_of(f, here)
+    if f.cached is not None and here < f.cached.size:
+        f.cached[folio[0] : folio[1]] = True
+    start, end = _finish_fault(mm, v, page, folio)
+    got = populate_vma(mm, v, start, end, True)
+    return got if got <= page else max(got, page + mm.page_size)
 
 
 def _map_whole_folios(mm: MmStruct, v: Vma, first: int, last: int) -> None:
@@ -215,11 +291,6 @@ def _map_whole_folios(mm: MmStruct, v: Vma, first: int, last: int) -> None:
             continue  # not uptodate whole: next_uptodate_folio skips it
         start = v.start + ((flo - v.pgoff) << ps)
         end = start + ((fhi - flo) << ps)
-        if end - start >= mm.arch.pmd_size:
-            raise NotImplementedError(
-                "a PMD-sized page-cache folio: the kernel may map it with one PMD "
-                "(filemap_map_pmd), which pagetab's file mappings do not model"
-            )
         if fhi > file_end or start < v.start or end > v.end:
             continue
         if start & ~(mm.arch.pmd_size - 1) != (end - 1) & ~(mm.arch.pmd_size - 1):
@@ -442,6 +513,8 @@ def access(mm: MmStruct, arr: npt.NDArray[np.uint64], cpu: int, write: bool) -> 
                 continue
             if not write:
                 got = fault_around(mm, v, page)  # do_read_fault
+            elif v.shared and v.file is not None:
+                got = _shared_write_fault(mm, v, page)  # do_shared_fault
             else:
                 got = populate_vma(mm, v, page, page + mm.page_size, write)
             if got <= page:

@@ -209,11 +209,13 @@ class File(PageCache):
             self.folios = None
             return
         pages = (self.size + (1 << page_shift) - 1) >> page_shift
-        rows = sorted((int(lo), int(hi)) for lo, hi in runs)
+        rows = []
+        for lo, hi in runs:
+            rows.append((int(check_int("folio start", lo, 0, pages)),
+                         int(check_int("folio end", hi, 0, pages))))  # fmt: skip
+        rows.sort()
         end = 0
         for lo, hi in rows:
-            check_int("folio start", lo, 0, pages)
-            check_int("folio end", hi, lo, pages)
             n = hi - lo
             if n < 2 or n & (n - 1) or lo % n:
                 raise ValueError(f"folio [{lo}, {hi}) must be 2**order >= 2 pages starting "

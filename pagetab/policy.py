@@ -183,12 +183,21 @@ class Policy:
     """A read fault's fault-around (filemap_map_pages) maps a large
     page-cache folio it reaches whole, not only the part inside its
     window, where the folio lies inside the VMA, inside one PTE table and
-    wholly below the file's last page (Kiryl Shutsemau, "mm/filemap: Map
-    entire large folio faultaround",
-    <20250923110310.689126-5-kirill@shutemov.name>; its i_size test per
-    folio, <20251120161411.859078-1-kirill@shutemov.name>). In this
-    machine's 6.18 kernel: one read fault in a file written by one large
-    write(2) mapped 32 pages against a 16-page window."""
+    wholly below the file's last page (357b92761d94 "mm/filemap: map
+    entire large folio faultaround", Kiryl Shutsemau, Linux 6.18; its
+    i_size test from 74207de2ba10, per folio since
+    <20251120161411.859078-1-kirill@shutemov.name>). In this machine's
+    6.18 kernel: one read fault in a file written by one large write(2)
+    mapped 32 pages against a 16-page window."""
+    finish_fault_whole_folio: bool = _choice(False)
+    """finish_fault maps a file page's whole large folio, not the page
+    alone: a fault fault-around did not serve (a page read in cold, no
+    fault-around) or a shared write fault, where the folio lies inside the
+    VMA and one PTE table, below DIV_ROUND_UP(i_size), every entry it
+    covers is none and the VMA has no userfaultfd (19773df031bc "mm/fault:
+    try to map the entire file folio in finish_fault()", Linux 6.18; the
+    i_size test from 74207de2ba10). Before, only shmem mapped a folio whole
+    there."""
     per_vma_locks: bool = _choice(False)
     """Page faults first try the faulting VMA's own lock
     (``lock_vma_under_rcu``, mm/memory.c; 5e31275cc997 "mm: add per-VMA lock
@@ -336,13 +345,13 @@ LINUX_6_18 = LINUX_6_17.replace(
     name="linux-6.18",
     description="plus UFFDIO_MOVE's flush batching: a batch of present small folios in one "
     "page table moved under one take of the locks and flushed once, instead of one "
-    "ptep_clear_flush per page; fault-around maps a large page-cache folio whole",
+    "ptep_clear_flush per page; read faults map a large page-cache folio whole",
     source="50944692052b userfaultfd: opportunistic TLB-flush batching for present pages in "
     "MOVE (Lokesh Gidra, <20250816191123.3601561-1-lokeshgidra@google.com>, in 6.18: "
     "not in 6.17, which NVIDIA's 6.17 tree backports it to; mm-stable before the 6.18 "
-    "merge window); <20250923110310.689126-5-kirill@shutemov.name> (fault-around maps "
-    "whole large folios, seen on this machine's 6.18)",
-    uffd_move_batch=True, fault_around_whole_folio=True,
+    "merge window); 357b92761d94 and 19773df031bc (fault-around and finish_fault map "
+    "whole large file folios, seen on this machine's 6.18)",
+    uffd_move_batch=True, fault_around_whole_folio=True, finish_fault_whole_folio=True,
 )  # fmt: skip
 LINUX_6_19 = LINUX_6_18.replace(
     name="linux-6.19",

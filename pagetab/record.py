@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from .constants import UFFDIO
 from .tracefile import Header, TraceWriter, host_info
@@ -251,48 +252,57 @@ KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL = 15, 16
 def page_cache_folios(
     pid: int, vmas: list[list[Any]], page_size: int
 ) -> dict[str, list[list[int]]]:
-    """The large page-cache folios of each file that process ``pid`` maps
-    whole, as runs ``[lo, hi)`` of page indices: a compound head page and
-    the tail pages after it, mapped at consecutive addresses and frames,
-    from /proc/PID/pagemap's frame numbers (root only) and /proc/kpageflags.
-    A run that is not a naturally aligned power of two (a folio mapped in
-    part) is left out: its size is unknown."""
+    """The large page-cache folios of the files process ``pid`` maps, as
+    runs ``[lo, hi)`` of page indices: each compound head page it maps
+    (/proc/PID/pagemap's frame numbers, root only; /proc/kpageflags) and
+    the tail frames after it, whether mapped or not (a folio mapped in part
+    has its whole size). {} where either file cannot be read."""
     out: dict[str, set[tuple[int, int]]] = {}
     try:
         pm = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
-        kf = os.open("/proc/kpageflags", os.O_RDONLY)
     except OSError:
         return {}
+    try:
+        kf = os.open("/proc/kpageflags", os.O_RDONLY)
+    except OSError:
+        os.close(pm)
+        return {}
+
+    def flags(first: int, n: int) -> npt.NDArray[np.uint64]:
+        """The kpageflags words of frames first..first+n-1 (one read)."""
+        data = os.pread(kf, n * 8, first * 8)
+        return np.frombuffer(data[: len(data) // 8 * 8], dtype=np.uint64)
+
     try:
         for lo, hi, _, off, path, *_ in vmas:
             if not path.startswith("/") or hi > USER_END:
                 continue
-            n = (hi - lo) // page_size
-            words = np.frombuffer(os.pread(pm, n * 8, lo // page_size * 8), dtype=np.uint64)
-            # present (bit 63) file pages (bit 61) with their frame (bits 0-54)
-            idx = np.flatnonzero((words >> np.uint64(63)) & (words >> np.uint64(61)) & 1)
-            pfn = (words[idx] & np.uint64((1 << 55) - 1)).astype(np.int64)
-            idx, pfn = idx[pfn > 0], pfn[pfn > 0]
-            if not idx.size:
-                continue
-            flags = np.array(
-                [int.from_bytes(os.pread(kf, 8, int(f) * 8).ljust(8, b"\0"), "little")
-                 for f in pfn.tolist()], dtype=np.int64)  # fmt: skip
-            head = (flags >> KPF_COMPOUND_HEAD) & 1
-            tail = (flags >> KPF_COMPOUND_TAIL) & 1
-            # a tail continues the folio before it where page and frame both step by one
-            cont = np.concatenate(([False], (np.diff(idx) == 1) & (np.diff(pfn) == 1)))
-            cont &= tail.astype(bool)
-            k = 0
-            while k < idx.size:
-                e = k + 1
-                while e < idx.size and cont[e]:
-                    e += 1
-                size = e - k
-                first = off // page_size + int(idx[k])
-                if head[k] and size >= 2 and not size & (size - 1) and not first % size:
-                    out.setdefault(path, set()).add((first, first + size))
-                k = e
+            chunk = 1 << 18  # pages per pagemap read: 2 MiB of it
+            for base in range(lo, hi, chunk * page_size):
+                n = min(chunk, (hi - base) // page_size)
+                words = np.frombuffer(os.pread(pm, n * 8, base // page_size * 8),
+                                      dtype=np.uint64)  # fmt: skip
+                # present (bit 63) file pages (bit 61) with their frame (bits 0-54)
+                idx = np.flatnonzero((words >> np.uint64(63)) & (words >> np.uint64(61)) & 1)
+                pfn = (words[idx] & np.uint64((1 << 55) - 1)).astype(np.int64)
+                idx, pfn = idx[pfn > 0], pfn[pfn > 0]
+                # the flags of each run of consecutive frames, one read per run
+                cuts = np.flatnonzero(np.diff(pfn) != 1) + 1
+                for run_i, run_p in zip(np.split(idx, cuts), np.split(pfn, cuts), strict=True):
+                    if not run_p.size:
+                        continue
+                    fl = flags(int(run_p[0]), run_p.size)
+                    heads = np.flatnonzero((fl >> np.uint64(KPF_COMPOUND_HEAD)) & 1)
+                    for h in heads.tolist():
+                        head_pfn = int(run_p[h])
+                        # its tails: the frames after it flagged tail (at most a PMD's)
+                        after = flags(head_pfn + 1, 511)
+                        not_tail = np.flatnonzero(~(after >> np.uint64(KPF_COMPOUND_TAIL)) & 1)
+                        size = 1 + int(not_tail[0] if not_tail.size else after.size)
+                        first = off // page_size + (base - lo) // page_size + int(run_i[h])
+                        if size >= 2 and not size & (size - 1) and not first % size \
+                                and not head_pfn % size:  # fmt: skip
+                            out.setdefault(path, set()).add((first, first + size))
     except OSError:
         return {}
     finally:

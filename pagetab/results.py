@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import shlex
 import sys
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -102,6 +103,8 @@ _COLUMNS: dict[str, CounterInfo] = {n: CounterInfo(u, d) for n, u, d in (
     ("peak_page_table_bytes", "bytes", "the most page-table memory the call held"),
     ("page_table_bytes_before", "bytes", "page-table memory before the call"),
     ("safe", "bool", "every moved entry was flushed before its page-table lock dropped"),
+    ("ns_per_mb", "ns/MiB", "a GC cycle's estimated kernel time per MiB moved"),
+    ("flush_ns", "ns", "UFFDIO_MOVE's flush time: the flush instructions and the IPIs"),
 )}  # fmt: skip
 
 
@@ -110,10 +113,10 @@ def column_info(key: str) -> CounterInfo | None:
     counter, a flush operation (``op_``), a lock class (``lock_``), an
     estimate's category (``ns_``), a known column, or by its suffix (``_ns``
     nanoseconds, ``_bytes`` bytes); None where nothing is known."""
-    if key in COUNTER_INFO:
-        return COUNTER_INFO[key]
     if key in _COLUMNS:
         return _COLUMNS[key]
+    if key in COUNTER_INFO:
+        return COUNTER_INFO[key]
     for prefix, table in (("op_", OP_INFO), ("lock_", LOCK_INFO)):
         if key.startswith(prefix) and key[len(prefix) :] in table:
             return table[key[len(prefix) :]]
@@ -151,11 +154,13 @@ def metadata(command: Sequence[str] | None = None) -> dict[str, Any]:
     return meta
 
 
-def document(data: Any, command: Sequence[str] | None = None) -> dict[str, Any]:
+def document(data: Any, command: Sequence[str] | None = None,
+             cols: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:  # fmt: skip
     """``data`` (records, or what a subcommand reports) as a results
     document: ``meta`` (``metadata``), ``columns`` (units and descriptions
-    of the records' columns) and ``results``."""
-    return {"meta": metadata(command), "columns": columns(data), "results": data}
+    of the records' columns: ``cols``, or ``columns(data)``) and ``results``."""
+    return {"meta": metadata(command), "columns": columns(data) if cols is None else cols,
+            "results": data}  # fmt: skip
 
 
 def csv_text(rows: Sequence[dict[str, Any]], command: Sequence[str] | None = None) -> str:
@@ -169,8 +174,9 @@ def csv_text(rows: Sequence[dict[str, Any]], command: Sequence[str] | None = Non
         meta = metadata(command)
         host = meta["host"]
         units = columns(list(rows))
+        command = shlex.join(meta["command"]).replace("\n", "\\n")  # one line, as typed
         buf.write(f"# {meta['schema']}, pagetab {meta['pagetab']}\n"
-                  f"# command: {' '.join(meta['command'])}\n"
+                  f"# command: {command}\n"
                   f"# host: {host['kernel']} {host['arch']}, {host['cpu_model']}, "
                   f"{host['cpus']} CPUs\n")  # fmt: skip
         if units:

@@ -44,12 +44,12 @@ def test_contpte_off_folds_no_block_in_the_engine() -> None:
 
 def test_presets_differ_from_their_predecessor_only_where_the_kernel_changed() -> None:
     # linux-6.18 is linux-6.17 plus UFFDIO_MOVE's batching and whole-folio
-    # fault-around, nothing else
+    # read faults (fault-around and finish_fault), nothing else
     old, new = pt.policy("linux-6.17"), pt.policy("linux-6.18")
     changed = {f.name for f in dataclasses.fields(new)
                if getattr(old, f.name) != getattr(new, f.name)}  # fmt: skip
     assert changed == {"name", "description", "source", "uffd_move_batch",
-                       "fault_around_whole_folio"}  # fmt: skip
+                       "fault_around_whole_folio", "finish_fault_whole_folio"}  # fmt: skip
     # and linux-6.19 is linux-6.18 without UFFDIO_MOVE's anon_vma lock
     old, new = new, pt.policy("linux-6.19")
     changed = {f.name for f in dataclasses.fields(new)

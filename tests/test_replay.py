@@ -796,3 +796,125 @@ def test_a_child_that_execs_before_its_parents_clone_returns_keeps_its_space(
     res = replay(tmp_path / "t.gz", "x86-64", "linux-6.18", cpus=1)
     # (a copy of the parent would have A's mapping at the child's exit)
     assert not [d for d in res.differences if d.pid == child], res.differences
+
+
+def _fake_proc(monkeypatch: pytest.MonkeyPatch, pagemap: dict[int, int],
+               flags: dict[int, int], kpageflags: bool = True) -> list[int]:  # fmt: skip
+    """/proc/PID/pagemap and /proc/kpageflags as dicts (index: 64-bit word);
+    returns the fds still open."""
+    import importlib
+
+    rec = importlib.import_module("pagetab.record")  # (pt.record is the function)
+    opened: list[int] = []
+
+    def fake_open(path: str, mode: int) -> int:
+        if path.endswith("kpageflags") and not kpageflags:
+            raise PermissionError(13, "Permission denied", path)
+        fd = 900 + len(opened) * 2 + (1 if path.endswith("kpageflags") else 0)
+        opened.append(fd)
+        return fd
+
+    def fake_pread(fd: int, n: int, off: int) -> bytes:
+        table = flags if fd % 2 else pagemap
+        return b"".join(int(table.get(off // 8 + k, 0)).to_bytes(8, "little")
+                        for k in range(n // 8))  # fmt: skip
+
+    monkeypatch.setattr(rec.os, "open", fake_open)
+    monkeypatch.setattr(rec.os, "pread", fake_pread)
+    monkeypatch.setattr(rec.os, "close", opened.remove)
+    return opened
+
+
+def test_a_folio_mapped_in_part_is_recorded_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a 32-page folio (head frame 1024) mapped for its first 16 pages in one
+    # VMA and whole in another: recorded once, as [0, 32)
+    from pagetab.record import KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, page_cache_folios
+
+    p, lo, lo2 = 4096, 0x7F00_0000_0000, 0x7F00_0020_0000
+    vmas = [[lo, lo + 16 * p, "r--p", 0, "/data", 64 * p],
+            [lo2, lo2 + 32 * p, "r--s", 0, "/data", 64 * p]]  # fmt: skip
+    present = (1 << 63) | (1 << 61)
+    pagemap = {lo // p + i: present | (1024 + i) for i in range(16)}
+    pagemap |= {lo2 // p + i: present | (1024 + i) for i in range(32)}
+    flags = {1024 + i: 1 << (KPF_COMPOUND_TAIL if i else KPF_COMPOUND_HEAD) for i in range(32)}
+    flags[1056] = 1 << KPF_COMPOUND_HEAD  # the next folio begins
+    opened = _fake_proc(monkeypatch, pagemap, flags)
+    assert page_cache_folios(1, vmas[:1], p) == {"/data": [[0, 32]]}
+    assert page_cache_folios(1, vmas, p) == {"/data": [[0, 32]]}
+    assert opened == []
+    # no /proc/kpageflags (not root): nothing known, no descriptor left open
+    opened = _fake_proc(monkeypatch, pagemap, flags, kpageflags=False)
+    assert page_cache_folios(1, vmas, p) == {} and opened == []
+
+
+def test_finish_fault_maps_a_cold_or_written_folio_whole() -> None:
+    # 6.18's finish_fault (19773df031bc): the page fault-around did not map
+    # comes with its whole folio where it fits, unless an entry is taken
+    import pagetab as pt
+
+    def space(policy: str, around: int = 64 << 10) -> Any:
+        mm = pt.AddressSpace("x86-64", cpus=1, policy=policy)
+        mm.fault_around_bytes = around
+        return mm
+
+    def present(mm: Any, a: int, n: int) -> list[int]:
+        return [i for i in range(n) if mm.translate(a + i * 4096) is not None]
+
+    # a cold folio: none of [0, 32) cached; a read at page 5 reads it whole
+    for policy, want in (("linux-6.18", list(range(32))), ("linux-6.17", [5])):
+        mm = space(policy)
+        f = _file("data", 128 * 4096)
+        f.set_cached([(64, 128)], 12)
+        f.set_folios([(0, 32)], 12)
+        a = mm.mmap(128 * 4096, addr=1 << 30, prot=1, flags=0x11, file=f)
+        mm.access([a + 5 * 4096])
+        assert present(mm, a, 128) == want, policy
+        assert f.cached is not None and f.cached[:32].all()  # read in as one folio either way
+    # no fault-around: finish_fault's i_size test is one page laxer than
+    # fault-around's (a folio ending at the file's end maps whole)
+    mm = space("linux-6.18", around=4096)
+    f = _file("end", 32 * 4096)
+    f.set_folios([(0, 32)], 12)
+    a = mm.mmap(32 * 4096, addr=1 << 30, prot=1, flags=0x11, file=f)
+    mm.access([a + 5 * 4096])
+    assert present(mm, a, 32) == list(range(32))
+    # an entry of the folio already mapped: the fallback maps the page alone
+    mm = space("linux-6.18", around=4096)
+    g = _file("taken", 64 * 4096)
+    g.set_folios([(0, 32)], 12)
+    a = mm.mmap(64 * 4096, addr=1 << 30, prot=1, flags=0x11, file=g)
+    mm.madvise(a + 7 * 4096, 4096, pt.MADV_POPULATE_READ)
+    mm.access([a + 5 * 4096])
+    assert present(mm, a, 64) == [5, 7]
+    # a shared write fault maps the folio whole, writable
+    for policy, want in (("linux-6.18", list(range(32))), ("linux-6.17", [3])):
+        mm = space(policy)
+        h = pt.File("shared", 64 * 4096, writable=True)
+        h.set_folios([(0, 32)], 12)
+        a = mm.mmap(64 * 4096, addr=1 << 30, prot=3, flags=0x11, file=h)
+        mm.access([a + 3 * 4096], write=True)
+        assert present(mm, a, 64) == want, policy
+        stats = mm.access([a + (i << 12) for i in want], write=True)
+        assert stats.faults == 0  # each mapped writable
+
+
+def test_a_pmd_sized_page_cache_folio_is_refused_before_anything_changes() -> None:
+    import pagetab as pt
+
+    for policy in ("linux-6.17", "linux-6.18"):
+        mm = pt.AddressSpace("x86-64", cpus=1, policy=policy)
+        f = _file("huge", 1024 * 4096)
+        f.set_cached([(0, 512)], 12)
+        f.set_folios([(0, 512)], 12)
+        a = mm.mmap(1024 * 4096, addr=1 << 30, prot=1, flags=0x11, file=f)
+        with pytest.raises(NotImplementedError, match="PMD-sized page-cache folio"):
+            mm.access([a + 5 * 4096])
+        assert f.cached is not None and not f.cached[512:].any()
+        assert all(mm.translate(a + i * 4096) is None for i in range(1024))
+
+
+def test_folios_must_be_ints() -> None:
+    f = _file("data", 64 * 4096)
+    for runs in ([(0.0, 8)], [("8", "16")], [(True, 2)]):
+        with pytest.raises(TypeError, match=r"folio (start|end) must be an int"):
+            f.set_folios(runs, 12)  # type: ignore[list-item]

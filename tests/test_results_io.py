@@ -117,3 +117,14 @@ def test_counters_have_units_and_descriptions() -> None:
         assert info is not None and info.unit == "acquisitions" and info.description
     assert pt.COUNTER_INFO["unsafe_entries"].unit == "entries"
     assert column_info("arch") is None  # a name, not a quantity
+
+
+def test_gc_columns_are_uffdio_move_s_and_the_command_line_stays_one_line() -> None:
+    from pagetab.results import csv_text
+
+    gc = pt.compare_gc(1 << 20, archs=["x86-64"], policies=["linux-6.18"])
+    cols = gc.columns()
+    assert cols["ns_per_mb"]["unit"] == "ns/MiB"  # not an "ns_" category of the estimate
+    assert cols["ptes_moved"]["description"].startswith("UFFDIO_MOVE")  # not move_ptes'
+    text = csv_text(gc.rows(), ["pagetab", "gc", "--json-out", "/tmp/a\nb c.json"])
+    assert text.splitlines()[1] == "# command: pagetab gc --json-out '/tmp/a\\nb c.json'"

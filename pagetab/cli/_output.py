@@ -86,11 +86,12 @@ def say(text: str) -> None:
         print(text)
 
 
-def print_json(data: Any) -> None:
+def print_json(data: Any, cols: dict[str, dict[str, str]] | None = None) -> None:
     """Print ``data`` as a results document (``results.document``: the
-    command line, host and version, the columns' units and descriptions,
-    then ``data``) in indented JSON."""
-    print(json_text(document(data, _Run.argv)), end="")
+    command line, host and version, the columns' units and descriptions
+    (``cols``, or what ``results.columns`` knows), then ``data``) in
+    indented JSON."""
+    print(json_text(document(data, _Run.argv, cols)), end="")
 
 
 def print_csv(rows: list[dict[str, Any]]) -> None:
@@ -142,7 +143,10 @@ class Progress:
     def __init__(self, enabled: bool, label: str) -> None:
         self.bar: Any = None
         if enabled:
-            self.bar = _Bar(console=Console(stderr=True), transient=True)
+            # stdout stays stdout: a report printed while the bar runs must
+            # reach a redirected stdout (rich would send it to the bar's stderr)
+            self.bar = _Bar(console=Console(stderr=True), transient=True,
+                            redirect_stdout=False, redirect_stderr=False)  # fmt: skip
             self.task = self.bar.add_task(label, total=None)
             self.bar.start()
 
@@ -169,7 +173,7 @@ def write_outputs(res: Results | contention.ContendResults | compaction.GcResult
     int
         1 if the plot needs matplotlib and it is missing, else 0.
     """
-    write_rows(res.rows() if rows is None else rows, args)
+    write_rows(res.rows() if rows is None else rows, args, res.columns())
     return save_plot(res, getattr(args, "plot", None))
 
 
@@ -185,7 +189,8 @@ def save_plot(res: Any, path: str | None) -> int:
     return 0
 
 
-def write_rows(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def write_rows(rows: list[dict[str, Any]], args: argparse.Namespace,
+               cols: dict[str, dict[str, str]] | None = None) -> None:  # fmt: skip
     """Write ``rows`` (dicts) to the files ``--csv`` and ``--json-out`` name
     (CSV with its metadata in ``#`` lines, JSON as a results document), and
     print them as CSV under ``--format csv``."""
@@ -194,7 +199,7 @@ def write_rows(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     if getattr(args, "csv", None):
         write_text(csv_text(rows, _Run.argv), args.csv)
     if getattr(args, "json_out", None):
-        write_text(json_text(document(rows, _Run.argv)), args.json_out)
+        write_text(json_text(document(rows, _Run.argv, cols)), args.json_out)
 
 
 def host_unavailable(command: str) -> bool:

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if write_outputs(res, args, rows):
         return 1
     if args.json:
-        print_json(rows)
+        print_json(rows, res.columns())
         return 0
     head, cells = res.cells()
     calls = (
