@@ -172,9 +172,13 @@ def measure_rounds(keys: list[tuple[Case, int]], repeats: int, rounds: int = ROU
 
 
 #: a fitted cost whose per-round fits span more than this factor (highest
-#: over lowest) is unstable: one figure would mislead (this PVM guest's
-#: flush IPI was fitted 0 ns in one run and 8.5-10 us in the next two)
+#: over lowest), or that fits 0 ns in some rounds and not in others, is
+#: unstable, if that span moves some measured case by more than
+#: UNSTABLE_SHARE of its time: one figure would mislead (this PVM guest's
+#: flush IPI was fitted 0 ns in one run and 8.5-10 us in the next two); a
+#: span of a few ns on a cost a case pays a few times is noise, not a regime
 UNSTABLE_FACTOR = 2.0
+UNSTABLE_SHARE = 0.10
 
 
 def spread(samples: dict[tuple[Case, int], list[float]], training: list[Case],
@@ -184,7 +188,8 @@ def spread(samples: dict[tuple[Case, int], list[float]], training: list[Case],
     ``{cost: {"rounds": [...], "low": ..., "high": ..., "unstable": bool,
     "why": ...}}``. A cost is unstable when its round fits span more than
     ``UNSTABLE_FACTOR`` (or some rounds fit it to 0 and others not: two
-    regimes, whose shares ``why`` gives)."""
+    regimes, whose shares ``why`` gives) and that span moves some fitted
+    case's time by more than ``UNSTABLE_SHARE``."""
     n = min(len(v) for v in samples.values())
     per_round: dict[str, list[float]] = {}
     for r in range(n):
@@ -192,18 +197,30 @@ def spread(samples: dict[tuple[Case, int], list[float]], training: list[Case],
         got = _fitted(training, check, times, dict(remote), remote_cases)["costs"]
         for k, v in got.items():
             per_round.setdefault(k, []).append(float(v))
+    # how often each fitted case pays each cost, and its measured time
+    base = _arch("x86-64")
+    paid = [(_events(st) | {"ipi": st.flush_ops["ipi"]}, statistics.median(samples[c, cpus]))
+            for c, cpus, st in ((c, 1, simulate(c, base)) for c in training)]  # fmt: skip
+    if remote_cases is not None:
+        cpus = remote["cpus"]
+        paid += [(_events(st) | {"ipi": st.flush_ops["ipi"]}, statistics.median(samples[c, cpus]))
+                 for c, st in ((c, simulate(c, base, cpus)) for c in remote_cases[0])]  # fmt: skip
     out: dict[str, Any] = {}
     for k, vals in per_round.items():
         low, high = min(vals), max(vals)
         zero = sum(v < 1.0 for v in vals)  # under a ns: nothing (least squares' crumbs)
-        unstable = (0 < zero < len(vals)) or (low >= 1.0 and high / low > UNSTABLE_FACTOR)
-        if 0 < zero < len(vals):
+        moves = max((ev.get(k, 0.0) * (high - low) / max(t, 1.0) for ev, t in paid), default=0.0)
+        unstable = moves > UNSTABLE_SHARE and (
+            0 < zero < len(vals) or (low >= 1.0 and high / low > UNSTABLE_FACTOR)
+        )
+        if unstable and 0 < zero < len(vals):
             why = (f"two regimes: {zero} of {len(vals)} rounds fit 0 ns, the others "
                    f"{min(v for v in vals if v >= 1.0):.0f}-{high:.0f} ns")  # fmt: skip
         elif unstable:
             why = f"round fits span {low:.0f}-{high:.0f} ns ({high / low:.1f}x)"
         else:
             why = f"round fits within {low:.0f}-{high:.0f} ns"
+        why += f"; at most {moves:.0%} of a case's time"
         out[k] = {"rounds": vals, "low": low, "high": high, "unstable": unstable, "why": why}
     return out
 
