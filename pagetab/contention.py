@@ -453,7 +453,10 @@ def run_concurrent(
     check_bool("fresh_vma", fresh_vma)
     # the rest of the last PUD but a PMD's gap (adjacent, the two VMAs would
     # merge into one that mremap write-locks whole)
-    beside = max(-(-size // a.pud_size) * a.pud_size - size - a.pmd_size, 0)
+    # the rest of the PUD the source ends in, past a PMD's gap (an offset
+    # source: of the PUD its end lies in)
+    src_end = src + size
+    beside = max(-(-src_end // a.pud_size) * a.pud_size - src_end - a.pmd_size, 0)
     for i, s in enumerate(specs):
         if s.where == "beside" and not beside:
             raise ValueError(f"threads[{i}].where 'beside' needs a size that leaves room in its "

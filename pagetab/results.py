@@ -253,16 +253,18 @@ def render_table(head: Sequence[str], rows: Sequence[Sequence[Any]], **kwargs: A
 
 
 def markdown_table(head: Sequence[str], rows: Sequence[Sequence[Any]], *,
-                   title: str | None = None, right_from: int = 1) -> str:  # fmt: skip
+                   title: str | None = None, right_from: int = 1,
+                   left: Sequence[int] = ()) -> str:  # fmt: skip
     """A GitHub-flavoured Markdown table of text cells (columns from
-    ``right_from`` on right-aligned), after ``title`` as a paragraph."""
+    ``right_from`` on right-aligned, but those in ``left``), after
+    ``title`` as a paragraph."""
 
     def cell(x: Any) -> str:
         return str(x).replace("|", "\\|").replace("\n", " ")
 
     lines = [f"{title}", ""] if title else []
     lines.append("| " + " | ".join(cell(h) or " " for h in head) + " |")
-    lines.append("|" + "|".join("---:" if i >= right_from else ":---"
+    lines.append("|" + "|".join("---:" if i >= right_from and i not in left else ":---"
                                 for i in range(len(head))) + "|")  # fmt: skip
     lines += ["| " + " | ".join(cell(x) for x in r) + " |" for r in rows]
     return "\n".join(lines)

@@ -187,6 +187,8 @@ def populate_region(
             done += hi - lo
             progress(done, size)
             lo = hi
+    if progress is not None and done < size:
+        progress(size, size)  # the rest of the region stays empty: done
     return parts
 
 

@@ -68,7 +68,7 @@ def table(
     table under ``--format markdown``; nothing under csv or json, which
     print the records instead."""
     if _Run.format == "markdown":
-        print(markdown_table(head, rows, title=title, right_from=right_from) + "\n")
+        print(markdown_table(head, rows, title=title, right_from=right_from, left=left) + "\n")
         return
     if _Run.format != "table":
         return
