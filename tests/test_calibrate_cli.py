@@ -240,11 +240,7 @@ def test_refit_fits_a_files_own_measurements_again(
             truth, calibrate.simulate(case, truth, threads)
         )[0],
     )
-    monkeypatch.setattr(host, "available", lambda: (True, ""))
-    monkeypatch.setattr(host, "measure_move", lambda *a, **k: None)
-    monkeypatch.setattr(host, "measure_cold",
-                        lambda sizes, rounds: {w: {n: 1000.0 + n / 1024 for n in sizes}
-                                               for w in ("call", "move", "resize")})  # fmt: skip
+    _synthetic_host(monkeypatch)
     path = tmp_path / "cal.json"
     calibrate.calibrate(path, repeats=1, verbose=False, cpus=2)
     doc = json.loads(path.read_text())
@@ -318,11 +314,7 @@ def test_an_ipi_that_changes_regime_between_rounds_is_unstable(
 
     monkeypatch.setattr(calibrate, "measure", fake_measure)
     monkeypatch.setattr(calibrate, "_warm_up", lambda: None)
-    monkeypatch.setattr(host, "available", lambda: (True, ""))
-    monkeypatch.setattr(host, "measure_move", lambda *a, **k: None)
-    monkeypatch.setattr(host, "measure_cold",
-                        lambda sizes, rounds: {w: {n: 1000.0 + n / 1024 for n in sizes}
-                                               for w in ("call", "move", "resize")})  # fmt: skip
+    _synthetic_host(monkeypatch)
     path = tmp_path / "cal.json"
     data = calibrate.calibrate(path, repeats=1, cpus=2)
     sp = data["spread"]
@@ -365,3 +357,14 @@ def test_an_ipi_that_changes_regime_between_rounds_is_unstable(
     bad.write_text(json.dumps(doc))
     with pytest.raises(ValueError, match=r"bad.json.*spread"):
         pt.arch("x86-64", calibration=str(bad))
+
+
+def _synthetic_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A host probe that is available, pins threads, and measures a cold
+    curve of 1 us plus 1 ns per KiB faulted (the moves come from the
+    test's own ``calibrate.measure``)."""
+    monkeypatch.setattr(host, "available", lambda: (True, ""))
+    monkeypatch.setattr(host, "measure_move", lambda *a, **k: None)
+    monkeypatch.setattr(host, "measure_cold",
+                        lambda sizes, rounds: {w: {n: 1000.0 + n / 1024 for n in sizes}
+                                               for w in ("call", "move", "resize")})  # fmt: skip
