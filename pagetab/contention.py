@@ -11,7 +11,9 @@ Linux 6.4), spin on the page-table locks the mover holds (a fault beside the
 moved range, in a table the move covers), and take the mover's flushes at
 the times it issued them: the arch's flush rule removes their entries and,
 where it sends IPIs, each receiving CPU runs the handler (``ipi_handler``
-cost) then, inside an access or between two.
+cost) then, inside an access or between two, and the mover waits until
+every handler is done (flush_tlb_mm_range is synchronous), however little
+its ``ipi`` cost says the send takes.
 The same streams are run once more without the move; the difference is
 what the move cost each thread (``stall_ns``) and the TLB refills it
 caused.
@@ -531,6 +533,7 @@ def run_concurrent(
         "walk_step": a.cost("walk_step"), "fault": a.cost("fault"),
         "write_fault": a.cost("cow_fault"), "segv": a.cost("fault"),
         "ipi_handler": a.costs["ipi_handler"].ns if "ipi_handler" in a.costs else 0.0,
+        "ipi_send": a.costs["ipi"].ns if "ipi" in a.costs else 0.0,
         "seed": seed,
     }  # fmt: skip
     # no extents and no flushes: the runs without a move

@@ -218,6 +218,22 @@ def test_an_ipi_adds_to_the_access_it_lands_in_and_delays_the_next_otherwise() -
     assert i.stall_ns >= i.stats["ipi_ns"] >= r.flushes * h
 
 
+def test_a_flush_ipi_waits_for_its_handler_even_when_priced_below_it() -> None:
+    # flush_tlb_mm_range is synchronous: a calibration that fits the
+    # sender's "ipi" below the receiver's handler (this host once fit 0 ns)
+    # must still leave the mover waiting each handler out
+    spec = {"where": "outside", "accesses": 20000}
+    free = pt.run_concurrent(1 << 30, "x86-64", "linux-6.18", threads=[spec], ipi=0.0)
+    handler = pt.arch("x86-64").cost("ipi_handler")
+    assert free.ipis_sent > 500
+    assert free.mover_ipi_wait_ns >= 0.99 * free.ipis_sent * handler
+    # priced at or above the handler, a ready receiver costs no extra wait
+    priced = pt.run_concurrent(1 << 30, "x86-64", "linux-6.18", threads=[spec],
+                               ipi=handler)  # fmt: skip
+    assert priced.mover_ipi_wait_ns < 0.01 * priced.ipis_sent * handler
+    assert free.estimated_ns == pytest.approx(priced.estimated_ns, rel=0.02)
+
+
 def test_the_mover_waits_for_a_receiver_still_in_a_handler() -> None:
     spin = ThreadSpec("outside", span=4 * MIB, accesses=1, think_ns=10.0, through_move=True)
     quick = run("linux-4.19", [spin], size=64 * MIB, dst_align="page")
