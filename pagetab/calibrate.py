@@ -42,7 +42,6 @@ from .arch import CALIBRATED_COSTS, MEASURED_COSTS, Arch
 from .arch import arch as _arch
 from .arch import load_calibration as load
 from .constants import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_FIXED, MREMAP_MAYMOVE
-from .contention import ThreadSpec, run_concurrent
 from .cost import move_cost
 from .experiment import move_stats
 from .reproduce import published_entries, published_us
@@ -72,9 +71,8 @@ MOVE_COSTS = CALIBRATED_COSTS[:4]
 #: per-call cost of an INVLPG-path flush (large where the MMU is
 #: paravirtualized, as on the test host) and of one INVLPG
 FITTED = (*MOVE_COSTS, "invlpg_flush", "invlpg")
-#: what the fit with other CPUs running the mm sets: the sender's wait per
-#: flush IPI, and the receiver's handler from a reading thread's p99
-REMOTE_FITTED = ("ipi", "ipi_handler")
+#: what the fit with other CPUs running the mm sets
+REMOTE_FITTED = ("ipi",)
 #: what the host measures directly, not by a fit: an mremap that resizes in
 #: place: the cold-call measurement's warm in-place growth ("cold_call")
 MEASURED = MEASURED_COSTS
@@ -336,45 +334,6 @@ def _fit_ipi(rows: list[tuple[MoveStats, float]], profile: Arch) -> float:
     return max(num / den, 0.0)
 
 
-#: the reading thread's case: a PTE-path move of this many bytes (a flush
-#: per PMD, 512 PTEs apart, leaves the reader free between them: its p99
-#: read holds one handler) while a thread reads a region of READER_SIZE
-READER_MOVE = 256 * MIB
-READER_SIZE = 4 * MIB
-
-
-def measure_reader(repeats: int = ROUNDS) -> dict[str, Any]:
-    """A reading thread's latency on the other CPU during ``READER_MOVE``
-    PTE-path moves (``host.measure_contend``): its median p50 and p99 read
-    (ns) over ``repeats`` moves."""
-    h = host.measure_contend(READER_MOVE, "page", READER_SIZE, repeats=repeats)
-    return {"move": f"{READER_MOVE >> 20} MiB zero-page, PTE path", "size": READER_MOVE,
-            "reader_size": READER_SIZE, "repeats": repeats, "p50_ns": h.percentile(50),
-            "p99_ns": h.percentile(99)}  # fmt: skip
-
-
-def _reader_excess(profile: Arch, reader: dict[str, Any], handler: float) -> float:
-    """The model's p99 - p50 read of the reading thread's case with
-    ``ipi_handler`` = ``handler`` (each read wrapped in the host reader's
-    timer: ``work_ns`` its median read)."""
-    spec = ThreadSpec("outside", "read", accesses=1, through_move=True,
-                      work_ns=float(reader["p50_ns"]))  # fmt: skip
-    r = run_concurrent(int(reader["size"]), profile, "linux-6.18", [spec], cpus=2,
-                       populate="read", dst_align="page", region_size=int(reader["reader_size"]),
-                       ipi_handler=handler)  # fmt: skip
-    t = r.threads[0].latency_during_ns
-    return float(t["p99"] - t["p50"])
-
-
-def fit_handler(profile: Arch, reader: dict[str, Any]) -> float:
-    """``ipi_handler`` from the reading thread's p99 excess over its p50
-    (one handler lands in a p99 read): the model's excess is linear in the
-    handler's cost with slope 1, so one simulation places it."""
-    h0 = profile.cost("ipi_handler")
-    measured = float(reader["p99_ns"]) - float(reader["p50_ns"])
-    return max(h0 + measured - _reader_excess(profile, reader, h0), 0.0)
-
-
 def _report(profile: Arch, cases: list[Case], times: dict[tuple[Case, int], float],
             cpus: int) -> list[dict[str, Any]]:  # fmt: skip
     """Predicted (by ``profile``) vs measured for each case with ``cpus``."""
@@ -423,8 +382,6 @@ def calibrate(path: str | Path, repeats: int = 5, cases: list[Case] | None = Non
             keys += [(c, cpus) for c in REMOTE_TRAINING + REMOTE_HELD_OUT]
     _warm_up()
     samples = measure_samples(keys, repeats, progress=progress)
-    if len(keys) > len(training + check):  # the remote cases run: the reader too
-        remote["reader"] = measure_reader()
     times = {k: statistics.median(v) for k, v in samples.items()}
     cold = measure_cold()
     remote_cases = (REMOTE_TRAINING, REMOTE_HELD_OUT) if "skipped" not in remote and cpus > 1 \
@@ -466,11 +423,6 @@ def _fitted(training: list[Case], check: list[Case], times: dict[tuple[Case, int
         rrows = [(simulate(c, fitted, cpus), times[c, cpus]) for c in remote_cases[0]]
         costs["ipi"] = _fit_ipi(rrows, fitted)
         fitted = fitted.with_costs(ipi=costs["ipi"])
-        reader = remote.get("reader")
-        if reader is not None:
-            costs["ipi_handler"] = fit_handler(fitted, reader)
-            fitted = fitted.with_costs(ipi_handler=costs["ipi_handler"])
-            reader["predicted_excess_ns"] = _reader_excess(fitted, reader, costs["ipi_handler"])
         remote["fit"] = _report(fitted, remote_cases[0], times, cpus)
         remote["held_out"] = _report(fitted, remote_cases[1], times, cpus)
     return {"costs": costs, "fit": report, "held_out": checked, "remote": remote}

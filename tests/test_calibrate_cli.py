@@ -45,10 +45,8 @@ def test_calibration_with_other_cpus_fits_the_ipi(tmp_path: Path) -> None:
     out = tmp_path / "cal.json"
     train = [calibrate.Case(64 * MIB, 4096), calibrate.Case(64 * MIB, 2 * MIB)]
     data = calibrate.calibrate(out, repeats=2, cases=train, verbose=False, cpus=2)
-    assert set(data["costs"]) == set(calibrate.FITTED + calibrate.MEASURED) | {"ipi", "ipi_handler"}
-    assert data["costs"]["ipi"] >= 0 and data["costs"]["ipi_handler"] >= 0
-    reader = data["remote"]["reader"]  # the reading thread measured on this host
-    assert reader["p99_ns"] >= reader["p50_ns"] > 0 and reader["predicted_excess_ns"] >= 0
+    assert set(data["costs"]) == set(calibrate.FITTED + calibrate.MEASURED) | {"ipi"}
+    assert data["costs"]["ipi"] >= 0
     assert data["remote"]["cpus"] == 2 and len(data["remote"]["fit"]) == 2
     prof = pt.arch("x86-64", calibration=str(out))
     assert prof.cost("ipi") == pytest.approx(data["costs"]["ipi"])
@@ -207,7 +205,6 @@ def test_calibration_recovers_known_costs_and_interleaves_the_check(
     moves = {n: 2e5 + n / 256 for n in host.COLD_SIZES}
     measured = {"call": cold, "move": moves, "resize": cold}
     monkeypatch.setattr(host, "measure_cold", lambda sizes, rounds: measured)
-    monkeypatch.setattr(calibrate, "measure_reader", lambda repeats=5: _reader(2000.0))
     data = calibrate.calibrate(tmp_path / "cal.json", repeats=1, verbose=False, cpus=2)
     assert data["cold_call"]["faulted_bytes"] == list(host.COLD_SIZES)
     assert data["cold_call"]["median_ns"] == list(cold.values())
@@ -216,7 +213,6 @@ def test_calibration_recovers_known_costs_and_interleaves_the_check(
     assert data["costs"]["mremap_resize_call"] == cold[0]
     for k in (*calibrate.FITTED, "ipi"):
         assert data["costs"][k] == pytest.approx(truth.cost(k), rel=1e-6), k
-    assert data["costs"]["ipi_handler"] == pytest.approx(2000.0, rel=0.05)  # its reader's
     assert all(abs(r["error"]) < 1e-9 for r in data["held_out"] + data["remote"]["held_out"])
     per_round = len(calibrate.TRAINING + calibrate.HELD_OUT) + len(
         calibrate.REMOTE_TRAINING + calibrate.REMOTE_HELD_OUT
@@ -372,25 +368,3 @@ def _synthetic_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(host, "measure_cold",
                         lambda sizes, rounds: {w: {n: 1000.0 + n / 1024 for n in sizes}
                                                for w in ("call", "move", "resize")})  # fmt: skip
-    monkeypatch.setattr(calibrate, "measure_reader", lambda repeats=5: _reader(2000.0))
-
-
-def _reader(handler: float) -> dict[str, object]:
-    """The reading thread's case as a host whose flush IPI handler costs
-    ``handler`` ns would report it: the model's own p50 and p99 reads."""
-    case = {"move": "synthetic", "size": calibrate.READER_MOVE,
-            "reader_size": calibrate.READER_SIZE, "repeats": 1, "p50_ns": 60.0}  # fmt: skip
-    spec = pt.ThreadSpec("outside", "read", accesses=1, through_move=True, work_ns=60.0)
-    r = pt.run_concurrent(calibrate.READER_MOVE, "x86-64", "linux-6.18", [spec], cpus=2,
-                          populate="read", dst_align="page",
-                          region_size=calibrate.READER_SIZE, ipi_handler=handler)  # fmt: skip
-    t = r.threads[0].latency_during_ns
-    return {**case, "p50_ns": t["p50"], "p99_ns": t["p99"]}
-
-
-def test_the_receivers_handler_is_fitted_from_a_reading_thread() -> None:
-    # a reading thread's p99 read holds one flush IPI handler: its excess
-    # over p50 places ipi_handler (the sender's ipi fitted apart)
-    for truth in (500.0, 3000.0, 8000.0):
-        got = calibrate.fit_handler(pt.arch("x86-64"), _reader(truth))
-        assert got == pytest.approx(truth, rel=0.05), truth
