@@ -199,12 +199,14 @@ def spread(samples: dict[tuple[Case, int], list[float]], training: list[Case],
             per_round.setdefault(k, []).append(float(v))
     # how often each fitted case pays each cost, and its measured time
     base = _arch("x86-64")
-    paid = [(_events(st) | {"ipi": st.flush_ops["ipi"]}, statistics.median(samples[c, cpus]))
-            for c, cpus, st in ((c, 1, simulate(c, base)) for c in training)]  # fmt: skip
+    fitted_cases = [(c, 1) for c in training]
     if remote_cases is not None:
-        cpus = remote["cpus"]
-        paid += [(_events(st) | {"ipi": st.flush_ops["ipi"]}, statistics.median(samples[c, cpus]))
-                 for c, st in ((c, simulate(c, base, cpus)) for c in remote_cases[0])]  # fmt: skip
+        fitted_cases += [(c, remote["cpus"]) for c in remote_cases[0]]
+    paid = []
+    for c, cpus in fitted_cases:
+        st = simulate(c, base, cpus)
+        paid.append((_events(st) | {"ipi": st.flush_ops["ipi"]},
+                     statistics.median(samples[c, cpus])))  # fmt: skip
     out: dict[str, Any] = {}
     for k, vals in per_round.items():
         low, high = min(vals), max(vals)

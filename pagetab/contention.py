@@ -341,15 +341,8 @@ class ContendResults(Compared[ContendResult]):
     baseline
         The policy each ratio is to (None: no ratios).
 
-    Attributes
-    ----------
-    baseline : str or None
-        As given.
-
-    See Also
-    --------
-    rows, to_csv, to_json, to_pandas, columns, table, plot
-        The records, files, DataFrame, units, text table and figure.
+    ``baseline``, the records, files, DataFrame, units, table and plot
+    (``rows``, ``to_csv``, ...): as ``Compared``.
     """
 
     def __init__(self, items: Iterable[ContendResult], baseline: str | None = "linux-4.19") -> None:

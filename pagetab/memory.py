@@ -183,29 +183,38 @@ def fault_around(mm: MmStruct, v: Vma, addr: int) -> int:
                   else f.cached[first:last])  # fmt: skip
         for s, e in _runs(cached):
             start, end = lo + (s << ps), lo + (e << ps)
-            got = _map_file_pages(mm, v, start, end)
-            if got < end:
-                return page + mm.page_size if start <= page < got else page  # out of memory
-        _map_whole_folios(mm, v, first, last)
+            if _map_file_pages(mm, v, start, end) < end:
+                break  # out of page-table memory: the rest of the window stays unmapped
+        else:
+            _map_whole_folios(mm, v, first, last)
         if mm.tables.frames(page, page + mm.page_size)[0] >= 0:
             return page + mm.page_size  # VM_FAULT_NOPAGE: fault-around mapped it
+        if f.cached is None or f.cached[here]:
+            return page  # its run was cut short: out of page-table memory
     # __do_fault: filemap_fault reads the page in, with the folio it is part of
-    folio = _folio_of(f, here)
-    if f.cached is not None and here < f.cached.size:
-        f.cached[folio[0] : folio[1]] = True
-    start, end = _finish_fault(mm, v, page, folio)
+    start, end = _finish_fault(mm, v, page, _read_in(f, here))
     got = _map_file_pages(mm, v, start, end)
     return page + mm.page_size if got > page else page
 
 
-def _folio_of(f: File, index: int) -> tuple[int, int]:
-    """The page indices ``[lo, hi)`` of the page-cache folio holding page
-    ``index`` of ``f``: a large one ``File.set_folios`` named, else the page."""
-    if f.folios is not None:
-        i = int(np.searchsorted(f.folios[:, 1], index, side="right"))
-        if i < len(f.folios) and f.folios[i, 0] <= index:
-            return int(f.folios[i, 0]), int(f.folios[i, 1])
-    return index, index + 1
+def _folios_meeting(f: File, first: int, last: int) -> list[tuple[int, int]]:
+    """The large folios ``File.set_folios`` named that meet page indices
+    [first, last): those ending after first and starting before last."""
+    if f.folios is None:
+        return []
+    i = int(np.searchsorted(f.folios[:, 1], first, side="right"))
+    j = int(np.searchsorted(f.folios[:, 0], last, side="left"))
+    return [(lo, hi) for lo, hi in f.folios[i:j].tolist()]
+
+
+def _read_in(f: File, index: int) -> tuple[int, int]:
+    """filemap_fault reading page ``index`` of ``f`` in: the page indices
+    ``[lo, hi)`` of its folio (a large one, else the page), cached from then."""
+    got = _folios_meeting(f, index, index + 1)
+    lo, hi = got[0] if got else (index, index + 1)
+    if f.cached is not None and index < f.cached.size:
+        f.cached[lo:hi] = True
+    return lo, hi
 
 
 def _refuse_pmd_folios(mm: MmStruct, f: File, first: int, last: int) -> None:
@@ -213,16 +222,25 @@ def _refuse_pmd_folios(mm: MmStruct, f: File, first: int, last: int) -> None:
     indices [first, last): the kernel may map it with one PMD
     (filemap_map_pmd, finish_fault's do_set_pmd), which pagetab's file
     mappings do not model."""
-    if f.folios is None:
-        return
     pmd_pages = mm.arch.pmd_size >> mm.page_shift
-    i = int(np.searchsorted(f.folios[:, 1], first, side="right"))
-    j = int(np.searchsorted(f.folios[:, 0], last, side="left"))
-    if any(hi - lo >= pmd_pages for lo, hi in f.folios[i:j].tolist()):
+    if any(hi - lo >= pmd_pages for lo, hi in _folios_meeting(f, first, last)):
         raise NotImplementedError(
             "a PMD-sized page-cache folio: the kernel may map it with one PMD "
             "(filemap_map_pmd, do_set_pmd), which pagetab's file mappings do not model"
         )
+
+
+def _folio_span(mm: MmStruct, v: Vma, folio: tuple[int, int]) -> tuple[int, int] | None:
+    """[start, end): where the folio of page indices ``folio`` lies in
+    ``v``, if it lies inside ``v`` and inside one PTE table (both whole-folio
+    rules, folio_within_vma and the PMD test); None otherwise."""
+    ps = mm.page_shift
+    start = v.start + ((folio[0] - v.pgoff) << ps)
+    end = start + ((folio[1] - folio[0]) << ps)
+    table = ~(mm.arch.pmd_size - 1)
+    if start < v.start or end > v.end or start & table != (end - 1) & table:
+        return None
+    return start, end
 
 
 def _finish_fault(mm: MmStruct, v: Vma, page: int, folio: tuple[int, int]) -> tuple[int, int]:
@@ -234,22 +252,18 @@ def _finish_fault(mm: MmStruct, v: Vma, page: int, folio: tuple[int, int]) -> tu
     than fault-around's test), every entry it covers is none, and ``v``
     has no userfaultfd; else the page alone."""
     single = (page, page + mm.page_size)
-    flo, fhi = folio
     f = v.file
     assert f is not None
-    if fhi - flo < 2 or not mm.policy.finish_fault_whole_folio \
+    if folio[1] - folio[0] < 2 or not mm.policy.finish_fault_whole_folio \
             or v.flags & (VM_UFFD_MISSING | VM_UFFD_WP):  # fmt: skip
         return single
-    ps = mm.page_shift
-    start = v.start + ((flo - v.pgoff) << ps)
-    end = start + ((fhi - flo) << ps)
-    pages = (f.size + mm.page_size - 1) >> ps
-    table = ~(mm.arch.pmd_size - 1)
-    if start < v.start or end > v.end or fhi > pages or start & table != (end - 1) & table:
+    span = _folio_span(mm, v, folio)
+    pages = (f.size + mm.page_size - 1) >> mm.page_shift
+    if span is None or folio[1] > pages:
         return single
-    if (mm.tables.frames(start, end) >= 0).any():
+    if (mm.tables.frames(*span) >= 0).any():
         return single  # !pte_range_none: the fallback maps the page alone
-    return start, end
+    return span
 
 
 def _shared_write_fault(mm: MmStruct, v: Vma, page: int) -> int:
@@ -261,10 +275,7 @@ def _shared_write_fault(mm: MmStruct, v: Vma, page: int) -> int:
     assert f is not None
     here = v.pgoff_at(page, mm.page_shift)
     _refuse_pmd_folios(mm, f, here, here + 1)
-    folio = _folio_of(f, here)
-    if f.cached is not None and here < f.cached.size:
-        f.cached[folio[0] : folio[1]] = True
-    start, end = _finish_fault(mm, v, page, folio)
+    start, end = _finish_fault(mm, v, page, _read_in(f, here))
     got = populate_vma(mm, v, start, end, True)
     return got if got <= page else max(got, page + mm.page_size)
 
@@ -278,24 +289,16 @@ def _map_whole_folios(mm: MmStruct, v: Vma, first: int, last: int) -> None:
     ``Policy.fault_around_whole_folio``, or with small folios only."""
     f = v.file
     assert f is not None
-    if f.folios is None or not mm.policy.fault_around_whole_folio:
+    if not mm.policy.fault_around_whole_folio:
         return
-    ps = mm.page_shift
-    file_end = ((f.size + mm.page_size - 1) >> ps) - 1  # the last page's index
-    folios = f.folios
-    # the folios meeting [first, last): those ending after first, starting before last
-    i = int(np.searchsorted(folios[:, 1], first, side="right"))
-    j = int(np.searchsorted(folios[:, 0], last, side="left"))
-    for flo, fhi in folios[i:j].tolist():
+    file_end = ((f.size + mm.page_size - 1) >> mm.page_shift) - 1  # the last page's index
+    for flo, fhi in _folios_meeting(f, first, last):
         if f.cached is not None and not f.cached[flo:fhi].all():
             continue  # not uptodate whole: next_uptodate_folio skips it
-        start = v.start + ((flo - v.pgoff) << ps)
-        end = start + ((fhi - flo) << ps)
-        if fhi > file_end or start < v.start or end > v.end:
+        span = _folio_span(mm, v, (flo, fhi))
+        if fhi > file_end or span is None:
             continue
-        if start & ~(mm.arch.pmd_size - 1) != (end - 1) & ~(mm.arch.pmd_size - 1):
-            continue  # across a PTE table
-        if _map_file_pages(mm, v, start, end) < end:
+        if _map_file_pages(mm, v, *span) < span[1]:
             return  # out of page-table memory
 
 

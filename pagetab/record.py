@@ -40,7 +40,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -277,11 +277,7 @@ def page_cache_folios(
         for lo, hi, _, off, path, *_ in vmas:
             if not path.startswith("/") or hi > USER_END:
                 continue
-            chunk = 1 << 18  # pages per pagemap read: 2 MiB of it
-            for base in range(lo, hi, chunk * page_size):
-                n = min(chunk, (hi - base) // page_size)
-                words = np.frombuffer(os.pread(pm, n * 8, base // page_size * 8),
-                                      dtype=np.uint64)  # fmt: skip
+            for base, words in _pagemap_chunks(pm, lo, hi, page_size):
                 # present (bit 63) file pages (bit 61) with their frame (bits 0-54)
                 idx = np.flatnonzero((words >> np.uint64(63)) & (words >> np.uint64(61)) & 1)
                 pfn = (words[idx] & np.uint64((1 << 55) - 1)).astype(np.int64)
@@ -331,19 +327,17 @@ def present_runs(pid: int, maps: list[list[Any]], page_size: int) -> list[list[i
     /proc/PID/pagemap (bit 63 present; bit 61 a file page or shared
     anonymous, 0 for a private anonymous page)."""
     runs: list[list[int]] = []
-    chunk = 1 << 18  # pages per read: 2 MiB of pagemap
-    with open(f"/proc/{pid}/pagemap", "rb", buffering=0) as f:
+    fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+    try:
         for lo, hi, *_ in maps:
             if hi > USER_END:
                 continue  # [vsyscall]: not in the page tables pagemap walks
-            for base in range(lo, hi, chunk * page_size):
-                n = min(chunk, (hi - base) // page_size)
+            chunks = _pagemap_chunks(fd, lo, hi, page_size)
+            while True:
                 try:
-                    f.seek(base // page_size * 8)
-                    data = f.read(n * 8)
-                except OSError:
-                    break
-                words = np.frombuffer(data, dtype=np.uint64)
+                    base, words = next(chunks)
+                except (StopIteration, OSError):
+                    break  # (an unreadable range: what was read stands)
                 # 0 absent, 1 present anonymous, 2 present file
                 state = (words >> np.uint64(63)) * (1 + ((words >> np.uint64(61)) & 1))
                 state = state.astype(np.int8)
@@ -357,7 +351,20 @@ def present_runs(pid: int, maps: list[list[Any]], page_size: int) -> list[list[i
                         runs[-1][1] = b
                     else:
                         runs.append([a, b, kind - 1])
+    finally:
+        os.close(fd)
     return runs
+
+
+def _pagemap_chunks(fd: int, lo: int, hi: int,
+                    page_size: int) -> Iterator[tuple[int, npt.NDArray[np.uint64]]]:  # fmt: skip
+    """/proc/PID/pagemap's words (open as ``fd``) for [lo, hi), a chunk of
+    up to 2 MiB of them at a time: (the chunk's first address, its words)."""
+    chunk = 1 << 18  # pages per read
+    for base in range(lo, hi, chunk * page_size):
+        n = min(chunk, (hi - base) // page_size)
+        data = os.pread(fd, n * 8, base // page_size * 8)
+        yield base, np.frombuffer(data[: len(data) // 8 * 8], dtype=np.uint64)
 
 
 class _Parser:

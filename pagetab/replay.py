@@ -1203,15 +1203,8 @@ class ReplayResults(Compared[ReplayResult]):
     baseline
         The policy each ratio is to (None: no ratios).
 
-    Attributes
-    ----------
-    baseline : str or None
-        As given.
-
-    See Also
-    --------
-    rows, to_csv, to_json, to_pandas, columns, table
-        The records, files, DataFrame, units and text table.
+    ``baseline``, the records, files, DataFrame, units and table
+    (``rows``, ``to_csv``, ...): as ``Compared``.
     """
 
     def __init__(self, items: Iterable[ReplayResult], baseline: str | None = "linux-6.18") -> None:
