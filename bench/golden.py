@@ -18,7 +18,9 @@ later (``Policy.multi_vma_move``), and the one that added linux-6.19 and
 the counter ``batched_pending_flushes`` (new rows and a new zero column;
 no value changed), and the one that interpolated the concurrent model's
 latency percentiles and capped them at the maximum (only the p50, p99
-and p99.9 figures changed); re-generate it (``-o``) only with a
+and p99.9 figures changed), and the one that priced the arm64 and ppc64
+profiles as published devices through the cross-device model (only
+arm64 and ppc64 figures changed, and ``reproduce``); re-generate it (``-o``) only with a
 change meant to move results, and say so in that commit.
 """
 

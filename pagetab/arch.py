@@ -541,6 +541,14 @@ def _variants() -> None:
 _variants()
 
 
+def _default_devices() -> None:
+    """Price each family's built-in profiles as its DEFAULT_DEVICES device."""
+    for name, a in list(_REGISTRY.items()):
+        device = DEFAULT_DEVICES.get(a.flush.family)
+        if device is not None:
+            _REGISTRY[name] = apply_device(a, device_doc(device), f"device {device}")
+
+
 def archs() -> list[str]:
     """Names of the built-in architecture profiles."""
     return list(_REGISTRY)
@@ -737,29 +745,91 @@ def device_doc(device: str) -> dict[str, Any]:
 
 
 def devices(of: str | None = None) -> dict[str, str]:
-    """The shipped device calibrations, name -> description: costs fitted
-    to published measurements of one device (``pagetab/data/devices``),
-    for the arch profile ``of`` (and its variants) or all."""
+    """The shipped device calibrations, name -> description: each a device
+    of published measurements, priced by the cross-device model
+    (``pagetab/data/devices``), for the arch profile ``of`` (any profile of
+    the device's family) or all."""
     out = {}
+    family = None if of is None else arch(of).flush.family
     for name in sorted(_device_texts()):
         data = device_doc(name)
-        if of is None or of == data["arch"] or of.startswith(data["arch"] + "-"):
+        if family is None or _REGISTRY[data["arch"]].flush.family == family:
             out[name] = f"{data['arch']}: {data['device']['description']}"
     return out
 
 
+#: the sourced costs of each flush family's profiles (costs_data), before
+#: any device's factors
+SOURCED_COSTS: Mapping[str, Mapping[str, Cost]] = {
+    "x86": COSTS["x86-64"], "arm64": COSTS["arm64"], "ppc64": COSTS["ppc64"],
+    "riscv": COSTS["riscv64"]}  # fmt: skip
+#: the device whose factors price each family's built-in profiles: the one
+#: whose published figures cover the most paths, on the most recent kernel
+#: (x86-64 keeps the test host's own measurements; riscv64 has no published
+#: figure, so its profiles keep their sourced costs)
+DEFAULT_DEVICES = {"arm64": "kalesh2020-arm64-5.4", "ppc64": "aneesh2021-ppc64"}
+#: the cross-device model's factor of each move cost (pagetab.device_model)
+MOVE_FACTORS = {"mremap_call": "k_call", "mremap_resize_call": "k_call",
+                "pte_move": "k_pte", "pmd_move": "k_pmd", "pud_move": "k_pud"}  # fmt: skip
+
+
+def cost_group(a: Arch, event: str) -> str:
+    """The cross-device model's group of ``event`` on ``a``: "flush" (a flush
+    instruction of its family, flush_call, ipi: the ISA's flush factor), one
+    of MOVE_FACTORS (the device's speed times that shared factor), or
+    "work" (the device's speed)."""
+    if event in MOVE_FACTORS:
+        return MOVE_FACTORS[event]
+    if event in set(a.flush.op_costs.values()) | {"flush_call", "ipi"}:
+        return "flush"
+    return "work"
+
+
+def _device_factor(a: Arch, event: str, factors: Mapping[str, float]) -> float:
+    group = cost_group(a, event)
+    if group == "flush":
+        return factors["flush"]
+    return factors["speed"] * (factors[group] if group != "work" else 1.0)
+
+
+def apply_device(base: Arch, doc: Mapping[str, Any], where: str) -> Arch:
+    """``base`` priced as the device of ``doc`` (a device document of
+    pagetab/data/devices): every sourced cost of its family times the
+    device's factor for it (``cost_group``), its range likewise, and the
+    document's cold-call measurement (the test host's) times its memory
+    factor; ValueError naming ``where`` for a malformed
+    document."""
+    factors = doc.get("factors")
+    names = ("speed", "memory", "flush", *sorted(set(MOVE_FACTORS.values())))
+    if not isinstance(factors, dict) or not all(
+            _number(factors.get(k)) and 0 < factors[k] < math.inf for k in names):  # fmt: skip
+        raise ValueError(f"{where}: needs factors {', '.join(names)} (finite, > 0)")
+    sourced = SOURCED_COSTS[base.flush.family]
+    name = doc.get("device", {}).get("name", where)
+    costs = {}
+    for e, c in sourced.items():
+        f = _device_factor(base, e, factors)
+        costs[e] = Cost(c.ns * f, f"{c.source}; x{f:.3g} for the device {name} "
+                        f"({cost_group(base, e)} factor of pagetab.device_model)",
+                        c.low * f, c.high * f)  # fmt: skip
+    try:
+        curves = _cold_call(doc.get("cold_call"))
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+    call, pte, resize = (tuple((n, ns * factors["memory"]) for n, ns in c) for c in curves)
+    return base.replace(costs=costs, cold_call=call, cold_pte=pte, cold_resize=resize)
+
+
 def load_device(base: Arch, device: str) -> Arch:
-    """``base`` with the costs of the shipped device calibration ``device``
-    (for base's profile or a variant of it, e.g. arm64-4k-linux-4.9 with an
-    arm64-4k device); ValueError listing the valid devices otherwise."""
+    """``base`` with the costs of the shipped device ``device`` (for base's
+    family: any profile of it, e.g. arm64-4k-linux-4.9 with an arm64
+    device); ValueError listing the valid devices otherwise."""
     data = device_doc(device)
-    family = data.get("arch", "")
-    # a device of a profile serves its variants (same core, another kernel rule)
-    fits = family if base.name == family or base.name.startswith(family + "-") else base.name
-    dev = data.get("device", {})
-    source = f"fitted to {', '.join(dev.get('fitted_to', []))} ({dev.get('description', device)})"
-    fitted = _apply_calibration(base, data, f"device {device}", source, fits)
-    return fitted.replace(name=f"{base.name}@{device}")
+    if _REGISTRY[data["arch"]].flush.family != base.flush.family:
+        valid = ", ".join(devices(base.name)) or "none"
+        raise ValueError(f"device {device} is for {_REGISTRY[data['arch']].flush.family} "
+                         f"profiles, not {base.name}; valid: {valid}")  # fmt: skip
+    return apply_device(base, data, f"device {device}").replace(name=f"{base.name}@{device}")
 
 
 def _fit_band(fit: Any) -> tuple[float, str]:
@@ -811,3 +881,6 @@ def _banded(ns: Any, band: float) -> Any:
     if not _number(ns) or not math.isfinite(ns) or ns < 0:
         return ns
     return (max(ns * (1 - band), 0.0), ns, ns * (1 + band))
+
+
+_default_devices()

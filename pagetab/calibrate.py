@@ -43,8 +43,6 @@ from .arch import arch as _arch
 from .arch import load_calibration as load
 from .constants import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_FIXED, MREMAP_MAYMOVE
 from .cost import move_cost
-from .experiment import move_stats
-from .reproduce import published_entries, published_us
 from .scenario import MoveSetup
 from .stats import MoveStats
 
@@ -54,7 +52,6 @@ __all__ = [
     "MOVE_COSTS",
     "Case",
     "calibrate",
-    "fit_device",
     "load",
     "load_file",
     "measure_cold",
@@ -277,47 +274,6 @@ def _fit(rows: list[tuple[MoveStats, float]], base: Arch,
     w = np.array([1.0 / max(m, 1.0) for _, m in rows])
     coef, *_ = np.linalg.lstsq(np.array(a) * w[:, None], np.array(y) * w, rcond=None)
     return {k: max(float(v), 0.0) for k, v in zip(keys, coef, strict=True)}
-
-
-def fit_device(name: str, arch_name: str, entry_ids: list[str], keys: tuple[str, ...],
-               description: str) -> dict[str, Any]:  # fmt: skip
-    """A device calibration fitted to published measurements (entries of
-    pagetab/data/published.json, each simulated as it says): the costs
-    ``keys`` by least squares, every other cost kept at its sourced value
-    (named in ``not_identifiable``). Returns the document that
-    pagetab/data/devices/NAME.json holds."""
-    base = _arch(arch_name)
-    by_id = {e["id"]: e for e in published_entries()}
-    rows = []
-    for i in entry_ids:
-        e = by_id[i]
-        sim = e["simulate"]
-        # the simulated profile (base's or a variant of it) with base's costs
-        prof = _arch(sim["arch"]).replace(costs=dict(base.costs))
-        st = move_stats(e["size_bytes"], prof, sim["policy"], dst_align=sim["dst_align"],
-                        cpus=1, touch=0)  # fmt: skip
-        published = published_us(e)
-        assert published is not None, f"{i} is not a time"
-        rows.append((st, 1e3 * published))
-    costs = _fit(rows, base, keys)
-    report = []
-    for (st, measured), i in zip(rows, entry_ids, strict=True):
-        predicted = move_cost(st.profile.replace_costs(costs, "fit") if st.profile else base,
-                              st)[0]  # fmt: skip
-        report.append({"case": i, "measured_ns": measured, "predicted_ns": predicted,
-                       "error": predicted / measured - 1})  # fmt: skip
-    kept = [k for k in MOVE_COSTS if k not in keys]
-    return {
-        "arch": arch_name,
-        "host": name,
-        "kernel": ", ".join(sorted({by_id[i]["kernel"] for i in entry_ids})),
-        "date": "published",
-        "costs": costs,
-        "fit": report,
-        "device": {"name": name, "description": description, "fitted_to": entry_ids,
-                   "not_identifiable": {k: f"kept at its sourced value: "
-                                           f"{base.costs[k].source}" for k in kept}},
-    }  # fmt: skip
 
 
 def _fit_ipi(rows: list[tuple[MoveStats, float]], profile: Arch) -> float:

@@ -58,6 +58,7 @@ LAYERS = [
     ["host", "_probe", "oracle", "record"],
     ["native"],
     ["calibrate"],
+    ["device_model"],  # the cross-device model, fitted through calibrate's cases
     # the command line: shared helpers, then the subcommands ("cli.*": every
     # module of pagetab/cli without a leading underscore), then what reads
     # the registry they fill

@@ -270,16 +270,9 @@ def test_reproduction_keeps_the_qualitative_findings() -> None:
     assert 20 <= x86 <= 40  # 23x in 2c91bd4a4e2e's x86 numbers, 34x in one test-host run
     assert f["arm64 Linux 4.9 flush rule: per-PMD flush"].simulated < 3  # benefit negated
     assert f["arm64 Linux 4.9 flush rule: one flush at the end"].simulated > 100
-    assert f["arm64 with range TLBI: per-PMD flush"].simulated > 10  # cheap again
-    pmd_pte = f["arm64 linux-5.11 1 GiB: PMD moves vs PTE moves"].simulated
-    pud_pmd = f["arm64 linux-5.11 1 GiB: PUD moves vs PMD moves"].simulated
-    pud_pte = f["arm64 linux-5.11 1 GiB: PUD moves vs PTE moves"].simulated
-    assert pmd_pte > 5 and pud_pmd > 5 and pud_pte > 100
-    # each ratio is that of the moves priced from the hand-derived counts
-    ns = {off: _priced("arm64-4k", n) for off, n in ARM64_PATHS.items()}
-    assert pmd_pte == pytest.approx(ns[4096] / ns[2 * M], rel=1e-9)
-    assert pud_pmd == pytest.approx(ns[2 * M] / ns[0], rel=1e-9)
-    assert pud_pte == pytest.approx(ns[4096] / ns[0], rel=1e-9)
+    # cheap again: one range TLBI per PMD instead of 4.9's 512 per-page ones
+    per_pmd_49 = f["arm64 Linux 4.9 flush rule: per-PMD flush"].simulated
+    assert f["arm64 with range TLBI: per-PMD flush"].simulated > 5 * per_pmd_49
 
 
 # 1 GiB of written 4K pages on arm64-4k under linux-5.11, one CPU, the source
