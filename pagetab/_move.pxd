@@ -65,6 +65,7 @@ cdef struct mremap_config:
     uint64_t pte_extent_limit    # in pages; 0: none
     bint contpte
     bint pte_batch
+    bint pte_batch_every_pte
     bint contpte_bbml2_elide
 
 
@@ -88,6 +89,7 @@ cdef struct move_stats:
     int64_t huge_pmds_split
     int64_t huge_puds_split
     int64_t pte_batches
+    int64_t folio_lookups
     int64_t ptes_batched
     int64_t contpte_unfolds
     int64_t contpte_folds
@@ -111,7 +113,7 @@ cdef struct move_stats:
 # array whose dtype is this struct (EVENT_DTYPE).
 cdef struct move_event:
     int64_t kind                 # an EV_* of _move.pyx (EVENT_KINDS names them)
-    int64_t what                 # lock class (lock, unlock); pgt_entry (entry); flush record (flush, convert)
+    int64_t what                 # lock class (lock, unlock); pgt_entry (entry); flush record (flush, convert); folio lookups (ptes)
     int64_t entries              # entries moved (ptes, entry); during the hold (unlock); stride shift (flush, convert)
     uint64_t lo                  # old-address range (ptes, entry, flush, convert); the lock's id (lock, unlock)
     uint64_t hi

@@ -628,8 +628,11 @@ cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
     cdef uint64_t *o = slot_of(pt, x.cfg.pte, old_row, old_addr)
     cdef uint64_t *n = slot_of(pt, x.cfg.pte, new_row, new_addr)
     cdef int64_t k, npte = <int64_t>(extent >> x.cfg.page_shift)
-    cdef int64_t nmoved = 0, npresent = 0, ndirty = 0
+    cdef int64_t nmoved = 0, npresent = 0, ndirty = 0, nlookups = 0
     cdef int64_t c = x.cfg.cont_ptes, nr, j, b, oidx0, nidx0
+    # f822a9a81a31 before 0b5be138ce00: vm_normal_folio for every present PTE
+    # mremap_folio_pte_batch is called on (not the extent's last: max_nr 1)
+    cdef bint every = x.cfg.pte_batch and x.cfg.pte_batch_every_pte
     cdef uint64_t e, f
     cdef uint64_t old_ptl = pte_lockptr(x, old_row), new_ptl = pte_lockptr(x, new_row)
     cdef bint took_old, took_new
@@ -648,10 +651,14 @@ cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
         batched_pending(x)
     if c == 0:
         # no contiguous blocks: the plain loop (kept apart: it is the hot one)
+        if every:
+            nlookups = -1 if o[npte - 1] & E_PRESENT else 0
         for k in range(npte):
             if o[k]:
                 move_pte(o, n, k, &npresent, &ndirty)
                 nmoved += 1
+        if every:
+            nlookups += npresent
         k = npte
     else:
         k = 0
@@ -678,6 +685,7 @@ cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
             if (oidx0 + k + nr) % c and (o[k + nr - 1] & E_CONT):
                 contpte_convert(x, o, b, old_addr + (<uint64_t>(b) << x.cfg.page_shift),
                                 False, False)
+            nlookups += 1  # pte_batch_hint > 1: the folio looked up
             if nr > 1:
                 x.c.pte_batches += 1
                 x.c.ptes_batched += nr
@@ -698,6 +706,8 @@ cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
             nmoved += nr
             k += nr
             continue
+        if every and (e & E_PRESENT) and k < npte - 1:
+            nlookups += 1
         if c and (e & E_CONT):
             # ptep_get_and_clear on one entry of a block: contpte_try_unfold
             b = (oidx0 + k) - (oidx0 + k) % c - oidx0
@@ -709,7 +719,9 @@ cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
             try_fold(x, n, k, nidx0, new_addr)  # set_pte_at: contpte_try_fold
         k += 1
     x.c.ptes_moved += nmoved
-    trace(x, EV_PTES, 0, nmoved, old_addr, old_addr + extent)
+    x.c.folio_lookups += nlookups
+    # a ptes event's "what": the folio lookups among its entries
+    trace(x, EV_PTES, nlookups, nmoved, old_addr, old_addr + extent)
     moved(x, nmoved, old_addr, old_addr + extent, npresent, 0, 0)
     if x.cfg.flush == FL_END:
         if took_new and new_ptl != old_ptl:

@@ -768,6 +768,8 @@ SOURCED_COSTS: Mapping[str, Mapping[str, Cost]] = {
 #: (x86-64 keeps the test host's own measurements; riscv64 has no published
 #: figure, so its profiles keep their sourced costs)
 DEFAULT_DEVICES = {"arm64": "kalesh2020-arm64-5.4", "ppc64": "aneesh2021-ppc64"}
+#: the costs the device's memory factor scales (a cache miss, not the core)
+MEMORY_EVENTS = frozenset({"folio_lookup"})
 #: the cross-device model's factor of each move cost (pagetab.device_model)
 MOVE_FACTORS = {"mremap_call": "k_call", "mremap_resize_call": "k_call",
                 "pte_move": "k_pte", "pmd_move": "k_pmd", "pud_move": "k_pud"}  # fmt: skip
@@ -776,10 +778,13 @@ MOVE_FACTORS = {"mremap_call": "k_call", "mremap_resize_call": "k_call",
 def cost_group(a: Arch, event: str) -> str:
     """The cross-device model's group of ``event`` on ``a``: "flush" (a flush
     instruction of its family, flush_call, ipi: the ISA's flush factor), one
-    of MOVE_FACTORS (the device's speed times that shared factor), or
-    "work" (the device's speed)."""
+    of MOVE_FACTORS (the device's speed times that shared factor), "memory"
+    (MEMORY_EVENTS: the device's memory factor) or "work" (the device's
+    speed)."""
     if event in MOVE_FACTORS:
         return MOVE_FACTORS[event]
+    if event in MEMORY_EVENTS:
+        return "memory"
     if event in set(a.flush.op_costs.values()) | {"flush_call", "ipi"}:
         return "flush"
     return "work"
@@ -787,8 +792,8 @@ def cost_group(a: Arch, event: str) -> str:
 
 def _device_factor(a: Arch, event: str, factors: Mapping[str, float]) -> float:
     group = cost_group(a, event)
-    if group == "flush":
-        return factors["flush"]
+    if group in ("flush", "memory"):
+        return factors[group]
     return factors["speed"] * (factors[group] if group != "work" else 1.0)
 
 

@@ -180,7 +180,7 @@ class GcResult:
         return {**flat_row(self), "ns_per_mb": self.ns_per_mb, "flush_ns": self.flush_ns}
 
 
-_NOT_FLUSH = ("syscall", "entry moves", "locks")
+_NOT_FLUSH = ("syscall", "entry moves", "folio lookups", "locks")
 
 
 def run_gc(size: int = 256 * MIB, arch: str | Arch = "x86-64", policy: str | Policy = "linux-6.18",
@@ -271,8 +271,8 @@ class GcResults(Compared[GcResult]):
 
     def cells(self) -> tuple[list[str], list[list[str]]]:
         """The summary table as text cells: (header, one row per cycle)."""
-        head = ["arch", "policy", "ioctls", "pages", "flushes", "moves us", "locks us",
-                "flush us", "mremap us", "est. us", "est. range us", "us/MiB",
+        head = ["arch", "policy", "ioctls", "pages", "flushes", "moves us", "lookups us",
+                "locks us", "flush us", "mremap us", "est. us", "est. range us", "us/MiB",
                 f"vs {self.baseline}", "sim ms"]  # fmt: skip
         rows = []
         for r in self:
@@ -281,6 +281,7 @@ class GcResults(Compared[GcResult]):
                 r.arch, r.policy, str(r.ioctls), str(r.pages_moved),
                 str(r.counters.get("flush_calls", 0)),
                 f"{r.breakdown.get('entry moves', 0) / 1e3:.1f}",
+                f"{r.breakdown.get('folio lookups', 0) / 1e3:.1f}",
                 f"{r.breakdown.get('locks', 0) / 1e3:.1f}", f"{r.flush_ns / 1e3:.1f}",
                 f"{r.mremap_ns / 1e3:.1f}", f"{r.estimated_ns / 1e3:.1f}",
                 f"{low / 1e3:.1f}-{high / 1e3:.1f}", f"{r.ns_per_mb / 1e3:.2f}",

@@ -63,6 +63,7 @@ MOVE_EVENTS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "huge_puds_split": ("split_huge_pmd", "entry moves"),
     "contpte_folds": ("contpte_convert", "entry moves"),
     "contpte_unfolds": ("contpte_convert", "entry moves"),
+    "folio_lookups": ("folio_lookup", "folio lookups"),
     "tables_allocated": ("table_alloc", "table alloc"),
 })  # fmt: skip
 ONLY_WHERE_COUNTED = frozenset({"contpte_convert"})
@@ -123,7 +124,7 @@ def _move(arch: Arch, price: Price, st: Any, calls: int) -> dict[str, float]:
     # VMA work (copy_vma, the source's unmap): its own, cheaper price
     call = "mremap_call" if st.moved else "mremap_resize_call"
     out: dict[str, float] = {"syscall": calls * price(call), "entry moves": 0,
-                             "table alloc": 0, "locks": 0}  # fmt: skip
+                             "folio lookups": 0, "table alloc": 0, "locks": 0}  # fmt: skip
     for counter, (event, category) in MOVE_EVENTS.items():
         n = getattr(st, counter)
         if event in ONLY_WHERE_COUNTED:
@@ -204,6 +205,8 @@ def _uffd(arch: Arch, price: Price, c: Mapping[str, int], ops: Mapping[str, int]
         "entry moves": (c.get("ptes_moved", 0) + c.get("zero_ptes_moved", 0)) * price("pte_move")
         + c.get("huge_pmds_moved", 0) * price("pmd_move")
         + (c.get("folios_split", 0) + c.get("huge_pmds_split", 0)) * price("split_huge_pmd"),
+        # move_pages_pte looks up the folio of each present page it moves
+        "folio lookups": c.get("folio_locks", 0) * price("folio_lookup"),
         "locks": c.get("pte_locks", 0) * price("ptl_lock")
         + (c.get("folio_locks", 0) + c.get("anon_vma_locks", 0)) * price("rmap_lock"),
         **flush_ops_cost(arch, price, ops),

@@ -195,13 +195,20 @@ _COMMON = {
                      "us in the docs' native table; 1 GiB 5 us to 256 GiB 49 us) put a PUD "
                      "with its flush at 172.5-200 ns, -12.5 to 15 ns after the same "
                      f"subtractions (0 at least), {_SPREAD}", 0, 18),
-    "uffd_move_call": Cost(1000, f"{_X86_MEASURED}: 65536 UFFDIO_MOVE calls of one written "
+    "uffd_move_call": Cost(900, f"{_X86_MEASURED}: 65536 UFFDIO_MOVE calls of one written "
                            "4K page each, 82.8 ms (1264 ns a call), less the page's move, "
-                           "locks and flush as priced here (about 260 ns); re-measure: "
+                           "folio lookup, locks and flush as priced here (about 350 ns); "
+                           "re-measure: "
                            "pagetab host --gc (per-page calls); range 600-1500 ns, "
                            f"{_SPREAD}", 600, 1500),
     "table_alloc": _assumed(100, "assumption: page allocation plus clear_page of one table "
                             "page"),
+    "folio_lookup": _assumed(90, "assumption: vm_normal_folio's read of a struct page in "
+                             "the vmemmap, which a page-table move otherwise never touches: one "
+                             "cache miss to DRAM (~90 ns on a current server core); Lorenzo "
+                             "Stoakes on f822a9a81a31's regression: 'accessing memory that is "
+                             "not yet in a cache line (and perhaps may even cause a main memory "
+                             "fetch)', <20250807185819.199865-1-lorenzo.stoakes@oracle.com>"),
     "split_huge_pmd": _assumed(350, "assumption: table_alloc plus 512 PTE writes (~0.5 ns "
                                "each)"),
     "ptl_lock": _assumed(10, "assumption: uncontended spin_lock + spin_unlock, two atomics"),

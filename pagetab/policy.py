@@ -103,6 +103,15 @@ class Policy:
     neither unfolded at the source nor folded entry by entry at the
     destination. From 0b5be138ce00 (6.17) only where pte_batch_hint says so:
     a PTE_CONT entry on arm64, never on x86."""
+    pte_batch_every_pte: bool = _choice(False, engine=True)
+    """With ``pte_batch``: mremap_folio_pte_batch looks up the folio of every
+    present PTE it is called for (vm_normal_folio, a struct page in the
+    vmemmap that a page-table move otherwise never reads: cold), not only
+    where pte_batch_hint > 1: f822a9a81a31 as merged for 6.17-rc1, before
+    0b5be138ce00 (Lorenzo Stoakes, "mm/mremap: avoid expensive folio lookup
+    on mremap folio pte batch", <20250807185819.199865-1-lorenzo.stoakes@oracle.com>,
+    6.17-rc2). Counted in ``folio_lookups``. Its batches over a large folio
+    without PTE_CONT (x86's mTHP) are not modelled: only the lookups."""
     uffd_move_batch: bool = _choice(False)
     """UFFDIO_MOVE moves a batch of present small folios under one take of
     the PTE locks and the anon_vma lock and flushes it once, up to a PMD
@@ -341,6 +350,16 @@ LINUX_6_17 = LINUX_6_16.replace(
     "83bbd6be7d17 (no BBM TLBI in contpte_convert on BBML2-noabort CPUs)",
     pte_batch=True, multi_vma_move=True, contpte_bbml2_elide=True,
 )  # fmt: skip
+LINUX_6_17_RC1 = LINUX_6_17.replace(
+    name="linux-6.17-rc1",
+    description="linux-6.17 as f822a9a81a31 was merged, before 0b5be138ce00: "
+    "mremap_folio_pte_batch looks up the folio (vm_normal_folio) of every present PTE it "
+    "moves, a cold struct page read per PTE (the stress-ng bigheap regression)",
+    source="f822a9a81a31 mm: optimize mremap() by PTE batching; the regression: kernel test "
+    "robot <202508071609.4e743d7c-lkp@intel.com>; fixed in 6.17-rc2 by 0b5be138ce00 "
+    "<20250807185819.199865-1-lorenzo.stoakes@oracle.com>",
+    pte_batch_every_pte=True,
+)  # fmt: skip
 LINUX_6_18 = LINUX_6_17.replace(
     name="linux-6.18",
     description="plus UFFDIO_MOVE's flush batching: a batch of present small folios in one "
@@ -374,7 +393,8 @@ BATCHED_PTL = LINUX_6_8.replace(
 )  # fmt: skip
 
 _PRESETS = (LINUX_4_9, LINUX_4_18, LINUX_4_19, FAST_MREMAP_V2, LINUX_5_0, LINUX_5_11,
-            LINUX_6_8, LINUX_6_16, LINUX_6_17, LINUX_6_18, LINUX_6_19, BATCHED_PTL)  # fmt: skip
+            LINUX_6_8, LINUX_6_16, LINUX_6_17_RC1, LINUX_6_17, LINUX_6_18, LINUX_6_19,
+            BATCHED_PTL)  # fmt: skip
 _REGISTRY = {p.name: p for p in _PRESETS}
 #: the policy everything runs under unless told otherwise: the newest
 #: mainline kernel's preset (the last "linux-*" one), so that a new user

@@ -26,13 +26,22 @@ import numpy as np
 
 from .arch import Arch, device_doc, devices
 from .arch import arch as _arch
-from .constants import MAP_ANONYMOUS, MAP_PRIVATE, MREMAP_FIXED, MREMAP_MAYMOVE
+from .constants import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_PRIVATE,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    UFFD_FEATURE_MOVE,
+    UFFDIO_REGISTER_MODE_MISSING,
+)
 from .costs_data import RATIO_NOTES
 from .experiment import move_stats
 from .space import AddressSpace
 from .stats import MoveStats
 
 __all__ = [
+    "Anchor",
     "Finding",
     "LoopIteration",
     "Published",
@@ -43,7 +52,9 @@ __all__ = [
     "published_ratios",
     "published_us",
     "reproduce_2018",
+    "reproduce_anchors",
     "reproduce_published",
+    "uffd_move_shares",
 ]
 
 GIB = 1 << 30
@@ -318,3 +329,97 @@ def mremap_folio_loop(policy: str, arch: str | Arch = "arm64-4k", size: int = 1 
         mv.contpte_folds,
         mv.flush_ops.get("tlbi_page", 0) + mv.flush_ops.get("tlbi_range", 0),
     )
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """One published figure that is not the time of one move, and what the
+    simulator predicts for it (it is never fitted to these)."""
+
+    id: str
+    """The published entry (pagetab/data/published.json)."""
+    quantity: str
+    """What is compared."""
+    relation: str
+    """How the source states it: "~" (about), ">" (over), "<" (under)."""
+    published: float
+    """The published figure (a ratio or a share)."""
+    simulated: float | None
+    """The simulator's (None: not predicted, ``how`` says why)."""
+    how: str
+    """What was simulated, or why nothing was."""
+
+    @property
+    def error(self) -> float | None:
+        """simulated / published - 1 (for "~" figures)."""
+        if self.simulated is None or self.relation != "~":
+            return None
+        return self.simulated / self.published - 1
+
+    @property
+    def holds(self) -> bool | None:
+        """A ">" or "<" figure: whether the simulated value is on its side;
+        a "~" one: within ``RATIO_AGREEMENT``; None: not predicted."""
+        if self.simulated is None:
+            return None
+        if self.relation == ">":
+            return self.simulated > self.published
+        if self.relation == "<":
+            return self.simulated < self.published
+        return abs(self.simulated / self.published - 1) <= RATIO_AGREEMENT
+
+
+def uffd_move_shares(policy: str, arch: str | Arch = "arm64-4k",
+                     size: int = 2 << 20) -> dict[str, float]:  # fmt: skip
+    """Each part's share of move_pages_pte's time (the estimate less the
+    ioctl's own cost) in one UFFDIO_MOVE of ``size`` bytes of written small
+    pages to an empty destination, on ``arch`` under ``policy``."""
+    mm = AddressSpace(arch, policy=policy, thp="never", cpus=1)
+    src = mm.mmap(size, 1 << 40, flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+    dst = mm.mmap(size, (1 << 40) + (1 << 30), flags=MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED)
+    mm.access(np.arange(src, src + size, mm.page_size, dtype=np.uint64), write=True)
+    u = mm.userfaultfd(UFFD_FEATURE_MOVE)
+    u.register(dst, size, UFFDIO_REGISTER_MODE_MISSING)
+    u.move(dst, src, size)
+    assert u.last_move is not None
+    parts = {k: v for k, v in u.last_move.breakdown.items() if k != "syscall"}
+    total = sum(parts.values())
+    return {k: v / total for k, v in parts.items()}
+
+
+def reproduce_anchors() -> list[Anchor]:
+    """The published figures that are not one move's time, predicted where
+    pagetab can (the default profiles, as shipped), each with its entry."""
+    before, after = (mremap_folio_loop(p) for p in ("linux-6.16", "linux-6.17"))
+    per_page, batched = uffd_move_shares("linux-6.17"), uffd_move_shares("linux-6.18")
+
+    def bigheap(policy: str) -> float:
+        return move_stats(64 << 20, "x86-64", policy, dst_align=4096, cpus=1,
+                          touch=0).estimated_ns  # fmt: skip
+
+    return [
+        Anchor("devjain2025-arm64-1m-64k-folios-loop", "loop time, after / before", "~",
+               1.2 / 1.9, after.priced_ns / before.priced_ns,
+               "mremap_folio_loop on arm64-4k, linux-6.16 against linux-6.17: the faults and "
+               "the mremap of one iteration (mmap, munmap and the memset's stores are not "
+               "priced)"),
+        Anchor("lokesh2025-uffd-move-flush-share", "ptep_clear_flush share of "
+               "move_pages_pte, per-page flushes", ">", 0.40, per_page["tlb flush"],
+               "one UFFDIO_MOVE of 2 MiB of written small pages, arm64-4k, linux-6.17"),
+        Anchor("lokesh2025-uffd-move-flush-share", "vm_normal_folio share of "
+               "move_pages_pte, per-page flushes", "~", 0.20, per_page["folio lookups"],
+               "the same move: its folio lookups (pagetab's folio_lookup, a cache miss)"),
+        Anchor("lokesh2025-uffd-move-flush-share", "vm_normal_folio share of "
+               "move_pages_pte, batched flushes", ">", 0.70, batched["folio lookups"],
+               "the same move under linux-6.18 (50944692052b)"),
+        Anchor("stoakes2025-bigheap-realloc-raptorlake", "realloc rate, fixed / before", "~",
+               138_701 / 143_857, bigheap("linux-6.16") / bigheap("linux-6.17"),
+               "a 64 MiB PTE-path move on x86-64, linux-6.17 against linux-6.16: after "
+               "0b5be138ce00 x86 looks up no folio (pte_batch_hint is 1), so the move is "
+               "what it was"),
+        Anchor("stoakes2025-bigheap-realloc-raptorlake", "realloc rate, regressed / before",
+               "~", 81_503 / 143_857, None,
+               "not predicted: the PTEs each realloc call moves are not published (linux-6.17-"
+               "rc1 adds one folio_lookup per PTE moved: pagetab move --policy "
+               "linux-6.17-rc1 prices it)"),
+    ]  # fmt: skip

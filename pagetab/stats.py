@@ -66,6 +66,8 @@ COUNTER_INFO: dict[str, CounterInfo] = {n: CounterInfo(u, d) for n, u, d in (
     ("huge_pmds_split", "entries", "split_huge_pmd on the old side (a THP moved PTE by PTE)"),
     ("huge_puds_split", "entries", "PUD leaves split (never in Linux)"),
     ("pte_batches", "batches", "mremap_folio_pte_batch batches of more than one PTE"),
+    ("folio_lookups", "lookups", "vm_normal_folio lookups by mremap_folio_pte_batch (a cold "
+     "struct page read each)"),
     ("ptes_batched", "entries", "PTEs those batches moved"),
     ("contpte_unfolds", "blocks", "arm64 contiguous PTE blocks unfolded (contpte_convert)"),
     ("contpte_folds", "blocks", "arm64 contiguous PTE blocks folded (contpte_convert)"),

@@ -102,7 +102,10 @@ class MoveTrace:
             d[m] = lock_ns[what[m]]
         if priced("ptes"):
             m = kind == _KIND["ptes"]
-            d[m] = entries[m] * unit_price(price, "ptes_moved")
+            # a ptes event's what: the folio lookups among its entries
+            d[m] = entries[m] * unit_price(price, "ptes_moved") + what[m] * unit_price(
+                price, "folio_lookups"
+            )
         if priced("entry"):
             entry_ns = np.array([unit_price(price, ENTRY_COUNTERS[e]) for e in PGT_ENTRIES])
             m = kind == _KIND["entry"]

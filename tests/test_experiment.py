@@ -35,6 +35,7 @@ def test_run_move_reports_the_move() -> None:
     expected = {
         "syscall": c("mremap_call"),
         "entry moves": 32 * c("pmd_move"),
+        "folio lookups": 0.0,
         "table alloc": 2 * c("table_alloc"),
         "locks": 64 * c("ptl_lock") + 32 * c("rmap_lock"),
         "tlb flush": 32 * (c("flush_call") + 2 * c("full_flush"))

@@ -316,6 +316,7 @@ def test_breakdown_prices_the_events_of_each_path(make_mm: MM, path: str) -> Non
         "syscall": c("mremap_call"),
         "entry moves": n.get("ptes", 0) * c("pte_move") + n.get("pmds", 0) * c("pmd_move")
         + n.get("puds", 0) * c("pud_move"),
+        "folio lookups": 0.0,  # linux-6.8 looks up no folio
         "table alloc": n["tables"] * c("table_alloc"),
         "locks": n["ptl"] * c("ptl_lock") + n["rmap"] * c("rmap_lock"),
         "tlb flush": n["flushes"] * c("flush_call") + n.get("invlpg", 0) * c("invlpg")
@@ -449,3 +450,38 @@ def test_linux_4_9_moves_latency_limit_extents_and_flushes_once(make_mm: MM) -> 
     assert st.move_ptes_calls == 18
     with pytest.raises(ValueError, match="pte_extent_limit"):
         pt.Policy("x", pte_extent_limit=-1)
+
+
+def test_mremap_folio_pte_batch_looks_up_folios_as_the_kernel_did() -> None:
+    # f822a9a81a31 (linux-6.17-rc1): vm_normal_folio for every present PTE
+    # mremap_folio_pte_batch is called on, except an extent's last (max_nr
+    # 1); 0b5be138ce00 (linux-6.17): only where pte_batch_hint > 1, never
+    # on x86. 64 MiB moved 4 KiB off a PMD boundary: 32 PMDs, each split
+    # into extents of 511 and 1 pages
+    from pagetab.experiment import move_stats
+
+    def lookups(arch: str, policy: str) -> int:
+        st = move_stats(64 << 20, arch, policy, dst_align=4096, cpus=1, touch=0)
+        return int(st.folio_lookups)
+
+    assert lookups("x86-64", "linux-6.17-rc1") == 16384 - 64
+    assert lookups("x86-64", "linux-6.17") == 0
+    assert lookups("x86-64", "linux-6.16") == 0
+    assert lookups("arm64-4k", "linux-6.17-rc1") == 16384 - 64
+    st = move_stats(64 << 20, "x86-64", "linux-6.17-rc1", dst_align=4096, cpus=1, touch=0)
+    priced = st.breakdown["folio lookups"]
+    assert priced == pytest.approx(st.folio_lookups * st.profile.cost("folio_lookup"))
+
+
+def test_uffd_move_looks_up_each_moved_folio() -> None:
+    mm = pt.AddressSpace("x86-64", policy="linux-6.18", thp="never")
+    src = mm.mmap(1 << 20, 1 << 40, flags=pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED)
+    dst = mm.mmap(1 << 20, (1 << 40) + (1 << 30),
+                  flags=pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED)  # fmt: skip
+    mm.madvise(src, 1 << 20, pt.MADV_POPULATE_WRITE)
+    u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
+    u.register(dst, 1 << 20, pt.UFFDIO_REGISTER_MODE_MISSING)
+    u.move(dst, src, 1 << 20)
+    st = u.last_move
+    assert st is not None and st.counters["folio_locks"] == 256
+    assert st.breakdown["folio lookups"] == pytest.approx(256 * mm.arch.cost("folio_lookup"))

@@ -76,8 +76,14 @@ def test_the_default_policy_is_the_newest_mainline_preset() -> None:
     # it was linux-6.8 while newer presets (and this machine's 6.18) existed
     from pagetab.policy import DEFAULT_POLICY
 
+    # a release candidate (linux-6.17-rc1) is older than its release
     mainline = [p for p in pt.policies() if p.startswith("linux-")]
-    newest = max(mainline, key=lambda p: tuple(int(x) for x in p[6:].split(".")))
+
+    def version(p: str) -> tuple[int, ...]:
+        release, _, rc = p[6:].partition("-rc")
+        return (*(int(x) for x in release.split(".")), int(rc) - 100 if rc else 0)
+
+    newest = max(mainline, key=version)
     assert DEFAULT_POLICY == newest
     assert pt.AddressSpace("x86-64").policy.name == newest
     assert pt.run_move(2 << 20).policy == newest

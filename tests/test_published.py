@@ -64,3 +64,36 @@ def test_devices_are_checked() -> None:
         pt.arch("x86-64", device="kalesh2020-arm64-5.4")
     with pytest.raises(ValueError, match="not both"):
         pt.arch("arm64-4k", calibration="x.json", device="kalesh2020-arm64-5.4")
+
+
+def test_every_entry_says_whether_it_is_fitted_or_held_out() -> None:
+    from pagetab.reproduce import reproduce_anchors
+
+    anchored = {a.id for a in reproduce_anchors()}
+    for e in published_entries():
+        assert e["role"] in ("fit", "held-out", "not-used") and e["role_note"], e["id"]
+        assert (e["role"] == "fit") == (e.get("simulate") is not None), e["id"]
+        assert (e["role"] == "held-out") == (e["id"] in anchored), e["id"]
+    ids = {e["id"] for e in published_entries()}
+    assert {"stoakes2025-bigheap-realloc-raptorlake", "riel2025-invlpgb-tlb-flush2-milan",
+            "oberman2025-hugetlb-unshare-fork-exit"} <= ids  # fmt: skip
+
+
+def test_anchors_are_predicted_from_the_simulation() -> None:
+    from pagetab.reproduce import reproduce_anchors, uffd_move_shares
+
+    rows = {(a.id, a.quantity): a for a in reproduce_anchors()}
+    fixed = rows["stoakes2025-bigheap-realloc-raptorlake", "realloc rate, fixed / before"]
+    # on x86 0b5be138ce00 leaves no lookup: the move is linux-6.16's again
+    assert fixed.simulated == pytest.approx(1.0) and fixed.holds
+    # the shares come from the move's own breakdown: batching the flushes
+    # leaves the lookups as the larger part (50944692052b's ">70%")
+    before, after = uffd_move_shares("linux-6.17"), uffd_move_shares("linux-6.18")
+    assert sum(before.values()) == pytest.approx(1.0)
+    assert before["tlb flush"] > before["folio lookups"]
+    assert after["folio lookups"] > after["tlb flush"]
+    flush = rows[
+        "lokesh2025-uffd-move-flush-share",
+        "ptep_clear_flush share of move_pages_pte, per-page flushes",
+    ]
+    assert flush.simulated == before["tlb flush"] and flush.relation == ">"

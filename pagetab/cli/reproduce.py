@@ -10,11 +10,13 @@ from typing import Any
 
 from ..arch import device_doc, devices
 from ..reproduce import (
+    Anchor,
     Finding,
     Published,
     Ratio,
     published_ratios,
     reproduce_2018,
+    reproduce_anchors,
     reproduce_published,
 )
 from ._options import add_format
@@ -30,23 +32,27 @@ def _error(x: float | None) -> str:
     return "-" if x is None else f"{x:+.0%}"
 
 
-def _record(x: Finding | Published | Ratio) -> dict[str, Any]:
-    """A row as JSON: its fields, its error, and whether a ratio agrees."""
+def _record(x: Finding | Published | Ratio | Anchor) -> dict[str, Any]:
+    """A row as JSON: its fields, its error, whether a ratio agrees and
+    whether an anchor holds."""
     out = {**asdict(x), "error": x.error}
     if isinstance(x, Ratio):
         out["agrees"] = x.agrees
+    if isinstance(x, Anchor):
+        out["holds"] = x.holds
     return out
 
 
 #: the parts of the report, in the order printed
-PARTS = ("findings", "published", "ratios", "held-out")
+PARTS = ("findings", "published", "ratios", "anchors", "held-out")
 
 
 def _format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--part", choices=PARTS, action="append",
                         help="print only this part (repeatable): the 2018 thread's findings, "
-                        "the published timings, their ratios under the default profiles, or "
-                        "the cross-device model's held-out predictions (default: all)")  # fmt: skip
+                        "the published timings, their ratios under the default profiles, the "
+                        "published figures that are not one move's time, or the cross-device "
+                        "model's held-out predictions (default: all)")  # fmt: skip
     add_format(parser, csv=False)
 
 
@@ -112,9 +118,19 @@ def _ratios(ratios: list[Ratio]) -> None:
     table("published ratios (two timings of one device) under the ISA's default profile: "
           "each agrees within 15% or the profile says why not",
           ["slower", "faster", "priced with", "published", "simulated", "error", "agrees",
-           "why not"], rows, left=[1, 2, 3])  # fmt: skip
+           "why not"], rows, left=[1, 2])  # fmt: skip
     for i, note in enumerate(notes, 1):
         say("\n".join(textwrap.wrap(f"[{i}] {note}", 100, subsequent_indent="    ")))
+
+
+def _anchors(anchors: list[Anchor]) -> None:
+    """The published figures that are not one move's time."""
+    rows = [[a.id, a.quantity, f"{a.relation} {a.published:.3g}",
+             "-" if a.simulated is None else f"{a.simulated:.3g}", _error(a.error),
+             {True: "yes", False: "NO", None: "-"}[a.holds], a.how] for a in anchors]  # fmt: skip
+    table("published figures that are not one move's time, predicted (never fitted) with "
+          "the default profiles", ["entry", "quantity", "published", "simulated", "error",
+          "holds", "simulated as"], rows, left=[1, 6])  # fmt: skip
 
 
 def _held_out(held: list[dict[str, Any]]) -> None:
@@ -128,7 +144,7 @@ def _held_out(held: list[dict[str, Any]]) -> None:
           f"device's factors from its other figures, loso: its whole source held out): "
           f"{ok} of {len(rows)} within 2x",
           ["figure", "device", "held out", "published us", "predicted us", "error",
-           "within 2x"], rows, left=[1, 2, 3])  # fmt: skip
+           "within 2x"], rows, left=[1, 2])  # fmt: skip
 
 
 @subcommand(
@@ -150,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         data["published"] = reproduce_published()
     if "ratios" in parts:
         data["ratios"] = published_ratios()
+    if "anchors" in parts:
+        data["anchors"] = reproduce_anchors()
     if "held-out" in parts:
         data["held_out"] = [{"device": d, **r} for d in devices()
                             for r in device_doc(d)["held_out"]]  # fmt: skip
@@ -163,6 +181,8 @@ def run(args: argparse.Namespace) -> int:
         _published(data["published"])
     if "ratios" in data:
         _ratios(data["ratios"])
+    if "anchors" in data:
+        _anchors(data["anchors"])
     if "held_out" in data:
         _held_out(data["held_out"])
     return 0
