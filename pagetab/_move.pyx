@@ -685,7 +685,8 @@ cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
             if (oidx0 + k + nr) % c and (o[k + nr - 1] & E_CONT):
                 contpte_convert(x, o, b, old_addr + (<uint64_t>(b) << x.cfg.page_shift),
                                 False, False)
-            nlookups += 1  # pte_batch_hint > 1: the folio looked up
+            if k < npte - 1:
+                nlookups += 1  # pte_batch_hint > 1 and max_nr > 1: the folio looked up
             if nr > 1:
                 x.c.pte_batches += 1
                 x.c.ptes_batched += nr

@@ -744,13 +744,13 @@ def device_doc(device: str) -> dict[str, Any]:
     return doc
 
 
-def devices(of: str | None = None) -> dict[str, str]:
+def devices(of: str | Arch | None = None) -> dict[str, str]:
     """The shipped device calibrations, name -> description: each a device
     of published measurements, priced by the cross-device model
     (``pagetab/data/devices``), for the arch profile ``of`` (any profile of
     the device's family) or all."""
     out = {}
-    family = None if of is None else arch(of).flush.family
+    family = None if of is None else (of if isinstance(of, Arch) else arch(of)).flush.family
     for name in sorted(_device_texts()):
         data = device_doc(name)
         if family is None or _REGISTRY[data["arch"]].flush.family == family:
@@ -831,7 +831,7 @@ def load_device(base: Arch, device: str) -> Arch:
     device); ValueError listing the valid devices otherwise."""
     data = device_doc(device)
     if _REGISTRY[data["arch"]].flush.family != base.flush.family:
-        valid = ", ".join(devices(base.name)) or "none"
+        valid = ", ".join(devices(base)) or "none"
         raise ValueError(f"device {device} is for {_REGISTRY[data['arch']].flush.family} "
                          f"profiles, not {base.name}; valid: {valid}")  # fmt: skip
     return apply_device(base, data, f"device {device}").replace(name=f"{base.name}@{device}")

@@ -206,6 +206,7 @@ def _uffd(arch: Arch, price: Price, c: Mapping[str, int], ops: Mapping[str, int]
         + c.get("huge_pmds_moved", 0) * price("pmd_move")
         + (c.get("folios_split", 0) + c.get("huge_pmds_split", 0)) * price("split_huge_pmd"),
         # move_pages_pte looks up the folio of each present page it moves
+        # (folio_locks; move_pages_huge_pmd reads a moved THP's struct page too)
         "folio lookups": c.get("folio_locks", 0) * price("folio_lookup"),
         "locks": c.get("pte_locks", 0) * price("ptl_lock")
         + (c.get("folio_locks", 0) + c.get("anon_vma_locks", 0)) * price("rmap_lock"),

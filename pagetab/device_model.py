@@ -13,7 +13,7 @@ ISA ``a`` pays:
 - **work**: ``speed[d]`` x (``k_call`` x the warm mremap call (VMA work, the
   source's unmap) + ``k_pte`` x its PTE moves + ``k_pmd`` x its PMD moves +
   ``k_pud`` x its PUD moves + its locks and table allocations).
-  ``speed`` is the device's core against the test host's (clock, pipeline,
+  ``speed`` is the device's core against the sourced costs' (clock, pipeline,
   caches); the ``k`` are shared by every device: the kernel's C code is the
   same wherever it runs.
 - **cold**: ``memory[d]`` x what a call and its PTE moves pay on the test
@@ -22,25 +22,34 @@ ISA ``a`` pays:
   ``cold_pte_ns``). A published move is timed once, right after its region
   was populated (as kselftest's mremap_test does), so it pays this; the
   host's calibration cases repeat a warm move and do not. ``memory`` is the
-  device's memory latency against the test host's. A device whose figures
-  cannot tell it from ``speed`` (fewer than three, or the cold share alike
-  in all) takes ``speed`` for it.
+  device's memory latency against the test host's sourced figures.
 - **flush**: ``flush[a]`` x its flush instructions (TLBI and DSB, CR3 writes
   and INVLPG, tlbiel and RIC flushes), shared by the devices of one ISA:
   the barrier and broadcast costs of an ISA's implementations.
 
-The test host is the reference (every factor 1; its flushes priced at its own
-calibration, ``pagetab/data/traces/host-calibration.json``), so the factors
-are "times this machine". The fit minimises the squared log error, each
-device's figures weighted to one device's worth, with a weak pull of every
-log-factor toward 0 (``PRIOR``) so that a factor no figure informs stays at
-the sourced value rather than drifting.
+Every factor is relative to the sourced costs (``pagetab/costs_data.py``,
+the x86-64 profile's: single runs on the test host), so 1 is "as sourced".
+The test host's calibration cases (``pagetab/data/traces/host-calibration.json``,
+the recording VM's) are one more x86 device, ``test-host``, with its own
+factors; its flushes are priced at that calibration's own costs (a PVM
+guest's paravirtual flushes) and never scaled.
+
+A device keeps more distinct figures than free parameters (``_factors``):
+its speed; its memory factor only where its figures differ in their cold
+share; and its ISA's flush factor counts against it when no other
+device's figures inform that factor. Where its figures cannot carry them
+all, memory is tied to speed first, then the flush factor is left at 1.
+The fit minimises the squared log error, each device's figures weighted to
+one device's worth, with a weak pull of every log-factor toward 0
+(``PRIOR``). The pull sets what the figures leave free: the common scale of
+every speed against the shared multipliers (only their products price a
+move), and it draws a weakly informed factor toward 1 (a memory factor
+whose cold share is small: tests/test_device_model.py measures how far).
 
 ``validate`` predicts every published figure held out: leave one figure out
 (the device's factors from its other figures) and leave one source out
-(every device of the publication held out; a held-out device takes the
-geometric mean of the factors of the other devices of its ISA, the ISA's
-flush factor as the other devices fitted it).
+(every device of the publication held out; a held-out device borrows its
+factors, ``Prediction.peers`` says from whom).
 """
 
 from __future__ import annotations
@@ -70,13 +79,11 @@ __all__ = [
     "validate",
 ]
 
-#: the reference device: the project's test host, through its calibration file
+#: the test host's device: its calibration file's cases
 REFERENCE = "test-host"
 #: the shared multipliers of the sourced costs, one per group of move work
+#: (arch.MOVE_FACTORS says which events each scales)
 SHARED = ("k_call", "k_pte", "k_pmd", "k_pud")
-#: the event each shared multiplier scales
-SCALED = {"k_call": "mremap_call", "k_pte": "pte_move", "k_pmd": "pmd_move",
-          "k_pud": "pud_move"}  # fmt: skip
 #: weight of the pull of each log-factor toward 0 (the sourced value)
 PRIOR = 1e-3
 #: the factor a held-out figure must be predicted within (the issue's 2x)
@@ -90,7 +97,7 @@ class Figure:
     id: str
     """The published entry's id, or ``test-host:CASE`` for the reference."""
     device: str
-    """The device that measured it (``REFERENCE`` for the test host)."""
+    """The device that measured it (``REFERENCE``: the test host's calibration)."""
     isa: str
     """The arch family: arm64, x86, ppc64, riscv."""
     measured_ns: float
@@ -142,13 +149,14 @@ def _host(reference: str | None) -> tuple[dict[str, Any], Arch]:
 
 def figures(reference: str | None = None) -> list[Figure]:
     """Every published timing that pagetab simulates and names a device for,
-    and the reference host's calibration cases (``reference``: a calibration
-    file with a cold-call measurement; default the shipped one of the
-    recording VM)."""
+    and the test host's calibration cases (``reference``: a calibration file
+    with a cold-call measurement; default the shipped one of the recording
+    VM)."""
     data, cal = _host(reference)
     if not cal.cold_call:
-        raise ValueError(f"{reference}: the reference calibration has no cold_call "
-                         "measurement (pagetab calibrate makes one)")  # fmt: skip
+        raise ValueError(f"{reference or example_trace('host-calibration')}: the test host's "
+                         "calibration has no cold_call measurement (pagetab calibrate makes "
+                         "one)")  # fmt: skip
     out = []
     for e in published_entries():
         sim = e.get("simulate")
@@ -196,9 +204,8 @@ class Model:
                    memory: float | None = None) -> float:  # fmt: skip
         """The figure's time under the model (``speed``, ``memory``: the
         device's factors, for a device the model was not fitted to)."""
-        ref = f.device == REFERENCE
-        s = 1.0 if ref else speed if speed is not None else self.speed[f.device]
-        m = 1.0 if ref else memory if memory is not None else self.memory[f.device]
+        s = speed if speed is not None else self.speed[f.device]
+        m = memory if memory is not None else self.memory[f.device]
         p, k = f.parts, self.shared
         work = (k["k_call"] * p["call"] + k["k_pte"] * p["pte"] + k["k_pmd"] * p["pmd"]
                 + k["k_pud"] * p["pud"] + p["other"])  # fmt: skip
@@ -206,54 +213,88 @@ class Model:
                 + p.get("fixed", 0.0))  # fmt: skip
 
 
-def _factors(figs: Sequence[Figure], spare: int) -> tuple[list[str], dict[str, int]]:
+#: a figure's share of flush time above which it informs its ISA's flush factor
+FLUSH_INFORMS = 0.05
+
+
+def _share(f: Figure, part: str) -> float:
+    return f.parts[part] / max(sum(f.parts.values()), 1e-9)
+
+
+def _distinct(own: Sequence[Figure]) -> int:
+    """How many of a device's figures differ in what they are made of, by
+    more than 1% of their time in some part (two moves with the same parts
+    tell a fit nothing more than one)."""
+    return len({tuple(round(_share(f, k), 2) for k in sorted(f.parts)) for f in own})
+
+
+def _factors(figs: Sequence[Figure], spare: int, spare_for: dict[str, int] | None = None
+             ) -> tuple[list[str], dict[str, int]]:  # fmt: skip
     """The free parameters of a fit to ``figs`` (names) and how many figures
-    each device has; ValueError for a device whose speed factor its figures
-    do not identify with ``spare`` figures to spare."""
+    each device has. A device gets its speed factor, then its memory factor
+    (where its figures differ in their cold share) and counts its ISA's
+    flush factor when no other device's figures inform it, as long as it
+    keeps ``spare`` (``spare_for[device]`` for that device) more distinct
+    figures than parameters; memory goes first, then that flush factor
+    (left at its sourced value, 1). ValueError for a device whose figures
+    cannot identify even its speed factor."""
     n: dict[str, int] = {}
     for f in figs:
         n[f.device] = n.get(f.device, 0) + 1
-    names = [*SHARED, *sorted({f"flush:{f.isa}" for f in figs if f.parts["flush"] > 0})]
-    for d, count in sorted(n.items()):
-        if d == REFERENCE:
-            continue
-        if count < 1 + spare:
+    informing: dict[str, set[str]] = {}
+    for f in figs:
+        if _share(f, "flush") > FLUSH_INFORMS:
+            informing.setdefault(f.isa, set()).add(f.device)
+    names = list(SHARED)
+    dropped_flush = set()
+    for d in sorted(n):
+        own = [f for f in figs if f.device == d]
+        budget = _distinct(own) - (spare_for or {}).get(d, spare)
+        if budget < 1:
             raise ValueError(
-                f"device {d}: {count} figure(s) for its speed factor: not identifiable "
-                f"with {spare} to spare; give it {1 + spare - count} more published "
-                "figure(s) of another path or size"
+                f"device {d}: {_distinct(own)} distinct figure(s) for its speed factor: not "
+                f"identifiable with {(spare_for or {}).get(d, spare)} to spare; give it more "
+                "published figures of another path or size"
             )  # fmt: skip
         names.append(f"speed:{d}")
-        if count >= 2 + spare and _cold_varies([f for f in figs if f.device == d]):
+        budget -= 1
+        sole = informing.get(own[0].isa) == {d}
+        if budget >= 1 + sole and _cold_varies(own):
             names.append(f"memory:{d}")
+            budget -= 1
+        if sole and budget < 1:
+            dropped_flush.add(own[0].isa)
+    names += sorted(f"flush:{isa}" for isa in informing if isa not in dropped_flush)
     return names, n
 
 
 def _cold_varies(own: Sequence[Figure]) -> bool:
     """Whether a device's figures differ enough in the cold share of their
     time (over 2x, and over 5% in one) to tell memory from speed."""
-    shares = [f.parts["cold"] / max(sum(f.parts.values()), 1e-9) for f in own]
+    shares = [_share(f, "cold") for f in own]
     return max(shares) > 2 * min(shares) and max(shares) > 0.05
 
 
 def _terms(f: Figure, idx: dict[str, int]) -> list[tuple[tuple[int, ...], float]]:
     """The figure's time as terms (parameter indices whose exps multiply, ns)."""
     p = f.parts
-    ref = f.device == REFERENCE
-    s = () if ref else (idx[f"speed:{f.device}"],)
-    m = () if ref else (idx.get(f"memory:{f.device}", idx[f"speed:{f.device}"]),)
+    s = (idx[f"speed:{f.device}"],)
+    m = (idx.get(f"memory:{f.device}", idx[f"speed:{f.device}"]),)
     fl = (idx[f"flush:{f.isa}"],) if f"flush:{f.isa}" in idx else ()
     return [((*s, idx["k_call"]), p["call"]), ((*s, idx["k_pte"]), p["pte"]),
             ((*s, idx["k_pmd"]), p["pmd"]), ((*s, idx["k_pud"]), p["pud"]), (s, p["other"]),
             (m, p["cold"]), (fl, p["flush"]), ((), p.get("fixed", 0.0))]  # fmt: skip
 
 
-def fit(figs: Iterable[Figure], spare: int = 1) -> Model:
-    """The model fitted to ``figs``; every device needs ``spare`` more
-    figures than its speed factor (1: the shipped fit, so that no device is
-    fitted exactly; 0: a validation fit may predict from one figure)."""
+def fit(figs: Iterable[Figure], spare: int = 1,
+        spare_for: dict[str, int] | None = None) -> Model:  # fmt: skip
+    """The model fitted to ``figs``; every device keeps ``spare`` more
+    distinct figures than parameters (1: the shipped fit, so that no device
+    is fitted exactly; ``spare_for``: another count for some devices, 0 to
+    predict a held-out figure from one other). RuntimeError if the fit
+    does not converge."""
     figs = list(figs)
-    names, count = _factors(figs, spare)
+    names, count = _factors(figs, spare, spare_for)
     idx = {k: i for i, k in enumerate(names)}
     terms = [_terms(f, idx) for f in figs]
     y = np.log([f.measured_ns for f in figs])
@@ -279,8 +320,13 @@ def fit(figs: Iterable[Figure], spare: int = 1) -> Model:
             lam *= 4
             if lam > 1e12:
                 break
+    grad = j.T @ r + PRIOR * th
+    if np.abs(grad).max() > 1e-6:
+        raise RuntimeError(f"the device model's fit did not converge (gradient "
+                           f"{np.abs(grad).max():.2g}) on {len(figs)} figures of "
+                           f"{', '.join(sorted(count))}")  # fmt: skip
     v = dict(zip(names, np.exp(th).tolist(), strict=True))
-    devices = [d for d in count if d != REFERENCE]
+    devices = list(count)
     speed = {d: v[f"speed:{d}"] for d in devices}
     return Model({k: v[k] for k in SHARED},
                  {k.split(":", 1)[1]: x for k, x in v.items() if k.startswith("flush:")},
@@ -327,6 +373,9 @@ class Prediction:
     """The device memory factor it was priced with."""
     flush: float
     """Its ISA's flush factor."""
+    peers: str = ""
+    """Whose factors priced it: its own device, its device's other figures,
+    or the devices a held-out source's device borrowed them from."""
 
     @property
     def error(self) -> float:
@@ -340,11 +389,12 @@ class Prediction:
 
 
 def _prediction(m: Model, f: Figure, mode: str, speed: float | None = None,
-                memory: float | None = None) -> Prediction:  # fmt: skip
+                memory: float | None = None, peers: str = "") -> Prediction:  # fmt: skip
     s = speed if speed is not None else m.speed[f.device]
     mem = memory if memory is not None else m.memory[f.device]
     return Prediction(f.id, f.device, f.isa, mode, f.measured_ns / 1e3,
-                      m.predict_ns(f, s, mem) / 1e3, s, mem, m.flush.get(f.isa, 1.0))  # fmt: skip
+                      m.predict_ns(f, s, mem) / 1e3, s, mem, m.flush.get(f.isa, 1.0),
+                      peers)  # fmt: skip
 
 
 def _geomean(xs: Sequence[float]) -> float:
@@ -353,22 +403,30 @@ def _geomean(xs: Sequence[float]) -> float:
 
 def validate(figs: Sequence[Figure] | None = None) -> list[Prediction]:
     """Every published figure fitted (with all figures), left out alone
-    ("lofo"), and left out with its whole source ("loso")."""
+    ("lofo": its device keeps the factors its remaining figures identify,
+    with none to spare), and left out with its whole source ("loso": its
+    device takes the geometric mean of the factors of the other devices of
+    its ISA, the test host's included, or of every other device where its
+    ISA has none, and its ISA's flush factor as they fitted it, 1 where no
+    other device informs it). ``Prediction.peers`` says which."""
     figs = list(figs if figs is not None else figures())
     pub = [f for f in figs if f.device != REFERENCE]
-    isa = {f.device: f.isa for f in pub}
+    isa = {f.device: f.isa for f in figs}
     whole = fit(figs)
-    out = [_prediction(whole, f, "fit") for f in pub]
+    out = [_prediction(whole, f, "fit", peers=f.device) for f in pub]
     for f in pub:
         rest = [g for g in figs if g is not f]
         if any(g.device == f.device for g in rest):
-            out.append(_prediction(fit(rest, spare=0), f, "lofo"))
+            out.append(_prediction(fit(rest, spare_for={f.device: 0}), f, "lofo",
+                                   peers=f"{f.device}'s other figures"))  # fmt: skip
     for src in sorted({f.source for f in pub}):
-        m = fit([g for g in figs if g.device == REFERENCE or g.source != src], spare=0)
+        m = fit([g for g in figs if g.source != src])
         for f in (g for g in pub if g.source == src):
-            peers = [d for d in m.speed if isa[d] == f.isa] or list(m.speed)
+            peers = [d for d in m.speed if isa[d] == f.isa]
+            said = ", ".join(peers) if peers else f"every device (no other {f.isa} device)"
+            peers = peers or list(m.speed)
             out.append(_prediction(m, f, "loso", _geomean([m.speed[d] for d in peers]),
-                                   _geomean([m.memory[d] for d in peers])))  # fmt: skip
+                                   _geomean([m.memory[d] for d in peers]), said))  # fmt: skip
     return out
 
 
@@ -395,7 +453,8 @@ def device_documents(devices: dict[str, dict[str, str]],
 
         def rows(mode: str, name: str = name) -> list[dict[str, Any]]:
             return [{"case": p.id, "mode": p.mode, "measured_ns": p.measured_us * 1e3,
-                     "predicted_ns": p.predicted_us * 1e3, "error": p.error}
+                     "predicted_ns": p.predicted_us * 1e3, "error": p.error,
+                     "factors_from": p.peers}
                     for p in preds if p.device == name and p.mode == mode]  # fmt: skip
 
         out[name] = {

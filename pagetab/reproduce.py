@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .arch import Arch, device_doc, devices
+from .arch import DEFAULT_DEVICES, Arch, devices
 from .arch import arch as _arch
 from .constants import (
     MAP_ANONYMOUS,
@@ -132,9 +132,8 @@ def reproduce_2018() -> list[Finding]:
 class Published:
     """One published timing and, where pagetab can simulate it, its
     simulated counterpart (a single-CPU move, source PUD aligned) under one
-    cost profile: the arch profile as shipped, or a device calibration
-    (fitted to this very source when ``fitted``, else a cross-source
-    prediction)."""
+    cost profile: the arch profile as shipped, or a device of
+    pagetab.device_model (``fitted``: the device that measured it)."""
 
     id: str
     profile: str  # the arch profile the simulation priced with (name@device)
@@ -148,7 +147,7 @@ class Published:
     runs: int | None
     simulated_us: float | None
     simulated_as: str  # "arch / policy / destination alignment", or why not
-    fitted: bool  # whether this source was used to fit the costs it is simulated with
+    fitted: bool  # priced as the device that measured it (its factors fitted to it)
     source: str
     #: the simulated time's interval: every event at each end of its cost's range
     simulated_low_us: float | None = None
@@ -200,8 +199,9 @@ def cold_ns(prof: Arch, st: MoveStats, populated: int) -> float:
 def reproduce_published() -> list[Published]:
     """Every entry of the data file, with its simulated time where pagetab
     simulates that move: once with the arch profile as shipped and once per
-    shipped device calibration of that profile (``fitted`` where the device
-    was fitted to this entry, a cross-source prediction otherwise)."""
+    shipped device of its family (``fitted`` where that is the device that
+    measured it; pagetab.device_model fitted its shared factors to every
+    entry, so the held-out predictions are ``device_model.validate``'s)."""
     out = []
     for e in published_entries():
         samples = e.get("samples_us") or []
@@ -221,7 +221,10 @@ def reproduce_published() -> list[Published]:
             prof = _arch(sim["arch"], device=device)
             st = move_stats(e["size_bytes"], prof, sim["policy"], dst_align=sim["dst_align"],
                             cpus=1, touch=0)  # fmt: skip
-            fitted = device is not None and e["id"] in device_doc(device)["device"]["fitted_to"]
+            # priced as the device that measured it (a default profile is
+            # its family's DEFAULT_DEVICES device)
+            priced_as = device or DEFAULT_DEVICES.get(prof.flush.family)
+            fitted = priced_as == sim.get("device")
             cold = cold_ns(prof, st, e["size_bytes"])
             lo_ns, hi_ns = st.estimated_ns_range
             out.append(Published(e["id"], prof.name, *common, (st.estimated_ns + cold) / 1e3,

@@ -485,3 +485,18 @@ def test_uffd_move_looks_up_each_moved_folio() -> None:
     st = u.last_move
     assert st is not None and st.counters["folio_locks"] == 256
     assert st.breakdown["folio lookups"] == pytest.approx(256 * mm.arch.cost("folio_lookup"))
+
+
+def test_a_contpte_batch_looks_up_no_folio_at_an_extents_last_pte() -> None:
+    # 0b5be138ce00 (linux-6.17): mremap_folio_pte_batch returns at max_nr ==
+    # 1 before vm_normal_folio. 2 MiB of 64K folios moved from 4 KiB past a
+    # PMD boundary to a PUD boundary: extents of 511 pages (a block's last
+    # 15, then 31 whole blocks: 32 batches, a lookup each) and 1 page (the
+    # first of a block: pte_batch_hint 16, but max_nr 1: no lookup)
+    mm = pt.AddressSpace("arm64-4k", policy="linux-6.17", thp_sizes={64 << 10: "always"})
+    base = mm.mmap(4 << 20, 1 << 40, flags=pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED)
+    mm.access(np.arange(base, base + (4 << 20), 4096, dtype=np.uint64), write=True)
+    mm.mremap(base + 4096, 2 << 20, 2 << 20, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, 1 << 41)
+    st = mm.last_move
+    assert st is not None and st.ptes_moved == 512 and st.move_ptes_calls == 2
+    assert st.pte_batches == 32 and st.folio_lookups == 32

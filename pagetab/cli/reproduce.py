@@ -83,15 +83,16 @@ def _published(published: list[Published]) -> None:
             _us(p.simulated_us),
             interval(p.simulated_low_us, p.simulated_high_us, ",.1f"),
             _error(p.error),
-            "fitted" if p.fitted else ("predicted" if p.simulated_us is not None else "-"),
+            "own" if p.fitted else ("other" if p.simulated_us is not None else "-"),
             p.simulated_as,
         ]
         for p in published
     ]
     table(
-        "published timings (us): each simulated single-CPU with the arch profile as shipped "
-        "and with each device calibration of it; 'fitted': the device was fitted to this "
-        "figure, 'predicted': it was not (a cross-source prediction)",
+        "published timings (us): each simulated single-CPU, timed once after populating, with "
+        "the arch profile as shipped and as each device of its family; 'own': priced as the "
+        "device that measured it, 'other': as another device (the model's shared factors were "
+        "fitted to every figure: its held-out predictions are the last table)",
         [
             "id",
             "priced with",
@@ -101,7 +102,7 @@ def _published(published: list[Published]) -> None:
             "simulated",
             "sim. range",
             "error",
-            "use",
+            "device",
             "simulated as",
         ],
         rows,
@@ -135,16 +136,16 @@ def _anchors(anchors: list[Anchor]) -> None:
 
 def _held_out(held: list[dict[str, Any]]) -> None:
     """The cross-device model's held-out predictions."""
-    rows = [[r["case"], r["device"], r["mode"], _us(r["measured_ns"] / 1e3),
+    rows = [[r["case"], r["mode"], _us(r["measured_ns"] / 1e3),
              _us(r["predicted_ns"] / 1e3), _error(r["error"]),
-             "yes" if 0.5 <= r["predicted_ns"] / r["measured_ns"] <= 2 else "NO"]
-            for r in held]  # fmt: skip
-    ok = sum(r[-1] == "yes" for r in rows)
+             "yes" if 0.5 <= r["predicted_ns"] / r["measured_ns"] <= 2 else "NO",
+             r["factors_from"]] for r in held]  # fmt: skip
+    ok = sum(r[5] == "yes" for r in rows)
     table(f"the cross-device model's held-out predictions (pagetab.device_model; lofo: the "
           f"device's factors from its other figures, loso: its whole source held out): "
           f"{ok} of {len(rows)} within 2x",
-          ["figure", "device", "held out", "published us", "predicted us", "error",
-           "within 2x"], rows, left=[1, 2])  # fmt: skip
+          ["figure", "held out", "published us", "predicted us", "error", "within 2x",
+           "factors from"], rows, left=[1, 6])  # fmt: skip
 
 
 @subcommand(
