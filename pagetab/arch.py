@@ -765,7 +765,7 @@ SOURCED_COSTS: Mapping[str, Mapping[str, Cost]] = {
     "riscv": COSTS["riscv64"]}  # fmt: skip
 #: the device whose factors price each family's built-in profiles: the one
 #: whose published figures cover the most paths, on the most recent kernel
-#: (x86-64 keeps the test host's own measurements; riscv64 has no published
+#: (x86-64 keeps its sourced table, single runs on the test host; riscv64 has no published
 #: figure, so its profiles keep their sourced costs)
 DEFAULT_DEVICES = {"arm64": "kalesh2020-arm64-5.4", "ppc64": "aneesh2021-ppc64"}
 #: the costs the device's memory factor scales (a cache miss, not the core)
