@@ -22,7 +22,9 @@ and p99.9 figures changed), and the one that priced the arm64 and ppc64
 profiles as published devices through the cross-device model (only
 arm64 and ppc64 figures changed, and ``reproduce``), and the one that
 priced the folio lookup of UFFDIO_MOVE and of linux-6.17-rc1's mremap
-(new rows and columns; UFFDIO_MOVE's estimates changed); re-generate it (``-o``) only with a
+(new rows and columns; UFFDIO_MOVE's estimates changed), and the one
+that gave x86-64 and riscv64 the test host's cold-call curves (only the
+published x86 timings of ``reproduce`` changed); re-generate it (``-o``) only with a
 change meant to move results, and say so in that commit.
 """
 

@@ -542,11 +542,18 @@ _variants()
 
 
 def _default_devices() -> None:
-    """Price each family's built-in profiles as its DEFAULT_DEVICES device."""
+    """Price each family's built-in profiles as its DEFAULT_DEVICES device;
+    the others (x86-64, whose sourced table is the test host's, and riscv64,
+    which borrows it) get the test host's cold-call curves as measured."""
+    text = resources.files("pagetab").joinpath(HOST_COLD).read_text("utf-8")
+    curves = _cold_call(json.loads(text)["cold_call"])
     for name, a in list(_REGISTRY.items()):
         device = DEFAULT_DEVICES.get(a.flush.family)
         if device is not None:
             _REGISTRY[name] = apply_device(a, device_doc(device), f"device {device}")
+        else:
+            _REGISTRY[name] = a.replace(cold_call=curves[0], cold_pte=curves[1],
+                                        cold_resize=curves[2])  # fmt: skip
 
 
 def archs() -> list[str]:
@@ -636,9 +643,10 @@ def _apply_calibration(base: Arch, data: Any, where: str, source: str, fits: str
                               f"({sp['why']}); estimates with it carry its range "
                               f"{sp['low']:.0f}-{sp['high']:.0f} ns", CalibrationWarning,
                               stacklevel=2)  # fmt: skip
-        if "cold_call" in data:
-            call, pte, resize = _cold_call(data["cold_call"])
-            fitted = fitted.replace(cold_call=call, cold_pte=pte, cold_resize=resize)
+        # the file's own cold-call measurement, or none: a built-in profile's
+        # curves are the test host's, not the calibrated host's
+        call, pte, resize = _cold_call(data["cold_call"]) if "cold_call" in data else ((), (), ())
+        fitted = fitted.replace(cold_call=call, cold_pte=pte, cold_resize=resize)
     except ValueError as e:
         raise ValueError(f"{where}: {e}") from None
     return fitted
@@ -768,6 +776,9 @@ SOURCED_COSTS: Mapping[str, Mapping[str, Cost]] = {
 #: (x86-64 keeps its sourced table, single runs on the test host; riscv64 has no published
 #: figure, so its profiles keep their sourced costs)
 DEFAULT_DEVICES = {"arm64": "kalesh2020-arm64-5.4", "ppc64": "aneesh2021-ppc64"}
+#: the test host's calibration (the recording VM's), whose cold-call
+#: measurement prices a cold call on every built-in profile
+HOST_COLD = "data/traces/host-calibration.json"
 #: the costs the device's memory factor scales (a cache miss, not the core)
 MEMORY_EVENTS = frozenset({"folio_lookup"})
 #: the cross-device model's factor of each move cost (pagetab.device_model)

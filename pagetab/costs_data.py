@@ -342,15 +342,17 @@ RATIO_NOTES: dict[str, dict[tuple[str, str], str]] = {
     "x86": {
         ("joel2018-x86-1g-pte-before", "joel2018-x86-1g-pmd-after"):
         "the x86-64 profile is the sourced table (single runs on the test host, Linux "
-        "6.18, a PVM guest), where a PMD move's flush costs less against its PTE work than "
+        "6.18, a PVM guest) and its cold call, where a PMD move's flush costs less against "
+        "its PTE work than "
         "on Joel Fernandes' 2018 machine: pagetab.device_model prices the x86 flush "
         "instructions above their sourced prices (the device joel2018-x86: "
         "bench/fit_devices.py prints its factors); pagetab calibrate re-measures the host",
         ("kalesh2020-x86-1g-pmd", "kalesh2020-x86-1g-pud"):
         "a published move is timed once right after its region is populated, and Kalesh "
         "Singh's 1 GiB PUD-path figure (15.6 us) is mostly that cold call; the x86-64 "
-        "profile prices a warm call (the sourced one, with no cold-call curve unless a "
-        "calibration file adds its own: pagetab calibrate). The device kalesh2020-x86-5.4, "
-        "which prices the cold call, comes much closer",
+        "profile prices it at the test host's measured cold call (20 us after populating "
+        "1 GiB) and his PMD path at the test host's sourced costs, while his machine paid "
+        "less for the cold call and more for each PMD's flush. The device "
+        "kalesh2020-x86-5.4, which scales both (pagetab.device_model), comes much closer",
     },
 }  # fmt: skip

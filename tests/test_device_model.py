@@ -206,3 +206,21 @@ def _published() -> list[dict[str, object]]:
     from pagetab.reproduce import published_entries
 
     return published_entries()
+
+
+def test_built_in_profiles_price_the_test_hosts_cold_call() -> None:
+    # the recording VM's measured cold-call curves: as they are on x86-64
+    # and riscv64, times the default device's memory factor on arm64
+    import warnings
+
+    from pagetab.replay import example_trace
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", pt.CalibrationWarning)
+        cal = pt.arch("x86-64", calibration=example_trace("host-calibration"))
+    assert cal.cold_call and pt.arch("x86-64").cold_call == cal.cold_call
+    assert pt.arch("riscv64-sv48").cold_pte == cal.cold_pte
+    memory = device_doc(DEFAULT_DEVICES["arm64"])["factors"]["memory"]
+    assert pt.arch("arm64-4k").cold_call_ns(1 << 30) == pytest.approx(
+        memory * cal.cold_call_ns(1 << 30)
+    )

@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
               _f(r["median_error_pct"]), _flushes(r)] for r in priced]  # fmt: skip
     name = os.path.basename(args.trace)
     table(f"replay of {name}: the priced calls (cold us: of the estimate, what the calls pay "
-          "after the faults before them, where the calibration measured it; kernel us: their "
+          "after the faults before them, by the profile's cold-call curve; kernel us: their "
           "recorded kernel time; flushes: tlb:tlb_flush on the calling CPU during them, and "
           "pagetab's)",
           head, cells, right_from=3)  # fmt: skip
