@@ -601,7 +601,7 @@ MEASURED_COSTS = ("mremap_resize_call",)
 CALIBRATION_BAND = 0.15
 
 
-def _apply_calibration(base: Arch, data: Any, where: str, source: str, fits: str) -> Arch:
+def _apply_calibration(base: Arch, data: Any, where: str, source: str) -> Arch:
     """``base`` with the costs of a calibration document (checked). Each
     cost's range is +-(median |error|) of the fit that set it (the
     document's "fit" cases for the single-CPU costs, "remote" "fit" for
@@ -609,7 +609,7 @@ def _apply_calibration(base: Arch, data: Any, where: str, source: str, fits: str
     (no fit cases, or a fit with as many figures as costs)."""
     if not isinstance(data, dict) or not isinstance(data.get("costs"), dict):
         raise ValueError(f"{where}: not a pagetab calibration file")
-    if data.get("arch") != fits:
+    if data.get("arch") != base.name:
         raise ValueError(f"{where}: calibrated for {data.get('arch')!r}, not {base.name!r}")
     costs = data["costs"]
     unknown = set(costs) - set(CALIBRATED_COSTS)
@@ -730,7 +730,7 @@ def load_calibration(base: Arch, path: str | os.PathLike[str]) -> Arch:
         if isinstance(data, dict)
         else ""
     )
-    fitted = _apply_calibration(base, data, str(path), source, base.name)
+    fitted = _apply_calibration(base, data, str(path), source)
     return fitted.replace(name=f"{base.name}@calibrated")
 
 

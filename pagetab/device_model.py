@@ -401,18 +401,20 @@ def _geomean(xs: Sequence[float]) -> float:
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else 1.0
 
 
-def validate(figs: Sequence[Figure] | None = None) -> list[Prediction]:
+def validate(figs: Sequence[Figure] | None = None,
+             whole: Model | None = None) -> list[Prediction]:  # fmt: skip
     """Every published figure fitted (with all figures), left out alone
     ("lofo": its device keeps the factors its remaining figures identify,
     with none to spare), and left out with its whole source ("loso": its
     device takes the geometric mean of the factors of the other devices of
     its ISA, the test host's included, or of every other device where its
     ISA has none, and its ISA's flush factor as they fitted it, 1 where no
-    other device informs it). ``Prediction.peers`` says which."""
+    other device informs it). ``Prediction.peers`` says which. ``whole``:
+    ``fit(figs)``, where the caller has it already."""
     figs = list(figs if figs is not None else figures())
     pub = [f for f in figs if f.device != REFERENCE]
     isa = {f.device: f.isa for f in figs}
-    whole = fit(figs)
+    whole = whole or fit(figs)
     out = [_prediction(whole, f, "fit", peers=f.device) for f in pub]
     for f in pub:
         rest = [g for g in figs if g is not f]
@@ -440,7 +442,7 @@ def device_documents(devices: dict[str, dict[str, str]],
     identify."""
     figs = figures(reference)
     model = fit(figs)
-    preds = validate(figs)
+    preds = validate(figs, model)
     data, _ = _host(reference)
     by_id = {e["id"]: e for e in published_entries()}
     out = {}

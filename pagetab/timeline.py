@@ -148,7 +148,8 @@ class MoveTrace:
                 out.append(LockHold(LOCK_CLASSES[w], lo, float(end[i]), float("nan"), 0))
             elif k == _KIND["unlock"] and lo in open_:
                 j = open_.pop(lo)
-                out[j] = out[j]._replace(end_ns=float(end[i]), entries=n)
+                h = out[j]
+                out[j] = LockHold(h.lock_class, h.lock_id, h.start_ns, float(end[i]), n)
         return out
 
     def flushes(self) -> list[Flush]:
