@@ -24,7 +24,9 @@ arm64 and ppc64 figures changed, and ``reproduce``), and the one that
 priced the folio lookup of UFFDIO_MOVE and of linux-6.17-rc1's mremap
 (new rows and columns; UFFDIO_MOVE's estimates changed), and the one
 that gave x86-64 and riscv64 the test host's cold-call curves (only the
-published x86 timings of ``reproduce`` changed); re-generate it (``-o``) only with a
+published x86 timings of ``reproduce`` changed), and the one that let
+the concurrent model's mover be madvise, munmap or mprotect (a new
+column ``mover``, "mremap" in every row; no value changed); re-generate it (``-o``) only with a
 change meant to move results, and say so in that commit.
 """
 

@@ -125,6 +125,31 @@ static int64_t probe_resize(uintptr_t addr, size_t old_len, size_t new_len)
     return probe_mremap(addr, old_len, new_len, 0, addr);
 }
 
+/* The calls that unmap or change a range, as the concurrent model's movers
+ * (pagetab/mmu_gather.py): what probe_unmap_call times. */
+enum { UNMAP_MADV_DONTNEED = 0, UNMAP_MPROTECT_READ = 1, UNMAP_MUNMAP = 2 };
+
+/* One madvise(MADV_DONTNEED), mprotect(PROT_READ) or munmap of
+ * [addr, addr + len), timed around the syscall alone; ns or -errno. */
+static int64_t probe_unmap_call(int call, uintptr_t addr, size_t len)
+{
+    struct timespec a, b;
+    int rc;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    if (call == UNMAP_MADV_DONTNEED)
+        rc = madvise((void *)addr, len, MADV_DONTNEED);
+    else if (call == UNMAP_MPROTECT_READ)
+        rc = mprotect((void *)addr, len, PROT_READ);
+    else if (call == UNMAP_MUNMAP)
+        rc = munmap((void *)addr, len);
+    else
+        return -EINVAL;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    if (rc)
+        return -errno;
+    return (int64_t)(b.tv_sec - a.tv_sec) * 1000000000LL + (b.tv_nsec - a.tv_nsec);
+}
+
 /* Time MADV_POPULATE_READ (zero page) of a mapped region; ns or -errno. */
 static int64_t probe_populate_read(uintptr_t addr, size_t len)
 {

@@ -1,5 +1,6 @@
 """Type stubs for the concurrent model's C core (see _contend.pyx)."""
 
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,18 @@ THREAD_SPEC_DTYPE: np.dtype[Any]
 REGION_DTYPE: np.dtype[Any]
 HOLD_DTYPE: np.dtype[Any]
 HISTOGRAM_BUCKETS: int
+
+class region_fate(IntEnum):
+    FATE_KEPT = 0
+    FATE_MOVED = 1
+    FATE_ZAPPED = 2
+    FATE_UNMAPPED = 3
+    FATE_PROTECTED = 4
+
+class mover_lock(IntEnum):
+    LOCK_WRITE = 0
+    LOCK_DOWNGRADE = 1
+    LOCK_READ = 2
 
 def bucket_upper_ns() -> npt.NDArray[np.float64]: ...
 def simulate(

@@ -3,9 +3,12 @@
 tables: a deterministic discrete-event simulation in C.
 
 The mover's side is a traced move (``_move.move_page_tables(...,
-trace=True)``), already priced in Python: when each extent of the old
-range was moved, when the page-table lock covering it was dropped, when
-each flush_tlb_range was issued, and when the system call returned. The
+trace=True)``), or a zap's or protection change's timeline
+(``mmu_gather.gather_trace``), already priced in Python: when each extent
+of the old range was moved (or cleared, or made read-only:
+``region_fate``), when the page-table lock covering it was dropped, when
+each flush_tlb_range was issued, and when the system call returned. How
+the call holds mmap_lock is its ``mover_lock``. The
 application threads each run an access stream on their own CPU through
 their own TLBs (``_tlb``), in time order with the mover's flushes:
 
@@ -68,6 +71,22 @@ cdef enum:
     PAT_RANDOM = 0           # contention.PATTERNS's order
     PAT_SEQUENTIAL = 1
 
+# What the mover's call does to a region's pages (contend_region.fate;
+# contention.MOVERS maps each call to one)
+cpdef enum region_fate:
+    FATE_KEPT = 0            # nothing: a region the call leaves alone
+    FATE_MOVED = 1           # mremap: entries moved by delta
+    FATE_ZAPPED = 2          # madvise(MADV_DONTNEED): entries cleared, the VMA kept
+    FATE_UNMAPPED = 3        # munmap: the VMA gone from the start, entries cleared
+    FATE_PROTECTED = 4       # mprotect(PROT_READ): entries made read-only
+
+# How the mover holds mmap_lock (contend_config.mmap_lock; contention.MOVERS
+# maps each call to one)
+cpdef enum mover_lock:
+    LOCK_WRITE = 0           # for write from start to return (mremap, mprotect)
+    LOCK_DOWNGRADE = 1       # for write until write_until_ns, then read (munmap)
+    LOCK_READ = 2            # for read, or the VMA's lock for read (madvise)
+
 # a through_move thread's bound when its accesses take no time
 cdef int64_t MAX_ACCESSES = 1LL << 32
 
@@ -79,10 +98,12 @@ cdef struct contend_config:
     int mover_cpu
     bint per_vma_locks           # Linux 6.4+: faults in other VMAs skip mmap_lock
     bint dontunmap               # MREMAP_DONTUNMAP: the old range stays, empty
+    int mmap_lock                # a mover_lock
+    double write_until_ns        # LOCK_DOWNGRADE: when, from the traced events' start
     bint moving                  # a move happens (False: the baseline run)
     bint split_pte               # USE_SPLIT_PTE_PTLOCKS: a lock per PTE table
     bint split_pmd               # USE_SPLIT_PMD_PTLOCKS: a lock per PMD table
-    double move_at_ns            # when the mover calls mremap
+    double move_at_ns            # when the mover makes its call
     double move_ns               # the system call's duration, from entry to return
     double events_at_ns          # where the traced events start within it
     # costs (ns)
@@ -114,7 +135,7 @@ cdef struct contend_region:
     uint64_t lo
     uint64_t hi
     int64_t delta                # moved: where an old address's entry sits after the move
-    int moved                    # the move's old range
+    int fate                     # a region_fate: what the mover's call does to it
     int vma_locked               # a VMA the mover write-locks (vma_start_write)
     int anon_vma                 # its VMA has an anon_vma (else the first write fault needs mmap_lock)
     int fault_shift              # the leaf a fault maps here (page or PMD size)
@@ -336,7 +357,8 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     cdef int64_t dk
     cdef bint sent
     cdef int64_t fi = 0, e, page
-    cdef bint started = not cfg.moving, gone, needs_lock, miss
+    cdef bint started = not cfg.moving, gone, needs_lock, miss, readonly, changed
+    cdef double wend
     cdef uint64_t addr, vaddr, walk_addr, frame, entry, size, off, fpage
     cdef bint writable
     cdef const contend_thread *x
@@ -386,9 +408,10 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
             # mmap_write_lock: wait for the readers in a fault (and for
             # per-VMA locks, vma_start_write for the VMA's readers)
             start = cfg.move_at_ns
-            for i in range(nt):
-                if read_until[i] > start:
-                    start = read_until[i]
+            if cfg.mmap_lock != LOCK_READ:
+                for i in range(nt):
+                    if read_until[i] > start:
+                        start = read_until[i]
             end = start + cfg.move_ns
             started = True
             continue
@@ -467,23 +490,28 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
         if started and start <= now < end:
             out[j].during_move += 1
         gone = False
+        readonly = False
         moved_at = INFINITY
         unl = INFINITY
         vaddr = addr
-        if r.moved and cfg.moving and started:
+        if r.fate != FATE_KEPT and cfg.moving and started and now >= start:
             if now >= end:
-                if cfg.dontunmap:
-                    gone = True     # the old range stays, empty
-                else:
-                    # the program goes on at the new address once mremap
-                    # has returned it
-                    vaddr = addr + <uint64_t>r.delta
+                changed = True
             else:
+                changed = False
                 e = find_extent(ext_lo, ext_hi, next, addr)
                 if e >= 0:
                     moved_at = start + cfg.events_at_ns + ext_moved[e] + shift
                     unl = start + cfg.events_at_ns + ext_unlocked[e] + shift
-                    gone = now >= moved_at
+                    changed = now >= moved_at
+            if r.fate == FATE_PROTECTED:
+                readonly = changed    # the entry is there, read-only
+            elif r.fate == FATE_MOVED and now >= end and not cfg.dontunmap:
+                # the program goes on at the new address once mremap has
+                # returned it
+                vaddr = addr + <uint64_t>r.delta
+            else:
+                gone = changed        # cleared (DONTUNMAP: the old range stays, empty)
         miss = True
         cls = lookup_inline(s, x.cpu, 1, vaddr, x.write, &frame, &writable)
         if cls >= 0:
@@ -496,8 +524,9 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                 lat += cfg.tlb_l2_hit
                 out[j].l2_hits += 1
                 miss = False
-        if not miss and gone:
-            # its PTE is gone, its flush has not reached this CPU yet
+        if not miss and (gone or (readonly and x.write)):
+            # its PTE is gone (or read-only), its flush has not reached this
+            # CPU yet
             out[j].stale_hits += 1
             if now >= unl:
                 out[j].unsafe_hits += 1
@@ -507,11 +536,13 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
             cls = -1
             # before its extent moved (or with no move at all) an old
             # address's entry is the one now at old + delta
-            walk_addr = addr + <uint64_t>r.delta if r.moved and not gone else vaddr
+            walk_addr = addr + <uint64_t>r.delta if r.fate == FATE_MOVED and not gone else vaddr
             if not gone:
                 cls = walk_class(pt, s, walk_addr, &steps, &entry)
                 out[j].walk_steps += steps
                 lat += steps * cfg.walk_step
+                if readonly:
+                    entry &= ~E_WRITE
                 if cls >= 0 and x.write and not (entry & E_WRITE):
                     cls = -1          # a write to the zero page: a fault
             page = <int64_t>((addr - r.lo) >> r.fault_shift)
@@ -530,13 +561,26 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                 # (__vmf_anon_prepare: mmap_read_trylock, else retry under it)
                 needs_lock = (not cfg.per_vma_locks) or r.vma_locked or (
                     x.write and not anon[x.region])
-                if needs_lock and started and cfg.moving and cfg.move_at_ns <= now + lat < end:
-                    wait = end - (now + lat)
+                # until when the mover holds mmap_lock for write
+                if cfg.mmap_lock == LOCK_WRITE:
+                    wend = end
+                elif cfg.mmap_lock == LOCK_DOWNGRADE:
+                    wend = start + cfg.events_at_ns + cfg.write_until_ns + shift
+                else:
+                    wend = -INFINITY
+                if needs_lock and started and cfg.moving and cfg.move_at_ns <= now + lat < wend:
+                    wait = wend - (now + lat)
                     out[j].blocked += 1
                     out[j].blocked_ns += wait
-                    asleep[j] = end
+                    asleep[j] = wend
                     lat += wait
-                if gone and not cfg.dontunmap:
+                if cfg.moving and started and now + lat >= start and (
+                        r.fate == FATE_UNMAPPED or (r.fate == FATE_PROTECTED and x.write)):
+                    # no VMA there (munmap detached it first), or one that
+                    # does not allow the write: SIGSEGV
+                    out[j].segv += 1
+                    lat += cfg.segv
+                elif gone and r.fate == FATE_MOVED and not cfg.dontunmap:
                     # no VMA there once mremap returns: SIGSEGV; the program
                     # then finds the page at its new address
                     out[j].segv += 1
@@ -549,7 +593,7 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                         insert_inline(s, x.cpu, vaddr, cls, (vaddr >> s.page_shift) + 1,
                                       (entry & E_WRITE) != 0)
                 else:
-                    if not r.moved:
+                    if r.fate != FATE_MOVED:
                         # the fault's page-table lock: the PMD table's to
                         # install a PTE table (pte_alloc) or a huge page, else
                         # the PTE table's (pte_offset_map_lock); spin while

@@ -13,6 +13,8 @@ cdef extern from "probe.c":
     int64_t probe_move(uintptr_t src, uintptr_t dst, size_t length) nogil
     int64_t probe_resize(uintptr_t addr, size_t old_length, size_t new_length) nogil
     int64_t probe_populate_read(uintptr_t addr, size_t length) nogil
+    int UNMAP_MADV_DONTNEED, UNMAP_MPROTECT_READ, UNMAP_MUNMAP
+    int64_t probe_unmap_call(int call, uintptr_t addr, size_t length) nogil
     int64_t probe_access(uintptr_t addr, const uint64_t *off, int64_t n) nogil
     int64_t probe_verify(uintptr_t addr, size_t length, uintptr_t origin, int populate,
                          int64_t *checked) nogil
@@ -83,6 +85,23 @@ def populate_read(uintptr_t addr, size_t length):
         ns = probe_populate_read(addr, length)
     if ns < 0:
         raise OSError(-ns, "probe: MADV_POPULATE_READ failed")
+    return ns
+
+
+#: the calls ``unmap_call`` times
+UNMAP_CALLS = {"madvise": UNMAP_MADV_DONTNEED, "mprotect": UNMAP_MPROTECT_READ,
+               "munmap": UNMAP_MUNMAP}
+
+
+def unmap_call(str call, uintptr_t addr, size_t length):
+    """One madvise(MADV_DONTNEED), mprotect(PROT_READ) or munmap of a mapped
+    range (``call``: a key of UNMAP_CALLS); nanoseconds spent in the syscall."""
+    cdef int c = UNMAP_CALLS[call]
+    cdef int64_t ns
+    with nogil:
+        ns = probe_unmap_call(c, addr, length)
+    if ns < 0:
+        raise OSError(-ns, f"probe: {call} failed")
     return ns
 
 

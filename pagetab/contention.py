@@ -18,11 +18,22 @@ The same streams are run once more without the move; the difference is
 what the move cost each thread (``stall_ns``) and the TLB refills it
 caused.
 
-Only mremap is modelled (``mover="uffdio_move"``: NotImplementedError);
-faults are priced by the arch's ``fault``/``cow_fault`` costs, and a fault on
-an address mremap unmapped (a thread reading the old range after its
-extent moved, without MREMAP_DONTUNMAP) counts as ``segv`` at the price of a
-fault.
+The mover is mremap, or any other call that flushes what it changes
+(``mover``): madvise(MADV_DONTNEED), munmap or mprotect(PROT_READ) of the
+region, laid out page table by page table by ``mmu_gather.gather_trace``
+(the store is not changed: the threads walk the tables as they stood, and
+an entry the call has reached is gone, or read-only). Each holds
+mmap_lock as the kernel does: mremap and mprotect for write throughout,
+write-locking the VMA; munmap for write until it has detached the VMA,
+then for read while it zaps (mm/vma.c ``vms_complete_munmap_vmas``); madvise
+for read, or since 6.17 the VMA's lock for read (a6fde7add78d). A zap's
+stale TLB entries are never unsafe (the mmu_gather frees nothing before its
+flush). UFFDIO_MOVE as the mover: NotImplementedError.
+
+Faults are priced by the arch's ``fault``/``cow_fault`` costs. A fault
+with no VMA to take it counts as ``segv`` at the price of a fault: on the
+old range after its extent moved (without MREMAP_DONTUNMAP), on a range
+munmap detached, and a write to a range mprotect made read-only.
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ from .constants import (
 )
 from .cost import untraced_cost
 from .mm_types import MAX_CPUS
+from .mmu_gather import gather_trace
 from .policy import DEFAULT_POLICY, Policy, policies
 from .results import Compared
 from .scenario import MoveSetup, populate_region, region_bases
@@ -56,6 +68,7 @@ from .timeline import EVENT_KINDS, FLUSH_KINDS, LOCK_CLASSES, MoveTrace
 from .units import format_size
 
 __all__ = [
+    "MOVERS",
     "OPS",
     "PATTERNS",
     "PLACES",
@@ -79,6 +92,16 @@ OPS = ("read", "write")
 PATTERNS = ("random", "sequential")
 #: the latency percentiles reported
 PERCENTILES = (50.0, 99.0, 99.9)
+#: the calls that can be the mover: what each does to the region
+#: (``_contend.region_fate``), how it holds mmap_lock (``_contend.mover_lock``), and
+#: whether it write-locks the region's VMA (vma_start_write)
+_FATE, _LOCK = _contend.region_fate, _contend.mover_lock
+MOVERS = {
+    "mremap": (int(_FATE.FATE_MOVED), int(_LOCK.LOCK_WRITE), True),
+    "madvise": (int(_FATE.FATE_ZAPPED), int(_LOCK.LOCK_READ), False),
+    "munmap": (int(_FATE.FATE_UNMAPPED), int(_LOCK.LOCK_DOWNGRADE), True),
+    "mprotect": (int(_FATE.FATE_PROTECTED), int(_LOCK.LOCK_WRITE), True),
+}
 _KIND = {k: i for i, k in enumerate(EVENT_KINDS)}
 _BUCKET_UPPER = _contend.bucket_upper_ns()
 
@@ -267,6 +290,8 @@ class ContendResult:
     """The baseline's mover time over this one's (set by ``ContendResults``)."""
     src_align: str = "pud"
     """Where the source starts within its PUD: "pud", "pmd", "page" or bytes."""
+    mover: str = "mremap"
+    """The call that moved or changed the region: a key of MOVERS."""
 
     @property
     def stall_ns(self) -> float:
@@ -299,7 +324,7 @@ class ContendResult:
                          "ipis", "stale_hits", "unsafe_hits", "blocked_ns", "ipi_ns",
                          "ptl_waits", "ptl_wait_ns")}  # fmt: skip
         return {
-            "arch": self.arch, "policy": self.policy, "size": self.size,
+            "arch": self.arch, "policy": self.policy, "mover": self.mover, "size": self.size,
             "populate": self.populate, "src_align": self.src_align,
             "dst_align": self.dst_align, "cpus": self.cpus,
             "threads": len(self.threads),
@@ -316,13 +341,13 @@ class ContendResult:
 
 
 def _setup_key(r: ContendResult) -> tuple[Any, ...]:
-    return (r.arch, r.size, r.populate, r.src_align, r.dst_align, r.cpus,
+    return (r.arch, r.mover, r.size, r.populate, r.src_align, r.dst_align, r.cpus,
             tuple(t.spec for t in r.threads), r.seed)  # fmt: skip
 
 
 def _order(r: ContendResult) -> tuple[Any, ...]:
     pols = policies()
-    return (r.arch, r.size, r.populate, r.dst_align, r.cpus, len(r.threads),
+    return (r.arch, r.mover, r.size, r.populate, r.dst_align, r.cpus, len(r.threads),
             pols.index(r.policy) if r.policy in pols else len(pols), r.policy)  # fmt: skip
 
 
@@ -355,10 +380,14 @@ class ContendResults(Compared[ContendResult]):
                 "flushes", "IPIs", "stall us", "blocked", "refills", "p99 ns", "max ns",
                 "CPU us", "unsafe hits", f"vs {self.baseline}", "sim ms"]  # fmt: skip
         rows = []
+        # the mover's column where a run's mover is not mremap
+        movers = any(r.mover != "mremap" for r in self)
+        if movers:
+            head.insert(2, "mover")
         for r in self:
             row = r.row()
             rows.append([
-                r.arch, format_size(r.size), r.policy,
+                r.arch, format_size(r.size), *([r.mover] if movers else []), r.policy,
                 f"{len(r.threads)}x{row['where']}", r.locking,
                 f"{r.estimated_ns / 1e3:.1f}", f"{r.mover_wait_ns / 1e3:.1f}", str(r.flushes),
                 str(row["ipis"]), f"{r.stall_ns / 1e3:.1f}", str(row["blocked"]),
@@ -414,14 +443,20 @@ def run_concurrent(
     fault prepares the VMA's anon_vma, which needs mmap_lock even under
     per-VMA locks (mm/memory.c ``__vmf_anon_prepare``), so it waits for
     mremap; without it they belong to a VMA already in use (a heap's
-    untouched pages). ``mover`` is the call that moves: "mremap" (the only
-    one modelled). Same ``seed``, same numbers.
+    untouched pages). ``mover`` is the call: "mremap", or "madvise"
+    (MADV_DONTNEED), "munmap" or "mprotect" (PROT_READ) of the source
+    region (``dst_align`` and ``dontunmap`` are mremap's alone; see the
+    module docstring). Same ``seed``, same numbers.
     """
     if mover == "uffdio_move":
-        raise NotImplementedError("the concurrent model replays a traced mremap; UFFDIO_MOVE's "
-                                  "moves (_uffd) record no event trace to replay")  # fmt: skip
-    if mover != "mremap":
-        raise ValueError(f"mover must be one of mremap, uffdio_move, not {mover!r}")
+        raise NotImplementedError("the concurrent model has no UFFDIO_MOVE mover: its moves "
+                                  "(_uffd) record no event trace to replay")  # fmt: skip
+    if mover not in MOVERS:
+        raise ValueError(f"mover must be one of {', '.join(MOVERS)}, uffdio_move, not "
+                         f"{mover!r}")  # fmt: skip
+    if dontunmap and mover != "mremap":
+        raise ValueError(f"dontunmap is an mremap flag; mover is {mover!r}")
+    fate, mmap_lock, vma_write = MOVERS[mover]
     t0 = time.perf_counter_ns()
     specs = thread_specs(threads)
     if cpus is None:
@@ -481,13 +516,31 @@ def run_concurrent(
     if "beside" in used:
         mm.mmap(beside, addr=places["beside"], flags=flags)
     huge_faults = "thp" in mix
-    mm.trace_moves = True
-    mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED
-              | (MREMAP_DONTUNMAP if dontunmap else 0), dst)  # fmt: skip
-    st = mm.last_move
-    assert st is not None and st.trace is not None
-    trace: MoveTrace = st.trace
-    alone = st.estimated_ns
+    if mover == "mremap":
+        mm.trace_moves = True
+        mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED
+                  | (MREMAP_DONTUNMAP if dontunmap else 0), dst)  # fmt: skip
+        st = mm.last_move
+        assert st is not None and st.trace is not None
+        trace: MoveTrace = st.trace
+        alone = st.estimated_ns
+        ext_lo, ext_hi, ext_moved, ext_unlocked = _extents(trace)
+        fl_at, fl_lo, fl_hi, fl_stride, fl_freed = _flushes(trace)
+        holds = _holds(trace, dst - src, a)
+        events_at = untraced_cost(a, st)
+        # the trace is all in the arrays above now: free it before the
+        # replays (a 64 GiB PTE-by-PTE move's is tens of MB)
+        del trace
+        st.drop_trace()
+    else:
+        g = gather_trace(mm.mm_struct, mover, src, src + size)
+        alone, events_at = g.total_ns, g.call_ns
+        ext_lo, ext_hi, ext_moved = g.ext_lo, g.ext_hi, g.ext_at
+        # a zap frees nothing before its flush: no stale hit is unsafe
+        ext_unlocked = np.full(len(ext_lo), np.inf)
+        fl_at, fl_lo, fl_hi, fl_stride, fl_freed = (g.fl_at, g.fl_lo, g.fl_hi, g.fl_stride,
+                                                    g.fl_freed)  # fmt: skip
+        holds = g.holds
 
     lens = {"inside": size, "outside": rsize, "fresh": rsize, "beside": beside}
     kept = [p for p in PLACES if p in used]  # regions: those the threads use
@@ -496,9 +549,9 @@ def run_concurrent(
         r = regions[i]
         r["lo"] = places[where]
         r["hi"] = places[where] + lens[where]
-        r["delta"] = dst - src if where == "inside" else 0
-        r["moved"] = where == "inside"
-        r["vma_locked"] = where == "inside"
+        r["delta"] = dst - src if where == "inside" and mover == "mremap" else 0
+        r["fate"] = fate if where == "inside" else int(_FATE.FATE_KEPT)
+        r["vma_locked"] = where == "inside" and vma_write
         # an anon_vma: prepared by writes (a zero-page population prepares none)
         r["anon_vma"] = (not fresh_vma if where in UNPOPULATED
                          else any(k in mix for k in ("write", "thp")))  # fmt: skip
@@ -509,19 +562,13 @@ def run_concurrent(
         th[i] = (i + 1, s.op == "write", PATTERNS.index(s.pattern), kept.index(s.where),
                  s.accesses, s.through_move, s.stride or a.page_size, s.span,
                  s.think_ns, s.work_ns)  # fmt: skip
-    ext_lo, ext_hi, ext_moved, ext_unlocked = _extents(trace)
-    fl_at, fl_lo, fl_hi, fl_stride, fl_freed = _flushes(trace)
-    holds = _holds(trace, dst - src, a)
-    # the trace is all in the arrays above now: free it before the replays
-    # (a 64 GiB PTE-by-PTE move's is tens of MB)
-    del trace
-    st.drop_trace()
     cfg = {
         "nthreads": len(specs), "nregions": len(regions), "mover_cpu": 0,
         "per_vma_locks": pol.per_vma_locks, "dontunmap": dontunmap, "moving": True,
+        "mmap_lock": mmap_lock, "write_until_ns": 0.0,
         "split_pte": a.split_pte_lock, "split_pmd": a.split_pmd_lock,
         "move_at_ns": float(move_at_ns), "move_ns": alone,
-        "events_at_ns": untraced_cost(a, st),
+        "events_at_ns": events_at,
         "tlb_l1_hit": a.cost("tlb_l1_hit"), "tlb_l2_hit": a.cost("tlb_l2_hit"),
         "walk_step": a.cost("walk_step"), "fault": a.cost("fault"),
         "write_fault": a.cost("cow_fault"), "segv": a.cost("fault"),
@@ -581,7 +628,7 @@ def run_concurrent(
         move_alone_ns=alone, mover_wait_ns=start - move_at_ns,
         mover_ipi_wait_ns=float(res["mover_ipi_wait_ns"]), estimated_ns=end - move_at_ns,
         flushes=int(res["flushes"]), ipis_sent=int(res["ipis_sent"]), threads=results,
-        sim_wall_ns=time.perf_counter_ns() - t0,
+        sim_wall_ns=time.perf_counter_ns() - t0, mover=mover,
     )  # fmt: skip
 
 

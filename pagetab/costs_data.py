@@ -201,6 +201,45 @@ _COMMON = {
                            "re-measure: "
                            "pagetab host --gc (per-page calls); range 600-1500 ns, "
                            f"{_SPREAD}", 600, 1500),
+    # the concurrent model's other movers (pagetab/mmu_gather.py), fitted by
+    # bench/unmap_costs.py (7 interleaved rounds, shuffled; medians), which
+    # prints the other sizes and calls held out; ranges: its three runs
+    "madvise_call": Cost(410, f"{_X86_MEASURED} (2026-12-07): madvise(MADV_DONTNEED) of an "
+                         "empty 2 MiB VMA; re-measure: python bench/unmap_costs.py; range "
+                         f"215-500 ns: its runs, {_SPREAD}", 215, 500),
+    "munmap_call": Cost(913, f"{_X86_MEASURED} (2026-12-07): munmap of an empty 2 MiB VMA "
+                        "(detaching and freeing the VMA, the downgrade of mmap_lock); "
+                        "re-measure: python bench/unmap_costs.py; range 447-913 ns: its runs, "
+                        f"{_SPREAD}", 447, 913),
+    "mprotect_call": Cost(355, f"{_X86_MEASURED} (2026-12-07): mprotect(PROT_READ) of an "
+                          "empty 2 MiB VMA; re-measure: python bench/unmap_costs.py; range "
+                          f"253-450 ns: its runs, {_SPREAD}", 253, 450),
+    "zap_pte": Cost(11.1, f"{_X86_MEASURED} (2026-12-07): madvise(MADV_DONTNEED) of 256 MiB of "
+                    "zero-page PTEs (727 us) less the call, the table locks and the flush, per "
+                    "PTE (zap_present_ptes clears it; the zero page frees nothing); "
+                    "re-measure: python bench/unmap_costs.py; range 11.1-12.2 ns: its runs, "
+                    f"{_SPREAD}", 11.1, 12.2),
+    "folio_free": Cost(82.2, f"{_X86_MEASURED} (2026-12-07): madvise(MADV_DONTNEED) of 256 MiB "
+                       "of written 4 KiB pages (6.11 ms) less the zero-page figure's parts, per "
+                       "folio (vm_normal_folio, the rmap and refcount drops, the free after "
+                       "the gather's flush); re-measure: python bench/unmap_costs.py; range "
+                       f"73-126 ns: its runs, {_SPREAD}", 73, 126),
+    "pmd_folio_free": Cost(4828, f"{_X86_MEASURED} (2026-12-07): madvise(MADV_DONTNEED) of "
+                           "256 MiB of PMD THPs (621 us) over its 128 (zap_huge_pmd, the "
+                           "deferred split queue, the order-9 free); re-measure: python "
+                           f"bench/unmap_costs.py; range 4150-4828 ns: its runs, {_SPREAD}",
+                           4150, 4828),
+    "prot_pte": Cost(18.3, f"{_X86_MEASURED} (2026-12-07): mprotect(PROT_READ) of 256 MiB of "
+                     "zero-page PTEs (1.20 ms) less the call and the table locks, per PTE "
+                     "(change_pte_range's modify_prot_start/commit); re-measure: python "
+                     f"bench/unmap_costs.py; range 17-19 ns: its runs, {_SPREAD}", 17, 19),
+    "prot_folio": Cost(21.8, f"{_X86_MEASURED} (2026-12-07): mprotect(PROT_READ) of 256 MiB of "
+                       "written 4 KiB pages (2.63 ms) less the zero-page figure's parts, per "
+                       "folio batch (since 6.17 change_pte_range calls vm_normal_folio for "
+                       "every present entry, and the zero page returns before reading a "
+                       "struct page; these struct pages are warm, just populated); "
+                       "re-measure: python bench/unmap_costs.py; range 13-24 ns: its runs, "
+                       f"{_SPREAD}", 13, 24),
     "table_alloc": _assumed(100, "assumption: page allocation plus clear_page of one table "
                             "page"),
     "folio_lookup": _assumed(90, "assumption: vm_normal_folio's read of a struct page in "
@@ -226,7 +265,8 @@ _COMMON = {
     "cow_fault": _assumed(400, "assumption: a fresh page, clear_page and the PTE update"),
 }  # fmt: skip
 _BORROWED = ("mremap_call", "mremap_resize_call", "uffd_move_call", "pte_move", "pmd_move",
-             "pud_move", "fault")  # fmt: skip
+             "pud_move", "fault", "madvise_call", "munmap_call", "mprotect_call", "zap_pte",
+             "folio_free", "pmd_folio_free", "prot_pte", "prot_folio")  # fmt: skip
 
 COSTS = {
     "x86-64": {

@@ -40,6 +40,7 @@ __all__ = [
     "measure_gc_cycle",
     "measure_move",
     "measure_populate",
+    "measure_unmap",
     "mem_available",
     "offset",
     "pinnable_cpus",
@@ -367,6 +368,31 @@ def measure_access(size: int, offsets: Any, repeats: int = 3) -> list[int]:
         return [int(_probe.access(base, size, offs)) for _ in range(repeats)]
     finally:
         _munmap(base, size)
+
+
+#: the calls ``measure_unmap`` times, as the concurrent model's movers name them
+UNMAP_CALLS = ("madvise", "mprotect", "munmap")
+
+
+def measure_unmap(call: str, size: int, populate: str = "write", repeats: int = 3) -> list[int]:
+    """ns of one ``call`` ("madvise": MADV_DONTNEED, "mprotect": to PROT_READ,
+    "munmap") of a fresh PUD-aligned ``size``-byte region populated as
+    ``populate`` ("zero", "write" or "thp"), once per repeat, each on a
+    region of its own (C in csrc/probe.c ``probe_unmap_call``)."""
+    if call not in UNMAP_CALLS:
+        raise ValueError(f"call must be one of {', '.join(UNMAP_CALLS)}, not {call!r}")
+    _check(size, populate, repeats)
+    check_fits(size, populate)
+    out = []
+    for _ in range(repeats):
+        base = _probe.reserve(size + PUD, PUD)
+        _probe.map_region(base, size, populate)
+        try:
+            out.append(int(_probe.unmap_call(call, base, size)))
+        finally:
+            if call != "munmap" or not out:
+                _munmap(base, size)
+    return out
 
 
 def _munmap(addr: int, size: int) -> None:

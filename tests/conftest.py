@@ -10,6 +10,16 @@ import pytest
 import pagetab as pt
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _mapped_files_read() -> None:
+    """Once per session, before the recording fixtures record: see
+    ``helpers._read_mapped_files``."""
+    from helpers import _can_record, _read_mapped_files
+
+    if not _can_record():
+        _read_mapped_files()
+
+
 @pytest.fixture
 def make_mm() -> Iterator[Callable[..., pt.AddressSpace]]:
     """Factory for AddressSpaces; each is check()ed when the test ends."""

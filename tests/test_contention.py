@@ -248,13 +248,6 @@ def test_the_mover_waits_for_a_receiver_still_in_a_handler() -> None:
 BESIDE = ThreadSpec("beside", "write", accesses=1, work_ns=1000.0, through_move=True)
 
 
-def test_uffdio_move_as_the_mover_is_not_modelled() -> None:
-    with pytest.raises(NotImplementedError, match="record no event trace"):
-        pt.run_concurrent(64 * MIB, mover="uffdio_move")
-    with pytest.raises(ValueError, match="mover must be one of mremap, uffdio_move"):
-        pt.run_concurrent(64 * MIB, mover="madvise")
-
-
 def test_no_warm_up_where_nothing_is_mapped() -> None:
     # a warm-up in a region the run starts unpopulated would leave TLB
     # entries for pages never faulted in: every first write must fault

@@ -49,7 +49,7 @@ LAYERS = [
     ["vma"],
     ["memory"],
     ["userfaultfd"],
-    ["mmap", "mprotect", "madvise", "mremap", "fork"],
+    ["mmap", "mprotect", "madvise", "mremap", "fork", "mmu_gather"],
     ["persist"],
     ["space"],
     ["plot", "scenario", "results", "parallel"],

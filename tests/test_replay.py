@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import PROGRAMS, needs_recording
 
 from pagetab.replay import UFFDIO_MOVE, replay
 from pagetab.tracefile import Header, TraceWriter
@@ -19,7 +19,6 @@ M = 1 << 20
 STACK = (0x7FFF_F000_0000, 0x7FFF_F002_1000)
 A = 0x7F00_0000_0000  # where the "kernel" put the mapping
 B = 0x7F00_4000_0000  # and where mremap moved it (PMD-aligned, so whole PMDs move)
-PROGRAMS = Path(__file__).parent / "programs"
 
 
 def sys_ev(t: int, nr: str, a: list[int], r: int | None, d: int | None = 1000, tid: int = 10,
@@ -214,27 +213,6 @@ def test_bad_arguments(tmp_path: Path) -> None:
 
 
 # -- recorded on this machine's kernel ----------------------------------------------
-
-
-def _can_record() -> str:
-    from pagetab.record import RecordError, check_recording
-
-    try:
-        check_recording()
-    except RecordError as e:
-        return str(e)
-    return ""
-
-
-_RECORDABLE = pytest.mark.skipif(bool(_can_record()), reason=_can_record() or "ok")
-
-
-def needs_recording(test: Callable[..., None]) -> Callable[..., None]:
-    """A test that records a program on this kernel: skipped where it cannot
-    record, and marked ``recording`` (the sanitizer run leaves those out:
-    under its preload the recorded program is instrumented too)."""
-    marked: Callable[..., None] = pytest.mark.recording(_RECORDABLE(test))
-    return marked
 
 
 @pytest.fixture(scope="module")

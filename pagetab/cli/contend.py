@@ -11,6 +11,10 @@ from . import _argtypes, _options
 from ._output import Progress, print_json, table, write_outputs
 from ._registry import UsageError, subcommand
 
+#: what each mover does to the region, for the table's title
+_DONE = {"mremap": "moved", "madvise": "zapped (MADV_DONTNEED)", "munmap": "unmapped",
+         "mprotect": "write-protected"}  # fmt: skip
+
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     _options.add_size(parser, "1G", many=True)
@@ -69,9 +73,16 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "--move-at-ns",
         type=_argtypes.non_negative,
         default=0.0,
-        help="when the mover calls mremap (default 0)",
+        help="when the mover makes its call (default 0)",
     )
     parser.add_argument("--dontunmap", action="store_true", help="move with MREMAP_DONTUNMAP")
+    parser.add_argument(
+        "--mover",
+        choices=tuple(contention.MOVERS),
+        default="mremap",
+        help="the call the mover makes on the region: mremap, or madvise (MADV_DONTNEED), "
+        "munmap or mprotect (PROT_READ) of it (default mremap)",
+    )
     parser.add_argument(
         "--seed",
         type=_argtypes.bounded(int, lambda n: n >= 0, ">= 0", "an integer"),
@@ -124,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
                     move_at_ns=args.move_at_ns,
                     dontunmap=args.dontunmap,
                     seed=args.seed,
+                    mover=args.mover,
                 )
             )
             prog(i + 1, len(jobs))
@@ -139,16 +151,17 @@ def run(args: argparse.Namespace) -> int:
         print_json(res.rows())
         return 0
     head, cells = res.cells()
+    call = args.mover
     table(
-        f"mremap from CPU 0 while {args.threads} thread(s) on CPUs 1..{args.threads} make "
+        f"{call} from CPU 0 while {args.threads} thread(s) on CPUs 1..{args.threads} make "
         f"{args.accesses} {args.pattern} {args.op}s each"
-        f"{' (and on until mremap returns)' if args.through_move else ''} {args.where} "
-        "the moved region "
+        f"{f' (and on until {call} returns)' if args.through_move else ''} {args.where} "
+        f"the {_DONE[call]} region "
         f"(stall: the threads' extra time; refills: TLB refills the move caused; p99 and max: "
         "the worst thread's accesses issued during the move; CPU: mover + stalls)",
         head,
         cells,
-        right_from=3,
+        right_from=3 if call == "mremap" else 4,
         bad=[not r.safe for r in res],
     )
     return 0

@@ -1,0 +1,190 @@
+"""The concurrent model's movers other than mremap: madvise(MADV_DONTNEED),
+munmap and mprotect(PROT_READ) laid out by pagetab.mmu_gather, checked
+against the real zap and protection change, against this kernel's own
+flushes, and replayed against application threads."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import PROGRAMS, needs_recording
+
+import pagetab as pt
+from pagetab.contention import ThreadSpec
+from pagetab.mmu_gather import gather_slots, gather_trace
+
+MIB = 1 << 20
+BASE = 1 << 40
+FLAGS = pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
+
+
+def space(size: int, pops: list[str], arch: str = "x86-64") -> pt.AddressSpace:
+    """A space with one VMA at BASE whose equal parts are populated as
+    ``pops`` ("write", "read", "thp", "none")."""
+    s = pt.AddressSpace(arch, cpus=2, thp="madvise")
+    s.mmap(size, addr=BASE, flags=FLAGS)
+    part = size // len(pops)
+    for i, p in enumerate(pops):
+        lo = BASE + i * part
+        if p == "thp":
+            s.madvise(lo, part, pt.MADV_HUGEPAGE)
+        if p != "none":
+            s.madvise(lo, part, pt.MADV_POPULATE_READ if p == "read" else pt.MADV_POPULATE_WRITE)
+    return s
+
+
+def test_an_mmu_gather_holds_the_kernels_count_of_pages() -> None:
+    # include/asm-generic/tlb.h: 8 on-stack slots, then 19 batches of 510
+    # (4 KiB pages) or 1 of 8190 (64 KiB pages), each full one slot early
+    assert gather_slots(4096) == 7 + 19 * 509
+    assert gather_slots(65536) == 7 + 1 * 8189
+
+
+@pytest.mark.parametrize("call", ["madvise", "munmap", "mprotect"])
+@pytest.mark.parametrize("lo_page, hi_page", [(0, 0), (3, 7), (512, 1)])
+def test_the_trace_clears_what_the_kernel_path_clears(call: str, lo_page: int,
+                                                      hi_page: int) -> None:  # fmt: skip
+    # a mixed VMA, the range cut at pages inside tables: the trace's entries
+    # are what the simulated call itself clears or write-protects
+    size = 32 * MIB
+    s = space(size, ["write", "read", "thp", "none"])
+    lo, hi = BASE + lo_page * 4096, BASE + size - hi_page * 4096
+    g = gather_trace(s.mm_struct, call, lo, hi)
+    before = s.frames(lo, hi - lo)
+    if call == "mprotect":
+        s.mprotect(lo, hi - lo, pt.PROT_READ)
+        assert g.counts["entries"] == int((before >= 0).sum()) - 511 * 4  # a huge PMD: one entry
+    else:
+        (s.madvise(lo, hi - lo, pt.MADV_DONTNEED) if call == "madvise"
+         else s.munmap(lo, hi - lo))  # fmt: skip
+        huge = 4
+        assert g.counts["entries"] == int((before >= 0).sum()) - 511 * huge
+        assert g.counts["folios_freed"] == int((before > 0).sum()) - 512 * huge
+        assert g.counts["pmd_folios_freed"] == huge
+    # the extents are disjoint, in order, inside the range, one per hold
+    assert (g.ext_lo[1:] >= g.ext_hi[:-1]).all()
+    assert g.ext_lo[0] >= lo and g.ext_hi[-1] <= hi
+    assert len(g.ext_lo) == len(g.holds) == g.counts["tables"]
+    assert g.total_ns > g.call_ns > 0
+
+
+def test_a_full_gather_flushes_and_frees_in_the_middle_of_a_table() -> None:
+    size = 64 * MIB
+    s = space(size, ["write"])
+    g = gather_trace(s.mm_struct, "madvise", BASE, BASE + size)
+    pages = size // 4096
+    cap = gather_slots(4096)
+    assert g.counts["forced_flushes"] == pages // cap
+    assert g.counts["flushes"] == pages // cap + 1
+    # the table the batches filled in is held twice: before and after the flush
+    assert g.counts["tables"] == size // (2 * MIB) + pages // cap
+    # each flush covers what was cleared since the previous one
+    assert g.fl_lo[0] == BASE and g.fl_hi[0] == BASE + cap * 4096
+    assert g.fl_lo[1] == BASE + cap * 4096
+    # zero pages take no slot: no flush before the end
+    z = gather_trace(space(size, ["read"]).mm_struct, "madvise", BASE, BASE + size)
+    assert z.counts["flushes"] == 1 and z.counts["forced_flushes"] == 0
+
+
+def test_mprotect_flushes_only_what_was_writable() -> None:
+    size = 8 * MIB
+    g = gather_trace(space(size, ["read"]).mm_struct, "mprotect", BASE, BASE + size)
+    assert g.counts["flushes"] == 0  # the zero page is mapped read-only already
+    g = gather_trace(space(size, ["read", "write"]).mm_struct, "mprotect", BASE, BASE + size)
+    assert g.counts["flushes"] == 1
+    assert (int(g.fl_lo[0]), int(g.fl_hi[0])) == (BASE + size // 2, BASE + size)
+
+
+@needs_recording
+@pytest.mark.parametrize("mib", [36, 256])
+def test_each_call_flushes_as_often_as_the_kernel(tmp_path: Path, mib: int) -> None:
+    # the kernel's tlb:tlb_flush events during each call of the program, one
+    # per flush on the calling CPU (36 MiB: fewer pages than a gather
+    # holds; 256 MiB: six times more)
+    from pagetab.record import record
+    from pagetab.replay import LOCAL_FLUSH_REASONS
+    from pagetab.tracefile import read_trace
+
+    out = tmp_path / "zap.ptrace.gz"
+    res = record([sys.executable, str(PROGRAMS / "zap_flushes.py"), str(mib)], out)
+    assert res.exit_code == 0 and res.lost == 0
+    size = mib * MIB
+    kernel = {e["nr"]: sum(int(e.get("tlb", {}).get(r, 0)) for r in LOCAL_FLUSH_REASONS)
+              for e in read_trace(out)
+              if e["k"] == "sys" and e["nr"] in ("madvise", "mprotect", "munmap")
+              and e["a"][1] == size
+              and (e["nr"] != "madvise" or e["a"][2] == pt.MADV_DONTNEED)}  # fmt: skip
+    s = space(size, ["write"])
+    sim = {call: gather_trace(s.mm_struct, call, BASE, BASE + size).counts["flushes"]
+           for call in ("madvise", "mprotect", "munmap")}  # fmt: skip
+    assert kernel == sim
+    assert sim["madvise"] == (1 if mib == 36 else 7)
+
+
+def run(mover: str, spec: ThreadSpec, policy: str = "linux-6.8", **kw: object) -> pt.ContendResult:
+    return pt.run_concurrent(64 * MIB, "x86-64", policy, [spec], cpus=2, mover=mover, **kw)
+
+
+READER = ThreadSpec("inside", "read", accesses=1, through_move=True, think_ns=200.0)
+WRITER = ThreadSpec("inside", "write", accesses=1, through_move=True, think_ns=200.0)
+
+
+def test_after_madvise_a_reader_faults_in_new_pages_without_waiting() -> None:
+    for policy in ("linux-5.0", "linux-6.8"):  # mmap_lock or the VMA's lock, for read
+        r = run("madvise", READER, policy)
+        t = r.threads[0].stats
+        assert t["faults"] > 0 and t["segv"] == 0 and t["blocked"] == 0
+        # until its flush reaches the reader, a cleared page still hits: never unsafely
+        assert t["stale_hits"] > 0 and t["unsafe_hits"] == 0
+        assert r.mover_wait_ns == 0 and r.flushes == 64 * MIB // 4096 // gather_slots(4096) + 1
+
+
+def test_munmap_leaves_no_vma_and_holds_mmap_lock_for_write_only_until_it_zaps() -> None:
+    r = run("munmap", READER)
+    t = r.threads[0].stats
+    assert t["segv"] > 0 and t["faults"] == 0
+    # a fresh region's faults under mmap_lock (no per-VMA locks): those that
+    # meet munmap wait only until the downgrade, mprotect's until it returns
+    fresh = ThreadSpec("fresh", "write", accesses=1, through_move=True, think_ns=200.0)
+    um = run("munmap", fresh, "linux-5.0", move_at_ns=1000.0)
+    mp = run("mprotect", fresh, "linux-5.0", move_at_ns=1000.0)
+    assert um.threads[0].stats["blocked"] == mp.threads[0].stats["blocked"] == 1
+    call = pt.arch("x86-64").cost("munmap_call")
+    assert 0 < um.threads[0].stats["blocked_ns"] <= call
+    assert mp.threads[0].stats["blocked_ns"] > 0.5 * mp.move_alone_ns > 10 * call
+
+
+def test_after_mprotect_writes_fault_and_reads_do_not() -> None:
+    # a writer whose few pages stay in its TLB: its writes hit the writable
+    # entries until mprotect's flush, then fault and find no write right
+    few = ThreadSpec("inside", "write", accesses=1, through_move=True, think_ns=200.0,
+                     span=64 * 1024)  # fmt: skip
+    w = run("mprotect", few, populate="write").threads[0].stats
+    rd = run("mprotect", READER, populate="write").threads[0].stats
+    assert w["segv"] > 0 and w["stale_hits"] > 0 and w["unsafe_hits"] == 0
+    assert rd["segv"] == 0 and rd["faults"] == 0 and rd["stale_hits"] == 0
+
+
+def test_the_mover_is_priced_by_its_trace() -> None:
+    s = space(64 * MIB, ["write"])
+    s.access(np.array([BASE], dtype=np.uint64), cpu=1)  # both CPUs in mm_cpumask, as the run's
+    for mover in ("madvise", "munmap", "mprotect"):
+        g = gather_trace(s.mm_struct, mover, BASE, BASE + 64 * MIB)
+        r = run(mover, ThreadSpec("outside", accesses=10), populate="write")
+        assert r.move_alone_ns == pytest.approx(g.total_ns)
+        assert r.mover == mover and r.row()["mover"] == mover
+
+
+def test_bad_movers_are_refused() -> None:
+    with pytest.raises(ValueError, match="mover must be one of mremap, madvise, munmap, mprotect"):
+        pt.run_concurrent(64 * MIB, mover="madvice")
+    with pytest.raises(ValueError, match="dontunmap is an mremap flag"):
+        pt.run_concurrent(64 * MIB, mover="madvise", dontunmap=True)
+    with pytest.raises(NotImplementedError, match="no UFFDIO_MOVE mover"):
+        pt.run_concurrent(64 * MIB, mover="uffdio_move")
+    with pytest.raises(ValueError, match="call must be one of madvise, munmap, mprotect"):
+        gather_trace(space(4 * MIB, ["write"]).mm_struct, "mremap", BASE, BASE + 4 * MIB)
+    assert np.isfinite(run("madvise", READER).estimated_ns)
