@@ -524,9 +524,11 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                 lat += cfg.tlb_l2_hit
                 out[j].l2_hits += 1
                 miss = False
-        if not miss and (gone or (readonly and x.write)):
+        page = <int64_t>((addr - r.lo) >> r.fault_shift)
+        if not miss and (gone or (readonly and x.write)) and not (
+                gone and (bits[x.region][page >> 3] >> (page & 7)) & 1):
             # its PTE is gone (or read-only), its flush has not reached this
-            # CPU yet
+            # CPU yet (a page this run faulted in since is no stale entry)
             out[j].stale_hits += 1
             if now >= unl:
                 out[j].unsafe_hits += 1
@@ -545,7 +547,6 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                     entry &= ~E_WRITE
                 if cls >= 0 and x.write and not (entry & E_WRITE):
                     cls = -1          # a write to the zero page: a fault
-            page = <int64_t>((addr - r.lo) >> r.fault_shift)
             fpage = vaddr & ~((<uint64_t>1 << r.fault_shift) - 1)
             if cls >= 0:
                 insert_inline(s, x.cpu, vaddr, cls, (walk_addr >> s.page_shift) + 1,

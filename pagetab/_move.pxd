@@ -114,9 +114,50 @@ cdef struct move_stats:
 cdef struct move_event:
     int64_t kind                 # an EV_* of _move.pyx (EVENT_KINDS names them)
     int64_t what                 # lock class (lock, unlock); pgt_entry (entry); flush record (flush, convert); folio lookups (ptes)
-    int64_t entries              # entries moved (ptes, entry); during the hold (unlock); stride shift (flush, convert)
+    int64_t entries              # entries moved (ptes, entry); during the hold (unlock); stride shift (flush, convert); locks it stands for, 0 for one (lock)
     uint64_t lo                  # old-address range (ptes, entry, flush, convert); the lock's id (lock, unlock)
     uint64_t hi
+
+
+# move_event kinds, in _move.EVENT_KINDS' order
+cdef enum:
+    EV_LOCK = 0
+    EV_UNLOCK = 1
+    EV_PTES = 2
+    EV_ENTRY = 3
+    EV_FLUSH = 4
+    EV_CONVERT = 5
+    EV_SPLIT = 6
+    EV_FINISH = 7      # the unmap's tlb_finish_mmu flush after the moves (stats.add_flush)
+    EV_BATCHED = 8     # flush_tlb_batched_pending in move_ptes: reclaim's deferred flush
+
+# lock classes: indices into a lock_classes struct, in its field order
+cdef enum:
+    LK_PTE = 0
+    LK_PMD = 1
+    LK_MM = 2
+    LK_RMAP = 3
+
+
+# A traced call's events in order, and the flush operations of each of its
+# flush events (the row its ``what`` names): what move_page_tables(...,
+# trace=True) and UFFDIO_MOVE's move_calls(..., trace=True) record.
+cdef struct event_log:
+    bint on                      # recording (off: not asked for, or out of memory)
+    bint lost                    # ran out of memory: nothing is returned
+    move_event *ev
+    int64_t nev
+    int64_t ev_cap
+    FlushOps *fops
+    int64_t nfops
+    int64_t fops_cap
+
+cdef move_event* log_event(event_log *g, int64_t kind, int64_t what, int64_t entries,
+                           uint64_t lo, uint64_t hi) noexcept nogil
+cdef void log_flush(event_log *g, int64_t kind, uint64_t lo, uint64_t hi, int stride_shift,
+                    const FlushOps *now, const FlushOps *before) noexcept nogil
+cdef object log_arrays(event_log *g)
+cdef void log_free(event_log *g) noexcept nogil
 
 
 cdef class PagetableMoveControl:

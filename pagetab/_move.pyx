@@ -39,25 +39,9 @@ cnp.import_array()
 cdef extern from *:
     int __builtin_ctz(unsigned int x) nogil
 
-# lock classes: indices into a lock_classes struct, in its field order
+# (the lock classes LK_* and the event kinds EV_* are in _move.pxd)
 cdef enum:
-    LK_PTE = 0
-    LK_PMD = 1
-    LK_MM = 2
-    LK_RMAP = 3
     MAX_HELD = 8
-
-# move_event kinds, in EVENT_KINDS' order
-cdef enum:
-    EV_LOCK = 0
-    EV_UNLOCK = 1
-    EV_PTES = 2
-    EV_ENTRY = 3
-    EV_FLUSH = 4
-    EV_CONVERT = 5
-    EV_SPLIT = 6
-    EV_FINISH = 7      # the unmap's tlb_finish_mmu flush after the moves (stats.add_flush)
-    EV_BATCHED = 8     # flush_tlb_batched_pending in move_ptes: reclaim's deferred flush
 
 #: the names of move_event.kind's values
 EVENT_KINDS = ("lock", "unlock", "ptes", "entry", "flush", "convert", "split", "finish",
@@ -135,35 +119,28 @@ cdef struct Ctx:
     bint no_table_moves              # uffd without EVENT_REMAP: no move_normal_pmd/pud
     # the trace (move_page_tables(..., trace=True)): events, and the flush
     # operations of each flush and contpte_convert
-    bint tracing
-    bint trace_lost                  # out of memory for the trace: none is returned
-    move_event *ev
-    int64_t nev
-    int64_t ev_cap
-    FlushOps *fops
-    int64_t nfops
-    int64_t fops_cap
+    event_log log
 
 
 # ----------------------------------------------------------------------
 # the trace
 
-cdef move_event* trace_append(Ctx *x, int64_t kind, int64_t what, int64_t entries,
-                              uint64_t lo, uint64_t hi) noexcept nogil:
-    """Append an event; NULL (tracing stops, the move goes on) when out of
+cdef move_event* log_event(event_log *g, int64_t kind, int64_t what, int64_t entries,
+                           uint64_t lo, uint64_t hi) noexcept nogil:
+    """Append an event; NULL (recording stops, the call goes on) when out of
     memory."""
     cdef move_event *ne
     cdef move_event *e
-    if x.nev == x.ev_cap:
-        ne = <move_event*>realloc(x.ev, (x.ev_cap * 2 + 64) * sizeof(move_event))
+    if g.nev == g.ev_cap:
+        ne = <move_event*>realloc(g.ev, (g.ev_cap * 2 + 64) * sizeof(move_event))
         if ne == NULL:
-            x.tracing = False
-            x.trace_lost = True
+            g.on = False
+            g.lost = True
             return NULL
-        x.ev = ne
-        x.ev_cap = x.ev_cap * 2 + 64
-    e = &x.ev[x.nev]
-    x.nev += 1
+        g.ev = ne
+        g.ev_cap = g.ev_cap * 2 + 64
+    e = &g.ev[g.nev]
+    g.nev += 1
     e.kind = kind
     e.what = what
     e.entries = entries
@@ -172,39 +149,68 @@ cdef move_event* trace_append(Ctx *x, int64_t kind, int64_t what, int64_t entrie
     return e
 
 
-cdef inline move_event* trace(Ctx *x, int64_t kind, int64_t what, int64_t entries,
-                              uint64_t lo, uint64_t hi) noexcept nogil:
-    """Append an event when tracing (else NULL). Only the test is inline:
-    the lock and move steps that call it stay small enough to inline."""
-    if not x.tracing:
-        return NULL
-    return trace_append(x, kind, what, entries, lo, hi)
-
-
-cdef inline void trace_flush(Ctx *x, int64_t kind, uint64_t lo, uint64_t hi, int stride_shift,
-                             const FlushOps *before) noexcept nogil:
-    """A flush event with the operations it issued (the counters' growth
-    since ``before``) and its stride (in ``entries``: the concurrent model
+cdef void log_flush(event_log *g, int64_t kind, uint64_t lo, uint64_t hi, int stride_shift,
+                    const FlushOps *now, const FlushOps *before) noexcept nogil:
+    """A flush event with the operations it issued (``now`` less
+    ``before``) and its stride (in ``entries``: the concurrent model
     replays the flush on the other CPUs' TLBs)."""
     cdef FlushOps *nf
     cdef int64_t i
     cdef move_event *e
-    if not x.tracing:
+    if not g.on:
         return
-    if x.nfops == x.fops_cap:
-        nf = <FlushOps*>realloc(x.fops, (x.fops_cap * 2 + 16) * sizeof(FlushOps))
+    if g.nfops == g.fops_cap:
+        nf = <FlushOps*>realloc(g.fops, (g.fops_cap * 2 + 16) * sizeof(FlushOps))
         if nf == NULL:
-            x.tracing = False
-            x.trace_lost = True
+            g.on = False
+            g.lost = True
             return
-        x.fops = nf
-        x.fops_cap = x.fops_cap * 2 + 16
+        g.fops = nf
+        g.fops_cap = g.fops_cap * 2 + 16
     for i in range(OPS_WORDS):
-        (<int64_t*>&x.fops[x.nfops])[i] = (<const int64_t*>&x.c.flush_ops)[i] - \
-            (<const int64_t*>before)[i]
-    e = trace(x, kind, x.nfops, stride_shift, lo, hi)
+        (<int64_t*>&g.fops[g.nfops])[i] = (<const int64_t*>now)[i] - (<const int64_t*>before)[i]
+    e = log_event(g, kind, g.nfops, stride_shift, lo, hi)
     if e != NULL:
-        x.nfops += 1
+        g.nfops += 1
+
+
+cdef object log_arrays(event_log *g):
+    """(events as EVENT_DTYPE, flush operations as int64 rows in FlushOps'
+    order), or None when nothing was recorded or the memory ran out."""
+    cdef cnp.npy_intp dims[2]
+    if not g.on:
+        return None
+    events = np.empty(g.nev, dtype=EVENT_DTYPE)
+    if g.nev:
+        memcpy(cnp.PyArray_DATA(events), g.ev, g.nev * sizeof(move_event))
+    dims[0] = g.nfops
+    dims[1] = OPS_WORDS
+    ops = cnp.PyArray_EMPTY(2, dims, cnp.NPY_INT64, 0)
+    if g.nfops:
+        memcpy(cnp.PyArray_DATA(ops), g.fops, g.nfops * sizeof(FlushOps))
+    return events, ops
+
+
+cdef void log_free(event_log *g) noexcept nogil:
+    free(g.ev)
+    free(g.fops)
+    g.ev = NULL
+    g.fops = NULL
+
+
+cdef inline move_event* trace(Ctx *x, int64_t kind, int64_t what, int64_t entries,
+                              uint64_t lo, uint64_t hi) noexcept nogil:
+    """Append an event when tracing (else NULL). Only the test is inline:
+    the lock and move steps that call it stay small enough to inline."""
+    if not x.log.on:
+        return NULL
+    return log_event(&x.log, kind, what, entries, lo, hi)
+
+
+cdef inline void trace_flush(Ctx *x, int64_t kind, uint64_t lo, uint64_t hi, int stride_shift,
+                             const FlushOps *before) noexcept nogil:
+    """A flush event of the move (see log_flush)."""
+    log_flush(&x.log, kind, lo, hi, stride_shift, &x.c.flush_ops, before)
 
 
 # ----------------------------------------------------------------------
@@ -367,7 +373,7 @@ cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end,
     it covers."""
     cdef int64_t i, j = 0
     cdef FlushOps before
-    if x.tracing:
+    if x.log.on:
         before = x.c.flush_ops
     tlb_flush_range(x.rule, x.tlb, &x.c.flush_ops, x.caller, start, end, stride_shift)
     if x.snap.ready:  # (most flushes: none built; no cross-module call)
@@ -559,7 +565,7 @@ cdef inline void contpte_convert(Ctx *x, uint64_t *t, int64_t b, uint64_t addr, 
     cdef int64_t j, n = x.cfg.cont_ptes
     cdef uint64_t size = <uint64_t>n << x.cfg.page_shift
     cdef FlushOps before
-    if x.tracing:
+    if x.log.on:
         before = x.c.flush_ops
     if fold:
         x.c.contpte_folds += 1
@@ -584,7 +590,7 @@ cdef void batched_pending(Ctx *x) noexcept nogil:
     move: reclaim's deferred flush of this mm, done now (out of line: it is
     rare)."""
     cdef FlushOps before
-    if x.tracing:
+    if x.log.on:
         before = x.c.flush_ops
     if not flush_tlb_batched_pending(x.rule, x.tlb, &x.c.flush_ops, x.caller):
         return  # (a kernel before 4.13 never calls it)
@@ -1058,7 +1064,6 @@ cdef object move_tables(PageTables tables, Tlbs tlbs, PagetableMoveControl pmc, 
     cdef uint64_t old_end = pmc.old_end, reached, old_addr = pmc.old_addr
     cdef uint64_t length = pmc.len_in
     cdef uint64_t orig_old_addr = old_end - length
-    cdef cnp.npy_intp dims[2]
     if pt.nlev != cfg.pte + 1 or pt.shift[cfg.pte] != cfg.page_shift \
             or (<uint64_t>1) << pt.shift[cfg.pmd] != cfg.pmd_size:
         raise ValueError("move_page_tables: the page tables do not match the control's geometry")
@@ -1079,12 +1084,12 @@ cdef object move_tables(PageTables tables, Tlbs tlbs, PagetableMoveControl pmc, 
     x.tlb = &tlbs.s
     x.rule = &tlbs.rule
     x.caller = pmc.caller
-    x.tracing = trace
+    x.log.on = trace
     x.segs_cap = 64
     x.segs = <Segment*>malloc(x.segs_cap * sizeof(Segment))
     if x.segs == NULL:
         raise MemoryError()
-    events = ops = None
+    logged = None
     try:
         with nogil:
             reached = old_addr
@@ -1093,19 +1098,11 @@ cdef object move_tables(PageTables tables, Tlbs tlbs, PagetableMoveControl pmc, 
                 if x.need_flush:
                     # flush_tlb_range(vma, old_end - len, old_addr) after unlocking
                     flush_tlb_range(&x, orig_old_addr, reached, x.cfg.page_shift)
-        if trace and x.tracing:
-            events = np.empty(x.nev, dtype=EVENT_DTYPE)
-            if x.nev:
-                memcpy(cnp.PyArray_DATA(events), x.ev, x.nev * sizeof(move_event))
-            dims[0] = x.nfops
-            dims[1] = OPS_WORDS
-            ops = cnp.PyArray_EMPTY(2, dims, cnp.NPY_INT64, 0)
-            if x.nfops:
-                memcpy(cnp.PyArray_DATA(ops), x.fops, x.nfops * sizeof(FlushOps))
+        if trace:
+            logged = log_arrays(&x.log)
     finally:
         free(x.segs)
-        free(x.ev)
-        free(x.fops)
+        log_free(&x.log)
         tlb_snapshot_free(&x.snap)
     if x.oom and reached >= old_end:
         raise MemoryError("out of memory while tracking moved entries")
@@ -1113,7 +1110,7 @@ cdef object move_tables(PageTables tables, Tlbs tlbs, PagetableMoveControl pmc, 
     moved[0] = reached - orig_old_addr if reached > orig_old_addr else 0
     if moved[0] > length:
         moved[0] = length
-    return None if events is None else (events, ops)
+    return logged
 
 
 def finish_flush(Tlbs tlbs not None, int caller, uint64_t lo, uint64_t hi, int stride_shift,

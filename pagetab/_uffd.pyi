@@ -20,7 +20,10 @@ def move_calls(
     batch: bool,
     move_zero: bool,
     anon_vma_lock: bool = ...,
-) -> tuple[int, int, int, dict[str, Any]]: ...
+    trace: bool = ...,
+) -> tuple[
+    int, int, int, dict[str, Any], tuple[npt.NDArray[np.void], npt.NDArray[np.int64]] | None
+]: ...
 def split_folio(
     tables: PageTables,
     tlbs: Tlbs,

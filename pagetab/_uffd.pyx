@@ -14,12 +14,23 @@ flush_tlb_range per batch of present small folios within a page table
 pages in MOVE", Linux 6.18; <20250816191123.3601561-1-lokeshgidra@google.com>).
 A large folio stops it: ``userfaultfd.py`` finds the folio's pages through
 the VMAs (the rmap walk) and ``split_folio`` splits it, then the move goes on.
+With ``trace`` it records its events as mremap's engine does (``_move``'s
+``event_log``): each double_pt_lock (both PTE tables' locks, or both PMD
+tables' for a THP) and its unlock, the folio and anon_vma locks of each
+run as one rmap-class lock event counting them (its ``entries``), the
+pages moved under it with their folio lookups, each flush with its
+operations, each split_huge_pmd.
 """
 
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memset
 
 from pagetab._flush cimport FlushOps, Tlbs, tlb_flush_range
+from pagetab._move cimport (
+    EV_ENTRY, EV_FLUSH, EV_LOCK, EV_PTES, EV_SPLIT, EV_UNLOCK, HPAGE_PMD, LK_PMD, LK_PTE,
+    LK_RMAP, LOCK_ID_PMD, LOCK_ID_PTE, LOCK_ID_RMAP, LOCK_ID_SHIFT, event_log, log_arrays,
+    log_event, log_flush, log_free,
+)
 from pagetab._tlb cimport tlb_count_range
 from pagetab._huge_memory cimport split_huge_pmd
 from pagetab._persist cimport is_written, mark_written
@@ -48,17 +59,61 @@ cdef struct uffd_move_stats:
     FlushOps flush_ops           # the arch's flush instructions
 
 
+cdef uint64_t ID_PTE = (<uint64_t>LOCK_ID_PTE) << LOCK_ID_SHIFT
+cdef uint64_t ID_PMD = (<uint64_t>LOCK_ID_PMD) << LOCK_ID_SHIFT
+cdef uint64_t ID_RMAP = (<uint64_t>LOCK_ID_RMAP) << LOCK_ID_SHIFT
+
+
 cdef inline void flush(Tlbs tlbs, int caller, uint64_t start, uint64_t end, int shift,
-                       uffd_move_stats *st) noexcept nogil:
+                       uffd_move_stats *st, event_log *g) noexcept nogil:
+    cdef FlushOps before = st.flush_ops
     st.flush_calls += 1
     tlb_flush_range(&tlbs.rule, &tlbs.s, &st.flush_ops, caller, start, end, shift)
+    if g != NULL and g.on:
+        log_flush(g, EV_FLUSH, start, end, shift, &st.flush_ops, &before)
 
 
 cdef inline void flush_run(Tlbs tlbs, int caller, uint64_t lo, uint64_t hi, int shift,
-                           uffd_move_stats *st) noexcept nogil:
+                           uffd_move_stats *st, event_log *g) noexcept nogil:
     """The batch's one flush under the locks, then the locks drop."""
-    flush(tlbs, caller, lo, hi, shift, st)
+    flush(tlbs, caller, lo, hi, shift, st, g)
     st.unsafe_windows += tlb_count_range(&tlbs.s, lo, hi)
+
+
+cdef inline void lock2(event_log *g, int cls, uint64_t src_id, uint64_t dst_id) noexcept nogil:
+    """double_pt_lock (or both PMD locks): the source's, then the destination's."""
+    if g.on:
+        log_event(g, EV_LOCK, cls, 0, src_id, 0)
+        log_event(g, EV_LOCK, cls, 0, dst_id, 0)
+
+
+cdef inline void unlock2(event_log *g, int cls, uint64_t src_id, uint64_t dst_id,
+                         int64_t entries) noexcept nogil:
+    if g.on:
+        log_event(g, EV_UNLOCK, cls, entries, dst_id, 0)
+        log_event(g, EV_UNLOCK, cls, entries, src_id, 0)
+
+
+cdef inline void rmap_locks(event_log *g, int64_t n) noexcept nogil:
+    """The run's folio locks and anon_vma locks, ``n`` in all: one lock
+    event of the rmap class counting them (each priced as rmap_lock)."""
+    if g.on and n:
+        log_event(g, EV_LOCK, LK_RMAP, n, ID_RMAP, 0)
+        log_event(g, EV_UNLOCK, LK_RMAP, 0, ID_RMAP, 0)
+
+
+cdef inline void moved_run(Tlbs tlbs, int caller, uint64_t lo, uint64_t hi, int shift,
+                           int64_t lookups, int64_t locks, uint64_t sid, uint64_t did,
+                           uffd_move_stats *st, event_log *g) noexcept nogil:
+    """A run of pages moved under both PTE locks (taken by the caller), with
+    ``lookups`` folio lookups and ``locks`` folio and anon_vma locks: the
+    pages, the flush, the unlock."""
+    cdef int64_t n = <int64_t>((hi - lo) >> shift)
+    rmap_locks(g, locks)
+    if g.on:
+        log_event(g, EV_PTES, lookups, n, lo, hi)
+    flush_run(tlbs, caller, lo, hi, shift, st, g)
+    unlock2(g, LK_PTE, sid, did, n)
 
 
 cdef enum:
@@ -71,7 +126,8 @@ NEED_SPLIT = _NEED_SPLIT
 
 cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t src,
                         int64_t npages, bint allow_holes, bint batch, bint move_zero,
-                        bint anon_vma_lock, uffd_move_stats *st, int64_t *done) noexcept nogil:
+                        bint anon_vma_lock, uffd_move_stats *st, int64_t *done,
+                        event_log *g) noexcept nogil:
     """Move up to ``npages`` PTEs from ``src`` to ``dst`` (each inside one
     PTE table, which exists), in order; ``done`` gets the pages done.
 
@@ -91,8 +147,10 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
     cdef int pte = pt.nlev - 1
     cdef int shift = pt.shift[pte]
     cdef int reached, sreached
-    cdef uint64_t *d = pt_walk(pt, dst, 0, 0, pte, False, &reached, NULL, NULL)
-    cdef uint64_t *s = pt_walk(pt, src, 0, 0, pte, False, &sreached, NULL, NULL)
+    cdef int64_t drow = 0, srow = 0
+    cdef uint64_t *d = pt_walk(pt, dst, 0, 0, pte, False, &reached, &drow, NULL)
+    cdef uint64_t *s = pt_walk(pt, src, 0, 0, pte, False, &sreached, &srow, NULL)
+    cdef uint64_t sid = ID_PTE | <uint64_t>srow, did = ID_PTE | <uint64_t>drow
     cdef int64_t k = 0, run_start = -1
     cdef uint64_t e
     cdef int err = 0
@@ -107,8 +165,9 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
         if e == 0 or (e & E_ZERO) or (e & E_ORDER):
             # each ends a batch
             if run_start >= 0:
-                flush_run(tlbs, caller, src + (<uint64_t>run_start << shift),
-                          src + (<uint64_t>k << shift), shift, st)
+                moved_run(tlbs, caller, src + (<uint64_t>run_start << shift),
+                          src + (<uint64_t>k << shift), shift, k - run_start,
+                          k - run_start + anon_vma_lock, sid, did, st, g)
                 run_start = -1
         if e == 0:
             if not allow_holes:
@@ -124,10 +183,11 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
             # move_zeropage_pte: a zero-page PTE with the destination's
             # protection, the source cleared by ptep_clear_flush
             st.pte_locks += 2
+            lock2(g, LK_PTE, sid, did)
             d[k] = E_PRESENT | E_READ | E_ZERO
             s[k] = 0
-            flush_run(tlbs, caller, src + (<uint64_t>k << shift),
-                      src + (<uint64_t>(k + 1) << shift), shift, st)
+            moved_run(tlbs, caller, src + (<uint64_t>k << shift),
+                      src + (<uint64_t>(k + 1) << shift), shift, 0, 0, sid, did, st, g)
             st.zero_ptes_moved += 1
             k += 1
             continue
@@ -138,6 +198,7 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
         st.folio_locks += 1
         if not batch or run_start < 0:
             st.pte_locks += 2
+            lock2(g, LK_PTE, sid, did)
             if anon_vma_lock:  # (6.8-6.18; cc22b9978509 dropped it)
                 st.anon_vma_locks += 1
         d[k] = (e & ~(<uint64_t>(E_CONT | E_SOFTDIRTY))) | E_READ | E_WRITE | E_DIRTY
@@ -148,19 +209,22 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
                 run_start = k
         else:
             # ptep_clear_flush, then double_pt_unlock
-            flush_run(tlbs, caller, src + (<uint64_t>k << shift),
-                      src + (<uint64_t>(k + 1) << shift), shift, st)
+            moved_run(tlbs, caller, src + (<uint64_t>k << shift),
+                      src + (<uint64_t>(k + 1) << shift), shift, 1, 1 + anon_vma_lock, sid, did,
+                      st, g)
         k += 1
     if run_start >= 0:
-        flush_run(tlbs, caller, src + (<uint64_t>run_start << shift),
-                  src + (<uint64_t>k << shift), shift, st)
+        moved_run(tlbs, caller, src + (<uint64_t>run_start << shift),
+                  src + (<uint64_t>k << shift), shift, k - run_start,
+                  k - run_start + anon_vma_lock, sid, did, st, g)
     done[0] = k
     return err
 
 
 cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t src,
                     uint64_t length, bint allow_holes, bint batch, bint move_zero,
-                    bint anon_vma_lock, uffd_move_stats *st, uint64_t *moved) noexcept nogil:
+                    bint anon_vma_lock, uffd_move_stats *st, uint64_t *moved,
+                    event_log *g) noexcept nogil:
     """move_pages()' loop from the PMD lookups down, over [src, src + length)
     (VMAs already checked); ``moved`` gets the bytes moved. Returns 0 when
     everything moved, an errno, or NEED_SPLIT at a page of a large folio
@@ -180,7 +244,7 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
     cdef uint64_t *sl
     cdef uint64_t *dl
     cdef int reached, dreached, err = 0
-    cdef int64_t done
+    cdef int64_t done, srow = 0, drow = 0
     moved[0] = 0
     while src < end:
         sl = pt_walk(pt, src, 0, 0, pmd, False, &reached, NULL, NULL)
@@ -197,7 +261,7 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
             return _ENOMEM
         if dreached != pmd or (dl[0] & E_LEAF):  # a THP at the destination
             return _EEXIST
-        sl = pt_walk(pt, src, 0, 0, pmd, False, &reached, NULL, NULL)
+        sl = pt_walk(pt, src, 0, 0, pmd, False, &reached, &srow, NULL)
         e = sl[0]
         if reached == pmd and (e & E_LEAF):  # a THP, or the huge zero page
             if not move_zero and (e & E_ZERO):
@@ -209,10 +273,22 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
                     return _ENOMEM
                 st.huge_pmds_split += 1
                 base = src & ~(pmd_size - 1)
-                flush(tlbs, caller, base, base + pmd_size, pt.shift[pmd], st)
+                if g.on:
+                    log_event(g, EV_SPLIT, 0, 0, base, base + pmd_size)
+                flush(tlbs, caller, base, base + pmd_size, pt.shift[pmd], st, g)
                 continue
             # move_pages_huge_pmd: pmdp_huge_clear_flush under both PMD
             # locks; the THP becomes dirty and writable at dst
+            pt_walk(pt, dst, 0, 0, pmd, False, &dreached, &drow, NULL)
+            if not (e & E_ZERO):
+                rmap_locks(g, 1 + anon_vma_lock)
+            lock2(g, LK_PMD, ID_PMD | <uint64_t>srow, ID_PMD | <uint64_t>drow)
+            if g.on:
+                # its struct page read: one folio lookup, in the ptes event's
+                # what (the move of the entry itself is the entry event)
+                if not (e & E_ZERO):
+                    log_event(g, EV_PTES, 1, 0, src, src)
+                log_event(g, EV_ENTRY, HPAGE_PMD, 1, src, src + pmd_size)
             dl[0] = e if (e & E_ZERO) else (e | E_READ | E_WRITE | E_DIRTY)
             sl[0] = 0
             st.huge_pmds_moved += 1
@@ -221,7 +297,8 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
                 st.folio_locks += 1
                 if anon_vma_lock:
                     st.anon_vma_locks += 1
-            flush_run(tlbs, caller, src, src + pmd_size, pt.shift[pmd], st)
+            flush_run(tlbs, caller, src, src + pmd_size, pt.shift[pmd], st, g)
+            unlock2(g, LK_PMD, ID_PMD | <uint64_t>srow, ID_PMD | <uint64_t>drow, 1)
             src += pmd_size
             dst += pmd_size
             moved[0] += pmd_size
@@ -237,7 +314,7 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
         if end - src < n:
             n = end - src
         err = move_pages_pte(pt, tlbs, caller, dst, src, <int64_t>(n >> pshift), allow_holes,
-                             batch, move_zero, anon_vma_lock, st, &done)
+                             batch, move_zero, anon_vma_lock, st, &done, g)
         src += <uint64_t>done << pshift
         dst += <uint64_t>done << pshift
         moved[0] += <uint64_t>done << pshift
@@ -248,20 +325,26 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
 
 def move_calls(PageTables tables not None, Tlbs tlbs not None, int caller,
                const uint64_t[:, ::1] calls, int64_t first, uint64_t offset, int64_t stop,
-               bint allow_holes, bint batch, bint move_zero, bint anon_vma_lock=True):
+               bint allow_holes, bint batch, bint move_zero, bint anon_vma_lock=True,
+               bint trace=False):
     """UFFDIO_MOVE calls ``first`` .. ``stop - 1`` of ``calls`` (rows of dst,
     src, len; VMAs checked by the caller), the first from ``offset`` bytes
-    into it. Returns (call index, bytes of it done, reason, stats): the
-    index is ``stop`` and the reason 0 when every call moved everything;
-    otherwise the call that stopped, with an errno or NEED_SPLIT (a large
-    folio at its src + bytes done: split it and call again from there)."""
+    into it. Returns (call index, bytes of it done, reason, stats, trace):
+    the index is ``stop`` and the reason 0 when every call moved
+    everything; otherwise the call that stopped, with an errno or
+    NEED_SPLIT (a large folio at its src + bytes done: split it and call
+    again from there). The trace is None, or with ``trace`` (events as
+    _move.EVENT_DTYPE, flush operations as int64 rows in FlushOps' order),
+    as move_page_tables returns it."""
     cdef uffd_move_stats st
     cdef pgtables *pt = &tables.pgt
     cdef int64_t i = first
     cdef uint64_t moved = 0
     cdef int err = 0
     cdef int pshift = pt.shift[pt.nlev - 1]
+    cdef event_log g
     memset(&st, 0, sizeof(st))
+    memset(&g, 0, sizeof(g))
     if calls.shape[1] != 3 or not 0 <= first <= stop <= calls.shape[0]:
         raise ValueError("move_calls: calls must be rows of (dst, src, len), first <= stop")
     for i in range(first, stop):
@@ -271,17 +354,22 @@ def move_calls(PageTables tables not None, Tlbs tlbs not None, int caller,
         if (calls[i, 0] | calls[i, 1] | calls[i, 2] | offset) & ((<uint64_t>1 << pshift) - 1):
             raise ValueError(f"move_calls: call {i} is not page aligned")
     i = first
-    with nogil:
-        while i < stop:
-            err = move_range(pt, tlbs, caller, calls[i, 0] + offset, calls[i, 1] + offset,
-                             calls[i, 2] - offset, allow_holes, batch, move_zero, anon_vma_lock,
-                             &st, &moved)
-            if err:
-                offset += moved
-                break
-            offset = 0
-            i += 1
-    return i, offset, err, st
+    g.on = trace
+    try:
+        with nogil:
+            while i < stop:
+                err = move_range(pt, tlbs, caller, calls[i, 0] + offset, calls[i, 1] + offset,
+                                 calls[i, 2] - offset, allow_holes, batch, move_zero,
+                                 anon_vma_lock, &st, &moved, &g)
+                if err:
+                    offset += moved
+                    break
+                offset = 0
+                i += 1
+        logged = log_arrays(&g) if trace else None
+    finally:
+        log_free(&g)
+    return i, offset, err, st, logged
 
 
 def split_folio(PageTables tables not None, Tlbs tlbs not None, int caller,
@@ -323,7 +411,7 @@ def split_folio(PageTables tables not None, Tlbs tlbs not None, int caller,
                 hi = addrs[i]
         if hi >= lo:
             st.folios_split = 1
-            flush(tlbs, caller, lo, hi + (<uint64_t>1 << pt.shift[pte]), pt.shift[pte], &st)
+            flush(tlbs, caller, lo, hi + (<uint64_t>1 << pt.shift[pte]), pt.shift[pte], &st, NULL)
     return st
 
 

@@ -28,7 +28,11 @@ write-locking the VMA; munmap for write until it has detached the VMA,
 then for read while it zaps (mm/vma.c ``vms_complete_munmap_vmas``); madvise
 for read, or since 6.17 the VMA's lock for read (a6fde7add78d). A zap's
 stale TLB entries are never unsafe (the mmu_gather frees nothing before its
-flush). UFFDIO_MOVE as the mover: NotImplementedError.
+flush). UFFDIO_MOVE (``mover="uffdio_move"``) moves the region into a
+registered destination VMA in C, traced as mremap is (its double_pt_lock
+holds, folio and anon_vma locks, flushes: per page before 6.18, per batch
+from 6.18), under both VMAs' read locks, leaving the source VMA empty as
+MREMAP_DONTUNMAP does.
 
 Faults are priced by the arch's ``fault``/``cow_fault`` costs. A fault
 with no VMA to take it counts as ``segv`` at the price of a fault: on the
@@ -57,6 +61,8 @@ from .constants import (
     MREMAP_DONTUNMAP,
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
+    UFFD_FEATURE_MOVE,
+    UFFDIO_REGISTER_MODE_MISSING,
 )
 from .cost import untraced_cost
 from .mm_types import MAX_CPUS
@@ -101,6 +107,9 @@ MOVERS = {
     "madvise": (int(_FATE.FATE_ZAPPED), int(_LOCK.LOCK_READ), False),
     "munmap": (int(_FATE.FATE_UNMAPPED), int(_LOCK.LOCK_DOWNGRADE), True),
     "mprotect": (int(_FATE.FATE_PROTECTED), int(_LOCK.LOCK_WRITE), True),
+    # the pages moved, the source VMA kept (as MREMAP_DONTUNMAP leaves it);
+    # both VMAs' locks for read (uffd_move_lock) or mmap_lock for read
+    "uffdio_move": (int(_FATE.FATE_MOVED), int(_LOCK.LOCK_READ), False),
 }
 _KIND = {k: i for i, k in enumerate(EVENT_KINDS)}
 _BUCKET_UPPER = _contend.bucket_upper_ns()
@@ -443,17 +452,14 @@ def run_concurrent(
     fault prepares the VMA's anon_vma, which needs mmap_lock even under
     per-VMA locks (mm/memory.c ``__vmf_anon_prepare``), so it waits for
     mremap; without it they belong to a VMA already in use (a heap's
-    untouched pages). ``mover`` is the call: "mremap", or "madvise"
-    (MADV_DONTNEED), "munmap" or "mprotect" (PROT_READ) of the source
-    region (``dst_align`` and ``dontunmap`` are mremap's alone; see the
-    module docstring). Same ``seed``, same numbers.
+    untouched pages). ``mover`` is the call: "mremap", "uffdio_move" (into
+    a destination registered with a userfaultfd, placed as mremap's), or
+    "madvise" (MADV_DONTNEED), "munmap" or "mprotect" (PROT_READ) of the
+    source region (``dst_align`` is the moves' alone, ``dontunmap``
+    mremap's; see the module docstring). Same ``seed``, same numbers.
     """
-    if mover == "uffdio_move":
-        raise NotImplementedError("the concurrent model has no UFFDIO_MOVE mover: its moves "
-                                  "(_uffd) record no event trace to replay")  # fmt: skip
     if mover not in MOVERS:
-        raise ValueError(f"mover must be one of {', '.join(MOVERS)}, uffdio_move, not "
-                         f"{mover!r}")  # fmt: skip
+        raise ValueError(f"mover must be one of {', '.join(MOVERS)}, not {mover!r}")
     if dontunmap and mover != "mremap":
         raise ValueError(f"dontunmap is an mremap flag; mover is {mover!r}")
     fate, mmap_lock, vma_write = MOVERS[mover]
@@ -516,22 +522,38 @@ def run_concurrent(
     if "beside" in used:
         mm.mmap(beside, addr=places["beside"], flags=flags)
     huge_faults = "thp" in mix
-    if mover == "mremap":
+    if mover in ("mremap", "uffdio_move"):
         mm.trace_moves = True
-        mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED
-                  | (MREMAP_DONTUNMAP if dontunmap else 0), dst)  # fmt: skip
-        st = mm.last_move
-        assert st is not None and st.trace is not None
-        trace: MoveTrace = st.trace
-        alone = st.estimated_ns
+        if mover == "mremap":
+            mm.mremap(src, size, size, MREMAP_MAYMOVE | MREMAP_FIXED
+                      | (MREMAP_DONTUNMAP if dontunmap else 0), dst)  # fmt: skip
+            st = mm.last_move
+            assert st is not None and st.trace is not None
+            trace: MoveTrace = st.trace
+            alone = st.estimated_ns
+            events_at = untraced_cost(a, st)
+            # read once: the arrays below hold it (a 64 GiB PTE-by-PTE
+            # move's events are tens of MB)
+            st.drop_trace()
+        else:
+            if not pol.uffd_move:
+                raise ValueError(f"mover 'uffdio_move' needs a policy with UFFDIO_MOVE (Linux "
+                                 f"6.8 and later); {pol.name} has none")  # fmt: skip
+            mm.mmap(size, addr=dst, flags=flags)
+            u = mm.userfaultfd(UFFD_FEATURE_MOVE)
+            u.register(dst, size, UFFDIO_REGISTER_MODE_MISSING)
+            u.move(dst, src, size)
+            ust = u.last_move
+            assert ust is not None and ust.trace is not None
+            trace = ust.trace
+            ust.trace = None
+            alone = ust.estimated_ns
+            # the ioctl's own cost: the trace holds the rest
+            events_at = alone - trace.total_ns
         ext_lo, ext_hi, ext_moved, ext_unlocked = _extents(trace)
         fl_at, fl_lo, fl_hi, fl_stride, fl_freed = _flushes(trace)
         holds = _holds(trace, dst - src, a)
-        events_at = untraced_cost(a, st)
-        # the trace is all in the arrays above now: free it before the
-        # replays (a 64 GiB PTE-by-PTE move's is tens of MB)
-        del trace
-        st.drop_trace()
+        del trace  # all in the arrays above now: freed before the replays
     else:
         g = gather_trace(mm.mm_struct, mover, src, src + size)
         alone, events_at = g.total_ns, g.call_ns
@@ -549,7 +571,7 @@ def run_concurrent(
         r = regions[i]
         r["lo"] = places[where]
         r["hi"] = places[where] + lens[where]
-        r["delta"] = dst - src if where == "inside" and mover == "mremap" else 0
+        r["delta"] = dst - src if where == "inside" and fate == int(_FATE.FATE_MOVED) else 0
         r["fate"] = fate if where == "inside" else int(_FATE.FATE_KEPT)
         r["vma_locked"] = where == "inside" and vma_write
         # an anon_vma: prepared by writes (a zero-page population prepares none)
@@ -564,7 +586,9 @@ def run_concurrent(
                  s.think_ns, s.work_ns)  # fmt: skip
     cfg = {
         "nthreads": len(specs), "nregions": len(regions), "mover_cpu": 0,
-        "per_vma_locks": pol.per_vma_locks, "dontunmap": dontunmap, "moving": True,
+        # (UFFDIO_MOVE leaves the source VMA, empty, as MREMAP_DONTUNMAP does)
+        "per_vma_locks": pol.per_vma_locks, "dontunmap": dontunmap or mover == "uffdio_move",
+        "moving": True,
         "mmap_lock": mmap_lock, "write_until_ns": 0.0,
         "split_pte": a.split_pte_lock, "split_pmd": a.split_pmd_lock,
         "move_at_ns": float(move_at_ns), "move_ns": alone,

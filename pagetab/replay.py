@@ -46,6 +46,7 @@ from .arch import Arch
 from .arch import arch as resolve_arch
 from .argcheck import check_int
 from .constants import (
+    MADV_DONTNEED,
     MAP_ANONYMOUS,
     MAP_DENYWRITE,
     MAP_EXECUTABLE,
@@ -211,17 +212,19 @@ RECENT_FAULTS = 4096
 
 @dataclass
 class ThreadedMove:
-    """A replayed mremap that moved pages while other threads of its
-    process existed, and what they paid for it (``replay(...,
-    concurrent=N)``).
+    """A replayed call that moved or changed pages while other threads of
+    its process existed, and what they paid for it (``replay(...,
+    concurrent=N)``): an mremap or a UFFDIO_MOVE that moved pages, or a
+    madvise(MADV_DONTNEED), munmap or mprotect to read-only over present
+    pages (``call``: the concurrent model's ``mover``).
 
-    The concurrent model (``run_concurrent``) runs the same move: ``size``
-    bytes with ``present`` pages written, the source and the destination
-    each at the recorded one's offset within its PUD (the same PTE, PMD
-    or PUD path), from the caller's CPU, while each other thread reads at
-    random ``inside`` the moved range (one of its last RECENT_FAULTS
-    faults fell there) or ``outside`` it (in a region of its own). A trace
-    shows where a thread first touched memory, not where it reads later:
+    The concurrent model (``run_concurrent``) runs the same call: ``size``
+    bytes with ``present`` pages written, the source (and an mremap's
+    destination) at the recorded one's offset within its PUD (the same PTE,
+    PMD or PUD path), from the caller's CPU, while each other thread reads
+    at random ``inside`` the range (one of its last RECENT_FAULTS faults
+    fell there) or ``outside`` it (in a region of its own). A trace shows
+    where a thread first touched memory, not where it reads later:
     ``places`` is that guess, and ``result`` the model's answer to it.
     """
 
@@ -234,16 +237,18 @@ class ThreadedMove:
     present: int  #: pages present in them
     places: tuple[str, ...]  #: each other thread's place, "inside" or "outside"
     result: ContendResult | None = None
+    call: str = "mremap"  #: the call: a key of ``contention.MOVERS``
 
     def row(self) -> dict[str, Any]:
         """One flat record: the move, then the model's (``ContendResult.row``)."""
         out: dict[str, Any] = {"t_ms": self.t / 1e6, "pid": self.pid, "tid": self.tid,
+                               "call": self.call,
                                "old_addr": self.old_addr, "new_addr": self.new_addr,
                                "size": self.size, "present": self.present,
                                "places": ",".join(self.places)}  # fmt: skip
         if self.result is not None:
             out.update({f"model_{k}": v for k, v in self.result.row().items()
-                        if k not in ("arch", "policy", "size")})  # fmt: skip
+                        if k not in ("arch", "policy", "size", "mover")})  # fmt: skip
         return out
 
 
@@ -923,19 +928,45 @@ class Replayer:
     sys_dup3 = sys_dup
 
     def sys_munmap(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
-        return _errno(p.mm.munmap, a[0], a[1]), None, {}, "", "munmap", a[0]
+        present = self.present_before(p, a[0], a[1])
+        got = _errno(p.mm.munmap, a[0], a[1])
+        self.keep_call(p, ev, got, "munmap", a[0], a[1], present)
+        return got, None, {}, "", "munmap", a[0]
 
     def sys_mprotect(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
-        got = _errno(p.mm.mprotect, a[0], a[1], a[2] & (PROT_READ | PROT_WRITE | PROT_EXEC))
+        prot = a[2] & (PROT_READ | PROT_WRITE | PROT_EXEC)
+        # the concurrent model's mprotect makes pages read-only
+        present = self.present_before(p, a[0], a[1]) if prot & ~PROT_EXEC == PROT_READ else 0
+        got = _errno(p.mm.mprotect, a[0], a[1], prot)
+        self.keep_call(p, ev, got, "mprotect", a[0], a[1], present)
         return got, None, {}, "", "mprotect", a[0]
 
     def sys_madvise(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
+        present = self.present_before(p, a[0], a[1]) if a[2] == MADV_DONTNEED else 0
         try:
             got = _errno(p.mm.madvise, a[0], a[1], a[2])
         except NotImplementedError as e:
             self.skipped[str(e)] += 1
             return None
+        self.keep_call(p, ev, got, "madvise", a[0], a[1], present)
         return got, None, {}, "", "madvise", a[0]
+
+    def present_before(self, p: _Process, addr: int, length: int) -> int:
+        """Pages present in [addr, addr + length) before a call that may
+        clear them (0 without ``concurrent``, or for a range no call could
+        take: unaligned, empty or past the arch's task size)."""
+        ps = self.arch.page_size
+        end = addr + -(-length // ps) * ps
+        if not self.concurrent or addr % ps or not 0 < length or end > self.arch.task_size:
+            return 0
+        return int(p.mm.mm_struct.tables.count_mapped(addr, end))
+
+    def keep_call(self, p: _Process, ev: dict[str, Any], got: int, call: str, addr: int,
+                  length: int, present: int) -> None:  # fmt: skip
+        """A call that succeeded over ``present`` pages, for the concurrent model."""
+        if got == 0 and present:
+            ps = self.arch.page_size
+            self.keep_threaded(p, ev, addr, addr, -(-length // ps) * ps, call, present)
 
     def sys_brk(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
         """brk: the heap VMA grows or shrinks to the kernel's new break (the
@@ -979,24 +1010,26 @@ class Replayer:
         if st.tables_freed:
             counters["tables_freed"] = st.tables_freed
         if self.concurrent and got != old and st.moved_bytes:
-            self.keep_threaded(p, ev, old, got, int(st.moved_bytes))
+            present = int(np.count_nonzero(p.mm.frames(got, int(st.moved_bytes)) >= 0))
+            self.keep_threaded(p, ev, old, got, int(st.moved_bytes), "mremap", present)
         return got, float(st.estimated_ns), counters, note, "mremap", old
 
     def keep_threaded(self, p: _Process, ev: dict[str, Any], old: int, new: int,
-                      size: int) -> None:  # fmt: skip
-        """Keep the move for the concurrent model if other threads of the
-        process exist and it is among the ``concurrent`` largest."""
+                      size: int, call: str, present: int) -> None:  # fmt: skip
+        """Keep the call (``present`` pages over ``size`` bytes from ``old``;
+        an mremap's to ``new``) for the concurrent model if other threads of
+        the process exist and it is among the ``concurrent`` largest."""
         tid = int(ev["tid"])
         others = sorted(p.threads - {tid})
         h = self.threaded
         if not others or (len(h) == self.concurrent and size <= h[0][0]):
             return
-        present = int(np.count_nonzero(p.mm.frames(new, size) >= 0))
         if not present:
             return  # nothing moved, nothing flushed: nobody pays
         places = tuple("inside" if any(old <= x < old + size for x in self.recent.get(t, ()))
                        else "outside" for t in others)  # fmt: skip
-        move = ThreadedMove(int(ev["t"]), p.pid, tid, old, new, size, present, places)
+        move = ThreadedMove(int(ev["t"]), p.pid, tid, old, new, size, present, places,
+                            call=call)  # fmt: skip
         item = (size, -self.events, move)
         if len(h) < self.concurrent:
             heapq.heappush(h, item)
@@ -1015,7 +1048,7 @@ class Replayer:
                 cpus=min(MAX_CPUS, max(self.cpus, len(threads) + 1)),
                 populate={"write": min(1.0, m.present / pages)},
                 src_align=m.old_addr % a.pud_size, dst_align=m.new_addr % a.pud_size,
-                region_size=-(-m.size // a.pmd_size) * a.pmd_size)  # fmt: skip
+                region_size=-(-m.size // a.pmd_size) * a.pmd_size, mover=m.call)  # fmt: skip
         return moves
 
     def sys_userfaultfd(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
@@ -1056,6 +1089,12 @@ class Replayer:
             st = u.last_move
             est = float(st.estimated_ns) if st is not None else None
             counters = dict(st.counters) if st is not None else {}
+            if self.concurrent and got == 0:
+                ps, pmd = self.arch.page_size, self.arch.pmd_size
+                moved = (counters.get("ptes_moved", 0) + counters.get("zero_ptes_moved", 0)
+                         + counters.get("huge_pmds_moved", 0) * (pmd // ps))  # fmt: skip
+                if moved:
+                    self.keep_threaded(p, ev, src, dst, length, "uffdio_move", moved)
             return got, est, counters, "", "UFFDIO_MOVE", src
         if cmd in (UFFDIO_COPY, UFFDIO_ZEROPAGE):
             # fills: results and pages replayed, not priced

@@ -99,7 +99,9 @@ class MoveTrace:
         if priced("lock"):
             lock_ns = np.array([price(LOCK_EVENTS[c]) for c in LOCK_CLASSES])
             m = kind == _KIND["lock"]
-            d[m] = lock_ns[what[m]]
+            # a lock event's entries: the locks it stands for (UFFDIO_MOVE's
+            # folio and anon_vma locks of a run, counted in one), 0 for one
+            d[m] = lock_ns[what[m]] * np.maximum(entries[m], 1)
         if priced("ptes"):
             m = kind == _KIND["ptes"]
             # a ptes event's what: the folio lookups among its entries

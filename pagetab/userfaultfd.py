@@ -44,6 +44,7 @@ from .constants import (
 from .cost import uffd_move_cost, uffd_move_cost_range
 from .memory import populate_vma
 from .mm_types import VM_UFFD_FLAGS, VM_UFFD_MISSING, VM_UFFD_WP, MmStruct, Vma, new_anon_vma
+from .timeline import MoveTrace, concat
 from .vma import find_vma, merge_around, overlapping, split_vma
 
 __all__ = [
@@ -104,6 +105,8 @@ class UffdMoveStats:
     estimated_ns_range: tuple[float, float] = (0.0, 0.0)
     #: the error of the call that stopped, if one did
     error: UffdMoveError | None = None
+    #: its events in order, priced (with ``MmStruct.trace_moves``), else None
+    trace: MoveTrace | None = None
 
     def add(self, st: dict[str, Any]) -> None:
         for k, v in st.items():
@@ -492,12 +495,16 @@ class Userfaultfd:
         policy = mm.policy
         stats = UffdMoveStats()
         i, off = 0, 0
+        logs = []
         while True:
-            i, off, err, st = _uffd.move_calls(mm.tables, mm.tlbs, mm.cpu, calls, i, off, stop,
-                                               holes, policy.uffd_move_batch,
-                                               policy.uffd_move == "6.9",
-                                               policy.uffd_move_anon_vma_lock)  # fmt: skip
+            i, off, err, st, log = _uffd.move_calls(mm.tables, mm.tlbs, mm.cpu, calls, i, off,
+                                                    stop, holes, policy.uffd_move_batch,
+                                                    policy.uffd_move == "6.9",
+                                                    policy.uffd_move_anon_vma_lock,
+                                                    mm.trace_moves)  # fmt: skip
             stats.add(st)
+            if log is not None:
+                logs.append(log)
             if err != _uffd.NEED_SPLIT:
                 break
             stats.add(self._split_folio(int(calls[i, 1]) + off))
@@ -514,6 +521,8 @@ class Userfaultfd:
                                                              stats.calls)  # fmt: skip
         stats.estimated_ns_range = uffd_move_cost_range(a, stats.counters, stats.flush_ops,
                                                         stats.calls)  # fmt: skip
+        if mm.trace_moves and logs:
+            stats.trace = concat(logs, a)
         self.last_move = stats
         return stats
 

@@ -1,7 +1,8 @@
 """The concurrent model's movers other than mremap: madvise(MADV_DONTNEED),
 munmap and mprotect(PROT_READ) laid out by pagetab.mmu_gather, checked
 against the real zap and protection change, against this kernel's own
-flushes, and replayed against application threads."""
+flushes, and replayed against application threads; UFFDIO_MOVE traced in
+C as mremap is."""
 
 from __future__ import annotations
 
@@ -179,12 +180,82 @@ def test_the_mover_is_priced_by_its_trace() -> None:
 
 
 def test_bad_movers_are_refused() -> None:
-    with pytest.raises(ValueError, match="mover must be one of mremap, madvise, munmap, mprotect"):
+    with pytest.raises(ValueError, match="mover must be one of mremap, madvise, munmap, "
+                       "mprotect, uffdio_move, not 'madvice'"):  # fmt: skip
         pt.run_concurrent(64 * MIB, mover="madvice")
     with pytest.raises(ValueError, match="dontunmap is an mremap flag"):
         pt.run_concurrent(64 * MIB, mover="madvise", dontunmap=True)
-    with pytest.raises(NotImplementedError, match="no UFFDIO_MOVE mover"):
-        pt.run_concurrent(64 * MIB, mover="uffdio_move")
+    with pytest.raises(ValueError, match="needs a policy with UFFDIO_MOVE"):
+        pt.run_concurrent(64 * MIB, "x86-64", "linux-5.11", mover="uffdio_move")
     with pytest.raises(ValueError, match="call must be one of madvise, munmap, mprotect"):
         gather_trace(space(4 * MIB, ["write"]).mm_struct, "mremap", BASE, BASE + 4 * MIB)
     assert np.isfinite(run("madvise", READER).estimated_ns)
+
+
+# -- UFFDIO_MOVE ---------------------------------------------------------------------
+
+
+def uffd_moved(policy: str, pops: list[str], size: int = 16 * MIB) -> pt.userfaultfd.UffdMoveStats:
+    """A traced UFFDIO_MOVE of a region populated as ``pops`` into a
+    registered destination."""
+    s = space(size, pops)
+    s.policy = policy
+    dst = BASE + (1 << 30)
+    s.mmap(size, addr=dst, flags=FLAGS)
+    u = s.userfaultfd(pt.UFFD_FEATURE_MOVE)
+    u.register(dst, size, pt.UFFDIO_REGISTER_MODE_MISSING)
+    s.trace_moves = True
+    u.move(dst, BASE, size, pt.UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES)
+    assert u.last_move is not None and u.last_move.trace is not None
+    return u.last_move
+
+
+@pytest.mark.parametrize("policy", ["linux-6.8", "linux-6.16", "linux-6.18", "linux-6.19"])
+@pytest.mark.parametrize("pops", [["write", "read", "write", "none"], ["thp"]])
+def test_a_traced_uffdio_move_holds_every_priced_event(policy: str, pops: list[str]) -> None:
+    # written pages, zero pages, holes, THPs: the trace's events are the
+    # counters, at the counters' prices (all but the ioctl's own)
+    if policy == "linux-6.8" and "read" in pops:
+        pops = ["write", "write"]  # (6.8 refuses zero pages: EBUSY)
+    st = uffd_moved(policy, pops)
+    tr, c = st.trace, st.counters
+    assert tr is not None
+    assert tr.total_ns + st.breakdown["syscall"] == pytest.approx(st.estimated_ns)
+    kinds = np.array(tr.kinds())
+    ev = tr.events
+    assert (kinds == "flush").sum() == c["flush_calls"]
+    ptl = (kinds == "lock") & (ev["what"] != 3)  # not the rmap class
+    assert ptl.sum() == c["pte_locks"]
+    rmap = (kinds == "lock") & (ev["what"] == 3)
+    assert ev["entries"][rmap].sum() == c["folio_locks"] + c["anon_vma_locks"]
+    ptes = kinds == "ptes"
+    assert ev["entries"][ptes].sum() == c["ptes_moved"] + c["zero_ptes_moved"]
+    assert ev["what"][ptes].sum() == c["folio_locks"]
+    # each flush before its run's locks drop: no moved page's lock is dropped
+    # before its flush (the concurrent model then sees no unsafe hit)
+    flushes = np.flatnonzero(kinds == "flush")
+    unlocks = np.flatnonzero((kinds == "unlock") & (ev["what"] != 3))
+    assert all(np.searchsorted(flushes, u) > 0 for u in unlocks[::2])
+
+
+def test_uffdio_move_flushes_per_page_before_6_18_and_per_batch_from_it() -> None:
+    old, new = uffd_moved("linux-6.17", ["write"]), uffd_moved("linux-6.18", ["write"])
+    pages = 16 * MIB // 4096
+    assert old.counters["flush_calls"] == pages
+    assert new.counters["flush_calls"] == 16 * MIB // (2 * MIB)  # one per PTE table
+    assert new.trace is not None and old.trace is not None
+    assert new.trace.total_ns < old.trace.total_ns
+
+
+def test_uffdio_move_as_the_mover() -> None:
+    for policy in ("linux-6.17", "linux-6.18"):
+        r = run("uffdio_move", READER, policy, populate="write")
+        t = r.threads[0].stats
+        # the source VMA stays: a read after its page moved faults in a new
+        # page, never SIGSEGV, and waits for no lock (both VMAs read-locked)
+        assert t["faults"] > 0 and t["segv"] == 0 and t["blocked"] == 0
+        assert t["unsafe_hits"] == 0 and r.mover_wait_ns == 0
+        assert r.mover == "uffdio_move"
+        # priced as the call itself is
+        st = uffd_moved(policy, ["write"], 64 * MIB)
+        assert r.flushes == st.counters["flush_calls"]

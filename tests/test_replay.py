@@ -608,13 +608,17 @@ def test_a_threaded_program_recorded_here_replays_with_its_threads(tmp_path: Pat
     out = tmp_path / "threads.ptrace.gz"
     res = record([sys.executable, str(PROGRAMS / "threaded_moves.py"), "8", "4"], out)
     assert res.exit_code == 0 and res.lost == 0
-    rep = replay(out, "x86-64", "linux-6.18", concurrent=4)
+    rep = replay(out, "x86-64", "linux-6.18", concurrent=16)
     other = [d for d in rep.differences if d.what != "present file pages at exit"]
     assert not other, other
     assert rep.kinds["mremap"].calls == 4
     # each move had the two other threads; the first leaves where one faulted
-    assert [len(m.places) for m in rep.concurrent] == [2, 2, 2, 2]
-    assert sorted(rep.concurrent[0].places) == ["inside", "outside"]
+    moves = [m for m in rep.concurrent if m.call == "mremap"]
+    assert [len(m.places) for m in moves] == [2, 2, 2, 2]
+    assert sorted(moves[0].places) == ["inside", "outside"]
+    # the unmaps made while other threads ran are the model's movers too
+    unmaps = [m for m in rep.concurrent if m.call == "munmap"]
+    assert unmaps and all(m.result is not None and m.result.mover == "munmap" for m in unmaps)
 
 
 # -- fork without exec ------------------------------------------------------------
@@ -896,3 +900,60 @@ def test_folios_must_be_ints() -> None:
     for runs in ([(0.0, 8)], [("8", "16")], [(True, 2)]):
         with pytest.raises(TypeError, match=r"folio (start|end) must be an int"):
             f.set_folios(runs, 12)  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(("call", "args"), [("madvise", [A, 4 * M, 4]), ("munmap", [A, 4 * M]),
+                                            ("mprotect", [A, 4 * M, 1])])  # fmt: skip
+def test_the_other_threads_pay_for_a_zap_or_a_write_protection(
+    tmp_path: Path, call: str, args: list[int]
+) -> None:
+    # thread 11 wrote half of the region: madvise(MADV_DONTNEED), munmap or
+    # mprotect(PROT_READ) of it by thread 10 is the concurrent model's mover
+    def trace(args: list[int]) -> Path:
+        path = tmp_path / f"{call}{args[-1]}.gz"
+        with TraceWriter(path, Header("tracefs", "kernel", ["prog"], HOST)) as w:
+            w.write(
+                maps(0, "exec", [[*STACK, "rw-p", 0, "[stack]"]], [[STACK[1] - 4096, STACK[1], 0]])
+            )
+            w.write(sys_ev(1, "mmap", [0, 4 * M, 3, 0x22, -1, 0], A))
+            for i in range(1024):
+                w.write({"k": "fault", "t": 2 + i, "pid": 10, "tid": 10 if i < 512 else 11,
+                         "cpu": 1, "a": A + i * 4096, "w": 1, "u": 1})  # fmt: skip
+            w.write(sys_ev(2000, call, args, 0, d=5000))
+        return path
+
+    res = replay(trace(args), "x86-64", "linux-6.18", concurrent=1)
+    [m] = res.concurrent
+    assert (m.call, m.places, m.present, m.size, m.old_addr) == (call, ("inside",), 1024, 4 * M, A)
+    assert m.result is not None and m.result.mover == call and m.result.flushes >= 1
+    assert m.row()["call"] == call
+    if call == "mprotect":
+        # one that leaves the pages writable is no mover of the model's
+        assert replay(trace([A, 4 * M, 3]), "x86-64", "linux-6.18", concurrent=1).concurrent == []
+
+
+def test_the_other_threads_pay_for_a_threaded_uffdio_move(tmp_path: Path) -> None:
+    # thread 11 wrote the source; thread 10 moves it into a registered
+    # region with one UFFDIO_MOVE: the concurrent model's mover "uffdio_move"
+    from pagetab import constants as C
+
+    reg = A + 4 * M
+    with TraceWriter(tmp_path / "t.gz", Header("tracefs", "kernel", ["prog"], HOST)) as w:
+        w.write(maps(0, "exec", [[*STACK, "rw-p", 0, "[stack]"]], [[STACK[1] - 4096, STACK[1], 0]]))
+        w.write(sys_ev(1, "mmap", [A, 8 * M, 3, 0x32, -1, 0], A))
+        for i in range(512):
+            w.write({"k": "fault", "t": 2 + i, "pid": 10, "tid": 11, "cpu": 1,
+                     "a": A + i * 4096, "w": 1, "u": 1})  # fmt: skip
+        w.write(sys_ev(600, "userfaultfd", [0x80800], 5))
+        w.write(sys_ev(601, "ioctl", [5, C.UFFDIO_API, 0], 0,
+                       mem=[0xAA, C.UFFD_FEATURE_MOVE, 0]))  # fmt: skip
+        w.write(sys_ev(602, "ioctl", [5, C.UFFDIO_REGISTER, 0], 0,
+                       mem=[reg, 4 * M, C.UFFDIO_REGISTER_MODE_MISSING, 0]))  # fmt: skip
+        w.write(sys_ev(603, "ioctl", [5, UFFDIO_MOVE, 0], 0, mem=[reg, A, 2 * M, 0, 2 * M]))
+    res = replay(tmp_path / "t.gz", "x86-64", "linux-6.18", cpus=2, concurrent=2)
+    assert res.kinds["UFFDIO_MOVE"].calls == 1
+    [m] = res.concurrent
+    assert (m.call, m.old_addr, m.new_addr, m.size, m.present) == ("uffdio_move", A, reg,
+                                                                   2 * M, 512)  # fmt: skip
+    assert m.places == ("inside",)
+    assert m.result is not None and m.result.mover == "uffdio_move" and m.result.flushes >= 1

@@ -12,8 +12,8 @@ from ._output import Progress, print_json, table, write_outputs
 from ._registry import UsageError, subcommand
 
 #: what each mover does to the region, for the table's title
-_DONE = {"mremap": "moved", "madvise": "zapped (MADV_DONTNEED)", "munmap": "unmapped",
-         "mprotect": "write-protected"}  # fmt: skip
+_DONE = {"mremap": "moved", "uffdio_move": "moved", "madvise": "zapped (MADV_DONTNEED)",
+         "munmap": "unmapped", "mprotect": "write-protected"}  # fmt: skip
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,8 +80,9 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "--mover",
         choices=tuple(contention.MOVERS),
         default="mremap",
-        help="the call the mover makes on the region: mremap, or madvise (MADV_DONTNEED), "
-        "munmap or mprotect (PROT_READ) of it (default mremap)",
+        help="the call the mover makes on the region: mremap or UFFDIO_MOVE (into a "
+        "registered destination), or madvise (MADV_DONTNEED), munmap or mprotect (PROT_READ) "
+        "of it (default mremap)",
     )
     parser.add_argument(
         "--seed",
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         "the worst thread's accesses issued during the move; CPU: mover + stalls)",
         head,
         cells,
-        right_from=3 if call == "mremap" else 4,
+        right_from=3 if all(r.mover == "mremap" for r in res) else 4,
         bad=[not r.safe for r in res],
     )
     return 0

@@ -231,7 +231,8 @@ def _print_concurrent(res: ReplayResult) -> None:
     if not res.concurrent:
         say(f"{res.arch} {res.policy}: no move was made while the process had other threads")
         return
-    head = ["ms", "pid", "bytes", "present", "src offset", "dst offset", "threads", "mover us",
+    head = ["ms", "pid", "call", "bytes", "present", "src offset", "dst offset", "threads",
+            "mover us",
             "IPIs",
             "p99 ns", "max ns", "stall us"]  # fmt: skip
     rows = []
@@ -239,16 +240,18 @@ def _print_concurrent(res: ReplayResult) -> None:
         r = m.result
         assert r is not None
         where = ", ".join(f"{n}x{w}" for w, n in sorted(Counter(m.places).items()))
-        rows.append([f"{m.t / 1e6:.3f}", str(m.pid), f"{m.size:,}", f"{m.present:,}",
-                     f"{int(r.src_align):#x}", f"{int(r.dst_align):#x}", where,
+        rows.append([f"{m.t / 1e6:.3f}", str(m.pid), m.call, f"{m.size:,}", f"{m.present:,}",
+                     f"{int(r.src_align):#x}",
+                     f"{int(r.dst_align):#x}" if m.call == "mremap" else "-", where,
                      _f(r.estimated_ns / 1e3), str(r.ipis_sent), _f(r.worst("p99")),
                      _f(r.worst("max")), _f(r.stall_ns / 1e3)])  # fmt: skip
     table(f"{res.arch} {res.policy}: what the process's other threads paid for its largest "
-          "moves (the concurrent model: source and destination at their recorded offsets "
-          "within a PUD; each thread reads at random inside the moved range if its "
+          "moves and unmaps (the concurrent model: mremap, UFFDIO_MOVE, madvise(MADV_DONTNEED), "
+          "munmap or mprotect to read-only; source and destination at their recorded offsets "
+          "within a PUD; each thread reads at random inside the range if its "
           "recent faults fell there, else outside it; p99 and max: the worst thread's "
-          "accesses during the move; stall: the threads' extra time)",
-          head, rows, right_from=2)  # fmt: skip
+          "accesses during the call; stall: the threads' extra time)",
+          head, rows, right_from=3)  # fmt: skip
 
 
 def _flushes(r: dict[str, Any]) -> str:
