@@ -19,6 +19,9 @@ call's events, in the kernel's order.
   are full, ``zap_pte_range`` stops, flushes under the lock
   (``tlb_flush_mmu_tlbonly``), drops it, frees the gathered folios
   (``tlb_flush_mmu``) and takes the lock again for the rest of the table.
+* munmap's ``free_pgtables`` then frees the tables the range alone used;
+  each joins the mmu_gather's table batch (509 with 4 KiB pages), which
+  flushes when full (``tlb_remove_table``).
 * ``tlb_finish_mmu`` flushes what is left and frees its folios; a
   protection change flushes once at the VMA's end (``tlb_end_vma``).
 
@@ -40,6 +43,7 @@ from . import _contend, _move
 from .arch import Arch
 from .cost import flush_ops_cost
 from .mm_types import MmStruct
+from .vma import free_window
 
 __all__ = ["GATHER_CALLS", "GatherTrace", "gather_slots", "gather_trace"]
 
@@ -54,6 +58,32 @@ MMU_GATHER_BUNDLE = 8
 _GATHER_BOUND = 10000
 #: sizeof(struct mmu_gather_batch) before its encoded_pages[] (next, nr, max)
 _BATCH_HEADER = 16
+#: sizeof(struct mmu_table_batch) before its tables[] (rcu_head, nr, padding)
+_TABLE_BATCH_HEADER = 24
+
+
+def table_batch(page_size: int) -> int:
+    """Page tables an mmu_gather's table batch holds (MAX_TABLE_BATCH: a
+    page of pointers after struct mmu_table_batch's rcu_head and nr); the
+    last one added flushes it (mm/mmu_gather.c ``tlb_remove_table``)."""
+    return (page_size - _TABLE_BATCH_HEADER) // 8
+
+
+def _tables_freed(mm: MmStruct, lo: int, hi: int) -> int:
+    """The page tables free_pgtables releases once [lo, hi) is unmapped:
+    each PTE table (then PMD table) whose whole span lies inside the
+    window no other VMA shares (``vma.free_window``) and meets [lo, hi)."""
+    a = mm.arch
+    floor, ceiling = free_window(mm, lo, hi)
+    pte, pmd = len(a.levels) - 1, len(a.levels) - 2
+    n = 0
+    for span, level in ((a.pmd_size, pte), (a.pud_size, pmd)):
+        first = max(-(-floor // span) * span, lo // span * span)
+        last = min(ceiling // span * span, -(-hi // span) * span)
+        for c in range(first, last, span):
+            if mm.tables.entry(c)[0] >= level:  # a table of that level there
+                n += 1
+    return n
 
 
 def gather_slots(page_size: int) -> int:
@@ -100,7 +130,7 @@ class GatherTrace:
     counts: dict[str, int] = field(default_factory=dict)
     """entries (cleared or changed), folio_lookups (a protection change's),
     folios_freed, pmd_folios_freed, tables (holds), flushes, forced_flushes
-    (mid-zap, batches full)."""
+    (mid-zap, batches full), table_flushes and tables_freed (munmap's)."""
 
     @property
     def total_ns(self) -> float:
@@ -163,20 +193,21 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
     holds: list[tuple[int, float, float]] = []
     flushes: list[tuple[float, int, int, int, int]] = []
     counts = dict.fromkeys(("entries", "folio_lookups", "folios_freed", "pmd_folios_freed",
-                            "tables", "flushes", "forced_flushes"), 0)  # fmt: skip
+                            "tables", "flushes", "forced_flushes", "table_flushes"), 0)  # fmt: skip
     # the gather: its range since the last flush, what it cleared, its slots
-    g: dict[str, Any] = {"lo": None, "hi": 0, "ptes": False, "slots": 0, "small": 0, "pmd": 0}
+    g: dict[str, Any] = {"lo": None, "hi": 0, "ptes": False, "tables": False, "slots": 0,
+                         "small": 0, "pmd": 0}  # fmt: skip
 
     def flush(freed: bool = False) -> None:
         nonlocal t
-        if g["lo"] is not None:
-            shift = a.page_shift if g["ptes"] else pmd_shift
+        if g["lo"] is not None or g["tables"]:
+            shift = a.page_shift if g["ptes"] or g["lo"] is None else pmd_shift
             lo_, hi_ = (lo, hi) if freed else (g["lo"], g["hi"])
             ops = mm.tlbs.flush_range(cpu, lo_, hi_, shift, freed)
             flushes.append((t, lo_, hi_, shift, int(freed)))
             t += sum(flush_ops_cost(a, price, ops).values())
             counts["flushes"] += 1
-        g["lo"], g["hi"], g["ptes"] = None, 0, False
+        g["lo"], g["hi"], g["ptes"], g["tables"] = None, 0, False, False
 
     def free() -> None:
         nonlocal t
@@ -279,6 +310,17 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
                     slot[stop] = 2 if order[stop] > 0 else 1
                     cum = np.cumsum(slot)
             i0 = stop
+    if call == "munmap":
+        # free_pgtables: each table freed joins the table batch, which
+        # flushes when full (tlb_remove_table -> tlb_table_flush)
+        freed = _tables_freed(mm, lo, hi)
+        per_batch = table_batch(a.page_size)
+        for k in range(1, freed + 1):
+            g["tables"] = True
+            if k % per_batch == 0:
+                counts["table_flushes"] += 1
+                flush(freed=True)
+        counts["tables_freed"] = freed
     flush(freed=call == "munmap")
     free()
     holds.sort()

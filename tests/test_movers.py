@@ -15,7 +15,7 @@ from helpers import PROGRAMS, needs_recording
 
 import pagetab as pt
 from pagetab.contention import ThreadSpec
-from pagetab.mmu_gather import gather_slots, gather_trace
+from pagetab.mmu_gather import gather_slots, gather_trace, table_batch
 
 MIB = 1 << 20
 BASE = 1 << 40
@@ -42,6 +42,8 @@ def test_an_mmu_gather_holds_the_kernels_count_of_pages() -> None:
     # (4 KiB pages) or 1 of 8190 (64 KiB pages), each full one slot early
     assert gather_slots(4096) == 7 + 19 * 509
     assert gather_slots(65536) == 7 + 1 * 8189
+    # MAX_TABLE_BATCH: a page of pointers after an rcu_head and a counter
+    assert table_batch(4096) == 509
 
 
 @pytest.mark.parametrize("call", ["madvise", "munmap", "mprotect"])
@@ -100,11 +102,12 @@ def test_mprotect_flushes_only_what_was_writable() -> None:
 
 
 @needs_recording
-@pytest.mark.parametrize("mib", [36, 256])
+@pytest.mark.parametrize("mib", [36, 256, 1018])
 def test_each_call_flushes_as_often_as_the_kernel(tmp_path: Path, mib: int) -> None:
     # the kernel's tlb:tlb_flush events during each call of the program, one
     # per flush on the calling CPU (36 MiB: fewer pages than a gather
-    # holds; 256 MiB: six times more)
+    # holds; 256 MiB: six times more; 1018 MiB: munmap frees 509 PTE tables
+    # and its PMD table, and the full table batch flushes once more)
     from pagetab.record import record
     from pagetab.replay import LOCAL_FLUSH_REASONS
     from pagetab.tracefile import read_trace
@@ -122,7 +125,8 @@ def test_each_call_flushes_as_often_as_the_kernel(tmp_path: Path, mib: int) -> N
     sim = {call: gather_trace(s.mm_struct, call, BASE, BASE + size).counts["flushes"]
            for call in ("madvise", "mprotect", "munmap")}  # fmt: skip
     assert kernel == sim
-    assert sim["madvise"] == (1 if mib == 36 else 7)
+    assert sim["madvise"] == {36: 1, 256: 7, 1018: 27}[mib]
+    assert sim["munmap"] == sim["madvise"] + (mib == 1018)
 
 
 def run(mover: str, spec: ThreadSpec, policy: str = "linux-6.8", **kw: object) -> pt.ContendResult:
