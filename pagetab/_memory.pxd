@@ -44,4 +44,6 @@ cdef struct freed_tables:
 
 cdef void free_pgtables(pgtables *pt, uint64_t start, uint64_t end, uint64_t floor,
                         uint64_t ceiling, freed_tables *freed) noexcept nogil
+cdef void reclaim_pt(pgtables *pt, uint64_t start, uint64_t end,
+                     freed_tables *freed) noexcept nogil
 

@@ -296,6 +296,7 @@ cdef struct free_walk:
     uint64_t floor
     uint64_t ceiling
     freed_tables *freed
+    bint pte_only                # PTE tables alone (reclaim_pt)
 
 
 cdef int free_table(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
@@ -309,6 +310,8 @@ cdef int free_table(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
     cdef uint64_t lo = addr & ~(size - 1), hi = lo + size
     cdef int64_t child = <int64_t>efr(slot[0])
     cdef uint64_t page = <uint64_t>1 << pt.shift[pt.nlev - 1]
+    if fw.pte_only and lev != pt.nlev - 2:
+        return 0
     if lo >= fw.floor and (fw.ceiling == 0 or (hi != 0 and hi <= fw.ceiling)):
         if row_empty(pt, lev + 1, child):
             free_row_clean(pt, lev + 1, child)
@@ -338,4 +341,19 @@ cdef void free_pgtables(pgtables *pt, uint64_t start, uint64_t end, uint64_t flo
     fw.floor = floor
     fw.ceiling = ceiling
     fw.freed = freed
+    fw.pte_only = False
+    walk_page_range(pt, start, end, &FREE_OPS, &fw)
+
+
+cdef void reclaim_pt(pgtables *pt, uint64_t start, uint64_t end,
+                     freed_tables *freed) noexcept nogil:
+    """MADV_DONTNEED's page-table reclaim after its zap (CONFIG_PT_RECLAIM,
+    mm/pt_reclaim.c, 6375e95f381e, Linux 6.14): each PTE table whose whole
+    span lies in [start, end) and that holds no entry is freed
+    (pte_free_tlb), widening ``freed``; PMD tables never are."""
+    cdef free_walk fw
+    fw.floor = start
+    fw.ceiling = end
+    fw.freed = freed
+    fw.pte_only = True
     walk_page_range(pt, start, end, &FREE_OPS, &fw)

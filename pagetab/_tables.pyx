@@ -162,6 +162,17 @@ cdef class PageTables:
             _memory.free_pgtables(&self.pgt, start, end, floor, ceiling, &freed)
         return (freed.lo, freed.hi, freed.shift) if freed.shift else None
 
+    def reclaim_pt(self, uint64_t start, uint64_t end):
+        """MADV_DONTNEED's reclaim of the empty PTE tables whose whole span
+        lies in [start, end) (after its zap). Returns what the mmu_gather
+        records of the frees, (lo, hi, stride shift), or None."""
+        cdef _memory.freed_tables freed
+        freed.lo = freed.hi = 0
+        freed.shift = 0
+        with nogil:
+            _memory.reclaim_pt(&self.pgt, start, end, &freed)
+        return (freed.lo, freed.hi, freed.shift) if freed.shift else None
+
     def change_prot(self, uint64_t start, uint64_t end, bint readable, bint writable,
                     bint shared):
         """change_protection over [start, end): set the access bits of present

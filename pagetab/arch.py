@@ -106,6 +106,10 @@ class Arch:
     split_pmd_lock: bool = True
     """ARCH_ENABLE_SPLIT_PMD_PTLOCK: a lock per PMD table, else
     mm->page_table_lock."""
+    supports_pt_reclaim: bool = False
+    """ARCH_SUPPORTS_PT_RECLAIM: MADV_DONTNEED may free the PTE tables it
+    empties (``Policy.pt_reclaim``); x86-64 alone up to Linux 6.18
+    (4817f70c25b6)."""
     cont_ptes: int = 0
     """arm64 CONT_PTES: PTEs per contiguous block (PTE_CONT) where the kernel
     folds user mappings (CONFIG_ARM64_CONTPTE, Linux 6.9+); 0: none."""
@@ -394,6 +398,7 @@ _REGISTRY: dict[str, Arch] = {
     for a in (
         Arch(
             name="x86-64",
+            supports_pt_reclaim=True,
             description="x86-64, 4-level paging, 4K pages",
             page_shift=12,
             levels=_levels(_X86_LEVELS),
@@ -406,6 +411,7 @@ _REGISTRY: dict[str, Arch] = {
         ),
         Arch(
             name="x86-64-la57",
+            supports_pt_reclaim=True,
             description="x86-64, 5-level paging (LA57), 4K pages",
             page_shift=12,
             levels=_levels([("pgd", 48, 512, False), ("p4d", 39, 512, False), *_X86_LEVELS[1:]]),

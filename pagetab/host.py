@@ -35,6 +35,7 @@ __all__ = [
     "HostMove",
     "available",
     "check_fits",
+    "dontneed_tables_freed",
     "measure_access",
     "measure_cold",
     "measure_gc_cycle",
@@ -393,6 +394,24 @@ def measure_unmap(call: str, size: int, populate: str = "write", repeats: int = 
             if call != "munmap" or not out:
                 _munmap(base, size)
     return out
+
+
+def dontneed_tables_freed(size: int, lo: int, hi: int) -> int:
+    """Bytes of page tables (VmPTE) the kernel frees when madvise
+    (MADV_DONTNEED) zaps [lo, hi) of a fresh PUD-aligned region of ``size``
+    bytes of written 4 KiB pages: its empty PTE tables where the kernel
+    reclaims them (CONFIG_PT_RECLAIM), else 0."""
+    _check(size, "write", 1)
+    if not 0 <= lo < hi <= size or (lo | hi) % PAGE:
+        raise ValueError(f"lo and hi must be page-aligned, 0 <= lo < hi <= size, not {lo}, {hi}")
+    base = _probe.reserve(size + PUD, PUD)
+    _probe.map_region(base, size, "write")
+    try:
+        before = _probe.status_kb("VmPTE")
+        _probe.unmap_call("madvise", base + lo, hi - lo)
+        return (before - _probe.status_kb("VmPTE")) * 1024
+    finally:
+        _munmap(base, size)
 
 
 def _munmap(addr: int, size: int) -> None:

@@ -48,10 +48,16 @@ def do_madvise(mm: MmStruct, addr: int, length: int, advice: int) -> None:
         return
     covered = 0
     if advice == MADV_DONTNEED:
+        reclaim = mm.policy.pt_reclaim and mm.arch.supports_pt_reclaim
         for v in list(overlapping(mm, addr, end)):
             s, e = max(v.start, addr), min(v.end, end)
-            if walk_ptes(mm, mm.tables.zap, s, e):
-                mm.tlbs.flush_range(mm.cpu, s, e)
+            zapped = walk_ptes(mm, mm.tables.zap, s, e)
+            # zap_pte_range's reclaim of the tables it emptied whole
+            # (CONFIG_PT_RECLAIM); their frees widen the gather's flush
+            freed = mm.tables.reclaim_pt(s, e) if reclaim else None
+            if zapped or freed is not None:
+                lo, hi = (s, e) if freed is None else (min(s, freed[0]), max(e, freed[1]))
+                mm.tlbs.flush_range(mm.cpu, lo, hi, mm.page_shift, freed is not None)
             covered += e - s
     else:
         split_vma(mm, addr)

@@ -19,9 +19,11 @@ call's events, in the kernel's order.
   are full, ``zap_pte_range`` stops, flushes under the lock
   (``tlb_flush_mmu_tlbonly``), drops it, frees the gathered folios
   (``tlb_flush_mmu``) and takes the lock again for the rest of the table.
-* munmap's ``free_pgtables`` then frees the tables the range alone used;
-  each joins the mmu_gather's table batch (509 with 4 KiB pages), which
-  flushes when full (``tlb_remove_table``).
+* munmap's ``free_pgtables`` then frees the tables the range alone used,
+  and MADV_DONTNEED frees each PTE table it emptied whole where
+  ``Policy.pt_reclaim`` and the arch allow; each joins the mmu_gather's
+  table batch (509 with 4 KiB pages), which flushes when full
+  (``tlb_remove_table``) and empties at every flush of the folios.
 * ``tlb_finish_mmu`` flushes what is left and frees its folios; a
   protection change flushes once at the VMA's end (``tlb_end_vma``).
 
@@ -130,7 +132,8 @@ class GatherTrace:
     counts: dict[str, int] = field(default_factory=dict)
     """entries (cleared or changed), folio_lookups (a protection change's),
     folios_freed, pmd_folios_freed, tables (holds), flushes, forced_flushes
-    (mid-zap, batches full), table_flushes and tables_freed (munmap's)."""
+    (mid-zap, batches full), tables_freed (munmap's free_pgtables, or
+    MADV_DONTNEED's reclaim) and table_flushes (the table batch full)."""
 
     @property
     def total_ns(self) -> float:
@@ -193,24 +196,45 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
     holds: list[tuple[int, float, float]] = []
     flushes: list[tuple[float, int, int, int, int]] = []
     counts = dict.fromkeys(("entries", "folio_lookups", "folios_freed", "pmd_folios_freed",
-                            "tables", "flushes", "forced_flushes", "table_flushes"), 0)  # fmt: skip
+                            "tables", "flushes", "forced_flushes", "table_flushes",
+                            "tables_freed"), 0)  # fmt: skip
     # the gather: its range since the last flush, what it cleared, its slots
     g: dict[str, Any] = {"lo": None, "hi": 0, "ptes": False, "tables": False, "slots": 0,
-                         "small": 0, "pmd": 0}  # fmt: skip
+                         "small": 0, "pmd": 0, "batch_tables": 0}  # fmt: skip
+    # MADV_DONTNEED frees the PTE tables it empties whole (CONFIG_PT_RECLAIM)
+    reclaim = call == "madvise" and mm.policy.pt_reclaim and a.supports_pt_reclaim
+    per_batch = table_batch(a.page_size)
 
     def flush(freed: bool = False) -> None:
+        """tlb_flush_mmu_tlbonly: the range since the last one, freed_tables
+        where tables were freed since (munmap's: the whole range)."""
         nonlocal t
+        freed = freed or g["tables"]
         if g["lo"] is not None or g["tables"]:
             shift = a.page_shift if g["ptes"] or g["lo"] is None else pmd_shift
-            lo_, hi_ = (lo, hi) if freed else (g["lo"], g["hi"])
+            lo_, hi_ = (lo, hi) if freed and (call == "munmap" or g["lo"] is None) \
+                else (g["lo"], g["hi"])  # fmt: skip
             ops = mm.tlbs.flush_range(cpu, lo_, hi_, shift, freed)
             flushes.append((t, lo_, hi_, shift, int(freed)))
             t += sum(flush_ops_cost(a, price, ops).values())
             counts["flushes"] += 1
         g["lo"], g["hi"], g["ptes"], g["tables"] = None, 0, False, False
 
+    def table_freed() -> None:
+        """pte_free_tlb: the table joins the table batch, which flushes
+        when full (tlb_remove_table -> tlb_table_flush)."""
+        g["tables"] = True
+        g["batch_tables"] += 1
+        counts["tables_freed"] += 1
+        if g["batch_tables"] == per_batch:
+            counts["table_flushes"] += 1
+            flush()
+            g["batch_tables"] = 0
+
     def free() -> None:
+        """tlb_flush_mmu_free: the gathered folios, and the table batch."""
         nonlocal t
+        g["batch_tables"] = 0
         t += g["small"] * price("folio_free") + g["pmd"] * price("pmd_folio_free")
         counts["folios_freed"] += g["small"]
         counts["pmd_folios_freed"] += g["pmd"]
@@ -310,17 +334,12 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
                     slot[stop] = 2 if order[stop] > 0 else 1
                     cum = np.cumsum(slot)
             i0 = stop
+        if reclaim and e - s == a.pmd_size:
+            table_freed()  # zapped whole: empty now
     if call == "munmap":
-        # free_pgtables: each table freed joins the table batch, which
-        # flushes when full (tlb_remove_table -> tlb_table_flush)
-        freed = _tables_freed(mm, lo, hi)
-        per_batch = table_batch(a.page_size)
-        for k in range(1, freed + 1):
-            g["tables"] = True
-            if k % per_batch == 0:
-                counts["table_flushes"] += 1
-                flush(freed=True)
-        counts["tables_freed"] = freed
+        # free_pgtables, after the zap's flushes drained the table batch
+        for _ in range(_tables_freed(mm, lo, hi)):
+            table_freed()
     flush(freed=call == "munmap")
     free()
     holds.sort()

@@ -207,6 +207,14 @@ class Policy:
     try to map the entire file folio in finish_fault()", Linux 6.18; the
     i_size test from 74207de2ba10). Before, only shmem mapped a folio whole
     there."""
+    pt_reclaim: bool = _choice(False)
+    """MADV_DONTNEED frees each PTE table whose whole span it zapped once
+    the table holds no entry (CONFIG_PT_RECLAIM, default y, mm/pt_reclaim.c:
+    6375e95f381e "mm: pgtable: reclaim empty PTE page in
+    madvise(MADV_DONTNEED)", Qi Zheng, Linux 6.14); the flush that ends the
+    call then has freed_tables set. Only where the arch supports it
+    (``Arch.supports_pt_reclaim``: x86-64 alone up to 6.18, 4817f70c25b6).
+    PMD tables are never freed so."""
     per_vma_locks: bool = _choice(False)
     """Page faults first try the faulting VMA's own lock
     (``lock_vma_under_rcu``, mm/memory.c; 5e31275cc997 "mm: add per-VMA lock
@@ -334,9 +342,10 @@ LINUX_6_16 = LINUX_6_8.replace(
     "(no whole-table moves for userfaultfd VMAs without EVENT_REMAP); b1f202060afe "
     "(a folio split maps never-written subpages to the zero page, 6.12); eb1521dad8f3 "
     "(UFFDIO_MOVE under per-VMA locks, 6.9); 4b634918384c (arm64: a pending reclaim flush "
-    "is flush_tlb_mm in move_ptes, 6.16)",
+    "is flush_tlb_mm in move_ptes, 6.16); 6375e95f381e (MADV_DONTNEED frees the empty PTE "
+    "tables it zapped whole, 6.14)",
     flush_lazy=True, contpte=True, uffd_table_move_check=True, uffd_move="6.9",
-    split_zeropage=True, batched_pending_flush_mm=True,
+    split_zeropage=True, batched_pending_flush_mm=True, pt_reclaim=True,
 )  # fmt: skip
 LINUX_6_17 = LINUX_6_16.replace(
     name="linux-6.17",

@@ -129,6 +129,33 @@ def test_each_call_flushes_as_often_as_the_kernel(tmp_path: Path, mib: int) -> N
     assert sim["munmap"] == sim["madvise"] + (mib == 1018)
 
 
+@needs_recording
+@pytest.mark.parametrize("mib", [1016, 1020])
+def test_a_full_table_batch_flushes_as_the_kernel_does(tmp_path: Path, mib: int) -> None:
+    # MADV_DONTNEED of zero pages gathers no folio, but each PTE table it
+    # empties whole is freed (CONFIG_PT_RECLAIM) into the table batch:
+    # 508 tables fit, the 509th flushes
+    import platform
+
+    from pagetab.record import record
+    from pagetab.replay import LOCAL_FLUSH_REASONS
+    from pagetab.tracefile import read_trace
+
+    release = tuple(int(x) for x in platform.release().split(".")[:2])
+    if release < (6, 14):
+        pytest.skip("CONFIG_PT_RECLAIM: x86-64 kernels from 6.14")
+    out = tmp_path / "zero.ptrace.gz"
+    res = record([sys.executable, str(PROGRAMS / "zero_zap.py"), str(mib)], out)
+    assert res.exit_code == 0 and res.lost == 0
+    size = mib * MIB
+    [kernel] = [sum(int(e.get("tlb", {}).get(r, 0)) for r in LOCAL_FLUSH_REASONS)
+                for e in read_trace(out) if e["k"] == "sys" and e["nr"] == "madvise"
+                and e["a"][1] == size and e["a"][2] == pt.MADV_DONTNEED]  # fmt: skip
+    g = gather_trace(space(size, ["read"]).mm_struct, "madvise", BASE, BASE + size)
+    assert g.counts["flushes"] == kernel == (1 if mib == 1016 else 2)
+    assert g.counts["tables_freed"] == size // (2 * MIB)
+
+
 def run(mover: str, spec: ThreadSpec, policy: str = "linux-6.8", **kw: object) -> pt.ContendResult:
     return pt.run_concurrent(64 * MIB, "x86-64", policy, [spec], cpus=2, mover=mover, **kw)
 
@@ -263,3 +290,41 @@ def test_uffdio_move_as_the_mover() -> None:
         # priced as the call itself is
         st = uffd_moved(policy, ["write"], 64 * MIB)
         assert r.flushes == st.counters["flush_calls"]
+
+
+# -- MADV_DONTNEED's page-table reclaim ------------------------------------------------
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(MIB, 63 * MIB), (0, 64 * MIB), (4096, 64 * MIB - 4096),
+                                        (3 * MIB, 4 * MIB)])  # fmt: skip
+def test_dontneed_frees_the_pte_tables_it_empties_as_this_kernel_does(lo: int, hi: int) -> None:
+    import platform
+
+    from pagetab import host
+
+    ok, why = host.available()
+    if not ok:
+        pytest.skip(why)
+    release = tuple(int(x) for x in platform.release().split(".")[:2])
+    if platform.machine() != "x86_64" or release < (6, 14):
+        pytest.skip("CONFIG_PT_RECLAIM: x86-64 kernels from 6.14")
+    kernel = host.dontneed_tables_freed(64 * MIB, lo, hi)
+    s = space(64 * MIB, ["write"])
+    before = s.page_table_bytes
+    s.madvise(BASE + lo, hi - lo, pt.MADV_DONTNEED)
+    assert before - s.page_table_bytes == kernel
+    assert kernel == (hi // (2 * MIB) - -(-lo // (2 * MIB))) * 4096  # the whole tables only
+
+
+def test_dontneed_reclaims_tables_only_where_policy_and_arch_say() -> None:
+    for arch, policy, reclaims in (("x86-64", "linux-6.18", True), ("x86-64", "linux-6.8", False),
+                                   ("arm64-4k", "linux-6.18", False)):  # fmt: skip
+        s = space(8 * MIB, ["write"], arch)
+        s.policy = policy
+        before = s.page_table_bytes
+        s.madvise(BASE, 8 * MIB, pt.MADV_DONTNEED)
+        assert (s.page_table_bytes < before) == reclaims, (arch, policy)
+        # a later fault there allocates the table again
+        s.madvise(BASE, 8 * MIB, pt.MADV_POPULATE_WRITE)
+        assert s.page_table_bytes == before
+        s.check()
