@@ -18,11 +18,13 @@ their own TLBs (``_tlb``), in time order with the mover's flushes:
   none), and a walk that finds nothing is a page fault;
 * a fault takes mmap_lock for read, or since Linux 6.4 the VMA's lock
   (``lock_vma_under_rcu``), falling back to mmap_lock when the VMA is
-  write-locked: mremap holds mmap_lock for write from its start to its end
-  and write-locks the VMAs it changes (``vma_start_write``), so such a
-  fault waits until mremap returns, and mremap's mmap_write_lock waits for
-  the faults holding it for read when it starts (a waiting writer also
-  holds back later readers, as the rwsem does);
+  write-locked: mremap and mprotect hold mmap_lock for write from their
+  start to their end (munmap until it has detached the VMAs; madvise and
+  UFFDIO_MOVE only for read: ``mover_lock``) and write-lock the VMAs they
+  change (``vma_start_write``), so such a fault waits until the call
+  returns, and a write-locking mover waits for the faults holding the lock
+  for read when it starts (a waiting writer also holds back later
+  readers, as the rwsem does);
 * a fault outside the moved VMA then takes a page-table lock (the PMD
   table's to install a PTE table or a huge page, else the PTE table's) and
   spins while the mover holds it: the traced holds, keyed by the tables
@@ -84,7 +86,7 @@ cpdef enum region_fate:
 # maps each call to one)
 cpdef enum mover_lock:
     LOCK_WRITE = 0           # for write from start to return (mremap, mprotect)
-    LOCK_DOWNGRADE = 1       # for write until write_until_ns, then read (munmap)
+    LOCK_DOWNGRADE = 1       # for write until its traced events start, then read (munmap)
     LOCK_READ = 2            # for read, or the VMA's lock for read (madvise)
 
 # a through_move thread's bound when its accesses take no time
@@ -99,7 +101,6 @@ cdef struct contend_config:
     bint per_vma_locks           # Linux 6.4+: faults in other VMAs skip mmap_lock
     bint dontunmap               # MREMAP_DONTUNMAP: the old range stays, empty
     int mmap_lock                # a mover_lock
-    double write_until_ns        # LOCK_DOWNGRADE: when, from the traced events' start
     bint moving                  # a move happens (False: the baseline run)
     bint split_pte               # USE_SPLIT_PTE_PTLOCKS: a lock per PTE table
     bint split_pmd               # USE_SPLIT_PMD_PTLOCKS: a lock per PMD table
@@ -166,7 +167,7 @@ cdef struct thread_stats:
 
 
 cdef struct contend_result:
-    double mover_start_ns        # when mremap got mmap_lock
+    double mover_start_ns        # when the mover's call started (a writer: got mmap_lock)
     double mover_end_ns          # when it returned
     double mover_ipi_wait_ns     # its flushes' extra wait for CPUs still in an earlier handler
     int64_t flushes
@@ -186,6 +187,9 @@ cdef struct mover_hold:
 #: int64 words of FlushOps (the flush operations, in OP_NAMES order)
 cdef int OPS_WORDS = sizeof(FlushOps) // sizeof(int64_t)
 
+#: a TLB entry's frame tag: a page faulted in after the mover's call cleared
+#: its entry (a hit on it is no stale one)
+cdef uint64_t POST_CHANGE = 1ULL << 61  # inside F_FRAME (_tlb.pxd)
 cdef uint64_t KEY_MM = LOCK_ID_MM
 cdef uint64_t KEY_PTE = (<uint64_t>LOCK_ID_PTE) << LOCK_ID_SHIFT
 cdef uint64_t KEY_PMD = (<uint64_t>LOCK_ID_PMD) << LOCK_ID_SHIFT
@@ -346,6 +350,8 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     cdef uint64_t rng[MAX_THREADS]
     cdef uint8_t *bits[MAX_THREADS]          # per region: leaves faulted in by the run
     cdef uint8_t *tbits[MAX_THREADS]         # and PTE tables it installed
+    cdef int64_t after[MAX_THREADS]          # bits[j] + after[j]: leaves faulted in after
+                                             # their entry was cleared (their own pages)
     cdef bint anon[MAX_THREADS]              # per region: its VMA has an anon_vma
     cdef int pte = pt.nlev - 1, reached
     cdef int pmd_entry_shift = pt.shift[pt.nlev - 2], pud_entry_shift = pt.shift[pt.nlev - 3]
@@ -368,7 +374,8 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     memset(&ops, 0, sizeof(ops))
     for j in range(cfg.nregions):
         nbits = ((rg[j].hi - rg[j].lo) >> rg[j].fault_shift) // 8 + 1
-        bits[j] = <uint8_t*>calloc(nbits, 1)
+        bits[j] = <uint8_t*>calloc(2 * nbits, 1)
+        after[j] = <int64_t>nbits
         tbits[j] = <uint8_t*>calloc((((rg[j].hi - 1) >> pmd_entry_shift)
                                      - (rg[j].lo >> pmd_entry_shift)) // 8 + 1, 1)
         if bits[j] == NULL or tbits[j] == NULL:
@@ -526,9 +533,9 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                 miss = False
         page = <int64_t>((addr - r.lo) >> r.fault_shift)
         if not miss and (gone or (readonly and x.write)) and not (
-                gone and (bits[x.region][page >> 3] >> (page & 7)) & 1):
+                gone and (frame & POST_CHANGE)):
             # its PTE is gone (or read-only), its flush has not reached this
-            # CPU yet (a page this run faulted in since is no stale entry)
+            # CPU yet (the entry of a page faulted in since is no stale one)
             out[j].stale_hits += 1
             if now >= unl:
                 out[j].unsafe_hits += 1
@@ -551,10 +558,13 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
             if cls >= 0:
                 insert_inline(s, x.cpu, vaddr, cls, (walk_addr >> s.page_shift) + 1,
                               (entry & E_WRITE) != 0)
-            elif (bits[x.region][page >> 3] >> (page & 7)) & 1:
-                # a leaf this run faulted in
+            elif (bits[x.region][page >> 3] >> (page & 7)) & 1 and not (readonly and x.write) \
+                    and (not gone or (bits[x.region][after[x.region] + (page >> 3)]
+                                      >> (page & 7)) & 1):
+                # a leaf this run faulted in, and the mover's call has not
+                # cleared since (or faulted in again after it did)
                 insert_inline(s, x.cpu, fpage, 0 if r.fault_shift == s.page_shift else 1,
-                              (fpage >> s.page_shift) + 1, True)
+                              ((fpage >> s.page_shift) + 1) | (POST_CHANGE if gone else 0), True)
             else:
                 # handle_mm_fault: lock_vma_under_rcu, or mmap_read_lock
                 # where the VMA is write-locked or per-VMA locks do not exist,
@@ -566,7 +576,9 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                 if cfg.mmap_lock == LOCK_WRITE:
                     wend = end
                 elif cfg.mmap_lock == LOCK_DOWNGRADE:
-                    wend = start + cfg.events_at_ns + cfg.write_until_ns + shift
+                    # munmap downgrades once it has detached the VMAs, before
+                    # its first table (and flush: no IPI wait delays it)
+                    wend = start + cfg.events_at_ns
                 else:
                     wend = -INFINITY
                 if needs_lock and started and cfg.moving and cfg.move_at_ns <= now + lat < wend:
@@ -594,8 +606,9 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                         insert_inline(s, x.cpu, vaddr, cls, (vaddr >> s.page_shift) + 1,
                                       (entry & E_WRITE) != 0)
                 else:
-                    if r.fate != FATE_MOVED:
-                        # the fault's page-table lock: the PMD table's to
+                    if r.fate != FATE_MOVED or cfg.mmap_lock == LOCK_READ:
+                        # the fault's page-table lock (in a moved range only
+                        # where the mover holds no write lock: UFFDIO_MOVE): the PMD table's to
                         # install a PTE table (pte_alloc) or a huge page, else
                         # the PTE table's (pte_offset_map_lock); spin while
                         # the mover holds it
@@ -630,8 +643,12 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                     if x.write:
                         anon[x.region] = True
                     bits[x.region][page >> 3] |= <uint8_t>(1 << (page & 7))
+                    if gone:
+                        bits[x.region][after[x.region] + (page >> 3)] |= \
+                            <uint8_t>(1 << (page & 7))
                     insert_inline(s, x.cpu, fpage, 0 if r.fault_shift == s.page_shift else 1,
-                                  (fpage >> s.page_shift) + 1, True)
+                                  ((fpage >> s.page_shift) + 1) | (POST_CHANGE if gone else 0),
+                                  True)
         # recorded when it closes: a flush IPI may still land in it
         open_at[j] = now
         open_lat[j] = lat
@@ -716,9 +733,12 @@ def simulate(PageTables tables not None, Tlbs tlbs not None, dict config not Non
         raise ValueError(f"remote_ns and interrupts: one entry per FlushOps word ({OPS_WORDS})")
     if not 0 <= cfg.mover_cpu < s.ncpu:
         raise ValueError(f"mover_cpu must be in 0..{s.ncpu - 1}")
+    if not LOCK_WRITE <= cfg.mmap_lock <= LOCK_READ:
+        raise ValueError("config.mmap_lock: not a mover_lock")
     for i in range(cfg.nregions):
-        if rg[i].hi <= rg[i].lo or rg[i].fault_shift < s.page_shift or rg[i].fault_shift > 40:
-            raise ValueError(f"regions[{i}]: empty, or a bad fault_shift")
+        if rg[i].hi <= rg[i].lo or rg[i].fault_shift < s.page_shift or rg[i].fault_shift > 40 \
+                or not FATE_KEPT <= rg[i].fate <= FATE_PROTECTED:
+            raise ValueError(f"regions[{i}]: empty, or a bad fault_shift or fate")
     for i in range(cfg.nthreads):
         if not 0 <= th[i].cpu < s.ncpu or not 0 <= th[i].region < cfg.nregions \
                 or th[i].accesses < 0 or th[i].stride <= 0 or th[i].think_ns < 0 \

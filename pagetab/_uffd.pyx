@@ -81,7 +81,9 @@ cdef inline void flush_run(Tlbs tlbs, int caller, uint64_t lo, uint64_t hi, int 
 
 
 cdef inline void lock2(event_log *g, int cls, uint64_t src_id, uint64_t dst_id) noexcept nogil:
-    """double_pt_lock (or both PMD locks): the source's, then the destination's."""
+    """double_pt_lock (or both PMD locks): two lock events, as ``pte_locks``
+    counts two (the kernel takes them in address order, and one lock when
+    both tables share it)."""
     if g.on:
         log_event(g, EV_LOCK, cls, 0, src_id, 0)
         log_event(g, EV_LOCK, cls, 0, dst_id, 0)
@@ -106,8 +108,9 @@ cdef inline void moved_run(Tlbs tlbs, int caller, uint64_t lo, uint64_t hi, int 
                            int64_t lookups, int64_t locks, uint64_t sid, uint64_t did,
                            uffd_move_stats *st, event_log *g) noexcept nogil:
     """A run of pages moved under both PTE locks (taken by the caller), with
-    ``lookups`` folio lookups and ``locks`` folio and anon_vma locks: the
-    pages, the flush, the unlock."""
+    ``lookups`` folio lookups and ``locks`` folio locks taken under them (a
+    batch's folio_trylock of each page after its first): the pages, the
+    flush, the unlock."""
     cdef int64_t n = <int64_t>((hi - lo) >> shift)
     rmap_locks(g, locks)
     if g.on:
@@ -167,7 +170,7 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
             if run_start >= 0:
                 moved_run(tlbs, caller, src + (<uint64_t>run_start << shift),
                           src + (<uint64_t>k << shift), shift, k - run_start,
-                          k - run_start + anon_vma_lock, sid, did, st, g)
+                          k - run_start - 1, sid, did, st, g)
                 run_start = -1
         if e == 0:
             if not allow_holes:
@@ -198,6 +201,9 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
         st.folio_locks += 1
         if not batch or run_start < 0:
             st.pte_locks += 2
+            # move_pages_pte: folio_lock and anon_vma_lock_write, then
+            # double_pt_lock (move_present_ptes)
+            rmap_locks(g, 1 + anon_vma_lock)
             lock2(g, LK_PTE, sid, did)
             if anon_vma_lock:  # (6.8-6.18; cc22b9978509 dropped it)
                 st.anon_vma_locks += 1
@@ -210,13 +216,12 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
         else:
             # ptep_clear_flush, then double_pt_unlock
             moved_run(tlbs, caller, src + (<uint64_t>k << shift),
-                      src + (<uint64_t>(k + 1) << shift), shift, 1, 1 + anon_vma_lock, sid, did,
-                      st, g)
+                      src + (<uint64_t>(k + 1) << shift), shift, 1, 0, sid, did, st, g)
         k += 1
     if run_start >= 0:
         moved_run(tlbs, caller, src + (<uint64_t>run_start << shift),
-                  src + (<uint64_t>k << shift), shift, k - run_start,
-                  k - run_start + anon_vma_lock, sid, did, st, g)
+                  src + (<uint64_t>k << shift), shift, k - run_start, k - run_start - 1, sid,
+                  did, st, g)
     done[0] = k
     return err
 

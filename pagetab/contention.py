@@ -62,12 +62,14 @@ from .constants import (
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
     UFFD_FEATURE_MOVE,
+    UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
     UFFDIO_REGISTER_MODE_MISSING,
 )
 from .cost import untraced_cost
 from .mm_types import MAX_CPUS
 from .mmu_gather import gather_trace
 from .policy import DEFAULT_POLICY, Policy, policies
+from .policy import policy as policy_of
 from .results import Compared
 from .scenario import MoveSetup, populate_region, region_bases
 from .timeline import EVENT_KINDS, FLUSH_KINDS, LOCK_CLASSES, MoveTrace
@@ -463,6 +465,9 @@ def run_concurrent(
     if dontunmap and mover != "mremap":
         raise ValueError(f"dontunmap is an mremap flag; mover is {mover!r}")
     fate, mmap_lock, vma_write = MOVERS[mover]
+    if mover == "uffdio_move" and not policy_of(policy).uffd_move:
+        raise ValueError(f"mover 'uffdio_move' needs a policy with UFFDIO_MOVE (Linux 6.8 and "
+                         f"later); {policy_of(policy).name} has none")  # fmt: skip
     t0 = time.perf_counter_ns()
     specs = thread_specs(threads)
     if cpus is None:
@@ -536,13 +541,11 @@ def run_concurrent(
             # move's events are tens of MB)
             st.drop_trace()
         else:
-            if not pol.uffd_move:
-                raise ValueError(f"mover 'uffdio_move' needs a policy with UFFDIO_MOVE (Linux "
-                                 f"6.8 and later); {pol.name} has none")  # fmt: skip
             mm.mmap(size, addr=dst, flags=flags)
             u = mm.userfaultfd(UFFD_FEATURE_MOVE)
             u.register(dst, size, UFFDIO_REGISTER_MODE_MISSING)
-            u.move(dst, src, size)
+            # a GC moves what is there (ART: ALLOW_SRC_HOLES)
+            u.move(dst, src, size, UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES)
             ust = u.last_move
             assert ust is not None and ust.trace is not None
             trace = ust.trace
@@ -589,7 +592,7 @@ def run_concurrent(
         # (UFFDIO_MOVE leaves the source VMA, empty, as MREMAP_DONTUNMAP does)
         "per_vma_locks": pol.per_vma_locks, "dontunmap": dontunmap or mover == "uffdio_move",
         "moving": True,
-        "mmap_lock": mmap_lock, "write_until_ns": 0.0,
+        "mmap_lock": mmap_lock,
         "split_pte": a.split_pte_lock, "split_pmd": a.split_pmd_lock,
         "move_at_ns": float(move_at_ns), "move_ns": alone,
         "events_at_ns": events_at,

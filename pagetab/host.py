@@ -378,20 +378,21 @@ UNMAP_CALLS = ("madvise", "mprotect", "munmap")
 def measure_unmap(call: str, size: int, populate: str = "write", repeats: int = 3) -> list[int]:
     """ns of one ``call`` ("madvise": MADV_DONTNEED, "mprotect": to PROT_READ,
     "munmap") of a fresh PUD-aligned ``size``-byte region populated as
-    ``populate`` ("zero", "write" or "thp"), once per repeat, each on a
+    ``populate`` ("none", "zero", "write" or "thp"), once per repeat, each on a
     region of its own (C in csrc/probe.c ``probe_unmap_call``)."""
     if call not in UNMAP_CALLS:
         raise ValueError(f"call must be one of {', '.join(UNMAP_CALLS)}, not {call!r}")
     _check(size, populate, repeats)
-    check_fits(size, populate)
     out = []
     for _ in range(repeats):
         base = _probe.reserve(size + PUD, PUD)
         _probe.map_region(base, size, populate)
+        unmapped = False
         try:
             out.append(int(_probe.unmap_call(call, base, size)))
+            unmapped = call == "munmap"
         finally:
-            if call != "munmap" or not out:
+            if not unmapped:
                 _munmap(base, size)
     return out
 

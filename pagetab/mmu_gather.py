@@ -25,7 +25,9 @@ call's events, in the kernel's order.
   table batch (509 with 4 KiB pages), which flushes when full
   (``tlb_remove_table``) and empties at every flush of the folios.
 * ``tlb_finish_mmu`` flushes what is left and frees its folios; a
-  protection change flushes once at the VMA's end (``tlb_end_vma``).
+  protection change flushes once (x86: ``tlb_finish_mmu``, as x86 merges
+  VMAs' gathers; elsewhere ``tlb_end_vma``), only the entries that were
+  writable (x86's ``pte_needs_flush``, applied on every arch here).
 
 A flush covers the range cleared since the previous one
 (``__tlb_reset_range``), at page stride unless only PMDs were cleared
@@ -125,7 +127,7 @@ class GatherTrace:
     fl_stride: npt.NDArray[np.int64]
     """... its stride shift."""
     fl_freed: npt.NDArray[np.uint8]
-    """... 1 for munmap's last, after free_pgtables (freed_tables)."""
+    """... 1 where tables were freed since the previous flush (freed_tables)."""
     holds: npt.NDArray[Any]
     """The page-table lock holds (``_contend.HOLD_DTYPE``, sorted by key
     and start)."""
@@ -175,8 +177,8 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
     """The events of ``call`` over [lo, hi) of ``mm`` (a range inside one
     VMA), priced by ``arch`` (default ``mm.arch``, whose geometry it must
     have): see the module docstring. The flushes are issued on ``mm.tlbs``
-    from ``cpu`` to learn their operations; the page tables are not
-    changed."""
+    from ``cpu`` to learn their operations (its TLBs and counters change);
+    the page tables do not."""
     if call not in GATHER_CALLS:
         raise ValueError(f"call must be one of {', '.join(GATHER_CALLS)}, not {call!r}")
     a = mm.arch if arch is None else arch
@@ -205,13 +207,14 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
     reclaim = call == "madvise" and mm.policy.pt_reclaim and a.supports_pt_reclaim
     per_batch = table_batch(a.page_size)
 
-    def flush(freed: bool = False) -> None:
+    def flush() -> None:
         """tlb_flush_mmu_tlbonly: the range since the last one, freed_tables
         where tables were freed since (munmap's: the whole range)."""
         nonlocal t
-        freed = freed or g["tables"]
+        freed = g["tables"]
         if g["lo"] is not None or g["tables"]:
-            shift = a.page_shift if g["ptes"] or g["lo"] is None else pmd_shift
+            # tlb_get_unmap_shift: pte_free_tlb clears PMDs, not PTEs
+            shift = a.page_shift if g["ptes"] else pmd_shift
             lo_, hi_ = (lo, hi) if freed and (call == "munmap" or g["lo"] is None) \
                 else (g["lo"], g["hi"])  # fmt: skip
             ops = mm.tlbs.flush_range(cpu, lo_, hi_, shift, freed)
@@ -300,15 +303,21 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
         slot = np.where(first, np.where(order > 0, 2, 1), 0)
         # each folio freed once, at its run's first page here
         cum = np.cumsum(slot)
+        # where each page's run ends: the next run's first page, or a page
+        # of no folio
+        bounds = np.flatnonzero(first | ~normal)
+        run_end = np.append(bounds, len(frames))[np.searchsorted(bounds, np.arange(len(frames)),
+                                                                 side="right")]  # fmt: skip
         i0 = 0
         n_pages = len(frames)
         while i0 < n_pages:
             room = cap - g["slots"]
             # the entry at which the batches fill, if any, in this table
             full = int(np.searchsorted(cum - (cum[i0 - 1] if i0 else 0), room, side="left"))
-            stop = n_pages if full >= n_pages else full + 1
-            # the part may stop inside a large folio's run: the rest of
-            # the run then starts a run of its own (two more slots)
+            # zap_present_ptes zaps a folio's run whole (folio_pte_batch)
+            # before force_flush breaks the loop: the part ends at the end
+            # of the run whose first page filled the batches
+            stop = n_pages if full >= n_pages else int(run_end[full])
             seg = slice(i0, stop)
             hold("pte", s + i0 * a.page_size, s + stop * a.page_size,
                  int(present[seg].sum()))  # fmt: skip
@@ -329,10 +338,6 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
                 flush()
                 holds[-1] = (holds[-1][0], holds[-1][1], t)
                 free()
-                if stop < n_pages and first[stop] == 0 and normal[stop]:
-                    first[stop] = True
-                    slot[stop] = 2 if order[stop] > 0 else 1
-                    cum = np.cumsum(slot)
             i0 = stop
         if reclaim and e - s == a.pmd_size:
             table_freed()  # zapped whole: empty now
@@ -340,7 +345,7 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
         # free_pgtables, after the zap's flushes drained the table batch
         for _ in range(_tables_freed(mm, lo, hi)):
             table_freed()
-    flush(freed=call == "munmap")
+    flush()
     free()
     holds.sort()
     out = np.zeros(len(holds), dtype=_contend.HOLD_DTYPE)

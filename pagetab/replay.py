@@ -928,7 +928,7 @@ class Replayer:
     sys_dup3 = sys_dup
 
     def sys_munmap(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
-        present = self.present_before(p, a[0], a[1])
+        present = self.present_before(p, ev, a[0], a[1])
         got = _errno(p.mm.munmap, a[0], a[1])
         self.keep_call(p, ev, got, "munmap", a[0], a[1], present)
         return got, None, {}, "", "munmap", a[0]
@@ -936,13 +936,13 @@ class Replayer:
     def sys_mprotect(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
         prot = a[2] & (PROT_READ | PROT_WRITE | PROT_EXEC)
         # the concurrent model's mprotect makes pages read-only
-        present = self.present_before(p, a[0], a[1]) if prot & ~PROT_EXEC == PROT_READ else 0
+        present = self.present_before(p, ev, a[0], a[1]) if prot & ~PROT_EXEC == PROT_READ else 0
         got = _errno(p.mm.mprotect, a[0], a[1], prot)
         self.keep_call(p, ev, got, "mprotect", a[0], a[1], present)
         return got, None, {}, "", "mprotect", a[0]
 
     def sys_madvise(self, p: _Process, a: list[int], r: int, ev: dict[str, Any]) -> Out:
-        present = self.present_before(p, a[0], a[1]) if a[2] == MADV_DONTNEED else 0
+        present = self.present_before(p, ev, a[0], a[1]) if a[2] == MADV_DONTNEED else 0
         try:
             got = _errno(p.mm.madvise, a[0], a[1], a[2])
         except NotImplementedError as e:
@@ -951,15 +951,25 @@ class Replayer:
         self.keep_call(p, ev, got, "madvise", a[0], a[1], present)
         return got, None, {}, "", "madvise", a[0]
 
-    def present_before(self, p: _Process, addr: int, length: int) -> int:
+    def present_before(self, p: _Process, ev: dict[str, Any], addr: int, length: int) -> int:
         """Pages present in [addr, addr + length) before a call that may
-        clear them (0 without ``concurrent``, or for a range no call could
-        take: unaligned, empty or past the arch's task size)."""
+        clear them (0 where the concurrent model would not keep the call,
+        ``wants_threaded``, or for a range no call could take: unaligned,
+        empty or past the arch's task size)."""
         ps = self.arch.page_size
         end = addr + -(-length // ps) * ps
-        if not self.concurrent or addr % ps or not 0 < length or end > self.arch.task_size:
+        if addr % ps or not 0 < length or end > self.arch.task_size \
+                or not self.wants_threaded(p, int(ev["tid"]), end - addr):  # fmt: skip
             return 0
         return int(p.mm.mm_struct.tables.count_mapped(addr, end))
+
+    def wants_threaded(self, p: _Process, tid: int, size: int) -> bool:
+        """Whether a call of ``size`` bytes by ``tid`` would be kept for the
+        concurrent model: other threads of the process exist and it is
+        among the ``concurrent`` largest."""
+        h = self.threaded
+        return bool(self.concurrent and p.threads - {tid}
+                    and not (len(h) == self.concurrent and size <= h[0][0]))  # fmt: skip
 
     def keep_call(self, p: _Process, ev: dict[str, Any], got: int, call: str, addr: int,
                   length: int, present: int) -> None:  # fmt: skip
@@ -1009,9 +1019,10 @@ class Replayer:
         counters = {n: st.counter(n) for n in COUNTER_NAMES if st.counter(n)}
         if st.tables_freed:
             counters["tables_freed"] = st.tables_freed
-        if self.concurrent and got != old and st.moved_bytes:
-            present = int(np.count_nonzero(p.mm.frames(got, int(st.moved_bytes)) >= 0))
-            self.keep_threaded(p, ev, old, got, int(st.moved_bytes), "mremap", present)
+        moved = int(st.moved_bytes)
+        if got != old and moved and self.wants_threaded(p, int(ev["tid"]), moved):
+            present = int(p.mm.mm_struct.tables.count_mapped(got, got + moved))
+            self.keep_threaded(p, ev, old, got, moved, "mremap", present)
         return got, float(st.estimated_ns), counters, note, "mremap", old
 
     def keep_threaded(self, p: _Process, ev: dict[str, Any], old: int, new: int,
@@ -1020,12 +1031,10 @@ class Replayer:
         an mremap's to ``new``) for the concurrent model if other threads of
         the process exist and it is among the ``concurrent`` largest."""
         tid = int(ev["tid"])
+        if not present or not self.wants_threaded(p, tid, size):
+            return  # nothing moved, nothing flushed: nobody pays
         others = sorted(p.threads - {tid})
         h = self.threaded
-        if not others or (len(h) == self.concurrent and size <= h[0][0]):
-            return
-        if not present:
-            return  # nothing moved, nothing flushed: nobody pays
         places = tuple("inside" if any(old <= x < old + size for x in self.recent.get(t, ()))
                        else "outside" for t in others)  # fmt: skip
         move = ThreadedMove(int(ev["t"]), p.pid, tid, old, new, size, present, places,

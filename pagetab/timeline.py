@@ -72,8 +72,9 @@ class Flush(NamedTuple):
 
 @dataclass
 class MoveTrace:
-    """The events of one traced mremap (all its move_page_tables calls), in
-    order, with each event's price and the time its end falls at."""
+    """The events of one traced mremap (all its move_page_tables calls) or
+    UFFDIO_MOVE (all its move_calls), in order, with each event's price and
+    the time its end falls at."""
 
     #: the events, an array of the C struct move_event (``_move.EVENT_DTYPE``)
     events: npt.NDArray[np.void]

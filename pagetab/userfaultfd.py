@@ -503,8 +503,7 @@ class Userfaultfd:
                                                     policy.uffd_move_anon_vma_lock,
                                                     mm.trace_moves)  # fmt: skip
             stats.add(st)
-            if log is not None:
-                logs.append(log)
+            logs.append(log)
             if err != _uffd.NEED_SPLIT:
                 break
             stats.add(self._split_folio(int(calls[i, 1]) + off))
@@ -521,8 +520,9 @@ class Userfaultfd:
                                                              stats.calls)  # fmt: skip
         stats.estimated_ns_range = uffd_move_cost_range(a, stats.counters, stats.flush_ops,
                                                         stats.calls)  # fmt: skip
-        if mm.trace_moves and logs:
-            stats.trace = concat(logs, a)
+        # (a round whose trace ran out of memory: none at all)
+        if mm.trace_moves and logs and all(x is not None for x in logs):
+            stats.trace = concat([x for x in logs if x is not None], a)
         self.last_move = stats
         return stats
 

@@ -13,11 +13,11 @@ import pagetab as pt
 @pytest.fixture(scope="session", autouse=True)
 def _mapped_files_read() -> None:
     """Once per session, before the recording fixtures record: see
-    ``helpers._read_mapped_files``."""
-    from helpers import _can_record, _read_mapped_files
+    ``helpers.read_mapped_files``."""
+    from helpers import read_mapped_files, recording_unavailable
 
-    if not _can_record():
-        _read_mapped_files()
+    if not recording_unavailable():
+        read_mapped_files()
 
 
 @pytest.fixture

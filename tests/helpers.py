@@ -53,7 +53,7 @@ def csv_records(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
 
 
-def _can_record() -> str:
+def recording_unavailable() -> str:
     from pagetab.record import RecordError, check_recording
 
     try:
@@ -63,10 +63,11 @@ def _can_record() -> str:
     return ""
 
 
-_RECORDABLE = pytest.mark.skipif(bool(_can_record()), reason=_can_record() or "ok")
+_WHY_NOT = recording_unavailable()
+_RECORDABLE = pytest.mark.skipif(bool(_WHY_NOT), reason=_WHY_NOT or "ok")
 
 
-def _read_mapped_files() -> None:
+def read_mapped_files() -> None:
     """Read whole every file this interpreter maps (its libraries): the
     recorded programs map the same ones. After the page cache was dropped,
     readahead leaves PG_readahead on some of their cached pages, and a
@@ -92,11 +93,11 @@ def needs_recording(test: Callable[..., None]) -> Callable[..., None]:
     """A test that records a program on this kernel: skipped where it cannot
     record, and marked ``recording`` (the sanitizer run leaves those out:
     under its preload the recorded program is instrumented too). Each runs
-    after ``_read_mapped_files``."""
+    after ``read_mapped_files``."""
 
     @functools.wraps(test)
     def run(*args: Any, **kwargs: Any) -> None:
-        _read_mapped_files()
+        read_mapped_files()
         test(*args, **kwargs)
 
     marked: Callable[..., None] = pytest.mark.recording(_RECORDABLE(run))

@@ -16,6 +16,7 @@ from helpers import PROGRAMS, needs_recording
 import pagetab as pt
 from pagetab.contention import ThreadSpec
 from pagetab.mmu_gather import gather_slots, gather_trace, table_batch
+from pagetab.timeline import LOCK_CLASSES
 
 MIB = 1 << 20
 BASE = 1 << 40
@@ -57,15 +58,20 @@ def test_the_trace_clears_what_the_kernel_path_clears(call: str, lo_page: int,
     lo, hi = BASE + lo_page * 4096, BASE + size - hi_page * 4096
     g = gather_trace(s.mm_struct, call, lo, hi)
     before = s.frames(lo, hi - lo)
+    huge = 4  # the THP quarter's PMDs: one entry each
     if call == "mprotect":
         s.mprotect(lo, hi - lo, pt.PROT_READ)
-        assert g.counts["entries"] == int((before >= 0).sum()) - 511 * 4  # a huge PMD: one entry
+        # every present entry changed: still there, none writable now
+        after = [s.mm_struct.tables.entry(a) for a in range(lo, hi, 4096)]
+        assert all(e == 0 or not e & 2 for _, e in after)  # E_WRITE
+        assert g.counts["entries"] == int((s.frames(lo, hi - lo) >= 0).sum()) - 511 * huge
     else:
         (s.madvise(lo, hi - lo, pt.MADV_DONTNEED) if call == "madvise"
          else s.munmap(lo, hi - lo))  # fmt: skip
-        huge = 4
-        assert g.counts["entries"] == int((before >= 0).sum()) - 511 * huge
-        assert g.counts["folios_freed"] == int((before > 0).sum()) - 512 * huge
+        cleared = (before >= 0) & (s.frames(lo, hi - lo) < 0)
+        assert cleared.sum() == (before >= 0).sum()  # the call cleared them all
+        assert g.counts["entries"] == int(cleared.sum()) - 511 * huge
+        assert g.counts["folios_freed"] == int((cleared & (before > 0)).sum()) - 512 * huge
         assert g.counts["pmd_folios_freed"] == huge
     # the extents are disjoint, in order, inside the range, one per hold
     assert (g.ext_lo[1:] >= g.ext_hi[:-1]).all()
@@ -255,18 +261,29 @@ def test_a_traced_uffdio_move_holds_every_priced_event(policy: str, pops: list[s
     kinds = np.array(tr.kinds())
     ev = tr.events
     assert (kinds == "flush").sum() == c["flush_calls"]
-    ptl = (kinds == "lock") & (ev["what"] != 3)  # not the rmap class
+    rmap_class = LOCK_CLASSES.index("rmap")
+    ptl = (kinds == "lock") & (ev["what"] != rmap_class)
     assert ptl.sum() == c["pte_locks"]
-    rmap = (kinds == "lock") & (ev["what"] == 3)
+    rmap = (kinds == "lock") & (ev["what"] == rmap_class)
     assert ev["entries"][rmap].sum() == c["folio_locks"] + c["anon_vma_locks"]
     ptes = kinds == "ptes"
     assert ev["entries"][ptes].sum() == c["ptes_moved"] + c["zero_ptes_moved"]
     assert ev["what"][ptes].sum() == c["folio_locks"]
-    # each flush before its run's locks drop: no moved page's lock is dropped
-    # before its flush (the concurrent model then sees no unsafe hit)
-    flushes = np.flatnonzero(kinds == "flush")
-    unlocks = np.flatnonzero((kinds == "unlock") & (ev["what"] != 3))
-    assert all(np.searchsorted(flushes, u) > 0 for u in unlocks[::2])
+    # each flush before its run's locks drop: between every page-table
+    # lock and its unlock a flush (the concurrent model then sees no
+    # unsafe hit)
+    held, flushed = 0, False
+    for k, what in zip(kinds.tolist(), ev["what"].tolist(), strict=True):
+        if what == rmap_class and k in ("lock", "unlock"):
+            continue
+        if k == "lock":
+            held, flushed = held + 1, False if held == 0 else flushed
+        elif k == "flush":
+            flushed = flushed or held > 0
+        elif k == "unlock":
+            assert flushed, "a page-table lock dropped before its run's flush"
+            held -= 1
+    assert held == 0
 
 
 def test_uffdio_move_flushes_per_page_before_6_18_and_per_batch_from_it() -> None:
@@ -328,3 +345,42 @@ def test_dontneed_reclaims_tables_only_where_policy_and_arch_say() -> None:
         s.madvise(BASE, 8 * MIB, pt.MADV_POPULATE_WRITE)
         assert s.page_table_bytes == before
         s.check()
+
+
+def test_a_forced_flush_never_splits_a_large_folio_s_run() -> None:
+    # 512 MiB of 64 KiB folios: 8192 runs of 2 slots each, so the batches
+    # fill inside a table, at the end of a run (folio_pte_batch zaps it whole)
+    s = pt.AddressSpace("x86-64", cpus=1, thp="never", thp_sizes={65536: "always"})
+    s.mmap(512 * MIB, addr=BASE, flags=FLAGS)
+    s.madvise(BASE, 512 * MIB, pt.MADV_POPULATE_WRITE)
+    g = gather_trace(s.mm_struct, "madvise", BASE, BASE + 512 * MIB)
+    assert g.counts["folios_freed"] == 512 * MIB // 65536
+    assert g.counts["forced_flushes"] == 1 and g.counts["tables"] == 512 // 2 + 1
+    assert all((int(x) - BASE) % 65536 == 0 for x in np.concatenate((g.ext_lo, g.ext_hi)))
+
+
+def test_a_munmap_that_frees_no_table_flushes_no_freed_tables() -> None:
+    s = space(4 * MIB, ["write"])
+    g = gather_trace(s.mm_struct, "munmap", BASE + MIB, BASE + 2 * MIB)
+    assert g.counts["tables_freed"] == 0 and g.fl_freed.tolist() == [0]
+    g = gather_trace(s.mm_struct, "munmap", BASE, BASE + 4 * MIB)
+    assert g.counts["tables_freed"] > 0 and g.fl_freed.tolist() == [1]
+
+
+def test_pages_a_thread_faulted_in_are_cleared_with_the_rest() -> None:
+    # a writer on zero pages faults each page it writes (a copy-on-write)
+    # before the call; munmap still makes its later writes SIGSEGV, madvise
+    # makes them fault again
+    few = ThreadSpec("inside", "write", accesses=20_000, think_ns=200.0, span=64 * 1024)
+    kw = {"populate": "read", "move_at_ns": 200_000.0, "warmup": False}
+    t = run("munmap", few, **kw).threads[0].stats
+    assert t["faults"] == 16 and t["segv"] > 0
+    t = run("madvise", few, **kw).threads[0].stats
+    assert t["faults"] == 32 and t["segv"] == 0  # each of its 16 pages twice
+
+
+def test_uffdio_move_moves_what_is_there() -> None:
+    # holes and zero pages too (ALLOW_SRC_HOLES, as a GC moves)
+    for pop in ("write:0.5", "read"):
+        r = run("uffdio_move", READER, "linux-6.18", populate=pop)
+        assert r.flushes > 0 and r.threads[0].stats["unsafe_hits"] == 0

@@ -242,7 +242,8 @@ def _print_concurrent(res: ReplayResult) -> None:
         where = ", ".join(f"{n}x{w}" for w, n in sorted(Counter(m.places).items()))
         rows.append([f"{m.t / 1e6:.3f}", str(m.pid), m.call, f"{m.size:,}", f"{m.present:,}",
                      f"{int(r.src_align):#x}",
-                     f"{int(r.dst_align):#x}" if m.call == "mremap" else "-", where,
+                     f"{int(r.dst_align):#x}" if m.call in ("mremap", "uffdio_move") else "-",
+                     where,
                      _f(r.estimated_ns / 1e3), str(r.ipis_sent), _f(r.worst("p99")),
                      _f(r.worst("max")), _f(r.stall_ns / 1e3)])  # fmt: skip
     table(f"{res.arch} {res.policy}: what the process's other threads paid for its largest "
