@@ -567,19 +567,23 @@ def test_only_the_largest_threaded_moves_are_kept() -> None:
     assert single.concurrent == [] and single.kinds["mremap"].calls > 10
 
 
+def two_threads_wrote(w: TraceWriter) -> None:
+    """The start of a trace: a 4 MiB region at A, its first half written by
+    thread 10, its second by thread 11."""
+    w.write(maps(0, "exec", [[*STACK, "rw-p", 0, "[stack]"]], [[STACK[1] - 4096, STACK[1], 0]]))
+    w.write(sys_ev(1, "mmap", [0, 4 * M, 3, 0x22, -1, 0], A))
+    for i in range(1024):
+        w.write({"k": "fault", "t": 2 + i, "pid": 10, "tid": 10 if i < 512 else 11,
+                 "cpu": 1, "a": A + i * 4096, "w": 1, "u": 1})  # fmt: skip
+
+
 def test_a_thread_that_exited_pays_for_no_later_move(tmp_path: Path) -> None:
     # thread 11 writes half the region; a move while it lives has it as a
     # reader, a move after its exit(2) has nobody else
     def trace(exit_first: bool) -> Path:
         path = tmp_path / f"exit{int(exit_first)}.gz"
         with TraceWriter(path, Header("tracefs", "kernel", ["prog"], HOST)) as w:
-            w.write(
-                maps(0, "exec", [[*STACK, "rw-p", 0, "[stack]"]], [[STACK[1] - 4096, STACK[1], 0]])
-            )
-            w.write(sys_ev(1, "mmap", [0, 4 * M, 3, 0x22, -1, 0], A))
-            for i in range(1024):
-                w.write({"k": "fault", "t": 2 + i, "pid": 10, "tid": 10 if i < 512 else 11,
-                         "cpu": 1, "a": A + i * 4096, "w": 1, "u": 1})  # fmt: skip
+            two_threads_wrote(w)
             if exit_first:
                 w.write(sys_ev(1500, "exit", [0], None, d=None, tid=11))
             w.write(sys_ev(2000, "mremap", [A, 4 * M, 4 * M, 1, 0], B, d=5000))
@@ -912,13 +916,7 @@ def test_the_other_threads_pay_for_a_zap_or_a_write_protection(
     def trace(args: list[int]) -> Path:
         path = tmp_path / f"{call}{args[-1]}.gz"
         with TraceWriter(path, Header("tracefs", "kernel", ["prog"], HOST)) as w:
-            w.write(
-                maps(0, "exec", [[*STACK, "rw-p", 0, "[stack]"]], [[STACK[1] - 4096, STACK[1], 0]])
-            )
-            w.write(sys_ev(1, "mmap", [0, 4 * M, 3, 0x22, -1, 0], A))
-            for i in range(1024):
-                w.write({"k": "fault", "t": 2 + i, "pid": 10, "tid": 10 if i < 512 else 11,
-                         "cpu": 1, "a": A + i * 4096, "w": 1, "u": 1})  # fmt: skip
+            two_threads_wrote(w)
             w.write(sys_ev(2000, call, args, 0, d=5000))
         return path
 
