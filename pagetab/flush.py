@@ -73,6 +73,15 @@ class FlushRules:
     batched_pending_barrier: ClassVar[bool] = False
     """Whether its arch_flush_tlb_batched_pending was a barrier alone before
     Policy.batched_pending_flush_mm (arm64's DSB ISH)."""
+    pte_needs_flush_writable: ClassVar[bool] = False
+    """Whether a protection change flushes only the entries it takes a right
+    from, so that making a zero-page entry read-only flushes nothing (the
+    arch's own pte_needs_flush: x86, powerpc book3s); elsewhere every
+    changed present entry joins the flush (include/asm-generic/tlb.h)."""
+    pmdp_invalidate_flushes: ClassVar[bool] = True
+    """Whether change_huge_pmd's pmdp_invalidate_ad flushes the PMD at once,
+    under its lock (mm/pgtable-generic.c pmdp_invalidate); x86 defines its
+    own, which does not (arch/x86/mm/pgtable.c: "No flush is necessary")."""
     source: str = ""
     """The kernel code the rule follows."""
 
@@ -103,6 +112,8 @@ class X86Flush(FlushRules):
     decides at each flush)."""
 
     family: ClassVar[str] = "x86"
+    pte_needs_flush_writable: ClassVar[bool] = True
+    pmdp_invalidate_flushes: ClassVar[bool] = False
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(
         {
             "full_flush": "full_flush",
@@ -168,6 +179,7 @@ class Ppc64RadixFlush(FlushRules):
     global tlbies end with eieio; tlbsync; ptesync."""
 
     family: ClassVar[str] = "ppc64"
+    pte_needs_flush_writable: ClassVar[bool] = True
     # no ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH: reclaim flushes at once
     batched_unmap: ClassVar[str | None] = None
     op_costs: ClassVar[Mapping[str, str]] = MappingProxyType(

@@ -26,8 +26,10 @@ call's events, in the kernel's order.
   (``tlb_remove_table``) and empties at every flush of the folios.
 * ``tlb_finish_mmu`` flushes what is left and frees its folios; a
   protection change flushes once (x86: ``tlb_finish_mmu``, as x86 merges
-  VMAs' gathers; elsewhere ``tlb_end_vma``), only the entries that were
-  writable (x86's ``pte_needs_flush``, applied on every arch here).
+  VMAs' gathers; elsewhere ``tlb_end_vma``), on x86 and powerpc only the
+  entries that were writable (``FlushRules.pte_needs_flush_writable``),
+  and off x86 each huge PMD once more under its lock
+  (``FlushRules.pmdp_invalidate_flushes``).
 
 A flush covers the range cleared since the previous one
 (``__tlb_reset_range``), at page stride unless only PMDs were cleared
@@ -260,12 +262,20 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
         g["hi"] = max(g["hi"], e)
         g["ptes"] = g["ptes"] or ptes
 
+    writable_only = a.flush.pte_needs_flush_writable
     for s, e, kind, frames, orders in _chunks(mm, lo, hi):
         if kind != "pte":
             huge_zero = bool(frames[0] == 0)
             hold(kind, s, e, 1)
             if not zap:
-                if not huge_zero:
+                if a.flush.pmdp_invalidate_flushes:
+                    # pmdp_invalidate: flush_pmd_tlb_range under the PMD lock
+                    ops = mm.tlbs.flush_range(cpu, s, e, pmd_shift, False)
+                    flushes.append((t, s, e, pmd_shift, 0))
+                    t += sum(flush_ops_cost(a, price, ops).values())
+                    counts["flushes"] += 1
+                    holds[-1] = (holds[-1][0], holds[-1][1], t)
+                if not (huge_zero and writable_only):
                     gathered(s, e, False)
                 continue
             gathered(s, e, False)
@@ -291,10 +301,12 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
             # change_pte_range: each entry changed, each batch's folio
             # looked up (vm_normal_folio, which the zero page skips)
             hold("pte", s, e, int(present.sum()), int(first.sum()))
-            # the pages it must flush: the writable ones (pte_needs_flush;
-            # the zero page is mapped read-only already)
-            if normal.any():
-                idx = np.flatnonzero(normal)
+            # the pages it must flush: every changed one, or where the arch
+            # says so the writable ones alone (pte_needs_flush: the zero
+            # page is mapped read-only already)
+            flushed = normal if writable_only else present
+            if flushed.any():
+                idx = np.flatnonzero(flushed)
                 gathered(s + int(idx[0]) * a.page_size, s + (int(idx[-1]) + 1) * a.page_size,
                          True)  # fmt: skip
             continue

@@ -98,6 +98,22 @@ def test_a_full_gather_flushes_and_frees_in_the_middle_of_a_table() -> None:
     assert z.counts["flushes"] == 1 and z.counts["forced_flushes"] == 0
 
 
+def test_mprotect_flushes_as_each_arch_does() -> None:
+    # x86 and powerpc flush only the entries that were writable, and a THP
+    # with the rest; arm64 (and riscv) every changed entry, and each THP at
+    # once under its lock (pmdp_invalidate) besides
+    for arch, zero, thp in (("x86-64", 0, 1), ("arm64-4k", 1, 9), ("riscv64-sv48", 1, 9)):
+        g = gather_trace(space(16 * MIB, ["read"], arch).mm_struct, "mprotect", BASE,
+                         BASE + 16 * MIB)  # fmt: skip
+        assert g.counts["flushes"] == zero, arch
+        g = gather_trace(space(16 * MIB, ["thp"], arch).mm_struct, "mprotect", BASE,
+                         BASE + 16 * MIB)  # fmt: skip
+        assert g.counts["flushes"] == thp, arch
+    g = gather_trace(space(64 * MIB, ["read"], "ppc64-radix-64k").mm_struct, "mprotect", BASE,
+                     BASE + 64 * MIB)  # fmt: skip
+    assert g.counts["flushes"] == 0
+
+
 def test_mprotect_flushes_only_what_was_writable() -> None:
     size = 8 * MIB
     g = gather_trace(space(size, ["read"]).mm_struct, "mprotect", BASE, BASE + size)
