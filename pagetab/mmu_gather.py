@@ -209,20 +209,24 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
     reclaim = call == "madvise" and mm.policy.pt_reclaim and a.supports_pt_reclaim
     per_batch = table_batch(a.page_size)
 
+    def issue(lo_: int, hi_: int, shift: int, freed: bool) -> None:
+        """One flush_tlb_range now: its operations priced on the timeline."""
+        nonlocal t
+        ops = mm.tlbs.flush_range(cpu, lo_, hi_, shift, freed)
+        flushes.append((t, lo_, hi_, shift, int(freed)))
+        t += sum(flush_ops_cost(a, price, ops).values())
+        counts["flushes"] += 1
+
     def flush() -> None:
         """tlb_flush_mmu_tlbonly: the range since the last one, freed_tables
         where tables were freed since (munmap's: the whole range)."""
-        nonlocal t
         freed = g["tables"]
         if g["lo"] is not None or g["tables"]:
             # tlb_get_unmap_shift: pte_free_tlb clears PMDs, not PTEs
             shift = a.page_shift if g["ptes"] else pmd_shift
             lo_, hi_ = (lo, hi) if freed and (call == "munmap" or g["lo"] is None) \
                 else (g["lo"], g["hi"])  # fmt: skip
-            ops = mm.tlbs.flush_range(cpu, lo_, hi_, shift, freed)
-            flushes.append((t, lo_, hi_, shift, int(freed)))
-            t += sum(flush_ops_cost(a, price, ops).values())
-            counts["flushes"] += 1
+            issue(lo_, hi_, shift, freed)
         g["lo"], g["hi"], g["ptes"], g["tables"] = None, 0, False, False
 
     def table_freed() -> None:
@@ -262,6 +266,13 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
         g["hi"] = max(g["hi"], e)
         g["ptes"] = g["ptes"] or ptes
 
+    def gathered_ptes(base: int, mask: npt.NDArray[np.bool_]) -> None:
+        """The PTEs ``mask`` marks from ``base`` widen the gather's range."""
+        idx = np.flatnonzero(mask)
+        if len(idx):
+            gathered(base + int(idx[0]) * a.page_size, base + (int(idx[-1]) + 1) * a.page_size,
+                     True)  # fmt: skip
+
     writable_only = a.flush.pte_needs_flush_writable
     for s, e, kind, frames, orders in _chunks(mm, lo, hi):
         if kind != "pte":
@@ -270,10 +281,7 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
             if not zap:
                 if a.flush.pmdp_invalidate_flushes:
                     # pmdp_invalidate: flush_pmd_tlb_range under the PMD lock
-                    ops = mm.tlbs.flush_range(cpu, s, e, pmd_shift, False)
-                    flushes.append((t, s, e, pmd_shift, 0))
-                    t += sum(flush_ops_cost(a, price, ops).values())
-                    counts["flushes"] += 1
+                    issue(s, e, pmd_shift, False)
                     holds[-1] = (holds[-1][0], holds[-1][1], t)
                 if not (huge_zero and writable_only):
                     gathered(s, e, False)
@@ -304,11 +312,7 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
             # the pages it must flush: every changed one, or where the arch
             # says so the writable ones alone (pte_needs_flush: the zero
             # page is mapped read-only already)
-            flushed = normal if writable_only else present
-            if flushed.any():
-                idx = np.flatnonzero(flushed)
-                gathered(s + int(idx[0]) * a.page_size, s + (int(idx[-1]) + 1) * a.page_size,
-                         True)  # fmt: skip
+            gathered_ptes(s, normal if writable_only else present)
             continue
         # slots: one per small folio's page, two per run of a large folio's
         # pages (the first page of each run in this table), none for the zero page
@@ -333,10 +337,7 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
             seg = slice(i0, stop)
             hold("pte", s + i0 * a.page_size, s + stop * a.page_size,
                  int(present[seg].sum()))  # fmt: skip
-            if present[seg].any():
-                idx = np.flatnonzero(present[seg]) + i0
-                gathered(s + int(idx[0]) * a.page_size, s + (int(idx[-1]) + 1) * a.page_size,
-                         True)  # fmt: skip
+            gathered_ptes(s + i0 * a.page_size, present[seg])
             g["slots"] += int(slot[seg].sum())
             # folios freed: a PMD-order one (a PTE-mapped THP) as a PMD
             # folio, any smaller one as a folio
