@@ -20,8 +20,8 @@ from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
 from pagetab._memory cimport MODE_READ, MODE_WRITE, fault_ctx, populate_vma_page_range
 from pagetab._persist cimport mark_written
 from pagetab._pgtable cimport (
-    ADDR_SHIFT, E_DIRTY, E_LEAF, E_READ, E_WRITE, E_ZERO, leaf_class, pgtables, pool_index,
-    pool_row, pt_walk,
+    ADDR_SHIFT, E_DIRTY, E_LEAF, E_PACKED, E_READ, E_WRITE, E_ZERO, d_get, desc_of, leaf_class,
+    pgtables, pool_index, pool_row, pt_read, pt_walk,
 )
 from pagetab._tables cimport PageTables
 from pagetab._tlb cimport (
@@ -85,10 +85,10 @@ cdef int64_t find_vma(VmaTable *v, uint64_t addr) noexcept nogil:
     return -1
 
 
-cdef inline int walk_leaf(pgtables *pt, TlbState *s, int cpu, uint64_t addr, uint64_t *slot,
+cdef inline int walk_leaf(pgtables *pt, TlbState *s, int cpu, uint64_t addr, uint64_t e,
                    int reached, uint64_t *entry, int *steps, AccessCounters *c) noexcept nogil:
-    """The hardware page walk; ``slot``/``reached`` are pt_walk's answer
-    for ``addr``. Returns the leaf's size class (-1: none)."""
+    """The hardware page walk; ``e``/``reached`` are pt_read's answer for
+    ``addr``. Returns the leaf's size class (-1: none)."""
     cdef int w, victim = 0, pte = pt.nlev - 1
     cdef uint64_t key, best = 0xffffffff
     cdef bint pwc_hit = False
@@ -100,7 +100,7 @@ cdef inline int walk_leaf(pgtables *pt, TlbState *s, int cpu, uint64_t addr, uin
                 s.clock[cpu] += 1
                 s.pwc_lru[cpu * s.pwc_ways + w] = s.clock[cpu]
                 break
-    entry[0] = slot[0]
+    entry[0] = e
     if pwc_hit:
         steps[0] = 1
         c.pwc_hits += 1
@@ -119,7 +119,7 @@ cdef inline int walk_leaf(pgtables *pt, TlbState *s, int cpu, uint64_t addr, uin
             s.pwc_tag[cpu * s.pwc_ways + victim] = key
             s.pwc_used[cpu] = 1
             s.pwc_lru[cpu * s.pwc_ways + victim] = s.clock[cpu]
-    return leaf_class(slot[0], reached, pte, CLS_CONT if s.nclass > CLS_CONT else 0)
+    return leaf_class(e, reached, pte, CLS_CONT if s.nclass > CLS_CONT else 0)
 
 
 cdef inline uint64_t leaf_frame(pgtables *pt, uint64_t e, int level, uint64_t addr) noexcept nogil:
@@ -196,7 +196,11 @@ cdef int64_t access_loop(pgtables *pt, TlbState *s, const flush_rule *rule, VmaT
         j = i + D
         if j < n and j >= i0 + 2 * D:
             k = j & (RING - 1)
-            if ring_reached[k] == upper and ring_slot[k][0] != 0 \
+            # (a packed PTE table is read at use: its descriptor, prefetched)
+            if ring_reached[k] == upper and ring_slot[k][0] & E_PACKED \
+                    and not (ring_slot[k][0] & E_LEAF):
+                __builtin_prefetch(desc_of(pt, ring_slot[k][0]))
+            elif ring_reached[k] == upper and ring_slot[k][0] != 0 \
                     and not (ring_slot[k][0] & E_LEAF):
                 ring_slot[k] = pt_walk(pt, addrs[j], upper + 1,
                                        <int64_t>(ring_slot[k][0] >> ADDR_SHIFT), upper + 1,
@@ -228,9 +232,14 @@ cdef int64_t access_loop(pgtables *pt, TlbState *s, const flush_rule *rule, VmaT
             if tries == 0 and i >= stale_before:
                 slot = ring_slot[i & (RING - 1)]
                 reached = ring_reached[i & (RING - 1)]
+                e = slot[0]
+                if reached == upper and (e & E_PACKED) and not (e & E_LEAF):
+                    e = d_get(desc_of(pt, e), pool_index(&pt.pools[upper + 1],
+                                                         pt.shift[upper + 1], addr))
+                    reached = upper + 1
             else:
-                slot = pt_walk(pt, addr, 0, 0, pt.nlev - 1, False, &reached, NULL, NULL)
-            cls = walk_leaf(pt, s, cpu, addr, slot, reached, &e, &steps, c)
+                e = pt_read(pt, addr, pt.nlev - 1, &reached)
+            cls = walk_leaf(pt, s, cpu, addr, e, reached, &e, &steps, c)
             walk_steps += steps
             if cls >= 0 and (e & E_READ) and (not write or (e & E_WRITE)):
                 frame = leaf_frame(pt, e, reached, addr)

@@ -54,7 +54,7 @@ import numpy as np
 
 from pagetab._flush cimport FlushOps, Tlbs, tlb_flush_gather
 from pagetab._move cimport LOCK_ID_MM, LOCK_ID_PMD, LOCK_ID_PTE, LOCK_ID_SHIFT
-from pagetab._pgtable cimport E_WRITE, leaf_class, pgtables, pt_walk
+from pagetab._pgtable cimport E_WRITE, leaf_class, pgtables, pt_read
 from pagetab._tables cimport PageTables
 from pagetab._tlb cimport CLS_CONT, TLB_RUNNING, TlbState, insert_inline, lookup_inline
 
@@ -297,12 +297,10 @@ cdef inline int walk_class(pgtables *pt, TlbState *s, uint64_t addr, int *steps,
     """The hardware page walk (no page-walk cache): the leaf's size class
     or -1, and the levels it read."""
     cdef int reached, pte = pt.nlev - 1
-    cdef uint64_t *slot = pt_walk(pt, addr, 0, 0, pte, False, &reached, NULL, NULL)
+    cdef uint64_t e = pt_read(pt, addr, pte, &reached)
     steps[0] = reached + 1
-    if slot == NULL:
-        return -1
-    entry[0] = slot[0]
-    return leaf_class(slot[0], reached, pte, CLS_CONT if s.nclass > CLS_CONT else 0)
+    entry[0] = e
+    return leaf_class(e, reached, pte, CLS_CONT if s.nclass > CLS_CONT else 0)
 
 
 cdef inline void close_access(int j, thread_stats *o, int64_t *hist, double at, double lat,
@@ -616,7 +614,7 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                         chunk = (addr >> pmd_entry_shift) - (r.lo >> pmd_entry_shift)
                         if r.fault_shift > s.page_shift or not (
                                 (tbits[x.region][chunk >> 3] >> (chunk & 7)) & 1):
-                            pt_walk(pt, addr, 0, 0, pte, False, &reached, NULL, NULL)
+                            pt_read(pt, addr, pte, &reached)
                         else:
                             reached = pte     # a PTE table this run installed
                         tbits[x.region][chunk >> 3] |= <uint8_t>(1 << (chunk & 7))

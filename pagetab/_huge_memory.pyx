@@ -10,7 +10,8 @@ from libc.stdint cimport int64_t, uint64_t
 
 from pagetab._pgtable cimport (
     ADDR_SHIFT, E_CONT, E_DIRTY, E_FLAGS, E_LEAF, E_ORDER_SHIFT, E_PRESENT, E_READ, E_WRITE,
-    E_ZERO, alloc_frames, alloc_row, efr, pgtables, pt_walk, row_ptr,
+    E_PACKED, E_ZERO, alloc_frames, alloc_packed, alloc_row, d_set, efr, pgtables, pool_row,
+    pt_walk, row_ptr,
 )
 
 
@@ -18,17 +19,19 @@ cdef int64_t split_huge_pmd(pgtables *pt, int lev, uint64_t *slot) noexcept nogi
     """__split_huge_pmd: replace a huge leaf by a table of smaller leaves.
 
     The new table maps the same frames (head + i) with the same flags; a
-    huge zero page becomes zero-page entries. Returns the new row or -1.
+    huge zero page becomes zero-page entries. A PTE table is one run: in
+    a store that packs, it is made packed. Returns 0, or -1 when no table
+    can be had.
     """
     cdef uint64_t e = slot[0]
-    cdef int64_t row = alloc_row(pt, lev + 1)
+    cdef int64_t row
     cdef uint64_t *t
     cdef uint64_t flags, base, step
-    cdef int i, n
+    cdef int i, n = pt.pools[lev + 1].nent
+    cdef bint packed = pt.pack and lev + 1 == pt.nlev - 1
+    row = alloc_packed(pt) if packed else alloc_row(pt, lev + 1)
     if row < 0:
         return -1
-    t = row_ptr(pt, lev + 1, row)
-    n = pt.pools[lev + 1].nent
     flags = e & E_FLAGS
     base = efr(e)
     step = 0 if (e & E_ZERO) else (<uint64_t>1 << (pt.shift[lev + 1] - pt.shift[pt.nlev - 1]))
@@ -40,10 +43,15 @@ cdef int64_t split_huge_pmd(pgtables *pt, int lev, uint64_t *slot) noexcept nogi
             flags |= <uint64_t>(pt.shift[lev] - pt.shift[lev + 1]) << E_ORDER_SHIFT
             if pt.cont_ptes:
                 flags |= E_CONT
+    if packed:
+        d_set(pool_row(&pt.packed, row), flags | (base << ADDR_SHIFT), 0, n, step)
+        slot[0] = E_PRESENT | E_PACKED | (<uint64_t>row << ADDR_SHIFT)
+        return 0
+    t = row_ptr(pt, lev + 1, row)
     for i in range(n):
         t[i] = flags | ((base + i * step) << ADDR_SHIFT)
     slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
-    return row
+    return 0
 
 
 cdef bint split_huge_pmd_address(pgtables *pt, uint64_t addr) noexcept nogil:
@@ -55,8 +63,9 @@ cdef bint split_huge_pmd_address(pgtables *pt, uint64_t addr) noexcept nogil:
     cdef uint64_t *slot
     cdef uint64_t size
     for l in range(pt.nlev - 1):
-        slot = pt_walk(pt, addr, 0, 0, pt.nlev - 1, False, &reached, NULL, NULL)
-        if reached == pt.nlev - 1 or slot[0] == 0 or not (slot[0] & E_LEAF):
+        # down to the PMD level at most: a PTE table (packed or not) has no leaf to split
+        slot = pt_walk(pt, addr, 0, 0, pt.nlev - 2, False, &reached, NULL, NULL)
+        if slot[0] == 0 or not (slot[0] & E_LEAF):
             return True
         size = <uint64_t>1 << pt.shift[reached]
         if addr & (size - 1) == 0:

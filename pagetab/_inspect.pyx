@@ -13,8 +13,9 @@ from libc.stdint cimport int8_t, int64_t, uint64_t
 import numpy as np
 
 from pagetab._pgtable cimport (
-    ACTION_CONTINUE, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_ZERO, count_entries, efr,
-    mm_walk, mm_walk_ops, pgtables, pt_walk, row_empty, row_ptr, walk_page_range,
+    ACTION_CONTINUE, ADDR_SHIFT, E_FLAGS, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PACKED, E_PRESENT,
+    E_ZERO, count_entries, d_count, d_get, d_hi, d_lo, d_step, efr, is_packed, mm_walk,
+    mm_walk_ops, pgtables, pool_row, pt_read, row_empty, row_ptr, walk_page_range,
 )
 
 cnp.import_array()
@@ -83,9 +84,27 @@ cdef int frames_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
     return 0
 
 
+cdef int frames_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1,
+                       uint64_t addr, uint64_t next) noexcept nogil:
+    """frames_ptes on a packed table, read from its descriptor."""
+    cdef frames_walk *fw = <frames_walk*>walk.private
+    cdef int64_t k = page_index(walk, addr)
+    cdef uint64_t e
+    cdef int i
+    if k + (i1 - i0) > fw.n:
+        i1 = i0 + <int>(fw.n - k)
+    for i in range(i0, i1):
+        e = d_get(d, i)
+        fw.out[k] = -1 if e == 0 else <int64_t>efr(e)
+        if fw.orders != NULL:
+            fw.orders[k] = -1 if e == 0 else <int8_t>((e & E_ORDER) >> E_ORDER_SHIFT)
+        k += 1
+    return 0
+
+
 cdef mm_walk_ops FRAMES_OPS = mm_walk_ops(
     pud_leaf=frames_huge, pmd_leaf=frames_huge, pte_range=frames_ptes, pte_hole=frames_hole,
-    post_table=NULL)
+    post_table=NULL, packed_range=frames_packed)
 
 
 cdef object frames(pgtables *pt, uint64_t start, uint64_t end, bint with_orders):
@@ -122,9 +141,15 @@ cdef int count_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
     return 0
 
 
+cdef int count_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1,
+                      uint64_t addr, uint64_t next) noexcept nogil:
+    (<int64_t*>walk.private)[0] += d_count(d, i0, i1, ~(<uint64_t>0))
+    return 0
+
+
 cdef mm_walk_ops COUNT_OPS = mm_walk_ops(
     pud_leaf=count_huge, pmd_leaf=count_huge, pte_range=count_ptes, pte_hole=NULL,
-    post_table=NULL)
+    post_table=NULL, packed_range=count_packed)
 
 
 cdef int64_t count_mapped(pgtables *pt, uint64_t start, uint64_t end) noexcept nogil:
@@ -137,15 +162,14 @@ cdef int64_t count_mapped(pgtables *pt, uint64_t start, uint64_t end) noexcept n
 cdef object entry(pgtables *pt, uint64_t addr):
     """(level, raw entry) of the deepest entry mapping ``addr``."""
     cdef int reached
-    cdef uint64_t *slot = pt_walk(pt, addr, 0, 0, pt.nlev - 1, False, &reached, NULL, NULL)
-    return reached, slot[0]
+    cdef uint64_t e = pt_read(pt, addr, pt.nlev - 1, &reached)
+    return reached, e
 
 
 cdef int64_t translate(pgtables *pt, uint64_t addr) noexcept nogil:
     """Frame id of the base page holding ``addr``: -1 none, 0 zero page."""
     cdef int reached
-    cdef uint64_t *slot = pt_walk(pt, addr, 0, 0, pt.nlev - 1, False, &reached, NULL, NULL)
-    cdef uint64_t e = slot[0]
+    cdef uint64_t e = pt_read(pt, addr, pt.nlev - 1, &reached)
     cdef uint64_t size = <uint64_t>1 << pt.shift[reached]
     if e == 0 or (reached < pt.nlev - 1 and not (e & E_LEAF)):
         return -1
@@ -170,6 +194,7 @@ cdef list check(pgtables *pt):
     refs = [np.zeros(pt.pools[l].hw, dtype=np.int64) for l in range(pt.nlev)]
     cdef int64_t[::1] rv
     refs[0][0] = 1
+    packed_refs = np.zeros(pt.packed.hw, dtype=np.int64)
     for l in range(pt.nlev - 1):
         rv = refs[l + 1]
         hw = pt.pools[l + 1].hw
@@ -183,6 +208,15 @@ cdef list check(pgtables *pt):
                     continue
                 if not (e & E_PRESENT):
                     problems.append(f"level {l} row {r} entry {i}: non-present {e:#x}")
+                    continue
+                if e & E_PACKED:
+                    if l != pt.nlev - 2:
+                        problems.append(f"level {l} row {r} entry {i}: packed above the PMDs")
+                    elif <int64_t>efr(e) >= pt.packed.hw:
+                        problems.append(f"level {l} row {r} entry {i}: packed table {efr(e)} "
+                                        "out of pool")
+                    else:
+                        packed_refs[efr(e)] += 1
                     continue
                 if <int64_t>efr(e) >= hw:
                     problems.append(f"level {l} row {r} entry {i}: row {efr(e)} out of pool")
@@ -204,4 +238,47 @@ cdef list check(pgtables *pt):
         for r in free_rows[:64]:
             if not row_empty(pt, l, r):
                 problems.append(f"level {l}: free row {r} is not zero")
+    free_d = np.array([pt.packed.freelist[k] for k in range(pt.packed.nfree)], dtype=np.int64)
+    owner = packed_refs.copy()
+    np.add.at(owner, free_d, 1)
+    bad = np.flatnonzero(owner != 1)
+    if bad.size:
+        problems.append(f"packed tables {bad[:8].tolist()} referenced or freed "
+                        f"{owner[bad[:8]].tolist()} times (must be once)")
+    if int(np.count_nonzero(packed_refs)) != pt.packed.live:
+        problems.append(f"{np.count_nonzero(packed_refs)} packed tables reachable but "
+                        f"{pt.packed.live} live")
+    for r in range(pt.packed.hw):
+        why = descriptor_problem(pt, pool_row(&pt.packed, r), packed_refs[r] == 0)
+        if why:
+            problems.append(f"packed table {r}: {why}")
+            if len(problems) > 64:
+                break
     return problems
+
+
+cdef str descriptor_problem(pgtables *pt, const uint64_t *d, bint free_):
+    """Why the descriptor ``d`` is not one a packed PTE table can hold
+    ('' when it is): its run inside the table, step 0 or 1, every entry
+    of the run not none and not a table pointer, frames of a step-1 run
+    consecutive below the frame counter and not the zero page."""
+    cdef int lo = d_lo(d), hi = d_hi(d), nent = pt.pools[pt.nlev - 1].nent
+    cdef uint64_t step = d_step(d), first, last
+    if free_:
+        return "" if d[0] == 0 and d[1] == 0 else "free but not zero"
+    if d[1] == 0:
+        return "" if d[0] == 0 else "an empty run with a template"
+    if d[1] >> 40 or step > 1:
+        return f"bad step or stray bits ({d[1]:#x})"
+    if not lo < hi <= nent:
+        return f"run [{lo}, {hi}) outside a table of {nent} entries"
+    if not (d[0] & E_FLAGS) or (d[0] & E_LEAF):
+        return f"template {d[0]:#x} has no flags or a leaf/table bit"
+    if step == 0 and not (d[0] & E_ZERO):
+        return "a step-0 run that is not the zero page"
+    if step == 1:
+        first = d_get(d, lo) >> ADDR_SHIFT
+        last = d_get(d, hi - 1) >> ADDR_SHIFT
+        if d[0] & E_ZERO or first == 0 or last < first or last >= pt.next_frame:
+            return f"frames {first}..{last} not consecutive below {pt.next_frame}"
+    return ""

@@ -15,8 +15,9 @@ from libc.stdint cimport int64_t, uint64_t
 from pagetab._huge_memory cimport split_huge_pmd
 from pagetab._pgtable cimport (
     ACTION_AGAIN, ACTION_CONTINUE, ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER_SHIFT, E_PRESENT,
-    E_READ, E_WRITE, E_ZERO, alloc_frames, alloc_row, covers, efr, free_row_clean, mm_walk,
-    mm_walk_ops, pgtables, row_empty, unfold_edges, walk_page_range,
+    E_FLAGS, E_READ, E_WRITE, E_ZERO, WALK_EXPAND, alloc_frames, alloc_row, covers, d_count, d_get,
+    d_hi, d_lo, d_set, d_step, efr, free_pte_table, free_row_clean, mm_walk, mm_walk_ops, new_pte_table,
+    pgtables, pte_table_empty, row_empty, unfold_edges, walk_page_range,
 )
 
 
@@ -87,11 +88,16 @@ cdef int fault_hole(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
             slot[0] = fw.base_flags | E_LEAF | E_ZERO
             fw.installed[0] += <int64_t>(pmd_size >> pt.shift[pmd + 1])
         return 0
-    row = alloc_row(pt, lev + 1)
-    if row < 0:
-        fw.stopped = addr
-        return -ENOMEM
-    slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
+    if lev == pmd:
+        if new_pte_table(pt, slot) < 0:
+            fw.stopped = addr
+            return -ENOMEM
+    else:
+        row = alloc_row(pt, lev + 1)
+        if row < 0:
+            fw.stopped = addr
+            return -ENOMEM
+        slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
     walk.action = ACTION_AGAIN
     return 0
 
@@ -221,9 +227,59 @@ cdef int fault_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
     return 0
 
 
+cdef int fault_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1,
+                      uint64_t addr, uint64_t next) noexcept nogil:
+    """fault_ptes on a packed table, where the result is one run again: a
+    read fault's zero pages joining a run of them, a write fault's fresh
+    order-0 frames over none and zero-page entries (consecutive frames,
+    as fault_ptes hands them out), or entries a fault leaves as they are.
+    Anything else expands the table."""
+    cdef fault_walk *fw = <fault_walk*>walk.private
+    cdef const fault_ctx *ctx = fw.ctx
+    cdef pgtables *pt = walk.pt
+    cdef int lo = d_lo(d), hi = d_hi(d)
+    cdef bint empty = d[1] == 0
+    cdef uint64_t z, wflags, nf
+    if ctx.mode == MODE_READ:
+        z = fw.base_flags | E_ZERO
+        if empty:
+            d_set(d, z, i0, i1, 0)
+            fw.installed[0] += i1 - i0
+            return 0
+        if i0 >= lo and i1 <= hi:
+            return 0  # no none entry in the range
+        if d[0] == z and d_step(d) == 0 and i0 <= hi and i1 >= lo:
+            if i0 < lo:
+                lo, fw.installed[0] = i0, fw.installed[0] + (lo - i0)
+            if i1 > hi:
+                hi, fw.installed[0] = i1, fw.installed[0] + (i1 - hi)
+            d_set(d, z, lo, hi, 0)
+            return 0
+        return WALK_EXPAND
+    if ctx.mode == MODE_WRITE and ctx.orders == 0:
+        if empty or (d_step(d) == 0 and (d[0] & E_ZERO) and lo >= i0 and hi <= i1):
+            wflags = fw.base_flags | E_DIRTY | (E_WRITE if ctx.prot_write else 0)
+            nf = pt.next_frame
+            d_set(d, wflags + ((nf - <uint64_t>i0) << ADDR_SHIFT), i0, i1, 1)
+            pt.next_frame = nf + <uint64_t>(i1 - i0)
+            fw.installed[0] += i1 - i0
+            return 0
+        if i0 >= lo and i1 <= hi and (d[0] & E_DIRTY) and not (d[0] & E_ZERO):
+            return 0  # every entry already e | E_DIRTY
+        wflags = fw.base_flags | E_DIRTY | (E_WRITE if ctx.prot_write else 0)
+        if i0 == hi and d_step(d) == 1 and (d[0] & E_FLAGS) == wflags \
+                and (d_get(d, hi - 1) >> ADDR_SHIFT) + 1 == pt.next_frame:
+            # the next page of a run whose frames were the last handed out
+            d_set(d, d[0], lo, i1, 1)
+            pt.next_frame += <uint64_t>(i1 - i0)
+            fw.installed[0] += i1 - i0
+            return 0
+    return WALK_EXPAND
+
+
 cdef mm_walk_ops FAULT_OPS = mm_walk_ops(
     pud_leaf=NULL, pmd_leaf=fault_pmd, pte_range=fault_ptes, pte_hole=fault_hole,
-    post_table=NULL)
+    post_table=NULL, packed_range=fault_packed)
 
 
 cdef uint64_t populate_vma_page_range(pgtables *pt, uint64_t start, uint64_t end,
@@ -281,9 +337,29 @@ cdef int zap_pte_range(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr
     return 0
 
 
+cdef int zap_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1,
+                    uint64_t addr, uint64_t next) noexcept nogil:
+    """zap_pte_range on a packed table whose run the range cuts at most
+    at one end (a contiguous block cut by the range, or a run cut in two,
+    expands the table)."""
+    cdef pgtables *pt = walk.pt
+    cdef int lo = d_lo(d), hi = d_hi(d), c = pt.cont_ptes
+    if (d[0] & E_CONT) and c and (i0 % c or i1 % c) or (lo < i0 and i1 < hi):
+        return WALK_EXPAND
+    pt.pte_tables_visited += 1
+    (<int64_t*>walk.private)[0] += d_count(d, i0, i1, ~(<uint64_t>0))
+    if i0 <= lo and i1 >= hi:
+        d_set(d, 0, 0, 0, 0)
+    elif i0 <= lo and i1 > lo:
+        d_set(d, d[0], i1, hi, d_step(d))
+    elif i1 >= hi and i0 < hi:
+        d_set(d, d[0], lo, i0, d_step(d))
+    return 0
+
+
 cdef mm_walk_ops ZAP_OPS = mm_walk_ops(
     pud_leaf=zap_huge, pmd_leaf=zap_huge, pte_range=zap_pte_range, pte_hole=NULL,
-    post_table=NULL)
+    post_table=NULL, packed_range=zap_packed)
 
 
 cdef int zap_page_range(pgtables *pt, uint64_t start, uint64_t end, int64_t *pages) noexcept nogil:
@@ -310,12 +386,16 @@ cdef int free_table(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
     cdef uint64_t lo = addr & ~(size - 1), hi = lo + size
     cdef int64_t child = <int64_t>efr(slot[0])
     cdef uint64_t page = <uint64_t>1 << pt.shift[pt.nlev - 1]
-    if fw.pte_only and lev != pt.nlev - 2:
+    cdef bint ptes = lev == pt.nlev - 2
+    if fw.pte_only and not ptes:
         return 0
     if lo >= fw.floor and (fw.ceiling == 0 or (hi != 0 and hi <= fw.ceiling)):
-        if row_empty(pt, lev + 1, child):
-            free_row_clean(pt, lev + 1, child)
-            slot[0] = 0
+        if pte_table_empty(pt, slot[0]) if ptes else row_empty(pt, lev + 1, child):
+            if ptes:
+                free_pte_table(pt, slot)
+            else:
+                free_row_clean(pt, lev + 1, child)
+                slot[0] = 0
             # pte_free_tlb / pmd_free_tlb: the gather's range takes a page
             # at the table's address; the lowest level freed sets the stride
             if fw.freed.shift == 0 or lo < fw.freed.lo:
@@ -329,7 +409,8 @@ cdef int free_table(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
 
 # no pte_range: PTE tables are freed whole, never walked
 cdef mm_walk_ops FREE_OPS = mm_walk_ops(
-    pud_leaf=NULL, pmd_leaf=NULL, pte_range=NULL, pte_hole=NULL, post_table=free_table)
+    pud_leaf=NULL, pmd_leaf=NULL, pte_range=NULL, pte_hole=NULL, post_table=free_table,
+    packed_range=NULL)
 
 
 cdef void free_pgtables(pgtables *pt, uint64_t start, uint64_t end, uint64_t floor,

@@ -24,8 +24,9 @@ from pagetab._flush cimport (
 from pagetab._huge_memory cimport split_huge_pmd
 from pagetab._pgtable cimport (
     ACTION_CONTINUE, ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT,
-    E_SOFTDIRTY, E_ZERO, alloc_row, block_foldable, count_entries, free_row_clean, mm_walk,
-    mm_walk_ops, pgtables, pool_index, pool_row, same_folio_next, pt_walk, row_empty,
+    E_SOFTDIRTY, E_ZERO, alloc_row, block_foldable, count_entries, d_count, d_get, d_hi, d_lo,
+    d_set, d_step, desc_of, expand_packed, free_pte_table, is_packed, mm_walk, mm_walk_ops,
+    new_pte_table, pgtables, pool_index, pool_row, pt_walk, pte_table_empty, same_folio_next,
     walk_page_table,
 )
 from pagetab._tables cimport PageTables
@@ -228,6 +229,13 @@ cdef inline uint64_t pte_lockptr(Ctx *x, int64_t row) noexcept nogil:
     return (ID_PTE | <uint64_t>row) if x.cfg.split_pte else ID_MM
 
 
+cdef inline int64_t pte_table_id(uint64_t pmdval) noexcept nogil:
+    """Which PTE table the PMD entry ``pmdval`` points to, for its lock:
+    its row, or its packed table's index with bit 60 set (packed tables
+    and rows are numbered apart)."""
+    return <int64_t>((pmdval >> ADDR_SHIFT) | ((<uint64_t>1 << 60) if is_packed(pmdval) else 0))
+
+
 cdef inline uint64_t pmd_lockptr(Ctx *x, int64_t row) noexcept nogil:
     return (ID_PMD | <uint64_t>row) if x.cfg.split_pmd else ID_MM
 
@@ -276,15 +284,25 @@ cdef int present_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
     return 0
 
 
+cdef int present_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1,
+                        uint64_t addr, uint64_t next) noexcept nogil:
+    (<int64_t*>walk.private)[0] += d_count(d, i0, i1, E_PRESENT)
+    return 0
+
+
 cdef mm_walk_ops PRESENT_OPS = mm_walk_ops(
     pud_leaf=present_huge, pmd_leaf=present_huge, pte_range=present_ptes, pte_hole=NULL,
-    post_table=NULL)
+    post_table=NULL, packed_range=present_packed)
 
 
 cdef int64_t count_present(pgtables *pt, int lev, int64_t row) noexcept nogil:
     """Present leaf entries in a moved table and below (a huge leaf counts
-    once), wherever the table is mapped now."""
+    once), wherever the table is mapped now; a PTE table's ``row`` below
+    0 is the packed table -1 - row."""
     cdef int64_t total = 0
+    cdef int pte = pt.nlev - 1
+    if lev == pte and row < 0:
+        return d_count(pool_row(&pt.packed, -1 - row), 0, pt.pools[pte].nent, E_PRESENT)
     walk_page_table(pt, lev, row, &PRESENT_OPS, &total)
     return total
 
@@ -540,7 +558,8 @@ cdef inline bint move_pgt_entry(pgtables *pt, Ctx *x, pgt_entry entry, uint64_t 
         x.c.huge_puds_moved += 1
     trace(x, EV_ENTRY, <int64_t>entry, 1, old_addr, old_addr + size)
     if normal:
-        moved(x, 1, old_addr, old_addr + size, -1, lev + 1, <int64_t>(e >> ADDR_SHIFT))
+        moved(x, 1, old_addr, old_addr + size, -1, lev + 1,
+              (-1 - <int64_t>(e >> ADDR_SHIFT)) if is_packed(e) else <int64_t>(e >> ADDR_SHIFT))
     else:
         moved(x, 1, old_addr, old_addr + size, 1 if e & E_PRESENT else 0, 0, 0)
     if not x.batch or lev != x.cfg.pmd:
@@ -627,12 +646,84 @@ cdef inline void move_pte(uint64_t *o, uint64_t *n, int64_t k, int64_t *npresent
     o[k] = 0                         # get_and_clear
 
 
-cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
-                    uint64_t old_addr, uint64_t new_addr, uint64_t extent) noexcept nogil:
-    cdef int64_t old_row = <int64_t>(old_pmd[0] >> ADDR_SHIFT)
-    cdef int64_t new_row = <int64_t>(new_pmd[0] >> ADDR_SHIFT)
-    cdef uint64_t *o = slot_of(pt, x.cfg.pte, old_row, old_addr)
-    cdef uint64_t *n = slot_of(pt, x.cfg.pte, new_row, new_addr)
+cdef struct packed_plan:
+    # move_ptes of packed tables, worked out before the locks are taken:
+    # each table's run afterwards, and what the per-entry loop would count
+    uint64_t src_tmpl
+    uint64_t dst_tmpl
+    uint64_t src_step
+    uint64_t dst_step
+    int src_lo
+    int src_hi
+    int dst_lo
+    int dst_hi
+    int64_t nmoved
+    int64_t npresent
+    int64_t ndirty
+    bint last_present
+
+
+cdef bint plan_packed_move(pgtables *pt, uint64_t oval, uint64_t nval, int64_t oidx0,
+                           int64_t nidx0, int64_t npte, packed_plan *p) noexcept nogil:
+    """Whether moving entries [oidx0, oidx0 + npte) of the packed table
+    ``oval`` to [nidx0, ...) of the packed table ``nval`` leaves each one
+    run (the source's cut at one end at most, the destination's empty or
+    joined end to end by the same rule), and if so the plan ``p``. Each
+    moved entry is the old one with soft-dirty set (move_soft_dirty_pte)."""
+    cdef uint64_t *sd
+    cdef uint64_t *dd
+    cdef int64_t slo, shi, a, b, delta
+    cdef uint64_t t
+    if not is_packed(oval) or not is_packed(nval):
+        return False
+    sd = desc_of(pt, oval)
+    dd = desc_of(pt, nval)
+    slo = d_lo(sd)
+    shi = d_hi(sd)
+    a = slo if slo > oidx0 else oidx0
+    b = shi if shi < oidx0 + npte else oidx0 + npte
+    p.src_tmpl, p.src_lo, p.src_hi, p.src_step = sd[0], <int>slo, <int>shi, d_step(sd)
+    p.dst_tmpl, p.dst_lo, p.dst_hi, p.dst_step = dd[0], d_lo(dd), d_hi(dd), d_step(dd)
+    p.nmoved = p.npresent = p.ndirty = 0
+    p.last_present = False
+    if sd[1] == 0 or a >= b:
+        return True  # no entry to move
+    if a > slo and b < shi:
+        return False
+    if a == slo and b == shi:
+        p.src_lo = p.src_hi = 0
+    elif a == slo:
+        p.src_lo = <int>b
+    else:
+        p.src_hi = <int>a
+    t = (sd[0] | E_SOFTDIRTY) - ((<uint64_t>((nidx0 - oidx0) * <int64_t>p.src_step)) << ADDR_SHIFT)
+    a += nidx0 - oidx0
+    b += nidx0 - oidx0
+    if dd[1] == 0:
+        p.dst_tmpl, p.dst_lo, p.dst_hi, p.dst_step = t, <int>a, <int>b, p.src_step
+    elif p.dst_step != p.src_step or dd[0] != t:
+        return False
+    elif b == p.dst_lo:
+        p.dst_lo = <int>a
+    elif a == p.dst_hi:
+        p.dst_hi = <int>b
+    else:
+        return False
+    p.nmoved = b - a
+    if sd[0] & E_PRESENT:
+        p.npresent = p.nmoved
+        p.ndirty = p.nmoved if sd[0] & E_DIRTY else 0
+        p.last_present = slo <= oidx0 + npte - 1 < shi
+    return True
+
+
+cdef int move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
+                   uint64_t old_addr, uint64_t new_addr, uint64_t extent) noexcept nogil:
+    """move_ptes: one extent's PTEs from the old table to the new. Returns
+    0, or -1 when a packed table could not be expanded (out of memory)."""
+    cdef int64_t old_row, new_row
+    cdef uint64_t *o = NULL
+    cdef uint64_t *n = NULL
     cdef int64_t k, npte = <int64_t>(extent >> x.cfg.page_shift)
     cdef int64_t nmoved = 0, npresent = 0, ndirty = 0, nlookups = 0
     cdef int64_t c = x.cfg.cont_ptes, nr, j, b, oidx0, nidx0
@@ -640,14 +731,28 @@ cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
     # mremap_folio_pte_batch is called on (not the extent's last: max_nr 1)
     cdef bint every = x.cfg.pte_batch and x.cfg.pte_batch_every_pte
     cdef uint64_t e, f
-    cdef uint64_t old_ptl = pte_lockptr(x, old_row), new_ptl = pte_lockptr(x, new_row)
-    cdef bint took_old, took_new
+    cdef uint64_t old_ptl, new_ptl
+    cdef bint took_old, took_new, packed
     cdef int took_rmap = 0
     cdef uint64_t tbl_lo
+    cdef packed_plan plan
     # the extent's first entries' indexes in their tables (contpte blocks
     # are aligned in the table, and may start before the extent)
     oidx0 = pool_index(&pt.pools[x.cfg.pte], pt.shift[x.cfg.pte], old_addr)
     nidx0 = pool_index(&pt.pools[x.cfg.pte], pt.shift[x.cfg.pte], new_addr)
+    # packed tables whose runs stay runs move in O(1); else both become rows
+    packed = c == 0 and plan_packed_move(pt, old_pmd[0], new_pmd[0], oidx0, nidx0, npte, &plan)
+    if not packed:
+        if (is_packed(old_pmd[0]) and expand_packed(pt, old_pmd) < 0) \
+                or (is_packed(new_pmd[0]) and expand_packed(pt, new_pmd) < 0):
+            x.oom = True
+            return -1
+        o = slot_of(pt, x.cfg.pte, <int64_t>(old_pmd[0] >> ADDR_SHIFT), old_addr)
+        n = slot_of(pt, x.cfg.pte, <int64_t>(new_pmd[0] >> ADDR_SHIFT), new_addr)
+    old_row = pte_table_id(old_pmd[0])
+    new_row = pte_table_id(new_pmd[0])
+    old_ptl = pte_lockptr(x, old_row)
+    new_ptl = pte_lockptr(x, new_row)
     x.c.move_ptes_calls += 1
     if x.need_rmap_locks:
         took_rmap = take_rmap_locks(x)
@@ -655,7 +760,14 @@ cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
     took_new = spin_lock(x, new_ptl)
     if x.tlb.tlb_flush_batched and x.tlb.batched_pending_call:
         batched_pending(x)
-    if c == 0:
+    if packed:
+        d_set(desc_of(pt, old_pmd[0]), plan.src_tmpl, plan.src_lo, plan.src_hi, plan.src_step)
+        d_set(desc_of(pt, new_pmd[0]), plan.dst_tmpl, plan.dst_lo, plan.dst_hi, plan.dst_step)
+        nmoved, npresent, ndirty = plan.nmoved, plan.npresent, plan.ndirty
+        if every:
+            nlookups = npresent - (1 if plan.last_present else 0)
+        k = npte
+    elif c == 0:
         # no contiguous blocks: the plain loop (kept apart: it is the hot one)
         if every:
             nlookups = -1 if o[npte - 1] & E_PRESENT else 0
@@ -752,10 +864,10 @@ cdef void move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
     # tables (the kernel's own accounting is reported separately).
     tbl_lo = old_addr & ~(x.cfg.pmd_size - 1)
     if x.free_hi > x.free_lo and tbl_lo >= x.free_lo and tbl_lo + x.cfg.pmd_size <= x.free_hi \
-            and row_empty(pt, x.cfg.pte, old_row):
-        old_pmd[0] = 0
-        free_row_clean(pt, x.cfg.pte, old_row)
+            and pte_table_empty(pt, old_pmd[0]):
+        free_pte_table(pt, old_pmd)
         x.c.tables_freed_early += 1
+    return 0
 
 
 # ----------------------------------------------------------------------
@@ -819,12 +931,14 @@ cdef int pmd_step(pgtables *pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
             return 0
     if old_pmd[0] == 0:
         return 0
-    if ensure_table(pt, x, new_pmd, x.cfg.pte) < 0:    # pte_alloc
-        return -1
+    if new_pmd[0] == 0:                                 # pte_alloc
+        if new_pte_table(pt, new_pmd) < 0:
+            x.oom = True
+            return -1
+        x.c.tables_allocated += 1
     limit = x.cfg.pte_extent_limit << x.cfg.page_shift
     if limit == 0 or extent <= limit:
-        move_ptes(pt, x, old_pmd, new_pmd, old_addr, new_addr, extent)
-        return 0
+        return move_ptes(pt, x, old_pmd, new_pmd, old_addr, new_addr, extent)
     # before 4.18 (LATENCY_LIMIT, removed by Mel Gorman's "mremap: Remove
     # LATENCY_LIMIT from mremap to reduce the number of TLB shootdowns"):
     # at most LATENCY_LIMIT bytes per move_ptes, each a loop iteration
@@ -833,7 +947,8 @@ cdef int pmd_step(pgtables *pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         if old_pmd[0] == 0:
             break  # the old table was emptied and freed: get_old_pmd finds none
         step = extent - done if extent - done < limit else limit
-        move_ptes(pt, x, old_pmd, new_pmd, old_addr + done, new_addr + done, step)
+        if move_ptes(pt, x, old_pmd, new_pmd, old_addr + done, new_addr + done, step) < 0:
+            return -1
         done += step
     return 0
 

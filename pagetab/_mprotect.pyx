@@ -11,8 +11,9 @@ from libc.stdint cimport int64_t, uint64_t
 
 from pagetab._huge_memory cimport split_huge_pmd
 from pagetab._pgtable cimport (
-    ACTION_CONTINUE, E_DIRTY, E_LEAF, E_READ, E_WRITE, E_ZERO, covers, fold_blocks, mm_walk,
-    mm_walk_ops, pgtables, unfold_edges, walk_page_range,
+    ACTION_CONTINUE, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_READ, E_WRITE, E_ZERO, WALK_EXPAND,
+    covers, d_hi, d_lo, d_set, d_step, fold_blocks, mm_walk, mm_walk_ops, pgtables, unfold_edges,
+    walk_page_range,
 )
 
 
@@ -67,9 +68,27 @@ cdef int change_pte_range(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t a
     return 0
 
 
+cdef int change_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1,
+                       uint64_t addr, uint64_t next) noexcept nogil:
+    """change_pte_range on a packed table whose run the range covers whole
+    or misses (new_prot changes flags only: the run stays one); a run cut
+    by the range, or one contiguous blocks could fold in, expands."""
+    cdef prot_walk *pw = <prot_walk*>walk.private
+    cdef int lo = d_lo(d), hi = d_hi(d)
+    if d[1] and (i0 < hi and i1 > lo) and not (i0 <= lo and i1 >= hi):
+        return WALK_EXPAND
+    if walk.pt.cont_ptes and (d[0] & (E_CONT | E_ORDER)):
+        return WALK_EXPAND
+    walk.pt.pte_tables_visited += 1
+    if d[1] and i0 <= lo and i1 >= hi:
+        d_set(d, new_prot(pw, d[0]), lo, hi, d_step(d))
+        pw.pages += hi - lo
+    return 0
+
+
 cdef mm_walk_ops PROT_OPS = mm_walk_ops(
     pud_leaf=change_huge, pmd_leaf=change_huge, pte_range=change_pte_range, pte_hole=NULL,
-    post_table=NULL)
+    post_table=NULL, packed_range=change_packed)
 
 
 cdef int64_t change_protection(pgtables *pt, uint64_t start, uint64_t end, bint readable,

@@ -6,8 +6,9 @@ from the access path), never by a fault alone: a fault maps a
 zero-filled page. Their only reader is the folio split (``is_written``
 in _uffd: b1f202060afe maps never-written subpages to the zero page).
 ``dump`` gives the store as plain arrays (every row ever handed out, the
-free lists, the bitmap) and ``restore`` loads them into a fresh store,
-then checks the result (_inspect.check).
+packed PTE tables' descriptors, the free lists, the bitmap) and
+``restore`` loads them into a fresh store, then checks the result
+(_inspect.check: a corrupt descriptor is refused there).
 """
 
 cimport numpy as cnp
@@ -18,7 +19,7 @@ from libc.string cimport memcpy, memset
 import numpy as np
 
 from pagetab._inspect cimport check
-from pagetab._pgtable cimport alloc_row, pgtables, row_ptr
+from pagetab._pgtable cimport Pool, live_tables, pgtables, pool_row, pool_take
 
 cnp.import_array()
 
@@ -101,84 +102,104 @@ cdef void restore_written(pgtables *pt, bitmap, bint lost) except *:
     pt.written_lost = lost
 
 
-cdef dict dump(pgtables *pt):
-    """The store as plain arrays: per level ``rows<l>`` (every row ever
-    handed out, hw x nent) and ``free<l>`` (the free list); ``next_frame``;
-    ``written`` (one bit per frame a store wrote) and ``written_lost``."""
-    cdef int l
+cdef object pool_rows(Pool *p):
+    """Every row ``p`` ever handed out, as an hw x nent array."""
     cdef int64_t r
     cdef uint64_t[:, ::1] v
+    rows = np.empty((p.hw, p.nent), dtype=np.uint64)
+    v = rows
+    for r in range(p.hw):
+        memcpy(&v[r, 0], pool_row(p, r), p.nent * 8)
+    return rows
+
+
+cdef dict dump(pgtables *pt):
+    """The store as plain arrays: per level ``rows<l>`` (every row ever
+    handed out, hw x nent) and ``free<l>`` (the free list); ``packed``
+    (every packed PTE table's descriptor ever handed out, hw x 2) and
+    ``packed_free``; ``next_frame``; ``written`` (one bit per frame a
+    store wrote) and ``written_lost``."""
+    cdef int l
     out = {"next_frame": np.array([pt.next_frame], dtype=np.uint64),
            "written": written_bitmap(pt),
            "written_lost": np.array([pt.written_lost]),
            "nent": np.array([pt.pools[l].nent for l in range(pt.nlev)], dtype=np.int64),
-           "shift": np.array([pt.shift[l] for l in range(pt.nlev)], dtype=np.int64)}
+           "shift": np.array([pt.shift[l] for l in range(pt.nlev)], dtype=np.int64),
+           "packed": pool_rows(&pt.packed),
+           "packed_free": np.array([pt.packed.freelist[k] for k in range(pt.packed.nfree)],
+                                   dtype=np.int64)}
     for l in range(pt.nlev):
-        rows = np.empty((pt.pools[l].hw, pt.pools[l].nent), dtype=np.uint64)
-        v = rows
-        for r in range(pt.pools[l].hw):
-            memcpy(&v[r, 0], row_ptr(pt, l, r), pt.pools[l].nent * 8)
-        out[f"rows{l}"] = rows
+        out[f"rows{l}"] = pool_rows(&pt.pools[l])
         out[f"free{l}"] = np.array([pt.pools[l].freelist[k]
                                     for k in range(pt.pools[l].nfree)], dtype=np.int64)
     return out
+
+
+cdef object restore_pool(Pool *p, rows_in, free_in, str what, bint root):
+    """Load one pool's rows and free list (ValueError naming ``what`` when
+    their shape or the free list is wrong)."""
+    cdef int64_t r, hw, k, ncap
+    cdef uint64_t[:, ::1] v
+    cdef int64_t *nf
+    rows = np.ascontiguousarray(rows_in, dtype=np.uint64)
+    free_rows = np.asarray(free_in, dtype=np.int64)
+    if rows.ndim != 2 or rows.shape[1] != p.nent or rows.shape[0] < root:
+        raise ValueError(f"{what}: rows have the wrong shape {rows.shape}")
+    hw = rows.shape[0]
+    if free_rows.ndim != 1 or ((free_rows < 0) | (free_rows >= hw)).any() or \
+            np.unique(free_rows).size != free_rows.size or (root and 0 in free_rows):
+        raise ValueError(f"{what}: bad free list")
+    while p.hw < hw:
+        if pool_take(p) < 0:
+            raise MemoryError("cannot allocate the saved tables")
+    v = rows
+    for r in range(hw):
+        memcpy(pool_row(p, r), &v[r, 0], p.nent * 8)
+    ncap = max(64, free_rows.size)
+    nf = <int64_t*>realloc(p.freelist, ncap * sizeof(int64_t))
+    if nf == NULL:
+        raise MemoryError()
+    p.freelist = nf
+    p.free_cap = ncap
+    for k in range(free_rows.size):
+        nf[k] = free_rows[k]
+    p.nfree = free_rows.size
+    p.live = hw - free_rows.size
 
 
 cdef object restore(pgtables *pt, data):
     """Load what dump() returned into this fresh store (same geometry).
 
     Raises ValueError naming what does not fit; the result is checked
-    structurally (_inspect.check).
+    structurally (_inspect.check). A save from before packed tables has
+    no ``packed``: every table is a row.
     """
     cdef int l
-    cdef int64_t r, hw, k, ncap
-    cdef uint64_t[:, ::1] v
-    cdef int64_t *nf
-    if pt.pools[0].hw != 1 or any(pt.pools[l].live for l in range(1, pt.nlev)):
+    if pt.pools[0].hw != 1 or any(pt.pools[l].live for l in range(1, pt.nlev)) \
+            or pt.packed.live:
         raise ValueError("restore needs a fresh store")
     nent = np.asarray(data["nent"])
     shift = np.asarray(data["shift"])
     if nent.tolist() != [pt.pools[l].nent for l in range(pt.nlev)] or \
             shift.tolist() != [pt.shift[l] for l in range(pt.nlev)]:
         raise ValueError("saved tables have another geometry")
-    limit = pt.limit_bytes
-    pt.limit_bytes = 0
-    try:
-        for l in range(pt.nlev):
-            rows = np.ascontiguousarray(data[f"rows{l}"], dtype=np.uint64)
-            free_rows = np.asarray(data[f"free{l}"], dtype=np.int64)
-            if rows.ndim != 2 or rows.shape[1] != pt.pools[l].nent or rows.shape[0] < (l == 0):
-                raise ValueError(f"level {l}: rows have the wrong shape {rows.shape}")
-            hw = rows.shape[0]
-            if free_rows.ndim != 1 or ((free_rows < 0) | (free_rows >= hw)).any() or \
-                    np.unique(free_rows).size != free_rows.size or (l == 0 and 0 in free_rows):
-                raise ValueError(f"level {l}: bad free list")
-            while pt.pools[l].hw < hw:
-                if alloc_row(pt, l) < 0:
-                    raise MemoryError("cannot allocate the saved tables")
-            v = rows
-            for r in range(hw):
-                memcpy(row_ptr(pt, l, r), &v[r, 0], pt.pools[l].nent * 8)
-            ncap = max(64, free_rows.size)
-            nf = <int64_t*>realloc(pt.pools[l].freelist, ncap * sizeof(int64_t))
-            if nf == NULL:
-                raise MemoryError()
-            pt.pools[l].freelist = nf
-            pt.pools[l].free_cap = ncap
-            for k in range(free_rows.size):
-                nf[k] = free_rows[k]
-            pt.pools[l].nfree = free_rows.size
-            pt.pools[l].live = hw - free_rows.size
-            pt.pools[l].peak = pt.pools[l].live
-        pt.next_frame = int(np.asarray(data["next_frame"])[0])
-        if "written" in data:
-            restore_written(pt, data["written"], bool(np.asarray(data["written_lost"])[0]))
-        else:
-            # a save from before page contents were tracked: nothing says
-            # which pages are zero-filled, so every one counts as written
-            pt.written_lost = True
-    finally:
-        pt.limit_bytes = limit
+    # the root's row 0 is taken already: it is overwritten, not taken again
+    pt.pools[0].live = 0
+    pt.pools[0].hw = 0
+    pt.pools[0].nfree = 0
+    for l in range(pt.nlev):
+        restore_pool(&pt.pools[l], data[f"rows{l}"], data[f"free{l}"], f"level {l}", l == 0)
+    if "packed" in data:
+        restore_pool(&pt.packed, data["packed"], data["packed_free"], "packed tables", False)
+    for l in range(pt.nlev):
+        pt.pools[l].peak = live_tables(pt, l)
+    pt.next_frame = int(np.asarray(data["next_frame"])[0])
+    if "written" in data:
+        restore_written(pt, data["written"], bool(np.asarray(data["written_lost"])[0]))
+    else:
+        # a save from before page contents were tracked: nothing says
+        # which pages are zero-filled, so every one counts as written
+        pt.written_lost = True
     pt.tables_freed = 0
     problems = check(pt)
     if problems:

@@ -27,6 +27,22 @@ Entry layout (one uint64 per entry, every level; documented once here):
     bits 12-63          frame id of a leaf, or the row of the child table
 
 A table pointer is E_PRESENT | row << 12 (and never E_LEAF). Zero is none.
+
+Packed PTE tables. A PTE table whose entries follow one rule is held as a
+descriptor of two words instead of a row (the kernel keeps every entry; a
+simulator need not): its pointer at the PMD level is E_PRESENT | E_PACKED
+| index << 12, the index into ``pgtables.packed``. Entry i of the table is
+
+    tmpl + ((i * step) << 12)   for lo <= i < hi,   none elsewhere
+
+(uint64 arithmetic, wrapping: ``tmpl`` is the entry index 0 would have).
+step 0 with E_ZERO is a run of zero-page PTEs, step 1 a run of frames
+n, n+1, ... with one set of flags (one folio order), lo == hi (both words
+0) an empty table. A packed table counts as one PTE table everywhere
+(mm_pgtables_bytes, the limit, live and peak rows). ``pt_walk`` down to a
+PTE expands it into a row first (``expand_packed``); ``pt_read`` and the
+range walker's ``packed_range`` callbacks read and change descriptors
+without expanding. ``pgtables.pack`` off (PAGETAB_PACK=0) makes none.
 """
 
 from libc.stdint cimport int8_t, int64_t, uint8_t, uint64_t
@@ -43,6 +59,7 @@ cdef enum:
     E_ORDER_SHIFT = 8
     E_ORDER = 0xf00
     E_FLAGS = 0xfff
+    E_PACKED = 0x800         # a pointer at the PMD level to a packed PTE table
     ADDR_SHIFT = 12
     MAX_LEVELS = 5
 
@@ -80,6 +97,9 @@ cdef struct pgtables:
     uint64_t next_frame
     int64_t limit_bytes          # 0: unlimited (page_table_limit)
     int64_t tables_freed
+    Pool packed                  # packed PTE tables: (tmpl, lo | hi << 16 | step << 32)
+    bint pack                    # new PTE tables start packed (PAGETAB_PACK)
+    int64_t packed_expanded      # packed tables expanded into rows
     int cont_ptes                # arm64 contpte: PTEs per block folded by faults; 0 none
     int64_t contpte_unfolds      # blocks unfolded by zap and change_prot
     int64_t pte_tables_visited   # PTE tables zap and change_prot walked (each calls
@@ -104,6 +124,85 @@ cdef size_t chunk_bytes(pgtables *pt, int lev) noexcept nogil
 cdef void unfold_edges(pgtables *pt, uint64_t *t, int i0, int i1) noexcept nogil
 cdef void fold_blocks(pgtables *pt, uint64_t *t, int i0, int i1) noexcept nogil
 cdef void clear_cont(pgtables *pt) noexcept nogil
+cdef int64_t alloc_packed(pgtables *pt) noexcept nogil
+cdef int64_t pool_take(Pool *p) noexcept nogil
+cdef int64_t expand_packed(pgtables *pt, uint64_t *slot) noexcept nogil
+cdef int new_pte_table(pgtables *pt, uint64_t *slot) noexcept nogil
+cdef void free_pte_table(pgtables *pt, uint64_t *slot) noexcept nogil
+cdef int64_t live_tables(pgtables *pt, int lev) noexcept nogil
+
+
+# ----------------------------------------------------------------------
+# packed PTE tables (see the layout above)
+
+cdef inline bint is_packed(uint64_t e) noexcept nogil:
+    """Whether the PMD-level entry ``e`` points to a packed PTE table."""
+    return (e & (E_PACKED | E_LEAF | E_PRESENT)) == (E_PACKED | E_PRESENT)
+
+
+cdef inline uint64_t* desc_of(pgtables *pt, uint64_t e) noexcept nogil:
+    """The descriptor the packed pointer ``e`` points to."""
+    return pool_row(&pt.packed, <int64_t>(e >> ADDR_SHIFT))
+
+
+cdef inline int d_lo(const uint64_t *d) noexcept nogil:
+    return <int>(d[1] & 0xffff)
+
+
+cdef inline int d_hi(const uint64_t *d) noexcept nogil:
+    return <int>((d[1] >> 16) & 0xffff)
+
+
+cdef inline uint64_t d_step(const uint64_t *d) noexcept nogil:
+    return d[1] >> 32
+
+
+cdef inline uint64_t d_get(const uint64_t *d, int i) noexcept nogil:
+    """Entry ``i`` of a packed table."""
+    if i < d_lo(d) or i >= d_hi(d):
+        return 0
+    return d[0] + ((<uint64_t>i * d_step(d)) << ADDR_SHIFT)
+
+
+cdef inline void d_set(uint64_t *d, uint64_t tmpl, int lo, int hi, uint64_t step) noexcept nogil:
+    """Make ``d`` the run [lo, hi) of ``tmpl`` by ``step`` (empty: both words 0)."""
+    if lo >= hi:
+        d[0] = 0
+        d[1] = 0
+    else:
+        d[0] = tmpl
+        d[1] = <uint64_t>lo | (<uint64_t>hi << 16) | (step << 32)
+
+
+cdef inline int64_t d_count(const uint64_t *d, int i0, int i1, uint64_t mask) noexcept nogil:
+    """count_entries on a packed table: the entries of [i0, i1) with a bit
+    of ``mask`` (every entry of the run has the template's flags)."""
+    cdef int lo = d_lo(d), hi = d_hi(d)
+    if lo < i0:
+        lo = i0
+    if hi > i1:
+        hi = i1
+    if hi <= lo:
+        return 0
+    if (mask & ~(<uint64_t>E_FLAGS)) == 0 and (d[0] & mask) == 0:
+        return 0
+    return hi - lo
+
+
+cdef inline void d_fill(const uint64_t *d, uint64_t *t, int nent) noexcept nogil:
+    """Write the entries of a packed table into the row ``t``."""
+    cdef int i, hi = d_hi(d)
+    cdef uint64_t e = 0, step = d_step(d) << ADDR_SHIFT
+    for i in range(d_lo(d)):
+        t[i] = 0
+    if d_hi(d) > d_lo(d):
+        e = d_get(d, d_lo(d))
+    for i in range(d_lo(d), hi):
+        t[i] = e
+        e += step
+    for i in range(hi, nent):
+        t[i] = 0
+
 
 
 cdef inline uint64_t efr(uint64_t e) noexcept nogil:
@@ -140,7 +239,9 @@ cdef inline uint64_t* pt_walk(pgtables *pt, uint64_t addr, int lev, int64_t row,
     allocating) or a huge leaf, and ``row_out`` (if not NULL) to the row
     holding that slot. With ``alloc`` missing tables are allocated
     on the way (pud_alloc/pmd_alloc/pte_alloc), each counted in
-    ``allocated`` if it is not NULL; NULL if an allocation fails.
+    ``allocated`` if it is not NULL; NULL if an allocation fails. A
+    packed PTE table on the way to the PTE level is expanded into a row
+    (NULL, ``reached`` the PMD level, if that fails).
     """
     cdef uint64_t *slot
     cdef int64_t child
@@ -168,7 +269,32 @@ cdef inline uint64_t* pt_walk(pgtables *pt, uint64_t addr, int lev, int64_t row,
             if row_out != NULL:
                 row_out[0] = row
             return slot
+        elif slot[0] & E_PACKED:
+            # a packed PTE table: the caller gets a slot it may write
+            if expand_packed(pt, slot) < 0:
+                reached[0] = lev
+                return NULL
         row = <int64_t>(slot[0] >> ADDR_SHIFT)
+        lev += 1
+
+
+cdef inline uint64_t pt_read(pgtables *pt, uint64_t addr, int target,
+                             int *reached) noexcept nogil:
+    """The entry ``pt_walk(pt, addr, 0, 0, target, False, ...)`` would
+    return the slot of, read without expanding a packed PTE table: for
+    lookups that never write (the hardware walk, translate, entry)."""
+    cdef int lev = 0
+    cdef int64_t row = 0
+    cdef uint64_t e
+    while True:
+        e = pool_row(&pt.pools[lev], row)[pool_index(&pt.pools[lev], pt.shift[lev], addr)]
+        if lev >= target or e == 0 or (e & E_LEAF):
+            reached[0] = lev
+            return e
+        if e & E_PACKED:
+            reached[0] = lev + 1
+            return d_get(desc_of(pt, e), pool_index(&pt.pools[lev + 1], pt.shift[lev + 1], addr))
+        row = <int64_t>(e >> ADDR_SHIFT)
         lev += 1
 
 
@@ -235,6 +361,13 @@ cdef inline bint row_empty(pgtables *pt, int lev, int64_t row) noexcept nogil:
     return True
 
 
+cdef inline bint pte_table_empty(pgtables *pt, uint64_t e) noexcept nogil:
+    """Whether the PTE table the PMD-level pointer ``e`` points to holds no entry."""
+    if is_packed(e):
+        return desc_of(pt, e)[1] == 0
+    return row_empty(pt, pt.nlev - 1, <int64_t>efr(e))
+
+
 # ----------------------------------------------------------------------
 # The range walker (mm/pagewalk.c): every range operation on the store is
 # a set of callbacks on walk_page_range, not a walk of its own
@@ -243,6 +376,7 @@ cdef enum:
     ACTION_SUBTREE = 0     # go on below the entry (the default)
     ACTION_CONTINUE = 1    # the callback dealt with the entry: do not descend
     ACTION_AGAIN = 2       # the callback changed the entry: look at it again
+    WALK_EXPAND = 1        # packed_range: expand the table, give it to pte_range
 
 cdef struct mm_walk
 
@@ -253,6 +387,11 @@ ctypedef int (*walk_entry_fn)(mm_walk *walk, int lev, uint64_t *slot, uint64_t a
                               uint64_t next) noexcept nogil
 ctypedef int (*walk_ptes_fn)(mm_walk *walk, uint64_t *pte, int i0, int i1, uint64_t addr,
                              uint64_t next) noexcept nogil
+# a packed PTE table's descriptor ``d`` (its pointer in ``*slot``): the
+# callback reads or rewrites the descriptor for entries [i0, i1), or
+# returns WALK_EXPAND to have the table expanded and given to pte_range
+ctypedef int (*walk_packed_fn)(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1,
+                               uint64_t addr, uint64_t next) noexcept nogil
 
 cdef struct mm_walk_ops:
     # NULL callbacks are skipped. The kernel's pud_entry and pmd_entry see
@@ -269,6 +408,7 @@ cdef struct mm_walk_ops:
                               # or a leaf) and set ACTION_AGAIN to have it walked
     walk_entry_fn post_table  # after the walk below a table pointer (post-order: a table
                               # whose entries are all gone can be freed here)
+    walk_packed_fn packed_range  # a packed PTE table (NULL: expanded for pte_range)
 
 cdef struct mm_walk:
     const mm_walk_ops *ops
@@ -292,16 +432,26 @@ cdef inline bint covers(pgtables *pt, int lev, uint64_t addr, uint64_t next) noe
     return addr == lo and (next == lo + size or lo + size == 0)
 
 
-cdef inline int walk_ptes(mm_walk *walk, int64_t row, uint64_t start,
+cdef inline int walk_ptes(mm_walk *walk, uint64_t *slot, uint64_t start,
                           uint64_t end) noexcept nogil:
-    """walk_pte_range: the PTEs of table ``row`` that [start, end) covers,
-    to ``ops.pte_range`` in one call (if there is one)."""
+    """walk_pte_range: the PTEs of the table ``*slot`` points to that
+    [start, end) covers, to ``ops.pte_range`` in one call (if there is
+    one); a packed table to ``ops.packed_range``, or expanded first."""
     cdef pgtables *pt = walk.pt
-    cdef int pte = pt.nlev - 1
+    cdef int pte = pt.nlev - 1, rc
+    cdef int i0 = pt_index(pt, pte, start), i1 = pt_index(pt, pte, end - 1) + 1
+    if slot[0] & E_PACKED:
+        if walk.ops.packed_range != NULL:
+            rc = walk.ops.packed_range(walk, slot, desc_of(pt, slot[0]), i0, i1, start, end)
+            if rc != WALK_EXPAND:
+                return rc
+        if walk.ops.pte_range == NULL:
+            return 0
+        if expand_packed(pt, slot) < 0:
+            return -12  # ENOMEM
     if walk.ops.pte_range == NULL:
         return 0
-    return walk.ops.pte_range(walk, row_ptr(pt, pte, row), pt_index(pt, pte, start),
-                              pt_index(pt, pte, end - 1) + 1, start, end)
+    return walk.ops.pte_range(walk, row_ptr(pt, pte, <int64_t>efr(slot[0])), i0, i1, start, end)
 
 
 cdef inline int walk_page_range(pgtables *pt, uint64_t start, uint64_t end,
@@ -316,6 +466,7 @@ cdef inline int walk_page_range(pgtables *pt, uint64_t start, uint64_t end,
     cdef int lev = 0, pte = pt.nlev - 1, i
     cdef int64_t row = 0
     cdef uint64_t base = 0, e
+    cdef uint64_t *slot
     if end <= start:
         return 0
     walk.ops = ops
@@ -328,12 +479,13 @@ cdef inline int walk_page_range(pgtables *pt, uint64_t start, uint64_t end,
     if ops.post_table == NULL:
         while lev < pte:
             i = pt_index(pt, lev, start)
-            e = row_ptr(pt, lev, row)[i]
+            slot = row_ptr(pt, lev, row) + i
+            e = slot[0]
             if i != pt_index(pt, lev, end - 1) or e == 0 or (e & E_LEAF):
                 break
+            if lev == pte - 1:
+                return walk_ptes(&walk, slot, start, end)
             base += <uint64_t>i << pt.shift[lev]
             row = <int64_t>efr(e)
             lev += 1
-    if lev == pte:
-        return walk_ptes(&walk, row, start, end)
     return walk_table(&walk, lev, row, base, start, end)

@@ -41,6 +41,8 @@ cdef int pgtables_init(pgtables *pt, int nlev, const int *shifts, const int *nen
         while (row_bytes << (rows_shift + 1)) <= CHUNK_BYTES:
             rows_shift += 1
         pt.pools[l].chunk_shift = rows_shift
+    pt.packed.nent = 2
+    pt.packed.chunk_shift = 18  # 4 MiB of descriptors per chunk
     pt.next_frame = 1          # frame 0 is ZERO_FRAME
     return 0 if alloc_row(pt, 0) == 0 else -1
 
@@ -54,30 +56,42 @@ cdef void pgtables_release(pgtables *pt) noexcept nogil:
             pt_chunk_free(pt.pools[l].chunks[c], chunk_bytes(pt, l))
         free(pt.pools[l].chunks)
         free(pt.pools[l].freelist)
+    for c in range(pt.packed.nchunks):
+        pt_chunk_free(pt.packed.chunks[c], pool_chunk_bytes(&pt.packed))
+    free(pt.packed.chunks)
+    free(pt.packed.freelist)
     free(pt.written)
     memset(pt, 0, sizeof(pgtables))
 
 
+cdef inline size_t pool_chunk_bytes(Pool *p) noexcept nogil:
+    return <size_t>((<int64_t>1 << p.chunk_shift) * p.nent * 8)
+
+
 cdef size_t chunk_bytes(pgtables *pt, int lev) noexcept nogil:
-    return <size_t>((<int64_t>1 << pt.pools[lev].chunk_shift) * pt.pools[lev].nent * 8)
+    return pool_chunk_bytes(&pt.pools[lev])
+
+
+cdef int64_t live_tables(pgtables *pt, int lev) noexcept nogil:
+    """Tables of level ``lev`` in use: rows, and at the PTE level packed tables too."""
+    if lev == pt.nlev - 1:
+        return pt.pools[lev].live + pt.packed.live
+    return pt.pools[lev].live
 
 
 cdef int64_t bytes_below_root(pgtables *pt) noexcept nogil:
     cdef int64_t b = 0
     cdef int l
     for l in range(1, pt.nlev):
-        b += pt.pools[l].live * pt.pools[l].nent * 8
+        b += live_tables(pt, l) * pt.pools[l].nent * 8
     return b
 
 
-cdef int64_t alloc_row(pgtables *pt, int lev) noexcept nogil:
-    """A zeroed row of level ``lev``, or -1 (out of memory or over limit)."""
-    cdef Pool *p = &pt.pools[lev]
+cdef int64_t pool_take(Pool *p) noexcept nogil:
+    """A row of ``p`` (zero when it was never used or freed clean), or -1."""
     cdef int64_t row, ncap
     cdef uint64_t **nchunks
     cdef uint64_t *chunk
-    if pt.limit_bytes and bytes_below_root(pt) + p.nent * 8 > pt.limit_bytes:
-        return -1
     if p.nfree:
         p.nfree -= 1
         row = p.freelist[p.nfree]
@@ -91,15 +105,50 @@ cdef int64_t alloc_row(pgtables *pt, int lev) noexcept nogil:
                     return -1
                 p.chunks = nchunks
                 p.chunks_cap = ncap
-            chunk = <uint64_t*>pt_chunk_alloc(chunk_bytes(pt, lev))
+            chunk = <uint64_t*>pt_chunk_alloc(pool_chunk_bytes(p))
             if chunk == NULL:
                 return -1
             p.chunks[p.nchunks] = chunk
             p.nchunks += 1
         p.hw += 1
     p.live += 1
-    if p.live > p.peak:
-        p.peak = p.live
+    return row
+
+
+cdef bint pool_put(Pool *p, int64_t row) noexcept nogil:
+    """Return a zeroed row to ``p``; False if the free list cannot grow
+    (the row then stays allocated: leaks a row, never corrupts; only under
+    real malloc failure)."""
+    cdef int64_t ncap
+    cdef int64_t *nf
+    if p.nfree == p.free_cap:
+        ncap = p.free_cap * 2 if p.free_cap else 64
+        nf = <int64_t*>realloc(p.freelist, ncap * sizeof(int64_t))
+        if nf == NULL:
+            return False
+        p.freelist = nf
+        p.free_cap = ncap
+    p.freelist[p.nfree] = row
+    p.nfree += 1
+    p.live -= 1
+    return True
+
+
+cdef inline void note_peak(pgtables *pt, int lev) noexcept nogil:
+    cdef int64_t n = live_tables(pt, lev)
+    if n > pt.pools[lev].peak:
+        pt.pools[lev].peak = n
+
+
+cdef int64_t alloc_row(pgtables *pt, int lev) noexcept nogil:
+    """A zeroed row of level ``lev``, or -1 (out of memory or over limit)."""
+    cdef Pool *p = &pt.pools[lev]
+    cdef int64_t row
+    if pt.limit_bytes and bytes_below_root(pt) + p.nent * 8 > pt.limit_bytes:
+        return -1
+    row = pool_take(p)
+    if row >= 0:
+        note_peak(pt, lev)
     return row
 
 
@@ -110,22 +159,77 @@ cdef void free_row(pgtables *pt, int lev, int64_t row) noexcept nogil:
 
 cdef void free_row_clean(pgtables *pt, int lev, int64_t row) noexcept nogil:
     """Free a row the caller has seen to be all zero."""
-    cdef Pool *p = &pt.pools[lev]
-    cdef int64_t ncap
-    cdef int64_t *nf
-    if p.nfree == p.free_cap:
-        ncap = p.free_cap * 2 if p.free_cap else 64
-        nf = <int64_t*>realloc(p.freelist, ncap * sizeof(int64_t))
-        if nf == NULL:
-            # Cannot record it: leave the row allocated (leaks a row,
-            # never corrupts). Only under real malloc failure.
-            return
-        p.freelist = nf
-        p.free_cap = ncap
-    p.freelist[p.nfree] = row
-    p.nfree += 1
-    p.live -= 1
-    pt.tables_freed += 1
+    if pool_put(&pt.pools[lev], row):
+        pt.tables_freed += 1
+
+
+# ----------------------------------------------------------------------
+# packed PTE tables (the layout: _pgtable.pxd)
+
+cdef int64_t alloc_packed(pgtables *pt) noexcept nogil:
+    """An empty packed PTE table (counted as a PTE table against the
+    limit), or -1."""
+    cdef int pte = pt.nlev - 1
+    cdef int64_t d
+    if pt.limit_bytes and bytes_below_root(pt) + pt.pools[pte].nent * 8 > pt.limit_bytes:
+        return -1
+    d = pool_take(&pt.packed)
+    if d >= 0:
+        note_peak(pt, pte)
+    return d
+
+
+cdef int new_pte_table(pgtables *pt, uint64_t *slot) noexcept nogil:
+    """pte_alloc into the none PMD entry ``*slot``: an empty PTE table,
+    packed when the store packs. 0, or -1 (out of memory or over limit)."""
+    cdef int64_t r
+    if pt.pack:
+        r = alloc_packed(pt)
+        if r < 0:
+            return -1
+        slot[0] = E_PRESENT | E_PACKED | (<uint64_t>r << ADDR_SHIFT)
+        return 0
+    r = alloc_row(pt, pt.nlev - 1)
+    if r < 0:
+        return -1
+    slot[0] = E_PRESENT | (<uint64_t>r << ADDR_SHIFT)
+    return 0
+
+
+cdef int64_t expand_packed(pgtables *pt, uint64_t *slot) noexcept nogil:
+    """Turn the packed PTE table ``*slot`` points to into a row holding the
+    same entries (the first change it cannot describe); returns the row,
+    or -1 when no row can be had (the table stays packed). The count of
+    PTE tables does not change."""
+    cdef int pte = pt.nlev - 1
+    cdef int64_t d = <int64_t>efr(slot[0])
+    cdef int64_t row = pool_take(&pt.pools[pte])
+    cdef uint64_t *dp
+    if row < 0:
+        return -1
+    dp = pool_row(&pt.packed, d)
+    d_fill(dp, row_ptr(pt, pte, row), pt.pools[pte].nent)
+    if not pool_put(&pt.packed, d):
+        memset(row_ptr(pt, pte, row), 0, pt.pools[pte].nent * 8)  # free rows are zero
+        pool_put(&pt.pools[pte], row)
+        return -1
+    dp[0] = 0
+    dp[1] = 0
+    slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
+    pt.packed_expanded += 1
+    return row
+
+
+cdef void free_pte_table(pgtables *pt, uint64_t *slot) noexcept nogil:
+    """pte_free: free the empty PTE table ``*slot`` points to (packed or a
+    row) and clear the PMD entry."""
+    cdef uint64_t e = slot[0]
+    if is_packed(e):
+        if pool_put(&pt.packed, <int64_t>efr(e)):
+            pt.tables_freed += 1
+    else:
+        free_row_clean(pt, pt.nlev - 1, <int64_t>efr(e))
+    slot[0] = 0
 
 
 # ----------------------------------------------------------------------
@@ -189,7 +293,7 @@ cdef int walk_table(mm_walk *walk, int lev, int64_t row, uint64_t base, uint64_t
             if lev + 1 < pte:
                 err = walk_table(walk, lev + 1, <int64_t>efr(e), lo, addr, next_)
             else:
-                err = walk_ptes(walk, <int64_t>efr(e), addr, next_)
+                err = walk_ptes(walk, &t[i], addr, next_)
             if err:
                 return err
             if ops.post_table != NULL:
@@ -203,14 +307,16 @@ cdef int walk_table(mm_walk *walk, int lev, int64_t row, uint64_t base, uint64_t
 cdef int walk_page_table(pgtables *pt, int lev, int64_t row, const mm_walk_ops *ops,
                          void *private) noexcept nogil:
     """The walk of all of table ``row`` of level ``lev`` (1 or below),
-    wherever it is mapped: addresses count from 0 at its first entry."""
+    wherever it is mapped: addresses count from 0 at its first entry (a
+    PTE table here is a row, never a packed one)."""
     cdef mm_walk walk
     walk.ops = ops
     walk.pt = pt
     walk.private = private
     walk.action = ACTION_SUBTREE
+    cdef uint64_t ptr = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
     if lev == pt.nlev - 1:
-        return walk_ptes(&walk, row, 0, <uint64_t>1 << pt.shift[lev - 1])
+        return walk_ptes(&walk, &ptr, 0, <uint64_t>1 << pt.shift[lev - 1])
     return walk_table(&walk, lev, row, 0, 0, <uint64_t>1 << pt.shift[lev - 1])
 
 
@@ -263,3 +369,5 @@ cdef void clear_cont(pgtables *pt) noexcept nogil:
         t = row_ptr(pt, pte, row)
         for i in range(nent):
             t[i] &= ~(<uint64_t>E_CONT)
+    for row in range(pt.packed.hw):
+        pool_row(&pt.packed, row)[0] &= ~(<uint64_t>E_CONT)

@@ -11,6 +11,8 @@ that mirrors the kernel's file: faults, zap and free_pgtables to
 C-level modules (_access, the move engines) pass ``&tables.pgt`` down.
 """
 
+import os
+
 cimport numpy as cnp
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.ref cimport Py_INCREF
@@ -23,8 +25,8 @@ from pagetab._memory cimport (
 )
 from pagetab._pgtable cimport (
     ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_READ,
-    E_SOFTDIRTY, E_WRITE, E_ZERO, MAX_LEVELS, bytes_below_root, clear_cont, pgtables_init,
-    pgtables_release, row_ptr,
+    E_SOFTDIRTY, E_WRITE, E_ZERO, MAX_LEVELS, bytes_below_root, clear_cont, live_tables,
+    pgtables_init, pgtables_release, row_ptr,
 )
 
 cnp.import_array()
@@ -53,14 +55,28 @@ POP_FILE_READ = MODE_FILE_READ
 POP_FILE_COW = MODE_FILE_COW
 
 
+def packing_default():
+    """Whether new stores pack uniform PTE tables: ``PAGETAB_PACK`` in the
+    environment, ``0`` for no (the switch that keeps packed and unpacked
+    stores comparable); anything else, or unset, for yes."""
+    value = os.environ.get("PAGETAB_PACK", "1")
+    if value not in ("0", "1"):
+        raise ValueError(f"PAGETAB_PACK must be 0 or 1, not {value!r}")
+    return value == "1"
+
+
 cdef class PageTables:
     """Page tables of one mm: a tree of ``len(shifts)`` levels.
 
     ``shifts[l]`` is the address shift of level ``l`` (pgd first) and
     ``nents[l]`` its entries per table. Row 0 of level 0 is the pgd.
+    ``pack``: whether new PTE tables start packed (uniform tables held as
+    a descriptor, ``_pgtable.pxd``); None takes ``PAGETAB_PACK`` from the
+    environment (``0`` turns packing off; on by default). Packing changes
+    no result, only the simulator's memory and time.
     """
 
-    def __cinit__(self, shifts, nents, int64_t limit_bytes=0):
+    def __cinit__(self, shifts, nents, int64_t limit_bytes=0, pack=None):
         cdef int sh[MAX_LEVELS]
         cdef int ne[MAX_LEVELS]
         cdef int l
@@ -72,6 +88,7 @@ cdef class PageTables:
         if pgtables_init(&self.pgt, len(shifts), sh, ne) < 0:
             raise MemoryError("cannot allocate the pgd")
         self.pgt.limit_bytes = limit_bytes
+        self.pgt.pack = packing_default() if pack is None else bool(pack)
 
     def __dealloc__(self):
         pgtables_release(&self.pgt)
@@ -296,11 +313,28 @@ cdef class PageTables:
         return self.pgt.nlev
 
     def live_rows(self):
-        """Rows in use per level (level 0 is the pgd)."""
-        return [self.pgt.pools[l].live for l in range(self.pgt.nlev)]
+        """Tables in use per level (level 0 is the pgd; packed PTE tables count)."""
+        return [live_tables(&self.pgt, l) for l in range(self.pgt.nlev)]
 
     def peak_rows(self):
+        """The most tables in use at once per level, as ``live_rows`` counts them."""
         return [self.pgt.pools[l].peak for l in range(self.pgt.nlev)]
+
+    @property
+    def pack(self):
+        """Whether new PTE tables start packed."""
+        return self.pgt.pack
+
+    @property
+    def packed_tables(self):
+        """PTE tables held packed now (the rest of ``live_rows()[-1]`` are rows)."""
+        return self.pgt.packed.live
+
+    @property
+    def packed_expanded(self):
+        """Packed PTE tables expanded into rows so far (a change no descriptor
+        could hold)."""
+        return self.pgt.packed_expanded
 
     @property
     def table_bytes(self):
@@ -314,7 +348,7 @@ cdef class PageTables:
         for l in range(self.pgt.nlev):
             b += self.pgt.pools[l].nchunks * (<int64_t>1 << self.pgt.pools[l].chunk_shift) \
                 * self.pgt.pools[l].nent * 8
-        return b
+        return b + self.pgt.packed.nchunks * (<int64_t>1 << self.pgt.packed.chunk_shift) * 16
 
     @property
     def next_frame(self):

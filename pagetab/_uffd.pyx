@@ -158,6 +158,8 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
     cdef uint64_t e
     cdef int err = 0
     done[0] = 0
+    if d == NULL or s == NULL:  # a packed table could not be expanded
+        return _ENOMEM
     if reached != pte or sreached != pte:  # no PTE table (the caller made both)
         return _EINVAL
     while k < npages:

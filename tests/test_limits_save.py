@@ -162,21 +162,47 @@ def _negative_vma_start(data: dict[str, np.ndarray]) -> None:
     data["vma"][0, 0] = -4096
 
 
+def _packed_frames_past_the_allocator(d: dict[str, np.ndarray]) -> None:
+    d["tables_packed"][0, 0] += np.uint64(1 << 40)  # a run of frames far past next_frame
+
+
+def _packed_run_mapped_twice(d: dict[str, np.ndarray]) -> None:
+    d["tables_packed"][1] = d["tables_packed"][0]  # two tables map the same frames
+
+
+def _packed_run_past_its_table(d: dict[str, np.ndarray]) -> None:
+    d["tables_packed"][0, 1] = np.uint64((1 << 32) | (513 << 16))  # entries 0..512 of 512
+
+
+def _packed_table_freed_twice(d: dict[str, np.ndarray]) -> None:
+    d["tables_packed_free"] = np.array([0], dtype=np.int64)  # a live packed table
+
+
 def _unknown_version(d: dict[str, np.ndarray]) -> None:
     meta = json.loads(str(d["meta"]))
     d["meta"] = np.array(json.dumps({**meta, "version": 99}))
+
+
+#: corruptions of PTE rows need a store that keeps its tables as rows
+_ROWS = (_pte_frame_past_the_allocator, _frame_mapped_twice, _live_table_on_the_free_list)
 
 
 @pytest.mark.parametrize(
     "corrupt",
     [_pte_frame_past_the_allocator, _allocator_rewound, _frame_mapped_twice,
      _pmd_entry_to_a_missing_table, _live_table_on_the_free_list, _pages_outside_every_vma,
-     _written_frame_never_allocated, _unknown_version, _negative_vma_start],
+     _written_frame_never_allocated, _unknown_version, _negative_vma_start,
+     _packed_frames_past_the_allocator, _packed_run_mapped_twice, _packed_run_past_its_table,
+     _packed_table_freed_twice],
     ids=lambda f: f.__name__.strip("_"),
 )  # fmt: skip
 def test_loading_a_corrupted_file(
-    tmp_path: Path, make_mm: MM, corrupt: Callable[[dict[str, np.ndarray]], None]
+    tmp_path: Path,
+    make_mm: MM,
+    corrupt: Callable[[dict[str, np.ndarray]], None],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("PAGETAB_PACK", "0" if corrupt in _ROWS else "1")
     mm = make_mm("x86-64")
     mm.mmap(4 * M, addr=BASE, flags=FIX | pt.MAP_POPULATE)
     good = tmp_path / "good.npz"

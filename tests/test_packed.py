@@ -1,0 +1,311 @@
+"""Packed PTE tables change nothing but the simulator's memory and time.
+
+A hypothesis state machine drives the same random operations through two
+spaces of one arch and policy, one packing uniform PTE tables and one not
+(``PAGETAB_PACK``), and requires at every step the same results and
+errnos, frames, folio orders, VMAs, page-table counts, move counters and
+estimates, access counters and store soundness. The unit tests below pin
+what packing must achieve: a uniform region's tables stay packed through
+populate, moves (PMD and PTE paths, aligned or not), zap and mprotect; a
+change no descriptor holds expands a table; bad saved descriptors are
+refused and saves without them load.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, settings
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+import pagetab as pt
+from pagetab import _tables
+
+BASE = 1 << 40
+FIX = pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
+MOVE = pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED
+ARCHS = ["x86-64", "arm64-4k", "riscv64-sv48", "ppc64-radix-64k", "arm64-64k"]
+#: table-moving, PTE-by-PTE (4.18), LATENCY_LIMIT's extents (4.9), batched
+POLICIES = ["linux-6.18", "linux-4.9", "linux-4.18", "linux-5.11", "batched-ptl"]
+
+
+@contextmanager
+def packing(on: bool) -> Iterator[None]:
+    """PAGETAB_PACK set to ``on`` while new stores are made."""
+    old = os.environ.get("PAGETAB_PACK")
+    os.environ["PAGETAB_PACK"] = "1" if on else "0"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["PAGETAB_PACK"]
+        else:
+            os.environ["PAGETAB_PACK"] = old
+
+
+def space(on: bool, arch: str = "x86-64", **kw: Any) -> pt.AddressSpace:
+    with packing(on):
+        return pt.AddressSpace(arch, **kw)
+
+
+def _move_record(mm: pt.AddressSpace) -> dict[str, Any] | None:
+    m = mm.last_move
+    if m is None:
+        return None
+    d = m.as_dict()
+    d.pop("wall_ns", None)
+    return d
+
+
+class PackedAgrees(RuleBasedStateMachine):
+    """One space packs, the other does not: they must not differ."""
+
+    @initialize(
+        arch=st.sampled_from(ARCHS),
+        policy=st.sampled_from(POLICIES),
+        thp=st.sampled_from(["never", "madvise"]),
+    )
+    def setup(self, arch: str, policy: str, thp: str) -> None:
+        self.spaces = [space(on, arch, cpus=2, thp=thp, policy=policy) for on in (True, False)]
+        a = self.spaces[0].arch
+        self.page, self.pmd = a.page_size, a.pmd_size
+        self.window = 16 * self.pmd
+
+    def _addr(self, data: st.DataObject) -> int:
+        # page-aligned, often table-aligned: runs that start and end at
+        # table boundaries are what packing holds
+        unit = data.draw(st.sampled_from([self.page, self.pmd, self.pmd // 2]))
+        return BASE + data.draw(st.integers(0, self.window // unit - 1)) * unit
+
+    def _len(self, data: st.DataObject) -> int:
+        unit = data.draw(st.sampled_from([self.page, self.pmd]))
+        return data.draw(st.integers(1, 6)) * unit
+
+    def _all(self, call: str, *args: Any, **kw: Any) -> None:
+        outcomes = []
+        for mm in self.spaces:
+            try:
+                r = getattr(mm, call)(*args, **kw)
+                outcomes.append(("ok", asdict(r) if hasattr(r, "__dataclass_fields__") else r))
+            except OSError as e:
+                outcomes.append(("errno", e.errno))
+        if outcomes[0][0] == "ok" and isinstance(outcomes[0][1], dict):
+            for o in outcomes:
+                o[1].pop("wall_ns", None)
+        assert outcomes[0] == outcomes[1], (call, args, outcomes)
+
+    @rule(data=st.data(), prot=st.sampled_from([pt.PROT_READ | pt.PROT_WRITE, pt.PROT_READ]))
+    def mmap(self, data: st.DataObject, prot: int) -> None:
+        self._all("mmap", self._len(data), self._addr(data), prot, FIX)
+
+    @rule(
+        data=st.data(),
+        advice=st.sampled_from(
+            [pt.MADV_POPULATE_READ, pt.MADV_POPULATE_WRITE, pt.MADV_DONTNEED, pt.MADV_HUGEPAGE]
+        ),
+    )
+    def madvise(self, data: st.DataObject, advice: int) -> None:
+        self._all("madvise", self._addr(data), self._len(data), advice)
+
+    @rule(data=st.data(), write=st.booleans(), sequential=st.booleans())
+    def access(self, data: st.DataObject, write: bool, sequential: bool) -> None:
+        start = self._addr(data)
+        n = data.draw(st.integers(1, 3 * self.pmd // self.page))
+        if sequential:
+            addrs = start + np.arange(n, dtype=np.uint64) * np.uint64(self.page)
+        else:
+            seed = data.draw(st.integers(0, 2**16))
+            offs = np.random.default_rng(seed).integers(0, self.window // self.page, n)
+            addrs = np.uint64(BASE) + offs.astype(np.uint64) * np.uint64(self.page)
+        self._all("access", addrs, 0, write)
+
+    @rule(
+        data=st.data(),
+        prot=st.sampled_from([pt.PROT_READ, pt.PROT_READ | pt.PROT_WRITE, pt.PROT_NONE]),
+    )
+    def mprotect(self, data: st.DataObject, prot: int) -> None:
+        self._all("mprotect", self._addr(data), self._len(data), prot)
+
+    @rule(data=st.data())
+    def munmap(self, data: st.DataObject) -> None:
+        self._all("munmap", self._addr(data), self._len(data))
+
+    @rule(data=st.data(), shift=st.sampled_from([0, 1, 7]))
+    def mremap(self, data: st.DataObject, shift: int) -> None:
+        # to a table boundary, or off one by ``shift`` pages (the PTE path)
+        src, length = self._addr(data), self._len(data)
+        dst = BASE + 2 * self.window + data.draw(st.integers(0, 8)) * self.pmd
+        self._all("mremap", src, length, length, MOVE, dst + shift * self.page)
+        # and back, so later steps see it in the window again
+        self._all("mremap", dst + shift * self.page, length, length, MOVE, src)
+
+    @rule(data=st.data(), write=st.booleans(), shift=st.sampled_from([0, 1]))
+    def fault_run_then_move(self, data: st.DataObject, write: bool, shift: int) -> None:
+        # a run that ends inside its table (a few pages faulted in order),
+        # moved: the source's run is cut, or emptied, part of the way
+        start = self._addr(data)
+        n = data.draw(st.integers(1, 40))
+        self._all("mmap", self.pmd, start & ~(self.pmd - 1),
+                  pt.PROT_READ | pt.PROT_WRITE, FIX)  # fmt: skip
+        self._all("access", start + np.arange(n, dtype=np.uint64) * np.uint64(self.page), 0,
+                  write)  # fmt: skip
+        dst = BASE + 2 * self.window + shift * self.page
+        self._all("mremap", start & ~(self.pmd - 1), self.pmd, self.pmd, MOVE, dst)
+        self._all("mremap", dst, self.pmd, self.pmd, MOVE, start & ~(self.pmd - 1))
+
+    @invariant()
+    def agree(self) -> None:
+        a, b = self.spaces
+        lo, n = BASE, 3 * self.window
+        assert np.array_equal(a.frames(lo, n), b.frames(lo, n))
+        fa = a.mm_struct.tables.folio_orders(lo, lo + n)
+        fb = b.mm_struct.tables.folio_orders(lo, lo + n)
+        assert np.array_equal(fa[1], fb[1])
+        assert a.vmas() == b.vmas()
+        assert a.mm_struct.tables.live_rows() == b.mm_struct.tables.live_rows()
+        assert a.mm_struct.tables.peak_rows() == b.mm_struct.tables.peak_rows()
+        assert a.page_table_bytes == b.page_table_bytes
+        assert a.rss_pages == b.rss_pages
+        assert _move_record(a) == _move_record(b)
+        assert a.mm_struct.tables.pte_tables_visited == b.mm_struct.tables.pte_tables_visited
+        assert a.mm_struct.tables.freed_total == b.mm_struct.tables.freed_total
+        assert b.mm_struct.tables.packed_tables == 0
+        ta = a.mm_struct.tables
+        event(
+            f"packed tables: {'some' if ta.packed_tables else 'none'}; "
+            f"expanded: {'some' if ta.packed_expanded else 'none'}"
+        )
+        for mm in self.spaces:
+            mm.check()
+
+
+PackedAgrees.TestCase.settings = settings(
+    max_examples=150, stateful_step_count=25, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+test_packed_agrees_with_unpacked = PackedAgrees.TestCase
+
+
+# ----------------------------------------------------------------------
+# what packing must achieve
+
+G = 1 << 30
+
+
+def _populated(advice: int, size: int = G, on: bool = True) -> tuple[pt.AddressSpace, int]:
+    mm = space(on, thp="never")
+    a = mm.mmap(size + 2 * (2 << 20))
+    a = (a + (2 << 20) - 1) & ~((2 << 20) - 1)
+    mm.madvise(a, size, advice)
+    return mm, a
+
+
+@pytest.mark.parametrize("advice", [pt.MADV_POPULATE_READ, pt.MADV_POPULATE_WRITE])
+def test_populated_region_is_packed(advice: int) -> None:
+    mm, a = _populated(advice)
+    t = mm.mm_struct.tables
+    assert t.live_rows()[-1] == G >> 21 and t.packed_tables == G >> 21
+    assert t.packed_expanded == 0
+    # and reads the same as an unpacked store
+    ref, b = _populated(advice, on=False)
+    assert np.array_equal(mm.frames(a, G), ref.frames(b, G))
+    assert mm.page_table_bytes == ref.page_table_bytes
+
+
+@pytest.mark.parametrize("shift", [0, 4096, 7 * 4096, 1 << 20])
+@pytest.mark.parametrize("advice", [pt.MADV_POPULATE_READ, pt.MADV_POPULATE_WRITE])
+def test_moves_keep_tables_packed(advice: int, shift: int) -> None:
+    mm, a = _populated(advice, 256 << 20)
+    before = mm.frames(a, 256 << 20)
+    dst = mm.mmap(512 << 20)
+    mm.munmap(dst, 512 << 20)
+    dst = ((dst + (2 << 20) - 1) & ~((2 << 20) - 1)) + shift
+    got = mm.mremap(a, 256 << 20, 256 << 20, MOVE, dst)
+    t = mm.mm_struct.tables
+    assert np.array_equal(mm.frames(got, 256 << 20), before)
+    assert t.packed_expanded == 0
+    assert t.packed_tables == t.live_rows()[-1] == (128 if shift == 0 else 129)
+    assert mm.last_move.ptes_moved == (0 if shift == 0 else 65536)
+
+
+def test_policy_without_pmd_moves_packs_too() -> None:
+    """linux-4.18 moves PTE by PTE (no move_normal_pmd on x86 then)."""
+    mm = space(True, thp="never", policy="linux-4.18")
+    a = mm.mmap(64 << 20, addr=BASE, flags=FIX)
+    mm.madvise(a, 64 << 20, pt.MADV_POPULATE_WRITE)
+    mm.mremap(a, 64 << 20, 64 << 20, MOVE, BASE + G)
+    assert mm.last_move.ptes_moved == 16384
+    assert mm.mm_struct.tables.packed_expanded == 0
+
+
+def test_change_no_descriptor_holds_expands_one_table() -> None:
+    mm, a = _populated(pt.MADV_POPULATE_READ, 64 << 20)
+    t = mm.mm_struct.tables
+    mm.access([a + 5 * 4096], write=True)  # a COW in the middle of a zero-page run
+    assert t.packed_expanded == 1 and t.packed_tables == 31
+    ref, b = _populated(pt.MADV_POPULATE_READ, 64 << 20, on=False)
+    ref.access([b + 5 * 4096], write=True)
+    assert np.array_equal(mm.frames(a, 64 << 20), ref.frames(b, 64 << 20))
+
+
+def test_zap_and_mprotect_of_whole_runs_stay_packed() -> None:
+    mm, a = _populated(pt.MADV_POPULATE_WRITE, 64 << 20)
+    t = mm.mm_struct.tables
+    mm.mprotect(a, 32 << 20, pt.PROT_READ)
+    mm.madvise(a + (32 << 20), 1 << 20, pt.MADV_DONTNEED)  # the first half of a table
+    assert t.packed_expanded == 0
+    assert mm.rss_pages == (64 << 20) // 4096 - 256
+
+
+def test_sequential_faults_extend_a_run() -> None:
+    mm = space(True, thp="never")
+    a = mm.mmap(8 << 20, addr=BASE, flags=FIX)
+    mm.access(a + np.arange(2048, dtype=np.uint64) * np.uint64(4096), write=True)
+    t = mm.mm_struct.tables
+    assert t.packed_tables == 4 and t.packed_expanded == 0
+
+
+def test_bad_descriptor_refused_and_old_saves_load(tmp_path: Any) -> None:
+    mm, a = _populated(pt.MADV_POPULATE_WRITE, 16 << 20)
+    data = mm.mm_struct.tables.dump()
+    assert data["packed"].shape[0] == 8
+    fresh = space(True).mm_struct.tables
+    fresh.restore(data)
+    assert fresh.check() == []
+    for word, value, why in ((1, np.uint64(600 << 16), "outside a table"),
+                             (1, np.uint64((1 << 32) * 3 | 1 << 16), "step"),
+                             (0, np.uint64(7 << 12), "no flags")):  # fmt: skip
+        bad = {k: v.copy() for k, v in data.items()}
+        bad["packed"][2, word] = value
+        with pytest.raises(ValueError, match=why):
+            space(True).mm_struct.tables.restore(bad)
+    # a save from before packed tables: the same store as rows
+    rows = space(False, thp="never")
+    b = rows.mmap(16 << 20, addr=a, flags=FIX)
+    rows.madvise(b, 16 << 20, pt.MADV_POPULATE_WRITE)
+    old = {k: v for k, v in rows.mm_struct.tables.dump().items() if not k.startswith("packed")}
+    loaded = space(True).mm_struct.tables
+    loaded.restore(old)
+    assert np.array_equal(loaded.frames(a, a + (16 << 20)), mm.frames(a, 16 << 20))
+    assert loaded.packed_tables == 0
+
+
+def test_save_load_round_trip_keeps_packing(tmp_path: Any) -> None:
+    mm, a = _populated(pt.MADV_POPULATE_READ, 64 << 20)
+    mm.save(tmp_path / "s.npz")
+    back = pt.AddressSpace.load(tmp_path / "s.npz")
+    assert back.mm_struct.tables.packed_tables == 32
+    assert np.array_equal(back.frames(a, 64 << 20), mm.frames(a, 64 << 20))
+
+
+def test_pack_switch_is_checked() -> None:
+    with packing(True):
+        os.environ["PAGETAB_PACK"] = "yes"
+        with pytest.raises(ValueError, match="PAGETAB_PACK must be 0 or 1"):
+            _tables.PageTables([39, 30, 21, 12], [512] * 4)
