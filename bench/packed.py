@@ -134,13 +134,23 @@ def main() -> None:
     p.add_argument("--baseline", default="bbc0b63", help="the revision dense work is compared with")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--skip-baseline", action="store_true")
+    p.add_argument("--parts", default="123", help="which of the three parts to run")
     args = p.parse_args()
 
-    print(f"1. {args.tib} TiB, x86-64, no THP (target: peak RSS under 8 GiB)")
+    if "1" in args.parts:
+        big(args.tib)
+    if "2" in args.parts:
+        uniform()
+    if "3" in args.parts and not args.skip_baseline:
+        dense(args.baseline, args.rounds)
+
+
+def big(tib: int) -> None:
+    print(f"1. {tib} TiB, x86-64, no THP (target: peak RSS under 8 GiB)")
     print(f"{'step':<22} {'wall s':>8} {'kernel s (est.)':>16} {'PTE tables':>11} "
           f"{'packed':>10} {'expanded':>9} {'peak RSS GiB':>13}")  # fmt: skip
     peak = 0.0
-    for r in child(BIG, str(args.tib)):
+    for r in child(BIG, str(tib)):
         est = f"{r['kernel_s']:.1f}" if r["kernel_s"] is not None else "-"
         print(
             f"{r['step']:<22} {r['seconds']:>8.2f} {est:>16} {r['tables']:>11,} "
@@ -150,6 +160,8 @@ def main() -> None:
         peak = max(peak, r["rss_gib"])
     print(f"peak RSS {peak:.2f} GiB: {'met' if peak < 8 else 'MISSED'} (under 8 GiB)\n")
 
+
+def uniform() -> None:
     r = child(UNIFORM, "3")[0]
     ratio = r["median_ns"] / r["est_ns"]
     print("2. 1 TiB written, PTE path (linux-4.19, 4 KiB off), median of 3 moves")
@@ -157,19 +169,18 @@ def main() -> None:
           f"{ratio:.4f}x, {'met' if ratio <= 0.01 else 'MISSED'} (at most 0.01x); "
           f"{r['ptes']:,} PTEs moved, {r['expanded']} tables expanded\n")  # fmt: skip
 
-    if args.skip_baseline:
-        return
-    base = baseline_tree(args.baseline)
+
+def dense(rev: str, rounds: int) -> None:
+    base = baseline_tree(rev)
     print(
-        f"3. dense work, {args.rounds} alternating rounds against {args.baseline} "
-        "(target: each phase within 5%)"
+        f"3. dense work, {rounds} alternating rounds against {rev} (target: each phase within 5%)"
     )
     runs: dict[str, list[dict]] = {"base": [], "this": []}
-    for i in range(args.rounds):
+    for i in range(rounds):
         for name, tree in (("base", base), ("this", REPO))[:: 1 if i % 2 == 0 else -1]:
             runs[name].append(child(DENSE, tree=tree)[0])
-        print(f"  round {i + 1}/{args.rounds} done", flush=True)
-    print(f"{'phase':<8} {args.baseline + ' s':>12} {'this s':>8} {'change':>8}")
+        print(f"  round {i + 1}/{rounds} done", flush=True)
+    print(f"{'phase':<8} {rev + ' s':>12} {'this s':>8} {'change':>8}")
     for phase, what in (("writes", "8 M random writes"), ("move", "PTE-path move"),
                         ("reads", "20 M random reads")):  # fmt: skip
         b = statistics.median(x[phase] for x in runs["base"])

@@ -89,7 +89,7 @@ cdef int fault_hole(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
             fw.installed[0] += <int64_t>(pmd_size >> pt.shift[pmd + 1])
         return 0
     if lev == pmd:
-        if new_pte_table(pt, slot) < 0:
+        if new_pte_table(pt, slot, True) < 0:
             fw.stopped = addr
             return -ENOMEM
     else:

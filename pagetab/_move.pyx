@@ -741,7 +741,8 @@ cdef int move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
     oidx0 = pool_index(&pt.pools[x.cfg.pte], pt.shift[x.cfg.pte], old_addr)
     nidx0 = pool_index(&pt.pools[x.cfg.pte], pt.shift[x.cfg.pte], new_addr)
     # packed tables whose runs stay runs move in O(1); else both become rows
-    packed = c == 0 and plan_packed_move(pt, old_pmd[0], new_pmd[0], oidx0, nidx0, npte, &plan)
+    packed = c == 0 and is_packed(old_pmd[0]) \
+        and plan_packed_move(pt, old_pmd[0], new_pmd[0], oidx0, nidx0, npte, &plan)
     if not packed:
         if (is_packed(old_pmd[0]) and expand_packed(pt, old_pmd) < 0) \
                 or (is_packed(new_pmd[0]) and expand_packed(pt, new_pmd) < 0):
@@ -932,7 +933,8 @@ cdef int pmd_step(pgtables *pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     if old_pmd[0] == 0:
         return 0
     if new_pmd[0] == 0:                                 # pte_alloc
-        if new_pte_table(pt, new_pmd) < 0:
+        # packed only for a packed source: a row's entries would expand it at once
+        if new_pte_table(pt, new_pmd, is_packed(old_pmd[0])) < 0:
             x.oom = True
             return -1
         x.c.tables_allocated += 1

@@ -127,7 +127,7 @@ cdef void clear_cont(pgtables *pt) noexcept nogil
 cdef int64_t alloc_packed(pgtables *pt) noexcept nogil
 cdef int64_t pool_take(Pool *p) noexcept nogil
 cdef int64_t expand_packed(pgtables *pt, uint64_t *slot) noexcept nogil
-cdef int new_pte_table(pgtables *pt, uint64_t *slot) noexcept nogil
+cdef int new_pte_table(pgtables *pt, uint64_t *slot, bint packed) noexcept nogil
 cdef void free_pte_table(pgtables *pt, uint64_t *slot) noexcept nogil
 cdef int64_t live_tables(pgtables *pt, int lev) noexcept nogil
 

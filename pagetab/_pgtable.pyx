@@ -179,11 +179,12 @@ cdef int64_t alloc_packed(pgtables *pt) noexcept nogil:
     return d
 
 
-cdef int new_pte_table(pgtables *pt, uint64_t *slot) noexcept nogil:
+cdef int new_pte_table(pgtables *pt, uint64_t *slot, bint packed) noexcept nogil:
     """pte_alloc into the none PMD entry ``*slot``: an empty PTE table,
-    packed when the store packs. 0, or -1 (out of memory or over limit)."""
+    packed when ``packed`` and the store packs (a caller about to fill it
+    entry by entry asks for a row). 0, or -1 (out of memory or over limit)."""
     cdef int64_t r
-    if pt.pack:
+    if pt.pack and packed:
         r = alloc_packed(pt)
         if r < 0:
             return -1
@@ -208,7 +209,8 @@ cdef int64_t expand_packed(pgtables *pt, uint64_t *slot) noexcept nogil:
     if row < 0:
         return -1
     dp = pool_row(&pt.packed, d)
-    d_fill(dp, row_ptr(pt, pte, row), pt.pools[pte].nent)
+    if dp[1]:  # (a row from the pool is zero already)
+        d_fill(dp, row_ptr(pt, pte, row), pt.pools[pte].nent)
     if not pool_put(&pt.packed, d):
         memset(row_ptr(pt, pte, row), 0, pt.pools[pte].nent * 8)  # free rows are zero
         pool_put(&pt.pools[pte], row)
