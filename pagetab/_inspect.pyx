@@ -104,7 +104,7 @@ cdef int frames_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i
 
 cdef mm_walk_ops FRAMES_OPS = mm_walk_ops(
     pud_leaf=frames_huge, pmd_leaf=frames_huge, pte_range=frames_ptes, pte_hole=frames_hole,
-    post_table=NULL, packed_range=frames_packed)
+    post_table=NULL, packed_range=frames_packed, repack=False)
 
 
 cdef object frames(pgtables *pt, uint64_t start, uint64_t end, bint with_orders):
@@ -149,7 +149,7 @@ cdef int count_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1
 
 cdef mm_walk_ops COUNT_OPS = mm_walk_ops(
     pud_leaf=count_huge, pmd_leaf=count_huge, pte_range=count_ptes, pte_hole=NULL,
-    post_table=NULL, packed_range=count_packed)
+    post_table=NULL, packed_range=count_packed, repack=False)
 
 
 cdef int64_t count_mapped(pgtables *pt, uint64_t start, uint64_t end) noexcept nogil:

@@ -16,7 +16,7 @@ from pagetab._huge_memory cimport split_huge_pmd
 from pagetab._pgtable cimport (
     ACTION_AGAIN, ACTION_CONTINUE, ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER_SHIFT, E_PRESENT,
     E_FLAGS, E_READ, E_WRITE, E_ZERO, WALK_EXPAND, alloc_frames, alloc_row, covers, d_count, d_get,
-    d_hi, d_lo, d_set, d_step, efr, free_pte_table, free_row_clean, mm_walk, mm_walk_ops, new_pte_table,
+    d_hi, d_lo, d_set, expand_packed, d_step, efr, free_pte_table, free_row_clean, mm_walk, mm_walk_ops, new_pte_table,
     pgtables, pte_table_empty, row_empty, unfold_edges, walk_page_range,
 )
 
@@ -229,6 +229,18 @@ cdef int fault_ptes(mm_walk *walk, uint64_t *t, int i0, int i1, uint64_t addr,
 
 cdef int fault_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1,
                       uint64_t addr, uint64_t next) noexcept nogil:
+    """fault_packed_run, else the table expanded here: a failure stops the
+    populate at ``addr``, as a table that could not be had does."""
+    cdef int rc = fault_packed_run(walk, d, i0, i1)
+    if rc != WALK_EXPAND:
+        return rc
+    if expand_packed(walk.pt, slot) < 0:
+        (<fault_walk*>walk.private).stopped = addr
+        return -ENOMEM
+    return WALK_EXPAND
+
+
+cdef int fault_packed_run(mm_walk *walk, uint64_t *d, int i0, int i1) noexcept nogil:
     """fault_ptes on a packed table, where the result is one run again: a
     read fault's zero pages joining a run of them, a write fault's fresh
     order-0 frames over none and zero-page entries (consecutive frames,
@@ -279,7 +291,7 @@ cdef int fault_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1
 
 cdef mm_walk_ops FAULT_OPS = mm_walk_ops(
     pud_leaf=NULL, pmd_leaf=fault_pmd, pte_range=fault_ptes, pte_hole=fault_hole,
-    post_table=NULL, packed_range=fault_packed)
+    post_table=NULL, packed_range=fault_packed, repack=False)
 
 
 cdef uint64_t populate_vma_page_range(pgtables *pt, uint64_t start, uint64_t end,
@@ -359,7 +371,7 @@ cdef int zap_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1,
 
 cdef mm_walk_ops ZAP_OPS = mm_walk_ops(
     pud_leaf=zap_huge, pmd_leaf=zap_huge, pte_range=zap_pte_range, pte_hole=NULL,
-    post_table=NULL, packed_range=zap_packed)
+    post_table=NULL, packed_range=zap_packed, repack=True)
 
 
 cdef int zap_page_range(pgtables *pt, uint64_t start, uint64_t end, int64_t *pages) noexcept nogil:
@@ -410,7 +422,7 @@ cdef int free_table(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
 # no pte_range: PTE tables are freed whole, never walked
 cdef mm_walk_ops FREE_OPS = mm_walk_ops(
     pud_leaf=NULL, pmd_leaf=NULL, pte_range=NULL, pte_hole=NULL, post_table=free_table,
-    packed_range=NULL)
+    packed_range=NULL, repack=False)
 
 
 cdef void free_pgtables(pgtables *pt, uint64_t start, uint64_t end, uint64_t floor,

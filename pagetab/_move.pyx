@@ -292,7 +292,7 @@ cdef int present_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int 
 
 cdef mm_walk_ops PRESENT_OPS = mm_walk_ops(
     pud_leaf=present_huge, pmd_leaf=present_huge, pte_range=present_ptes, pte_hole=NULL,
-    post_table=NULL, packed_range=present_packed)
+    post_table=NULL, packed_range=present_packed, repack=False)
 
 
 cdef int64_t count_present(pgtables *pt, int lev, int64_t row) noexcept nogil:
@@ -741,7 +741,9 @@ cdef int move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
     oidx0 = pool_index(&pt.pools[x.cfg.pte], pt.shift[x.cfg.pte], old_addr)
     nidx0 = pool_index(&pt.pools[x.cfg.pte], pt.shift[x.cfg.pte], new_addr)
     # packed tables whose runs stay runs move in O(1); else both become rows
-    packed = c == 0 and is_packed(old_pmd[0]) \
+    # (not within one table: the source's cut and the destination's join
+    # would be two writes of one descriptor)
+    packed = c == 0 and is_packed(old_pmd[0]) and old_pmd[0] != new_pmd[0] \
         and plan_packed_move(pt, old_pmd[0], new_pmd[0], oidx0, nidx0, npte, &plan)
     if not packed:
         if (is_packed(old_pmd[0]) and expand_packed(pt, old_pmd) < 0) \

@@ -142,7 +142,7 @@ cdef void move_whole_vma(mm_struct mm, Py_ssize_t i, vm_area_struct vma, uint64_
         freed.shift = 0
         free_pgtables(pt, addr, end, floor, ceiling, &freed)
     if rc < 0:
-        raise MemoryError("page-table limit reached while splitting a huge page")
+        raise MemoryError("no page-table memory (the limit, or malloc) to split a huge page or expand a packed table")
     has_freed = freed.shift != 0
     if p.rec.tables_freed_early > 0:
         # _freed_early: the released tables' span, at PMD stride

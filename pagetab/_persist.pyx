@@ -184,11 +184,18 @@ cdef object restore(pgtables *pt, data):
             shift.tolist() != [pt.shift[l] for l in range(pt.nlev)]:
         raise ValueError("saved tables have another geometry")
     # the root's row 0 is taken already: it is overwritten, not taken again
+    # (and given back as it was if the root's rows do not load)
     pt.pools[0].live = 0
     pt.pools[0].hw = 0
     pt.pools[0].nfree = 0
-    for l in range(pt.nlev):
-        restore_pool(&pt.pools[l], data[f"rows{l}"], data[f"free{l}"], f"level {l}", l == 0)
+    try:
+        restore_pool(&pt.pools[0], data["rows0"], data["free0"], "level 0", True)
+    except BaseException:
+        pt.pools[0].live = pt.pools[0].hw = 1
+        pt.pools[0].nfree = 0
+        raise
+    for l in range(1, pt.nlev):
+        restore_pool(&pt.pools[l], data[f"rows{l}"], data[f"free{l}"], f"level {l}", False)
     if "packed" in data:
         restore_pool(&pt.packed, data["packed"], data["packed_free"], "packed tables", False)
     for l in range(pt.nlev):

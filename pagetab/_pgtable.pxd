@@ -130,6 +130,7 @@ cdef int64_t expand_packed(pgtables *pt, uint64_t *slot) noexcept nogil
 cdef int new_pte_table(pgtables *pt, uint64_t *slot, bint packed) noexcept nogil
 cdef void free_pte_table(pgtables *pt, uint64_t *slot) noexcept nogil
 cdef int64_t live_tables(pgtables *pt, int lev) noexcept nogil
+cdef void try_pack(pgtables *pt, uint64_t *slot) noexcept nogil
 
 
 # ----------------------------------------------------------------------
@@ -389,7 +390,8 @@ ctypedef int (*walk_ptes_fn)(mm_walk *walk, uint64_t *pte, int i0, int i1, uint6
                              uint64_t next) noexcept nogil
 # a packed PTE table's descriptor ``d`` (its pointer in ``*slot``): the
 # callback reads or rewrites the descriptor for entries [i0, i1), or
-# returns WALK_EXPAND to have the table expanded and given to pte_range
+# returns WALK_EXPAND to have the table expanded (unless it expanded it
+# itself, to say where a failure stopped it) and given to pte_range
 ctypedef int (*walk_packed_fn)(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1,
                                uint64_t addr, uint64_t next) noexcept nogil
 
@@ -409,6 +411,7 @@ cdef struct mm_walk_ops:
     walk_entry_fn post_table  # after the walk below a table pointer (post-order: a table
                               # whose entries are all gone can be freed here)
     walk_packed_fn packed_range  # a packed PTE table (NULL: expanded for pte_range)
+    bint repack               # after pte_range over a whole table: pack it if it is one run
 
 cdef struct mm_walk:
     const mm_walk_ops *ops
@@ -447,11 +450,14 @@ cdef inline int walk_ptes(mm_walk *walk, uint64_t *slot, uint64_t start,
                 return rc
         if walk.ops.pte_range == NULL:
             return 0
-        if expand_packed(pt, slot) < 0:
+        if (slot[0] & E_PACKED) and expand_packed(pt, slot) < 0:
             return -12  # ENOMEM
     if walk.ops.pte_range == NULL:
         return 0
-    return walk.ops.pte_range(walk, row_ptr(pt, pte, <int64_t>efr(slot[0])), i0, i1, start, end)
+    rc = walk.ops.pte_range(walk, row_ptr(pt, pte, <int64_t>efr(slot[0])), i0, i1, start, end)
+    if rc == 0 and walk.ops.repack and pt.pack and i0 == 0 and i1 == pt.pools[pte].nent:
+        try_pack(pt, slot)  # (the callback went over every entry already)
+    return rc
 
 
 cdef inline int walk_page_range(pgtables *pt, uint64_t start, uint64_t end,

@@ -222,6 +222,42 @@ cdef int64_t expand_packed(pgtables *pt, uint64_t *slot) noexcept nogil:
     return row
 
 
+cdef void try_pack(pgtables *pt, uint64_t *slot) noexcept nogil:
+    """Re-pack the PTE table row ``*slot`` points to when its entries are
+    one run again (all none, zero-page PTEs, consecutive frames with one
+    set of flags): the row goes back to its pool, the count of PTE tables
+    stays. Leaves it a row when not, or when no descriptor can be had."""
+    cdef int pte = pt.nlev - 1, n = pt.pools[pte].nent, lo = 0, hi, i
+    cdef int64_t row = <int64_t>efr(slot[0]), d
+    cdef uint64_t *t = row_ptr(pt, pte, row)
+    cdef uint64_t tmpl = 0, step = 0, e
+    while lo < n and t[lo] == 0:
+        lo += 1
+    hi = n
+    while hi > lo and t[hi - 1] == 0:
+        hi -= 1
+    if hi > lo:
+        step = 0 if (t[lo] & E_ZERO) else 1
+        tmpl = t[lo] - ((<uint64_t>lo * step) << ADDR_SHIFT)
+        e = t[lo]
+        for i in range(lo, hi):
+            if t[i] != e:
+                return
+            e += step << ADDR_SHIFT
+    d = pool_take(&pt.packed)
+    if d < 0:
+        return
+    d_set(pool_row(&pt.packed, d), tmpl, lo, hi, step)
+    memset(t, 0, n * 8)
+    if not pool_put(&pt.pools[pte], row):
+        d_fill(pool_row(&pt.packed, d), t, n)  # (cannot free the row: it stays)
+        pool_row(&pt.packed, d)[0] = 0
+        pool_row(&pt.packed, d)[1] = 0
+        pool_put(&pt.packed, d)
+        return
+    slot[0] = E_PRESENT | E_PACKED | (<uint64_t>d << ADDR_SHIFT)
+
+
 cdef void free_pte_table(pgtables *pt, uint64_t *slot) noexcept nogil:
     """pte_free: free the empty PTE table ``*slot`` points to (packed or a
     row) and clear the PMD entry."""

@@ -164,7 +164,7 @@ cdef class PageTables:
         with nogil:
             rc = _memory.zap_page_range(&self.pgt, start, end, &pages)
         if rc < 0:
-            raise MemoryError("page-table limit reached while splitting a huge page")
+            raise MemoryError("no page-table memory (the limit, or malloc) to split a huge page or expand a packed table")
         return pages
 
     def free_pgtables(self, uint64_t start, uint64_t end, uint64_t floor, uint64_t ceiling):
@@ -200,7 +200,7 @@ cdef class PageTables:
         with nogil:
             rc = _mprotect.change_protection(&self.pgt, start, end, readable, writable, shared)
         if rc < 0:
-            raise MemoryError("page-table limit reached while splitting a huge page")
+            raise MemoryError("no page-table memory (the limit, or malloc) to split a huge page or expand a packed table")
         return rc
 
     def split_at(self, uint64_t addr):

@@ -397,6 +397,15 @@ def split_folio(PageTables tables not None, Tlbs tlbs not None, int caller,
     memset(&st, 0, sizeof(st))
     if not 0 < order < 16 or head & (last - 1):
         raise ValueError(f"split_folio: no folio of order {order} at frame {head}")
+    cdef bint oom = False
+    with nogil:
+        # packed tables expanded first: a failure changes no entry
+        for i in range(n):
+            if pt_walk(pt, addrs[i], 0, 0, pte, False, &reached, NULL, NULL) == NULL:
+                oom = True
+                break
+    if oom:
+        raise MemoryError("split_folio: no memory to expand a packed page table")
     with nogil:
         for i in range(n):
             slot = pt_walk(pt, addrs[i], 0, 0, pte, False, &reached, NULL, NULL)

@@ -146,6 +146,13 @@ class PackedAgrees(RuleBasedStateMachine):
         # and back, so later steps see it in the window again
         self._all("mremap", dst + shift * self.page, length, length, MOVE, src)
 
+    @rule(data=st.data(), dontunmap=st.booleans())
+    def mremap_in_window(self, data: st.DataObject, dontunmap: bool) -> None:
+        # to anywhere in the window: next to the source, in its own table
+        length = self._len(data)
+        flags = MOVE | (pt.MREMAP_DONTUNMAP if dontunmap else 0)
+        self._all("mremap", self._addr(data), length, length, flags, self._addr(data))
+
     @rule(data=st.data(), write=st.booleans(), shift=st.sampled_from([0, 1]))
     def fault_run_then_move(self, data: st.DataObject, write: bool, shift: int) -> None:
         # a run that ends inside its table (a few pages faulted in order),
@@ -244,6 +251,21 @@ def test_policy_without_pmd_moves_packs_too() -> None:
     assert mm.mm_struct.tables.packed_expanded == 0
 
 
+def test_move_within_one_table() -> None:
+    """The source's cut and the destination's join in one table (found by
+    a second read): the table expands, and both ends are right."""
+    out = []
+    for on in (True, False):
+        mm = space(on, thp="never")
+        a = mm.mmap(4 << 20, addr=BASE, flags=FIX)
+        mm.madvise(a, 16 * 4096, pt.MADV_POPULATE_READ)
+        # to the next table: a packed run of soft-dirty zero-page PTEs
+        b = mm.mremap(a, 16 * 4096, 16 * 4096, MOVE, a + (2 << 20))
+        mm.mremap(b, 8 * 4096, 8 * 4096, MOVE | pt.MREMAP_DONTUNMAP, b + 16 * 4096)
+        out.append(mm.frames(b, 24 * 4096))
+    assert out[0].tolist() == out[1].tolist() == [-1] * 8 + [0] * 16
+
+
 def test_change_no_descriptor_holds_expands_one_table() -> None:
     mm, a = _populated(pt.MADV_POPULATE_READ, 64 << 20)
     t = mm.mm_struct.tables
@@ -309,3 +331,31 @@ def test_pack_switch_is_checked() -> None:
         os.environ["PAGETAB_PACK"] = "yes"
         with pytest.raises(ValueError, match="PAGETAB_PACK must be 0 or 1"):
             _tables.PageTables([39, 30, 21, 12], [512] * 4)
+
+
+def test_a_row_emptied_whole_packs_again() -> None:
+    """try_pack: MADV_DONTNEED of a whole expanded table, under a policy
+    that keeps emptied tables (no PT_RECLAIM before 6.16)."""
+    mm = space(True, thp="never", policy="linux-6.8")
+    a = mm.mmap(4 << 20, addr=BASE, flags=FIX)
+    mm.madvise(a, 4 << 20, pt.MADV_POPULATE_READ)
+    mm.access([a + 3 * 4096], write=True)
+    t = mm.mm_struct.tables
+    assert (t.packed_tables, t.packed_expanded) == (1, 1)
+    mm.madvise(a, 2 << 20, pt.MADV_DONTNEED)
+    assert t.packed_tables == 2 and t.live_rows()[-1] == 2
+    assert mm.rss_pages == 512
+
+
+def test_a_split_thp_is_a_packed_table() -> None:
+    out = []
+    for on in (True, False):
+        mm = space(on, thp="always")
+        a = mm.mmap(2 << 20, addr=BASE, flags=FIX)
+        mm.madvise(a, 2 << 20, pt.MADV_POPULATE_WRITE)
+        mm.munmap(a + (1 << 20), 1 << 20)  # splits the THP, zaps its upper half
+        t = mm.mm_struct.tables
+        out.append((mm.frames(a, 1 << 20).tolist(), [str(f) for f in mm.folios(a, 1 << 20)],
+                    t.live_rows(), t.packed_tables, t.packed_expanded))  # fmt: skip
+    assert out[0][:3] == out[1][:3]
+    assert out[0][3:] == (1, 0) and out[1][3:] == (0, 0)
