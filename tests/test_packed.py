@@ -13,6 +13,7 @@ refused and saves without them load.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -316,6 +317,22 @@ def test_bad_descriptor_refused_and_old_saves_load(tmp_path: Any) -> None:
     loaded.restore(old)
     assert np.array_equal(loaded.frames(a, a + (16 << 20)), mm.frames(a, 16 << 20))
     assert loaded.packed_tables == 0
+
+
+def test_a_version_4_file_loads_as_rows(tmp_path: Any) -> None:
+    """A save from before packed tables (format 4: no descriptors)."""
+    mm, a = _populated(pt.MADV_POPULATE_WRITE, 8 << 20, on=False)
+    mm.save(tmp_path / "v5.npz")
+    with np.load(tmp_path / "v5.npz") as z:
+        data = {k: z[k] for k in z.files if not k.startswith("tables_packed")}
+    data["meta"] = np.array(json.dumps({**json.loads(str(data["meta"])), "version": 4}))
+    np.savez(tmp_path / "v4.npz", **data)
+    with packing(True):
+        old = pt.AddressSpace.load(tmp_path / "v4.npz")
+    assert np.array_equal(old.frames(a, 8 << 20), mm.frames(a, 8 << 20))
+    assert old.mm_struct.tables.packed_tables == 0
+    old.madvise(a + 4096, 4096, pt.MADV_POPULATE_READ)  # and it goes on
+    old.check()
 
 
 def test_save_load_round_trip_keeps_packing(tmp_path: Any) -> None:
