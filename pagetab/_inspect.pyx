@@ -13,7 +13,7 @@ from libc.stdint cimport int8_t, int64_t, uint64_t
 import numpy as np
 
 from pagetab._pgtable cimport (
-    ACTION_CONTINUE, ADDR_SHIFT, E_FLAGS, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PACKED, E_PRESENT,
+    ACTION_CONTINUE, ADDR_SHIFT, E_FLAGS, Pool, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PACKED, E_PRESENT,
     E_ZERO, count_entries, d_count, d_get, d_hi, d_lo, d_step, efr, is_packed, mm_walk,
     mm_walk_ops, pgtables, pool_row, pt_read, row_empty, row_ptr, walk_page_range,
 )
@@ -223,31 +223,11 @@ cdef list check(pgtables *pt):
                     continue
                 rv[efr(e)] += 1
     for l in range(pt.nlev):
-        free_rows = np.array([pt.pools[l].freelist[k] for k in range(pt.pools[l].nfree)],
-                             dtype=np.int64)
-        ref = refs[l]
-        owner = ref.copy()
-        np.add.at(owner, free_rows, 1)
-        bad = np.flatnonzero(owner != 1)
-        if bad.size:
-            problems.append(f"level {l}: rows {bad[:8].tolist()} referenced or freed "
-                            f"{owner[bad[:8]].tolist()} times (must be once)")
-        if int(np.count_nonzero(ref)) != pt.pools[l].live:
-            problems.append(f"level {l}: {np.count_nonzero(ref)} rows reachable but "
-                            f"{pt.pools[l].live} live")
+        free_rows = ownership(&pt.pools[l], refs[l], f"level {l}: rows", problems)
         for r in free_rows[:64]:
             if not row_empty(pt, l, r):
                 problems.append(f"level {l}: free row {r} is not zero")
-    free_d = np.array([pt.packed.freelist[k] for k in range(pt.packed.nfree)], dtype=np.int64)
-    owner = packed_refs.copy()
-    np.add.at(owner, free_d, 1)
-    bad = np.flatnonzero(owner != 1)
-    if bad.size:
-        problems.append(f"packed tables {bad[:8].tolist()} referenced or freed "
-                        f"{owner[bad[:8]].tolist()} times (must be once)")
-    if int(np.count_nonzero(packed_refs)) != pt.packed.live:
-        problems.append(f"{np.count_nonzero(packed_refs)} packed tables reachable but "
-                        f"{pt.packed.live} live")
+    ownership(&pt.packed, packed_refs, "packed tables", problems)
     for r in range(pt.packed.hw):
         why = descriptor_problem(pt, pool_row(&pt.packed, r), packed_refs[r] == 0)
         if why:
@@ -255,6 +235,21 @@ cdef list check(pgtables *pt):
             if len(problems) > 64:
                 break
     return problems
+
+
+cdef object ownership(Pool *p, refs, str what, list problems):
+    """Every row of ``p`` referenced once (``refs``) or on the free list
+    once, and as many referenced as live; returns the free list."""
+    free_rows = np.array([p.freelist[k] for k in range(p.nfree)], dtype=np.int64)
+    owner = refs.copy()
+    np.add.at(owner, free_rows, 1)
+    bad = np.flatnonzero(owner != 1)
+    if bad.size:
+        problems.append(f"{what} {bad[:8].tolist()} referenced or freed "
+                        f"{owner[bad[:8]].tolist()} times (must be once)")
+    if int(np.count_nonzero(refs)) != p.live:
+        problems.append(f"{what}: {np.count_nonzero(refs)} reachable but {p.live} live")
+    return free_rows
 
 
 cdef str descriptor_problem(pgtables *pt, const uint64_t *d, bint free_):

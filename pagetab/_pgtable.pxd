@@ -205,7 +205,6 @@ cdef inline void d_fill(const uint64_t *d, uint64_t *t, int nent) noexcept nogil
         t[i] = 0
 
 
-
 cdef inline uint64_t efr(uint64_t e) noexcept nogil:
     """The frame id (leaf) or child row (table pointer) of an entry."""
     return e >> ADDR_SHIFT

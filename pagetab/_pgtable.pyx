@@ -248,7 +248,8 @@ cdef void try_pack(pgtables *pt, uint64_t *slot) noexcept nogil:
     if d < 0:
         return
     d_set(pool_row(&pt.packed, d), tmpl, lo, hi, step)
-    memset(t, 0, n * 8)
+    if hi > lo:
+        memset(t + lo, 0, (hi - lo) * 8)  # (none elsewhere already)
     if not pool_put(&pt.pools[pte], row):
         d_fill(pool_row(&pt.packed, d), t, n)  # (cannot free the row: it stays)
         pool_row(&pt.packed, d)[0] = 0
@@ -346,7 +347,8 @@ cdef int walk_page_table(pgtables *pt, int lev, int64_t row, const mm_walk_ops *
                          void *private) noexcept nogil:
     """The walk of all of table ``row`` of level ``lev`` (1 or below),
     wherever it is mapped: addresses count from 0 at its first entry (a
-    PTE table here is a row, never a packed one)."""
+    PTE table here is a row, never a packed one; for walks that only read:
+    a PTE table's own PMD entry is not at hand to re-pack it)."""
     cdef mm_walk walk
     walk.ops = ops
     walk.pt = pt
