@@ -168,6 +168,37 @@ class PackedAgrees(RuleBasedStateMachine):
         self._all("mremap", start & ~(self.pmd - 1), self.pmd, self.pmd, MOVE, dst)
         self._all("mremap", dst, self.pmd, self.pmd, MOVE, start & ~(self.pmd - 1))
 
+    @rule(data=st.data(), holes=st.booleans())
+    def uffdio_move(self, data: st.DataObject, holes: bool) -> None:
+        # UFFDIO_MOVE into a registered range (it expands packed tables)
+        src, length = self._addr(data), self._len(data)
+        dst = BASE + 2 * self.window + data.draw(st.integers(0, 8)) * self.page
+        self._all("mmap", length, dst, pt.PROT_READ | pt.PROT_WRITE, FIX)
+        outcomes = []
+        for mm in self.spaces:
+            u = mm.userfaultfd()
+            u.register(dst, length, pt.UFFDIO_REGISTER_MODE_MISSING)
+            try:
+                outcomes.append(("ok", u.move(dst, src, length,
+                                              pt.UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES if holes else 0)))  # fmt: skip
+            except OSError as e:
+                outcomes.append(("errno", e.errno))
+        assert outcomes[0] == outcomes[1], outcomes
+        self._all("munmap", dst, length)
+
+    @rule(write=st.booleans())
+    def fork(self, write: bool) -> None:
+        # the child's tables are a copy (dump and restore, descriptors too)
+        a, b = (mm.fork() for mm in self.spaces)
+        n = 3 * self.window
+        assert np.array_equal(a.frames(BASE, n), b.frames(BASE, n))
+        assert a.mm_struct.tables.live_rows() == b.mm_struct.tables.live_rows()
+        addrs = np.uint64(BASE) + np.arange(0, self.window, 7 * self.page, dtype=np.uint64)
+        sa, sb = a.access(addrs, write=write), b.access(addrs, write=write)
+        assert (sa.faults, sa.segv, sa.walks) == (sb.faults, sb.segv, sb.walks)
+        assert np.array_equal(a.frames(BASE, n), b.frames(BASE, n))
+        a.check()
+
     @invariant()
     def agree(self) -> None:
         a, b = self.spaces
