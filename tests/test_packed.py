@@ -175,12 +175,12 @@ class PackedAgrees(RuleBasedStateMachine):
         dst = BASE + 2 * self.window + data.draw(st.integers(0, 8)) * self.page
         self._all("mmap", length, dst, pt.PROT_READ | pt.PROT_WRITE, FIX)
         outcomes = []
+        mode = pt.UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES if holes else 0
         for mm in self.spaces:
             u = mm.userfaultfd()
             u.register(dst, length, pt.UFFDIO_REGISTER_MODE_MISSING)
             try:
-                outcomes.append(("ok", u.move(dst, src, length,
-                                              pt.UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES if holes else 0)))  # fmt: skip
+                outcomes.append(("ok", u.move(dst, src, length, mode)))
             except OSError as e:
                 outcomes.append(("errno", e.errno))
         assert outcomes[0] == outcomes[1], outcomes
