@@ -663,6 +663,15 @@ cdef struct packed_plan:
     bint last_present
 
 
+cdef inline bint never_folds(uint64_t tmpl, int64_t c) noexcept nogil:
+    """Whether a run of ``tmpl`` entries is outside contpte's reach: none
+    folded, and none that could fold (the zero page, or folios smaller
+    than a block: block_foldable). Its entries then move as with no
+    contiguous blocks at all, and the packed move stands for the loop."""
+    return not (tmpl & E_CONT) and ((tmpl & E_ZERO) != 0
+                                    or (<int64_t>1 << ((tmpl & E_ORDER) >> E_ORDER_SHIFT)) < c)
+
+
 cdef bint plan_packed_move(pgtables *pt, uint64_t oval, uint64_t nval, int64_t oidx0,
                            int64_t nidx0, int64_t npte, packed_plan *p) noexcept nogil:
     """Whether moving entries [oidx0, oidx0 + npte) of the packed table
@@ -743,7 +752,8 @@ cdef int move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
     # packed tables whose runs stay runs move in O(1); else both become rows
     # (not within one table: the source's cut and the destination's join
     # would be two writes of one descriptor)
-    packed = c == 0 and is_packed(old_pmd[0]) and old_pmd[0] != new_pmd[0] \
+    packed = is_packed(old_pmd[0]) and old_pmd[0] != new_pmd[0] \
+        and (c == 0 or never_folds(desc_of(pt, old_pmd[0])[0], c)) \
         and plan_packed_move(pt, old_pmd[0], new_pmd[0], oidx0, nidx0, npte, &plan)
     if not packed:
         if (is_packed(old_pmd[0]) and expand_packed(pt, old_pmd) < 0) \

@@ -72,10 +72,14 @@ class PackedAgrees(RuleBasedStateMachine):
         arch=st.sampled_from(ARCHS),
         policy=st.sampled_from(POLICIES),
         thp=st.sampled_from(["never", "madvise"]),
+        mthp=st.sampled_from([{}, {4: "always"}, {2: "always", 5: "always"}]),
     )
-    def setup(self, arch: str, policy: str, thp: str) -> None:
-        self.spaces = [space(on, arch, cpus=2, thp=thp, policy=policy) for on in (True, False)]
-        a = self.spaces[0].arch
+    def setup(self, arch: str, policy: str, thp: str, mthp: dict[int, str]) -> None:
+        # large folios too (contpte blocks fold on arm64 from order 4 on)
+        a = pt.arch(arch)
+        sizes = {a.page_size << o: m for o, m in mthp.items() if a.page_size << o < a.pmd_size}
+        self.spaces = [space(on, arch, cpus=2, thp=thp, policy=policy, thp_sizes=sizes)
+                       for on in (True, False)]  # fmt: skip
         self.page, self.pmd = a.page_size, a.pmd_size
         self.window = 16 * self.pmd
 
@@ -208,6 +212,10 @@ class PackedAgrees(RuleBasedStateMachine):
         fb = b.mm_struct.tables.folio_orders(lo, lo + n)
         assert np.array_equal(fa[1], fb[1])
         assert a.vmas() == b.vmas()
+        # raw entries (PTE_CONT, soft-dirty, order) at a page in 13
+        ta, tb = a.mm_struct.tables, b.mm_struct.tables
+        for addr in range(lo, lo + n, 13 * self.page):
+            assert ta.entry(addr) == tb.entry(addr), hex(addr)
         assert a.mm_struct.tables.live_rows() == b.mm_struct.tables.live_rows()
         assert a.mm_struct.tables.peak_rows() == b.mm_struct.tables.peak_rows()
         assert a.page_table_bytes == b.page_table_bytes
@@ -407,3 +415,20 @@ def test_a_split_thp_is_a_packed_table() -> None:
                     t.live_rows(), t.packed_tables, t.packed_expanded))  # fmt: skip
     assert out[0][:3] == out[1][:3]
     assert out[0][3:] == (1, 0) and out[1][3:] == (0, 0)
+
+
+@pytest.mark.parametrize("shift", [0, 4096, 16 * 4096])
+def test_contiguous_blocks_move_as_with_rows(shift: int) -> None:
+    """arm64 contpte: a split THP's packed run is PTE_CONT throughout; moved
+    off its blocks' alignment the blocks unfold (and fold again where they
+    land aligned), so such a run never takes the packed move."""
+    out = []
+    for on in (True, False):
+        mm = space(on, "arm64-4k", thp="always", policy="linux-6.18")
+        a = mm.mmap(2 << 20, addr=BASE, flags=FIX)
+        mm.madvise(a, 2 << 20, pt.MADV_POPULATE_WRITE)
+        b = mm.mremap(a, 1 << 20, 1 << 20, MOVE, BASE + G + shift)  # splits the THP
+        t = mm.mm_struct.tables
+        out.append(([t.entry(p) for p in range(b, b + (1 << 20), 4096)],
+                    _move_record(mm), t.contpte_unfolds))  # fmt: skip
+    assert out[0] == out[1]
