@@ -16,8 +16,9 @@ from pagetab._huge_memory cimport split_huge_pmd
 from pagetab._pgtable cimport (
     ACTION_AGAIN, ACTION_CONTINUE, ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER_SHIFT, E_PRESENT,
     E_FLAGS, E_READ, E_WRITE, E_ZERO, WALK_EXPAND, alloc_frames, alloc_row, covers, d_count, d_get,
-    d_hi, d_lo, d_set, expand_packed, d_step, efr, free_pte_table, free_row_clean, mm_walk, mm_walk_ops, new_pte_table,
-    pgtables, pte_table_empty, row_empty, unfold_edges, walk_page_range,
+    d_hi, d_lo, d_set, d_step, efr, expand_packed, free_pte_table, free_row_clean, mm_walk,
+    mm_walk_ops, new_pte_table, pgtables, pte_table_empty, row_empty, unfold_edges,
+    walk_page_range,
 )
 
 

@@ -681,7 +681,7 @@ cdef bint plan_packed_move(pgtables *pt, uint64_t oval, uint64_t nval, int64_t o
     moved entry is the old one with soft-dirty set (move_soft_dirty_pte)."""
     cdef uint64_t *sd
     cdef uint64_t *dd
-    cdef int64_t slo, shi, a, b, delta
+    cdef int64_t slo, shi, a, b
     cdef uint64_t t
     if not is_packed(oval) or not is_packed(nval):
         return False
