@@ -20,8 +20,8 @@ from pagetab._flush cimport FlushOps, Tlbs, flush_rule, tlb_flush_range
 from pagetab._memory cimport MODE_READ, MODE_WRITE, fault_ctx, populate_vma_page_range
 from pagetab._persist cimport mark_written
 from pagetab._pgtable cimport (
-    ADDR_SHIFT, E_DIRTY, E_LEAF, E_PACKED, E_READ, E_WRITE, E_ZERO, d_get, desc_of, leaf_class,
-    pgtables, pool_index, pool_row, pt_read, pt_walk,
+    ADDR_SHIFT, E_DIRTY, E_LEAF, E_READ, E_WRITE, E_ZERO, desc_of, is_packed, leaf_class,
+    packed_entry, pgtables, pool_index, pool_row, pt_read, pt_walk,
 )
 from pagetab._tables cimport PageTables
 from pagetab._tlb cimport (
@@ -197,8 +197,7 @@ cdef int64_t access_loop(pgtables *pt, TlbState *s, const flush_rule *rule, VmaT
         if j < n and j >= i0 + 2 * D:
             k = j & (RING - 1)
             # (a packed PTE table is read at use: its descriptor, prefetched)
-            if ring_reached[k] == upper and ring_slot[k][0] & E_PACKED \
-                    and not (ring_slot[k][0] & E_LEAF):
+            if ring_reached[k] == upper and is_packed(ring_slot[k][0]):
                 __builtin_prefetch(desc_of(pt, ring_slot[k][0]))
             elif ring_reached[k] == upper and ring_slot[k][0] != 0 \
                     and not (ring_slot[k][0] & E_LEAF):
@@ -233,9 +232,8 @@ cdef int64_t access_loop(pgtables *pt, TlbState *s, const flush_rule *rule, VmaT
                 slot = ring_slot[i & (RING - 1)]
                 reached = ring_reached[i & (RING - 1)]
                 e = slot[0]
-                if reached == upper and (e & E_PACKED) and not (e & E_LEAF):
-                    e = d_get(desc_of(pt, e), pool_index(&pt.pools[upper + 1],
-                                                         pt.shift[upper + 1], addr))
+                if reached == upper and is_packed(e):
+                    e = packed_entry(pt, e, addr)
                     reached = upper + 1
             else:
                 e = pt_read(pt, addr, pt.nlev - 1, &reached)

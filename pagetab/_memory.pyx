@@ -270,8 +270,8 @@ cdef int fault_packed_run(mm_walk *walk, uint64_t *d, int i0, int i1) noexcept n
             return 0
         return WALK_EXPAND
     if ctx.mode == MODE_WRITE and ctx.orders == 0:
+        wflags = fw.base_flags | E_DIRTY | (E_WRITE if ctx.prot_write else 0)
         if empty or (d_step(d) == 0 and (d[0] & E_ZERO) and lo >= i0 and hi <= i1):
-            wflags = fw.base_flags | E_DIRTY | (E_WRITE if ctx.prot_write else 0)
             nf = pt.next_frame
             d_set(d, wflags + ((nf - <uint64_t>i0) << ADDR_SHIFT), i0, i1, 1)
             pt.next_frame = nf + <uint64_t>(i1 - i0)
@@ -279,7 +279,6 @@ cdef int fault_packed_run(mm_walk *walk, uint64_t *d, int i0, int i1) noexcept n
             return 0
         if i0 >= lo and i1 <= hi and (d[0] & E_DIRTY) and not (d[0] & E_ZERO):
             return 0  # every entry already e | E_DIRTY
-        wflags = fw.base_flags | E_DIRTY | (E_WRITE if ctx.prot_write else 0)
         if i0 == hi and d_step(d) == 1 and (d[0] & E_FLAGS) == wflags \
                 and (d_get(d, hi - 1) >> ADDR_SHIFT) + 1 == pt.next_frame:
             # the next page of a run whose frames were the last handed out

@@ -675,7 +675,8 @@ cdef inline bint never_folds(uint64_t tmpl, int64_t c) noexcept nogil:
 cdef bint plan_packed_move(pgtables *pt, uint64_t oval, uint64_t nval, int64_t oidx0,
                            int64_t nidx0, int64_t npte, packed_plan *p) noexcept nogil:
     """Whether moving entries [oidx0, oidx0 + npte) of the packed table
-    ``oval`` to [nidx0, ...) of the packed table ``nval`` leaves each one
+    ``oval`` (packed: the caller has seen it) to [nidx0, ...) of the table
+    ``nval``, when that is packed, leaves each one
     run (the source's cut at one end at most, the destination's empty or
     joined end to end by the same rule), and if so the plan ``p``. Each
     moved entry is the old one with soft-dirty set (move_soft_dirty_pte)."""
@@ -683,7 +684,7 @@ cdef bint plan_packed_move(pgtables *pt, uint64_t oval, uint64_t nval, int64_t o
     cdef uint64_t *dd
     cdef int64_t slo, shi, a, b
     cdef uint64_t t
-    if not is_packed(oval) or not is_packed(nval):
+    if not is_packed(nval):
         return False
     sd = desc_of(pt, oval)
     dd = desc_of(pt, nval)
@@ -886,18 +887,26 @@ cdef int move_ptes(pgtables *pt, Ctx *x, uint64_t *old_pmd, uint64_t *new_pmd,
 # ----------------------------------------------------------------------
 # move_page_tables
 
-cdef int64_t ensure_table(pgtables *pt, Ctx *x, uint64_t *slot, int lev) noexcept nogil:
+cdef int64_t ensure_table(pgtables *pt, Ctx *x, uint64_t *slot, int lev,
+                          bint packed) noexcept nogil:
     """The row of the level-``lev`` table ``slot`` points to, allocating it
-    if ``slot`` is empty (pmd_alloc / pte_alloc). -1 if allocation fails."""
-    cdef int64_t row
+    if ``slot`` is empty (pmd_alloc / pte_alloc; a PTE table packed when
+    ``packed``: new_pte_table). -1 if allocation fails; a PTE table's row
+    is not returned (0: it may be packed)."""
+    cdef int64_t row = 0
     if slot[0] != 0:
-        return <int64_t>(slot[0] >> ADDR_SHIFT)
-    row = alloc_row(pt, lev)
+        return <int64_t>(slot[0] >> ADDR_SHIFT) if lev != x.cfg.pte else 0
+    if lev == x.cfg.pte:
+        if new_pte_table(pt, slot, packed) < 0:
+            row = -1
+    else:
+        row = alloc_row(pt, lev)
+        if row >= 0:
+            slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
     if row < 0:
         x.oom = True
         return -1
     x.c.tables_allocated += 1
-    slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
     return row
 
 
@@ -921,7 +930,7 @@ cdef int pmd_step(pgtables *pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     old_pmd = slot_of(pt, x.cfg.pmd, old_row, old_addr)
     if old_pmd[0] == 0:
         return 0
-    new_row = ensure_table(pt, x, new_pud, x.cfg.pmd)  # alloc_new_pmd
+    new_row = ensure_table(pt, x, new_pud, x.cfg.pmd, False)  # alloc_new_pmd
     if new_row < 0:
         return -1
     new_pmd = slot_of(pt, x.cfg.pmd, new_row, new_addr)
@@ -944,12 +953,10 @@ cdef int pmd_step(pgtables *pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
             return 0
     if old_pmd[0] == 0:
         return 0
-    if new_pmd[0] == 0:                                 # pte_alloc
-        # packed only for a packed source: a row's entries would expand it at once
-        if new_pte_table(pt, new_pmd, is_packed(old_pmd[0])) < 0:
-            x.oom = True
-            return -1
-        x.c.tables_allocated += 1
+    # pte_alloc: packed only for a packed source (a row's entries would
+    # expand it at once)
+    if ensure_table(pt, x, new_pmd, x.cfg.pte, is_packed(old_pmd[0])) < 0:
+        return -1
     limit = x.cfg.pte_extent_limit << x.cfg.page_shift
     if limit == 0 or extent <= limit:
         return move_ptes(pt, x, old_pmd, new_pmd, old_addr, new_addr, extent)
@@ -998,7 +1005,7 @@ cdef int batch_pmds(pgtables *pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
         return 0
     old_row = <int64_t>(old_pud[0] >> ADDR_SHIFT)
     # allocate the new PMD table before taking the lock
-    new_row = ensure_table(pt, x, new_pud, x.cfg.pmd)
+    new_row = ensure_table(pt, x, new_pud, x.cfg.pmd, False)
     if new_row < 0:
         return -1
     old_ptl = pmd_lockptr(x, old_row)

@@ -22,6 +22,7 @@ from pagetab._mm_types cimport mm_struct, pending_move, vm_area_struct
 from pagetab._move cimport PagetableMoveControl, move_stats, move_tables
 from pagetab._pgtable cimport bytes_below_root, pgtables
 from pagetab._tables cimport PageTables
+from pagetab._tables import NO_TABLE_MEMORY
 
 from pagetab.constants import MREMAP_FIXED, MREMAP_MAYMOVE
 
@@ -142,7 +143,7 @@ cdef void move_whole_vma(mm_struct mm, Py_ssize_t i, vm_area_struct vma, uint64_
         freed.shift = 0
         free_pgtables(pt, addr, end, floor, ceiling, &freed)
     if rc < 0:
-        raise MemoryError("no page-table memory (the limit, or malloc) to split a huge page or expand a packed table")
+        raise MemoryError(NO_TABLE_MEMORY)
     has_freed = freed.shift != 0
     if p.rec.tables_freed_early > 0:
         # _freed_early: the released tables' span, at PMD stride

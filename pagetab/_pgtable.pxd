@@ -165,6 +165,12 @@ cdef inline uint64_t d_get(const uint64_t *d, int i) noexcept nogil:
     return d[0] + ((<uint64_t>i * d_step(d)) << ADDR_SHIFT)
 
 
+cdef inline uint64_t packed_entry(pgtables *pt, uint64_t pmdval, uint64_t addr) noexcept nogil:
+    """The PTE for ``addr`` in the packed table the PMD entry ``pmdval`` points to."""
+    cdef int pte = pt.nlev - 1
+    return d_get(desc_of(pt, pmdval), pool_index(&pt.pools[pte], pt.shift[pte], addr))
+
+
 cdef inline void d_set(uint64_t *d, uint64_t tmpl, int lo, int hi, uint64_t step) noexcept nogil:
     """Make ``d`` the run [lo, hi) of ``tmpl`` by ``step`` (empty: both words 0)."""
     if lo >= hi:
@@ -293,7 +299,7 @@ cdef inline uint64_t pt_read(pgtables *pt, uint64_t addr, int target,
             return e
         if e & E_PACKED:
             reached[0] = lev + 1
-            return d_get(desc_of(pt, e), pool_index(&pt.pools[lev + 1], pt.shift[lev + 1], addr))
+            return packed_entry(pt, e, addr)
         row = <int64_t>(e >> ADDR_SHIFT)
         lev += 1
 

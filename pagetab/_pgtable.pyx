@@ -134,6 +134,11 @@ cdef bint pool_put(Pool *p, int64_t row) noexcept nogil:
     return True
 
 
+cdef inline bint over_limit(pgtables *pt, int lev) noexcept nogil:
+    """Whether one more table of level ``lev`` would pass page_table_limit."""
+    return pt.limit_bytes and bytes_below_root(pt) + pt.pools[lev].nent * 8 > pt.limit_bytes
+
+
 cdef inline void note_peak(pgtables *pt, int lev) noexcept nogil:
     cdef int64_t n = live_tables(pt, lev)
     if n > pt.pools[lev].peak:
@@ -142,11 +147,10 @@ cdef inline void note_peak(pgtables *pt, int lev) noexcept nogil:
 
 cdef int64_t alloc_row(pgtables *pt, int lev) noexcept nogil:
     """A zeroed row of level ``lev``, or -1 (out of memory or over limit)."""
-    cdef Pool *p = &pt.pools[lev]
     cdef int64_t row
-    if pt.limit_bytes and bytes_below_root(pt) + p.nent * 8 > pt.limit_bytes:
+    if over_limit(pt, lev):
         return -1
-    row = pool_take(p)
+    row = pool_take(&pt.pools[lev])
     if row >= 0:
         note_peak(pt, lev)
     return row
@@ -171,7 +175,7 @@ cdef int64_t alloc_packed(pgtables *pt) noexcept nogil:
     limit), or -1."""
     cdef int pte = pt.nlev - 1
     cdef int64_t d
-    if pt.limit_bytes and bytes_below_root(pt) + pt.pools[pte].nent * 8 > pt.limit_bytes:
+    if over_limit(pt, pte):
         return -1
     d = pool_take(&pt.packed)
     if d >= 0:

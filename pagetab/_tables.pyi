@@ -22,6 +22,8 @@ POP_SHARED: int
 POP_FILE_READ: int
 POP_FILE_COW: int
 
+NO_TABLE_MEMORY: str
+
 def packing_default() -> bool: ...
 
 class PageTables:

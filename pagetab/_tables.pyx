@@ -44,6 +44,10 @@ ORDER_SHIFT = E_ORDER_SHIFT
 ORDER = E_ORDER
 FRAME_SHIFT = ADDR_SHIFT
 
+#: the error of a zap, change_prot or unmap that found no table memory
+NO_TABLE_MEMORY = ("no page-table memory (the limit, or malloc) to split a huge page or "
+                   "expand a packed table")
+
 #: populate() faults this much (1 GiB) between two checks for a signal
 cdef int POPULATE_CHUNK_SHIFT = 30
 
@@ -164,7 +168,7 @@ cdef class PageTables:
         with nogil:
             rc = _memory.zap_page_range(&self.pgt, start, end, &pages)
         if rc < 0:
-            raise MemoryError("no page-table memory (the limit, or malloc) to split a huge page or expand a packed table")
+            raise MemoryError(NO_TABLE_MEMORY)
         return pages
 
     def free_pgtables(self, uint64_t start, uint64_t end, uint64_t floor, uint64_t ceiling):
@@ -200,7 +204,7 @@ cdef class PageTables:
         with nogil:
             rc = _mprotect.change_protection(&self.pgt, start, end, readable, writable, shared)
         if rc < 0:
-            raise MemoryError("no page-table memory (the limit, or malloc) to split a huge page or expand a packed table")
+            raise MemoryError(NO_TABLE_MEMORY)
         return rc
 
     def split_at(self, uint64_t addr):
@@ -348,7 +352,8 @@ cdef class PageTables:
         for l in range(self.pgt.nlev):
             b += self.pgt.pools[l].nchunks * (<int64_t>1 << self.pgt.pools[l].chunk_shift) \
                 * self.pgt.pools[l].nent * 8
-        return b + self.pgt.packed.nchunks * (<int64_t>1 << self.pgt.packed.chunk_shift) * 16
+        return b + self.pgt.packed.nchunks * (<int64_t>1 << self.pgt.packed.chunk_shift) \
+            * self.pgt.packed.nent * 8
 
     @property
     def next_frame(self):
