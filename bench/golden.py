@@ -31,7 +31,11 @@ that packed uniform PTE tables, and the one that let arm64's packed
 runs contpte cannot reach move packed too (each time only the ids of
 PTE-table locks in the traced moves' lock events changed: an id names a
 table, and packed tables are numbered apart from rows; with
-``PAGETAB_PACK=0`` the output is still identical to bbc0b63's file);
+``PAGETAB_PACK=0`` the output is still identical to bbc0b63's file),
+and the one that left a thread asleep on mmap_lock in lazy TLB mode in
+the concurrent model (a new column ``mover_flush_change_ns``; only the
+linux-4.9 run whose threads sleep through the move changed: its flushes
+skip their CPUs, so its mover and their waits shortened);
 re-generate it (``-o``) only with a
 change meant to move results, and say so in that commit.
 """

@@ -44,7 +44,9 @@ def simulate(
     fl_hi: npt.NDArray[np.uint64],
     fl_stride: npt.NDArray[np.int64],
     fl_freed: npt.NDArray[np.uint8],
+    fl_ops: npt.NDArray[np.int64],
     holds: npt.NDArray[Any],
     remote_ns: npt.NDArray[np.float64],
     interrupts: npt.NDArray[np.uint8],
+    sender_ns: npt.NDArray[np.float64],
 ) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64], Any]: ...

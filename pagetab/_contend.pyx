@@ -56,7 +56,7 @@ from pagetab._flush cimport FlushOps, Tlbs, tlb_flush_gather
 from pagetab._move cimport LOCK_ID_MM, LOCK_ID_PMD, LOCK_ID_PTE, LOCK_ID_SHIFT
 from pagetab._pgtable cimport E_WRITE, leaf_class, pgtables, pt_read
 from pagetab._tables cimport PageTables
-from pagetab._tlb cimport CLS_CONT, TLB_RUNNING, TlbState, insert_inline, lookup_inline
+from pagetab._tlb cimport CLS_CONT, TLB_LAZY, TLB_RUNNING, TlbState, insert_inline, lookup_inline
 
 cnp.import_array()
 
@@ -172,6 +172,8 @@ cdef struct contend_result:
     double mover_ipi_wait_ns     # its flushes' extra wait for CPUs still in an earlier handler
     int64_t flushes
     int64_t ipis_sent
+    double mover_flush_change_ns # its flushes as they ran less as in the move alone
+                                 # (negative: IPIs spared a sleeping thread's lazy CPU)
 
 
 # A page-table lock the mover held, by the tables it covers: key is
@@ -327,20 +329,25 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
              const uint64_t *ext_lo, const uint64_t *ext_hi, const double *ext_moved,
              const double *ext_unlocked, int64_t next,
              const double *fl_at, const uint64_t *fl_lo, const uint64_t *fl_hi,
-             const int64_t *fl_stride, const uint8_t *fl_freed, int64_t nfl,
-             const mover_hold *holds, int64_t nholds,
-             const double *remote_ns, const uint8_t *interrupts,
+             const int64_t *fl_stride, const uint8_t *fl_freed, const int64_t *fl_ops,
+             int64_t nfl, const mover_hold *holds, int64_t nholds,
+             const double *remote_ns, const uint8_t *interrupts, const double *sender_ns,
              thread_stats *out, int64_t *hist, contend_result *res) noexcept nogil:
     """The event loop. Returns 0, or -1 when out of memory. A flush's
     receivers each run the handler (``cfg.ipi_handler``) and its operations
     (``remote_ns`` per FlushOps word) when it made an operation that
-    ``interrupts`` them (``interrupts`` per word)."""
-    cdef int i, j, nt = cfg.nthreads, cls, steps
+    ``interrupts`` them (``interrupts`` per word). The mover pays each flush
+    as it runs now: ``sender_ns`` per word it makes beyond (or short of)
+    what the move alone made (``fl_ops``, OPS_WORDS per flush)."""
+    cdef int i, j, c, nt = cfg.nthreads, cls, steps
     cdef int64_t steps_taken = 0
     cdef double t[MAX_THREADS]
     cdef double read_until[MAX_THREADS]      # holding mmap_lock / a VMA lock for read
     cdef double busy[MAX_THREADS]            # its CPU is in flush IPI handlers until
     cdef double asleep[MAX_THREADS]          # it sleeps on mmap_lock / a VMA lock until
+    cdef double asleep_from[MAX_THREADS]     # ... from
+    cdef bint lazied[MAX_THREADS]            # its CPU made lazy by that sleep
+    cdef bint until_end[MAX_THREADS]         # that sleep lasts until the mover returns
     cdef double open_at[MAX_THREADS]         # the access in progress: its start,
     cdef double open_lat[MAX_THREADS]        # its latency so far (IPIs landing in it add)
     cdef bint open_during[MAX_THREADS]       # and whether it started while the move ran
@@ -356,7 +363,7 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     cdef uint64_t key, chunk
     cdef uint64_t nbits
     cdef double now, lat, wait, h, start = INFINITY, end = INFINITY, moved_at, unl
-    cdef double shift = 0, at, d, late, priced  # shift: the mover's delay by busy receivers
+    cdef double shift = 0, at, d, late, priced, repriced  # shift: the mover's delay by busy receivers
     cdef int k
     cdef int64_t dk
     cdef bint sent
@@ -386,6 +393,9 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
         read_until[i] = -INFINITY
         busy[i] = -INFINITY
         asleep[i] = -INFINITY
+        asleep_from[i] = -INFINITY
+        lazied[i] = False
+        until_end[i] = False
         open_at[i] = -INFINITY
         open_lat[i] = -1
         done[i] = 0
@@ -423,10 +433,32 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
         if started and fi < nfl and start + cfg.events_at_ns + fl_at[fi] + shift <= now:
             at = start + cfg.events_at_ns + fl_at[fi] + shift
             before = ops
+            # a thread asleep on a lock leaves its CPU idle, in lazy TLB mode
+            # with the mm still loaded (the idle task's enter_lazy_tlb), which
+            # the flush may skip (the arch's rule); woken, it runs the mm again
+            # (switch_mm_irqs_off catches up on a skipped flush: the entries
+            # are gone from the model's TLBs at the flush itself)
+            for i in range(nt):
+                c = th[i].cpu
+                if asleep_from[i] <= at < asleep[i]:
+                    if not lazied[i] and s.cpumask[c] and s.lazy[c] == TLB_RUNNING:
+                        s.lazy[c] = TLB_LAZY
+                        lazied[i] = True
+                elif lazied[i]:
+                    s.lazy[c] = TLB_RUNNING
+                    s.cpumask[c] = 1
+                    lazied[i] = False
             # (fl_freed: the unmap's flush of freed page tables)
             tlb_flush_gather(&tlbs.rule, s, &ops, cfg.mover_cpu, fl_lo[fi], fl_hi[fi],
                              <int>fl_stride[fi], fl_freed[fi])
             res.flushes += 1
+            # the mover pays the flush it made now, not the one the move
+            # alone made (fewer IPIs to a sleeping thread's lazy CPU)
+            repriced = 0
+            for k in range(OPS_WORDS):
+                dk = (<const int64_t *>&ops)[k] - (<const int64_t *>&before)[k]
+                repriced += (dk - fl_ops[fi * OPS_WORDS + k]) * sender_ns[k]
+            res.mover_flush_change_ns += repriced
             # each receiving CPU runs the handler and its own flushes
             h = cfg.ipi_handler
             sent = False
@@ -470,9 +502,21 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                         else:
                             out[i].busy_ns += h
                         t[i] += h
-                shift += late
-                end += late
+                repriced += late
                 res.mover_ipi_wait_ns += late
+            # the mover's later events and its end move; so does the wake of
+            # a thread asleep until it ends (mmap_lock held for write), with
+            # its blocked access and its next one
+            shift += repriced
+            end += repriced
+            for i in range(nt):
+                if until_end[i] and asleep[i] > at:
+                    asleep[i] += repriced
+                    open_lat[i] += repriced
+                    out[i].blocked_ns += repriced
+                    t[i] += repriced
+                    if read_until[i] > at:
+                        read_until[i] += repriced
             fi += 1
             continue
         if j < 0:
@@ -583,7 +627,9 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                     wait = wend - (now + lat)
                     out[j].blocked += 1
                     out[j].blocked_ns += wait
+                    asleep_from[j] = now + lat
                     asleep[j] = wend
+                    until_end[j] = cfg.mmap_lock == LOCK_WRITE
                     lat += wait
                 if cfg.moving and started and now + lat >= start and (
                         r.fate == FATE_UNMAPPED or (r.fate == FATE_PROTECTED and x.write)):
@@ -684,16 +730,19 @@ def simulate(PageTables tables not None, Tlbs tlbs not None, dict config not Non
              cnp.ndarray ext_moved not None, cnp.ndarray ext_unlocked not None,
              cnp.ndarray fl_at not None, cnp.ndarray fl_lo not None,
              cnp.ndarray fl_hi not None, cnp.ndarray fl_stride not None,
-             cnp.ndarray fl_freed not None, cnp.ndarray holds not None, cnp.ndarray remote_ns not None,
-             cnp.ndarray interrupts not None):
+             cnp.ndarray fl_freed not None, cnp.ndarray fl_ops not None,
+             cnp.ndarray holds not None, cnp.ndarray remote_ns not None,
+             cnp.ndarray interrupts not None, cnp.ndarray sender_ns not None):
     """Run the threads (THREAD_SPEC_DTYPE) over the regions (REGION_DTYPE)
     against the mover's extents (sorted by address: old range, when each
     moved and when the lock covering it was dropped, ns from the first
     traced event), flushes (time, range, stride shift, whether it is of
     freed page tables: the unmap's tlb_finish_mmu) and page-table lock
     holds (HOLD_DTYPE, sorted by key and start, disjoint per key); what a
-    flush costs the CPUs it reaches (``contention.receiver_costs``: float64
-    ns and uint8 flags, one per FlushOps word).
+    flush costs the CPUs it reaches and the mover (``contention.receiver_costs``:
+    float64 ns, uint8 flags and float64 ns, one per FlushOps word), with each
+    flush's operations in the move alone (``fl_ops``: int64, a row of
+    FlushOps words per flush).
 
     Returns (per-thread stats as THREAD_DTYPE, histograms of shape
     (threads, 2, HISTOGRAM_BUCKETS): every access and those issued during
@@ -710,6 +759,8 @@ def simulate(PageTables tables not None, Tlbs tlbs not None, dict config not Non
     cdef mover_hold[::1] hl = holds
     cdef double[::1] rns = remote_ns
     cdef uint8_t[::1] rint = interrupts
+    cdef double[::1] sns = sender_ns
+    cdef int64_t[:, ::1] fops = fl_ops
     cdef int64_t nholds = hl.shape[0]
     cdef int64_t next = elo.shape[0], nfl = flo.shape[0], i
     cdef TlbState *s = &tlbs.s
@@ -727,8 +778,11 @@ def simulate(PageTables tables not None, Tlbs tlbs not None, dict config not Non
         if not hl[i].start <= hl[i].end or (i and (hl[i - 1].key, hl[i - 1].end)
                                             > (hl[i].key, hl[i].start)):
             raise ValueError("holds: sorted by key and start, disjoint per key")
-    if rns.shape[0] != OPS_WORDS or rint.shape[0] != OPS_WORDS:
-        raise ValueError(f"remote_ns and interrupts: one entry per FlushOps word ({OPS_WORDS})")
+    if rns.shape[0] != OPS_WORDS or rint.shape[0] != OPS_WORDS or sns.shape[0] != OPS_WORDS:
+        raise ValueError(f"remote_ns, interrupts and sender_ns: one entry per FlushOps word "
+                         f"({OPS_WORDS})")
+    if fops.shape[0] != nfl or fops.shape[1] != OPS_WORDS:
+        raise ValueError(f"fl_ops: a row of {OPS_WORDS} FlushOps words per flush")
     if not 0 <= cfg.mover_cpu < s.ncpu:
         raise ValueError(f"mover_cpu must be in 0..{s.ncpu - 1}")
     if not LOCK_WRITE <= cfg.mmap_lock <= LOCK_READ:
@@ -754,8 +808,8 @@ def simulate(PageTables tables not None, Tlbs tlbs not None, dict config not Non
                  &emv[0] if next else NULL, &eun[0] if next else NULL, next,
                  &fat[0] if nfl else NULL, &flo[0] if nfl else NULL,
                  &fhi[0] if nfl else NULL, &fst[0] if nfl else NULL,
-                 &ffr[0] if nfl else NULL, nfl,
-                 &hl[0] if nholds else NULL, nholds, &rns[0], &rint[0], &out[0],
+                 &ffr[0] if nfl else NULL, &fops[0, 0] if nfl else NULL, nfl,
+                 &hl[0] if nholds else NULL, nholds, &rns[0], &rint[0], &sns[0], &out[0],
                  &h[0, 0, 0], &res)
     if rc == -2:
         reraise()  # the signal handler's exception (KeyboardInterrupt)

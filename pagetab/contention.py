@@ -65,7 +65,7 @@ from .constants import (
     UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
     UFFDIO_REGISTER_MODE_MISSING,
 )
-from .cost import untraced_cost
+from .cost import flush_op_events, untraced_cost
 from .mm_types import MAX_CPUS
 from .mmu_gather import gather_trace
 from .policy import DEFAULT_POLICY, Policy, policies
@@ -191,6 +191,26 @@ def _spec(d: Any) -> ThreadSpec:
     return ThreadSpec(**d)
 
 
+#: a read slower than its thread's median by more than this held something
+#: the median read does not: a flush IPI's handler, a preemption (on the test
+#: host the two groups lie apart, 0.06-0.4 us and 9 us, with almost nothing
+#: between them)
+SLOW_GAP_NS = 1000.0
+
+
+def slow_reads(hist: np.ndarray[Any, Any], above_ns: float) -> tuple[float, float]:
+    """The share of a latency histogram's accesses in buckets wholly above
+    ``above_ns``, and their median (NaN when there are none): the reads
+    that held a flush IPI's handler, apart from the rest, however few they
+    are (a p99 shows them only while they are over 1% of the reads)."""
+    lower = np.concatenate(([0], _BUCKET_UPPER[:-1]))
+    tail = np.where(lower >= above_ns, hist, 0)
+    total = int(hist.sum())
+    if not tail.sum() or not total:
+        return 0.0, float("nan")
+    return float(tail.sum()) / total, percentiles(tail)["p50"]
+
+
 def percentiles(hist: np.ndarray[Any, Any], max_ns: float = math.inf) -> dict[str, float]:
     """p50, p99, p99.9 of a latency histogram (buckets 1 ns wide below 64 ns,
     within 3% above), NaN when it is empty. Each is interpolated in the
@@ -286,6 +306,9 @@ class ContendResult:
     mover_ipi_wait_ns: float
     """Its flushes' extra wait for receiving CPUs still in an earlier IPI's
     handler (ns)."""
+    mover_flush_change_ns: float
+    """Its flushes as they ran less as in the move alone (ns; negative where
+    a thread asleep on a lock left its CPU lazy, so a flush skipped it)."""
     estimated_ns: float
     """The mover's elapsed time, its wait included (ns)."""
     flushes: int
@@ -343,6 +366,7 @@ class ContendResult:
             "locking": self.locking, "safe": self.safe, "seed": self.seed,
             "move_alone_ns": self.move_alone_ns, "mover_wait_ns": self.mover_wait_ns,
             "mover_ipi_wait_ns": self.mover_ipi_wait_ns,
+            "mover_flush_change_ns": self.mover_flush_change_ns,
             "mover_ns": self.estimated_ns, "flushes": self.flushes, "ipis_sent": self.ipis_sent,
             **tot, "stall_ns": self.stall_ns, "cpu_ns": self.cpu_ns,
             "refills_caused": sum(t.refills_caused for t in self.threads),
@@ -554,7 +578,7 @@ def run_concurrent(
             # the ioctl's own cost: the trace holds the rest
             events_at = alone - trace.total_ns
         ext_lo, ext_hi, ext_moved, ext_unlocked = _extents(trace)
-        fl_at, fl_lo, fl_hi, fl_stride, fl_freed = _flushes(trace)
+        fl_at, fl_lo, fl_hi, fl_stride, fl_freed, fl_ops = _flushes(trace)
         holds = _holds(trace, dst - src, a)
         del trace  # all in the arrays above now: freed before the replays
     else:
@@ -563,8 +587,9 @@ def run_concurrent(
         ext_lo, ext_hi, ext_moved = g.ext_lo, g.ext_hi, g.ext_at
         # a zap frees nothing before its flush: no stale hit is unsafe
         ext_unlocked = np.full(len(ext_lo), np.inf)
-        fl_at, fl_lo, fl_hi, fl_stride, fl_freed = (g.fl_at, g.fl_lo, g.fl_hi, g.fl_stride,
-                                                    g.fl_freed)  # fmt: skip
+        fl_at, fl_lo, fl_hi, fl_stride, fl_freed, fl_ops = (g.fl_at, g.fl_lo, g.fl_hi,
+                                                            g.fl_stride, g.fl_freed,
+                                                            g.fl_ops)  # fmt: skip
         holds = g.holds
 
     lens = {"inside": size, "outside": rsize, "fresh": rsize, "beside": beside}
@@ -606,7 +631,8 @@ def run_concurrent(
     # no extents and no flushes: the runs without a move
     u64, f64 = np.empty(0, dtype=np.uint64), np.empty(0, dtype=np.float64)
     no_move = (u64, u64, f64, f64, f64, u64, u64, np.empty(0, dtype=np.int64),
-               np.empty(0, dtype=np.uint8), np.empty(0, dtype=_contend.HOLD_DTYPE))  # fmt: skip
+               np.empty(0, dtype=np.uint8), np.empty((0, len(_flush.OP_NAMES)), dtype=np.int64),
+               np.empty(0, dtype=_contend.HOLD_DTYPE))  # fmt: skip
     receiver = receiver_costs(a)
 
     def replay(moving: bool, th: np.ndarray[Any, Any]) -> tuple[Any, Any, Any]:
@@ -624,7 +650,7 @@ def run_concurrent(
                                      *no_move, *receiver)  # fmt: skip
         return _contend.simulate(mm.tables, tlbs, cfg, th, regions, ext_lo, ext_hi, ext_moved,
                                  ext_unlocked, fl_at, fl_lo, fl_hi, fl_stride, fl_freed,
-                                 holds, *receiver)  # fmt: skip
+                                 fl_ops, holds, *receiver)  # fmt: skip
 
     stats, hist, res = replay(True, th)
     # without the move: the same streams, as many accesses as each made with it
@@ -653,25 +679,31 @@ def run_concurrent(
         src_align=str(src_align), dst_align=str(dst_align), cpus=cpus,
         locking="per-vma" if pol.per_vma_locks else "mmap_lock", safe=pol.safe, seed=seed,
         move_alone_ns=alone, mover_wait_ns=start - move_at_ns,
-        mover_ipi_wait_ns=float(res["mover_ipi_wait_ns"]), estimated_ns=end - move_at_ns,
+        mover_ipi_wait_ns=float(res["mover_ipi_wait_ns"]),
+        mover_flush_change_ns=float(res["mover_flush_change_ns"]), estimated_ns=end - move_at_ns,
         flushes=int(res["flushes"]), ipis_sent=int(res["ipis_sent"]), threads=results,
         sim_wall_ns=time.perf_counter_ns() - t0, mover=mover,
     )  # fmt: skip
 
 
-def receiver_costs(a: Arch) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+def receiver_costs(a: Arch) -> tuple[np.ndarray[Any, Any], ...]:
     """What a flush costs each CPU it reaches, from the arch's flush family
     (``FlushRules.remote_ops`` and ``interrupts``), per flush operation in
     ``_flush.OP_NAMES`` order: (ns per operation run in the receiver's
-    handler, 1 where the operation interrupts the receivers)."""
+    handler, 1 where the operation interrupts the receivers, and ns the
+    flushing CPU pays per operation, as the estimate prices it:
+    ``cost.flush_op_events``)."""
     names = _flush.OP_NAMES
     remote = np.zeros(len(names), dtype=np.float64)
     interrupts = np.zeros(len(names), dtype=np.uint8)
+    sender = np.zeros(len(names), dtype=np.float64)
     for op, event in a.flush.remote_ops.items():
         remote[names.index(op)] = a.costs[event].ns if event in a.costs else 0.0
     for op in a.flush.interrupts:
         interrupts[names.index(op)] = 1
-    return remote, interrupts
+    for op, event in flush_op_events(a).items():
+        sender[names.index(op)] = a.costs[event].ns if event in a.costs else 0.0
+    return remote, interrupts, sender
 
 
 def _warm(a: Arch) -> int:
@@ -703,7 +735,8 @@ def _extents(trace: MoveTrace) -> tuple[np.ndarray[Any, Any], ...]:
 def _flushes(trace: MoveTrace) -> tuple[np.ndarray[Any, Any], ...]:
     """The flushes in order: (start ns, lo, hi, stride shift, whether it
     flushes as freed page tables do: the unmap's, and flush_tlb_mm of a
-    pending reclaim batch, which x86 issues with freed_tables)."""
+    pending reclaim batch, which x86 issues with freed_tables; its
+    operations in the move alone, a row of ``_flush.OP_NAMES`` each)."""
     ev = trace.events
     m = np.isin(ev["kind"], [_KIND[k] for k in FLUSH_KINDS])
     return (np.ascontiguousarray(trace.end_ns[m] - trace.durations_ns[m], dtype=np.float64),
@@ -711,7 +744,8 @@ def _flushes(trace: MoveTrace) -> tuple[np.ndarray[Any, Any], ...]:
             np.ascontiguousarray(ev["hi"][m], dtype=np.uint64),
             np.ascontiguousarray(ev["entries"][m], dtype=np.int64),
             np.ascontiguousarray(np.isin(ev["kind"][m], [_KIND["finish"], _KIND["batched"]]),
-                                 dtype=np.uint8))  # fmt: skip
+                                 dtype=np.uint8),
+            np.ascontiguousarray(trace.flush_ops[ev["what"][m]], dtype=np.int64))  # fmt: skip
 
 
 def _holds(trace: MoveTrace, delta: int, a: Arch) -> np.ndarray[Any, Any]:

@@ -90,16 +90,24 @@ def unit_price(price: Price, counter: str) -> float:
     return price(MOVE_EVENTS[counter][0])
 
 
+def flush_op_events(arch: Arch) -> dict[str, str]:
+    """The event each flush operation the flushing CPU pays is priced by:
+    the call, the family's own operations (``arch.flush.op_costs``) and the
+    IPI (its wait per receiver)."""
+    return {"flush_calls": "flush_call", **arch.flush.op_costs, "ipi": "ipi"}
+
+
 def flush_ops_cost(arch: Arch, price: Price, ops: Mapping[str, int]) -> dict[str, float]:
     """{"tlb flush": ..., "ipi": ...} ns of flush operations ``ops``, each
-    priced by the event its family names (``arch.flush.op_costs``)."""
-    flush = ops.get("flush_calls", 0) * price("flush_call")
-    for op, event in arch.flush.op_costs.items():
+    priced by its event (``flush_op_events``)."""
+    events = flush_op_events(arch)
+    flush = ops.get("flush_calls", 0) * price(events["flush_calls"])
+    for op, event in events.items():
         n = ops.get(op, 0)
-        if n:
+        if n and op not in ("flush_calls", "ipi"):
             flush += n * price(event)
     ipis = ops.get("ipi", 0)
-    return {"tlb flush": flush, "ipi": ipis * price("ipi") if ipis else 0.0}
+    return {"tlb flush": flush, "ipi": ipis * price(events["ipi"]) if ipis else 0.0}
 
 
 def flush_cost(arch: Arch, ops: Mapping[str, int]) -> dict[str, float]:

@@ -544,6 +544,22 @@ class HostContend:
         return float(statistics.median(float(np.percentile(x, q, method="inverted_cdf"))
                                        for x in self.latencies_ns if len(x)))  # fmt: skip
 
+    def slow_reads(self, gap_ns: float) -> tuple[float, float]:
+        """The median over repeats of the share of reads slower than their
+        repeat's median by more than ``gap_ns``, and of those reads' median
+        latency (ns; NaN where no repeat has one)."""
+        shares, medians = [], []
+        for x in self.latencies_ns:
+            if len(x):
+                slow = x[x > float(np.median(x)) + gap_ns]
+                shares.append(len(slow) / len(x))
+                if len(slow):
+                    medians.append(float(np.median(slow)))
+        if not shares:
+            return 0.0, float("nan")
+        return (float(statistics.median(shares)),
+                float(statistics.median(medians)) if medians else float("nan"))  # fmt: skip
+
 
 def measure_contend(size: int, dst_align: str | int = "pmd", reader_size: int = 4 * MIB,
                     repeats: int = 5, warm_ns: int = 5_000_000, mode: str = "read",

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _contend, _move
+from . import _contend, _flush, _move
 from .arch import Arch
 from .cost import flush_ops_cost
 from .mm_types import MmStruct
@@ -130,6 +130,9 @@ class GatherTrace:
     """... its stride shift."""
     fl_freed: npt.NDArray[np.uint8]
     """... 1 where tables were freed since the previous flush (freed_tables)."""
+    fl_ops: npt.NDArray[np.int64]
+    """... its operations in the call alone, a row of ``_flush.OP_NAMES``
+    each."""
     holds: npt.NDArray[Any]
     """The page-table lock holds (``_contend.HOLD_DTYPE``, sorted by key
     and start)."""
@@ -199,6 +202,7 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
     ext: list[tuple[int, int, float]] = []
     holds: list[tuple[int, float, float]] = []
     flushes: list[tuple[float, int, int, int, int]] = []
+    fl_ops: list[list[int]] = []
     counts = dict.fromkeys(("entries", "folio_lookups", "folios_freed", "pmd_folios_freed",
                             "tables", "flushes", "forced_flushes", "table_flushes",
                             "tables_freed"), 0)  # fmt: skip
@@ -214,6 +218,7 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
         nonlocal t
         ops = mm.tlbs.flush_range(cpu, lo_, hi_, shift, freed)
         flushes.append((t, lo_, hi_, shift, int(freed)))
+        fl_ops.append([ops.get(n, 0) for n in _flush.OP_NAMES])
         t += sum(flush_ops_cost(a, price, ops).values())
         counts["flushes"] += 1
 
@@ -375,5 +380,6 @@ def gather_trace(mm: MmStruct, call: str, lo: int, hi: int, cpu: int = 0,
         fl_hi=np.array([f[2] for f in flushes], dtype=np.uint64),
         fl_stride=np.array([f[3] for f in flushes], dtype=np.int64),
         fl_freed=np.array([f[4] for f in flushes], dtype=np.uint8),
+        fl_ops=np.array(fl_ops, dtype=np.int64).reshape(len(fl_ops), len(_flush.OP_NAMES)),
         holds=out, counts=counts,
     )  # fmt: skip
