@@ -357,7 +357,7 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     cdef uint8_t *tbits[MAX_THREADS]         # and PTE tables it installed
     cdef int64_t after[MAX_THREADS]          # bits[j] + after[j]: leaves faulted in after
                                              # their entry was cleared (their own pages)
-    cdef bint anon[MAX_THREADS]              # per region: its VMA has an anon_vma
+    cdef double anon_at[MAX_THREADS]         # per region: its VMA has an anon_vma from
     cdef int pte = pt.nlev - 1, reached
     cdef int pmd_entry_shift = pt.shift[pt.nlev - 2], pud_entry_shift = pt.shift[pt.nlev - 3]
     cdef uint64_t key, chunk
@@ -387,7 +387,7 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
             free_bitmaps(bits, tbits, j + 1)
             return -1
     for j in range(cfg.nregions):
-        anon[j] = rg[j].anon_vma != 0
+        anon_at[j] = -INFINITY if rg[j].anon_vma != 0 else INFINITY
     for i in range(nt):
         t[i] = 0
         read_until[i] = -INFINITY
@@ -476,10 +476,11 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                 # receiver's wait are in the traced flush's own cost)
                 late = 0
                 for i in range(nt):
-                    # a thread that has finished has left the CPU (and the
-                    # mask); one running through the move is there until it ends
-                    # (one asleep on a lock has left it idle: a lazy CPU the
-                    # flush skips)
+                    # a thread that has finished takes no handler (nothing
+                    # of it is timed; its CPU stays in the mask, and the
+                    # mover pays its IPI as the move alone did); one running
+                    # through the move is there until it ends (one asleep on
+                    # a lock has left it idle: a lazy CPU the flush skips)
                     if (active[i] or (th[i].through_move and cfg.moving)) \
                             and s.cpumask[th[i].cpu] and asleep[i] <= at \
                             and s.lazy[th[i].cpu] == TLB_RUNNING:
@@ -613,7 +614,7 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                 # or, for a write, where the VMA has no anon_vma yet
                 # (__vmf_anon_prepare: mmap_read_trylock, else retry under it)
                 needs_lock = (not cfg.per_vma_locks) or r.vma_locked or (
-                    x.write and not anon[x.region])
+                    x.write and now + lat < anon_at[x.region])
                 # until when the mover holds mmap_lock for write
                 if cfg.mmap_lock == LOCK_WRITE:
                     wend = end
@@ -685,7 +686,10 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                     if needs_lock:
                         read_until[j] = now + lat
                     if x.write:
-                        anon[x.region] = True
+                        # prepared when this fault is done: a writer
+                        # faulting before then retries under mmap_lock too
+                        if now + lat < anon_at[x.region]:
+                            anon_at[x.region] = now + lat
                     bits[x.region][page >> 3] |= <uint8_t>(1 << (page & 7))
                     if gone:
                         bits[x.region][after[x.region] + (page >> 3)] |= \

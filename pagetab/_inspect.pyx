@@ -8,6 +8,7 @@ translation; and the store's own structural invariants
 """
 
 cimport numpy as cnp
+from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int8_t, int64_t, uint64_t
 
 import numpy as np
@@ -178,6 +179,11 @@ cdef int64_t translate(pgtables *pt, uint64_t addr) noexcept nogil:
     return <int64_t>(efr(e) + ((addr & (size - 1)) >> pt.shift[pt.nlev - 1]))
 
 
+#: check() looks for Ctrl-C once per this many rows, plus one (some 80 ms of
+#: descriptors)
+cdef int64_t SIGNAL_ROWS = (1 << 16) - 1
+
+
 cdef list check(pgtables *pt):
     """Structural invariants; returns a list of problems (empty if sound).
 
@@ -195,10 +201,13 @@ cdef list check(pgtables *pt):
     cdef int64_t[::1] rv
     refs[0][0] = 1
     packed_refs = np.zeros(pt.packed.hw, dtype=np.int64)
+    cdef int64_t[::1] pv = packed_refs
     for l in range(pt.nlev - 1):
         rv = refs[l + 1]
         hw = pt.pools[l + 1].hw
         for r in range(pt.pools[l].hw):
+            if not r & (SIGNAL_ROWS >> 6):  # a row is 512 entries
+                PyErr_CheckSignals()  # Ctrl-C: millions of rows at many TiB
             if refs[l][r] == 0:
                 continue
             t = row_ptr(pt, l, r)
@@ -216,7 +225,7 @@ cdef list check(pgtables *pt):
                         problems.append(f"level {l} row {r} entry {i}: packed table {efr(e)} "
                                         "out of pool")
                     else:
-                        packed_refs[efr(e)] += 1
+                        pv[efr(e)] += 1
                     continue
                 if <int64_t>efr(e) >= hw:
                     problems.append(f"level {l} row {r} entry {i}: row {efr(e)} out of pool")
@@ -229,7 +238,9 @@ cdef list check(pgtables *pt):
                 problems.append(f"level {l}: free row {r} is not zero")
     ownership(&pt.packed, packed_refs, "packed tables", problems)
     for r in range(pt.packed.hw):
-        why = descriptor_problem(pt, pool_row(&pt.packed, r), packed_refs[r] == 0)
+        if not r & SIGNAL_ROWS:
+            PyErr_CheckSignals()  # Ctrl-C: 8 M descriptors (10 s) at 16 TiB
+        why = descriptor_problem(pt, pool_row(&pt.packed, r), pv[r] == 0)
         if why:
             problems.append(f"packed table {r}: {why}")
             if len(problems) > 64:

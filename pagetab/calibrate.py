@@ -194,7 +194,9 @@ def spread(samples: dict[tuple[Case, int], list[float]], training: list[Case],
     per_round: dict[str, list[float]] = {}
     for r in range(n):
         times = {k: v[r] for k, v in samples.items()}
-        got = _fitted(training, check, times, dict(remote), remote_cases)["costs"]
+        # (the reader is measured once, not per round: its handler uncapped
+        # here, the same in every round; the headline fit caps it)
+        got = _fitted(training, check, times, dict(remote), remote_cases, math.inf)["costs"]
         for k, v in got.items():
             per_round.setdefault(k, []).append(float(v))
     # how often each fitted case pays each cost, and its measured time
@@ -429,7 +431,8 @@ def _fitted(training: list[Case], check: list[Case], times: dict[tuple[Case, int
     """The fit of measured ``times`` under the model as it is: the costs,
     and every case predicted beside its measurement ("fit", "held_out",
     and in ``remote`` those with ``remote["cpus"]`` CPUs). ``ipi_handler``
-    is at most ``sync_wait`` (default: the ``ipi`` fitted here)."""
+    is at most ``sync_wait`` or the ``ipi`` fitted here, whichever is
+    higher (``math.inf``: not capped)."""
     base = _arch("x86-64")
     costs = _fit([(simulate(c, base), times[c, 1]) for c in training], base)
     fitted = base.with_costs(**costs)
@@ -440,19 +443,21 @@ def _fitted(training: list[Case], check: list[Case], times: dict[tuple[Case, int
         rrows = [(simulate(c, fitted, cpus), times[c, cpus]) for c in remote_cases[0]]
         costs["ipi"] = _fit_ipi(rrows, fitted)
         fitted = fitted.with_costs(ipi=costs["ipi"])
-        if remote.get("reader") is not None:
-            # a copy: spread() fits each round with this dict shared
-            reader = remote["reader"] = dict(remote["reader"])
-            h = fit_handler(fitted, reader)
-            if h is None:  # no slow read: the profile's handler kept
-                h = fitted.cost("ipi_handler")
+        # a copy: spread() fits each round with this dict shared
+        reader = dict(remote["reader"]) if remote.get("reader") else None
+        # None: no slow read, no handler seen: the profile's own is kept, not fitted
+        h = fit_handler(fitted, reader) if reader is not None else None
+        if reader is not None:
+            remote["reader"] = reader
+            reader["beyond_ipi_ns"] = 0.0
+        if reader is not None and h is not None:
             # the sender waits for each receiver's handler (flush_tlb_mm_range:
             # on_each_cpu_cond_mask with wait, arch/x86/mm/tlb.c), so slow
             # reads beyond its wait in its synchronous rounds were no handler
             # it waited for (a flush to a preempted vCPU is deferred,
             # kvm_flush_tlb_multi in arch/x86/kernel/kvm.c, and such a vCPU's
             # reads stall anyway): capped there, the rest kept and warned about
-            cap = max(costs["ipi"], sync_wait or 0.0)
+            cap = costs["ipi"] if sync_wait is None else max(costs["ipi"], sync_wait)
             reader["beyond_ipi_ns"] = max(h - cap, 0.0)
             costs["ipi_handler"] = min(h, cap)
             fitted = fitted.with_costs(ipi_handler=costs["ipi_handler"])

@@ -491,3 +491,56 @@ def test_the_handler_cap_is_the_senders_wait_in_its_synchronous_rounds(
     # refit keeps that cap: it redoes the spread before the fit
     again = calibrate.refit(tmp_path / "cal.json", tmp_path / "re.json", verbose=False)
     assert again["costs"]["ipi_handler"] == pytest.approx(data["costs"]["ipi_handler"])
+
+
+def test_a_reader_without_slow_reads_fits_no_handler(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # no slow read, no handler seen: the file claims no ipi_handler (the
+    # profile keeps its own) and warns of nothing beyond the sender's wait
+    truth = pt.arch("x86-64").with_costs(mremap_call=1700.0, pte_move=9.0, invlpg_flush=1900.0,
+                                         invlpg=60.0, ipi=500.0)  # fmt: skip
+
+    def fake_measure(case: calibrate.Case, repeats: int, threads: int = 1) -> float:
+        return pt.cost.move_cost(truth, calibrate.simulate(case, truth, threads))[0]
+
+    monkeypatch.setattr(calibrate, "measure", fake_measure)
+    monkeypatch.setattr(calibrate, "_warm_up", lambda: None)
+    _synthetic_host(monkeypatch)
+    quiet = {**_reader(3000.0), "slow_ns": None, "slow_share": 0.0}
+    monkeypatch.setattr(calibrate, "measure_reader", lambda repeats=5: quiet)
+    data = calibrate.calibrate(tmp_path / "cal.json", repeats=1, cpus=2)
+    assert "ipi_handler" not in data["costs"] and "ipi_handler" not in data["spread"]
+    assert data["remote"]["reader"]["beyond_ipi_ns"] == 0.0
+    assert "exceed the sender's wait" not in capsys.readouterr().out
+    prof = pt.arch("x86-64", calibration=str(tmp_path / "cal.json"))
+    assert prof.cost("ipi_handler") == pt.arch("x86-64").cost("ipi_handler")
+
+
+def test_the_handler_is_the_same_in_every_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the reader is measured once, not per round: its handler does not
+    # follow the rounds' ipi (two of five fit 0 ns here), only the headline
+    # fit caps it
+    truth = pt.arch("x86-64").with_costs(mremap_call=1700.0, pte_move=9.0, invlpg_flush=1900.0,
+                                         invlpg=60.0, ipi=9000.0)  # fmt: skip
+    quiet = truth.with_costs(ipi=0.0)
+    seen: dict[tuple[calibrate.Case, int], int] = {}
+
+    def fake_measure(case: calibrate.Case, repeats: int, threads: int = 1) -> float:
+        k = seen[case, threads] = seen.get((case, threads), -1) + 1
+        prof = quiet if threads > 1 and k in (1, 3) else truth
+        return pt.cost.move_cost(prof, calibrate.simulate(case, prof, threads))[0]
+
+    monkeypatch.setattr(calibrate, "measure", fake_measure)
+    monkeypatch.setattr(calibrate, "_warm_up", lambda: None)
+    _synthetic_host(monkeypatch)
+    monkeypatch.setattr(calibrate, "measure_reader", lambda repeats=5: _reader(4000.0))
+    data = calibrate.calibrate(tmp_path / "cal.json", repeats=1, verbose=False, cpus=2)
+    assert data["spread"]["ipi"]["unstable"]
+    rounds = data["spread"]["ipi_handler"]["rounds"]
+    assert rounds == pytest.approx([rounds[0]] * 5, rel=1e-3)
+    assert rounds[0] == pytest.approx(4000, rel=0.05)
+    assert not data["spread"]["ipi_handler"]["unstable"]
+    assert data["costs"]["ipi_handler"] == pytest.approx(4000.0, rel=0.05)
