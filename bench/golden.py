@@ -35,7 +35,9 @@ table, and packed tables are numbered apart from rows; with
 and the one that left a thread asleep on mmap_lock in lazy TLB mode in
 the concurrent model (a new column ``mover_flush_change_ns``; only the
 linux-4.9 run whose threads sleep through the move changed: its flushes
-skip their CPUs, so its mover and their waits shortened);
+skip their CPUs, so its mover and their waits shortened), and the one
+that gave the oracle's page states a soft-dirty field (each state one
+field longer, -1; nothing else changed, checked by dropping it);
 re-generate it (``-o``) only with a
 change meant to move results, and say so in that commit.
 """

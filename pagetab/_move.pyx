@@ -546,6 +546,8 @@ cdef inline bint move_pgt_entry(pgtables *pt, Ctx *x, pgt_entry entry, uint64_t 
         took_new = spin_lock(x, new_ptl)
     e = old_slot[0]
     old_slot[0] = 0
+    if not normal and lev == x.cfg.pmd:
+        e |= E_SOFTDIRTY          # move_huge_pmd: move_soft_dirty_pmd
     new_slot[0] = e
     if lev == x.cfg.pmd:
         if normal:

@@ -16,10 +16,7 @@ def move_calls(
     first: int,
     offset: int,
     stop: int,
-    allow_holes: bool,
-    batch: bool,
-    move_zero: bool,
-    anon_vma_lock: bool = ...,
+    rules: dict[str, bool],
     trace: bool = ...,
 ) -> tuple[
     int, int, int, dict[str, Any], tuple[npt.NDArray[np.void], npt.NDArray[np.int64]] | None

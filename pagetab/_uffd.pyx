@@ -59,6 +59,15 @@ cdef struct uffd_move_stats:
     FlushOps flush_ops           # the arch's flush instructions
 
 
+# The call's mode and the policy's rules, crossing into C once per move_calls.
+cdef struct uffd_move_rules:
+    bint allow_holes             # UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES
+    bint batch                   # 6.18's batched move_present_ptes (Policy.uffd_move_batch)
+    bint move_zero               # zero pages move (6.9+), else EBUSY
+    bint anon_vma_lock           # anon_vma_lock_write per move (Policy.uffd_move_anon_vma_lock)
+    bint soft_dirty              # a moved PTE soft-dirty, dirty as its source (75cb1cca2c88)
+
+
 cdef uint64_t ID_PTE = (<uint64_t>LOCK_ID_PTE) << LOCK_ID_SHIFT
 cdef uint64_t ID_PMD = (<uint64_t>LOCK_ID_PMD) << LOCK_ID_SHIFT
 cdef uint64_t ID_RMAP = (<uint64_t>LOCK_ID_RMAP) << LOCK_ID_SHIFT
@@ -128,21 +137,23 @@ NEED_SPLIT = _NEED_SPLIT
 
 
 cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t src,
-                        int64_t npages, bint allow_holes, bint batch, bint move_zero,
-                        bint anon_vma_lock, uffd_move_stats *st, int64_t *done,
-                        event_log *g) noexcept nogil:
+                        int64_t npages, const uffd_move_rules *ru, uffd_move_stats *st,
+                        int64_t *done, event_log *g) noexcept nogil:
     """Move up to ``npages`` PTEs from ``src`` to ``dst`` (each inside one
     PTE table, which exists), in order; ``done`` gets the pages done.
 
     Returns 0, or the reason it stopped: EEXIST where the destination PTE
     is not none (checked first), ENOENT at a source hole without
-    ``allow_holes`` (with it the hole counts as moved), EBUSY at a
-    zero-page PTE before 6.9 (``move_zero`` false), NEED_SPLIT at a page
-    of a large folio. Moved present PTEs become dirty and writable
-    (pte_mkdirty(pte_mkwrite(mk_pte(page, dst_vma->vm_page_prot)))).
+    ``ru.allow_holes`` (with it the hole counts as moved), EBUSY at a
+    zero-page PTE before 6.9 (``ru.move_zero`` false), NEED_SPLIT at a page
+    of a large folio. A moved present PTE is made afresh from the
+    destination's protection and writable: dirty before 75cb1cca2c88 (6.15;
+    pte_mkdirty(pte_mkwrite(mk_pte(...)))), since then soft-dirty and dirty
+    only where the source was (``ru.soft_dirty``); a moved zero-page PTE is
+    neither (move_zeropage_pte).
 
-    Per page (``batch`` false): both PTE locks, the folio lock, the
-    anon_vma lock (``anon_vma_lock``: until 6.19's cc22b9978509) and a
+    Per page (``ru.batch`` false): both PTE locks, the folio lock, the
+    anon_vma lock (``ru.anon_vma_lock``: until 6.19's cc22b9978509) and a
     ptep_clear_flush for each. Batched (6.18
     move_present_ptes): the locks of the first page held for the batch, a
     folio_trylock per page, one flush_tlb_range before the PTE locks drop;
@@ -175,14 +186,14 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
                           k - run_start - 1, sid, did, st, g)
                 run_start = -1
         if e == 0:
-            if not allow_holes:
+            if not ru.allow_holes:
                 err = _ENOENT
                 break
             st.holes += 1
             k += 1
             continue
         if e & E_ZERO:
-            if not move_zero:
+            if not ru.move_zero:
                 err = _EBUSY
                 break
             # move_zeropage_pte: a zero-page PTE with the destination's
@@ -201,18 +212,21 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
             break
         # move_present_pte under both PTE locks, the folio and anon_vma locked
         st.folio_locks += 1
-        if not batch or run_start < 0:
+        if not ru.batch or run_start < 0:
             st.pte_locks += 2
             # move_pages_pte: folio_lock and anon_vma_lock_write, then
             # double_pt_lock (move_present_ptes)
-            rmap_locks(g, 1 + anon_vma_lock)
+            rmap_locks(g, 1 + ru.anon_vma_lock)
             lock2(g, LK_PTE, sid, did)
-            if anon_vma_lock:  # (6.8-6.18; cc22b9978509 dropped it)
+            if ru.anon_vma_lock:  # (6.8-6.18; cc22b9978509 dropped it)
                 st.anon_vma_locks += 1
-        d[k] = (e & ~(<uint64_t>(E_CONT | E_SOFTDIRTY))) | E_READ | E_WRITE | E_DIRTY
+        if ru.soft_dirty:
+            d[k] = (e & ~(<uint64_t>E_CONT)) | E_READ | E_WRITE | E_SOFTDIRTY
+        else:
+            d[k] = (e & ~(<uint64_t>(E_CONT | E_SOFTDIRTY))) | E_READ | E_WRITE | E_DIRTY
         s[k] = 0
         st.ptes_moved += 1
-        if batch:
+        if ru.batch:
             if run_start < 0:
                 run_start = k
         else:
@@ -229,9 +243,8 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
 
 
 cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t src,
-                    uint64_t length, bint allow_holes, bint batch, bint move_zero,
-                    bint anon_vma_lock, uffd_move_stats *st, uint64_t *moved,
-                    event_log *g) noexcept nogil:
+                    uint64_t length, const uffd_move_rules *ru, uffd_move_stats *st,
+                    uint64_t *moved, event_log *g) noexcept nogil:
     """move_pages()' loop from the PMD lookups down, over [src, src + length)
     (VMAs already checked); ``moved`` gets the bytes moved. Returns 0 when
     everything moved, an errno, or NEED_SPLIT at a page of a large folio
@@ -259,7 +272,7 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
             # a PUD leaf: hugetlb or DAX, never an anonymous VMA's
             return _EINVAL
         if reached < pmd:  # mm_find_pmd: no PMD table
-            if not allow_holes:
+            if not ru.allow_holes:
                 return _ENOENT
             if pt_walk(pt, src, 0, 0, pmd, True, &reached, NULL, NULL) == NULL:
                 return _ENOMEM
@@ -271,7 +284,7 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
         sl = pt_walk(pt, src, 0, 0, pmd, False, &reached, &srow, NULL)
         e = sl[0]
         if reached == pmd and (e & E_LEAF):  # a THP, or the huge zero page
-            if not move_zero and (e & E_ZERO):
+            if not ru.move_zero and (e & E_ZERO):
                 return _EBUSY
             if (src | dst) & (pmd_size - 1) or end - src < pmd_size or dl[0] != 0:
                 # split_huge_pmd, then this address again (its folio is
@@ -285,10 +298,11 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
                 flush(tlbs, caller, base, base + pmd_size, pt.shift[pmd], st, g)
                 continue
             # move_pages_huge_pmd: pmdp_huge_clear_flush under both PMD
-            # locks; the THP becomes dirty and writable at dst
+            # locks; the THP is made afresh at dst, dirty and writable, not
+            # soft-dirty (75cb1cca2c88 changed only the PTE path)
             pt_walk(pt, dst, 0, 0, pmd, False, &dreached, &drow, NULL)
             if not (e & E_ZERO):
-                rmap_locks(g, 1 + anon_vma_lock)
+                rmap_locks(g, 1 + ru.anon_vma_lock)
             lock2(g, LK_PMD, ID_PMD | <uint64_t>srow, ID_PMD | <uint64_t>drow)
             if g.on:
                 # its struct page read: one folio lookup, in the ptes event's
@@ -296,13 +310,14 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
                 if not (e & E_ZERO):
                     log_event(g, EV_PTES, 1, 0, src, src)
                 log_event(g, EV_ENTRY, HPAGE_PMD, 1, src, src + pmd_size)
-            dl[0] = e if (e & E_ZERO) else (e | E_READ | E_WRITE | E_DIRTY)
+            dl[0] = e if (e & E_ZERO) else ((e & ~(<uint64_t>E_SOFTDIRTY)) | E_READ | E_WRITE
+                                             | E_DIRTY)
             sl[0] = 0
             st.huge_pmds_moved += 1
             st.pte_locks += 2
             if not (e & E_ZERO):
                 st.folio_locks += 1
-                if anon_vma_lock:
+                if ru.anon_vma_lock:
                     st.anon_vma_locks += 1
             flush_run(tlbs, caller, src, src + pmd_size, pt.shift[pmd], st, g)
             unlock2(g, LK_PMD, ID_PMD | <uint64_t>srow, ID_PMD | <uint64_t>drow, 1)
@@ -310,7 +325,7 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
             dst += pmd_size
             moved[0] += pmd_size
             continue
-        if reached == pmd and e == 0 and not allow_holes:  # no PTE table
+        if reached == pmd and e == 0 and not ru.allow_holes:  # no PTE table
             return _ENOENT
         if pt_walk(pt, src, 0, 0, pte, True, &reached, NULL, NULL) == NULL \
                 or pt_walk(pt, dst, 0, 0, pte, True, &dreached, NULL, NULL) == NULL:
@@ -320,8 +335,8 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
             n = pmd_size - (dst & (pmd_size - 1))
         if end - src < n:
             n = end - src
-        err = move_pages_pte(pt, tlbs, caller, dst, src, <int64_t>(n >> pshift), allow_holes,
-                             batch, move_zero, anon_vma_lock, st, &done, g)
+        err = move_pages_pte(pt, tlbs, caller, dst, src, <int64_t>(n >> pshift), ru, st,
+                             &done, g)
         src += <uint64_t>done << pshift
         dst += <uint64_t>done << pshift
         moved[0] += <uint64_t>done << pshift
@@ -332,8 +347,7 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
 
 def move_calls(PageTables tables not None, Tlbs tlbs not None, int caller,
                const uint64_t[:, ::1] calls, int64_t first, uint64_t offset, int64_t stop,
-               bint allow_holes, bint batch, bint move_zero, bint anon_vma_lock=True,
-               bint trace=False):
+               dict rules not None, bint trace=False):
     """UFFDIO_MOVE calls ``first`` .. ``stop - 1`` of ``calls`` (rows of dst,
     src, len; VMAs checked by the caller), the first from ``offset`` bytes
     into it. Returns (call index, bytes of it done, reason, stats, trace):
@@ -342,7 +356,9 @@ def move_calls(PageTables tables not None, Tlbs tlbs not None, int caller,
     NEED_SPLIT (a large folio at its src + bytes done: split it and call
     again from there). The trace is None, or with ``trace`` (events as
     _move.EVENT_DTYPE, flush operations as int64 rows in FlushOps' order),
-    as move_page_tables returns it."""
+    as move_page_tables returns it. ``rules``: the fields of
+    ``uffd_move_rules`` (the call's mode and the policy's rules)."""
+    cdef uffd_move_rules ru = rules
     cdef uffd_move_stats st
     cdef pgtables *pt = &tables.pgt
     cdef int64_t i = first
@@ -366,8 +382,7 @@ def move_calls(PageTables tables not None, Tlbs tlbs not None, int caller,
         with nogil:
             while i < stop:
                 err = move_range(pt, tlbs, caller, calls[i, 0] + offset, calls[i, 1] + offset,
-                                 calls[i, 2] - offset, allow_holes, batch, move_zero,
-                                 anon_vma_lock, &st, &moved, &g)
+                                 calls[i, 2] - offset, &ru, &st, &moved, &g)
                 if err:
                     offset += moved
                     break

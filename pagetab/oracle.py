@@ -169,6 +169,12 @@ for op in req["ops"]:
                 res.append(["ok", 0])
             except OSError as e:
                 res.append(["err", e.errno])
+    elif kind == "clear_refs":
+        # soft-dirty bits and VM_SOFTDIRTY cleared (fs/proc/task_mmu.c
+        # CLEAR_REFS_SOFT_DIRTY): pagemap's bit 55 then shows writes and moves
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("4")
+        res.append(["ok", 0])
     elif kind == "fork":
         sys.stdout.flush()
         child = os.fork()
@@ -230,10 +236,12 @@ if req.get("folios"):
             order = n.bit_length() - 1
         orders.append(order)
 pfns = [e[k] & ((1 << 55) - 1) for k in present] if req.get("frames") else []
+soft = [int(e[k] >> 55 & 1) for k in present] if req.get("soft_dirty") else []
 os.rmdir(tmpdir)
 os.rmdir(disktmp)
 print(json.dumps({"results": res, "maps": maps, "present": present, "zero": zero,
-                  "tags": tags, "page": page, "orders": orders, "pfns": pfns}))
+                  "tags": tags, "page": page, "orders": orders, "pfns": pfns,
+                  "soft": soft}))
 """
 
 
@@ -246,13 +254,16 @@ class PageState:
     """One page of the window: ``prot`` -1 when unmapped; ``present``;
     ``zero`` when it maps the zero page; ``tag`` its first 8 bytes;
     ``folio_order`` the order of the folio it maps (from /proc/kpageflags;
-    -1 when not asked for or not present)."""
+    -1 when not asked for or not present); ``soft_dirty`` pagemap's bit 55
+    (its PTE soft-dirty, or its VMA's VM_SOFTDIRTY: a "clear_refs" op
+    clears both; -1 when not asked for or not present)."""
 
     prot: int
     present: bool
     zero: bool
     tag: int
     folio_order: int = -1
+    soft_dirty: int = -1
 
 
 @dataclass(frozen=True)
@@ -265,14 +276,15 @@ class FramedPageState(PageState):
 
 
 def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30, timeout: float = 60.0,
-            folios: bool = False,
-            frames: bool = False) -> tuple[list[tuple[Any, ...]], list[PageState]]:  # fmt: skip
+            folios: bool = False, frames: bool = False,
+            soft_dirty: bool = False) -> tuple[list[tuple[Any, ...]], list[PageState]]:  # fmt: skip
     """Run ``ops`` on the host kernel; (results, per-page state of the window).
 
     A result is ("ok", value) with addresses relative to the window, or
     ("err", errno). ``folios`` also reads each present page's folio order
     (root: /proc/kpageflags); ``frames`` its PFN (root: pagemap shows PFNs
-    to CAP_SYS_ADMIN only).
+    to CAP_SYS_ADMIN only); ``soft_dirty`` its soft-dirty bit (after a
+    ("clear_refs",) op, the writes and moves since).
     """
     ok, why = host.available()
     if not ok:
@@ -282,12 +294,13 @@ def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30, timeout: float = 
     for op in ops:
         if not op or op[0] not in ("mmap", "munmap", "mprotect", "mremap", "madvise", "write",
                                    "uffd_register", "uffd_move", "uffd_copy", "uffd_zeropage",
-                                   "file", "mmap_file", "read", "fork"):  # fmt: skip
+                                   "file", "mmap_file", "read", "fork",
+                                   "clear_refs"):  # fmt: skip
             raise ValueError(f"unknown operation {op!r}")
         if not all(isinstance(x, int) and not isinstance(x, bool) for x in op[1:]):
             raise TypeError(f"operation arguments must be ints: {op!r}")
     req = json.dumps({"window": window, "ops": [list(op) for op in ops], "folios": folios,
-                      "frames": frames})  # fmt: skip
+                      "frames": frames, "soft_dirty": soft_dirty})  # fmt: skip
     try:
         proc = subprocess.run([sys.executable, "-c", _CHILD], input=req, text=True,
                               capture_output=True, timeout=timeout, check=False)  # fmt: skip
@@ -305,9 +318,11 @@ def run_ops(ops: list[tuple[Any, ...]], window: int = 4 << 30, timeout: float = 
     states = [cls(p, False, False, 0) for p in prot]
     orders = out["orders"] or [-1] * len(out["present"])
     pfns = out["pfns"] or [-1] * len(out["present"])
-    for k, z, tag, o, f in zip(out["present"], out["zero"], out["tags"], orders, pfns,
-                               strict=True):  # fmt: skip
-        states[k] = (FramedPageState(prot[k], True, bool(z), int(tag), int(o), int(f)) if frames
-                     else PageState(prot[k], True, bool(z), int(tag), int(o)))  # fmt: skip
+    soft = out["soft"] or [-1] * len(out["present"])
+    for k, z, tag, o, f, sd in zip(out["present"], out["zero"], out["tags"], orders, pfns, soft,
+                                   strict=True):  # fmt: skip
+        page_state = PageState(prot[k], True, bool(z), int(tag), int(o), int(sd))
+        states[k] = (FramedPageState(**vars(page_state), frame=int(f)) if frames
+                     else page_state)  # fmt: skip
     results = [(r[0], *(int(x) for x in r[1:])) for r in out["results"]]
     return results, states

@@ -496,12 +496,13 @@ class Userfaultfd:
         stats = UffdMoveStats()
         i, off = 0, 0
         logs = []
+        rules = {"allow_holes": holes, "batch": policy.uffd_move_batch,
+                 "move_zero": policy.uffd_move == "6.9",
+                 "anon_vma_lock": policy.uffd_move_anon_vma_lock,
+                 "soft_dirty": policy.uffd_move_soft_dirty}  # fmt: skip
         while True:
             i, off, err, st, log = _uffd.move_calls(mm.tables, mm.tlbs, mm.cpu, calls, i, off,
-                                                    stop, holes, policy.uffd_move_batch,
-                                                    policy.uffd_move == "6.9",
-                                                    policy.uffd_move_anon_vma_lock,
-                                                    mm.trace_moves)  # fmt: skip
+                                                    stop, rules, mm.trace_moves)  # fmt: skip
             stats.add(st)
             logs.append(log)
             if err != _uffd.NEED_SPLIT:

@@ -19,7 +19,7 @@ from oracle_diff import (
 )
 
 import pagetab as pt
-from pagetab import host
+from pagetab import host, oracle
 from pagetab.userfaultfd import UffdMoveError
 
 K, M = 4096, 1 << 20
@@ -130,6 +130,82 @@ def test_missing_mode_faults_are_not_simulated() -> None:
         mm.access([SRC], write=True)
     with pytest.raises(NotImplementedError, match="handler"):
         mm.madvise(SRC, 4 * K, pt.MADV_POPULATE_WRITE)
+
+
+def _bits(mm: pt.AddressSpace, addr: int) -> tuple[bool, bool]:
+    """(dirty, soft-dirty) of the entry mapping ``addr``."""
+    e = mm.tables.entry(addr)[1]
+    return bool(e & pt._tables.DIRTY), bool(e & pt._tables.SOFTDIRTY)
+
+
+@pytest.mark.parametrize("policy", ["linux-6.8", "linux-6.18"])
+def test_moved_entries_are_dirty_and_soft_dirty_as_the_kernel_makes_them(policy: str) -> None:
+    # move_present_pte: always dirty, never soft-dirty until 75cb1cca2c88
+    # (6.15), then soft-dirty and dirty as the source; move_zeropage_pte: a
+    # fresh zero-page PTE, neither; move_pages_huge_pmd: a fresh THP, dirty,
+    # not soft-dirty, in both. Every source here was soft-dirty (an mremap
+    # moved it there: move_soft_dirty_pte) and the written pages dirty
+    new = policy == "linux-6.18"
+    mm = pt.AddressSpace("x86-64", policy=policy, thp="madvise")
+    u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
+    staging, small = SRC + 4 * (1 << 30), SRC + 2 * M + K
+    mm.mmap(2 * M, staging, flags=FIXED)
+    mm.madvise(staging, 2 * M, pt.MADV_HUGEPAGE)
+    mm.madvise(staging, 2 * M, pt.MADV_POPULATE_WRITE)  # a THP
+    mm.mmap(16 * K, staging + 4 * M, flags=FIXED)
+    mm.madvise(staging + 4 * M, 8 * K, pt.MADV_POPULATE_WRITE)
+    mm.madvise(staging + 4 * M + 8 * K, 8 * K, pt.MADV_POPULATE_READ)  # zero pages
+    moves = ((staging, 2 * M, SRC), (staging + 4 * M, 16 * K, small))
+    for at, n, to in moves:  # move_huge_pmd and move_ptes: soft-dirty
+        assert mm.mremap(at, n, n, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, to) == to
+    assert _bits(mm, SRC) == (True, True)
+    assert all(_bits(mm, small + k * K)[1] for k in range(16))
+    mm.mmap(4 * M, DST, flags=FIXED)
+    u.register(DST, 4 * M, pt.UFFDIO_REGISTER_MODE_MISSING)
+    assert u.move(DST, SRC, 2 * M) == 2 * M
+    assert mm.tables.entry(DST)[0] == 2 and u.last_move.counters["huge_pmds_moved"] == 1
+    assert _bits(mm, DST) == (True, False)  # the THP
+    if new:
+        assert u.move(DST + 2 * M, small, 16 * K) == 16 * K
+    else:  # 6.8 moves no zero page: EBUSY there, the written pages moved
+        with pytest.raises(UffdMoveError, match="then EBUSY") as err:
+            u.move(DST + 2 * M, small, 16 * K)
+        assert err.value.errno == errno.EAGAIN and err.value.move == 8 * K
+    for k in range(8):  # written small pages
+        assert _bits(mm, DST + 2 * M + k * K) == (True, new)
+    for k in range(8, 16 if new else 8):  # zero pages
+        assert mm.translate(DST + 2 * M + k * K) == 0
+        assert _bits(mm, DST + 2 * M + k * K) == (False, False)
+    mm.check()
+
+
+@pytest.mark.skipif(not OK, reason=f"host probe unavailable: {WHY}")
+def test_moved_pages_are_soft_dirty_as_on_this_kernel() -> None:
+    # pagemap's bit 55 after clear_refs: a page UFFDIO_MOVE moved is
+    # soft-dirty on 6.15+, a moved zero page is not; the model under
+    # linux-6.18 the same. Needs CONFIG_MEM_SOFT_DIRTY, which a kernel shows
+    # by marking a page written after clear_refs
+    probe = [("mmap", 0, 4 * K, 3, 0x32), ("clear_refs",), ("write", 0, 1)]
+    _, st = oracle.run_ops(probe, window=2 * M, soft_dirty=True)
+    if st[0].soft_dirty != 1:
+        pytest.skip("this kernel has no soft-dirty bits (CONFIG_MEM_SOFT_DIRTY is not set)")
+    ops = [("mmap", 0, 16 * K, 3, 0x32)]
+    ops += [("write", k * K, k + 1) for k in range(8)]
+    ops += [("read", k * K) for k in range(8, 16)]
+    ops += [("mmap", 2 * M, 16 * K, 3, 0x32), ("uffd_register", 2 * M, 16 * K, 1),
+            ("clear_refs",), ("uffd_move", 2 * M, 0, 16 * K, 0)]  # fmt: skip
+    res, st = oracle.run_ops(ops, window=4 * M, soft_dirty=True)
+    assert res[-1] == ("ok", 16 * K)
+    host_bits = [st[(2 * M + k * K) // K].soft_dirty for k in range(16)]
+    mm = pt.AddressSpace("x86-64", policy="linux-6.18")
+    u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
+    mm.mmap(16 * K, SRC, flags=FIXED)
+    mm.madvise(SRC, 8 * K, pt.MADV_POPULATE_WRITE)
+    mm.madvise(SRC + 8 * K, 8 * K, pt.MADV_POPULATE_READ)
+    mm.mmap(16 * K, DST, flags=FIXED)
+    u.register(DST, 16 * K, pt.UFFDIO_REGISTER_MODE_MISSING)
+    u.move(DST, SRC, 16 * K)
+    assert host_bits == [int(_bits(mm, DST + k * K)[1]) for k in range(16)]
 
 
 def test_thp_moves_whole_when_aligned_else_splits() -> None:
