@@ -37,7 +37,9 @@ the concurrent model (a new column ``mover_flush_change_ns``; only the
 linux-4.9 run whose threads sleep through the move changed: its flushes
 skip their CPUs, so its mover and their waits shortened), and the one
 that gave the oracle's page states a soft-dirty field (each state one
-field longer, -1; nothing else changed, checked by dropping it);
+field longer, -1; nothing else changed, checked by dropping it), and
+the one that corrected the INVLPGB anchor's stale "not simulated" text
+(only that string changed);
 re-generate it (``-o``) only with a
 change meant to move results, and say so in that commit.
 """

@@ -363,7 +363,8 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
     cdef uint64_t key, chunk
     cdef uint64_t nbits
     cdef double now, lat, wait, h, start = INFINITY, end = INFINITY, moved_at, unl
-    cdef double shift = 0, at, d, late, priced, repriced  # shift: the mover's delay by busy receivers
+    # shift: the mover's delay (busy receivers; its flushes as they ran)
+    cdef double shift = 0, at, d, late, priced, repriced
     cdef int k
     cdef int64_t dk
     cdef bint sent
@@ -743,7 +744,7 @@ def simulate(PageTables tables not None, Tlbs tlbs not None, dict config not Non
     traced event), flushes (time, range, stride shift, whether it is of
     freed page tables: the unmap's tlb_finish_mmu) and page-table lock
     holds (HOLD_DTYPE, sorted by key and start, disjoint per key); what a
-    flush costs the CPUs it reaches and the mover (``contention.receiver_costs``:
+    flush costs the CPUs it reaches and the mover (``contention.flush_costs``:
     float64 ns, uint8 flags and float64 ns, one per FlushOps word), with each
     flush's operations in the move alone (``fl_ops``: int64, a row of
     FlushOps words per flush).

@@ -71,7 +71,7 @@ MOVE_COSTS = CALIBRATED_COSTS[:4]
 #: paravirtualized, as on the test host) and of one INVLPG
 FITTED = (*MOVE_COSTS, "invlpg_flush", "invlpg")
 #: what the fit with other CPUs running the mm sets: the sender's wait per
-#: flush IPI, and the receiver's handler from a reading thread's p99
+#: flush IPI, and the receiver's handler from a reading thread's slow reads
 REMOTE_FITTED = ("ipi", "ipi_handler")
 #: what the host measures directly, not by a fit: an mremap that resizes in
 #: place: the cold-call measurement's warm in-place growth ("cold_call")

@@ -633,7 +633,7 @@ def run_concurrent(
     no_move = (u64, u64, f64, f64, f64, u64, u64, np.empty(0, dtype=np.int64),
                np.empty(0, dtype=np.uint8), np.empty((0, len(_flush.OP_NAMES)), dtype=np.int64),
                np.empty(0, dtype=_contend.HOLD_DTYPE))  # fmt: skip
-    receiver = receiver_costs(a)
+    prices = flush_costs(a)
 
     def replay(moving: bool, th: np.ndarray[Any, Any]) -> tuple[Any, Any, Any]:
         tlbs = _flush.Tlbs(cpus, a.tlb_geometry(), mm.tlbs.flush)
@@ -644,13 +644,13 @@ def run_concurrent(
             warm = th.copy()
             warm["accesses"] = [0 if s.where in UNPOPULATED else _warm(a) for s in specs]
             _contend.simulate(mm.tables, tlbs, {**cfg, "moving": False, "seed": seed + 1},
-                              warm, regions, *no_move, *receiver)  # fmt: skip
+                              warm, regions, *no_move, *prices)  # fmt: skip
         if not moving:
             return _contend.simulate(mm.tables, tlbs, {**cfg, "moving": False}, th, regions,
-                                     *no_move, *receiver)  # fmt: skip
+                                     *no_move, *prices)  # fmt: skip
         return _contend.simulate(mm.tables, tlbs, cfg, th, regions, ext_lo, ext_hi, ext_moved,
                                  ext_unlocked, fl_at, fl_lo, fl_hi, fl_stride, fl_freed,
-                                 fl_ops, holds, *receiver)  # fmt: skip
+                                 fl_ops, holds, *prices)  # fmt: skip
 
     stats, hist, res = replay(True, th)
     # without the move: the same streams, as many accesses as each made with it
@@ -686,7 +686,7 @@ def run_concurrent(
     )  # fmt: skip
 
 
-def receiver_costs(a: Arch) -> tuple[np.ndarray[Any, Any], ...]:
+def flush_costs(a: Arch) -> tuple[np.ndarray[Any, Any], ...]:
     """What a flush costs each CPU it reaches, from the arch's flush family
     (``FlushRules.remote_ops`` and ``interrupts``), per flush operation in
     ``_flush.OP_NAMES`` order: (ns per operation run in the receiver's
