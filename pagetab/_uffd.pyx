@@ -299,7 +299,8 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
                 continue
             # move_pages_huge_pmd: pmdp_huge_clear_flush under both PMD
             # locks; the THP is made afresh at dst, dirty and writable, not
-            # soft-dirty (75cb1cca2c88 changed only the PTE path)
+            # soft-dirty (75cb1cca2c88 changed only the PTE path); the huge
+            # zero page keeps its entry, soft-dirty where PTEs get it
             pt_walk(pt, dst, 0, 0, pmd, False, &dreached, &drow, NULL)
             if not (e & E_ZERO):
                 rmap_locks(g, 1 + ru.anon_vma_lock)
@@ -310,8 +311,12 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
                 if not (e & E_ZERO):
                     log_event(g, EV_PTES, 1, 0, src, src)
                 log_event(g, EV_ENTRY, HPAGE_PMD, 1, src, src + pmd_size)
-            dl[0] = e if (e & E_ZERO) else ((e & ~(<uint64_t>E_SOFTDIRTY)) | E_READ | E_WRITE
-                                             | E_DIRTY)
+            if not (e & E_ZERO):
+                dl[0] = (e & ~(<uint64_t>E_SOFTDIRTY)) | E_READ | E_WRITE | E_DIRTY
+            elif ru.soft_dirty:  # the huge zero page: move_soft_dirty_pmd (fae654083bfa)
+                dl[0] = e | E_SOFTDIRTY
+            else:  # made afresh (mk_huge_pmd)
+                dl[0] = e & ~(<uint64_t>E_SOFTDIRTY)
             sl[0] = 0
             st.huge_pmds_moved += 1
             st.pte_locks += 2

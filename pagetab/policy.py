@@ -127,7 +127,11 @@ class Policy:
     also in 6.12 stable); before, it was always dirty and never soft-dirty
     (move_present_pte: pte_mkdirty(pte_mkwrite(mk_pte(...)))). Either way
     a moved THP is dirty and not soft-dirty (move_pages_huge_pmd builds it
-    afresh) and a moved zero-page PTE neither (move_zeropage_pte)."""
+    afresh) and a moved zero-page PTE neither (move_zeropage_pte). The huge
+    zero page keeps its entry and, with this, is soft-dirty too
+    (move_soft_dirty_pmd: fae654083bfa, "mm/huge_memory: fix use of NULL
+    folio in move_pages_huge_pmd()", in 6.18 stable; before, it was made
+    afresh, not soft-dirty)."""
     uffd_move_anon_vma_lock: bool = _choice(True)
     """UFFDIO_MOVE takes the source folio's anon_vma lock for write around
     the move of each present folio (move_pages_pte, per page or per batch,

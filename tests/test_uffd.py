@@ -176,6 +176,22 @@ def test_moved_entries_are_dirty_and_soft_dirty_as_the_kernel_makes_them(policy:
     for k in range(8, 16 if new else 8):  # zero pages
         assert mm.translate(DST + 2 * M + k * K) == 0
         assert _bits(mm, DST + 2 * M + k * K) == (False, False)
+    # the huge zero page keeps its entry, soft-dirty from 6.18 stable's
+    # fae654083bfa (6.8: EBUSY, no zero page moves)
+    zero = SRC + 8 * M
+    mm.mmap(2 * M, zero, flags=FIXED)
+    mm.madvise(zero, 2 * M, pt.MADV_HUGEPAGE)
+    mm.madvise(zero, 2 * M, pt.MADV_POPULATE_READ)
+    mm.mmap(2 * M, DST + 8 * M, flags=FIXED)
+    u.register(DST + 8 * M, 2 * M, pt.UFFDIO_REGISTER_MODE_MISSING)
+    assert mm.tables.entry(zero)[0] == 2 and not _bits(mm, zero)[1]
+    if new:
+        assert u.move(DST + 8 * M, zero, 2 * M) == 2 * M
+        assert mm.tables.entry(DST + 8 * M)[0] == 2 and mm.translate(DST + 8 * M) == 0
+        assert _bits(mm, DST + 8 * M) == (False, True)
+    else:
+        with pytest.raises(UffdMoveError):
+            u.move(DST + 8 * M, zero, 2 * M)
     mm.check()
 
 
