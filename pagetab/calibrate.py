@@ -308,12 +308,15 @@ def measure_reader(repeats: int = ROUNDS) -> dict[str, Any]:
     """A reading thread's latency on the other CPU during ``READER_MOVE``
     PTE-path moves (``host.measure_contend``), medians over ``repeats``
     moves: its p50 and p99 read, and its slow reads' share and median (ns;
-    those over p50 by ``SLOW_GAP_NS``: ``slow_ns`` is None without any)."""
+    those over p50 by ``SLOW_GAP_NS``: ``slow_ns`` is None without any,
+    and the percentiles too where the reader made no read during a move)."""
     h = host.measure_contend(READER_MOVE, "page", READER_SIZE, repeats=repeats)
+    case = {"move": f"{READER_MOVE >> 20} MiB zero-page, PTE path", "size": READER_MOVE,
+            "reader_size": READER_SIZE, "repeats": repeats}  # fmt: skip
+    if not any(len(x) for x in h.latencies_ns):  # a reader kept off its CPU throughout
+        return {**case, "p50_ns": None, "p99_ns": None, "slow_share": 0.0, "slow_ns": None}
     share, slow = h.slow_reads(SLOW_GAP_NS)
-    return {"move": f"{READER_MOVE >> 20} MiB zero-page, PTE path", "size": READER_MOVE,
-            "reader_size": READER_SIZE, "repeats": repeats, "p50_ns": h.percentile(50),
-            "p99_ns": h.percentile(99), "slow_share": share,
+    return {**case, "p50_ns": h.percentile(50), "p99_ns": h.percentile(99), "slow_share": share,
             "slow_ns": None if math.isnan(slow) else slow}  # fmt: skip
 
 

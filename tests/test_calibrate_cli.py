@@ -379,6 +379,28 @@ def _synthetic_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(calibrate, "measure_reader", lambda repeats=5: _reader(2000.0))
 
 
+def _priced_host(monkeypatch: pytest.MonkeyPatch, ipi: float, reader: dict[str, object],
+                 ipi_in_rounds_1_3: float | None = None) -> None:  # fmt: skip
+    """A synthetic host whose moves cost what a known table with ``ipi``
+    prices (``ipi_in_rounds_1_3`` in the second and fourth rounds of the
+    moves with other CPUs, where given), and whose reading thread reports
+    ``reader``."""
+    truth = pt.arch("x86-64").with_costs(mremap_call=1700.0, pte_move=9.0, invlpg_flush=1900.0,
+                                         invlpg=60.0, ipi=ipi)  # fmt: skip
+    other = truth.with_costs(ipi=ipi if ipi_in_rounds_1_3 is None else ipi_in_rounds_1_3)
+    seen: dict[tuple[calibrate.Case, int], int] = {}
+
+    def fake_measure(case: calibrate.Case, repeats: int, threads: int = 1) -> float:
+        k = seen[case, threads] = seen.get((case, threads), -1) + 1  # this key's round
+        prof = other if threads > 1 and k in (1, 3) else truth
+        return pt.cost.move_cost(prof, calibrate.simulate(case, prof, threads))[0]
+
+    monkeypatch.setattr(calibrate, "measure", fake_measure)
+    monkeypatch.setattr(calibrate, "_warm_up", lambda: None)
+    _synthetic_host(monkeypatch)
+    monkeypatch.setattr(calibrate, "measure_reader", lambda repeats=5: reader)
+
+
 def _reader(handler: float) -> dict[str, object]:
     """The reading thread's case as a host whose flush IPI handler costs
     ``handler`` ns would report it: the model's own p50 and p99 reads."""
@@ -433,16 +455,7 @@ def test_a_handler_dearer_than_the_senders_wait_is_capped_and_warned(
     # the sender waits for every receiver's handler (on_each_cpu_cond_mask
     # with wait), so slow reads of 8 us against a fitted wait of 2.2 us are
     # no handler: ipi_handler stops at ipi, the rest is kept and warned about
-    truth = pt.arch("x86-64").with_costs(mremap_call=1700.0, pte_move=9.0, invlpg_flush=1900.0,
-                                         invlpg=60.0, ipi=2200.0)  # fmt: skip
-
-    def fake_measure(case: calibrate.Case, repeats: int, threads: int = 1) -> float:
-        return pt.cost.move_cost(truth, calibrate.simulate(case, truth, threads))[0]
-
-    monkeypatch.setattr(calibrate, "measure", fake_measure)
-    monkeypatch.setattr(calibrate, "_warm_up", lambda: None)
-    _synthetic_host(monkeypatch)
-    monkeypatch.setattr(calibrate, "measure_reader", lambda repeats=5: _reader(8000.0))
+    _priced_host(monkeypatch, 2200.0, _reader(8000.0))
     data = calibrate.calibrate(tmp_path / "cal.json", repeats=1, cpus=2)
     assert data["costs"]["ipi"] == pytest.approx(2200.0, rel=1e-6)
     assert data["costs"]["ipi_handler"] == pytest.approx(2200.0, rel=1e-6)
@@ -469,20 +482,7 @@ def test_the_handler_cap_is_the_senders_wait_in_its_synchronous_rounds(
     # and 9 us in two: the headline ipi is the fit of the cases' medians
     # (2.2 us), but a handler of 8 us is one the sender waited for in its
     # 9 us rounds, so it is fitted whole; a cap at the headline would not be
-    truth = pt.arch("x86-64").with_costs(mremap_call=1700.0, pte_move=9.0, invlpg_flush=1900.0,
-                                         invlpg=60.0, ipi=2200.0)  # fmt: skip
-    slow = truth.with_costs(ipi=9000.0)
-    seen: dict[tuple[calibrate.Case, int], int] = {}
-
-    def fake_measure(case: calibrate.Case, repeats: int, threads: int = 1) -> float:
-        k = seen[case, threads] = seen.get((case, threads), -1) + 1  # this key's round
-        prof = slow if threads > 1 and k in (1, 3) else truth
-        return pt.cost.move_cost(prof, calibrate.simulate(case, prof, threads))[0]
-
-    monkeypatch.setattr(calibrate, "measure", fake_measure)
-    monkeypatch.setattr(calibrate, "_warm_up", lambda: None)
-    _synthetic_host(monkeypatch)
-    monkeypatch.setattr(calibrate, "measure_reader", lambda repeats=5: _reader(8000.0))
+    _priced_host(monkeypatch, 2200.0, _reader(8000.0), ipi_in_rounds_1_3=9000.0)
     data = calibrate.calibrate(tmp_path / "cal.json", repeats=1, verbose=False, cpus=2)
     assert data["costs"]["ipi"] == pytest.approx(2200.0, rel=1e-6)
     assert data["spread"]["ipi"]["high"] == pytest.approx(9000.0, rel=1e-6)
@@ -498,17 +498,7 @@ def test_a_reader_without_slow_reads_fits_no_handler(
 ) -> None:
     # no slow read, no handler seen: the file claims no ipi_handler (the
     # profile keeps its own) and warns of nothing beyond the sender's wait
-    truth = pt.arch("x86-64").with_costs(mremap_call=1700.0, pte_move=9.0, invlpg_flush=1900.0,
-                                         invlpg=60.0, ipi=500.0)  # fmt: skip
-
-    def fake_measure(case: calibrate.Case, repeats: int, threads: int = 1) -> float:
-        return pt.cost.move_cost(truth, calibrate.simulate(case, truth, threads))[0]
-
-    monkeypatch.setattr(calibrate, "measure", fake_measure)
-    monkeypatch.setattr(calibrate, "_warm_up", lambda: None)
-    _synthetic_host(monkeypatch)
-    quiet = {**_reader(3000.0), "slow_ns": None, "slow_share": 0.0}
-    monkeypatch.setattr(calibrate, "measure_reader", lambda repeats=5: quiet)
+    _priced_host(monkeypatch, 500.0, {**_reader(3000.0), "slow_ns": None, "slow_share": 0.0})
     data = calibrate.calibrate(tmp_path / "cal.json", repeats=1, cpus=2)
     assert "ipi_handler" not in data["costs"] and "ipi_handler" not in data["spread"]
     assert data["remote"]["reader"]["beyond_ipi_ns"] == 0.0
@@ -523,20 +513,7 @@ def test_the_handler_is_the_same_in_every_round(
     # the reader is measured once, not per round: its handler does not
     # follow the rounds' ipi (two of five fit 0 ns here), only the headline
     # fit caps it
-    truth = pt.arch("x86-64").with_costs(mremap_call=1700.0, pte_move=9.0, invlpg_flush=1900.0,
-                                         invlpg=60.0, ipi=9000.0)  # fmt: skip
-    quiet = truth.with_costs(ipi=0.0)
-    seen: dict[tuple[calibrate.Case, int], int] = {}
-
-    def fake_measure(case: calibrate.Case, repeats: int, threads: int = 1) -> float:
-        k = seen[case, threads] = seen.get((case, threads), -1) + 1
-        prof = quiet if threads > 1 and k in (1, 3) else truth
-        return pt.cost.move_cost(prof, calibrate.simulate(case, prof, threads))[0]
-
-    monkeypatch.setattr(calibrate, "measure", fake_measure)
-    monkeypatch.setattr(calibrate, "_warm_up", lambda: None)
-    _synthetic_host(monkeypatch)
-    monkeypatch.setattr(calibrate, "measure_reader", lambda repeats=5: _reader(4000.0))
+    _priced_host(monkeypatch, 9000.0, _reader(4000.0), ipi_in_rounds_1_3=0.0)
     data = calibrate.calibrate(tmp_path / "cal.json", repeats=1, verbose=False, cpus=2)
     assert data["spread"]["ipi"]["unstable"]
     rounds = data["spread"]["ipi_handler"]["rounds"]
@@ -544,3 +521,16 @@ def test_the_handler_is_the_same_in_every_round(
     assert rounds[0] == pytest.approx(4000, rel=0.05)
     assert not data["spread"]["ipi_handler"]["unstable"]
     assert data["costs"]["ipi_handler"] == pytest.approx(4000.0, rel=0.05)
+
+
+def test_a_reader_that_made_no_read_during_the_moves_is_no_measurement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a reading thread kept off its CPU for every move (a busy host): no
+    # percentile, no slow read, so no handler to fit (it raised before)
+    empty = host.HostContend(calibrate.READER_MOVE, 0, calibrate.READER_SIZE, mover_ns=[1, 1],
+                             latencies_ns=[np.zeros(0, dtype=np.int64)] * 2)  # fmt: skip
+    monkeypatch.setattr(host, "measure_contend", lambda *a, **k: empty)
+    reader = calibrate.measure_reader(repeats=2)
+    assert reader["p50_ns"] is None and reader["slow_ns"] is None
+    assert calibrate.fit_handler(pt.arch("x86-64"), reader) is None
