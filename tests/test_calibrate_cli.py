@@ -46,10 +46,14 @@ def test_calibration_with_other_cpus_fits_the_ipi(tmp_path: Path) -> None:
     out = tmp_path / "cal.json"
     train = [calibrate.Case(64 * MIB, 4096), calibrate.Case(64 * MIB, 2 * MIB)]
     data = calibrate.calibrate(out, repeats=2, cases=train, verbose=False, cpus=2)
-    assert set(data["costs"]) == set(calibrate.FITTED + calibrate.MEASURED) | {"ipi", "ipi_handler"}
-    assert data["costs"]["ipi"] >= 0 and data["costs"]["ipi_handler"] >= 0
+    fitted = set(calibrate.FITTED + calibrate.MEASURED) | {"ipi"}
+    assert set(data["costs"]) - {"ipi_handler"} == fitted and data["costs"]["ipi"] >= 0
     reader = data["remote"]["reader"]  # the reading thread measured on this host
-    assert reader["p99_ns"] >= reader["p50_ns"] > 0 and 0 <= reader["slow_share"] < 1
+    # a handler exactly where the reader saw slow reads (here, every run but
+    # one whose reader a busy host kept off its CPU throughout)
+    assert ("ipi_handler" in data["costs"]) == (reader["slow_ns"] is not None)
+    if reader["p50_ns"] is not None:
+        assert reader["p99_ns"] >= reader["p50_ns"] > 0 and 0 <= reader["slow_share"] < 1
     assert data["remote"]["cpus"] == 2 and len(data["remote"]["fit"]) == 2
     prof = pt.arch("x86-64", calibration=str(out))
     assert prof.cost("ipi") == pytest.approx(data["costs"]["ipi"])
