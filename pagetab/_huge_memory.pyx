@@ -10,7 +10,7 @@ from libc.stdint cimport int64_t, uint64_t
 
 from pagetab._pgtable cimport (
     ADDR_SHIFT, E_CONT, E_DIRTY, E_FLAGS, E_LEAF, E_ORDER_SHIFT, E_PRESENT, E_READ, E_WRITE,
-    E_PACKED, E_ZERO, alloc_frames, alloc_packed, alloc_row, d_set, efr, pgtables, pool_row,
+    E_PACKED, E_SOFTDIRTY, E_ZERO, alloc_frames, alloc_packed, alloc_row, d_set, efr, pgtables, pool_row,
     pt_walk, row_ptr,
 )
 
@@ -37,7 +37,10 @@ cdef int64_t split_huge_pmd(pgtables *pt, int lev, uint64_t *slot) noexcept nogi
     step = 0 if (e & E_ZERO) else (<uint64_t>1 << (pt.shift[lev + 1] - pt.shift[pt.nlev - 1]))
     if lev + 1 == pt.nlev - 1:
         flags &= ~(<uint64_t>E_LEAF)
-        if not (e & E_ZERO):
+        if e & E_ZERO:
+            # __split_huge_zero_page_pmd: fresh zero-page PTEs, not soft-dirty
+            flags &= ~(<uint64_t>E_SOFTDIRTY)
+        else:
             # __split_huge_pmd: the PTEs map the same (still large) folio,
             # written by one set_ptes (contiguous blocks where folded)
             flags |= <uint64_t>(pt.shift[lev] - pt.shift[lev + 1]) << E_ORDER_SHIFT

@@ -17,7 +17,7 @@ Entry layout (one uint64 per entry, every level; documented once here):
     bit 2   E_READ      accessible (cleared for PROT_NONE, as _PAGE_PROTNONE)
     bit 3   E_DIRTY     written since mapped
     bit 4   E_SOFTDIRTY set when mremap moves the entry (move_soft_dirty_pte,
-                        move_soft_dirty_pmd) and by UFFDIO_MOVE from 6.15
+                        move_soft_dirty_pmd) and UFFDIO_MOVE a page or THP
     bit 5   E_LEAF      above the PTE level: a huge leaf, not a table pointer
     bit 6   E_ZERO      maps the (huge) zero page; frame field is 0
     bit 7   E_CONT      arm64 PTE_CONT: one of a contiguous block of PTEs

@@ -65,7 +65,6 @@ cdef struct uffd_move_rules:
     bint batch                   # 6.18's batched move_present_ptes (Policy.uffd_move_batch)
     bint move_zero               # zero pages move (6.9+), else EBUSY
     bint anon_vma_lock           # anon_vma_lock_write per move (Policy.uffd_move_anon_vma_lock)
-    bint soft_dirty              # a moved PTE soft-dirty, dirty as its source (75cb1cca2c88)
 
 
 cdef uint64_t ID_PTE = (<uint64_t>LOCK_ID_PTE) << LOCK_ID_SHIFT
@@ -147,10 +146,11 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
     ``ru.allow_holes`` (with it the hole counts as moved), EBUSY at a
     zero-page PTE before 6.9 (``ru.move_zero`` false), NEED_SPLIT at a page
     of a large folio. A moved present PTE is made afresh from the
-    destination's protection and writable: dirty before 75cb1cca2c88 (6.15;
-    pte_mkdirty(pte_mkwrite(mk_pte(...)))), since then soft-dirty and dirty
-    only where the source was (``ru.soft_dirty``); a moved zero-page PTE is
-    neither (move_zeropage_pte).
+    destination's protection, writable, dirty and soft-dirty: before
+    75cb1cca2c88 (6.15) pte_mkdirty(pte_mkwrite(mk_pte(...))), x86's
+    pte_mkdirty setting soft-dirty too; since, pte_mksoft_dirty and dirty
+    where the source was, which every present anonymous page here is. A
+    moved zero-page PTE is neither (move_zeropage_pte).
 
     Per page (``ru.batch`` false): both PTE locks, the folio lock, the
     anon_vma lock (``ru.anon_vma_lock``: until 6.19's cc22b9978509) and a
@@ -220,10 +220,7 @@ cdef int move_pages_pte(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint6
             lock2(g, LK_PTE, sid, did)
             if ru.anon_vma_lock:  # (6.8-6.18; cc22b9978509 dropped it)
                 st.anon_vma_locks += 1
-        if ru.soft_dirty:
-            d[k] = (e & ~(<uint64_t>E_CONT)) | E_READ | E_WRITE | E_SOFTDIRTY
-        else:
-            d[k] = (e & ~(<uint64_t>(E_CONT | E_SOFTDIRTY))) | E_READ | E_WRITE | E_DIRTY
+        d[k] = (e & ~(<uint64_t>E_CONT)) | E_READ | E_WRITE | E_DIRTY | E_SOFTDIRTY
         s[k] = 0
         st.ptes_moved += 1
         if ru.batch:
@@ -298,9 +295,8 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
                 flush(tlbs, caller, base, base + pmd_size, pt.shift[pmd], st, g)
                 continue
             # move_pages_huge_pmd: pmdp_huge_clear_flush under both PMD
-            # locks; the THP is made afresh at dst, dirty and writable, not
-            # soft-dirty (75cb1cca2c88 changed only the PTE path); the huge
-            # zero page keeps its entry, soft-dirty where PTEs get it
+            # locks; the THP is made afresh at dst, dirty (pmd_mkdirty: soft-
+            # dirty too) and writable; the huge zero page afresh, neither
             pt_walk(pt, dst, 0, 0, pmd, False, &dreached, &drow, NULL)
             if not (e & E_ZERO):
                 rmap_locks(g, 1 + ru.anon_vma_lock)
@@ -312,10 +308,8 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
                     log_event(g, EV_PTES, 1, 0, src, src)
                 log_event(g, EV_ENTRY, HPAGE_PMD, 1, src, src + pmd_size)
             if not (e & E_ZERO):
-                dl[0] = (e & ~(<uint64_t>E_SOFTDIRTY)) | E_READ | E_WRITE | E_DIRTY
-            elif ru.soft_dirty:  # the huge zero page: move_soft_dirty_pmd (fae654083bfa)
-                dl[0] = e | E_SOFTDIRTY
-            else:  # made afresh (mk_huge_pmd)
+                dl[0] = e | E_READ | E_WRITE | E_DIRTY | E_SOFTDIRTY
+            else:  # mk_huge_pmd
                 dl[0] = e & ~(<uint64_t>E_SOFTDIRTY)
             sl[0] = 0
             st.huge_pmds_moved += 1

@@ -120,18 +120,6 @@ class Policy:
     TLB-flush batching for present pages in MOVE", Lokesh Gidra,
     <20250816191123.3601561-1-lokeshgidra@google.com>, Linux 6.18).
     Needs uffd_move="6.9"."""
-    uffd_move_soft_dirty: bool = _choice(False)
-    """UFFDIO_MOVE marks each present PTE it moves soft-dirty and leaves it
-    dirty only where the source was (75cb1cca2c88, "mm: userfaultfd:
-    correct dirty flags set for both present and swap pte", Linux 6.15,
-    also in 6.12 stable); before, it was always dirty and never soft-dirty
-    (move_present_pte: pte_mkdirty(pte_mkwrite(mk_pte(...)))). Either way
-    a moved THP is dirty and not soft-dirty (move_pages_huge_pmd builds it
-    afresh) and a moved zero-page PTE neither (move_zeropage_pte). The huge
-    zero page keeps its entry and, with this, is soft-dirty too
-    (move_soft_dirty_pmd: fae654083bfa, "mm/huge_memory: fix use of NULL
-    folio in move_pages_huge_pmd()", in 6.18 stable; before, it was made
-    afresh, not soft-dirty)."""
     uffd_move_anon_vma_lock: bool = _choice(True)
     """UFFDIO_MOVE takes the source folio's anon_vma lock for write around
     the move of each present folio (move_pages_pte, per page or per batch,
@@ -355,11 +343,9 @@ LINUX_6_16 = LINUX_6_8.replace(
     "(a folio split maps never-written subpages to the zero page, 6.12); eb1521dad8f3 "
     "(UFFDIO_MOVE under per-VMA locks, 6.9); 4b634918384c (arm64: a pending reclaim flush "
     "is flush_tlb_mm in move_ptes, 6.16); 6375e95f381e (MADV_DONTNEED frees the empty PTE "
-    "tables it zapped whole, 6.14); 75cb1cca2c88 (UFFDIO_MOVE: a moved PTE soft-dirty, "
-    "dirty as its source, 6.15)",
+    "tables it zapped whole, 6.14)",
     flush_lazy=True, contpte=True, uffd_table_move_check=True, uffd_move="6.9",
     split_zeropage=True, batched_pending_flush_mm=True, pt_reclaim=True,
-    uffd_move_soft_dirty=True,
 )  # fmt: skip
 LINUX_6_17 = LINUX_6_16.replace(
     name="linux-6.17",

@@ -498,8 +498,7 @@ class Userfaultfd:
         logs = []
         rules = {"allow_holes": holes, "batch": policy.uffd_move_batch,
                  "move_zero": policy.uffd_move == "6.9",
-                 "anon_vma_lock": policy.uffd_move_anon_vma_lock,
-                 "soft_dirty": policy.uffd_move_soft_dirty}  # fmt: skip
+                 "anon_vma_lock": policy.uffd_move_anon_vma_lock}  # fmt: skip
         while True:
             i, off, err, st, log = _uffd.move_calls(mm.tables, mm.tlbs, mm.cpu, calls, i, off,
                                                     stop, rules, mm.trace_moves)  # fmt: skip

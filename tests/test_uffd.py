@@ -140,66 +140,55 @@ def _bits(mm: pt.AddressSpace, addr: int) -> tuple[bool, bool]:
 
 @pytest.mark.parametrize("policy", ["linux-6.8", "linux-6.18"])
 def test_moved_entries_are_dirty_and_soft_dirty_as_the_kernel_makes_them(policy: str) -> None:
-    # move_present_pte: always dirty, never soft-dirty until 75cb1cca2c88
-    # (6.15), then soft-dirty and dirty as the source; move_zeropage_pte: a
-    # fresh zero-page PTE, neither; move_pages_huge_pmd: a fresh THP, dirty,
-    # not soft-dirty, in both. Every source here was soft-dirty (an mremap
-    # moved it there: move_soft_dirty_pte) and the written pages dirty
+    # move_present_pte(s): pte_mkdirty (x86's sets soft-dirty too; 6.15's
+    # 75cb1cca2c88 marks it soft-dirty itself); move_pages_huge_pmd:
+    # pmd_mkdirty; move_zeropage_pte and the huge zero page: made afresh,
+    # neither, whatever the source was (an mremap made these soft-dirty:
+    # move_soft_dirty_pte, move_soft_dirty_pmd)
     new = policy == "linux-6.18"
     mm = pt.AddressSpace("x86-64", policy=policy, thp="madvise")
     u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
-    staging, small = SRC + 4 * (1 << 30), SRC + 2 * M + K
-    mm.mmap(2 * M, staging, flags=FIXED)
-    mm.madvise(staging, 2 * M, pt.MADV_HUGEPAGE)
-    mm.madvise(staging, 2 * M, pt.MADV_POPULATE_WRITE)  # a THP
-    mm.mmap(16 * K, staging + 4 * M, flags=FIXED)
-    mm.madvise(staging + 4 * M, 8 * K, pt.MADV_POPULATE_WRITE)
-    mm.madvise(staging + 4 * M + 8 * K, 8 * K, pt.MADV_POPULATE_READ)  # zero pages
-    moves = ((staging, 2 * M, SRC), (staging + 4 * M, 16 * K, small))
-    for at, n, to in moves:  # move_huge_pmd and move_ptes: soft-dirty
+    thp, small, zeros, hzero = SRC, SRC + 2 * M + 64 * K, SRC + 2 * M + 2 * 64 * K, SRC + 4 * M
+    mm.mmap(2 * M, thp, flags=FIXED)
+    mm.madvise(thp, 2 * M, pt.MADV_HUGEPAGE)
+    mm.madvise(thp, 2 * M, pt.MADV_POPULATE_WRITE)
+    mm.mmap(8 * K, small, flags=FIXED)
+    mm.madvise(small, 8 * K, pt.MADV_POPULATE_WRITE)
+    staging = SRC + 8 * (1 << 30)
+    mm.mmap(8 * K, staging, flags=FIXED)
+    mm.madvise(staging, 8 * K, pt.MADV_POPULATE_READ)
+    mm.mmap(2 * M, staging + 2 * M, flags=FIXED)
+    mm.madvise(staging + 2 * M, 2 * M, pt.MADV_HUGEPAGE)
+    mm.madvise(staging + 2 * M, 2 * M, pt.MADV_POPULATE_READ)
+    for at, n, to in ((staging, 8 * K, zeros), (staging + 2 * M, 2 * M, hzero)):
         assert mm.mremap(at, n, n, pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED, to) == to
-    assert _bits(mm, SRC) == (True, True)
-    assert all(_bits(mm, small + k * K)[1] for k in range(16))
-    mm.mmap(4 * M, DST, flags=FIXED)
-    u.register(DST, 4 * M, pt.UFFDIO_REGISTER_MODE_MISSING)
-    assert u.move(DST, SRC, 2 * M) == 2 * M
-    assert mm.tables.entry(DST)[0] == 2 and u.last_move.counters["huge_pmds_moved"] == 1
-    assert _bits(mm, DST) == (True, False)  # the THP
-    if new:
-        assert u.move(DST + 2 * M, small, 16 * K) == 16 * K
-    else:  # 6.8 moves no zero page: EBUSY there, the written pages moved
-        with pytest.raises(UffdMoveError, match="then EBUSY") as err:
-            u.move(DST + 2 * M, small, 16 * K)
-        assert err.value.errno == errno.EAGAIN and err.value.move == 8 * K
-    for k in range(8):  # written small pages
-        assert _bits(mm, DST + 2 * M + k * K) == (True, new)
-    for k in range(8, 16 if new else 8):  # zero pages
-        assert mm.translate(DST + 2 * M + k * K) == 0
-        assert _bits(mm, DST + 2 * M + k * K) == (False, False)
-    # the huge zero page keeps its entry, soft-dirty from 6.18 stable's
-    # fae654083bfa (6.8: EBUSY, no zero page moves)
-    zero = SRC + 8 * M
-    mm.mmap(2 * M, zero, flags=FIXED)
-    mm.madvise(zero, 2 * M, pt.MADV_HUGEPAGE)
-    mm.madvise(zero, 2 * M, pt.MADV_POPULATE_READ)
-    mm.mmap(2 * M, DST + 8 * M, flags=FIXED)
-    u.register(DST + 8 * M, 2 * M, pt.UFFDIO_REGISTER_MODE_MISSING)
-    assert mm.tables.entry(zero)[0] == 2 and not _bits(mm, zero)[1]
-    if new:
-        assert u.move(DST + 8 * M, zero, 2 * M) == 2 * M
-        assert mm.tables.entry(DST + 8 * M)[0] == 2 and mm.translate(DST + 8 * M) == 0
-        assert _bits(mm, DST + 8 * M) == (False, True)
-    else:
-        with pytest.raises(UffdMoveError):
-            u.move(DST + 8 * M, zero, 2 * M)
+    assert _bits(mm, thp) == _bits(mm, small) == (True, False)  # not soft-dirty yet
+    assert _bits(mm, zeros) == _bits(mm, hzero) == (False, True)
+    assert mm.tables.entry(thp)[0] == mm.tables.entry(hzero)[0] == 2
+    mm.mmap(8 * M, DST, flags=FIXED)
+    u.register(DST, 8 * M, pt.UFFDIO_REGISTER_MODE_MISSING)
+    assert u.move(DST, thp, 2 * M) == 2 * M
+    assert mm.tables.entry(DST)[0] == 2 and _bits(mm, DST) == (True, True)
+    assert u.move(DST + 2 * M, small, 8 * K) == 8 * K
+    assert _bits(mm, DST + 2 * M) == _bits(mm, DST + 2 * M + K) == (True, True)
+    if not new:  # 6.8 moves no zero page: EBUSY
+        for dst, src_, n in ((DST + 2 * M + 8 * K, zeros, 8 * K), (DST + 4 * M, hzero, 2 * M)):
+            with pytest.raises(UffdMoveError, match="EBUSY"):
+                u.move(dst, src_, n)
+        return
+    assert u.move(DST + 2 * M + 8 * K, zeros, 8 * K) == 8 * K
+    assert u.move(DST + 4 * M, hzero, 2 * M) == 2 * M
+    for a in (DST + 2 * M + 8 * K, DST + 2 * M + 12 * K, DST + 4 * M):
+        assert mm.translate(a) == 0 and _bits(mm, a) == (False, False)
+    assert mm.tables.entry(DST + 4 * M)[0] == 2
     mm.check()
 
 
 @pytest.mark.skipif(not OK, reason=f"host probe unavailable: {WHY}")
 def test_moved_pages_are_soft_dirty_as_on_this_kernel() -> None:
     # pagemap's bit 55 after clear_refs: a page UFFDIO_MOVE moved is
-    # soft-dirty on 6.15+, a moved zero page is not; the model under
-    # linux-6.18 the same. Needs CONFIG_MEM_SOFT_DIRTY, which a kernel shows
+    # soft-dirty, a moved zero page is not; the model under linux-6.18 the
+    # same. Needs CONFIG_MEM_SOFT_DIRTY, which a kernel shows
     # by marking a page written after clear_refs
     probe = [("mmap", 0, 4 * K, 3, 0x32), ("clear_refs",), ("write", 0, 1)]
     _, st = oracle.run_ops(probe, window=2 * M, soft_dirty=True)
