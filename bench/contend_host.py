@@ -53,7 +53,7 @@ import numpy as np
 import pagetab as pt
 from pagetab import host
 from pagetab.arch import Arch
-from pagetab.contention import SLOW_GAP_NS, slow_reads
+from pagetab.contention import SLOW_GAP_NS
 from pagetab.units import format_size, parse_sizes
 
 MIB = 1 << 20
@@ -109,8 +109,7 @@ def fit(train: list[Case], arch: str | Arch) -> dict[str, float]:
     ipi = max(ipi0 + (pmd.h.median_mover_ns - s0) / max((s1 - s0) / 1000, 1e-9), 0.0)
     pte = next(c for c in train if c.path == "PTE")
     h0 = max(h0, 2 * SLOW_GAP_NS)  # its reads must show as slow
-    t = simulate(pte, arch, {"ipi": ipi, "ipi_handler": h0}).threads[0]
-    sim_slow = slow_reads(t.histogram_during, t.latency_during_ns["p50"] + SLOW_GAP_NS)[1]
+    sim_slow = simulate(pte, arch, {"ipi": ipi, "ipi_handler": h0}).threads[0].slow_reads()[1]
     host_slow = pte.h.slow_reads(SLOW_GAP_NS)[1]
     if math.isnan(host_slow) or math.isnan(sim_slow):  # no handler seen: none fitted
         return {"ipi": ipi}
@@ -248,7 +247,7 @@ def main() -> None:
         # the reads holding a handler, however few: p99 shows them only
         # while they are over 1% of the reads
         hshare, hslow = c.h.slow_reads(SLOW_GAP_NS)
-        sshare, sslow = slow_reads(t.histogram_during, sp50 + SLOW_GAP_NS)
+        sshare, sslow = t.slow_reads()
         err = r.estimated_ns / c.h.median_mover_ns - 1
         ratio = sp99 / hp99
         met_mover &= abs(err) <= 0.25

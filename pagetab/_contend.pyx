@@ -454,20 +454,18 @@ cdef int run(pgtables *pt, TlbState *s, Tlbs tlbs, const contend_config *cfg,
                              <int>fl_stride[fi], fl_freed[fi])
             res.flushes += 1
             # the mover pays the flush it made now, not the one the move
-            # alone made (fewer IPIs to a sleeping thread's lazy CPU)
+            # alone made (fewer IPIs to a sleeping thread's lazy CPU); each
+            # receiving CPU runs the handler and its own flushes
             repriced = 0
-            for k in range(OPS_WORDS):
-                dk = (<const int64_t *>&ops)[k] - (<const int64_t *>&before)[k]
-                repriced += (dk - fl_ops[fi * OPS_WORDS + k]) * sender_ns[k]
-            res.mover_flush_change_ns += repriced
-            # each receiving CPU runs the handler and its own flushes
             h = cfg.ipi_handler
             sent = False
             for k in range(OPS_WORDS):
                 dk = (<const int64_t *>&ops)[k] - (<const int64_t *>&before)[k]
+                repriced += (dk - fl_ops[fi * OPS_WORDS + k]) * sender_ns[k]
                 if dk:
                     sent = sent or interrupts[k]
                     h += dk * remote_ns[k]
+            res.mover_flush_change_ns += repriced
             if sent:
                 res.ipis_sent += ops.ipi - before.ipi
                 priced = (ops.ipi - before.ipi) * cfg.ipi_send + (h - cfg.ipi_handler)

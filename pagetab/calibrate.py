@@ -43,7 +43,7 @@ from .arch import CALIBRATED_COSTS, MEASURED_COSTS, Arch
 from .arch import arch as _arch
 from .arch import load_calibration as load
 from .constants import MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MREMAP_FIXED, MREMAP_MAYMOVE
-from .contention import SLOW_GAP_NS, ThreadSpec, run_concurrent, slow_reads
+from .contention import SLOW_GAP_NS, ThreadSpec, run_concurrent
 from .cost import move_cost
 from .scenario import MoveSetup
 from .stats import MoveStats
@@ -329,8 +329,7 @@ def reader_slow_ns(profile: Arch, reader: dict[str, Any], handler: float) -> flo
     r = run_concurrent(int(reader["size"]), profile, "linux-6.18", [spec], cpus=2,
                        populate="read", dst_align="page", region_size=int(reader["reader_size"]),
                        ipi_handler=handler)  # fmt: skip
-    t = r.threads[0]
-    return slow_reads(t.histogram_during, t.latency_during_ns["p50"] + SLOW_GAP_NS)[1]
+    return r.threads[0].slow_reads()[1]
 
 
 def fit_handler(profile: Arch, reader: dict[str, Any]) -> float | None:

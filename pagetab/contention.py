@@ -265,6 +265,12 @@ class ThreadResult:
     histogram_during: np.ndarray[Any, Any] = field(repr=False)
     """The same, accesses issued during the move."""
 
+    def slow_reads(self, gap_ns: float = SLOW_GAP_NS) -> tuple[float, float]:
+        """The share of the accesses issued during the move that are slower
+        than their median by more than ``gap_ns``, and their median (NaN
+        without any), as ``host.HostContend.slow_reads`` reads the host's."""
+        return slow_reads(self.histogram_during, self.latency_during_ns["p50"] + gap_ns)
+
     def row(self) -> dict[str, Any]:
         """A flat record."""
         return {"where": self.spec.where, "op": self.spec.op, "pattern": self.spec.pattern,

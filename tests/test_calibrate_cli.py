@@ -415,8 +415,7 @@ def _reader(handler: float) -> dict[str, object]:
                           populate="read", dst_align="page",
                           region_size=calibrate.READER_SIZE, ipi_handler=handler)  # fmt: skip
     t = r.threads[0]
-    above = t.latency_during_ns["p50"] + contention.SLOW_GAP_NS
-    share, slow = contention.slow_reads(t.histogram_during, above)
+    share, slow = t.slow_reads()
     return {**case, "p50_ns": t.latency_during_ns["p50"], "p99_ns": t.latency_during_ns["p99"],
             "slow_share": share, "slow_ns": slow}  # fmt: skip
 
