@@ -59,7 +59,7 @@ from pagetab.units import format_size, parse_sizes
 MIB = 1 << 20
 PATHS = {"PTE": "page", "PMD": "pmd", "PUD": "pud"}
 TRAIN = ("PTE", "PMD")  # at the first size: --fit-ipi's training subset
-#: the cases whose reader p99 is judged (issue 27's target: 1 GiB PTE- and
+#: the cases whose reader p99 is judged (the target: 1 GiB PTE- and
 #: PMD-path moves): a PUD-path call (tens of us, one flush) leaves its reader
 #: a hundred reads, whose p99 is its second slowest; at other sizes p99 is
 #: printed, and the slow reads' share beside it says which side of 1% it fell
