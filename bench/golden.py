@@ -39,7 +39,10 @@ skip their CPUs, so its mover and their waits shortened), and the one
 that gave the oracle's page states a soft-dirty field (each state one
 field longer, -1; nothing else changed, checked by dropping it), and
 the one that corrected the INVLPGB anchor's stale "not simulated" text
-(only that string changed);
+(only that string changed), and the one that packed uniform PMD tables
+(only the ids of PMD-table locks in the traced moves' lock events
+changed: an id names a PMD table's row, and a packed PMD table expanded
+for a move takes a fresh one);
 re-generate it (``-o``) only with a
 change meant to move results, and say so in that commit.
 """

@@ -7,8 +7,9 @@ previous main, all in one run.
    (the same offset in the PMD, another in the PUD: move_normal_pmd but
    for the two end tables); then write-populated over its zero pages and
    moved both ways again. Each step's wall time, the kernel's time for
-   the move as the model estimates it, the store's tables, and the
-   process's peak RSS. Target: peak RSS under 8 GiB.
+   the move as the model estimates it, the store's PTE and PMD tables
+   (how many of each are packed), and the process's peak RSS. Target:
+   peak RSS under 8 GiB.
 2. 1 TiB write-populated, moved on the PTE path as ``bench/move_speed.py``
    moves it (linux-4.19, 4 KiB off; 4 CPUs with warm TLBs): the median
    wall time of a simulated move against the kernel's time the model
@@ -54,7 +55,8 @@ def step(name, t0, est=None):
     t = mm.mm_struct.tables
     print(json.dumps({"step": name, "seconds": time.perf_counter() - t0,
                       "kernel_s": est, "tables": t.live_rows()[-1], "packed": t.packed_tables,
-                      "expanded": t.packed_expanded,
+                      "expanded": t.packed_expanded, "pmds": t.live_rows()[-2],
+                      "packed_pmds": t.packed_pmd_tables,
                       "rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20)}),
           flush=True)
 for advice, pte_dst, pmd_dst in plan:
@@ -148,13 +150,15 @@ def main() -> None:
 def big(tib: int) -> None:
     print(f"1. {tib} TiB, x86-64, no THP (target: peak RSS under 8 GiB)")
     print(f"{'step':<22} {'wall s':>8} {'kernel s (est.)':>16} {'PTE tables':>11} "
-          f"{'packed':>10} {'expanded':>9} {'peak RSS GiB':>13}")  # fmt: skip
+          f"{'packed':>10} {'expanded':>9} {'PMD tables':>11} {'packed':>7} "
+          f"{'peak RSS GiB':>13}")  # fmt: skip
     peak = 0.0
     for r in child(BIG, str(tib)):
         est = f"{r['kernel_s']:.1f}" if r["kernel_s"] is not None else "-"
         print(
             f"{r['step']:<22} {r['seconds']:>8.2f} {est:>16} {r['tables']:>11,} "
-            f"{r['packed']:>10,} {r['expanded']:>9,} {r['rss_gib']:>13.2f}",
+            f"{r['packed']:>10,} {r['expanded']:>9,} {r['pmds']:>11,} {r['packed_pmds']:>7,} "
+            f"{r['rss_gib']:>13.2f}",
             flush=True,
         )
         peak = max(peak, r["rss_gib"])

@@ -21,7 +21,8 @@ from pagetab._memory cimport MODE_READ, MODE_WRITE, fault_ctx, populate_vma_page
 from pagetab._persist cimport mark_written
 from pagetab._pgtable cimport (
     ADDR_SHIFT, E_DIRTY, E_LEAF, E_READ, E_WRITE, E_ZERO, desc_of, is_packed, leaf_class,
-    packed_entry, pgtables, pool_index, pool_row, pt_read, pt_walk,
+    packed_entry, packed_pmd_entry, pgtables, pool_index, pool_row, pt_read, pt_walk,
+    pt_walk_read,
 )
 from pagetab._tables cimport PageTables
 from pagetab._tlb cimport (
@@ -187,7 +188,7 @@ cdef int64_t access_loop(pgtables *pt, TlbState *s, const flush_rule *rule, VmaT
                                                         addrs[j])
                 ring_reached[k] = upper
             else:
-                ring_slot[k] = pt_walk(pt, addrs[j], 0, 0, upper, False, &ring_reached[k], NULL, NULL)
+                ring_slot[k] = pt_walk_read(pt, addrs[j], upper, &ring_reached[k])
                 if ring_reached[k] == upper:
                     pmd_key[ci] = ckey
                     pmd_row[ci] = ring_slot[k] - pool_index(&pt.pools[upper], pt.shift[upper],
@@ -196,9 +197,12 @@ cdef int64_t access_loop(pgtables *pt, TlbState *s, const flush_rule *rule, VmaT
         j = i + D
         if j < n and j >= i0 + 2 * D:
             k = j & (RING - 1)
-            # (a packed PTE table is read at use: its descriptor, prefetched)
+            # (a packed PTE or PMD table is read at use: its descriptor, prefetched)
             if ring_reached[k] == upper and is_packed(ring_slot[k][0]):
                 __builtin_prefetch(desc_of(pt, ring_slot[k][0]))
+            elif ring_reached[k] == upper - 1 and is_packed(ring_slot[k][0]):
+                __builtin_prefetch(pool_row(&pt.packed_pmd,
+                                            <int64_t>(ring_slot[k][0] >> ADDR_SHIFT)))
             elif ring_reached[k] == upper and ring_slot[k][0] != 0 \
                     and not (ring_slot[k][0] & E_LEAF):
                 ring_slot[k] = pt_walk(pt, addrs[j], upper + 1,
@@ -235,6 +239,8 @@ cdef int64_t access_loop(pgtables *pt, TlbState *s, const flush_rule *rule, VmaT
                 if reached == upper and is_packed(e):
                     e = packed_entry(pt, e, addr)
                     reached = upper + 1
+                elif reached == upper - 1 and is_packed(e):
+                    e = packed_pmd_entry(pt, e, addr, &reached)
             else:
                 e = pt_read(pt, addr, pt.nlev - 1, &reached)
             cls = walk_leaf(pt, s, cpu, addr, e, reached, &e, &steps, c)

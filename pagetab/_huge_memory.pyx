@@ -11,7 +11,7 @@ from libc.stdint cimport int64_t, uint64_t
 from pagetab._pgtable cimport (
     ADDR_SHIFT, E_CONT, E_DIRTY, E_FLAGS, E_LEAF, E_ORDER_SHIFT, E_PRESENT, E_READ, E_WRITE,
     E_PACKED, E_SOFTDIRTY, E_ZERO, alloc_frames, alloc_packed, alloc_row, d_set, efr, pgtables, pool_row,
-    pt_walk, row_ptr,
+    pt_walk, pt_walk_read, row_ptr,
 )
 
 
@@ -66,8 +66,9 @@ cdef bint split_huge_pmd_address(pgtables *pt, uint64_t addr) noexcept nogil:
     cdef uint64_t *slot
     cdef uint64_t size
     for l in range(pt.nlev - 1):
-        # down to the PMD level at most: a PTE table (packed or not) has no leaf to split
-        slot = pt_walk(pt, addr, 0, 0, pt.nlev - 2, False, &reached, NULL, NULL)
+        # down to the PMD level at most: a PTE table (packed or not) has no
+        # leaf to split, nor has a packed PMD table
+        slot = pt_walk_read(pt, addr, pt.nlev - 2, &reached)
         if slot[0] == 0 or not (slot[0] & E_LEAF):
             return True
         size = <uint64_t>1 << pt.shift[reached]

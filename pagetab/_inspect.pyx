@@ -15,8 +15,8 @@ import numpy as np
 
 from pagetab._pgtable cimport (
     ACTION_CONTINUE, ADDR_SHIFT, E_FLAGS, Pool, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PACKED, E_PRESENT,
-    E_ZERO, count_entries, d_count, d_get, d_hi, d_lo, d_step, efr, is_packed, mm_walk,
-    mm_walk_ops, pgtables, pool_row, pt_read, row_empty, row_ptr, walk_page_range,
+    E_ZERO, PD_EMPTY, count_entries, d_count, d_get, d_hi, d_lo, d_step, efr, is_packed, mm_walk,
+    mm_walk_ops, pgtables, pmd_desc_pte, pool_row, pt_read, row_empty, row_ptr, walk_page_range,
 )
 
 cnp.import_array()
@@ -105,7 +105,7 @@ cdef int frames_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i
 
 cdef mm_walk_ops FRAMES_OPS = mm_walk_ops(
     pud_leaf=frames_huge, pmd_leaf=frames_huge, pte_range=frames_ptes, pte_hole=frames_hole,
-    post_table=NULL, packed_range=frames_packed, repack=False)
+    post_table=NULL, packed_range=frames_packed, repack=False, reads_only=True)
 
 
 cdef object frames(pgtables *pt, uint64_t start, uint64_t end, bint with_orders):
@@ -150,7 +150,7 @@ cdef int count_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1
 
 cdef mm_walk_ops COUNT_OPS = mm_walk_ops(
     pud_leaf=count_huge, pmd_leaf=count_huge, pte_range=count_ptes, pte_hole=NULL,
-    post_table=NULL, packed_range=count_packed, repack=False)
+    post_table=NULL, packed_range=count_packed, repack=False, reads_only=True)
 
 
 cdef int64_t count_mapped(pgtables *pt, uint64_t start, uint64_t end) noexcept nogil:
@@ -202,6 +202,9 @@ cdef list check(pgtables *pt):
     refs[0][0] = 1
     packed_refs = np.zeros(pt.packed.hw, dtype=np.int64)
     cdef int64_t[::1] pv = packed_refs
+    pmd_refs = np.zeros(pt.packed_pmd.hw, dtype=np.int64)
+    cdef int64_t[::1] ppv = pmd_refs
+    cdef int64_t held = 0
     for l in range(pt.nlev - 1):
         rv = refs[l + 1]
         hw = pt.pools[l + 1].hw
@@ -219,8 +222,14 @@ cdef list check(pgtables *pt):
                     problems.append(f"level {l} row {r} entry {i}: non-present {e:#x}")
                     continue
                 if e & E_PACKED:
-                    if l != pt.nlev - 2:
-                        problems.append(f"level {l} row {r} entry {i}: packed above the PMDs")
+                    if l == pt.nlev - 3:
+                        if <int64_t>efr(e) >= pt.packed_pmd.hw:
+                            problems.append(f"level {l} row {r} entry {i}: packed PMD table "
+                                            f"{efr(e)} out of pool")
+                        else:
+                            ppv[efr(e)] += 1
+                    elif l != pt.nlev - 2:
+                        problems.append(f"level {l} row {r} entry {i}: packed above the PUDs")
                     elif <int64_t>efr(e) >= pt.packed.hw:
                         problems.append(f"level {l} row {r} entry {i}: packed table {efr(e)} "
                                         "out of pool")
@@ -237,6 +246,16 @@ cdef list check(pgtables *pt):
             if not row_empty(pt, l, r):
                 problems.append(f"level {l}: free row {r} is not zero")
     ownership(&pt.packed, packed_refs, "packed tables", problems)
+    ownership(&pt.packed_pmd, pmd_refs, "packed PMD tables", problems)
+    for r in range(pt.packed_pmd.hw):
+        why = pmd_descriptor_problem(pt, pool_row(&pt.packed_pmd, r), ppv[r] == 0)
+        if why:
+            problems.append(f"packed PMD table {r}: {why}")
+        elif ppv[r]:
+            held += d_hi(pool_row(&pt.packed_pmd, r)) - d_lo(pool_row(&pt.packed_pmd, r))
+    if held != pt.packed_pmd_ptes:
+        problems.append(f"packed PMD tables hold {held} PTE tables, "
+                        f"counted {pt.packed_pmd_ptes}")
     for r in range(pt.packed.hw):
         if not r & SIGNAL_ROWS:
             PyErr_CheckSignals()  # Ctrl-C: 8 M descriptors (10 s) at 16 TiB
@@ -261,6 +280,35 @@ cdef object ownership(Pool *p, refs, str what, list problems):
     if int(np.count_nonzero(refs)) != p.live:
         problems.append(f"{what}: {np.count_nonzero(refs)} reachable but {p.live} live")
     return free_rows
+
+
+cdef str pmd_descriptor_problem(pgtables *pt, const uint64_t *d, bint free_):
+    """Why ``d`` is not a packed PMD table's descriptor ('' when it is):
+    its run of PMD entries inside the table, and either PD_EMPTY with no
+    template, or a full PTE run from each entry that
+    ``descriptor_problem`` accepts as one run across the table."""
+    cdef int lo = d_lo(d), hi = d_hi(d), nent = pt.pools[pt.nlev - 2].nent
+    cdef uint64_t first[2]
+    cdef uint64_t last[2]
+    if free_ or d[1] == 0:
+        return "" if d[0] == 0 and d[1] == 0 else (
+            "free but not zero" if free_ else "an empty table with a template")
+    if (d[1] & ~PD_EMPTY) >> 40 or d_step(d) > 1:
+        return f"bad step or stray bits ({d[1]:#x})"
+    if not lo < hi <= nent:
+        return f"run [{lo}, {hi}) outside a table of {nent} entries"
+    if d[1] & PD_EMPTY:
+        return "" if d[0] == 0 and d_step(d) == 0 else "empty PTE tables with a template"
+    # its first and last PTE tables, each a run descriptor_problem accepts,
+    # and the frames between them rising (no wrap)
+    pmd_desc_pte(pt, d, lo, first)
+    pmd_desc_pte(pt, d, hi - 1, last)
+    why = descriptor_problem(pt, first, False) or descriptor_problem(pt, last, False)
+    if why:
+        return why
+    if d_step(d) and (d_get(last, 0) >> ADDR_SHIFT) < (d_get(first, 0) >> ADDR_SHIFT):
+        return "frames wrap around"
+    return ""
 
 
 cdef str descriptor_problem(pgtables *pt, const uint64_t *d, bint free_):

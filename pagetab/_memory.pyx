@@ -291,7 +291,7 @@ cdef int fault_packed_run(mm_walk *walk, uint64_t *d, int i0, int i1) noexcept n
 
 cdef mm_walk_ops FAULT_OPS = mm_walk_ops(
     pud_leaf=NULL, pmd_leaf=fault_pmd, pte_range=fault_ptes, pte_hole=fault_hole,
-    post_table=NULL, packed_range=fault_packed, repack=False)
+    post_table=NULL, packed_range=fault_packed, repack=False, reads_only=False)
 
 
 cdef uint64_t populate_vma_page_range(pgtables *pt, uint64_t start, uint64_t end,
@@ -371,7 +371,7 @@ cdef int zap_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i1,
 
 cdef mm_walk_ops ZAP_OPS = mm_walk_ops(
     pud_leaf=zap_huge, pmd_leaf=zap_huge, pte_range=zap_pte_range, pte_hole=NULL,
-    post_table=NULL, packed_range=zap_packed, repack=True)
+    post_table=NULL, packed_range=zap_packed, repack=True, reads_only=False)
 
 
 cdef int zap_page_range(pgtables *pt, uint64_t start, uint64_t end, int64_t *pages) noexcept nogil:
@@ -422,7 +422,7 @@ cdef int free_table(mm_walk *walk, int lev, uint64_t *slot, uint64_t addr,
 # no pte_range: PTE tables are freed whole, never walked
 cdef mm_walk_ops FREE_OPS = mm_walk_ops(
     pud_leaf=NULL, pmd_leaf=NULL, pte_range=NULL, pte_hole=NULL, post_table=free_table,
-    packed_range=NULL, repack=False)
+    packed_range=NULL, repack=False, reads_only=False)
 
 
 cdef void free_pgtables(pgtables *pt, uint64_t start, uint64_t end, uint64_t floor,

@@ -23,11 +23,11 @@ from pagetab._flush cimport (
 )
 from pagetab._huge_memory cimport split_huge_pmd
 from pagetab._pgtable cimport (
-    ACTION_CONTINUE, ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT,
-    E_SOFTDIRTY, E_ZERO, alloc_row, block_foldable, count_entries, d_count, d_get, d_hi, d_lo,
-    d_set, d_step, desc_of, expand_packed, free_pte_table, is_packed, mm_walk, mm_walk_ops,
-    new_pte_table, pgtables, pool_index, pool_row, pt_walk, pte_table_empty, same_folio_next,
-    walk_page_table,
+    ACTION_CONTINUE, ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PACKED,
+    E_PRESENT, E_SOFTDIRTY, E_ZERO, PD_EMPTY, alloc_row, block_foldable, count_entries, d_count,
+    d_get, d_hi, d_lo, d_set, d_step, desc_of, expand_packed, expand_packed_pmd, free_pte_table,
+    is_packed, mm_walk, mm_walk_ops, new_pte_table, pgtables, pool_index, pool_row, pt_walk,
+    pte_table_empty, same_folio_next, try_pack_pmd, walk_page_table,
 )
 from pagetab._tables cimport PageTables
 from pagetab._tlb cimport (
@@ -109,6 +109,7 @@ cdef struct Ctx:
     Segment *segs
     int64_t nsegs
     int64_t segs_cap
+    int64_t uncounted                # segments whose count is still -1
     bint need_flush
     bint oom
     move_stats c
@@ -292,17 +293,24 @@ cdef int present_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int 
 
 cdef mm_walk_ops PRESENT_OPS = mm_walk_ops(
     pud_leaf=present_huge, pmd_leaf=present_huge, pte_range=present_ptes, pte_hole=NULL,
-    post_table=NULL, packed_range=present_packed, repack=False)
+    post_table=NULL, packed_range=present_packed, repack=False, reads_only=True)
 
 
 cdef int64_t count_present(pgtables *pt, int lev, int64_t row) noexcept nogil:
     """Present leaf entries in a moved table and below (a huge leaf counts
-    once), wherever the table is mapped now; a PTE table's ``row`` below
-    0 is the packed table -1 - row."""
+    once), wherever the table is mapped now; a PTE or PMD table's ``row``
+    below 0 is the packed table -1 - row."""
     cdef int64_t total = 0
     cdef int pte = pt.nlev - 1
+    cdef const uint64_t *d
     if lev == pte and row < 0:
         return d_count(pool_row(&pt.packed, -1 - row), 0, pt.pools[pte].nent, E_PRESENT)
+    if lev == pte - 1 and row < 0:
+        # a packed PMD table: all its PTEs present, or none
+        d = pool_row(&pt.packed_pmd, -1 - row)
+        if (d[1] & PD_EMPTY) or not (d[0] & E_PRESENT):
+            return 0
+        return <int64_t>(d_hi(d) - d_lo(d)) * pt.pools[pte].nent
     walk_page_table(pt, lev, row, &PRESENT_OPS, &total)
     return total
 
@@ -335,6 +343,7 @@ cdef void release_segments(pgtables *pt, Ctx *x, unsigned bit) noexcept nogil:
         if x.segs[i].mask & bit:
             if x.segs[i].count < 0:
                 x.segs[i].count = count_present(pt, x.segs[i].level, x.segs[i].row)
+                x.uncounted -= 1
             x.c.unsafe_entries += x.segs[i].count
             # stale translations actually cached on some CPU right now
             x.c.unsafe_windows += count_stale(x, x.segs[i].lo, x.segs[i].hi)
@@ -365,6 +374,8 @@ cdef inline void moved(Ctx *x, int64_t entries, uint64_t lo, uint64_t hi, int64_
     x.segs[x.nsegs].lo = lo
     x.segs[x.nsegs].hi = hi
     x.segs[x.nsegs].count = present
+    if present < 0:
+        x.uncounted += 1
     x.segs[x.nsegs].level = level
     x.segs[x.nsegs].row = row
     x.segs[x.nsegs].mask = mask
@@ -403,13 +414,29 @@ cdef inline void flush_tlb_range(Ctx *x, uint64_t start, uint64_t end,
     if not (x.heldmask & ~x.rmapmask):
         x.c.flush_unlocked += 1
     if x.nsegs == 1 and x.segs[0].lo >= start and x.segs[0].hi <= end:
+        x.uncounted -= x.segs[0].count < 0
         x.nsegs = 0
         return
     for i in range(x.nsegs):
         if not (x.segs[i].lo >= start and x.segs[i].hi <= end):
             x.segs[j] = x.segs[i]
             j += 1
+        elif x.segs[i].count < 0:
+            x.uncounted -= 1
     x.nsegs = j
+
+
+cdef void count_pending(pgtables *pt, Ctx *x) noexcept nogil:
+    """Count the pending segments still counted lazily, now: their (level,
+    row) names a table that re-packing may renumber (the moved table stays
+    as it is until the move ends, so the count is the same)."""
+    cdef int64_t i
+    if x.uncounted == 0:
+        return
+    for i in range(x.nsegs):
+        if x.segs[i].count < 0:
+            x.segs[i].count = count_present(pt, x.segs[i].level, x.segs[i].row)
+    x.uncounted = 0
 
 
 # ----------------------------------------------------------------------
@@ -623,6 +650,7 @@ cdef void batched_pending(Ctx *x) noexcept nogil:
         trace_flush(x, EV_BATCHED, 0, 0, x.cfg.page_shift, &before)
         return
     x.nsegs = 0  # every moved entry's stale translation went with the mm's
+    x.uncounted = 0
     trace_flush(x, EV_BATCHED, 0, flush_mm_end(), x.cfg.page_shift, &before)
 
 
@@ -1037,6 +1065,12 @@ cdef int batch_pmds(pgtables *pt, Ctx *x, uint64_t *old_pud, uint64_t *new_pud,
     return rc
 
 
+cdef inline void repack_pud(pgtables *pt, uint64_t *slot) noexcept nogil:
+    """try_pack_pmd on the PMD table ``*slot`` points to, if it is a row."""
+    if slot[0] != 0 and not (slot[0] & (E_LEAF | E_PACKED)):
+        try_pack_pmd(pt, slot)
+
+
 cdef uint64_t _move_page_tables(pgtables *pt, Ctx *x, uint64_t old_addr, uint64_t new_addr,
                                 uint64_t old_end) noexcept nogil:
     """The loop of move_page_tables; returns where it stopped (old side)."""
@@ -1044,6 +1078,7 @@ cdef uint64_t _move_page_tables(pgtables *pt, Ctx *x, uint64_t old_addr, uint64_
     cdef int64_t old_row, new_row
     cdef uint64_t *old_pud
     cdef uint64_t *new_pud
+    cdef int rc
     while old_addr < old_end:
         extent = get_extent(old_addr, old_end, new_addr, x.cfg.pud_size)
         old_pud = get_entry(pt, x, old_addr, x.cfg.pud, False, &old_row)
@@ -1073,12 +1108,22 @@ cdef uint64_t _move_page_tables(pgtables *pt, Ctx *x, uint64_t old_addr, uint64_
                     new_addr += extent
                     continue
             done = old_addr
+            # the PMD extents below write the PMD tables: packed ones become rows
+            if (is_packed(old_pud[0]) and expand_packed_pmd(pt, old_pud) < 0) \
+                    or (is_packed(new_pud[0]) and expand_packed_pmd(pt, new_pud) < 0):
+                x.oom = True
+                return done
             if x.batch:
-                if batch_pmds(pt, x, old_pud, new_pud, old_addr, new_addr,
-                              extent, &done) < 0:
-                    return done
-            elif pmd_loop(pt, x, old_pud, new_pud, old_addr, new_addr,
-                          old_addr + extent, &done) < 0:
+                rc = batch_pmds(pt, x, old_pud, new_pud, old_addr, new_addr, extent, &done)
+            else:
+                rc = pmd_loop(pt, x, old_pud, new_pud, old_addr, new_addr, old_addr + extent,
+                              &done)
+            if pt.pack:
+                # and are packed again where they are uniform now
+                count_pending(pt, x)
+                repack_pud(pt, old_pud)
+                repack_pud(pt, new_pud)
+            if rc < 0:
                 return done
         old_addr += extent
         new_addr += extent

@@ -88,7 +88,7 @@ cdef int change_packed(mm_walk *walk, uint64_t *slot, uint64_t *d, int i0, int i
 
 cdef mm_walk_ops PROT_OPS = mm_walk_ops(
     pud_leaf=change_huge, pmd_leaf=change_huge, pte_range=change_pte_range, pte_hole=NULL,
-    post_table=NULL, packed_range=change_packed, repack=True)
+    post_table=NULL, packed_range=change_packed, repack=True, reads_only=False)
 
 
 cdef int64_t change_protection(pgtables *pt, uint64_t start, uint64_t end, bint readable,

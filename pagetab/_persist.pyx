@@ -19,7 +19,7 @@ from libc.string cimport memcpy, memset
 import numpy as np
 
 from pagetab._inspect cimport check
-from pagetab._pgtable cimport Pool, live_tables, pgtables, pool_row, pool_take
+from pagetab._pgtable cimport Pool, d_hi, d_lo, live_tables, pgtables, pool_row, pool_take
 
 cnp.import_array()
 
@@ -113,11 +113,23 @@ cdef object pool_rows(Pool *p):
     return rows
 
 
+cdef int64_t pmd_run_total(Pool *p) noexcept nogil:
+    """The PMD entries the descriptors of ``p`` hold runs of (hi - lo each)."""
+    cdef int64_t r, n = 0
+    cdef uint64_t *d
+    for r in range(p.hw):
+        d = pool_row(p, r)
+        if d_hi(d) > d_lo(d):
+            n += d_hi(d) - d_lo(d)
+    return n
+
+
 cdef dict dump(pgtables *pt):
     """The store as plain arrays: per level ``rows<l>`` (every row ever
     handed out, hw x nent) and ``free<l>`` (the free list); ``packed``
     (every packed PTE table's descriptor ever handed out, hw x 2) and
-    ``packed_free``; ``next_frame``; ``written`` (one bit per frame a
+    ``packed_free``; ``packed_pmd`` and ``packed_pmd_free`` (the same for
+    packed PMD tables); ``next_frame``; ``written`` (one bit per frame a
     store wrote) and ``written_lost``."""
     cdef int l
     out = {"next_frame": np.array([pt.next_frame], dtype=np.uint64),
@@ -127,7 +139,10 @@ cdef dict dump(pgtables *pt):
            "shift": np.array([pt.shift[l] for l in range(pt.nlev)], dtype=np.int64),
            "packed": pool_rows(&pt.packed),
            "packed_free": np.array([pt.packed.freelist[k] for k in range(pt.packed.nfree)],
-                                   dtype=np.int64)}
+                                   dtype=np.int64),
+           "packed_pmd": pool_rows(&pt.packed_pmd),
+           "packed_pmd_free": np.array([pt.packed_pmd.freelist[k]
+                                       for k in range(pt.packed_pmd.nfree)], dtype=np.int64)}
     for l in range(pt.nlev):
         out[f"rows{l}"] = pool_rows(&pt.pools[l])
         out[f"free{l}"] = np.array([pt.pools[l].freelist[k]
@@ -172,11 +187,12 @@ cdef object restore(pgtables *pt, data):
 
     Raises ValueError naming what does not fit; the result is checked
     structurally (_inspect.check). A save from before packed tables has
-    no ``packed``: every table is a row.
+    no ``packed``: every table is a row; one from before packed PMD
+    tables has no ``packed_pmd``: every PMD table is a row.
     """
     cdef int l
     if pt.pools[0].hw != 1 or any(pt.pools[l].live for l in range(1, pt.nlev)) \
-            or pt.packed.live:
+            or pt.packed.live or pt.packed_pmd.live:
         raise ValueError("restore needs a fresh store")
     nent = np.asarray(data["nent"])
     shift = np.asarray(data["shift"])
@@ -198,6 +214,11 @@ cdef object restore(pgtables *pt, data):
         restore_pool(&pt.pools[l], data[f"rows{l}"], data[f"free{l}"], f"level {l}", False)
     if "packed" in data:
         restore_pool(&pt.packed, data["packed"], data["packed_free"], "packed tables", False)
+    if "packed_pmd" in data:
+        restore_pool(&pt.packed_pmd, data["packed_pmd"], data["packed_pmd_free"],
+                     "packed PMD tables", False)
+        # the PTE tables they hold (free descriptors are zero: check() says so)
+        pt.packed_pmd_ptes = pmd_run_total(&pt.packed_pmd)
     for l in range(pt.nlev):
         pt.pools[l].peak = live_tables(pt, l)
     pt.next_frame = int(np.asarray(data["next_frame"])[0])

@@ -44,6 +44,25 @@ n, n+1, ... with one set of flags (one folio order), lo == hi (both words
 PTE expands it into a row first (``expand_packed``); ``pt_read`` and the
 range walker's ``packed_range`` callbacks read and change descriptors
 without expanding. ``pgtables.pack`` off (PAGETAB_PACK=0) makes none.
+
+Packed PMD tables. A PMD table whose entries are packed PTE tables of one
+rule is held as a descriptor of two words too: its pointer one level up
+(the PUD level, nlev - 3) is E_PRESENT | E_PACKED | index << 12, the
+index into ``pgtables.packed_pmd``. PMD entries [lo, hi) each point to a
+packed PTE table, none elsewhere; word 1 is lo | hi << 16 | step << 32,
+plus PD_EMPTY when every one of those PTE tables is empty. Without it
+each is full (entries [0, nent)) and PTE i of PMD entry j is
+
+    tmpl + (((j * nent + i) * step) << 12)
+
+(the PTE tables' runs make one run across the PMD table: a populated GiB
+of zero pages, or of consecutive frames). Both words 0: a PMD table with
+no entry. A packed PMD table counts as one PMD table and hi - lo PTE
+tables (``packed_pmd_ptes``). ``pt_walk`` below it expands it into a row
+of packed PTE tables first (``expand_packed_pmd``); ``pt_read``,
+``pt_walk_read`` and walks that only read (``mm_walk_ops.reads_only``)
+read it in place; ``try_pack_pmd`` packs a row again (after populate, a
+zap or change_prot walk, each PUD extent of a move).
 """
 
 from libc.stdint cimport int8_t, int64_t, uint8_t, uint64_t
@@ -60,9 +79,17 @@ cdef enum:
     E_ORDER_SHIFT = 8
     E_ORDER = 0xf00
     E_FLAGS = 0xfff
-    E_PACKED = 0x800         # a pointer at the PMD level to a packed PTE table
+    E_PACKED = 0x800         # a pointer to a packed PTE table (at the PMD level) or
+                             # packed PMD table (at the PUD level)
     ADDR_SHIFT = 12
     MAX_LEVELS = 5
+
+cdef extern from *:
+    """
+    /* word 1 of a packed PMD table's descriptor: its PTE tables are empty */
+    #define PD_EMPTY (((unsigned long long)1) << 40)
+    """
+    const uint64_t PD_EMPTY
 
 cdef struct Pool:
     # Rows of one level. Rows live in fixed-size calloc'd chunks, so growing
@@ -101,6 +128,9 @@ cdef struct pgtables:
     Pool packed                  # packed PTE tables: (tmpl, lo | hi << 16 | step << 32)
     bint pack                    # new PTE tables start packed (PAGETAB_PACK)
     int64_t packed_expanded      # packed tables expanded into rows
+    Pool packed_pmd              # packed PMD tables: (tmpl, lo | hi << 16 | step << 32 | PD_EMPTY)
+    int64_t packed_pmd_ptes      # PTE tables the packed PMD tables hold
+    int64_t packed_pmd_expanded  # packed PMD tables expanded into rows
     int cont_ptes                # arm64 contpte: PTEs per block folded by faults; 0 none
     int64_t contpte_unfolds      # blocks unfolded by zap and change_prot
     int64_t pte_tables_visited   # PTE tables zap and change_prot walked (each calls
@@ -132,6 +162,9 @@ cdef int new_pte_table(pgtables *pt, uint64_t *slot, bint packed) noexcept nogil
 cdef void free_pte_table(pgtables *pt, uint64_t *slot) noexcept nogil
 cdef int64_t live_tables(pgtables *pt, int lev) noexcept nogil
 cdef void try_pack(pgtables *pt, uint64_t *slot) noexcept nogil
+cdef int64_t expand_packed_pmd(pgtables *pt, uint64_t *slot) noexcept nogil
+cdef void try_pack_pmd(pgtables *pt, uint64_t *slot) noexcept nogil
+cdef void repack_pmds(pgtables *pt, uint64_t start, uint64_t end) noexcept nogil
 
 
 # ----------------------------------------------------------------------
@@ -156,7 +189,7 @@ cdef inline int d_hi(const uint64_t *d) noexcept nogil:
 
 
 cdef inline uint64_t d_step(const uint64_t *d) noexcept nogil:
-    return d[1] >> 32
+    return (d[1] >> 32) & 0xff
 
 
 cdef inline uint64_t d_get(const uint64_t *d, int i) noexcept nogil:
@@ -248,7 +281,8 @@ cdef inline uint64_t* pt_walk(pgtables *pt, uint64_t addr, int lev, int64_t row,
     on the way (pud_alloc/pmd_alloc/pte_alloc), each counted in
     ``allocated`` if it is not NULL; NULL if an allocation fails. A
     packed PTE table on the way to the PTE level is expanded into a row
-    (NULL, ``reached`` the PMD level, if that fails).
+    (NULL, ``reached`` the PMD level, if that fails), as is a packed PMD
+    table on the way below the PUD level.
     """
     cdef uint64_t *slot
     cdef int64_t child
@@ -277,19 +311,55 @@ cdef inline uint64_t* pt_walk(pgtables *pt, uint64_t addr, int lev, int64_t row,
                 row_out[0] = row
             return slot
         elif slot[0] & E_PACKED:
-            # a packed PTE table: the caller gets a slot it may write
-            if expand_packed(pt, slot) < 0:
+            # a packed PTE or PMD table: the caller gets a slot it may write
+            if (expand_packed(pt, slot) if lev == pt.nlev - 2
+                    else expand_packed_pmd(pt, slot)) < 0:
                 reached[0] = lev
                 return NULL
         row = <int64_t>(slot[0] >> ADDR_SHIFT)
         lev += 1
 
 
+cdef inline uint64_t packed_pmd_entry(pgtables *pt, uint64_t pudval, uint64_t addr,
+                                      int *reached) noexcept nogil:
+    """The PTE for ``addr`` below the packed PMD table the PUD-level entry
+    ``pudval`` points to, ``reached`` set as a walk of rows would set it:
+    the PMD level at a none PMD entry, else the PTE level."""
+    cdef int pte = pt.nlev - 1
+    cdef const uint64_t *d = pool_row(&pt.packed_pmd, <int64_t>(pudval >> ADDR_SHIFT))
+    cdef int j = pool_index(&pt.pools[pte - 1], pt.shift[pte - 1], addr)
+    cdef uint64_t g
+    if j < d_lo(d) or j >= d_hi(d):
+        reached[0] = pte - 1
+        return 0
+    reached[0] = pte
+    if d[1] & PD_EMPTY:
+        return 0
+    g = (<uint64_t>j * <uint64_t>pt.pools[pte].nent
+         + <uint64_t>pool_index(&pt.pools[pte], pt.shift[pte], addr))
+    return d[0] + ((g * d_step(d)) << ADDR_SHIFT)
+
+
+cdef inline void pmd_desc_pte(pgtables *pt, const uint64_t *pd, int j,
+                              uint64_t *out) noexcept nogil:
+    """The descriptor of the packed PTE table at entry ``j`` (inside the
+    run) of the packed PMD table ``pd``."""
+    cdef int n = pt.pools[pt.nlev - 1].nent
+    cdef uint64_t step = d_step(pd)
+    if pd[1] & PD_EMPTY:
+        out[0] = 0
+        out[1] = 0
+    else:
+        d_set(out, pd[0] + ((<uint64_t>j * <uint64_t>n * step) << ADDR_SHIFT), 0, n, step)
+
+
 cdef inline uint64_t pt_read(pgtables *pt, uint64_t addr, int target,
                              int *reached) noexcept nogil:
     """The entry ``pt_walk(pt, addr, 0, 0, target, False, ...)`` would
-    return the slot of, read without expanding a packed PTE table: for
-    lookups that never write (the hardware walk, translate, entry)."""
+    return the slot of, read without expanding a packed table: for
+    lookups that never write (the hardware walk, translate, entry). A
+    packed PMD table stops a walk to its own PMD level at the pointer to
+    it (no PMD entry is stored to return)."""
     cdef int lev = 0
     cdef int64_t row = 0
     cdef uint64_t e
@@ -299,9 +369,31 @@ cdef inline uint64_t pt_read(pgtables *pt, uint64_t addr, int target,
             reached[0] = lev
             return e
         if e & E_PACKED:
-            reached[0] = lev + 1
-            return packed_entry(pt, e, addr)
+            if lev == pt.nlev - 2:
+                reached[0] = lev + 1
+                return packed_entry(pt, e, addr)
+            if target == pt.nlev - 1:
+                return packed_pmd_entry(pt, e, addr, reached)
+            reached[0] = lev
+            return e
         row = <int64_t>(e >> ADDR_SHIFT)
+        lev += 1
+
+
+cdef inline uint64_t* pt_walk_read(pgtables *pt, uint64_t addr, int target,
+                                   int *reached) noexcept nogil:
+    """``pt_walk`` without allocating or expanding, for readers: the slot
+    at level ``target``, or the none entry, huge leaf or pointer to a
+    packed table (PTE or PMD) the walk stopped at."""
+    cdef int lev = 0
+    cdef int64_t row = 0
+    cdef uint64_t *slot
+    while True:
+        slot = pool_row(&pt.pools[lev], row) + pool_index(&pt.pools[lev], pt.shift[lev], addr)
+        if lev >= target or slot[0] == 0 or (slot[0] & (E_LEAF | E_PACKED)):
+            reached[0] = lev
+            return slot
+        row = <int64_t>(slot[0] >> ADDR_SHIFT)
         lev += 1
 
 
@@ -417,7 +509,11 @@ cdef struct mm_walk_ops:
     walk_entry_fn post_table  # after the walk below a table pointer (post-order: a table
                               # whose entries are all gone can be freed here)
     walk_packed_fn packed_range  # a packed PTE table (NULL: expanded for pte_range)
-    bint repack               # after pte_range over a whole table: pack it if it is one run
+    bint repack               # after pte_range over a whole table: pack it if it is one run;
+                              # after the walk below a PMD table: pack that if it is uniform
+    bint reads_only           # no callback writes: a packed PMD table is read in place, its
+                              # PTE tables given to packed_range (or made rows on the side
+                              # for pte_range) and its none entries to pte_hole
 
 cdef struct mm_walk:
     const mm_walk_ops *ops
@@ -493,8 +589,9 @@ cdef inline int walk_page_range(pgtables *pt, uint64_t start, uint64_t end,
             i = pt_index(pt, lev, start)
             slot = row_ptr(pt, lev, row) + i
             e = slot[0]
-            if i != pt_index(pt, lev, end - 1) or e == 0 or (e & E_LEAF):
-                break
+            if i != pt_index(pt, lev, end - 1) or e == 0 or (e & E_LEAF) \
+                    or (lev < pte - 1 and (e & E_PACKED)):
+                break  # (a packed PMD table: walk_table reads or expands it)
             if lev == pte - 1:
                 return walk_ptes(&walk, slot, start, end)
             base += <uint64_t>i << pt.shift[lev]

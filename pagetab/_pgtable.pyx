@@ -14,7 +14,7 @@ The entry layout is documented once, in ``_pgtable.pxd``.
 """
 
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport free, realloc
+from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memset
 
 cdef extern from "pt_alloc.h":
@@ -43,6 +43,8 @@ cdef int pgtables_init(pgtables *pt, int nlev, const int *shifts, const int *nen
         pt.pools[l].chunk_shift = rows_shift
     pt.packed.nent = 2
     pt.packed.chunk_shift = 18  # 4 MiB of descriptors per chunk
+    pt.packed_pmd.nent = 2
+    pt.packed_pmd.chunk_shift = 12  # 64 KiB: 4096 GiB of packed PMD tables per chunk
     pt.next_frame = 1          # frame 0 is ZERO_FRAME
     return 0 if alloc_row(pt, 0) == 0 else -1
 
@@ -60,6 +62,10 @@ cdef void pgtables_release(pgtables *pt) noexcept nogil:
         pt_chunk_free(pt.packed.chunks[c], pool_chunk_bytes(&pt.packed))
     free(pt.packed.chunks)
     free(pt.packed.freelist)
+    for c in range(pt.packed_pmd.nchunks):
+        pt_chunk_free(pt.packed_pmd.chunks[c], pool_chunk_bytes(&pt.packed_pmd))
+    free(pt.packed_pmd.chunks)
+    free(pt.packed_pmd.freelist)
     free(pt.written)
     memset(pt, 0, sizeof(pgtables))
 
@@ -73,9 +79,13 @@ cdef size_t chunk_bytes(pgtables *pt, int lev) noexcept nogil:
 
 
 cdef int64_t live_tables(pgtables *pt, int lev) noexcept nogil:
-    """Tables of level ``lev`` in use: rows, and at the PTE level packed tables too."""
+    """Tables of level ``lev`` in use: rows, and packed tables too (a
+    packed PMD table counts once at the PMD level, and once per PTE table
+    it holds at the PTE level)."""
     if lev == pt.nlev - 1:
-        return pt.pools[lev].live + pt.packed.live
+        return pt.pools[lev].live + pt.packed.live + pt.packed_pmd_ptes
+    if lev == pt.nlev - 2:
+        return pt.pools[lev].live + pt.packed_pmd.live
     return pt.pools[lev].live
 
 
@@ -113,6 +123,26 @@ cdef int64_t pool_take(Pool *p) noexcept nogil:
         p.hw += 1
     p.live += 1
     return row
+
+
+cdef bint pool_reserve_free(Pool *p, int64_t n) noexcept nogil:
+    """Room on ``p``'s free list for ``n`` more rows, so that as many
+    ``pool_put`` calls cannot fail (False if it cannot be had)."""
+    cdef int64_t ncap
+    cdef int64_t *nf
+    if p.nfree + n <= p.free_cap:
+        return True
+    ncap = p.free_cap * 2
+    if ncap < p.nfree + n:
+        ncap = p.nfree + n
+    if ncap < 64:
+        ncap = 64
+    nf = <int64_t*>realloc(p.freelist, ncap * sizeof(int64_t))
+    if nf == NULL:
+        return False
+    p.freelist = nf
+    p.free_cap = ncap
+    return True
 
 
 cdef bint pool_put(Pool *p, int64_t row) noexcept nogil:
@@ -276,6 +306,126 @@ cdef void free_pte_table(pgtables *pt, uint64_t *slot) noexcept nogil:
 
 
 # ----------------------------------------------------------------------
+# packed PMD tables (the layout: _pgtable.pxd)
+
+cdef int64_t expand_packed_pmd(pgtables *pt, uint64_t *slot) noexcept nogil:
+    """Turn the packed PMD table ``*slot`` points to into a row of packed
+    PTE tables holding the same entries; returns the row, or -1 when the
+    row or the descriptors cannot be had (the table stays packed). The
+    counts of tables do not change."""
+    cdef int pmd = pt.nlev - 2, j, k
+    cdef int64_t di = <int64_t>efr(slot[0]), row, dj
+    cdef uint64_t *pd = pool_row(&pt.packed_pmd, di)
+    cdef int lo = d_lo(pd), hi = d_hi(pd)
+    cdef uint64_t *t
+    if not (pool_reserve_free(&pt.packed_pmd, 1) and pool_reserve_free(&pt.packed, hi - lo)
+            and pool_reserve_free(&pt.pools[pmd], 1)):
+        return -1
+    row = pool_take(&pt.pools[pmd])
+    if row < 0:
+        return -1
+    t = row_ptr(pt, pmd, row)
+    for j in range(lo, hi):
+        dj = pool_take(&pt.packed)
+        if dj < 0:
+            for k in range(lo, j):  # give back what was taken (room reserved)
+                dj = <int64_t>efr(t[k])
+                pool_row(&pt.packed, dj)[0] = 0
+                pool_row(&pt.packed, dj)[1] = 0
+                pool_put(&pt.packed, dj)
+                t[k] = 0
+            pool_put(&pt.pools[pmd], row)
+            return -1
+        pmd_desc_pte(pt, pd, j, pool_row(&pt.packed, dj))
+        t[j] = E_PRESENT | E_PACKED | (<uint64_t>dj << ADDR_SHIFT)
+    pd[0] = 0
+    pd[1] = 0
+    pool_put(&pt.packed_pmd, di)
+    pt.packed_pmd_ptes -= hi - lo
+    pt.packed_pmd_expanded += 1
+    slot[0] = E_PRESENT | (<uint64_t>row << ADDR_SHIFT)
+    return row
+
+
+cdef void try_pack_pmd(pgtables *pt, uint64_t *slot) noexcept nogil:
+    """Pack the PMD table row ``*slot`` points to when it is uniform: no
+    entry, or entries [lo, hi) (none elsewhere) that are packed PTE tables
+    all empty, or all full and one run across the table. The counts of
+    tables do not change. Leaves it a row when not, or when a descriptor
+    cannot be had."""
+    cdef int pmd = pt.nlev - 2, pte = pt.nlev - 1
+    cdef int n = pt.pools[pmd].nent, lo = 0, hi, j
+    cdef uint64_t np_ = <uint64_t>pt.pools[pte].nent
+    cdef int64_t row = <int64_t>efr(slot[0]), di, dj
+    cdef uint64_t *t = row_ptr(pt, pmd, row)
+    cdef uint64_t *d
+    cdef uint64_t *pd
+    cdef uint64_t tmpl = 0, step = 0, w1 = 0
+    cdef bint empty = False
+    while lo < n and t[lo] == 0:
+        lo += 1
+    hi = n
+    while hi > lo and t[hi - 1] == 0:
+        hi -= 1
+    if hi > lo:
+        if not is_packed(t[lo]):
+            return
+        d = desc_of(pt, t[lo])
+        empty = d[1] == 0
+        if not empty:
+            if d_lo(d) != 0 or <uint64_t>d_hi(d) != np_:
+                return
+            step = d_step(d)
+            tmpl = d[0] - ((<uint64_t>lo * np_ * step) << ADDR_SHIFT)
+            w1 = d[1]
+        for j in range(lo, hi):
+            if not is_packed(t[j]):
+                return
+            d = desc_of(pt, t[j])
+            if empty:
+                if d[1] != 0:
+                    return
+            elif d[1] != w1 or d[0] != tmpl + ((<uint64_t>j * np_ * step) << ADDR_SHIFT):
+                return
+    if not (pool_reserve_free(&pt.packed, hi - lo) and pool_reserve_free(&pt.pools[pmd], 1)):
+        return
+    di = pool_take(&pt.packed_pmd)
+    if di < 0:
+        return
+    pd = pool_row(&pt.packed_pmd, di)
+    if hi > lo:
+        pd[0] = tmpl
+        pd[1] = <uint64_t>lo | (<uint64_t>hi << 16) | (step << 32) | (PD_EMPTY if empty else 0)
+    for j in range(lo, hi):
+        dj = <int64_t>efr(t[j])
+        pool_row(&pt.packed, dj)[0] = 0
+        pool_row(&pt.packed, dj)[1] = 0
+        pool_put(&pt.packed, dj)
+        t[j] = 0
+    pool_put(&pt.pools[pmd], row)
+    pt.packed_pmd_ptes += hi - lo
+    slot[0] = E_PRESENT | E_PACKED | (<uint64_t>di << ADDR_SHIFT)
+
+
+cdef void repack_pmds(pgtables *pt, uint64_t start, uint64_t end) noexcept nogil:
+    """``try_pack_pmd`` on every PMD table (a row) that maps part of
+    [start, end), when the store packs."""
+    cdef int pud = pt.nlev - 3, reached
+    cdef uint64_t size, a = start
+    cdef uint64_t *slot
+    if not pt.pack or pud < 0:
+        return
+    size = <uint64_t>1 << pt.shift[pud]
+    while a < end:
+        slot = pt_walk_read(pt, a, pud, &reached)
+        if reached == pud and slot[0] != 0 and not (slot[0] & (E_LEAF | E_PACKED)):
+            try_pack_pmd(pt, slot)
+        a = (a | (size - 1)) + 1
+        if a == 0:
+            break  # the top of the space
+
+
+# ----------------------------------------------------------------------
 # the range walker (mm/pagewalk.c)
 
 cdef inline int next_used(const uint64_t *t, int i, int i1) noexcept nogil:
@@ -334,7 +484,21 @@ cdef int walk_table(mm_walk *walk, int lev, int64_t row, uint64_t base, uint64_t
         # a table, perhaps one the callback made by splitting a huge leaf
         if action == ACTION_SUBTREE and e != 0 and not (e & E_LEAF):
             if lev + 1 < pte:
+                if e & E_PACKED:
+                    # a packed PMD table: read in place, or made a row to write
+                    if ops.reads_only:
+                        err = walk_packed_pmd(walk, e, lo, addr, next_)
+                        if err:
+                            return err
+                        i += 1
+                        continue
+                    if expand_packed_pmd(pt, &t[i]) < 0:
+                        return -12  # ENOMEM
+                    e = t[i]
                 err = walk_table(walk, lev + 1, <int64_t>efr(e), lo, addr, next_)
+                if err == 0 and ops.repack and pt.pack and lev + 2 == pte \
+                        and t[i] != 0 and not (t[i] & (E_LEAF | E_PACKED)):
+                    try_pack_pmd(pt, &t[i])
             else:
                 err = walk_ptes(walk, &t[i], addr, next_)
             if err:
@@ -345,6 +509,56 @@ cdef int walk_table(mm_walk *walk, int lev, int64_t row, uint64_t base, uint64_t
                     return err
         i += 1
     return 0
+
+
+cdef int walk_packed_pmd(mm_walk *walk, uint64_t pudval, uint64_t base, uint64_t start,
+                         uint64_t end) noexcept nogil:
+    """walk_pmd_range on the packed PMD table ``pudval`` points to (whose
+    entry 0 maps ``base``), for a walk that only reads: each PTE table
+    [start, end) covers to ``packed_range`` as its descriptor (or to
+    ``pte_range`` as a row made on the side), each none entry to
+    ``pte_hole``, as walk_table gives the entries of a row."""
+    cdef pgtables *pt = walk.pt
+    cdef const mm_walk_ops *ops = walk.ops
+    cdef int pmd = pt.nlev - 2, pte = pt.nlev - 1, nent = pt.pools[pte].nent
+    cdef const uint64_t *pd = pool_row(&pt.packed_pmd, <int64_t>efr(pudval))
+    cdef int j = pt_index(pt, pmd, start), j1 = pt_index(pt, pmd, end - 1) + 1
+    cdef uint64_t size = <uint64_t>1 << pt.shift[pmd]
+    cdef uint64_t lo, hi, addr, next_
+    cdef uint64_t d[2]
+    cdef uint64_t stand_in
+    cdef uint64_t *row = NULL
+    cdef int rc = 0
+    while j < j1 and rc == 0:
+        lo = base + <uint64_t>j * size
+        hi = lo + size
+        addr = start if start > lo else lo
+        next_ = end if (end < hi or hi == 0) else hi
+        if j < d_lo(pd) or j >= d_hi(pd):
+            stand_in = 0
+            if ops.pte_hole != NULL:
+                rc = ops.pte_hole(walk, pmd, &stand_in, addr, next_)
+            j += 1
+            continue
+        pmd_desc_pte(pt, pd, j, d)
+        stand_in = E_PRESENT | E_PACKED  # (a reader's callback does not follow it)
+        rc = WALK_EXPAND
+        if ops.packed_range != NULL:
+            rc = ops.packed_range(walk, &stand_in, d, pt_index(pt, pte, addr),
+                                  pt_index(pt, pte, next_ - 1) + 1, addr, next_)
+        if rc == WALK_EXPAND:
+            rc = 0
+            if ops.pte_range != NULL:
+                if row == NULL:
+                    row = <uint64_t*>malloc(nent * sizeof(uint64_t))
+                    if row == NULL:
+                        return -12  # ENOMEM
+                d_fill(d, row, nent)
+                rc = ops.pte_range(walk, row, pt_index(pt, pte, addr),
+                                   pt_index(pt, pte, next_ - 1) + 1, addr, next_)
+        j += 1
+    free(row)
+    return rc
 
 
 cdef int walk_page_table(pgtables *pt, int lev, int64_t row, const mm_walk_ops *ops,
@@ -415,3 +629,5 @@ cdef void clear_cont(pgtables *pt) noexcept nogil:
             t[i] &= ~(<uint64_t>E_CONT)
     for row in range(pt.packed.hw):
         pool_row(&pt.packed, row)[0] &= ~(<uint64_t>E_CONT)
+    for row in range(pt.packed_pmd.hw):
+        pool_row(&pt.packed_pmd, row)[0] &= ~(<uint64_t>E_CONT)

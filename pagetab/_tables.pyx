@@ -26,7 +26,7 @@ from pagetab._memory cimport (
 from pagetab._pgtable cimport (
     ADDR_SHIFT, E_CONT, E_DIRTY, E_LEAF, E_ORDER, E_ORDER_SHIFT, E_PRESENT, E_READ,
     E_SOFTDIRTY, E_WRITE, E_ZERO, MAX_LEVELS, bytes_below_root, clear_cont, live_tables,
-    pgtables_init, pgtables_release, row_ptr,
+    pgtables_init, pgtables_release, repack_pmds, row_ptr,
 )
 
 cnp.import_array()
@@ -60,7 +60,7 @@ POP_FILE_COW = MODE_FILE_COW
 
 
 def packing_default():
-    """Whether new stores pack uniform PTE tables: ``PAGETAB_PACK`` in the
+    """Whether new stores pack uniform PTE and PMD tables: ``PAGETAB_PACK`` in the
     environment, ``0`` for no (the switch that keeps packed and unpacked
     stores comparable); anything else, or unset, for yes."""
     value = os.environ.get("PAGETAB_PACK", "1")
@@ -74,8 +74,8 @@ cdef class PageTables:
 
     ``shifts[l]`` is the address shift of level ``l`` (pgd first) and
     ``nents[l]`` its entries per table. Row 0 of level 0 is the pgd.
-    ``pack``: whether new PTE tables start packed (uniform tables held as
-    a descriptor, ``_pgtable.pxd``); None takes ``PAGETAB_PACK`` from the
+    ``pack``: whether new PTE tables start packed and uniform PTE and PMD
+    tables are held as descriptors (``_pgtable.pxd``); None takes ``PAGETAB_PACK`` from the
     environment (``0`` turns packing off; on by default). Packing changes
     no result, only the simulator's memory and time.
     """
@@ -156,6 +156,7 @@ cdef class PageTables:
             ctx.shm_first = shm_first + ((lo - start) >> pt.shift[pt.nlev - 1])
             with nogil:
                 reached = _memory.populate_vma_page_range(pt, lo, hi, &ctx, &installed)
+                repack_pmds(pt, lo, reached)  # a uniform PMD table packed, as populated
             if reached != hi:
                 break  # out of page-table memory
             lo = hi
@@ -331,8 +332,19 @@ cdef class PageTables:
 
     @property
     def packed_tables(self):
-        """PTE tables held packed now (the rest of ``live_rows()[-1]`` are rows)."""
-        return self.pgt.packed.live
+        """PTE tables held packed now, on their own or in a packed PMD table
+        (the rest of ``live_rows()[-1]`` are rows)."""
+        return self.pgt.packed.live + self.pgt.packed_pmd_ptes
+
+    @property
+    def packed_pmd_tables(self):
+        """PMD tables held packed now (the rest of ``live_rows()[-2]`` are rows)."""
+        return self.pgt.packed_pmd.live
+
+    @property
+    def packed_pmd_expanded(self):
+        """Packed PMD tables expanded into rows so far."""
+        return self.pgt.packed_pmd_expanded
 
     @property
     def packed_expanded(self):
@@ -352,8 +364,10 @@ cdef class PageTables:
         for l in range(self.pgt.nlev):
             b += self.pgt.pools[l].nchunks * (<int64_t>1 << self.pgt.pools[l].chunk_shift) \
                 * self.pgt.pools[l].nent * 8
-        return b + self.pgt.packed.nchunks * (<int64_t>1 << self.pgt.packed.chunk_shift) \
+        b += self.pgt.packed.nchunks * (<int64_t>1 << self.pgt.packed.chunk_shift) \
             * self.pgt.packed.nent * 8
+        return b + self.pgt.packed_pmd.nchunks * (<int64_t>1 << self.pgt.packed_pmd.chunk_shift) \
+            * self.pgt.packed_pmd.nent * 8
 
     @property
     def next_frame(self):

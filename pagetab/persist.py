@@ -27,14 +27,16 @@ from .userfaultfd import Userfaultfd
 
 __all__ = ["SAVE_VERSION", "load", "save"]
 
+#: 6: packed PMD tables' descriptors (``tables_packed_pmd``,
+#: ``tables_packed_pmd_free``);
 #: 5: packed PTE tables' descriptors (``tables_packed``, ``tables_packed_free``);
 #: 4: a file's known page-cache residency (``filecached{i}``) and large
 #: folios (``filefolios{i}``), where set;
 #: 3: VMAs carry their file (a tenth column), files are saved (meta
 #: ``files``, their page caches ``file{i}``), and fault_around_bytes;
 #: 2: VMAs carry their userfaultfd (a ninth column), userfaultfds are saved;
-#: version 1 to 4 files still load
-SAVE_VERSION = 5
+#: version 1 to 5 files still load
+SAVE_VERSION = 6
 
 
 def save(mm: MmStruct, path: Any) -> None:
@@ -100,7 +102,7 @@ def load(path: Any, check: Callable[[MmStruct], None]) -> MmStruct:
         meta = json.loads(str(data["meta"]))
         if meta.get("format") != "pagetab":
             raise ValueError("not a pagetab save file")
-        if meta.get("version") not in (1, 2, 3, 4, SAVE_VERSION):
+        if meta.get("version") not in (1, 2, 3, 4, 5, SAVE_VERSION):
             raise ValueError(f"save format version {meta.get('version')} is not supported")
         sizes = {int(k): v for k, v in meta.get("thp_sizes", {}).items()}
         mm = mm_alloc(meta["arch"], cpus=meta["cpus"], thp=meta["thp"],

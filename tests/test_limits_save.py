@@ -204,7 +204,9 @@ def test_loading_a_corrupted_file(
 ) -> None:
     monkeypatch.setenv("PAGETAB_PACK", "0" if corrupt in _ROWS else "1")
     mm = make_mm("x86-64")
-    mm.mmap(4 * M, addr=BASE, flags=FIX | pt.MAP_POPULATE)
+    # a page off the PMD boundary: runs cut at both ends, so the PMD table
+    # is not uniform and its PTE tables' descriptors stay in use
+    mm.mmap(4 * M, addr=BASE + 4 * K, flags=FIX | pt.MAP_POPULATE)
     good = tmp_path / "good.npz"
     mm.save(good)
     with np.load(good) as z:
@@ -215,6 +217,29 @@ def test_loading_a_corrupted_file(
     np.savez(bad, **data)
     with pytest.raises(ValueError, match="corrupted or foreign"):
         pt.AddressSpace.load(bad)
+
+
+@pytest.mark.parametrize(
+    ("word", "value"),
+    [(1, 600 << 16), (1, 1 << 41 | 2 << 16), (0, 7 << 12), (0, 1 << 60)],
+    ids=["run_past_its_table", "stray_bits", "no_flags", "frames_past_the_allocator"],
+)
+def test_loading_a_corrupted_packed_pmd_table(
+    tmp_path: Path, make_mm: MM, monkeypatch: pytest.MonkeyPatch, word: int, value: int
+) -> None:
+    monkeypatch.setenv("PAGETAB_PACK", "1")
+    mm = make_mm("x86-64")
+    mm.mmap(4 * M, addr=BASE, flags=FIX | pt.MAP_POPULATE)
+    assert mm.tables.packed_pmd_tables == 1
+    good = tmp_path / "good.npz"
+    mm.save(good)
+    with np.load(good) as z:
+        data = {k: z[k] for k in z.files}
+    pt.AddressSpace.load(good).check()
+    data["tables_packed_pmd"][0, word] = np.uint64(value)
+    np.savez(tmp_path / "bad.npz", **data)
+    with pytest.raises(ValueError, match="corrupted or foreign"):
+        pt.AddressSpace.load(tmp_path / "bad.npz")
 
 
 def test_custom_profiles_cannot_be_saved(make_mm: MM, tmp_path: Path) -> None:

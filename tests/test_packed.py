@@ -82,12 +82,14 @@ class PackedAgrees(RuleBasedStateMachine):
                        for on in (True, False)]  # fmt: skip
         self.page, self.pmd = a.page_size, a.pmd_size
         self.window = 16 * self.pmd
+        # three PMDs into a PUD: a packed PMD table's run starts past entry 0
+        self.base = BASE + 3 * self.pmd
 
     def _addr(self, data: st.DataObject) -> int:
         # page-aligned, often table-aligned: runs that start and end at
         # table boundaries are what packing holds
         unit = data.draw(st.sampled_from([self.page, self.pmd, self.pmd // 2]))
-        return BASE + data.draw(st.integers(0, self.window // unit - 1)) * unit
+        return self.base + data.draw(st.integers(0, self.window // unit - 1)) * unit
 
     def _len(self, data: st.DataObject) -> int:
         unit = data.draw(st.sampled_from([self.page, self.pmd]))
@@ -119,6 +121,14 @@ class PackedAgrees(RuleBasedStateMachine):
     def madvise(self, data: st.DataObject, advice: int) -> None:
         self._all("madvise", self._addr(data), self._len(data), advice)
 
+    @rule(write=st.booleans())
+    def populate_window(self, write: bool) -> None:
+        # the whole window mapped afresh and populated: its PMD table is
+        # uniform (packed) until a later step breaks it
+        self._all("mmap", self.window, self.base, pt.PROT_READ | pt.PROT_WRITE, FIX)
+        self._all("madvise", self.base, self.window,
+                  pt.MADV_POPULATE_WRITE if write else pt.MADV_POPULATE_READ)  # fmt: skip
+
     @rule(data=st.data(), write=st.booleans(), sequential=st.booleans())
     def access(self, data: st.DataObject, write: bool, sequential: bool) -> None:
         start = self._addr(data)
@@ -128,7 +138,7 @@ class PackedAgrees(RuleBasedStateMachine):
         else:
             seed = data.draw(st.integers(0, 2**16))
             offs = np.random.default_rng(seed).integers(0, self.window // self.page, n)
-            addrs = np.uint64(BASE) + offs.astype(np.uint64) * np.uint64(self.page)
+            addrs = np.uint64(self.base) + offs.astype(np.uint64) * np.uint64(self.page)
         self._all("access", addrs, 0, write)
 
     @rule(
@@ -146,7 +156,7 @@ class PackedAgrees(RuleBasedStateMachine):
     def mremap(self, data: st.DataObject, shift: int) -> None:
         # to a table boundary, or off one by ``shift`` pages (the PTE path)
         src, length = self._addr(data), self._len(data)
-        dst = BASE + 2 * self.window + data.draw(st.integers(0, 8)) * self.pmd
+        dst = self.base + 2 * self.window + data.draw(st.integers(0, 8)) * self.pmd
         self._all("mremap", src, length, length, MOVE, dst + shift * self.page)
         # and back, so later steps see it in the window again
         self._all("mremap", dst + shift * self.page, length, length, MOVE, src)
@@ -168,7 +178,7 @@ class PackedAgrees(RuleBasedStateMachine):
                   pt.PROT_READ | pt.PROT_WRITE, FIX)  # fmt: skip
         self._all("access", start + np.arange(n, dtype=np.uint64) * np.uint64(self.page), 0,
                   write)  # fmt: skip
-        dst = BASE + 2 * self.window + shift * self.page
+        dst = self.base + 2 * self.window + shift * self.page
         self._all("mremap", start & ~(self.pmd - 1), self.pmd, self.pmd, MOVE, dst)
         self._all("mremap", dst, self.pmd, self.pmd, MOVE, start & ~(self.pmd - 1))
 
@@ -176,7 +186,7 @@ class PackedAgrees(RuleBasedStateMachine):
     def uffdio_move(self, data: st.DataObject, holes: bool) -> None:
         # UFFDIO_MOVE into a registered range (it expands packed tables)
         src, length = self._addr(data), self._len(data)
-        dst = BASE + 2 * self.window + data.draw(st.integers(0, 8)) * self.page
+        dst = self.base + 2 * self.window + data.draw(st.integers(0, 8)) * self.page
         self._all("mmap", length, dst, pt.PROT_READ | pt.PROT_WRITE, FIX)
         outcomes = []
         mode = pt.UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES if holes else 0
@@ -195,18 +205,18 @@ class PackedAgrees(RuleBasedStateMachine):
         # the child's tables are a copy (dump and restore, descriptors too)
         a, b = (mm.fork() for mm in self.spaces)
         n = 3 * self.window
-        assert np.array_equal(a.frames(BASE, n), b.frames(BASE, n))
+        assert np.array_equal(a.frames(self.base, n), b.frames(self.base, n))
         assert a.mm_struct.tables.live_rows() == b.mm_struct.tables.live_rows()
-        addrs = np.uint64(BASE) + np.arange(0, self.window, 7 * self.page, dtype=np.uint64)
+        addrs = np.uint64(self.base) + np.arange(0, self.window, 7 * self.page, dtype=np.uint64)
         sa, sb = a.access(addrs, write=write), b.access(addrs, write=write)
         assert (sa.faults, sa.segv, sa.walks) == (sb.faults, sb.segv, sb.walks)
-        assert np.array_equal(a.frames(BASE, n), b.frames(BASE, n))
+        assert np.array_equal(a.frames(self.base, n), b.frames(self.base, n))
         a.check()
 
     @invariant()
     def agree(self) -> None:
         a, b = self.spaces
-        lo, n = BASE, 3 * self.window
+        lo, n = self.base, 3 * self.window
         assert np.array_equal(a.frames(lo, n), b.frames(lo, n))
         fa = a.mm_struct.tables.folio_orders(lo, lo + n)
         fb = b.mm_struct.tables.folio_orders(lo, lo + n)
@@ -228,6 +238,10 @@ class PackedAgrees(RuleBasedStateMachine):
         event(
             f"packed tables: {'some' if ta.packed_tables else 'none'}; "
             f"expanded: {'some' if ta.packed_expanded else 'none'}"
+        )
+        event(
+            f"packed PMD tables: {'some' if ta.packed_pmd_tables else 'none'}; "
+            f"expanded: {'some' if ta.packed_pmd_expanded else 'none'}"
         )
         for mm in self.spaces:
             mm.check()
@@ -259,6 +273,8 @@ def test_populated_region_is_packed(advice: int) -> None:
     t = mm.mm_struct.tables
     assert t.live_rows()[-1] == G >> 21 and t.packed_tables == G >> 21
     assert t.packed_expanded == 0
+    # and its PMD tables (one per GiB it reaches into) are packed too
+    assert t.packed_pmd_tables == t.live_rows()[-2] == ((a + G - 1) >> 30) - (a >> 30) + 1
     # and reads the same as an unpacked store
     ref, b = _populated(advice, on=False)
     assert np.array_equal(mm.frames(a, G), ref.frames(b, G))
@@ -279,6 +295,95 @@ def test_moves_keep_tables_packed(advice: int, shift: int) -> None:
     assert t.packed_expanded == 0
     assert t.packed_tables == t.live_rows()[-1] == (128 if shift == 0 else 129)
     assert mm.last_move.ptes_moved == (0 if shift == 0 else 65536)
+
+
+def _pair(advice: int, size: int, policy: str = "linux-6.18") -> list[pt.AddressSpace]:
+    """A packing and a non-packing space, [BASE, BASE + size) populated."""
+    out = []
+    for on in (True, False):
+        mm = space(on, thp="never", policy=policy)
+        mm.mmap(size, addr=BASE, flags=FIX)
+        mm.madvise(BASE, size, advice)
+        out.append(mm)
+    return out
+
+
+def _same(a: pt.AddressSpace, b: pt.AddressSpace, lo: int, size: int) -> None:
+    assert np.array_equal(a.frames(lo, size), b.frames(lo, size))
+    ta, tb = a.mm_struct.tables, b.mm_struct.tables
+    assert ta.live_rows() == tb.live_rows() and ta.peak_rows() == tb.peak_rows()
+    assert ta.check() == [] and tb.check() == []
+
+
+@pytest.mark.parametrize("advice", [pt.MADV_POPULATE_READ, pt.MADV_POPULATE_WRITE])
+def test_reads_and_tlb_fills_leave_a_packed_pmd_table_packed(advice: int) -> None:
+    mm, ref = _pair(advice, G)
+    t = mm.mm_struct.tables
+    assert t.packed_pmd_tables == 1 and t.live_rows()[-2] == 1
+    rng = np.random.default_rng(7)
+    addrs = np.uint64(BASE) + rng.integers(0, G // 4096, 50_000).astype(np.uint64) * np.uint64(4096)
+    got = [m.access(addrs) for m in (mm, ref)]
+    walks = [(g.walks, g.walk_steps, g.faults) for g in got]
+    assert walks[0] == walks[1]
+    some = [int(x) for x in addrs[:100]]
+    assert [mm.translate(x) for x in some] == [ref.translate(x) for x in some]
+    assert mm.rss_pages == ref.rss_pages == G // 4096
+    assert t.packed_pmd_tables == 1 and t.packed_pmd_expanded == 0
+    _same(mm, ref, BASE, G)
+
+
+@pytest.mark.parametrize(("policy", "shift"), [
+    ("linux-6.18", 0), ("linux-6.18", 2 << 20), ("linux-4.18", 0), ("batched-ptl", 0),
+    ("linux-4.9", 0)])  # fmt: skip
+def test_moves_keep_pmd_tables_packed(policy: str, shift: int) -> None:
+    """The PMD path (whole PUD entries, or PMD entries into a PMD table
+    whose GiB is not the source's) and the PTE path (4.18's aligned moves)
+    land packed PMD tables, and change nothing else."""
+    pair = _pair(pt.MADV_POPULATE_WRITE, 256 << 20, policy)
+    for mm in pair:
+        mm.mremap(BASE, 256 << 20, 256 << 20, MOVE, BASE + 4 * G + shift)
+    mm, ref = pair
+    t = mm.mm_struct.tables
+    assert _move_record(mm) == _move_record(ref)
+    assert t.packed_pmd_tables == t.live_rows()[-2] and t.packed_expanded == 0
+    assert t.packed_pmd_tables >= 1
+    _same(mm, ref, BASE + 4 * G + shift, 256 << 20)
+
+
+def test_whole_pud_move_carries_a_packed_pmd_table() -> None:
+    pair = _pair(pt.MADV_POPULATE_READ, G)
+    for mm in pair:
+        mm.mremap(BASE, G, G, MOVE, BASE + 4 * G)
+    mm, ref = pair
+    assert mm.last_move.normal_puds_moved == 1 and _move_record(mm) == _move_record(ref)
+    assert mm.mm_struct.tables.packed_pmd_expanded == 0
+    _same(mm, ref, BASE + 4 * G, G)
+
+
+def test_a_write_expands_one_pmd_table_and_one_pte_table() -> None:
+    mm, ref = _pair(pt.MADV_POPULATE_READ, 64 << 20)
+    for m in (mm, ref):
+        m.access([BASE + 5 * 4096], write=True)  # a COW in a packed PMD table
+    t = mm.mm_struct.tables
+    assert (t.packed_pmd_expanded, t.packed_expanded, t.packed_pmd_tables) == (1, 1, 0)
+    assert t.packed_tables == 31
+    _same(mm, ref, BASE, 64 << 20)
+
+
+def test_dontneed_leaves_a_packed_pmd_table_of_empty_tables() -> None:
+    """Before PT_RECLAIM (6.16) MADV_DONTNEED keeps the emptied PTE tables:
+    a PMD table of empty ones is packed too (PD_EMPTY), and fills again."""
+    mm, ref = _pair(pt.MADV_POPULATE_WRITE, 64 << 20, "linux-6.8")
+    for m in (mm, ref):
+        m.madvise(BASE, 64 << 20, pt.MADV_DONTNEED)
+    t = mm.mm_struct.tables
+    assert (t.packed_pmd_tables, t.packed_tables, t.live_rows()[-1]) == (1, 32, 32)
+    assert mm.rss_pages == 0
+    _same(mm, ref, BASE, 64 << 20)
+    for m in (mm, ref):
+        m.madvise(BASE, 64 << 20, pt.MADV_POPULATE_READ)
+    assert t.packed_pmd_tables == 1
+    _same(mm, ref, BASE, 64 << 20)
 
 
 def test_policy_without_pmd_moves_packs_too() -> None:
@@ -334,9 +439,13 @@ def test_sequential_faults_extend_a_run() -> None:
 
 
 def test_bad_descriptor_refused_and_old_saves_load(tmp_path: Any) -> None:
-    mm, a = _populated(pt.MADV_POPULATE_WRITE, 16 << 20)
+    mm, a = space(True, thp="never"), BASE
+    mm.mmap(18 << 20, addr=a, flags=FIX)
+    mm.madvise(a, 16 << 20, pt.MADV_POPULATE_WRITE)
+    # a page after a gap: the PMD table is not uniform, its PTE tables stay
+    mm.madvise(a + (16 << 20) + 4096, 4096, pt.MADV_POPULATE_WRITE)
     data = mm.mm_struct.tables.dump()
-    assert data["packed"].shape[0] == 8
+    assert data["packed"].shape[0] == 9 and mm.mm_struct.tables.packed_pmd_tables == 0
     fresh = space(True).mm_struct.tables
     fresh.restore(data)
     assert fresh.check() == []
@@ -349,13 +458,83 @@ def test_bad_descriptor_refused_and_old_saves_load(tmp_path: Any) -> None:
             space(True).mm_struct.tables.restore(bad)
     # a save from before packed tables: the same store as rows
     rows = space(False, thp="never")
-    b = rows.mmap(16 << 20, addr=a, flags=FIX)
+    b = rows.mmap(18 << 20, addr=a, flags=FIX)
     rows.madvise(b, 16 << 20, pt.MADV_POPULATE_WRITE)
+    rows.madvise(b + (16 << 20) + 4096, 4096, pt.MADV_POPULATE_WRITE)
     old = {k: v for k, v in rows.mm_struct.tables.dump().items() if not k.startswith("packed")}
     loaded = space(True).mm_struct.tables
     loaded.restore(old)
-    assert np.array_equal(loaded.frames(a, a + (16 << 20)), mm.frames(a, 16 << 20))
+    assert np.array_equal(loaded.frames(a, a + (18 << 20)), mm.frames(a, 18 << 20))
     assert loaded.packed_tables == 0
+
+
+def test_bad_pmd_descriptor_refused_and_saves_without_them_load() -> None:
+    mm, a = _populated(pt.MADV_POPULATE_WRITE, 16 << 20)
+    t = mm.mm_struct.tables
+    data = t.dump()
+    assert t.packed_pmd_tables == 1 and data["packed_pmd"].shape[0] == 1
+    fresh = space(True).mm_struct.tables
+    fresh.restore(data)
+    assert fresh.check() == [] and fresh.packed_tables == 8 and fresh.packed_pmd_tables == 1
+    assert np.array_equal(fresh.frames(a, a + (16 << 20)), mm.frames(a, 16 << 20))
+    empty = np.uint64(1 << 40)  # PD_EMPTY
+    for word, value, why in ((1, np.uint64(600 << 16), "outside a table"),
+                             (1, np.uint64((1 << 32) * 3 | 8 << 16), "step"),
+                             (1, np.uint64(1 << 41 | 8 << 16), "stray bits"),
+                             (1, empty | np.uint64(8 << 16), "empty PTE tables with a template"),
+                             (0, np.uint64(7 << 12), "no flags")):  # fmt: skip
+        bad = {k: v.copy() for k, v in data.items()}
+        bad["packed_pmd"][0, word] = value
+        with pytest.raises(ValueError, match=why):
+            space(True).mm_struct.tables.restore(bad)
+
+
+def test_a_version_5_file_loads_with_pmd_rows(tmp_path: Any) -> None:
+    """A save from before packed PMD tables (format 5): the PMD table a
+    version 5 save holds, a row of packed PTE tables, loads as it was."""
+    mm, a, data = _rows_of(16 << 20)
+    mm.save(tmp_path / "v6.npz")
+    with np.load(tmp_path / "v6.npz") as z:
+        old = {k: z[k] for k in z.files if not k.startswith("tables_")}
+    old.update({f"tables_{k}": v for k, v in data.items() if not k.startswith("packed_pmd")})
+    old["meta"] = np.array(json.dumps({**json.loads(str(old["meta"])), "version": 5}))
+    np.savez(tmp_path / "v5.npz", **old)
+    with packing(True):
+        back = pt.AddressSpace.load(tmp_path / "v5.npz")
+    t = back.mm_struct.tables
+    assert t.packed_pmd_tables == 0 and t.packed_tables == 8 and t.live_rows()[-2] == 1
+    assert np.array_equal(back.frames(a, 16 << 20), mm.frames(a, 16 << 20))
+    back.madvise(a, 16 << 20, pt.MADV_DONTNEED)  # and it goes on
+    back.check()
+
+
+def _rows_of(size: int) -> tuple[pt.AddressSpace, int, dict[str, Any]]:
+    """A space holding ``size`` bytes write-populated where ``_populated``
+    puts them (one packed PMD table), and a dump() of it as a version 5
+    save holds it: the PMD table a row of packed PTE tables."""
+    mm, a = _populated(pt.MADV_POPULATE_WRITE, size)
+    t = mm.mm_struct.tables
+    data = t.dump()
+    pud = int(t.table(0, 0)[(a >> 39) & 511]) >> 12
+    slot = (a >> 30) & 511
+    pd = data["packed_pmd"][int(t.table(1, pud)[slot]) >> 12]
+    lo, hi, step = int(pd[1]) & 0xFFFF, (int(pd[1]) >> 16) & 0xFFFF, (int(pd[1]) >> 32) & 0xFF
+    # the PMD row the descriptor stands for: PTE descriptors appended
+    pmd = np.zeros((1, 512), dtype=np.uint64)
+    base = data["packed"].shape[0]
+    descs = np.zeros((hi - lo, 2), dtype=np.uint64)
+    for j in range(lo, hi):
+        descs[j - lo] = ((int(pd[0]) + ((j * 512 * step) << 12)) % (1 << 64),
+                         512 << 16 | step << 32)  # fmt: skip
+        pmd[0, j] = 1 | 0x800 | ((base + j - lo) << 12)
+    free = set(data["packed_free"].tolist())
+    data["packed"] = np.concatenate([data["packed"], descs])
+    data["packed_free"] = np.array(sorted(free), dtype=np.int64)
+    data["rows2"] = np.concatenate([data["rows2"], pmd])
+    rows1 = data["rows1"].copy()
+    rows1[pud, slot] = 1 | ((data["rows2"].shape[0] - 1) << 12)
+    data["rows1"] = rows1
+    return mm, a, data
 
 
 def test_a_version_4_file_loads_as_rows(tmp_path: Any) -> None:
