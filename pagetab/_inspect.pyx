@@ -123,7 +123,7 @@ cdef object frames(pgtables *pt, uint64_t start, uint64_t end, bint with_orders)
         fw.out = &v[0]
         fw.orders = &ov[0] if with_orders else NULL
         with nogil:
-            walk_page_range(pt, start, end, &FRAMES_OPS, &fw)
+            walk_page_range(pt, start, end, &FRAMES_OPS, &fw, NULL)
     return (out, orders) if with_orders else out
 
 
@@ -156,7 +156,7 @@ cdef mm_walk_ops COUNT_OPS = mm_walk_ops(
 cdef int64_t count_mapped(pgtables *pt, uint64_t start, uint64_t end) noexcept nogil:
     """Base pages mapped (present leaves) in [start, end)."""
     cdef int64_t n = 0
-    walk_page_range(pt, start, end, &COUNT_OPS, &n)
+    walk_page_range(pt, start, end, &COUNT_OPS, &n, NULL)
     return n
 
 

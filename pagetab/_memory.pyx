@@ -310,8 +310,10 @@ cdef uint64_t populate_vma_page_range(pgtables *pt, uint64_t start, uint64_t end
     fw.installed = installed
     fw.base_flags = E_PRESENT | (E_READ if ctx.prot_read or ctx.prot_write else 0)
     fw.write = ctx.mode != MODE_READ and ctx.mode != MODE_FILE_READ
-    if walk_page_range(pt, start, end, &FAULT_OPS, &fw):
-        return fw.stopped
+    cdef uint64_t failed_at = end
+    if walk_page_range(pt, start, end, &FAULT_OPS, &fw, &failed_at):
+        # a callback's failure, or the walker's (a packed PMD table)
+        return fw.stopped if fw.stopped < failed_at else failed_at
     return end
 
 
@@ -377,7 +379,7 @@ cdef mm_walk_ops ZAP_OPS = mm_walk_ops(
 cdef int zap_page_range(pgtables *pt, uint64_t start, uint64_t end, int64_t *pages) noexcept nogil:
     """unmap_page_range: clear every leaf in [start, end), adding the pages
     cleared to ``pages``. Returns 0, or -1 if a split could not allocate."""
-    return -1 if walk_page_range(pt, start, end, &ZAP_OPS, pages) else 0
+    return -1 if walk_page_range(pt, start, end, &ZAP_OPS, pages, NULL) else 0
 
 
 cdef struct free_walk:
@@ -429,13 +431,15 @@ cdef void free_pgtables(pgtables *pt, uint64_t start, uint64_t end, uint64_t flo
                         uint64_t ceiling, freed_tables *freed) noexcept nogil:
     """free_pgtables: free the tables reachable from [start, end) whose whole
     span lies in [floor, ceiling) (ceiling 0 means the top of the space),
-    widening ``freed`` by what it frees."""
+    widening ``freed`` by what it frees. (A packed PMD table is expanded to
+    be walked; one that cannot be, malloc failing, stays: a leak of
+    tables, as a full free list leaks a row, never a corruption.)"""
     cdef free_walk fw
     fw.floor = floor
     fw.ceiling = ceiling
     fw.freed = freed
     fw.pte_only = False
-    walk_page_range(pt, start, end, &FREE_OPS, &fw)
+    walk_page_range(pt, start, end, &FREE_OPS, &fw, NULL)
 
 
 cdef void reclaim_pt(pgtables *pt, uint64_t start, uint64_t end,
@@ -449,4 +453,4 @@ cdef void reclaim_pt(pgtables *pt, uint64_t start, uint64_t end,
     fw.ceiling = end
     fw.freed = freed
     fw.pte_only = True
-    walk_page_range(pt, start, end, &FREE_OPS, &fw)
+    walk_page_range(pt, start, end, &FREE_OPS, &fw, NULL)

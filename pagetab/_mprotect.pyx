@@ -100,6 +100,6 @@ cdef int64_t change_protection(pgtables *pt, uint64_t start, uint64_t end, bint 
     pw.writable = writable
     pw.shared = shared
     pw.pages = 0
-    if walk_page_range(pt, start, end, &PROT_OPS, &pw):
+    if walk_page_range(pt, start, end, &PROT_OPS, &pw, NULL):
         return -1
     return pw.pages

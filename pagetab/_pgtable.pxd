@@ -105,6 +105,7 @@ cdef struct Pool:
     int64_t *freelist
     int64_t nfree
     int64_t free_cap
+    int64_t *fail_in         # the store's allocation-failure countdown (NULL: none)
 
 
 cdef inline uint64_t* pool_row(Pool *p, int64_t row) noexcept nogil:
@@ -143,6 +144,9 @@ cdef struct pgtables:
     uint8_t *written
     uint64_t written_bytes
     bint written_lost
+    # a testing aid (PageTables.fail_allocation): when n > 0, the n-th row or
+    # descriptor taken from any pool fails as a failed malloc would; 0: none
+    int64_t fail_in
 
 
 cdef int pgtables_init(pgtables *pt, int nlev, const int *shifts, const int *nents) noexcept nogil
@@ -513,13 +517,16 @@ cdef struct mm_walk_ops:
                               # after the walk below a PMD table: pack that if it is uniform
     bint reads_only           # no callback writes: a packed PMD table is read in place, its
                               # PTE tables given to packed_range (or made rows on the side
-                              # for pte_range) and its none entries to pte_hole
+                              # for pte_range) and its none entries to pte_hole (a walk
+                              # with a post_table has it expanded all the same)
 
 cdef struct mm_walk:
     const mm_walk_ops *ops
     pgtables *pt
     void *private             # the walk's own state, for its callbacks
     int action                # ACTION_*, set by pud_leaf, pmd_leaf or pte_hole
+    uint64_t failed_at        # where the walker itself ran out of memory (expanding a
+                              # packed PMD table); its error then is -ENOMEM
 
 
 cdef int walk_table(mm_walk *walk, int lev, int64_t row, uint64_t base, uint64_t start,
@@ -563,10 +570,13 @@ cdef inline int walk_ptes(mm_walk *walk, uint64_t *slot, uint64_t start,
 
 
 cdef inline int walk_page_range(pgtables *pt, uint64_t start, uint64_t end,
-                                const mm_walk_ops *ops, void *private) noexcept nogil:
+                                const mm_walk_ops *ops, void *private,
+                                uint64_t *failed_at) noexcept nogil:
     """walk_page_range: walk [start, end) from the pgd with ``ops``, each
     callback given ``private`` as ``walk.private``. Returns 0, or the
-    first error a callback returned (the walk stops there). An empty
+    first error a callback returned (the walk stops there), or -ENOMEM
+    where the walker could not expand a packed PMD table to walk it for
+    writing (then ``failed_at``, if not NULL, is set to where). An empty
     range walks nothing (the kernel's -EINVAL: every caller here would
     ignore it). Inline: the walk's entry and its way down are compiled
     into each walk's module."""
@@ -581,6 +591,7 @@ cdef inline int walk_page_range(pgtables *pt, uint64_t start, uint64_t end,
     walk.pt = pt
     walk.private = private
     walk.action = ACTION_SUBTREE
+    walk.failed_at = end
     # While the range lies inside one table entry, and that is a table,
     # go straight down to it (as pt_walk does; nothing is called at a
     # table entry but post_table): a fault's page goes to its PTE table
@@ -597,4 +608,7 @@ cdef inline int walk_page_range(pgtables *pt, uint64_t start, uint64_t end,
             base += <uint64_t>i << pt.shift[lev]
             row = <int64_t>efr(e)
             lev += 1
-    return walk_table(&walk, lev, row, base, start, end)
+    i = walk_table(&walk, lev, row, base, start, end)
+    if failed_at != NULL:
+        failed_at[0] = walk.failed_at
+    return i

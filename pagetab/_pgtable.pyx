@@ -45,6 +45,10 @@ cdef int pgtables_init(pgtables *pt, int nlev, const int *shifts, const int *nen
     pt.packed.chunk_shift = 18  # 4 MiB of descriptors per chunk
     pt.packed_pmd.nent = 2
     pt.packed_pmd.chunk_shift = 12  # 64 KiB: 4096 GiB of packed PMD tables per chunk
+    for l in range(nlev):
+        pt.pools[l].fail_in = &pt.fail_in
+    pt.packed.fail_in = &pt.fail_in
+    pt.packed_pmd.fail_in = &pt.fail_in
     pt.next_frame = 1          # frame 0 is ZERO_FRAME
     return 0 if alloc_row(pt, 0) == 0 else -1
 
@@ -102,6 +106,10 @@ cdef int64_t pool_take(Pool *p) noexcept nogil:
     cdef int64_t row, ncap
     cdef uint64_t **nchunks
     cdef uint64_t *chunk
+    if p.fail_in != NULL and p.fail_in[0] > 0:
+        p.fail_in[0] -= 1
+        if p.fail_in[0] == 0:
+            return -1
     if p.nfree:
         p.nfree -= 1
         row = p.freelist[p.nfree]
@@ -486,13 +494,14 @@ cdef int walk_table(mm_walk *walk, int lev, int64_t row, uint64_t base, uint64_t
             if lev + 1 < pte:
                 if e & E_PACKED:
                     # a packed PMD table: read in place, or made a row to write
-                    if ops.reads_only:
+                    if ops.reads_only and ops.post_table == NULL:
                         err = walk_packed_pmd(walk, e, lo, addr, next_)
                         if err:
                             return err
                         i += 1
                         continue
                     if expand_packed_pmd(pt, &t[i]) < 0:
+                        walk.failed_at = addr
                         return -12  # ENOMEM
                     e = t[i]
                 err = walk_table(walk, lev + 1, <int64_t>efr(e), lo, addr, next_)

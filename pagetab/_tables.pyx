@@ -388,6 +388,15 @@ cdef class PageTables:
         """Tables freed since creation (or since restore())."""
         return self.pgt.tables_freed
 
+    def fail_allocation(self, int64_t n):
+        """A testing aid: make the ``n``-th table row or descriptor taken
+        from now on fail, as a failed malloc would (1: the next one; 0:
+        none), so that the out-of-memory paths can be driven. Returns
+        nothing; the countdown stops after the failure."""
+        if n < 0:
+            raise ValueError(f"n must be >= 0, not {n}")
+        self.pgt.fail_in = n
+
     @property
     def cont_ptes(self):
         """arm64 contpte: PTEs per block that faults fold; 0 none."""

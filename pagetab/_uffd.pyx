@@ -265,6 +265,8 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
     moved[0] = 0
     while src < end:
         sl = pt_walk(pt, src, 0, 0, pmd, False, &reached, NULL, NULL)
+        if sl == NULL:  # a packed PMD table that could not be expanded
+            return _ENOMEM
         if reached < pmd and (sl[0] & E_LEAF):
             # a PUD leaf: hugetlb or DAX, never an anonymous VMA's
             return _EINVAL
@@ -279,6 +281,8 @@ cdef int move_range(pgtables *pt, Tlbs tlbs, int caller, uint64_t dst, uint64_t 
         if dreached != pmd or (dl[0] & E_LEAF):  # a THP at the destination
             return _EEXIST
         sl = pt_walk(pt, src, 0, 0, pmd, False, &reached, &srow, NULL)
+        if sl == NULL:
+            return _ENOMEM
         e = sl[0]
         if reached == pmd and (e & E_LEAF):  # a THP, or the huge zero page
             if not ru.move_zero and (e & E_ZERO):

@@ -13,6 +13,7 @@ refused and saves without them load.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Iterator
@@ -611,3 +612,57 @@ def test_contiguous_blocks_move_as_with_rows(shift: int) -> None:
         out.append(([t.entry(p) for p in range(b, b + (1 << 20), 4096)],
                     _move_record(mm), t.contpte_unfolds))  # fmt: skip
     assert out[0] == out[1]
+
+
+def _op_in_a_packed_pmd_table(mm: pt.AddressSpace, op: str) -> None:
+    if op == "write fault":
+        mm.access([BASE + (5 << 20) + 3 * 4096], write=True)
+    elif op == "populate":
+        mm.madvise(BASE + (3 << 20), 4 * 4096, pt.MADV_POPULATE_WRITE)
+    elif op == "mprotect":
+        mm.mprotect(BASE + (3 << 20), 4 * 4096, pt.PROT_READ)
+    elif op == "move":
+        mm.mremap(BASE + (2 << 20), 4 << 20, 4 << 20, MOVE, BASE + 2 * G + 4096)
+    elif op == "uffdio_move":
+        mm.mmap(4 << 20, addr=BASE + 2 * G, flags=FIX)
+        u = mm.userfaultfd(pt.UFFD_FEATURE_MOVE)
+        u.register(BASE + 2 * G, 4 << 20, pt.UFFDIO_REGISTER_MODE_MISSING)
+        u.move(BASE + 2 * G, BASE + (2 << 20), 4 << 20, 0)
+    else:
+        mm.munmap(BASE + (2 << 20), 4 << 20)
+
+
+@pytest.mark.parametrize(
+    "op", ["write fault", "populate", "mprotect", "move", "uffdio_move", "munmap"]
+)
+def test_out_of_memory_in_a_packed_pmd_table_leaves_a_sound_store(op: str) -> None:
+    """Every allocation an operation on a packed PMD table makes, failed in
+    turn (the first expands the PMD table: a row and a descriptor per PTE
+    table): the call fails cleanly or succeeds, the store stays sound, and
+    no page outside the range it names changes."""
+    size = 64 << 20
+    failed = 0
+    for n in range(1, 48):
+        mm = space(True, thp="never")
+        mm.mmap(size, addr=BASE, flags=FIX)
+        mm.madvise(BASE, size, pt.MADV_POPULATE_READ)
+        t = mm.mm_struct.tables
+        assert t.packed_pmd_tables == 1
+        before = mm.frames(BASE, size)
+        t.fail_allocation(n)
+        try:
+            _op_in_a_packed_pmd_table(mm, op)
+            if op in ("write fault", "populate"):  # it did what it said it did
+                at = BASE + (5 << 20) + 3 * 4096 if op == "write fault" else BASE + (3 << 20)
+                assert (mm.frames(at, 4096) > 0).all(), (op, n)
+        except (OSError, MemoryError) as e:
+            # (EAGAIN: UFFDIO_MOVE moved part of the range before it failed)
+            assert not isinstance(e, OSError) or e.errno in (errno.ENOMEM, errno.EAGAIN), e
+            failed += 1
+        t.fail_allocation(0)
+        assert t.check() == [], (op, n)
+        after = mm.frames(BASE, size)
+        keep = np.ones(size // 4096, dtype=bool)
+        keep[(2 << 20) // 4096 : (6 << 20) // 4096] = False  # the ranges the ops name
+        assert np.array_equal(before[keep], after[keep]), (op, n)
+    assert failed  # (the sweep reached the failure paths)
