@@ -264,6 +264,18 @@ cdef int64_t expand_packed(pgtables *pt, uint64_t *slot) noexcept nogil:
     return row
 
 
+cdef inline int used_span(const uint64_t *t, int n, int *hi) noexcept nogil:
+    """The first entry of the row ``t`` (``n`` entries) that is not none, and
+    in ``hi`` one past the last ([n, n) when all are none)."""
+    cdef int lo = 0
+    while lo < n and t[lo] == 0:
+        lo += 1
+    hi[0] = n
+    while hi[0] > lo and t[hi[0] - 1] == 0:
+        hi[0] -= 1
+    return lo
+
+
 cdef void try_pack(pgtables *pt, uint64_t *slot) noexcept nogil:
     """Re-pack the PTE table row ``*slot`` points to when its entries are
     one run again (all none, zero-page PTEs, consecutive frames with one
@@ -273,11 +285,7 @@ cdef void try_pack(pgtables *pt, uint64_t *slot) noexcept nogil:
     cdef int64_t row = <int64_t>efr(slot[0]), d
     cdef uint64_t *t = row_ptr(pt, pte, row)
     cdef uint64_t tmpl = 0, step = 0, e
-    while lo < n and t[lo] == 0:
-        lo += 1
-    hi = n
-    while hi > lo and t[hi - 1] == 0:
-        hi -= 1
+    lo = used_span(t, n, &hi)
     if hi > lo:
         step = 0 if (t[lo] & E_ZERO) else 1
         tmpl = t[lo] - ((<uint64_t>lo * step) << ADDR_SHIFT)
@@ -316,12 +324,25 @@ cdef void free_pte_table(pgtables *pt, uint64_t *slot) noexcept nogil:
 # ----------------------------------------------------------------------
 # packed PMD tables (the layout: _pgtable.pxd)
 
+cdef void put_packed_ptes(pgtables *pt, uint64_t *t, int lo, int hi) noexcept nogil:
+    """Give back the packed PTE tables entries [lo, hi) of the PMD row ``t``
+    point to, clearing the entries (room on the free list reserved)."""
+    cdef int j
+    cdef uint64_t *d
+    for j in range(lo, hi):
+        d = desc_of(pt, t[j])
+        d[0] = 0
+        d[1] = 0
+        pool_put(&pt.packed, <int64_t>efr(t[j]))
+        t[j] = 0
+
+
 cdef int64_t expand_packed_pmd(pgtables *pt, uint64_t *slot) noexcept nogil:
     """Turn the packed PMD table ``*slot`` points to into a row of packed
     PTE tables holding the same entries; returns the row, or -1 when the
     row or the descriptors cannot be had (the table stays packed). The
     counts of tables do not change."""
-    cdef int pmd = pt.nlev - 2, j, k
+    cdef int pmd = pt.nlev - 2, j
     cdef int64_t di = <int64_t>efr(slot[0]), row, dj
     cdef uint64_t *pd = pool_row(&pt.packed_pmd, di)
     cdef int lo = d_lo(pd), hi = d_hi(pd)
@@ -336,12 +357,7 @@ cdef int64_t expand_packed_pmd(pgtables *pt, uint64_t *slot) noexcept nogil:
     for j in range(lo, hi):
         dj = pool_take(&pt.packed)
         if dj < 0:
-            for k in range(lo, j):  # give back what was taken (room reserved)
-                dj = <int64_t>efr(t[k])
-                pool_row(&pt.packed, dj)[0] = 0
-                pool_row(&pt.packed, dj)[1] = 0
-                pool_put(&pt.packed, dj)
-                t[k] = 0
+            put_packed_ptes(pt, t, lo, j)  # give back what was taken (room reserved)
             pool_put(&pt.pools[pmd], row)
             return -1
         pmd_desc_pte(pt, pd, j, pool_row(&pt.packed, dj))
@@ -364,17 +380,13 @@ cdef void try_pack_pmd(pgtables *pt, uint64_t *slot) noexcept nogil:
     cdef int pmd = pt.nlev - 2, pte = pt.nlev - 1
     cdef int n = pt.pools[pmd].nent, lo = 0, hi, j
     cdef uint64_t np_ = <uint64_t>pt.pools[pte].nent
-    cdef int64_t row = <int64_t>efr(slot[0]), di, dj
+    cdef int64_t row = <int64_t>efr(slot[0]), di
     cdef uint64_t *t = row_ptr(pt, pmd, row)
     cdef uint64_t *d
     cdef uint64_t *pd
     cdef uint64_t tmpl = 0, step = 0, w1 = 0
     cdef bint empty = False
-    while lo < n and t[lo] == 0:
-        lo += 1
-    hi = n
-    while hi > lo and t[hi - 1] == 0:
-        hi -= 1
+    lo = used_span(t, n, &hi)
     if hi > lo:
         if not is_packed(t[lo]):
             return
@@ -404,12 +416,7 @@ cdef void try_pack_pmd(pgtables *pt, uint64_t *slot) noexcept nogil:
     if hi > lo:
         pd[0] = tmpl
         pd[1] = <uint64_t>lo | (<uint64_t>hi << 16) | (step << 32) | (PD_EMPTY if empty else 0)
-    for j in range(lo, hi):
-        dj = <int64_t>efr(t[j])
-        pool_row(&pt.packed, dj)[0] = 0
-        pool_row(&pt.packed, dj)[1] = 0
-        pool_put(&pt.packed, dj)
-        t[j] = 0
+    put_packed_ptes(pt, t, lo, hi)
     pool_put(&pt.pools[pmd], row)
     pt.packed_pmd_ptes += hi - lo
     slot[0] = E_PRESENT | E_PACKED | (<uint64_t>di << ADDR_SHIFT)
