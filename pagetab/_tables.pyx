@@ -60,8 +60,8 @@ POP_FILE_COW = MODE_FILE_COW
 
 
 def packing_default():
-    """Whether new stores pack uniform PTE and PMD tables: ``PAGETAB_PACK`` in the
-    environment, ``0`` for no (the switch that keeps packed and unpacked
+    """Whether new stores pack uniform PTE and PMD tables: ``PAGETAB_PACK``
+    in the environment, ``0`` for no (the switch that keeps packed and unpacked
     stores comparable); anything else, or unset, for yes."""
     value = os.environ.get("PAGETAB_PACK", "1")
     if value not in ("0", "1"):
@@ -75,8 +75,9 @@ cdef class PageTables:
     ``shifts[l]`` is the address shift of level ``l`` (pgd first) and
     ``nents[l]`` its entries per table. Row 0 of level 0 is the pgd.
     ``pack``: whether new PTE tables start packed and uniform PTE and PMD
-    tables are held as descriptors (``_pgtable.pxd``); None takes ``PAGETAB_PACK`` from the
-    environment (``0`` turns packing off; on by default). Packing changes
+    tables are held as descriptors (``_pgtable.pxd``); None takes
+    ``PAGETAB_PACK`` from the environment (``0`` turns packing off; on by
+    default). Packing changes
     no result, only the simulator's memory and time.
     """
 
@@ -366,8 +367,8 @@ cdef class PageTables:
                 * self.pgt.pools[l].nent * 8
         b += self.pgt.packed.nchunks * (<int64_t>1 << self.pgt.packed.chunk_shift) \
             * self.pgt.packed.nent * 8
-        return b + self.pgt.packed_pmd.nchunks * (<int64_t>1 << self.pgt.packed_pmd.chunk_shift) \
-            * self.pgt.packed_pmd.nent * 8
+        return b + self.pgt.packed_pmd.nchunks \
+            * (<int64_t>1 << self.pgt.packed_pmd.chunk_shift) * self.pgt.packed_pmd.nent * 8
 
     @property
     def next_frame(self):
