@@ -33,7 +33,15 @@ from pagetab import _tables
 BASE = 1 << 40
 FIX = pt.MAP_PRIVATE | pt.MAP_ANONYMOUS | pt.MAP_FIXED
 MOVE = pt.MREMAP_MAYMOVE | pt.MREMAP_FIXED
-ARCHS = ["x86-64", "arm64-4k", "riscv64-sv48", "ppc64-radix-64k", "arm64-64k"]
+ARCHS = [
+    "x86-64",
+    "x86-64-la57",
+    "arm64-4k",
+    "arm64-16k",
+    "riscv64-sv48",
+    "ppc64-radix-64k",
+    "arm64-64k",
+]
 #: table-moving, PTE-by-PTE (4.18), LATENCY_LIMIT's extents (4.9), batched
 POLICIES = ["linux-6.18", "linux-4.9", "linux-4.18", "linux-5.11", "batched-ptl"]
 
