@@ -90,6 +90,9 @@ cdef class PageTables:
         for l in range(len(shifts)):
             sh[l] = shifts[l]
             ne[l] = nents[l]
+            # (indexes: a power of two; a descriptor's run bounds: 16 bits)
+            if not 2 <= ne[l] <= 1 << 15 or ne[l] & (ne[l] - 1):
+                raise ValueError(f"nents[{l}] must be a power of two in 2..32768, not {ne[l]}")
         if pgtables_init(&self.pgt, len(shifts), sh, ne) < 0:
             raise MemoryError("cannot allocate the pgd")
         self.pgt.limit_bytes = limit_bytes

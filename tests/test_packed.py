@@ -706,3 +706,10 @@ def test_every_geometry_packs_pmd_tables_and_agrees(arch: str, advice: int) -> N
                     t.peak_rows()))  # fmt: skip
     assert out[0][0] == 1 and out[1][0] == 0
     assert out[0][1:] == out[1][1:]
+
+
+@pytest.mark.parametrize("nent", [0, 3, 1 << 16])
+def test_a_table_width_descriptors_cannot_index_is_refused(nent: int) -> None:
+    # (a descriptor's run bounds are 16 bits; a row index is a mask)
+    with pytest.raises(ValueError, match=r"nents\[3\] must be a power of two in 2\.\.32768"):
+        _tables.PageTables([39, 30, 21, 12], [512, 512, 512, nent])
