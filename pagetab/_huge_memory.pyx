@@ -10,8 +10,8 @@ from libc.stdint cimport int64_t, uint64_t
 
 from pagetab._pgtable cimport (
     ADDR_SHIFT, E_CONT, E_DIRTY, E_FLAGS, E_LEAF, E_ORDER_SHIFT, E_PRESENT, E_READ, E_WRITE,
-    E_PACKED, E_SOFTDIRTY, E_ZERO, alloc_frames, alloc_packed, alloc_row, d_set, efr, pgtables, pool_row,
-    pt_walk, pt_walk_read, row_ptr,
+    E_PACKED, E_SOFTDIRTY, E_ZERO, alloc_frames, alloc_packed, alloc_row, d_set, efr, pgtables,
+    pool_row, pt_walk, pt_walk_read, row_ptr,
 )
 
 
